@@ -1,0 +1,40 @@
+# `make demo` and `make test` set everything up on a fresh machine (a .venv with the CPU build of
+# torch, leanvla and its extras), then run. Override TORCH_SPEC to choose another torch build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.leanvla-installed
+export MUJOCO_GL ?= egl
+
+.PHONY: install demo demo-quick test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first (when the venv has none): anything that pulls torch in later must not replace it
+# with a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e ".[sim,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/leanvla demo
+
+demo-quick: install
+	$(BIN)/leanvla demo --quick
+
+# pytest exits 5 when it collects no tests; make treats that as a failure, as it should.
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,114 @@
+"""What the base policy's success depends on: cameras, model type and size, training length,
+chunking. Each variant trains on the same recorded DEMO5 dataset with the same seed and is
+evaluated with the same protocol; results accumulate in a JSON file so the script resumes.
+
+    python benchmarks/base_policy_ablations.py                     # every variant (~2.5 h)
+    python benchmarks/base_policy_ablations.py --only vla-c2,cnn-c2
+
+Writes docs/results/base_policy_ablations.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import cached_dataset, command_line, train_timed, write_result
+
+# name -> (what it tests, TrainConfig options). Cameras are recorded once (all four), chosen per run.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "vla-c2": ("VLA small, corner2 only", dict(cameras="corner2", steps=2200)),
+    "vla-c2c3": (
+        "VLA small, corner2 + corner3 (two views: depth)",
+        dict(cameras="corner2,corner3", steps=2200),
+    ),
+    "vla-c2grip": ("VLA small, corner2 + gripperPOV", dict(cameras="corner2,gripperPOV", steps=2200)),
+    "vla-c2c3-long": ("VLA small, two views, 2x steps", dict(cameras="corner2,corner3", steps=4400)),
+    "vla-c2c3-chunk8": (
+        "VLA small, two views, chunk 8 executing 4",
+        dict(cameras="corner2,corner3", steps=2200, chunk_size=8, n_action_steps=4),
+    ),
+    "vla-c2c3-tiny": ("VLA tiny, two views", dict(cameras="corner2,corner3", steps=2200, model="tiny")),
+    "cnn-c2": ("plain CNN, corner2 only", dict(cameras="corner2", steps=3000, model="cnn")),
+    "cnn-c2c3": ("plain CNN, corner2 + corner3", dict(cameras="corner2,corner3", steps=3000, model="cnn")),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default=None, help="comma-separated variant names")
+    parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("outputs/bench/ablations"))
+    args = parser.parse_args()
+
+    from leanvla.evaluate import EvalConfig, evaluate
+    from leanvla.report import pct, protocol_line
+    from leanvla.train.config import ModelOptions, TrainConfig
+
+    data = cached_dataset(
+        args.work,
+        tasks="DEMO5",
+        episodes=args.episodes,
+        cameras="corner2,corner3,gripperPOV",
+        image_size=64,
+        seed=args.seed,
+    )
+    store = args.work / "results.json"
+    done = json.loads(store.read_text()) if store.is_file() else {}
+    names = args.only.split(",") if args.only else list(VARIANTS)
+    for name in names:
+        if name in done:
+            continue
+        _, options = VARIANTS[name]
+        options = dict(options)
+        model = options.pop("model", "small")
+        model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model)
+        cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
+        seconds = train_timed(cfg)
+        result = evaluate(
+            EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
+        )
+        done[name] = {
+            "train_s": seconds,
+            "steps": cfg.steps,
+            "mean": result["mean_success"],
+            "ci": result["mean_ci95"],
+            "per_task": {t: r["success_rate"] for t, r in result["per_task"].items()},
+            "protocol": protocol_line(result),
+        }
+        store.write_text(json.dumps(done, indent=2))
+
+    tasks = list(next(iter(done.values()))["per_task"])
+    lines = [
+        "# Base policy ablations (DEMO5)",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"Data: {args.episodes} demonstrations per task of {', '.join(tasks)}, recorded once with cameras corner2, corner3 and gripperPOV at 64 px; "
+        "each variant observes the cameras it names plus the 4-d proprio state. Same seed everywhere.",
+        "",
+        "Protocol: " + next(iter(done.values()))["protocol"],
+        "",
+        "| variant | what it tests | steps | train s | "
+        + " | ".join(t.removesuffix("-v3") for t in tasks)
+        + " | mean [95% CI] |",
+        "|---|---|---|---|" + "---|" * len(tasks) + "---|",
+    ]
+    for name in VARIANTS:
+        if name not in done:
+            continue
+        r = done[name]
+        cells = " | ".join(pct(r["per_task"][t]) for t in tasks)
+        lines.append(
+            f"| {name} | {VARIANTS[name][0]} | {r['steps']} | {r['train_s']:.0f} | {cells} | **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
+        )
+    write_result("base_policy_ablations.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Helpers shared by the benchmark scripts: cached datasets, timed training, evaluation, tables.
+
+Benchmarks run the method and its baseline side by side in one process, on the same data and
+seed, and write their tables (with the command that produced them) into docs/results/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return " ".join(["python", str(script), *sys.argv[1:]])
+
+
+def cached_dataset(work: Path, **options) -> Path:
+    """Record (once) a Meta-World dataset with these recording options; reuse it afterwards."""
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.record import RecordConfig, record
+    from leanvla.errors import UserError
+
+    key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+    path = Path(work) / "data" / f"metaworld-{key}"
+    try:
+        LeRobotDataset(path)
+        return path
+    except UserError:
+        record(RecordConfig(out=path, overwrite=path.exists(), **options))
+        return path
+
+
+def measured_throughput(cfg, probe_steps: int = 40) -> float:
+    """Training samples per second of `cfg`'s model on its data, measured by a short real run."""
+    from leanvla.report import read_metrics
+    from leanvla.train.loop import train
+
+    probe = replace(
+        cfg,
+        out=Path(str(cfg.out) + "-probe"),
+        steps=probe_steps,
+        log_every=probe_steps // 2,
+        save_every=10**9,
+        overwrite=True,
+    )
+    train(probe, progress=False)
+    rate = read_metrics(probe.out / "metrics.jsonl")[-1]["samples_per_s"]  # second window: warm
+    import shutil
+
+    shutil.rmtree(probe.out, ignore_errors=True)
+    return rate
+
+
+def steps_for_budget(cfg, minutes: float) -> int:
+    """Optimizer steps that fill `minutes` of training for this model on this machine."""
+    return max(50, int(minutes * 60 * measured_throughput(cfg) / cfg.batch_size))
+
+
+def train_timed(cfg) -> float:
+    """Train (or resume) `cfg`; returns wall seconds spent in this call."""
+    from leanvla.train.loop import train
+    from leanvla.train.state import saved_step
+
+    t = time.perf_counter()
+    if not ((Path(cfg.out) / "policy").is_dir() and saved_step(Path(cfg.out)) == cfg.steps):
+        train(cfg, progress=True)
+    return time.perf_counter() - t
+
+
+def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30) -> float:
+    """Median ms to predict one action chunk from one observation (batch 1) on this CPU."""
+    import torch
+
+    from leanvla.models.checkpoint import load_policy
+
+    torch.set_num_threads(threads)
+    policy = load_policy(policy_dir)
+    size = policy.meta["model"]["image_size"]
+    images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
+    state, task = torch.zeros(1, policy.meta["model"]["state_dim"]), torch.zeros(1, dtype=torch.long)
+    times = []
+    for i in range(repeats + 5):
+        t = time.perf_counter()
+        policy.act(images, state, task)
+        if i >= 5:
+            times.append(time.perf_counter() - t)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def write_result(name: str, text: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(text)
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,5 @@
+import sys
+
+from leanvla.cli import main
+
+sys.exit(main())

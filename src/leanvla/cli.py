@@ -1,0 +1,115 @@
+"""The `leanvla` command: parses options into config dataclasses (tyro), dispatches, prints.
+
+No logic lives here. Bad input raises `UserError` anywhere below; this layer prints it as one
+line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from leanvla.errors import UserError
+
+
+@dataclass
+class InfoConfig:
+    """Print a LeRobotDataset's summary as JSON: episodes, frames, fps, tasks, features."""
+
+    root: tyro.conf.Positional[Path]
+    """Dataset directory."""
+
+
+def run_info(cfg: InfoConfig) -> None:
+    from leanvla.data.reader import LeRobotDataset
+
+    print(json.dumps(LeRobotDataset(cfg.root).summary(), indent=2))
+
+
+def run_record(cfg) -> None:
+    from leanvla.data.record import record
+
+    summary = record(cfg)
+    print(json.dumps(summary))
+
+
+def run_train(cfg) -> None:
+    from leanvla.train.loop import train
+
+    run = train(cfg)
+    print(f"trained: {run / 'policy'}")
+
+
+def run_eval(cfg) -> None:
+    from leanvla.evaluate import evaluate
+
+    result = evaluate(cfg)
+    summary = {
+        "mean_success": result["mean_success"],
+        "per_task": {t: r["success_rate"] for t, r in result["per_task"].items()},
+        "out": str(cfg.out) if cfg.out else None,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+def run_demo(cfg) -> None:
+    from leanvla.demo import demo
+
+    report = demo(cfg)
+    print(f"report: {report}")
+
+
+def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
+    from leanvla.data.record import RecordConfig
+    from leanvla.demo import DemoConfig
+    from leanvla.evaluate import EvalConfig
+    from leanvla.train.config import TrainConfig
+
+    return {
+        ("data", "metaworld"): (RecordConfig, run_record, "record Meta-World scripted-expert demonstrations"),
+        ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
+        ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
+        ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
+        ("demo",): (DemoConfig, run_demo, "the whole pipeline on the built-in default, with a report"),
+    }
+
+
+def _usage(commands) -> str:
+    lines = ["usage: leanvla COMMAND [OPTIONS]   (leanvla COMMAND --help for its options)", "", "commands:"]
+    for words, (_, _, help_text) in commands.items():
+        lines.append(f"  {' '.join(words):<16} {help_text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = _commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(commands))
+        return 0 if argv else 2
+    for words, (config_cls, runner, _) in commands.items():
+        if tuple(argv[: len(words)]) == words:
+            cfg = tyro.cli(config_cls, args=argv[len(words) :], prog=f"leanvla {' '.join(words)}")
+            try:
+                runner(cfg)
+            except UserError as exc:
+                print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
+                return exc.exit_code
+            except KeyboardInterrupt:
+                print(f"leanvla {' '.join(words)}: interrupted", file=sys.stderr)
+                return 130
+            return 0
+    print(
+        f"leanvla: error: unknown command '{' '.join(argv[:2])}'; run `leanvla --help` for the list",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

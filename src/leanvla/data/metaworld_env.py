@@ -1,0 +1,131 @@
+"""One Meta-World v3 task as leanvla uses it: positions that follow the episode seed, fast headless
+rendering, upright camera frames.
+
+Why not `gym.make("Meta-World/MT1", ...)`: its task-sampling wrapper cycles through 50 positions
+pre-sampled with a generator fixed when the env is made, so `reset(seed=s)` does not choose the
+object/goal positions and "held-out" seeds replay training positions. Here the env's own position
+generator is seeded from the episode seed before every reset, and the positions it drew (Meta-World's
+`rand_vec`) are returned so they can be recorded and excluded at evaluation.
+"""
+
+from __future__ import annotations
+
+import atexit
+from dataclasses import dataclass
+
+import numpy as np
+
+from leanvla.data.metaworld_tasks import INSTRUCTIONS
+from leanvla.errors import require
+from leanvla.optional import require_module
+
+# Rendering envs stay alive until the process exits: a garbage-collected env frees its EGL context
+# and can freeze the frames of envs made after it. They are closed newest-first at exit, before
+# MuJoCo's own exit handler tears EGL down (so the handler is registered after mujoco is imported).
+_LIVE_ENVS: list = []
+
+
+def _keep_alive(env) -> None:
+    if not _LIVE_ENVS:
+        atexit.register(_close_live_envs)
+    _LIVE_ENVS.append(env)
+
+
+def _close_live_envs() -> None:
+    while _LIVE_ENVS:
+        try:
+            _LIVE_ENVS.pop().close()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray  # (39,) full Meta-World observation (hand, gripper, objects, goal)
+    success: bool
+
+
+class MetaWorldTask:
+    """A Meta-World v3 environment for one task, seeded per episode, rendering `cameras`."""
+
+    def __init__(
+        self, name: str, cameras: tuple[str, ...] = ("corner2",), image_size: int = 64, max_steps: int = 500
+    ):
+        require(name in INSTRUCTIONS, f"unknown Meta-World task '{name}'")
+        for cam in cameras:
+            require(cam in CAMERAS, f"unknown camera '{cam}'; Meta-World v3 cameras are {', '.join(CAMERAS)}")
+        require(8 <= image_size <= 1024, f"image size {image_size} is outside 8..1024 pixels")
+        mujoco = require_module("mujoco")
+        env_dict = require_module("metaworld.env_dict")
+        self.name = name
+        self.instruction = INSTRUCTIONS[name]
+        self.cameras = tuple(cameras)
+        self.image_size = image_size
+        self.max_steps = min(max_steps, 500)
+        render_mode = "rgb_array" if cameras else None
+        env = env_dict.ALL_V3_ENVIRONMENTS[name](
+            render_mode=render_mode,
+            camera_name=cameras[0] if cameras else None,
+            width=image_size,
+            height=image_size,
+        )
+        # The scripted experts read the goal from the observation; the policy never sees it.
+        env._partially_observable = False
+        env.__dict__.pop("sawyer_observation_space", None)
+        env._set_task_called = True
+        # Positions come from env.np_random, which reset() re-seeds from the episode seed.
+        env._freeze_rand_vec = False
+        env.seeded_rand_vec = True
+        if cameras:
+            # No multisampling, shadows or reflections: 6-10x faster at these sizes, same geometry.
+            env.model.vis.quality.offsamples = 0
+            viewer = env.mujoco_renderer._get_viewer("rgb_array")
+            viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._camera_ids = [env.model.camera(c).id for c in cameras]
+            _keep_alive(env)
+        self.env = env
+        self.steps = 0
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start an episode whose object/goal positions are a function of `seed` alone.
+
+        Returns the first observation and the positions drawn (Meta-World's `rand_vec`).
+        """
+        self.env.seed(int(seed))
+        obs, _ = self.env.reset()
+        self.steps = 0
+        return obs.astype(np.float64), np.asarray(self.env._last_rand_vec, dtype=np.float64).copy()
+
+    def step(self, action: np.ndarray) -> StepResult:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        obs, _reward, _terminated, _truncated, info = self.env.step(action)
+        self.steps += 1
+        return StepResult(obs=obs.astype(np.float64), success=bool(info["success"]))
+
+    @property
+    def done(self) -> bool:
+        return self.steps >= self.max_steps
+
+    def render(self) -> dict[str, np.ndarray]:
+        """One upright uint8 frame (H x W x 3) per camera."""
+        frames = {}
+        renderer = self.env.mujoco_renderer
+        for cam, cam_id in zip(self.cameras, self._camera_ids):
+            renderer.camera_id = cam_id
+            # MuJoCo's offscreen buffer is bottom-up; flipping both axes matches LeRobot's frames.
+            frames[cam] = np.ascontiguousarray(renderer.render("rgb_array")[::-1, ::-1])
+        return frames
+
+    @staticmethod
+    def proprio(obs: np.ndarray) -> np.ndarray:
+        """The 4-d proprio state a policy observes: hand xyz and gripper opening."""
+        return obs[:4].astype(np.float32)
+
+    def expert(self):
+        """Meta-World's scripted expert for this task."""
+        policies = require_module("metaworld.policies")
+        return policies.ENV_POLICY_MAP[self.name]()

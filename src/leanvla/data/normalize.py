@@ -1,0 +1,40 @@
+"""Normalisation of states, actions and images with dataset statistics (mean/std), as LeRobot's
+MEAN_STD mode. The statistics travel with every checkpoint (`stats.json`), so a policy normalises
+at inference exactly as it did in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# A feature that never varies (e.g. the gripper in reach) would divide by zero.
+MIN_STD = 1e-2
+
+
+class Normalizer:
+    def __init__(self, stats: dict[str, dict], state_key: str, action_key: str, camera_keys: list[str]):
+        def vec(key: str, name: str) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(stats[key][name], dtype=np.float32)).reshape(-1)
+
+        self.stats = stats
+        self.state_mean, self.state_std = vec(state_key, "mean"), vec(state_key, "std").clamp(min=MIN_STD)
+        self.action_mean, self.action_std = vec(action_key, "mean"), vec(action_key, "std").clamp(min=MIN_STD)
+        # Images: per-camera, per-channel statistics in [0, 1], shaped N_cam x 3 x 1 x 1.
+        self.image_mean = torch.stack([vec(k, "mean") for k in camera_keys])[:, :, None, None]
+        self.image_std = torch.stack([vec(k, "std") for k in camera_keys]).clamp(min=MIN_STD)[
+            :, :, None, None
+        ]
+
+    def state(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.state_mean) / self.state_std
+
+    def action(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.action_mean) / self.action_std
+
+    def unaction(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.action_std + self.action_mean
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 B x N_cam x 3 x H x W -> normalised float."""
+        return (x.float() / 255.0 - self.image_mean) / self.image_std

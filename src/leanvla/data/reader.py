@@ -1,0 +1,235 @@
+"""Read a LeRobotDataset v3.0 directory with pyarrow alone (no lerobot import).
+
+`LeRobotDataset(root)` validates the layout up front, so a broken dataset fails with one line
+naming the file and the problem instead of a traceback deep in training.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from leanvla.data import format as fmt
+from leanvla.errors import UserError, require
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG (or any PIL-readable) bytes -> uint8 array H x W x C (RGB)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+class LeRobotDataset:
+    """A LeRobotDataset v3.0 on disk: metadata in memory, frames read on demand."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        require(
+            self.root.is_dir(),
+            f"dataset directory {self.root} does not exist; record one with `leanvla data metaworld --out {self.root}` or pass the path of a LeRobotDataset",
+        )
+        info_path = self.root / fmt.INFO_PATH
+        require(
+            info_path.is_file(),
+            f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected meta/info.json, meta/tasks.parquet, meta/episodes/, data/)",
+        )
+        try:
+            self.info: dict = json.loads(info_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{info_path} is not valid JSON ({exc}); the dataset is corrupt") from exc
+        version = str(self.info.get("codebase_version", "?"))
+        require(
+            version.startswith("v3"),
+            f"{info_path} says codebase_version {version}; leanvla reads LeRobotDataset v3.x (convert older datasets with lerobot's convert_dataset_v21_to_v30)",
+        )
+        for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
+            require(key in self.info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")
+        self.features: dict[str, dict] = self.info["features"]
+        self.fps: float = self.info["fps"]
+        self.tasks: list[str] = self._read_tasks()
+        self.episodes: pa.Table = self._read_episodes()
+        self._check_data_files()
+
+    # ---- metadata -----------------------------------------------------------------------------
+    def _read_tasks(self) -> list[str]:
+        path = self.root / fmt.TASKS_PATH
+        require(path.is_file(), f"{path} is missing; the dataset has no task table")
+        table = pq.read_table(path)
+        names = table.column_names
+        text_col = (
+            "task" if "task" in names else next((n for n in names if n.startswith("__index_level_")), None)
+        )
+        require(
+            text_col is not None and "task_index" in names,
+            f"{path} has columns {names}; expected task_index and the task string (as the pandas index or a 'task' column)",
+        )
+        order = np.argsort(table.column("task_index").to_numpy())
+        tasks = [table.column(text_col)[int(i)].as_py() for i in order]
+        indices = sorted(table.column("task_index").to_pylist())
+        require(
+            indices == list(range(len(tasks))),
+            f"{path}: task_index values {indices} are not 0..{len(tasks) - 1}",
+        )
+        return tasks
+
+    def _read_episodes(self) -> pa.Table:
+        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        require(
+            files,
+            f"{self.root / 'meta/episodes'} holds no chunk-*/file-*.parquet; the dataset has no episode metadata",
+        )
+        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+        table = table.sort_by("episode_index")
+        n = table.num_rows
+        require(
+            n == self.info["total_episodes"],
+            f"{self.root / 'meta/episodes'} lists {n} episodes but meta/info.json says total_episodes={self.info['total_episodes']}",
+        )
+        return table
+
+    def _check_data_files(self) -> None:
+        for path in self.data_files:
+            require(
+                path.is_file(),
+                f"data file {path} is missing (meta/episodes references it); the dataset is incomplete: re-record or re-download it",
+            )
+
+    @cached_property
+    def data_files(self) -> list[Path]:
+        chunks = self.episodes.column("data/chunk_index").to_pylist()
+        files = self.episodes.column("data/file_index").to_pylist()
+        pairs = sorted(set(zip(chunks, files)))
+        return [self.root / self.info["data_path"].format(chunk_index=c, file_index=f) for c, f in pairs]
+
+    @property
+    def num_episodes(self) -> int:
+        return self.episodes.num_rows
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.info["total_frames"])
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return [k for k, f in self.features.items() if fmt.is_visual(f)]
+
+    def episode_column(self, name: str) -> list:
+        """One column of the episodes metadata as a Python list (episode order)."""
+        require(
+            name in self.episodes.column_names, f"{self.root}: the episodes metadata has no column '{name}'"
+        )
+        return self.episodes.column(name).to_pylist()
+
+    def episode_tasks(self) -> list[str]:
+        """The (first) task string of each episode."""
+        return [t[0] if isinstance(t, list) else t for t in self.episode_column("tasks")]
+
+    def summary(self) -> dict:
+        """What `leanvla info` prints."""
+        return {
+            "root": str(self.root),
+            "codebase_version": self.info.get("codebase_version"),
+            "robot_type": self.info.get("robot_type"),
+            "episodes": self.num_episodes,
+            "frames": self.num_frames,
+            "fps": self.fps,
+            "tasks": self.tasks,
+            "features": {k: {"dtype": f["dtype"], "shape": f["shape"]} for k, f in self.features.items()},
+        }
+
+    # ---- frames -------------------------------------------------------------------------------
+    def read_table(self, columns: list[str] | None = None) -> pa.Table:
+        """All frames (in `index` order) of the given columns."""
+        if columns is not None:
+            for c in columns:
+                require(
+                    c in self.features,
+                    f"{self.root}: feature '{c}' is not in meta/info.json (it has {sorted(self.features)})",
+                )
+        tables = []
+        for path in self.data_files:
+            try:
+                tables.append(pq.read_table(path, columns=columns))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise UserError(f"cannot read {path}: {exc}") from exc
+        table = pa.concat_tables(tables)
+        require(
+            table.num_rows == self.num_frames,
+            f"{self.root}: data files hold {table.num_rows} frames but meta/info.json says total_frames={self.num_frames}",
+        )
+        return table
+
+    def read_array(self, key: str) -> np.ndarray:
+        """A numeric feature as an array: frames x dim (vectors) or frames (scalars)."""
+        feature = self.features.get(key)
+        require(feature is not None, f"{self.root}: no feature '{key}' (it has {sorted(self.features)})")
+        require(not fmt.is_visual(feature), f"'{key}' is an image feature; use read_images")
+        column = self.read_table([key]).column(key).combine_chunks()
+        shape = list(feature["shape"])
+        if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
+            lengths = (
+                set(column.value_lengths().to_pylist())
+                if pa.types.is_list(column.type)
+                else {column.type.list_size}
+            )
+            require(
+                lengths == {shape[0]},
+                f"feature '{key}' has length {sorted(lengths)} in {self.data_files[0]} but meta/info.json declares shape {shape}; the dataset is inconsistent",
+            )
+            values = column.flatten().to_numpy(zero_copy_only=False)
+            return values.reshape(len(column), shape[0])
+        require(
+            shape == [1],
+            f"feature '{key}' is a scalar column in the data but meta/info.json declares shape {shape}",
+        )
+        return column.to_numpy(zero_copy_only=False)
+
+    def read_images(self, key: str, progress: bool = False, rows: np.ndarray | None = None) -> np.ndarray:
+        """An image feature decoded for every frame (or the frames where the bool mask `rows` is
+        set): uint8 frames x H x W x C."""
+        feature = self.features.get(key)
+        require(
+            feature is not None and fmt.is_visual(feature),
+            f"{self.root}: '{key}' is not an image or video feature (cameras: {self.camera_keys})",
+        )
+        if feature["dtype"] == "video":
+            from leanvla.data.video import read_video_frames
+
+            frames = read_video_frames(self, key)
+            return frames if rows is None else frames[rows]
+        height, width, channels = _hwc(feature)
+        column = self.read_table([key]).column(key).combine_chunks()
+        if rows is not None:
+            column = column.filter(pa.array(np.asarray(rows, dtype=bool)))
+        blobs = column.field("bytes").to_pylist()
+        paths = column.field("path").to_pylist()
+        out = np.empty((len(blobs), height, width, channels), dtype=np.uint8)
+        iterator = range(len(blobs))
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc=f"decode {key}", unit="img", leave=False, mininterval=1.0)
+        for i in iterator:
+            data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
+            image = decode_png(data)
+            if image.shape != out.shape[1:]:
+                raise UserError(
+                    f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
+                )
+            out[i] = image
+        return out
+
+
+def _hwc(feature: dict) -> tuple[int, int, int]:
+    shape = list(feature["shape"])
+    names = feature.get("names") or ["height", "width", "channels"]
+    if names and names[0] in ("channels", "channel", "c"):
+        return shape[1], shape[2], shape[0]
+    return shape[0], shape[1], shape[2]

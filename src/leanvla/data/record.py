@@ -1,0 +1,311 @@
+"""`leanvla data metaworld`: record Meta-World scripted-expert demonstrations as a LeRobotDataset.
+
+Each episode's object/goal positions follow its seed and are stored in the episodes metadata
+(`metaworld/seed`, `metaworld/positions`), so evaluation can use only positions no demonstration
+used. With `bad_fraction > 0` some episodes are deliberately bad; which ones, and how, goes to a
+separate labels file and never into the dataset, so curation can be scored against the truth
+without being able to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.data.metaworld_env import MetaWorldTask
+from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
+from leanvla.data.seeds import episode_seed
+from leanvla.data.writer import LeRobotWriter, encode_png
+from leanvla.errors import UserError, require
+
+BAD_KINDS = ("noisy", "failed", "truncated", "wrong_task")
+
+
+@dataclass
+class RecordConfig:
+    """Record Meta-World v3 scripted-expert demonstrations as a LeRobotDataset v3.0."""
+
+    out: Path
+    """Directory of the new dataset (must not exist unless --overwrite)."""
+    tasks: str = "DEMO5"
+    """Comma-separated v3 task names and/or suites (MT10, MT50, ML45-train, ML45-test, DEMO5)."""
+    episodes: int = 20
+    """Episodes per task."""
+    cameras: str = "corner2"
+    """Comma-separated cameras (corner, corner2, corner3, corner4, topview, behindGripper, gripperPOV)."""
+    image_size: int = 64
+    """Square image size in pixels."""
+    seed: int = 0
+    """Base seed; every episode's positions follow (seed, task, episode)."""
+    max_steps: int = 300
+    """Longest episode; an expert that has not succeeded by then is retried on the next seed."""
+    bad_fraction: float = 0.0
+    """Fraction of each task's episodes recorded as bad demonstrations."""
+    bad_kinds: str = ",".join(BAD_KINDS)
+    """Kinds of bad demonstrations to draw from: noisy, failed, truncated, wrong_task."""
+    labels_out: Path | None = None
+    """Where to write which episodes are bad and how (required with --bad-fraction > 0)."""
+    noise_std: float = 0.6
+    """Std of the Gaussian noise added to the expert's actions in 'noisy' episodes."""
+    workers: int = 2
+    """Recording processes (one rendering context each)."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+
+@dataclass
+class EpisodeJob:
+    task: str
+    index: int
+    kind: str  # "good" or one of BAD_KINDS
+    recorded_task: str
+    base_seed: int
+    cameras: tuple[str, ...]
+    image_size: int
+    max_steps: int
+    noise_std: float
+
+
+def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
+    tasks = resolve_tasks(cfg.tasks)
+    cameras = tuple(c.strip() for c in cfg.cameras.split(",") if c.strip())
+    require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
+    require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
+    require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
+    require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
+    kinds = [k.strip() for k in cfg.bad_kinds.split(",") if k.strip()]
+    for kind in kinds:
+        require(kind in BAD_KINDS, f"unknown --bad-kinds entry '{kind}'; choose from {', '.join(BAD_KINDS)}")
+    if "wrong_task" in kinds and len(tasks) < 2 and cfg.bad_fraction > 0:
+        kinds.remove("wrong_task")
+    require(
+        not (cfg.bad_fraction > 0 and not kinds), "--bad-kinds leaves no kind of bad demonstration to record"
+    )
+    require(
+        cfg.bad_fraction == 0 or cfg.labels_out is not None,
+        "--bad-fraction needs --labels-out FILE.json: the labels go to a separate file, never into the dataset",
+    )
+    require(
+        cfg.overwrite or not Path(cfg.out).exists(),
+        f"{cfg.out} already exists; choose another --out or pass --overwrite",
+    )
+    require(cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
+    return tasks, cameras, kinds
+
+
+def plan_jobs(
+    cfg: RecordConfig, tasks: list[str], cameras: tuple[str, ...], kinds: list[str]
+) -> list[EpisodeJob]:
+    """Decide every episode up front (deterministic in cfg.seed): which are bad, of which kind."""
+    rng = np.random.default_rng([cfg.seed, 7919])
+    jobs = []
+    n_bad = int(round(cfg.bad_fraction * cfg.episodes))
+    for task in tasks:
+        bad_idx = set(rng.choice(cfg.episodes, size=n_bad, replace=False).tolist()) if n_bad else set()
+        for k in range(cfg.episodes):
+            kind = "good"
+            recorded = task
+            if k in bad_idx:
+                kind = kinds[int(rng.integers(len(kinds)))]
+                if kind == "wrong_task":
+                    others = [t for t in tasks if t != task]
+                    recorded = others[int(rng.integers(len(others)))]
+            jobs.append(
+                EpisodeJob(
+                    task, k, kind, recorded, cfg.seed, cameras, cfg.image_size, cfg.max_steps, cfg.noise_std
+                )
+            )
+    return jobs
+
+
+_WORKER_ENVS: dict[tuple, MetaWorldTask] = {}
+
+
+def _env(job: EpisodeJob) -> MetaWorldTask:
+    """The worker's env for this job's task and rendering settings (made once, kept alive)."""
+    key = (job.task, job.cameras, job.image_size, job.max_steps)
+    if key not in _WORKER_ENVS:
+        _WORKER_ENVS[key] = MetaWorldTask(job.task, job.cameras, job.image_size, job.max_steps)
+    return _WORKER_ENVS[key]
+
+
+def _rollout(env: MetaWorldTask, seed: int, act, max_steps: int) -> dict:
+    """Run `act(obs, t)` from a reset with `seed`, recording every frame until success or max_steps."""
+    obs, positions = env.reset(seed)
+    frames: dict[str, list] = {c: [] for c in env.cameras}
+    states, env_states, actions = [], [], []
+    success = False
+    for t in range(max_steps):
+        for cam, image in env.render().items():
+            frames[cam].append(encode_png(image))
+        states.append(env.proprio(obs))
+        env_states.append(obs.astype(np.float32))
+        action = np.clip(act(obs, t), -1.0, 1.0).astype(np.float32)
+        actions.append(action)
+        result = env.step(action)
+        obs = result.obs
+        if result.success:
+            success = True
+            break
+    return {
+        "frames": frames,
+        "state": np.stack(states),
+        "env_state": np.stack(env_states),
+        "action": np.stack(actions),
+        "positions": positions,
+        "success": success,
+    }
+
+
+def record_episode(job: EpisodeJob) -> dict:
+    """Record one episode in a worker process; returns encoded frames and its label."""
+    warnings.filterwarnings("ignore", module="metaworld")
+    env = _env(job)
+    expert = env.expert()
+    rng = np.random.default_rng([job.base_seed, job.index, 104729])
+    expert_act = lambda obs, t: expert.get_action(obs)  # noqa: E731
+    for attempt in range(20):
+        seed = episode_seed(job.base_seed, job.task, job.index, attempt=attempt)
+        if job.kind == "noisy":
+            noise = lambda obs, t: expert.get_action(obs) + rng.normal(0.0, job.noise_std, size=4)  # noqa: E731
+            ep = _rollout(env, seed, noise, job.max_steps)
+        elif job.kind == "failed":
+            # The expert aims at object/goal positions shifted by 10-20 cm: a confident miss.
+            offset = rng.uniform(0.10, 0.20, size=3) * rng.choice([-1.0, 1.0], size=3)
+            offset[2] = abs(offset[2]) * 0.5
+
+            def aim_wrong(obs, t, offset=offset):
+                fake = obs.copy()
+                fake[4:7] += offset
+                fake[-3:] += offset
+                return expert.get_action(fake)
+
+            ep = _rollout(env, seed, aim_wrong, min(job.max_steps, 120))
+        else:
+            ep = _rollout(env, seed, expert_act, job.max_steps)
+            if not ep["success"]:
+                continue  # an expert failure is not a demonstration: try the next seed
+            if job.kind == "truncated":
+                length = len(ep["action"])
+                keep = max(2, int(length * rng.uniform(0.3, 0.6)))
+                ep = {
+                    **ep,
+                    "frames": {c: f[:keep] for c, f in ep["frames"].items()},
+                    "state": ep["state"][:keep],
+                    "env_state": ep["env_state"][:keep],
+                    "action": ep["action"][:keep],
+                    "success": False,
+                }
+        ep["seed"] = seed
+        ep["job"] = job
+        return ep
+    raise RuntimeError(f"the scripted expert for {job.task} failed 20 seeds in a row (episode {job.index})")
+
+
+def features_for(cameras: tuple[str, ...], image_size: int) -> dict[str, dict]:
+    features = {
+        f"observation.images.{cam}": {
+            "dtype": "image",
+            "shape": [image_size, image_size, 3],
+            "names": ["height", "width", "channels"],
+        }
+        for cam in cameras
+    }
+    features["observation.state"] = {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]}
+    features["observation.environment_state"] = {"dtype": "float32", "shape": [39], "names": None}
+    features["action"] = {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "grip"]}
+    return features
+
+
+def record(cfg: RecordConfig, progress: bool = True) -> dict:
+    """Record the dataset described by `cfg`; returns a summary (episodes, frames, bad counts)."""
+    from tqdm import tqdm
+
+    tasks, cameras, kinds = validate(cfg)
+    jobs = plan_jobs(cfg, tasks, cameras, kinds)
+    labels = []
+    out = Path(cfg.out)
+    with atomic_dir(out, replace=cfg.overwrite) as tmp:
+        writer = LeRobotWriter(
+            tmp, fps=80, features=features_for(cameras, cfg.image_size), robot_type="sawyer"
+        )
+        for task in tasks:  # task_index follows --tasks order, whatever the bad episodes say
+            writer.task_index(INSTRUCTIONS[task])
+        bar = tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress)
+        for ep in _run_jobs(jobs, cfg.workers):
+            job: EpisodeJob = ep["job"]
+            frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
+            frames.update(
+                {
+                    "observation.state": ep["state"],
+                    "observation.environment_state": ep["env_state"],
+                    "action": ep["action"],
+                }
+            )
+            extra = {"metaworld/seed": int(ep["seed"]), "metaworld/positions": ep["positions"].tolist()}
+            index = writer.add_episode(INSTRUCTIONS[job.recorded_task], frames, extra)
+            if job.kind != "good":
+                labels.append(
+                    {
+                        "episode_index": index,
+                        "kind": job.kind,
+                        "task": job.task,
+                        "recorded_task": job.recorded_task,
+                        "success": ep["success"],
+                        "length": len(ep["action"]),
+                    }
+                )
+            bar.update(1)
+        bar.close()
+        writer.finalize()
+    if cfg.labels_out is not None:
+        cfg_json = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+        write_json_atomic(
+            Path(cfg.labels_out),
+            {"dataset": str(out), "config": cfg_json, "bad": labels, "num_episodes": len(jobs)},
+        )
+    return {
+        "out": str(out),
+        "episodes": len(jobs),
+        "frames": writer.total_frames,
+        "tasks": tasks,
+        "bad": len(labels),
+    }
+
+
+def _run_jobs(jobs: list[EpisodeJob], workers: int):
+    if workers <= 1:
+        for job in jobs:
+            yield record_episode(job)
+        return
+    # spawn: each worker gets a fresh process with its own EGL context (fork would share it).
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_quiet_worker) as pool:
+        yield from pool.imap(record_episode, jobs, chunksize=1)
+
+
+def _quiet_worker() -> None:
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    warnings.filterwarnings("ignore")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def read_labels(path: Path) -> dict:
+    """The labels file written by `record` (benchmarks read it; curation never does)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read labels file {path}: {exc}") from exc

@@ -1,0 +1,151 @@
+"""Training samples: (observation at t, action chunk t..t+H-1, padding mask), task-balanced.
+
+All frames of the selected episodes are decoded once into memory (uint8 images, float32 vectors),
+so a training step costs an index gather, not a PNG decode per sample. Chunks that run past the
+end of their episode repeat the last action and are masked out of the loss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from leanvla.data.reader import LeRobotDataset
+from leanvla.data.stats import image_stats, vector_stats
+from leanvla.errors import UserError, require
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # B x N_cam x 3 x H x W, uint8
+    state: torch.Tensor  # B x S
+    actions: torch.Tensor  # B x H x A
+    action_mask: torch.Tensor  # B x H, 1.0 where the action is real (not past the episode end)
+    task_index: torch.Tensor  # B
+    frame: torch.Tensor  # B, row in the ChunkDataset (for bookkeeping)
+
+    def slice(self, start: int, stop: int) -> Batch:
+        return Batch(
+            *(
+                getattr(self, f)[start:stop]
+                for f in ("images", "state", "actions", "action_mask", "task_index", "frame")
+            )
+        )
+
+
+def read_episode_selection(path: Path, num_episodes: int) -> list[int]:
+    """Episode indices from a selection file: a JSON list, or {"episodes": [...]} (as curate writes)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read --episodes file {path}: {exc}") from exc
+    episodes = obj.get("episodes") if isinstance(obj, dict) else obj
+    require(
+        isinstance(episodes, list) and all(isinstance(e, int) for e in episodes),
+        f'{path} must hold a JSON list of episode indices or {{"episodes": [...]}}',
+    )
+    bad = [e for e in episodes if not 0 <= e < num_episodes]
+    require(
+        not bad, f"{path} names episodes {bad[:5]} that the dataset (0..{num_episodes - 1}) does not have"
+    )
+    require(len(episodes) > 0, f"{path} selects no episodes")
+    return sorted(set(episodes))
+
+
+class ChunkDataset:
+    """The frames of (a subset of) a LeRobotDataset, ready to be sampled as action-chunk samples."""
+
+    def __init__(
+        self,
+        dataset: LeRobotDataset,
+        cameras: list[str],
+        chunk_size: int,
+        episodes: list[int] | None = None,
+        state_key: str = "observation.state",
+        action_key: str = "action",
+        progress: bool = False,
+    ):
+        for key in [*cameras, state_key, action_key]:
+            require(
+                key in dataset.features,
+                f"{dataset.root}: feature '{key}' is missing (it has {sorted(dataset.features)})",
+            )
+        self.dataset = dataset
+        self.cameras = cameras
+        self.chunk_size = chunk_size
+        self.state_key, self.action_key = state_key, action_key
+        self.instructions = dataset.tasks
+        episode_index = dataset.read_array("episode_index").astype(np.int64)
+        keep = (
+            np.ones(len(episode_index), dtype=bool) if episodes is None else np.isin(episode_index, episodes)
+        )
+        self.episodes = sorted(set(episode_index[keep].tolist()))
+        self.episode_index = torch.from_numpy(episode_index[keep])
+        self.task_index = torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])
+        self.state = torch.from_numpy(dataset.read_array(state_key).astype(np.float32)[keep])
+        self.actions = torch.from_numpy(dataset.read_array(action_key).astype(np.float32)[keep])
+        self.images = torch.stack(
+            [
+                torch.from_numpy(dataset.read_images(k, progress=progress, rows=keep)).permute(0, 3, 1, 2)
+                for k in cameras
+            ],
+            dim=1,
+        )
+        # Exclusive end row of each frame's episode; the dataset stores episodes contiguously.
+        ep = self.episode_index.numpy()
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
+        ends = np.r_[starts[1:], len(ep)]
+        self.episode_end = torch.from_numpy(np.repeat(ends, ends - starts))
+        # Task-balanced sampling: frames grouped by task.
+        self.tasks_present = sorted(set(self.task_index.tolist()))
+        order = torch.argsort(self.task_index, stable=True)
+        counts = torch.bincount(self.task_index, minlength=len(self.instructions))[self.tasks_present]
+        self._by_task = order
+        self._task_start = torch.cumsum(counts, 0) - counts
+        self._task_count = counts
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+    def sample_indices(
+        self, batch_size: int, generator: torch.Generator, balanced: bool = True
+    ) -> torch.Tensor:
+        """Frame rows for one batch: a uniformly drawn task, then a uniform frame of that task."""
+        if not balanced:
+            return torch.randint(len(self), (batch_size,), generator=generator)
+        task = torch.randint(len(self.tasks_present), (batch_size,), generator=generator)
+        within = (torch.rand(batch_size, generator=generator) * self._task_count[task]).long()
+        return self._by_task[self._task_start[task] + within]
+
+    def batch(self, rows: torch.Tensor) -> Batch:
+        steps = rows[:, None] + torch.arange(self.chunk_size)  # B x H
+        end = self.episode_end[rows][:, None]
+        mask = steps < end
+        steps = torch.minimum(steps, end - 1)  # past the end: repeat the last action, masked
+        return Batch(
+            self.images[rows],
+            self.state[rows],
+            self.actions[steps],
+            mask.float(),
+            self.task_index[rows],
+            rows,
+        )
+
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """Statistics of exactly the frames used for training, in LeRobot's stats.json layout."""
+        out = {
+            self.state_key: vector_stats(self.state.numpy()),
+            self.action_key: vector_stats(self.actions.numpy()),
+        }
+        for i, key in enumerate(self.cameras):
+            sample = self.images[:: max(1, len(self) // 2000), i]  # per-channel stats need few frames
+            out[key] = image_stats(sample.permute(0, 2, 3, 1).numpy())
+        return out

@@ -1,0 +1,80 @@
+"""Per-feature statistics in LeRobot's layout (min, max, mean, std, count, q01..q99).
+
+LeRobot stores them per episode (columns `stats/<feature>/<stat>` of the episodes metadata) and
+aggregated over the dataset (`meta/stats.json`); normalisation of states and actions reads them.
+Image statistics are per channel, scaled to [0, 1], shaped (C, 1, 1) as LeRobot writes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+STAT_NAMES = ("min", "max", "mean", "std", "count", *QUANTILES)
+
+
+def vector_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics over the first axis of `values` (frames x dims, or frames for a scalar column)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    stats = {
+        "min": x.min(axis=0),
+        "max": x.max(axis=0),
+        "mean": x.mean(axis=0),
+        "std": x.std(axis=0),
+        "count": np.array([x.shape[0]], dtype=np.int64),
+    }
+    for name, q in QUANTILES.items():
+        stats[name] = np.quantile(x, q, axis=0)
+    if np.issubdtype(np.asarray(values).dtype, np.integer):
+        stats["min"] = stats["min"].astype(np.int64)
+        stats["max"] = stats["max"].astype(np.int64)
+    return stats
+
+
+def image_stats(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-channel statistics of uint8 images (frames x H x W x C), in [0, 1], shaped (C, 1, 1)."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    out = {k: v.reshape(-1, 1, 1) for k, v in vector_stats(x).items() if k != "count"}
+    out["count"] = np.array([images.shape[0]], dtype=np.int64)
+    return out
+
+
+def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Combine per-episode statistics into dataset statistics, weighting by frame count.
+
+    Mean and std are exact (pooled variance); quantiles are count-weighted averages of the
+    per-episode quantiles, which is what LeRobot does too.
+    """
+    counts = np.array([float(s["count"][0]) for s in per_episode])
+    w = counts / counts.sum()
+
+    def wsum(name: str) -> np.ndarray:
+        return sum(wi * np.asarray(s[name], dtype=np.float64) for wi, s in zip(w, per_episode))
+
+    mean = wsum("mean")
+    second_moment = sum(
+        wi * (np.asarray(s["std"], dtype=np.float64) ** 2 + np.asarray(s["mean"], dtype=np.float64) ** 2)
+        for wi, s in zip(w, per_episode)
+    )
+    out = {
+        "min": np.min(np.stack([np.asarray(s["min"]) for s in per_episode]), axis=0),
+        "max": np.max(np.stack([np.asarray(s["max"]) for s in per_episode]), axis=0),
+        "mean": mean,
+        "std": np.sqrt(np.maximum(second_moment - mean**2, 0.0)),
+        "count": np.array([int(counts.sum())], dtype=np.int64),
+    }
+    for name in QUANTILES:
+        out[name] = wsum(name)
+    return out
+
+
+def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Nested numpy statistics -> plain lists, as in `meta/stats.json`."""
+    return {key: {name: np.asarray(v).tolist() for name, v in s.items()} for key, s in stats.items()}
+
+
+def stats_from_json(obj: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Inverse of `stats_to_json`."""
+    return {key: {name: np.asarray(v) for name, v in s.items()} for key, s in obj.items()}

@@ -1,0 +1,215 @@
+"""Write a LeRobotDataset v3.0 directory that LeRobot itself can load, with pyarrow alone.
+
+Episodes are appended one at a time (each one a row group of the current data file, as LeRobot
+does); `finalize()` writes the metadata. Write into a temporary directory (`atomic_dir`) so a
+crash leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from leanvla.atomic import write_json_atomic
+from leanvla.data import format as fmt
+from leanvla.data.stats import aggregate_stats, image_stats, stats_to_json, vector_stats
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 H x W x C -> PNG bytes (lossless, so a round trip is pixel-identical)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+class LeRobotWriter:
+    """Append episodes to a new LeRobotDataset v3.0 at `root` (which must be empty or absent)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        fps: int,
+        features: dict[str, dict],
+        robot_type: str | None = None,
+        chunks_size: int = fmt.DEFAULT_CHUNKS_SIZE,
+        data_files_size_in_mb: float = fmt.DEFAULT_DATA_FILE_SIZE_MB,
+    ):
+        self.root = Path(root)
+        self.fps = fps
+        self.robot_type = robot_type
+        self.chunks_size = chunks_size
+        self.data_files_size_in_mb = data_files_size_in_mb
+        for key, feature in features.items():
+            if feature["dtype"] == "video":
+                raise ValueError(
+                    f"feature '{key}': leanvla writes images into parquet (dtype 'image'); video writing is not supported"
+                )
+        self.features = {**features, **fmt.DEFAULT_FEATURES}
+        self.schema = pa.schema(
+            [(k, fmt.arrow_type(f)) for k, f in self.features.items()],
+            metadata=fmt.hf_schema_metadata(self.features),
+        )
+        self.tasks: list[str] = []
+        self.episode_rows: list[dict[str, Any]] = []
+        self.episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
+        self.total_frames = 0
+        self._file = (0, 0)
+        self._writer: pq.ParquetWriter | None = None
+
+    # ---- episodes -----------------------------------------------------------------------------
+    def task_index(self, task: str) -> int:
+        if task not in self.tasks:
+            self.tasks.append(task)
+        return self.tasks.index(task)
+
+    def add_episode(self, task: str, frames: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
+        """Append one episode; returns its episode_index.
+
+        `frames` maps each user feature to its per-frame values: an array (frames x dim) for vectors;
+        for images either uint8 frames x H x W x C or a list of already-encoded PNG bytes.
+        `extra` adds per-episode columns to the episodes metadata (e.g. the sampled positions).
+        """
+        missing = [k for k in self.features if k not in frames and k not in fmt.DEFAULT_FEATURES]
+        if missing:
+            raise ValueError(f"episode is missing features {missing}")
+        length = len(next(iter(frames.values())))
+        episode_index = len(self.episode_rows)
+        task_index = self.task_index(task)
+        columns: dict[str, pa.Array] = {}
+        stats: dict[str, dict[str, np.ndarray]] = {}
+        for key, feature in self.features.items():
+            if key in fmt.DEFAULT_FEATURES:
+                continue
+            values = frames[key]
+            if len(values) != length:
+                raise ValueError(f"feature '{key}' has {len(values)} frames, expected {length}")
+            if feature["dtype"] == "image":
+                columns[key], stats[key] = self._image_column(key, feature, values)
+            else:
+                array = np.asarray(values, dtype=np.dtype(feature["dtype"])).reshape(length, -1)
+                if list(feature["shape"]) != [array.shape[1]]:
+                    raise ValueError(
+                        f"feature '{key}' has dim {array.shape[1]}, info declares {feature['shape']}"
+                    )
+                columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
+                stats[key] = vector_stats(array)
+        frame_index = np.arange(length, dtype=np.int64)
+        defaults = {
+            "timestamp": (frame_index / self.fps).astype(np.float32),
+            "frame_index": frame_index,
+            "episode_index": np.full(length, episode_index, dtype=np.int64),
+            "index": self.total_frames + frame_index,
+            "task_index": np.full(length, task_index, dtype=np.int64),
+        }
+        for key, values in defaults.items():
+            columns[key] = pa.array(values)
+            stats[key] = vector_stats(values)
+        table = pa.Table.from_arrays([columns[k] for k in self.features], schema=self.schema)
+        self._write_rows(table)
+
+        row: dict[str, Any] = {
+            "episode_index": episode_index,
+            "tasks": [task],
+            "length": length,
+            "data/chunk_index": self._file[0],
+            "data/file_index": self._file[1],
+            "dataset_from_index": self.total_frames,
+            "dataset_to_index": self.total_frames + length,
+        }
+        for key, feature_stats in stats.items():
+            for name, value in feature_stats.items():
+                row[f"stats/{key}/{name}"] = np.asarray(value).tolist()
+        row.update(extra or {})
+        row["meta/episodes/chunk_index"] = 0
+        row["meta/episodes/file_index"] = 0
+        self.episode_rows.append(row)
+        self.episode_stats.append(stats)
+        self.total_frames += length
+        return episode_index
+
+    def _image_column(self, key: str, feature: dict, values: Any) -> tuple[pa.Array, dict[str, np.ndarray]]:
+        if isinstance(values, np.ndarray):
+            images = values
+            blobs = [encode_png(im) for im in images]
+        else:
+            from leanvla.data.reader import decode_png
+
+            blobs = list(values)
+            images = np.stack([decode_png(b) for b in blobs])
+        if list(images.shape[1:]) != list(feature["shape"]):
+            raise ValueError(
+                f"image feature '{key}' has shape {list(images.shape[1:])}, info declares {feature['shape']}"
+            )
+        array = pa.StructArray.from_arrays(
+            [pa.array(blobs, pa.binary()), pa.array([None] * len(blobs), pa.string())],
+            fields=list(fmt.IMAGE_STRUCT),
+        )
+        return array, image_stats(images)
+
+    def _write_rows(self, table: pa.Table) -> None:
+        if (
+            self._writer is not None
+            and self._current_path().stat().st_size > self.data_files_size_in_mb * 1e6
+        ):
+            self._writer.close()
+            self._writer = None
+            chunk, file = self._file
+            file += 1
+            if file >= self.chunks_size:
+                chunk, file = chunk + 1, 0
+            self._file = (chunk, file)
+        if self._writer is None:
+            path = self._current_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(path, self.schema)
+        self._writer.write_table(table)
+
+    def _current_path(self) -> Path:
+        return self.root / fmt.DATA_PATH.format(chunk_index=self._file[0], file_index=self._file[1])
+
+    # ---- metadata -----------------------------------------------------------------------------
+    def finalize(self) -> None:
+        """Close the data file and write meta/: info.json, tasks, episodes, stats."""
+        if not self.episode_rows:
+            raise ValueError("no episodes were added")
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        meta = self.root / "meta"
+        meta.mkdir(parents=True, exist_ok=True)
+        tasks = pa.table(
+            {
+                "task_index": pa.array(range(len(self.tasks)), pa.int64()),
+                "__index_level_0__": pa.array(self.tasks, pa.large_string()),
+            }
+        ).replace_schema_metadata(fmt.tasks_schema_metadata())
+        pq.write_table(tasks, self.root / fmt.TASKS_PATH)
+        episodes_path = self.root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
+        episodes_path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(self.episode_rows), episodes_path)
+        per_key = {
+            key: aggregate_stats([s[key] for s in self.episode_stats]) for key in self.episode_stats[0]
+        }
+        write_json_atomic(self.root / fmt.STATS_PATH, stats_to_json(per_key))
+        info = {
+            "codebase_version": fmt.CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": len(self.episode_rows),
+            "total_frames": self.total_frames,
+            "total_tasks": len(self.tasks),
+            "chunks_size": self.chunks_size,
+            "data_files_size_in_mb": self.data_files_size_in_mb,
+            "video_files_size_in_mb": fmt.DEFAULT_VIDEO_FILE_SIZE_MB,
+            "fps": self.fps,
+            "splits": {"train": f"0:{len(self.episode_rows)}"},
+            "data_path": fmt.DATA_PATH,
+            "video_path": None,
+            "features": self.features,
+        }
+        write_json_atomic(self.root / fmt.INFO_PATH, info)

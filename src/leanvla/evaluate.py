@@ -1,0 +1,205 @@
+"""`leanvla eval`: closed-loop success of a policy in Meta-World, on held-out positions.
+
+Protocol (written into every result file): the tasks, episodes per task, the evaluation seed, the
+step limit and the receding horizon. Episode k of task T resets from a seed of the evaluation
+stream (disjoint from recording's) and skips any seed whose positions a training demonstration
+used. Success per task comes with a 95% Wilson interval.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from leanvla.atomic import write_json_atomic
+from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
+from leanvla.errors import UserError, require
+
+
+@dataclass
+class EvalConfig:
+    """Closed-loop evaluation of a policy in Meta-World on held-out object/goal positions."""
+
+    policy: Path
+    """Checkpoint directory, or a training run directory (uses its policy/, else last/)."""
+    tasks: str | None = None
+    """Comma-separated tasks or suites (default: every task the policy was trained on)."""
+    episodes: int = 20
+    """Episodes per task."""
+    seed: int = 0
+    """Base of the evaluation seed stream."""
+    max_steps: int = 200
+    """Step limit per episode (the scripted experts need 45-110)."""
+    n_action_steps: int | None = None
+    """Actions executed per predicted chunk (default: the policy's)."""
+    out: Path | None = None
+    """Write the results JSON here (and rollout strips/GIFs beside it)."""
+    save_rollouts: int = 1
+    """Rollouts per task saved as an image strip and a GIF (0 = none)."""
+    workers: int = 2
+    """Evaluation processes (one rendering context each)."""
+    threads: int = 1
+    """Torch threads per evaluation process."""
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def policy_tasks(instructions: list[str]) -> list[str]:
+    tasks = [task_for_instruction(i) for i in instructions]
+    known = [t for t in tasks if t is not None]
+    require(known, "the policy's instructions match no Meta-World task; pass --tasks")
+    return known
+
+
+# ---- worker side ------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(policy_path: str, threads: int) -> None:
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(threads)
+    from leanvla.models.checkpoint import load_policy, read_provenance
+    from leanvla.rollout import TrainingPositions
+
+    _WORKER["policy"] = load_policy(policy_path)
+    _WORKER["train"] = TrainingPositions(read_provenance(policy_path).get("positions"))
+    _WORKER["envs"] = {}
+
+
+def _run_job(job: tuple) -> dict:
+    from leanvla.data.metaworld_env import MetaWorldTask
+    from leanvla.rollout import run_episode
+
+    task, episode, seed, max_steps, n_action_steps, keep = job
+    policy = _WORKER["policy"]
+    envs = _WORKER["envs"]
+    if task not in envs:
+        cams = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
+        envs[task] = MetaWorldTask(task, cams, policy.meta["model"]["image_size"], max_steps)
+    env = envs[task]
+    env.max_steps = max_steps
+    return asdict(run_episode(policy, env, episode, seed, _WORKER["train"], n_action_steps, keep))
+
+
+def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, progress: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress)
+    if workers <= 1:
+        _init_worker(str(policy_path), threads)
+        for job in jobs:
+            yield _run_job(job)
+            bar.update(1)
+    else:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(str(policy_path), threads)) as pool:
+            for result in pool.imap(_run_job, jobs, chunksize=1):
+                yield result
+                bar.update(1)
+    bar.close()
+
+
+# ---- orchestration ----------------------------------------------------------------------------
+def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
+    from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(cfg.policy)
+    meta = read_meta(checkpoint)
+    require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
+    require(
+        1 <= cfg.max_steps <= 500,
+        f"--max-steps must be within 1..500 (Meta-World's limit), got {cfg.max_steps}",
+    )
+    provenance = read_provenance(checkpoint)
+    # By default, the tasks the policy's training episodes showed (not every task its dataset had).
+    tasks = (
+        resolve_tasks(cfg.tasks)
+        if cfg.tasks
+        else policy_tasks(provenance.get("instructions", meta["instructions"]))
+    )
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
+
+    for task in tasks:
+        if INSTRUCTIONS[task] not in meta["instructions"]:
+            raise UserError(
+                f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {policy_tasks(meta['instructions'])}"
+            )
+    horizon = cfg.n_action_steps or meta["model"]["n_action_steps"]
+    require(
+        1 <= horizon <= meta["model"]["chunk_size"],
+        f"--n-action-steps must be within 1..{meta['model']['chunk_size']}, got {horizon}",
+    )
+    held_out_known = "positions" in provenance
+    if not held_out_known:
+        warnings.warn(
+            f"{checkpoint} records no training positions; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
+            stacklevel=2,
+        )
+    jobs = [
+        (task, k, cfg.seed, cfg.max_steps, horizon, k < cfg.save_rollouts)
+        for task in tasks
+        for k in range(cfg.episodes)
+    ]
+    episodes = list(_run_all(jobs, checkpoint, min(cfg.workers, len(jobs)), cfg.threads, progress))
+
+    per_task = {}
+    for task in tasks:
+        rows = [e for e in episodes if e["task"] == task]
+        wins = sum(e["success"] for e in rows)
+        per_task[task] = {
+            "success_rate": wins / len(rows),
+            "successes": wins,
+            "episodes": len(rows),
+            "ci95": wilson(wins, len(rows)),
+            "mean_steps": float(np.mean([e["steps"] for e in rows])),
+            "mean_steps_success": float(np.mean([e["steps"] for e in rows if e["success"]]))
+            if wins
+            else None,
+        }
+    total = sum(v["successes"] for v in per_task.values())
+    n = sum(v["episodes"] for v in per_task.values())
+    chunks = sum(e["chunks"] for e in episodes)
+    result = {
+        "policy": str(checkpoint),
+        "protocol": {
+            "tasks": tasks,
+            "episodes_per_task": cfg.episodes,
+            "eval_seed": cfg.seed,
+            "max_steps": cfg.max_steps,
+            "n_action_steps": horizon,
+            "observation": meta["model"]["cameras"] + [meta["state_key"]],
+            "held_out_positions_checked": held_out_known,
+            "seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),
+        },
+        "mean_success": float(np.mean([v["success_rate"] for v in per_task.values()])),
+        "mean_ci95": wilson(total, n),
+        "per_task": per_task,
+        "inference_ms_per_chunk": 1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks),
+        "episodes": [{k: v for k, v in e.items() if k != "frames"} for e in episodes],
+    }
+    if cfg.out is not None:
+        from leanvla.report import save_rollout_media
+
+        out = Path(cfg.out)
+        media = save_rollout_media([e for e in episodes if e["frames"]], out.with_suffix(""))
+        result["rollout_media"] = media
+        write_json_atomic(out, result)
+    return result

@@ -1,0 +1,156 @@
+"""Policy checkpoints: a directory loadable without any training state.
+
+    config.json        model type and config, instructions, feature keys, leanvla version
+    model.safetensors  weights
+    stats.json         normalisation statistics (LeRobot's stats.json layout)
+    provenance.json    which dataset and episodes trained it, with their object/goal positions
+                       (evaluation uses these to stay on held-out positions)
+A training run directory holds `last/` (a checkpoint plus optimizer/RNG state) and, when finished,
+`policy/`; `resolve_checkpoint` accepts either a checkpoint or a run directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import leanvla
+from leanvla.atomic import atomic_dir
+from leanvla.data.normalize import Normalizer
+from leanvla.data.stats import stats_from_json, stats_to_json
+from leanvla.errors import UserError, require
+from leanvla.models.policy import Policy
+
+CONFIG, WEIGHTS, STATS, PROVENANCE = "config.json", "model.safetensors", "stats.json", "provenance.json"
+
+
+def build_model(meta: dict) -> nn.Module:
+    """An untrained model of the type and config in `meta`."""
+    kind = meta.get("type")
+    if kind == "vla":
+        from leanvla.models.config import VLAConfig
+        from leanvla.models.vla import VLA
+
+        return VLA(VLAConfig.from_dict(meta["model"]))
+    if kind == "cnn":
+        from leanvla.models.cnn_policy import CNNConfig, CNNPolicy
+
+        return CNNPolicy(CNNConfig.from_dict(meta["model"]))
+    raise UserError(f"unknown model type '{kind}' in checkpoint config; expected 'vla' or 'cnn'")
+
+
+def make_meta(
+    kind: str,
+    model_config: dict,
+    instructions: list[str],
+    state_key: str,
+    action_key: str,
+    fps: float,
+    **extra,
+) -> dict:
+    return {
+        "leanvla_version": leanvla.__version__,
+        "type": kind,
+        "model": model_config,
+        "instructions": instructions,
+        "state_key": state_key,
+        "action_key": action_key,
+        "fps": fps,
+        **extra,
+    }
+
+
+def write_checkpoint_files(
+    directory: Path, model: nn.Module, meta: dict, stats: dict, provenance: dict | None = None
+) -> None:
+    """Write the checkpoint files into an existing directory (callers make it atomic)."""
+    directory = Path(directory)
+    (directory / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(
+        tensors, str(directory / WEIGHTS), metadata={"format": "pt", "leanvla_version": leanvla.__version__}
+    )
+    (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n")
+    if provenance is not None:
+        (directory / PROVENANCE).write_text(json.dumps(provenance) + "\n")
+
+
+def save_checkpoint(
+    directory: Path, model: nn.Module, meta: dict, stats: dict, provenance: dict | None = None
+) -> None:
+    """Write a complete checkpoint directory atomically (replacing an older one)."""
+    with atomic_dir(Path(directory), replace=True) as tmp:
+        write_checkpoint_files(tmp, model, meta, stats, provenance)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory, or a run directory's finished policy (else its last checkpoint)."""
+    path = Path(path)
+    require(
+        path.exists(),
+        f"checkpoint {path} does not exist; pass a checkpoint directory (config.json + model.safetensors) or a training run directory",
+    )
+    for candidate in (path, path / "policy", path / "last"):
+        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
+            return candidate
+    raise UserError(
+        f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} in it (or in its policy/ or last/ subdirectory)"
+    )
+
+
+def read_meta(directory: Path) -> dict:
+    try:
+        return json.loads((Path(directory) / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
+
+
+def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load weights, naming the first parameter whose name or shape does not match."""
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in state:
+            raise UserError(
+                f"{source} has no parameter '{name}' that the model config expects; the weights and config.json do not match"
+            )
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise UserError(
+                f"parameter '{name}' has shape {list(state[name].shape)} in {source} but the config gives {list(tensor.shape)}"
+            )
+    extra = [n for n in state if n not in own]
+    if extra:
+        raise UserError(
+            f"{source} has parameter '{extra[0]}' that the model config does not have; the weights and config.json do not match"
+        )
+    model.load_state_dict(state)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict, dict, Path]:
+    """(model with weights, meta, stats, checkpoint dir) from a checkpoint or run directory."""
+    directory = resolve_checkpoint(path)
+    meta = read_meta(directory)
+    model = build_model(meta)
+    load_state_dict_checked(model, load_file(str(directory / WEIGHTS)), str(directory / WEIGHTS))
+    require(
+        (directory / STATS).is_file(),
+        f"{directory / STATS} is missing; a checkpoint needs its normalisation statistics",
+    )
+    stats = stats_from_json(json.loads((directory / STATS).read_text()))
+    return model, meta, stats, directory
+
+
+def load_policy(path: str | Path) -> Policy:
+    model, meta, stats, _ = load_model(path)
+    normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
+    model.eval()
+    return Policy(model, normalizer, meta)
+
+
+def read_provenance(path: str | Path) -> dict:
+    directory = resolve_checkpoint(path)
+    file = directory / PROVENANCE
+    return json.loads(file.read_text()) if file.is_file() else {}

@@ -1,0 +1,139 @@
+"""The reference VLA's configuration and its named sizes, from a CPU test size to a GPU size.
+
+A config holds both the architecture and the data contract the weights were trained for (cameras,
+image size, state/action dims, chunk length), so a checkpoint says exactly what it consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from leanvla.errors import UserError
+
+
+@dataclass
+class VLAConfig:
+    # ---- data contract ----
+    cameras: list[str] = field(default_factory=lambda: ["observation.images.corner2"])
+    """Image features the policy observes, in order."""
+    image_size: int = 64
+    """Square input images, pixels."""
+    state_dim: int = 4
+    """Proprio state dimension (Meta-World: hand xyz + gripper)."""
+    action_dim: int = 4
+    """Action dimension."""
+    chunk_size: int = 16
+    """Actions predicted per inference (the action chunk H)."""
+    n_action_steps: int = 8
+    """Actions of each chunk executed before predicting again (receding horizon)."""
+    # ---- vision ----
+    vision_patch: int = 4
+    """Patch size of the stem's first stage (kernel = stride)."""
+    vision_channels: list[int] = field(default_factory=lambda: [64, 128])
+    """Conv stem channels: a patch embedding, then stride-2 convs."""
+    vision_layers: int = 0
+    """Transformer layers on the patch tokens (a small ViT on top of the stem); 0 = stem only."""
+    vision_heads: int = 4
+    pixel_shuffle: int = 2
+    """Merge s x s neighbouring patch tokens into one (SmolVLA's token reduction)."""
+    # ---- language ----
+    vocab_size: int = 4096
+    max_instruction_tokens: int = 12
+    # ---- backbone ("VLM") ----
+    width: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 32
+    mlp_ratio: float = 3.0
+    # ---- action expert ----
+    expert_width: int = 96
+    expert_layers: int = 4
+    expert_mlp_ratio: float = 3.0
+    expert_to_backbone: list[int] | None = None
+    """Backbone layer whose keys/values each expert layer attends to; None = spread evenly."""
+    # ---- head ----
+    head: str = "flow"
+    """Action head: 'flow' (flow matching, Euler sampling)."""
+    flow_steps: int = 10
+    """Euler steps when sampling the flow head."""
+
+    def __post_init__(self) -> None:
+        if self.expert_to_backbone is None:
+            self.expert_to_backbone = default_layer_map(self.expert_layers, self.layers)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VLAConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"model config has unknown keys {unknown}; was it written by a newer leanvla?")
+        return cls(**d)
+
+
+def default_layer_map(expert_layers: int, backbone_layers: int) -> list[int]:
+    """Expert layer i attends to backbone layer round(i * (Lb - 1) / (Le - 1)): first to first, last to last."""
+    if expert_layers == 1:
+        return [backbone_layers - 1]
+    return [round(i * (backbone_layers - 1) / (expert_layers - 1)) for i in range(expert_layers)]
+
+
+SIZES: dict[str, dict] = {
+    # CPU unit tests: well under 1M parameters.
+    "tiny": dict(
+        vision_channels=[16, 32],
+        width=64,
+        layers=2,
+        heads=4,
+        kv_heads=2,
+        head_dim=16,
+        expert_width=32,
+        expert_layers=2,
+        mlp_ratio=2.0,
+        expert_mlp_ratio=2.0,
+    ),
+    # CPU demo and benchmarks (a few million parameters).
+    "small": dict(
+        vision_channels=[64, 128],
+        width=128,
+        layers=4,
+        heads=4,
+        kv_heads=2,
+        head_dim=32,
+        expert_width=96,
+        expert_layers=4,
+    ),
+    "base": dict(
+        vision_channels=[64, 192],
+        vision_layers=2,
+        width=256,
+        layers=8,
+        heads=8,
+        kv_heads=4,
+        head_dim=32,
+        expert_width=192,
+        expert_layers=8,
+    ),
+    # GPU size: SmolVLA's shape at ~1/4 of its parameters.
+    "large": dict(
+        vision_channels=[128, 384],
+        vision_layers=6,
+        vision_heads=6,
+        width=768,
+        layers=12,
+        heads=12,
+        kv_heads=4,
+        head_dim=64,
+        expert_width=512,
+        expert_layers=12,
+    ),
+}
+
+
+def vla_config(size: str = "small", **overrides) -> VLAConfig:
+    if size not in SIZES:
+        raise UserError(f"unknown model size '{size}'; choose one of {', '.join(SIZES)}")
+    return replace(VLAConfig(), **{**SIZES[size], "expert_to_backbone": None, **overrides})

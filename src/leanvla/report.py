@@ -1,0 +1,102 @@
+"""Markdown tables and matplotlib figures for run reports and benchmark results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_rollout_media(episodes: list[dict], directory: Path, strip_frames: int = 10) -> list[str]:
+    """For each episode with frames: an image strip (PNG) and an animation (GIF). Returns the paths."""
+    if not episodes:
+        return []
+    directory = Path(str(directory) + "_rollouts")
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for e in episodes:
+        frames = [np.asarray(f, dtype=np.uint8) for f in e["frames"]]
+        tag = f"{e['task']}_ep{e['episode']}_{'success' if e['success'] else 'fail'}"
+        picks = np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int)
+        strip = np.concatenate([frames[i] for i in picks], axis=1)
+        Image.fromarray(strip).save(directory / f"{tag}.png")
+        gif = [Image.fromarray(f) for f in frames[::2]]
+        gif[0].save(directory / f"{tag}.gif", save_all=True, append_images=gif[1:], duration=50, loop=0)
+        paths += [str(directory / f"{tag}.png"), str(directory / f"{tag}.gif")]
+    return paths
+
+
+def rollout_grid(strip_paths: list[str], out: Path) -> None:
+    """Stack rollout strips (one row per task) into one picture."""
+    rows = [np.asarray(Image.open(p).convert("RGB")) for p in strip_paths]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_loss(metrics: dict[str, list[dict]], out: Path, title: str = "training loss") -> None:
+    """Loss curves of one or more runs (label -> metrics.jsonl records)."""
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, records in metrics.items():
+        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(metrics) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def success_table(results: dict[str, dict]) -> str:
+    """Markdown: one column per policy (label -> eval result), one row per task, mean last."""
+    labels = list(results)
+    tasks = list(next(iter(results.values()))["per_task"])
+    head = "| task | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels) + "\n"
+    rows = []
+    for task in tasks:
+        cells = []
+        for label in labels:
+            r = results[label]["per_task"][task]
+            lo, hi = r["ci95"]
+            cells.append(f"{pct(r['success_rate'])} [{pct(lo)}, {pct(hi)}]")
+        rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    means = []
+    for label in labels:
+        lo, hi = results[label]["mean_ci95"]
+        means.append(f"**{pct(results[label]['mean_success'])}** [{pct(lo)}, {pct(hi)}]")
+    rows.append("| **mean** | " + " | ".join(means) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def protocol_line(result: dict) -> str:
+    p = result["protocol"]
+    return (
+        f"{len(p['tasks'])} tasks x {p['episodes_per_task']} episodes, evaluation seed {p['eval_seed']}, "
+        f"held-out positions (checked against training: {p['held_out_positions_checked']}), "
+        f"max {p['max_steps']} steps, {p['n_action_steps']} actions executed per chunk, observing {', '.join(p['observation'])}. "
+        "Success in % with 95% Wilson intervals."
+    )

@@ -1,0 +1,126 @@
+"""Everything a run needs before its first step: data, model, statistics, metadata.
+
+Kept apart from the loop so the loop reads as a loop, and so benchmarks can build the same model
+and data without training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from leanvla.data.reader import LeRobotDataset
+from leanvla.data.samples import ChunkDataset, read_episode_selection
+from leanvla.errors import require
+from leanvla.models.checkpoint import build_model, load_model, make_meta
+from leanvla.train.config import TrainConfig
+
+
+@dataclass
+class RunParts:
+    data: ChunkDataset
+    model: nn.Module
+    meta: dict
+    stats: dict
+    provenance: dict
+
+
+def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
+    if spec is None:
+        cams = [k for k in dataset.camera_keys]
+        require(cams, f"{dataset.root} has no image features; the policy needs at least one camera")
+        return cams
+    cams = []
+    for name in (c.strip() for c in spec.split(",") if c.strip()):
+        key = name if name.startswith("observation.images.") else f"observation.images.{name}"
+        require(
+            key in dataset.features,
+            f"camera '{name}' is not in {dataset.root} (it has {dataset.camera_keys})",
+        )
+        cams.append(key)
+    require(cams, "--cameras is empty")
+    return cams
+
+
+def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str) -> None:
+    """A checkpoint's config must match the data it is trained or evaluated on."""
+    for cam in model_cfg["cameras"]:
+        require(
+            cam in dataset.features,
+            f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); record that camera or start from scratch",
+        )
+        shape = list(dataset.features[cam]["shape"])
+        size = model_cfg["image_size"]
+        require(
+            shape[:2] == [size, size],
+            f"{source} expects {size}x{size} images but '{cam}' in {dataset.root} is {shape[0]}x{shape[1]}",
+        )
+    for key, dim in (("observation.state", model_cfg["state_dim"]), ("action", model_cfg["action_dim"])):
+        require(key in dataset.features, f"{dataset.root} has no '{key}' feature")
+        have = list(dataset.features[key]["shape"])
+        require(have == [dim], f"{source} expects '{key}' of shape [{dim}] but {dataset.root} has {have}")
+
+
+def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
+    dataset = LeRobotDataset(cfg.data)
+    episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
+    stats = None
+    if cfg.init is not None:
+        model, init_meta, stats, init_dir = load_model(cfg.init)
+        check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}")
+        kind, model_cfg = init_meta["type"], init_meta["model"]
+        cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
+    else:
+        kind = cfg.model.type
+        cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
+    data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
+    if cfg.init is None:
+        require(
+            1 <= cfg.n_action_steps <= cfg.chunk_size,
+            f"--n-action-steps must be within 1..--chunk-size ({cfg.chunk_size}), got {cfg.n_action_steps}",
+        )
+        contract = dict(
+            cameras=cameras,
+            image_size=data.image_size[0],
+            state_dim=data.state.shape[1],
+            action_dim=data.actions.shape[1],
+            chunk_size=chunk,
+            n_action_steps=cfg.n_action_steps,
+        )
+        require(
+            data.image_size[0] == data.image_size[1],
+            f"images in {cfg.data} are {data.image_size}; leanvla models take square images",
+        )
+        if kind == "vla":
+            from leanvla.models.config import vla_config
+
+            model_cfg = vla_config(cfg.model.size, **contract, **cfg.model.overrides()).to_dict()
+        else:
+            from leanvla.models.cnn_policy import CNNConfig
+
+            model_cfg = CNNConfig(**contract, num_tasks=len(dataset.tasks)).to_dict()
+        model = build_model({"type": kind, "model": model_cfg})
+        stats = data.stats()
+    meta = make_meta(
+        kind,
+        model_cfg,
+        dataset.tasks,
+        data.state_key,
+        data.action_key,
+        dataset.fps,
+        train={"data": str(Path(cfg.data).resolve()), "init": str(cfg.init) if cfg.init else None},
+    )
+    return RunParts(data, model, meta, stats, provenance(dataset, data.episodes))
+
+
+def provenance(dataset: LeRobotDataset, episodes: list[int]) -> dict:
+    """Which episodes trained the policy, with the object/goal positions they used."""
+    tasks = dataset.episode_tasks()
+    trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)
+    out = {"dataset": str(Path(dataset.root).resolve()), "episodes": episodes, "instructions": trained}
+    if "metaworld/positions" in dataset.episodes.column_names:
+        positions = dataset.episode_column("metaworld/positions")
+        out["positions"] = [positions[e] for e in episodes]
+    return out

@@ -1,0 +1,86 @@
+"""`leanvla train` options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class ModelOptions:
+    """Which model to train and how big."""
+
+    type: Literal["vla", "cnn"] = "vla"
+    """'vla' (the reference VLA) or 'cnn' (the plain behaviour-cloning baseline)."""
+    size: str = "small"
+    """Named VLA size: tiny (CPU tests), small (CPU demo), base, large (GPU)."""
+    width: int | None = None
+    """Override the backbone width."""
+    layers: int | None = None
+    """Override the backbone depth."""
+    expert_width: int | None = None
+    """Override the action expert width."""
+    expert_layers: int | None = None
+    """Override the action expert depth."""
+    vision_layers: int | None = None
+    """Override the number of vision transformer layers."""
+    flow_steps: int | None = None
+    """Override the Euler steps of the flow head at inference."""
+
+    def overrides(self) -> dict:
+        names = ("width", "layers", "expert_width", "expert_layers", "vision_layers", "flow_steps")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass
+class TrainConfig:
+    """Train a policy on a LeRobotDataset (single process, or data-parallel under torchrun)."""
+
+    data: Path
+    """LeRobotDataset v3 directory."""
+    out: Path
+    """Run directory: metrics.jsonl, last/ (resumable checkpoint), policy/ (final checkpoint)."""
+    episodes: Path | None = None
+    """JSON file selecting the training episodes (a list, or {"episodes": [...]} as curate writes)."""
+    init: Path | None = None
+    """Start from this checkpoint's weights (fine-tuning); its config must match the data."""
+    model: ModelOptions = field(default_factory=ModelOptions)
+    cameras: str | None = None
+    """Comma-separated image features to observe (default: every image feature of the dataset)."""
+    chunk_size: int = 16
+    """Actions predicted per chunk."""
+    n_action_steps: int = 8
+    """Actions executed per chunk at evaluation (receding horizon)."""
+    steps: int = 3000
+    """Optimizer steps."""
+    batch_size: int = 64
+    """Global batch size (split across processes under torchrun)."""
+    lr: float = 3e-4
+    """Peak learning rate."""
+    min_lr_ratio: float = 0.05
+    """Final learning rate as a fraction of the peak (cosine decay)."""
+    warmup_steps: int = 100
+    """Linear warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+    ema: float = 0.0
+    """EMA decay of the weights saved as the policy (0 = off, e.g. 0.999)."""
+    flow_samples: int = 1
+    """Flow-matching noise draws per observation (VLA): they share one backbone pass."""
+    augment_shift: int = 4
+    """Random-shift augmentation in pixels (0 = off)."""
+    balanced: bool = True
+    """Sample tasks uniformly (else frames uniformly)."""
+    seed: int = 0
+    """Seed of initialisation and of every random draw in training."""
+    save_every: int = 500
+    """Steps between resumable checkpoints (last/)."""
+    log_every: int = 25
+    """Steps between metrics.jsonl lines."""
+    threads: int = 0
+    """Torch CPU threads per process (0 = cores / processes)."""
+    overwrite: bool = False
+    """Start over even if --out holds a run."""

@@ -1,0 +1,201 @@
+"""The training loop: AdamW, warm-up + cosine, gradient clipping, optional EMA, metrics.jsonl,
+atomic resumable checkpoints, and data parallelism under torchrun.
+
+Every random draw of a step (frames, augmentation shifts, flow noise and time) comes from one
+seeded generator over the *global* batch; each process then takes its slice. So a resumed run
+equals an uninterrupted one, and N processes equal one process on the same global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from leanvla.data.augment import random_shift
+from leanvla.data.normalize import Normalizer
+from leanvla.errors import require
+from leanvla.models.checkpoint import build_model, save_checkpoint
+from leanvla.models.policy import Observation
+from leanvla.train.build import build_run
+from leanvla.train.config import TrainConfig
+from leanvla.train.distributed import barrier, init_world, shutdown
+from leanvla.train.schedule import EMA, lr_at
+from leanvla.train.state import (
+    config_json,
+    load_training_state,
+    prepare_run_dir,
+    save_training_state,
+    truncate_metrics,
+)
+
+
+class ActionError(nn.Module):
+    """The model's per-step training error as a module's forward, so DDP can wrap it."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs: Observation, actions, noise, t) -> torch.Tensor:
+        return self.model.action_error(obs, actions, noise, t)
+
+
+def flow_time(u: torch.Tensor) -> torch.Tensor:
+    """pi0's flow-time distribution, Beta(1.5, 1) mapped to [0.001, 1], by inverse CDF of uniforms."""
+    return u.pow(1 / 1.5) * 0.999 + 0.001
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices and embeddings; not biases or norm gains."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
+    require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
+    require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
+    world = init_world()
+    require(
+        cfg.batch_size % world.size == 0,
+        f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes",
+    )
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world.size))
+    run = Path(cfg.out)
+    resuming = prepare_run_dir(cfg, world.is_main)
+    barrier(world)
+
+    torch.manual_seed(cfg.seed)  # identical initial weights in every process
+    parts = build_run(cfg, progress=progress and world.is_main)
+    data, model = parts.data, parts.model.to(world.device)
+    normalizer = Normalizer(parts.stats, data.state_key, data.action_key, data.cameras)
+    tokens, token_mask = model.tokenizer.batch(data.instructions)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+    generator = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if resuming:
+        from leanvla.models.checkpoint import load_model
+
+        model.load_state_dict(load_model(run / "last")[0].state_dict())
+        state = load_training_state(run)
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if ema is not None and state["ema"] is not None:
+            ema.shadow = state["ema"]
+        step = state["step"]
+    if world.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train_config.json").write_text(json.dumps(config_json(cfg), indent=2) + "\n")
+        truncate_metrics(run, step)
+    step_fn: nn.Module = ActionError(model)
+    if world.size > 1:
+        step_fn = DistributedDataParallel(step_fn)
+
+    def checkpoint() -> None:
+        if world.is_main:
+            save_training_state(
+                run, model, parts.meta, parts.stats, parts.provenance, optimizer, ema, generator, step
+            )
+        barrier(world)
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not (progress and world.is_main),
+        mininterval=2.0,
+    )
+    lo, hi = world.shard(cfg.batch_size)
+    window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+    model.train()
+    while step < cfg.steps:
+        # ---- one global batch, drawn identically in every process ----
+        rows = data.sample_indices(cfg.batch_size, generator, cfg.balanced)
+        batch = data.batch(rows)
+        images = random_shift(normalizer.images(batch.images), cfg.augment_shift, generator)
+        k = cfg.flow_samples
+        noise = torch.randn(cfg.batch_size, k, *batch.actions.shape[1:], generator=generator)
+        t = flow_time(torch.rand(cfg.batch_size, k, generator=generator))
+        if k == 1:
+            noise, t = noise[:, 0], t[:, 0]
+        valid_total = batch.action_mask.sum()
+        # ---- this process's slice ----
+        task = batch.task_index[lo:hi]
+        obs = Observation(
+            images[lo:hi], normalizer.state(batch.state[lo:hi]), tokens[task], token_mask[task], task
+        )
+        obs = Observation(
+            *(x.to(world.device) for x in (obs.images, obs.state, obs.tokens, obs.token_mask, obs.task_index))
+        )
+        actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
+        mask = batch.action_mask[lo:hi].to(world.device)
+        err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device))
+        # Normalised by the global count of real actions, times the world size because DDP averages:
+        # the gradient equals that of the single-process mean over the global batch.
+        loss = (err * mask).sum() / valid_total.clamp(min=1) * world.size
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        )
+        lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        if ema is not None:
+            ema.update(model)
+        step += 1
+        window_loss += _global_mean(loss.detach(), world.size)
+        window_steps += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            elapsed = time.perf_counter() - window_start
+            record = {
+                "step": step,
+                "loss": window_loss / window_steps,
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "samples_per_s": window_steps * cfg.batch_size / elapsed,
+            }
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if world.is_main:
+                with open(run / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            checkpoint()
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            shutdown(world)
+            return run
+    bar.close()
+    if world.is_main:
+        final = model
+        if ema is not None:
+            final = build_model(parts.meta)
+            final.load_state_dict(ema.state_dict_for(model))
+        save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
+    barrier(world)
+    shutdown(world)
+    return run
+
+
+def _global_mean(x: torch.Tensor, world_size: int) -> float:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        x = x.clone()
+        dist.all_reduce(x)
+        x /= world_size
+    return float(x)

@@ -1,0 +1,112 @@
+"""The run directory and its resumable state.
+
+    RUN/train_config.json   the options the run was started with
+    RUN/metrics.jsonl       one line per logged step
+    RUN/last/               checkpoint + training_state.pt (optimizer, EMA, RNG, step), atomic
+    RUN/policy/             the final checkpoint (EMA weights when EMA is on)
+
+A killed run restarted with the same command resumes from last/ and ends with the same weights as
+an uninterrupted run: every random draw comes from one generator whose state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from leanvla.atomic import atomic_dir
+from leanvla.errors import UserError
+from leanvla.models.checkpoint import write_checkpoint_files
+from leanvla.train.config import TrainConfig
+
+TRAINING_STATE = "training_state.pt"
+# Options that may change between a run and its resumption without changing what it computes.
+_RESUMABLE_CHANGES = {"steps", "save_every", "log_every", "threads", "overwrite"}
+
+
+def config_json(cfg: TrainConfig) -> dict:
+    def plain(v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(asdict(cfg))
+
+
+def saved_step(run: Path) -> int | None:
+    path = run / "last" / TRAINING_STATE
+    if not path.is_file():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+
+
+def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
+    """Check --out; returns True when the run resumes from RUN/last."""
+    run = Path(cfg.out)
+    if cfg.overwrite and run.exists():
+        if is_main:
+            shutil.rmtree(run)
+        return False
+    step = saved_step(run)
+    if step is None:
+        return False
+    saved = (
+        json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").is_file() else {}
+    )
+    now = config_json(cfg)
+    for key in now:
+        if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
+            raise UserError(
+                f"{run} holds a run started with {key}={saved.get(key)!r}, not {now[key]!r}; "
+                f"resume it with the same options, choose another --out, or pass --overwrite"
+            )
+    if step >= cfg.steps and (run / "policy").is_dir():
+        raise UserError(
+            f"{run} already holds a finished run of {step} steps; choose another --out, pass --overwrite, or raise --steps to continue it"
+        )
+    return True
+
+
+def save_training_state(
+    run: Path,
+    model,
+    meta: dict,
+    stats: dict,
+    provenance: dict,
+    optimizer,
+    ema,
+    generator: torch.Generator,
+    step: int,
+) -> None:
+    with atomic_dir(run / "last", replace=True) as tmp:
+        write_checkpoint_files(tmp, model, meta, stats, provenance)
+        state = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "ema": ema.shadow if ema is not None else None,
+        }
+        torch.save(state, tmp / TRAINING_STATE)
+
+
+def load_training_state(run: Path) -> dict:
+    return torch.load(run / "last" / TRAINING_STATE, map_location="cpu", weights_only=False)
+
+
+def truncate_metrics(run: Path, step: int) -> None:
+    """Drop metrics logged after `step` (they belong to the part of the run being redone)."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept))

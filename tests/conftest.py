@@ -1,0 +1,64 @@
+"""Shared fixtures: LeRobot's own dataset, and a tiny recorded dataset + tiny trained policy that
+several tests reuse (recorded once per session: rendering is the slow part)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = (REPO.parent / "shared" / "fixtures" / "lerobot_metaworld_v30").resolve()
+
+
+@pytest.fixture(scope="session")
+def lerobot_fixture() -> Path:
+    assert FIXTURE.is_dir(), (
+        f"the LeRobot fixture is missing at {FIXTURE}: tests expect ../shared beside the repository"
+    )
+    return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """2 tasks x 3 episodes, two 32 px cameras, recorded in-process by the real recorder."""
+    from leanvla.data.record import RecordConfig, record
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    record(
+        RecordConfig(
+            out=out,
+            tasks="reach-v3,drawer-close-v3",
+            episodes=3,
+            cameras="corner2,corner3",
+            image_size=32,
+            workers=1,
+        ),
+        progress=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny VLA trained for a few steps on `tiny_dataset`."""
+    from leanvla.train.config import ModelOptions, TrainConfig
+    from leanvla.train.loop import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = TrainConfig(
+        data=tiny_dataset,
+        out=out,
+        model=ModelOptions(size="tiny"),
+        steps=4,
+        batch_size=8,
+        save_every=2,
+        log_every=1,
+        chunk_size=8,
+        n_action_steps=4,
+        threads=1,
+    )
+    train(cfg, progress=False)
+    return out

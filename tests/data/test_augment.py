@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import torch
+
+from leanvla.data.augment import random_shift
+
+
+def test_zero_pad_is_identity():
+    x = torch.rand(2, 1, 3, 8, 8)
+    assert torch.equal(random_shift(x, 0, torch.Generator().manual_seed(0)), x)
+
+
+def test_shift_moves_content_by_whole_pixels():
+    x = torch.arange(64, dtype=torch.float32).reshape(1, 1, 1, 8, 8).repeat(64, 1, 1, 1, 1)
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    seen = set()
+    for img in out[:, 0, 0]:
+        # the interior is a translated copy of the original: find the (dx, dy) that explains it
+        matches = [
+            (dx, dy)
+            for dx in range(-2, 3)
+            for dy in range(-2, 3)
+            if torch.equal(img[2:6, 2:6], x[0, 0, 0, 2 + dy : 6 + dy, 2 + dx : 6 + dx])
+        ]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 10  # many different shifts were drawn

@@ -1,0 +1,99 @@
+"""Reading LeRobot's own dataset (written by LeRobot 0.4.4) the way LeRobot does."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from leanvla.data.reader import LeRobotDataset
+from leanvla.errors import UserError
+
+
+def test_fixture_counts_tasks_and_features(lerobot_fixture):
+    ds = LeRobotDataset(lerobot_fixture)
+    summary = ds.summary()
+    assert summary["episodes"] == 9
+    assert summary["frames"] == 679
+    assert summary["fps"] == 80
+    assert summary["tasks"] == [
+        "reach the goal position",
+        "close the drawer",
+        "press the button from the top",
+    ]
+    assert summary["features"]["observation.images.corner2"] == {"dtype": "image", "shape": [64, 64, 3]}
+    assert ds.episode_column("length") == [84, 57, 54, 88, 88, 89, 76, 73, 70]
+    assert ds.read_array("observation.state").shape == (679, 4)
+    assert ds.read_array("observation.environment_state").shape == (679, 39)
+    assert ds.read_array("action").shape == (679, 4)
+    assert np.array_equal(ds.read_array("index"), np.arange(679))
+
+
+def test_fixture_images_are_pixel_identical_to_stored_pngs(lerobot_fixture):
+    ds = LeRobotDataset(lerobot_fixture)
+    images = ds.read_images("observation.images.corner2")
+    table = pq.read_table(
+        lerobot_fixture / "data/chunk-000/file-000.parquet", columns=["observation.images.corner2"]
+    )
+    blobs = table.column("observation.images.corner2").combine_chunks().field("bytes").to_pylist()
+    assert images.shape == (679, 64, 64, 3) and images.dtype == np.uint8
+    for i in (0, 83, 84, 400, 678):
+        reference = np.asarray(Image.open(io.BytesIO(blobs[i])).convert("RGB"))
+        assert np.array_equal(images[i], reference)
+    assert images.std() > 10  # real frames, not blank
+
+
+def test_fixture_task_index_matches_episode_tasks(lerobot_fixture):
+    ds = LeRobotDataset(lerobot_fixture)
+    task_index = ds.read_array("task_index")
+    episode = ds.read_array("episode_index")
+    for ep, task in enumerate(ds.episode_tasks()):
+        assert {ds.tasks[i] for i in task_index[episode == ep]} == {task}
+
+
+def _copy(fixture, tmp_path):
+    dst = tmp_path / "ds"
+    shutil.copytree(fixture, dst)
+    return dst
+
+
+def test_missing_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        LeRobotDataset(tmp_path / "nope")
+
+
+def test_missing_info_json(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    (ds / "meta/info.json").unlink()
+    with pytest.raises(UserError, match="info.json is missing"):
+        LeRobotDataset(ds)
+
+
+def test_missing_parquet_file(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    (ds / "data/chunk-000/file-000.parquet").unlink()
+    with pytest.raises(UserError, match=r"data file .*file-000.parquet is missing"):
+        LeRobotDataset(ds)
+
+
+def test_feature_with_wrong_shape(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    info = json.loads((ds / "meta/info.json").read_text())
+    info["features"]["observation.state"]["shape"] = [5]
+    (ds / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match=r"'observation.state' has length \[4\].*declares shape \[5\]"):
+        LeRobotDataset(ds).read_array("observation.state")
+
+
+def test_image_with_wrong_shape(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    info = json.loads((ds / "meta/info.json").read_text())
+    info["features"]["observation.images.corner2"]["shape"] = [32, 32, 3]
+    (ds / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match=r"shape \[64, 64, 3\] but meta/info.json declares \[32, 32, 3\]"):
+        LeRobotDataset(ds).read_images("observation.images.corner2")

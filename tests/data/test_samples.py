@@ -1,0 +1,100 @@
+"""(observation at t, action chunk t..t+H-1, padding mask), task-balanced sampling, subsets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from leanvla.data.reader import LeRobotDataset
+from leanvla.data.samples import ChunkDataset, read_episode_selection
+from leanvla.errors import UserError
+from tests.data.helpers import synthetic_dataset
+
+
+@pytest.fixture
+def ds(tmp_path):
+    return LeRobotDataset(synthetic_dataset(tmp_path / "ds"))
+
+
+def reference_chunk(actions_by_episode, episode, frame, horizon):
+    """Slow reference: walk the episode, repeating its last action past the end."""
+    acts = actions_by_episode[episode]
+    chunk, mask = [], []
+    for k in range(horizon):
+        chunk.append(acts[min(frame + k, len(acts) - 1)])
+        mask.append(1.0 if frame + k < len(acts) else 0.0)
+    return np.stack(chunk), np.array(mask)
+
+
+def test_chunks_match_reference_with_padding_mask(ds):
+    data = ChunkDataset(ds, ["observation.images.cam"], chunk_size=5)
+    actions = ds.read_array("action")
+    episode = ds.read_array("episode_index")
+    by_ep = {e: actions[episode == e] for e in np.unique(episode)}
+    rows = torch.arange(len(data))
+    batch = data.batch(rows)
+    frame_index = ds.read_array("frame_index")
+    for r in range(len(data)):
+        chunk, mask = reference_chunk(by_ep, int(episode[r]), int(frame_index[r]), 5)
+        assert np.array_equal(batch.actions[r].numpy(), chunk)
+        assert np.array_equal(batch.action_mask[r].numpy(), mask)
+    assert batch.images.shape == (len(data), 1, 3, 16, 16) and batch.images.dtype == torch.uint8
+    # the observation is frame t itself
+    assert np.array_equal(batch.state.numpy(), ds.read_array("observation.state"))
+
+
+def test_task_balanced_sampling(ds):
+    data = ChunkDataset(ds, ["observation.images.cam"], chunk_size=3)
+    g = torch.Generator().manual_seed(0)
+    rows = data.sample_indices(30000, g)
+    counts = torch.bincount(data.task_index[rows], minlength=3).float() / 30000
+    # tasks have 15, 4 and 5 frames, yet each is drawn a third of the time
+    assert torch.allclose(counts, torch.full((3,), 1 / 3), atol=0.015)
+    frames = torch.bincount(rows, minlength=len(data))
+    task_b = (data.task_index == 1).nonzero().flatten()
+    assert frames[task_b].min() > 0.8 * frames[task_b].max()  # uniform within a task
+
+
+def test_episode_subset(ds, tmp_path):
+    sel = tmp_path / "sel.json"
+    sel.write_text(json.dumps({"episodes": [2, 0]}))
+    episodes = read_episode_selection(sel, ds.num_episodes)
+    data = ChunkDataset(ds, ["observation.images.cam"], chunk_size=4, episodes=episodes)
+    assert data.episodes == [0, 2]
+    assert len(data) == 6 + 9
+    assert set(data.actions[:, 0].tolist()) == {0.0, 2.0}
+    # chunks of episode 0 stop at its end, not in episode 2
+    last_of_ep0 = data.batch(torch.tensor([5]))
+    assert last_of_ep0.action_mask[0].tolist() == [1, 0, 0, 0]
+    assert last_of_ep0.actions[0, :, 0].tolist() == [0, 0, 0, 0]
+
+
+def test_stats_are_those_of_the_selected_frames(ds):
+    data = ChunkDataset(ds, ["observation.images.cam"], chunk_size=2, episodes=[1, 3])
+    stats = data.stats()
+    assert np.allclose(stats["action"]["mean"], data.actions.numpy().mean(0))
+    assert stats["observation.images.cam"]["mean"].shape == (3, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[0, 99]", "names episodes \\[99\\]"),
+        ('{"episodes": []}', "selects no episodes"),
+        ("not json", "cannot read --episodes"),
+        ('{"x": 1}', "must hold a JSON list"),
+    ],
+)
+def test_bad_selection_files(ds, tmp_path, content, message):
+    sel = tmp_path / "sel.json"
+    sel.write_text(content)
+    with pytest.raises(UserError, match=message):
+        read_episode_selection(sel, ds.num_episodes)
+
+
+def test_missing_camera_is_a_user_error(ds):
+    with pytest.raises(UserError, match="feature 'observation.images.nope' is missing"):
+        ChunkDataset(ds, ["observation.images.nope"], chunk_size=2)

@@ -1,0 +1,63 @@
+"""Datasets whose cameras are stored as mp4 (LeRobot's default) read frame-accurately."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from leanvla.data.reader import LeRobotDataset
+from tests.data.helpers import synthetic_dataset
+
+av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+
+
+def _to_video_dataset(root, key="observation.images.cam"):
+    """Move an image feature of a parquet dataset into one mp4 file, as LeRobot v3 stores video."""
+    ds = LeRobotDataset(root)
+    frames = ds.read_images(key)
+    fps = ds.fps
+    path = root / f"videos/{key}/chunk-000/file-000.mp4"
+    path.parent.mkdir(parents=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.options = {"crf": "0"}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"][key]["dtype"] = "video"
+    info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    (root / "meta/info.json").write_text(json.dumps(info))
+    ep_path = root / "meta/episodes/chunk-000/file-000.parquet"
+    episodes = pq.read_table(ep_path)
+    lengths = np.asarray(episodes.column("length").to_pylist())
+    start = np.r_[0, np.cumsum(lengths)[:-1]] / fps
+    n = episodes.num_rows
+    for name, values in [
+        ("chunk_index", [0] * n),
+        ("file_index", [0] * n),
+        ("from_timestamp", start.tolist()),
+        ("to_timestamp", (start + lengths / fps).tolist()),
+    ]:
+        episodes = episodes.append_column(f"videos/{key}/{name}", pa.array(values))
+    pq.write_table(episodes, ep_path)
+    return frames
+
+
+def test_video_frames_match_the_encoded_images(tmp_path):
+    root = synthetic_dataset(tmp_path / "ds", image_size=32)
+    original = _to_video_dataset(root)
+    decoded = LeRobotDataset(root).read_images("observation.images.cam")
+    assert decoded.shape == original.shape
+    # lossless H.264 in YUV 4:4:4: only the RGB <-> YUV rounding remains
+    assert np.abs(decoded.astype(int) - original.astype(int)).mean() < 2.0
+    # frame-accurate: each decoded frame is closest to its own original
+    dists = np.abs(decoded[:, None].astype(int) - original[None].astype(int)).mean(axis=(2, 3, 4))
+    assert np.array_equal(dists.argmin(1), np.arange(len(original)))

@@ -1,0 +1,148 @@
+"""What leanvla writes reads back identically and follows LeRobot's layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from leanvla.data.reader import LeRobotDataset
+from leanvla.data.stats import vector_stats
+from leanvla.data.writer import LeRobotWriter
+
+FEATURES = {
+    "observation.images.cam": {
+        "dtype": "image",
+        "shape": [16, 16, 3],
+        "names": ["height", "width", "channels"],
+    },
+    "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]},
+    "action": {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "grip"]},
+}
+
+
+def _episodes(rng):
+    eps = []
+    for length, task in [
+        (7, "reach the goal position"),
+        (5, "close the drawer"),
+        (9, "reach the goal position"),
+    ]:
+        eps.append(
+            (
+                task,
+                {
+                    "observation.images.cam": rng.integers(0, 256, (length, 16, 16, 3), dtype=np.uint8),
+                    "observation.state": rng.normal(size=(length, 4)).astype(np.float32),
+                    "action": rng.uniform(-1, 1, size=(length, 4)).astype(np.float32),
+                },
+            )
+        )
+    return eps
+
+
+@pytest.fixture
+def written(tmp_path):
+    rng = np.random.default_rng(0)
+    eps = _episodes(rng)
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES, robot_type="sawyer")
+    for i, (task, frames) in enumerate(eps):
+        writer.add_episode(task, frames, extra={"metaworld/seed": i, "metaworld/positions": [0.1 * i, 0.2]})
+    writer.finalize()
+    return tmp_path / "ds", eps
+
+
+def test_round_trip_is_identical(written):
+    root, eps = written
+    ds = LeRobotDataset(root)
+    assert ds.num_episodes == 3 and ds.num_frames == 21
+    assert ds.tasks == ["reach the goal position", "close the drawer"]
+    assert ds.episode_tasks() == [task for task, _ in eps]
+    for key in ("observation.state", "action"):
+        assert np.array_equal(ds.read_array(key), np.concatenate([f[key] for _, f in eps]))
+    assert np.array_equal(
+        ds.read_images("observation.images.cam"),
+        np.concatenate([f["observation.images.cam"] for _, f in eps]),
+    )
+    assert np.array_equal(ds.read_array("episode_index"), np.repeat([0, 1, 2], [7, 5, 9]))
+    assert np.array_equal(ds.read_array("task_index"), np.repeat([0, 1, 0], [7, 5, 9]))
+    assert np.array_equal(
+        ds.read_array("frame_index"), np.concatenate([np.arange(7), np.arange(5), np.arange(9)])
+    )
+    assert np.allclose(ds.read_array("timestamp")[:7], np.arange(7) / 80)
+    assert ds.episode_column("metaworld/positions")[2] == [0.2, 0.2]
+
+
+def test_layout_and_keys_follow_lerobot(written, lerobot_fixture):
+    root, _ = written
+    ours = json.loads((root / "meta/info.json").read_text())
+    theirs = json.loads((lerobot_fixture / "meta/info.json").read_text())
+    assert list(ours) == list(theirs)
+    for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        assert ours["features"][key] == theirs["features"][key]
+    assert (root / "data/chunk-000/file-000.parquet").is_file()
+    assert (root / "meta/episodes/chunk-000/file-000.parquet").is_file()
+    # data columns: same Arrow types as LeRobot's for the same kinds of feature
+    ours_schema = pq.read_schema(root / "data/chunk-000/file-000.parquet")
+    theirs_schema = pq.read_schema(lerobot_fixture / "data/chunk-000/file-000.parquet")
+    assert (
+        ours_schema.field("observation.images.cam").type
+        == theirs_schema.field("observation.images.corner2").type
+    )
+    assert ours_schema.field("observation.state").type == theirs_schema.field("observation.state").type
+    for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        assert ours_schema.field(key).type == theirs_schema.field(key).type
+    assert (
+        json.loads(ours_schema.metadata[b"huggingface"])["info"]["features"]["observation.state"]
+        == json.loads(theirs_schema.metadata[b"huggingface"])["info"]["features"]["observation.state"]
+    )
+    # tasks parquet: the task string is the pandas index, as LeRobot writes it
+    assert (
+        pq.read_schema(root / "meta/tasks.parquet").names
+        == pq.read_schema(lerobot_fixture / "meta/tasks.parquet").names
+    )
+    assert json.loads(pq.read_schema(root / "meta/tasks.parquet").metadata[b"pandas"])["index_columns"] == [
+        "__index_level_0__"
+    ]
+    # episodes metadata carries every column LeRobot's has, for the features both datasets share
+    ours_cols = set(pq.read_schema(root / "meta/episodes/chunk-000/file-000.parquet").names)
+    theirs_cols = {
+        c.replace("corner2", "cam")
+        for c in pq.read_schema(lerobot_fixture / "meta/episodes/chunk-000/file-000.parquet").names
+        if "environment_state" not in c
+    }
+    assert theirs_cols <= ours_cols
+    assert set(json.loads((root / "meta/stats.json").read_text())) == set(ours["features"])
+
+
+def test_dataset_stats_equal_stats_over_all_frames(written):
+    root, eps = written
+    stats = json.loads((root / "meta/stats.json").read_text())
+    actions = np.concatenate([f["action"] for _, f in eps])
+    direct = vector_stats(actions)
+    for name in ("min", "max", "mean", "std"):
+        assert np.allclose(stats["action"][name], direct[name], atol=1e-6), name
+    assert stats["action"]["count"] == [21]
+    assert np.asarray(stats["observation.images.cam"]["mean"]).shape == (3, 1, 1)
+
+
+def test_data_files_roll_over_and_read_back(tmp_path):
+    rng = np.random.default_rng(1)
+    eps = _episodes(rng)
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES, data_files_size_in_mb=1e-6)
+    for task, frames in eps:
+        writer.add_episode(task, frames)
+    writer.finalize()
+    assert len(list((tmp_path / "ds/data").glob("chunk-*/file-*.parquet"))) == 3
+    ds = LeRobotDataset(tmp_path / "ds")
+    assert np.array_equal(ds.read_array("action"), np.concatenate([f["action"] for _, f in eps]))
+
+
+def test_wrong_dim_is_rejected(tmp_path):
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    frames = _episodes(np.random.default_rng(0))[0][1]
+    frames["action"] = np.zeros((7, 5), np.float32)
+    with pytest.raises(ValueError, match="'action' has dim 5"):
+        writer.add_episode("t", frames)

@@ -1,0 +1,92 @@
+"""Checkpoints round-trip exactly and refuse weights that do not fit their config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from leanvla.data.stats import vector_stats
+from leanvla.errors import UserError
+from leanvla.models.checkpoint import load_model, load_policy, make_meta, resolve_checkpoint, save_checkpoint
+from leanvla.models.config import vla_config
+from leanvla.models.vla import VLA
+
+CAM = "observation.images.cam"
+
+
+def _save(tmp_path):
+    torch.manual_seed(0)
+    cfg = vla_config("tiny", cameras=[CAM], image_size=16, chunk_size=4, n_action_steps=2)
+    model = VLA(cfg)
+    meta = make_meta("vla", cfg.to_dict(), ["reach the goal position"], "observation.state", "action", 80)
+    x = torch.randn(50, 4).numpy()
+    stats = {
+        "observation.state": vector_stats(x),
+        "action": vector_stats(x),
+        CAM: {"mean": torch.full((3, 1, 1), 0.5).numpy(), "std": torch.full((3, 1, 1), 0.2).numpy()},
+    }
+    save_checkpoint(tmp_path / "ckpt", model, meta, stats, {"positions": [[0.1, 0.2]]})
+    return model, tmp_path / "ckpt"
+
+
+def test_round_trip_gives_identical_actions(tmp_path):
+    model, path = _save(tmp_path)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "provenance.json",
+        "stats.json",
+    ]
+    policy = load_policy(path)
+    images = torch.randint(0, 256, (2, 1, 3, 16, 16), dtype=torch.uint8)
+    state, task = torch.randn(2, 4), torch.zeros(2, dtype=torch.long)
+    a = policy.act(images, state, task, torch.Generator().manual_seed(3))
+    model.eval()
+    obs = policy.observation(images, state, task)
+    b = policy.normalizer.unaction(
+        model.predict(obs, torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(3)))
+    )
+    assert torch.equal(a, b)
+    assert a.shape == (2, 4, 4)
+
+
+def test_run_directory_resolves_to_policy_then_last(tmp_path):
+    _, path = _save(tmp_path)
+    run = tmp_path / "run"
+    (run / "last").mkdir(parents=True)
+    for f in path.iterdir():
+        (run / "last" / f.name).write_bytes(f.read_bytes())
+    assert resolve_checkpoint(run) == run / "last"
+    (run / "policy").mkdir()
+    for f in path.iterdir():
+        (run / "policy" / f.name).write_bytes(f.read_bytes())
+    assert resolve_checkpoint(run) == run / "policy"
+
+
+def test_weights_that_do_not_fit_the_config_name_the_parameter(tmp_path):
+    _, path = _save(tmp_path)
+    weights = load_file(str(path / "model.safetensors"))
+    weights["backbone.0.attn.q_proj.weight"] = torch.zeros(3, 3)
+    save_file(weights, str(path / "model.safetensors"))
+    with pytest.raises(UserError, match=r"'backbone.0.attn.q_proj.weight' has shape \[3, 3\]"):
+        load_model(path)
+
+
+def test_config_mismatch_is_reported(tmp_path):
+    _, path = _save(tmp_path)
+    meta = json.loads((path / "config.json").read_text())
+    meta["model"]["layers"] = 3
+    (path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="no parameter 'backbone.2"):
+        load_model(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="is not a checkpoint"):
+        resolve_checkpoint(tmp_path / "empty")
+    with pytest.raises(UserError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "missing")

@@ -1,0 +1,139 @@
+"""Bad input gets one clear line on stderr and exit code 2; nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from leanvla.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(code, err, *needles):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_info_prints_json(capsys, lerobot_fixture):
+    code, out, _ = run(capsys, "info", str(lerobot_fixture))
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["episodes"], summary["frames"], len(summary["tasks"])) == (9, 679, 3)
+
+
+def test_missing_dataset_dir(capsys, tmp_path):
+    code, _, err = run(capsys, "info", str(tmp_path / "nope"))
+    one_line_error(code, err, "does not exist", "leanvla data metaworld")
+
+
+def test_missing_parquet_file(capsys, lerobot_fixture, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(lerobot_fixture, ds)
+    (ds / "data/chunk-000/file-000.parquet").unlink()
+    code, _, err = run(capsys, "info", str(ds))
+    one_line_error(code, err, "file-000.parquet is missing")
+
+
+def test_feature_with_wrong_shape(capsys, lerobot_fixture, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(lerobot_fixture, ds)
+    info = json.loads((ds / "meta/info.json").read_text())
+    info["features"]["action"]["shape"] = [7]
+    (ds / "meta/info.json").write_text(json.dumps(info))
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(ds),
+        "--out",
+        str(tmp_path / "run"),
+        "--model.size",
+        "tiny",
+        "--steps",
+        "1",
+    )
+    one_line_error(code, err, "'action'", "[7]")
+    assert not (tmp_path / "run" / "policy").exists()
+
+
+def test_unknown_task_name(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "data", "metaworld", "--tasks", "reach-v3,fly-v3", "--out", str(tmp_path / "d")
+    )
+    one_line_error(code, err, "unknown Meta-World task or suite 'fly-v3'")
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_fraction_needs_labels_file(capsys, tmp_path):
+    code, _, err = run(
+        capsys,
+        "data",
+        "metaworld",
+        "--tasks",
+        "reach-v3",
+        "--bad-fraction",
+        "0.3",
+        "--out",
+        str(tmp_path / "d"),
+    )
+    one_line_error(code, err, "--labels-out")
+    assert not (tmp_path / "d").exists()
+
+
+def test_checkpoint_that_does_not_match_the_data(capsys, tiny_run, lerobot_fixture, tmp_path):
+    # tiny_run observes corner2 + corner3 at 32 px; the fixture has corner2 only, at 64 px
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(lerobot_fixture),
+        "--init",
+        str(tiny_run),
+        "--out",
+        str(tmp_path / "ft"),
+        "--steps",
+        "1",
+    )
+    one_line_error(code, err, "expects 32x32 images", "'observation.images.corner2'", "is 64x64")
+    assert not (tmp_path / "ft" / "policy").exists()
+
+
+def test_eval_on_a_task_the_policy_never_saw(capsys, tiny_run):
+    code, _, err = run(capsys, "eval", "--policy", str(tiny_run), "--tasks", "push-v3", "--episodes", "1")
+    one_line_error(code, err, "was not trained on push-v3")
+
+
+def test_unknown_command(capsys):
+    code, _, err = run(capsys, "fly")
+    one_line_error(code, err, "unknown command")
+
+
+def test_console_entry_point_exit_code(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "leanvla", "info", str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [("--episodes", "0", "--episodes must be >= 1"), ("--image-size", "4", "--image-size must be within")],
+)
+def test_recorder_option_checks(capsys, tmp_path, flag, value, message):
+    code, _, err = run(
+        capsys, "data", "metaworld", "--tasks", "reach-v3", flag, value, "--out", str(tmp_path / "d")
+    )
+    one_line_error(code, err, message)

@@ -1,0 +1,58 @@
+"""Closed-loop evaluation: protocol, held-out positions, results file, rollout media."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from leanvla.data.metaworld_env import MetaWorldTask
+from leanvla.data.reader import LeRobotDataset
+from leanvla.evaluate import EvalConfig, evaluate, wilson
+from leanvla.rollout import TrainingPositions, held_out_reset
+
+
+@pytest.fixture(scope="module")
+def result(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "eval.json"
+    return evaluate(
+        EvalConfig(policy=tiny_run, episodes=2, max_steps=20, out=out, workers=1), progress=False
+    ), out
+
+
+def test_result_file_and_protocol(result):
+    res, out = result
+    saved = json.loads(out.read_text())
+    assert saved["protocol"]["tasks"] == ["reach-v3", "drawer-close-v3"]
+    assert saved["protocol"]["episodes_per_task"] == 2 and saved["protocol"]["held_out_positions_checked"]
+    assert set(saved["per_task"]) == {"reach-v3", "drawer-close-v3"}
+    assert len(saved["episodes"]) == 4 and all(e["steps"] <= 20 for e in saved["episodes"])
+    assert 0.0 <= saved["mean_success"] <= 1.0
+    assert any(p.endswith(".gif") for p in saved["rollout_media"]) and any(
+        p.endswith(".png") for p in saved["rollout_media"]
+    )
+
+
+def test_evaluation_uses_only_positions_no_training_demo_used(result, tiny_dataset):
+    res, _ = result
+    train = {
+        tuple(np.round(p, 12)) for p in LeRobotDataset(tiny_dataset).episode_column("metaworld/positions")
+    }
+    evaluated = [tuple(np.round(e["positions"], 12)) for e in res["episodes"]]
+    assert len(set(evaluated)) == len(evaluated)
+    assert not train & set(evaluated)
+
+
+def test_a_seed_that_reproduces_a_training_position_is_skipped():
+    env = MetaWorldTask("reach-v3", cameras=())
+    _, first, seed0, skipped = held_out_reset(env, 0, 0, TrainingPositions([]))
+    assert skipped == 0
+    _, pos, seed1, skipped = held_out_reset(env, 0, 0, TrainingPositions([first.tolist()]))
+    assert skipped == 1 and seed1 != seed0 and not np.allclose(pos, first)
+
+
+def test_wilson_interval():
+    lo, hi = wilson(10, 20)
+    assert lo < 0.5 < hi and abs((lo + hi) / 2 - 0.5) < 1e-9
+    assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0

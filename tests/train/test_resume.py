@@ -1,0 +1,127 @@
+"""A killed run, restarted, ends with exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from leanvla.errors import UserError
+from leanvla.train.config import ModelOptions, TrainConfig
+from leanvla.train.loop import train
+from leanvla.train.state import saved_step
+from tests.data.helpers import synthetic_dataset
+
+
+def _cfg(data, out, **kw):
+    base = dict(
+        data=data,
+        out=out,
+        model=ModelOptions(size="tiny"),
+        steps=12,
+        batch_size=8,
+        save_every=4,
+        log_every=2,
+        chunk_size=4,
+        n_action_steps=2,
+        warmup_steps=3,
+        ema=0.9,
+        threads=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(run):
+    return load_file(str(run / "policy" / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    return train(_cfg(data, tmp_path_factory.mktemp("r") / "full"), progress=False)
+
+
+def test_stop_and_resume_equals_uninterrupted(data, uninterrupted, tmp_path):
+    run = tmp_path / "resumed"
+    train(_cfg(data, run), progress=False, stop_after=6)  # dies after step 6; last checkpoint is step 4
+    assert saved_step(run) == 4 and not (run / "policy").exists()
+    train(_cfg(data, run), progress=False)
+    a, b = _weights(uninterrupted), _weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0])
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(2, 13, 2))  # metrics of the redone steps are not duplicated
+
+
+def test_sigkill_mid_run_then_resume(data, tmp_path):
+    """The real thing: `leanvla train` killed with SIGKILL after its first checkpoint, then rerun."""
+    options = dict(steps=150, save_every=5)
+    reference = train(_cfg(data, tmp_path / "reference", **options), progress=False)
+    run = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "leanvla",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--model.size",
+        "tiny",
+        "--steps",
+        "150",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "5",
+        "--log-every",
+        "2",
+        "--chunk-size",
+        "4",
+        "--n-action-steps",
+        "2",
+        "--warmup-steps",
+        "3",
+        "--ema",
+        "0.9",
+        "--threads",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while (saved_step(run) or 0) < 5 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 5 <= saved_step(run) < 150, "the kill should land mid-run"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = _weights(reference), _weights(run)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resuming_with_different_options_is_refused(data, tmp_path):
+    run = tmp_path / "r"
+    train(_cfg(data, run), progress=False, stop_after=4)
+    with pytest.raises(UserError, match="started with lr=0.0003, not 0.001"):
+        train(_cfg(data, run, lr=1e-3), progress=False)
+
+
+def test_finished_run_is_not_silently_redone(data, uninterrupted):
+    with pytest.raises(UserError, match="already holds a finished run"):
+        train(_cfg(data, uninterrupted), progress=False)
