@@ -36,11 +36,11 @@ class DemoPlan:
     """The settings each stage uses; `quick` swaps in tiny ones."""
 
     tasks: str = "DEMO5"
-    episodes: int = 40
-    cameras: str = "corner2,corner3"
+    episodes: int = 50
+    cameras: str = "corner2"
     image_size: int = 64
     size: str = "small"
-    steps: int = 2200
+    steps: int = 3200
     batch_size: int = 64
     eval_episodes: int = 20
     max_steps: int = 200

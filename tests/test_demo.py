@@ -1,0 +1,24 @@
+"""`leanvla demo --quick`: the same path as `make demo`, tiny, in under two minutes."""
+
+from __future__ import annotations
+
+import time
+
+from leanvla.cli import main
+
+
+def test_quick_demo_runs_end_to_end(tmp_path, capsys):
+    start = time.perf_counter()
+    code = main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache")])
+    elapsed = time.perf_counter() - start
+    assert code == 0
+    report = (tmp_path / "demo" / "report.md").read_text()
+    for section in ("## Data", "## Base policy", "## Closed-loop success", "| **mean** |", "loss.png"):
+        assert section in report
+    assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "demo" / "base" / "policy" / "model.safetensors").is_file()
+    assert elapsed < 120, elapsed
+    # a second run reuses the cached dataset and the finished training
+    start = time.perf_counter()
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache")]) == 0
+    assert time.perf_counter() - start < elapsed
