@@ -1,7 +1,7 @@
 """Base policy on MT10 from images + proprio: the reference VLA vs a plain CNN behaviour-cloning
 policy trained on the same data for the same wall time, evaluated on held-out positions.
 
-    python benchmarks/base_policy.py                    # MT10, the full protocol (~2.5 h on 2 cores)
+    python benchmarks/base_policy.py                    # MT10, the full protocol (~1.6 h on 2 cores)
     python benchmarks/base_policy.py --tasks DEMO5 --minutes 10 --eval-episodes 20
 
 Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,
@@ -31,9 +31,9 @@ def main() -> None:
     )
     parser.add_argument("--tasks", default="MT10")
     parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
-    parser.add_argument("--cameras", default="corner2,corner3")
+    parser.add_argument("--cameras", default="corner2")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--minutes", type=float, default=50.0, help="training wall time given to each model")
+    parser.add_argument("--minutes", type=float, default=40.0, help="training wall time given to each model")
     parser.add_argument("--vla-size", default="small")
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
