@@ -17,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _default_mode(base: int) -> int:
+    """`base` masked by the process umask: what a plain open()/mkdir() would have given.
+
+    mkstemp/mkdtemp create private (0600/0700) entries; outputs must be readable like any other file.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
+
+
 @contextmanager
 def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes `target` when the block exits without error.
@@ -27,6 +37,7 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(_default_mode(0o777))
     try:
         yield tmp
     except BaseException:
@@ -52,6 +63,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
