@@ -1,7 +1,7 @@
 """Base policy on MT10 from images + proprio: the reference VLA vs a plain CNN behaviour-cloning
 policy trained on the same data for the same wall time, evaluated on held-out positions.
 
-    python benchmarks/base_policy.py                    # MT10, the full protocol (~1.6 h on 2 cores)
+    python benchmarks/base_policy.py                    # MT10, the full protocol (107 min measured on 2 cores)
     python benchmarks/base_policy.py --tasks DEMO5 --minutes 10 --eval-episodes 20
 
 Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,

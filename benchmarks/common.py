@@ -6,8 +6,6 @@ seed, and write their tables (with the command that produced them) into docs/res
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -30,19 +28,10 @@ def command_line() -> str:
 
 
 def cached_dataset(work: Path, **options) -> Path:
-    """Record (once) a Meta-World dataset with these recording options; reuse it afterwards."""
-    from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.record import RecordConfig, record
-    from leanvla.errors import UserError
+    """Record (once) a Meta-World dataset with these recording options under `work`/data."""
+    from leanvla.data.record import record_cached
 
-    key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(work) / "data" / f"metaworld-{key}"
-    try:
-        LeRobotDataset(path)
-        return path
-    except UserError:
-        record(RecordConfig(out=path, overwrite=path.exists(), **options))
-        return path
+    return record_cached(Path(work) / "data", **options)
 
 
 def measured_throughput(cfg, probe_steps: int = 40) -> float:

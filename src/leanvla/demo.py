@@ -8,7 +8,6 @@ training resumes from its last checkpoint).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,26 +64,17 @@ class DemoPlan:
 
 
 def _dataset(plan: DemoPlan, cfg: DemoConfig) -> Path:
-    from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.record import RecordConfig, record
-    from leanvla.errors import UserError
+    from leanvla.data.record import record_cached
 
-    options = {
-        "tasks": plan.tasks,
-        "episodes": plan.episodes,
-        "cameras": plan.cameras,
-        "image_size": plan.image_size,
-        "seed": cfg.seed,
-    }
-    key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(cfg.cache) / f"metaworld-{key}"
-    try:
-        LeRobotDataset(path)
-        return path
-    except UserError:
-        pass
-    record(RecordConfig(out=path, workers=plan.workers, overwrite=path.exists(), **options))
-    return path
+    return record_cached(
+        Path(cfg.cache),
+        workers=plan.workers,
+        tasks=plan.tasks,
+        episodes=plan.episodes,
+        cameras=plan.cameras,
+        image_size=plan.image_size,
+        seed=cfg.seed,
+    )
 
 
 def demo(cfg: DemoConfig) -> Path:

@@ -9,6 +9,7 @@ without being able to read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import warnings
@@ -277,6 +278,24 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
         "tasks": tasks,
         "bad": len(labels),
     }
+
+
+def record_cached(cache: Path, *, workers: int = 2, **options) -> Path:
+    """The dataset recorded with these RecordConfig `options`, recorded into `cache` the first time.
+
+    The directory name is a hash of the options, so a different recording never reuses it; a
+    half-written or unreadable one is recorded again.
+    """
+    from leanvla.data.reader import LeRobotDataset
+
+    key = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+    path = Path(cache) / f"metaworld-{key}"
+    try:
+        LeRobotDataset(path)
+        return path
+    except UserError:
+        record(RecordConfig(out=path, workers=workers, overwrite=path.exists(), **options))
+        return path
 
 
 def _run_jobs(jobs: list[EpisodeJob], workers: int):
