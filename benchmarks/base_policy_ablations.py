@@ -1,8 +1,9 @@
-"""What the base policy's success depends on: cameras, model type and size, training length,
-chunking. Each variant trains on the same recorded DEMO5 dataset with the same seed and is
-evaluated with the same protocol; results accumulate in a JSON file so the script resumes.
+"""What the base policy's success depends on: cameras, model type and size, data amount,
+training length, chunking, learning rate. Each variant trains on the same recorded DEMO5 dataset
+with the same seed and is evaluated with the same protocol; results accumulate in a JSON file so
+the script resumes. Variants run in the order listed (most informative first).
 
-    python benchmarks/base_policy_ablations.py                     # every variant (~1.7 h)
+    python benchmarks/base_policy_ablations.py                     # every variant (~2.5 h)
     python benchmarks/base_policy_ablations.py --only vla-c2,cnn-c2
 
 Writes docs/results/base_policy_ablations.md.
@@ -14,24 +15,38 @@ import argparse
 import json
 from pathlib import Path
 
-from common import cached_dataset, command_line, train_timed, write_result
+from common import (
+    cached_dataset,
+    command_line,
+    first_per_task,
+    result_record,
+    train_timed,
+    variants_table,
+    write_result,
+)
 
 # name -> (what it tests, TrainConfig options). Cameras are recorded once (both), chosen per run.
+# "per_task" trains on the first N demonstrations of each task (the data-amount variant).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "vla-c2": ("VLA small, corner2 only (the demo's settings)", dict(cameras="corner2", steps=3200)),
-    "vla-c2-lr1e-3": ("VLA small, corner2, learning rate 1e-3", dict(cameras="corner2", steps=3200, lr=1e-3)),
-    "vla-c2-ema": ("VLA small, corner2, EMA 0.999", dict(cameras="corner2", steps=3200, ema=0.999)),
+    "cnn-c2": ("plain CNN, corner2 only", dict(cameras="corner2", steps=3200, model="cnn")),
     "vla-c2c3": (
         "VLA small, corner2 + corner3 (two views: depth)",
         dict(cameras="corner2,corner3", steps=3200),
     ),
+    "cnn-c2c3": ("plain CNN, corner2 + corner3", dict(cameras="corner2,corner3", steps=3200, model="cnn")),
+    "vla-c2-half-data": (
+        "VLA small, corner2, 25 demonstrations per task",
+        dict(cameras="corner2", steps=3200, per_task=25),
+    ),
+    "vla-c2-tiny": ("VLA tiny, corner2", dict(cameras="corner2", steps=3200, model="tiny")),
+    "vla-c2-long": ("VLA small, corner2, twice the steps", dict(cameras="corner2", steps=6400)),
     "vla-c2-chunk8": (
         "VLA small, corner2, chunk 8 executing 4",
         dict(cameras="corner2", steps=3200, chunk_size=8, n_action_steps=4),
     ),
-    "vla-c2-tiny": ("VLA tiny, corner2", dict(cameras="corner2", steps=3200, model="tiny")),
-    "cnn-c2": ("plain CNN, corner2 only", dict(cameras="corner2", steps=3000, model="cnn")),
-    "cnn-c2c3": ("plain CNN, corner2 + corner3", dict(cameras="corner2,corner3", steps=3000, model="cnn")),
+    "vla-c2-lr1e-3": ("VLA small, corner2, learning rate 1e-3", dict(cameras="corner2", steps=3200, lr=1e-3)),
+    "vla-c2-ema": ("VLA small, corner2, EMA 0.999", dict(cameras="corner2", steps=3200, ema=0.999)),
 }
 
 
@@ -40,6 +55,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default=None, help="comma-separated variant names")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table from stored results")
     parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -47,7 +63,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
-    from leanvla.report import pct, protocol_line
     from leanvla.train.config import ModelOptions, TrainConfig
 
     data = cached_dataset(
@@ -60,53 +75,45 @@ def main() -> None:
     )
     store = args.work / "results.json"
     done = json.loads(store.read_text()) if store.is_file() else {}
-    names = args.only.split(",") if args.only else list(VARIANTS)
+    names = [] if args.report_only else args.only.split(",") if args.only else list(VARIANTS)
     for name in names:
         if name in done:
             continue
         _, options = VARIANTS[name]
         options = dict(options)
         model = options.pop("model", "small")
+        if "per_task" in options:
+            per_task = options.pop("per_task")
+            options["episodes"] = first_per_task(data, args.work / f"first{per_task}.json", count=per_task)
         model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model)
         cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
         seconds = train_timed(cfg)
         result = evaluate(
             EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
         )
-        done[name] = {
-            "train_s": seconds,
-            "steps": cfg.steps,
-            "mean": result["mean_success"],
-            "ci": result["mean_ci95"],
-            "per_task": {t: r["success_rate"] for t, r in result["per_task"].items()},
-            "protocol": protocol_line(result),
-        }
+        done[name] = result_record(result, seconds, steps=cfg.steps)
         store.write_text(json.dumps(done, indent=2))
 
     tasks = list(next(iter(done.values()))["per_task"])
     lines = [
         "# Base policy ablations (DEMO5)",
         "",
-        f"Command: `{command_line()}`",
+        f"Command: `{command_line().replace(' --report-only', '')}` "
+        f"({len(done)} of {len(VARIANTS)} variants run so far; the others are listed in the script and resume from here)",
         "",
         f"Data: {args.episodes} demonstrations per task of {', '.join(tasks)}, recorded once with cameras corner2 and corner3 at 64 px; "
-        "each variant observes the cameras it names plus the 4-d proprio state. Same seed everywhere.",
+        "each variant observes the cameras it names plus the 4-d proprio state. Same seed everywhere. "
+        "'train s' is wall time on a shared 2-core machine (other jobs ran beside some variants): compare steps, not seconds.",
         "",
         "Protocol: " + next(iter(done.values()))["protocol"],
         "",
-        "| variant | what it tests | steps | train s | "
-        + " | ".join(t.removesuffix("-v3") for t in tasks)
-        + " | mean [95% CI] |",
-        "|---|---|---|---|" + "---|" * len(tasks) + "---|",
     ]
-    for name in VARIANTS:
-        if name not in done:
-            continue
-        r = done[name]
-        cells = " | ".join(pct(r["per_task"][t]) for t in tasks)
-        lines.append(
-            f"| {name} | {VARIANTS[name][0]} | {r['steps']} | {r['train_s']:.0f} | {cells} | **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
-        )
+    rows = [
+        ([name, VARIANTS[name][0], str(done[name]["steps"]), f"{done[name]['train_s']:.0f}"], done[name])
+        for name in VARIANTS
+        if name in done
+    ]
+    lines += variants_table(["variant", "what it tests", "steps", "train s"], rows)
     write_result("base_policy_ablations.md", "\n".join(lines) + "\n")
 
 

@@ -91,6 +91,58 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30) 
     return 1000 * sorted(times)[len(times) // 2]
 
 
+def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction: float | None = None) -> Path:
+    """Write an --episodes file selecting each task's first `count` demonstrations (or the first
+    `fraction` of them, at least one); returns its path."""
+    import json
+    from collections import defaultdict
+
+    from leanvla.data.reader import LeRobotDataset
+
+    by_task = defaultdict(list)
+    for episode, task in enumerate(LeRobotDataset(data).episode_tasks()):
+        by_task[task].append(episode)
+    take = lambda n: count if count is not None else max(1, round(fraction * n))  # noqa: E731
+    chosen = sorted(e for eps in by_task.values() for e in eps[: take(len(eps))])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"episodes": chosen}))
+    return out
+
+
+def result_record(result: dict, train_s: float, **extra) -> dict:
+    """What a benchmark keeps of one trained-and-evaluated variant (JSON-serialisable)."""
+    from leanvla.report import protocol_line
+
+    return {
+        "train_s": train_s,
+        "mean": result["mean_success"],
+        "ci": result["mean_ci95"],
+        "per_task": {t: r["success_rate"] for t, r in result["per_task"].items()},
+        "protocol": protocol_line(result),
+        **extra,
+    }
+
+
+def variants_table(lead: list[str], rows: list[tuple[list[str], dict]]) -> list[str]:
+    """Markdown lines: the `lead` columns of each row, then per-task success and the mean [95% CI]."""
+    from leanvla.report import pct
+
+    tasks = list(rows[0][1]["per_task"])
+    lines = [
+        "| "
+        + " | ".join(lead)
+        + " | "
+        + " | ".join(t.removesuffix("-v3") for t in tasks)
+        + " | mean [95% CI] |",
+        "|" + "---|" * (len(lead) + len(tasks) + 1),
+    ]
+    for cells, r in rows:
+        lo, hi = r["ci"]
+        per_task = " | ".join(pct(r["per_task"][t]) for t in tasks)
+        lines.append(f"| {' | '.join(cells)} | {per_task} | **{pct(r['mean'])}** [{pct(lo)}, {pct(hi)}] |")
+    return lines
+
+
 def write_result(name: str, text: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import train_tiny_vla
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (REPO.parent / "shared" / "fixtures" / "lerobot_metaworld_v30").resolve()
@@ -44,21 +46,4 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     """A tiny VLA trained for a few steps on `tiny_dataset`."""
-    from leanvla.train.config import ModelOptions, TrainConfig
-    from leanvla.train.loop import train
-
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    cfg = TrainConfig(
-        data=tiny_dataset,
-        out=out,
-        model=ModelOptions(size="tiny"),
-        steps=4,
-        batch_size=8,
-        save_every=2,
-        log_every=1,
-        chunk_size=8,
-        n_action_steps=4,
-        threads=1,
-    )
-    train(cfg, progress=False)
-    return out
+    return train_tiny_vla(tiny_dataset, tmp_path_factory.mktemp("runs") / "tiny")

@@ -13,10 +13,19 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     elapsed = time.perf_counter() - start
     assert code == 0
     report = (tmp_path / "demo" / "report.md").read_text()
-    for section in ("## Data", "## Base policy", "## Closed-loop success", "| **mean** |", "loss.png"):
+    for section in (
+        "## Data",
+        "## Base policy",
+        "## Closed-loop success",
+        "| **mean** |",
+        "loss.png",
+        "## Prune (CLP)",
+        "| 2 + 2 |",
+    ):
         assert section in report
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
     assert (tmp_path / "demo" / "base" / "policy" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "pruned" / "cka_backbone.png").is_file()
     assert elapsed < 120, elapsed
     # a second run reuses the cached dataset and the finished training
     start = time.perf_counter()

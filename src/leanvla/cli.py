@@ -57,6 +57,19 @@ def run_eval(cfg) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def run_prune(cfg) -> None:
+    from leanvla.prune.run import REPORT, prune
+
+    out = prune(cfg)
+    report = json.loads((out / REPORT).read_text())
+    summary = {
+        "out": str(out),
+        "parameters": report["parameters"],
+        "removed": {name: s["removed"] for name, s in report["stacks"].items()},
+    }
+    print(json.dumps(summary, indent=2))
+
+
 def run_demo(cfg) -> None:
     from leanvla.demo import demo
 
@@ -68,6 +81,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     from leanvla.data.record import RecordConfig
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
+    from leanvla.prune.run import PruneConfig
     from leanvla.train.config import TrainConfig
 
     return {
@@ -75,6 +89,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
         ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
+        ("prune",): (PruneConfig, run_prune, "remove redundant layers (CKA-guided, CLP) from a policy"),
         ("demo",): (DemoConfig, run_demo, "the whole pipeline on the built-in default, with a report"),
     }
 

@@ -1,7 +1,8 @@
 """`leanvla demo`: the whole pipeline on the built-in default, ending in a report.
 
 Stages: record demonstrations (cached by their recording options), train the base policy,
-evaluate it in closed loop on held-out positions, write `report.md`. Every stage writes into the
+evaluate it in closed loop on held-out positions, prune it (CLP) and briefly fine-tune and
+evaluate the pruned model, write `report.md`. Every stage writes into the
 output directory; an interrupted demo rerun with the same options resumes (the dataset is cached,
 training resumes from its last checkpoint).
 """
@@ -39,12 +40,14 @@ class DemoPlan:
     cameras: str = "corner2"
     image_size: int = 64
     size: str = "small"
+    model_overrides: dict = field(default_factory=dict)
     steps: int = 3200
     batch_size: int = 64
     eval_episodes: int = 20
     max_steps: int = 200
     workers: int = 2
-    extra: dict = field(default_factory=dict)
+    prune_keep: float = 0.5
+    prune_steps: int = 400
 
     @classmethod
     def for_config(cls, cfg: DemoConfig) -> DemoPlan:
@@ -54,11 +57,13 @@ class DemoPlan:
                 episodes=3,
                 image_size=32,
                 size="tiny",
+                model_overrides=dict(layers=4, expert_layers=4),  # deep enough to prune
                 steps=30,
                 batch_size=16,
                 eval_episodes=2,
                 max_steps=60,
                 workers=1,
+                prune_steps=10,
             )
         return cls()
 
@@ -81,7 +86,6 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.report import plot_loss, read_metrics, rollout_grid
     from leanvla.train.config import ModelOptions, TrainConfig
-    from leanvla.train.loop import train
 
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
@@ -96,29 +100,36 @@ def demo(cfg: DemoConfig) -> Path:
     train_cfg = TrainConfig(
         data=data,
         out=out / "base",
-        model=ModelOptions(size=plan.size),
+        model=ModelOptions(size=plan.size, **plan.model_overrides),
         steps=plan.steps,
         batch_size=plan.batch_size,
         seed=cfg.seed,
     )
-    from leanvla.train.state import saved_step
-
-    if not ((out / "base" / "policy").is_dir() and saved_step(out / "base") == plan.steps):
-        train(train_cfg)
+    _train_once(train_cfg)
     timings["train base policy"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    result = evaluate(
-        EvalConfig(
-            policy=out / "base",
-            episodes=plan.eval_episodes,
-            seed=cfg.seed,
-            max_steps=plan.max_steps,
-            out=out / "eval_base.json",
-            workers=plan.workers,
+    def evaluate_policy(policy: Path, name: str) -> dict:
+        return evaluate(
+            EvalConfig(
+                policy=policy,
+                episodes=plan.eval_episodes,
+                seed=cfg.seed,
+                max_steps=plan.max_steps,
+                out=out / f"eval_{name}.json",
+                workers=plan.workers,
+            )
         )
-    )
+
+    t = time.perf_counter()
+    result = evaluate_policy(out / "base", "base")
     timings["evaluate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pruned = _prune_stage(plan, cfg, data, out)
+    timings["prune + fine-tune pruned policy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pruned_result = evaluate_policy(pruned, "pruned")
+    timings["evaluate pruned policy"] = time.perf_counter() - t
 
     plot_loss(
         {"base": read_metrics(out / "base" / "metrics.jsonl")}, out / "loss.png", "base policy training loss"
@@ -126,13 +137,85 @@ def demo(cfg: DemoConfig) -> Path:
     strips = [p for p in result.get("rollout_media", []) if p.endswith(".png")]
     if strips:
         rollout_grid(strips, out / "rollouts.png")
-    report = _report(cfg, plan, data, result, timings, bool(strips))
+    pruned_section = _prune_section(plan, out, result, pruned_result)
+    report = _report(cfg, plan, data, result, timings, bool(strips), pruned_section)
     write_bytes_atomic(out / "report.md", report.encode())
     return out / "report.md"
 
 
+def _train_once(train_cfg) -> None:
+    """Train, or resume, unless the run already finished (so a rerun reuses it)."""
+    from leanvla.train.loop import train
+    from leanvla.train.state import saved_step
+
+    run = Path(train_cfg.out)
+    if not ((run / "policy").is_dir() and saved_step(run) == train_cfg.steps):
+        train(train_cfg)
+
+
+def _prune_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path:
+    """CLP: remove the most redundant half of the backbone and expert layers, then fine-tune."""
+    from leanvla.prune.run import REPORT, PruneConfig, prune
+    from leanvla.train.config import TrainConfig
+
+    pruned = out / "pruned"
+    if not (pruned / REPORT).is_file():
+        prune(
+            PruneConfig(policy=out / "base", data=data, out=pruned, keep=str(plan.prune_keep), seed=cfg.seed)
+        )
+    finetune = TrainConfig(
+        data=data,
+        out=out / "pruned_ft",
+        init=pruned,
+        steps=plan.prune_steps,
+        warmup_steps=min(50, plan.prune_steps // 4),
+        batch_size=plan.batch_size,
+        seed=cfg.seed,
+    )
+    _train_once(finetune)
+    return finetune.out
+
+
+def _prune_section(plan: DemoPlan, out: Path, base: dict, pruned: dict) -> str:
+    from leanvla.models.checkpoint import read_meta
+    from leanvla.prune.run import REPORT
+    from leanvla.report import success_table
+
+    report = json.loads((out / "pruned" / REPORT).read_text())
+    layers = lambda m: f"{m['layers']} + {m['expert_layers']}"  # noqa: E731
+    base_model = read_meta(out / "base" / "policy")["model"]
+    pruned_model = read_meta(out / "pruned")["model"]
+    params = report["parameters"]
+    lines = [
+        "## Prune (CLP)",
+        "",
+        f"`leanvla prune --keep {plan.prune_keep}` removed the layers whose output is most like their input "
+        f"(linear CKA over {report['calibration']['samples']} calibration frames): backbone layers "
+        f"{report['stacks']['backbone']['removed']}, expert layers {report['stacks']['expert']['removed']} (0-based). "
+        f"The pruned policy was then fine-tuned for {plan.prune_steps} steps on the same data. "
+        "A side-by-side comparison with other criteria and equal budgets is `benchmarks/prune.py`.",
+        "",
+        "| | base | pruned + fine-tuned |",
+        "|---|---|---|",
+        f"| backbone + expert layers | {layers(base_model)} | {layers(pruned_model)} |",
+        f"| parameters | {params['before'] / 1e6:.2f}M | {params['after'] / 1e6:.2f}M |",
+        f"| inference ms per chunk | {base['inference_ms_per_chunk']:.1f} | {pruned['inference_ms_per_chunk']:.1f} |",
+        "",
+        success_table({"base": base, "pruned + fine-tuned": pruned}),
+        "![backbone CKA](pruned/cka_backbone.png) ![expert CKA](pruned/cka_expert.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _report(
-    cfg: DemoConfig, plan: DemoPlan, data: Path, result: dict, timings: dict[str, float], has_strips: bool
+    cfg: DemoConfig,
+    plan: DemoPlan,
+    data: Path,
+    result: dict,
+    timings: dict[str, float],
+    has_strips: bool,
+    pruned_section: str,
 ) -> str:
     from leanvla.data.reader import LeRobotDataset
     from leanvla.models.checkpoint import load_model
@@ -165,6 +248,7 @@ def _report(
     ]
     if has_strips:
         lines += ["One rollout per task (first row frame = start):", "", "![rollouts](rollouts.png)", ""]
+    lines += [pruned_section]
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
     lines += ["", "## Settings", "", "```json", json.dumps(asdict(plan), indent=2), "```", ""]
