@@ -62,12 +62,10 @@ def steps_for_budget(cfg, minutes: float) -> int:
 
 def train_timed(cfg) -> float:
     """Train (or resume) `cfg`; returns wall seconds spent in this call."""
-    from leanvla.train.loop import train
-    from leanvla.train.state import saved_step
+    from leanvla.train.loop import train_once
 
     t = time.perf_counter()
-    if not ((Path(cfg.out) / "policy").is_dir() and saved_step(Path(cfg.out)) == cfg.steps):
-        train(cfg, progress=True)
+    train_once(cfg)
     return time.perf_counter() - t
 
 

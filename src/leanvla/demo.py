@@ -86,6 +86,7 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.report import plot_loss, read_metrics, rollout_grid
     from leanvla.train.config import ModelOptions, TrainConfig
+    from leanvla.train.loop import train_once
 
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
@@ -105,7 +106,7 @@ def demo(cfg: DemoConfig) -> Path:
         batch_size=plan.batch_size,
         seed=cfg.seed,
     )
-    _train_once(train_cfg)
+    train_once(train_cfg)
     timings["train base policy"] = time.perf_counter() - t
 
     def evaluate_policy(policy: Path, name: str) -> dict:
@@ -143,20 +144,11 @@ def demo(cfg: DemoConfig) -> Path:
     return out / "report.md"
 
 
-def _train_once(train_cfg) -> None:
-    """Train, or resume, unless the run already finished (so a rerun reuses it)."""
-    from leanvla.train.loop import train
-    from leanvla.train.state import saved_step
-
-    run = Path(train_cfg.out)
-    if not ((run / "policy").is_dir() and saved_step(run) == train_cfg.steps):
-        train(train_cfg)
-
-
 def _prune_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path:
     """CLP: remove the most redundant half of the backbone and expert layers, then fine-tune."""
     from leanvla.prune.run import REPORT, PruneConfig, prune
     from leanvla.train.config import TrainConfig
+    from leanvla.train.loop import train_once
 
     pruned = out / "pruned"
     if not (pruned / REPORT).is_file():
@@ -172,7 +164,7 @@ def _prune_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path
         batch_size=plan.batch_size,
         seed=cfg.seed,
     )
-    _train_once(finetune)
+    train_once(finetune)
     return finetune.out
 
 

@@ -163,15 +163,14 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     timing["calibrate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    criteria = {"cka": "cka", "cosine": "block-influence", "one_minus_angular": "angular"}
     matrices = {
-        name: {key: similarity_matrix(acc, crit, cfg.unbiased) for key, crit in criteria.items()}
+        name: {
+            crit: similarity_matrix(acc, crit, cfg.unbiased) for crit in ("cka", "block-influence", "angular")
+        }
         for name, acc in accumulators.items()
     }
-    chosen_key = {"cka": "cka", "block-influence": "cosine", "angular": "one_minus_angular"}.get(
-        cfg.criterion, "cka"
-    )
-    removed = choose_removals(cfg, {n: m[chosen_key] for n, m in matrices.items()}, counts, depths)
+    chosen = "cka" if cfg.criterion == "drop-last" else cfg.criterion  # drop-last reads no similarity
+    removed = choose_removals(cfg, {n: m[chosen] for n, m in matrices.items()}, counts, depths)
     timing["select_s"] = time.perf_counter() - t0
 
     params_before = sum(p.numel() for p in model.parameters())
@@ -200,11 +199,11 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
                 "tokens": accumulators[name].n,
                 "adjacent": {
                     "cka": adjacent(matrices[name]["cka"]),
-                    "block_influence": [1 - v for v in adjacent(matrices[name]["cosine"])],
-                    "angular_distance": [1 - v for v in adjacent(matrices[name]["one_minus_angular"])],
+                    "block_influence": [1 - v for v in adjacent(matrices[name]["block-influence"])],
+                    "angular_distance": [1 - v for v in adjacent(matrices[name]["angular"])],
                 },
                 "cka_matrix": matrices[name]["cka"].tolist(),
-                "cosine_matrix": matrices[name]["cosine"].tolist(),
+                "cosine_matrix": matrices[name]["block-influence"].tolist(),
             }
             for name in stacks
         },

@@ -191,6 +191,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     return run
 
 
+def train_once(cfg: TrainConfig, *, progress: bool = True) -> Path:
+    """Train (or resume) unless the run already finished with these steps, so reruns reuse it."""
+    from leanvla.train.state import saved_step
+
+    run = Path(cfg.out)
+    if not ((run / "policy").is_dir() and saved_step(run) == cfg.steps):
+        train(cfg, progress=progress)
+    return run
+
+
 def _global_mean(x: torch.Tensor, world_size: int) -> float:
     if world_size > 1:
         import torch.distributed as dist
