@@ -47,7 +47,6 @@ def main() -> None:
     from leanvla.train.config import ModelOptions, TrainConfig
 
     data = cached_dataset(
-        args.work,
         tasks=args.tasks,
         episodes=args.episodes,
         cameras=args.cameras,

@@ -40,6 +40,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         dict(cameras="corner2", steps=3200, per_task=25),
     ),
     "vla-c2-tiny": ("VLA tiny, corner2", dict(cameras="corner2", steps=3200, model="tiny")),
+    "vla-c2-tiny-deep": (
+        "VLA tiny with 4 backbone + 4 expert layers (deep enough to prune), corner2",
+        dict(cameras="corner2", steps=3200, model="tiny", layers=4, expert_layers=4),
+    ),
     "vla-c2-long": ("VLA small, corner2, twice the steps", dict(cameras="corner2", steps=6400)),
     "vla-c2-chunk8": (
         "VLA small, corner2, chunk 8 executing 4",
@@ -66,7 +70,6 @@ def main() -> None:
     from leanvla.train.config import ModelOptions, TrainConfig
 
     data = cached_dataset(
-        args.work,
         tasks="DEMO5",
         episodes=args.episodes,
         cameras="corner2,corner3",
@@ -85,7 +88,8 @@ def main() -> None:
         if "per_task" in options:
             per_task = options.pop("per_task")
             options["episodes"] = first_per_task(data, args.work / f"first{per_task}.json", count=per_task)
-        model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model)
+        depth = {k: options.pop(k) for k in ("layers", "expert_layers") if k in options}
+        model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model, **depth)
         cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
         seconds = train_timed(cfg)
         result = evaluate(

@@ -27,11 +27,14 @@ def command_line() -> str:
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
-def cached_dataset(work: Path, **options) -> Path:
-    """Record (once) a Meta-World dataset with these recording options under `work`/data."""
+CACHE = REPO / "outputs" / "cache"  # shared with `leanvla demo`: same options, same recording
+
+
+def cached_dataset(**options) -> Path:
+    """Record (once) a Meta-World dataset with these recording options; every benchmark shares it."""
     from leanvla.data.record import record_cached
 
-    return record_cached(Path(work) / "data", **options)
+    return record_cached(CACHE, **options)
 
 
 def measured_throughput(cfg, probe_steps: int = 40) -> float:
@@ -55,6 +58,30 @@ def measured_throughput(cfg, probe_steps: int = 40) -> float:
     return rate
 
 
+def _probe_child(cfg, probe_steps: int, queue) -> None:
+    import resource
+
+    rate = measured_throughput(cfg, probe_steps)
+    queue.put((rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def probe_speed_and_memory(cfg, probe_steps: int = 40) -> tuple[float, float]:
+    """(training samples/s, peak resident memory in MiB) of a short real run in a fresh process.
+
+    A fresh process per probe, so each peak belongs to its variant alone (CPU: peak RSS, which
+    includes the decoded dataset every variant shares; differences between variants are the model's).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_probe_child, args=(cfg, probe_steps, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
 def steps_for_budget(cfg, minutes: float) -> int:
     """Optimizer steps that fill `minutes` of training for this model on this machine."""
     return max(50, int(minutes * 60 * measured_throughput(cfg) / cfg.batch_size))
@@ -69,14 +96,18 @@ def train_timed(cfg) -> float:
     return time.perf_counter() - t
 
 
-def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30) -> float:
-    """Median ms to predict one action chunk from one observation (batch 1) on this CPU."""
+def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, prepare=None) -> float:
+    """Median ms to predict one action chunk from one observation (batch 1) on this CPU.
+
+    `prepare(model)` may adjust the loaded model first (e.g. switch a compute path)."""
     import torch
 
     from leanvla.models.checkpoint import load_policy
 
     torch.set_num_threads(threads)
     policy = load_policy(policy_dir)
+    if prepare is not None:
+        prepare(policy.model)
     size = policy.meta["model"]["image_size"]
     images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
     state, task = torch.zeros(1, policy.meta["model"]["state_dim"]), torch.zeros(1, dtype=torch.long)
@@ -105,6 +136,46 @@ def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"episodes": chosen}))
     return out
+
+
+def split_per_task(data: Path, out_dir: Path, held_out: int) -> tuple[Path, Path]:
+    """--episodes and --val-episodes files: each task's last `held_out` demonstrations held out."""
+    import json
+    from collections import defaultdict
+
+    from leanvla.data.reader import LeRobotDataset
+
+    by_task = defaultdict(list)
+    for episode, task in enumerate(LeRobotDataset(data).episode_tasks()):
+        by_task[task].append(episode)
+    train = sorted(e for eps in by_task.values() for e in eps[:-held_out])
+    val = sorted(e for eps in by_task.values() for e in eps[-held_out:])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train_episodes.json").write_text(json.dumps({"episodes": train}))
+    (out_dir / "val_episodes.json").write_text(json.dumps({"episodes": val}))
+    return out_dir / "train_episodes.json", out_dir / "val_episodes.json"
+
+
+PRETRAIN_TASKS = "push-v3,pick-place-v3,drawer-open-v3,peg-insert-side-v3,window-close-v3"
+
+
+def pretrained_base(steps: int = 3000, seed: int = 0, episodes: int = 50) -> Path:
+    """The reference VLA (`small`) pretrained on five MT10 tasks that no method benchmark targets;
+    shared by the adapt and merge benchmarks (trained once, reused)."""
+    from leanvla.train.config import ModelOptions, TrainConfig
+
+    data = cached_dataset(
+        tasks=PRETRAIN_TASKS, episodes=episodes, cameras="corner2", image_size=64, seed=seed
+    )
+    cfg = TrainConfig(
+        data=data,
+        out=REPO / "outputs" / "bench" / "pretrained" / f"small-{steps}-seed{seed}",
+        model=ModelOptions(size="small"),
+        steps=steps,
+        seed=seed,
+    )
+    train_timed(cfg)
+    return cfg.out / "policy"
 
 
 def result_record(result: dict, train_s: float, **extra) -> dict:

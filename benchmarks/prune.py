@@ -73,8 +73,8 @@ def main() -> None:
 
     work = args.work
     record = dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
-    pretrain_data = cached_dataset(work / "pretrain", tasks=PRETRAIN_TASKS, **record)
-    data = cached_dataset(work / "downstream", tasks="DEMO5", **record)
+    pretrain_data = cached_dataset(tasks=PRETRAIN_TASKS, **record)
+    data = cached_dataset(tasks="DEMO5", **record)
     store = work / "results.json"
     done = json.loads(store.read_text()) if store.is_file() else {}
 

@@ -70,6 +70,25 @@ def run_prune(cfg) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def run_export(cfg) -> None:
+    from leanvla.adapt.export import export_checkpoint
+
+    print(f"exported: {export_checkpoint(cfg)}")
+
+
+def run_merge(cfg) -> None:
+    from leanvla.merge.run import REPORT, merge
+
+    out = merge(cfg)
+    report = json.loads((out / REPORT).read_text())
+    print(
+        json.dumps(
+            {"out": str(out), "vector_norm": report["vector_norm"], "group_norms": report["group_norms"]},
+            indent=2,
+        )
+    )
+
+
 def run_demo(cfg) -> None:
     from leanvla.demo import demo
 
@@ -78,9 +97,11 @@ def run_demo(cfg) -> None:
 
 
 def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
+    from leanvla.adapt.export import ExportConfig
     from leanvla.data.record import RecordConfig
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
+    from leanvla.merge.run import MergeConfig
     from leanvla.prune.run import PruneConfig
     from leanvla.train.config import TrainConfig
 
@@ -90,6 +111,12 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
         ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
         ("prune",): (PruneConfig, run_prune, "remove redundant layers (CKA-guided, CLP) from a policy"),
+        ("merge",): (
+            MergeConfig,
+            run_merge,
+            "add capability vectors to a policy (CapVector, task arithmetic, TIES, DARE)",
+        ),
+        ("export",): (ExportConfig, run_export, "fold a policy's LoRA / LoRA-SP adapters into plain weights"),
         ("demo",): (DemoConfig, run_demo, "the whole pipeline on the built-in default, with a report"),
     }
 

@@ -125,3 +125,20 @@ def test_resuming_with_different_options_is_refused(data, tmp_path):
 def test_finished_run_is_not_silently_redone(data, uninterrupted):
     with pytest.raises(UserError, match="already holds a finished run"):
         train(_cfg(data, uninterrupted), progress=False)
+
+
+def test_lora_sp_run_resumes_with_its_eta_schedule(data, uninterrupted, tmp_path):
+    """Adapters resume too: the same adapter weights and the same step count behind eta."""
+    from leanvla.adapt.config import LoRAOptions
+
+    adapt = dict(init=uninterrupted, adapter="lora-sp", lora=LoRAOptions(rank=4, eta=0.5), ema=0.0)
+    whole = train(_cfg(data, tmp_path / "whole", **adapt), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, **adapt), progress=False, stop_after=6)
+    train(_cfg(data, run, **adapt), progress=False)
+    a = load_file(str(whole / "policy" / "adapter.safetensors"))
+    b = load_file(str(run / "policy" / "adapter.safetensors"))
+    assert a.keys() == b.keys() and any(k.endswith("forward_steps") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert int(next(v for k, v in b.items() if k.endswith("forward_steps"))) == 12

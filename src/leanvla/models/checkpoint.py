@@ -1,7 +1,9 @@
 """Policy checkpoints: a directory loadable without any training state.
 
     config.json        model type and config, instructions, feature keys, leanvla version
-    model.safetensors  weights
+    model.safetensors  weights, or for an adapter checkpoint (LoRA, LoRA-SP):
+    adapter.safetensors  only what fine-tuning trained; config.json's "adapter" names the frozen
+                       base checkpoint and its weights' SHA-256, checked on load
     stats.json         normalisation statistics (LeRobot's stats.json layout)
     provenance.json    which dataset and episodes trained it, with their object/goal positions
                        (evaluation uses these to stay on held-out positions)
@@ -26,10 +28,22 @@ from leanvla.errors import UserError, require
 from leanvla.models.policy import Policy
 
 CONFIG, WEIGHTS, STATS, PROVENANCE = "config.json", "model.safetensors", "stats.json", "provenance.json"
+ADAPTER = "adapter.safetensors"
 
 
 def build_model(meta: dict) -> nn.Module:
-    """An untrained model of the type and config in `meta`."""
+    """An untrained model of the type and config in `meta` (with its adapters, if it has any)."""
+    model = _build_architecture(meta)
+    if meta.get("adapter"):
+        from leanvla.adapt.config import LoRAOptions
+        from leanvla.adapt.inject import inject_adapters
+
+        adapter = meta["adapter"]
+        inject_adapters(model, adapter["kind"], LoRAOptions.from_dict(adapter), adapter["eta_decay_steps"])
+    return model
+
+
+def _build_architecture(meta: dict) -> nn.Module:
     kind = meta.get("type")
     if kind == "vla":
         from leanvla.models.config import VLAConfig
@@ -70,9 +84,15 @@ def write_checkpoint_files(
     """Write the checkpoint files into an existing directory (callers make it atomic)."""
     directory = Path(directory)
     (directory / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if meta.get("adapter"):
+        from leanvla.adapt.inject import adapter_state_dict
+
+        state, file = adapter_state_dict(model), ADAPTER
+    else:
+        state, file = model.state_dict(), WEIGHTS
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     save_file(
-        tensors, str(directory / WEIGHTS), metadata={"format": "pt", "leanvla_version": leanvla.__version__}
+        tensors, str(directory / file), metadata={"format": "pt", "leanvla_version": leanvla.__version__}
     )
     (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n")
     if provenance is not None:
@@ -95,10 +115,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
         f"checkpoint {path} does not exist; pass a checkpoint directory (config.json + model.safetensors) or a training run directory",
     )
     for candidate in (path, path / "policy", path / "last"):
-        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
+        if (candidate / CONFIG).is_file() and (
+            (candidate / WEIGHTS).is_file() or (candidate / ADAPTER).is_file()
+        ):
             return candidate
     raise UserError(
-        f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} in it (or in its policy/ or last/ subdirectory)"
+        f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} (or {ADAPTER}) in it (or in its policy/ or last/ subdirectory)"
     )
 
 
@@ -109,9 +131,14 @@ def read_meta(directory: Path) -> dict:
         raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
 
 
-def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load weights, naming the first parameter whose name or shape does not match."""
-    own = model.state_dict()
+def load_state_dict_checked(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, own: dict | None = None
+) -> None:
+    """Load weights, naming the first parameter whose name or shape does not match.
+
+    `own` restricts the check to part of the model's state (an adapter's); the rest stays as it is.
+    """
+    own = model.state_dict() if own is None else own
     for name, tensor in own.items():
         if name not in state:
             raise UserError(
@@ -126,15 +153,60 @@ def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], so
         raise UserError(
             f"{source} has parameter '{extra[0]}' that the model config does not have; the weights and config.json do not match"
         )
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=len(own) == len(model.state_dict()))
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adapter_base(base: str | Path) -> dict:
+    """What an adapter checkpoint records about its frozen base (to find and verify it on load)."""
+    directory = resolve_checkpoint(base)
+    require(
+        not read_meta(directory).get("adapter"),
+        f"{directory} is itself an adapter checkpoint; fold it into plain weights first with `leanvla export`",
+    )
+    return {"base": str(directory.resolve()), "base_sha256": file_sha256(directory / WEIGHTS)}
+
+
+def _load_adapted(meta: dict, directory: Path) -> nn.Module:
+    """The frozen base from its own checkpoint, with this checkpoint's adapters on it."""
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.inject import adapter_state_dict, inject_adapters
+
+    adapter = meta["adapter"]
+    base = Path(adapter["base"])
+    require(
+        (base / WEIGHTS).is_file(),
+        f"{directory} adapts the base checkpoint {base}, which is gone; put it back or fold the adapters with `leanvla export` where it exists",
+    )
+    require(
+        file_sha256(base / WEIGHTS) == adapter["base_sha256"],
+        f"the base checkpoint {base} changed since {directory} was trained on it (SHA-256 differs); its adapters would not fit it",
+    )
+    model = load_model(base)[0]
+    inject_adapters(model, adapter["kind"], LoRAOptions.from_dict(adapter), adapter["eta_decay_steps"])
+    own = adapter_state_dict(model)
+    load_state_dict_checked(model, load_file(str(directory / ADAPTER)), str(directory / ADAPTER), own)
+    return model
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict, dict, Path]:
     """(model with weights, meta, stats, checkpoint dir) from a checkpoint or run directory."""
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
-    model = build_model(meta)
-    load_state_dict_checked(model, load_file(str(directory / WEIGHTS)), str(directory / WEIGHTS))
+    if meta.get("adapter"):
+        model = _load_adapted(meta, directory)
+    else:
+        model = build_model(meta)
+        load_state_dict_checked(model, load_file(str(directory / WEIGHTS)), str(directory / WEIGHTS))
     require(
         (directory / STATS).is_file(),
         f"{directory / STATS} is missing; a checkpoint needs its normalisation statistics",

@@ -57,6 +57,9 @@ class VLAConfig:
     """Action head: 'flow' (flow matching, Euler sampling)."""
     flow_steps: int = 10
     """Euler steps when sampling the flow head."""
+    # ---- auxiliary objective (training only; see leanvla.models.auxiliary) ----
+    aux_horizon: int = 0
+    """Frames ahead the auxiliary head predicts (image features + state); 0 = no auxiliary head."""
 
     def __post_init__(self) -> None:
         if self.expert_to_backbone is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error
 from leanvla.models.config import VLAConfig
 from leanvla.models.layers import KV, Block, RMSNorm, rotary
 from leanvla.models.policy import Observation
@@ -101,7 +102,16 @@ class VLA(nn.Module):
         )
         self.backbone_norm = RMSNorm(cfg.width)
         self.expert = ActionExpert(cfg)
+        if cfg.aux_horizon > 0:
+            self.aux_head = AuxiliaryHead(cfg.width, cfg.state_dim)
         self.apply(_init_weights)
+
+    def add_aux_head(self, horizon: int) -> None:
+        """Give a trained policy the auxiliary head (fresh weights) to fine-tune with the objective."""
+        self.cfg.aux_horizon = horizon
+        if not hasattr(self, "aux_head"):
+            self.aux_head = AuxiliaryHead(self.cfg.width, self.cfg.state_dim)
+            self.aux_head.apply(_init_weights)
 
     # ---- prefix ---------------------------------------------------------------------------------
     def embed_prefix(
@@ -183,7 +193,9 @@ class VLA(nn.Module):
     ) -> torch.Tensor:
         """B x H error. noise may be B x K x H x A with t B x K: K flow samples share one prefix pass
         (the backbone is most of the cost, so extra noise draws for the expert come cheap)."""
-        prefix = self.prefix_of(obs)
+        return self._flow_error_samples(self.prefix_of(obs), actions, noise, t)
+
+    def _flow_error_samples(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
         if noise.dim() == 3:
             return self.flow_error(prefix, actions, noise, t)
         b, k = t.shape
@@ -191,6 +203,14 @@ class VLA(nn.Module):
             prefix.repeat(k), actions.repeat_interleave(k, 0), noise.flatten(0, 1), t.flatten()
         )
         return err.view(b, k, -1).mean(1)
+
+    def action_and_aux_error(
+        self, obs: Observation, actions, noise, t, future_images: torch.Tensor, future_state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B x H action error, B auxiliary error) from one backbone pass."""
+        prefix = self.prefix_of(obs)
+        err = self._flow_error_samples(prefix, actions, noise, t)
+        return err, auxiliary_error(self.aux_head, self.vision, prefix.summary, future_images, future_state)
 
     @torch.no_grad()
     def predict(self, obs: Observation, noise: torch.Tensor) -> torch.Tensor:

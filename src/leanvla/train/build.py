@@ -69,6 +69,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     stats = None
     if cfg.init is not None:
         model, init_meta, stats, init_dir = load_model(cfg.init)
+        require(
+            not init_meta.get("adapter"),
+            f"--init {init_dir} holds adapters; fold them into plain weights with `leanvla export` and start from that",
+        )
         check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}")
         kind, model_cfg = init_meta["type"], init_meta["model"]
         cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
@@ -103,6 +107,12 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             model_cfg = CNNConfig(**contract, num_tasks=len(dataset.tasks)).to_dict()
         model = build_model({"type": kind, "model": model_cfg})
         stats = data.stats()
+    if cfg.aux.horizon > 0:
+        require(
+            kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
+        )
+        model.add_aux_head(cfg.aux.horizon)
+        model_cfg = {**model_cfg, "aux_horizon": cfg.aux.horizon}
     meta = make_meta(
         kind,
         model_cfg,
@@ -112,6 +122,15 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         dataset.fps,
         train={"data": str(Path(cfg.data).resolve()), "init": str(cfg.init) if cfg.init else None},
     )
+    if cfg.adapter != "full":
+        from leanvla.adapt.inject import inject_adapters
+        from leanvla.models.checkpoint import adapter_base
+
+        cfg.check_adapter()
+        decay_steps = round(cfg.lora.eta_decay * cfg.steps)
+        meta["adapter"] = {"kind": cfg.adapter, **cfg.lora.to_dict(), "eta_decay_steps": decay_steps}
+        meta["adapter"].update(adapter_base(init_dir))
+        inject_adapters(model, cfg.adapter, cfg.lora, decay_steps)
     return RunParts(data, model, meta, stats, provenance(dataset, data.episodes))
 
 

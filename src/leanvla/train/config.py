@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from leanvla.adapt.config import LoRAOptions
+from leanvla.errors import require
+
 
 @dataclass
 class ModelOptions:
@@ -34,6 +37,26 @@ class ModelOptions:
 
 
 @dataclass
+class AuxOptions:
+    """Auxiliary objective (reference VLA): predict the future frame's image features and state."""
+
+    horizon: int = 0
+    """Frames ahead to predict; 0 = off. Adds an auxiliary head and an extra vision pass per step."""
+    weight: float = 0.5
+    """Weight of the auxiliary error in the training objective."""
+
+
+@dataclass
+class OrthOptions:
+    """CapVector's orthogonal regulariser: keep each layer's update orthogonal to a capability vector."""
+
+    vector: Path | None = None
+    """capability_vector.safetensors written by `leanvla merge` (off when unset)."""
+    weight: float = 0.1
+    """Weight of the mean squared cosine between each matrix's update and the vector."""
+
+
+@dataclass
 class TrainConfig:
     """Train a policy on a LeRobotDataset (single process, or data-parallel under torchrun)."""
 
@@ -45,7 +68,19 @@ class TrainConfig:
     """JSON file selecting the training episodes (a list, or {"episodes": [...]} as curate writes)."""
     init: Path | None = None
     """Start from this checkpoint's weights (fine-tuning); its config must match the data."""
+    val_episodes: Path | None = None
+    """JSON selection of held-out episodes of --data; their flow loss is logged as val_loss."""
+    val_every: int = 100
+    """Steps between validation losses (a multiple of --log-every)."""
+    val_samples: int = 256
+    """Held-out samples (fixed frames, noise and flow times) behind each validation loss."""
     model: ModelOptions = field(default_factory=ModelOptions)
+    adapter: Literal["full", "lora", "lora-sp"] = "full"
+    """What fine-tuning trains: every weight ('full'), peft LoRA, or LoRA-SP. Adapters freeze the
+    --init policy and save only themselves (adapter.safetensors); `leanvla export` folds them in."""
+    lora: LoRAOptions = field(default_factory=LoRAOptions)
+    aux: AuxOptions = field(default_factory=AuxOptions)
+    orth: OrthOptions = field(default_factory=OrthOptions)
     cameras: str | None = None
     """Comma-separated image features to observe (default: every image feature of the dataset)."""
     chunk_size: int = 16
@@ -84,3 +119,29 @@ class TrainConfig:
     """Torch CPU threads per process (0 = cores / processes)."""
     overwrite: bool = False
     """Start over even if --out holds a run."""
+
+    def check_adapter(self) -> None:
+        """Adapter options are wrong, or there is no frozen base: say so before any data is read."""
+        if self.adapter == "full":
+            return
+        require(
+            self.init is not None,
+            f"--adapter {self.adapter} adapts a trained policy: pass --init CKPT (it stays frozen), or use --adapter full",
+        )
+        self.lora.validate()
+
+    def check_aux(self) -> None:
+        require(self.aux.horizon >= 0, f"--aux.horizon must be >= 0, got {self.aux.horizon}")
+        require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
+        if self.aux.horizon > 0:
+            require(self.model.type == "vla", "--aux needs the reference VLA (--model.type vla)")
+
+    def check_orth(self) -> None:
+        if self.orth.vector is None:
+            return
+        require(self.init is not None, "--orth.vector regularises an update: pass --init (the meta model)")
+        require(
+            Path(self.orth.vector).is_file(),
+            f"--orth.vector {self.orth.vector} does not exist; `leanvla merge` writes it",
+        )
+        require(self.orth.weight >= 0, f"--orth.weight must be >= 0, got {self.orth.weight}")

@@ -17,9 +17,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from leanvla.adapt.inject import active_ranks, lora_sp_layers, spectral_loss
+from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank
 from leanvla.data.augment import random_shift
 from leanvla.data.normalize import Normalizer
 from leanvla.errors import require
+from leanvla.models.auxiliary import future_rows
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
 from leanvla.train.build import build_run
@@ -42,8 +45,11 @@ class ActionError(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, obs: Observation, actions, noise, t) -> torch.Tensor:
-        return self.model.action_error(obs, actions, noise, t)
+    def forward(self, obs: Observation, actions, noise, t, future=None):
+        """B x H action error; with `future` (images, state) also the B auxiliary error."""
+        if future is None:
+            return self.model.action_error(obs, actions, noise, t)
+        return self.model.action_and_aux_error(obs, actions, noise, t, *future)
 
 
 def flow_time(u: torch.Tensor) -> torch.Tensor:
@@ -62,6 +68,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
     require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
     require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
+    cfg.check_adapter()
+    cfg.check_aux()
+    cfg.check_orth()
     world = init_world()
     require(
         cfg.batch_size % world.size == 0,
@@ -80,6 +89,15 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     generator = torch.Generator().manual_seed(cfg.seed)
+    validation = held_out(cfg, data, normalizer, tokens, token_mask) if cfg.val_episodes else None
+    orth = None
+    if cfg.orth.vector is not None:  # before resuming: updates count from the --init weights
+        from safetensors.torch import load_file
+
+        from leanvla.merge.orthogonal import OrthogonalPenalty
+
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        orth = OrthogonalPenalty(model, load_file(str(cfg.orth.vector)), start)
     step = 0
     if resuming:
         from leanvla.models.checkpoint import load_model
@@ -95,6 +113,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         run.mkdir(parents=True, exist_ok=True)
         (run / "train_config.json").write_text(json.dumps(config_json(cfg), indent=2) + "\n")
         truncate_metrics(run, step)
+        truncate_metrics(run, step, ACTIVE_RANK)
+    sp_weight = cfg.lora.spectral_weight if cfg.adapter == "lora-sp" else 0.0
     step_fn: nn.Module = ActionError(model)
     if world.size > 1:
         step_fn = DistributedDataParallel(step_fn)
@@ -140,12 +160,32 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         )
         actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
         mask = batch.action_mask[lo:hi].to(world.device)
-        err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device))
+        future = None
+        if cfg.aux.horizon > 0:  # the frames `horizon` ahead (targets only: no augmentation, no draws)
+            ahead = future_rows(rows[lo:hi], data.episode_end, cfg.aux.horizon)
+            future = (
+                normalizer.images(data.images[ahead]).to(world.device),
+                normalizer.state(data.state[ahead]).to(world.device),
+            )
+        err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device), future)
+        aux_loss = None
+        if future is not None:
+            err, aux_err = err
+            aux_loss = aux_err.sum() / cfg.batch_size * world.size
         # Normalised by the global count of real actions, times the world size because DDP averages:
         # the gradient equals that of the single-process mean over the global batch.
         loss = (err * mask).sum() / valid_total.clamp(min=1) * world.size
+        objective = loss
+        if aux_loss is not None:
+            objective = objective + cfg.aux.weight * aux_loss
+        spectral = spectral_loss(model) if sp_weight > 0 else None
+        if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
+            objective = objective + sp_weight * spectral
+        penalty = orth() if orth is not None else None
+        if penalty is not None:  # CapVector: updates orthogonal to the capability vector
+            objective = objective + cfg.orth.weight * penalty
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         )
@@ -168,10 +208,24 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 "grad_norm": float(grad_norm),
                 "samples_per_s": window_steps * cfg.batch_size / elapsed,
             }
+            if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                record["val_loss"] = validation.loss(model)  # after the timing window closed
+            if penalty is not None:
+                record["orth"] = float(penalty.detach())
+            if aux_loss is not None:
+                record["aux"] = float(aux_loss.detach()) / world.size
+            ranks = active_ranks(model)  # empty without LoRA-SP layers
+            if ranks:
+                record["spectral"] = float(spectral.detach()) if spectral is not None else None
+                record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
+                record["active_rank"] = sum(ranks.values()) / len(ranks)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             if world.is_main:
                 with open(run / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
+                if ranks:
+                    with open(run / ACTIVE_RANK, "a") as f:
+                        f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
             window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
         if step % cfg.save_every == 0 or step == cfg.steps:
             checkpoint()
@@ -186,9 +240,33 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             final = build_model(parts.meta)
             final.load_state_dict(ema.state_dict_for(model))
         save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
+        if (run / ACTIVE_RANK).is_file():
+            plot_active_rank(run / ACTIVE_RANK, run / "active_rank.png")
     barrier(world)
     shutdown(world)
     return run
+
+
+def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
+    """The validation set of --val-episodes, which must not overlap the training episodes."""
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.train.validation import ValidationSet
+
+    require(
+        cfg.val_every >= 1 and cfg.val_every % cfg.log_every == 0,
+        f"--val-every must be a positive multiple of --log-every ({cfg.log_every}), got {cfg.val_every}",
+    )
+    dataset = LeRobotDataset(cfg.data)
+    episodes = read_episode_selection(cfg.val_episodes, dataset.num_episodes)
+    shared = sorted(set(episodes) & set(data.episodes))
+    require(
+        not shared,
+        f"--val-episodes {cfg.val_episodes} shares episodes {shared[:5]} with the training episodes; "
+        "hold them out with --episodes",
+    )
+    val_data = ChunkDataset(dataset, data.cameras, data.chunk_size, episodes, data.state_key, data.action_key)
+    return ValidationSet(val_data, normalizer, tokens, token_mask, cfg.val_samples, cfg.seed)
 
 
 def train_once(cfg: TrainConfig, *, progress: bool = True) -> Path:

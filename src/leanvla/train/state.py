@@ -25,7 +25,16 @@ from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
 # Options that may change between a run and its resumption without changing what it computes.
-_RESUMABLE_CHANGES = {"steps", "save_every", "log_every", "threads", "overwrite"}
+_RESUMABLE_CHANGES = {
+    "steps",
+    "save_every",
+    "log_every",
+    "threads",
+    "overwrite",
+    "val_episodes",
+    "val_every",
+    "val_samples",
+}
 
 
 def config_json(cfg: TrainConfig) -> dict:
@@ -99,9 +108,9 @@ def load_training_state(run: Path) -> dict:
     return torch.load(run / "last" / TRAINING_STATE, map_location="cpu", weights_only=False)
 
 
-def truncate_metrics(run: Path, step: int) -> None:
-    """Drop metrics logged after `step` (they belong to the part of the run being redone)."""
-    path = run / "metrics.jsonl"
+def truncate_metrics(run: Path, step: int, name: str = "metrics.jsonl") -> None:
+    """Drop lines of RUN/name logged after `step` (they belong to the part of the run being redone)."""
+    path = run / name
     if not path.is_file():
         return
     kept = [

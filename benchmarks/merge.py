@@ -1,0 +1,193 @@
+"""CapVector side by side: plain SFT vs auxiliary-objective fine-tuning vs plain SFT + orthogonal
+penalty from the meta model (base + capability vector), on target tasks the vector never saw.
+
+    python benchmarks/merge.py                               # the full protocol (resumable)
+    python benchmarks/merge.py --base-steps 20 --vector-steps 20 --steps 20 --eval-episodes 2 --work /tmp/m
+
+1. The shared pretrained base (`small`, five MT10 tasks; see common.pretrained_base).
+2. Capability vector: fine-tune the base on a small task set (button-press, handle-press,
+   plate-slide) twice, plainly and with the auxiliary objective (future image features + state);
+   tau = aux - sft; the meta model is base + lambda tau (`leanvla merge`).
+3. Targets: DEMO5, each task's last 5 demonstrations held out for validation loss. Variants:
+   (a) plain SFT from the base, (b) auxiliary fine-tuning from the base, (c) plain SFT + orthogonal
+   penalty from the meta model; ablations: lambda 0.5 / 1.5, and (c) without the penalty.
+4. Per variant: closed-loop success on held-out positions, seconds per step, and the steps and wall
+   time to reach (a)'s final validation loss.
+
+Writes docs/results/merge.md. Results accumulate in WORK/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import (
+    cached_dataset,
+    command_line,
+    pretrained_base,
+    result_record,
+    split_per_task,
+    train_timed,
+    variants_table,
+    write_result,
+)
+
+VECTOR_TASKS = "button-press-v3,handle-press-v3,plate-slide-v3"
+AUX = dict(horizon=8, weight=0.5)
+ORTH_WEIGHT = 0.1
+# name -> (start: "base" or a meta-model scale, aux objective on?, orthogonal penalty on?)
+VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
+    "(a) plain SFT from base": ("base", False, False),
+    "(b) auxiliary fine-tuning from base": ("base", True, False),
+    "(c) meta model (lambda 1) + SFT + orth": (1.0, False, True),
+    "ablation: meta (lambda 0.5) + SFT + orth": (0.5, False, True),
+    "ablation: meta (lambda 1.5) + SFT + orth": (1.5, False, True),
+    "ablation: meta (lambda 1) + SFT, no orth": (1.0, False, False),
+}
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def steps_to_reach(metrics: list[dict], target: float) -> int | None:
+    for record in metrics:
+        if "val_loss" in record and record["val_loss"] <= target:
+            return record["step"]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--base-steps", type=int, default=3000)
+    parser.add_argument("--vector-steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=1000, help="target fine-tuning steps, every variant")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("outputs/bench/merge"))
+    args = parser.parse_args()
+
+    from leanvla.evaluate import EvalConfig, evaluate
+    from leanvla.merge.run import VECTOR, MergeConfig, merge
+    from leanvla.report import pct, read_metrics
+    from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
+
+    work = args.work
+    record = dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
+    store = work / "results.json"
+    done = json.loads(store.read_text()) if store.is_file() else {}
+
+    def save() -> None:
+        store.write_text(json.dumps(done, indent=2))
+
+    base = pretrained_base(args.base_steps, args.seed, args.episodes)
+
+    # ---- 2. the capability vector and the meta models ----
+    vector_data = cached_dataset(tasks=VECTOR_TASKS, **record)
+    small = dict(data=vector_data, init=base, steps=args.vector_steps, seed=args.seed)
+    sft = TrainConfig(out=work / "vector" / "sft", **small)
+    aux = TrainConfig(out=work / "vector" / "aux", aux=AuxOptions(**AUX), **small)
+    done.setdefault("vector_sft_s", train_timed(sft))
+    done.setdefault("vector_aux_s", train_timed(aux))
+    save()
+    metas = {}
+    for scale in sorted({v[0] for v in VARIANTS.values() if v[0] != "base"}):
+        out = work / "meta" / f"lambda-{scale:g}"
+        if not (out / VECTOR).is_file():
+            merge(MergeConfig(base=base, sft=sft.out, aux=aux.out, out=out, scale=scale, overwrite=True))
+        metas[scale] = out
+    vector_file = metas[1.0] / VECTOR
+
+    # ---- 3. target fine-tuning, every variant from the same data, steps and seed ----
+    data = cached_dataset(tasks="DEMO5", **record)
+    train_eps, val_eps = split_per_task(data, work, held_out=5)
+    for name, (start, with_aux, with_orth) in VARIANTS.items():
+        if name in done:
+            continue
+        cfg = TrainConfig(
+            data=data,
+            out=work / "runs" / slug(name),
+            init=base if start == "base" else metas[start],
+            episodes=train_eps,
+            val_episodes=val_eps,
+            val_every=50,
+            log_every=25,
+            steps=args.steps,
+            seed=args.seed,
+            aux=AuxOptions(**AUX) if with_aux else AuxOptions(),
+            orth=OrthOptions(vector=vector_file, weight=ORTH_WEIGHT) if with_orth else OrthOptions(),
+        )
+        seconds = train_timed(cfg)
+        result = evaluate(
+            EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
+        )
+        metrics = read_metrics(cfg.out / "metrics.jsonl")
+        done[name] = result_record(
+            result,
+            seconds,
+            s_per_step=seconds / args.steps,
+            val_loss=[(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m],
+        )
+        save()
+
+    # ---- the tables ----
+    plain = done["(a) plain SFT from base"]
+    target = plain["val_loss"][-1][1]
+    rows = []
+    for name in VARIANTS:
+        r = done[name]
+        reached = steps_to_reach([{"step": s, "val_loss": v} for s, v in r["val_loss"]], target)
+        r["steps_to_target"] = reached
+        rows.append(
+            (
+                [
+                    name,
+                    f"{r['s_per_step'] * 1000:.0f}",
+                    str(reached) if reached else f"> {args.steps}",
+                    f"{reached * r['s_per_step']:.0f}" if reached else "",
+                    f"{r['val_loss'][-1][1]:.4f}",
+                ],
+                r,
+            )
+        )
+    b, c = done["(b) auxiliary fine-tuning from base"], done["(c) meta model (lambda 1) + SFT + orth"]
+    wall = lambda r: (r["steps_to_target"] or float("nan")) * r["s_per_step"]  # noqa: E731
+    lines = [
+        "# Merge (CapVector): capability vector + orthogonal penalty vs plain and auxiliary fine-tuning",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"Base: {base} (reference VLA `small`, pretrained {args.base_steps} steps). Capability vector from "
+        f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
+        f"future image features + state {AUX['horizon']} frames ahead, weight {AUX['weight']}); vector training took "
+        f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, 45 "
+        f"demonstrations per task for training, the last 5 for validation loss; {args.steps} steps at batch 64, "
+        f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}.",
+        "",
+        f"Steps to target: first logged step (every 50) whose validation loss is <= (a)'s final one ({target:.4f}).",
+        "",
+        "Protocol: " + plain["protocol"],
+        "",
+    ]
+    lines += variants_table(["variant", "ms/step", "steps to target", "s to target", "final val loss"], rows)
+    lines += [
+        "",
+        "## Against the goal",
+        "",
+        f"- (c) {pct(c['mean'])}% vs (b) {pct(b['mean'])}% ({100 * (c['mean'] - b['mean']):+.1f} points; goal: within 2)",
+        f"- (c) vs (a) {pct(plain['mean'])}%: {100 * (c['mean'] - plain['mean']):+.1f} points (goal > 0)",
+        f"- wall time to the target loss: (c) {wall(c):.0f} s vs (b) {wall(b):.0f} s ({wall(c) / wall(b):.2f}x; goal <= 0.7x)",
+        f"- time per step: (c) {c['s_per_step'] * 1000:.0f} ms vs (b) {b['s_per_step'] * 1000:.0f} ms vs (a) "
+        f"{plain['s_per_step'] * 1000:.0f} ms (the penalty's cost is (c) vs the no-orth ablation)",
+    ]
+    write_result("merge.md", "\n".join(lines) + "\n")
+    save()
+
+
+if __name__ == "__main__":
+    main()

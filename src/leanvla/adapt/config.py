@@ -1,0 +1,84 @@
+"""Options of `leanvla train --adapter lora|lora-sp` (the `--lora.*` flags), and their validation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from leanvla.adapt.lora_sp import PATHS
+from leanvla.errors import UserError, require
+
+ADAPTERS = ("full", "lora", "lora-sp")
+
+
+@dataclass
+class LoRAOptions:
+    """Adapters on the Linear modules of a frozen base: LoRA (peft) or LoRA-SP."""
+
+    rank: int = 32
+    """LoRA rank, or the size R of LoRA-SP's vector bank."""
+    alpha: float | None = None
+    """Scale numerator: the update is multiplied by alpha / rank (default 2 * rank, scale 2)."""
+    targets: str = "backbone,expert,vision"
+    """Layout stacks whose Linear modules get adapters (the reference VLA has backbone, expert, vision)."""
+    regex: str | None = None
+    """Instead of --lora.targets: adapt every nn.Linear whose qualified name matches this regex."""
+    group_rank: str = ""
+    """Per-stack rank overrides, e.g. 'vision=64,expert=16'."""
+    train_modules: str | None = None
+    """Regex of modules trained in full beside the adapters (e.g. 'expert.action_(in|out)')."""
+    eta: float = 0.9
+    """LoRA-SP: energy fraction the kept vectors must hold at the end of the eta schedule, in (0, 1]."""
+    eta_start: float = 1.0
+    """LoRA-SP: eta at step 0 (every vector kept), in (0, 1]."""
+    eta_decay: float = 0.5
+    """LoRA-SP: fraction of training over which eta falls from eta_start to eta (cosine)."""
+    group_eta: str = ""
+    """LoRA-SP: per-stack eta overrides, e.g. 'vision=0.95'."""
+    spectral_weight: float = 1e-3
+    """LoRA-SP: weight of the energy-concentration loss (0 = off)."""
+    path: Literal["auto", "dense", "gather"] = "auto"
+    """LoRA-SP: compute only the active vectors ('gather'), all of them ('dense'), or decide per batch."""
+
+    def validate(self) -> None:
+        require(self.rank >= 1, f"--lora.rank must be >= 1, got {self.rank}")
+        require(self.alpha is None or self.alpha > 0, f"--lora.alpha must be > 0, got {self.alpha}")
+        for name, value in (("eta", self.eta), ("eta-start", self.eta_start)):
+            require(0 < value <= 1, f"--lora.{name} must be in (0, 1], got {value}")
+        for stack, value in parse_groups(self.group_eta, "group-eta", float).items():
+            require(0 < value <= 1, f"--lora.group-eta for '{stack}' must be in (0, 1], got {value}")
+        require(0 <= self.eta_decay <= 1, f"--lora.eta-decay must be in [0, 1], got {self.eta_decay}")
+        require(self.spectral_weight >= 0, f"--lora.spectral-weight must be >= 0, got {self.spectral_weight}")
+        require(self.path in PATHS, f"--lora.path must be one of {PATHS}, got '{self.path}'")
+        for stack, value in parse_groups(self.group_rank, "group-rank", int).items():
+            require(value >= 1, f"--lora.group-rank for '{stack}' must be >= 1, got {value}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LoRAOptions:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def rank_for(self, stack: str | None) -> int:
+        return parse_groups(self.group_rank, "group-rank", int).get(stack, self.rank)
+
+    def eta_for(self, stack: str | None) -> float:
+        return parse_groups(self.group_eta, "group-eta", float).get(stack, self.eta)
+
+    def alpha_for(self, rank: int) -> float:
+        """Keeps alpha / rank fixed across per-group ranks."""
+        return (self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank
+
+
+def parse_groups(spec: str, option: str, kind: type) -> dict:
+    """'vision=64,expert=16' -> {'vision': 64, 'expert': 16}."""
+    out = {}
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        name, sep, value = item.partition("=")
+        require(sep == "=", f"--lora.{option} item '{item}' must look like stack=value")
+        try:
+            out[name.strip()] = kind(value)
+        except ValueError as exc:
+            raise UserError(f"--lora.{option} value '{value}' for '{name}' is not a {kind.__name__}") from exc
+    return out

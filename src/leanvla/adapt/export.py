@@ -1,0 +1,93 @@
+"""Fold adapters into the base weights: a plain checkpoint for deployment.
+
+LoRA folds exactly: W + scale * B A. LoRA-SP's update depends on the input through its router, so
+no single weight reproduces it; what can be folded is the update at the mean routing,
+W + scale * B diag(mean over calibration tokens of s(x) m(x)) A. That export is offered, and its
+success cost is measured by `benchmarks/adapt.py`, never assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
+from leanvla.adapt.lora_sp import LoRASPLinear
+from leanvla.errors import require
+
+
+@dataclass
+class ExportConfig:
+    """Fold a LoRA / LoRA-SP policy's adapters into its base weights and write a plain checkpoint."""
+
+    policy: Path
+    """Adapter checkpoint or training run directory."""
+    out: Path
+    """Output checkpoint directory."""
+    data: Path | None = None
+    """LoRA-SP only: frames that measure the mean routing (default: the policy's training data)."""
+    samples: int = 512
+    """LoRA-SP only: calibration frames."""
+    batch_size: int = 64
+    seed: int = 0
+    overwrite: bool = False
+
+
+def fold_adapters(model: nn.Module) -> nn.Module:
+    """Replace every adapter layer by its base Linear holding the folded weight, in place.
+
+    LoRA-SP layers use the mean gate recorded since their last `reset_statistics()`.
+    """
+    for name, module in [(n, m) for n, m in model.named_modules() if is_adapter_layer(m)]:
+        if isinstance(module, LoRASPLinear):
+            base = module.base_layer
+            with torch.no_grad():
+                base.weight += module.static_delta(module.mean_gate()).to(base.weight)
+        else:  # peft LoRA
+            module.merge()
+            base = module.get_base_layer()
+        replace_module(model, name, base)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+@torch.no_grad()
+def record_mean_routing(model: nn.Module, data, normalizer, samples: int, batch_size: int, seed: int) -> None:
+    """Run calibration frames through a LoRA-SP model so each layer holds its mean gate."""
+    from leanvla.prune.calibrate import vla_calibration
+
+    model.eval()
+    for layer in lora_sp_layers(model).values():
+        layer.reset_statistics()
+    batches, run = vla_calibration(model, data, normalizer, samples, batch_size, seed)
+    for rows in batches:
+        run(rows)
+
+
+def export_checkpoint(cfg: ExportConfig) -> Path:
+    from leanvla.data.normalize import Normalizer
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset
+    from leanvla.models.checkpoint import load_model, read_provenance, save_checkpoint
+
+    model, meta, stats, directory = load_model(cfg.policy)
+    adapter = meta.get("adapter")
+    require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")
+    out = Path(cfg.out)
+    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    if adapter["kind"] == "lora-sp":
+        require(cfg.samples >= 1, f"--samples must be >= 1, got {cfg.samples}")
+        data_dir = cfg.data or Path(meta["train"]["data"])
+        require(Path(data_dir).is_dir(), f"calibration data {data_dir} does not exist; pass --data DIR")
+        data = ChunkDataset(LeRobotDataset(data_dir), meta["model"]["cameras"], meta["model"]["chunk_size"])
+        normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
+        record_mean_routing(model, data, normalizer, cfg.samples, cfg.batch_size, cfg.seed)
+    fold_adapters(model)
+    plain = {k: v for k, v in meta.items() if k != "adapter"}
+    plain["exported_from"] = {"checkpoint": str(directory.resolve()), "adapter": adapter}
+    save_checkpoint(out, model, plain, stats, read_provenance(directory) or None)
+    return out

@@ -1,0 +1,161 @@
+"""LoRA-SP: a frozen Linear plus a rank-adaptive low-rank update (Kim et al., 2026).
+
+    y = W x + scale * B (g(x) * (A x)),   g(x) = s(x) * m(x)
+
+A (R x d_in) and B (d_out x R) are a bank of R vectors. A small router gives non-negative scores
+s(x) = softplus(router(x)) that act as singular values; m(x) keeps, per token, the fewest
+top-scoring vectors whose squared scores hold a fraction eta of the total energy. Gradients flow
+through the kept scores (the mask itself is a hard choice). B starts at zero, so the adapted layer
+starts equal to the base layer.
+
+eta follows a cosine schedule from `eta_start` to `eta` over `eta_decay_steps` training forward
+passes. The layer counts those passes itself (a buffer, saved with the adapter), so the schedule
+runs without any call in the training loop and resumes with the run.
+
+When the active vectors are few, only they are computed: the union of the vectors any token in
+the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would
+touch d_in x k numbers per token and lose to one dense matmul on CPU and GPU alike.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PATHS = ("auto", "dense", "gather")
+
+
+def energy_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
+    """Per row, keep the fewest largest scores whose squares reach `eta` of the row's energy.
+
+    scores (..., R) >= 0 -> bool mask of the same shape. eta >= 1 keeps every vector.
+    """
+    if eta >= 1.0:
+        return torch.ones_like(scores, dtype=torch.bool)
+    energy = scores.pow(2)
+    sorted_energy, order = energy.sort(dim=-1, descending=True)
+    cumulative = sorted_energy.cumsum(-1)
+    # A vector is kept while the energy of the vectors ranked above it is still short of eta.
+    keep_sorted = (cumulative - sorted_energy) < eta * cumulative[..., -1:]
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+def concentration_loss(scores: torch.Tensor) -> torch.Tensor:
+    """The spectral loss: entropy of the normalised energy s^2 / sum(s^2), over log R, token mean.
+
+    0 when one vector holds all the energy, 1 when all R share it equally: minimising it pushes
+    the energy onto few vectors, so the eta threshold keeps fewer of them.
+    """
+    energy = scores.pow(2)
+    p = energy / energy.sum(-1, keepdim=True).clamp_min(1e-12)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(-1)
+    return entropy.mean() / math.log(scores.shape[-1]) if scores.shape[-1] > 1 else entropy.mean() * 0
+
+
+def eta_at(step: int, eta: float, eta_start: float, decay_steps: int) -> float:
+    """Cosine from eta_start (step 0) to eta (step >= decay_steps)."""
+    if decay_steps <= 0 or step >= decay_steps:
+        return eta
+    return eta + (eta_start - eta) * 0.5 * (1 + math.cos(math.pi * step / decay_steps))
+
+
+class LoRASPLinear(nn.Module):
+    def __init__(
+        self,
+        base: nn.Linear,
+        rank: int,
+        alpha: float,
+        eta: float,
+        eta_start: float = 1.0,
+        eta_decay_steps: int = 0,
+        path: str = "auto",
+        gather_below: float = 0.5,
+    ):
+        super().__init__()
+        self.base_layer = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        d_in, d_out = base.in_features, base.out_features
+        self.rank, self.scale = rank, alpha / rank
+        self.eta, self.eta_start, self.eta_decay_steps = eta, eta_start, eta_decay_steps
+        self.path, self.gather_below = path, gather_below
+        factory = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.lora_A = nn.Parameter(torch.empty(rank, d_in, **factory))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft's LoRA A
+        self.lora_B = nn.Parameter(torch.zeros(d_out, rank, **factory))
+        self.router = nn.Linear(d_in, rank, **factory)
+        nn.init.normal_(self.router.weight, std=0.02 / math.sqrt(d_in / 64))
+        # softplus(0.5413) = 1: every vector starts with score ~1, i.e. an ordinary LoRA.
+        nn.init.constant_(self.router.bias, math.log(math.e - 1))
+        self.register_buffer("forward_steps", torch.zeros((), dtype=torch.long))
+        self.spectral: torch.Tensor | None = None  # this forward's concentration loss (training)
+        self.reset_statistics()
+
+    # ---- schedule and statistics ------------------------------------------------------------------
+    def current_eta(self) -> float:
+        return eta_at(int(self.forward_steps), self.eta, self.eta_start, self.eta_decay_steps)
+
+    def reset_statistics(self) -> None:
+        """Zero the running sums behind `active_rank()` and `mean_gate()`."""
+        # Kept on the layer's device, so recording them never waits for the GPU.
+        device = self.lora_A.device
+        self._tokens = torch.zeros((), dtype=torch.float64, device=device)
+        self._gate_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
+        self._kept_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
+
+    def active_rank(self) -> float:
+        """Mean number of vectors kept per token since the last reset."""
+        return float(self._kept_sum.sum() / self._tokens.clamp_min(1))
+
+    def usage(self) -> torch.Tensor:
+        """Fraction of tokens that kept each vector since the last reset (R,)."""
+        return (self._kept_sum / self._tokens.clamp_min(1)).float().cpu()
+
+    def mean_gate(self) -> torch.Tensor:
+        """Mean of s(x) * m(x) per vector since the last reset (for the static export)."""
+        return (self._gate_sum / self._tokens.clamp_min(1)).float()
+
+    # ---- forward ----------------------------------------------------------------------------------
+    def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores s(x), kept-vector mask m(x)), each ... x R."""
+        scores = F.softplus(self.router(x))
+        return scores, energy_mask(scores.detach(), self.current_eta())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores, mask = self.gates(x)
+        gate = scores * mask
+        if self._kept_sum.device != mask.device:  # the module moved since construction
+            self.reset_statistics()
+        with torch.no_grad():
+            self._tokens += mask.numel() // self.rank
+            self._kept_sum += mask.reshape(-1, self.rank).sum(0)
+            self._gate_sum += gate.detach().reshape(-1, self.rank).sum(0)
+        if self.training:
+            self.forward_steps += 1
+            self.spectral = concentration_loss(scores)
+        return self.base_layer(x) + self.scale * self.update(x, gate, mask)
+
+    def update(self, x: torch.Tensor, gate: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """B (gate * A x), computed at the width of the active vectors when they are few."""
+        path = self.path
+        if path != "dense":
+            active = mask.reshape(-1, self.rank).any(0)
+            n_active = int(active.sum())
+            if path == "gather" or n_active <= self.gather_below * self.rank:
+                index = active.nonzero().squeeze(1)
+                hidden = F.linear(x, self.lora_A.index_select(0, index)) * gate.index_select(-1, index)
+                return F.linear(hidden, self.lora_B.index_select(1, index))
+        return F.linear(F.linear(x, self.lora_A) * gate, self.lora_B)
+
+    def static_delta(self, mean_gate: torch.Tensor) -> torch.Tensor:
+        """The weight update at a fixed routing: scale * B diag(mean_gate) A (d_out x d_in)."""
+        return self.scale * (self.lora_B * mean_gate.to(self.lora_B)) @ self.lora_A
+
+    def extra_repr(self) -> str:
+        return (
+            f"rank={self.rank}, scale={self.scale:g}, eta={self.eta:g} (from {self.eta_start:g} over "
+            f"{self.eta_decay_steps} steps), path={self.path}"
+        )

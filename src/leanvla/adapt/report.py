@@ -1,0 +1,52 @@
+"""Which layers ask for capacity: LoRA-SP's per-layer active rank over training, as a figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ACTIVE_RANK = "active_rank.jsonl"  # in a run directory: {"step", "layers": {name: mean active rank}}
+
+
+def read_active_rank(path: Path) -> tuple[list[int], list[str], list[list[float]]]:
+    """(logged steps, layer names, rows of per-layer mean active rank, one row per step)."""
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    names = list(lines[0]["layers"]) if lines else []
+    return [r["step"] for r in lines], names, [[r["layers"][n] for n in names] for r in lines]
+
+
+def plot_active_rank(path: Path, out: Path) -> Path:
+    """Heatmap of active rank (layer x step) beside each layer's mean over the last quarter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    steps, names, rows = read_active_rank(path)
+    values = np.array(rows).T  # layers x steps
+    tail = values[:, -max(1, values.shape[1] // 4) :].mean(1)
+    short = [n.replace(".layers", "").replace("attn.", "").replace("mlp.", "") for n in names]
+    height = max(3.0, 0.16 * len(names) + 1.2)
+    fig, (ax_map, ax_bar) = plt.subplots(
+        1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [3, 1]}, sharey=True
+    )
+    image = ax_map.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax_map.set_xticks(np.linspace(0, len(steps) - 1, min(6, len(steps))).round().astype(int))
+    ax_map.set_xticklabels([steps[i] for i in ax_map.get_xticks()])
+    ax_map.set_yticks(range(len(names)))
+    ax_map.set_yticklabels(short, fontsize=6)
+    ax_map.set_xlabel("training step")
+    ax_map.set_title("LoRA-SP active rank per layer")
+    fig.colorbar(image, ax=ax_map, fraction=0.03, pad=0.01)
+    colors = {"backbone": "tab:blue", "expert": "tab:orange", "vision": "tab:green"}
+    ax_bar.barh(
+        range(len(names)),
+        tail,
+        color=[colors.get(n.split(".")[0], "gray") for n in names],
+    )
+    ax_bar.set_xlabel("mean, last quarter")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

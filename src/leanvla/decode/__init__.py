@@ -1,0 +1,1 @@
+"""Discrete action decoding: the action tokenizer (the discrete-diffusion head and Fast-dVLA decoding build on it)."""

@@ -1,0 +1,1 @@
+"""CapVector: capability vectors, merging any state dict, and the orthogonal regulariser."""

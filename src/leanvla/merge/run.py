@@ -1,0 +1,203 @@
+"""`leanvla merge`: build the meta model theta_0 + lambda tau (CapVector), or merge several vectors.
+
+Two ways in:
+  --sft A --aux B          tau = B - A (the same small task set trained plainly and with auxiliary
+                           objectives); writes the meta model and tau itself (for --orth.vector)
+  --vectors V1,V2,...      vectors (capability_vector.safetensors files, or fine-tuned checkpoints
+                           taken relative to --base) combined by task arithmetic, TIES or DARE
+
+Writes OUT/ (an ordinary checkpoint of the base's architecture), OUT/capability_vector.safetensors,
+OUT/merge_report.json (per-parameter norms, cosines between vectors per parameter and per group)
+and OUT/vector_norms.png.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from leanvla.errors import UserError, require
+from leanvla.merge.vectors import (
+    add_scaled,
+    capability_vector,
+    check_compatible,
+    check_same_config,
+    combine,
+    diagnostics,
+    group_of,
+)
+
+VECTOR = "capability_vector.safetensors"
+REPORT = "merge_report.json"
+
+
+@dataclass
+class MergeConfig:
+    """Add capability vectors to a base policy (CapVector, task arithmetic, TIES, DARE)."""
+
+    base: Path
+    """The pretrained checkpoint the vector is added to (theta_0)."""
+    out: Path
+    """Output checkpoint directory (the meta model, its vector and a report)."""
+    sft: Path | None = None
+    """Checkpoint trained on the small task set with plain SFT (from --base)."""
+    aux: Path | None = None
+    """Checkpoint trained on the same tasks with the auxiliary objectives (from --base)."""
+    vectors: str | None = None
+    """Instead of --sft/--aux: comma-separated vector files or checkpoints (taken minus --base)."""
+    method: Literal["task-arithmetic", "ties", "dare-linear", "dare-ties"] = "task-arithmetic"
+    """How several --vectors combine (peft's merge utilities)."""
+    weights: str | None = None
+    """Comma-separated weight per --vectors entry (default 1 each)."""
+    density: float = 0.5
+    """TIES / DARE: fraction of each vector's entries kept."""
+    scale: float = 1.0
+    """lambda: the vector is added times this."""
+    group_scale: str = ""
+    """Per-group lambda, e.g. 'backbone=1.0,expert=0.5' (groups: the layout's stacks, and 'other')."""
+    seed: int = 0
+    """Seed of DARE's random drops."""
+    overwrite: bool = False
+
+
+def _load(path: Path) -> tuple[dict, dict, dict, Path]:
+    """(state dict, meta, stats, directory) of a plain checkpoint."""
+    from leanvla.data.stats import stats_from_json
+    from leanvla.models.checkpoint import WEIGHTS, read_meta, resolve_checkpoint
+
+    directory = resolve_checkpoint(path)
+    meta = read_meta(directory)
+    require(
+        (directory / WEIGHTS).is_file(),
+        f"{directory} holds adapters only; fold them with `leanvla export` before merging",
+    )
+    stats = stats_from_json(json.loads((directory / "stats.json").read_text()))
+    return load_file(str(directory / WEIGHTS)), meta, stats, directory
+
+
+def _group_prefixes(meta: dict) -> dict[str, str]:
+    from leanvla.models.layout import VLA_LAYOUT
+
+    return {s.name: s.path for s in VLA_LAYOUT.stacks} if meta.get("type") == "vla" else {}
+
+
+def _parse_scales(spec: str) -> dict[str, float]:
+    from leanvla.adapt.config import parse_groups
+
+    return parse_groups(spec, "group-scale", float) if spec else {}
+
+
+def merge(cfg: MergeConfig) -> Path:
+    from leanvla.atomic import atomic_dir
+    from leanvla.models.checkpoint import build_model, load_state_dict_checked, write_checkpoint_files
+
+    out = Path(cfg.out)
+    pair = cfg.sft is not None or cfg.aux is not None
+    require(
+        pair != (cfg.vectors is not None),
+        "give either --sft and --aux (a capability vector) or --vectors (several to combine), not both or neither",
+    )
+    require(
+        not pair or (cfg.sft is not None and cfg.aux is not None), "--sft and --aux go together; give both"
+    )
+    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    base, base_meta, stats, base_dir = _load(cfg.base)
+    prefixes = _group_prefixes(base_meta)
+    group_scale = _parse_scales(cfg.group_scale)
+    known = set(prefixes) | {"other"}
+    for group in group_scale:
+        require(group in known, f"--group-scale names group '{group}'; the groups are {sorted(known)}")
+    if pair:
+        sft, sft_meta, _, sft_dir = _load(cfg.sft)
+        aux, aux_meta, _, aux_dir = _load(cfg.aux)
+        check_compatible(base, sft, f"base {base_dir}", f"SFT {sft_dir}")
+        check_compatible(sft, aux, f"SFT {sft_dir}", f"auxiliary {aux_dir}")
+        check_same_config({f"base {base_dir}": base_meta["model"], f"SFT {sft_dir}": sft_meta["model"]})
+        check_same_config({f"base {base_dir}": base_meta["model"], f"auxiliary {aux_dir}": aux_meta["model"]})
+        vector = capability_vector({k: v for k, v in sft.items() if k in base}, aux)
+        parts = {"sft - base": _minus(sft, base), "aux - base": _minus(aux, base), "tau = aux - sft": vector}
+        sources = {"sft": str(sft_dir), "aux": str(aux_dir)}
+    else:
+        entries = [e.strip() for e in cfg.vectors.split(",") if e.strip()]
+        require(entries, "--vectors is empty")
+        try:
+            weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)
+        except ValueError as exc:
+            raise UserError(f"--weights '{cfg.weights}' must be comma-separated numbers") from exc
+        loaded = [_vector_from(Path(e), base, base_meta, base_dir) for e in entries]
+        vector = combine(loaded, weights, cfg.method, cfg.density, cfg.seed)
+        parts = {**{f"vector {i + 1}": v for i, v in enumerate(loaded)}, "combined": vector}
+        sources = {"vectors": entries, "weights": weights, "method": cfg.method, "density": cfg.density}
+    merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)
+
+    model = build_model(base_meta)
+    load_state_dict_checked(model, merged, "the merged weights")
+    report = {
+        "base": str(base_dir),
+        **sources,
+        "scale": cfg.scale,
+        "group_scale": group_scale,
+        "vector_norm": float(torch.sqrt(sum(v.double().square().sum() for v in vector.values()))),
+        "group_norms": _group_norms(vector, prefixes),
+        **diagnostics(parts, prefixes),
+    }
+    meta = {**base_meta, "merge": {k: report[k] for k in ("base", "scale", "group_scale", *sources)}}
+    with atomic_dir(out, replace=cfg.overwrite) as tmp:
+        write_checkpoint_files(tmp, model, meta, stats)
+        save_file({k: v.contiguous() for k, v in vector.items()}, str(tmp / VECTOR))
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        plot_norms(report["norms"], tmp / "vector_norms.png")
+    return out
+
+
+def _minus(a: dict, b: dict) -> dict:
+    return {
+        k: (a[k].double() - v.double()).to(v.dtype) for k, v in b.items() if k in a and v.is_floating_point()
+    }
+
+
+def _vector_from(path: Path, base: dict, base_meta: dict, base_dir: Path) -> dict:
+    """A vector file as is, or a checkpoint minus the base."""
+    if path.is_file():
+        vector = load_file(str(path))
+        check_compatible(vector, base, f"vector {path}", f"base {base_dir}")
+        return vector
+    other, meta, _, directory = _load(path)
+    check_compatible(base, other, f"base {base_dir}", f"checkpoint {directory}")
+    check_same_config({f"base {base_dir}": base_meta["model"], f"checkpoint {directory}": meta["model"]})
+    return _minus(other, base)
+
+
+def _group_norms(vector: dict, prefixes: dict[str, str]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for name, v in vector.items():
+        g = group_of(name, prefixes)
+        sums[g] = sums.get(g, 0.0) + float(v.double().square().sum())
+    return {g: s**0.5 for g, s in sums.items()}
+
+
+def plot_norms(norms: dict[str, dict[str, float]], path: Path) -> None:
+    """Per-parameter norm of each vector (matrices only), one line per vector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [p for p in norms if p.endswith("weight")]
+    series = sorted({v for p in names for v in norms[p]})
+    fig, ax = plt.subplots(figsize=(max(6, 0.08 * len(names) + 3), 3.5))
+    for label in series:
+        ax.plot([norms[p].get(label, float("nan")) for p in names], marker=".", label=label)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.removesuffix(".weight") for n in names], rotation=90, fontsize=5)
+    ax.set_ylabel("Frobenius norm")
+    ax.set_title("update norms per weight")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

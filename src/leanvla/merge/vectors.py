@@ -1,0 +1,141 @@
+"""Capability vectors over any state dict: difference, scaled sums, TIES / DARE, diagnostics.
+
+    tau   = theta_aux - theta_sft          over the parameters all checkpoints share
+    meta  = theta_0 + sum_g lambda_g tau_g  (lambda per module group: backbone, expert, vision, other)
+
+Parameters only one side has (the auxiliary head) are excluded. Nothing here assumes a
+transformer: any two state dicts with the same names and shapes merge (mergekit cannot do that).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from leanvla.errors import UserError, require
+
+StateDict = dict[str, torch.Tensor]
+OTHER = "other"
+
+
+def check_compatible(reference: StateDict, other: StateDict, ref_name: str, other_name: str) -> None:
+    """Raise a UserError naming the first parameter of `reference` that `other` lacks or shapes differently."""
+    for name, tensor in reference.items():
+        if name not in other:
+            raise UserError(
+                f"parameter '{name}' of {ref_name} is missing from {other_name}; they are not the same model"
+            )
+        if tuple(other[name].shape) != tuple(tensor.shape):
+            raise UserError(
+                f"parameter '{name}' has shape {list(tensor.shape)} in {ref_name} but {list(other[name].shape)} in {other_name}"
+            )
+
+
+# Config keys that only add training-time heads; the shared architecture does not depend on them.
+TRAINING_ONLY_KEYS = {"aux_horizon"}
+
+
+def check_same_config(configs: dict[str, dict]) -> None:
+    """Raise a UserError naming the first model-config key on which the checkpoints disagree."""
+    (first_name, first), *rest = configs.items()
+    for name, cfg in rest:
+        for key in sorted((set(first) | set(cfg)) - TRAINING_ONLY_KEYS):
+            if first.get(key) != cfg.get(key):
+                raise UserError(
+                    f"model config '{key}' is {first.get(key)!r} in {first_name} but {cfg.get(key)!r} in {name}; "
+                    "merge checkpoints of one architecture"
+                )
+
+
+def capability_vector(sft: StateDict, aux: StateDict) -> StateDict:
+    """tau = aux - sft over the floating-point parameters both have (auxiliary heads excluded)."""
+    check_compatible(sft, aux, "the SFT checkpoint", "the auxiliary checkpoint")
+    return {k: (aux[k].double() - v.double()).to(v.dtype) for k, v in sft.items() if v.is_floating_point()}
+
+
+def group_of(name: str, prefixes: dict[str, str]) -> str:
+    """The module group of a parameter: the layout stack whose path prefixes it, else 'other'."""
+    for group, prefix in prefixes.items():
+        if name.startswith(prefix + "."):
+            return group
+    return OTHER
+
+
+def add_scaled(
+    base: StateDict, vector: StateDict, scale: float, group_scale: dict[str, float], prefixes: dict[str, str]
+) -> StateDict:
+    """base + lambda_g * vector, with lambda_g = group_scale.get(group, scale); vector-less entries copied."""
+    out = {}
+    for name, tensor in base.items():
+        if name in vector:
+            lam = group_scale.get(group_of(name, prefixes), scale)
+            out[name] = (tensor.double() + lam * vector[name].double()).to(tensor.dtype)
+        else:
+            out[name] = tensor.clone()
+    return out
+
+
+METHODS = ("task-arithmetic", "ties", "dare-linear", "dare-ties")
+
+
+def combine(
+    vectors: list[StateDict], weights: list[float], method: str, density: float, seed: int
+) -> StateDict:
+    """One vector from several, per parameter, with peft's merge utilities (TIES / DARE / sum)."""
+    from peft.utils import merge_utils
+
+    require(method in METHODS, f"--method must be one of {METHODS}, got '{method}'")
+    require(
+        len(weights) == len(vectors),
+        f"{len(weights)} weights for {len(vectors)} vectors; give one per vector",
+    )
+    require(0 < density <= 1, f"--density must be in (0, 1], got {density}")
+    for i, v in enumerate(vectors[1:], start=2):
+        check_compatible(vectors[0], v, "vector 1", f"vector {i}")
+    w = torch.tensor(weights, dtype=torch.float64)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)  # DARE's random drops
+    try:
+        out = {}
+        for name, first in vectors[0].items():
+            stack = [v[name].double() for v in vectors]
+            if method == "task-arithmetic":
+                merged = merge_utils.task_arithmetic(stack, w)
+            elif method == "ties":
+                merged = merge_utils.ties(stack, w, density)
+            elif method == "dare-linear":
+                merged = merge_utils.dare_linear(stack, w, density)
+            else:
+                merged = merge_utils.dare_ties(stack, w, density)
+            out[name] = merged.to(first.dtype)
+        return out
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def diagnostics(vectors: dict[str, StateDict], prefixes: dict[str, str]) -> dict:
+    """Per parameter: each vector's norm; per pair of vectors: cosine per parameter and per group."""
+    names = list(vectors)
+    first = vectors[names[0]]
+    per_param = {
+        p: {n: float(vectors[n][p].double().norm()) for n in names if p in vectors[n]}
+        for p in first
+        if first[p].dim() >= 1
+    }
+    cosines = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            pair, groups = {}, {}
+            for p in first:
+                if p not in vectors[b]:
+                    continue
+                x, y = vectors[a][p].double().flatten(), vectors[b][p].double().flatten()
+                pair[p] = float(x @ y / (x.norm() * y.norm()).clamp_min(1e-30))
+                g = groups.setdefault(group_of(p, prefixes), [0.0, 0.0, 0.0])
+                g[0] += float(x @ y)
+                g[1] += float(x @ x)
+                g[2] += float(y @ y)
+            cosines[f"{a} vs {b}"] = {
+                "per_parameter": pair,
+                "per_group": {g: v[0] / max(1e-30, (v[1] * v[2]) ** 0.5) for g, v in groups.items()},
+            }
+    return {"norms": per_param, "cosines": cosines}

@@ -1,0 +1,117 @@
+"""Folding adapters into plain weights: exact for LoRA, mean routing for LoRA-SP; and a changed
+base is refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from leanvla.adapt.config import LoRAOptions
+from leanvla.adapt.export import fold_adapters
+from leanvla.adapt.inject import inject_adapters, is_adapted
+from leanvla.cli import main
+from leanvla.models.checkpoint import load_model
+from tests.adapt.test_inject import fixed_error
+
+
+def test_lora_folds_exactly(tiny_run):
+    model, *_ = load_model(tiny_run)
+    inject_adapters(model, "lora", LoRAOptions(rank=4))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05)
+    expected = fixed_error(model)
+    fold_adapters(model)
+    assert not is_adapted(model)
+    assert "backbone.0.attn.q_proj.weight" in model.state_dict()  # the base model's own names again
+    torch.testing.assert_close(fixed_error(model), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def adapter_run(tiny_run, tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("adapter") / "sp"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--init", str(tiny_run)]
+    opts = ["--adapter", "lora-sp", "--lora.rank", "8", "--lora.eta", "0.6", "--steps", "6"]
+    assert (
+        main([*args, *opts, "--batch-size", "8", "--log-every", "2", "--save-every", "3", "--threads", "1"])
+        == 0
+    )
+    return out
+
+
+def test_train_with_lora_sp_keeps_base_frozen_and_logs_active_rank(adapter_run, tiny_run):
+    import json
+
+    base, *_ = load_model(tiny_run)
+    adapted, meta, *_ = load_model(adapter_run)
+    assert meta["adapter"]["kind"] == "lora-sp" and meta["adapter"]["eta_decay_steps"] == 3
+    own = adapted.state_dict()
+    for name, tensor in base.state_dict().items():
+        parts = name.rsplit(".", 1)
+        key = f"{parts[0]}.base_layer.{parts[1]}" if f"{parts[0]}.base_layer.{parts[1]}" in own else name
+        assert torch.equal(own[key], tensor), name
+    lines = [json.loads(s) for s in (adapter_run / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < r["active_rank"] <= 8 for r in lines) and lines[-1]["eta"] == 0.6
+    ranks = (adapter_run / "active_rank.jsonl").read_text().splitlines()
+    assert len(ranks) == 3 and (adapter_run / "active_rank.png").stat().st_size > 1000
+    assert not (adapter_run / "policy" / "model.safetensors").exists()
+
+
+def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_dataset, tmp_path):
+    from leanvla.evaluate import EvalConfig, evaluate
+
+    out = tmp_path / "folded"
+    args = ["export", "--policy", str(adapter_run), "--out", str(out), "--samples", "16", "--batch-size", "8"]
+    assert main(args) == 0
+    model, meta, *_ = load_model(out)
+    assert "adapter" not in meta and meta["exported_from"]["adapter"]["kind"] == "lora-sp"
+    assert not is_adapted(model)
+    result = evaluate(EvalConfig(policy=out, episodes=1, max_steps=5, workers=1), progress=False)
+    assert set(result["per_task"]) == {"reach-v3", "drawer-close-v3"}
+
+
+def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from leanvla.models.checkpoint import resolve_checkpoint
+
+    base_copy = tmp_path / "base"
+    shutil.copytree(resolve_checkpoint(tiny_run), base_copy)
+    run_copy = tmp_path / "run"
+    shutil.copytree(adapter_run / "policy", run_copy)
+    config = run_copy / "config.json"
+    config.write_text(config.read_text().replace(str(resolve_checkpoint(tiny_run).resolve()), str(base_copy)))
+    weights = load_file(str(base_copy / "model.safetensors"))
+    weights["backbone_norm.weight"] += 1
+    save_file(weights, str(base_copy / "model.safetensors"))
+    assert main(["export", "--policy", str(run_copy), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "changed since" in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--adapter", "lora-sp", "--lora.eta", "1.5"], "--lora.eta must be in (0, 1]"),
+        (["--adapter", "lora", "--lora.regex", "nothing_here"], "matches no nn.Linear"),
+        (["--adapter", "lora", "--lora.rank", "999"], "rank 999 is larger than"),
+    ],
+)
+def test_train_bad_adapter_options(tiny_run, tiny_dataset, tmp_path, capsys, options, message):
+    out = tmp_path / "bad"
+    args = ["train", "--data", str(tiny_dataset), "--out", str(out), "--init", str(tiny_run), "--steps", "2"]
+    assert main([*args, *options]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and message in errors[0]
+    assert not (out / "policy").exists()
+
+
+def test_adapter_without_init(tiny_dataset, tmp_path, capsys):
+    assert (
+        main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--adapter", "lora"]) == 2
+    )
+    assert "pass --init" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""Adapters on the tiny VLA: targets through the layout or a regex, zero change at initialisation,
+only adapters trainable, save/load round trips, and bad options as one clear line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from leanvla.adapt.config import LoRAOptions
+from leanvla.adapt.inject import adapter_state_dict, adapter_targets, inject_adapters, trainable_parameters
+from leanvla.errors import UserError
+from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
+from leanvla.models.policy import Observation
+
+
+def fixed_error(model, seed=0) -> torch.Tensor:
+    """The training objective on fixed random inputs (deterministic)."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    b = 3
+    images = torch.randn(b, len(cfg.cameras), 3, cfg.image_size, cfg.image_size, generator=g)
+    tokens, mask = model.tokenizer.batch(["reach the goal", "close the drawer", "open"])
+    obs = Observation(images, torch.randn(b, cfg.state_dim, generator=g), tokens, mask, torch.arange(b))
+    actions = torch.randn(b, cfg.chunk_size, cfg.action_dim, generator=g)
+    noise = torch.randn(b, cfg.chunk_size, cfg.action_dim, generator=g)
+    with torch.no_grad():
+        return model.action_error(obs, actions, noise, torch.rand(b, generator=g))
+
+
+@pytest.fixture
+def base(tiny_run):
+    return load_model(tiny_run)
+
+
+@pytest.mark.parametrize("kind", ["lora", "lora-sp"])
+def test_adapted_model_starts_equal_to_base(base, kind):
+    model, *_ = base
+    before = fixed_error(model)
+    total = sum(p.numel() for p in model.parameters())
+    targets = inject_adapters(model, kind, LoRAOptions(rank=4, eta=0.8))
+    assert set(targets.values()) == {"backbone", "expert"}  # the tiny VLA has no vision layers
+    assert torch.equal(fixed_error(model), before)
+    trainable = trainable_parameters(model)
+    assert 0 < trainable < 0.5 * total
+    assert all("lora" in n or "router" in n for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_targets_by_stack_regex_and_group_rank(base):
+    model, *_ = base
+    only_expert = adapter_targets(model, LoRAOptions(targets="expert"))
+    assert only_expert and all(n.startswith("expert.layers.") for n in only_expert)
+    queries = adapter_targets(model, LoRAOptions(regex=r"attn\.q_proj$"))
+    assert len(queries) == 4 and all(n.endswith("attn.q_proj") for n in queries)
+    inject_adapters(model, "lora-sp", LoRAOptions(rank=4, group_rank="expert=2"))
+    assert model.expert.layers[0].attn.q_proj.rank == 2 and model.backbone[0].attn.q_proj.rank == 4
+
+
+def test_peft_lora_group_rank(base):
+    model, *_ = base
+    inject_adapters(model, "lora", LoRAOptions(rank=4, group_rank="expert=2"))
+    assert model.expert.layers[1].mlp.up_proj.lora_A["default"].weight.shape[0] == 2
+    assert model.backbone[1].mlp.up_proj.lora_A["default"].weight.shape[0] == 4
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (LoRAOptions(regex="no_such_module"), "matches no nn.Linear"),
+        (LoRAOptions(regex="("), "not a valid regular expression"),
+        (LoRAOptions(targets="decoder"), "stack 'decoder', which the layout lacks"),
+        (LoRAOptions(rank=40), "rank 40 is larger than"),
+        (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
+        (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),
+        (LoRAOptions(group_rank="vision=4"), "no adapted layer is in it"),
+    ],
+)
+def test_bad_options(base, opts, message):
+    model, *_ = base
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        inject_adapters(model, "lora-sp", opts)
+
+
+@pytest.mark.parametrize("kind", ["lora", "lora-sp"])
+def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, kind):
+    from leanvla.models.checkpoint import ADAPTER, WEIGHTS, adapter_base, resolve_checkpoint
+
+    model, meta, stats, _ = base
+    opts = LoRAOptions(rank=4, eta=0.7)
+    inject_adapters(model, kind, opts)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)  # a trained adapter
+    expected = fixed_error(model)
+    meta = {
+        **meta,
+        "adapter": {"kind": kind, **opts.to_dict(), "eta_decay_steps": 0, **adapter_base(tiny_run)},
+    }
+    save_checkpoint(tmp_path / "adapted", model, meta, stats)
+    assert (tmp_path / "adapted" / ADAPTER).is_file() and not (tmp_path / "adapted" / WEIGHTS).exists()
+    saved = set(adapter_state_dict(model))
+    assert saved and all("lora" in k or "router" in k or "forward_steps" in k for k in saved)
+    reloaded, reloaded_meta, *_ = load_model(tmp_path / "adapted")
+    assert reloaded_meta["adapter"]["kind"] == kind
+    assert torch.equal(fixed_error(reloaded), expected)
+    # The base is found by path and checked by hash.
+    assert read_meta(tmp_path / "adapted")["adapter"]["base"] == str(resolve_checkpoint(tiny_run).resolve())

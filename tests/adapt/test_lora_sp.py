@@ -1,0 +1,146 @@
+"""The LoRA-SP layer against slow references: energy selection, dense LoRA at eta = 1, zero update
+at initialisation, gather path = masked dense path, the eta schedule, the static export."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
+
+
+def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
+    """Row by row: take scores largest first until their squares reach eta of the row's energy."""
+    flat = scores.reshape(-1, scores.shape[-1])
+    out = torch.zeros_like(flat, dtype=torch.bool)
+    for row, s in enumerate(flat.tolist()):
+        total, held = sum(v * v for v in s), 0.0
+        for j in sorted(range(len(s)), key=lambda j: -s[j]):
+            if held >= eta * total:
+                break
+            out[row, j] = True
+            held += s[j] * s[j]
+    return out.view_as(scores)
+
+
+def layer(rank=8, eta=0.9, d_in=12, d_out=10, **kw) -> LoRASPLinear:
+    torch.manual_seed(0)
+    sp = LoRASPLinear(nn.Linear(d_in, d_out), rank, alpha=2.0 * rank, eta=eta, **kw)
+    nn.init.normal_(sp.lora_B)  # a trained-looking update (B starts at zero)
+    nn.init.normal_(sp.router.weight)
+    return sp
+
+
+@pytest.mark.parametrize("eta", [0.3, 0.5, 0.9, 0.99])
+def test_energy_mask_matches_reference(eta):
+    scores = torch.rand(5, 7, 16, dtype=torch.float64)
+    mask = energy_mask(scores, eta)
+    assert torch.equal(mask, reference_mask(scores, eta))
+    kept = (scores.pow(2) * mask).sum(-1) / scores.pow(2).sum(-1)
+    assert (kept >= eta - 1e-12).all() and (mask.sum(-1) >= 1).all()
+
+
+def test_eta_one_keeps_everything_and_one_hot_keeps_one():
+    scores = torch.rand(4, 8)
+    assert energy_mask(scores, 1.0).all()
+    one_hot = torch.zeros(3, 8)
+    one_hot[:, 2] = 5.0
+    assert torch.equal(energy_mask(one_hot, 0.5), one_hot > 0)
+
+
+def test_eta_one_with_constant_router_is_dense_lora():
+    sp = layer(rank=6, eta=1.0)
+    with torch.no_grad():
+        sp.router.weight.zero_()
+        sp.router.bias.fill_(0.7)
+    x = torch.randn(3, 5, 12)
+    c = math.log1p(math.exp(0.7))  # softplus(0.7): every vector's singular value
+    dense = sp.base_layer(x) + sp.scale * c * (x @ sp.lora_A.T @ sp.lora_B.T)
+    torch.testing.assert_close(sp(x), dense)
+
+
+def test_starts_equal_to_the_base_layer():
+    torch.manual_seed(1)
+    base = nn.Linear(12, 10)
+    sp = LoRASPLinear(base, 8, alpha=16.0, eta=0.5)
+    x = torch.randn(4, 12)
+    assert torch.equal(sp(x), base(x))
+    assert not base.weight.requires_grad and sp.lora_A.requires_grad
+
+
+@pytest.mark.parametrize("eta", [0.2, 0.6, 0.95])
+def test_gather_path_equals_masked_dense_path(eta):
+    dense, gather = layer(eta=eta, path="dense"), layer(eta=eta, path="gather")
+    x = torch.randn(2, 3, 12)
+    x_dense, x_gather = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_dense, y_gather = dense(x_dense), gather(x_gather)
+    torch.testing.assert_close(y_gather, y_dense)
+    y_dense.square().sum().backward()
+    y_gather.square().sum().backward()
+    for a, b in (
+        (dense.lora_A, gather.lora_A),
+        (dense.lora_B, gather.lora_B),
+        (dense.router.weight, gather.router.weight),
+    ):
+        torch.testing.assert_close(b.grad, a.grad)
+    torch.testing.assert_close(x_gather.grad, x_dense.grad)
+
+
+def test_gather_computes_only_the_active_vectors(monkeypatch):
+    sp = layer(rank=16, eta=0.9, path="gather")
+    with torch.no_grad():  # two vectors dominate every token
+        sp.router.weight.zero_()
+        sp.router.bias.fill_(-20.0)
+        sp.router.bias[[3, 11]] = 5.0
+    seen = []
+    original = torch.nn.functional.linear
+
+    def spy(x, w, b=None):
+        seen.append(tuple(w.shape))
+        return original(x, w, b)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    sp(torch.randn(4, 12))
+    assert (2, 12) in seen and (10, 2) in seen  # A and B at the width of the two active vectors
+    assert sp.active_rank() == 2.0
+
+
+def test_eta_schedule_advances_with_training_forwards_only():
+    sp = layer(eta=0.5, eta_start=1.0, eta_decay_steps=4)
+    x = torch.randn(2, 12)
+    assert sp.current_eta() == 1.0
+    sp.eval()
+    sp(x)
+    assert int(sp.forward_steps) == 0
+    sp.train()
+    for _ in range(2):
+        sp(x)
+    assert sp.current_eta() == pytest.approx(eta_at(2, 0.5, 1.0, 4)) == pytest.approx(0.75)
+    for _ in range(5):
+        sp(x)
+    assert sp.current_eta() == 0.5
+    assert sp.state_dict()["forward_steps"] == 7  # saved with the adapter, so resuming keeps the schedule
+
+
+def test_concentration_loss_bounds():
+    one_hot = torch.zeros(3, 8)
+    one_hot[:, 0] = 2.0
+    assert float(concentration_loss(one_hot)) == pytest.approx(0.0, abs=1e-6)
+    assert float(concentration_loss(torch.ones(3, 8))) == pytest.approx(1.0)
+
+
+def test_static_delta_reproduces_constant_routing():
+    sp = layer(rank=6, eta=1.0)
+    with torch.no_grad():
+        sp.router.weight.zero_()
+    x = torch.randn(7, 12)
+    sp.reset_statistics()
+    y = sp(x)
+    folded = nn.Linear(12, 10)
+    folded.load_state_dict(sp.base_layer.state_dict())
+    with torch.no_grad():
+        folded.weight += sp.static_delta(sp.mean_gate())
+    torch.testing.assert_close(folded(x), y)

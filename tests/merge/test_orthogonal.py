@@ -1,0 +1,61 @@
+"""The orthogonal penalty: zero for an orthogonal update, a gradient that reduces the alignment, and
+the LoRA form equal to the dense form of B A."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanvla.merge.orthogonal import OrthogonalPenalty, lora_squared_cosine, squared_cosine
+
+
+def test_zero_for_orthogonal_update_one_for_parallel():
+    tau = torch.zeros(3, 4)
+    tau[0, 0] = 2.0
+    orthogonal = torch.zeros(3, 4)
+    orthogonal[1, 2] = 5.0
+    assert float(squared_cosine(orthogonal, tau)) == 0.0
+    assert float(squared_cosine(-3 * tau, tau)) == torch.tensor(1.0).item()
+
+
+def test_gradient_points_away_from_alignment():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 5, bias=False)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    tau = {"weight": torch.randn(5, 6)}
+    penalty = OrthogonalPenalty(model, tau, start)
+    with torch.no_grad():
+        model.weight += 0.3 * tau["weight"] + 0.3 * torch.randn(5, 6)  # an update partly along tau
+    before = penalty()
+    before.backward()
+    grad = model.weight.grad
+    update = model.weight.detach() - start["weight"]
+    # Descending the gradient shrinks the update's component along tau...
+    along = lambda u: float((u * tau["weight"]).sum())  # noqa: E731
+    assert along(-grad) * along(update) < 0
+    # ...and a small step lowers the penalty.
+    with torch.no_grad():
+        model.weight -= 1e-2 * grad / grad.norm()
+    assert float(penalty().detach()) < float(before.detach())
+
+
+def test_lora_form_equals_dense_form():
+    torch.manual_seed(1)
+    a, b, t = torch.randn(3, 7), torch.randn(5, 3), torch.randn(5, 7)
+    dense = squared_cosine(0.5 * b @ a, t)
+    torch.testing.assert_close(lora_squared_cosine(a, b, 0.5, t), dense)
+
+
+def test_penalty_on_peft_lora_matches_dense_update():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 5, bias=False))
+    tau = {"0.weight": torch.randn(5, 6)}
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=["0"]), model)
+    layer = model[0]
+    nn.init.normal_(layer.lora_B["default"].weight)
+    penalty = OrthogonalPenalty(model, tau, start=None)
+    assert penalty.matrices == 1
+    update = layer.scaling["default"] * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+    torch.testing.assert_close(penalty(), squared_cosine(update, tau["0.weight"]))

@@ -1,0 +1,116 @@
+"""`leanvla merge` end to end on tiny checkpoints: SFT and auxiliary fine-tunes of one base, the
+meta model equal to base + lambda tau, training with the orthogonal penalty, and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from leanvla.cli import main
+
+
+def finetune(tiny_dataset, base, out, *extra) -> None:
+    args = ["train", "--data", str(tiny_dataset), "--init", str(base), "--out", str(out), "--steps", "3"]
+    assert main([*args, "--batch-size", "8", "--log-every", "1", "--threads", "1", *extra]) == 0
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_run, tiny_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("merge")
+    finetune(tiny_dataset, tiny_run, root / "sft")
+    finetune(tiny_dataset, tiny_run, root / "aux", "--aux.horizon", "4")
+    return root
+
+
+def test_aux_training_adds_a_head_and_logs_its_loss(pair):
+    aux = load_file(str(pair / "aux" / "policy" / "model.safetensors"))
+    assert any(k.startswith("aux_head.") for k in aux)
+    lines = [json.loads(s) for s in (pair / "aux" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["aux"] > 0 for r in lines)
+    assert json.loads((pair / "aux" / "policy" / "config.json").read_text())["model"]["aux_horizon"] == 4
+
+
+def test_meta_model_is_base_plus_scaled_vector(pair, tiny_run, tmp_path):
+    out = tmp_path / "meta"
+    args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
+    assert main([*args, "--out", str(out), "--scale", "1.5", "--group-scale", "expert=0.5"]) == 0
+    base = load_file(str(tiny_run / "policy" / "model.safetensors"))
+    sft = load_file(str(pair / "sft" / "policy" / "model.safetensors"))
+    aux = load_file(str(pair / "aux" / "policy" / "model.safetensors"))
+    meta = load_file(str(out / "model.safetensors"))
+    tau = load_file(str(out / "capability_vector.safetensors"))
+    assert set(meta) == set(base) and not any(k.startswith("aux_head") for k in tau)
+    for name in base:
+        lam = 0.5 if name.startswith("expert.layers.") else 1.5
+        # tau is computed in float64 and stored in the weights' dtype; the sum is float64 again
+        assert torch.equal(tau[name], (aux[name].double() - sft[name].double()).float()), name
+        assert torch.equal(meta[name], (base[name].double() + lam * tau[name].double()).float()), name
+    report = json.loads((out / "merge_report.json").read_text())
+    assert report["vector_norm"] > 0 and "sft - base vs tau = aux - sft" in report["cosines"]
+    assert (out / "vector_norms.png").stat().st_size > 1000
+
+
+def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path):
+    meta = tmp_path / "meta"
+    args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
+    assert main([*args, "--out", str(meta)]) == 0
+    vector = str(meta / "capability_vector.safetensors")
+    finetune(tiny_dataset, meta, tmp_path / "orth", "--orth.vector", vector, "--orth.weight", "1.0")
+    lines = [json.loads(s) for s in (tmp_path / "orth" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["orth"] <= 1 for r in lines)
+    finetune(
+        tiny_dataset,
+        meta,
+        tmp_path / "orth-lora",
+        "--adapter",
+        "lora",
+        "--lora.rank",
+        "4",
+        "--orth.vector",
+        vector,
+    )
+
+
+def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
+    out = tmp_path / "ta"
+    vectors = f"{pair / 'sft'},{pair / 'aux'}"
+    args = ["merge", "--base", str(tiny_run), "--vectors", vectors, "--weights", "0.5,0.5", "--out", str(out)]
+    assert main(args) == 0
+    base = load_file(str(tiny_run / "policy" / "model.safetensors"))
+    sft = load_file(str(pair / "sft" / "policy" / "model.safetensors"))
+    aux = load_file(str(pair / "aux" / "policy" / "model.safetensors"))
+    merged = load_file(str(out / "model.safetensors"))
+    name = "backbone.0.attn.q_proj.weight"
+    torch.testing.assert_close(
+        merged[name], (base[name] + 0.5 * (sft[name] - base[name]) + 0.5 * (aux[name] - base[name]))
+    )
+    assert main([*args[:-2], "--method", "ties", "--density", "0.3", "--out", str(tmp_path / "ties")]) == 0
+
+
+def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_path, capsys):
+    from tests.helpers import train_tiny_vla
+
+    wider = train_tiny_vla(tiny_dataset, tmp_path / "wider", width=96)
+    args = [
+        "merge",
+        "--base",
+        str(tiny_run),
+        "--sft",
+        str(pair / "sft"),
+        "--aux",
+        str(wider),
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(
+        r"parameter '[\w.]+' has shape \[.*\] in SFT .* but \[.*\] in auxiliary", err[0]
+    ), err
+    assert not (tmp_path / "x").exists()
+    assert main(["merge", "--base", str(tiny_run), "--out", str(tmp_path / "y")]) == 2
+    assert "give either --sft and --aux" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""Merge arithmetic is exact: tau = aux - sft, meta = base + lambda_g tau, and combinations match
+peft's formulas on hand-made tensors; mismatches name the first bad parameter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from leanvla.errors import UserError
+from leanvla.merge.vectors import add_scaled, capability_vector, check_same_config, combine, diagnostics
+
+
+def sd(seed: int, **shapes) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.randn(*shape, generator=g) for name, shape in shapes.items()}
+
+
+SHAPES = {"backbone.0.w": (4, 3), "expert.layers.0.w": (2, 3), "embed.w": (5,)}
+PREFIXES = {"backbone": "backbone", "expert": "expert.layers"}
+
+
+def test_capability_vector_excludes_aux_only_parameters():
+    sft = sd(0, **SHAPES)
+    aux = {**sd(1, **SHAPES), "aux_head.w": torch.ones(3)}
+    tau = capability_vector(sft, aux)
+    assert set(tau) == set(SHAPES)
+    for k in SHAPES:
+        assert torch.equal(tau[k], aux[k] - sft[k])
+
+
+def added(base: torch.Tensor, lam: float, tau: torch.Tensor) -> torch.Tensor:
+    """The reference: the sum in float64, rounded once to the weights' dtype."""
+    return (base.double() + lam * tau.double()).float()
+
+
+def test_add_scaled_per_group():
+    base, tau = sd(2, **SHAPES), sd(3, **SHAPES)
+    merged = add_scaled(base, tau, 1.5, {"expert": 0.5}, PREFIXES)
+    for name, lam in (("backbone.0.w", 1.5), ("expert.layers.0.w", 0.5), ("embed.w", 1.5)):
+        assert torch.equal(merged[name], added(base[name], lam, tau[name])), name
+    # base + (aux - sft) at scale 1 with sft == base is aux itself
+    aux = sd(4, **SHAPES)
+    assert all(
+        torch.allclose(v, aux[k])
+        for k, v in add_scaled(base, capability_vector(base, aux), 1.0, {}, PREFIXES).items()
+    )
+
+
+def test_task_arithmetic_and_ties_by_hand():
+    a = {"w": torch.tensor([1.0, -2.0, 3.0, 0.5])}
+    b = {"w": torch.tensor([-1.0, -1.0, 1.0, 4.0])}
+    summed = combine([a, b], [1.0, 2.0], "task-arithmetic", 1.0, 0)
+    assert torch.equal(summed["w"], a["w"] + 2 * b["w"])
+    # TIES at density 1: elect the sign of the weighted sum, average the agreeing entries' weighted values
+    ties = combine([a, b], [1.0, 1.0], "ties", 1.0, 0)["w"]
+    assert torch.allclose(ties, torch.tensor([1.0, -1.5, 2.0, 2.25]))  # entry 0: tie goes to +
+
+
+def test_dare_is_seeded_and_keeps_expectation_scale():
+    v = [{"w": torch.ones(10000)}]
+    first = combine(v, [1.0], "dare-linear", 0.25, seed=7)["w"]
+    assert torch.equal(first, combine(v, [1.0], "dare-linear", 0.25, seed=7)["w"])
+    assert set(first.unique().tolist()) <= {0.0, 4.0} and abs(first.mean().item() - 1.0) < 0.1
+
+
+def test_mismatch_names_first_parameter():
+    sft = sd(0, **SHAPES)
+    aux = {**sd(1, **SHAPES), "expert.layers.0.w": torch.zeros(3, 3)}
+    with pytest.raises(UserError, match=r"parameter 'expert.layers.0.w' has shape \[2, 3\]"):
+        capability_vector(sft, aux)
+    missing = {k: v for k, v in sd(1, **SHAPES).items() if k != "embed.w"}
+    with pytest.raises(UserError, match="parameter 'embed.w' of the SFT checkpoint is missing"):
+        capability_vector(sft, missing)
+    with pytest.raises(UserError, match="model config 'width' is 64 in a but 128 in b"):
+        check_same_config({"a": {"width": 64, "aux_horizon": 0}, "b": {"width": 128, "aux_horizon": 4}})
+    check_same_config({"a": {"width": 64, "aux_horizon": 0}, "b": {"width": 64, "aux_horizon": 4}})
+
+
+def test_diagnostics_cosines():
+    x = {"backbone.0.w": torch.tensor([[1.0, 0.0]]), "embed.w": torch.tensor([1.0, 1.0])}
+    y = {"backbone.0.w": torch.tensor([[0.0, 2.0]]), "embed.w": torch.tensor([2.0, 2.0])}
+    d = diagnostics({"x": x, "y": y}, PREFIXES)
+    pair = d["cosines"]["x vs y"]
+    assert pair["per_parameter"]["backbone.0.w"] == pytest.approx(0.0)
+    assert pair["per_parameter"]["embed.w"] == pytest.approx(1.0)
+    assert pair["per_group"]["backbone"] == pytest.approx(0.0) and pair["per_group"][
+        "other"
+    ] == pytest.approx(1.0)
+    assert d["norms"]["embed.w"]["y"] == pytest.approx(8**0.5)

@@ -1,0 +1,76 @@
+"""Validation loss on held-out episodes: logged at its interval, fixed (same model, same number),
+and without any effect on what training computes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from leanvla.errors import UserError
+from leanvla.train.config import ModelOptions, TrainConfig
+from leanvla.train.loop import train
+from tests.data.helpers import synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.mktemp("v") / "ds")
+
+
+def cfg(data, out, tmp_path, **kw):
+    (tmp_path / "train.json").write_text(json.dumps([0, 1, 2]))
+    (tmp_path / "val.json").write_text(json.dumps([3]))
+    base = dict(
+        data=data,
+        out=out,
+        episodes=tmp_path / "train.json",
+        model=ModelOptions(size="tiny"),
+        steps=6,
+        batch_size=4,
+        log_every=2,
+        chunk_size=4,
+        n_action_steps=2,
+        threads=1,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_val_loss_logged_and_training_unchanged(data, tmp_path):
+    plain = train(cfg(data, tmp_path / "plain", tmp_path), progress=False)
+    validated = train(
+        cfg(data, tmp_path / "val", tmp_path, val_episodes=tmp_path / "val.json", val_every=4, val_samples=8),
+        progress=False,
+    )
+    lines = [json.loads(s) for s in (validated / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "val_loss" in r] == [4, 6]
+    assert all(r["val_loss"] > 0 for r in lines if "val_loss" in r)
+    a = load_file(str(plain / "policy" / "model.safetensors"))
+    b = load_file(str(validated / "policy" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_val_loss_is_a_fixed_quantity(data, tmp_path):
+    from leanvla.data.normalize import Normalizer
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset
+    from leanvla.models.checkpoint import load_model
+    from leanvla.train.validation import ValidationSet
+
+    run = train(cfg(data, tmp_path / "r", tmp_path), progress=False)
+    model, meta, stats, _ = load_model(run)
+    held = ChunkDataset(LeRobotDataset(data), meta["model"]["cameras"], 4, [3])
+    normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
+    tokens, mask = model.tokenizer.batch(held.instructions)
+    model.train()
+    first = ValidationSet(held, normalizer, tokens, mask, 8, seed=0).loss(model)
+    again = ValidationSet(held, normalizer, tokens, mask, 8, seed=0).loss(model)
+    assert first == again and model.training  # the mode it was in comes back
+
+
+def test_overlap_with_training_is_refused(data, tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps([2, 3]))
+    with pytest.raises(UserError, match=r"shares episodes \[2\] with the training episodes"):
+        train(cfg(data, tmp_path / "o", tmp_path, val_episodes=tmp_path / "bad.json"), progress=False)
