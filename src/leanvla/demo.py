@@ -40,11 +40,11 @@ class DemoPlan:
     episodes: int = 50
     cameras: str = "corner2"
     image_size: int = 64
-    # The tiny widths with 4 + 4 layers: the ablations measured tiny within 2 points of small on
-    # these tasks (63 vs 65%) at a third of the training time, and 4 layers leave CLP something to
-    # prune (it never removes the first or the last).
+    # The tiny widths with 3 + 3 layers: the ablations measured tiny (2 + 2) within 2 points of
+    # small on these tasks (63 vs 65%) at a third of the training time; a third layer leaves CLP
+    # one to prune (it never removes the first or the last). 4 + 4 measured 58% (docs/RESULTS.md).
     size: str = "tiny"
-    model_overrides: dict = field(default_factory=lambda: dict(layers=4, expert_layers=4))
+    model_overrides: dict = field(default_factory=lambda: dict(layers=3, expert_layers=3))
     steps: int = 3200
     batch_size: int = 64
     eval_episodes: int = 20
