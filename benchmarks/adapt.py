@@ -17,20 +17,22 @@ Writes docs/results/adapt.md and adapt_active_rank.png. Results accumulate in WO
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 from pathlib import Path
 
 from common import (
     PRETRAIN_TASKS,
     RESULTS,
+    Results,
+    benchmark_parser,
     cached_dataset,
     command_line,
     inference_latency_ms,
     pretrained_base,
     probe_speed_and_memory,
+    recording,
     result_record,
+    slug,
     train_timed,
     variants_table,
     write_result,
@@ -54,10 +56,6 @@ def variants(max_rank: int) -> dict[str, dict]:
     }
 
 
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
-
-
 def narrowest_target(base: Path) -> int:
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import adapter_targets
@@ -69,18 +67,12 @@ def narrowest_target(base: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, work="outputs/bench/adapt")
     parser.add_argument(
         "--base", type=Path, default=None, help="a trained policy to adapt (default: pretrain one)"
     )
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=1000, help="adaptation steps, every variant")
-    parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
-    parser.add_argument("--eval-episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=Path("outputs/bench/adapt"))
     args = parser.parse_args()
 
     from leanvla.adapt.config import LoRAOptions
@@ -91,13 +83,9 @@ def main() -> None:
     from leanvla.train.config import TrainConfig
 
     work = args.work
-    record = dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
+    record = recording(args)
     data = cached_dataset(tasks="DEMO5", **record)
-    store = work / "results.json"
-    done = json.loads(store.read_text()) if store.is_file() else {}
-
-    def save() -> None:
-        store.write_text(json.dumps(done, indent=2))
+    done = Results(work)
 
     # ---- 1. the base ----
     base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
@@ -148,7 +136,7 @@ def main() -> None:
             peak_mib=peak_mib,
             final_loss=sum(m["loss"] for m in tail) / len(tail),
         )
-        save()
+        done.save()
 
     # ---- 3. LoRA-SP folded at its mean routing: what the static export costs ----
     exported_name = f"LoRA-SP R{max_rank} eta 0.8"
@@ -161,7 +149,7 @@ def main() -> None:
         done[export_key] = result_record(
             evaluate_policy(out, out / "eval.json"), 0.0, trainable=0, rank=max_rank
         )
-        save()
+        done.save()
 
     # ---- 4. does computing only the active vectors pay? the same trained adapter, both paths ----
     if "paths" not in done:
@@ -177,7 +165,7 @@ def main() -> None:
         policy = work / "runs" / slug(exported_name)
         done["paths"] = {p: inference_latency_ms(policy, prepare=use(p)) for p in ("dense", "gather", "auto")}
         done["paths"]["base"] = inference_latency_ms(base)
-        save()
+        done.save()
 
     # ---- the tables ----
     rank_log = work / "runs" / slug(exported_name) / ACTIVE_RANK

@@ -6,7 +6,10 @@ seed, and write their tables (with the command that produced them) into docs/res
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +28,39 @@ def command_line() -> str:
     except ValueError:
         pass
     return " ".join(["python", str(script), *sys.argv[1:]])
+
+
+def slug(name: str) -> str:
+    """A variant's display name as a directory name: "LoRA-SP R16 eta 0.8" -> "lora-sp-r16-eta-0-8"."""
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def benchmark_parser(doc: str, work: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes (data size, evaluation size, seed, work directory); a
+    script adds its own."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
+    parser.add_argument("--eval-episodes", type=int, default=50, help="closed-loop episodes per task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path(work), help="runs and results.json (resumable)")
+    return parser
+
+
+def recording(args: argparse.Namespace) -> dict:
+    """The recording options every benchmark dataset shares (corner2 camera, 64 px)."""
+    return dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
+
+
+class Results(dict):
+    """A benchmark's finished measurements, kept in WORK/results.json so a rerun skips them."""
+
+    def __init__(self, work: Path):
+        self.path = work / "results.json"
+        super().__init__(json.loads(self.path.read_text()) if self.path.is_file() else {})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self, indent=2))
 
 
 CACHE = REPO / "outputs" / "cache"  # shared with `leanvla demo`: same options, same recording
@@ -52,8 +88,6 @@ def measured_throughput(cfg, probe_steps: int = 40) -> float:
     )
     train(probe, progress=False)
     rate = read_metrics(probe.out / "metrics.jsonl")[-1]["samples_per_s"]  # second window: warm
-    import shutil
-
     shutil.rmtree(probe.out, ignore_errors=True)
     return rate
 
@@ -120,10 +154,8 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, 
     return 1000 * sorted(times)[len(times) // 2]
 
 
-def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction: float | None = None) -> Path:
-    """Write an --episodes file selecting each task's first `count` demonstrations (or the first
-    `fraction` of them, at least one); returns its path."""
-    import json
+def episodes_by_task(data: Path) -> dict[str, list[int]]:
+    """task -> its episode indices in recording order."""
     from collections import defaultdict
 
     from leanvla.data.reader import LeRobotDataset
@@ -131,8 +163,14 @@ def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction:
     by_task = defaultdict(list)
     for episode, task in enumerate(LeRobotDataset(data).episode_tasks()):
         by_task[task].append(episode)
+    return dict(by_task)
+
+
+def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction: float | None = None) -> Path:
+    """Write an --episodes file selecting each task's first `count` demonstrations (or the first
+    `fraction` of them, at least one); returns its path."""
     take = lambda n: count if count is not None else max(1, round(fraction * n))  # noqa: E731
-    chosen = sorted(e for eps in by_task.values() for e in eps[: take(len(eps))])
+    chosen = sorted(e for eps in episodes_by_task(data).values() for e in eps[: take(len(eps))])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"episodes": chosen}))
     return out
@@ -140,14 +178,7 @@ def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction:
 
 def split_per_task(data: Path, out_dir: Path, held_out: int) -> tuple[Path, Path]:
     """--episodes and --val-episodes files: each task's last `held_out` demonstrations held out."""
-    import json
-    from collections import defaultdict
-
-    from leanvla.data.reader import LeRobotDataset
-
-    by_task = defaultdict(list)
-    for episode, task in enumerate(LeRobotDataset(data).episode_tasks()):
-        by_task[task].append(episode)
+    by_task = episodes_by_task(data)
     train = sorted(e for eps in by_task.values() for e in eps[:-held_out])
     val = sorted(e for eps in by_task.values() for e in eps[-held_out:])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,9 +195,8 @@ def pretrained_base(steps: int = 3000, seed: int = 0, episodes: int = 50) -> Pat
     shared by the adapt and merge benchmarks (trained once, reused)."""
     from leanvla.train.config import ModelOptions, TrainConfig
 
-    data = cached_dataset(
-        tasks=PRETRAIN_TASKS, episodes=episodes, cameras="corner2", image_size=64, seed=seed
-    )
+    options = recording(argparse.Namespace(episodes=episodes, seed=seed))
+    data = cached_dataset(tasks=PRETRAIN_TASKS, **options)
     cfg = TrainConfig(
         data=data,
         out=REPO / "outputs" / "bench" / "pretrained" / f"small-{steps}-seed{seed}",

@@ -19,15 +19,15 @@ Writes docs/results/merge.md. Results accumulate in WORK/results.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 from common import (
+    Results,
+    benchmark_parser,
     cached_dataset,
     command_line,
     pretrained_base,
+    recording,
     result_record,
+    slug,
     split_per_task,
     train_timed,
     variants_table,
@@ -48,10 +48,6 @@ VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
 }
 
 
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
-
-
 def steps_to_reach(metrics: list[dict], target: float) -> int | None:
     for record in metrics:
         if "val_loss" in record and record["val_loss"] <= target:
@@ -60,16 +56,10 @@ def steps_to_reach(metrics: list[dict], target: float) -> int | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, work="outputs/bench/merge")
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--vector-steps", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000, help="target fine-tuning steps, every variant")
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--eval-episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=Path("outputs/bench/merge"))
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -78,12 +68,8 @@ def main() -> None:
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 
     work = args.work
-    record = dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
-    store = work / "results.json"
-    done = json.loads(store.read_text()) if store.is_file() else {}
-
-    def save() -> None:
-        store.write_text(json.dumps(done, indent=2))
+    record = recording(args)
+    done = Results(work)
 
     base = pretrained_base(args.base_steps, args.seed, args.episodes)
 
@@ -94,7 +80,7 @@ def main() -> None:
     aux = TrainConfig(out=work / "vector" / "aux", aux=AuxOptions(**AUX), **small)
     done.setdefault("vector_sft_s", train_timed(sft))
     done.setdefault("vector_aux_s", train_timed(aux))
-    save()
+    done.save()
     metas = {}
     for scale in sorted({v[0] for v in VARIANTS.values() if v[0] != "base"}):
         out = work / "meta" / f"lambda-{scale:g}"
@@ -133,7 +119,7 @@ def main() -> None:
             s_per_step=seconds / args.steps,
             val_loss=[(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m],
         )
-        save()
+        done.save()
 
     # ---- the tables ----
     plain = done["(a) plain SFT from base"]
@@ -186,7 +172,7 @@ def main() -> None:
         f"{plain['s_per_step'] * 1000:.0f} ms (the penalty's cost is (c) vs the no-orth ablation)",
     ]
     write_result("merge.md", "\n".join(lines) + "\n")
-    save()
+    done.save()
 
 
 if __name__ == "__main__":

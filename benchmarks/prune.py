@@ -18,19 +18,21 @@ WORK/results.json, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-from pathlib import Path
 
 from common import (
     RESULTS,
+    Results,
+    benchmark_parser,
     cached_dataset,
     command_line,
     first_per_task,
     inference_latency_ms,
     measured_throughput,
+    recording,
     result_record,
+    slug,
     train_timed,
     variants_table,
     write_result,
@@ -48,21 +50,11 @@ SPEED_ONLY = {"CKA (CLP) 75%": dict(criterion="cka", keep="0.75")}
 REGIMES = {"all data": None, "10% of data": 0.1}
 
 
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, work="outputs/bench/prune")
     parser.add_argument("--layers", type=int, default=8, help="backbone and expert depth of the base")
     parser.add_argument("--pretrain-steps", type=int, default=2000)
     parser.add_argument("--finetune-steps", type=int, default=1000)
-    parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
-    parser.add_argument("--eval-episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=Path("outputs/bench/prune"))
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -72,14 +64,10 @@ def main() -> None:
     from leanvla.train.config import ModelOptions, TrainConfig
 
     work = args.work
-    record = dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
+    record = recording(args)
     pretrain_data = cached_dataset(tasks=PRETRAIN_TASKS, **record)
     data = cached_dataset(tasks="DEMO5", **record)
-    store = work / "results.json"
-    done = json.loads(store.read_text()) if store.is_file() else {}
-
-    def save() -> None:
-        store.write_text(json.dumps(done, indent=2))
+    done = Results(work)
 
     # ---- 1. the pretrained base ----
     base_cfg = TrainConfig(
@@ -118,7 +106,7 @@ def main() -> None:
                 "latency_ms": inference_latency_ms(ckpt),
             }
         done["speed"] = speed
-        save()
+        done.save()
 
     # ---- 4. fine-tune every 50% variant in both regimes, evaluate ----
     for regime, fraction in REGIMES.items():
@@ -132,7 +120,7 @@ def main() -> None:
             )
             if twin is not None and f"{regime} | {twin}" in done:  # same layers removed: same model, same run
                 done[f"{regime} | {name}"] = {**done[f"{regime} | {twin}"], "same_as": twin}
-                save()
+                done.save()
                 continue
             cfg = TrainConfig(
                 data=data,
@@ -149,7 +137,7 @@ def main() -> None:
                 )
             )
             done[f"{regime} | {name}"] = result_record(result, seconds)
-            save()
+            done.save()
 
     # ---- the tables ----
     for stack in ("backbone", "expert"):

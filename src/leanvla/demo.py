@@ -165,47 +165,43 @@ def demo(cfg: DemoConfig) -> Path:
 def _prune_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path:
     """CLP: remove the most redundant half of the backbone and expert layers, then fine-tune."""
     from leanvla.prune.run import REPORT, PruneConfig, prune
-    from leanvla.train.config import TrainConfig
-    from leanvla.train.loop import train_once
 
     pruned = out / "pruned"
     if not (pruned / REPORT).is_file():
         prune(
             PruneConfig(policy=out / "base", data=data, out=pruned, keep=str(plan.prune_keep), seed=cfg.seed)
         )
-    finetune = TrainConfig(
-        data=data,
-        out=out / "pruned_ft",
-        init=pruned,
-        steps=plan.prune_steps,
-        warmup_steps=min(50, plan.prune_steps // 4),
-        batch_size=plan.batch_size,
-        seed=cfg.seed,
+    return _short_run(plan, cfg, plan.prune_steps, data=data, out=out / "pruned_ft", init=pruned)
+
+
+def _short_run(plan: DemoPlan, cfg: DemoConfig, steps: int, **options) -> Path:
+    """Train (or resume) a short fine-tuning run at the demo's batch and seed, warm-up scaled to
+    its length; returns its run directory."""
+    from leanvla.train.config import TrainConfig
+    from leanvla.train.loop import train_once
+
+    run = TrainConfig(
+        steps=steps, warmup_steps=min(50, steps // 4), batch_size=plan.batch_size, seed=cfg.seed, **options
     )
-    train_once(finetune)
-    return finetune.out
+    train_once(run)
+    return run.out
 
 
 def _adapt_stage(plan: DemoPlan, cfg: DemoConfig, out: Path) -> Path:
     """LoRA-SP: adapt the frozen base to tasks it never saw, training only the adapters."""
     from leanvla.adapt.config import LoRAOptions
-    from leanvla.train.config import TrainConfig
-    from leanvla.train.loop import train_once
 
-    adapt = TrainConfig(
+    return _short_run(
+        plan,
+        cfg,
+        plan.adapt_steps,
         data=_dataset(plan, cfg, plan.adapt_tasks, plan.adapt_episodes),
         out=out / "adapted",
         init=out / "base" / "policy",
         adapter="lora-sp",
         lora=LoRAOptions(rank=plan.adapt_rank, eta=plan.adapt_eta),
-        steps=plan.adapt_steps,
         lr=1e-3,
-        warmup_steps=min(50, plan.adapt_steps // 4),
-        batch_size=plan.batch_size,
-        seed=cfg.seed,
     )
-    train_once(adapt)
-    return adapt.out
 
 
 def _adapt_section(plan: DemoPlan, out: Path, adapted: dict) -> str:

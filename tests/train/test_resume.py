@@ -12,29 +12,15 @@ import torch
 from safetensors.torch import load_file
 
 from leanvla.errors import UserError
-from leanvla.train.config import ModelOptions, TrainConfig
 from leanvla.train.loop import train
 from leanvla.train.state import saved_step
 from tests.data.helpers import synthetic_dataset
+from tests.helpers import tiny_train_config
 
 
 def _cfg(data, out, **kw):
-    base = dict(
-        data=data,
-        out=out,
-        model=ModelOptions(size="tiny"),
-        steps=12,
-        batch_size=8,
-        save_every=4,
-        log_every=2,
-        chunk_size=4,
-        n_action_steps=2,
-        warmup_steps=3,
-        ema=0.9,
-        threads=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    options = dict(steps=12, save_every=4, log_every=2, warmup_steps=3, ema=0.9)
+    return tiny_train_config(data, out, **{**options, **kw})
 
 
 def _weights(run):

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from leanvla.errors import UserError
-from leanvla.train.config import ModelOptions, TrainConfig
 from leanvla.train.loop import train
 from tests.data.helpers import synthetic_dataset
+from tests.helpers import tiny_train_config
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +23,8 @@ def data(tmp_path_factory):
 def cfg(data, out, tmp_path, **kw):
     (tmp_path / "train.json").write_text(json.dumps([0, 1, 2]))
     (tmp_path / "val.json").write_text(json.dumps([3]))
-    base = dict(
-        data=data,
-        out=out,
-        episodes=tmp_path / "train.json",
-        model=ModelOptions(size="tiny"),
-        steps=6,
-        batch_size=4,
-        log_every=2,
-        chunk_size=4,
-        n_action_steps=2,
-        threads=1,
-    )
-    return TrainConfig(**{**base, **kw})
+    options = dict(episodes=tmp_path / "train.json", steps=6, batch_size=4, log_every=2)
+    return tiny_train_config(data, out, **{**options, **kw})
 
 
 def test_val_loss_logged_and_training_unchanged(data, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from leanvla.errors import UserError, require
+from leanvla.models.checkpoint import first_mismatch
 
 StateDict = dict[str, torch.Tensor]
 OTHER = "other"
@@ -19,15 +20,15 @@ OTHER = "other"
 
 def check_compatible(reference: StateDict, other: StateDict, ref_name: str, other_name: str) -> None:
     """Raise a UserError naming the first parameter of `reference` that `other` lacks or shapes differently."""
-    for name, tensor in reference.items():
-        if name not in other:
-            raise UserError(
-                f"parameter '{name}' of {ref_name} is missing from {other_name}; they are not the same model"
-            )
-        if tuple(other[name].shape) != tuple(tensor.shape):
-            raise UserError(
-                f"parameter '{name}' has shape {list(tensor.shape)} in {ref_name} but {list(other[name].shape)} in {other_name}"
-            )
+    name = first_mismatch(reference, other)
+    if name is not None and name not in other:
+        raise UserError(
+            f"parameter '{name}' of {ref_name} is missing from {other_name}; they are not the same model"
+        )
+    if name is not None:
+        raise UserError(
+            f"parameter '{name}' has shape {list(reference[name].shape)} in {ref_name} but {list(other[name].shape)} in {other_name}"
+        )
 
 
 # Config keys that only add training-time heads; the shared architecture does not depend on them.

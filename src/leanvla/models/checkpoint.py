@@ -131,6 +131,14 @@ def read_meta(directory: Path) -> dict:
         raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
 
 
+def first_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str | None:
+    """The first parameter of `expected` that `given` lacks or shapes differently (None: all match)."""
+    for name, tensor in expected.items():
+        if name not in given or tuple(given[name].shape) != tuple(tensor.shape):
+            return name
+    return None
+
+
 def load_state_dict_checked(
     model: nn.Module, state: dict[str, torch.Tensor], source: str, own: dict | None = None
 ) -> None:
@@ -139,15 +147,15 @@ def load_state_dict_checked(
     `own` restricts the check to part of the model's state (an adapter's); the rest stays as it is.
     """
     own = model.state_dict() if own is None else own
-    for name, tensor in own.items():
-        if name not in state:
-            raise UserError(
-                f"{source} has no parameter '{name}' that the model config expects; the weights and config.json do not match"
-            )
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise UserError(
-                f"parameter '{name}' has shape {list(state[name].shape)} in {source} but the config gives {list(tensor.shape)}"
-            )
+    name = first_mismatch(own, state)
+    if name is not None and name not in state:
+        raise UserError(
+            f"{source} has no parameter '{name}' that the model config expects; the weights and config.json do not match"
+        )
+    if name is not None:
+        raise UserError(
+            f"parameter '{name}' has shape {list(state[name].shape)} in {source} but the config gives {list(own[name].shape)}"
+        )
     extra = [n for n in state if n not in own]
     if extra:
         raise UserError(
