@@ -23,6 +23,8 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "| 2 + 2 |",
         "## Adapt (LoRA-SP)",
         "| drawer-open-v3 |",
+        "## Merge (CapVector)",
+        "| meta + SFT + orth |",
     ):
         assert section in report
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
@@ -30,6 +32,8 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "pruned" / "cka_backbone.png").is_file()
     assert (tmp_path / "demo" / "adapted" / "policy" / "adapter.safetensors").is_file()
     assert (tmp_path / "demo" / "adapted" / "active_rank.png").is_file()
+    assert (tmp_path / "demo" / "meta" / "capability_vector.safetensors").is_file()
+    assert (tmp_path / "demo" / "meta" / "vector_norms.png").is_file()
     assert elapsed < 120, elapsed
     # a second run reuses the cached dataset and the finished training
     start = time.perf_counter()
