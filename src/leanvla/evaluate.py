@@ -45,6 +45,18 @@ class EvalConfig:
     """Evaluation processes (one rendering context each)."""
     threads: int = 1
     """Torch threads per evaluation process."""
+    decoder: str | None = None
+    """Discrete head: bidirectional | fast | fast-nocache (default: the policy's)."""
+    commit_threshold: float | None = None
+    """Fast decoder: confidence at which a token is committed (default: the policy's)."""
+    activation_threshold: float | None = None
+    """Fast decoder: fraction of a block committed before the next starts (default: the policy's)."""
+    decode_iterations: int | None = None
+    """Bidirectional decoder: mask-predict iterations (default: the policy's)."""
+
+    def decode_overrides(self) -> dict:
+        names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -68,7 +80,7 @@ def policy_tasks(instructions: list[str]) -> list[str]:
 _WORKER: dict = {}
 
 
-def _init_worker(policy_path: str, threads: int) -> None:
+def _init_worker(policy_path: str, threads: int, decode: dict) -> None:
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -80,6 +92,8 @@ def _init_worker(policy_path: str, threads: int) -> None:
     from leanvla.rollout import TrainingPositions
 
     _WORKER["policy"] = load_policy(policy_path)
+    for name, value in decode.items():
+        setattr(_WORKER["policy"].model.cfg, name, value)
     _WORKER["train"] = TrainingPositions(read_provenance(policy_path).get("positions"))
     _WORKER["envs"] = {}
 
@@ -99,22 +113,69 @@ def _run_job(job: tuple) -> dict:
     return asdict(run_episode(policy, env, episode, seed, _WORKER["train"], n_action_steps, keep))
 
 
-def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, progress: bool):
+def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, decode: dict, progress: bool):
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress)
     if workers <= 1:
-        _init_worker(str(policy_path), threads)
+        _init_worker(str(policy_path), threads, decode)
         for job in jobs:
             yield _run_job(job)
             bar.update(1)
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(str(policy_path), threads)) as pool:
+        with ctx.Pool(
+            workers, initializer=_init_worker, initargs=(str(policy_path), threads, decode)
+        ) as pool:
             for result in pool.imap(_run_job, jobs, chunksize=1):
                 yield result
                 bar.update(1)
     bar.close()
+
+
+def _check_decode(cfg: EvalConfig, meta: dict, checkpoint: Path) -> dict:
+    """The decoder settings to apply, checked against the policy (one clear line if they cannot work)."""
+    decode = cfg.decode_overrides()
+    if not decode:
+        return decode
+    model = meta["model"]
+    require(
+        meta["type"] == "vla" and model.get("head") == "discrete",
+        f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a "
+        f"'{model.get('head', meta['type'])}' head",
+    )
+    from leanvla.models.config import VLAConfig
+
+    VLAConfig.from_dict({**model, **decode})  # validates the values
+    return decode
+
+
+def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int) -> dict:
+    model = meta["model"]
+    if model.get("head") != "discrete":
+        return {}
+    settings = {**model, **decode}
+    passes = sum(e["forward_passes"] for e in episodes)
+    tokens = model["chunk_size"] * model["action_dim"]
+    if settings["decoder"] == "auto":  # what VLA.decode_tokens resolves it to
+        block_causal = 0 < settings["token_block"] < tokens
+        settings["decoder"] = "fast" if block_causal else "bidirectional"
+    return {
+        "decode": {
+            **{
+                k: settings[k]
+                for k in (
+                    "decoder",
+                    "token_block",
+                    "decode_iterations",
+                    "commit_threshold",
+                    "activation_threshold",
+                )
+            },
+            "forward_passes_per_chunk": passes / max(1, chunks),
+            "tokens_per_pass": tokens * chunks / max(1, passes),
+        }
+    }
 
 
 # ---- orchestration ----------------------------------------------------------------------------
@@ -123,6 +184,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
+    decode = _check_decode(cfg, meta, checkpoint)
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
     require(
         1 <= cfg.max_steps <= 500,
@@ -158,7 +220,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         for task in tasks
         for k in range(cfg.episodes)
     ]
-    episodes = list(_run_all(jobs, checkpoint, min(cfg.workers, len(jobs)), cfg.threads, progress))
+    episodes = list(_run_all(jobs, checkpoint, min(cfg.workers, len(jobs)), cfg.threads, decode, progress))
 
     per_task = {}
     for task in tasks:
@@ -193,6 +255,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "mean_ci95": wilson(total, n),
         "per_task": per_task,
         "inference_ms_per_chunk": 1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks),
+        **_decode_summary(meta, decode, episodes, chunks),
         "episodes": [{k: v for k, v in e.items() if k != "frames"} for e in episodes],
     }
     if cfg.out is not None:

@@ -31,6 +31,7 @@ class EpisodeResult:
     skipped_seeds: int = 0
     frames: list[np.ndarray] = field(default_factory=list)  # only for saved rollouts
     inference_s: float = 0.0
+    forward_passes: int = 0  # discrete head: action-expert passes over all chunks (0 for flow)
 
 
 class TrainingPositions:
@@ -71,7 +72,7 @@ def run_episode(
     task_id = torch.tensor([policy.task_id(env.instruction)])
     generator = torch.Generator().manual_seed(seed)  # the policy's noise is part of the episode's seed
     cams = [c.removeprefix("observation.images.") for c in policy.cameras]
-    frames, steps, chunks, success, infer = [], 0, 0, False, 0.0
+    frames, steps, chunks, success, infer, passes = [], 0, 0, False, 0.0, 0
     while not env.done and not success:
         views = env.render()
         if keep_frames:
@@ -84,6 +85,8 @@ def run_episode(
         chunk = policy.act(images, state, task_id, generator)[0].numpy()  # H x A
         infer += time.perf_counter() - t0
         chunks += 1
+        decoded = getattr(policy.model, "last_decode", None)
+        passes += decoded.forward_passes if decoded is not None else 0
         for k, action in enumerate(chunk[:n_action_steps]):
             result = env.step(action)
             obs, steps = result.obs, steps + 1
@@ -96,5 +99,5 @@ def run_episode(
             if env.done:
                 break
     return EpisodeResult(
-        env.name, episode, seed, success, steps, chunks, positions.tolist(), skipped, frames, infer
+        env.name, episode, seed, success, steps, chunks, positions.tolist(), skipped, frames, infer, passes
     )

@@ -54,9 +54,24 @@ class VLAConfig:
     """Backbone layer whose keys/values each expert layer attends to; None = spread evenly."""
     # ---- head ----
     head: str = "flow"
-    """Action head: 'flow' (flow matching, Euler sampling)."""
+    """Action head: 'flow' (flow matching, Euler sampling) or 'discrete' (masked action tokens)."""
     flow_steps: int = 10
     """Euler steps when sampling the flow head."""
+    action_vocab: int = 256
+    """Discrete head: bins per action dimension."""
+    token_block: int = 0
+    """Discrete head: action tokens per attention block (block-causal, Fast-dVLA); 0 = one block
+    over the whole chunk (bidirectional)."""
+    decoder: str = "auto"
+    """Discrete head at inference: 'bidirectional' (mask-predict), 'fast' (Fast-dVLA, KV cache),
+    'fast-nocache' (the same decisions, every started block recomputed); 'auto' = fast when
+    trained block-causal, else bidirectional."""
+    decode_iterations: int = 10
+    """Mask-predict iterations (the bidirectional decoder's forward passes per chunk)."""
+    commit_threshold: float = 0.9
+    """Fast decoder: commit a token once its confidence reaches this."""
+    activation_threshold: float = 0.5
+    """Fast decoder: start the next block once this fraction of the current one is committed."""
     # ---- auxiliary objective (training only; see leanvla.models.auxiliary) ----
     aux_horizon: int = 0
     """Frames ahead the auxiliary head predicts (image features + state); 0 = no auxiliary head."""
@@ -64,6 +79,27 @@ class VLAConfig:
     def __post_init__(self) -> None:
         if self.expert_to_backbone is None:
             self.expert_to_backbone = default_layer_map(self.expert_layers, self.layers)
+        self.check_head()
+
+    def check_head(self) -> None:
+        """One clear line for a head or decoder setting that cannot work."""
+        choices = {"head": HEADS, "decoder": DECODERS}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise UserError(f"model {name} '{value}' is not one of {', '.join(allowed)}")
+        for name in ("commit_threshold", "activation_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise UserError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+        if self.head == "discrete":
+            from leanvla.decode.masks import check_block
+
+            if self.action_vocab < 2:
+                raise UserError(f"--action-vocab must be >= 2, got {self.action_vocab}")
+            if self.decode_iterations < 1:
+                raise UserError(f"--decode-iterations must be >= 1, got {self.decode_iterations}")
+            check_block(self.chunk_size * self.action_dim, self.token_block)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +111,10 @@ class VLAConfig:
         if unknown:
             raise UserError(f"model config has unknown keys {unknown}; was it written by a newer leanvla?")
         return cls(**d)
+
+
+HEADS = ("flow", "discrete")
+DECODERS = ("auto", "bidirectional", "fast", "fast-nocache")
 
 
 def default_layer_map(expert_layers: int, backbone_layers: int) -> list[int]:

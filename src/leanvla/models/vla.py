@@ -6,7 +6,8 @@
     expert  : a narrower transformer over the H action tokens; expert layer i attends to the
               prefix keys/values of backbone layer expert_to_backbone[i] plus the action tokens
     head    : flow matching (pi0 / SmolVLA): the expert predicts the velocity u = noise - actions
-              at x_t = t * noise + (1 - t) * actions; sampling integrates with Euler steps
+              at x_t = t * noise + (1 - t) * actions; sampling integrates with Euler steps.
+              Or discrete (cfg.head = 'discrete'): masked action tokens, see leanvla.decode.head
 
 At inference the backbone runs once per observation and only the expert runs per Euler step, on
 the cached prefix keys/values. Everything here works in normalised units (see `Normalizer`).
@@ -101,7 +102,13 @@ class VLA(nn.Module):
             [Block(cfg.width, cfg.heads, cfg.kv_heads, cfg.head_dim, mlp) for _ in range(cfg.layers)]
         )
         self.backbone_norm = RMSNorm(cfg.width)
-        self.expert = ActionExpert(cfg)
+        if cfg.head == "discrete":
+            from leanvla.decode.head import DiscreteActionExpert
+
+            self.expert = DiscreteActionExpert(cfg)
+        else:
+            self.expert = ActionExpert(cfg)
+        self.last_decode = None  # the discrete head's DecodeStats of the latest chunk
         if cfg.aux_horizon > 0:
             self.aux_head = AuxiliaryHead(cfg.width, cfg.state_dim)
         self.apply(_init_weights)
@@ -193,13 +200,19 @@ class VLA(nn.Module):
     ) -> torch.Tensor:
         """B x H error. noise may be B x K x H x A with t B x K: K flow samples share one prefix pass
         (the backbone is most of the cost, so extra noise draws for the expert come cheap)."""
-        return self._flow_error_samples(self.prefix_of(obs), actions, noise, t)
+        return self._head_error_samples(self.prefix_of(obs), actions, noise, t)
 
-    def _flow_error_samples(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
+    def head_error(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
+        """B x H training error of the action head: flow velocity error, or masked-token cross-entropy."""
+        if self.cfg.head == "discrete":
+            return self.expert.token_error(prefix, actions, noise, t)
+        return self.flow_error(prefix, actions, noise, t)
+
+    def _head_error_samples(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
         if noise.dim() == 3:
-            return self.flow_error(prefix, actions, noise, t)
+            return self.head_error(prefix, actions, noise, t)
         b, k = t.shape
-        err = self.flow_error(
+        err = self.head_error(
             prefix.repeat(k), actions.repeat_interleave(k, 0), noise.flatten(0, 1), t.flatten()
         )
         return err.view(b, k, -1).mean(1)
@@ -209,12 +222,29 @@ class VLA(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B x H action error, B auxiliary error) from one backbone pass."""
         prefix = self.prefix_of(obs)
-        err = self._flow_error_samples(prefix, actions, noise, t)
+        err = self._head_error_samples(prefix, actions, noise, t)
         return err, auxiliary_error(self.aux_head, self.vision, prefix.summary, future_images, future_state)
 
     @torch.no_grad()
     def predict(self, obs: Observation, noise: torch.Tensor) -> torch.Tensor:
-        return self.sample_actions(self.prefix_of(obs), noise)
+        prefix = self.prefix_of(obs)
+        if self.cfg.head == "discrete":
+            tokens, self.last_decode = self.decode_tokens(prefix)
+            return self.expert.tokenizer.decode(tokens.view(noise.shape))
+        return self.sample_actions(prefix, noise)
+
+    def decode_tokens(self, prefix: Prefix):
+        """(B x N action tokens, DecodeStats) with the configured decoder (discrete head)."""
+        from leanvla.decode.bidirectional import mask_predict
+        from leanvla.decode.fast import fast_decode
+
+        decoder = self.cfg.decoder
+        if decoder == "auto":
+            decoder = "fast" if self.expert.n_blocks > 1 else "bidirectional"
+        if decoder == "bidirectional":
+            return mask_predict(self.expert, prefix, self.cfg.decode_iterations)
+        thresholds = dict(threshold=self.cfg.commit_threshold, activation=self.cfg.activation_threshold)
+        return fast_decode(self.expert, prefix, **thresholds, use_cache=decoder == "fast")
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

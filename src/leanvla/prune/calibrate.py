@@ -118,7 +118,7 @@ def vla_calibration(
         noise = torch.randn(actions.shape, generator=draw)
         t = flow_time(torch.rand(actions.shape[0], generator=draw))
         prefix = model.prefix_of(obs)  # what action_error does, keeping the prefix's padding mask
-        model.flow_error(prefix, actions, noise, t)
+        model.head_error(prefix, actions, noise, t)
         return {"backbone": prefix.valid, "expert": None, "vision": None}
 
     return batches, run

@@ -75,10 +75,22 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         )
         check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}")
         kind, model_cfg = init_meta["type"], init_meta["model"]
+        require(
+            cfg.head == "flow" or model_cfg.get("head") == cfg.head,
+            f"--head {cfg.head}, but --init {init_dir} has a '{model_cfg.get('head', 'flow')}' head; "
+            "a fine-tuned policy keeps its own head (drop --head, or train a new policy)",
+        )
         cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
     else:
         kind = cfg.model.type
         cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
+    if (
+        cfg.init is None and cfg.head == "discrete" and "action" in dataset.features
+    ):  # fail before decoding images
+        from leanvla.decode.masks import check_block
+
+        require(cfg.discrete.vocab >= 2, f"--discrete.vocab must be >= 2, got {cfg.discrete.vocab}")
+        check_block(cfg.chunk_size * dataset.features["action"]["shape"][0], cfg.discrete.block)
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
     if cfg.init is None:
         require(
@@ -100,13 +112,18 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         if kind == "vla":
             from leanvla.models.config import vla_config
 
-            model_cfg = vla_config(cfg.model.size, **contract, **cfg.model.overrides()).to_dict()
+            head = dict(head=cfg.head, action_vocab=cfg.discrete.vocab, token_block=cfg.discrete.block)
+            model_cfg = vla_config(cfg.model.size, **contract, **cfg.model.overrides(), **head).to_dict()
         else:
             from leanvla.models.cnn_policy import CNNConfig
+
+            require(cfg.head == "flow", "--head discrete needs the reference VLA (--model.type vla)")
 
             model_cfg = CNNConfig(**contract, num_tasks=len(dataset.tasks)).to_dict()
         model = build_model({"type": kind, "model": model_cfg})
         stats = data.stats()
+        if model_cfg.get("head") == "discrete":
+            _fit_action_bins(model, data, stats, cfg.discrete.bins)
     if cfg.aux.horizon > 0:
         require(
             kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
@@ -132,6 +149,14 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         meta["adapter"].update(adapter_base(init_dir))
         inject_adapters(model, cfg.adapter, cfg.lora, decay_steps)
     return RunParts(data, model, meta, stats, provenance(dataset, data.episodes))
+
+
+def _fit_action_bins(model, data, stats: dict, kind: str) -> None:
+    """The discrete head's bins, fitted on the normalised training actions (saved in its weights)."""
+    from leanvla.data.normalize import Normalizer
+
+    normalizer = Normalizer(stats, data.state_key, data.action_key, data.cameras)
+    model.expert.fit_bins(normalizer.action(data.actions), kind)
 
 
 def provenance(dataset: LeRobotDataset, episodes: list[int]) -> dict:

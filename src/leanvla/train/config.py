@@ -37,6 +37,21 @@ class ModelOptions:
 
 
 @dataclass
+class DiscreteOptions:
+    """The discrete action head (`--head discrete`): tokens, bins and attention blocks."""
+
+    vocab: int = 256
+    """Bins per action dimension."""
+    bins: Literal["uniform", "quantile"] = "uniform"
+    """Bin edges over the normalised training actions: uniform over each dimension's range, or
+    equal-mass quantiles (finer where actions are dense)."""
+    block: int = 0
+    """Action tokens (chunk_size x action_dim in all) per block-causal attention block, with
+    diffusion-forcing noise rising along the chunk: what Fast-dVLA's cached decoder needs.
+    0 = one block (bidirectional attention, the mask-predict baseline)."""
+
+
+@dataclass
 class AuxOptions:
     """Auxiliary objective (reference VLA): predict the future frame's image features and state."""
 
@@ -79,6 +94,10 @@ class TrainConfig:
     """What fine-tuning trains: every weight ('full'), peft LoRA, or LoRA-SP. Adapters freeze the
     --init policy and save only themselves (adapter.safetensors); `leanvla export` folds them in."""
     lora: LoRAOptions = field(default_factory=LoRAOptions)
+    head: Literal["flow", "discrete"] = "flow"
+    """Action head of a new VLA: flow matching, or discrete diffusion over action tokens
+    (options under --discrete). A fine-tuned --init keeps its own head."""
+    discrete: DiscreteOptions = field(default_factory=DiscreteOptions)
     aux: AuxOptions = field(default_factory=AuxOptions)
     orth: OrthOptions = field(default_factory=OrthOptions)
     cameras: str | None = None

@@ -1,0 +1,71 @@
+"""Decoders of the discrete head: mask-predict's schedule, Fast-dVLA's cache exactness and pipeline."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from leanvla.decode.bidirectional import mask_predict
+from leanvla.decode.fast import fast_decode
+from tests.decode.test_head import discrete
+from tests.models.test_vla import obs
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.2, 0.9])
+@pytest.mark.parametrize("activation", [0.25, 0.5, 1.0])
+def test_cached_decoding_equals_uncached_block_causal_decoding(threshold, activation):
+    model = discrete(block=4, vocab=6)
+    prefix = model.prefix_of(obs(seed=3))
+    cached, cached_stats = fast_decode(model.expert, prefix, threshold, activation, use_cache=True)
+    plain, plain_stats = fast_decode(model.expert, prefix, threshold, activation, use_cache=False)
+    assert torch.equal(cached, plain)
+    assert cached_stats == plain_stats
+    assert not (cached == model.expert.mask_id).any()  # every token committed
+
+
+def test_fast_decoding_commits_at_least_one_token_per_active_block_per_pass():
+    model = discrete(block=4, vocab=6)
+    prefix = model.prefix_of(obs())
+    n = model.expert.n_tokens
+    # threshold 1: only the forced commit; activation 1: blocks strictly one after another
+    _, sequential = fast_decode(model.expert, prefix, threshold=1.0, activation=1.0)
+    assert sequential.forward_passes == n  # one token per pass
+    # a low threshold commits many tokens per pass, and blocks overlap
+    _, parallel = fast_decode(model.expert, prefix, threshold=0.01, activation=0.25)
+    assert parallel.forward_passes < sequential.forward_passes / 2
+    assert parallel.tokens_per_pass > 2
+
+
+def test_mask_predict_follows_the_cosine_schedule():
+    model = discrete(block=0, vocab=6)
+    prefix = model.prefix_of(obs())
+    n = model.expert.n_tokens
+    seen = []
+    original = model.expert.forward
+
+    def spy(prefix, tokens, index, *rest):
+        seen.append(int((tokens == model.expert.mask_id).sum(1)[0]))
+        return original(prefix, tokens, index, *rest)
+
+    model.expert.forward = spy
+    tokens, stats = mask_predict(model.expert, prefix, iterations=5)
+    assert stats.forward_passes == 5 and len(seen) == 5
+    expected = [n] + [int(n * math.cos(math.pi / 2 * k / 5)) for k in range(1, 5)]
+    assert seen == expected  # masked tokens entering each iteration
+    assert not (tokens == model.expert.mask_id).any()
+
+
+def test_predict_returns_bin_centres_and_reports_its_cost():
+    model = discrete(block=4, vocab=6)
+    o = obs()
+    noise = torch.zeros(2, 4, 4)
+    actions = model.predict(o, noise)
+    centers = model.expert.tokenizer.centers()  # A x vocab
+    for d in range(4):
+        assert torch.isin(actions[..., d], centers[d]).all()
+    assert model.last_decode.forward_passes >= 1 and model.last_decode.tokens == 16
+    model.cfg.decoder = "bidirectional"
+    model.predict(o, noise)
+    assert model.last_decode.forward_passes == model.cfg.decode_iterations

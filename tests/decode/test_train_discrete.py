@@ -1,0 +1,98 @@
+"""`train --head discrete`: bins fitted on the data and carried by the checkpoint; decoders chosen
+at evaluation; bad settings rejected in one line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from leanvla.models.checkpoint import load_policy
+from leanvla.train.config import DiscreteOptions
+from leanvla.train.loop import train
+from tests.data.helpers import synthetic_dataset
+from tests.helpers import tiny_train_config
+from tests.test_cli import one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
+
+
+@pytest.fixture(scope="module")
+def discrete_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("r") / "run"
+    options = DiscreteOptions(vocab=16, block=8, bins="quantile")
+    train(tiny_train_config(data, out, head="discrete", discrete=options), progress=False)
+    return out
+
+
+def test_bins_are_fitted_saved_and_decoding_reloads_identically(discrete_run):
+    first, second = load_policy(discrete_run), load_policy(discrete_run)
+    edges = first.model.expert.bin_edges
+    assert not torch.equal(edges, torch.linspace(-3.0, 3.0, 17).repeat(4, 1))  # fitted, not the default
+    images = torch.randint(0, 256, (2, 1, 3, 16, 16), dtype=torch.uint8)
+    state, task = torch.zeros(2, 4), torch.tensor([0, 1])
+    assert torch.equal(first.act(images, state, task), second.act(images, state, task))
+    assert first.model.cfg.decoder == "auto" and first.model.expert.n_blocks == 2
+    assert first.model.last_decode.tokens == 16
+
+
+def test_bad_block_size_is_one_line(capsys, data, tmp_path):
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "r"),
+        "--model.size",
+        "tiny",
+        "--head",
+        "discrete",
+        "--discrete.block",
+        "5",
+        "--chunk-size",
+        "4",
+        "--n-action-steps",
+        "2",
+        "--steps",
+        "1",
+    )
+    one_line_error(code, err, "block 5 must divide the chunk's 16 action tokens", "one of 1, 2, 4, 8, 16")
+    assert not (tmp_path / "r" / "policy").exists()
+
+
+@pytest.fixture(scope="module")
+def flow_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("f") / "flow"
+    train(tiny_train_config(data, out, steps=1), progress=False)
+    return out
+
+
+def test_a_flow_init_cannot_become_discrete(capsys, data, flow_run, tmp_path):
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--init",
+        str(flow_run),
+        "--out",
+        str(tmp_path / "ft"),
+        "--head",
+        "discrete",
+    )
+    one_line_error(code, err, "--head discrete, but --init", "has a 'flow' head")
+
+
+def test_eval_rejects_bad_decoder_settings(capsys, discrete_run, tmp_path):
+    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--commit-threshold", "1.5")
+    one_line_error(code, err, "--commit-threshold must be in (0, 1], got 1.5")
+    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--decoder", "greedy")
+    one_line_error(code, err, "decoder 'greedy' is not one of")
+
+
+def test_eval_decoder_options_need_a_discrete_head(capsys, flow_run):
+    code, _, err = run(capsys, "eval", "--policy", str(flow_run), "--decoder", "fast")
+    one_line_error(code, err, "--decoder and its thresholds need a discrete-head policy", "'flow' head")
