@@ -36,6 +36,9 @@ def test_bins_are_fitted_saved_and_decoding_reloads_identically(discrete_run):
     assert torch.equal(first.act(images, state, task), second.act(images, state, task))
     assert first.model.cfg.decoder == "auto" and first.model.expert.n_blocks == 2
     assert first.model.last_decode.tokens == 16
+    recorded = first.meta["action_tokens"]  # the tokenizer's round trip on the training actions
+    assert recorded["bins"] == "quantile" and recorded["vocab"] == 16
+    assert 0 < recorded["round_trip_error"]["max_over_half_bin"] <= 1.0 + 1e-6
 
 
 def test_bad_block_size_is_one_line(capsys, data, tmp_path):

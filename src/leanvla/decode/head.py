@@ -36,9 +36,8 @@ class DiscreteActionExpert(nn.Module):
         self.block = self.n_tokens // self.n_blocks
         self.cfg = cfg  # read live: pruning rewrites the expert-to-backbone map
         self.head_dim = cfg.head_dim
-        self.token_embed = nn.Embedding(
-            a * v + 1, w
-        )  # bins of dimension d at d * v .. d * v + v - 1; MASK last
+        # Dimension d's bins are ids d * v .. d * v + v - 1; MASK is the last id.
+        self.token_embed = nn.Embedding(a * v + 1, w)
         self.dim_embed = nn.Embedding(a, w)
         self.cond_proj = nn.Linear(cfg.width, w)
         self.layers = nn.ModuleList(

@@ -65,6 +65,7 @@ def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str) -> Non
 
 def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     dataset = LeRobotDataset(cfg.data)
+    tokens = None  # the discrete head's bins and their round-trip error on the training actions
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     stats = None
     if cfg.init is not None:
@@ -123,7 +124,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         model = build_model({"type": kind, "model": model_cfg})
         stats = data.stats()
         if model_cfg.get("head") == "discrete":
-            _fit_action_bins(model, data, stats, cfg.discrete.bins)
+            tokens = _fit_action_bins(model, data, stats, cfg.discrete.bins)
     if cfg.aux.horizon > 0:
         require(
             kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
@@ -139,6 +140,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         dataset.fps,
         train={"data": str(Path(cfg.data).resolve()), "init": str(cfg.init) if cfg.init else None},
     )
+    if tokens is None and cfg.init is not None:
+        tokens = init_meta.get("action_tokens")  # a fine-tuned discrete policy keeps its bins
+    if tokens is not None:
+        meta["action_tokens"] = tokens
     if cfg.adapter != "full":
         from leanvla.adapt.inject import inject_adapters
         from leanvla.models.checkpoint import adapter_base
@@ -151,12 +156,14 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     return RunParts(data, model, meta, stats, provenance(dataset, data.episodes))
 
 
-def _fit_action_bins(model, data, stats: dict, kind: str) -> None:
-    """The discrete head's bins, fitted on the normalised training actions (saved in its weights)."""
+def _fit_action_bins(model, data, stats: dict, kind: str) -> dict:
+    """Fit the discrete head's bins on the normalised training actions (saved in its weights);
+    returns what the checkpoint records of them, with the round-trip error in normalised units."""
     from leanvla.data.normalize import Normalizer
 
     normalizer = Normalizer(stats, data.state_key, data.action_key, data.cameras)
-    model.expert.fit_bins(normalizer.action(data.actions), kind)
+    error = model.expert.fit_bins(normalizer.action(data.actions), kind)
+    return {"bins": kind, "vocab": model.expert.vocab, "round_trip_error": error}
 
 
 def provenance(dataset: LeRobotDataset, episodes: list[int]) -> dict:
