@@ -194,7 +194,7 @@ def main() -> None:
     ]
     rows = []
     for name, r in done.items():
-        if not isinstance(r, dict):
+        if not isinstance(r, dict) or "mean" not in r:  # "paths" holds the latency table
             continue
         active = f"{r['active_rank']:.1f} of {r['rank']}" if r.get("active_rank") is not None else ""
         rows.append(
