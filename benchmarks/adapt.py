@@ -32,6 +32,7 @@ from common import (
     probe_speed_and_memory,
     recording,
     result_record,
+    shown,
     slug,
     train_timed,
     variants_table,
@@ -177,7 +178,7 @@ def main() -> None:
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Base: `{base}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
+        f"Base: `{shown(base)}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
         f"Adapted to DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
         f"Adapters sit on every backbone and action-expert Linear; the largest LoRA rank is {max_rank}, the width of "

@@ -30,6 +30,12 @@ def command_line() -> str:
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
+def shown(path: Path) -> str:
+    """A path as the tables show it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def slug(name: str) -> str:
     """A variant's display name as a directory name: "LoRA-SP R16 eta 0.8" -> "lora-sp-r16-eta-0-8"."""
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")

@@ -27,6 +27,7 @@ from common import (
     pretrained_base,
     recording,
     result_record,
+    shown,
     slug,
     split_per_task,
     train_timed,
@@ -148,7 +149,7 @@ def main() -> None:
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Base: {base} (reference VLA `small`, pretrained {args.base_steps} steps). Capability vector from "
+        f"Base: `{shown(base)}` (reference VLA `small`, pretrained {args.base_steps} steps). Capability vector from "
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
         f"future image features + state {AUX['horizon']} frames ahead, weight {AUX['weight']}); vector training took "
         f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, 45 "

@@ -112,11 +112,13 @@ def demo(cfg: DemoConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
-    t = time.perf_counter()
-    data = _dataset(plan, cfg, plan.tasks, plan.episodes)
-    timings["record (or reuse cached) demonstrations"] = time.perf_counter() - t
+    def timed(stage: str, run, *args):
+        start = time.perf_counter()
+        value = run(*args)
+        timings[stage] = time.perf_counter() - start
+        return value
 
-    t = time.perf_counter()
+    data = timed("record (or reuse cached) demonstrations", _dataset, plan, cfg, plan.tasks, plan.episodes)
     train_cfg = TrainConfig(
         data=data,
         out=out / "base",
@@ -125,8 +127,7 @@ def demo(cfg: DemoConfig) -> Path:
         batch_size=plan.batch_size,
         seed=cfg.seed,
     )
-    train_once(train_cfg)
-    timings["train base policy"] = time.perf_counter() - t
+    timed("train base policy", train_once, train_cfg)
 
     def evaluate_policy(policy: Path, name: str) -> dict:
         return evaluate(
@@ -140,30 +141,20 @@ def demo(cfg: DemoConfig) -> Path:
             )
         )
 
-    t = time.perf_counter()
-    result = evaluate_policy(out / "base", "base")
-    timings["evaluate"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    pruned = _prune_stage(plan, cfg, data, out)
-    timings["prune + fine-tune pruned policy"] = time.perf_counter() - t
-    t = time.perf_counter()
-    pruned_result = evaluate_policy(pruned, "pruned")
-    timings["evaluate pruned policy"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    adapted = _adapt_stage(plan, cfg, out)
-    timings["record new tasks + adapt with LoRA-SP"] = time.perf_counter() - t
-    t = time.perf_counter()
-    adapted_result = evaluate_policy(adapted, "adapted")
-    timings["evaluate adapted policy"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    merged = _merge_stage(plan, cfg, data, out)
-    timings["capability vector (plain + auxiliary runs) + merge + orth fine-tune"] = time.perf_counter() - t
-    t = time.perf_counter()
-    merged_result = evaluate_policy(merged, "merged")
-    timings["evaluate merged policy"] = time.perf_counter() - t
+    result = timed("evaluate", evaluate_policy, out / "base", "base")
+    pruned = timed("prune + fine-tune pruned policy", _prune_stage, plan, cfg, data, out)
+    pruned_result = timed("evaluate pruned policy", evaluate_policy, pruned, "pruned")
+    adapted = timed("record new tasks + adapt with LoRA-SP", _adapt_stage, plan, cfg, out)
+    adapted_result = timed("evaluate adapted policy", evaluate_policy, adapted, "adapted")
+    merged = timed(
+        "capability vector (plain + auxiliary runs) + merge + orth fine-tune",
+        _merge_stage,
+        plan,
+        cfg,
+        data,
+        out,
+    )
+    merged_result = timed("evaluate merged policy", evaluate_policy, merged, "merged")
 
     plot_loss(
         {"base": read_metrics(out / "base" / "metrics.jsonl")}, out / "loss.png", "base policy training loss"

@@ -21,7 +21,8 @@ from torch import nn
 
 from leanvla.decode.masks import block_mask_ratios, check_block
 from leanvla.decode.tokenizer import ActionTokenizer
-from leanvla.models.layers import KV, Block, RMSNorm, rotary
+from leanvla.models.layers import KV, RMSNorm, rotary
+from leanvla.models.vla import expert_blocks
 
 
 class DiscreteActionExpert(nn.Module):
@@ -40,12 +41,7 @@ class DiscreteActionExpert(nn.Module):
         self.token_embed = nn.Embedding(a * v + 1, w)
         self.dim_embed = nn.Embedding(a, w)
         self.cond_proj = nn.Linear(cfg.width, w)
-        self.layers = nn.ModuleList(
-            [
-                Block(w, cfg.heads, cfg.kv_heads, cfg.head_dim, int(w * cfg.expert_mlp_ratio))
-                for _ in range(cfg.expert_layers)
-            ]
-        )
+        self.layers = expert_blocks(cfg)
         self.norm = RMSNorm(w)
         self.logits = nn.Linear(w, v)
         # Bin edges live in the state dict, so a checkpoint carries its tokenizer. Until fitted

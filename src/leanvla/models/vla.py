@@ -62,6 +62,16 @@ def time_embedding(
     return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
 
+def expert_blocks(cfg: VLAConfig) -> nn.ModuleList:
+    """The action expert's layers (either head): narrower than the backbone, same head layout, so
+    they can attend to the backbone's keys/values."""
+    w = cfg.expert_width
+    mlp = int(w * cfg.expert_mlp_ratio)
+    return nn.ModuleList(
+        [Block(w, cfg.heads, cfg.kv_heads, cfg.head_dim, mlp) for _ in range(cfg.expert_layers)]
+    )
+
+
 class ActionExpert(nn.Module):
     """The action expert: action tokens in, per-token velocity (flow head) out."""
 
@@ -72,12 +82,7 @@ class ActionExpert(nn.Module):
         self.time_mlp_in = nn.Linear(2 * w, w)
         self.time_mlp_out = nn.Linear(w, w)
         self.cond_proj = nn.Linear(cfg.width, w)
-        self.layers = nn.ModuleList(
-            [
-                Block(w, cfg.heads, cfg.kv_heads, cfg.head_dim, int(w * cfg.expert_mlp_ratio))
-                for _ in range(cfg.expert_layers)
-            ]
-        )
+        self.layers = expert_blocks(cfg)
         self.norm = RMSNorm(w)
         self.action_out = nn.Linear(w, cfg.action_dim)
 
