@@ -84,7 +84,7 @@ def main() -> None:
     from leanvla.train.config import TrainConfig
 
     work = args.work
-    record = recording(args)
+    record = recording(args.episodes, args.seed)
     data = cached_dataset(tasks="DEMO5", **record)
     done = Results(work)
 

@@ -52,9 +52,9 @@ def benchmark_parser(doc: str, work: str) -> argparse.ArgumentParser:
     return parser
 
 
-def recording(args: argparse.Namespace) -> dict:
+def recording(episodes: int, seed: int) -> dict:
     """The recording options every benchmark dataset shares (corner2 camera, 64 px)."""
-    return dict(episodes=args.episodes, cameras="corner2", image_size=64, seed=args.seed)
+    return dict(episodes=episodes, cameras="corner2", image_size=64, seed=seed)
 
 
 class Results(dict):
@@ -201,8 +201,7 @@ def pretrained_base(steps: int = 3000, seed: int = 0, episodes: int = 50) -> Pat
     shared by the adapt and merge benchmarks (trained once, reused)."""
     from leanvla.train.config import ModelOptions, TrainConfig
 
-    options = recording(argparse.Namespace(episodes=episodes, seed=seed))
-    data = cached_dataset(tasks=PRETRAIN_TASKS, **options)
+    data = cached_dataset(tasks=PRETRAIN_TASKS, **recording(episodes, seed))
     cfg = TrainConfig(
         data=data,
         out=REPO / "outputs" / "bench" / "pretrained" / f"small-{steps}-seed{seed}",

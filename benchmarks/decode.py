@@ -50,18 +50,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 LATENCY_ONLY = {"Fast-dVLA, threshold 0.9, no KV cache"}  # same decisions as with the cache
 
 
-def latency(policy, settings: dict) -> tuple[float, float]:
-    """(median ms per chunk at batch 1, forward passes of the last chunk) with these decoder settings."""
-    held = {}
+def latency(policy, settings: dict) -> float:
+    """Median ms per chunk at batch 1 with these decoder settings."""
 
     def prepare(model) -> None:
         for name, value in settings.items():
             setattr(model.cfg, name, value)
-        held["model"] = model
 
-    ms = inference_latency_ms(policy, prepare=prepare)
-    decoded = held["model"].last_decode
-    return ms, float(decoded.forward_passes) if decoded is not None else float("nan")
+    return inference_latency_ms(policy, prepare=prepare)
 
 
 def main() -> None:
@@ -73,7 +69,7 @@ def main() -> None:
     from leanvla.train.config import DiscreteOptions, ModelOptions, TrainConfig
 
     work = args.work
-    data = cached_dataset(tasks="DEMO5", **recording(args))
+    data = cached_dataset(tasks="DEMO5", **recording(args.episodes, args.seed))
     done = Results(work)
 
     heads = {
@@ -98,8 +94,7 @@ def main() -> None:
     for name, (head, settings) in VARIANTS.items():
         if name in done:
             continue
-        ms, passes = latency(runs[head], settings)
-        record = dict(ms_per_chunk=ms, passes=passes)
+        record = dict(ms_per_chunk=latency(runs[head], settings))
         if name not in LATENCY_ONLY:
             result = evaluate(
                 EvalConfig(
@@ -129,7 +124,7 @@ def main() -> None:
                     name,
                     f"{r['ms_per_chunk']:.1f}",
                     f"{bidir['ms_per_chunk'] / r['ms_per_chunk']:.2f}x",
-                    f"{decode.get('forward_passes_per_chunk', 10):.1f}",
+                    f"{decode['forward_passes_per_chunk']:.1f}" if decode else "10 (Euler)",
                     f"{decode['tokens_per_pass']:.1f}" if decode else "",
                     f"{1000 * n_action_steps / r['ms_per_chunk']:.0f}",
                 ],

@@ -69,7 +69,7 @@ def main() -> None:
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 
     work = args.work
-    record = recording(args)
+    record = recording(args.episodes, args.seed)
     done = Results(work)
 
     base = pretrained_base(args.base_steps, args.seed, args.episodes)

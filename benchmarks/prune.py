@@ -22,6 +22,7 @@ import json
 import shutil
 
 from common import (
+    PRETRAIN_TASKS,
     RESULTS,
     Results,
     benchmark_parser,
@@ -38,7 +39,6 @@ from common import (
     write_result,
 )
 
-PRETRAIN_TASKS = "push-v3,pick-place-v3,drawer-open-v3,peg-insert-side-v3,window-close-v3"
 # name -> prune options (None: the unpruned base). Closed-loop variants are the 50% ones.
 VARIANTS: dict[str, dict | None] = {
     "unpruned": None,
@@ -64,7 +64,7 @@ def main() -> None:
     from leanvla.train.config import ModelOptions, TrainConfig
 
     work = args.work
-    record = recording(args)
+    record = recording(args.episodes, args.seed)
     pretrain_data = cached_dataset(tasks=PRETRAIN_TASKS, **record)
     data = cached_dataset(tasks="DEMO5", **record)
     done = Results(work)

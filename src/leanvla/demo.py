@@ -4,9 +4,9 @@ Stages: record demonstrations (cached by their recording options), train the bas
 evaluate it in closed loop on held-out positions, prune it (CLP) and briefly fine-tune and
 evaluate the pruned model, adapt the base to two new tasks with LoRA-SP and evaluate that,
 build a CapVector meta model (capability vector from those two tasks, plain vs auxiliary
-training) and fine-tune it on the base's tasks with the orthogonal penalty, write `report.md`. Every stage writes into the
-output directory; an interrupted demo rerun with the same options resumes (the dataset is cached,
-training resumes from its last checkpoint).
+training) and fine-tune it on the base's tasks with the orthogonal penalty, write `report.md`.
+Every stage writes into the output directory; an interrupted demo rerun with the same options
+resumes (the dataset is cached, training resumes from its last checkpoint).
 """
 
 from __future__ import annotations

@@ -136,42 +136,36 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
 def _check_decode(cfg: EvalConfig, meta: dict, checkpoint: Path) -> dict:
     """The decoder settings to apply, checked against the policy (one clear line if they cannot work)."""
     decode = cfg.decode_overrides()
-    if not decode:
-        return decode
-    model = meta["model"]
-    require(
-        meta["type"] == "vla" and model.get("head") == "discrete",
-        f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a "
-        f"'{model.get('head', meta['type'])}' head",
-    )
-    from leanvla.models.config import VLAConfig
-
-    VLAConfig.from_dict({**model, **decode})  # validates the values
+    if decode:
+        model = meta["model"]
+        require(
+            meta["type"] == "vla" and model.get("head") == "discrete",
+            f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a "
+            f"'{model.get('head', meta['type'])}' head",
+        )
+        _decoding_config(meta, decode)  # validates the values
     return decode
 
 
+def _decoding_config(meta: dict, decode: dict):
+    from leanvla.models.config import VLAConfig
+
+    return VLAConfig.from_dict({**meta["model"], **decode})
+
+
 def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int) -> dict:
-    model = meta["model"]
-    if model.get("head") != "discrete":
+    if meta["model"].get("head") != "discrete":
         return {}
-    settings = {**model, **decode}
+    settings = _decoding_config(meta, decode)
     passes = sum(e["forward_passes"] for e in episodes)
-    tokens = model["chunk_size"] * model["action_dim"]
-    if settings["decoder"] == "auto":  # what VLA.decode_tokens resolves it to
-        block_causal = 0 < settings["token_block"] < tokens
-        settings["decoder"] = "fast" if block_causal else "bidirectional"
+    tokens = settings.chunk_size * settings.action_dim
     return {
         "decode": {
-            **{
-                k: settings[k]
-                for k in (
-                    "decoder",
-                    "token_block",
-                    "decode_iterations",
-                    "commit_threshold",
-                    "activation_threshold",
-                )
-            },
+            "decoder": settings.resolved_decoder(),
+            "token_block": settings.token_block,
+            "decode_iterations": settings.decode_iterations,
+            "commit_threshold": settings.commit_threshold,
+            "activation_threshold": settings.activation_threshold,
             "forward_passes_per_chunk": passes / max(1, chunks),
             "tokens_per_pass": tokens * chunks / max(1, passes),
         }

@@ -16,10 +16,14 @@ from leanvla.decode.stats import DecodeStats
 from leanvla.errors import require
 
 
+def check_iterations(iterations: int) -> None:
+    require(iterations >= 1, f"--decode-iterations must be >= 1, got {iterations}")
+
+
 @torch.no_grad()
 def mask_predict(expert, prefix, iterations: int) -> tuple[torch.Tensor, DecodeStats]:
     """B x N action tokens decoded in `iterations` passes, confidence-ordered, greedy."""
-    require(iterations >= 1, f"--decode-iterations must be >= 1, got {iterations}")
+    check_iterations(iterations)
     n = expert.n_tokens
     batch = prefix.valid.shape[0]
     index = torch.arange(n, device=prefix.valid.device)

@@ -24,6 +24,12 @@ def check_block(n_tokens: int, block: int) -> int:
     return n_tokens // block
 
 
+def check_head_shape(n_tokens: int, block: int, vocab: int) -> int:
+    """The discrete head's vocabulary and block size, checked; returns the number of blocks."""
+    require(vocab >= 2, f"the action vocabulary (--discrete.vocab) needs at least 2 bins, got {vocab}")
+    return check_block(n_tokens, block)
+
+
 def _divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 

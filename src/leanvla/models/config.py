@@ -88,18 +88,22 @@ class VLAConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise UserError(f"model {name} '{value}' is not one of {', '.join(allowed)}")
-        for name in ("commit_threshold", "activation_threshold"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise UserError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
-        if self.head == "discrete":
-            from leanvla.decode.masks import check_block
+        from leanvla.decode.bidirectional import check_iterations
+        from leanvla.decode.fast import check_thresholds
 
-            if self.action_vocab < 2:
-                raise UserError(f"--action-vocab must be >= 2, got {self.action_vocab}")
-            if self.decode_iterations < 1:
-                raise UserError(f"--decode-iterations must be >= 1, got {self.decode_iterations}")
-            check_block(self.chunk_size * self.action_dim, self.token_block)
+        check_thresholds(self.commit_threshold, self.activation_threshold)
+        if self.head == "discrete":
+            from leanvla.decode.masks import check_head_shape
+
+            check_iterations(self.decode_iterations)
+            check_head_shape(self.chunk_size * self.action_dim, self.token_block, self.action_vocab)
+
+    def resolved_decoder(self) -> str:
+        """The discrete head's decoder, 'auto' resolved: fast when trained block-causal."""
+        if self.decoder != "auto":
+            return self.decoder
+        n_tokens = self.chunk_size * self.action_dim
+        return "fast" if 0 < self.token_block < n_tokens else "bidirectional"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -243,9 +243,7 @@ class VLA(nn.Module):
         from leanvla.decode.bidirectional import mask_predict
         from leanvla.decode.fast import fast_decode
 
-        decoder = self.cfg.decoder
-        if decoder == "auto":
-            decoder = "fast" if self.expert.n_blocks > 1 else "bidirectional"
+        decoder = self.cfg.resolved_decoder()
         if decoder == "bidirectional":
             return mask_predict(self.expert, prefix, self.cfg.decode_iterations)
         thresholds = dict(threshold=self.cfg.commit_threshold, activation=self.cfg.activation_threshold)

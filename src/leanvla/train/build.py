@@ -85,13 +85,12 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     else:
         kind = cfg.model.type
         cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
-    if (
-        cfg.init is None and cfg.head == "discrete" and "action" in dataset.features
-    ):  # fail before decoding images
-        from leanvla.decode.masks import check_block
+    if cfg.init is None and cfg.head == "discrete" and "action" in dataset.features:
+        from leanvla.decode.masks import check_head_shape
 
-        require(cfg.discrete.vocab >= 2, f"--discrete.vocab must be >= 2, got {cfg.discrete.vocab}")
-        check_block(cfg.chunk_size * dataset.features["action"]["shape"][0], cfg.discrete.block)
+        # Before decoding any images: a bad setting fails at once.
+        action_dim = dataset.features["action"]["shape"][0]
+        check_head_shape(cfg.chunk_size * action_dim, cfg.discrete.block, cfg.discrete.vocab)
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
     if cfg.init is None:
         require(
