@@ -137,3 +137,22 @@ def test_recorder_option_checks(capsys, tmp_path, flag, value, message):
         capsys, "data", "metaworld", "--tasks", "reach-v3", flag, value, "--out", str(tmp_path / "d")
     )
     one_line_error(code, err, message)
+
+
+def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_path):
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--init",
+        str(tiny_run),
+        "--out",
+        str(tmp_path / "sp"),
+        "--adapter",
+        "lora-sp",
+        "--lora.regex",
+        "nothing_here",
+    )
+    one_line_error(code, err, "--lora.regex 'nothing_here' matches no nn.Linear")
+    assert not (tmp_path / "sp").exists()

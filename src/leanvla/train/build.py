@@ -82,6 +82,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "a fine-tuned policy keeps its own head (drop --head, or train a new policy)",
         )
         cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
+        if cfg.adapter != "full":
+            from leanvla.adapt.inject import adapter_targets
+
+            adapter_targets(model, cfg.lora)  # a target or rank that cannot work fails before images decode
     else:
         kind = cfg.model.type
         cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
