@@ -62,7 +62,7 @@ def latency(policy, settings: dict) -> float:
 
 def main() -> None:
     parser = benchmark_parser(__doc__, work="outputs/bench/decode")
-    parser.add_argument("--steps", type=int, default=3000, help="training steps, every head")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps, every head")
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -83,6 +83,7 @@ def main() -> None:
             data=data,
             out=work / "runs" / name,
             model=ModelOptions(size="small"),
+            cameras="corner2",
             steps=args.steps,
             seed=args.seed,
             **options,

@@ -1,4 +1,4 @@
-"""`leanvla demo --quick`: the same path as `make demo`, tiny, in under two minutes."""
+"""`leanvla demo --quick`: the same path as `make demo`, tiny, in under three minutes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "| drawer-open-v3 |",
         "## Merge (CapVector)",
         "| meta + SFT + orth |",
+        "## Curate (ATHENA)",
+        "## Decode (Fast-dVLA)",
+        "| discrete head, Fast-dVLA decoder |",
     ):
         assert section in report
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000
@@ -34,7 +37,9 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "adapted" / "active_rank.png").is_file()
     assert (tmp_path / "demo" / "meta" / "capability_vector.safetensors").is_file()
     assert (tmp_path / "demo" / "meta" / "vector_norms.png").is_file()
-    assert elapsed < 120, elapsed
+    assert (tmp_path / "demo" / "curated" / "selection.json").is_file()
+    assert (tmp_path / "demo" / "curated" / "scores_per_task.png").is_file()
+    assert elapsed < 180, elapsed
     # a second run reuses the cached dataset and the finished training
     start = time.perf_counter()
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache")]) == 0

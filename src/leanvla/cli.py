@@ -7,6 +7,7 @@ line on stderr and exits with code 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,16 @@ def run_prune(cfg) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def run_curate(cfg) -> None:
+    from leanvla.curate.run import SELECTION, TIMING, curate
+
+    out = curate(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only the main process has results
+        timing = json.loads((out / TIMING).read_text())
+        kept = json.loads((out / SELECTION).read_text())["episodes"]
+        print(json.dumps({"out": str(out), "selected": len(kept), **timing}, indent=2))
+
+
 def run_export(cfg) -> None:
     from leanvla.adapt.export import export_checkpoint
 
@@ -98,6 +109,7 @@ def run_demo(cfg) -> None:
 
 def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     from leanvla.adapt.export import ExportConfig
+    from leanvla.curate.run import CurateConfig
     from leanvla.data.record import RecordConfig
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
@@ -110,6 +122,11 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
         ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
+        ("curate",): (
+            CurateConfig,
+            run_curate,
+            "score demonstrations by influence (ATHENA) and select the best fraction per task",
+        ),
         ("prune",): (PruneConfig, run_prune, "remove redundant layers (CKA-guided, CLP) from a policy"),
         ("merge",): (
             MergeConfig,

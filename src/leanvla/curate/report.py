@@ -1,0 +1,156 @@
+"""curate's report.md: what was kept per task, how scores spread, the best and worst demonstrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from leanvla.atomic import write_bytes_atomic
+
+SHOWN = 4  # best and worst demonstrations pictured
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def plot_scores(
+    path: Path, names: list[str], score: torch.Tensor, task_of: list[int], selected: torch.Tensor
+) -> None:
+    """Per task: every demonstration's score, kept ones filled."""
+    plt = _plt()
+    tasks = sorted(set(task_of))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.4))
+    task_t = torch.tensor(task_of)
+    generator = torch.Generator().manual_seed(0)  # the horizontal jitter only
+    for x, k in enumerate(tasks):
+        members = task_t == k
+        values = score[members].numpy()
+        ax.boxplot(values, positions=[x], widths=0.5, showfliers=False)
+        jitter = x + 0.15 * (torch.rand(len(values), generator=generator).numpy() - 0.5)
+        kept = selected[members].numpy()
+        ax.scatter(jitter[kept], values[kept], s=10, color="tab:green", label="kept" if x == 0 else None)
+        ax.scatter(
+            jitter[~kept],
+            values[~kept],
+            s=10,
+            facecolors="none",
+            edgecolors="tab:red",
+            label="dropped" if x == 0 else None,
+        )
+    ax.set_xticks(range(len(tasks)), [_short(names[k]) for k in tasks], rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("interactive influence score")
+    ax.set_title("scores per task", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_kept(path: Path, names: list[str], kept: dict[int, tuple[int, int]], fraction: float) -> None:
+    """Per task: the fraction of its demonstrations kept, against the overall fraction."""
+    plt = _plt()
+    tasks = sorted(kept)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.0))
+    ax.bar(range(len(tasks)), [kept[k][0] / kept[k][1] for k in tasks], color="tab:blue")
+    ax.axhline(fraction, color="black", linestyle="--", linewidth=1, label=f"overall {fraction:.0%}")
+    ax.set_xticks(range(len(tasks)), [_short(names[k]) for k in tasks], rotation=20, ha="right", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("kept fraction")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_extremes(path: Path, data, rows, names: list[str], score: torch.Tensor) -> None:
+    """Middle frames of the best and worst demonstrations (first camera), with their scores."""
+    plt = _plt()
+    order = score.argsort(descending=True).tolist()
+    shown = min(SHOWN, len(order) // 2) or 1
+    picks = [("best", i) for i in order[:shown]] + [("worst", i) for i in order[::-1][:shown]]
+    fig, axes = plt.subplots(2, shown, figsize=(2.0 * shown, 4.4), squeeze=False)
+    for j, (kind, i) in enumerate(picks):
+        ax = axes[j // shown][j % shown]
+        frames = torch.nonzero(data.episode_index == rows[i].episode).flatten()
+        image = data.images[frames[len(frames) // 2], 0].permute(1, 2, 0).numpy()
+        ax.imshow(image)
+        ax.set_title(
+            f"{kind}: ep {rows[i].episode}\n{_short(names[rows[i].task], 20)}\n{float(score[i]):+.2f}",
+            fontsize=7,
+        )
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(
+    out: Path, cfg, data, rows, names: list[str], scores, selected: torch.Tensor, timing: dict, summary: dict
+) -> None:
+    task_of = [r.task for r in rows]
+    kept = {}
+    for k in sorted(set(task_of)):
+        members = [i for i, t in enumerate(task_of) if t == k]
+        kept[k] = (int(selected[members].sum()), len(members))
+    plot_scores(out / "scores_per_task.png", names, scores.score, task_of, selected)
+    plot_kept(out / "kept_per_task.png", names, kept, cfg.fraction)
+    plot_extremes(out / "best_and_worst.png", data, rows, names, scores.score)
+
+    collect_s = sum(v for k, v in timing.items() if k.startswith("collect_s"))
+    projection_s = sum(v for k, v in timing.items() if k.startswith("projection_s"))
+    lines = [
+        "# Curation report (ATHENA influence)",
+        "",
+        f"Policy `{Path(cfg.policy)}`, data `{Path(cfg.data)}`: {summary['demonstrations']} demonstrations scored against "
+        f"{summary['validation']} validation demonstrations; phi has P = {summary['dim']} dims "
+        f"(k_in = {cfg.k_in}, k_out = {cfg.k_out} per Linear of {cfg.stacks}; other parameters: {cfg.other}); "
+        f"curvature {summary['curvature']}, damping {cfg.damping} x mean eigenvalue; alpha {cfg.alpha}; "
+        f"kept {int(selected.sum())} ({cfg.fraction:.0%} overall, at least {cfg.task_floor:.0%} of each task).",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        f"| collect (forward + backward + projection) | {collect_s:.1f} |",
+        f"| of which projection hooks | {projection_s:.1f} |",
+        f"| curvature | {timing['curvature_s']:.2f} |",
+        f"| score + select | {timing['score_s']:.3f} |",
+        "",
+        "| task | demonstrations | kept | kept fraction | mean score |",
+        "|---|---|---|---|---|",
+    ]
+    task_t = torch.tensor(task_of)
+    for k, (n_kept, n) in kept.items():
+        mean = float(scores.score[task_t == k].mean())
+        lines.append(f"| {names[k]} | {n} | {n_kept} | {n_kept / n:.0%} | {mean:+.2f} |")
+    order = scores.score.argsort(descending=True).tolist()
+    for title, picks in (("Best", order[:5]), ("Worst", order[::-1][:5])):
+        lines += [
+            "",
+            f"{title} demonstrations:",
+            "",
+            "| episode | task | local | global | score |",
+            "|---|---|---|---|---|",
+        ]
+        for i in picks:
+            lines.append(
+                f"| {rows[i].episode} | {names[rows[i].task]} | {float(scores.local[i]):+.2f} | "
+                f"{float(scores.global_[i]):+.2f} | {float(scores.score[i]):+.2f} |"
+            )
+    lines += [
+        "",
+        "![scores per task](scores_per_task.png)",
+        "![kept per task](kept_per_task.png)",
+        "![best and worst](best_and_worst.png)",
+        "",
+    ]
+    write_bytes_atomic(out / "report.md", "\n".join(lines).encode())

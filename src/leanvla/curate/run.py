@@ -1,0 +1,321 @@
+"""`leanvla curate`: ATHENA influence scores for every demonstration, and the selection they make.
+
+    collect    one projected gradient per demonstration (Kronecker hooks) -> OUT/gradients/
+    curvature  damped inverse of F = mean(phi phi^T): exact Cholesky, or rank-r RTA
+    score      per-task queries from held-out validation demonstrations; local, global and
+               interactive scores; the best fraction with a per-task floor
+
+Writes OUT/scores.csv, OUT/selection.json (for `train --episodes`), OUT/report.md with figures,
+OUT/timing.json. The gradient store is kept: a killed run resumes collecting, and scoring again
+with other settings (damping, rank, fraction) reuses it. Run under torchrun to collect in parallel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from leanvla.atomic import write_bytes_atomic, write_json_atomic
+from leanvla.curate.store import Row
+from leanvla.errors import require
+
+GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
+    "gradients",
+    "scores.csv",
+    "selection.json",
+    "report.md",
+    "timing.json",
+)
+EXACT_MAX_DIM = 4096  # above this min(N, P), 'auto' curvature switches from exact to RTA
+
+
+@dataclass
+class CurateConfig:
+    """Score every demonstration's influence on each task's validation loss (ATHENA); keep the best."""
+
+    policy: Path
+    """Checkpoint (or run directory) trained on --data: influence is measured around it."""
+    data: Path
+    """LeRobotDataset whose demonstrations are scored."""
+    out: Path
+    """Output directory: scores.csv, selection.json, report.md, gradients/ (reusable)."""
+    fraction: float = 0.5
+    """Fraction of the scored demonstrations to select."""
+    task_floor: float = 0.25
+    """Every task keeps at least this fraction of its own demonstrations (<= --fraction)."""
+    alpha: float = 0.5
+    """Interactive score = alpha * local + (1 - alpha) * global."""
+    val_per_task: int = 5
+    """Validation demonstrations held out per task (seeded draw) to build each task's query."""
+    val_data: Path | None = None
+    """Instead of a held-out split: a LeRobotDataset of validation demonstrations (tasks matched by instruction)."""
+    episodes: Path | None = None
+    """Consider only these episodes of --data (a selection JSON, as for train)."""
+    stacks: str = "backbone,expert"
+    """Layout stacks whose Linear layers are projected."""
+    k_in: int = 16
+    """Input-side projection size per Linear layer."""
+    k_out: int = 16
+    """Output-side projection size per Linear layer (phi has k_in * k_out dims per layer)."""
+    other: Literal["skip", "dense"] = "skip"
+    """Parameters outside the projected Linears: skip them, or project their gradient densely."""
+    k_dense: int = 256
+    """Dense projection size for --other dense."""
+    curvature: Literal["auto", "exact", "rta"] = "auto"
+    """Inverse curvature: exact (Cholesky in the smaller of N and P), rta (rank-r sketch + Woodbury),
+    auto (exact while min(N, P) <= 4096)."""
+    rank: int = 0
+    """RTA rank r (0: min(N, P) / 4)."""
+    damping: float = 0.1
+    """lambda as a multiple of F's mean eigenvalue."""
+    frames: int = 0
+    """Frames per demonstration in its loss (0: every frame; else evenly spaced)."""
+    batch_size: int = 64
+    """Frames per backward microbatch (memory bound)."""
+    seed: int = 0
+    """Seed of projections, noise and flow-time draws, and the validation split."""
+    overwrite: bool = False
+    """Discard an existing --out (including stored gradients collected with other settings)."""
+
+
+def split_validation(episodes: list[int], tasks: list, per_task: int, seed: int) -> set[int]:
+    """A seeded draw of `per_task` episodes of every task, held out as validation demonstrations."""
+    generator = torch.Generator().manual_seed(seed)
+    held = set()
+    for k in sorted(set(tasks)):
+        members = [e for e, t in zip(episodes, tasks) if t == k]
+        require(
+            len(members) > per_task,
+            f"task '{k}' has {len(members)} demonstrations; holding out --val-per-task {per_task} would leave "
+            "none to score (lower --val-per-task or pass --val-data)",
+        )
+        order = torch.randperm(len(members), generator=generator)[:per_task]
+        held.update(members[i] for i in order.tolist())
+    return held
+
+
+def curate(cfg: CurateConfig, progress: bool = True) -> Path:
+    from leanvla.curate.collect import collect
+    from leanvla.curate.projection import KroneckerProjector, dense_parameters, projected_linears
+    from leanvla.curate.report import write_report
+    from leanvla.curate.scores import influence, select
+    from leanvla.curate.store import GradientStore
+    from leanvla.data.normalize import Normalizer
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.models.checkpoint import load_model
+    from leanvla.models.layout import layout_for
+    from leanvla.train.build import check_contract
+    from leanvla.train.distributed import barrier, init_world, shutdown
+
+    out = Path(cfg.out)
+    # Settings checked before any work (select() checks fraction and floor again on real data).
+    require(0.0 < cfg.fraction <= 1.0, f"--fraction must be in (0, 1], got {cfg.fraction}")
+    require(
+        0.0 <= cfg.task_floor <= cfg.fraction,
+        f"--task-floor must be in [0, --fraction], got {cfg.task_floor}",
+    )
+    require(0.0 <= cfg.alpha <= 1.0, f"--alpha must be in [0, 1], got {cfg.alpha}")
+    require(cfg.damping > 0, f"--damping must be > 0, got {cfg.damping}")
+    require(
+        cfg.val_per_task >= 1 or cfg.val_data is not None, "--val-per-task must be >= 1 without --val-data"
+    )
+    require(cfg.frames >= 0 and cfg.batch_size >= 1, "--frames must be >= 0 and --batch-size >= 1")
+    require(cfg.rank >= 0, f"--rank must be >= 0 (0: automatic), got {cfg.rank}")
+
+    world = init_world()
+    model, meta, stats, source = load_model(cfg.policy)
+    model.to(world.device)
+    layout = layout_for(model)
+    stacks = [s.strip() for s in cfg.stacks.split(",") if s.strip()]
+    for name in stacks:
+        layout.stack(name)  # an unknown stack is one clear line, not an empty projection
+    linears = projected_linears(layout.linear_modules(model, stacks))
+    dense = dense_parameters(model, linears) if cfg.other == "dense" else None
+    projector = KroneckerProjector(linears, cfg.k_in, cfg.k_out, cfg.seed, dense, cfg.k_dense).to(
+        world.device
+    )
+
+    dataset = LeRobotDataset(cfg.data)
+    check_contract(meta["model"], dataset, f"checkpoint {source}")
+    cameras, chunk = meta["model"]["cameras"], meta["model"]["chunk_size"]
+    episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
+    if cfg.val_data is None:  # from the metadata, before any image is decoded
+        considered = episodes if episodes is not None else list(range(dataset.num_episodes))
+        instruction = dataset.episode_tasks()
+        split_validation(considered, [instruction[e] for e in considered], cfg.val_per_task, cfg.seed)
+    data = ChunkDataset(dataset, cameras, chunk, episodes, meta["state_key"], meta["action_key"], progress)
+    normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], cameras)
+    task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
+    rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, progress)
+
+    scored = [r for r in rows if r.role == "train"]
+    require(
+        cfg.rank <= min(len(scored), projector.dim),
+        f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(len(scored), projector.dim)}",
+    )
+    missing = {r.task for r in scored} - {r.task for r in rows if r.role == "val"}
+    require(
+        not missing,
+        f"--val-data has no demonstrations of {sorted(data.instructions[k] for k in missing)}; "
+        "every scored task needs validation demonstrations",
+    )
+    settings = {
+        "policy": str(source.resolve()),
+        **{
+            k: v
+            for k, v in asdict(cfg).items()
+            if k in ("stacks", "k_in", "k_out", "other", "k_dense", "frames", "seed")
+        },
+    }
+    if world.is_main and cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    barrier(world)
+    store_dir = out / GRADIENTS
+    if world.is_main:
+        store = GradientStore(store_dir, rows, projector.dim, settings)
+    barrier(world)
+    if not world.is_main:
+        store = GradientStore(store_dir, rows, projector.dim, settings)
+
+    timing = {}
+    mine = store.pending(world.rank, world.size)
+    resumed = len(rows) - len(store.pending())
+    for role in ("train", "val"):
+        positions = [i for i in mine if rows[i].role == role]
+        shown = progress and world.is_main
+        for key, value in collect(store, positions, projector, losses[role], shown).items():
+            timing[f"{key}_{role}"] = value
+    barrier(world)
+    if not world.is_main:
+        shutdown(world)
+        return out
+    require(store.complete, f"{store_dir} is missing gradients after collection; run curate again to resume")
+
+    start = time.perf_counter()
+    phi_train, train_rows = store.matrix("train")
+    phi_val, val_rows = store.matrix("val")
+    n, p = phi_train.shape
+    use_exact = cfg.curvature == "exact" or (cfg.curvature == "auto" and min(n, p) <= EXACT_MAX_DIM)
+    if use_exact:
+        from leanvla.curate.curvature import ExactInverse
+
+        solver = ExactInverse(phi_train, cfg.damping)
+        rank = None
+    else:
+        from leanvla.curate.curvature import RandomTruncated
+
+        rank = cfg.rank or max(1, min(n, p) // 4)
+        solver = RandomTruncated(phi_train, rank, cfg.damping, cfg.seed)
+    timing["curvature_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    scores = influence(
+        phi_train, [r.task for r in train_rows], phi_val, [r.task for r in val_rows], solver, cfg.alpha
+    )
+    selected = select(scores.score, [r.task for r in train_rows], cfg.fraction, cfg.task_floor)
+    timing["score_s"] = time.perf_counter() - start
+
+    instructions = data.instructions
+    _write_scores(out / SCORES, train_rows, instructions, scores, selected)
+    write_json_atomic(
+        out / SELECTION,
+        {
+            "episodes": [r.episode for r, keep in zip(train_rows, selected.tolist()) if keep],
+            "fraction": cfg.fraction,
+            "task_floor": cfg.task_floor,
+            "validation_episodes": [r.episode for r in val_rows] if cfg.val_data is None else [],
+            "source": str(Path(cfg.data).resolve()),
+        },
+    )
+    summary = {
+        "demonstrations": n,
+        "validation": len(val_rows),
+        "dim": p,
+        "curvature": "exact" if use_exact else f"rta (rank {rank})",
+        "resumed_rows": resumed,
+        "world_size": world.size,
+    }
+    write_json_atomic(out / TIMING, {**timing, **summary})
+    write_report(out, cfg, data, train_rows, instructions, scores, selected, timing, summary)
+    shutdown(world)
+    return out
+
+
+def _rows_and_losses(cfg, model, data, normalizer, task_of: dict[int, int], progress: bool):
+    """The store's rows (scored demos first, then validation demos) and the loss of each role."""
+    from leanvla.curate.collect import DemoLoss
+
+    losses = {"train": DemoLoss(model, data, normalizer, cfg.seed, cfg.frames, cfg.batch_size)}
+    if cfg.val_data is None:
+        held = split_validation(list(task_of), list(task_of.values()), cfg.val_per_task, cfg.seed)
+        train = [Row(e, t, "train") for e, t in task_of.items() if e not in held]
+        val = [Row(e, t, "val") for e, t in task_of.items() if e in held]
+        losses["val"] = losses["train"]
+        return train + val, losses
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset
+
+    val_dataset = LeRobotDataset(cfg.val_data)
+    val_data = ChunkDataset(
+        val_dataset, data.cameras, data.chunk_size, None, data.state_key, data.action_key, progress
+    )
+    # The validation dataset numbers its tasks its own way: match them by instruction.
+    val_task = {}
+    for k, text in enumerate(val_data.instructions):
+        require(
+            text in data.instructions,
+            f"--val-data task '{text}' is not a task of --data; validation demonstrations must share tasks",
+        )
+        val_task[k] = data.instructions.index(text)
+    # Queries are per training task, so the validation instructions must map onto those indices.
+    val_data.instructions = data.instructions
+    val_data.task_index = torch.tensor([val_task[int(t)] for t in val_data.task_index.tolist()])
+    train = [Row(e, t, "train") for e, t in task_of.items()]
+    val_tasks = {
+        int(e): int(t) for e, t in zip(val_data.episode_index.tolist(), val_data.task_index.tolist())
+    }
+    val = [Row(e, t, "val") for e, t in val_tasks.items()]
+    losses["val"] = DemoLoss(model, val_data, normalizer, cfg.seed, cfg.frames, cfg.batch_size)
+    return train + val, losses
+
+
+def _write_scores(path: Path, rows, instructions: list[str], scores, selected: torch.Tensor) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["episode_index", "task", "local", "global", "score", "selected"])
+    for i, r in enumerate(rows):
+        writer.writerow(
+            [
+                r.episode,
+                instructions[r.task],
+                f"{float(scores.local[i]):.6g}",
+                f"{float(scores.global_[i]):.6g}",
+                f"{float(scores.score[i]):.6g}",
+                int(selected[i]),
+            ]
+        )
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def read_scores(path: Path) -> list[dict]:
+    """scores.csv back as dicts with typed values."""
+    with open(path, newline="") as f:
+        return [
+            {
+                "episode_index": int(r["episode_index"]),
+                "task": r["task"],
+                "local": float(r["local"]),
+                "global": float(r["global"]),
+                "score": float(r["score"]),
+                "selected": bool(int(r["selected"])),
+            }
+            for r in csv.DictReader(f)
+        ]

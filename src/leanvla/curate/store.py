@@ -1,0 +1,81 @@
+"""The gradient store: one projected gradient per demonstration on disk, memory-mapped.
+
+    DIR/index.json   what the rows are (episode, task, role), P, and the settings that made them
+    DIR/phi.npy      N x P float32, written row by row
+    DIR/done.npy     N uint8, set after a row is flushed (a killed collection resumes there)
+
+Rows are written by whichever process owns them (data-parallel collection gives process r the
+rows r, r + W, ...); distinct rows never overlap, so the processes share the files safely.
+Stored gradients are reusable: scoring with another damping, rank or fraction reads them again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from leanvla.atomic import write_json_atomic
+from leanvla.errors import require
+
+INDEX, PHI, DONE = "index.json", "phi.npy", "done.npy"
+
+
+@dataclass(frozen=True)
+class Row:
+    episode: int
+    task: int
+    role: str  # "train" (scored) or "val" (builds a task's query)
+
+
+class GradientStore:
+    def __init__(self, root: Path, rows: list[Row], dim: int, settings: dict):
+        """Open the store at `root`, creating it, or resuming one made with the same rows and settings."""
+        self.root = Path(root)
+        self.rows = rows
+        index = {"dim": dim, "settings": settings, "rows": [[r.episode, r.task, r.role] for r in rows]}
+        if (self.root / INDEX).is_file():
+            existing = json.loads((self.root / INDEX).read_text())
+            require(
+                existing == index,
+                f"{self.root} holds gradients collected with other settings or demonstrations; "
+                "delete it or choose another --out",
+            )
+            self.phi = np.load(self.root / PHI, mmap_mode="r+")
+            self.done = np.load(self.root / DONE, mmap_mode="r+")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.phi = np.lib.format.open_memmap(self.root / PHI, "w+", np.float32, (len(rows), dim))
+            self.done = np.lib.format.open_memmap(self.root / DONE, "w+", np.uint8, (len(rows),))
+            self.phi.flush()
+            self.done.flush()
+            write_json_atomic(self.root / INDEX, index)  # last: an index means the files exist
+
+    @classmethod
+    def open(cls, root: Path) -> GradientStore:
+        """An existing store, as written."""
+        index = json.loads((Path(root) / INDEX).read_text())
+        rows = [Row(int(e), int(t), str(role)) for e, t, role in index["rows"]]
+        return cls(root, rows, index["dim"], index["settings"])
+
+    def pending(self, rank: int = 0, world_size: int = 1) -> list[int]:
+        """Positions this process still has to collect."""
+        return [i for i in range(rank, len(self.rows), world_size) if not self.done[i]]
+
+    def write(self, position: int, phi: torch.Tensor) -> None:
+        self.phi[position] = phi.detach().float().cpu().numpy()
+        self.phi.flush()  # the row reaches the file before it is marked done
+        self.done[position] = 1
+        self.done.flush()
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def matrix(self, role: str) -> tuple[torch.Tensor, list[Row]]:
+        """The rows of one role as an n x P tensor (read from the map) and their descriptions."""
+        positions = [i for i, r in enumerate(self.rows) if r.role == role]
+        return torch.from_numpy(np.asarray(self.phi[positions])), [self.rows[i] for i in positions]

@@ -1,0 +1,104 @@
+"""`leanvla curate` end to end on a tiny trained policy: outputs, the selection's use by train,
+resuming from stored gradients, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from leanvla.cli import main
+from leanvla.curate.run import read_scores
+
+FAST = ["--k-in", "4", "--k-out", "4", "--frames", "6", "--val-per-task", "1", "--fraction", "0.5"]
+
+
+def curate_args(policy, data, out) -> list[str]:
+    return ["curate", "--policy", str(policy), "--data", str(data), "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def curated(tiny_run, tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("curate") / "out"
+    assert main([*curate_args(tiny_run, tiny_dataset, out), *FAST]) == 0
+    return out
+
+
+def test_outputs(curated, tiny_dataset):
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import read_episode_selection
+
+    rows = read_scores(curated / "scores.csv")
+    selection = json.loads((curated / "selection.json").read_text())
+    assert len(rows) == 4 and len(selection["validation_episodes"]) == 2  # 2 tasks x (3 - 1 held out)
+    assert {r["episode_index"] for r in rows}.isdisjoint(selection["validation_episodes"])
+    assert sorted(selection["episodes"]) == sorted(r["episode_index"] for r in rows if r["selected"])
+    assert len(selection["episodes"]) == 2
+    tasks = LeRobotDataset(tiny_dataset).tasks
+    assert {r["task"] for r in rows} == set(tasks)
+    for task in tasks:  # the floor: every task keeps one of its two
+        assert sum(r["selected"] for r in rows if r["task"] == task) >= 1
+    assert read_episode_selection(curated / "selection.json", 6) == sorted(selection["episodes"])
+    timing = json.loads((curated / "timing.json").read_text())
+    assert timing["dim"] == 4 * 4 * 7 * 4  # 7 Linears per layer, 2 backbone + 2 expert layers
+    assert timing["curvature"] == "exact" and timing["resumed_rows"] == 0
+    report = (curated / "report.md").read_text()
+    assert "| collect" in report and "Worst demonstrations" in report
+    for png in ("scores_per_task.png", "kept_per_task.png", "best_and_worst.png"):
+        assert (curated / png).stat().st_size > 1000
+
+
+def test_rescoring_reuses_stored_gradients(curated, tiny_run, tiny_dataset):
+    first = read_scores(curated / "scores.csv")
+    args = [*curate_args(tiny_run, tiny_dataset, curated), *FAST]
+    assert main([*args, "--curvature", "rta", "--rank", "4", "--damping", "1.0"]) == 0
+    timing = json.loads((curated / "timing.json").read_text())
+    assert timing["resumed_rows"] == 6 and timing["curvature"] == "rta (rank 4)"
+    assert main(args) == 0  # the original settings again: the very same scores
+    assert read_scores(curated / "scores.csv") == first
+
+
+def test_selection_trains(curated, tiny_dataset, tmp_path):
+    from leanvla.train.loop import train
+    from tests.helpers import tiny_train_config
+
+    run = train(
+        tiny_train_config(tiny_dataset, tmp_path / "run", episodes=curated / "selection.json"), progress=False
+    )
+    assert (run / "policy" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--fraction", "0"], "--fraction must be in (0, 1]"),
+        (["--fraction", "0.5", "--task-floor", "0.7"], "--task-floor must be in"),
+        (["--val-per-task", "3"], "would leave none to score"),
+        (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(extra, message, tiny_run, tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (out / "scores.csv").exists()
+
+
+def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tmp_path):
+    """torchrun with two processes (gloo): each collects its shard of the store; same scores."""
+    out = tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541"]
+    args = ["-m", "leanvla", *curate_args(tiny_run, tiny_dataset, out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*torchrun, *args, *FAST], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "timing.json").read_text())["world_size"] == 2
+    one, two = read_scores(curated / "scores.csv"), read_scores(out / "scores.csv")
+    assert [r["episode_index"] for r in one] == [r["episode_index"] for r in two]
+    for a, b in zip(one, two):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-4, abs=1e-5)
+        assert a["selected"] == b["selected"]
