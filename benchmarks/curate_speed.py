@@ -57,10 +57,12 @@ def setup(policy_dir, data_dir, demos: int, frames: int):
     linears = projected_linears(layout_for(model).linear_modules(model, ["backbone", "expert"]))
     loss = DemoLoss(model, data, normalizer, seed=0, frames=frames)
     step = max(1, len(data.episodes) // demos)  # spread over tasks
-    return model, linears, loss, data.episodes[::step][:demos]
+    episodes = data.episodes[::step][:demos]
+    tasks = [int(data.task_index[loss.rows(e)[0]]) for e in episodes]
+    return model, linears, loss, episodes, tasks
 
 
-def athena(model, linears, loss, episodes, work) -> dict:
+def athena(linears, loss, episodes, tasks, work) -> dict:
     import shutil
 
     from leanvla.curate.collect import collect
@@ -70,7 +72,7 @@ def athena(model, linears, loss, episodes, work) -> dict:
     from leanvla.curate.store import GradientStore, Row
 
     projector = KroneckerProjector(linears, K, K, seed=0)
-    rows = [Row(e, int(loss.data.task_index[loss.rows(e)[0]]), "train") for e in episodes]
+    rows = [Row(e, t, "train") for e, t in zip(episodes, tasks)]
     shutil.rmtree(work, ignore_errors=True)
     store = GradientStore(work, rows, projector.dim, {})
     timing = collect(store, list(range(len(rows))), projector, loss)
@@ -79,7 +81,6 @@ def athena(model, linears, loss, episodes, work) -> dict:
     solver = RandomTruncated(phi, max(1, min(phi.shape) // 8), damping=0.1)
     curvature_s = time.perf_counter() - start
     start = time.perf_counter()
-    tasks = [r.task for r in rows]
     influence(phi, tasks, phi, tasks, solver)
     score_s = time.perf_counter() - start
     return {
@@ -89,7 +90,7 @@ def athena(model, linears, loss, episodes, work) -> dict:
     }
 
 
-def naive(model, linears, loss, episodes, dim: int) -> dict:
+def naive(model, linears, loss, episodes, tasks, dim: int) -> dict:
     """Per-demo gradients materialised, dense Gaussian projection to `dim`, exact inverse."""
     import torch
 
@@ -124,7 +125,6 @@ def naive(model, linears, loss, episodes, dim: int) -> dict:
 
     start = time.perf_counter()
     solver = ExactInverse(phi, damping=0.1)
-    tasks = [int(loss.data.task_index[loss.rows(e)[0]]) for e in episodes]
     influence(phi, tasks, phi, tasks, solver)
     rest_s = time.perf_counter() - start
     return {
@@ -150,9 +150,9 @@ def main() -> None:
         if size in done:
             continue
         policy = one_step_policy(size, data, args.work)
-        model, linears, loss, episodes = setup(policy, data, args.demos, args.frames)
-        fast = athena(model, linears, loss, episodes, args.work / "store" / size)
-        slow = naive(model, linears, loss, episodes, fast["dim"])
+        model, linears, loss, episodes, tasks = setup(policy, data, args.demos, args.frames)
+        fast = athena(linears, loss, episodes, tasks, args.work / "store" / size)
+        slow = naive(model, linears, loss, episodes, tasks, fast["dim"])
         done[size] = {
             "parameters": sum(p.numel() for p in model.parameters()),
             "gradient_dims": slow["gradient_dims"],

@@ -85,7 +85,7 @@ class CurateConfig:
     """Discard an existing --out (including stored gradients collected with other settings)."""
 
 
-def split_validation(episodes: list[int], tasks: list, per_task: int, seed: int) -> set[int]:
+def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed: int) -> set[int]:
     """A seeded draw of `per_task` episodes of every task, held out as validation demonstrations."""
     generator = torch.Generator().manual_seed(seed)
     held = set()
@@ -93,7 +93,7 @@ def split_validation(episodes: list[int], tasks: list, per_task: int, seed: int)
         members = [e for e, t in zip(episodes, tasks) if t == k]
         require(
             len(members) > per_task,
-            f"task '{k}' has {len(members)} demonstrations; holding out --val-per-task {per_task} would leave "
+            f"task {k} has {len(members)} demonstrations; holding out --val-per-task {per_task} would leave "
             "none to score (lower --val-per-task or pass --val-data)",
         )
         order = torch.randperm(len(members), generator=generator)[:per_task]
@@ -147,14 +147,15 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     check_contract(meta["model"], dataset, f"checkpoint {source}")
     cameras, chunk = meta["model"]["cameras"], meta["model"]["chunk_size"]
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
+    held = None
     if cfg.val_data is None:  # from the metadata, before any image is decoded
         considered = episodes if episodes is not None else list(range(dataset.num_episodes))
-        instruction = dataset.episode_tasks()
-        split_validation(considered, [instruction[e] for e in considered], cfg.val_per_task, cfg.seed)
+        task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
+        held = split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
     data = ChunkDataset(dataset, cameras, chunk, episodes, meta["state_key"], meta["action_key"], progress)
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], cameras)
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
-    rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, progress)
+    rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
 
     scored = [r for r in rows if r.role == "train"]
     require(
@@ -249,13 +250,15 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     return out
 
 
-def _rows_and_losses(cfg, model, data, normalizer, task_of: dict[int, int], progress: bool):
-    """The store's rows (scored demos first, then validation demos) and the loss of each role."""
+def _rows_and_losses(
+    cfg, model, data, normalizer, task_of: dict[int, int], held: set[int] | None, progress: bool
+):
+    """The store's rows (scored demos first, then validation demos) and the loss of each role;
+    `held` is the held-out split (None with --val-data)."""
     from leanvla.curate.collect import DemoLoss
 
     losses = {"train": DemoLoss(model, data, normalizer, cfg.seed, cfg.frames, cfg.batch_size)}
-    if cfg.val_data is None:
-        held = split_validation(list(task_of), list(task_of.values()), cfg.val_per_task, cfg.seed)
+    if held is not None:
         train = [Row(e, t, "train") for e, t in task_of.items() if e not in held]
         val = [Row(e, t, "val") for e, t in task_of.items() if e in held]
         losses["val"] = losses["train"]
