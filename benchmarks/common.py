@@ -136,10 +136,14 @@ def train_timed(cfg) -> float:
     return time.perf_counter() - t
 
 
-def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, prepare=None) -> float:
+def inference_latency_ms(
+    policy_dir: Path, threads: int = 2, repeats: int = 30, prepare=None, frames_from: Path | None = None
+) -> float:
     """Median ms to predict one action chunk from one observation (batch 1) on this CPU.
 
-    `prepare(model)` may adjust the loaded model first (e.g. switch a compute path)."""
+    `prepare(model)` may adjust the loaded model first (e.g. switch a compute path). Observations
+    are random images, or `repeats` evenly spaced real frames of the dataset `frames_from` (what a
+    decoder that stops when it is confident needs: its pass count depends on what it sees)."""
     import torch
 
     from leanvla.models.checkpoint import load_policy
@@ -148,16 +152,37 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, 
     policy = load_policy(policy_dir)
     if prepare is not None:
         prepare(policy.model)
-    size = policy.meta["model"]["image_size"]
-    images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
-    state, task = torch.zeros(1, policy.meta["model"]["state_dim"]), torch.zeros(1, dtype=torch.long)
+    if frames_from is None:
+        size = policy.meta["model"]["image_size"]
+        images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
+        state = torch.zeros(1, policy.meta["model"]["state_dim"])
+        observations = [(images, state, torch.zeros(1, dtype=torch.long))] * repeats
+    else:
+        observations = real_observations(frames_from, policy, repeats)
     times = []
-    for i in range(repeats + 5):
+    for i, (images, state, task) in enumerate(observations[:5] + observations):
         t = time.perf_counter()
         policy.act(images, state, task)
         if i >= 5:
             times.append(time.perf_counter() - t)
     return 1000 * sorted(times)[len(times) // 2]
+
+
+def real_observations(data: Path, policy, n: int) -> list[tuple]:
+    """n evenly spaced frames of a dataset as batch-1 (images, state, task index) for `policy`."""
+    import numpy as np
+    import torch
+
+    from leanvla.data.reader import LeRobotDataset
+
+    dataset = LeRobotDataset(data)
+    rows = np.zeros(dataset.num_frames, dtype=bool)
+    rows[np.linspace(0, dataset.num_frames - 1, n).round().astype(int)] = True
+    images = np.stack([dataset.read_images(cam, rows=rows) for cam in policy.cameras], 1)  # n x C x H x W x 3
+    images = torch.from_numpy(images).permute(0, 1, 4, 2, 3)
+    state = torch.from_numpy(dataset.read_array(policy.meta["state_key"])[rows]).float()
+    tasks = dataset.read_array("task_index")[rows]
+    return [(images[i : i + 1], state[i : i + 1], torch.tensor([int(tasks[i])])) for i in range(n)]
 
 
 def episodes_by_task(data: Path) -> dict[str, list[int]]:

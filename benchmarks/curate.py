@@ -11,7 +11,9 @@ rank-r approximation agree with the exact inverse, and does training on the cura
    the model trained on the data it scores).
 3. `leanvla curate` (exact inverse): AUROC of bad vs good from the interactive, local and global
    scores, overall and per kind of corruption.
-4. RTA vs exact on the same stored gradients: Spearman correlation of the scores and time, per rank.
+   The same AUROC with one setting changed (damping, frames per demonstration, k): is it the settings?
+4. RTA vs exact on the same stored gradients: Spearman correlation of the scores and time, per rank,
+   at damping 0.1 and 1.0.
 5. Closed loop: training on the curated 50% vs all the data vs a random 50% (same steps, seed,
    batch), success on held-out positions.
 
@@ -32,6 +34,7 @@ from common import (
     pretrained_base,
     recording,
     result_record,
+    slug,
     train_timed,
     variants_table,
     write_result,
@@ -40,6 +43,13 @@ from common import (
 BAD_FRACTION = 0.3
 FRACTION = 0.5
 K = 16  # k_in = k_out per Linear
+# Variations of the curation settings above whose AUROC the benchmark also measures.
+SENSITIVITY = {
+    "damping 0.01": dict(damping=0.01),
+    "damping 1.0": dict(damping=1.0),
+    "every frame (not 32)": dict(frames=0),
+    "k_in = k_out = 32": dict(k_in=32, k_out=32),
+}
 
 
 def auroc(bad: list[float], good: list[float]) -> float:
@@ -72,6 +82,7 @@ def detection(scores: list[dict], labels: dict) -> dict:
 
 
 def rta_table(store_dir, ranks: list[int], damping: float) -> list[dict]:
+    """Spearman of RTA's scores vs the exact inverse's, and their time, per rank (one damping)."""
     from leanvla.curate.curvature import ExactInverse, RandomTruncated
     from leanvla.curate.scores import influence
     from leanvla.curate.store import GradientStore
@@ -83,7 +94,7 @@ def rta_table(store_dir, ranks: list[int], damping: float) -> list[dict]:
     start = time.perf_counter()
     exact = influence(phi, tasks, val, val_tasks, ExactInverse(phi, damping))
     exact_s = time.perf_counter() - start
-    table = [{"rank": "exact", "P": phi.shape[1], "spearman": 1.0, "seconds": exact_s}]
+    table = [{"rank": "exact", "P": phi.shape[1], "damping": damping, "spearman": 1.0, "seconds": exact_s}]
     for r in ranks:
         if r > min(phi.shape):
             continue
@@ -94,6 +105,7 @@ def rta_table(store_dir, ranks: list[int], damping: float) -> list[dict]:
             {
                 "rank": r,
                 "P": phi.shape[1],
+                "damping": damping,
                 "spearman": spearman(exact.score, approx.score),
                 "seconds": seconds,
             }
@@ -134,29 +146,33 @@ def main() -> None:
         data=data, out=work / "policy", init=pretrained_base(), steps=args.policy_steps, seed=args.seed
     )
     done.setdefault("policy_train_s", train_timed(policy_cfg))
+
+    def settings(out, **changes) -> CurateConfig:
+        options = dict(fraction=FRACTION, k_in=K, k_out=K, curvature="exact", frames=32, seed=args.seed)
+        return CurateConfig(
+            policy=policy_cfg.out, data=data, out=out, val_data=clean_val, **options | changes
+        )
+
     curated = work / "curated"
     if not (curated / "scores.csv").is_file():
-        curate(
-            CurateConfig(
-                policy=policy_cfg.out,
-                data=data,
-                out=curated,
-                val_data=clean_val,
-                fraction=FRACTION,
-                k_in=K,
-                k_out=K,
-                curvature="exact",
-                frames=32,
-                seed=args.seed,
-            )
-        )
+        curate(settings(curated))
     timing = json.loads((curated / "timing.json").read_text())
     scores = read_scores(curated / "scores.csv")
     done["detection"] = detection(scores, labels)
     done["timing"] = timing
-    if "rta" not in done:
-        done["rta"] = rta_table(curated / "gradients", [4, 8, 16, 32, 64, 128], damping=0.1)
+    if "rta" not in done or "damping" not in done["rta"][0]:
+        ranks = [4, 8, 16, 32, 64, 128]
+        done["rta"] = [row for d in (0.1, 1.0) for row in rta_table(curated / "gradients", ranks, damping=d)]
     done.save()
+    # ---- does AUROC depend on the settings? (same policy, data and labels) ----
+    sweep = done.get("sensitivity", {})
+    for name, changes in SENSITIVITY.items():
+        if name not in sweep:
+            out = work / "sensitivity" / slug(name)
+            curate(settings(out, overwrite=True, **changes), progress=False)
+            sweep[name] = detection(read_scores(out / "scores.csv"), labels)["score"]
+            done["sensitivity"] = sweep
+            done.save()
 
     # ---- closed loop: the same training on three selections ----
     import random
@@ -231,12 +247,31 @@ def write_doc(args, done: dict, labels: dict) -> None:
         "",
         "## RTA vs exact inverse (same stored gradients)",
         "",
-        "| rank r | r / P | Spearman vs exact | seconds (curvature + scores) |",
-        "|---|---|---|---|",
+        "| damping | rank r | r / P | Spearman vs exact | seconds (curvature + scores) |",
+        "|---|---|---|---|---|",
     ]
     for row in done["rta"]:
         ratio = "" if row["rank"] == "exact" else f"{row['rank'] / row['P']:.4f}"
-        lines.append(f"| {row['rank']} | {ratio} | {row['spearman']:.4f} | {row['seconds']:.2f} |")
+        lines.append(
+            f"| {row['damping']} | {row['rank']} | {ratio} | {row['spearman']:.4f} | {row['seconds']:.2f} |"
+        )
+    if "sensitivity" in done:
+        lines += [
+            "",
+            "## Does AUROC depend on the settings?",
+            "",
+            "The interactive score's AUROC with one setting changed from the above (same policy, data, labels).",
+            "",
+            "| setting | all bad | " + " | ".join(kinds) + " |",
+            "|---|---|" + "---|" * len(kinds),
+            f"| as above | {det['score']['all']:.3f} | "
+            + " | ".join(f"{det['score'][k]:.3f}" for k in kinds)
+            + " |",
+        ]
+        for name, row in done["sensitivity"].items():
+            lines.append(
+                f"| {name} | {row['all']:.3f} | " + " | ".join(f"{row[k]:.3f}" for k in kinds) + " |"
+            )
     names = [n for n in done if n == "all data" or n.startswith(("ATHENA-curated", "random"))]
     if len(names) == 3:
         rows = [([n, str(done[n]["demonstrations"])], done[n]) for n in names]
@@ -262,7 +297,11 @@ def write_doc(args, done: dict, labels: dict) -> None:
     ]
     lines.append(
         "- RTA: Spearman >= 0.95 from rank "
-        + (f"{good_ranks[0]['rank']}" if good_ranks else "(none measured)")
+        + (
+            f"{good_ranks[0]['rank']} (damping {good_ranks[0]['damping']})"
+            if good_ranks
+            else "(none measured)"
+        )
         + " (goal: at some r <= P/4)"
     )
     if len(names) == 3:

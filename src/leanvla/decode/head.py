@@ -113,11 +113,17 @@ class DiscreteActionExpert(nn.Module):
         The training loop's draws decide the masking, so it is as reproducible as the flow head's:
         Phi(noise) gives one uniform per token, t the noise level (see block_mask_ratios)."""
         b, h, a = actions.shape
+        targets, inputs, masked = self.masked_chunk(actions, noise, t)
+        logits, _ = self(prefix, inputs, torch.arange(h * a, device=actions.device))
+        ce = F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1), reduction="none")
+        return (ce.view(b, h * a) * masked).view(b, h, a).mean(-1)
+
+    def masked_chunk(self, actions: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):
+        """(targets, inputs, masked), each B x N: the chunk's tokens, the same with MASK where
+        `masked`, and which tokens the draws mask."""
+        b, h, a = actions.shape
         targets = self.tokenizer.encode(actions).reshape(b, h * a)
         uniform = 0.5 * (1.0 + torch.erf(noise.reshape(b, h * a) / math.sqrt(2.0)))
         ratio = block_mask_ratios(t, self.n_blocks).repeat_interleave(self.block, dim=1)
         masked = uniform < ratio
-        inputs = torch.where(masked, torch.full_like(targets, self.mask_id), targets)
-        logits, _ = self(prefix, inputs, torch.arange(h * a, device=actions.device))
-        ce = F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1), reduction="none")
-        return (ce.view(b, h * a) * masked).view(b, h, a).mean(-1)
+        return targets, torch.where(masked, torch.full_like(targets, self.mask_id), targets), masked

@@ -25,6 +25,7 @@ class RunParts:
     meta: dict
     stats: dict
     provenance: dict
+    teacher: nn.Module | None = None
 
 
 def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
@@ -95,6 +96,15 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         # Before decoding any images: a bad setting fails at once.
         action_dim = dataset.features["action"]["shape"][0]
         check_head_shape(cfg.chunk_size * action_dim, cfg.discrete.block, cfg.discrete.vocab)
+    if cfg.distill.teacher is not None:
+        from leanvla.decode.distill import check_teacher
+
+        student = dict(cameras=cameras, chunk_size=chunk)
+        if cfg.init is None:
+            student.update(head=cfg.head, action_vocab=cfg.discrete.vocab)
+        else:
+            student.update({k: model_cfg.get(k) for k in ("head", "action_vocab")})
+        check_teacher(cfg.distill.teacher, student, dataset)  # before any image is decoded
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
     if cfg.init is None:
         require(
@@ -141,10 +151,19 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         data.state_key,
         data.action_key,
         dataset.fps,
-        train={"data": str(Path(cfg.data).resolve()), "init": str(cfg.init) if cfg.init else None},
+        train={
+            "data": str(Path(cfg.data).resolve()),
+            "init": str(cfg.init) if cfg.init else None,
+            "distill_teacher": str(cfg.distill.teacher) if cfg.distill.teacher else None,
+        },
     )
     if tokens is None and cfg.init is not None:
         tokens = init_meta.get("action_tokens")  # a fine-tuned discrete policy keeps its bins
+    teacher = None
+    if cfg.distill.teacher is not None:
+        from leanvla.decode.distill import load_teacher
+
+        teacher, tokens = load_teacher(cfg.distill.teacher, model, meta, stats)  # the student takes its bins
     if tokens is not None:
         meta["action_tokens"] = tokens
     if cfg.adapter != "full":
@@ -156,7 +175,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         meta["adapter"] = {"kind": cfg.adapter, **cfg.lora.to_dict(), "eta_decay_steps": decay_steps}
         meta["adapter"].update(adapter_base(init_dir))
         inject_adapters(model, cfg.adapter, cfg.lora, decay_steps)
-    return RunParts(data, model, meta, stats, provenance(dataset, data.episodes))
+    return RunParts(data, model, meta, stats, provenance(dataset, data.episodes), teacher)
 
 
 def _fit_action_bins(model, data, stats: dict, kind: str) -> dict:

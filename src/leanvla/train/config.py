@@ -72,6 +72,16 @@ class OrthOptions:
 
 
 @dataclass
+class DistillOptions:
+    """Fast-dVLA's optional distillation: a block-causal discrete head learns from a bidirectional one."""
+
+    teacher: Path | None = None
+    """A trained bidirectional discrete-head policy on the same data (off when unset)."""
+    weight: float = 1.0
+    """Weight of KL(teacher || student) on the masked tokens, added to the cross-entropy."""
+
+
+@dataclass
 class TrainConfig:
     """Train a policy on a LeRobotDataset (single process, or data-parallel under torchrun)."""
 
@@ -100,6 +110,7 @@ class TrainConfig:
     discrete: DiscreteOptions = field(default_factory=DiscreteOptions)
     aux: AuxOptions = field(default_factory=AuxOptions)
     orth: OrthOptions = field(default_factory=OrthOptions)
+    distill: DistillOptions = field(default_factory=DistillOptions)
     cameras: str | None = None
     """Comma-separated image features to observe (default: every image feature of the dataset)."""
     chunk_size: int = 16
@@ -164,3 +175,15 @@ class TrainConfig:
             f"--orth.vector {self.orth.vector} does not exist; `leanvla merge` writes it",
         )
         require(self.orth.weight >= 0, f"--orth.weight must be >= 0, got {self.orth.weight}")
+
+    def check_distill(self) -> None:
+        if self.distill.teacher is None:
+            return
+        require(
+            Path(self.distill.teacher).exists(),
+            f"--distill.teacher {self.distill.teacher} does not exist; train a bidirectional discrete head first",
+        )
+        require(self.distill.weight >= 0, f"--distill.weight must be >= 0, got {self.distill.weight}")
+        require(self.aux.horizon == 0, "--distill.teacher does not combine with --aux")
+        require(self.flow_samples == 1, "--distill.teacher needs --flow-samples 1")
+        require(self.adapter == "full", "--distill.teacher trains every weight: use --adapter full")

@@ -71,6 +71,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     cfg.check_adapter()
     cfg.check_aux()
     cfg.check_orth()
+    cfg.check_distill()
     world = init_world()
     require(
         cfg.batch_size % world.size == 0,
@@ -116,6 +117,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         truncate_metrics(run, step, ACTIVE_RANK)
     sp_weight = cfg.lora.spectral_weight if cfg.adapter == "lora-sp" else 0.0
     step_fn: nn.Module = ActionError(model)
+    if parts.teacher is not None:
+        from leanvla.decode.distill import DistilledError
+
+        step_fn = DistilledError(model, parts.teacher.to(world.device), cfg.distill.weight)
     if world.size > 1:
         step_fn = DistributedDataParallel(step_fn)
 
