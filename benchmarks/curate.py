@@ -190,7 +190,7 @@ def main() -> None:
             continue
         path = None
         if selection is not None:
-            path = work / f"{name.split()[0].lower()}.json"
+            path = selection_path(work, name)
             path.write_text(json.dumps({"episodes": selection}))
         cfg = TrainConfig(
             data=data,
@@ -213,6 +213,11 @@ def main() -> None:
         done.save()
 
     write_doc(args, done, labels)
+
+
+def selection_path(work, name: str):
+    """Where the closed loop writes a variant's episode selection ('all data' has none)."""
+    return work / f"{name.split()[0].lower()}.json"
 
 
 def write_doc(args, done: dict, labels: dict) -> None:
@@ -274,7 +279,12 @@ def write_doc(args, done: dict, labels: dict) -> None:
             )
     names = [n for n in done if n == "all data" or n.startswith(("ATHENA-curated", "random"))]
     if len(names) == 3:
-        rows = [([n, str(done[n]["demonstrations"])], done[n]) for n in names]
+        bad = {b["episode_index"] for b in labels["bad"]}
+        rows = []
+        for n in names:
+            path = selection_path(args.work, n)
+            kept = json.loads(path.read_text())["episodes"] if path.is_file() else bad  # all data keeps all
+            rows.append(([n, str(done[n]["demonstrations"]), str(len(bad.intersection(kept)))], done[n]))
         lines += [
             "",
             "## Closed loop",
@@ -284,7 +294,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "Protocol: " + done[names[0]]["protocol"],
             "",
         ]
-        lines += variants_table(["training data", "demonstrations"], rows)
+        lines += variants_table(["training data", "demonstrations", "of them bad"], rows)
     else:
         lines += ["", "## Closed loop", "", "Not run yet (the script resumes where it stopped)."]
     lines += ["", "## Against the goals", ""]

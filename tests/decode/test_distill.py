@@ -12,7 +12,6 @@ from leanvla.decode.distill import DistilledError, token_kl
 from leanvla.models.checkpoint import load_policy
 from leanvla.train.config import DiscreteOptions, DistillOptions
 from leanvla.train.loop import train
-from tests.data.helpers import synthetic_dataset
 from tests.decode.test_head import discrete
 from tests.helpers import tiny_train_config
 from tests.models.test_vla import obs
@@ -61,11 +60,6 @@ def test_the_kl_gradient_moves_the_student_towards_the_teacher():
         kl_only().backward()
         optimizer.step()
     assert float(kl_only().detach()) < 0.9 * before
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,8 @@ import torch
 from leanvla.models.checkpoint import load_policy
 from leanvla.train.config import DiscreteOptions
 from leanvla.train.loop import train
-from tests.data.helpers import synthetic_dataset
 from tests.helpers import tiny_train_config
 from tests.test_cli import one_line_error, run
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
 
 
 @pytest.fixture(scope="module")

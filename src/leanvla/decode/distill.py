@@ -41,11 +41,15 @@ def check_teacher(path, student: dict, dataset) -> None:
         f"{source} has a '{theirs.get('head', 'flow')}' head; it must be a discrete head",
     )
     check_contract(theirs, dataset, source)
+    _require_shared(theirs, student, source)
+
+
+def _require_shared(teacher: dict, student: dict, source: str) -> None:
     for key in SHARED:
         if key in student:
             require(
-                theirs.get(key) == student[key],
-                f"{source} has {key}={theirs.get(key)} but the student has {student[key]}; "
+                teacher.get(key) == student[key],
+                f"{source} has {key}={teacher.get(key)} but the student has {student[key]}; "
                 "teacher and student must share cameras, shapes and vocabulary",
             )
 
@@ -56,12 +60,7 @@ def load_teacher(path, student: nn.Module, student_meta: dict, stats: dict) -> t
     from leanvla.models.checkpoint import load_model
 
     teacher, meta, teacher_stats, directory = load_model(path)
-    mine = student_meta["model"]
-    for key in SHARED:
-        require(
-            meta["model"].get(key) == mine.get(key),
-            f"--distill.teacher {directory} has {key}={meta['model'].get(key)} but the student has {mine.get(key)}",
-        )
+    _require_shared(meta["model"], student_meta["model"], f"--distill.teacher {directory}")
     # The bins live in normalised action units: other statistics would give tokens other meanings.
     for key in (student_meta["action_key"], student_meta["state_key"]):
         for moment in ("mean", "std"):
