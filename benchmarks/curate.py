@@ -221,6 +221,8 @@ def selection_path(work, name: str):
 
 
 def write_doc(args, done: dict, labels: dict) -> None:
+    from leanvla.curate.report import seconds
+
     det, timing = done["detection"], done["timing"]
     kinds = sorted({b["kind"] for b in labels["bad"]})
     lines = [
@@ -233,7 +235,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
         f"fine-tuned {args.policy_steps} steps on this data. Curation: every Linear of backbone and expert, "
         f"k_in = k_out = {K} (P = {timing['dim']}), 32 frames per demonstration, exact inverse, damping 0.1, alpha 0.5, "
         f"queries from a clean validation set (5 per task, another seed); {timing['demonstrations']} demonstrations "
-        f"scored in {sum(v for k, v in timing.items() if k.startswith('collect_s')):.0f} s.",
+        f"scored in {seconds(timing, 'collect_s'):.0f} s.",
         "",
         "## Finding bad data: AUROC (bad scored below good)",
         "",

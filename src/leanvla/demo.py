@@ -209,16 +209,11 @@ def _curate_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Pat
 
 
 def _curate_section(plan: DemoPlan, curated: Path) -> str:
+    from leanvla.curate.report import seconds, task_table
     from leanvla.curate.run import SCORES, TIMING, read_scores
 
     timing = json.loads((curated / TIMING).read_text())
     scores = read_scores(curated / SCORES)
-    rows = []
-    for task in dict.fromkeys(r["task"] for r in scores):
-        mine = [r for r in scores if r["task"] == task]
-        kept = sum(r["selected"] for r in mine)
-        mean = sum(r["score"] for r in mine) / len(mine)
-        rows.append(f"| {task} | {len(mine)} | {kept} | {kept / len(mine):.0%} | {mean:+.2f} |")
     lines = [
         "## Curate (ATHENA)",
         "",
@@ -226,13 +221,13 @@ def _curate_section(plan: DemoPlan, curated: Path) -> str:
         f"validation loss ({timing['validation']} held-out demonstrations), with Kronecker-projected gradients "
         f"(P = {timing['dim']}, {plan.curate_frames} frames per demonstration) and the {timing['curvature']} inverse "
         f"curvature, and kept {plan.curate_fraction:.0%} with a per-task floor "
-        f"({sum(v for k, v in timing.items() if k.startswith('collect_s')):.0f} s collecting gradients). "
+        f"({seconds(timing, 'collect_s'):.0f} s collecting gradients). "
         "Its full report, with the best and worst demonstrations, is `curated/report.md`; training on the "
         "selection against all data and a random half is `benchmarks/curate.py`.",
         "",
-        "| task | demonstrations | kept | kept fraction | mean score |",
-        "|---|---|---|---|---|",
-        *rows,
+        *task_table(
+            [r["task"] for r in scores], [r["score"] for r in scores], [r["selected"] for r in scores]
+        ),
         "",
         "![scores per task](curated/scores_per_task.png)",
         "",

@@ -95,6 +95,22 @@ def plot_extremes(path: Path, data, rows, names: list[str], score: torch.Tensor)
     plt.close(fig)
 
 
+def seconds(timing: dict, prefix: str) -> float:
+    """A timing summed over its parts (training and validation demonstrations are timed apart)."""
+    return sum(v for k, v in timing.items() if k.startswith(prefix))
+
+
+def task_table(tasks: list[str], score: list[float], selected: list[bool]) -> list[str]:
+    """Markdown rows per task (first-seen order): demonstrations, kept, kept fraction, mean score."""
+    lines = ["| task | demonstrations | kept | kept fraction | mean score |", "|---|---|---|---|---|"]
+    for task in dict.fromkeys(tasks):
+        mine = [i for i, t in enumerate(tasks) if t == task]
+        kept = sum(selected[i] for i in mine)
+        mean = sum(score[i] for i in mine) / len(mine)
+        lines.append(f"| {task} | {len(mine)} | {kept} | {kept / len(mine):.0%} | {mean:+.2f} |")
+    return lines
+
+
 def write_report(
     out: Path, cfg, data, rows, names: list[str], scores, selected: torch.Tensor, timing: dict, summary: dict
 ) -> None:
@@ -107,8 +123,8 @@ def write_report(
     plot_kept(out / "kept_per_task.png", names, kept, cfg.fraction)
     plot_extremes(out / "best_and_worst.png", data, rows, names, scores.score)
 
-    collect_s = sum(v for k, v in timing.items() if k.startswith("collect_s"))
-    projection_s = sum(v for k, v in timing.items() if k.startswith("projection_s"))
+    collect_s = seconds(timing, "collect_s")
+    projection_s = seconds(timing, "projection_s")
     lines = [
         "# Curation report (ATHENA influence)",
         "",
@@ -125,13 +141,13 @@ def write_report(
         f"| curvature | {timing['curvature_s']:.2f} |",
         f"| score + select | {timing['score_s']:.3f} |",
         "",
-        "| task | demonstrations | kept | kept fraction | mean score |",
-        "|---|---|---|---|---|",
     ]
-    task_t = torch.tensor(task_of)
-    for k, (n_kept, n) in kept.items():
-        mean = float(scores.score[task_t == k].mean())
-        lines.append(f"| {names[k]} | {n} | {n_kept} | {n_kept / n:.0%} | {mean:+.2f} |")
+    by_task = sorted(range(len(rows)), key=lambda i: task_of[i])  # tasks in index order
+    lines += task_table(
+        [names[task_of[i]] for i in by_task],
+        [float(scores.score[i]) for i in by_task],
+        [bool(selected[i]) for i in by_task],
+    )
     order = scores.score.argsort(descending=True).tolist()
     for title, picks in (("Best", order[:5]), ("Worst", order[::-1][:5])):
         lines += [
