@@ -7,7 +7,8 @@
 1. Train four reference VLAs (`small`) on DEMO5 with the same data, steps, batch and seed: the
    flow head; the discrete head with bidirectional attention; the discrete head block-causal
    (blocks of 8 tokens = 2 action steps, diffusion-forcing noise rising along the chunk); and the
-   block-causal head again, distilled from the bidirectional one (`--distill.teacher`).
+   block-causal head again, distilled from the bidirectional one (`--distill.teacher`). Fast-dVLA
+   is swept over its commit threshold and, at two settings, its activation threshold (0.5 by default).
 2. Per decoder: latency per chunk at batch 1 on this CPU (median over 30 real frames of the data,
    every decoder measured back to back in one pass at the end of each run), forward passes per chunk,
    tokens committed per pass, the control rate it allows (executed actions per second of
@@ -54,6 +55,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "Fast-dVLA distilled, threshold 0.5": (
         "block-causal distilled",
         dict(decoder="fast", commit_threshold=0.5),
+    ),
+    # The pipeline's other knob: a block starts once its predecessor has 1 of 8 tokens committed.
+    "Fast-dVLA, threshold 0.9, activation 0.125": (
+        "block-causal",
+        dict(decoder="fast", commit_threshold=0.9, activation_threshold=0.125),
+    ),
+    "Fast-dVLA distilled, threshold 0.5, activation 0.125": (
+        "block-causal distilled",
+        dict(decoder="fast", commit_threshold=0.5, activation_threshold=0.125),
     ),
     "Fast-dVLA, threshold 0.9, no KV cache": (
         "block-causal",
@@ -261,7 +271,9 @@ def main() -> None:
         f"proprio), {args.steps} steps at batch 64, seed {args.seed}: the flow head, the discrete head (256 uniform bins "
         f"per dimension, 64 action tokens per chunk) with bidirectional attention, and the discrete head block-causal "
         f"({BLOCK} tokens per block), and that block-causal head trained again with KL to the bidirectional one on its "
-        "masked tokens (`--distill.teacher`, weight 1). Latency: median over 30 evenly spaced real frames of the data "
+        "masked tokens (`--distill.teacher`, weight 1). Fast-dVLA's activation threshold (the fraction of a block "
+        "committed before the next one starts) is 0.5 unless a row names it. Latency: median over 30 evenly spaced "
+        "real frames of the data "
         "at batch 1, 2 threads, this CPU, every decoder measured back to back in one process; forward passes and "
         "tokens per pass are means over every chunk of the closed-loop evaluation; control rate = executed actions "
         f"({n_action_steps} per chunk) per second of inference.",

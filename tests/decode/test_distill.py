@@ -53,7 +53,7 @@ def test_the_kl_gradient_moves_the_student_towards_the_teacher():
         DistilledError(student, teacher, 1.0)(o, actions, noise, t)
         - student.action_error(o, actions, noise, t)
     ).sum()
-    before = float(kl_only())
+    before = float(kl_only().detach())
     optimizer = torch.optim.SGD(student.parameters(), lr=0.05)
     for _ in range(5):
         optimizer.zero_grad()
