@@ -159,12 +159,18 @@ def inference_latency_ms(
         observations = [(images, state, torch.zeros(1, dtype=torch.long))] * repeats
     else:
         observations = real_observations(frames_from, policy, repeats)
+    return median_ms(lambda i: policy.act(*observations[i]), len(observations))
+
+
+def median_ms(step, repeats: int, warmup: int = 5) -> float:
+    """Median wall-clock ms of step(i) over i = 0 .. repeats - 1, after `warmup` untimed calls."""
+    for i in range(warmup):
+        step(i % repeats)
     times = []
-    for i, (images, state, task) in enumerate(observations[:5] + observations):
+    for i in range(repeats):
         t = time.perf_counter()
-        policy.act(images, state, task)
-        if i >= 5:
-            times.append(time.perf_counter() - t)
+        step(i)
+        times.append(time.perf_counter() - t)
     return 1000 * sorted(times)[len(times) // 2]
 
 

@@ -271,14 +271,9 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "",
             "| setting | all bad | " + " | ".join(kinds) + " |",
             "|---|---|" + "---|" * len(kinds),
-            f"| as above | {det['score']['all']:.3f} | "
-            + " | ".join(f"{det['score'][k]:.3f}" for k in kinds)
-            + " |",
         ]
-        for name, row in done["sensitivity"].items():
-            lines.append(
-                f"| {name} | {row['all']:.3f} | " + " | ".join(f"{row[k]:.3f}" for k in kinds) + " |"
-            )
+        for name, row in {"as above": det["score"], **done["sensitivity"]}.items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in ["all", *kinds]) + " |")
     names = [n for n in done if n == "all data" or n.startswith(("ATHENA-curated", "random"))]
     if len(names) == 3:
         bad = {b["episode_index"] for b in labels["bad"]}

@@ -29,6 +29,7 @@ from common import (
     cached_dataset,
     command_line,
     inference_latency_ms,
+    median_ms,
     recording,
     result_record,
     slug,
@@ -37,6 +38,7 @@ from common import (
     write_result,
 )
 
+TOKENS = 64  # action tokens per chunk: 16 steps of 4 dimensions
 BLOCK = 8  # tokens per block: 2 action steps of 4 dimensions
 # name -> (trained head, decoder settings applied at evaluation)
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -88,8 +90,6 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
     """Median ms at batch 1 on this CPU for a discrete-head VLA of `size` (one 64 px camera, the
     benchmark's chunk and bins): encoding the prefix, one bidirectional pass over all action tokens,
     and one Fast-dVLA pass over the last block with every earlier block cached."""
-    import time
-
     import torch
 
     from leanvla.models.config import vla_config
@@ -106,14 +106,8 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
     every, last = torch.arange(n), torch.arange(cut, n)
     masked = torch.full((1, n), expert.mask_id)
 
-    def median_ms(step) -> float:
-        times = []
-        for i in range(repeats + 3):
-            t = time.perf_counter()
-            step()
-            if i >= 3:  # warm-up
-                times.append(time.perf_counter() - t)
-        return 1000 * sorted(times)[len(times) // 2]
+    def timed(step) -> float:
+        return median_ms(lambda _: step(), repeats, warmup=3)
 
     with torch.no_grad():
         prefix = model.encode_prefix(images, words, word_mask, state)
@@ -121,16 +115,16 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
         cache = [(k[:, :, :cut], v[:, :, :cut]) for k, v in kv]
         return {
             "parameters": model.num_parameters(),
-            "prefix": median_ms(lambda: model.encode_prefix(images, words, word_mask, state)),
-            "bidirectional pass": median_ms(lambda: expert(prefix, masked, every)),
-            "fast pass": median_ms(lambda: expert(prefix, masked[:, cut:], last, cache, every[:cut])),
+            "prefix": timed(lambda: model.encode_prefix(images, words, word_mask, state)),
+            "bidirectional pass": timed(lambda: expert(prefix, masked, every)),
+            "fast pass": timed(lambda: expert(prefix, masked[:, cut:], last, cache, every[:cut])),
         }
 
 
 def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: float) -> list[str]:
     """The section that splits a chunk's latency into the prefix and the decoder's passes, per size."""
     passes = fast["decode"]["forward_passes_per_chunk"]
-    n_blocks = 64 // BLOCK
+    n_blocks = TOKENS // BLOCK
     rows = []
     implied = {}
     best_at_minimum = 0.0
@@ -150,8 +144,8 @@ def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: 
         "## Where the time goes",
         "",
         "Median ms at batch 1 on this CPU (2 threads), random weights of each reference size with this benchmark's "
-        "discrete head: encoding the prefix (vision + backbone, once per chunk), one bidirectional pass (all 64 "
-        f"action tokens), one Fast-dVLA pass (the last block of {BLOCK} tokens, the other {64 - BLOCK} cached). "
+        f"discrete head: encoding the prefix (vision + backbone, once per chunk), one bidirectional pass (all {TOKENS} "
+        f"action tokens), one Fast-dVLA pass (the last block of {BLOCK} tokens, the other {TOKENS - BLOCK} cached). "
         f"Chunk latencies implied by them: bidirectional = prefix + 10 passes; Fast-dVLA = prefix + the "
         f"{passes:.1f} passes per chunk that {fast_name} made in closed loop, or + {n_blocks} passes, the pipeline's "
         "minimum (one per block, even when every token is confident at once).",
@@ -164,8 +158,8 @@ def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: 
         f"Check at `small`: the costs imply {small_bidir:.0f} ms (bidirectional) and {small_fast:.0f} ms "
         f"({fast_name}); measured whole chunks above take {bidir_ms:.1f} and {ms[fast_name]:.1f} ms "
         "(the implied figures leave out normalisation and the commit loop, and price every Fast-dVLA pass as "
-        "the last block's, which attends to the most cached tokens). A pass over 8 tokens is not 8x "
-        "cheaper than one over 64: at batch 1 a pass costs its layers' fixed overhead plus attention to the "
+        f"the last block's, which attends to the most cached tokens). A pass over {BLOCK} tokens is not {n_blocks}x "
+        f"cheaper than one over {TOKENS}: at batch 1 a pass costs its layers' fixed overhead plus attention to the "
         "prefix, so Fast-dVLA's speed-up rests on making fewer passes, and the pass cost ratio grows with size. "
         f"Even at the pipeline's minimum, the best implied speed-up over these sizes is {best_at_minimum:.2f}x.",
     ]
@@ -269,7 +263,7 @@ def main() -> None:
         "",
         f"Four reference VLAs (`small`) trained on DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + "
         f"proprio), {args.steps} steps at batch 64, seed {args.seed}: the flow head, the discrete head (256 uniform bins "
-        f"per dimension, 64 action tokens per chunk) with bidirectional attention, and the discrete head block-causal "
+        f"per dimension, {TOKENS} action tokens per chunk) with bidirectional attention, and the discrete head block-causal "
         f"({BLOCK} tokens per block), and that block-causal head trained again with KL to the bidirectional one on its "
         "masked tokens (`--distill.teacher`, weight 1). Fast-dVLA's activation threshold (the fraction of a block "
         "committed before the next one starts) is 0.5 unless a row names it. Latency: median over 30 evenly spaced "

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from leanvla.decode.head import per_step, token_cross_entropy
 from leanvla.errors import require
 
 SHARED = ("head", "cameras", "chunk_size", "action_vocab", "image_size", "state_dim", "action_dim")
@@ -90,10 +91,8 @@ class DistilledError(nn.Module):
         logits, _ = expert(self.student.prefix_of(obs), inputs, index)
         with torch.no_grad():
             taught, _ = self.teacher.expert(self.teacher.prefix_of(obs), inputs, index)
-        ce = F.cross_entropy(logits.reshape(-1, expert.vocab), targets.reshape(-1), reduction="none")
         kl = token_kl(taught, logits).reshape(-1)
-        b, h, a = actions.shape
-        return ((ce + self.weight * kl).view(b, h * a) * masked).view(b, h, a).mean(-1)
+        return per_step(token_cross_entropy(logits, targets) + self.weight * kl, masked, actions.shape)
 
 
 def token_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:

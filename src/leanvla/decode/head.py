@@ -115,8 +115,7 @@ class DiscreteActionExpert(nn.Module):
         b, h, a = actions.shape
         targets, inputs, masked = self.masked_chunk(actions, noise, t)
         logits, _ = self(prefix, inputs, torch.arange(h * a, device=actions.device))
-        ce = F.cross_entropy(logits.reshape(-1, self.vocab), targets.reshape(-1), reduction="none")
-        return (ce.view(b, h * a) * masked).view(b, h, a).mean(-1)
+        return per_step(token_cross_entropy(logits, targets), masked, actions.shape)
 
     def masked_chunk(self, actions: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):
         """(targets, inputs, masked), each B x N: the chunk's tokens, the same with MASK where
@@ -127,3 +126,14 @@ class DiscreteActionExpert(nn.Module):
         ratio = block_mask_ratios(t, self.n_blocks).repeat_interleave(self.block, dim=1)
         masked = uniform < ratio
         return targets, torch.where(masked, torch.full_like(targets, self.mask_id), targets), masked
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy, flat (B*N): logits B x N x vocab, targets B x N."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+
+
+def per_step(token_values: torch.Tensor, masked: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """B x H: per-token values (B*N) kept on the masked tokens, averaged over each step's dimensions."""
+    b, h, a = shape
+    return (token_values.view(b, h * a) * masked).view(b, h, a).mean(-1)
