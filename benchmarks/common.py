@@ -177,18 +177,28 @@ def median_ms(step, repeats: int, warmup: int = 5) -> float:
 def real_observations(data: Path, policy, n: int) -> list[tuple]:
     """n evenly spaced frames of a dataset as batch-1 (images, state, task index) for `policy`."""
     import numpy as np
+
+    from leanvla.data.reader import LeRobotDataset
+
+    frames = LeRobotDataset(data).num_frames
+    return observations_at(data, policy, np.linspace(0, frames - 1, n).round().astype(int))
+
+
+def observations_at(data: Path, policy, frames) -> list[tuple]:
+    """The dataset's frames at these (sorted, distinct) indices as batch-1 (images, state, task index)."""
+    import numpy as np
     import torch
 
     from leanvla.data.reader import LeRobotDataset
 
     dataset = LeRobotDataset(data)
     rows = np.zeros(dataset.num_frames, dtype=bool)
-    rows[np.linspace(0, dataset.num_frames - 1, n).round().astype(int)] = True
+    rows[frames] = True
     images = np.stack([dataset.read_images(cam, rows=rows) for cam in policy.cameras], 1)  # n x C x H x W x 3
     images = torch.from_numpy(images).permute(0, 1, 4, 2, 3)
     state = torch.from_numpy(dataset.read_array(policy.meta["state_key"])[rows]).float()
     tasks = dataset.read_array("task_index")[rows]
-    return [(images[i : i + 1], state[i : i + 1], torch.tensor([int(tasks[i])])) for i in range(n)]
+    return [(images[i : i + 1], state[i : i + 1], torch.tensor([int(tasks[i])])) for i in range(len(tasks))]
 
 
 def episodes_by_task(data: Path) -> dict[str, list[int]]:
