@@ -136,14 +136,10 @@ def train_timed(cfg) -> float:
     return time.perf_counter() - t
 
 
-def inference_latency_ms(
-    policy_dir: Path, threads: int = 2, repeats: int = 30, prepare=None, frames_from: Path | None = None
-) -> float:
-    """Median ms to predict one action chunk from one observation (batch 1) on this CPU.
+def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, prepare=None) -> float:
+    """Median ms to predict one action chunk from one random observation (batch 1) on this CPU.
 
-    `prepare(model)` may adjust the loaded model first (e.g. switch a compute path). Observations
-    are random images, or `repeats` evenly spaced real frames of the dataset `frames_from` (what a
-    decoder that stops when it is confident needs: its pass count depends on what it sees)."""
+    `prepare(model)` may adjust the loaded model first (e.g. switch a compute path)."""
     import torch
 
     from leanvla.models.checkpoint import load_policy
@@ -152,14 +148,11 @@ def inference_latency_ms(
     policy = load_policy(policy_dir)
     if prepare is not None:
         prepare(policy.model)
-    if frames_from is None:
-        size = policy.meta["model"]["image_size"]
-        images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
-        state = torch.zeros(1, policy.meta["model"]["state_dim"])
-        observations = [(images, state, torch.zeros(1, dtype=torch.long))] * repeats
-    else:
-        observations = real_observations(frames_from, policy, repeats)
-    return median_ms(lambda i: policy.act(*observations[i]), len(observations))
+    size = policy.meta["model"]["image_size"]
+    images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
+    state = torch.zeros(1, policy.meta["model"]["state_dim"])
+    task = torch.zeros(1, dtype=torch.long)
+    return median_ms(lambda _: policy.act(images, state, task), repeats)
 
 
 def median_ms(step, repeats: int, warmup: int = 5) -> float:

@@ -93,7 +93,29 @@ LATENCY_ONLY = {"Fast-dVLA, threshold 0.9, no KV cache"}  # same decisions as wi
 COST_SIZES = ("small", "base", "large")
 
 
-def latencies(runs: dict, data, repeats: int = 30, warmup: int = 5, threads: int = 2) -> dict[str, float]:
+def decoders(runs: dict):
+    """A function name -> policy: each trained head is loaded once, and the policy is handed out set
+    to that VARIANTS row's decoder settings, every other knob back at the checkpoint's own value."""
+    from leanvla.models.checkpoint import load_policy
+
+    policies = {head: load_policy(path) for head, path in runs.items()}
+    knobs = {knob for _, settings in VARIANTS.values() for knob in settings}
+    defaults = {
+        head: {knob: getattr(p.model.cfg, knob) for knob in knobs if hasattr(p.model.cfg, knob)}
+        for head, p in policies.items()
+    }
+
+    def policy_for(name: str):
+        head, settings = VARIANTS[name]
+        policy = policies[head]
+        for knob, value in {**defaults[head], **settings}.items():
+            setattr(policy.model.cfg, knob, value)
+        return policy
+
+    return policy_for
+
+
+def latencies(policy_for, data, repeats: int = 30, warmup: int = 5, threads: int = 2) -> dict[str, float]:
     """Median ms per chunk at batch 1 for every decoder in VARIANTS, over `repeats` evenly spaced real
     frames of `data`, timed round-robin (frame by frame, every decoder in turn) so that a drift in
     the machine's speed falls on every decoder alike instead of on whichever ran during it."""
@@ -102,22 +124,12 @@ def latencies(runs: dict, data, repeats: int = 30, warmup: int = 5, threads: int
 
     import torch
 
-    from leanvla.models.checkpoint import load_policy
-
     torch.set_num_threads(threads)
-    policies = {head: load_policy(path) for head, path in runs.items()}
-    knobs = {knob for _, settings in VARIANTS.values() for knob in settings}
-    defaults = {
-        head: {knob: getattr(p.model.cfg, knob) for knob in knobs if hasattr(p.model.cfg, knob)}
-        for head, p in policies.items()
-    }
-    frames = real_observations(data, policies["flow"], repeats)
+    frames = real_observations(data, policy_for(BASELINE), repeats)
     times = {name: [] for name in VARIANTS}
     for i in range(-warmup, repeats):
-        for name, (head, settings) in VARIANTS.items():
-            policy = policies[head]
-            for knob, value in {**defaults[head], **settings}.items():
-                setattr(policy.model.cfg, knob, value)
+        for name in VARIANTS:
+            policy = policy_for(name)
             start = time.perf_counter()
             policy.act(*frames[i % repeats])
             if i >= 0:
@@ -125,36 +137,29 @@ def latencies(runs: dict, data, repeats: int = 30, warmup: int = 5, threads: int
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
-def held_out_chunks(data, policy_dir, every: int = 6, executed: int = EXECUTED) -> list[tuple]:
+def held_out_chunks(data, policy, every: int = 6, executed: int = EXECUTED) -> list[tuple]:
     """Every `every`-th frame of held-out demonstrations whose episode runs `executed` more steps, as
-    batch-1 (images, state, task index, the demonstrator's next `executed` actions)."""
+    batch-1 (images, state, task index, the demonstrator's next `executed` actions) for `policy`."""
     import numpy as np
     import torch
 
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.models.checkpoint import load_policy
 
     dataset = LeRobotDataset(data)
     actions, episode = dataset.read_array("action"), dataset.read_array("episode_index")
     starts = np.arange(0, dataset.num_frames - executed, every)
     starts = starts[episode[starts] == episode[starts + executed - 1]]
-    observations = observations_at(data, load_policy(policy_dir), starts)
     return [
         (*observation, torch.tensor(actions[s : s + executed], dtype=torch.float32))
-        for observation, s in zip(observations, starts, strict=True)
+        for observation, s in zip(observations_at(data, policy, starts), starts, strict=True)
     ]
 
 
-def held_out_error(policy_dir, settings: dict, chunks: list[tuple]) -> float:
+def held_out_error(policy, chunks: list[tuple]) -> float:
     """Mean |predicted - demonstrated| over the executed actions of each held-out chunk, in environment
     units, decoded at batch 1 as in closed loop (Fast-dVLA's pipeline state is shared across a batch)."""
     import torch
 
-    from leanvla.models.checkpoint import load_policy
-
-    policy = load_policy(policy_dir)
-    for name, value in settings.items():
-        setattr(policy.model.cfg, name, value)
     generator = torch.Generator().manual_seed(0)  # the flow head's noise
     errors = [
         (policy.act(images, state, task, generator)[0, : len(truth)] - truth).abs().mean()
@@ -340,16 +345,16 @@ def main() -> None:
         )
         done[name] = result_record(result, done[f"train_s {head}"], decode=result.get("decode"))
         done.save()
+    policy_for = decoders(runs)
     if "held_out_error" not in done:
-        chunks = held_out_chunks(cached_dataset(tasks="DEMO5", **recording(5, args.seed + 100)), runs["flow"])
+        held_out = cached_dataset(tasks="DEMO5", **recording(5, args.seed + 100))
+        chunks = held_out_chunks(held_out, policy_for(BASELINE))
         done["held_out_error"] = {
-            name: held_out_error(runs[head], settings, chunks)
-            for name, (head, settings) in VARIANTS.items()
-            if name not in LATENCY_ONLY
+            name: held_out_error(policy_for(name), chunks) for name in VARIANTS if name not in LATENCY_ONLY
         }
         done.save()
     # Latency of every decoder, interleaved in this one process, so the ratios share conditions.
-    done["ms_per_chunk"] = latencies(runs, data)
+    done["ms_per_chunk"] = latencies(policy_for, data)
     done.save()
     costs = done.setdefault("pass_costs", {size: pass_costs(size) for size in COST_SIZES})
     done.save()
