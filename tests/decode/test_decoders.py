@@ -9,6 +9,7 @@ import torch
 
 from leanvla.decode.bidirectional import mask_predict
 from leanvla.decode.fast import fast_decode
+from leanvla.errors import UserError
 from tests.decode.test_head import discrete
 from tests.models.test_vla import obs
 
@@ -69,3 +70,42 @@ def test_predict_returns_bin_centres_and_reports_its_cost():
     model.cfg.decoder = "bidirectional"
     model.predict(o, noise)
     assert model.last_decode.forward_passes == model.cfg.decode_iterations
+
+
+def test_mask_predict_left_to_right_equals_a_slow_reference():
+    model = discrete(block=0, vocab=6)
+    prefix = model.prefix_of(obs(seed=1))
+    expert, n, iterations = model.expert, model.expert.n_tokens, 5
+    tokens, stats = mask_predict(expert, prefix, iterations, order="left-to-right")
+    # Reference: each iteration commits the leftmost masked tokens, as many as the cosine schedule
+    # says, each to its most likely bin given the tokens committed in earlier iterations.
+    reference = torch.full_like(tokens, expert.mask_id)
+    for k in range(1, iterations + 1):
+        logits, _ = expert(prefix, reference, torch.arange(n))
+        masked = [i for i in range(n) if reference[0, i] == expert.mask_id]
+        left = min(int(n * math.cos(math.pi / 2 * k / iterations)), len(masked) - 1)
+        for i in masked[: len(masked) - max(left, 0)]:
+            reference[:, i] = logits[:, i].argmax(-1)
+    assert torch.equal(tokens, reference)
+    assert stats.forward_passes == iterations
+
+
+def test_mask_predict_random_order_follows_the_generator_and_the_schedule():
+    model = discrete(block=0, vocab=6)
+    prefix = model.prefix_of(obs(seed=2))
+    draw = lambda seed: mask_predict(  # noqa: E731
+        model.expert, prefix, 4, order="random", generator=torch.Generator().manual_seed(seed)
+    )[0]
+    assert torch.equal(draw(0), draw(0))
+    assert not (draw(0) == model.expert.mask_id).any()
+    # with one iteration every order commits every token at once: the same tokens
+    one = [
+        mask_predict(model.expert, prefix, 1, order=o)[0] for o in ("confidence", "random", "left-to-right")
+    ]
+    assert torch.equal(one[0], one[1]) and torch.equal(one[0], one[2])
+
+
+def test_mask_predict_rejects_an_unknown_order():
+    model = discrete(block=0, vocab=6)
+    with pytest.raises(UserError, match="unknown unmasking order 'shuffled'"):
+        mask_predict(model.expert, model.prefix_of(obs()), 2, order="shuffled")

@@ -4,6 +4,10 @@ Start fully masked; each of K iterations runs the expert over every action token
 keys/values are cached, the action tokens are recomputed), predicts every masked token's bin,
 and keeps the most confident ones so that cos(pi/2 * k / K) of the tokens stay masked after
 iteration k. K forward passes per chunk, whatever the confidence.
+
+`order` picks which masked tokens an iteration keeps: the most confident (MaskGIT, the default),
+a random draw, or the earliest in the chunk (left to right); the benchmark uses the other two to
+tell apart what the iterations cost from what confidence ordering costs.
 """
 
 from __future__ import annotations
@@ -15,15 +19,21 @@ import torch
 from leanvla.decode.stats import DecodeStats
 from leanvla.errors import require
 
+ORDERS = ("confidence", "random", "left-to-right")
+
 
 def check_iterations(iterations: int) -> None:
     require(iterations >= 1, f"--decode-iterations must be >= 1, got {iterations}")
 
 
 @torch.no_grad()
-def mask_predict(expert, prefix, iterations: int) -> tuple[torch.Tensor, DecodeStats]:
-    """B x N action tokens decoded in `iterations` passes, confidence-ordered, greedy."""
+def mask_predict(
+    expert, prefix, iterations: int, order: str = "confidence", generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, DecodeStats]:
+    """B x N action tokens decoded in `iterations` passes, greedy (each token its most likely bin);
+    `generator` draws the random order."""
     check_iterations(iterations)
+    require(order in ORDERS, f"unknown unmasking order '{order}' (one of {', '.join(ORDERS)})")
     n = expert.n_tokens
     batch = prefix.valid.shape[0]
     index = torch.arange(n, device=prefix.valid.device)
@@ -35,12 +45,23 @@ def mask_predict(expert, prefix, iterations: int) -> tuple[torch.Tensor, DecodeS
         confidence, predicted = logits.softmax(-1).max(-1)
         masked = tokens == expert.mask_id
         left = min(int(n * math.cos(math.pi / 2 * k / iterations)), int(masked.sum(1).min()) - 1)
-        confidence = torch.where(masked, confidence, torch.full_like(confidence, -1.0))
-        # Commit every masked token but the `left` least confident (at least one per iteration).
-        order = confidence.argsort(dim=1, descending=True)
-        rank = torch.empty_like(order).scatter_(1, order, index.expand_as(order))
+        priority = _priority(order, confidence, generator)
+        priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))
+        # Commit every masked token but the `left` of lowest priority (at least one per iteration).
+        ranking = priority.argsort(dim=1, descending=True)
+        rank = torch.empty_like(ranking).scatter_(1, ranking, index.expand_as(ranking))
         commit = masked & (rank < (masked.sum(1, keepdim=True) - max(left, 0)))
         tokens = torch.where(commit, predicted, tokens)
         if not (tokens == expert.mask_id).any():
             break
     return tokens, DecodeStats(forward_passes=passes, tokens=n)
+
+
+def _priority(order: str, confidence: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """B x N: which masked tokens an iteration commits first (highest first)."""
+    if order == "confidence":
+        return confidence
+    if order == "random":
+        return torch.rand(confidence.shape, generator=generator).to(confidence.device)
+    position = torch.arange(confidence.shape[1], device=confidence.device, dtype=confidence.dtype)
+    return -position.expand_as(confidence)  # left to right
