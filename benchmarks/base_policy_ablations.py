@@ -103,7 +103,12 @@ def main() -> None:
         "# Base policy ablations (DEMO5)",
         "",
         f"Command: `{command_line().replace(' --report-only', '')}` "
-        f"({len(done)} of {len(VARIANTS)} variants run so far; the others are listed in the script and resume from here)",
+        + (
+            f"(all {len(VARIANTS)} variants)"
+            if len(done) == len(VARIANTS)
+            else f"({len(done)} of {len(VARIANTS)} variants run so far; the others are listed in the script "
+            "and resume from here)"
+        ),
         "",
         f"Data: {args.episodes} demonstrations per task of {', '.join(tasks)}, recorded once with cameras corner2 and corner3 at 64 px; "
         "each variant observes the cameras it names plus the 4-d proprio state. Same seed everywhere. "
