@@ -12,10 +12,11 @@ rank-r approximation agree with the exact inverse, and does training on the cura
 3. `leanvla curate` (exact inverse): AUROC of bad vs good from the interactive, local and global
    scores, overall and per kind of corruption.
    The same AUROC with one setting changed (damping, frames per demonstration, k): is it the settings?
-4. RTA vs exact on the same stored gradients: Spearman correlation of the scores and time, per rank,
-   at damping 0.1 and 1.0.
+4. RTA vs exact on the same stored gradients: Spearman correlation of the scores and time, per rank
+   up to just below N, at damping 0.1 and 1.0, with F's spectrum to read them by.
 5. Closed loop: training on the curated 50% vs all the data vs a random 50% (same steps, seed,
-   batch), success on held-out positions.
+   batch), success on held-out positions; also on the half that the sweep's best damping selects
+   (chosen after seeing the labels: an optimistic bound).
 
 Writes docs/results/curate.md. Results accumulate in WORK/results.json.
 """
@@ -65,7 +66,7 @@ VARIANT_IDS = {
     ALL: "all",
     CURATED: "athena-curated",
     RANDOM: "random",
-    CURATED_TUNED: "athena-curated-damping-100",
+    CURATED_TUNED: f"athena-curated-{slug(TUNED)}",
 }
 
 
