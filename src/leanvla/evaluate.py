@@ -53,9 +53,11 @@ class EvalConfig:
     """Fast decoder: fraction of a block committed before the next starts (default: the policy's)."""
     decode_iterations: int | None = None
     """Bidirectional decoder: mask-predict iterations (default: the policy's)."""
+    decode_order: str | None = None
+    """Bidirectional decoder: confidence | random | left-to-right (default: the policy's)."""
 
     def decode_overrides(self) -> dict:
-        names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations")
+        names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations", "decode_order")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -164,6 +166,7 @@ def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int)
             "decoder": settings.resolved_decoder(),
             "token_block": settings.token_block,
             "decode_iterations": settings.decode_iterations,
+            "decode_order": settings.decode_order,
             "commit_threshold": settings.commit_threshold,
             "activation_threshold": settings.activation_threshold,
             "forward_passes_per_chunk": passes / max(1, chunks),

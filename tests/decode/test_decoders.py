@@ -90,22 +90,35 @@ def test_mask_predict_left_to_right_equals_a_slow_reference():
     assert stats.forward_passes == iterations
 
 
-def test_mask_predict_random_order_follows_the_generator_and_the_schedule():
+def test_mask_predict_random_order_is_the_permutation_its_noise_ranks():
     model = discrete(block=0, vocab=6)
     prefix = model.prefix_of(obs(seed=2))
-    draw = lambda seed: mask_predict(  # noqa: E731
-        model.expert, prefix, 4, order="random", generator=torch.Generator().manual_seed(seed)
-    )[0]
-    assert torch.equal(draw(0), draw(0))
-    assert not (draw(0) == model.expert.mask_id).any()
+    expert, n = model.expert, model.expert.n_tokens
+    noise = torch.randn(2, n, generator=torch.Generator().manual_seed(0))
+    tokens, _ = mask_predict(expert, prefix, 4, order="random", noise=noise)
+    assert torch.equal(tokens, mask_predict(expert, prefix, 4, order="random", noise=noise.clone())[0])
+    assert not (tokens == expert.mask_id).any()
+    # noise falling along the chunk ranks the tokens left to right
+    falling = -torch.arange(n, dtype=torch.float32).expand(2, n)
+    ordered, _ = mask_predict(expert, prefix, 4, order="left-to-right")
+    assert torch.equal(mask_predict(expert, prefix, 4, order="random", noise=falling)[0], ordered)
     # with one iteration every order commits every token at once: the same tokens
-    one = [
-        mask_predict(model.expert, prefix, 1, order=o)[0] for o in ("confidence", "random", "left-to-right")
-    ]
+    one = [mask_predict(expert, prefix, 1, order=o)[0] for o in ("confidence", "random", "left-to-right")]
     assert torch.equal(one[0], one[1]) and torch.equal(one[0], one[2])
+
+
+def test_predict_draws_the_random_order_from_the_chunk_noise():
+    model = discrete(block=0, vocab=6)
+    model.cfg.decoder, model.cfg.decode_order, model.cfg.decode_iterations = "bidirectional", "random", 4
+    o = obs(seed=4)
+    noise = torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(1))
+    expected, _ = mask_predict(model.expert, model.prefix_of(o), 4, order="random", noise=noise)
+    assert torch.equal(model.predict(o, noise), model.expert.tokenizer.decode(expected.view(2, 4, 4)))
 
 
 def test_mask_predict_rejects_an_unknown_order():
     model = discrete(block=0, vocab=6)
-    with pytest.raises(UserError, match="unknown unmasking order 'shuffled'"):
+    with pytest.raises(
+        UserError, match="--decode-order must be one of confidence, random, left-to-right, got 'shuffled'"
+    ):
         mask_predict(model.expert, model.prefix_of(obs()), 2, order="shuffled")

@@ -88,6 +88,10 @@ def test_eval_rejects_bad_decoder_settings(capsys, discrete_run, tmp_path):
     one_line_error(code, err, "--commit-threshold must be in (0, 1], got 1.5")
     code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--decoder", "greedy")
     one_line_error(code, err, "decoder 'greedy' is not one of")
+    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--decode-order", "shuffled")
+    one_line_error(
+        code, err, "--decode-order must be one of confidence, random, left-to-right, got 'shuffled'"
+    )
 
 
 def test_eval_decoder_options_need_a_discrete_head(capsys, flow_run):

@@ -68,6 +68,9 @@ class VLAConfig:
     trained block-causal, else bidirectional."""
     decode_iterations: int = 10
     """Mask-predict iterations (the bidirectional decoder's forward passes per chunk)."""
+    decode_order: str = "confidence"
+    """Mask-predict: which masked tokens an iteration commits, 'confidence' (most confident first),
+    'random' (a random permutation per chunk) or 'left-to-right'."""
     commit_threshold: float = 0.9
     """Fast decoder: commit a token once its confidence reaches this."""
     activation_threshold: float = 0.5
@@ -88,7 +91,7 @@ class VLAConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise UserError(f"model {name} '{value}' is not one of {', '.join(allowed)}")
-        from leanvla.decode.bidirectional import check_iterations
+        from leanvla.decode.bidirectional import check_iterations, check_order
         from leanvla.decode.fast import check_thresholds
 
         check_thresholds(self.commit_threshold, self.activation_threshold)
@@ -96,6 +99,7 @@ class VLAConfig:
             from leanvla.decode.masks import check_head_shape
 
             check_iterations(self.decode_iterations)
+            check_order(self.decode_order)
             check_head_shape(self.chunk_size * self.action_dim, self.token_block, self.action_vocab)
 
     def resolved_decoder(self) -> str:

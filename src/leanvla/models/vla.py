@@ -234,18 +234,19 @@ class VLA(nn.Module):
     def predict(self, obs: Observation, noise: torch.Tensor) -> torch.Tensor:
         prefix = self.prefix_of(obs)
         if self.cfg.head == "discrete":
-            tokens, self.last_decode = self.decode_tokens(prefix)
+            tokens, self.last_decode = self.decode_tokens(prefix, noise)
             return self.expert.tokenizer.decode(tokens.view(noise.shape))
         return self.sample_actions(prefix, noise)
 
-    def decode_tokens(self, prefix: Prefix):
-        """(B x N action tokens, DecodeStats) with the configured decoder (discrete head)."""
+    def decode_tokens(self, prefix: Prefix, noise: torch.Tensor | None = None):
+        """(B x N action tokens, DecodeStats) with the configured decoder (discrete head); `noise`
+        (B x H x A) ranks the tokens when mask-predict unmasks in random order."""
         from leanvla.decode.bidirectional import mask_predict
         from leanvla.decode.fast import fast_decode
 
         decoder = self.cfg.resolved_decoder()
         if decoder == "bidirectional":
-            return mask_predict(self.expert, prefix, self.cfg.decode_iterations)
+            return mask_predict(self.expert, prefix, self.cfg.decode_iterations, self.cfg.decode_order, noise)
         thresholds = dict(threshold=self.cfg.commit_threshold, activation=self.cfg.activation_threshold)
         return fast_decode(self.expert, prefix, **thresholds, use_cache=decoder == "fast")
 
