@@ -3,6 +3,7 @@ policy trained on the same data for the same wall time, evaluated on held-out po
 
     python benchmarks/base_policy.py                    # MT10, the full protocol (107 min measured on 2 cores)
     python benchmarks/base_policy.py --tasks DEMO5 --minutes 10 --eval-episodes 20
+    python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --work outputs/bench/base_policy_two_cameras --name base_policy_two_cameras
 
 Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,
 inference latency per chunk, parameters) and a loss-curve figure beside it.
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/base_policy"))
     parser.add_argument("--name", default="base_policy", help="result file name (without .md)")
+    parser.add_argument("--models", default="vla,cnn", help="which of vla, cnn to train and evaluate")
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -53,6 +55,9 @@ def main() -> None:
         image_size=args.image_size,
         seed=args.seed,
     )
+    models = args.models.split(",")
+    if not models or not set(models) <= {"vla", "cnn"}:
+        parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     runs = {
         "reference VLA": TrainConfig(
             data=data,
@@ -64,6 +69,7 @@ def main() -> None:
             data=data, out=args.work / f"cnn-{args.tasks}", model=ModelOptions(type="cnn"), seed=args.seed
         ),
     }
+    runs = {label: cfg for label, cfg in runs.items() if cfg.model.type in models}
     summary = {}
     for label, cfg in runs.items():
         budget_file = cfg.out.with_name(cfg.out.name + ".steps.json")
@@ -96,18 +102,18 @@ def main() -> None:
     )
 
     lines = [
-        f"# Base policy: reference VLA vs plain CNN on {args.tasks}",
+        f"# Base policy: {' vs '.join(runs)} on {args.tasks}",
         "",
         f"Command: `{command_line()}`",
         "",
         f"Data: {args.episodes} scripted-expert demonstrations per task, cameras {args.cameras} at {args.image_size} px, "
-        "plus the 4-d proprio state (never the 39-d privileged state). Both models train on the same dataset with the same seed, "
+        "plus the 4-d proprio state (never the 39-d privileged state). Every model trains on the same dataset with the same seed, "
         f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run).",
         "",
-        "Protocol: " + protocol_line(summary["reference VLA"]["result"]),
+        "Protocol: " + protocol_line(next(iter(summary.values()))["result"]),
     ]
     lines += ["", success_table({label: s["result"] for label, s in summary.items()}), ""]
-    lines += ["| | reference VLA | plain CNN |", "|---|---|---|"]
+    lines += ["| | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
     rows = [
         ("parameters", lambda s: f"{s['params'] / 1e6:.2f}M"),
         ("optimizer steps (batch 64)", lambda s: str(s["steps"])),
