@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--name", default="base_policy", help="result file name (without .md)")
     parser.add_argument("--models", default="vla,cnn", help="which of vla, cnn to train and evaluate")
     args = parser.parse_args()
+    models = args.models.split(",")
+    if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
+        parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
 
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.models.checkpoint import load_model
@@ -55,9 +58,6 @@ def main() -> None:
         image_size=args.image_size,
         seed=args.seed,
     )
-    models = args.models.split(",")
-    if not models or not set(models) <= {"vla", "cnn"}:
-        parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     runs = {
         "reference VLA": TrainConfig(
             data=data,

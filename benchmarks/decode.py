@@ -222,7 +222,7 @@ def what_iterations_do(
                 )
             masked = torch.full((1, n), expert.mask_id)
             demonstrated = expert.tokenizer.encode(policy.normalizer.action(truth)[None]).reshape(1, n)
-            given = dict(zip(CONTEXTS, (masked, demonstrated, greedy(prefix, masked)), strict=True))
+            given = dict(zip(CONTEXTS, (masked, demonstrated, decoded["K=1"]), strict=True))  # K=1: one pass
             for _ in range(halves):  # which half is hidden moves the figures: average several draws
                 hidden = torch.rand(n, generator=generator) < 0.5
                 for name, context in given.items():
