@@ -36,6 +36,17 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--minutes", type=float, default=40.0, help="training wall time given to each model")
     parser.add_argument("--vla-size", default="small")
+    parser.add_argument(
+        "--vla-head", default="flow", choices=["flow", "regression"], help="the VLA's action head"
+    )
+    parser.add_argument(
+        "--vla-vision-patch", type=int, default=None, help="override the VLA's stem patch size"
+    )
+    parser.add_argument(
+        "--vla-vision-channels",
+        default=None,
+        help="override the VLA's stem channels, comma-separated (32,64,128)",
+    )
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/base_policy"))
@@ -45,12 +56,29 @@ def main() -> None:
     models = args.models.split(",")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
+    try:
+        vision_channels = (
+            [int(c) for c in args.vla_vision_channels.split(",")] if args.vla_vision_channels else None
+        )
+    except ValueError:
+        parser.error(
+            f"--vla-vision-channels must be comma-separated integers, got '{args.vla_vision_channels}'"
+        )
 
+    from leanvla.errors import UserError
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.models.checkpoint import load_model
+    from leanvla.models.config import vla_config
     from leanvla.report import plot_loss, protocol_line, read_metrics, success_table
     from leanvla.train.config import ModelOptions, TrainConfig
 
+    vla_options = ModelOptions(
+        type="vla", size=args.vla_size, vision_patch=args.vla_vision_patch, vision_channels=vision_channels
+    )
+    try:  # a stem that does not fit the images fails here, not after minutes of recording
+        vla_config(args.vla_size, image_size=args.image_size, **vla_options.overrides())
+    except UserError as error:
+        parser.error(str(error))
     data = cached_dataset(
         tasks=args.tasks,
         episodes=args.episodes,
@@ -62,7 +90,8 @@ def main() -> None:
         "reference VLA": TrainConfig(
             data=data,
             out=args.work / f"vla-{args.tasks}",
-            model=ModelOptions(type="vla", size=args.vla_size),
+            model=vla_options,
+            head=args.vla_head,
             seed=args.seed,
         ),
         "plain CNN": TrainConfig(
@@ -107,7 +136,13 @@ def main() -> None:
         f"Command: `{command_line()}`",
         "",
         f"Data: {args.episodes} scripted-expert demonstrations per task, cameras {args.cameras} at {args.image_size} px, "
-        "plus the 4-d proprio state (never the 39-d privileged state). Every model trains on the same dataset with the same seed, "
+        "plus the 4-d proprio state (never the 39-d privileged state). "
+        + (
+            f"VLA: size {args.vla_size}, {args.vla_head} head, overridden: {vla_options.overrides() or 'nothing'}. "
+            if vla_options.overrides() or args.vla_head != "flow"
+            else ""
+        )
+        + "Every model trains on the same dataset with the same seed, "
         f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run).",
         "",
         "Protocol: " + protocol_line(next(iter(summary.values()))["result"]),

@@ -5,8 +5,10 @@ the script resumes. Variants run in the order listed (most informative first).
 
     python benchmarks/base_policy_ablations.py                     # every variant (~2.5 h)
     python benchmarks/base_policy_ablations.py --only vla-c2,cnn-c2
+    python benchmarks/base_policy_ablations.py --only vla-c2,vla-c2-deep-stem,vla-c2-vit \\
+        --work outputs/bench/ablations_vision --name base_policy_ablations_vision
 
-Writes docs/results/base_policy_ablations.md.
+Writes docs/results/<--name>.md (default base_policy_ablations.md).
 """
 
 from __future__ import annotations
@@ -51,7 +53,35 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "vla-c2-lr1e-3": ("VLA small, corner2, learning rate 1e-3", dict(cameras="corner2", steps=3200, lr=1e-3)),
     "vla-c2-ema": ("VLA small, corner2, EMA 0.999", dict(cameras="corner2", steps=3200, ema=0.999)),
+    "vla-c2-deep-stem": (
+        "VLA small, corner2, a CNN-like vision stem: patch 2, then 3x3 stride-2 convs 32-64-128 "
+        "(3 stages instead of patch 4 + one conv; same 4 x 4 tokens)",
+        dict(cameras="corner2", steps=3200, vision_patch=2, vision_channels=[32, 64, 128]),
+    ),
+    "vla-c2-vit": (
+        "VLA small, corner2, 2 transformer layers on the patch tokens (a small ViT on the stem)",
+        dict(cameras="corner2", steps=3200, vision_layers=2),
+    ),
+    "vla-c2-regression": (
+        "VLA small, corner2, a regression head: the expert regresses the chunk (MSE), the CNN's objective",
+        dict(cameras="corner2", steps=3200, head="regression"),
+    ),
+    "vla-c2-flow-noise-0": (
+        "the vla-c2 model, sampled deterministically: flow noise 0 (every chunk integrates from the "
+        "noise's mean, as a regression head would answer)",
+        dict(trained_as="vla-c2", flow_noise=0.0),
+    ),
+    "vla-c2-flow-noise-0.5": (
+        "the vla-c2 model, sampled from half-scale noise",
+        dict(trained_as="vla-c2", flow_noise=0.5),
+    ),
 }
+
+
+# Variant options that shape the VLA (ModelOptions), not the training run (TrainConfig).
+MODEL_SHAPE = ("layers", "expert_layers", "vision_layers", "vision_patch", "vision_channels")
+# Variant options of the evaluation (EvalConfig): how the trained policy samples its actions.
+SAMPLING = ("flow_noise",)
 
 
 def main() -> None:
@@ -64,6 +94,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/ablations"))
+    parser.add_argument("--name", default="base_policy_ablations", help="result file name (without .md)")
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -84,35 +115,59 @@ def main() -> None:
             continue
         _, options = VARIANTS[name]
         options = dict(options)
-        model = options.pop("model", "small")
-        if "per_task" in options:
-            per_task = options.pop("per_task")
-            options["episodes"] = first_per_task(data, args.work / f"first{per_task}.json", count=per_task)
-        depth = {k: options.pop(k) for k in ("layers", "expert_layers") if k in options}
-        model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model, **depth)
-        cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
-        seconds = train_timed(cfg)
+        sampling = {k: options.pop(k) for k in SAMPLING if k in options}
+        trained_as = options.pop("trained_as", None)
+        if trained_as is not None:  # evaluation only: another variant's model, sampled differently
+            if trained_as not in done:
+                parser.error(f"variant {name} evaluates {trained_as}'s model: run {trained_as} first")
+            policy, seconds, steps = (
+                args.work / trained_as,
+                done[trained_as]["train_s"],
+                done[trained_as]["steps"],
+            )
+        else:
+            model = options.pop("model", "small")
+            if "per_task" in options:
+                per_task = options.pop("per_task")
+                options["episodes"] = first_per_task(
+                    data, args.work / f"first{per_task}.json", count=per_task
+                )
+            shape = {k: options.pop(k) for k in MODEL_SHAPE if k in options}
+            model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model, **shape)
+            cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
+            policy, seconds, steps = cfg.out, train_timed(cfg), cfg.steps
+        (args.work / name).mkdir(parents=True, exist_ok=True)
         result = evaluate(
-            EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
+            EvalConfig(
+                policy=policy,
+                episodes=args.eval_episodes,
+                seed=args.seed,
+                out=args.work / name / "eval.json",
+                **sampling,
+            )
         )
-        done[name] = result_record(result, seconds, steps=cfg.steps)
+        done[name] = result_record(result, seconds, steps=steps)
         store.write_text(json.dumps(done, indent=2))
 
     tasks = list(next(iter(done.values()))["per_task"])
+    command = command_line().replace(" --report-only", "")
+    if args.only:  # the results may come from several calls: name every variant the table shows
+        command = command.replace(
+            f"--only {args.only}", "--only " + ",".join(n for n in VARIANTS if n in done)
+        )
     lines = [
         "# Base policy ablations (DEMO5)",
         "",
-        f"Command: `{command_line().replace(' --report-only', '')}` "
+        f"Command: `{command}` "
         + (
             f"(all {len(VARIANTS)} variants)"
             if len(done) == len(VARIANTS)
-            else f"({len(done)} of {len(VARIANTS)} variants run so far; the others are listed in the script "
-            "and resume from here)"
+            else f"({len(done)} of the script's {len(VARIANTS)} variants; any other resumes from here)"
         ),
         "",
         f"Data: {args.episodes} demonstrations per task of {', '.join(tasks)}, recorded once with cameras corner2 and corner3 at 64 px; "
         "each variant observes the cameras it names plus the 4-d proprio state. Same seed everywhere. "
-        "'train s' is wall time on a shared 2-core machine (other jobs ran beside some variants): compare steps, not seconds.",
+        "'train s' is wall time on a 2-core machine, inflated where other jobs ran beside a variant: compare steps, not seconds.",
         "",
         "Protocol: " + next(iter(done.values()))["protocol"],
         "",
@@ -123,7 +178,7 @@ def main() -> None:
         if name in done
     ]
     lines += variants_table(["variant", "what it tests", "steps", "train s"], rows)
-    write_result("base_policy_ablations.md", "\n".join(lines) + "\n")
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

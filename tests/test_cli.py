@@ -156,3 +156,23 @@ def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_
     )
     one_line_error(code, err, "--lora.regex 'nothing_here' matches no nn.Linear")
     assert not (tmp_path / "sp").exists()
+
+
+def test_a_vision_stem_that_does_not_fit_the_images(capsys, lerobot_fixture, tmp_path):
+    # the fixture's images are 64 px: patch 2 and 6 stages leave a 1 x 1 grid, too small for pixel shuffle 2
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(lerobot_fixture),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "1",
+        "--model.vision-patch",
+        "2",
+        "--model.vision-channels",
+        *["8"] * 6,
+    )
+    one_line_error(code, err, "vision stem (patch 2, channels [8, 8, 8, 8, 8, 8]) on 64 px images")
+    assert not (tmp_path / "r").exists()

@@ -56,3 +56,12 @@ def test_wilson_interval():
     lo, hi = wilson(10, 20)
     assert lo < 0.5 < hi and abs((lo + hi) / 2 - 0.5) < 1e-9
     assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
+
+
+def test_the_flow_settings_used_are_kept_in_the_result(result, tiny_run):
+    assert result[0]["flow"] == {"flow_steps": 10, "flow_noise": 1.0}
+    res = evaluate(
+        EvalConfig(policy=tiny_run, tasks="reach-v3", episodes=1, max_steps=8, workers=1, flow_noise=0.0),
+        progress=False,
+    )
+    assert res["flow"] == {"flow_steps": 10, "flow_noise": 0.0}

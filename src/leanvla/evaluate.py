@@ -55,6 +55,9 @@ class EvalConfig:
     """Bidirectional decoder: mask-predict iterations (default: the policy's)."""
     decode_order: str | None = None
     """Bidirectional decoder: confidence | random | left-to-right (default: the policy's)."""
+    flow_noise: float | None = None
+    """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
+    0 = deterministic)."""
 
     def decode_overrides(self) -> dict:
         names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations", "decode_order")
@@ -138,13 +141,16 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
 def _check_decode(cfg: EvalConfig, meta: dict, checkpoint: Path) -> dict:
     """The decoder settings to apply, checked against the policy (one clear line if they cannot work)."""
     decode = cfg.decode_overrides()
+    head = meta["model"].get("head", "flow") if meta["type"] == "vla" else meta["type"]
     if decode:
-        model = meta["model"]
         require(
-            meta["type"] == "vla" and model.get("head") == "discrete",
-            f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a "
-            f"'{model.get('head', meta['type'])}' head",
+            head == "discrete",
+            f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a '{head}' head",
         )
+    if cfg.flow_noise is not None:
+        require(head == "flow", f"--flow-noise needs a flow-head VLA; {checkpoint} has a '{head}' head")
+        decode["flow_noise"] = cfg.flow_noise
+    if decode:
         _decoding_config(meta, decode)  # validates the values
     return decode
 
@@ -156,9 +162,13 @@ def _decoding_config(meta: dict, decode: dict):
 
 
 def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int) -> dict:
-    if meta["model"].get("head") != "discrete":
+    if meta["type"] != "vla":
         return {}
     settings = _decoding_config(meta, decode)
+    if settings.head == "flow":
+        return {"flow": {"flow_steps": settings.flow_steps, "flow_noise": settings.flow_noise}}
+    if settings.head != "discrete":
+        return {}
     passes = sum(e["forward_passes"] for e in episodes)
     tokens = settings.chunk_size * settings.action_dim
     return {

@@ -97,3 +97,10 @@ def test_eval_rejects_bad_decoder_settings(capsys, discrete_run, tmp_path):
 def test_eval_decoder_options_need_a_discrete_head(capsys, flow_run):
     code, _, err = run(capsys, "eval", "--policy", str(flow_run), "--decoder", "fast")
     one_line_error(code, err, "--decoder and its thresholds need a discrete-head policy", "'flow' head")
+
+
+def test_eval_flow_noise_needs_a_flow_head_and_a_scale_of_at_least_zero(capsys, discrete_run, flow_run):
+    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--flow-noise", "0")
+    one_line_error(code, err, "--flow-noise needs a flow-head VLA", "'discrete' head")
+    code, _, err = run(capsys, "eval", "--policy", str(flow_run), "--flow-noise", "-1")
+    one_line_error(code, err, "--flow-noise must be >= 0", "got -1.0")

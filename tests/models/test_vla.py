@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from leanvla.errors import UserError
 from leanvla.models.config import SIZES, default_layer_map, vla_config
 from leanvla.models.policy import Observation
 from leanvla.models.vla import VLA
@@ -118,3 +120,60 @@ def test_layer_map_and_sizes():
         large = VLA(vla_config("large"))
     assert large.num_parameters() > 100_000_000
     assert list(SIZES) == ["tiny", "small", "base", "large"]
+
+
+def test_a_deeper_vision_stem_gives_the_same_tokens_from_more_conv_stages():
+    shallow = tiny()  # patch 4, 2 stages: 32 px -> 4 x 4 grid
+    deep = tiny(vision_patch=2, vision_channels=[16, 24, 32])  # 32 -> 16 -> 8 -> 4
+    images = obs().images
+    assert deep.vision.grid == shallow.vision.grid == 4
+    assert deep.vision(images).shape == shallow.vision(images).shape
+    convs = [m for m in deep.vision.stem.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (2, 2), (2, 2)]
+
+
+@pytest.mark.parametrize(
+    "stem", [dict(vision_patch=3), dict(vision_channels=[8, 16, 16, 16, 32]), dict(vision_channels=[])]
+)
+def test_a_vision_stem_that_does_not_tile_the_image_is_refused(stem):
+    with pytest.raises(UserError, match="vision stem .* on 32 px images"):
+        vla_config("tiny", image_size=32, **stem)
+
+
+def test_flow_noise_scales_the_starting_point_and_zero_is_deterministic():
+    model = tiny()
+    prefix = model.prefix_of(obs())
+    a, b = torch.randn(2, 2, 6, 4)
+    as_trained = model.sample_actions(prefix, a)
+    model.cfg.flow_noise = 0.5
+    half = model.sample_actions(prefix, a)
+    model.cfg.flow_noise = 1.0
+    assert torch.equal(model.sample_actions(prefix, a * 0.5), half)
+    assert torch.equal(model.sample_actions(prefix, a), as_trained)
+    model.cfg.flow_noise = 0.0
+    assert torch.equal(model.sample_actions(prefix, a), model.sample_actions(prefix, b))
+    assert not torch.allclose(model.sample_actions(prefix, a), as_trained)
+    with pytest.raises(UserError, match="--flow-noise must be >= 0"):
+        vla_config("tiny", flow_noise=-0.1)
+
+
+def test_the_regression_head_is_one_euler_step_from_zero_noise_and_learns():
+    model = tiny(head="regression")
+    o = obs()
+    prefix = model.prefix_of(o)
+    zeros = torch.zeros(2, 6, 4)
+    assert torch.equal(model.regress(prefix, zeros.shape), model.sample_actions(prefix, zeros, steps=1))
+    assert torch.equal(model.predict(o, torch.randn(2, 6, 4)), model.regress(prefix, zeros.shape))
+    target = torch.randn(2, 6, 4)
+    error = model.action_error(o, target, torch.randn(2, 6, 4), torch.rand(2))
+    assert torch.allclose(error, (model.regress(prefix, zeros.shape) - target).pow(2).mean(-1), atol=1e-6)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(150):
+        loss = model.action_error(o, target, torch.randn(2, 6, 4), torch.rand(2)).mean()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05 * first  # the noise and time draws do not touch it: it fits a fixed batch

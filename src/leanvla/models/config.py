@@ -54,9 +54,13 @@ class VLAConfig:
     """Backbone layer whose keys/values each expert layer attends to; None = spread evenly."""
     # ---- head ----
     head: str = "flow"
-    """Action head: 'flow' (flow matching, Euler sampling) or 'discrete' (masked action tokens)."""
+    """Action head: 'flow' (flow matching, Euler sampling), 'discrete' (masked action tokens) or
+    'regression' (the expert regresses the chunk, MSE)."""
     flow_steps: int = 10
     """Euler steps when sampling the flow head."""
+    flow_noise: float = 1.0
+    """Flow head at inference: scale of the noise sampling starts from (1 = the training
+    distribution; 0 = deterministic, every draw integrates from the noise's mean)."""
     action_vocab: int = 256
     """Discrete head: bins per action dimension."""
     token_block: int = 0
@@ -82,7 +86,20 @@ class VLAConfig:
     def __post_init__(self) -> None:
         if self.expert_to_backbone is None:
             self.expert_to_backbone = default_layer_map(self.expert_layers, self.layers)
+        self.vision_grid()
         self.check_head()
+
+    def vision_grid(self) -> int:
+        """Side of the stem's token grid (before pixel shuffle); one clear line if the sizes do not fit."""
+        stride = self.vision_patch * 2 ** (len(self.vision_channels) - 1)
+        grid = self.image_size // stride if self.vision_channels and self.vision_patch >= 1 else 0
+        if grid < 1 or self.image_size % stride or grid % self.pixel_shuffle:
+            raise UserError(
+                f"vision stem (patch {self.vision_patch}, channels {self.vision_channels}) on "
+                f"{self.image_size} px images gives no whole grid divisible by pixel_shuffle "
+                f"{self.pixel_shuffle}; pick a patch size and stage count whose stride divides the image size"
+            )
+        return grid
 
     def check_head(self) -> None:
         """One clear line for a head or decoder setting that cannot work."""
@@ -95,6 +112,10 @@ class VLAConfig:
         from leanvla.decode.fast import check_thresholds
 
         check_thresholds(self.commit_threshold, self.activation_threshold)
+        if not self.flow_noise >= 0:
+            raise UserError(
+                f"--flow-noise must be >= 0 (1 = as trained, 0 = deterministic), got {self.flow_noise}"
+            )
         if self.head == "discrete":
             from leanvla.decode.masks import check_head_shape
 
@@ -121,7 +142,7 @@ class VLAConfig:
         return cls(**d)
 
 
-HEADS = ("flow", "discrete")
+HEADS = ("flow", "discrete", "regression")
 DECODERS = ("auto", "bidirectional", "fast", "fast-nocache")
 
 

@@ -42,10 +42,7 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim = cfg.vision_channels[-1]
-        grid = cfg.image_size // (cfg.vision_patch * 2 ** (len(cfg.vision_channels) - 1))
-        assert grid >= 1 and grid % cfg.pixel_shuffle == 0, (
-            f"image size {cfg.image_size} gives a {grid}x{grid} grid, not divisible by pixel_shuffle={cfg.pixel_shuffle}"
-        )
+        grid = cfg.vision_grid()
         self.grid = grid
         self.stem = ConvStem(cfg.vision_channels, cfg.vision_patch)
         self.pos = nn.Parameter(torch.zeros(len(cfg.cameras), grid * grid, dim))

@@ -7,7 +7,8 @@
               prefix keys/values of backbone layer expert_to_backbone[i] plus the action tokens
     head    : flow matching (pi0 / SmolVLA): the expert predicts the velocity u = noise - actions
               at x_t = t * noise + (1 - t) * actions; sampling integrates with Euler steps.
-              Or discrete (cfg.head = 'discrete'): masked action tokens, see leanvla.decode.head
+              Or discrete (cfg.head = 'discrete'): masked action tokens, see leanvla.decode.head.
+              Or regression (cfg.head = 'regression'): the expert's output is the chunk, MSE.
 
 At inference the backbone runs once per observation and only the expert runs per Euler step, on
 the cached prefix keys/values. Everything here works in normalised units (see `Normalizer`).
@@ -190,11 +191,17 @@ class VLA(nn.Module):
     def sample_actions(self, prefix: Prefix, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         """Euler integration from noise (t = 1) to actions (t = 0): B x H x A, normalised."""
         steps = steps or self.cfg.flow_steps
-        x = noise
+        x = noise * self.cfg.flow_noise
         for k in range(steps):
             t = torch.full((x.shape[0],), 1.0 - k / steps, device=x.device)
             x = x - self.velocity(prefix, x, t) / steps
         return x
+
+    def regress(self, prefix: Prefix, shape: torch.Size) -> torch.Tensor:
+        """Regression head: B x H x A actions, normalised. The flow expert's machinery at one fixed
+        point (an all-zero chunk at t = 1): a single Euler step from zero noise, trained only there."""
+        x = torch.zeros(shape, device=prefix.summary.device)
+        return x - self.velocity(prefix, x, torch.ones(shape[0], device=x.device))
 
     # ---- the model interface (see leanvla.models.policy) -----------------------------------------
     def prefix_of(self, obs: Observation) -> Prefix:
@@ -208,9 +215,12 @@ class VLA(nn.Module):
         return self._head_error_samples(self.prefix_of(obs), actions, noise, t)
 
     def head_error(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
-        """B x H training error of the action head: flow velocity error, or masked-token cross-entropy."""
+        """B x H training error of the action head: flow velocity error, masked-token cross-entropy
+        or squared error of the regressed chunk."""
         if self.cfg.head == "discrete":
             return self.expert.token_error(prefix, actions, noise, t)
+        if self.cfg.head == "regression":
+            return (self.regress(prefix, actions.shape) - actions).pow(2).mean(-1)
         return self.flow_error(prefix, actions, noise, t)
 
     def _head_error_samples(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
@@ -236,6 +246,8 @@ class VLA(nn.Module):
         if self.cfg.head == "discrete":
             tokens, self.last_decode = self.decode_tokens(prefix, noise)
             return self.expert.tokenizer.decode(tokens.view(noise.shape))
+        if self.cfg.head == "regression":
+            return self.regress(prefix, noise.shape)
         return self.sample_actions(prefix, noise)
 
     def decode_tokens(self, prefix: Prefix, noise: torch.Tensor | None = None):

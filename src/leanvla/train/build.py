@@ -90,6 +90,12 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     else:
         kind = cfg.model.type
         cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
+        if kind == "vla":
+            from leanvla.models.config import vla_config
+
+            # Before decoding any images: a vision stem that cannot tile them fails at once.
+            size = dataset.features[cameras[0]]["shape"][0]
+            vla_config(cfg.model.size, image_size=size, **cfg.model.overrides())
     if cfg.init is None and cfg.head == "discrete" and "action" in dataset.features:
         from leanvla.decode.masks import check_head_shape
 
@@ -131,7 +137,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         else:
             from leanvla.models.cnn_policy import CNNConfig
 
-            require(cfg.head == "flow", "--head discrete needs the reference VLA (--model.type vla)")
+            require(cfg.head == "flow", f"--head {cfg.head} needs the reference VLA (--model.type vla)")
 
             model_cfg = CNNConfig(**contract, num_tasks=len(dataset.tasks)).to_dict()
         model = build_model({"type": kind, "model": model_cfg})

@@ -28,11 +28,25 @@ class ModelOptions:
     """Override the action expert depth."""
     vision_layers: int | None = None
     """Override the number of vision transformer layers."""
+    vision_patch: int | None = None
+    """Override the patch size of the vision stem's first stage."""
+    vision_channels: list[int] | None = None
+    """Override the vision stem's channels: one stage each, the first a patch embedding, the rest
+    stride-2 3x3 convs (e.g. 32 64 128 with patch 2: a deeper, CNN-like stem)."""
     flow_steps: int | None = None
     """Override the Euler steps of the flow head at inference."""
 
     def overrides(self) -> dict:
-        names = ("width", "layers", "expert_width", "expert_layers", "vision_layers", "flow_steps")
+        names = (
+            "width",
+            "layers",
+            "expert_width",
+            "expert_layers",
+            "vision_layers",
+            "vision_patch",
+            "vision_channels",
+            "flow_steps",
+        )
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -104,9 +118,10 @@ class TrainConfig:
     """What fine-tuning trains: every weight ('full'), peft LoRA, or LoRA-SP. Adapters freeze the
     --init policy and save only themselves (adapter.safetensors); `leanvla export` folds them in."""
     lora: LoRAOptions = field(default_factory=LoRAOptions)
-    head: Literal["flow", "discrete"] = "flow"
-    """Action head of a new VLA: flow matching, or discrete diffusion over action tokens
-    (options under --discrete). A fine-tuned --init keeps its own head."""
+    head: Literal["flow", "discrete", "regression"] = "flow"
+    """Action head of a new VLA: flow matching, discrete diffusion over action tokens (options under
+    --discrete), or plain regression of the chunk (MSE, the CNN baseline's objective through the
+    VLA's expert). A fine-tuned --init keeps its own head."""
     discrete: DiscreteOptions = field(default_factory=DiscreteOptions)
     aux: AuxOptions = field(default_factory=AuxOptions)
     orth: OrthOptions = field(default_factory=OrthOptions)
