@@ -1,12 +1,13 @@
 """What the base policy's success depends on: cameras, model type and size, data amount,
-training length, chunking, learning rate. Each variant trains on the same recorded DEMO5 dataset
+training length, chunking, learning rate, vision stem, action head and its sampling noise. Each variant trains on the same recorded DEMO5 dataset
 with the same seed and is evaluated with the same protocol; results accumulate in a JSON file so
 the script resumes. Variants run in the order listed (most informative first).
 
-    python benchmarks/base_policy_ablations.py                     # every variant (~2.5 h)
+    python benchmarks/base_policy_ablations.py                     # every variant (~3.5 h)
     python benchmarks/base_policy_ablations.py --only vla-c2,cnn-c2
-    python benchmarks/base_policy_ablations.py --only vla-c2,vla-c2-deep-stem,vla-c2-vit \\
-        --work outputs/bench/ablations_vision --name base_policy_ablations_vision
+    python benchmarks/base_policy_ablations.py \\
+        --only vla-c2,vla-c2-deep-stem,vla-c2-vit,vla-c2-regression,vla-c2-flow-noise-0,vla-c2-flow-noise-0.5 \\
+        --work outputs/bench/ablations_vision --name base_policy_ablations_vision     # vision vs head (~50 min)
 
 Writes docs/results/<--name>.md (default base_policy_ablations.md).
 """
