@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
 from common import (
@@ -79,8 +80,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-# Variant options that shape the VLA (ModelOptions), not the training run (TrainConfig).
-MODEL_SHAPE = ("layers", "expert_layers", "vision_layers", "vision_patch", "vision_channels")
 # Variant options of the evaluation (EvalConfig): how the trained policy samples its actions.
 SAMPLING = ("flow_noise",)
 
@@ -100,6 +99,9 @@ def main() -> None:
 
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.train.config import ModelOptions, TrainConfig
+
+    # Variant options that shape the VLA (ModelOptions' overrides), not the training run (TrainConfig).
+    model_shape = {f.name for f in fields(ModelOptions)} - {"type", "size"}
 
     data = cached_dataset(
         tasks="DEMO5",
@@ -133,7 +135,7 @@ def main() -> None:
                 options["episodes"] = first_per_task(
                     data, args.work / f"first{per_task}.json", count=per_task
                 )
-            shape = {k: options.pop(k) for k in MODEL_SHAPE if k in options}
+            shape = {k: options.pop(k) for k in model_shape if k in options}
             model_opts = ModelOptions(type="cnn") if model == "cnn" else ModelOptions(size=model, **shape)
             cfg = TrainConfig(data=data, out=args.work / name, model=model_opts, seed=args.seed, **options)
             policy, seconds, steps = cfg.out, train_timed(cfg), cfg.steps

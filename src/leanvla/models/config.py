@@ -91,8 +91,9 @@ class VLAConfig:
 
     def vision_grid(self) -> int:
         """Side of the stem's token grid (before pixel shuffle); one clear line if the sizes do not fit."""
-        stride = self.vision_patch * 2 ** (len(self.vision_channels) - 1)
-        grid = self.image_size // stride if self.vision_channels and self.vision_patch >= 1 else 0
+        stages = len(self.vision_channels)
+        stride = self.vision_patch * 2 ** (stages - 1) if stages and self.vision_patch >= 1 else 0
+        grid = self.image_size // stride if stride else 0
         if grid < 1 or self.image_size % stride or grid % self.pixel_shuffle:
             raise UserError(
                 f"vision stem (patch {self.vision_patch}, channels {self.vision_channels}) on "

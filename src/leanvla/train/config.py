@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -37,16 +37,8 @@ class ModelOptions:
     """Override the Euler steps of the flow head at inference."""
 
     def overrides(self) -> dict:
-        names = (
-            "width",
-            "layers",
-            "expert_width",
-            "expert_layers",
-            "vision_layers",
-            "vision_patch",
-            "vision_channels",
-            "flow_steps",
-        )
+        """The VLA config fields set here (every field but type and size is one)."""
+        names = [f.name for f in fields(self) if f.name not in ("type", "size")]
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
