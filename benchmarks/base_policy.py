@@ -40,6 +40,18 @@ def main() -> None:
         "--vla-head", default="flow", choices=["flow", "regression"], help="the VLA's action head"
     )
     parser.add_argument(
+        "--vla-flow-target",
+        default=None,
+        choices=["velocity", "action"],
+        help="what the VLA's flow head predicts (default velocity)",
+    )
+    parser.add_argument(
+        "--vla-flow-noise",
+        type=float,
+        default=None,
+        help="evaluate the VLA's flow head from this noise scale (0 = deterministic; default as trained)",
+    )
+    parser.add_argument(
         "--vla-vision-patch", type=int, default=None, help="override the VLA's stem patch size"
     )
     parser.add_argument(
@@ -54,6 +66,8 @@ def main() -> None:
     parser.add_argument("--models", default="vla,cnn", help="which of vla, cnn to train and evaluate")
     args = parser.parse_args()
     models = args.models.split(",")
+    if args.vla_flow_noise is not None and (args.vla_head != "flow" or args.vla_flow_noise < 0):
+        parser.error("--vla-flow-noise needs --vla-head flow and a scale >= 0")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     try:
@@ -73,7 +87,11 @@ def main() -> None:
     from leanvla.train.config import ModelOptions, TrainConfig
 
     vla_options = ModelOptions(
-        type="vla", size=args.vla_size, vision_patch=args.vla_vision_patch, vision_channels=vision_channels
+        type="vla",
+        size=args.vla_size,
+        vision_patch=args.vla_vision_patch,
+        vision_channels=vision_channels,
+        flow_target=args.vla_flow_target,
     )
     try:  # a stem that does not fit the images fails here, not after minutes of recording
         vla_config(args.vla_size, image_size=args.image_size, **vla_options.overrides())
@@ -110,8 +128,15 @@ def main() -> None:
             budget_file.write_text(json.dumps({"steps": cfg.steps}))
         seconds = train_timed(cfg)
         metrics = read_metrics(cfg.out / "metrics.jsonl")
+        sampling = dict(flow_noise=args.vla_flow_noise) if cfg.model.type == "vla" else {}
         result = evaluate(
-            EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
+            EvalConfig(
+                policy=cfg.out,
+                episodes=args.eval_episodes,
+                seed=args.seed,
+                out=cfg.out / "eval.json",
+                **sampling,
+            )
         )
         model, _, _, _ = load_model(cfg.out)
         summary[label] = {
@@ -138,8 +163,14 @@ def main() -> None:
         f"Data: {args.episodes} scripted-expert demonstrations per task, cameras {args.cameras} at {args.image_size} px, "
         "plus the 4-d proprio state (never the 39-d privileged state). "
         + (
-            f"VLA: size {args.vla_size}, {args.vla_head} head, overridden: {vla_options.overrides() or 'nothing'}. "
-            if vla_options.overrides() or args.vla_head != "flow"
+            f"VLA: size {args.vla_size}, {args.vla_head} head, overridden: {vla_options.overrides() or 'nothing'}"
+            + (
+                ""
+                if args.vla_flow_noise is None
+                else f", evaluated from flow noise x {args.vla_flow_noise:g}"
+            )
+            + ". "
+            if vla_options.overrides() or args.vla_head != "flow" or args.vla_flow_noise is not None
             else ""
         )
         + "Every model trains on the same dataset with the same seed, "

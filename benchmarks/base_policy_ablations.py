@@ -6,8 +6,8 @@ the script resumes. Variants run in the order listed (most informative first).
     python benchmarks/base_policy_ablations.py                     # every variant (~3.5 h)
     python benchmarks/base_policy_ablations.py --only vla-c2,cnn-c2
     python benchmarks/base_policy_ablations.py \\
-        --only vla-c2,vla-c2-deep-stem,vla-c2-vit,vla-c2-regression,vla-c2-flow-noise-0,vla-c2-flow-noise-0.5 \\
-        --work outputs/bench/ablations_vision --name base_policy_ablations_vision     # vision vs head (~50 min)
+        --only vla-c2,vla-c2-deep-stem,vla-c2-vit,vla-c2-regression,vla-c2-flow-action,vla-c2-flow-noise-0,vla-c2-flow-action-noise-0,vla-c2-flow-noise-0.5 \\
+        --work outputs/bench/ablations_vision --name base_policy_ablations_vision     # vision vs head (~60 min)
 
 Writes docs/results/<--name>.md (default base_policy_ablations.md).
 """
@@ -68,10 +68,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "VLA small, corner2, a regression head: the expert regresses the chunk (MSE), the CNN's objective",
         dict(cameras="corner2", steps=3200, head="regression"),
     ),
+    "vla-c2-flow-action": (
+        "VLA small, corner2, flow head predicting the clean chunk (x-prediction) instead of the "
+        "velocity: same flow path and sampler, its loss the action error at every flow time alike",
+        dict(cameras="corner2", steps=3200, flow_target="action"),
+    ),
     "vla-c2-flow-noise-0": (
         "the vla-c2 model, sampled deterministically: flow noise 0 (every chunk integrates from the "
         "noise's mean, as a regression head would answer)",
         dict(trained_as="vla-c2", flow_noise=0.0),
+    ),
+    "vla-c2-flow-action-noise-0": (
+        "the vla-c2-flow-action model, sampled deterministically (flow noise 0)",
+        dict(trained_as="vla-c2-flow-action", flow_noise=0.0),
     ),
     "vla-c2-flow-noise-0.5": (
         "the vla-c2 model, sampled from half-scale noise",

@@ -18,7 +18,9 @@ rank-r approximation agree with the exact inverse, and does training on the cura
    batch), success on held-out positions; also on the half that the sweep's best damping selects
    (chosen after seeing the labels: an optimistic bound).
 
-Writes docs/results/curate.md. Results accumulate in WORK/results.json.
+    python benchmarks/curate.py --head regression --work outputs/bench/curate_regression --name curate_regression
+
+Writes docs/results/<--name>.md (default curate.md). Results accumulate in WORK/results.json.
 """
 
 from __future__ import annotations
@@ -157,6 +159,13 @@ def main() -> None:
     parser.add_argument(
         "--skip-closed-loop", action="store_true", help="stop after detection and the RTA table"
     )
+    parser.add_argument(
+        "--head",
+        default="flow",
+        choices=["flow", "regression"],
+        help="action head of the scored (and every closed-loop) policy: its loss is what influence differentiates",
+    )
+    parser.add_argument("--name", default="curate", help="result file name (without .md)")
     args = parser.parse_args()
 
     from leanvla.curate.run import CurateConfig, curate, read_scores
@@ -176,8 +185,9 @@ def main() -> None:
     labels = read_labels(labels_path)
     done = Results(work)
 
+    base = pretrained_base(head=args.head)
     policy_cfg = TrainConfig(
-        data=data, out=work / "policy", init=pretrained_base(), steps=args.policy_steps, seed=args.seed
+        data=data, out=work / "policy", init=base, steps=args.policy_steps, seed=args.seed
     )
     done.setdefault("policy_train_s", train_timed(policy_cfg))
 
@@ -233,7 +243,7 @@ def main() -> None:
         cfg = TrainConfig(
             data=data,
             out=work / "runs" / VARIANT_IDS[name],
-            init=pretrained_base(),
+            init=base,
             episodes=path,
             steps=args.steps,
             seed=args.seed,
@@ -265,8 +275,8 @@ def spectrum_note(spectrum: dict, rta: list[dict]) -> list[str]:
     note = [
         f"F = mean(phi phi^T) has rank at most N = {n} (the scored demonstrations) while P = {p}, and RTA at "
         f"r = N spans all of it and equals the exact inverse. F's eigenvalues, in units of the mean eigenvalue "
-        f"(the unit of damping): {values}. The spectrum decays slowly, so a truncation leaves out directions whose "
-        "eigenvalues still exceed lambda, and the damped inverse weights exactly those most."
+        f"(the unit of damping): {values}. A rank-r truncation drops the directions past rank r; where their "
+        "eigenvalues still exceed lambda, the damped inverse weighs them most, and the scores move."
     ]
     for damping in sorted({r["damping"] for r in rta}):
         rows = [r for r in rta if r["damping"] == damping]
@@ -296,7 +306,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
         "",
         f"Data: DEMO5, {args.episodes} demonstrations per task (corner2 64 px + proprio), {BAD_FRACTION:.0%} recorded "
         f"bad ({', '.join(kinds)}), labels read by this script only. Scored policy: the shared pretrained base "
-        f"fine-tuned {args.policy_steps} steps on this data. Curation: every Linear of backbone and expert, "
+        f"({args.head} head) fine-tuned {args.policy_steps} steps on this data. Curation: every Linear of backbone and expert, "
         f"k_in = k_out = {K} (P = {timing['dim']}), 32 frames per demonstration, exact inverse, damping 0.1, alpha 0.5, "
         f"queries from a clean validation set (5 per task, another seed); {timing['demonstrations']} demonstrations "
         f"scored in {seconds(timing, 'collect_s'):.0f} s.",
@@ -359,7 +369,9 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "",
         ]
         lines += variants_table(["training data", "demonstrations", "of them bad"], rows)
-    if len(names) < len(VARIANT_IDS):
+    if args.skip_closed_loop:
+        lines += ["", "The closed loop was not run (`--skip-closed-loop`)."]
+    elif len(names) < len(VARIANT_IDS):
         lines += ["", "Some closed-loop variants have not run yet (the script resumes where it stopped)."]
     lines += ["", "## Against the goals", ""]
     lines.append(
@@ -385,7 +397,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
             f"- Closed loop: curated {cur:.1f}% vs all {all_:.1f}% vs random {rnd:.1f}% "
             f"(goal: curated >= all and > random); curated at {TUNED}: {tuned:.1f}%"
         )
-    write_result("curate.md", "\n".join(lines) + "\n")
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

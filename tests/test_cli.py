@@ -176,3 +176,16 @@ def test_a_vision_stem_that_does_not_fit_the_images(capsys, lerobot_fixture, tmp
     )
     one_line_error(code, err, "vision stem (patch 2, channels [8, 8, 8, 8, 8, 8]) on 64 px images")
     assert not (tmp_path / "r").exists()
+
+
+def test_model_options_reach_the_saved_policy_config(capsys, lerobot_fixture, tmp_path):
+    out = tmp_path / "r"
+    code, _, err = run(
+        capsys,
+        "train",
+        *("--data", str(lerobot_fixture), "--out", str(out), "--steps", "2", "--batch-size", "4"),
+        *("--model.size", "tiny", "--model.flow-target", "action", "--model.flow-steps", "3"),
+    )
+    assert code == 0, err
+    config = json.loads((out / "policy" / "config.json").read_text())["model"]
+    assert (config["flow_target"], config["flow_steps"], config["head"]) == ("action", 3, "flow")

@@ -86,10 +86,12 @@ def test_euler_integration_recovers_the_target_for_an_exact_velocity_field():
     assert torch.allclose(out, target, atol=1e-5)
 
 
-def test_flow_error_is_zero_for_the_true_velocity():
-    model = tiny()
+@pytest.mark.parametrize("target", ["velocity", "action"])
+def test_flow_error_is_zero_for_the_true_target(target):
+    model = tiny(flow_target=target)
     actions, noise, t = torch.randn(2, 6, 4), torch.randn(2, 6, 4), torch.tensor([0.2, 0.7])
-    model.velocity = lambda prefix, x, tt: noise - actions
+    truth = noise - actions if target == "velocity" else actions
+    model.expert_output = lambda prefix, x, tt: truth
     assert torch.all(model.flow_error(model.prefix_of(obs()), actions, noise, t) == 0)
 
 
@@ -155,6 +157,33 @@ def test_flow_noise_scales_the_starting_point_and_zero_is_deterministic():
     assert not torch.allclose(model.sample_actions(prefix, a), as_trained)
     with pytest.raises(UserError, match="--flow-noise must be >= 0"):
         vla_config("tiny", flow_noise=-0.1)
+
+
+def test_the_action_target_predicts_the_clean_chunk_on_the_same_flow_path():
+    model = tiny(flow_target="action")
+    prefix = model.prefix_of(obs())
+    actions, noise = torch.randn(2, 2, 6, 4)
+    t = torch.tensor([0.3, 0.9])
+    x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * actions
+    chunk = model.expert_output(prefix, x_t, t)
+    # the velocity is the one the predicted chunk implies on the path x_t = t noise + (1 - t) a
+    velocity = model.velocity(prefix, x_t, t)
+    assert torch.allclose(velocity, (x_t - chunk) / t[:, None, None])
+    # its loss is the action error at every t alike; the velocity error is the same over t^2
+    error = model.flow_error(prefix, actions, noise, t)
+    assert torch.allclose(error, (chunk - actions).pow(2).mean(-1))
+    velocity_error = (velocity - (noise - actions)).pow(2).mean(-1)
+    assert torch.allclose(velocity_error, error / t[:, None] ** 2, rtol=1e-4)
+    # one Euler step from noise at t = 1 lands on the predicted chunk
+    start = torch.ones(2)
+    assert torch.allclose(
+        model.sample_actions(prefix, noise, steps=1), model.expert_output(prefix, noise, start)
+    )
+    # the default target reads the same network output as the velocity itself
+    model.cfg.flow_target = "velocity"
+    assert torch.equal(model.velocity(prefix, x_t, t), chunk)
+    with pytest.raises(UserError, match="model flow_target 'noise' is not one of velocity, action"):
+        vla_config("tiny", flow_target="noise")
 
 
 def test_the_regression_head_is_one_euler_step_from_zero_noise_and_learns():

@@ -56,6 +56,11 @@ class VLAConfig:
     head: str = "flow"
     """Action head: 'flow' (flow matching, Euler sampling), 'discrete' (masked action tokens) or
     'regression' (the expert regresses the chunk, MSE)."""
+    flow_target: str = "velocity"
+    """What the flow head's expert outputs: 'velocity' (noise - actions, as pi0/SmolVLA; its loss
+    weighs each flow time t by 1/t^2 against the action error) or 'action' (the clean chunk,
+    x-prediction: the same path and Euler sampler, velocity (x_t - output) / t, its loss the action
+    error at every t alike)."""
     flow_steps: int = 10
     """Euler steps when sampling the flow head."""
     flow_noise: float = 1.0
@@ -104,7 +109,7 @@ class VLAConfig:
 
     def check_head(self) -> None:
         """One clear line for a head or decoder setting that cannot work."""
-        choices = {"head": HEADS, "decoder": DECODERS}
+        choices = {"head": HEADS, "decoder": DECODERS, "flow_target": FLOW_TARGETS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -145,6 +150,7 @@ class VLAConfig:
 
 HEADS = ("flow", "discrete", "regression")
 DECODERS = ("auto", "bidirectional", "fast", "fast-nocache")
+FLOW_TARGETS = ("velocity", "action")
 
 
 def default_layer_map(expert_layers: int, backbone_layers: int) -> list[int]:

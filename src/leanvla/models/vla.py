@@ -161,10 +161,11 @@ class VLA(nn.Module):
         return Prefix(kvs, valid, summary)
 
     # ---- action expert --------------------------------------------------------------------------
-    def velocity(
+    def expert_output(
         self, prefix: Prefix, x_t: torch.Tensor, t: torch.Tensor, action_attn: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Predicted flow velocity for noisy actions x_t (B x H x A) at time t (B,)."""
+        """The expert's B x H x A answer for noisy actions x_t (B x H x A) at flow time t (B,): a
+        velocity or a clean chunk, as cfg.flow_target says."""
         b, h, _ = x_t.shape
         x = self.expert.embed(x_t, t, prefix.summary)
         positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H
@@ -179,13 +180,22 @@ class VLA(nn.Module):
             x, _ = layer(x, rope, mask, cache=prefix.kv[self.cfg.expert_to_backbone[i]])
         return self.expert.action_out(self.expert.norm(x))
 
+    def velocity(self, prefix: Prefix, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predicted flow velocity for noisy actions x_t (B x H x A) at time t (B,)."""
+        out = self.expert_output(prefix, x_t, t)
+        if self.cfg.flow_target == "action":  # x_t = t noise + (1 - t) a, so v = noise - a = (x_t - a) / t
+            return (x_t - out) / t[:, None, None]
+        return out
+
     def flow_error(
         self, prefix: Prefix, actions: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        """Squared error of the predicted velocity per action step (B x H); actions/noise B x H x A, t (B,)."""
+        """Squared error per action step (B x H) of the expert's target: the velocity, or the clean
+        chunk; actions/noise B x H x A, t (B,)."""
         tt = t[:, None, None]
         x_t = tt * noise + (1 - tt) * actions
-        return (self.velocity(prefix, x_t, t) - (noise - actions)).pow(2).mean(-1)
+        target = actions if self.cfg.flow_target == "action" else noise - actions
+        return (self.expert_output(prefix, x_t, t) - target).pow(2).mean(-1)
 
     @torch.no_grad()
     def sample_actions(self, prefix: Prefix, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
@@ -201,7 +211,7 @@ class VLA(nn.Module):
         """Regression head: B x H x A actions, normalised. The flow expert's machinery at one fixed
         point (an all-zero chunk at t = 1): a single Euler step from zero noise, trained only there."""
         x = torch.zeros(shape, device=prefix.summary.device)
-        return x - self.velocity(prefix, x, torch.ones(shape[0], device=x.device))
+        return x - self.expert_output(prefix, x, torch.ones(shape[0], device=x.device))
 
     # ---- the model interface (see leanvla.models.policy) -----------------------------------------
     def prefix_of(self, obs: Observation) -> Prefix:

@@ -35,6 +35,9 @@ class ModelOptions:
     stride-2 3x3 convs (e.g. 32 64 128 with patch 2: a deeper, CNN-like stem)."""
     flow_steps: int | None = None
     """Override the Euler steps of the flow head at inference."""
+    flow_target: Literal["velocity", "action"] | None = None
+    """What the flow head's expert predicts: 'velocity' (pi0/SmolVLA, the default) or 'action' (the
+    clean chunk, x-prediction; same flow path and Euler sampler)."""
 
     def overrides(self) -> dict:
         """The VLA config fields set here (every field but type and size is one)."""
