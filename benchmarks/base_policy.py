@@ -4,6 +4,8 @@ policy trained on the same data for the same wall time, evaluated on held-out po
     python benchmarks/base_policy.py                    # MT10, the full protocol (107 min measured on 2 cores)
     python benchmarks/base_policy.py --tasks DEMO5 --minutes 10 --eval-episodes 20
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --work outputs/bench/base_policy_two_cameras --name base_policy_two_cameras
+    python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --vla-flow-target action --vla-flow-noise 0 \
+        --work outputs/bench/base_policy_flow_action --name base_policy_flow_action
 
 Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,
 inference latency per chunk, parameters) and a loss-curve figure beside it.

@@ -165,7 +165,7 @@ class VLA(nn.Module):
         self, prefix: Prefix, x_t: torch.Tensor, t: torch.Tensor, action_attn: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The expert's B x H x A answer for noisy actions x_t (B x H x A) at flow time t (B,): a
-        velocity or a clean chunk, as cfg.flow_target says."""
+        velocity or a clean chunk, as cfg.flow_target says (the regression head reads it at one point)."""
         b, h, _ = x_t.shape
         x = self.expert.embed(x_t, t, prefix.summary)
         positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H
