@@ -18,7 +18,7 @@ rank-r approximation agree with the exact inverse, and does training on the cura
    batch), success on held-out positions; also on the half that the sweep's best damping selects
    (chosen after seeing the labels: an optimistic bound).
 
-    python benchmarks/curate.py --head regression --work outputs/bench/curate_regression --name curate_regression
+    python benchmarks/curate.py --head regression --skip-closed-loop --work outputs/bench/curate_regression --name curate_regression
 
 Writes docs/results/<--name>.md (default curate.md). Results accumulate in WORK/results.json.
 """
