@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--models", default="vla,cnn", help="which of vla, cnn to train and evaluate")
     args = parser.parse_args()
     models = args.models.split(",")
-    if args.vla_flow_noise is not None and (args.vla_head != "flow" or args.vla_flow_noise < 0):
-        parser.error("--vla-flow-noise needs --vla-head flow and a scale >= 0")
+    if args.vla_flow_noise is not None and args.vla_head != "flow":
+        parser.error("--vla-flow-noise needs --vla-head flow")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     try:
@@ -95,8 +95,9 @@ def main() -> None:
         vision_channels=vision_channels,
         flow_target=args.vla_flow_target,
     )
-    try:  # a stem that does not fit the images fails here, not after minutes of recording
-        vla_config(args.vla_size, image_size=args.image_size, **vla_options.overrides())
+    sampling = {} if args.vla_flow_noise is None else {"flow_noise": args.vla_flow_noise}
+    try:  # a stem or a noise scale that cannot work fails here, not after minutes of recording
+        vla_config(args.vla_size, image_size=args.image_size, **vla_options.overrides(), **sampling)
     except UserError as error:
         parser.error(str(error))
     data = cached_dataset(
@@ -130,14 +131,13 @@ def main() -> None:
             budget_file.write_text(json.dumps({"steps": cfg.steps}))
         seconds = train_timed(cfg)
         metrics = read_metrics(cfg.out / "metrics.jsonl")
-        sampling = dict(flow_noise=args.vla_flow_noise) if cfg.model.type == "vla" else {}
         result = evaluate(
             EvalConfig(
                 policy=cfg.out,
                 episodes=args.eval_episodes,
                 seed=args.seed,
                 out=cfg.out / "eval.json",
-                **sampling,
+                **(sampling if cfg.model.type == "vla" else {}),
             )
         )
         model, _, _, _ = load_model(cfg.out)
@@ -157,6 +157,12 @@ def main() -> None:
         "training loss (each model's own objective)",
     )
 
+    vla_settings = ""  # named only where they differ from the reference VLA's
+    if vla_options.overrides() or args.vla_head != "flow" or sampling:
+        vla_settings = f"VLA: size {args.vla_size}, {args.vla_head} head, overridden: {vla_options.overrides() or 'nothing'}"
+        if sampling:
+            vla_settings += f", evaluated from flow noise x {args.vla_flow_noise:g}"
+        vla_settings += ". "
     lines = [
         f"# Base policy: {' vs '.join(runs)} on {args.tasks}",
         "",
@@ -164,17 +170,7 @@ def main() -> None:
         "",
         f"Data: {args.episodes} scripted-expert demonstrations per task, cameras {args.cameras} at {args.image_size} px, "
         "plus the 4-d proprio state (never the 39-d privileged state). "
-        + (
-            f"VLA: size {args.vla_size}, {args.vla_head} head, overridden: {vla_options.overrides() or 'nothing'}"
-            + (
-                ""
-                if args.vla_flow_noise is None
-                else f", evaluated from flow noise x {args.vla_flow_noise:g}"
-            )
-            + ". "
-            if vla_options.overrides() or args.vla_head != "flow" or args.vla_flow_noise is not None
-            else ""
-        )
+        + vla_settings
         + "Every model trains on the same dataset with the same seed, "
         f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run).",
         "",

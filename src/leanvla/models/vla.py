@@ -6,7 +6,8 @@
     expert  : a narrower transformer over the H action tokens; expert layer i attends to the
               prefix keys/values of backbone layer expert_to_backbone[i] plus the action tokens
     head    : flow matching (pi0 / SmolVLA): the expert predicts the velocity u = noise - actions
-              at x_t = t * noise + (1 - t) * actions; sampling integrates with Euler steps.
+              at x_t = t * noise + (1 - t) * actions (or, cfg.flow_target = 'action', the clean
+              chunk, from which u = (x_t - chunk) / t); sampling integrates with Euler steps.
               Or discrete (cfg.head = 'discrete'): masked action tokens, see leanvla.decode.head.
               Or regression (cfg.head = 'regression'): the expert's output is the chunk, MSE.
 
@@ -225,8 +226,8 @@ class VLA(nn.Module):
         return self._head_error_samples(self.prefix_of(obs), actions, noise, t)
 
     def head_error(self, prefix: Prefix, actions, noise, t) -> torch.Tensor:
-        """B x H training error of the action head: flow velocity error, masked-token cross-entropy
-        or squared error of the regressed chunk."""
+        """B x H training error of the action head: flow error (of the velocity or the clean chunk),
+        masked-token cross-entropy or squared error of the regressed chunk."""
         if self.cfg.head == "discrete":
             return self.expert.token_error(prefix, actions, noise, t)
         if self.cfg.head == "regression":
