@@ -190,8 +190,44 @@ def observations_at(data: Path, policy, frames) -> list[tuple]:
     images = np.stack([dataset.read_images(cam, rows=rows) for cam in policy.cameras], 1)  # n x C x H x W x 3
     images = torch.from_numpy(images).permute(0, 1, 4, 2, 3)
     state = torch.from_numpy(dataset.read_array(policy.meta["state_key"])[rows]).float()
-    tasks = dataset.read_array("task_index")[rows]
-    return [(images[i : i + 1], state[i : i + 1], torch.tensor([int(tasks[i])])) for i in range(len(tasks))]
+    # the dataset's task indices, read as the policy's own (another recording may order tasks differently)
+    tasks = [policy.task_id(dataset.tasks[t]) for t in dataset.read_array("task_index")[rows]]
+    return [(images[i : i + 1], state[i : i + 1], torch.tensor([tasks[i]])) for i in range(len(tasks))]
+
+
+def demonstration_chunks(data: Path, policy, executed: int, every: int = 6) -> list[tuple]:
+    """Every `every`-th frame of a dataset's demonstrations whose episode runs `executed` more steps, as
+    batch-1 (images, state, task index, the demonstrator's next `executed` actions) for `policy`."""
+    import numpy as np
+    import torch
+
+    from leanvla.data.reader import LeRobotDataset
+
+    dataset = LeRobotDataset(data)
+    actions, episode = dataset.read_array("action"), dataset.read_array("episode_index")
+    starts = np.arange(0, dataset.num_frames - executed, every)
+    starts = starts[episode[starts] == episode[starts + executed - 1]]
+    return [
+        (*observation, torch.tensor(actions[s : s + executed], dtype=torch.float32))
+        for observation, s in zip(observations_at(data, policy, starts), starts, strict=True)
+    ]
+
+
+def action_errors(policy, chunks: list[tuple]) -> list[float]:
+    """Per chunk, mean |predicted - demonstrated| over its demonstrated actions, in environment units,
+    predicted at batch 1 as in closed loop (Fast-dVLA's pipeline state is shared across a batch)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)  # the flow head's noise
+    return [
+        float((policy.act(images, state, task, generator)[0, : len(truth)] - truth).abs().mean())
+        for images, state, task, truth in chunks
+    ]
+
+
+def mean_action_error(policy, chunks: list[tuple]) -> float:
+    errors = action_errors(policy, chunks)
+    return sum(errors) / len(errors)
 
 
 def episodes_by_task(data: Path) -> dict[str, list[int]]:

@@ -30,8 +30,9 @@ from common import (
     benchmark_parser,
     cached_dataset,
     command_line,
+    demonstration_chunks,
+    mean_action_error,
     median_ms,
-    observations_at,
     real_observations,
     recording,
     result_record,
@@ -147,37 +148,6 @@ def latencies(policy_for, data, repeats: int = 30, warmup: int = 5, threads: int
             if i >= 0:
                 times[name].append(time.perf_counter() - start)
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
-
-
-def held_out_chunks(data, policy, every: int = 6, executed: int = EXECUTED) -> list[tuple]:
-    """Every `every`-th frame of held-out demonstrations whose episode runs `executed` more steps, as
-    batch-1 (images, state, task index, the demonstrator's next `executed` actions) for `policy`."""
-    import numpy as np
-    import torch
-
-    from leanvla.data.reader import LeRobotDataset
-
-    dataset = LeRobotDataset(data)
-    actions, episode = dataset.read_array("action"), dataset.read_array("episode_index")
-    starts = np.arange(0, dataset.num_frames - executed, every)
-    starts = starts[episode[starts] == episode[starts + executed - 1]]
-    return [
-        (*observation, torch.tensor(actions[s : s + executed], dtype=torch.float32))
-        for observation, s in zip(observations_at(data, policy, starts), starts, strict=True)
-    ]
-
-
-def held_out_error(policy, chunks: list[tuple]) -> float:
-    """Mean |predicted - demonstrated| over the executed actions of each held-out chunk, in environment
-    units, decoded at batch 1 as in closed loop (Fast-dVLA's pipeline state is shared across a batch)."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)  # the flow head's noise
-    errors = [
-        (policy.act(images, state, task, generator)[0, : len(truth)] - truth).abs().mean()
-        for images, state, task, truth in chunks
-    ]
-    return float(torch.stack(errors).mean())
 
 
 def what_iterations_do(
@@ -474,12 +444,12 @@ def main() -> None:
     errors = done.setdefault("held_out_error", {})
     missing = [name for name in VARIANTS if name not in LATENCY_ONLY and name not in errors]
     if missing:
-        chunks = held_out_chunks(held_out, policy_for(BASELINE))
-        errors.update({name: held_out_error(policy_for(name), chunks) for name in missing})
+        chunks = demonstration_chunks(held_out, policy_for(BASELINE), EXECUTED)
+        errors.update({name: mean_action_error(policy_for(name), chunks) for name in missing})
         done.save()
     if "iterations" not in done:
         bidirectional = policy_for(BASELINE)
-        chunks = held_out_chunks(held_out, bidirectional, executed=bidirectional.chunk_size)
+        chunks = demonstration_chunks(held_out, bidirectional, bidirectional.chunk_size)
         done["iterations"] = what_iterations_do(bidirectional, chunks, seed=args.seed)
         done.save()
     # Latency of every decoder, interleaved in this one process, so the ratios share conditions.
