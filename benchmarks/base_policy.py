@@ -61,6 +61,12 @@ def main() -> None:
         default=None,
         help="override the VLA's stem channels, comma-separated (32,64,128)",
     )
+    parser.add_argument(
+        "--state-noise",
+        type=float,
+        default=0.0,
+        help="std of the noise on the normalised proprio state in training, for every model (0 = off)",
+    )
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/base_policy"))
@@ -70,6 +76,8 @@ def main() -> None:
     models = args.models.split(",")
     if args.vla_flow_noise is not None and args.vla_head != "flow":
         parser.error("--vla-flow-noise needs --vla-head flow")
+    if args.state_noise < 0:
+        parser.error(f"--state-noise is a std and must be >= 0, got {args.state_noise}")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     try:
@@ -114,9 +122,14 @@ def main() -> None:
             model=vla_options,
             head=args.vla_head,
             seed=args.seed,
+            state_noise=args.state_noise,
         ),
         "plain CNN": TrainConfig(
-            data=data, out=args.work / f"cnn-{args.tasks}", model=ModelOptions(type="cnn"), seed=args.seed
+            data=data,
+            out=args.work / f"cnn-{args.tasks}",
+            model=ModelOptions(type="cnn"),
+            seed=args.seed,
+            state_noise=args.state_noise,
         ),
     }
     runs = {label: cfg for label, cfg in runs.items() if cfg.model.type in models}
@@ -171,6 +184,11 @@ def main() -> None:
         f"Data: {args.episodes} scripted-expert demonstrations per task, cameras {args.cameras} at {args.image_size} px, "
         "plus the 4-d proprio state (never the 39-d privileged state). "
         + vla_settings
+        + (
+            f"Training adds noise of std {args.state_noise:g} to the normalised proprio state. "
+            if args.state_noise
+            else ""
+        )
         + "Every model trains on the same dataset with the same seed, "
         f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run).",
         "",

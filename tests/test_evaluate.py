@@ -65,3 +65,19 @@ def test_the_flow_settings_used_are_kept_in_the_result(result, tiny_run):
         progress=False,
     )
     assert res["flow"] == {"flow_steps": 10, "flow_noise": 0.0}
+
+
+def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run):
+    from leanvla.models.checkpoint import load_policy
+    from leanvla.rollout import run_episode
+
+    policy = load_policy(tiny_run)
+    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=10)
+    seen = []
+    result = run_episode(
+        policy, env, 0, 0, TrainingPositions([]), 4, on_chunk=lambda o, c: seen.append((o, c))
+    )
+    assert len(seen) == result.chunks == 3  # 10 steps, 4 per chunk
+    first_obs, _ = env.reset(result.seed)
+    assert np.array_equal(seen[0][0], first_obs) and seen[0][0].shape == (39,)
+    assert all(c.shape == (policy.chunk_size, 4) for _, c in seen)

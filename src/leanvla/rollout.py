@@ -9,6 +9,7 @@ position a training demonstration used.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,7 +68,10 @@ def run_episode(
     train: TrainingPositions,
     n_action_steps: int,
     keep_frames: bool = False,
+    on_chunk: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> EpisodeResult:
+    """`on_chunk(obs, chunk)`, if given, sees the privileged 39-d observation each chunk was predicted
+    from, with the chunk (H x A): a diagnostic can ask the scripted expert what it would have done."""
     obs, positions, seed, skipped = held_out_reset(env, base_seed, episode, train)
     task_id = torch.tensor([policy.task_id(env.instruction)])
     generator = torch.Generator().manual_seed(seed)  # the policy's noise is part of the episode's seed
@@ -85,6 +89,8 @@ def run_episode(
         chunk = policy.act(images, state, task_id, generator)[0].numpy()  # H x A
         infer += time.perf_counter() - t0
         chunks += 1
+        if on_chunk is not None:
+            on_chunk(obs, chunk)
         decoded = getattr(policy.model, "last_decode", None)
         passes += decoded.forward_passes if decoded is not None else 0
         for k, action in enumerate(chunk[:n_action_steps]):

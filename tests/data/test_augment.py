@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from leanvla.data.augment import random_shift
+from leanvla.data.augment import random_shift, state_noise
 
 
 def test_zero_pad_is_identity():
@@ -25,3 +25,17 @@ def test_shift_moves_content_by_whole_pixels():
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) > 10  # many different shifts were drawn
+
+
+def test_zero_state_noise_is_identity():
+    state = torch.rand(4, 4)
+    assert state_noise(state, 0.0, torch.Generator().manual_seed(0)) is state
+
+
+def test_state_noise_has_the_given_std_and_follows_the_seed():
+    state = torch.rand(4096, 4)
+    noisy = state_noise(state, 0.5, torch.Generator().manual_seed(3))
+    again = state_noise(state, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(noisy, again)
+    added = noisy - state
+    assert abs(added.std().item() - 0.5) < 0.02 and abs(added.mean().item()) < 0.02

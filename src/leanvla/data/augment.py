@@ -1,7 +1,8 @@
-"""Random-shift image augmentation (DrQ): pad by `pad` pixels (edge-replicated), crop back.
+"""Training-time augmentation of observations.
 
-Behaviour cloning from pixels over-fits to exact pixel positions with a few dozen demonstrations;
-shifts of a few pixels are the cheapest known fix. Done with one grid_sample over the batch.
+Random shift (DrQ): pad by `pad` pixels (edge-replicated), crop back. Behaviour cloning from pixels
+over-fits to exact pixel positions with a few dozen demonstrations; shifts of a few pixels are the
+cheapest known fix. Done with one grid_sample over the batch. State noise: see `state_noise`.
 """
 
 from __future__ import annotations
@@ -26,3 +27,15 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
     grid = F.affine_grid(theta, (b * n, c, h, w), align_corners=False)
     out = F.grid_sample(x, grid, mode="nearest", padding_mode="border", align_corners=False)
     return out.reshape(b, n, c, h, w)
+
+
+def state_noise(state: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
+    """state: B x S normalised; adds N(0, std^2) per entry.
+
+    A policy can imitate a demonstration from the proprio state alone (where the hand is says where
+    it goes next) while barely reading the images, and then fails at positions the state does not
+    encode; blurring the state makes it read them (benchmarks/generalization.py measures this).
+    """
+    if std <= 0:
+        return state
+    return state + std * torch.randn(state.shape, generator=generator)

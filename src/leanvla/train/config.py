@@ -147,6 +147,8 @@ class TrainConfig:
     """Flow-matching noise draws per observation (VLA): they share one backbone pass."""
     augment_shift: int = 4
     """Random-shift augmentation in pixels (0 = off)."""
+    state_noise: float = 0.0
+    """Std of Gaussian noise added to the normalised proprio state in training (0 = off)."""
     balanced: bool = True
     """Sample tasks uniformly (else frames uniformly)."""
     seed: int = 0

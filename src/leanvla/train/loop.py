@@ -1,9 +1,9 @@
 """The training loop: AdamW, warm-up + cosine, gradient clipping, optional EMA, metrics.jsonl,
 atomic resumable checkpoints, and data parallelism under torchrun.
 
-Every random draw of a step (frames, augmentation shifts, flow noise and time) comes from one
-seeded generator over the *global* batch; each process then takes its slice. So a resumed run
-equals an uninterrupted one, and N processes equal one process on the same global batch.
+Every random draw of a step (frames, augmentation shifts and state noise, flow noise and time)
+comes from one seeded generator over the *global* batch; each process then takes its slice. So a
+resumed run equals an uninterrupted one, and N processes equal one process on the same global batch.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from leanvla.adapt.inject import active_ranks, lora_sp_layers, spectral_loss
 from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank
-from leanvla.data.augment import random_shift
+from leanvla.data.augment import random_shift, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.errors import require
 from leanvla.models.auxiliary import future_rows
@@ -68,6 +68,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
     require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
     require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
+    require(cfg.state_noise >= 0, f"--state-noise must be >= 0 (a std), got {cfg.state_noise}")
     cfg.check_adapter()
     cfg.check_aux()
     cfg.check_orth()
@@ -155,11 +156,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         if k == 1:
             noise, t = noise[:, 0], t[:, 0]
         valid_total = batch.action_mask.sum()
+        state = state_noise(normalizer.state(batch.state), cfg.state_noise, generator)
         # ---- this process's slice ----
         task = batch.task_index[lo:hi]
-        obs = Observation(
-            images[lo:hi], normalizer.state(batch.state[lo:hi]), tokens[task], token_mask[task], task
-        )
+        obs = Observation(images[lo:hi], state[lo:hi], tokens[task], token_mask[task], task)
         obs = Observation(
             *(x.to(world.device) for x in (obs.images, obs.state, obs.tokens, obs.token_mask, obs.task_index))
         )
