@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
@@ -35,6 +36,14 @@ from common import (
 )
 
 WORK = REPO / "outputs" / "bench"  # the measurements as JSON
+NEW_EVERY = 6  # every 6th frame of the new demonstrations
+
+
+def train_every(args) -> int:
+    """Frame stride over the training recording that gives about as many chunks as the new one."""
+    return NEW_EVERY * args.episodes // args.new_episodes
+
+
 DEFAULT_POLICIES = [
     "plain CNN=outputs/bench/base_policy_cnn_two_cameras/cnn-MT10",
     "VLA, regression head=outputs/bench/base_policy_regression/vla-MT10",
@@ -58,11 +67,10 @@ def parse_policy(spec: str) -> tuple[str, Path, float | None]:
 
 
 def per_task_means(errors: list[float], chunks: list[tuple], tasks: list[str]) -> dict[str, float]:
-    sums, counts = dict.fromkeys(tasks, 0.0), dict.fromkeys(tasks, 0)
+    by_task = defaultdict(list)
     for error, (_, _, task, _) in zip(errors, chunks, strict=True):
-        sums[tasks[int(task)]] += error
-        counts[tasks[int(task)]] += 1
-    return {t: sums[t] / counts[t] for t in tasks if counts[t]}
+        by_task[tasks[int(task)]].append(error)
+    return {t: mean(by_task[t]) for t in tasks if by_task[t]}
 
 
 def on_policy_errors(policy, directory: Path, tasks: list[str], episodes: int, seed: int) -> dict:
@@ -146,11 +154,10 @@ def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> 
     from leanvla.data.metaworld_tasks import task_for_instruction
 
     tasks = [task_for_instruction(i) for i in policy.instructions]  # as eval.json names them
-    train_every = 6 * args.episodes // args.new_episodes  # about as many training chunks as new ones
     splits = {
-        "train": demonstration_chunks(train_data, policy, args.executed, every=train_every),
-        "held_out": demonstration_chunks(new_data, policy, args.executed),
-        "held_out_first": demonstration_chunks(new_data, policy, 1),
+        "train": demonstration_chunks(train_data, policy, args.executed, every=train_every(args)),
+        "held_out": demonstration_chunks(new_data, policy, args.executed, every=NEW_EVERY),
+        "held_out_first": demonstration_chunks(new_data, policy, 1, every=NEW_EVERY),
     }
     m = {"policy": shown(directory)}
     for split, chunks in splits.items():
@@ -236,7 +243,7 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         "",
         f"`{command_line()}`",
         "",
-        f"- Training demonstrations: {shown(train_data)}, every {6 * args.episodes // args.new_episodes}th frame "
+        f"- Training demonstrations: {shown(train_data)}, every {train_every(args)}th frame "
         f"({first['train_chunks']} chunks).",
         f"- New demonstrations of the same tasks from unseen positions: {shown(new_data)} ({args.new_episodes} per "
         f"task, recording seed {args.new_seed}), every 6th frame ({first['held_out_chunks']} chunks).",
