@@ -6,6 +6,8 @@ policy trained on the same data for the same wall time, evaluated on held-out po
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --work outputs/bench/base_policy_two_cameras --name base_policy_two_cameras
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --vla-flow-target action --vla-flow-noise 0 \
         --work outputs/bench/base_policy_flow_action --name base_policy_flow_action
+    python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --vla-head regression --vla-flat-token \
+        --work outputs/bench/base_policy_flat_token --name base_policy_flat_token
 
 Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,
 inference latency per chunk, parameters) and a loss-curve figure beside it.
@@ -22,6 +24,7 @@ from common import (
     cached_dataset,
     command_line,
     inference_latency_ms,
+    logged_training_seconds,
     steps_for_budget,
     train_timed,
     write_result,
@@ -60,6 +63,11 @@ def main() -> None:
         "--vla-vision-channels",
         default=None,
         help="override the VLA's stem channels, comma-separated (32,64,128)",
+    )
+    parser.add_argument(
+        "--vla-flat-token",
+        action="store_true",
+        help="give the VLA a flatten-and-project token per camera (the CNN's image readout)",
     )
     parser.add_argument(
         "--state-noise",
@@ -102,6 +110,7 @@ def main() -> None:
         vision_patch=args.vla_vision_patch,
         vision_channels=vision_channels,
         flow_target=args.vla_flow_target,
+        vision_flat_token=True if args.vla_flat_token else None,
     )
     sampling = {} if args.vla_flow_noise is None else {"flow_noise": args.vla_flow_noise}
     try:  # a stem or a noise scale that cannot work fails here, not after minutes of recording
@@ -142,7 +151,7 @@ def main() -> None:
             cfg.steps = steps_for_budget(cfg, args.minutes)
             budget_file.parent.mkdir(parents=True, exist_ok=True)
             budget_file.write_text(json.dumps({"steps": cfg.steps}))
-        seconds = train_timed(cfg)
+        train_timed(cfg)
         metrics = read_metrics(cfg.out / "metrics.jsonl")
         result = evaluate(
             EvalConfig(
@@ -157,7 +166,7 @@ def main() -> None:
         summary[label] = {
             "result": result,
             "steps": cfg.steps,
-            "train_s": seconds,
+            "train_s": logged_training_seconds(metrics, cfg.batch_size),  # also right when resumed
             "samples_per_s": sum(m["samples_per_s"] for m in metrics[1:]) / max(1, len(metrics) - 1),
             "latency_ms": inference_latency_ms(cfg.out / "policy"),
             "params": model.num_parameters(),

@@ -127,6 +127,16 @@ def steps_for_budget(cfg, minutes: float) -> int:
     return max(50, int(minutes * 60 * measured_throughput(cfg) / cfg.batch_size))
 
 
+def logged_training_seconds(metrics: list[dict], batch_size: int) -> float:
+    """Seconds a run's training loop took, summed over its logged windows (each window's steps x
+    batch / its samples per second): the same whether the run trains now or finished earlier."""
+    seconds, previous = 0.0, 0
+    for record in metrics:
+        seconds += max(0, record["step"] - previous) * batch_size / record["samples_per_s"]
+        previous = record["step"]
+    return seconds
+
+
 def train_timed(cfg) -> float:
     """Train (or resume) `cfg`; returns wall seconds spent in this call."""
     from leanvla.train.loop import train_once

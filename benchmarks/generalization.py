@@ -51,6 +51,7 @@ DEFAULT_POLICIES = [
     "VLA, flow x-prediction, noise 0, state noise 0.5 in training=outputs/bench/base_policy_state_noise/vla-MT10@0",
     "VLA, flow x-prediction, noise 0, state noise 0.15 in training="
     "outputs/bench/base_policy_state_noise_0.15/vla-MT10@0",
+    "VLA, regression head, flat token per camera=outputs/bench/base_policy_flat_token/vla-MT10",
 ]
 
 
@@ -134,7 +135,7 @@ def plot(measured: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(measured)
     x = np.arange(len(CONDITIONS))
     for i, (label, m) in enumerate(measured.items()):
@@ -143,7 +144,7 @@ def plot(measured: dict, out: Path) -> None:
     ax.set_xticks(x, list(CONDITIONS.values()), fontsize=8)
     ax.set_ylabel("mean |first action error|")
     ax.set_title("What each policy reads, and where it errs (MT10, first action of each chunk)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))  # below: no bar hidden
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -246,7 +247,7 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         f"- Training demonstrations: {shown(train_data)}, every {train_every(args)}th frame "
         f"({first['train_chunks']} chunks).",
         f"- New demonstrations of the same tasks from unseen positions: {shown(new_data)} ({args.new_episodes} per "
-        f"task, recording seed {args.new_seed}), every 6th frame ({first['held_out_chunks']} chunks).",
+        f"task, recording seed {args.new_seed}), every {NEW_EVERY}th frame ({first['held_out_chunks']} chunks).",
         f"- Errors are mean |predicted - demonstrated| in environment units (actions lie in [-1, 1]), predicted "
         f"at batch 1 as in closed loop, flow heads from a fixed noise seed; over the {args.executed} executed "
         "actions of a chunk, or over its first action only.",

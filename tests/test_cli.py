@@ -185,7 +185,9 @@ def test_model_options_reach_the_saved_policy_config(capsys, lerobot_fixture, tm
         "train",
         *("--data", str(lerobot_fixture), "--out", str(out), "--steps", "2", "--batch-size", "4"),
         *("--model.size", "tiny", "--model.flow-target", "action", "--model.flow-steps", "3"),
+        *("--model.vision-flat-token", "True"),
     )
     assert code == 0, err
     config = json.loads((out / "policy" / "config.json").read_text())["model"]
     assert (config["flow_target"], config["flow_steps"], config["head"]) == ("action", 3, "flow")
+    assert config["vision_flat_token"] is True

@@ -134,6 +134,26 @@ def test_a_deeper_vision_stem_gives_the_same_tokens_from_more_conv_stages():
     assert [c.stride for c in convs] == [(2, 2), (2, 2), (2, 2)]
 
 
+def test_the_flat_token_reads_each_cameras_tokens_with_weights_of_their_own():
+    plain, flat = tiny(), tiny(vision_flat_token=True)
+    flat.load_state_dict(plain.state_dict(), strict=False)  # the same stem and connector
+    images = obs().images
+    tokens, out = plain.vision(images), flat.vision(images)
+    per_camera = flat.vision.tokens_per_camera
+    assert out.shape[1] == tokens.shape[1] + 2  # one more token per camera, after the others
+    torch.testing.assert_close(out[:, : tokens.shape[1]], tokens, rtol=0, atol=0)
+    w, bias = flat.vision.flat.weight, flat.vision.flat.bias
+    width = tokens.shape[-1]
+    for cam in range(2):  # slow reference: token j of the camera meets its own block of columns
+        cam_tokens = tokens[:, cam * per_camera : (cam + 1) * per_camera]
+        expected = bias + sum(
+            t @ w[:, j * width : (j + 1) * width].T for j, t in enumerate(cam_tokens.unbind(1))
+        )
+        torch.testing.assert_close(out[:, tokens.shape[1] + cam], expected, rtol=1e-5, atol=1e-6)
+    o = obs()
+    assert flat.predict(o, torch.zeros(2, 6, 4)).shape == (2, 6, 4)
+
+
 @pytest.mark.parametrize(
     "stem", [dict(vision_patch=3), dict(vision_channels=[8, 16, 16, 16, 32]), dict(vision_channels=[])]
 )

@@ -36,6 +36,10 @@ class VLAConfig:
     vision_heads: int = 4
     pixel_shuffle: int = 2
     """Merge s x s neighbouring patch tokens into one (SmolVLA's token reduction)."""
+    vision_flat_token: bool = False
+    """Add one token per camera: a linear map of all that camera's tokens laid side by side (the CNN
+    baseline's flatten-and-project readout), so each location's features keep their own weights
+    instead of being mixed by attention."""
     # ---- language ----
     vocab_size: int = 4096
     max_instruction_tokens: int = 12

@@ -1,6 +1,7 @@
 """Vision encoder: a small conv stem turns each camera image into patch tokens, an optional
 transformer refines them, and pixel shuffle merges neighbouring tokens (as SmolVLA does) before a
-linear connector projects them into the backbone's width.
+linear connector projects them into the backbone's width. Optionally one more token per camera
+reads all of its tokens at once through a linear map, as the plain CNN baseline reads its features.
 """
 
 from __future__ import annotations
@@ -57,13 +58,16 @@ class VisionEncoder(nn.Module):
         self.norm = RMSNorm(dim)
         s = cfg.pixel_shuffle
         self.connector = nn.Linear(dim * s * s, cfg.width)
+        if cfg.vision_flat_token:
+            self.flat = nn.Linear(self.tokens_per_camera * cfg.width, cfg.width)
 
     @property
     def tokens_per_camera(self) -> int:
         return (self.grid // self.cfg.pixel_shuffle) ** 2
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images: B x N_cam x 3 x S x S (normalised floats) -> B x (N_cam * tokens) x width."""
+        """images: B x N_cam x 3 x S x S (normalised floats) -> B x V x width, V = N_cam * tokens
+        (+ N_cam flat tokens, one per camera, after all the others)."""
         b, n_cam = images.shape[:2]
         x = self.stem(images.flatten(0, 1))  # (B*N) x C x g x g
         c, g = x.shape[1], x.shape[-1]
@@ -75,4 +79,8 @@ class VisionEncoder(nn.Module):
         s = self.cfg.pixel_shuffle
         x = F.pixel_unshuffle(x, s) if s > 1 else x  # (B*N) x C*s*s x g/s x g/s
         x = x.flatten(2).transpose(1, 2).reshape(b, -1, c * s * s)
-        return self.connector(x)
+        x = self.connector(x)  # B x (N * tokens) x width
+        if self.cfg.vision_flat_token:
+            flat = self.flat(x.reshape(b, n_cam, -1))  # B x N x width: one token per camera
+            x = torch.cat([x, flat], dim=1)
+        return x

@@ -33,6 +33,8 @@ class ModelOptions:
     vision_channels: list[int] | None = None
     """Override the vision stem's channels: one stage each, the first a patch embedding, the rest
     stride-2 3x3 convs (e.g. 32 64 128 with patch 2: a deeper, CNN-like stem)."""
+    vision_flat_token: bool | None = None
+    """Add a flatten-and-project token per camera to the prefix (the CNN baseline's image readout)."""
     flow_steps: int | None = None
     """Override the Euler steps of the flow head at inference."""
     flow_target: Literal["velocity", "action"] | None = None
