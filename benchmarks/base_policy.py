@@ -26,7 +26,6 @@ from common import (
     inference_latency_ms,
     logged_training_seconds,
     steps_for_budget,
-    train_timed,
     write_result,
 )
 
@@ -103,6 +102,7 @@ def main() -> None:
     from leanvla.models.config import vla_config
     from leanvla.report import plot_loss, protocol_line, read_metrics, success_table
     from leanvla.train.config import ModelOptions, TrainConfig
+    from leanvla.train.loop import train_once
 
     vla_options = ModelOptions(
         type="vla",
@@ -151,7 +151,7 @@ def main() -> None:
             cfg.steps = steps_for_budget(cfg, args.minutes)
             budget_file.parent.mkdir(parents=True, exist_ok=True)
             budget_file.write_text(json.dumps({"steps": cfg.steps}))
-        train_timed(cfg)
+        train_once(cfg)  # or resume; its time is read back from the run's log below
         metrics = read_metrics(cfg.out / "metrics.jsonl")
         result = evaluate(
             EvalConfig(
