@@ -39,6 +39,12 @@ def main() -> None:
     parser.add_argument("--cameras", default="corner2")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--minutes", type=float, default=40.0, help="training wall time given to each model")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train every model for exactly this many steps instead of --minutes (to match an earlier run's count)",
+    )
     parser.add_argument("--vla-size", default="small")
     parser.add_argument(
         "--vla-head", default="flow", choices=["flow", "regression"], help="the VLA's action head"
@@ -74,6 +80,12 @@ def main() -> None:
         default=0.0,
         help="std of the noise on the normalised proprio state in training, for every model (0 = off)",
     )
+    parser.add_argument(
+        "--state-dropout",
+        type=float,
+        default=0.0,
+        help="probability of replacing a training sample's proprio state by the mean, for every model (0 = off)",
+    )
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/base_policy"))
@@ -85,6 +97,10 @@ def main() -> None:
         parser.error("--vla-flow-noise needs --vla-head flow")
     if args.state_noise < 0:
         parser.error(f"--state-noise is a std and must be >= 0, got {args.state_noise}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if not 0 <= args.state_dropout < 1:
+        parser.error(f"--state-dropout is a probability in [0, 1), got {args.state_dropout}")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     try:
@@ -132,6 +148,7 @@ def main() -> None:
             head=args.vla_head,
             seed=args.seed,
             state_noise=args.state_noise,
+            state_dropout=args.state_dropout,
         ),
         "plain CNN": TrainConfig(
             data=data,
@@ -139,6 +156,7 @@ def main() -> None:
             model=ModelOptions(type="cnn"),
             seed=args.seed,
             state_noise=args.state_noise,
+            state_dropout=args.state_dropout,
         ),
     }
     runs = {label: cfg for label, cfg in runs.items() if cfg.model.type in models}
@@ -148,7 +166,7 @@ def main() -> None:
         if budget_file.is_file():  # resuming: keep the step count measured the first time
             cfg.steps = json.loads(budget_file.read_text())["steps"]
         else:
-            cfg.steps = steps_for_budget(cfg, args.minutes)
+            cfg.steps = args.steps or steps_for_budget(cfg, args.minutes)
             budget_file.parent.mkdir(parents=True, exist_ok=True)
             budget_file.write_text(json.dumps({"steps": cfg.steps}))
         train_once(cfg)  # or resume; its time is read back from the run's log below
@@ -198,8 +216,17 @@ def main() -> None:
             if args.state_noise
             else ""
         )
+        + (
+            f"Training replaces the proprio state by its mean in a fraction {args.state_dropout:g} of samples. "
+            if args.state_dropout
+            else ""
+        )
         + "Every model trains on the same dataset with the same seed, "
-        f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run).",
+        + (
+            f"for the same number of optimizer steps ({args.steps}, fixed by --steps)."
+            if args.steps
+            else f"for the same wall-clock budget ({args.minutes:g} min each on this machine: the step count is the budget times the throughput each model measured in a short probe run)."
+        ),
         "",
         "Protocol: " + protocol_line(next(iter(summary.values()))["result"]),
     ]

@@ -1,6 +1,6 @@
 """Fit or generalisation? What trained policies read, and where their actions go wrong.
 
-    python benchmarks/generalization.py     # the MT10 policies of base_policy.py's runs (about 10 min)
+    python benchmarks/generalization.py     # the MT10 policies of base_policy.py's runs (about 3 min each)
     python benchmarks/generalization.py --policy "mine=outputs/run@0" --policy "CNN=outputs/cnn"
 
 The MT10 runs of base_policy.py left the plain CNN 15 points ahead of the best reference VLA while
@@ -52,6 +52,7 @@ DEFAULT_POLICIES = [
     "VLA, flow x-prediction, noise 0, state noise 0.15 in training="
     "outputs/bench/base_policy_state_noise_0.15/vla-MT10@0",
     "VLA, regression head, flat token per camera=outputs/bench/base_policy_flat_token/vla-MT10",
+    "VLA, regression head, state dropout 0.5 in training=outputs/bench/base_policy_state_dropout/vla-MT10",
 ]
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from leanvla.data.augment import random_shift, state_noise
+from leanvla.data.augment import random_shift, state_dropout, state_noise
 
 
 def test_zero_pad_is_identity():
@@ -39,3 +39,18 @@ def test_state_noise_has_the_given_std_and_follows_the_seed():
     assert torch.equal(noisy, again)
     added = noisy - state
     assert abs(added.std().item() - 0.5) < 0.02 and abs(added.mean().item()) < 0.02
+
+
+def test_zero_state_dropout_is_identity():
+    state = torch.rand(4, 4)
+    assert state_dropout(state, 0.0, torch.Generator().manual_seed(0)) is state
+
+
+def test_state_dropout_zeroes_whole_rows_at_the_given_rate():
+    state = torch.rand(4096, 4) + 1.0  # no entry is zero before dropout
+    out = state_dropout(state, 0.3, torch.Generator().manual_seed(1))
+    dropped = (out == 0).all(dim=1)
+    kept = (out == state).all(dim=1)
+    assert torch.equal(dropped | kept, torch.ones(4096, dtype=torch.bool))  # rows, never single entries
+    assert abs(dropped.float().mean().item() - 0.3) < 0.03
+    assert torch.equal(out, state_dropout(state, 0.3, torch.Generator().manual_seed(1)))

@@ -2,7 +2,8 @@
 
 Random shift (DrQ): pad by `pad` pixels (edge-replicated), crop back. Behaviour cloning from pixels
 over-fits to exact pixel positions with a few dozen demonstrations; shifts of a few pixels are the
-cheapest known fix. Done with one grid_sample over the batch. State noise: see `state_noise`.
+cheapest known fix. Done with one grid_sample over the batch. State noise and state dropout: see
+`state_noise` and `state_dropout`.
 """
 
 from __future__ import annotations
@@ -39,3 +40,15 @@ def state_noise(state: torch.Tensor, std: float, generator: torch.Generator) -> 
     if std <= 0:
         return state
     return state + std * torch.randn(state.shape, generator=generator)
+
+
+def state_dropout(state: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """state: B x S normalised; each row becomes zeros (the dataset's mean state) with probability p.
+
+    Noise only blurs the state; dropping it whole leaves a sample the images alone can explain, so
+    the policy must learn to read them. Evaluation always sees the state.
+    """
+    if p <= 0:
+        return state
+    keep = torch.rand(state.shape[0], 1, generator=generator) >= p
+    return state * keep

@@ -151,6 +151,8 @@ class TrainConfig:
     """Random-shift augmentation in pixels (0 = off)."""
     state_noise: float = 0.0
     """Std of Gaussian noise added to the normalised proprio state in training (0 = off)."""
+    state_dropout: float = 0.0
+    """Probability that a training sample's proprio state is replaced by the dataset mean (0 = off)."""
     balanced: bool = True
     """Sample tasks uniformly (else frames uniformly)."""
     seed: int = 0

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from leanvla.adapt.inject import active_ranks, lora_sp_layers, spectral_loss
 from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank
-from leanvla.data.augment import random_shift, state_noise
+from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.errors import require
 from leanvla.models.auxiliary import future_rows
@@ -69,6 +69,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
     require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
     require(cfg.state_noise >= 0, f"--state-noise must be >= 0 (a std), got {cfg.state_noise}")
+    require(
+        0 <= cfg.state_dropout < 1,
+        f"--state-dropout is a probability in [0, 1), got {cfg.state_dropout}",
+    )
     cfg.check_adapter()
     cfg.check_aux()
     cfg.check_orth()
@@ -157,6 +161,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             noise, t = noise[:, 0], t[:, 0]
         valid_total = batch.action_mask.sum()
         state = state_noise(normalizer.state(batch.state), cfg.state_noise, generator)
+        state = state_dropout(state, cfg.state_dropout, generator)
         # ---- this process's slice ----
         task = batch.task_index[lo:hi]
         obs = Observation(images[lo:hi], state[lo:hi], tokens[task], token_mask[task], task)

@@ -1,4 +1,4 @@
-"""State noise in training: it reaches what the model sees, follows the seed, and is checked."""
+"""State noise and state dropout in training: they reach what the model sees, follow the seed, and are checked."""
 
 from __future__ import annotations
 
@@ -32,4 +32,19 @@ def test_state_noise_changes_training_and_is_reproducible(data, tmp_path):
 def test_negative_state_noise_is_refused(data, tmp_path):
     with pytest.raises(UserError, match="--state-noise must be >= 0"):
         train(tiny_train_config(data, tmp_path / "r", state_noise=-0.1), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_state_dropout_changes_training_and_is_reproducible(data, tmp_path):
+    plain = weights(train(tiny_train_config(data, tmp_path / "plain"), progress=False))
+    dropped = weights(train(tiny_train_config(data, tmp_path / "a", state_dropout=0.5), progress=False))
+    again = weights(train(tiny_train_config(data, tmp_path / "b", state_dropout=0.5), progress=False))
+    assert all(torch.equal(dropped[k], again[k]) for k in dropped)
+    assert not torch.equal(plain["state_proj.weight"], dropped["state_proj.weight"])
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0])
+def test_state_dropout_outside_zero_one_is_refused(data, tmp_path, p):
+    with pytest.raises(UserError, match=r"--state-dropout is a probability in \[0, 1\)"):
+        train(tiny_train_config(data, tmp_path / "r", state_dropout=p), progress=False)
     assert not (tmp_path / "r").exists()
