@@ -21,26 +21,19 @@ def weights(run):
     return load_file(str(run / "policy" / "model.safetensors"))
 
 
-def test_state_noise_changes_training_and_is_reproducible(data, tmp_path):
+@pytest.mark.parametrize("option", [{"state_noise": 0.5}, {"state_dropout": 0.5}])
+def test_state_augmentation_changes_training_and_is_reproducible(data, tmp_path, option):
     plain = weights(train(tiny_train_config(data, tmp_path / "plain"), progress=False))
-    noisy = weights(train(tiny_train_config(data, tmp_path / "a", state_noise=0.5), progress=False))
-    again = weights(train(tiny_train_config(data, tmp_path / "b", state_noise=0.5), progress=False))
-    assert all(torch.equal(noisy[k], again[k]) for k in noisy)
-    assert not torch.equal(plain["state_proj.weight"], noisy["state_proj.weight"])
+    changed = weights(train(tiny_train_config(data, tmp_path / "a", **option), progress=False))
+    again = weights(train(tiny_train_config(data, tmp_path / "b", **option), progress=False))
+    assert all(torch.equal(changed[k], again[k]) for k in changed)
+    assert not torch.equal(plain["state_proj.weight"], changed["state_proj.weight"])
 
 
 def test_negative_state_noise_is_refused(data, tmp_path):
     with pytest.raises(UserError, match="--state-noise must be >= 0"):
         train(tiny_train_config(data, tmp_path / "r", state_noise=-0.1), progress=False)
     assert not (tmp_path / "r").exists()
-
-
-def test_state_dropout_changes_training_and_is_reproducible(data, tmp_path):
-    plain = weights(train(tiny_train_config(data, tmp_path / "plain"), progress=False))
-    dropped = weights(train(tiny_train_config(data, tmp_path / "a", state_dropout=0.5), progress=False))
-    again = weights(train(tiny_train_config(data, tmp_path / "b", state_dropout=0.5), progress=False))
-    assert all(torch.equal(dropped[k], again[k]) for k in dropped)
-    assert not torch.equal(plain["state_proj.weight"], dropped["state_proj.weight"])
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.0])
