@@ -165,6 +165,11 @@ def main() -> None:
         budget_file = cfg.out.with_name(cfg.out.name + ".steps.json")
         if budget_file.is_file():  # resuming: keep the step count measured the first time
             cfg.steps = json.loads(budget_file.read_text())["steps"]
+            if args.steps and args.steps != cfg.steps:
+                parser.error(
+                    f"--steps {args.steps}: {cfg.out} was started with {cfg.steps} steps; "
+                    "give that count to resume it, or a new --work"
+                )
         else:
             cfg.steps = args.steps or steps_for_budget(cfg, args.minutes)
             budget_file.parent.mkdir(parents=True, exist_ok=True)
