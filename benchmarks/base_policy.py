@@ -95,12 +95,8 @@ def main() -> None:
     models = args.models.split(",")
     if args.vla_flow_noise is not None and args.vla_head != "flow":
         parser.error("--vla-flow-noise needs --vla-head flow")
-    if args.state_noise < 0:
-        parser.error(f"--state-noise is a std and must be >= 0, got {args.state_noise}")
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
-    if not 0 <= args.state_dropout < 1:
-        parser.error(f"--state-dropout is a probability in [0, 1), got {args.state_dropout}")
     if not set(models) <= {"vla", "cnn"}:  # checked before minutes of recording, not after
         parser.error(f"--models must name vla and/or cnn, got '{args.models}'")
     try:
@@ -117,7 +113,7 @@ def main() -> None:
     from leanvla.models.checkpoint import load_model
     from leanvla.models.config import vla_config
     from leanvla.report import plot_loss, protocol_line, read_metrics, success_table
-    from leanvla.train.config import ModelOptions, TrainConfig
+    from leanvla.train.config import ModelOptions, TrainConfig, check_state_augmentation
     from leanvla.train.loop import train_once
 
     vla_options = ModelOptions(
@@ -129,8 +125,9 @@ def main() -> None:
         vision_flat_token=True if args.vla_flat_token else None,
     )
     sampling = {} if args.vla_flow_noise is None else {"flow_noise": args.vla_flow_noise}
-    try:  # a stem or a noise scale that cannot work fails here, not after minutes of recording
+    try:  # a stem, a noise scale or a state option that cannot work fails here, not after minutes of recording
         vla_config(args.vla_size, image_size=args.image_size, **vla_options.overrides(), **sampling)
+        check_state_augmentation(args.state_noise, args.state_dropout)
     except UserError as error:
         parser.error(str(error))
     data = cached_dataset(

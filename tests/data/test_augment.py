@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from leanvla.data.augment import random_shift, state_dropout, state_noise
@@ -27,9 +28,10 @@ def test_shift_moves_content_by_whole_pixels():
     assert len(seen) > 10  # many different shifts were drawn
 
 
-def test_zero_state_noise_is_identity():
+@pytest.mark.parametrize("augment", [state_noise, state_dropout])
+def test_zero_state_augmentation_is_identity(augment):
     state = torch.rand(4, 4)
-    assert state_noise(state, 0.0, torch.Generator().manual_seed(0)) is state
+    assert augment(state, 0.0, torch.Generator().manual_seed(0)) is state
 
 
 def test_state_noise_has_the_given_std_and_follows_the_seed():
@@ -39,11 +41,6 @@ def test_state_noise_has_the_given_std_and_follows_the_seed():
     assert torch.equal(noisy, again)
     added = noisy - state
     assert abs(added.std().item() - 0.5) < 0.02 and abs(added.mean().item()) < 0.02
-
-
-def test_zero_state_dropout_is_identity():
-    state = torch.rand(4, 4)
-    assert state_dropout(state, 0.0, torch.Generator().manual_seed(0)) is state
 
 
 def test_state_dropout_zeroes_whole_rows_at_the_given_rate():

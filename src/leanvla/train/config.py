@@ -10,6 +10,12 @@ from leanvla.adapt.config import LoRAOptions
 from leanvla.errors import require
 
 
+def check_state_augmentation(state_noise: float, state_dropout: float) -> None:
+    """--state-noise is a std, --state-dropout a probability: say so before any data is read."""
+    require(state_noise >= 0, f"--state-noise must be >= 0 (a std), got {state_noise}")
+    require(0 <= state_dropout < 1, f"--state-dropout is a probability in [0, 1), got {state_dropout}")
+
+
 @dataclass
 class ModelOptions:
     """Which model to train and how big."""

@@ -26,7 +26,7 @@ from leanvla.models.auxiliary import future_rows
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
 from leanvla.train.build import build_run
-from leanvla.train.config import TrainConfig
+from leanvla.train.config import TrainConfig, check_state_augmentation
 from leanvla.train.distributed import barrier, init_world, shutdown
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
@@ -68,11 +68,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
     require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
     require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
-    require(cfg.state_noise >= 0, f"--state-noise must be >= 0 (a std), got {cfg.state_noise}")
-    require(
-        0 <= cfg.state_dropout < 1,
-        f"--state-dropout is a probability in [0, 1), got {cfg.state_dropout}",
-    )
+    check_state_augmentation(cfg.state_noise, cfg.state_dropout)
     cfg.check_adapter()
     cfg.check_aux()
     cfg.check_orth()
