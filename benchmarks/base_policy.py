@@ -1,7 +1,9 @@
 """Base policy on MT10 from images + proprio: the reference VLA vs a plain CNN behaviour-cloning
 policy trained on the same data for the same wall time, evaluated on held-out positions.
 
-    python benchmarks/base_policy.py                    # MT10, the full protocol (107 min measured on 2 cores)
+    python benchmarks/base_policy.py --name base_policy_one_camera  # MT10, one camera, the first protocol (107 min)
+    python benchmarks/base_policy.py --cameras corner2,corner3 --vla-head regression --state-dropout 0.5 --minutes 50 \
+        --work outputs/bench/base_policy_headline       # the headline table: the best VLA recipe found, vs the CNN
     python benchmarks/base_policy.py --tasks DEMO5 --minutes 10 --eval-episodes 20
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --work outputs/bench/base_policy_two_cameras --name base_policy_two_cameras
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --vla-flow-target action --vla-flow-noise 0 \
@@ -9,8 +11,8 @@ policy trained on the same data for the same wall time, evaluated on held-out po
     python benchmarks/base_policy.py --cameras corner2,corner3 --models vla --vla-head regression --vla-flat-token \
         --work outputs/bench/base_policy_flat_token --name base_policy_flat_token
 
-Writes docs/results/base_policy.md (per-task success with 95% intervals, training throughput,
-inference latency per chunk, parameters) and a loss-curve figure beside it.
+Writes docs/results/NAME.md (--name, default base_policy) with per-task success and 95% intervals,
+training throughput, inference latency per chunk and parameters, and a loss-curve figure beside it.
 """
 
 from __future__ import annotations

@@ -122,9 +122,12 @@ def probe_speed_and_memory(cfg, probe_steps: int = 40) -> tuple[float, float]:
     return result
 
 
-def steps_for_budget(cfg, minutes: float) -> int:
-    """Optimizer steps that fill `minutes` of training for this model on this machine."""
-    return max(50, int(minutes * 60 * measured_throughput(cfg) / cfg.batch_size))
+def steps_for_budget(cfg, minutes: float, probe_steps: int = 200) -> int:
+    """Optimizer steps that fill `minutes` of training for this model on this machine.
+
+    The probe is long (its warm window is 100 steps) because 40-step probes misjudged the budget by
+    up to a third, in both directions: a "40 min" budget gave the CNN 29 min and the VLA 44 min."""
+    return max(50, int(minutes * 60 * measured_throughput(cfg, probe_steps) / cfg.batch_size))
 
 
 def logged_training_seconds(metrics: list[dict], batch_size: int) -> float:
