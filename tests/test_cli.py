@@ -120,6 +120,29 @@ def test_unknown_command(capsys):
     one_line_error(code, err, "unknown command")
 
 
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["--select-by", "loss"], ["invalid choice 'loss'", "--select-by", "influence"]),
+        (["--fraction", "half"], ["--fraction", "'half'"]),
+        (["--bogus", "3"], ["Unrecognized options", "--bogus"]),
+        ([], ["Missing", "--out"]),
+    ],
+)
+def test_parse_errors_are_one_line_too(capsys, argv, needles):
+    """tyro's boxed parse errors, flattened: what was wrong, and where to read the options."""
+    code, _, err = run(
+        capsys, "curate", "--policy", "p", "--data", "d", *(["--out", "o"] if argv else []), *argv
+    )
+    one_line_error(code, err, "leanvla curate: error:", "leanvla curate --help", *needles)
+    assert "│" not in err and "─" not in err
+
+
+def test_help_exits_0(capsys):
+    assert main(["curate", "--help"]) == 0
+    assert "--select-by" in capsys.readouterr().out
+
+
 def test_console_entry_point_exit_code(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "leanvla", "info", str(tmp_path / "nope")], capture_output=True, text=True

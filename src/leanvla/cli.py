@@ -1,13 +1,17 @@
 """The `leanvla` command: parses options into config dataclasses (tyro), dispatches, prints.
 
 No logic lives here. Bad input raises `UserError` anywhere below; this layer prints it as one
-line on stderr and exits with code 2.
+line on stderr and exits with code 2. tyro's own parse errors (an unknown choice, a missing or
+malformed option) come as a drawn box; they are flattened to the same one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +149,19 @@ def _usage(commands) -> str:
     return "\n".join(lines)
 
 
+def one_line_parse_error(box: str) -> str:
+    """tyro's error box as one line: its title, then its text up to the box's first inner rule."""
+    lines = [line.strip().strip("│").strip() for line in box.strip().splitlines()]
+    title = re.sub(r"^[╭─\s]+|[─╮\s]+$", "", lines[0]) if lines else "parse error"
+    text = []
+    for line in lines[1:]:
+        if line.startswith(("─", "╰")):
+            break
+        text.append(line)
+    text = " ".join(" ".join(text).split())
+    return text if text.lower().startswith(title.lower()) else f"{title.lower()}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
@@ -153,7 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     for words, (config_cls, runner, _) in commands.items():
         if tuple(argv[: len(words)]) == words:
-            cfg = tyro.cli(config_cls, args=argv[len(words) :], prog=f"leanvla {' '.join(words)}")
+            prog = f"leanvla {' '.join(words)}"
+            captured = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(captured):
+                    cfg = tyro.cli(config_cls, args=argv[len(words) :], prog=prog)
+            except SystemExit as exc:
+                if not exc.code:  # --help
+                    return 0
+                detail = one_line_parse_error(captured.getvalue())
+                print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
+                return 2
             try:
                 runner(cfg)
             except UserError as exc:
