@@ -10,13 +10,14 @@ rank-r approximation agree with the exact inverse, and does training on the cura
 2. Policy: the shared pretrained base fine-tuned on the noisy data (influence is measured around
    the model trained on the data it scores).
 3. `leanvla curate` (exact inverse): AUROC of bad vs good from the interactive, local and global
-   scores, overall and per kind of corruption.
+   scores and from typicality (self-influence; no validation data), overall and per kind of corruption.
    The same AUROC with one setting changed (damping, frames per demonstration, k): is it the settings?
 4. RTA vs exact on the same stored gradients: Spearman correlation of the scores and time, per rank
    up to just below N, at damping 0.1 and 1.0, with F's spectrum to read them by.
 5. Closed loop: training on the curated 50% vs all the data vs a random 50% (same steps, seed,
    batch), success on held-out positions; also on the half that the sweep's best damping selects
-   (chosen after seeing the labels: an optimistic bound).
+   (chosen after seeing the labels: an optimistic bound), and on the half `--select-by typicality`
+   keeps at the default settings.
 
     python benchmarks/curate.py --head regression --skip-closed-loop --work outputs/bench/curate_regression --name curate_regression
 
@@ -26,6 +27,7 @@ Writes docs/results/<--name>.md (default curate.md). Results accumulate in WORK/
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 from common import (
@@ -63,12 +65,15 @@ RTA_RANKS = [4, 8, 16, 32, 64, 128, 160, 176, 192]
 TUNED = "damping 100"
 ALL, CURATED, RANDOM = "all data", f"ATHENA-curated {FRACTION:.0%}", f"random {FRACTION:.0%}"
 CURATED_TUNED = f"ATHENA-curated {FRACTION:.0%}, {TUNED}"
+TYPICAL = f"typicality-curated {FRACTION:.0%}"
+DETECTORS = ("score", "local", "global", "typicality")  # scores.csv columns, higher = better demo
 # Closed-loop variant -> the name of its run, evaluation and selection files under WORK.
 VARIANT_IDS = {
     ALL: "all",
     CURATED: "athena-curated",
     RANDOM: "random",
     CURATED_TUNED: f"athena-curated-{slug(TUNED)}",
+    TYPICAL: "typicality-curated",
 }
 
 
@@ -89,7 +94,7 @@ def detection(scores: list[dict], labels: dict) -> dict:
     """AUROC per score kind, overall and per corruption kind."""
     kind_of = {b["episode_index"]: b["kind"] for b in labels["bad"]}
     out = {}
-    for column in ("score", "local", "global"):
+    for column in DETECTORS:
         good = [r[column] for r in scores if r["episode_index"] not in kind_of]
         bad = [r[column] for r in scores if r["episode_index"] in kind_of]
         row = {"all": auroc(bad, good), "n_bad": len(bad), "n_good": len(good)}
@@ -200,6 +205,10 @@ def main() -> None:
     curated = work / "curated"
     if not (curated / "scores.csv").is_file():
         curate(settings(curated))
+    typical = work / "typicality-curated"
+    if not (typical / "selection.json").is_file():  # rescores the stored gradients: seconds
+        shutil.copytree(curated / "gradients", typical / "gradients", dirs_exist_ok=True)
+        curate(settings(typical, select_by="typicality"), progress=False)
     timing = json.loads((curated / "timing.json").read_text())
     scores = read_scores(curated / "scores.csv")
     done["detection"] = detection(scores, labels)
@@ -217,7 +226,8 @@ def main() -> None:
         if name not in sweep:
             out = work / "sensitivity" / slug(name)
             curate(settings(out, overwrite=True, **changes), progress=False)
-            sweep[name] = detection(read_scores(out / "scores.csv"), labels)["score"]
+            found = detection(read_scores(out / "scores.csv"), labels)
+            sweep[name] = {column: found[column] for column in ("score", "typicality")}
             done["sensitivity"] = sweep
             done.save()
 
@@ -232,6 +242,7 @@ def main() -> None:
         CURATED: chosen,
         RANDOM: sorted(random.Random(args.seed).sample(episodes, len(chosen))),
         CURATED_TUNED: tuned,
+        TYPICAL: json.loads((typical / "selection.json").read_text())["episodes"],
     }
     for name, selection in selections.items():
         if name in done or args.skip_closed_loop:
@@ -309,14 +320,18 @@ def write_doc(args, done: dict, labels: dict) -> None:
         f"({args.head} head) fine-tuned {args.policy_steps} steps on this data. Curation: every Linear of backbone and expert, "
         f"k_in = k_out = {K} (P = {timing['dim']}), 32 frames per demonstration, exact inverse, damping 0.1, alpha 0.5, "
         f"queries from a clean validation set (5 per task, another seed); {timing['demonstrations']} demonstrations "
-        f"scored in {seconds(timing, 'collect_s'):.0f} s.",
+        + (
+            f"scored in {seconds(timing, 'collect_s'):.0f} s."
+            if not timing["resumed_rows"]
+            else "scored from gradients an earlier run of this command stored."
+        ),
         "",
         "## Finding bad data: AUROC (bad scored below good)",
         "",
         "| score | all bad | " + " | ".join(kinds) + " |",
         "|---|---|" + "---|" * len(kinds),
     ]
-    for column in ("score", "local", "global"):
+    for column in DETECTORS:
         row = det[column]
         cells = [f"{row[k]:.3f} (n={row['n_' + k]})" if row.get(k) is not None else "" for k in kinds]
         lines.append(
@@ -342,13 +357,17 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "",
             "## Does AUROC depend on the settings?",
             "",
-            "The interactive score's AUROC with one setting changed from the above (same policy, data, labels).",
+            "AUROC of the interactive score and of typicality with one setting changed from the above "
+            "(same policy, data, labels).",
             "",
-            "| setting | all bad | " + " | ".join(kinds) + " |",
-            "|---|---|" + "---|" * len(kinds),
+            "| setting | detector | all bad | " + " | ".join(kinds) + " |",
+            "|---|---|---|" + "---|" * len(kinds),
         ]
-        for name, row in {"as above": det["score"], **done["sensitivity"]}.items():
-            lines.append(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in ["all", *kinds]) + " |")
+        as_above = {column: det[column] for column in ("score", "typicality")}
+        for name, found in {"as above": as_above, **done["sensitivity"]}.items():
+            for column, row in found.items():
+                cells = " | ".join(f"{row[k]:.3f}" for k in ["all", *kinds])
+                lines.append(f"| {name} | {column} | {cells} |")
     names = [n for n in VARIANT_IDS if n in done]
     if names:
         bad = {b["episode_index"] for b in labels["bad"]}
@@ -363,7 +382,8 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "",
             f"Each variant: the shared pretrained base fine-tuned {args.steps} steps on its selection (same seed, batch 64). "
             f"'{CURATED_TUNED}' keeps the half that curation at {TUNED} (the sensitivity table's best detector) "
-            "selects: that damping was chosen after seeing the labels, so its row is an optimistic bound.",
+            "selects: that damping was chosen after seeing the labels, so its row is an optimistic bound. "
+            f"'{TYPICAL}' keeps the half with the highest typicality (`--select-by typicality`, default damping).",
             "",
             "Protocol: " + done[names[0]]["protocol"],
             "",
@@ -374,10 +394,11 @@ def write_doc(args, done: dict, labels: dict) -> None:
     elif len(names) < len(VARIANT_IDS):
         lines += ["", "Some closed-loop variants have not run yet (the script resumes where it stopped)."]
     lines += ["", "## Against the goals", ""]
-    lines.append(
-        f"- Bad data: AUROC {det['score']['all']:.3f} overall (goal >= 0.85); per kind: "
-        + ", ".join(f"{k} {det['score'][k]:.3f}" for k in kinds if det["score"].get(k) is not None)
-    )
+    for column, name in (("score", "interactive influence"), ("typicality", "typicality (self-influence)")):
+        lines.append(
+            f"- Bad data, {name}: AUROC {det[column]['all']:.3f} overall (goal >= 0.85); per kind: "
+            + ", ".join(f"{k} {det[column][k]:.3f}" for k in kinds if det[column].get(k) is not None)
+        )
     good_ranks = [
         r for r in done["rta"] if r["rank"] != "exact" and r["spearman"] >= 0.95 and r["rank"] <= r["P"] / 4
     ]
@@ -392,10 +413,11 @@ def write_doc(args, done: dict, labels: dict) -> None:
         + ("; close to N, so at this N with no time saved (see under the RTA table)" if good_ranks else "")
     )
     if len(names) == len(VARIANT_IDS):
-        all_, cur, rnd, tuned = (100 * done[n]["mean"] for n in VARIANT_IDS)
+        all_, cur, rnd, tuned, typ = (100 * done[n]["mean"] for n in VARIANT_IDS)
         lines.append(
             f"- Closed loop: curated {cur:.1f}% vs all {all_:.1f}% vs random {rnd:.1f}% "
-            f"(goal: curated >= all and > random); curated at {TUNED}: {tuned:.1f}%"
+            f"(goal: curated >= all and > random); curated at {TUNED}: {tuned:.1f}%; "
+            f"curated by typicality: {typ:.1f}%"
         )
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 

@@ -61,6 +61,25 @@ def test_rescoring_reuses_stored_gradients(curated, tiny_run, tiny_dataset):
     assert read_scores(curated / "scores.csv") == first
 
 
+def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, tiny_dataset, tmp_path):
+    import shutil
+
+    out = tmp_path / "typical"
+    shutil.copytree(curated / "gradients", out / "gradients")  # rescoring: no collection
+    assert main([*curate_args(tiny_run, tiny_dataset, out), *FAST, "--select-by", "typicality"]) == 0
+    rows = read_scores(out / "scores.csv")
+    assert [r["self_influence"] for r in rows] == [
+        r["self_influence"] for r in read_scores(curated / "scores.csv")
+    ]
+    for task in {r["task"] for r in rows}:  # 2 per task, half kept: the floor keeps the more typical one
+        mine = [r for r in rows if r["task"] == task]
+        kept = [r for r in mine if r["selected"]]
+        assert len(kept) == 1 and kept[0]["typicality"] == max(r["typicality"] for r in mine)
+        assert kept[0]["self_influence"] == min(r["self_influence"] for r in mine)
+    assert json.loads((out / "selection.json").read_text())["select_by"] == "typicality"
+    assert "typicality" in (out / "report.md").read_text()
+
+
 def test_selection_trains(curated, tiny_dataset, tmp_path):
     from leanvla.train.loop import train
     from tests.helpers import tiny_train_config
@@ -78,6 +97,7 @@ def test_selection_trains(curated, tiny_dataset, tmp_path):
         (["--fraction", "0.5", "--task-floor", "0.7"], "--task-floor must be in"),
         (["--val-per-task", "3"], "would leave none to score"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
+        (["--select-by", "loss"], "--select-by"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(extra, message, tiny_run, tiny_dataset, tmp_path, capsys):

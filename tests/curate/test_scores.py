@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from leanvla.curate.curvature import ExactInverse
-from leanvla.curate.scores import influence, select
+from leanvla.curate.scores import influence, select, self_influence
 from leanvla.errors import UserError
 
 
@@ -28,6 +28,35 @@ def test_scores_follow_their_definitions():
         assert float(result.local[i]) == pytest.approx(z[tasks[i]], rel=1e-9)
         assert float(result.global_[i]) == pytest.approx(sum(z) / 3, rel=1e-9)
         assert float(result.score[i]) == pytest.approx(0.3 * z[tasks[i]] + 0.7 * sum(z) / 3, rel=1e-9)
+
+
+def test_self_influence_and_typicality_follow_their_definitions():
+    g = torch.Generator().manual_seed(2)
+    phi, val = torch.randn(9, 5, generator=g), torch.randn(3, 5, generator=g)
+    tasks = [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    solver = ExactInverse(phi, 0.3)
+    result = influence(phi, tasks, val, [0, 1, 0], solver)
+    fisher = phi.double().T @ phi.double() / 9
+    inverse = torch.linalg.inv(fisher + solver.damping * torch.eye(5, dtype=torch.float64))
+    own = torch.stack([phi[i].double() @ inverse @ phi[i].double() for i in range(9)])
+    assert torch.allclose(result.self_influence, own, rtol=1e-9)
+    for members in ([0, 1, 2, 3], [4, 5, 6, 7, 8]):
+        values = own[members]
+        expected = -(values - values.mean()) / values.std(unbiased=False)
+        assert torch.allclose(result.typicality[members], expected, rtol=1e-9)
+    # chunked solves give what one solve gives
+    assert torch.allclose(self_influence(phi, solver, chunk=2), own, rtol=1e-9)
+
+
+def test_the_demo_unlike_its_tasks_others_is_least_typical():
+    g = torch.Generator().manual_seed(3)
+    shared = torch.randn(16, generator=g)
+    phi = shared + 0.05 * torch.randn(12, 16, generator=g)  # one task's demos agree
+    outlier = torch.randn(16, generator=g)
+    phi[5] = outlier / outlier.norm() * shared.norm() / 2  # off the shared direction, half as long
+    result = influence(phi, [0] * 12, phi[:2], [0, 0], ExactInverse(phi, 0.1))
+    assert int(result.typicality.argmin()) == 5
+    assert float(phi[5].norm()) < float(phi.norm(dim=1).median())  # found by direction, not norm
 
 
 def test_a_demo_aligned_with_a_tasks_validation_gradient_scores_highest():

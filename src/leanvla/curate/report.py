@@ -25,9 +25,14 @@ def _short(text: str, n: int = 28) -> str:
 
 
 def plot_scores(
-    path: Path, names: list[str], score: torch.Tensor, task_of: list[int], selected: torch.Tensor
+    path: Path,
+    names: list[str],
+    score: torch.Tensor,
+    task_of: list[int],
+    selected: torch.Tensor,
+    label: str,
 ) -> None:
-    """Per task: every demonstration's score, kept ones filled."""
+    """Per task: every demonstration's score (`label` names it), kept ones filled."""
     plt = _plt()
     tasks = sorted(set(task_of))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.4))
@@ -49,7 +54,7 @@ def plot_scores(
             label="dropped" if x == 0 else None,
         )
     ax.set_xticks(range(len(tasks)), [_short(names[k]) for k in tasks], rotation=20, ha="right", fontsize=7)
-    ax.set_ylabel("interactive influence score")
+    ax.set_ylabel(label)
     ax.set_title("scores per task", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -115,13 +120,19 @@ def write_report(
     out: Path, cfg, data, rows, names: list[str], scores, selected: torch.Tensor, timing: dict, summary: dict
 ) -> None:
     task_of = [r.task for r in rows]
+    # Figures and tables follow the ranking that made the selection.
+    ranking = scores.ranking(cfg.select_by)
+    label = {
+        "influence": "interactive influence score",
+        "typicality": "typicality (-self-influence, per-task z)",
+    }[cfg.select_by]
     kept = {}
     for k in sorted(set(task_of)):
         members = [i for i, t in enumerate(task_of) if t == k]
         kept[k] = (int(selected[members].sum()), len(members))
-    plot_scores(out / "scores_per_task.png", names, scores.score, task_of, selected)
+    plot_scores(out / "scores_per_task.png", names, ranking, task_of, selected, label)
     plot_kept(out / "kept_per_task.png", names, kept, cfg.fraction)
-    plot_extremes(out / "best_and_worst.png", data, rows, names, scores.score)
+    plot_extremes(out / "best_and_worst.png", data, rows, names, ranking)
 
     collect_s = seconds(timing, "collect_s")
     projection_s = seconds(timing, "projection_s")
@@ -132,7 +143,8 @@ def write_report(
         f"{summary['validation']} validation demonstrations; phi has P = {summary['dim']} dims "
         f"(k_in = {cfg.k_in}, k_out = {cfg.k_out} per Linear of {cfg.stacks}; other parameters: {cfg.other}); "
         f"curvature {summary['curvature']}, damping {cfg.damping} x mean eigenvalue; alpha {cfg.alpha}; "
-        f"kept {int(selected.sum())} ({cfg.fraction:.0%} overall, at least {cfg.task_floor:.0%} of each task).",
+        f"kept {int(selected.sum())} by {label} ({cfg.fraction:.0%} overall, at least {cfg.task_floor:.0%} of "
+        "each task).",
         "",
         "| stage | seconds |",
         "|---|---|",
@@ -145,22 +157,23 @@ def write_report(
     by_task = sorted(range(len(rows)), key=lambda i: task_of[i])  # tasks in index order
     lines += task_table(
         [names[task_of[i]] for i in by_task],
-        [float(scores.score[i]) for i in by_task],
+        [float(ranking[i]) for i in by_task],
         [bool(selected[i]) for i in by_task],
     )
-    order = scores.score.argsort(descending=True).tolist()
+    order = ranking.argsort(descending=True).tolist()
     for title, picks in (("Best", order[:5]), ("Worst", order[::-1][:5])):
         lines += [
             "",
             f"{title} demonstrations:",
             "",
-            "| episode | task | local | global | score |",
-            "|---|---|---|---|---|",
+            "| episode | task | local | global | score | self-influence | typicality |",
+            "|---|---|---|---|---|---|---|",
         ]
         for i in picks:
             lines.append(
                 f"| {rows[i].episode} | {names[rows[i].task]} | {float(scores.local[i]):+.2f} | "
-                f"{float(scores.global_[i]):+.2f} | {float(scores.score[i]):+.2f} |"
+                f"{float(scores.global_[i]):+.2f} | {float(scores.score[i]):+.2f} | "
+                f"{float(scores.self_influence[i]):.3g} | {float(scores.typicality[i]):+.2f} |"
             )
     lines += [
         "",

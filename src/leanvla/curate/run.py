@@ -3,7 +3,8 @@
     collect    one projected gradient per demonstration (Kronecker hooks) -> OUT/gradients/
     curvature  damped inverse of F = mean(phi phi^T): exact Cholesky, or rank-r RTA
     score      per-task queries from held-out validation demonstrations; local, global and
-               interactive scores; the best fraction with a per-task floor
+               interactive scores; self-influence and typicality; the best fraction, ranked by
+               either, with a per-task floor
 
 Writes OUT/scores.csv, OUT/selection.json (for `train --episodes`), OUT/report.md with figures,
 OUT/timing.json. The gradient store is kept: a killed run resumes collecting, and scoring again
@@ -33,6 +34,8 @@ GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
     "report.md",
     "timing.json",
 )
+# scores.csv's score columns, in order (Influence's fields of the same meaning).
+NUMERIC_COLUMNS = ("local", "global", "score", "self_influence", "typicality")
 EXACT_MAX_DIM = 4096  # above this min(N, P), 'auto' curvature switches from exact to RTA
 
 
@@ -52,6 +55,9 @@ class CurateConfig:
     """Every task keeps at least this fraction of its own demonstrations (<= --fraction)."""
     alpha: float = 0.5
     """Interactive score = alpha * local + (1 - alpha) * global."""
+    select_by: Literal["influence", "typicality"] = "influence"
+    """What selection ranks by: ATHENA's interactive influence on the validation loss, or typicality
+    (low self-influence within the demonstration's task: outliers the model must memorise go last)."""
     val_per_task: int = 5
     """Validation demonstrations held out per task (seeded draw) to build each task's query."""
     val_data: Path | None = None
@@ -221,7 +227,9 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     scores = influence(
         phi_train, [r.task for r in train_rows], phi_val, [r.task for r in val_rows], solver, cfg.alpha
     )
-    selected = select(scores.score, [r.task for r in train_rows], cfg.fraction, cfg.task_floor)
+    selected = select(
+        scores.ranking(cfg.select_by), [r.task for r in train_rows], cfg.fraction, cfg.task_floor
+    )
     timing["score_s"] = time.perf_counter() - start
 
     instructions = data.instructions
@@ -232,6 +240,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
             "episodes": [r.episode for r, keep in zip(train_rows, selected.tolist()) if keep],
             "fraction": cfg.fraction,
             "task_floor": cfg.task_floor,
+            "select_by": cfg.select_by,
             "validation_episodes": [r.episode for r in val_rows] if cfg.val_data is None else [],
             "source": str(Path(cfg.data).resolve()),
         },
@@ -293,17 +302,11 @@ def _rows_and_losses(
 def _write_scores(path: Path, rows, instructions: list[str], scores, selected: torch.Tensor) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["episode_index", "task", "local", "global", "score", "selected"])
+    writer.writerow(["episode_index", "task", *NUMERIC_COLUMNS, "selected"])
     for i, r in enumerate(rows):
+        values = (scores.local, scores.global_, scores.score, scores.self_influence, scores.typicality)
         writer.writerow(
-            [
-                r.episode,
-                instructions[r.task],
-                f"{float(scores.local[i]):.6g}",
-                f"{float(scores.global_[i]):.6g}",
-                f"{float(scores.score[i]):.6g}",
-                int(selected[i]),
-            ]
+            [r.episode, instructions[r.task], *(f"{float(v[i]):.6g}" for v in values), int(selected[i])]
         )
     write_bytes_atomic(path, buffer.getvalue().encode())
 
@@ -315,9 +318,7 @@ def read_scores(path: Path) -> list[dict]:
             {
                 "episode_index": int(r["episode_index"]),
                 "task": r["task"],
-                "local": float(r["local"]),
-                "global": float(r["global"]),
-                "score": float(r["score"]),
+                **{column: float(r[column]) for column in NUMERIC_COLUMNS},
                 "selected": bool(int(r["selected"])),
             }
             for r in csv.DictReader(f)

@@ -9,6 +9,13 @@ the training demonstrations first. Then, for demonstration i of task t(i):
     local(i)  = Z(i, t(i))                how much it helps its own task
     global(i) = mean over k of Z(i, k)    how much it helps all tasks together
     score(i)  = alpha local(i) + (1 - alpha) global(i)          the interactive score
+
+Self-influence, phi_i . (F + lambda I)^-1 phi_i, needs no validation data: it is large for a
+demonstration whose gradient the others do not share, one the model can only fit by memorising it
+(Koh & Liang 2017; kronfluence's self-scores). Standardised within each task and negated, it is the
+demonstration's typicality, the other ranking `curate --select-by` offers: on our corrupted DEMO5
+data it finds bad demonstrations far better than the validation-based scores (docs/RESULTS.md).
+
 Selection keeps the best `fraction` overall, but first the best `task_floor` of every task's own
 demonstrations, so curation never starves a task.
 """
@@ -30,6 +37,12 @@ class Influence:
     local: torch.Tensor  # N
     global_: torch.Tensor  # N
     score: torch.Tensor  # N
+    self_influence: torch.Tensor  # N, phi_i . (F + lambda I)^-1 phi_i
+    typicality: torch.Tensor  # N, -self_influence standardised within each task
+
+    def ranking(self, select_by: str) -> torch.Tensor:
+        """What `curate --select-by` ranks by: 'influence' (the interactive score) or 'typicality'."""
+        return self.score if select_by == "influence" else self.typicality
 
 
 def task_queries(phi_val: torch.Tensor, val_tasks: list[int], tasks: list[int]) -> torch.Tensor:
@@ -58,12 +71,32 @@ def influence(
     tasks = sorted(set(train_tasks))
     queries = solver.solve(task_queries(phi_val, val_tasks, tasks))  # P x K
     raw = phi_train.double() @ queries  # N x K
-    std = raw.std(0, unbiased=False).clamp(min=1e-30)
-    z = (raw - raw.mean(0)) / std
+    z = standardise(raw)
     column = torch.tensor([tasks.index(t) for t in train_tasks])
     local = z[torch.arange(len(train_tasks)), column]
     global_ = z.mean(1)
-    return Influence(tasks, raw, local, global_, alpha * local + (1 - alpha) * global_)
+    own = self_influence(phi_train, solver)
+    typicality = torch.empty_like(own)
+    task_of = torch.tensor(train_tasks)
+    for k in tasks:
+        members = task_of == k
+        typicality[members] = -standardise(own[members])
+    return Influence(tasks, raw, local, global_, alpha * local + (1 - alpha) * global_, own, typicality)
+
+
+def standardise(values: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit (population) standard deviation along the first dimension."""
+    return (values - values.mean(0)) / values.std(0, unbiased=False).clamp(min=1e-30)
+
+
+def self_influence(phi: torch.Tensor, solver, chunk: int = 256) -> torch.Tensor:
+    """N: phi_i . (F + lambda I)^-1 phi_i, solved `chunk` demonstrations at a time so memory
+    stays at P x chunk however many demonstrations there are."""
+    parts = []
+    for start in range(0, phi.shape[0], chunk):
+        block = phi[start : start + chunk].double()
+        parts.append((block * solver.solve(block.T).T).sum(1))
+    return torch.cat(parts)
 
 
 def select(score: torch.Tensor, tasks: list[int], fraction: float, task_floor: float) -> torch.Tensor:
