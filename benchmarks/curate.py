@@ -60,8 +60,8 @@ SENSITIVITY = {
 }
 # RTA ranks: up to just below N = 200 scored demonstrations, the rank of F (r = N is exact).
 RTA_RANKS = [4, 8, 16, 32, 64, 128, 160, 176, 192]
-# The sweep's best detector, trained on in closed loop too. Chosen after seeing the labels, so
-# its row is an optimistic bound on what a label-free choice of damping would give.
+# The sweep's best detector on the seed-0 dataset, trained on in closed loop too. Chosen after
+# seeing those labels, so there its row is an optimistic bound on a label-free choice of damping.
 TUNED = "damping 100"
 ALL, CURATED, RANDOM = "all data", f"ATHENA-curated {FRACTION:.0%}", f"random {FRACTION:.0%}"
 CURATED_TUNED = f"ATHENA-curated {FRACTION:.0%}, {TUNED}"
@@ -381,8 +381,9 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "## Closed loop",
             "",
             f"Each variant: the shared pretrained base fine-tuned {args.steps} steps on its selection (same seed, batch 64). "
-            f"'{CURATED_TUNED}' keeps the half that curation at {TUNED} (the sensitivity table's best detector) "
-            "selects: that damping was chosen after seeing the labels, so its row is an optimistic bound. "
+            f"'{CURATED_TUNED}' keeps the half that curation at {TUNED} (the best detector in the sensitivity "
+            "table of the seed-0 dataset) selects: that damping was chosen after seeing those labels, so on that "
+            "dataset its row is an optimistic bound. "
             f"'{TYPICAL}' keeps the half with the highest typicality (`--select-by typicality`, default damping).",
             "",
             "Protocol: " + done[names[0]]["protocol"],
