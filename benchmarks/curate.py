@@ -67,6 +67,8 @@ ALL, CURATED, RANDOM = "all data", f"ATHENA-curated {FRACTION:.0%}", f"random {F
 CURATED_TUNED = f"ATHENA-curated {FRACTION:.0%}, {TUNED}"
 TYPICAL = f"typicality-curated {FRACTION:.0%}"
 DETECTORS = ("score", "local", "global", "typicality")  # scores.csv columns, higher = better demo
+# The detectors the settings sweep and the goals report, and their names there.
+SWEPT = {"score": "interactive influence", "typicality": "typicality (self-influence)"}
 # Closed-loop variant -> the name of its run, evaluation and selection files under WORK.
 VARIANT_IDS = {
     ALL: "all",
@@ -227,7 +229,7 @@ def main() -> None:
             out = work / "sensitivity" / slug(name)
             curate(settings(out, overwrite=True, **changes), progress=False)
             found = detection(read_scores(out / "scores.csv"), labels)
-            sweep[name] = {column: found[column] for column in ("score", "typicality")}
+            sweep[name] = {column: found[column] for column in SWEPT}
             done["sensitivity"] = sweep
             done.save()
 
@@ -363,7 +365,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
             "| setting | detector | all bad | " + " | ".join(kinds) + " |",
             "|---|---|---|" + "---|" * len(kinds),
         ]
-        as_above = {column: det[column] for column in ("score", "typicality")}
+        as_above = {column: det[column] for column in SWEPT}
         for name, found in {"as above": as_above, **done["sensitivity"]}.items():
             for column, row in found.items():
                 cells = " | ".join(f"{row[k]:.3f}" for k in ["all", *kinds])
@@ -395,7 +397,7 @@ def write_doc(args, done: dict, labels: dict) -> None:
     elif len(names) < len(VARIANT_IDS):
         lines += ["", "Some closed-loop variants have not run yet (the script resumes where it stopped)."]
     lines += ["", "## Against the goals", ""]
-    for column, name in (("score", "interactive influence"), ("typicality", "typicality (self-influence)")):
+    for column, name in SWEPT.items():
         lines.append(
             f"- Bad data, {name}: AUROC {det[column]['all']:.3f} overall (goal >= 0.85); per kind: "
             + ", ".join(f"{k} {det[column][k]:.3f}" for k in kinds if det[column].get(k) is not None)

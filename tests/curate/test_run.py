@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -62,8 +63,6 @@ def test_rescoring_reuses_stored_gradients(curated, tiny_run, tiny_dataset):
 
 
 def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, tiny_dataset, tmp_path):
-    import shutil
-
     out = tmp_path / "typical"
     shutil.copytree(curated / "gradients", out / "gradients")  # rescoring: no collection
     assert main([*curate_args(tiny_run, tiny_dataset, out), *FAST, "--select-by", "typicality"]) == 0

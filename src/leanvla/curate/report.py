@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from leanvla.atomic import write_bytes_atomic
+from leanvla.curate.scores import RANKINGS
 
 SHOWN = 4  # best and worst demonstrations pictured
 
@@ -121,11 +122,7 @@ def write_report(
 ) -> None:
     task_of = [r.task for r in rows]
     # Figures and tables follow the ranking that made the selection.
-    ranking = scores.ranking(cfg.select_by)
-    label = {
-        "influence": "interactive influence score",
-        "typicality": "typicality (-self-influence, per-task z)",
-    }[cfg.select_by]
+    ranking, label = scores.ranking(cfg.select_by), RANKINGS[cfg.select_by]
     kept = {}
     for k in sorted(set(task_of)):
         members = [i for i, t in enumerate(task_of) if t == k]

@@ -303,8 +303,8 @@ def _write_scores(path: Path, rows, instructions: list[str], scores, selected: t
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["episode_index", "task", *NUMERIC_COLUMNS, "selected"])
+    values = (scores.local, scores.global_, scores.score, scores.self_influence, scores.typicality)
     for i, r in enumerate(rows):
-        values = (scores.local, scores.global_, scores.score, scores.self_influence, scores.typicality)
         writer.writerow(
             [r.episode, instructions[r.task], *(f"{float(v[i]):.6g}" for v in values), int(selected[i])]
         )

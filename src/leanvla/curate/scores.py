@@ -41,8 +41,15 @@ class Influence:
     typicality: torch.Tensor  # N, -self_influence standardised within each task
 
     def ranking(self, select_by: str) -> torch.Tensor:
-        """What `curate --select-by` ranks by: 'influence' (the interactive score) or 'typicality'."""
-        return self.score if select_by == "influence" else self.typicality
+        """What `curate --select-by` ranks by (a key of RANKINGS)."""
+        return {"influence": self.score, "typicality": self.typicality}[select_by]
+
+
+# `curate --select-by` choices and how reports name them.
+RANKINGS = {
+    "influence": "interactive influence score",
+    "typicality": "typicality (-self-influence, per-task z)",
+}
 
 
 def task_queries(phi_val: torch.Tensor, val_tasks: list[int], tasks: list[int]) -> torch.Tensor:
