@@ -170,14 +170,23 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, 
 
 def median_ms(step, repeats: int, warmup: int = 5) -> float:
     """Median wall-clock ms of step(i) over i = 0 .. repeats - 1, after `warmup` untimed calls."""
-    for i in range(warmup):
-        step(i % repeats)
-    times = []
-    for i in range(repeats):
-        t = time.perf_counter()
-        step(i)
-        times.append(time.perf_counter() - t)
-    return 1000 * sorted(times)[len(times) // 2]
+    return round_robin_ms({"step": step}, repeats, warmup)["step"]
+
+
+def round_robin_ms(calls: dict, repeats: int, warmup: int = 5) -> dict[str, float]:
+    """Median wall-clock ms of each call(i), i = 0 .. repeats - 1, timed in turn (every call at i,
+    then every call at i + 1, ...), so a drift in the machine's speed falls on all alike instead of
+    on whichever ran during it. `warmup` untimed rounds first."""
+    import statistics
+
+    times = {name: [] for name in calls}
+    for i in range(-warmup, repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(i % repeats)
+            if i >= 0:
+                times[name].append(1000 * (time.perf_counter() - start))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def real_observations(data: Path, policy, n: int) -> list[tuple]:

@@ -36,6 +36,7 @@ from common import (
     real_observations,
     recording,
     result_record,
+    round_robin_ms,
     slug,
     train_timed,
     variants_table,
@@ -132,22 +133,13 @@ def latencies(policy_for, data, repeats: int = 30, warmup: int = 5, threads: int
     """Median ms per chunk at batch 1 for every decoder in VARIANTS, over `repeats` evenly spaced real
     frames of `data`, timed round-robin (frame by frame, every decoder in turn) so that a drift in
     the machine's speed falls on every decoder alike instead of on whichever ran during it."""
-    import statistics
-    import time
-
     import torch
 
     torch.set_num_threads(threads)
     frames = real_observations(data, policy_for(BASELINE), repeats)
-    times = {name: [] for name in VARIANTS}
-    for i in range(-warmup, repeats):
-        for name in VARIANTS:
-            policy = policy_for(name)
-            start = time.perf_counter()
-            policy.act(*frames[i % repeats])
-            if i >= 0:
-                times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+    return round_robin_ms(
+        {name: (lambda i, name=name: policy_for(name).act(*frames[i])) for name in VARIANTS}, repeats, warmup
+    )
 
 
 def what_iterations_do(
