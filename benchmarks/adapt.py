@@ -11,6 +11,7 @@ pretrained base to tasks it never saw.
 3. Per variant: trainable parameters, mean active rank (LoRA-SP), training samples/s and peak
    memory (a fresh process per probe, back to back), closed-loop success on held-out positions;
    plus LoRA-SP folded at its mean routing (`leanvla export`), to price the static export.
+4. Inference ms per chunk of the LoRA-SP policies on each compute path (dense, gather, auto).
 
 Writes docs/results/adapt.md and adapt_active_rank.png. Results accumulate in WORK/results.json.
 """
@@ -40,6 +41,7 @@ from common import (
 )
 
 FULL_LR, ADAPTER_LR = 3e-4, 1e-3  # the usual rates: adapters train a few, zero-initialised weights
+SMALL_ROUTER = 16  # the bottleneck router variant's --lora.router-rank
 
 
 def variants(max_rank: int) -> dict[str, dict]:
@@ -54,6 +56,7 @@ def variants(max_rank: int) -> dict[str, dict]:
         f"LoRA-SP R{max_rank} eta 0.6": sp(0.6),
         f"LoRA-SP R{max_rank} eta 0.8": sp(0.8),
         f"LoRA-SP R{max_rank} eta 0.9": sp(0.9),
+        f"LoRA-SP R{max_rank} eta 0.8, router rank {SMALL_ROUTER}": dict(sp(0.8), router_rank=SMALL_ROUTER),
     }
 
 
@@ -152,9 +155,11 @@ def main() -> None:
         )
         done.save()
 
-    # ---- 4. does computing only the active vectors pay? the same trained adapter, both paths ----
+    # ---- 4. inference cost, and does computing only the active vectors pay? each trained adapter, each path ----
+    routed = [exported_name, f"{exported_name}, router rank {SMALL_ROUTER}"]
     if "paths" not in done:
         from leanvla.adapt.inject import lora_sp_layers
+        from leanvla.adapt.lora_sp import PATHS
 
         def use(path: str):
             def prepare(model) -> None:
@@ -163,8 +168,10 @@ def main() -> None:
 
             return prepare
 
-        policy = work / "runs" / slug(exported_name)
-        done["paths"] = {p: inference_latency_ms(policy, prepare=use(p)) for p in ("dense", "gather", "auto")}
+        done["paths"] = {
+            name: {p: inference_latency_ms(work / "runs" / slug(name), prepare=use(p)) for p in PATHS}
+            for name in routed
+        }
         done["paths"]["base"] = inference_latency_ms(base)
         done.save()
 
@@ -183,7 +190,8 @@ def main() -> None:
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
         f"Adapters sit on every backbone and action-expert Linear; the largest LoRA rank is {max_rank}, the width of "
         "the narrowest target (the key/value projections). LoRA-SP starts at eta 1 and follows a cosine to its eta "
-        "over the first half of training, with the spectral loss at weight 1e-3.",
+        "over the first half of training, with the spectral loss at weight 1e-3. Its router is one d_in x R Linear "
+        f"unless the row says router rank {SMALL_ROUTER} (a d_in -> {SMALL_ROUTER} -> R bottleneck).",
         "",
         "Samples/s and peak memory come from a 40-step probe of each variant in a fresh process, run back to back "
         "(CPU peak RSS, which includes the decoded dataset every variant shares).",
@@ -235,11 +243,19 @@ def main() -> None:
         "with routing",
         "",
         "",
-        f"## Computing only the active vectors ({exported_name}, inference ms per chunk, batch 1)",
+        "## Inference cost: each LoRA-SP path (ms per chunk, batch 1, this CPU)",
         "",
-        "| base (no adapter) | LoRA-SP dense path | gather path (union of active vectors) | auto |",
+        f"The base without adapters: {done['paths']['base']:.1f} ms. Dense: every vector computed and masked; gather: "
+        "only the union of the vectors the call's tokens keep; auto (the default): gather when that union is at most "
+        "a quarter of R. Where gathering pays, one layer at a time and by width: "
+        "[adapt_paths.md](adapt_paths.md) (`python benchmarks/adapt_paths.py`).",
+        "",
+        "| variant | dense | gather | auto |",
         "|---|---|---|---|",
-        "| {base:.1f} | {dense:.1f} | {gather:.1f} | {auto:.1f} |".format(**done["paths"]),
+        *(
+            "| {name} | {dense:.1f} | {gather:.1f} | {auto:.1f} |".format(name=name, **done["paths"][name])
+            for name in routed
+        ),
         "",
         "GPU step time and memory for the largest reference size: not measured (no GPU was lent to this task).",
     ]

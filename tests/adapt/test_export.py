@@ -60,7 +60,7 @@ def test_train_with_lora_sp_keeps_base_frozen_and_logs_active_rank(adapter_run, 
     assert not (adapter_run / "policy" / "model.safetensors").exists()
 
 
-def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_dataset, tmp_path):
+def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_run, tiny_dataset, tmp_path):
     from leanvla.evaluate import EvalConfig, evaluate
 
     out = tmp_path / "folded"
@@ -69,6 +69,10 @@ def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_dataset, tmp_path):
     model, meta, *_ = load_model(out)
     assert "adapter" not in meta and meta["exported_from"]["adapter"]["kind"] == "lora-sp"
     assert not is_adapted(model)
+    # The calibration runs in eval mode, where routing is recorded only on request: the fold must
+    # still have a mean gate to apply, so the adapted weights moved.
+    folded, base = model.state_dict(), load_model(tiny_run)[0].state_dict()
+    assert not torch.equal(folded["backbone.0.attn.q_proj.weight"], base["backbone.0.attn.q_proj.weight"])
     result = evaluate(EvalConfig(policy=out, episodes=1, max_steps=5, workers=1), progress=False)
     assert set(result["per_task"]) == {"reach-v3", "drawer-close-v3"}
 

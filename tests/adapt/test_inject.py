@@ -72,6 +72,7 @@ def test_peft_lora_group_rank(base):
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(group_rank="vision=4"), "no adapted layer is in it"),
+        (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
     ],
 )
 def test_bad_options(base, opts, message):
@@ -80,12 +81,12 @@ def test_bad_options(base, opts, message):
         inject_adapters(model, "lora-sp", opts)
 
 
-@pytest.mark.parametrize("kind", ["lora", "lora-sp"])
-def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, kind):
+@pytest.mark.parametrize("kind, router_rank", [("lora", 0), ("lora-sp", 0), ("lora-sp", 2)])
+def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, kind, router_rank):
     from leanvla.models.checkpoint import ADAPTER, WEIGHTS, adapter_base, resolve_checkpoint
 
     model, meta, stats, _ = base
-    opts = LoRAOptions(rank=4, eta=0.7)
+    opts = LoRAOptions(rank=4, eta=0.7, router_rank=router_rank)
     inject_adapters(model, kind, opts)
     torch.manual_seed(3)
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """The LoRA-SP layer against slow references: energy selection, dense LoRA at eta = 1, zero update
-at initialisation, gather path = masked dense path, the eta schedule, the static export."""
+at initialisation, gather path = masked dense path, the eta schedule, the static export, the small
+(bottleneck) router, and routing statistics recorded only when wanted."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def layer(rank=8, eta=0.9, d_in=12, d_out=10, **kw) -> LoRASPLinear:
     torch.manual_seed(0)
     sp = LoRASPLinear(nn.Linear(d_in, d_out), rank, alpha=2.0 * rank, eta=eta, **kw)
     nn.init.normal_(sp.lora_B)  # a trained-looking update (B starts at zero)
-    nn.init.normal_(sp.router.weight)
+    nn.init.normal_(sp.score_layer().weight)
     return sp
 
 
@@ -51,11 +52,12 @@ def test_eta_one_keeps_everything_and_one_hot_keeps_one():
     assert torch.equal(energy_mask(one_hot, 0.5), one_hot > 0)
 
 
-def test_eta_one_with_constant_router_is_dense_lora():
-    sp = layer(rank=6, eta=1.0)
+@pytest.mark.parametrize("router_rank", [0, 3])
+def test_eta_one_with_constant_router_is_dense_lora(router_rank):
+    sp = layer(rank=6, eta=1.0, router_rank=router_rank)
     with torch.no_grad():
-        sp.router.weight.zero_()
-        sp.router.bias.fill_(0.7)
+        sp.score_layer().weight.zero_()
+        sp.score_layer().bias.fill_(0.7)
     x = torch.randn(3, 5, 12)
     c = math.log1p(math.exp(0.7))  # softplus(0.7): every vector's singular value
     dense = sp.base_layer(x) + sp.scale * c * (x @ sp.lora_A.T @ sp.lora_B.T)
@@ -71,9 +73,10 @@ def test_starts_equal_to_the_base_layer():
     assert not base.weight.requires_grad and sp.lora_A.requires_grad
 
 
-@pytest.mark.parametrize("eta", [0.2, 0.6, 0.95])
-def test_gather_path_equals_masked_dense_path(eta):
-    dense, gather = layer(eta=eta, path="dense"), layer(eta=eta, path="gather")
+@pytest.mark.parametrize("eta, router_rank", [(0.2, 0), (0.6, 0), (0.95, 0), (0.6, 4)])
+def test_gather_path_equals_masked_dense_path(eta, router_rank):
+    dense = layer(eta=eta, path="dense", router_rank=router_rank)
+    gather = layer(eta=eta, path="gather", router_rank=router_rank)
     x = torch.randn(2, 3, 12)
     x_dense, x_gather = x.clone().requires_grad_(), x.clone().requires_grad_()
     y_dense, y_gather = dense(x_dense), gather(x_gather)
@@ -83,7 +86,7 @@ def test_gather_path_equals_masked_dense_path(eta):
     for a, b in (
         (dense.lora_A, gather.lora_A),
         (dense.lora_B, gather.lora_B),
-        (dense.router.weight, gather.router.weight),
+        *zip(dense.router.parameters(), gather.router.parameters()),
     ):
         torch.testing.assert_close(b.grad, a.grad)
     torch.testing.assert_close(x_gather.grad, x_dense.grad)
@@ -144,3 +147,32 @@ def test_static_delta_reproduces_constant_routing():
     with torch.no_grad():
         folded.weight += sp.static_delta(sp.mean_gate())
     torch.testing.assert_close(folded(x), y)
+
+
+def test_small_router_is_a_bottleneck_with_the_full_routers_initial_spread():
+    torch.manual_seed(0)
+    full = LoRASPLinear(nn.Linear(256, 256), 64, alpha=128.0, eta=0.8)
+    small = LoRASPLinear(nn.Linear(256, 256), 64, alpha=128.0, eta=0.8, router_rank=8)
+    assert sum(p.numel() for p in full.router.parameters()) == 256 * 64 + 64
+    assert sum(p.numel() for p in small.router.parameters()) == 256 * 8 + 8 * 64 + 64
+    x = torch.randn(4096, 256)
+    with torch.no_grad():
+        spread_full, spread_small = full.router(x).std(), small.router(x).std()
+    assert 0.8 < float(spread_small / spread_full) < 1.25
+    assert torch.equal(small(x), small.base_layer(x))  # B = 0: starts equal to the base layer
+
+
+def test_routing_statistics_are_recorded_in_training_and_when_tracked():
+    sp = layer(rank=8, eta=0.6)
+    x = torch.randn(5, 12)
+    sp.eval()
+    sp(x)
+    assert sp.active_rank() == 0.0 and float(sp.mean_gate().sum()) == 0.0  # eval: nothing recorded
+    sp.track_routing = True
+    sp(x)
+    tracked = sp.active_rank()
+    assert tracked == float(sp.gates(x)[1].sum()) / 5
+    sp.track_routing = False
+    sp.train()
+    sp(x)
+    assert sp.active_rank() > 0 and sp._tokens == 10

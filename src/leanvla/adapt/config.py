@@ -37,8 +37,11 @@ class LoRAOptions:
     """LoRA-SP: per-stack eta overrides, e.g. 'vision=0.95'."""
     spectral_weight: float = 1e-3
     """LoRA-SP: weight of the energy-concentration loss (0 = off)."""
+    router_rank: int = 0
+    """LoRA-SP: the router's bottleneck width h (d_in -> h -> R); 0 = one d_in x R Linear, as large as A."""
     path: Literal["auto", "dense", "gather"] = "auto"
-    """LoRA-SP: compute only the active vectors ('gather'), all of them ('dense'), or decide per batch."""
+    """LoRA-SP: compute only the active vectors ('gather'), all of them ('dense'), or decide per call
+    ('auto': gather when the vectors any token keeps are at most a quarter of R)."""
 
     def validate(self) -> None:
         require(self.rank >= 1, f"--lora.rank must be >= 1, got {self.rank}")
@@ -49,6 +52,10 @@ class LoRAOptions:
             require(0 < value <= 1, f"--lora.group-eta for '{stack}' must be in (0, 1], got {value}")
         require(0 <= self.eta_decay <= 1, f"--lora.eta-decay must be in [0, 1], got {self.eta_decay}")
         require(self.spectral_weight >= 0, f"--lora.spectral-weight must be >= 0, got {self.spectral_weight}")
+        require(
+            self.router_rank >= 0,
+            f"--lora.router-rank must be >= 0 (0 = full router), got {self.router_rank}",
+        )
         require(self.path in PATHS, f"--lora.path must be one of {PATHS}, got '{self.path}'")
         for stack, value in parse_groups(self.group_rank, "group-rank", int).items():
             require(value >= 1, f"--lora.group-rank for '{stack}' must be >= 1, got {value}")

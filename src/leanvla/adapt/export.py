@@ -61,11 +61,17 @@ def record_mean_routing(model: nn.Module, data, normalizer, samples: int, batch_
     from leanvla.prune.calibrate import vla_calibration
 
     model.eval()
-    for layer in lora_sp_layers(model).values():
+    layers = lora_sp_layers(model).values()
+    for layer in layers:
         layer.reset_statistics()
-    batches, run = vla_calibration(model, data, normalizer, samples, batch_size, seed)
-    for rows in batches:
-        run(rows)
+        layer.track_routing = True
+    try:
+        batches, run = vla_calibration(model, data, normalizer, samples, batch_size, seed)
+        for rows in batches:
+            run(rows)
+    finally:
+        for layer in layers:
+            layer.track_routing = False
 
 
 def export_checkpoint(cfg: ExportConfig) -> Path:

@@ -114,6 +114,7 @@ def inject_adapters(
                 eta_start=max(opts.eta_start, opts.eta_for(stack)),
                 eta_decay_steps=eta_decay_steps,
                 path=opts.path,
+                router_rank=opts.router_rank,
             )
             replace_module(model, name, layer)
     else:

@@ -2,11 +2,12 @@
 
     y = W x + scale * B (g(x) * (A x)),   g(x) = s(x) * m(x)
 
-A (R x d_in) and B (d_out x R) are a bank of R vectors. A small router gives non-negative scores
-s(x) = softplus(router(x)) that act as singular values; m(x) keeps, per token, the fewest
-top-scoring vectors whose squared scores hold a fraction eta of the total energy. Gradients flow
-through the kept scores (the mask itself is a hard choice). B starts at zero, so the adapted layer
-starts equal to the base layer.
+A (R x d_in) and B (d_out x R) are a bank of R vectors. A router gives non-negative scores
+s(x) = softplus(router(x)) that act as singular values: one d_in x R Linear (as large as A) or,
+with `router_rank` h > 0, a d_in -> h -> R bottleneck (the paper's "small router"). m(x) keeps,
+per token, the fewest top-scoring vectors whose squared scores hold a fraction eta of the total
+energy. Gradients flow through the kept scores (the mask itself is a hard choice). B starts at
+zero, so the adapted layer starts equal to the base layer.
 
 eta follows a cosine schedule from `eta_start` to `eta` over `eta_decay_steps` training forward
 passes. The layer counts those passes itself (a buffer, saved with the adapter), so the schedule
@@ -14,7 +15,9 @@ runs without any call in the training loop and resumes with the run.
 
 When the active vectors are few, only they are computed: the union of the vectors any token in
 the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would
-touch d_in x k numbers per token and lose to one dense matmul on CPU and GPU alike.)
+touch d_in x k numbers per token and lose to one dense matmul on CPU and GPU alike.) On CPU this
+pays from widths of a few hundred when the union is at most about a quarter of R, and never for
+narrow layers, where each call's fixed cost dominates: see benchmarks/adapt_paths.py.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class LoRASPLinear(nn.Module):
         eta_start: float = 1.0,
         eta_decay_steps: int = 0,
         path: str = "auto",
-        gather_below: float = 0.5,
+        gather_below: float = 0.25,
+        router_rank: int = 0,
     ):
         super().__init__()
         self.base_layer = base
@@ -86,12 +90,23 @@ class LoRASPLinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(rank, d_in, **factory))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft's LoRA A
         self.lora_B = nn.Parameter(torch.zeros(d_out, rank, **factory))
-        self.router = nn.Linear(d_in, rank, **factory)
-        nn.init.normal_(self.router.weight, std=0.02 / math.sqrt(d_in / 64))
+        self.router_rank = router_rank
+        if router_rank:
+            scores = nn.Linear(router_rank, rank, **factory)
+            self.router = nn.Sequential(nn.Linear(d_in, router_rank, bias=False, **factory), scores)
+            # Default init gives the bottleneck ~0.58 std per unit input; this keeps the logits' spread
+            # at the full router's (0.16 for unit-variance inputs).
+            nn.init.normal_(scores.weight, std=0.277 / math.sqrt(router_rank))
+        else:
+            scores = self.router = nn.Linear(d_in, rank, **factory)
+            nn.init.normal_(scores.weight, std=0.02 / math.sqrt(d_in / 64))
         # softplus(0.5413) = 1: every vector starts with score ~1, i.e. an ordinary LoRA.
-        nn.init.constant_(self.router.bias, math.log(math.e - 1))
+        nn.init.constant_(scores.bias, math.log(math.e - 1))
         self.register_buffer("forward_steps", torch.zeros((), dtype=torch.long))
         self.spectral: torch.Tensor | None = None  # this forward's concentration loss (training)
+        # Routing statistics cost several small ops per call, which at batch 1 is a sizeable part
+        # of the layer's time: they are recorded while training, and in eval only when asked.
+        self.track_routing = False
         self.reset_statistics()
 
     # ---- schedule and statistics ------------------------------------------------------------------
@@ -106,8 +121,13 @@ class LoRASPLinear(nn.Module):
         self._gate_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
         self._kept_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
 
+    def score_layer(self) -> nn.Linear:
+        """The router's last Linear: the one whose bias sets the scores of constant routing."""
+        return self.router[-1] if self.router_rank else self.router
+
     def active_rank(self) -> float:
-        """Mean number of vectors kept per token since the last reset."""
+        """Mean number of vectors kept per token since the last reset (statistics are recorded
+        while training, and in eval mode while `track_routing` is set)."""
         return float(self._kept_sum.sum() / self._tokens.clamp_min(1))
 
     def usage(self) -> torch.Tensor:
@@ -127,16 +147,20 @@ class LoRASPLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scores, mask = self.gates(x)
         gate = scores * mask
-        if self._kept_sum.device != mask.device:  # the module moved since construction
-            self.reset_statistics()
-        with torch.no_grad():
-            self._tokens += mask.numel() // self.rank
-            self._kept_sum += mask.reshape(-1, self.rank).sum(0)
-            self._gate_sum += gate.detach().reshape(-1, self.rank).sum(0)
+        if self.training or self.track_routing:
+            self.record_routing(mask, gate.detach())
         if self.training:
             self.forward_steps += 1
             self.spectral = concentration_loss(scores)
         return self.base_layer(x) + self.scale * self.update(x, gate, mask)
+
+    @torch.no_grad()
+    def record_routing(self, mask: torch.Tensor, gate: torch.Tensor) -> None:
+        if self._kept_sum.device != mask.device:  # the module moved since construction
+            self.reset_statistics()
+        self._tokens += mask.numel() // self.rank
+        self._kept_sum += mask.reshape(-1, self.rank).sum(0)
+        self._gate_sum += gate.reshape(-1, self.rank).sum(0)
 
     def update(self, x: torch.Tensor, gate: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """B (gate * A x), computed at the width of the active vectors when they are few."""
@@ -158,4 +182,5 @@ class LoRASPLinear(nn.Module):
         return (
             f"rank={self.rank}, scale={self.scale:g}, eta={self.eta:g} (from {self.eta_start:g} over "
             f"{self.eta_decay_steps} steps), path={self.path}"
+            + (f", router_rank={self.router_rank}" if self.router_rank else "")
         )
