@@ -155,9 +155,17 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, 
     `prepare(model)` may adjust the loaded model first (e.g. switch a compute path)."""
     import torch
 
+    torch.set_num_threads(threads)
+    return median_ms(batch1_call(policy_dir, prepare), repeats)
+
+
+def batch1_call(policy_dir: Path, prepare=None):
+    """A call(i) predicting one action chunk at batch 1 from one random observation, for the
+    timers below; `prepare(model)` may adjust the loaded model first."""
+    import torch
+
     from leanvla.models.checkpoint import load_policy
 
-    torch.set_num_threads(threads)
     policy = load_policy(policy_dir)
     if prepare is not None:
         prepare(policy.model)
@@ -165,7 +173,7 @@ def inference_latency_ms(policy_dir: Path, threads: int = 2, repeats: int = 30, 
     images = torch.randint(0, 256, (1, len(policy.cameras), 3, size, size), dtype=torch.uint8)
     state = torch.zeros(1, policy.meta["model"]["state_dim"])
     task = torch.zeros(1, dtype=torch.long)
-    return median_ms(lambda _: policy.act(images, state, task), repeats)
+    return lambda _: policy.act(images, state, task)
 
 
 def median_ms(step, repeats: int, warmup: int = 5) -> float:
