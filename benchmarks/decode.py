@@ -5,11 +5,13 @@ at a sweep of thresholds.
     python benchmarks/decode.py                          # the full protocol (resumable)
     python benchmarks/decode.py --steps 20 --eval-episodes 2 --work /tmp/d   # a smoke run
 
-1. Train four reference VLAs (`small`) on DEMO5 with the same data, steps, batch and seed: the
+1. Train six reference VLAs (`small`) on DEMO5 with the same data, steps, batch and seed: the
    flow head; the discrete head with bidirectional attention; the discrete head block-causal
    (blocks of 8 tokens = 2 action steps, diffusion-forcing noise rising along the chunk); and the
-   block-causal head again, distilled from the bidirectional one (`--distill.teacher`). Fast-dVLA
-   is swept over its commit threshold and, at four settings, its activation threshold (0.5 by default).
+   block-causal head again, distilled from the bidirectional one (`--distill.teacher`), and twice
+   more so with blocks of 16 and of 32 tokens. Fast-dVLA is swept over its commit threshold and, at
+   several settings, its activation threshold (0.5 by default); the bidirectional head is also
+   decoded with the same threshold commits (one block: no cache, no pipeline).
 2. Per decoder: latency per chunk at batch 1 on this CPU (median over 30 real frames of the data,
    every decoder timed in turn on each frame at the end of each run), forward passes per chunk,
    tokens committed per pass, the control rate it allows (executed actions per second of
@@ -26,6 +28,7 @@ Writes docs/results/decode.md. Results accumulate in WORK/results.json.
 from __future__ import annotations
 
 from common import (
+    RESULTS,
     Results,
     benchmark_parser,
     cached_dataset,
@@ -45,6 +48,7 @@ from common import (
 
 TOKENS = 64  # action tokens per chunk: 16 steps of 4 dimensions
 BLOCK = 8  # tokens per block: 2 action steps of 4 dimensions
+WIDER_BLOCKS = (16, 32)  # also trained (distilled), to see what fewer, larger blocks buy
 BASELINE = "bidirectional, mask-predict K=10"
 RANDOM_ORDER = "bidirectional, mask-predict K=10, random order"
 EXECUTED = 8  # actions executed per chunk (the evaluation's default)
@@ -95,6 +99,24 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             dict(decoder="fast", commit_threshold=t, activation_threshold=0.125),
         )
         for t in (0.3, 0.1)
+    },
+    # Larger blocks lower the pipeline's floor (one pass per block): 4 blocks of 16, 2 of 32.
+    **{
+        f"Fast-dVLA distilled, blocks of {size}, threshold {t}, activation 0.125": (
+            f"block-causal distilled, blocks of {size}",
+            dict(decoder="fast", commit_threshold=t, activation_threshold=0.125),
+        )
+        for size in WIDER_BLOCKS
+        for t in (0.5, 0.1)
+    },
+    # The limit of one block: Fast-dLLM's confidence-threshold commits on the bidirectional head,
+    # with nothing block-causal left to cache or pipeline.
+    **{
+        f"one block (bidirectional head), threshold {t}": (
+            "bidirectional",
+            dict(decoder="fast", commit_threshold=t),
+        )
+        for t in (0.9, 0.5)
     },
     "Fast-dVLA, threshold 0.9, no KV cache": (
         "block-causal",
@@ -329,7 +351,8 @@ def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: 
         f"the last block's, which attends to the most cached tokens). A pass over {BLOCK} tokens is not {n_blocks}x "
         f"cheaper than one over {TOKENS}: at batch 1 a pass costs its layers' fixed overhead plus attention to the "
         "prefix, so Fast-dVLA's speed-up rests on making fewer passes, and the pass cost ratio grows with size. "
-        f"Even at the pipeline's minimum, the best implied speed-up over these sizes is {best_at_minimum:.2f}x.",
+        f"Even at the pipeline's minimum with blocks of {BLOCK}, the best implied speed-up over these sizes is "
+        f"{best_at_minimum:.2f}x; larger blocks lower that minimum (the block-size section above).",
     ]
 
 
@@ -380,6 +403,96 @@ def against_each_k(done: dict, ms: dict, fast_name: str) -> tuple[list[str], str
     return lines, verdict
 
 
+def family(name: str) -> str:
+    """A decoder's family, for the plot and the block-size section: what its blocks are."""
+    if name.startswith("flow"):
+        return "flow head"
+    if name.startswith("bidirectional"):
+        return "mask-predict (bidirectional head)"
+    if name.startswith("one block"):
+        return f"threshold commits, one block of {TOKENS}"
+    for size in WIDER_BLOCKS:
+        if f"blocks of {size}," in name:
+            return f"Fast-dVLA, blocks of {size}"
+    return f"Fast-dVLA, blocks of {BLOCK}"
+
+
+def block_size_section(done: dict, ms: dict) -> list[str]:
+    """Per block size: the pipeline's floor of passes and what each of its rows measured."""
+    from leanvla.report import pct
+
+    bidir_ms = ms[BASELINE]
+    rows = []
+    for size in (BLOCK, *WIDER_BLOCKS, TOKENS):
+        for name in VARIANTS:
+            if name in LATENCY_ONLY or family(name) not in (
+                f"Fast-dVLA, blocks of {size}",
+                f"threshold commits, one block of {size}",
+            ):
+                continue
+            decode = done[name]["decode"]
+            rows.append(
+                f"| {size} | {TOKENS // size} | {name} | {decode['forward_passes_per_chunk']:.1f} | {ms[name]:.1f} | "
+                f"{bidir_ms / ms[name]:.2f}x | {done['held_out_error'][name]:.3f} | {pct(done[name]['mean'])} |"
+            )
+    return [
+        "## Block size",
+        "",
+        "The pipeline makes at least one pass per block, so the block size sets the floor on passes per chunk "
+        f"({TOKENS} tokens / block size). Blocks of "
+        + " and ".join(str(size) for size in WIDER_BLOCKS)
+        + f" are heads trained exactly like the distilled blocks-of-{BLOCK} head but for the block size; one block of "
+        f"{TOKENS} is the bidirectional head itself decoded with the same "
+        "confidence-threshold commits (Fast-dLLM's parallel decoding, with nothing block-causal to cache or pipeline). "
+        f"Speed-up against mask-predict K=10 ({bidir_ms:.1f} ms, {pct(done[BASELINE]['mean'])}%).",
+        "",
+        "| tokens per block | floor: passes per chunk | decoder | passes per chunk | ms per chunk | speed-up | "
+        "held-out action error | success % |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def plot_speed_success(done: dict, ms: dict, out) -> None:
+    """Success (95% interval) against ms per chunk, one colour per decoder family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in VARIANTS if n not in LATENCY_ONLY]
+    families = list(dict.fromkeys(family(n) for n in names))
+    colours = dict(zip(families, plt.cm.tab10(range(len(families)))))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for fam in families:
+        mine = [n for n in names if family(n) == fam]
+        x = [ms[n] for n in mine]
+        y = [100 * done[n]["mean"] for n in mine]
+        err = [
+            [100 * (done[n]["mean"] - done[n]["ci"][0]) for n in mine],
+            [100 * (done[n]["ci"][1] - done[n]["mean"]) for n in mine],
+        ]
+        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, color=colours[fam], label=fam)
+    for n in (BASELINE, "bidirectional, mask-predict K=1"):
+        ax.annotate(
+            n.removeprefix("bidirectional, mask-predict "),
+            (ms[n], 100 * done[n]["mean"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    ax.axvline(ms[BASELINE] / 3, color="grey", lw=0.8, ls=":", label="3x faster than K=10")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("ms per chunk at batch 1, this CPU (log)")
+    ax.set_ylabel("closed-loop success %, 95% interval")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, work="outputs/bench/decode")
     parser.add_argument("--steps", type=int, default=2000, help="training steps, every head")
@@ -401,6 +514,14 @@ def main() -> None:
             discrete=DiscreteOptions(block=BLOCK),
             distill=DistillOptions(teacher=work / "runs" / "bidirectional"),
         ),
+        **{
+            f"block-causal distilled, blocks of {size}": dict(
+                head="discrete",
+                discrete=DiscreteOptions(block=size),
+                distill=DistillOptions(teacher=work / "runs" / "bidirectional"),
+            )
+            for size in WIDER_BLOCKS
+        },
     }
     runs = {}
     for name, options in heads.items():
@@ -483,16 +604,20 @@ def main() -> None:
         ),
     )
     sweep, equal_success = against_each_k(done, ms, best)
+    figure = RESULTS / "decode_speed_success.png"
+    plot_speed_success(done, ms, figure)
     lines = [
         "# Decode: Fast-dVLA vs bidirectional discrete decoding vs the flow head",
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Four reference VLAs (`small`) trained on DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + "
+        f"Six reference VLAs (`small`) trained on DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + "
         f"proprio), {args.steps} steps at batch 64, seed {args.seed}: the flow head, the discrete head (256 uniform bins "
         f"per dimension, {TOKENS} action tokens per chunk) with bidirectional attention, and the discrete head block-causal "
         f"({BLOCK} tokens per block), and that block-causal head trained again with KL to the bidirectional one on its "
-        "masked tokens (`--distill.teacher`, weight 1). Fast-dVLA's activation threshold (the fraction of a block "
+        "masked tokens (`--distill.teacher`, weight 1), and twice more so at blocks of "
+        + " and ".join(str(size) for size in WIDER_BLOCKS)
+        + " tokens (rows that name their blocks). Fast-dVLA's activation threshold (the fraction of a block "
         "committed before the next one starts) is 0.5 unless a row names it. Mask-predict runs K iterations, committing "
         "the most confident tokens first unless a row says random order; K=10 (the "
         "decoder's default) is the baseline the speed-up column divides by, the other K show what the baseline's own "
@@ -525,6 +650,10 @@ def main() -> None:
         "",
         f"The KV cache's share: Fast-dVLA at threshold 0.9 takes {ms['Fast-dVLA, threshold 0.9']:.1f} ms with the cache "
         f"and {ms['Fast-dVLA, threshold 0.9, no KV cache']:.1f} ms recomputing every started block (the same decisions).",
+        "",
+        f"![success against latency]({figure.name})",
+        "",
+        *block_size_section(done, ms),
         "",
         *sweep,
         "",

@@ -39,6 +39,20 @@ def test_fast_decoding_commits_at_least_one_token_per_active_block_per_pass():
     assert parallel.tokens_per_pass > 2
 
 
+@pytest.mark.parametrize("block", [2, 4, 8, 0])
+def test_committing_everything_at_once_takes_one_pass_per_block(block):
+    """The pipeline's floor, which the block size sets: with every token confident enough, a chunk
+    takes exactly one pass per block; with one block (the bidirectional head) that single pass is
+    mask-predict at K=1."""
+    model = discrete(block=block, vocab=6)
+    prefix = model.prefix_of(obs(seed=5))
+    tokens, stats = fast_decode(model.expert, prefix, threshold=1e-9, activation=1e-9)
+    assert stats.forward_passes == model.expert.n_blocks
+    if block == 0:
+        assert model.expert.n_blocks == 1
+        assert torch.equal(tokens, mask_predict(model.expert, prefix, iterations=1)[0])
+
+
 def test_mask_predict_follows_the_cosine_schedule():
     model = discrete(block=0, vocab=6)
     prefix = model.prefix_of(obs())
