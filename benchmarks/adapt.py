@@ -13,7 +13,7 @@ pretrained base to tasks it never saw.
    plus LoRA-SP folded at its mean routing (`leanvla export`), to price the static export.
 4. Inference ms per chunk of the LoRA-SP policies on each compute path (dense, gather, auto).
 
-Writes docs/results/adapt.md and adapt_active_rank.png. Results accumulate in WORK/results.json.
+Writes docs/results/adapt.md, adapt_active_rank.png and adapt_spectral.png. Results accumulate in WORK/results.json.
 """
 
 from __future__ import annotations
@@ -76,6 +76,32 @@ def narrowest_target(base: Path) -> int:
     model = load_model(base)[0]
     targets = adapter_targets(model, LoRAOptions(targets="backbone,expert"))
     return min(min(model.get_submodule(n).in_features, model.get_submodule(n).out_features) for n in targets)
+
+
+def plot_spectral_sweep(runs: dict[str, Path], out: Path) -> None:
+    """Mean active rank and the spectral loss (normalised energy entropy) over training, one line
+    per spectral weight, from each run's metrics.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from leanvla.report import read_metrics
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, run in runs.items():
+        metrics = [m for m in read_metrics(run / "metrics.jsonl") if m.get("spectral") is not None]
+        steps = [m["step"] for m in metrics]
+        axes[0].plot(steps, [m["active_rank"] for m in metrics], label=label)
+        axes[1].plot(steps, [m["spectral"] for m in metrics], label=label)
+    axes[0].set_ylabel("mean active rank (of R)")
+    axes[1].set_ylabel("spectral loss: energy entropy / log R")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def within_rank_goal(sp: dict, lora_best: dict, full: dict) -> str:
@@ -214,6 +240,16 @@ def main() -> None:
     # ---- the tables ----
     rank_log = work / "runs" / slug(exported_name) / ACTIVE_RANK
     plot_active_rank(rank_log, RESULTS / "adapt_active_rank.png")
+    plot_spectral_sweep(
+        {
+            f"spectral weight {weight:g}": work / "runs" / slug(name)
+            for weight, name in [
+                (1e-3, exported_name),
+                *((w, f"{exported_name}, spectral weight {w:g}") for w in STRONGER_SPECTRAL),
+            ]
+        },
+        RESULTS / "adapt_spectral.png",
+    )
     shutil.copy(work / "runs" / slug(exported_name) / "metrics.jsonl", work / "lora_sp_metrics.jsonl")
     full = done["full fine-tuning"]
     lines = [
@@ -266,6 +302,11 @@ def main() -> None:
         "![LoRA-SP active rank per layer](adapt_active_rank.png)",
         "",
         f"Active rank per layer over training for {exported_name} (`{rank_log}`).",
+        "",
+        "![LoRA-SP spectral weight sweep](adapt_spectral.png)",
+        "",
+        f"{exported_name} at each spectral weight: mean active rank over the adapted layers, and the spectral loss "
+        "(the entropy of each token's score energy over log R: 1 = spread evenly, 0 = on one vector), over training.",
         "",
         "## Against the goal",
         "",
