@@ -244,7 +244,7 @@ def main() -> None:
         {
             f"spectral weight {weight:g}": work / "runs" / slug(name)
             for weight, name in [
-                (1e-3, exported_name),
+                (LoRAOptions().spectral_weight, exported_name),
                 *((w, f"{exported_name}, spectral weight {w:g}") for w in STRONGER_SPECTRAL),
             ]
         },
