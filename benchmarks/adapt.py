@@ -81,10 +81,9 @@ def narrowest_target(base: Path) -> int:
 def plot_spectral_sweep(runs: dict[str, Path], out: Path) -> None:
     """Mean active rank and the spectral loss (normalised energy entropy) over training, one line
     per spectral weight, from each run's metrics.jsonl."""
-    import matplotlib
+    from leanvla.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from leanvla.report import read_metrics
 
@@ -99,9 +98,7 @@ def plot_spectral_sweep(runs: dict[str, Path], out: Path) -> None:
     for ax in axes:
         ax.set_xlabel("training step")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def within_rank_goal(sp: dict, lora_best: dict, full: dict) -> str:

@@ -71,10 +71,9 @@ def measure(width: int, tokens: int, active: int, repeats: int) -> dict[str, flo
 
 
 def plot(rows: list[dict], token_counts: list[int], out) -> None:
-    import matplotlib
+    from leanvla.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(
         1, len(token_counts), figsize=(5.5 * len(token_counts), 4.2), sharey=True, squeeze=False
@@ -101,9 +100,7 @@ def plot(rows: list[dict], token_counts: list[int], out) -> None:
         ax.set_title(f"{tokens} tokens per call")
     axes[0][0].set_ylabel("dense ms / gather ms (> 1: gather pays)")
     axes[0][0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def main() -> None:

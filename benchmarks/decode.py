@@ -284,19 +284,28 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
     import torch
 
     torch.set_num_threads(threads)
+
+    def timed(step) -> float:
+        return median_ms(lambda _: step(), repeats, warmup=3)
+
     costs = {}
-    for block in BLOCK_SIZES:
-        measured = _costs_at_block(size, block, repeats)
-        costs.setdefault("parameters", measured["parameters"])
-        costs.setdefault("prefix", measured["prefix"])
-        costs.setdefault("bidirectional pass", measured["bidirectional pass"])
-        costs[f"fast pass, blocks of {block}"] = measured["fast pass"]
+    with torch.no_grad():
+        for block in BLOCK_SIZES:
+            parameters, steps = _passes(size, block)
+            if not costs:  # the prefix and a pass over every token cost the same at any block size
+                costs = {
+                    "parameters": parameters,
+                    **{k: timed(steps[k]) for k in ("prefix", "bidirectional pass")},
+                }
+            costs[f"fast pass, blocks of {block}"] = timed(steps["fast pass"])
     return costs
 
 
-def _costs_at_block(size: str, block: int, repeats: int) -> dict:
-    """pass_costs' measurements for one block size (the same seeded weights at every block size:
-    only the attention mask differs)."""
+def _passes(size: str, block: int) -> tuple[int, dict]:
+    """A seeded discrete-head VLA of `size` with blocks of `block` tokens (the same weights at every
+    block size: only the attention mask differs): its parameter count and, for pass_costs to time,
+    the prefix encoding, a pass over every action token, and a pass over the last block with the
+    earlier ones cached."""
     import torch
 
     from leanvla.models.config import vla_config
@@ -311,27 +320,19 @@ def _costs_at_block(size: str, block: int, repeats: int) -> dict:
     n, cut = expert.n_tokens, expert.n_tokens - expert.block
     every, last = torch.arange(n), torch.arange(cut, n)
     masked = torch.full((1, n), expert.mask_id)
-
-    def timed(step) -> float:
-        return median_ms(lambda _: step(), repeats, warmup=3)
-
-    with torch.no_grad():
-        prefix = model.encode_prefix(images, words, word_mask, state)
-        _, kv = expert(prefix, masked, every)
-        cache = [(k[:, :, :cut], v[:, :, :cut]) for k, v in kv]
-        return {
-            "parameters": model.num_parameters(),
-            "prefix": timed(lambda: model.encode_prefix(images, words, word_mask, state)),
-            "bidirectional pass": timed(lambda: expert(prefix, masked, every)),
-            "fast pass": timed(lambda: expert(prefix, masked[:, cut:], last, cache, every[:cut])),
-        }
+    prefix = model.encode_prefix(images, words, word_mask, state)
+    _, kv = expert(prefix, masked, every)
+    cache = [(k[:, :, :cut], v[:, :, :cut]) for k, v in kv]
+    return model.num_parameters(), {
+        "prefix": lambda: model.encode_prefix(images, words, word_mask, state),
+        "bidirectional pass": lambda: expert(prefix, masked, every),
+        "fast pass": lambda: expert(prefix, masked[:, cut:], last, cache, every[:cut]),
+    }
 
 
 def block_of_row(name: str) -> int:
     """The tokens per block of a Fast-dVLA row."""
-    return (
-        next(size for size in WIDER_BLOCKS if f"blocks of {size}," in name) if "blocks of" in name else BLOCK
-    )
+    return next((size for size in WIDER_BLOCKS if f"blocks of {size}," in name), BLOCK)
 
 
 def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: float) -> list[str]:
@@ -441,10 +442,7 @@ def family(name: str) -> str:
         return "mask-predict (bidirectional head)"
     if name.startswith("one block"):
         return f"threshold commits, one block of {TOKENS}"
-    for size in WIDER_BLOCKS:
-        if f"blocks of {size}," in name:
-            return f"Fast-dVLA, blocks of {size}"
-    return f"Fast-dVLA, blocks of {BLOCK}"
+    return f"Fast-dVLA, blocks of {block_of_row(name)}"
 
 
 def block_size_section(done: dict, ms: dict) -> list[str]:
@@ -485,10 +483,11 @@ def block_size_section(done: dict, ms: dict) -> list[str]:
 
 def plot_speed_success(done: dict, ms: dict, out) -> None:
     """Success (95% interval) against ms per chunk, one colour per decoder family."""
-    import matplotlib
+    from matplotlib.ticker import ScalarFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
 
     names = [n for n in VARIANTS if n not in LATENCY_ONLY]
     families = list(dict.fromkeys(family(n) for n in names))
@@ -513,14 +512,12 @@ def plot_speed_success(done: dict, ms: dict, out) -> None:
         )
     ax.axvline(ms[BASELINE] / 3, color="grey", lw=0.8, ls=":", label="3x faster than K=10")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("ms per chunk at batch 1, this CPU (log)")
     ax.set_ylabel("closed-loop success %, 95% interval")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def main() -> None:

@@ -130,11 +130,11 @@ CONDITIONS = {  # first-action error columns of the figure: where each policy er
 
 
 def plot(measured: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(measured)
@@ -146,9 +146,7 @@ def plot(measured: dict, out: Path) -> None:
     ax.set_ylabel("mean |first action error|")
     ax.set_title("What each policy reads, and where it errs (MT10, first action of each chunk)")
     ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))  # below: no bar hidden
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> dict:

@@ -9,13 +9,21 @@ import numpy as np
 from PIL import Image
 
 
-def _matplotlib():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, out: Path, dpi: int = 120) -> None:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    pyplot().close(fig)
 
 
 def save_rollout_media(episodes: list[dict], directory: Path, strip_frames: int = 10) -> list[str]:
@@ -51,7 +59,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 def plot_loss(metrics: dict[str, list[dict]], out: Path, title: str = "training loss") -> None:
     """Loss curves of one or more runs (label -> metrics.jsonl records)."""
-    plt = _matplotlib()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label, records in metrics.items():
         ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=label)
@@ -62,9 +70,7 @@ def plot_loss(metrics: dict[str, list[dict]], out: Path, title: str = "training 
     ax.grid(alpha=0.3)
     if len(metrics) > 1:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def pct(x: float) -> str:

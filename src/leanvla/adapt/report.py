@@ -17,11 +17,11 @@ def read_active_rank(path: Path) -> tuple[list[int], list[str], list[list[float]
 
 def plot_active_rank(path: Path, out: Path) -> Path:
     """Heatmap of active rank (layer x step) beside each layer's mean over the last quarter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
 
     steps, names, rows = read_active_rank(path)
     values = np.array(rows).T  # layers x steps
@@ -46,7 +46,5 @@ def plot_active_rank(path: Path, out: Path) -> Path:
         color=[colors.get(n.split(".")[0], "gray") for n in names],
     )
     ax_bar.set_xlabel("mean, last quarter")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
     return out

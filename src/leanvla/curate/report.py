@@ -8,17 +8,9 @@ import torch
 
 from leanvla.atomic import write_bytes_atomic
 from leanvla.curate.scores import RANKINGS
+from leanvla.report import pyplot, save_figure
 
 SHOWN = 4  # best and worst demonstrations pictured
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _short(text: str, n: int = 28) -> str:
@@ -34,7 +26,7 @@ def plot_scores(
     label: str,
 ) -> None:
     """Per task: every demonstration's score (`label` names it), kept ones filled."""
-    plt = _plt()
+    plt = pyplot()
     tasks = sorted(set(task_of))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.4))
     task_t = torch.tensor(task_of)
@@ -58,14 +50,12 @@ def plot_scores(
     ax.set_ylabel(label)
     ax.set_title("scores per task", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_kept(path: Path, names: list[str], kept: dict[int, tuple[int, int]], fraction: float) -> None:
     """Per task: the fraction of its demonstrations kept, against the overall fraction."""
-    plt = _plt()
+    plt = pyplot()
     tasks = sorted(kept)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.0))
     ax.bar(range(len(tasks)), [kept[k][0] / kept[k][1] for k in tasks], color="tab:blue")
@@ -74,14 +64,12 @@ def plot_kept(path: Path, names: list[str], kept: dict[int, tuple[int, int]], fr
     ax.set_ylim(0, 1)
     ax.set_ylabel("kept fraction")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_extremes(path: Path, data, rows, names: list[str], score: torch.Tensor) -> None:
     """Middle frames of the best and worst demonstrations (first camera), with their scores."""
-    plt = _plt()
+    plt = pyplot()
     order = score.argsort(descending=True).tolist()
     shown = min(SHOWN, len(order) // 2) or 1
     picks = [("best", i) for i in order[:shown]] + [("worst", i) for i in order[::-1][:shown]]
@@ -96,9 +84,7 @@ def plot_extremes(path: Path, data, rows, names: list[str], score: torch.Tensor)
             fontsize=7,
         )
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def seconds(timing: dict, prefix: str) -> float:

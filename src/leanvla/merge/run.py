@@ -183,10 +183,9 @@ def _group_norms(vector: dict, prefixes: dict[str, str]) -> dict[str, float]:
 
 def plot_norms(norms: dict[str, dict[str, float]], path: Path) -> None:
     """Per-parameter norm of each vector (matrices only), one line per vector."""
-    import matplotlib
+    from leanvla.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [p for p in norms if p.endswith("weight")]
     series = sorted({v for p in names for v in norms[p]})
@@ -198,6 +197,4 @@ def plot_norms(norms: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_ylabel("Frobenius norm")
     ax.set_title("update norms per weight")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -221,10 +221,9 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
 
 def plot_similarity(matrix: torch.Tensor, removed: list[int], stack: str, path: Path) -> None:
     """Heatmap of CKA between the stack's representations, removed layers' outputs marked."""
-    import matplotlib
+    from leanvla.report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     r = matrix.shape[0]
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
@@ -234,6 +233,4 @@ def plot_similarity(matrix: torch.Tensor, removed: list[int], stack: str, path: 
     ax.set_yticks(range(r), labels, fontsize=7)
     ax.set_title(f"{stack}: linear CKA between layer outputs\n(x = removed)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
