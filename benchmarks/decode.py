@@ -110,6 +110,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         for size in WIDER_BLOCKS
         for t in (0.5, 0.1)
     },
+    # At the floor: a token's confidence is its top bin's probability, never below 1/256, so a
+    # threshold of 0.001 commits every token of a block in the block's first pass (one pass per block).
+    **{
+        f"Fast-dVLA distilled{'' if size == BLOCK else f', blocks of {size}'}, threshold 0.001": (
+            "block-causal distilled" + ("" if size == BLOCK else f", blocks of {size}"),
+            dict(decoder="fast", commit_threshold=0.001),
+        )
+        for size in BLOCK_SIZES
+    },
     # The limit of one block: Fast-dLLM's confidence-threshold commits on the bidirectional head,
     # with nothing block-causal left to cache or pipeline.
     **{
