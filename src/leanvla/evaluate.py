@@ -48,7 +48,8 @@ class EvalConfig:
     decoder: str | None = None
     """Discrete head: bidirectional | fast | fast-nocache (default: the policy's)."""
     commit_threshold: float | None = None
-    """Fast decoder: confidence at which a token is committed (default: the policy's)."""
+    """Fast decoder: confidence at which a token is committed (default: the policy's); below
+    1/vocab every token of a block commits in the block's first pass."""
     activation_threshold: float | None = None
     """Fast decoder: fraction of a block committed before the next starts (default: the policy's)."""
     decode_iterations: int | None = None

@@ -85,7 +85,8 @@ class VLAConfig:
     """Mask-predict: which masked tokens an iteration commits, 'confidence' (most confident first),
     'random' (a random permutation per chunk) or 'left-to-right'."""
     commit_threshold: float = 0.9
-    """Fast decoder: commit a token once its confidence reaches this."""
+    """Fast decoder: commit a token once its confidence reaches this (below 1/vocab: every token
+    of a block in the block's first pass, one pass per block)."""
     activation_threshold: float = 0.5
     """Fast decoder: start the next block once this fraction of the current one is committed."""
     # ---- auxiliary objective (training only; see leanvla.models.auxiliary) ----
