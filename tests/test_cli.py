@@ -181,6 +181,17 @@ def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_
     assert not (tmp_path / "sp").exists()
 
 
+def test_fine_tuning_cannot_change_the_cameras(capsys, tiny_run, tiny_dataset, tmp_path):
+    # tiny_run observes corner2 + corner3; --cameras must not be silently ignored
+    code, _, err = run(
+        capsys,
+        *("train", "--data", str(tiny_dataset), "--init", str(tiny_run), "--out", str(tmp_path / "ft")),
+        *("--cameras", "corner2"),
+    )
+    one_line_error(code, err, "--cameras corner2, but --init", "keeps its own cameras")
+    assert not (tmp_path / "ft").exists()
+
+
 def test_a_vision_stem_that_does_not_fit_the_images(capsys, lerobot_fixture, tmp_path):
     # the fixture's images are 64 px: patch 2 and 6 stages leave a 1 x 1 grid, too small for pixel shuffle 2
     code, _, err = run(

@@ -83,6 +83,11 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "a fine-tuned policy keeps its own head (drop --head, or train a new policy)",
         )
         cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
+        require(
+            cfg.cameras is None or select_cameras(dataset, cfg.cameras) == cameras,
+            f"--cameras {cfg.cameras}, but --init {init_dir} observes {', '.join(cameras)}; "
+            "a fine-tuned policy keeps its own cameras (drop --cameras, or train a new policy)",
+        )
         if cfg.adapter != "full":
             from leanvla.adapt.inject import adapter_targets
 
