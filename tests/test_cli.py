@@ -192,6 +192,18 @@ def test_fine_tuning_cannot_change_the_cameras(capsys, tiny_run, tiny_dataset, t
     assert not (tmp_path / "ft").exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--chunk-size", "4"), ("--n-action-steps", "2")])
+def test_fine_tuning_cannot_change_the_action_chunking(capsys, tiny_run, tiny_dataset, tmp_path, flag, value):
+    # tiny_run predicts chunks of 8 and executes 4; a different value must not be silently ignored
+    code, _, err = run(
+        capsys,
+        *("train", "--data", str(tiny_dataset), "--init", str(tiny_run), "--out", str(tmp_path / "ft")),
+        *(flag, value),
+    )
+    one_line_error(code, err, f"{flag} {value}, but --init", "keeps its own action chunking")
+    assert not (tmp_path / "ft").exists()
+
+
 def test_a_vision_stem_that_does_not_fit_the_images(capsys, lerobot_fixture, tmp_path):
     # the fixture's images are 64 px: patch 2 and 6 stages leave a 1 x 1 grid, too small for pixel shuffle 2
     code, _, err = run(

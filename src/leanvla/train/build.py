@@ -15,7 +15,7 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import require
 from leanvla.models.checkpoint import build_model, load_model, make_meta
-from leanvla.train.config import TrainConfig
+from leanvla.train.config import DEFAULT_CHUNK_SIZE, DEFAULT_N_ACTION_STEPS, TrainConfig
 
 
 @dataclass
@@ -88,13 +88,23 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             f"--cameras {cfg.cameras}, but --init {init_dir} observes {', '.join(cameras)}; "
             "a fine-tuned policy keeps its own cameras (drop --cameras, or train a new policy)",
         )
+        for flag, asked, kept in (
+            ("--chunk-size", cfg.chunk_size, chunk),
+            ("--n-action-steps", cfg.n_action_steps, model_cfg["n_action_steps"]),
+        ):
+            require(
+                asked is None or asked == kept,
+                f"{flag} {asked}, but --init {init_dir} has {kept}; a fine-tuned policy keeps its own action "
+                f"chunking (drop {flag}; `eval --n-action-steps` changes the receding horizon)",
+            )
         if cfg.adapter != "full":
             from leanvla.adapt.inject import adapter_targets
 
             adapter_targets(model, cfg.lora)  # a target or rank that cannot work fails before images decode
     else:
         kind = cfg.model.type
-        cameras, chunk = select_cameras(dataset, cfg.cameras), cfg.chunk_size
+        cameras = select_cameras(dataset, cfg.cameras)
+        chunk = DEFAULT_CHUNK_SIZE if cfg.chunk_size is None else cfg.chunk_size
         if kind == "vla":
             from leanvla.models.config import vla_config
 
@@ -106,7 +116,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
 
         # Before decoding any images: a bad setting fails at once.
         action_dim = dataset.features["action"]["shape"][0]
-        check_head_shape(cfg.chunk_size * action_dim, cfg.discrete.block, cfg.discrete.vocab)
+        check_head_shape(chunk * action_dim, cfg.discrete.block, cfg.discrete.vocab)
     if cfg.distill.teacher is not None:
         from leanvla.decode.distill import check_teacher
 
@@ -118,9 +128,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         check_teacher(cfg.distill.teacher, student, dataset)  # before any image is decoded
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
     if cfg.init is None:
+        n_action_steps = DEFAULT_N_ACTION_STEPS if cfg.n_action_steps is None else cfg.n_action_steps
         require(
-            1 <= cfg.n_action_steps <= cfg.chunk_size,
-            f"--n-action-steps must be within 1..--chunk-size ({cfg.chunk_size}), got {cfg.n_action_steps}",
+            1 <= n_action_steps <= chunk,
+            f"--n-action-steps must be within 1..--chunk-size ({chunk}), got {n_action_steps}",
         )
         contract = dict(
             cameras=cameras,
@@ -128,7 +139,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             state_dim=data.state.shape[1],
             action_dim=data.actions.shape[1],
             chunk_size=chunk,
-            n_action_steps=cfg.n_action_steps,
+            n_action_steps=n_action_steps,
         )
         require(
             data.image_size[0] == data.image_size[1],

@@ -16,6 +16,11 @@ def check_state_augmentation(state_noise: float, state_dropout: float) -> None:
     require(0 <= state_dropout < 1, f"--state-dropout is a probability in [0, 1), got {state_dropout}")
 
 
+# A new policy's action chunking when --chunk-size / --n-action-steps are not given.
+DEFAULT_CHUNK_SIZE = 16
+DEFAULT_N_ACTION_STEPS = 8
+
+
 @dataclass
 class ModelOptions:
     """Which model to train and how big."""
@@ -131,10 +136,11 @@ class TrainConfig:
     distill: DistillOptions = field(default_factory=DistillOptions)
     cameras: str | None = None
     """Comma-separated image features to observe (default: every image feature of the dataset)."""
-    chunk_size: int = 16
-    """Actions predicted per chunk."""
-    n_action_steps: int = 8
-    """Actions executed per chunk at evaluation (receding horizon)."""
+    chunk_size: int | None = None
+    """Actions predicted per chunk (default 16 for a new policy; a fine-tuned --init keeps its own)."""
+    n_action_steps: int | None = None
+    """Actions executed per chunk at evaluation, the receding horizon (default 8 for a new policy; a
+    fine-tuned --init keeps its own, and `eval --n-action-steps` overrides it)."""
     steps: int = 3000
     """Optimizer steps."""
     batch_size: int = 64
