@@ -17,7 +17,7 @@ rank-r approximation agree with the exact inverse, and does training on the cura
 5. Closed loop: training on the curated 50% vs all the data vs a random 50% (same steps, seed,
    batch), success on held-out positions; also on the half that the sweep's best damping selects
    (chosen after seeing the labels: an optimistic bound), and on the half `--select-by typicality`
-   keeps at the default settings.
+   keeps at the default damping, from 32 frames per demonstration and from every frame.
 
     python benchmarks/curate.py --head regression --skip-closed-loop --work outputs/bench/curate_regression --name curate_regression
 
@@ -48,6 +48,7 @@ from common import (
 BAD_FRACTION = 0.3
 FRACTION = 0.5
 K = 16  # k_in = k_out per Linear
+EVERY_FRAME = "every frame (not 32)"
 # Variations of the curation settings above whose AUROC the benchmark also measures.
 SENSITIVITY = {
     "damping 0.01": dict(damping=0.01),
@@ -55,7 +56,7 @@ SENSITIVITY = {
     "damping 10": dict(damping=10.0),
     "damping 100": dict(damping=100.0),
     "damping 1000": dict(damping=1000.0),
-    "every frame (not 32)": dict(frames=0),
+    EVERY_FRAME: dict(frames=0),
     "k_in = k_out = 32": dict(k_in=32, k_out=32),
 }
 # RTA ranks: up to just below N = 200 scored demonstrations, the rank of F (r = N is exact).
@@ -66,6 +67,9 @@ TUNED = "damping 100"
 ALL, CURATED, RANDOM = "all data", f"ATHENA-curated {FRACTION:.0%}", f"random {FRACTION:.0%}"
 CURATED_TUNED = f"ATHENA-curated {FRACTION:.0%}, {TUNED}"
 TYPICAL = f"typicality-curated {FRACTION:.0%}"
+# Typicality at `leanvla curate`'s own default of every frame per demonstration (added 2026-12-02;
+# the rows above score 32 frames, the benchmark's setting).
+TYPICAL_EVERY_FRAME = f"typicality-curated {FRACTION:.0%}, every frame"
 DETECTORS = ("score", "local", "global", "typicality")  # scores.csv columns, higher = better demo
 # The detectors the settings sweep and the goals report, and their names there.
 SWEPT = {"score": "interactive influence", "typicality": "typicality (self-influence)"}
@@ -76,6 +80,7 @@ VARIANT_IDS = {
     RANDOM: "random",
     CURATED_TUNED: f"athena-curated-{slug(TUNED)}",
     TYPICAL: "typicality-curated",
+    TYPICAL_EVERY_FRAME: "typicality-curated-every-frame",
 }
 
 
@@ -233,6 +238,14 @@ def main() -> None:
             done["sensitivity"] = sweep
             done.save()
 
+    typical_every_frame = work / "typicality-curated-every-frame"
+    if not (typical_every_frame / "selection.json").is_file():  # rescores the sweep's gradients
+        every_frame_gradients = work / "sensitivity" / slug(EVERY_FRAME) / "gradients"
+        shutil.copytree(every_frame_gradients, typical_every_frame / "gradients", dirs_exist_ok=True)
+        curate(
+            settings(typical_every_frame, select_by="typicality", **SENSITIVITY[EVERY_FRAME]), progress=False
+        )
+
     # ---- closed loop: the same training on every selection ----
     import random
 
@@ -245,6 +258,7 @@ def main() -> None:
         RANDOM: sorted(random.Random(args.seed).sample(episodes, len(chosen))),
         CURATED_TUNED: tuned,
         TYPICAL: json.loads((typical / "selection.json").read_text())["episodes"],
+        TYPICAL_EVERY_FRAME: json.loads((typical_every_frame / "selection.json").read_text())["episodes"],
     }
     for name, selection in selections.items():
         if name in done or args.skip_closed_loop:
@@ -386,7 +400,9 @@ def write_doc(args, done: dict, labels: dict) -> None:
             f"'{CURATED_TUNED}' keeps the half that curation at {TUNED} (the best detector in the sensitivity "
             "table of the seed-0 dataset) selects: that damping was chosen after seeing those labels, so on that "
             "dataset its row is an optimistic bound. "
-            f"'{TYPICAL}' keeps the half with the highest typicality (`--select-by typicality`, default damping).",
+            f"'{TYPICAL}' keeps the half with the highest typicality (`--select-by typicality`, default damping); "
+            f"'{TYPICAL_EVERY_FRAME}' the same with every frame in each demonstration's loss, `leanvla curate`'s "
+            "default (rows that a results file from before 2026-12-02 lacks were not run then).",
             "",
             "Protocol: " + done[names[0]]["protocol"],
             "",
@@ -416,11 +432,11 @@ def write_doc(args, done: dict, labels: dict) -> None:
         + ("; close to N, so at this N with no time saved (see under the RTA table)" if good_ranks else "")
     )
     if len(names) == len(VARIANT_IDS):
-        all_, cur, rnd, tuned, typ = (100 * done[n]["mean"] for n in VARIANT_IDS)
+        all_, cur, rnd, tuned, typ, typ_every = (100 * done[n]["mean"] for n in VARIANT_IDS)
         lines.append(
             f"- Closed loop: curated {cur:.1f}% vs all {all_:.1f}% vs random {rnd:.1f}% "
             f"(goal: curated >= all and > random); curated at {TUNED}: {tuned:.1f}%; "
-            f"curated by typicality: {typ:.1f}%"
+            f"curated by typicality: {typ:.1f}% (32 frames), {typ_every:.1f}% (every frame)"
         )
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
