@@ -79,6 +79,27 @@ def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, t
     assert "typicality" in (out / "report.md").read_text()
 
 
+def test_label_free_typicality_scores_every_demonstration(tiny_run, tiny_dataset, tmp_path):
+    import math
+
+    import torch
+
+    from leanvla.curate.scores import select
+
+    out = tmp_path / "label-free"
+    label_free = ["--k-in", "4", "--k-out", "4", "--frames", "6", "--fraction", "0.5", "--val-per-task", "0"]
+    assert main([*curate_args(tiny_run, tiny_dataset, out), *label_free, "--select-by", "typicality"]) == 0
+    rows = read_scores(out / "scores.csv")
+    selection = json.loads((out / "selection.json").read_text())
+    assert sorted(r["episode_index"] for r in rows) == list(range(6))  # nothing held out
+    assert selection["validation_episodes"] == [] and len(selection["episodes"]) == 3
+    assert all(math.isnan(r[c]) for r in rows for c in ("local", "global", "score"))
+    typicality = torch.tensor([r["typicality"] for r in rows], dtype=torch.float64)
+    tasks = [sorted({r["task"] for r in rows}).index(r["task"]) for r in rows]
+    assert [r["selected"] for r in rows] == select(typicality, tasks, 0.5, 0.25).tolist()
+    assert "without validation demonstrations" in (out / "report.md").read_text()
+
+
 def test_selection_trains(curated, tiny_dataset, tmp_path):
     from leanvla.train.loop import train
     from tests.helpers import tiny_train_config
@@ -95,6 +116,7 @@ def test_selection_trains(curated, tiny_dataset, tmp_path):
         (["--fraction", "0"], "--fraction must be in (0, 1]"),
         (["--fraction", "0.5", "--task-floor", "0.7"], "--task-floor must be in"),
         (["--val-per-task", "3"], "would leave none to score"),
+        (["--val-per-task", "0"], "--val-per-task must be >= 1 without --val-data"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
         (["--select-by", "loss"], "--select-by"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -92,6 +93,12 @@ def seconds(timing: dict, prefix: str) -> float:
     return sum(v for k, v in timing.items() if k.startswith(prefix))
 
 
+def _signed(value) -> str:
+    """A score cell: signed to two places, or n/a where there was nothing to score against."""
+    value = float(value)
+    return "n/a" if math.isnan(value) else f"{value:+.2f}"
+
+
 def task_table(tasks: list[str], score: list[float], selected: list[bool]) -> list[str]:
     """Markdown rows per task (first-seen order): demonstrations, kept, kept fraction, mean score."""
     lines = ["| task | demonstrations | kept | kept fraction | mean score |", "|---|---|---|---|---|"]
@@ -117,13 +124,18 @@ def write_report(
     plot_kept(out / "kept_per_task.png", names, kept, cfg.fraction)
     plot_extremes(out / "best_and_worst.png", data, rows, names, ranking)
 
+    against = (
+        f"against {summary['validation']} validation demonstrations"
+        if summary["validation"]
+        else "without validation demonstrations (typicality only; the influence columns are empty)"
+    )
     collect_s = seconds(timing, "collect_s")
     projection_s = seconds(timing, "projection_s")
     lines = [
         "# Curation report (ATHENA influence)",
         "",
-        f"Policy `{Path(cfg.policy)}`, data `{Path(cfg.data)}`: {summary['demonstrations']} demonstrations scored against "
-        f"{summary['validation']} validation demonstrations; phi has P = {summary['dim']} dims "
+        f"Policy `{Path(cfg.policy)}`, data `{Path(cfg.data)}`: {summary['demonstrations']} demonstrations scored "
+        f"{against}; phi has P = {summary['dim']} dims "
         f"(k_in = {cfg.k_in}, k_out = {cfg.k_out} per Linear of {cfg.stacks}; other parameters: {cfg.other}); "
         f"curvature {summary['curvature']}, damping {cfg.damping} x mean eigenvalue; alpha {cfg.alpha}; "
         f"kept {int(selected.sum())} by {label} ({cfg.fraction:.0%} overall, at least {cfg.task_floor:.0%} of "
@@ -154,9 +166,9 @@ def write_report(
         ]
         for i in picks:
             lines.append(
-                f"| {rows[i].episode} | {names[rows[i].task]} | {float(scores.local[i]):+.2f} | "
-                f"{float(scores.global_[i]):+.2f} | {float(scores.score[i]):+.2f} | "
-                f"{float(scores.self_influence[i]):.3g} | {float(scores.typicality[i]):+.2f} |"
+                f"| {rows[i].episode} | {names[rows[i].task]} | {_signed(scores.local[i])} | "
+                f"{_signed(scores.global_[i])} | {_signed(scores.score[i])} | "
+                f"{float(scores.self_influence[i]):.3g} | {_signed(scores.typicality[i])} |"
             )
     lines += [
         "",

@@ -59,7 +59,9 @@ class CurateConfig:
     """What selection ranks by: ATHENA's interactive influence on the validation loss, or typicality
     (low self-influence within the demonstration's task: outliers the model must memorise go last)."""
     val_per_task: int = 5
-    """Validation demonstrations held out per task (seeded draw) to build each task's query."""
+    """Validation demonstrations held out per task (seeded draw) to build each task's query. With
+    --select-by typicality, 0 scores and selects among every demonstration, label-free (the
+    influence columns are then empty)."""
     val_data: Path | None = None
     """Instead of a held-out split: a LeRobotDataset of validation demonstrations (tasks matched by instruction)."""
     episodes: Path | None = None
@@ -130,8 +132,11 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     )
     require(0.0 <= cfg.alpha <= 1.0, f"--alpha must be in [0, 1], got {cfg.alpha}")
     require(cfg.damping > 0, f"--damping must be > 0, got {cfg.damping}")
+    require(cfg.val_per_task >= 0, f"--val-per-task must be >= 0, got {cfg.val_per_task}")
     require(
-        cfg.val_per_task >= 1 or cfg.val_data is not None, "--val-per-task must be >= 1 without --val-data"
+        cfg.val_per_task >= 1 or cfg.val_data is not None or cfg.select_by == "typicality",
+        "--val-per-task must be >= 1 without --val-data: the influence scores need validation demonstrations "
+        "(only --select-by typicality selects without them)",
     )
     require(cfg.frames >= 0 and cfg.batch_size >= 1, "--frames must be >= 0 and --batch-size >= 1")
     require(cfg.rank >= 0, f"--rank must be >= 0 (0: automatic), got {cfg.rank}")
@@ -154,7 +159,9 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     cameras, chunk = meta["model"]["cameras"], meta["model"]["chunk_size"]
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     held = None
-    if cfg.val_data is None:  # from the metadata, before any image is decoded
+    if cfg.val_data is None and cfg.val_per_task == 0:  # label-free typicality: every demo is scored
+        held = set()
+    elif cfg.val_data is None:  # from the metadata, before any image is decoded
         considered = episodes if episodes is not None else list(range(dataset.num_episodes))
         task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
         held = split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
@@ -168,9 +175,10 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         cfg.rank <= min(len(scored), projector.dim),
         f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(len(scored), projector.dim)}",
     )
-    missing = {r.task for r in scored} - {r.task for r in rows if r.role == "val"}
+    validated = {r.task for r in rows if r.role == "val"}
+    missing = {r.task for r in scored} - validated
     require(
-        not missing,
+        not missing or not validated,  # none at all: typicality only, influence columns left empty
         f"--val-data has no demonstrations of {sorted(data.instructions[k] for k in missing)}; "
         "every scored task needs validation demonstrations",
     )

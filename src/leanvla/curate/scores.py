@@ -76,8 +76,11 @@ def influence(
 ) -> Influence:
     require(0.0 <= alpha <= 1.0, f"--alpha must be in [0, 1], got {alpha}")
     tasks = sorted(set(train_tasks))
-    queries = solver.solve(task_queries(phi_val, val_tasks, tasks))  # P x K
-    raw = phi_train.double() @ queries  # N x K
+    if val_tasks:
+        queries = solver.solve(task_queries(phi_val, val_tasks, tasks))  # P x K
+        raw = phi_train.double() @ queries  # N x K
+    else:  # no validation demonstrations (label-free typicality): no influence on anything to measure
+        raw = torch.full((len(train_tasks), len(tasks)), math.nan, dtype=torch.float64)
     z = standardise(raw)
     column = torch.tensor([tasks.index(t) for t in train_tasks])
     local = z[torch.arange(len(train_tasks)), column]
