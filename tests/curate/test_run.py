@@ -129,6 +129,32 @@ def test_bad_input_is_one_line_and_exit_code_2(extra, message, tiny_run, tiny_da
     assert not (out / "scores.csv").exists()
 
 
+def test_a_policy_that_does_not_fit_the_data_is_one_line(tiny_run, lerobot_fixture, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, lerobot_fixture, out), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"checkpoint {tiny_run}" in err and "expects 32x32 images" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dataset, tmp_path, capsys):
+    from leanvla.data.record import RecordConfig, record
+
+    reach_only = tmp_path / "val"  # --data has reach and drawer-close
+    record(
+        RecordConfig(
+            out=reach_only, tasks="reach-v3", episodes=1, cameras="corner2,corner3", image_size=32, workers=1
+        ),
+        progress=False,
+    )
+    out = tmp_path / "out"
+    args = [*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(reach_only)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--val-data has no demonstrations of" in err and len(err.splitlines()) == 1
+    assert not (out / "scores.csv").exists()
+
+
 def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tmp_path):
     """torchrun with two processes (gloo): each collects its shard of the store; same scores."""
     out = tmp_path / "two"

@@ -109,6 +109,22 @@ def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed:
     return held
 
 
+def check_validation_tasks(scored_tasks: list[str], data_tasks: list[str], val_dataset) -> None:
+    """--val-data may only hold tasks of --data, and must hold every scored task."""
+    offered = val_dataset.episode_tasks()
+    strangers = sorted(set(offered) - set(data_tasks))
+    require(
+        not strangers,
+        f"--val-data task '{strangers[0] if strangers else ''}' is not a task of --data; "
+        "validation demonstrations must share tasks",
+    )
+    missing = sorted(set(scored_tasks) - set(offered))
+    require(
+        not missing,
+        f"--val-data has no demonstrations of {missing}; every scored task needs validation demonstrations",
+    )
+
+
 def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     from leanvla.curate.collect import collect
     from leanvla.curate.projection import KroneckerProjector, dense_parameters, projected_linears
@@ -159,10 +175,14 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     cameras, chunk = meta["model"]["cameras"], meta["model"]["chunk_size"]
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     held = None
-    if cfg.val_data is None and cfg.val_per_task == 0:  # label-free typicality: every demo is scored
+    # Validation demonstrations are checked from the metadata, before any image is decoded.
+    considered = episodes if episodes is not None else list(range(dataset.num_episodes))
+    if cfg.val_data is not None:
+        scored_tasks = [dataset.episode_tasks()[e] for e in considered]
+        check_validation_tasks(scored_tasks, dataset.tasks, LeRobotDataset(cfg.val_data))
+    elif cfg.val_per_task == 0:  # label-free typicality: every demo is scored
         held = set()
-    elif cfg.val_data is None:  # from the metadata, before any image is decoded
-        considered = episodes if episodes is not None else list(range(dataset.num_episodes))
+    else:
         task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
         held = split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
     data = ChunkDataset(dataset, cameras, chunk, episodes, meta["state_key"], meta["action_key"], progress)
@@ -174,13 +194,6 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     require(
         cfg.rank <= min(len(scored), projector.dim),
         f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(len(scored), projector.dim)}",
-    )
-    validated = {r.task for r in rows if r.role == "val"}
-    missing = {r.task for r in scored} - validated
-    require(
-        not missing or not validated,  # none at all: typicality only, influence columns left empty
-        f"--val-data has no demonstrations of {sorted(data.instructions[k] for k in missing)}; "
-        "every scored task needs validation demonstrations",
     )
     settings = {
         "policy": str(source.resolve()),
@@ -288,13 +301,7 @@ def _rows_and_losses(
         val_dataset, data.cameras, data.chunk_size, None, data.state_key, data.action_key, progress
     )
     # The validation dataset numbers its tasks its own way: match them by instruction.
-    val_task = {}
-    for k, text in enumerate(val_data.instructions):
-        require(
-            text in data.instructions,
-            f"--val-data task '{text}' is not a task of --data; validation demonstrations must share tasks",
-        )
-        val_task[k] = data.instructions.index(text)
+    val_task = {k: data.instructions.index(text) for k, text in enumerate(val_data.instructions)}
     # Queries are per training task, so the validation instructions must map onto those indices.
     val_data.instructions = data.instructions
     val_data.task_index = torch.tensor([val_task[int(t)] for t in val_data.task_index.tolist()])
