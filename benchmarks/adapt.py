@@ -18,7 +18,7 @@ Writes docs/results/adapt.md, adapt_active_rank.png and adapt_spectral.png. Resu
     python benchmarks/adapt.py --replicate --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/adapt_seed1 --name adapt_seed1
 
---replicate adapts only the rows the goal is judged on (REPLICATED) on another seed (new recording,
+--replicate adapts only the rows the goal is judged on (see `replicated`) on another seed (new recording,
 adapter initialisation and evaluation seed; the same base when --base names it), without the speed
 probes, the export or the path timings, and writes docs/results/<--name>.md.
 """

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 from common import (
     CACHE,
@@ -212,10 +213,15 @@ def main() -> None:
     curated = work / "curated"
     if not (curated / "scores.csv").is_file():
         curate(settings(curated))
-    typical = work / "typicality-curated"
-    if not (typical / "selection.json").is_file():  # rescores the stored gradients: seconds
-        shutil.copytree(curated / "gradients", typical / "gradients", dirs_exist_ok=True)
-        curate(settings(typical, select_by="typicality"), progress=False)
+
+    def rescored(out: Path, gradients: Path, **changes) -> Path:
+        """Selection by typicality from already stored gradients: seconds, no collection."""
+        if not (out / "selection.json").is_file():
+            shutil.copytree(gradients, out / "gradients", dirs_exist_ok=True)
+            curate(settings(out, select_by="typicality", **changes), progress=False)
+        return out
+
+    typical = rescored(work / "typicality-curated", curated / "gradients")
     timing = json.loads((curated / "timing.json").read_text())
     scores = read_scores(curated / "scores.csv")
     done["detection"] = detection(scores, labels)
@@ -238,13 +244,11 @@ def main() -> None:
             done["sensitivity"] = sweep
             done.save()
 
-    typical_every_frame = work / "typicality-curated-every-frame"
-    if not (typical_every_frame / "selection.json").is_file():  # rescores the sweep's gradients
-        every_frame_gradients = work / "sensitivity" / slug(EVERY_FRAME) / "gradients"
-        shutil.copytree(every_frame_gradients, typical_every_frame / "gradients", dirs_exist_ok=True)
-        curate(
-            settings(typical_every_frame, select_by="typicality", **SENSITIVITY[EVERY_FRAME]), progress=False
-        )
+    typical_every_frame = rescored(
+        work / "typicality-curated-every-frame",
+        work / "sensitivity" / slug(EVERY_FRAME) / "gradients",
+        **SENSITIVITY[EVERY_FRAME],
+    )
 
     # ---- closed loop: the same training on every selection ----
     import random
