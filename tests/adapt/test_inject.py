@@ -10,7 +10,10 @@ from leanvla.adapt.config import LoRAOptions
 from leanvla.adapt.inject import adapter_state_dict, adapter_targets, inject_adapters, trainable_parameters
 from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
+from leanvla.models.layout import VLA_LAYOUT
 from leanvla.models.policy import Observation
+
+IO_NAMES = [f"{name}." for name in VLA_LAYOUT.io]
 
 
 def fixed_error(model, seed=0) -> torch.Tensor:
@@ -42,7 +45,31 @@ def test_adapted_model_starts_equal_to_base(base, kind):
     assert torch.equal(fixed_error(model), before)
     trainable = trainable_parameters(model)
     assert 0 < trainable < 0.5 * total
-    assert all("lora" in n or "router" in n for n, p in model.named_parameters() if p.requires_grad)
+    io = tuple(IO_NAMES)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora" in n or "router" in n or n.startswith(io) for n in trained)
+    assert {n for n in trained if n.startswith(io)} == {
+        n for n, _ in model.named_parameters() if n.startswith(io)
+    }  # every input and output module trains in full, beside the adapters
+
+
+def test_train_io_off_trains_only_the_adapters(base):
+    model, *_ = base
+    inject_adapters(model, "lora", LoRAOptions(rank=4, train_io=False))
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n for n in trained)
+
+
+def test_an_adapted_io_module_keeps_its_base_frozen(base):
+    model, *_ = base
+    inject_adapters(model, "lora-sp", LoRAOptions(rank=4, regex=r"connector$"))
+    assert not model.vision.connector.base_layer.weight.requires_grad
+    assert model.vision.connector.lora_A.requires_grad and model.state_proj.weight.requires_grad
+
+
+def test_adapters_saved_before_train_io_load_with_those_modules_frozen():
+    assert LoRAOptions.from_dict({"rank": 4}).train_io is False
+    assert LoRAOptions.from_dict(LoRAOptions(rank=4).to_dict()).train_io is True
 
 
 def test_targets_by_stack_regex_and_group_rank(base):
@@ -101,7 +128,9 @@ def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, ki
     save_checkpoint(tmp_path / "adapted", model, meta, stats)
     assert (tmp_path / "adapted" / ADAPTER).is_file() and not (tmp_path / "adapted" / WEIGHTS).exists()
     saved = set(adapter_state_dict(model))
-    assert saved and all("lora" in k or "router" in k or "forward_steps" in k for k in saved)
+    assert saved and all(
+        "lora" in k or "router" in k or "forward_steps" in k or k.startswith(tuple(IO_NAMES)) for k in saved
+    )
     reloaded, reloaded_meta, *_ = load_model(tmp_path / "adapted")
     assert reloaded_meta["adapter"]["kind"] == kind
     assert torch.equal(fixed_error(reloaded), expected)

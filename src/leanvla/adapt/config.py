@@ -25,8 +25,12 @@ class LoRAOptions:
     """Instead of --lora.targets: adapt every nn.Linear whose qualified name matches this regex."""
     group_rank: str = ""
     """Per-stack rank overrides, e.g. 'vision=64,expert=16'."""
+    train_io: bool = True
+    """Train in full the modules outside the layer stacks that the layout names as the model's inputs
+    and outputs (reference VLA: vision stem and connector, state projection, the action expert's
+    action, time and condition projections), which adapters on the stacks would leave frozen."""
     train_modules: str | None = None
-    """Regex of modules trained in full beside the adapters (e.g. 'expert.action_(in|out)')."""
+    """Regex of further modules trained in full beside the adapters (e.g. 'embed_tokens')."""
     eta: float = 0.9
     """LoRA-SP: energy fraction the kept vectors must hold at the end of the eta schedule, in (0, 1]."""
     eta_start: float = 1.0
@@ -65,7 +69,11 @@ class LoRAOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> LoRAOptions:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.setdefault(
+            "train_io", False
+        )  # adapters saved before train_io existed kept those modules frozen
+        return cls(**known)
 
     def rank_for(self, stack: str | None) -> int:
         return parse_groups(self.group_rank, "group-rank", int).get(stack, self.rank)

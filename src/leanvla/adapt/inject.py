@@ -133,6 +133,10 @@ def inject_adapters(
         inject_adapter_in_model(config, model)
         for name, p in model.named_parameters():  # peft leaves other parameters as they were
             p.requires_grad_("lora_" in name)
+    if opts.train_io:
+        for module in io_modules(model, exclude=targets).values():
+            for p in module.parameters():
+                p.requires_grad_(True)
     if opts.train_modules:
         pattern = _compile(opts.train_modules, "--lora.train-modules")
         matched = [m for n, m in model.named_modules() if n and pattern.search(n)]
@@ -141,6 +145,18 @@ def inject_adapters(
             for p in module.parameters():
                 p.requires_grad_(True)
     return targets
+
+
+def io_modules(model: nn.Module, exclude=()) -> dict[str, nn.Module]:
+    """The layout's input and output modules outside the stacks (none without a layout), less any
+    that are adapter targets themselves (an adapter already trains those)."""
+    from leanvla.models.layout import layout_for
+
+    try:
+        layout = layout_for(model)
+    except UserError:
+        return {}
+    return {name: m for name, m in layout.io_modules(model).items() if name not in exclude}
 
 
 def is_adapted(model: nn.Module) -> bool:

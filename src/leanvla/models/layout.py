@@ -30,6 +30,10 @@ class Stack:
 @dataclass(frozen=True)
 class Layout:
     stacks: tuple[Stack, ...]
+    io: tuple[str, ...] = ()
+    """Modules outside the stacks that carry inputs into them and predictions out of them (a model
+    need not have every one). Adapters on the stacks leave them frozen; fine-tuning with adapters
+    trains them in full, as peft's modules_to_save does."""
 
     def stack(self, name: str) -> Stack:
         for s in self.stacks:
@@ -68,6 +72,11 @@ class Layout:
                     out[f"{stack.path}.{i}.{rel}"] = module
         return out
 
+    def io_modules(self, model: nn.Module) -> dict[str, nn.Module]:
+        """Qualified name -> module for each of the layout's `io` modules the model has."""
+        present = dict(model.named_modules())
+        return {name: present[name] for name in self.io if name in present}
+
     def check(self, model: nn.Module) -> None:
         """Raise a UserError naming the first module the layout expects and the model lacks."""
         self.linear_modules(model)
@@ -78,7 +87,21 @@ VLA_LAYOUT = Layout(
         Stack("backbone", "backbone", BLOCK_LINEARS, depth_key="layers"),
         Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="expert_layers"),
         Stack("vision", "vision.layers", BLOCK_LINEARS, depth_key="vision_layers"),
-    )
+    ),
+    io=(
+        "vision.stem",
+        "vision.connector",
+        "vision.flat",
+        "state_proj",
+        "expert.action_in",
+        "expert.time_mlp_in",
+        "expert.time_mlp_out",
+        "expert.cond_proj",
+        "expert.action_out",
+        "expert.token_embed",  # the discrete head's
+        "expert.dim_embed",
+        "expert.logits",
+    ),
 )
 
 # Hugging Face Llama-style decoders (LlamaForCausalLM, Qwen2, SmolLM, the VLM inside SmolVLA).
