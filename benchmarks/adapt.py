@@ -51,6 +51,11 @@ from common import (
 FULL_LR, ADAPTER_LR = 3e-4, 1e-3  # the usual rates: adapters train a few, zero-initialised weights
 SMALL_ROUTER = 16  # the bottleneck router variant's --lora.router-rank
 STRONGER_SPECTRAL = (1e-2, 1e-1)  # --lora.spectral-weight variants (the default is 1e-3)
+# The reference VLA's modules outside its layer stacks, which adapters on the stacks leave frozen:
+# the vision stem and connector, the state projection, the expert's action, time and condition projections.
+IO_MODULES = (
+    r"vision\.(stem|connector)|state_proj|expert\.(action_in|action_out|time_mlp_in|time_mlp_out|cond_proj)"
+)
 
 
 def variants(max_rank: int) -> dict[str, dict]:
@@ -118,13 +123,20 @@ def replication_report(done: dict, names: list[str], base: Path, args) -> list[s
     """--replicate's report: the goal's rows on another seed, and the goal read off them."""
     rows = [([*adapter_cells(n, done[n]), f"{done[n]['train_s']:.0f}"], done[n]) for n in names]
     return [
-        "# Adapt, replicated: the goal's rows on another seed",
+        "# Adapt, replicated: the goal's rows"
+        + (" with the modules outside the stacks trained" if args.train_io else " on another seed"),
         "",
         f"Command: `{command_line()}`",
         "",
         f"Base: `{shown(base)}`. Adapted to DEMO5 ({args.episodes} demonstrations per task, recorded with seed "
         f"{args.seed}) for {args.steps} steps at batch 64, adapter initialisation and evaluation seed {args.seed}; "
-        "every other setting as in [adapt.md](adapt.md), where training speed, memory, the static export and the "
+        + (
+            "every adapter row also trains in full the modules outside the layer stacks, which adapters on the stacks "
+            f"leave frozen (`--lora.train-modules '{IO_MODULES}'`); "
+            if args.train_io
+            else ""
+        )
+        + "every other setting as in [adapt.md](adapt.md), where training speed, memory, the static export and the "
         "inference paths are measured (not repeated here).",
         "",
         "Protocol: " + done[names[0]]["protocol"],
@@ -204,6 +216,11 @@ def main() -> None:
         help="only the rows the goal is judged on, with a short report (another --seed)",
     )
     parser.add_argument("--name", default="adapt", help="result file name (without .md)")
+    parser.add_argument(
+        "--train-io",
+        action="store_true",
+        help="adapter rows also train the modules outside the layer stacks in full (IO_MODULES)",
+    )
     args = parser.parse_args()
 
     from leanvla.adapt.config import LoRAOptions
@@ -232,7 +249,9 @@ def main() -> None:
             out=out,
             init=base,
             adapter=kind,
-            lora=LoRAOptions(targets="backbone,expert", **options),
+            lora=LoRAOptions(
+                targets="backbone,expert", train_modules=IO_MODULES if args.train_io else None, **options
+            ),
             steps=args.steps,
             lr=FULL_LR if kind == "full" else ADAPTER_LR,
             seed=args.seed,
