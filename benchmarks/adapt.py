@@ -21,6 +21,12 @@ Writes docs/results/adapt.md, adapt_active_rank.png and adapt_spectral.png. Resu
 --replicate adapts only the rows the goal is judged on (see `replicated`) on another seed (new recording,
 adapter initialisation and evaluation seed; the same base when --base names it), without the speed
 probes, the export or the path timings, and writes docs/results/<--name>.md.
+
+--train-io makes the adapter rows train the input and output modules around the stacks in full
+(`--lora.train-io`, leanvla's default since 2026-12-02); without it they stay frozen, as in adapt.md:
+
+    python benchmarks/adapt.py --replicate --train-io --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
+        --work outputs/bench/adapt_io_seed1 --name adapt_io_seed1
 """
 
 from __future__ import annotations
@@ -51,11 +57,6 @@ from common import (
 FULL_LR, ADAPTER_LR = 3e-4, 1e-3  # the usual rates: adapters train a few, zero-initialised weights
 SMALL_ROUTER = 16  # the bottleneck router variant's --lora.router-rank
 STRONGER_SPECTRAL = (1e-2, 1e-1)  # --lora.spectral-weight variants (the default is 1e-3)
-# The reference VLA's modules outside its layer stacks, which adapters on the stacks leave frozen:
-# the vision stem and connector, the state projection, the expert's action, time and condition projections.
-IO_MODULES = (
-    r"vision\.(stem|connector)|state_proj|expert\.(action_in|action_out|time_mlp_in|time_mlp_out|cond_proj)"
-)
 
 
 def variants(max_rank: int) -> dict[str, dict]:
@@ -131,8 +132,9 @@ def replication_report(done: dict, names: list[str], base: Path, args) -> list[s
         f"Base: `{shown(base)}`. Adapted to DEMO5 ({args.episodes} demonstrations per task, recorded with seed "
         f"{args.seed}) for {args.steps} steps at batch 64, adapter initialisation and evaluation seed {args.seed}; "
         + (
-            "every adapter row also trains in full the modules outside the layer stacks, which adapters on the stacks "
-            f"leave frozen (`--lora.train-modules '{IO_MODULES}'`); "
+            "every adapter row also trains in full the input and output modules outside the layer stacks, which "
+            "adapters on the stacks leave frozen (`--lora.train-io`: the vision stem and connector, the state "
+            "projection, the expert's action, time and condition projections); "
             if args.train_io
             else ""
         )
@@ -219,7 +221,7 @@ def main() -> None:
     parser.add_argument(
         "--train-io",
         action="store_true",
-        help="adapter rows also train the modules outside the layer stacks in full (IO_MODULES)",
+        help="adapter rows also train in full the input and output modules outside the stacks (--lora.train-io)",
     )
     args = parser.parse_args()
 
@@ -249,9 +251,7 @@ def main() -> None:
             out=out,
             init=base,
             adapter=kind,
-            lora=LoRAOptions(
-                targets="backbone,expert", train_modules=IO_MODULES if args.train_io else None, **options
-            ),
+            lora=LoRAOptions(targets="backbone,expert", train_io=args.train_io, **options),
             steps=args.steps,
             lr=FULL_LR if kind == "full" else ADAPTER_LR,
             seed=args.seed,
@@ -358,7 +358,13 @@ def main() -> None:
         f"Base: `{shown(base)}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
         f"Adapted to DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
-        f"Adapters sit on every backbone and action-expert Linear; the largest LoRA rank is {max_rank}, the width of "
+        f"Adapters sit on every backbone and action-expert Linear"
+        + (
+            ", and the input and output modules outside those stacks train in full (--lora.train-io)"
+            if args.train_io
+            else ", with everything else frozen (--lora.no-train-io)"
+        )
+        + f"; the largest LoRA rank is {max_rank}, the width of "
         "the narrowest target (the key/value projections). LoRA-SP starts at eta 1 and follows a cosine to its eta "
         "over the first half of training, with the spectral loss at weight 1e-3 unless the row names another. Its router is one d_in x R Linear "
         f"unless the row says router rank {SMALL_ROUTER} (a d_in -> {SMALL_ROUTER} -> R bottleneck).",

@@ -270,7 +270,8 @@ def _short_run(plan: DemoPlan, cfg: DemoConfig, steps: int, **options) -> Path:
 
 
 def _adapt_stage(plan: DemoPlan, cfg: DemoConfig, out: Path) -> Path:
-    """LoRA-SP: adapt the frozen base to tasks it never saw, training only the adapters."""
+    """LoRA-SP: adapt the frozen base to tasks it never saw, training the adapters and the input and
+    output modules around the stacks."""
     from leanvla.adapt.config import LoRAOptions
 
     return _short_run(
