@@ -108,6 +108,31 @@ def test_resuming_with_different_options_is_refused(data, tmp_path):
         train(_cfg(data, run, lr=1e-3), progress=False)
 
 
+def test_runs_saved_before_train_io_existed_still_resume(data, uninterrupted, tmp_path):
+    """Such a run trained without --lora.train-io: full fine-tuning ignores the adapter options, and
+    an adapter run resumes with --lora.no-train-io (and only with it)."""
+    import json
+
+    from leanvla.adapt.config import LoRAOptions
+
+    def started_before_train_io(run, **kw):
+        train(_cfg(data, run, **kw), progress=False, stop_after=4)
+        saved = json.loads((run / "train_config.json").read_text())
+        del saved["lora"]["train_io"]
+        (run / "train_config.json").write_text(json.dumps(saved))
+
+    started_before_train_io(tmp_path / "full")
+    train(_cfg(data, tmp_path / "full"), progress=False)
+    assert (tmp_path / "full" / "policy").is_dir()
+
+    adapt = dict(init=uninterrupted, adapter="lora", ema=0.0)
+    started_before_train_io(tmp_path / "lora", lora=LoRAOptions(rank=4, train_io=False), **adapt)
+    with pytest.raises(UserError, match="started with lora="):
+        train(_cfg(data, tmp_path / "lora", lora=LoRAOptions(rank=4), **adapt), progress=False)
+    train(_cfg(data, tmp_path / "lora", lora=LoRAOptions(rank=4, train_io=False), **adapt), progress=False)
+    assert (tmp_path / "lora" / "policy").is_dir()
+
+
 def test_finished_run_is_not_silently_redone(data, uninterrupted):
     with pytest.raises(UserError, match="already holds a finished run"):
         train(_cfg(data, uninterrupted), progress=False)

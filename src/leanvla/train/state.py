@@ -69,6 +69,10 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
         json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").is_file() else {}
     )
     now = config_json(cfg)
+    if cfg.adapter == "full":  # the adapter options do not enter a full fine-tuning run
+        saved["lora"] = now["lora"]
+    elif isinstance(saved.get("lora"), dict):  # runs from before --lora.train-io trained without it
+        saved["lora"].setdefault("train_io", False)
     for key in now:
         if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
             raise UserError(
