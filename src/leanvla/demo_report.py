@@ -132,8 +132,8 @@ def adapt_section(plan: DemoPlan, out: Path, adapted: dict) -> str:
         "## Adapt (LoRA-SP)",
         "",
         f"The base policy, frozen, adapted to tasks it never saw ({plan.adapt_tasks.replace(',', ', ')}; "
-        f"{plan.adapt_episodes} demonstrations each) with LoRA-SP on every backbone and expert Linear (and its input and output modules trained in full, "
-        "`--lora.train-io`): a bank of "
+        f"{plan.adapt_episodes} demonstrations each) with LoRA-SP on every backbone and expert Linear, and its "
+        "input and output modules trained in full (`--lora.train-io`): a bank of "
         f"{plan.adapt_rank} vectors per layer, eta {plan.adapt_eta}, {plan.adapt_steps} steps. Trainable parameters: "
         f"{trainable_parameters(model) / 1e3:.0f}k of {total / 1e6:.2f}M; mean active rank at the end "
         f"{last['active_rank']:.1f} of {plan.adapt_rank}. The adapter is saved apart from the base "

@@ -70,9 +70,8 @@ class LoRAOptions:
     @classmethod
     def from_dict(cls, d: dict) -> LoRAOptions:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        known.setdefault(
-            "train_io", False
-        )  # adapters saved before train_io existed kept those modules frozen
+        # Adapters saved before train_io existed kept those modules frozen.
+        known.setdefault("train_io", False)
         return cls(**known)
 
     def rank_for(self, stack: str | None) -> int:
