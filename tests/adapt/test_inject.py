@@ -95,6 +95,7 @@ def test_peft_lora_group_rank(base):
         (LoRAOptions(regex="no_such_module"), "matches no nn.Linear"),
         (LoRAOptions(regex="("), "not a valid regular expression"),
         (LoRAOptions(targets="decoder"), "stack 'decoder', which the layout lacks"),
+        (LoRAOptions(targets="backbone,vision"), "stack 'vision', which has no layers in this model"),
         (LoRAOptions(rank=40), "rank 40 is larger than"),
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),

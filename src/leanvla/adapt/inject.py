@@ -61,6 +61,13 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
             require(
                 name in known, f"--lora.targets names stack '{name}', which the layout lacks (it has {known})"
             )
+        if opts.targets != LoRAOptions.targets:  # the default names every stack a model may have
+            for name in wanted:
+                require(
+                    name in stack_of.values(),
+                    f"--lora.targets names stack '{name}', which has no layers in this model; drop it "
+                    "(the modules around the stacks train in full with --lora.train-io)",
+                )
         names = {name: stack for name, stack in stack_of.items() if stack in wanted}
         require(
             names,
