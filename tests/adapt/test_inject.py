@@ -13,7 +13,7 @@ from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
 from leanvla.models.layout import VLA_LAYOUT
 from leanvla.models.policy import Observation
 
-IO_NAMES = [f"{name}." for name in VLA_LAYOUT.io]
+IO_NAMES = tuple(f"{name}." for name in VLA_LAYOUT.io)
 
 
 def fixed_error(model, seed=0) -> torch.Tensor:
@@ -45,11 +45,10 @@ def test_adapted_model_starts_equal_to_base(base, kind):
     assert torch.equal(fixed_error(model), before)
     trainable = trainable_parameters(model)
     assert 0 < trainable < 0.5 * total
-    io = tuple(IO_NAMES)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert all("lora" in n or "router" in n or n.startswith(io) for n in trained)
-    assert {n for n in trained if n.startswith(io)} == {
-        n for n, _ in model.named_parameters() if n.startswith(io)
+    assert all("lora" in n or "router" in n or n.startswith(IO_NAMES) for n in trained)
+    assert {n for n in trained if n.startswith(IO_NAMES)} == {
+        n for n, _ in model.named_parameters() if n.startswith(IO_NAMES)
     }  # every input and output module trains in full, beside the adapters
 
 
@@ -130,7 +129,7 @@ def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, ki
     assert (tmp_path / "adapted" / ADAPTER).is_file() and not (tmp_path / "adapted" / WEIGHTS).exists()
     saved = set(adapter_state_dict(model))
     assert saved and all(
-        "lora" in k or "router" in k or "forward_steps" in k or k.startswith(tuple(IO_NAMES)) for k in saved
+        "lora" in k or "router" in k or "forward_steps" in k or k.startswith(IO_NAMES) for k in saved
     )
     reloaded, reloaded_meta, *_ = load_model(tmp_path / "adapted")
     assert reloaded_meta["adapter"]["kind"] == kind

@@ -26,14 +26,19 @@ def _compile(pattern: str, option: str) -> re.Pattern:
         raise UserError(f"{option} '{pattern}' is not a valid regular expression: {exc}") from exc
 
 
-def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None]:
-    """Qualified name -> stack name (None when chosen by regex outside any stack) of each target Linear."""
+def _layout_or_none(model: nn.Module):
+    """The model's built-in layout, or None (then only --lora.regex can name targets)."""
     from leanvla.models.layout import layout_for
 
     try:
-        layout = layout_for(model)
+        return layout_for(model)
     except UserError:
-        layout = None
+        return None
+
+
+def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None]:
+    """Qualified name -> stack name (None when chosen by regex outside any stack) of each target Linear."""
+    layout = _layout_or_none(model)
     stack_of = {}
     if layout is not None:
         for stack in layout.stacks:
@@ -157,11 +162,8 @@ def inject_adapters(
 def io_modules(model: nn.Module, exclude=()) -> dict[str, nn.Module]:
     """The layout's input and output modules outside the stacks (none without a layout), less any
     that are adapter targets themselves (an adapter already trains those)."""
-    from leanvla.models.layout import layout_for
-
-    try:
-        layout = layout_for(model)
-    except UserError:
+    layout = _layout_or_none(model)
+    if layout is None:
         return {}
     return {name: m for name, m in layout.io_modules(model).items() if name not in exclude}
 

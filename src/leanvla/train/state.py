@@ -71,8 +71,10 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     now = config_json(cfg)
     if cfg.adapter == "full":  # the adapter options do not enter a full fine-tuning run
         saved["lora"] = now["lora"]
-    elif isinstance(saved.get("lora"), dict):  # runs from before --lora.train-io trained without it
-        saved["lora"].setdefault("train_io", False)
+    elif isinstance(saved.get("lora"), dict):  # options added since the run started read as it ran
+        from leanvla.adapt.config import LoRAOptions
+
+        saved["lora"] = LoRAOptions.from_dict(saved["lora"]).to_dict()
     for key in now:
         if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
             raise UserError(
