@@ -13,7 +13,8 @@ pretrained base to tasks it never saw.
    plus LoRA-SP folded at its mean routing (`leanvla export`), to price the static export.
 4. Inference ms per chunk of the LoRA-SP policies on each compute path (dense, gather, auto).
 
-Writes docs/results/adapt.md, adapt_active_rank.png and adapt_spectral.png. Results accumulate in WORK/results.json.
+Writes docs/results/<--name>.md (default adapt.md), <name>_active_rank.png and <name>_spectral.png.
+Results accumulate in WORK/results.json.
 
     python benchmarks/adapt.py --replicate --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/adapt_seed1 --name adapt_seed1
@@ -27,6 +28,11 @@ probes, the export or the path timings, and writes docs/results/<--name>.md.
 
     python benchmarks/adapt.py --replicate --train-io --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/adapt_io_seed1 --name adapt_io_seed1
+    python benchmarks/adapt.py --train-io --base outputs/bench/pretrained/small-3000-seed0/policy \
+        --work outputs/bench/adapt_io --name adapt_io    # every row, probe, export and path timing
+
+A full run over a WORK that a --replicate run on the same seed filled reuses its rows and adds their
+speed and memory probes.
 """
 
 from __future__ import annotations
@@ -262,13 +268,18 @@ def main() -> None:
 
     names = replicated(max_rank) if args.replicate else list(table)
     for name in names:
-        if name in done:
-            continue
-        cfg = config(name, work / "runs" / slug(name))
+        # Speed and memory are measured on seed 0 only (they do not depend on it): a row a --replicate
+        # run left in WORK gets its probe here.
         probe = {}
-        if not args.replicate:  # speed and memory were measured on seed 0; they do not depend on it
+        if not args.replicate and "samples_per_s" not in done.get(name, {}):
             samples_per_s, peak_mib = probe_speed_and_memory(config(name, work / "probe" / slug(name)))
             probe = dict(samples_per_s=samples_per_s, peak_mib=peak_mib)
+        if name in done:
+            if probe:
+                done[name] = {**done[name], **probe}
+                done.save()
+            continue
+        cfg = config(name, work / "runs" / slug(name))
         seconds = train_timed(cfg)
         from leanvla.adapt.inject import trainable_parameters
         from leanvla.models.checkpoint import load_model
@@ -337,7 +348,7 @@ def main() -> None:
 
     # ---- the tables ----
     rank_log = work / "runs" / slug(exported_name) / ACTIVE_RANK
-    plot_active_rank(rank_log, RESULTS / "adapt_active_rank.png")
+    plot_active_rank(rank_log, RESULTS / f"{args.name}_active_rank.png")
     plot_spectral_sweep(
         {
             f"spectral weight {weight:g}": work / "runs" / slug(name)
@@ -346,7 +357,7 @@ def main() -> None:
                 *((w, f"{exported_name}, spectral weight {w:g}") for w in STRONGER_SPECTRAL),
             ]
         },
-        RESULTS / "adapt_spectral.png",
+        RESULTS / f"{args.name}_spectral.png",
     )
     shutil.copy(work / "runs" / slug(exported_name) / "metrics.jsonl", work / "lora_sp_metrics.jsonl")
     full = done["full fine-tuning"]
@@ -396,11 +407,11 @@ def main() -> None:
     )
     lines += [
         "",
-        "![LoRA-SP active rank per layer](adapt_active_rank.png)",
+        f"![LoRA-SP active rank per layer]({args.name}_active_rank.png)",
         "",
         f"Active rank per layer over training for {exported_name} (`{rank_log}`).",
         "",
-        "![LoRA-SP spectral weight sweep](adapt_spectral.png)",
+        f"![LoRA-SP spectral weight sweep]({args.name}_spectral.png)",
         "",
         f"{exported_name} at each spectral weight: mean active rank over the adapted layers, and the spectral loss "
         "(the entropy of each token's score energy over log R: 1 = spread evenly, 0 = on one vector), over training.",
