@@ -6,7 +6,8 @@ penalty from the meta model (base + capability vector), on target tasks the vect
 
 1. The shared pretrained base (`small`, five MT10 tasks; see common.pretrained_base).
 2. Capability vector: fine-tune the base on a small task set (button-press, handle-press,
-   plate-slide) twice, plainly and with the auxiliary objective (future image features + state);
+   plate-slide) twice, plainly and with the auxiliary objective (future image features + state;
+   with --aux-env-state also the environment state);
    tau = aux - sft; the meta model is base + lambda tau (`leanvla merge`).
 3. Targets: DEMO5, each task's last 5 demonstrations held out for validation loss. Variants:
    (a) plain SFT from the base, (b) auxiliary fine-tuning from the base, (c) plain SFT + orthogonal
@@ -14,7 +15,12 @@ penalty from the meta model (base + capability vector), on target tasks the vect
 4. Per variant: closed-loop success on held-out positions, seconds per step, and the steps and wall
    time to reach (a)'s final validation loss.
 
-Writes docs/results/merge.md. Results accumulate in WORK/results.json.
+Writes docs/results/<--name>.md (default merge.md). Results accumulate in WORK/results.json.
+
+--aux-env-state adds the environment-state target to the auxiliary objective (`--aux.env-state`: the
+objects' and goal's poses, which only the images reveal), in the vector's auxiliary run and in (b):
+
+    python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ def main() -> None:
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--vector-steps", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000, help="target fine-tuning steps, every variant")
+    parser.add_argument("--name", default="merge", help="result file name (without .md)")
+    parser.add_argument(
+        "--aux-env-state",
+        action="store_true",
+        help="the auxiliary objective also predicts the environment state (--aux.env-state)",
+    )
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -69,6 +81,10 @@ def main() -> None:
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 
     work = args.work
+    aux_options = AuxOptions(**AUX, env_state=args.aux_env_state)
+    aux_said = f"future image features + state {AUX['horizon']} frames ahead" + (
+        " + the present environment state" if args.aux_env_state else ""
+    )
     record = recording(args.episodes, args.seed)
     done = Results(work)
 
@@ -78,7 +94,7 @@ def main() -> None:
     vector_data = cached_dataset(tasks=VECTOR_TASKS, **record)
     small = dict(data=vector_data, init=base, steps=args.vector_steps, seed=args.seed)
     sft = TrainConfig(out=work / "vector" / "sft", **small)
-    aux = TrainConfig(out=work / "vector" / "aux", aux=AuxOptions(**AUX), **small)
+    aux = TrainConfig(out=work / "vector" / "aux", aux=aux_options, **small)
     done.setdefault("vector_sft_s", train_timed(sft))
     done.setdefault("vector_aux_s", train_timed(aux))
     done.save()
@@ -106,7 +122,7 @@ def main() -> None:
             log_every=25,
             steps=args.steps,
             seed=args.seed,
-            aux=AuxOptions(**AUX) if with_aux else AuxOptions(),
+            aux=aux_options if with_aux else AuxOptions(),
             orth=OrthOptions(vector=vector_file, weight=ORTH_WEIGHT) if with_orth else OrthOptions(),
         )
         seconds = train_timed(cfg)
@@ -151,7 +167,7 @@ def main() -> None:
         "",
         f"Base: `{shown(base)}` (reference VLA `small`, pretrained {args.base_steps} steps). Capability vector from "
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
-        f"future image features + state {AUX['horizon']} frames ahead, weight {AUX['weight']}); vector training took "
+        f"{aux_said}, weight {AUX['weight']}); vector training took "
         f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, 45 "
         f"demonstrations per task for training, the last 5 for validation loss; {args.steps} steps at batch 64, "
         f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}.",
@@ -172,7 +188,7 @@ def main() -> None:
         f"- time per step: (c) {c['s_per_step'] * 1000:.0f} ms vs (b) {b['s_per_step'] * 1000:.0f} ms vs (a) "
         f"{plain['s_per_step'] * 1000:.0f} ms (the penalty's cost is (c) vs the no-orth ablation)",
     ]
-    write_result("merge.md", "\n".join(lines) + "\n")
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
     done.save()
 
 

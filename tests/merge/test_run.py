@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -114,3 +115,44 @@ def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_pa
     assert not (tmp_path / "x").exists()
     assert main(["merge", "--base", str(tiny_run), "--out", str(tmp_path / "y")]) == 2
     assert "give either --sft and --aux" in capsys.readouterr().err
+
+
+def test_environment_state_target_trains_a_wider_head_and_merges(pair, tiny_run, tiny_dataset, tmp_path):
+    finetune(tiny_dataset, tiny_run, tmp_path / "env", "--aux.horizon", "4", "--aux.env-state")
+    weights = load_file(str(tmp_path / "env" / "policy" / "model.safetensors"))
+    assert weights["aux_head.env.weight"].shape[0] == 39  # Meta-World's full observation
+    assert json.loads((tmp_path / "env" / "policy" / "config.json").read_text())["model"]["aux_env_dim"] == 39
+    args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(tmp_path / "env")]
+    assert main([*args, "--out", str(tmp_path / "meta")]) == 0
+
+
+def test_environment_state_target_needs_a_horizon_and_a_dataset_that_recorded_it(
+    tiny_run, tiny_dataset, tmp_path, capsys
+):
+    base = ["train", "--data", str(tiny_dataset), "--init", str(tiny_run), "--steps", "1"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--aux.env-state"]) == 2
+    assert (
+        "--aux.env-state adds a target to the auxiliary objective: set --aux.horizon"
+        in capsys.readouterr().err
+    )
+
+    stripped = tmp_path / "no_env_state"
+    shutil.copytree(tiny_dataset, stripped)
+    info = json.loads((stripped / "meta" / "info.json").read_text())
+    del info["features"]["observation.environment_state"]
+    (stripped / "meta" / "info.json").write_text(json.dumps(info))
+    args = [
+        "train",
+        "--data",
+        str(stripped),
+        "--init",
+        str(tiny_run),
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "b"),
+    ]
+    assert main([*args, "--aux.horizon", "4", "--aux.env-state"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no 'observation.environment_state'" in err[0]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.data.format import ENV_STATE
 from leanvla.data.metaworld_env import MetaWorldTask
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
@@ -219,7 +220,7 @@ def features_for(cameras: tuple[str, ...], image_size: int) -> dict[str, dict]:
         for cam in cameras
     }
     features["observation.state"] = {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]}
-    features["observation.environment_state"] = {"dtype": "float32", "shape": [39], "names": None}
+    features[ENV_STATE] = {"dtype": "float32", "shape": [39], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "grip"]}
     return features
 
@@ -245,7 +246,7 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
             frames.update(
                 {
                     "observation.state": ep["state"],
-                    "observation.environment_state": ep["env_state"],
+                    ENV_STATE: ep["env_state"],
                     "action": ep["action"],
                 }
             )

@@ -68,8 +68,9 @@ class ChunkDataset:
         state_key: str = "observation.state",
         action_key: str = "action",
         progress: bool = False,
+        env_state_key: str | None = None,
     ):
-        for key in [*cameras, state_key, action_key]:
+        for key in [*cameras, state_key, action_key, *([env_state_key] if env_state_key else [])]:
             require(
                 key in dataset.features,
                 f"{dataset.root}: feature '{key}' is missing (it has {sorted(dataset.features)})",
@@ -88,6 +89,11 @@ class ChunkDataset:
         self.task_index = torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])
         self.state = torch.from_numpy(dataset.read_array(state_key).astype(np.float32)[keep])
         self.actions = torch.from_numpy(dataset.read_array(action_key).astype(np.float32)[keep])
+        self.env_state = (  # an auxiliary target only (--aux.env-state); never a policy input
+            torch.from_numpy(dataset.read_array(env_state_key).astype(np.float32)[keep])
+            if env_state_key
+            else None
+        )
         self.images = torch.stack(
             [
                 torch.from_numpy(dataset.read_images(k, progress=progress, rows=keep)).permute(0, 3, 1, 2)

@@ -8,6 +8,16 @@ t, predict what the robot will see and where its hand will be `horizon` frames l
 
 It costs what such objectives cost: an extra vision forward over the future frames every step,
 plus the head. CapVector (`leanvla merge`) exists to pay that price once.
+
+With `--aux.env-state` the head also predicts the environment state at t (the dataset's
+`observation.environment_state`: in Meta-World the objects' and the goal's poses), standardised:
+
+    error          += MSE(environment state)
+
+The proprio state says where the hand is; only the images say where the object is. The reference
+VLA leans on the proprio state and barely reads the images (docs/RESULTS.md, "Why the VLA lags the
+CNN"): this target makes the backbone's summary carry what the images show. It needs a dataset that
+recorded the simulator's state (`leanvla record` writes it), and costs one Linear.
 """
 
 from __future__ import annotations
@@ -18,20 +28,32 @@ from torch import nn
 
 
 class AuxiliaryHead(nn.Module):
-    def __init__(self, width: int, state_dim: int):
+    def __init__(self, width: int, state_dim: int, env_dim: int = 0):
         super().__init__()
+        self.env_dim = env_dim
         self.trunk = nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU())
         self.features = nn.Linear(2 * width, width)
         self.state = nn.Linear(2 * width, state_dim)
+        if env_dim > 0:
+            self.env = nn.Linear(2 * width, env_dim)
 
-    def forward(self, summary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, summary: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(future features, future state) and, with an environment output, the environment state."""
         h = self.trunk(summary)
-        return self.features(h), self.state(h)
+        out = (self.features(h), self.state(h))
+        return (*out, self.env(h)) if self.env_dim > 0 else out
 
 
 def future_rows(rows: torch.Tensor, episode_end: torch.Tensor, horizon: int) -> torch.Tensor:
     """Row `horizon` frames after each row, clamped to the last frame of its episode."""
     return torch.minimum(rows + horizon, episode_end[rows] - 1)
+
+
+def standardised_environment_state(env_state: torch.Tensor) -> torch.Tensor:
+    """Each dimension to zero mean and unit variance over the training frames; a constant
+    dimension (an absent second object, say) becomes all zeros rather than a division by zero."""
+    std = env_state.std(0)
+    return (env_state - env_state.mean(0)) / torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 def auxiliary_error(
@@ -40,10 +62,15 @@ def auxiliary_error(
     summary: torch.Tensor,
     future_images: torch.Tensor,
     future_state: torch.Tensor,
+    env_state: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-sample error (B,) of predicting the future frame's features and state from `summary`."""
+    """Per-sample error (B,) of predicting the future frame's features and state from `summary`,
+    and the present environment state when the head has that output."""
     with torch.no_grad():
         tokens = vision(future_images)
         target = F.layer_norm(tokens.mean(1), tokens.shape[-1:])
-    features, state = head(summary)
-    return (features - target).pow(2).mean(-1) + (state - future_state).pow(2).mean(-1)
+    features, state, *env = head(summary)
+    error = (features - target).pow(2).mean(-1) + (state - future_state).pow(2).mean(-1)
+    if env:
+        error = error + (env[0] - env_state).pow(2).mean(-1)
+    return error

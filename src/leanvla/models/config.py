@@ -92,6 +92,8 @@ class VLAConfig:
     # ---- auxiliary objective (training only; see leanvla.models.auxiliary) ----
     aux_horizon: int = 0
     """Frames ahead the auxiliary head predicts (image features + state); 0 = no auxiliary head."""
+    aux_env_dim: int = 0
+    """Environment-state dimensions the auxiliary head also predicts (--aux.env-state); 0 = none."""
 
     def __post_init__(self) -> None:
         if self.expert_to_backbone is None:

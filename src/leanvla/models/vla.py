@@ -117,14 +117,15 @@ class VLA(nn.Module):
             self.expert = ActionExpert(cfg)
         self.last_decode = None  # the discrete head's DecodeStats of the latest chunk
         if cfg.aux_horizon > 0:
-            self.aux_head = AuxiliaryHead(cfg.width, cfg.state_dim)
+            self.aux_head = AuxiliaryHead(cfg.width, cfg.state_dim, cfg.aux_env_dim)
         self.apply(_init_weights)
 
-    def add_aux_head(self, horizon: int) -> None:
-        """Give a trained policy the auxiliary head (fresh weights) to fine-tune with the objective."""
-        self.cfg.aux_horizon = horizon
-        if not hasattr(self, "aux_head"):
-            self.aux_head = AuxiliaryHead(self.cfg.width, self.cfg.state_dim)
+    def add_aux_head(self, horizon: int, env_dim: int = 0) -> None:
+        """Give a trained policy the auxiliary head (fresh weights) to fine-tune with the objective;
+        a head it already has is kept when it predicts the same targets."""
+        self.cfg.aux_horizon, self.cfg.aux_env_dim = horizon, env_dim
+        if getattr(self, "aux_head", None) is None or self.aux_head.env_dim != env_dim:
+            self.aux_head = AuxiliaryHead(self.cfg.width, self.cfg.state_dim, env_dim)
             self.aux_head.apply(_init_weights)
 
     # ---- prefix ---------------------------------------------------------------------------------
@@ -244,12 +245,13 @@ class VLA(nn.Module):
         return err.view(b, k, -1).mean(1)
 
     def action_and_aux_error(
-        self, obs: Observation, actions, noise, t, future_images: torch.Tensor, future_state: torch.Tensor
+        self, obs: Observation, actions, noise, t, *targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B x H action error, B auxiliary error) from one backbone pass."""
+        """(B x H action error, B auxiliary error) from one backbone pass; `targets` are the future
+        images and state, and the environment state when the head predicts it."""
         prefix = self.prefix_of(obs)
         err = self._head_error_samples(prefix, actions, noise, t)
-        return err, auxiliary_error(self.aux_head, self.vision, prefix.summary, future_images, future_state)
+        return err, auxiliary_error(self.aux_head, self.vision, prefix.summary, *targets)
 
     @torch.no_grad()
     def predict(self, obs: Observation, noise: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
+from leanvla.data.format import ENV_STATE
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import require
@@ -126,7 +127,14 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         else:
             student.update({k: model_cfg.get(k) for k in ("head", "action_vocab")})
         check_teacher(cfg.distill.teacher, student, dataset)  # before any image is decoded
-    data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress)
+    env_state_key = ENV_STATE if cfg.aux.env_state else None
+    if env_state_key:  # before any image is decoded
+        require(
+            env_state_key in dataset.features,
+            f"--aux.env-state: {cfg.data} has no '{env_state_key}' (simulation datasets recorded by "
+            "`leanvla record` have it); drop --aux.env-state",
+        )
+    data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key)
     if cfg.init is None:
         n_action_steps = DEFAULT_N_ACTION_STEPS if cfg.n_action_steps is None else cfg.n_action_steps
         require(
@@ -164,8 +172,9 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         require(
             kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
         )
-        model.add_aux_head(cfg.aux.horizon)
-        model_cfg = {**model_cfg, "aux_horizon": cfg.aux.horizon}
+        env_dim = data.env_state.shape[1] if data.env_state is not None else 0
+        model.add_aux_head(cfg.aux.horizon, env_dim)
+        model_cfg = {**model_cfg, "aux_horizon": cfg.aux.horizon, "aux_env_dim": env_dim}
     meta = make_meta(
         kind,
         model_cfg,

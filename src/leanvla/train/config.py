@@ -81,6 +81,9 @@ class AuxOptions:
     """Frames ahead to predict; 0 = off. Adds an auxiliary head and an extra vision pass per step."""
     weight: float = 0.5
     """Weight of the auxiliary error in the training objective."""
+    env_state: bool = False
+    """Also predict the present environment state (the dataset's observation.environment_state:
+    object and goal poses, recorded in simulation), which only the images reveal."""
 
 
 @dataclass
@@ -193,6 +196,10 @@ class TrainConfig:
         require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
         if self.aux.horizon > 0:
             require(self.model.type == "vla", "--aux needs the reference VLA (--model.type vla)")
+        require(
+            self.aux.horizon > 0 or not self.aux.env_state,
+            "--aux.env-state adds a target to the auxiliary objective: set --aux.horizon too (e.g. 8)",
+        )
 
     def check_orth(self) -> None:
         if self.orth.vector is None:

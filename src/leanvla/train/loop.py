@@ -22,7 +22,7 @@ from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.errors import require
-from leanvla.models.auxiliary import future_rows
+from leanvla.models.auxiliary import future_rows, standardised_environment_state
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
 from leanvla.train.build import build_run
@@ -46,7 +46,7 @@ class ActionError(nn.Module):
         self.model = model
 
     def forward(self, obs: Observation, actions, noise, t, future=None):
-        """B x H action error; with `future` (images, state) also the B auxiliary error."""
+        """B x H action error; with `future` (the auxiliary targets) also the B auxiliary error."""
         if future is None:
             return self.model.action_error(obs, actions, noise, t)
         return self.model.action_and_aux_error(obs, actions, noise, t, *future)
@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         mininterval=2.0,
     )
     lo, hi = world.shard(cfg.batch_size)
+    env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
     window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
     model.train()
     while step < cfg.steps:
@@ -173,6 +174,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 normalizer.images(data.images[ahead]).to(world.device),
                 normalizer.state(data.state[ahead]).to(world.device),
             )
+            if env_targets is not None:  # the present frame's: where things are now
+                future += (env_targets[rows[lo:hi]].to(world.device),)
         err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device), future)
         aux_loss = None
         if future is not None:

@@ -1,0 +1,57 @@
+"""The auxiliary objective's pieces: the environment-state target's standardisation, the error
+against a hand-written reference, and the head a trained policy is given."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error, standardised_environment_state
+from tests.models.test_vla import obs, tiny
+
+
+def test_environment_state_is_standardised_and_constant_dimensions_become_zero():
+    g = torch.Generator().manual_seed(0)
+    env = torch.cat([3 + 5 * torch.randn(200, 3, generator=g), torch.full((200, 2), 7.0)], dim=1)
+    out = standardised_environment_state(env)
+    torch.testing.assert_close(out[:, :3].mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, :3].std(0), torch.ones(3), atol=1e-5, rtol=0)
+    assert torch.equal(out[:, 3:], torch.zeros(200, 2))
+
+
+def test_error_is_the_sum_of_the_three_mean_squared_errors():
+    torch.manual_seed(0)
+    width, state_dim, env_dim, b = 16, 4, 5, 3
+    head = AuxiliaryHead(width, state_dim, env_dim)
+    vision = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(8, width))  # B x 2 x 8 -> B x 2 x width
+    summary, images = torch.randn(b, width), torch.randn(b, 2, 2, 4)
+    state, env = torch.randn(b, state_dim), torch.randn(b, env_dim)
+
+    h = F.silu(head.trunk[0](summary))
+    target = F.layer_norm(vision(images).mean(1), (width,))
+    expected = (
+        ((head.features(h) - target) ** 2).mean(-1)
+        + ((head.state(h) - state) ** 2).mean(-1)
+        + ((head.env(h) - env) ** 2).mean(-1)
+    )
+    torch.testing.assert_close(auxiliary_error(head, vision, summary, images, state, env), expected)
+    without = AuxiliaryHead(width, state_dim)
+    assert len(without(summary)) == 2 and not hasattr(without, "env")
+
+
+def test_a_head_is_kept_for_the_same_targets_and_replaced_for_others():
+    model = tiny()
+    model.add_aux_head(4)
+    first = model.aux_head
+    model.add_aux_head(8)
+    assert model.aux_head is first and model.cfg.aux_horizon == 8
+    model.add_aux_head(8, env_dim=39)
+    assert model.aux_head is not first and model.aux_head.env.out_features == 39
+    assert model.cfg.aux_env_dim == 39
+    b = 2
+    actions = torch.randn(b, 6, model.cfg.action_dim)
+    err, aux = model.action_and_aux_error(
+        obs(b), actions, torch.randn_like(actions), torch.rand(b),
+        torch.randn(b, 2, 3, 32, 32), torch.randn(b, 4), torch.randn(b, 39),
+    )  # fmt: skip
+    assert err.shape == (b, 6) and aux.shape == (b,) and (aux > 0).all()
