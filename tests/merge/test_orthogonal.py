@@ -18,6 +18,13 @@ def test_zero_for_orthogonal_update_one_for_parallel():
     assert float(squared_cosine(-3 * tau, tau)) == torch.tensor(1.0).item()
 
 
+def test_squared_cosine_equals_the_textbook_formula():
+    torch.manual_seed(2)
+    u, t = torch.randn(4, 9, dtype=torch.float64), torch.randn(4, 9, dtype=torch.float64)
+    expected = (u * t).sum() ** 2 / ((u**2).sum() * (t**2).sum())
+    torch.testing.assert_close(squared_cosine(u, t), expected, rtol=1e-12, atol=0)
+
+
 def test_gradient_points_away_from_alignment():
     torch.manual_seed(0)
     model = nn.Linear(6, 5, bias=False)

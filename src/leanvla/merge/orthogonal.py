@@ -21,8 +21,9 @@ EPS = 1e-12
 
 
 def squared_cosine(update: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    inner = (update * target).sum()
-    return inner.square() / (update.square().sum() * target.square().sum() + EPS)
+    # dot on flat views: one fused pass per product, no elementwise temporaries (and their backward)
+    u, t = update.flatten(), target.flatten()
+    return torch.dot(u, t).square() / (torch.dot(u, u) * torch.dot(t, t) + EPS)
 
 
 def lora_squared_cosine(a: torch.Tensor, b: torch.Tensor, scale: float, target: torch.Tensor) -> torch.Tensor:
