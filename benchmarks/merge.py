@@ -22,6 +22,11 @@ Writes docs/results/<--name>.md (default merge.md). Results accumulate in WORK/r
 objects' and goal's poses, which only the images reveal), in the vector's auxiliary run and in (b):
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
+
+Another seed on the same pretrained base (new recordings, initialisation and evaluation seed):
+
+    python benchmarks/merge.py --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
+        --work outputs/bench/merge_seed1 --name merge_seed1
 """
 
 from __future__ import annotations
@@ -118,6 +123,9 @@ def steps_to_reach(metrics: list[dict], target: float) -> int | None:
 
 def main() -> None:
     parser = benchmark_parser(__doc__, work="outputs/bench/merge")
+    parser.add_argument(
+        "--base", type=Path, default=None, help="a trained policy to start from (default: pretrain one)"
+    )
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--vector-steps", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000, help="target fine-tuning steps, every variant")
@@ -142,7 +150,7 @@ def main() -> None:
     record = recording(args.episodes, args.seed)
     done = Results(work)
 
-    base = pretrained_base(args.base_steps, args.seed, args.episodes)
+    base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
 
     # ---- 2. the capability vector and the meta models ----
     vector_data = cached_dataset(tasks=VECTOR_TASKS, **record)
@@ -224,7 +232,9 @@ def main() -> None:
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Base: `{shown(base)}` (reference VLA `small`, pretrained {args.base_steps} steps). Capability vector from "
+        f"Base: `{shown(base)}` (reference VLA `small`"
+        + (f", pretrained {args.base_steps} steps" if args.base is None else "")
+        + "). Capability vector from "
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
         f"{aux_said}, weight {AUX['weight']}); vector training took "
         f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, 45 "
