@@ -23,9 +23,11 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 INFO_PATH = "meta/info.json"
 TASKS_PATH = "meta/tasks.parquet"
 STATS_PATH = "meta/stats.json"
-DEFAULT_CHUNKS_SIZE = 1000
+
 # LeRobot's name for the simulator's full state (object and goal poses in Meta-World).
 ENV_STATE = "observation.environment_state"
+
+DEFAULT_CHUNKS_SIZE = 1000
 DEFAULT_DATA_FILE_SIZE_MB = 100
 DEFAULT_VIDEO_FILE_SIZE_MB = 200
 
