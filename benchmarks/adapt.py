@@ -6,7 +6,7 @@ pretrained base to tasks it never saw.
 
 1. Pretrain a reference VLA (`small`) on five MT10 tasks (push, pick-place, drawer-open,
    peg-insert-side, window-close), or take --base.
-2. Adapt it to DEMO5 (reach, drawer-close, button-press-topdown, door-open, window-open) with each
+2. Adapt it to DEMO5 (reach, drawer-close, button-press-topdown, door-open, window-open), or --tasks, with each
    variant: same data, steps, batch and seed; adapters on every backbone and expert Linear.
 3. Per variant: trainable parameters, mean active rank (LoRA-SP), training samples/s and peak
    memory (a fresh process per probe, back to back), closed-loop success on held-out positions;
@@ -33,6 +33,11 @@ probes, the export or the path timings, and writes docs/results/<--name>.md.
 
 A full run over a WORK that a --replicate run on the same seed filled reuses its rows and adds their
 speed and memory probes.
+
+--tasks asks whether rank starts to matter with more, and harder, tasks (the paper's multi-task claim):
+
+    python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 \
+        --base outputs/bench/pretrained/small-3000-seed0/policy --work outputs/bench/adapt_multi10 --name adapt_multi10
 """
 
 from __future__ import annotations
@@ -131,11 +136,12 @@ def replication_report(done: dict, names: list[str], base: Path, args) -> list[s
     rows = [([*adapter_cells(n, done[n]), f"{done[n]['train_s']:.0f}"], done[n]) for n in names]
     return [
         "# Adapt, replicated: the goal's rows"
-        + (" with the modules outside the stacks trained" if args.train_io else " on another seed"),
+        + (" with the modules outside the stacks trained" if args.train_io else " on another seed")
+        + (f", adapting to {args.tasks}" if args.tasks != "DEMO5" else ""),
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Base: `{shown(base)}`. Adapted to DEMO5 ({args.episodes} demonstrations per task, recorded with seed "
+        f"Base: `{shown(base)}`. Adapted to {args.tasks} ({args.episodes} demonstrations per task, recorded with seed "
         f"{args.seed}) for {args.steps} steps at batch 64, adapter initialisation and evaluation seed {args.seed}; "
         + (
             "every adapter row also trains in full the input and output modules outside the layer stacks, which "
@@ -219,6 +225,11 @@ def main() -> None:
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=1000, help="adaptation steps, every variant")
     parser.add_argument(
+        "--tasks",
+        default="DEMO5",
+        help="the tasks to adapt to: v3 names and/or suites, none the base was pretrained on",
+    )
+    parser.add_argument(
         "--replicate",
         action="store_true",
         help="only the rows the goal is judged on, with a short report (another --seed)",
@@ -230,6 +241,13 @@ def main() -> None:
         help="adapter rows also train in full the input and output modules outside the stacks (--lora.train-io)",
     )
     args = parser.parse_args()
+    from leanvla.data.metaworld_tasks import resolve_tasks
+
+    seen = set(resolve_tasks(args.tasks)) & set(resolve_tasks(PRETRAIN_TASKS))
+    if seen:
+        parser.error(
+            f"--tasks {args.tasks}: the base was pretrained on {', '.join(sorted(seen))}; adapt to unseen tasks"
+        )
 
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.export import ExportConfig, export_checkpoint
@@ -240,7 +258,7 @@ def main() -> None:
 
     work = args.work
     record = recording(args.episodes, args.seed)
-    data = cached_dataset(tasks="DEMO5", **record)
+    data = cached_dataset(tasks=args.tasks, **record)
     done = Results(work)
 
     # ---- 1. the base ----
@@ -367,7 +385,7 @@ def main() -> None:
         f"Command: `{command_line()}`",
         "",
         f"Base: `{shown(base)}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
-        f"Adapted to DEMO5 ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
+        f"Adapted to {args.tasks} ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
         f"Adapters sit on every backbone and action-expert Linear"
         + (
