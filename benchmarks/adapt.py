@@ -36,8 +36,10 @@ speed and memory probes.
 
 --tasks asks whether rank starts to matter with more, and harder, tasks (the paper's multi-task claim):
 
-    python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 \
+    python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 --export \
         --base outputs/bench/pretrained/small-3000-seed0/policy --work outputs/bench/adapt_multi10 --name adapt_multi10
+
+(--export: with --replicate, also fold each LoRA-SP row at its mean routing and evaluate it.)
 """
 
 from __future__ import annotations
@@ -131,9 +133,13 @@ def adapter_cells(name: str, r: dict) -> list[str]:
     return [name, f"{r['trainable'] / 1e6:.3f}M" if r.get("trainable") else "0", active]
 
 
-def replication_report(done: dict, names: list[str], base: Path, args) -> list[str]:
-    """--replicate's report: the goal's rows on another seed, and the goal read off them."""
-    rows = [([*adapter_cells(n, done[n]), f"{done[n]['train_s']:.0f}"], done[n]) for n in names]
+def replication_report(done: dict, names: list[str], exported: list[str], base: Path, args) -> list[str]:
+    """--replicate's report: the goal's rows on another seed (and, with --export, the LoRA-SP rows
+    folded at their mean routing), and the goal read off the trained rows."""
+    rows = [
+        ([*adapter_cells(n, done[n]), f"{done[n]['train_s']:.0f}" if n in names else ""], done[n])
+        for n in names + exported
+    ]
     return [
         "# Adapt, replicated: the goal's rows"
         + (" with the modules outside the stacks trained" if args.train_io else " on another seed")
@@ -151,7 +157,13 @@ def replication_report(done: dict, names: list[str], base: Path, args) -> list[s
             else ""
         )
         + "every other setting as in [adapt.md](adapt.md), where training speed, memory, the static export and the "
-        "inference paths are measured (not repeated here).",
+        "inference paths are measured (not repeated here)."
+        + (
+            " Rows ending in 'exported (mean routing)' are the LoRA-SP rows above them folded at their mean routing "
+            "(`leanvla export`), a plain weight update: what the per-input routing adds on these tasks."
+            if exported
+            else ""
+        ),
         "",
         "Protocol: " + done[names[0]]["protocol"],
         "",
@@ -235,6 +247,11 @@ def main() -> None:
         help="only the rows the goal is judged on, with a short report (another --seed)",
     )
     parser.add_argument("--name", default="adapt", help="result file name (without .md)")
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="with --replicate: also fold each LoRA-SP row at its mean routing and evaluate it",
+    )
     parser.add_argument(
         "--train-io",
         action="store_true",
@@ -320,22 +337,30 @@ def main() -> None:
         )
         done.save()
 
+    # ---- 3. LoRA-SP folded at its mean routing: what the static export costs ----
+    def folded(name: str) -> str:
+        """Export the LoRA-SP run `name` at its mean routing, evaluate it; its key in `done`."""
+        key = f"{name}, exported (mean routing)"
+        if key not in done:
+            out = work / "exported" / slug(name)
+            export_checkpoint(
+                ExportConfig(policy=work / "runs" / slug(name), out=out, seed=args.seed, overwrite=True)
+            )
+            done[key] = result_record(
+                evaluate_policy(out, out / "eval.json"), 0.0, trainable=0, rank=max_rank
+            )
+            done.save()
+        return key
+
     if args.replicate:
-        write_result(f"{args.name}.md", "\n".join(replication_report(done, names, base, args)) + "\n")
+        exported = [folded(n) for n in names if n.startswith("LoRA-SP")] if args.export else []
+        write_result(
+            f"{args.name}.md", "\n".join(replication_report(done, names, exported, base, args)) + "\n"
+        )
         return
 
-    # ---- 3. LoRA-SP folded at its mean routing: what the static export costs ----
     exported_name = f"LoRA-SP R{max_rank} eta 0.8"
-    export_key = f"{exported_name}, exported (mean routing)"
-    if export_key not in done:
-        out = work / "exported" / slug(exported_name)
-        export_checkpoint(
-            ExportConfig(policy=work / "runs" / slug(exported_name), out=out, seed=args.seed, overwrite=True)
-        )
-        done[export_key] = result_record(
-            evaluate_policy(out, out / "eval.json"), 0.0, trainable=0, rank=max_rank
-        )
-        done.save()
+    export_key = folded(exported_name)
 
     # ---- 4. inference cost, and does computing only the active vectors pay? each trained adapter, each path ----
     routed = [exported_name, f"{exported_name}, router rank {SMALL_ROUTER}"]
