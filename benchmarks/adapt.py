@@ -39,7 +39,8 @@ speed and memory probes.
     python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 --export \
         --base outputs/bench/pretrained/small-3000-seed0/policy --work outputs/bench/adapt_multi10 --name adapt_multi10
 
-(--export: with --replicate, also fold each LoRA-SP row at its mean routing and evaluate it.)
+(--export: with --replicate, also fold each LoRA-SP row at its mean routing and evaluate it. --also adds a
+row of the full table, here the default spectral weight: --also 'LoRA-SP R64 eta 0.8'.)
 """
 
 from __future__ import annotations
@@ -248,6 +249,13 @@ def main() -> None:
     )
     parser.add_argument("--name", default="adapt", help="result file name (without .md)")
     parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="with --replicate: also run this variant of the full table (repeatable), e.g. 'LoRA-SP R64 eta 0.8'",
+    )
+    parser.add_argument(
         "--export",
         action="store_true",
         help="with --replicate: also fold each LoRA-SP row at its mean routing and evaluate it",
@@ -301,7 +309,14 @@ def main() -> None:
     def evaluate_policy(policy: Path, out: Path) -> dict:
         return evaluate(EvalConfig(policy=policy, episodes=args.eval_episodes, seed=args.seed, out=out))
 
-    names = replicated(max_rank) if args.replicate else list(table)
+    names = (
+        replicated(max_rank) + [n for n in args.also if n not in replicated(max_rank)]
+        if args.replicate
+        else list(table)
+    )
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        parser.error(f"--also {unknown[0]!r} is not a variant; the variants are: {', '.join(table)}")
     for name in names:
         # Speed and memory are measured on seed 0 only (they do not depend on it): a row a --replicate
         # run left in WORK gets its probe here.
