@@ -266,6 +266,10 @@ def main() -> None:
         help="adapter rows also train in full the input and output modules outside the stacks (--lora.train-io)",
     )
     args = parser.parse_args()
+    if (args.also or args.export) and not args.replicate:
+        parser.error(
+            "--also and --export add to a --replicate run; the full run has every row and its export"
+        )
     from leanvla.data.metaworld_tasks import resolve_tasks
 
     seen = set(resolve_tasks(args.tasks)) & set(resolve_tasks(PRETRAIN_TASKS))
