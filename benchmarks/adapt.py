@@ -37,10 +37,11 @@ speed and memory probes.
 --tasks asks whether rank starts to matter with more, and harder, tasks (the paper's multi-task claim):
 
     python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 --export \
-        --base outputs/bench/pretrained/small-3000-seed0/policy --work outputs/bench/adapt_multi10 --name adapt_multi10
+        --also 'LoRA-SP R64 eta 0.8' --base outputs/bench/pretrained/small-3000-seed0/policy \
+        --work outputs/bench/adapt_multi10 --name adapt_multi10
 
-(--export: with --replicate, also fold each LoRA-SP row at its mean routing and evaluate it. --also adds a
-row of the full table, here the default spectral weight: --also 'LoRA-SP R64 eta 0.8'.)
+(--export folds each LoRA-SP row at its mean routing and evaluates it; --also adds a row of the full
+table, here the default spectral weight. Both only with --replicate.)
 """
 
 from __future__ import annotations
@@ -313,14 +314,11 @@ def main() -> None:
     def evaluate_policy(policy: Path, out: Path) -> dict:
         return evaluate(EvalConfig(policy=policy, episodes=args.eval_episodes, seed=args.seed, out=out))
 
-    names = (
-        replicated(max_rank) + [n for n in args.also if n not in replicated(max_rank)]
-        if args.replicate
-        else list(table)
-    )
-    unknown = [n for n in names if n not in table]
+    unknown = [n for n in args.also if n not in table]
     if unknown:
         parser.error(f"--also {unknown[0]!r} is not a variant; the variants are: {', '.join(table)}")
+    goal_rows = replicated(max_rank)
+    names = goal_rows + [n for n in args.also if n not in goal_rows] if args.replicate else list(table)
     for name in names:
         # Speed and memory are measured on seed 0 only (they do not depend on it): a row a --replicate
         # run left in WORK gets its probe here.
