@@ -37,15 +37,17 @@ speed and memory probes.
 --tasks asks whether rank starts to matter with more, and harder, tasks (the paper's multi-task claim):
 
     python benchmarks/adapt.py --replicate --train-io --tasks DEMO5,ML45-test --steps 2000 --export \
-        --also 'LoRA-SP R64 eta 0.8' --base outputs/bench/pretrained/small-3000-seed0/policy \
-        --work outputs/bench/adapt_multi10 --name adapt_multi10
+        --also 'LoRA-SP R64 eta 0.8' --also 'LoRA-SP R64 eta 0.6' \
+        --base outputs/bench/pretrained/small-3000-seed0/policy --work outputs/bench/adapt_multi10 --name adapt_multi10
 
 (--export folds each LoRA-SP row at its mean routing and evaluates it; --also adds a row of the full
-table, here the default spectral weight. Both only with --replicate.)
+table, here the default spectral weight at eta 0.8 and 0.6. Both only with --replicate, which also plots
+success against the rank each token uses, <name>_rank_success.png.)
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -174,6 +176,14 @@ def replication_report(done: dict, names: list[str], exported: list[str], base: 
         "## Against the goal",
         "",
         *goal_lines(done, names),
+        "",
+        "## Success against the rank each token uses",
+        "",
+        f"![success against rank per token]({args.name}_rank_success.png)",
+        "",
+        "LoRA at its fixed rank, each LoRA-SP row at its mean active rank over the adapted layers, with 95% "
+        "intervals; the band is full fine-tuning's interval. Compare points at the same x: a routed rank pays "
+        "only if it sits above the fixed rank it uses on average.",
     ]
 
 
@@ -207,6 +217,47 @@ def plot_spectral_sweep(runs: dict[str, Path], out: Path) -> None:
     for ax in axes:
         ax.set_xlabel("training step")
         ax.legend(fontsize=8)
+    save_figure(fig, out, dpi=110)
+
+
+def plot_rank_success(done: dict, names: list[str], out: Path) -> None:
+    """Success against the rank each token uses: LoRA at its fixed rank, each LoRA-SP row at its mean
+    active rank (95% intervals), full fine-tuning as a band. Read it at equal x: does routing a rank
+    per input beat giving every input that rank?"""
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    full = done["full fine-tuning"]
+    ax.axhspan(100 * full["ci"][0], 100 * full["ci"][1], color="0.85", label="full fine-tuning, 95% CI")
+    ax.axhline(100 * full["mean"], color="0.5", lw=1)
+
+    def points(rows: list[str], rank_of, **style) -> None:
+        x = [rank_of(done[n]) for n in rows]
+        y = [100 * done[n]["mean"] for n in rows]
+        low = [y_ - 100 * done[n]["ci"][0] for n, y_ in zip(rows, y)]
+        high = [100 * done[n]["ci"][1] - y_ for n, y_ in zip(rows, y)]
+        ax.errorbar(x, y, yerr=[low, high], capsize=3, **style)
+        for i, (n, x_, y_) in enumerate(zip(rows, x, y)):
+            # "LoRA r8" -> "r8", "LoRA-SP R64 eta 0.8, spectral weight 0.01" -> "eta 0.8, spectral 0.01"
+            label = re.sub(r"^LoRA(-SP R\d+)? ", "", n).replace("spectral weight", "spectral")
+            # Alternately above and below: neighbouring LoRA-SP rows sit close together.
+            ax.annotate(
+                label, (x_, y_), fontsize=7, xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points"
+            )
+
+    lora = sorted((n for n in names if n.startswith("LoRA r")), key=lambda n: done[n]["rank"])
+    points(lora, lambda r: r["rank"], fmt="o-", color="tab:blue", label="LoRA (fixed rank)")
+    routed = sorted(
+        (n for n in names if n.startswith("LoRA-SP") and done[n].get("active_rank") is not None),
+        key=lambda n: done[n]["active_rank"],
+    )
+    points(
+        routed, lambda r: r["active_rank"], fmt="s", color="tab:orange", label="LoRA-SP (mean active rank)"
+    )
+    ax.set_xlabel("rank per token (LoRA: r; LoRA-SP: mean active vectors)")
+    ax.set_ylabel("closed-loop success (%)")
+    ax.legend(fontsize=8, loc="lower right")
     save_figure(fig, out, dpi=110)
 
 
@@ -371,6 +422,7 @@ def main() -> None:
 
     if args.replicate:
         exported = [folded(n) for n in names if n.startswith("LoRA-SP")] if args.export else []
+        plot_rank_success(done, names, RESULTS / f"{args.name}_rank_success.png")
         write_result(
             f"{args.name}.md", "\n".join(replication_report(done, names, exported, base, args)) + "\n"
         )

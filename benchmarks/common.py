@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -27,7 +28,7 @@ def command_line() -> str:
         script = script.relative_to(REPO)
     except ValueError:
         pass
-    return " ".join(["python", str(script), *sys.argv[1:]])
+    return shlex.join(["python", str(script), *sys.argv[1:]])  # quoted: it pastes back into a shell
 
 
 def shown(path: Path) -> str:
