@@ -66,6 +66,7 @@ from common import (
     round_robin_ms,
     shown,
     slug,
+    success_with_errors,
     train_timed,
     variants_table,
     write_result,
@@ -234,10 +235,8 @@ def plot_rank_success(done: dict, names: list[str], out: Path) -> None:
 
     def points(rows: list[str], rank_of, **style) -> None:
         x = [rank_of(done[n]) for n in rows]
-        y = [100 * done[n]["mean"] for n in rows]
-        low = [y_ - 100 * done[n]["ci"][0] for n, y_ in zip(rows, y)]
-        high = [100 * done[n]["ci"][1] - y_ for n, y_ in zip(rows, y)]
-        ax.errorbar(x, y, yerr=[low, high], capsize=3, **style)
+        y, err = success_with_errors([done[n] for n in rows])
+        ax.errorbar(x, y, yerr=err, capsize=3, **style)
         for i, (n, x_, y_) in enumerate(zip(rows, x, y)):
             # "LoRA r8" -> "r8", "LoRA-SP R64 eta 0.8, spectral weight 0.01" -> "eta 0.8, spectral 0.01"
             label = re.sub(r"^LoRA(-SP R\d+)? ", "", n).replace("spectral weight", "spectral")
@@ -339,13 +338,16 @@ def main() -> None:
 
     work = args.work
     record = recording(args.episodes, args.seed)
-    data = cached_dataset(tasks=args.tasks, **record)
     done = Results(work)
 
     # ---- 1. the base ----
     base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
     max_rank = narrowest_target(base)
     table = variants(max_rank)
+    unknown = [n for n in args.also if n not in table]
+    if unknown:  # before recording the target data, which takes minutes
+        parser.error(f"--also {unknown[0]!r} is not a variant; the variants are: {', '.join(table)}")
+    data = cached_dataset(tasks=args.tasks, **record)
 
     # ---- 2. adapt with every variant, probe speed and memory, evaluate ----
     def config(name: str, out: Path) -> TrainConfig:
@@ -365,9 +367,6 @@ def main() -> None:
     def evaluate_policy(policy: Path, out: Path) -> dict:
         return evaluate(EvalConfig(policy=policy, episodes=args.eval_episodes, seed=args.seed, out=out))
 
-    unknown = [n for n in args.also if n not in table]
-    if unknown:
-        parser.error(f"--also {unknown[0]!r} is not a variant; the variants are: {', '.join(table)}")
     goal_rows = replicated(max_rank)
     names = goal_rows + [n for n in args.also if n not in goal_rows] if args.replicate else list(table)
     for name in names:

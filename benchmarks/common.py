@@ -330,6 +330,14 @@ def result_record(result: dict, train_s: float, **extra) -> dict:
     }
 
 
+def success_with_errors(records: list[dict]) -> tuple[list[float], list[list[float]]]:
+    """Mean success in % of each result_record, and its 95% interval as matplotlib's asymmetric yerr."""
+    y = [100 * r["mean"] for r in records]
+    below = [y_ - 100 * r["ci"][0] for y_, r in zip(y, records)]
+    above = [100 * r["ci"][1] - y_ for y_, r in zip(y, records)]
+    return y, [below, above]
+
+
 def variants_table(lead: list[str], rows: list[tuple[list[str], dict]]) -> list[str]:
     """Markdown lines: the `lead` columns of each row, then per-task success and the mean [95% CI]."""
     from leanvla.report import pct

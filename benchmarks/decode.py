@@ -45,6 +45,7 @@ from common import (
     result_record,
     round_robin_ms,
     slug,
+    success_with_errors,
     train_timed,
     variants_table,
     write_result,
@@ -555,11 +556,7 @@ def plot_speed_success(done: dict, ms: dict, out) -> None:
     for fam in families:
         mine = [n for n in names if family(n) == fam]
         x = [ms[n] for n in mine]
-        y = [100 * done[n]["mean"] for n in mine]
-        err = [
-            [100 * (done[n]["mean"] - done[n]["ci"][0]) for n in mine],
-            [100 * (done[n]["ci"][1] - done[n]["mean"]) for n in mine],
-        ]
+        y, err = success_with_errors([done[n] for n in mine])
         ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, color=colours[fam], label=fam)
     for n in (BASELINE, "bidirectional, mask-predict K=1"):
         ax.annotate(
