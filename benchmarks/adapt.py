@@ -43,6 +43,8 @@ speed and memory probes.
 (--export folds each LoRA-SP row at its mean routing and evaluates it; --also adds a row of the full
 table, here the default spectral weight at eta 0.8 and 0.6. Both only with --replicate, which also plots
 success against the rank each token uses, <name>_rank_success.png.)
+
+benchmarks/adapt_seeds.py pools --replicate runs on several seeds and reads the goal off the pooled rows.
 """
 
 from __future__ import annotations

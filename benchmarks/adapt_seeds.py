@@ -1,0 +1,211 @@
+"""Pool `adapt.py --replicate` runs over seeds and read the goal off the pooled rows.
+
+One seed's 500 episodes per row give intervals of about +-4 points, wider than the gaps the goal
+asks about (LoRA-SP >= the best LoRA, within 2 points of full fine-tuning). Runs on several seeds
+(same tasks, steps and base; each its own recording, initialisation and evaluation seed) pool into
+rows of seeds x tasks x episodes, and each LoRA-SP row's gap to the best LoRA and to full
+fine-tuning gets a paired interval over the (seed, task) cells, which share their evaluation
+positions between rows.
+
+    python benchmarks/adapt_seeds.py --work outputs/bench/adapt_multi10 \\
+        --work outputs/bench/adapt_multi10_seed1 --work outputs/bench/adapt_multi10_seed2 \\
+        --name adapt_multi10_pooled
+
+Reads only each WORK/results.json (nothing is trained or evaluated); pools the rows present in every
+run; writes docs/results/<--name>.md and <--name>_rank_success.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+from adapt import goal_lines, plot_rank_success
+from common import RESULTS, command_line, shown, write_result
+
+EXPORTED = ", exported (mean routing)"
+
+
+def load_runs(works: list[Path]) -> list[dict]:
+    """Each WORK's result records (name -> record), checked to be one protocol on distinct seeds;
+    ValueError says which runs do not pool and what to do."""
+    runs = []
+    for work in works:
+        path = work / "results.json"
+        if not path.is_file():
+            raise ValueError(f"{path}: no results; run benchmarks/adapt.py --replicate --work {work} first")
+        runs.append(
+            {n: r for n, r in json.loads(path.read_text()).items() if isinstance(r, dict) and "mean" in r}
+        )
+    layouts = {(protocol_shape(run), tuple(next(iter(run.values()))["per_task"])) for run in runs}
+    if len(layouts) > 1:
+        raise ValueError(
+            f"{', '.join(map(str, works))}: the runs evaluate different tasks or episode counts; pool one protocol"
+        )
+    seeds = [evaluation_seed(run) for run in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(
+            f"{', '.join(map(str, works))}: evaluation seeds {seeds} repeat; pool runs on distinct seeds"
+        )
+    return runs
+
+
+def protocol_shape(run: dict) -> tuple[int, int]:
+    """(tasks, episodes per task) from a record's protocol line ("10 tasks x 50 episodes, ...")."""
+    tasks, episodes = re.match(r"(\d+) tasks x (\d+) episodes", next(iter(run.values()))["protocol"]).groups()
+    return int(tasks), int(episodes)
+
+
+def evaluation_seed(run: dict) -> int:
+    return int(re.search(r"evaluation seed (\d+)", next(iter(run.values()))["protocol"]).group(1))
+
+
+def pooled_record(records: list[dict], episodes: int) -> dict:
+    """One row over seeds: success over every episode (Wilson interval on the pooled count), the
+    active rank averaged, trainable parameters and rank as they are."""
+    from leanvla.evaluate import wilson
+
+    tasks = list(records[0]["per_task"])
+    successes = sum(round(r["per_task"][t] * episodes) for r in records for t in tasks)
+    total = episodes * len(tasks) * len(records)
+    active = [r["active_rank"] for r in records if r.get("active_rank") is not None]
+    return {
+        "mean": successes / total,
+        "ci": list(wilson(successes, total)),
+        "active_rank": sum(active) / len(active) if active else None,
+        "rank": records[0].get("rank"),
+        "trainable": records[0].get("trainable"),
+    }
+
+
+def paired_gap(runs: list[dict], row: str, against: str) -> tuple[float, float, float]:
+    """Mean success gap row - against over the (seed, task) cells, with a 95% t interval: the cells
+    pair the two rows on the same evaluation positions, so seed-to-seed and task-to-task spread
+    cancels out of each difference."""
+    gaps = [
+        run[row]["per_task"][t] - run[against]["per_task"][t] for run in runs for t in run[row]["per_task"]
+    ]
+    n = len(gaps)
+    mean = sum(gaps) / n
+    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / (n - 1))
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def t_quantile_975(dof: int) -> float:
+    """Student t's 97.5% quantile (scipy is not a dependency): Cornish-Fisher expansion around the
+    normal's 1.96, within 0.01 of the exact value from 5 degrees of freedom up."""
+    z = 1.959964
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / dof + g2 / dof**2 + g3 / dof**3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        action="append",
+        required=True,
+        help="an adapt.py --replicate WORK (give two or more)",
+    )
+    parser.add_argument("--name", required=True, help="docs/results/<name>.md")
+    args = parser.parse_args()
+    if len(args.work) < 2:
+        parser.error("give --work at least twice: pooling needs two or more seeds")
+    try:
+        runs = load_runs(args.work)
+    except ValueError as error:
+        parser.error(str(error))
+    shared = [n for n in runs[0] if all(n in run for run in runs)]
+    trained = [n for n in shared if not n.endswith(EXPORTED)]
+    names = trained + [n for n in shared if n.endswith(EXPORTED)]  # the folds below the rows they fold
+    if "full fine-tuning" not in trained or not any(n.startswith("LoRA r") for n in trained):
+        parser.error("the runs share no full fine-tuning or LoRA row; pool adapt.py --replicate runs")
+    pooled = {n: pooled_record([run[n] for run in runs], protocol_shape(runs[0])[1]) for n in names}
+    plot_rank_success(pooled, trained, RESULTS / f"{args.name}_rank_success.png")
+    write_result(
+        f"{args.name}.md", "\n".join(pooled_report(args.work, runs, pooled, trained, args.name)) + "\n"
+    )
+
+
+def pooled_report(
+    works: list[Path], runs: list[dict], pooled: dict, trained: list[str], name: str
+) -> list[str]:
+    """The report's lines: every pooled row beside its seeds, the goal read off the pooled trained
+    rows, each LoRA-SP row's paired gaps, the pooled rank-success figure."""
+    from leanvla.report import pct
+
+    n_tasks, episodes = protocol_shape(runs[0])
+    seeds = [evaluation_seed(run) for run in runs]
+    reports = [f"[{w.name}.md]({w.name}.md)" for w in works if (RESULTS / f"{w.name}.md").exists()]
+    lora_best = max((n for n in trained if n.startswith("LoRA r")), key=lambda n: pooled[n]["mean"])
+    seed_cols = " | ".join(f"seed {s}" for s in seeds)
+    lines = [
+        f"# Adapt, pooled over seeds {', '.join(map(str, seeds))}: {n_tasks} tasks",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        "Runs: "
+        + ", ".join(f"`{shown(w)}` (seed {s})" for w, s in zip(works, seeds))
+        + (f"; their reports: {', '.join(reports)}" if reports else "")
+        + f". Each row pools {len(runs)} seeds x {n_tasks} tasks x {episodes} episodes = {len(runs) * n_tasks * episodes} "
+        "episodes; success in % with the 95% Wilson interval of the pooled count. Mean active rank: averaged over "
+        "the seeds.",
+        "",
+        f"| variant | mean active rank | {seed_cols} | pooled [95% CI] |",
+        "|" + "---|" * (3 + len(seeds)),
+    ]
+    for n in pooled:
+        r = pooled[n]
+        active = f"{r['active_rank']:.1f} of {r['rank']}" if r["active_rank"] is not None else ""
+        per_seed = " | ".join(pct(run[n]["mean"]) for run in runs)
+        lines.append(
+            f"| {n} | {active} | {per_seed} | **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
+        )
+    lines += [
+        "",
+        "## Against the goal, pooled",
+        "",
+        *goal_lines(pooled, trained),
+        "",
+        "## Each LoRA-SP row's gap, paired",
+        "",
+        f"Success of the row minus that of the best pooled LoRA ({lora_best}) and of full fine-tuning, in points: "
+        f"the mean over the {len(runs) * n_tasks} (seed, task) cells, which equals the pooled gap, with a 95% "
+        "t interval over the cells (each cell compares the two rows on the same evaluation positions). An "
+        "interval that spans 0 leaves the sign of the gap open at this many episodes. The cells of one seed share "
+        "their training runs, so with few seeds the interval is, if anything, too narrow.",
+        "",
+        f"| LoRA-SP row | mean active rank | vs {lora_best} | vs full fine-tuning |",
+        "|---|---|---|---|",
+    ]
+    for n in trained:
+        if not n.startswith("LoRA-SP"):
+            continue
+        cells = []
+        for against in (lora_best, "full fine-tuning"):
+            mean, lo, hi = paired_gap(runs, n, against)
+            cells.append(f"{100 * mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        lines.append(f"| {n} | {pooled[n]['active_rank']:.1f} of {pooled[n]['rank']} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "## Success against the rank each token uses, pooled",
+        "",
+        f"![pooled success against rank per token]({name}_rank_success.png)",
+        "",
+        "As in the single-seed reports: LoRA at its fixed rank, LoRA-SP at its mean active rank, 95% intervals of "
+        "the pooled counts; the band is full fine-tuning's.",
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
