@@ -23,7 +23,7 @@ import math
 import re
 from pathlib import Path
 
-from adapt import goal_lines, plot_rank_success
+from adapt import adapter_cells, goal_lines, plot_rank_success
 from common import RESULTS, command_line, shown, write_result
 
 EXPORTED = ", exported (mean routing)"
@@ -160,15 +160,14 @@ def pooled_report(
         "episodes; success in % with the 95% Wilson interval of the pooled count. Mean active rank: averaged over "
         "the seeds.",
         "",
-        f"| variant | mean active rank | {seed_cols} | pooled [95% CI] |",
-        "|" + "---|" * (3 + len(seeds)),
+        f"| variant | trainable params | mean active rank | {seed_cols} | pooled [95% CI] |",
+        "|" + "---|" * (4 + len(seeds)),
     ]
-    for n in pooled:
-        r = pooled[n]
-        active = f"{r['active_rank']:.1f} of {r['rank']}" if r["active_rank"] is not None else ""
+    for n, r in pooled.items():
         per_seed = " | ".join(pct(run[n]["mean"]) for run in runs)
         lines.append(
-            f"| {n} | {active} | {per_seed} | **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
+            f"| {' | '.join(adapter_cells(n, r))} | {per_seed} "
+            f"| **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
         )
     lines += [
         "",
@@ -194,7 +193,7 @@ def pooled_report(
         for against in (lora_best, "full fine-tuning"):
             mean, lo, hi = paired_gap(runs, n, against)
             cells.append(f"{100 * mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
-        lines.append(f"| {n} | {pooled[n]['active_rank']:.1f} of {pooled[n]['rank']} | {' | '.join(cells)} |")
+        lines.append(f"| {n} | {adapter_cells(n, pooled[n])[2]} | {' | '.join(cells)} |")
     lines += [
         "",
         "## Success against the rank each token uses, pooled",
