@@ -17,113 +17,37 @@ run; writes docs/results/<--name>.md and <--name>_rank_success.png.
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import re
 from pathlib import Path
 
 from adapt import adapter_cells, goal_lines, plot_rank_success
 from common import RESULTS, command_line, shown, write_result
+from pooling import (
+    PAIRED_NOTE,
+    evaluation_seed,
+    gap_cell,
+    paired_gap,
+    parse_runs,
+    pooled_success,
+    protocol_shape,
+)
 
 EXPORTED = ", exported (mean routing)"
-
-
-def load_runs(works: list[Path]) -> list[dict]:
-    """Each WORK's result records (name -> record), checked to be one protocol on distinct seeds;
-    ValueError says which runs do not pool and what to do."""
-    runs = []
-    for work in works:
-        path = work / "results.json"
-        if not path.is_file():
-            raise ValueError(f"{path}: no results; run benchmarks/adapt.py --replicate --work {work} first")
-        runs.append(
-            {n: r for n, r in json.loads(path.read_text()).items() if isinstance(r, dict) and "mean" in r}
-        )
-    layouts = {(protocol_shape(run), tuple(next(iter(run.values()))["per_task"])) for run in runs}
-    if len(layouts) > 1:
-        raise ValueError(
-            f"{', '.join(map(str, works))}: the runs evaluate different tasks or episode counts; pool one protocol"
-        )
-    seeds = [evaluation_seed(run) for run in runs]
-    if len(set(seeds)) < len(seeds):
-        raise ValueError(
-            f"{', '.join(map(str, works))}: evaluation seeds {seeds} repeat; pool runs on distinct seeds"
-        )
-    return runs
-
-
-def protocol_shape(run: dict) -> tuple[int, int]:
-    """(tasks, episodes per task) from a record's protocol line ("10 tasks x 50 episodes, ...")."""
-    tasks, episodes = re.match(r"(\d+) tasks x (\d+) episodes", next(iter(run.values()))["protocol"]).groups()
-    return int(tasks), int(episodes)
-
-
-def evaluation_seed(run: dict) -> int:
-    return int(re.search(r"evaluation seed (\d+)", next(iter(run.values()))["protocol"]).group(1))
 
 
 def pooled_record(records: list[dict], episodes: int) -> dict:
     """One row over seeds: success over every episode (Wilson interval on the pooled count), the
     active rank averaged, trainable parameters and rank as they are."""
-    from leanvla.evaluate import wilson
-
-    tasks = list(records[0]["per_task"])
-    successes = sum(round(r["per_task"][t] * episodes) for r in records for t in tasks)
-    total = episodes * len(tasks) * len(records)
     active = [r["active_rank"] for r in records if r.get("active_rank") is not None]
     return {
-        "mean": successes / total,
-        "ci": list(wilson(successes, total)),
+        **pooled_success(records, episodes),
         "active_rank": sum(active) / len(active) if active else None,
         "rank": records[0].get("rank"),
         "trainable": records[0].get("trainable"),
     }
 
 
-def paired_gap(runs: list[dict], row: str, against: str) -> tuple[float, float, float]:
-    """Mean success gap row - against over the (seed, task) cells, with a 95% t interval: the cells
-    pair the two rows on the same evaluation positions, so seed-to-seed and task-to-task spread
-    cancels out of each difference."""
-    gaps = [
-        run[row]["per_task"][t] - run[against]["per_task"][t] for run in runs for t in run[row]["per_task"]
-    ]
-    n = len(gaps)
-    mean = sum(gaps) / n
-    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / (n - 1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def t_quantile_975(dof: int) -> float:
-    """Student t's 97.5% quantile (scipy is not a dependency): Cornish-Fisher expansion around the
-    normal's 1.96, within 0.01 of the exact value from 5 degrees of freedom up."""
-    z = 1.959964
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    return z + g1 / dof + g2 / dof**2 + g3 / dof**3
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--work",
-        type=Path,
-        action="append",
-        required=True,
-        help="an adapt.py --replicate WORK (give two or more)",
-    )
-    parser.add_argument("--name", required=True, help="docs/results/<name>.md")
-    args = parser.parse_args()
-    if len(args.work) < 2:
-        parser.error("give --work at least twice: pooling needs two or more seeds")
-    try:
-        runs = load_runs(args.work)
-    except ValueError as error:
-        parser.error(str(error))
+    parser, args, runs = parse_runs(__doc__, "benchmarks/adapt.py --replicate")
     shared = [n for n in runs[0] if all(n in run for run in runs)]
     trained = [n for n in shared if not n.endswith(EXPORTED)]
     names = trained + [n for n in shared if n.endswith(EXPORTED)]  # the folds below the rows they fold
@@ -179,9 +103,8 @@ def pooled_report(
         "",
         f"Success of the row minus that of the best pooled LoRA ({lora_best}) and of full fine-tuning, in points: "
         f"the mean over the {len(runs) * n_tasks} (seed, task) cells, which equals the pooled gap, with a 95% "
-        "t interval over the cells (each cell compares the two rows on the same evaluation positions). An "
-        "interval that spans 0 leaves the sign of the gap open at this many episodes. The cells of one seed share "
-        "their training runs, so with few seeds the interval is, if anything, too narrow.",
+        "t interval over the cells (each cell compares the two rows on the same evaluation positions). "
+        + PAIRED_NOTE,
         "",
         f"| LoRA-SP row | mean active rank | vs {lora_best} | vs full fine-tuning |",
         "|---|---|---|---|",
@@ -189,10 +112,7 @@ def pooled_report(
     for n in trained:
         if not n.startswith("LoRA-SP"):
             continue
-        cells = []
-        for against in (lora_best, "full fine-tuning"):
-            mean, lo, hi = paired_gap(runs, n, against)
-            cells.append(f"{100 * mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        cells = [gap_cell(paired_gap(runs, n, against)) for against in (lora_best, "full fine-tuning")]
         lines.append(f"| {n} | {adapter_cells(n, pooled[n])[2]} | {' | '.join(cells)} |")
     lines += [
         "",

@@ -330,6 +330,12 @@ def result_record(result: dict, train_s: float, **extra) -> dict:
     }
 
 
+def signed_points(fraction: float) -> str:
+    """A success gap (a fraction) in points with its sign, as the reports show it: "+2.4", and "+0.0"
+    for a tie (never "-0.0")."""
+    return f"{round(100 * fraction, 1) + 0.0:+.1f}"
+
+
 def success_with_errors(records: list[dict]) -> tuple[list[float], list[list[float]]]:
     """Mean success in % of each result_record, and its 95% interval as matplotlib's asymmetric yerr."""
     y = [100 * r["mean"] for r in records]

@@ -23,10 +23,12 @@ objects' and goal's poses, which only the images reveal), in the vector's auxili
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
 
-Another seed on the same pretrained base (new recordings, initialisation and evaluation seed):
+Another seed on the same pretrained base (new recordings, initialisation and evaluation seed), and
+the seeds pooled by merge_seeds.py:
 
     python benchmarks/merge.py --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_seed1 --name merge_seed1
+    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 --name merge_pooled
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from common import (
     result_record,
     round_robin_ms,
     shown,
+    signed_points,
     slug,
     split_per_task,
     train_timed,
@@ -149,6 +152,11 @@ def main() -> None:
     )
     record = recording(args.episodes, args.seed)
     done = Results(work)
+    if done.setdefault("aux_objective", aux_said) != aux_said:
+        parser.error(
+            f"{shown(work)} holds runs with the auxiliary objective '{done['aux_objective']}'; "
+            "give another --work for this one"
+        )
 
     base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
 
@@ -258,8 +266,8 @@ def main() -> None:
         "",
         "## Against the goal",
         "",
-        f"- (c) {pct(c['mean'])}% vs (b) {pct(b['mean'])}% ({100 * (c['mean'] - b['mean']):+.1f} points; goal: within 2)",
-        f"- (c) vs (a) {pct(plain['mean'])}%: {100 * (c['mean'] - plain['mean']):+.1f} points (goal > 0)",
+        f"- (c) {pct(c['mean'])}% vs (b) {pct(b['mean'])}% ({signed_points(c['mean'] - b['mean'])} points; goal: within 2)",
+        f"- (c) vs (a) {pct(plain['mean'])}%: {signed_points(c['mean'] - plain['mean'])} points (goal > 0)",
         wall_line(),
         f"- time per step: (c) {c['s_per_step'] * 1000:.0f} ms vs (b) {b['s_per_step'] * 1000:.0f} ms vs (a) "
         f"{plain['s_per_step'] * 1000:.0f} ms (the penalty's own cost, timed apart: below)",

@@ -1,0 +1,209 @@
+"""Pool `merge.py` runs over seeds and read CapVector's goal off the pooled rows.
+
+One seed's 250 episodes per row give intervals of about +-6 points, wider than the gaps the goal
+asks about ((c) within 2 points of (b), (c) above (a)). Runs on several seeds (same tasks, steps and
+objective; each its own recording, initialisation and evaluation seed) pool into rows of seeds x
+tasks x episodes, and every comparison the goal makes gets a paired interval over the (seed, task)
+cells, which share their evaluation positions between rows. The wall-time goal is read per seed:
+each seed has its own target loss ((a)'s final validation loss).
+
+    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 --name merge_pooled
+
+Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
+and <--name>_gaps.png.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common import RESULTS, command_line, shown, write_result
+from merge import VARIANTS, steps_to_reach
+from pooling import (
+    PAIRED_NOTE,
+    evaluation_seed,
+    gap_cell,
+    paired_gap,
+    parse_runs,
+    pooled_success,
+    protocol_shape,
+)
+
+PLAIN, AUX, META = list(VARIANTS)[:3]  # (a), (b), (c); the rest are ablations of (c)
+
+
+def wall_to_target(run: dict, name: str) -> float | None:
+    """Seconds of training until `name` first logs a validation loss <= (a)'s final one; None if never."""
+    target = run[PLAIN]["val_loss"][-1][1]
+    reached = steps_to_reach([{"step": s, "val_loss": v} for s, v in run[name]["val_loss"]], target)
+    return None if reached is None else reached * run[name]["s_per_step"]
+
+
+def verdict(gap: tuple[float, float, float], line: float) -> str:
+    """Whether a paired gap clears `line` (a fraction): with its whole interval, with none of it, or
+    undecided (the interval spans the line)."""
+    mean, lo, hi = gap
+    if lo > line:
+        return "holds, the whole interval above the line"
+    if hi < line:
+        return "fails, the whole interval below the line"
+    return f"the mean {'meets' if mean >= line else 'misses'} it, but the interval spans the line: undecided"
+
+
+def main() -> None:
+    parser, args, runs = parse_runs(__doc__, "benchmarks/merge.py")
+    missing = [n for n in VARIANTS if not all(n in run for run in runs)]
+    if missing:
+        parser.error(f"'{missing[0]}' is missing from some runs; finish every merge.py run before pooling")
+    extras = [json.loads((w / "results.json").read_text()) for w in args.work]
+    objectives = {e.get("aux_objective") for e in extras}
+    if len(objectives) > 1:
+        parser.error(
+            f"the runs' auxiliary objectives differ ({', '.join(map(str, objectives))}); pool runs of one objective"
+        )
+    penalty = [e.get("penalty_ms") for e in extras]
+    episodes = protocol_shape(runs[0])[1]
+    pooled = {n: pooled_success([run[n] for run in runs], episodes) for n in VARIANTS}
+    plot_gaps(runs, RESULTS / f"{args.name}_gaps.png")
+    lines = pooled_report(args.work, runs, pooled, penalty, objectives.pop(), args.name)
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+def pooled_report(
+    works: list[Path], runs: list[dict], pooled: dict, penalty: list, objective: str | None, name: str
+) -> list[str]:
+    """The report's lines: every pooled row beside its seeds, the goal read off the paired gaps and
+    the per-seed wall times, what the auxiliary objective adds and costs, the ablations."""
+    from leanvla.report import pct
+
+    n_tasks, episodes = protocol_shape(runs[0])
+    seeds = [evaluation_seed(run) for run in runs]
+    reports = [f"[{w.name}.md]({w.name}.md)" for w in works if (RESULTS / f"{w.name}.md").exists()]
+    per_seed = lambda values: " / ".join(values)  # noqa: E731
+    lines = [
+        f"# Merge (CapVector), pooled over seeds {', '.join(map(str, seeds))}: {n_tasks} tasks",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        "Runs: "
+        + ", ".join(f"`{shown(w)}` (seed {s})" for w, s in zip(works, seeds))
+        + (f"; their reports: {', '.join(reports)}" if reports else "")
+        + (f". Auxiliary objective (the vector's auxiliary run and (b)): {objective}" if objective else "")
+        + f". Each row pools {len(runs)} seeds x {n_tasks} tasks x {episodes} episodes = "
+        f"{len(runs) * n_tasks * episodes} episodes; success in % with the 95% Wilson interval of the pooled "
+        "count. Per-seed columns read seed "
+        + " / ".join(map(str, seeds))
+        + ". Steps to target: first logged "
+        "step whose validation loss is <= that seed's (a) final one.",
+        "",
+        "| variant | ms/step | steps to target | success per seed | pooled [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for n, r in pooled.items():
+        ms = per_seed(f"{run[n]['s_per_step'] * 1000:.0f}" for run in runs)
+        steps = per_seed(
+            f"{round(wall / run[n]['s_per_step'])}" if (wall := wall_to_target(run, n)) is not None else "-"
+            for run in runs
+        )
+        lines.append(
+            f"| {n} | {ms} | {steps} | {per_seed(pct(run[n]['mean']) for run in runs)} "
+            f"| **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
+        )
+
+    def ratio(run: dict) -> str:
+        c, b = wall_to_target(run, META), wall_to_target(run, AUX)
+        if c is None or b is None:
+            return "not reached by " + " and ".join(x for x, w in (("(c)", c), ("(b)", b)) if w is None)
+        return f"{c / b:.2f}x"
+
+    c_vs_b, c_vs_a, b_vs_a = (
+        paired_gap(runs, META, AUX),
+        paired_gap(runs, META, PLAIN),
+        paired_gap(runs, AUX, PLAIN),
+    )
+    cells = f"{len(runs) * n_tasks} (seed, task) cells"
+    lines += [
+        "",
+        "## Against the goal, pooled",
+        "",
+        f"Gaps in points: the mean over the {cells}, which equals the pooled gap, with a 95% t interval over "
+        "the cells (each compares two rows on the same evaluation positions). " + PAIRED_NOTE,
+        "",
+        f"- (c) - (b): {gap_cell(c_vs_b)} (goal: >= -2, within 2 points of (b)): {verdict(c_vs_b, -0.02)}",
+        f"- (c) - (a): {gap_cell(c_vs_a)} (goal: > 0): {verdict(c_vs_a, 0.0)}",
+        f"- wall time to the target loss, (c) / (b), per seed: {per_seed(ratio(run) for run in runs)} (goal: <= 0.7x)",
+        "",
+        "## What the auxiliary objective adds, and what it and the penalty cost",
+        "",
+        "A capability vector can carry at most what the auxiliary objective adds over plain fine-tuning:",
+        "",
+        f"- (b) - (a): {gap_cell(b_vs_a)}",
+        "- a step with the objective against a plain step, per seed: "
+        + per_seed(f"{run[AUX]['s_per_step'] / run[PLAIN]['s_per_step']:.2f}x" for run in runs),
+    ]
+    if all(penalty):
+        lines.append(
+            "- the penalty's forward and backward against a plain step's, timed apart, per seed: "
+            + "; ".join(
+                f"{ms['penalty']:.1f} ms of {ms['plain']:.0f} ms ({100 * ms['penalty'] / ms['plain']:.0f}%)"
+                for ms in penalty
+            )
+        )
+    lines += [
+        "",
+        "At equal steps, (c) saves what the objective costs minus what the penalty costs; only reaching the "
+        "target loss in fewer steps could save more.",
+        "",
+        "## Ablations, paired against (c)",
+        "",
+        "| ablation | minus (c), points [95% CI] |",
+        "|---|---|",
+        *(
+            f"| {n.removeprefix('ablation: ')} | {gap_cell(paired_gap(runs, n, META))} |"
+            for n in list(VARIANTS)[3:]
+        ),
+        "",
+        "## Every row against plain SFT",
+        "",
+        f"![paired gaps to (a)]({name}_gaps.png)",
+        "",
+        "Each row's success minus (a)'s over the (seed, task) cells, with its 95% t interval; the dots are the "
+        "seeds' own gaps.",
+    ]
+    return lines
+
+
+def plot_gaps(runs: list[dict], out: Path) -> None:
+    """Each row's paired gap to (a) with its interval, and every seed's gap as a dot: a row whose bar
+    crosses 0 has not been told apart from plain SFT."""
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
+    names = list(VARIANTS)[1:]
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(names) + 1.2))
+    for y, n in enumerate(names):
+        mean, lo, hi = (100 * g for g in paired_gap(runs, n, PLAIN))
+        ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color="tab:blue", capsize=3)
+        seed_gaps = [100 * (run[n]["mean"] - run[PLAIN]["mean"]) for run in runs]
+        ax.scatter(seed_gaps, [y] * len(runs), color="0.4", s=12, marker="x", zorder=3)
+    ax.axvline(0, color="0.5", lw=1)
+    ax.set_yticks(range(len(names)), [n.removeprefix("ablation: ") for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("success minus plain SFT's (points)")
+    ax.legend(
+        handles=[
+            plt.Line2D([], [], marker="o", color="tab:blue", label="pooled, 95% t interval"),
+            plt.Line2D([], [], marker="x", color="0.4", lw=0, label="each seed"),
+        ],
+        fontsize=8,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=2,
+        frameon=False,
+    )
+    save_figure(fig, out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
