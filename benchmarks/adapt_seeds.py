@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapt import adapter_cells, goal_lines, plot_rank_success
-from common import RESULTS, command_line, shown, write_result
+from common import RESULTS, write_result
 from pooling import (
     PAIRED_NOTE,
     evaluation_seed,
@@ -29,6 +29,7 @@ from pooling import (
     parse_runs,
     pooled_success,
     protocol_shape,
+    report_head,
 )
 
 EXPORTED = ", exported (mean routing)"
@@ -67,22 +68,12 @@ def pooled_report(
     rows, each LoRA-SP row's paired gaps, the pooled rank-success figure."""
     from leanvla.report import pct
 
-    n_tasks, episodes = protocol_shape(runs[0])
+    n_tasks = protocol_shape(runs[0])[0]
     seeds = [evaluation_seed(run) for run in runs]
-    reports = [f"[{w.name}.md]({w.name}.md)" for w in works if (RESULTS / f"{w.name}.md").exists()]
     lora_best = max((n for n in trained if n.startswith("LoRA r")), key=lambda n: pooled[n]["mean"])
     seed_cols = " | ".join(f"seed {s}" for s in seeds)
     lines = [
-        f"# Adapt, pooled over seeds {', '.join(map(str, seeds))}: {n_tasks} tasks",
-        "",
-        f"Command: `{command_line()}`",
-        "",
-        "Runs: "
-        + ", ".join(f"`{shown(w)}` (seed {s})" for w, s in zip(works, seeds))
-        + (f"; their reports: {', '.join(reports)}" if reports else "")
-        + f". Each row pools {len(runs)} seeds x {n_tasks} tasks x {episodes} episodes = {len(runs) * n_tasks * episodes} "
-        "episodes; success in % with the 95% Wilson interval of the pooled count. Mean active rank: averaged over "
-        "the seeds.",
+        *report_head("Adapt", works, runs, " Mean active rank: averaged over the seeds."),
         "",
         f"| variant | trainable params | mean active rank | {seed_cols} | pooled [95% CI] |",
         "|" + "---|" * (4 + len(seeds)),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import RESULTS, command_line, shown, write_result
+from common import RESULTS, write_result
 from merge import VARIANTS, steps_to_reach
 from pooling import (
     PAIRED_NOTE,
@@ -28,6 +28,7 @@ from pooling import (
     parse_runs,
     pooled_success,
     protocol_shape,
+    report_head,
 )
 
 PLAIN, AUX, META = list(VARIANTS)[:3]  # (a), (b), (c); the rest are ablations of (c)
@@ -77,25 +78,18 @@ def pooled_report(
     the per-seed wall times, what the auxiliary objective adds and costs, the ablations."""
     from leanvla.report import pct
 
-    n_tasks, episodes = protocol_shape(runs[0])
+    n_tasks = protocol_shape(runs[0])[0]
     seeds = [evaluation_seed(run) for run in runs]
-    reports = [f"[{w.name}.md]({w.name}.md)" for w in works if (RESULTS / f"{w.name}.md").exists()]
     per_seed = lambda values: " / ".join(values)  # noqa: E731
     lines = [
-        f"# Merge (CapVector), pooled over seeds {', '.join(map(str, seeds))}: {n_tasks} tasks",
-        "",
-        f"Command: `{command_line()}`",
-        "",
-        "Runs: "
-        + ", ".join(f"`{shown(w)}` (seed {s})" for w, s in zip(works, seeds))
-        + (f"; their reports: {', '.join(reports)}" if reports else "")
-        + (f". Auxiliary objective (the vector's auxiliary run and (b)): {objective}" if objective else "")
-        + f". Each row pools {len(runs)} seeds x {n_tasks} tasks x {episodes} episodes = "
-        f"{len(runs) * n_tasks * episodes} episodes; success in % with the 95% Wilson interval of the pooled "
-        "count. Per-seed columns read seed "
-        + " / ".join(map(str, seeds))
-        + ". Steps to target: first logged "
-        "step whose validation loss is <= that seed's (a) final one.",
+        *report_head(
+            "Merge (CapVector)",
+            works,
+            runs,
+            (f" Auxiliary objective (the vector's auxiliary run and (b)): {objective}." if objective else "")
+            + f" Per-seed columns read seed {per_seed(map(str, seeds))}. Steps to target: first logged step whose "
+            "validation loss is <= that seed's (a) final one.",
+        ),
         "",
         "| variant | ms/step | steps to target | success per seed | pooled [95% CI] |",
         "|---|---|---|---|---|",

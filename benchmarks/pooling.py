@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from common import signed_points
+from common import RESULTS, command_line, shown, signed_points
 
 
 def parse_runs(doc: str, producer: str) -> tuple[argparse.ArgumentParser, argparse.Namespace, list[dict]]:
@@ -67,6 +67,26 @@ def protocol_shape(run: dict) -> tuple[int, int]:
 
 def evaluation_seed(run: dict) -> int:
     return int(re.search(r"evaluation seed (\d+)", next(iter(run.values()))["protocol"]).group(1))
+
+
+def report_head(title: str, works: list[Path], runs: list[dict], more: str = "") -> list[str]:
+    """A pooled report's first lines: the title with its seeds, the command, and which runs pool into
+    how many episodes per row (`more` continues that paragraph)."""
+    n_tasks, episodes = protocol_shape(runs[0])
+    seeds = [evaluation_seed(run) for run in runs]
+    reports = [f"[{w.name}.md]({w.name}.md)" for w in works if (RESULTS / f"{w.name}.md").exists()]
+    return [
+        f"# {title}, pooled over seeds {', '.join(map(str, seeds))}: {n_tasks} tasks",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        "Runs: "
+        + ", ".join(f"`{shown(w)}` (seed {s})" for w, s in zip(works, seeds))
+        + (f"; their reports: {', '.join(reports)}" if reports else "")
+        + f". Each row pools {len(runs)} seeds x {n_tasks} tasks x {episodes} episodes = "
+        f"{len(runs) * n_tasks * episodes} episodes; success in % with the 95% Wilson interval of the pooled "
+        "count." + more,
+    ]
 
 
 def pooled_success(records: list[dict], episodes: int) -> dict:
