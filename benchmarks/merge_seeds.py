@@ -97,7 +97,9 @@ def pooled_report(
     for n, r in pooled.items():
         ms = per_seed(f"{run[n]['s_per_step'] * 1000:.0f}" for run in runs)
         steps = per_seed(
-            f"{round(wall / run[n]['s_per_step'])}" if (wall := wall_to_target(run, n)) is not None else "-"
+            f"{round(wall / run[n]['s_per_step'])}"
+            if (wall := wall_to_target(run, n)) is not None
+            else "not reached"
             for run in runs
         )
         lines.append(
