@@ -34,11 +34,16 @@ from pooling import (
 PLAIN, AUX, META = list(VARIANTS)[:3]  # (a), (b), (c); the rest are ablations of (c)
 
 
-def wall_to_target(run: dict, name: str) -> float | None:
-    """Seconds of training until `name` first logs a validation loss <= (a)'s final one; None if never."""
+def steps_to_target(run: dict, name: str) -> int | None:
+    """The first logged step at which `name`'s validation loss is <= (a)'s final one; None if never."""
     target = run[PLAIN]["val_loss"][-1][1]
-    reached = steps_to_reach([{"step": s, "val_loss": v} for s, v in run[name]["val_loss"]], target)
-    return None if reached is None else reached * run[name]["s_per_step"]
+    return steps_to_reach([{"step": s, "val_loss": v} for s, v in run[name]["val_loss"]], target)
+
+
+def wall_to_target(run: dict, name: str) -> float | None:
+    """Seconds of training until `name` reaches the target loss; None if it never does."""
+    steps = steps_to_target(run, name)
+    return None if steps is None else steps * run[name]["s_per_step"]
 
 
 def verdict(gap: tuple[float, float, float], line: float) -> str:
@@ -96,12 +101,7 @@ def pooled_report(
     ]
     for n, r in pooled.items():
         ms = per_seed(f"{run[n]['s_per_step'] * 1000:.0f}" for run in runs)
-        steps = per_seed(
-            f"{round(wall / run[n]['s_per_step'])}"
-            if (wall := wall_to_target(run, n)) is not None
-            else "not reached"
-            for run in runs
-        )
+        steps = per_seed(str(steps_to_target(run, n) or "not reached") for run in runs)
         lines.append(
             f"| {n} | {ms} | {steps} | {per_seed(pct(run[n]['mean']) for run in runs)} "
             f"| **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
@@ -164,14 +164,14 @@ def pooled_report(
         "",
         f"![paired gaps to (a)]({name}_gaps.png)",
         "",
-        "Each row's success minus (a)'s over the (seed, task) cells, with its 95% t interval; the dots are the "
-        "seeds' own gaps.",
+        "Each row's success minus (a)'s over the (seed, task) cells, with its 95% t interval; the crosses are "
+        "the seeds' own gaps.",
     ]
     return lines
 
 
 def plot_gaps(runs: list[dict], out: Path) -> None:
-    """Each row's paired gap to (a) with its interval, and every seed's gap as a dot: a row whose bar
+    """Each row's paired gap to (a) with its interval, and every seed's gap as a cross: a row whose bar
     crosses 0 has not been told apart from plain SFT."""
     from leanvla.report import pyplot, save_figure
 
