@@ -1,4 +1,4 @@
-"""LoRA-SP side by side with LoRA (peft) at several ranks and with full fine-tuning, adapting one
+r"""LoRA-SP side by side with LoRA (peft) at several ranks and with full fine-tuning, adapting one
 pretrained base to tasks it never saw.
 
     python benchmarks/adapt.py                               # the full protocol (resumable)

@@ -1,4 +1,4 @@
-"""Pool `adapt.py --replicate` runs over seeds and read the goal off the pooled rows.
+r"""Pool `adapt.py --replicate` runs over seeds and read the goal off the pooled rows.
 
 One seed's 500 episodes per row give intervals of about +-4 points, wider than the gaps the goal
 asks about (LoRA-SP >= the best LoRA, within 2 points of full fine-tuning). Runs on several seeds

@@ -1,4 +1,4 @@
-"""Base policy on MT10 from images + proprio: the reference VLA vs a plain CNN behaviour-cloning
+r"""Base policy on MT10 from images + proprio: the reference VLA vs a plain CNN behaviour-cloning
 policy trained on the same data for the same wall time, evaluated on held-out positions.
 
     python benchmarks/base_policy.py --name base_policy_one_camera  # MT10, one camera, the first protocol (107 min)

@@ -1,4 +1,4 @@
-"""What the base policy's success depends on: cameras, model type and size, data amount,
+r"""What the base policy's success depends on: cameras, model type and size, data amount,
 training length, chunking, learning rate, vision stem, action head and its sampling noise. Each variant trains on the same recorded DEMO5 dataset
 with the same seed and is evaluated with the same protocol; results accumulate in a JSON file so
 the script resumes. Variants run in the order listed (most informative first).

@@ -1,4 +1,4 @@
-"""CapVector side by side: plain SFT vs auxiliary-objective fine-tuning vs plain SFT + orthogonal
+r"""CapVector side by side: plain SFT vs auxiliary-objective fine-tuning vs plain SFT + orthogonal
 penalty from the meta model (base + capability vector), on target tasks the vector never saw.
 
     python benchmarks/merge.py                               # the full protocol (resumable)
