@@ -331,9 +331,12 @@ def result_record(result: dict, train_s: float, **extra) -> dict:
 
 
 def signed_points(fraction: float) -> str:
-    """A success gap (a fraction) in points with its sign, as the reports show it: "+2.4", and "+0.0"
-    for a tie (never "-0.0")."""
-    return f"{round(100 * fraction, 1) + 0.0:+.1f}"
+    """A success gap (a fraction) in points with its sign, as the reports show it: "+2.4", "+0.0" for a
+    tie (never "-0.0"), and a second decimal where one would hide the sign: "-0.01"."""
+    points = 100 * fraction
+    if 0.005 <= abs(points) < 0.05:
+        return f"{points:+.2f}"
+    return f"{round(points, 1) + 0.0:+.1f}"
 
 
 def success_with_errors(records: list[dict]) -> tuple[list[float], list[list[float]]]:

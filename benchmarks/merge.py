@@ -14,7 +14,8 @@ penalty from the meta model (base + capability vector), on target tasks the vect
    penalty from the meta model; ablations: lambda 0.5 / 1.5, and (c) without the penalty.
 4. Per variant: closed-loop success on held-out positions, seconds per step, and the steps and wall
    time to reach (a)'s final validation loss.
-5. The penalty's own cost: its forward and backward against a plain step's, timed in turn.
+5. What a step's parts cost: a plain step's forward and backward, with the auxiliary objective, and
+   the penalty alone, timed in turn.
 
 Writes docs/results/<--name>.md (default merge.md). Results accumulate in WORK/results.json.
 
@@ -23,12 +24,13 @@ objects' and goal's poses, which only the images reveal), in the vector's auxili
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
 
-Another seed on the same pretrained base (new recordings, initialisation and evaluation seed), and
-the seeds pooled by merge_seeds.py:
+Another seed on the same pretrained base (new recordings, initialisation and evaluation seed; seed 2
+likewise, into outputs/bench/merge_seed2), and the seeds pooled by merge_seeds.py:
 
     python benchmarks/merge.py --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_seed1 --name merge_seed1
-    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 --name merge_pooled
+    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 \
+        --work outputs/bench/merge_seed2 --name merge_pooled
 """
 
 from __future__ import annotations
@@ -67,31 +69,41 @@ VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
 }
 
 
-def time_penalty(meta: Path, seed: int, batch: int = 64, repeats: int = 30) -> dict[str, float]:
-    """Median ms of the forward and backward of a plain step's action error at `batch` and of the
-    orthogonal penalty, timed in turn on the meta model after a small random update (so no cosine
-    is 0/0). The inputs are random: the cost depends on the shapes alone."""
+def time_step_parts(
+    meta: Path, aux_run: Path, seed: int, batch: int = 64, repeats: int = 30
+) -> dict[str, float]:
+    """Median ms of three forward-and-backward passes, timed in turn on the meta model: a plain step's
+    action error at `batch`, the same with the auxiliary objective (its targets' vision forward
+    included; the head as `aux_run` trained it), and the orthogonal penalty alone, after a small
+    random update (so no cosine is 0/0). The inputs are random: the cost depends on the shapes alone.
+    Timed apart because the rows' own ms/step drift by +-20% between runs doing the same work."""
     import torch
     from safetensors.torch import load_file
 
     from leanvla.merge.orthogonal import OrthogonalPenalty
     from leanvla.merge.run import VECTOR
-    from leanvla.models.checkpoint import load_model
+    from leanvla.models.checkpoint import load_model, read_meta, resolve_checkpoint
     from leanvla.models.policy import Observation
     from leanvla.train.loop import ActionError, flow_time
 
     torch.set_num_threads(2)
     model = load_model(meta)[0].train()
+    head = read_meta(resolve_checkpoint(aux_run))["model"]
+    model.add_aux_head(head["aux_horizon"], head["aux_env_dim"])
     cfg, g = model.cfg, torch.Generator().manual_seed(seed)
     size = cfg.image_size
     tokens, token_mask = model.tokenizer.batch(["reach the goal"])
+    images = lambda: torch.randn(batch, len(cfg.cameras), 3, size, size, generator=g)  # noqa: E731
     obs = Observation(
-        torch.randn(batch, len(cfg.cameras), 3, size, size, generator=g),
+        images(),
         torch.randn(batch, cfg.state_dim, generator=g),
         tokens.expand(batch, -1),
         token_mask.expand(batch, -1),
         torch.zeros(batch, dtype=torch.long),
     )
+    future = (images(), torch.randn(batch, cfg.state_dim, generator=g))
+    if cfg.aux_env_dim:
+        future += (torch.randn(batch, cfg.aux_env_dim, generator=g),)
     actions = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
     noise, t = torch.randn(actions.shape, generator=g), flow_time(torch.rand(batch, generator=g))
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -100,6 +112,10 @@ def time_penalty(meta: Path, seed: int, batch: int = 64, repeats: int = 30) -> d
             p.add_(1e-3 * torch.randn(p.shape, generator=g))
     penalty = OrthogonalPenalty(model, load_file(str(meta / VECTOR)), start)
     action_error = ActionError(model)
+
+    def with_aux():
+        err, aux_err = action_error(obs, actions, noise, t, future)
+        return err.mean() + AUX["weight"] * aux_err.mean()
 
     def backward(loss_fn):
         def call(_):
@@ -111,6 +127,7 @@ def time_penalty(meta: Path, seed: int, batch: int = 64, repeats: int = 30) -> d
     return round_robin_ms(
         {
             "plain": backward(lambda: action_error(obs, actions, noise, t).mean()),
+            "auxiliary": backward(with_aux),
             "penalty": backward(penalty),
         },
         repeats,
@@ -208,8 +225,9 @@ def main() -> None:
         )
         done.save()
 
-    if "penalty_ms" not in done:
-        done["penalty_ms"] = time_penalty(metas[1.0], args.seed)
+    if "step_ms" not in done:  # runs from before the auxiliary step was timed apart have penalty_ms only
+        done["step_ms"] = time_step_parts(metas[1.0], aux.out, args.seed)
+        done.pop("penalty_ms", None)
         done.save()
 
     # ---- the tables ----
@@ -233,7 +251,8 @@ def main() -> None:
             )
         )
     b, c = done["(b) auxiliary fine-tuning from base"], done["(c) meta model (lambda 1) + SFT + orth"]
-    ms = done["penalty_ms"]
+    ms = done["step_ms"]
+    saving = (ms["auxiliary"] - ms["plain"] - ms["penalty"]) / ms["auxiliary"]
     wall = lambda r: r["steps_to_target"] * r["s_per_step"]  # noqa: E731
 
     def wall_line() -> str:
@@ -270,14 +289,24 @@ def main() -> None:
         f"- (c) vs (a) {pct(plain['mean'])}%: {signed_points(c['mean'] - plain['mean'])} points (goal > 0)",
         wall_line(),
         f"- time per step: (c) {c['s_per_step'] * 1000:.0f} ms vs (b) {b['s_per_step'] * 1000:.0f} ms vs (a) "
-        f"{plain['s_per_step'] * 1000:.0f} ms (the penalty's own cost, timed apart: below)",
+        f"{plain['s_per_step'] * 1000:.0f} ms (these drift by +-20% between rows doing the same work: "
+        "read the costs timed apart, below)",
         "",
-        "## The penalty's own cost",
+        "## What a step's parts cost",
         "",
-        "Forward and backward of the orthogonal penalty over every matrix tau covers, against those of a "
-        "plain step's action error at batch 64, on the lambda 1 meta model; timed in turn, median of 30 "
-        f"(random inputs: the cost depends on the shapes alone): {ms['penalty']:.1f} ms against "
-        f"{ms['plain']:.1f} ms, {100 * ms['penalty'] / ms['plain']:.0f}% of it.",
+        "Forward and backward at batch 64 on the lambda 1 meta model (with the auxiliary head the vector's "
+        "auxiliary run trained), timed in turn, median of 30 (random inputs: the cost depends on the "
+        "shapes alone):",
+        "",
+        f"- a plain step's action error: {ms['plain']:.1f} ms",
+        f"- with the auxiliary objective (its targets' vision forward included): {ms['auxiliary']:.1f} ms, "
+        f"{ms['auxiliary'] / ms['plain']:.2f}x plain: what (b) pays every step",
+        f"- the orthogonal penalty over every matrix tau covers: {ms['penalty']:.1f} ms, "
+        f"{100 * ms['penalty'] / ms['plain']:.0f}% of plain: what (c) pays instead",
+        "",
+        f"At equal steps (c) saves at most {100 * saving:.0f}% of (b)'s compute"
+        + (" (less than nothing: the penalty costs more than the objective)" if saving < 0 else "")
+        + "; the goal's 0.7x needs fewer steps as well.",
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
     done.save()

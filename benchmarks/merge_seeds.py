@@ -1,4 +1,4 @@
-"""Pool `merge.py` runs over seeds and read CapVector's goal off the pooled rows.
+r"""Pool `merge.py` runs over seeds and read CapVector's goal off the pooled rows.
 
 One seed's 250 episodes per row give intervals of about +-6 points, wider than the gaps the goal
 asks about ((c) within 2 points of (b), (c) above (a)). Runs on several seeds (same tasks, steps and
@@ -7,7 +7,8 @@ tasks x episodes, and every comparison the goal makes gets a paired interval ove
 cells, which share their evaluation positions between rows. The wall-time goal is read per seed:
 each seed has its own target loss ((a)'s final validation loss).
 
-    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 --name merge_pooled
+    python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 \
+        --work outputs/bench/merge_seed2 --name merge_pooled
 
 Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
 and <--name>_gaps.png.
@@ -16,6 +17,7 @@ and <--name>_gaps.png.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from common import RESULTS, write_result
@@ -68,16 +70,22 @@ def main() -> None:
         parser.error(
             f"the runs' auxiliary objectives differ ({', '.join(map(str, objectives))}); pool runs of one objective"
         )
-    penalty = [e.get("penalty_ms") for e in extras]
+    untimed = [w for w, e in zip(args.work, extras) if "step_ms" not in e]
+    if untimed:
+        parser.error(
+            f"{untimed[0]} has no step_ms (its runs predate timing a step's parts apart); "
+            "rerun benchmarks/merge.py with that run's options to add it (nothing is retrained)"
+        )
+    parts = [e["step_ms"] for e in extras]
     episodes = protocol_shape(runs[0])[1]
     pooled = {n: pooled_success([run[n] for run in runs], episodes) for n in VARIANTS}
     plot_gaps(runs, RESULTS / f"{args.name}_gaps.png")
-    lines = pooled_report(args.work, runs, pooled, penalty, objectives.pop(), args.name)
+    lines = pooled_report(args.work, runs, pooled, parts, objectives.pop(), args.name)
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 def pooled_report(
-    works: list[Path], runs: list[dict], pooled: dict, penalty: list, objective: str | None, name: str
+    works: list[Path], runs: list[dict], pooled: dict, parts: list, objective: str | None, name: str
 ) -> list[str]:
     """The report's lines: every pooled row beside its seeds, the goal read off the paired gaps and
     the per-seed wall times, what the auxiliary objective adds and costs, the ablations."""
@@ -119,6 +127,9 @@ def pooled_report(
         paired_gap(runs, AUX, PLAIN),
     )
     cells = f"{len(runs) * n_tasks} (seed, task) cells"
+    objective_x = statistics.median(ms["auxiliary"] / ms["plain"] for ms in parts)
+    penalty_share = statistics.median(ms["penalty"] / ms["plain"] for ms in parts)
+    saving = (objective_x - 1 - penalty_share) / objective_x
     lines += [
         "",
         "## Against the goal, pooled",
@@ -135,21 +146,21 @@ def pooled_report(
         "A capability vector can carry at most what the auxiliary objective adds over plain fine-tuning:",
         "",
         f"- (b) - (a): {gap_cell(b_vs_a)}",
-        "- a step with the objective against a plain step, per seed: "
-        + per_seed(f"{run[AUX]['s_per_step'] / run[PLAIN]['s_per_step']:.2f}x" for run in runs),
-    ]
-    if all(penalty):
-        lines.append(
-            "- the penalty's forward and backward against a plain step's, timed apart, per seed: "
-            + "; ".join(
-                f"{ms['penalty']:.1f} ms of {ms['plain']:.0f} ms ({100 * ms['penalty'] / ms['plain']:.0f}%)"
-                for ms in penalty
-            )
-        )
-    lines += [
+        "- a step's parts, forward and backward timed in turn on each seed's meta model (merge.py's "
+        '"What a step\'s parts cost"), per seed:',
+        *(
+            f"  - seed {seed}: plain {ms['plain']:.0f} ms; with the objective {ms['auxiliary']:.0f} ms "
+            f"({ms['auxiliary'] / ms['plain']:.2f}x); the penalty {ms['penalty']:.1f} ms "
+            f"({100 * ms['penalty'] / ms['plain']:.0f}% of plain)"
+            for seed, ms in zip(seeds, parts)
+        ),
+        f"  - the median over seeds: the objective {objective_x:.2f}x plain, the penalty {100 * penalty_share:.0f}% "
+        "of plain. Every seed times the same shapes, so the spread between seeds is the machine's timing noise.",
         "",
-        "At equal steps, (c) saves what the objective costs minus what the penalty costs; only reaching the "
-        "target loss in fewer steps could save more.",
+        "At equal steps (c) saves what the objective costs minus what the penalty costs: "
+        f"{100 * saving:.0f}% of (b)'s compute at the medians"
+        + (" (less than nothing: the penalty costs more than the objective)" if saving < 0 else "")
+        + ", against the goal's 30%; only reaching the target loss in fewer steps could save more.",
         "",
         "## Ablations, paired against (c)",
         "",
