@@ -72,11 +72,12 @@ VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
 def time_step_parts(
     meta: Path, aux_run: Path, seed: int, batch: int = 64, repeats: int = 30
 ) -> dict[str, float]:
-    """Median ms of three forward-and-backward passes, timed in turn on the meta model: a plain step's
-    action error at `batch`, the same with the auxiliary objective (its targets' vision forward
-    included; the head as `aux_run` trained it), and the orthogonal penalty alone, after a small
-    random update (so no cosine is 0/0). The inputs are random: the cost depends on the shapes alone.
-    Timed apart because the rows' own ms/step drift by +-20% between runs doing the same work."""
+    """Median ms of three forward-and-backward passes, timed in turn on the meta model: a plain
+    step's action error at `batch`; the same with the auxiliary objective (its targets' vision
+    forward included; a fresh head of the shape `aux_run` trained); the orthogonal penalty alone,
+    after a small random update (so no cosine is 0/0). The inputs are random: the cost depends on
+    the shapes alone. Timed apart because the rows' own ms/step drift by +-20% between runs doing
+    the same work."""
     import torch
     from safetensors.torch import load_file
 
@@ -131,6 +132,15 @@ def time_step_parts(
             "penalty": backward(penalty),
         },
         repeats,
+    )
+
+
+def equal_step_saving(plain: float, auxiliary: float, penalty: float) -> str:
+    """What (c) saves of (b)'s step at equal steps, said as the reports say it: the objective's cost
+    minus the penalty's, as a share of (b)'s forward and backward."""
+    saving = (auxiliary - plain - penalty) / auxiliary
+    return f"{100 * saving:.0f}%" + (
+        " (less than nothing: the penalty costs more than the objective)" if saving < 0 else ""
     )
 
 
@@ -252,7 +262,6 @@ def main() -> None:
         )
     b, c = done["(b) auxiliary fine-tuning from base"], done["(c) meta model (lambda 1) + SFT + orth"]
     ms = done["step_ms"]
-    saving = (ms["auxiliary"] - ms["plain"] - ms["penalty"]) / ms["auxiliary"]
     wall = lambda r: r["steps_to_target"] * r["s_per_step"]  # noqa: E731
 
     def wall_line() -> str:
@@ -294,9 +303,9 @@ def main() -> None:
         "",
         "## What a step's parts cost",
         "",
-        "Forward and backward at batch 64 on the lambda 1 meta model (with the auxiliary head the vector's "
-        "auxiliary run trained), timed in turn, median of 30 (random inputs: the cost depends on the "
-        "shapes alone):",
+        "Forward and backward at batch 64 on the lambda 1 meta model (given an auxiliary head of the shape "
+        "the vector's auxiliary run trained), timed in turn, median of 30 (random inputs: the cost depends "
+        "on the shapes alone):",
         "",
         f"- a plain step's action error: {ms['plain']:.1f} ms",
         f"- with the auxiliary objective (its targets' vision forward included): {ms['auxiliary']:.1f} ms, "
@@ -304,9 +313,8 @@ def main() -> None:
         f"- the orthogonal penalty over every matrix tau covers: {ms['penalty']:.1f} ms, "
         f"{100 * ms['penalty'] / ms['plain']:.0f}% of plain: what (c) pays instead",
         "",
-        f"At equal steps (c) saves at most {100 * saving:.0f}% of (b)'s compute"
-        + (" (less than nothing: the penalty costs more than the objective)" if saving < 0 else "")
-        + "; the goal's 0.7x needs fewer steps as well.",
+        f"At equal steps (c) saves at most {equal_step_saving(ms['plain'], ms['auxiliary'], ms['penalty'])} "
+        "of (b)'s compute; the goal's 0.7x needs fewer steps as well.",
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
     done.save()

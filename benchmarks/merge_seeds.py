@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from common import RESULTS, write_result
-from merge import VARIANTS, steps_to_reach
+from merge import VARIANTS, equal_step_saving, steps_to_reach
 from pooling import (
     PAIRED_NOTE,
     evaluation_seed,
@@ -129,7 +129,6 @@ def pooled_report(
     cells = f"{len(runs) * n_tasks} (seed, task) cells"
     objective_x = statistics.median(ms["auxiliary"] / ms["plain"] for ms in parts)
     penalty_share = statistics.median(ms["penalty"] / ms["plain"] for ms in parts)
-    saving = (objective_x - 1 - penalty_share) / objective_x
     lines += [
         "",
         "## Against the goal, pooled",
@@ -158,9 +157,8 @@ def pooled_report(
         "of plain. Every seed times the same shapes, so the spread between seeds is the machine's timing noise.",
         "",
         "At equal steps (c) saves what the objective costs minus what the penalty costs: "
-        f"{100 * saving:.0f}% of (b)'s compute at the medians"
-        + (" (less than nothing: the penalty costs more than the objective)" if saving < 0 else "")
-        + ", against the goal's 30%; only reaching the target loss in fewer steps could save more.",
+        f"{equal_step_saving(1.0, objective_x, penalty_share)} of (b)'s compute at the medians, against the "
+        "goal's 30%; only reaching the target loss in fewer steps could save more.",
         "",
         "## Ablations, paired against (c)",
         "",
