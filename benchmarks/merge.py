@@ -16,6 +16,8 @@ penalty from the meta model (base + capability vector), on target tasks the vect
    time to reach (a)'s final validation loss.
 5. What a step's parts cost: a plain step's forward and backward, with the auxiliary objective, and
    the penalty alone, timed in turn.
+6. What fine-tuning did to the merged vector: each meta-model row's update against tau (the share of
+   the merged vector it undid; its alignment, the penalty's measure), with and without the penalty.
 
 Writes docs/results/<--name>.md (default merge.md). Results accumulate in WORK/results.json.
 
@@ -58,15 +60,17 @@ from common import (
 VECTOR_TASKS = "button-press-v3,handle-press-v3,plate-slide-v3"
 AUX = dict(horizon=8, weight=0.5)
 ORTH_WEIGHT = 0.1
+META_ROW = "(c) meta model (lambda 1) + SFT + orth"
 # name -> (start: "base" or a meta-model scale, aux objective on?, orthogonal penalty on?)
 VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
     "(a) plain SFT from base": ("base", False, False),
     "(b) auxiliary fine-tuning from base": ("base", True, False),
-    "(c) meta model (lambda 1) + SFT + orth": (1.0, False, True),
+    META_ROW: (1.0, False, True),
     "ablation: meta (lambda 0.5) + SFT + orth": (0.5, False, True),
     "ablation: meta (lambda 1.5) + SFT + orth": (1.5, False, True),
     "ablation: meta (lambda 1) + SFT, no orth": (1.0, False, False),
 }
+META_ROWS = {name: start for name, (start, _, _) in VARIANTS.items() if start != "base"}  # -> lambda
 
 
 def time_step_parts(
@@ -133,6 +137,24 @@ def time_step_parts(
         },
         repeats,
     )
+
+
+def update_along_tau(meta: Path, run: Path) -> dict:
+    """`leanvla.merge.vectors.along` for the update a row's fine-tuning made on top of its meta model."""
+    from safetensors.torch import load_file
+
+    from leanvla.merge.run import VECTOR
+    from leanvla.merge.vectors import along
+    from leanvla.models.checkpoint import WEIGHTS, resolve_checkpoint
+
+    start, end = (load_file(str(resolve_checkpoint(p) / WEIGHTS)) for p in (meta, run))
+    return along({k: v - start[k] for k, v in end.items() if k in start}, load_file(str(meta / VECTOR)))
+
+
+def undone_percent(along_tau: dict, scale: float) -> float:
+    """The share of the merged vector (scale x tau) that fine-tuning undid, in percent to one decimal:
+    its update's projection on tau, negated, over the scale."""
+    return round(-100 * along_tau["coefficient"] / scale, 1) + 0.0  # + 0.0: no "-0.0"
 
 
 def equal_step_saving(plain: float, auxiliary: float, penalty: float) -> str:
@@ -239,6 +261,10 @@ def main() -> None:
         done["step_ms"] = time_step_parts(metas[1.0], aux.out, args.seed)
         done.pop("penalty_ms", None)
         done.save()
+    for name, scale in META_ROWS.items():  # from the checkpoints, in seconds; runs from before lack it
+        if "along_tau" not in done[name]:
+            done[name]["along_tau"] = update_along_tau(metas[scale], work / "runs" / slug(name))
+            done.save()
 
     # ---- the tables ----
     plain = done["(a) plain SFT from base"]
@@ -260,8 +286,15 @@ def main() -> None:
                 r,
             )
         )
-    b, c = done["(b) auxiliary fine-tuning from base"], done["(c) meta model (lambda 1) + SFT + orth"]
+    b, c = done["(b) auxiliary fine-tuning from base"], done[META_ROW]
     ms = done["step_ms"]
+    along_rows = []
+    for name, scale in META_ROWS.items():
+        a = done[name]["along_tau"]
+        along_rows.append(
+            f"| {name} | {a['norm_ratio'] / scale:.1f}x | {undone_percent(a, scale):.1f}% "
+            f"| {a['mean_squared_cosine']:.1e} | {a['most_aligned'][0]} ({a['most_aligned'][1]:+.2f}) |"
+        )
     wall = lambda r: r["steps_to_target"] * r["s_per_step"]  # noqa: E731
 
     def wall_line() -> str:
@@ -315,6 +348,18 @@ def main() -> None:
         "",
         f"At equal steps (c) saves at most {equal_step_saving(ms['plain'], ms['auxiliary'], ms['penalty'])} "
         "of (b)'s compute; the goal's 0.7x needs fewer steps as well.",
+        "",
+        "## What fine-tuning did to the merged vector",
+        "",
+        "Each meta-model row's update (its final weights minus the meta model's) against tau: its size "
+        "against the merged lambda tau's; the share of lambda tau it undid (minus its projection on tau, "
+        "over lambda tau); the penalty's own measure, cos^2 per matrix averaged over the matrices (a random update's expectation: "
+        f"{done[META_ROW]['along_tau']['random_squared_cosine']:.1e}); and the most aligned matrix.",
+        "",
+        "| variant | update size / lambda tau's | share of lambda tau undone | mean cos^2 per matrix "
+        "| most aligned matrix (cos) |",
+        "|---|---|---|---|---|",
+        *along_rows,
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
     done.save()

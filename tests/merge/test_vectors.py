@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from leanvla.errors import UserError
-from leanvla.merge.vectors import add_scaled, capability_vector, check_same_config, combine, diagnostics
+from leanvla.merge.vectors import (
+    add_scaled,
+    along,
+    capability_vector,
+    check_same_config,
+    combine,
+    diagnostics,
+)
 
 
 def sd(seed: int, **shapes) -> dict[str, torch.Tensor]:
@@ -89,3 +96,50 @@ def test_diagnostics_cosines():
         "other"
     ] == pytest.approx(1.0)
     assert d["norms"]["embed.w"]["y"] == pytest.approx(8**0.5)
+
+
+def slow_dot(x: torch.Tensor, y: torch.Tensor) -> float:
+    return sum(a * b for a, b in zip(x.double().flatten().tolist(), y.double().flatten().tolist()))
+
+
+def test_along_recovers_the_share_of_tau_an_update_undid():
+    tau = sd(5, **SHAPES)
+    noise = sd(6, **SHAPES)
+    # update = -0.25 tau + a part orthogonal to tau, parameter by parameter
+    update = {k: -0.25 * t + (noise[k] - slow_dot(noise[k], t) / slow_dot(t, t) * t) for k, t in tau.items()}
+    got = along(update, tau)
+    assert got["coefficient"] == pytest.approx(-0.25, abs=1e-6)
+    dots = {k: slow_dot(update[k], tau[k]) for k in tau}
+    norms = {k: (slow_dot(update[k], update[k]), slow_dot(tau[k], tau[k])) for k in tau}
+    assert got["cosine"] == pytest.approx(
+        sum(dots.values()) / (sum(u for u, _ in norms.values()) * sum(t for _, t in norms.values())) ** 0.5
+    )
+    assert got["norm_ratio"] == pytest.approx(
+        (sum(u for u, _ in norms.values()) / sum(t for _, t in norms.values())) ** 0.5
+    )
+    matrices = [k for k in SHAPES if len(SHAPES[k]) == 2]  # the 1-d embed.w counts in the sums only
+    cosines = {k: dots[k] / (norms[k][0] * norms[k][1]) ** 0.5 for k in matrices}
+    assert got["mean_squared_cosine"] == pytest.approx(sum(c * c for c in cosines.values()) / len(matrices))
+    assert got["random_squared_cosine"] == pytest.approx((1 / 12 + 1 / 6) / 2)
+    worst = max(cosines, key=lambda k: abs(cosines[k]))
+    assert got["most_aligned"][0] == worst and got["most_aligned"][1] == pytest.approx(cosines[worst])
+    assert cosines[worst] < 0  # the update points against tau
+
+
+def test_along_is_the_penalty_measure_and_needs_a_shared_matrix():
+    from torch import nn
+
+    from leanvla.merge.orthogonal import OrthogonalPenalty
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    tau = {k: torch.randn(v.shape) for k, v in start.items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p += torch.randn(p.shape)
+    update = {k: v - start[k] for k, v in model.state_dict().items()}
+    penalty = float(OrthogonalPenalty(model, tau, start)().detach())
+    assert along(update, tau)["mean_squared_cosine"] == pytest.approx(penalty, rel=1e-5)
+    with pytest.raises(UserError, match="share no matrix"):
+        along(update, {"other.weight": torch.ones(2, 2)})

@@ -3,7 +3,8 @@
     tau   = theta_aux - theta_sft          over the parameters all checkpoints share
     meta  = theta_0 + sum_g lambda_g tau_g  (lambda per module group: backbone, expert, vision, other)
 
-Parameters only one side has (the auxiliary head) are excluded. Nothing here assumes a
+Parameters only one side has (the auxiliary head) are excluded. `along` asks the converse question
+after fine-tuning from a meta model: how much of tau did the fine-tuning's update undo? Nothing here assumes a
 transformer: any two state dicts with the same names and shapes merge (mergekit cannot do that).
 """
 
@@ -140,3 +141,34 @@ def diagnostics(vectors: dict[str, StateDict], prefixes: dict[str, str]) -> dict
                 "per_group": {g: v[0] / max(1e-30, (v[1] * v[2]) ** 0.5) for g, v in groups.items()},
             }
     return {"norms": per_param, "cosines": cosines}
+
+
+def along(update: StateDict, vector: StateDict) -> dict:
+    """How a fine-tuning's update lies against the vector its start carried, over their shared parameters:
+
+    - `coefficient`: c in update = c tau + (a part orthogonal to tau); from a meta model at scale
+      lambda, -c / lambda is the share of the merged vector the fine-tuning undid;
+    - `cosine`: of update and tau as whole vectors, and `norm_ratio`, |update| / |tau|;
+    - `mean_squared_cosine`: the orthogonal penalty's own measure, cos^2 per matrix averaged over the
+      matrices, beside `random_squared_cosine`, its expectation for an update of random direction (1 / size);
+    - `most_aligned`: the matrix with the largest |cos| and that cosine (signed)."""
+    dot = tau_sq = update_sq = 0.0
+    per_matrix: dict[str, float] = {}  # signed cosine per matrix
+    for name, tau in vector.items():
+        if name not in update:
+            continue
+        u, t = update[name].double().flatten(), tau.double().flatten()
+        inner, uu, tt = float(u @ t), float(u @ u), float(t @ t)
+        dot, update_sq, tau_sq = dot + inner, update_sq + uu, tau_sq + tt
+        if tau.dim() >= 2:
+            per_matrix[name] = inner / max((uu * tt) ** 0.5, 1e-30)
+    require(per_matrix, "the update and the vector share no matrix: are they of one architecture?")
+    worst = max(per_matrix, key=lambda n: abs(per_matrix[n]))
+    return {
+        "coefficient": dot / max(tau_sq, 1e-30),
+        "cosine": dot / max((tau_sq * update_sq) ** 0.5, 1e-30),
+        "norm_ratio": (update_sq / max(tau_sq, 1e-30)) ** 0.5,
+        "mean_squared_cosine": sum(c * c for c in per_matrix.values()) / len(per_matrix),
+        "random_squared_cosine": sum(1 / vector[n].numel() for n in per_matrix) / len(per_matrix),
+        "most_aligned": [worst, per_matrix[worst]],
+    }
