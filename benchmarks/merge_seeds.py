@@ -21,7 +21,17 @@ import statistics
 from pathlib import Path
 
 from common import RESULTS, write_result
-from merge import META_ROWS, VARIANTS, equal_step_saving, steps_to_reach, undone_percent
+from merge import (
+    AUX_ROW,
+    META_ROW,
+    META_ROWS,
+    PLAIN,
+    VARIANTS,
+    equal_step_saving,
+    steps_to_target,
+    undone_percent,
+    wall_to_target,
+)
 from pooling import (
     PAIRED_NOTE,
     evaluation_seed,
@@ -33,20 +43,7 @@ from pooling import (
     report_head,
 )
 
-PLAIN, AUX, META = list(VARIANTS)[:3]  # (a), (b), (c); the rest are ablations of (c)
 NO_ORTH = next(name for name, (start, _, orth) in VARIANTS.items() if start != "base" and not orth)
-
-
-def steps_to_target(run: dict, name: str) -> int | None:
-    """The first logged step at which `name`'s validation loss is <= (a)'s final one; None if never."""
-    target = run[PLAIN]["val_loss"][-1][1]
-    return steps_to_reach([{"step": s, "val_loss": v} for s, v in run[name]["val_loss"]], target)
-
-
-def wall_to_target(run: dict, name: str) -> float | None:
-    """Seconds of training until `name` reaches the target loss; None if it never does."""
-    steps = steps_to_target(run, name)
-    return None if steps is None else steps * run[name]["s_per_step"]
 
 
 def verdict(gap: tuple[float, float, float], line: float) -> str:
@@ -124,15 +121,15 @@ def pooled_report(
         )
 
     def ratio(run: dict) -> str:
-        c, b = wall_to_target(run, META), wall_to_target(run, AUX)
+        c, b = wall_to_target(run, META_ROW), wall_to_target(run, AUX_ROW)
         if c is None or b is None:
             return "not reached by " + " and ".join(x for x, w in (("(c)", c), ("(b)", b)) if w is None)
         return f"{c / b:.2f}x"
 
     c_vs_b, c_vs_a, b_vs_a = (
-        paired_gap(runs, META, AUX),
-        paired_gap(runs, META, PLAIN),
-        paired_gap(runs, AUX, PLAIN),
+        paired_gap(runs, META_ROW, AUX_ROW),
+        paired_gap(runs, META_ROW, PLAIN),
+        paired_gap(runs, AUX_ROW, PLAIN),
     )
     cells = f"{len(runs) * n_tasks} (seed, task) cells"
     objective_x = statistics.median(ms["auxiliary"] / ms["plain"] for ms in parts)
@@ -173,7 +170,7 @@ def pooled_report(
         "| ablation | minus (c), points [95% CI] |",
         "|---|---|",
         *(
-            f"| {n.removeprefix('ablation: ')} | {gap_cell(paired_gap(runs, n, META))} |"
+            f"| {n.removeprefix('ablation: ')} | {gap_cell(paired_gap(runs, n, META_ROW))} |"
             for n in list(VARIANTS)[3:]
         ),
         "",
@@ -203,7 +200,7 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
         "Each meta-model row's update against tau, per seed (merge.py's \"What fine-tuning did to the merged "
         "vector\"): the share of the merged lambda tau the fine-tuning undid, and the penalty's own measure, "
         "cos^2 per matrix averaged over the matrices (a random update's expectation: "
-        f"{runs[0][META]['along_tau']['random_squared_cosine']:.1e}).",
+        f"{runs[0][META_ROW]['along_tau']['random_squared_cosine']:.1e}).",
         "",
         f"| variant | share of lambda tau undone, seed {per_seed(map(str, seeds))} | mean cos^2 per matrix |",
         "|---|---|---|",
@@ -216,8 +213,8 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
         f"Without the penalty, plain SFT undoes only {min(undone[NO_ORTH]):.1f}-{max(undone[NO_ORTH]):.1f}% of "
         f"the merged vector: its update, {statistics.median(size):.1f}x tau's size (median), lies almost "
         f"orthogonal to tau already. With it, {min(with_penalty):.1f}-{max(with_penalty):.1f}%, its updates "
-        f"{statistics.median(cos_sq[NO_ORTH]) / statistics.median(cos_sq[META]):.0f}x less aligned with tau "
-        f"(medians). Switching the penalty off changes (c)'s success by {gap_cell(paired_gap(runs, NO_ORTH, META))} "
+        f"{statistics.median(cos_sq[NO_ORTH]) / statistics.median(cos_sq[META_ROW]):.0f}x less aligned with tau "
+        f"(medians). Switching the penalty off changes (c)'s success by {gap_cell(paired_gap(runs, NO_ORTH, META_ROW))} "
         "points: the penalty does what it says, and what it prevents costs nothing measurable here.",
     ]
 
