@@ -143,22 +143,10 @@ def time_step_parts(
     )
 
 
-def update_along_tau(meta: Path, run: Path) -> dict:
-    """`leanvla.merge.vectors.along` for the update a row's fine-tuning made on top of its meta model."""
-    from safetensors.torch import load_file
-
-    from leanvla.merge.run import VECTOR
-    from leanvla.merge.vectors import along
-    from leanvla.models.checkpoint import WEIGHTS, resolve_checkpoint
-
-    start, end = (load_file(str(resolve_checkpoint(p) / WEIGHTS)) for p in (meta, run))
-    return along({k: v - start[k] for k, v in end.items() if k in start}, load_file(str(meta / VECTOR)))
-
-
-def undone_percent(along_tau: dict, scale: float) -> float:
-    """The share of the merged vector (scale x tau) that fine-tuning undid, in percent to one decimal:
-    its update's projection on tau, negated, over the scale."""
-    return round(-100 * along_tau["coefficient"] / scale, 1) + 0.0  # + 0.0: no "-0.0"
+def undone_percent(along_merged: dict) -> float:
+    """The share of the merged vector that fine-tuning undid (minus its update's projection on it),
+    in percent to one decimal."""
+    return round(-100 * along_merged["coefficient"], 1) + 0.0  # + 0.0: no "-0.0"
 
 
 def equal_step_saving(plain: float, auxiliary: float, penalty: float) -> str:
@@ -199,7 +187,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
-    from leanvla.merge.run import VECTOR, MergeConfig, merge
+    from leanvla.merge.run import VECTOR, MergeConfig, merge, update_along_vector
     from leanvla.report import pct, read_metrics
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 
@@ -271,8 +259,8 @@ def main() -> None:
         done.pop("penalty_ms", None)
         done.save()
     for name, scale in META_ROWS.items():  # from the checkpoints, in seconds; runs from before lack it
-        if "along_tau" not in done[name]:
-            done[name]["along_tau"] = update_along_tau(metas[scale], work / "runs" / slug(name))
+        if "along_merged" not in done[name]:
+            done[name]["along_merged"] = update_along_vector(metas[scale], work / "runs" / slug(name))
             done.save()
 
     # ---- the tables ----
@@ -297,10 +285,10 @@ def main() -> None:
     b, c = done[AUX_ROW], done[META_ROW]
     ms = done["step_ms"]
     along_rows = []
-    for name, scale in META_ROWS.items():
-        a = done[name]["along_tau"]
+    for name in META_ROWS:
+        a = done[name]["along_merged"]
         along_rows.append(
-            f"| {name} | {a['norm_ratio'] / scale:.1f}x | {undone_percent(a, scale):.1f}% "
+            f"| {name} | {a['norm_ratio']:.1f}x | {undone_percent(a):.1f}% "
             f"| {a['mean_squared_cosine']:.1e} | {a['most_aligned'][0]} ({a['most_aligned'][1]:+.2f}) |"
         )
     wall_c, wall_b = wall_to_target(done, META_ROW), wall_to_target(done, AUX_ROW)
@@ -359,10 +347,10 @@ def main() -> None:
         "",
         "## What fine-tuning did to the merged vector",
         "",
-        "Each meta-model row's update (its final weights minus the meta model's) against tau: its size "
-        "against the merged lambda tau's; the share of lambda tau it undid (minus its projection on tau, "
-        "over lambda tau); the penalty's own measure, cos^2 per matrix averaged over the matrices (a random update's expectation: "
-        f"{done[META_ROW]['along_tau']['random_squared_cosine']:.1e}); and the most aligned matrix.",
+        "Each meta-model row's update (its final weights minus the meta model's) against the merged vector "
+        "lambda tau: its size against lambda tau's; the share of lambda tau it undid (minus its projection "
+        "on lambda tau); the penalty's own measure, cos^2 per matrix averaged over the matrices (a random update's expectation: "
+        f"{done[META_ROW]['along_merged']['random_squared_cosine']:.1e}); and the most aligned matrix.",
         "",
         "| variant | update size / lambda tau's | share of lambda tau undone | mean cos^2 per matrix "
         "| most aligned matrix (cos) |",

@@ -71,8 +71,8 @@ def main() -> None:
     for what, lacks in (
         ("step_ms (its runs predate timing a step's parts apart)", lambda e, run: "step_ms" not in e),
         (
-            "along_tau (its runs predate measuring the update against tau)",
-            lambda e, run: any("along_tau" not in run[n] for n in META_ROWS),
+            "along_merged (its runs predate measuring the update against the merged vector)",
+            lambda e, run: any("along_merged" not in run[n] for n in META_ROWS),
         ),
     ):
         stale = [w for w, e, run in zip(args.work, extras, runs) if lacks(e, run)]
@@ -109,15 +109,16 @@ def pooled_report(
             "validation loss is <= that seed's (a) final one.",
         ),
         "",
-        "| variant | ms/step | steps to target | success per seed | pooled [95% CI] |",
-        "|---|---|---|---|---|",
+        "| variant | ms/step | steps to target | success per seed | pooled [95% CI] | minus (a), paired |",
+        "|---|---|---|---|---|---|",
     ]
     for n, r in pooled.items():
         ms = per_seed(f"{run[n]['s_per_step'] * 1000:.0f}" for run in runs)
         steps = per_seed(str(steps_to_target(run, n) or "not reached") for run in runs)
         lines.append(
             f"| {n} | {ms} | {steps} | {per_seed(pct(run[n]['mean']) for run in runs)} "
-            f"| **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] |"
+            f"| **{pct(r['mean'])}** [{pct(r['ci'][0])}, {pct(r['ci'][1])}] "
+            f"| {gap_cell(paired_gap(runs, n, PLAIN)) if n != PLAIN else ''} |"
         )
 
     def ratio(run: dict) -> str:
@@ -189,9 +190,9 @@ def pooled_report(
 def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
     """What the penalty protects: per seed, the share of the merged vector each meta-model row's
     fine-tuning undid and its alignment with tau, then the penalty's effect on both and on success."""
-    undone = {n: [undone_percent(run[n]["along_tau"], lam) for run in runs] for n, lam in META_ROWS.items()}
-    cos_sq = {n: [run[n]["along_tau"]["mean_squared_cosine"] for run in runs] for n in META_ROWS}
-    size = [run[NO_ORTH]["along_tau"]["norm_ratio"] / META_ROWS[NO_ORTH] for run in runs]
+    undone = {n: [undone_percent(run[n]["along_merged"]) for run in runs] for n in META_ROWS}
+    cos_sq = {n: [run[n]["along_merged"]["mean_squared_cosine"] for run in runs] for n in META_ROWS}
+    size = [run[NO_ORTH]["along_merged"]["norm_ratio"] for run in runs]
     with_penalty = [x for n in META_ROWS if n != NO_ORTH for x in undone[n]]
     per_seed = lambda values: " / ".join(values)  # noqa: E731
     return [
@@ -200,7 +201,7 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
         "Each meta-model row's update against tau, per seed (merge.py's \"What fine-tuning did to the merged "
         "vector\"): the share of the merged lambda tau the fine-tuning undid, and the penalty's own measure, "
         "cos^2 per matrix averaged over the matrices (a random update's expectation: "
-        f"{runs[0][META_ROW]['along_tau']['random_squared_cosine']:.1e}).",
+        f"{runs[0][META_ROW]['along_merged']['random_squared_cosine']:.1e}).",
         "",
         f"| variant | share of lambda tau undone, seed {per_seed(map(str, seeds))} | mean cos^2 per matrix |",
         "|---|---|---|",

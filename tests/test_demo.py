@@ -25,6 +25,7 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "| drawer-open-v3 |",
         "## Merge (CapVector)",
         "| meta + SFT + orth |",
+        "% of the merged vector",
         "## Curate (ATHENA)",
         "## Decode (Fast-dVLA)",
         "| discrete head, Fast-dVLA decoder |",

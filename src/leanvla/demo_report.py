@@ -148,10 +148,11 @@ def adapt_section(plan: DemoPlan, out: Path, adapted: dict) -> str:
 
 
 def merge_section(plan: DemoPlan, out: Path, base: dict, merged: dict) -> str:
-    from leanvla.merge.run import REPORT
+    from leanvla.merge.run import REPORT, update_along_vector
     from leanvla.report import read_metrics, success_table
 
     report = json.loads((out / "meta" / REPORT).read_text())
+    kept = update_along_vector(out / "meta", out / "merged_ft")
     rate = lambda run: read_metrics(out / run / "metrics.jsonl")[-1]["samples_per_s"]  # noqa: E731
     cosine = report["cosines"]["sft - base vs aux - base"]["per_group"]
     lines = [
@@ -164,7 +165,9 @@ def merge_section(plan: DemoPlan, out: Path, base: dict, merged: dict) -> str:
         f"model was then fine-tuned {plan.merge_steps} steps on the base's tasks with plain SFT and the orthogonal "
         "penalty against tau. Cosine between the plain and the auxiliary updates, per group: "
         + ", ".join(f"{g} {c:.2f}" for g, c in cosine.items())
-        + ".",
+        + f". The fine-tune undid {round(-100 * kept['coefficient'], 1) + 0.0:.1f}% of the merged vector; its "
+        f"update's squared cosine with tau per matrix averages {kept['mean_squared_cosine']:.1e} (a random "
+        f"direction's: {kept['random_squared_cosine']:.1e}), which is what the penalty holds down.",
         "",
         "| run | training samples/s |",
         "|---|---|",

@@ -12,6 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from leanvla.cli import main
+from leanvla.errors import UserError
+from leanvla.merge.run import update_along_vector
+from leanvla.merge.vectors import along
 
 
 def finetune(tiny_dataset, base, out, *extra) -> None:
@@ -58,7 +61,7 @@ def test_meta_model_is_base_plus_scaled_vector(pair, tiny_run, tmp_path):
 def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path):
     meta = tmp_path / "meta"
     args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
-    assert main([*args, "--out", str(meta)]) == 0
+    assert main([*args, "--out", str(meta), "--scale", "2", "--group-scale", "expert=0.5"]) == 0
     vector = str(meta / "capability_vector.safetensors")
     finetune(tiny_dataset, meta, tmp_path / "orth", "--orth.vector", vector, "--orth.weight", "1.0")
     lines = [json.loads(s) for s in (tmp_path / "orth" / "metrics.jsonl").read_text().splitlines()]
@@ -74,6 +77,16 @@ def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path
         "--orth.vector",
         vector,
     )
+    # what the fine-tune did to the merged vector (lambda_g tau), read from the checkpoints; adapters
+    # must be folded first
+    start = load_file(str(meta / "model.safetensors"))
+    end = load_file(str(tmp_path / "orth" / "policy" / "model.safetensors"))
+    merged = {k: (0.5 if k.startswith("expert.layers.") else 2.0) * t for k, t in load_file(vector).items()}
+    assert update_along_vector(meta, tmp_path / "orth") == along(
+        {k: end[k] - start[k] for k in start}, merged
+    )
+    with pytest.raises(UserError, match="holds adapters only; fold them with `leanvla export`"):
+        update_along_vector(meta, tmp_path / "orth-lora")
 
 
 def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):

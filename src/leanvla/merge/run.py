@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from leanvla.errors import UserError, require
 from leanvla.merge.vectors import (
     add_scaled,
+    along,
     capability_vector,
     check_compatible,
     check_same_config,
@@ -153,6 +154,19 @@ def merge(cfg: MergeConfig) -> Path:
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         plot_norms(report["norms"], tmp / "vector_norms.png")
     return out
+
+
+def update_along_vector(meta: Path, fine_tuned: Path) -> dict:
+    """`along` for the update a fine-tuning made on top of a meta model this module wrote, against the
+    vector merged into it (lambda_g tau_g, from the vector file and the scales the meta model records):
+    minus its `coefficient` is the share of the merged vector the fine-tuning undid, and its
+    `norm_ratio` the update's size against the merged vector's."""
+    start, meta_info, _, _ = _load(meta)
+    end = _load(fine_tuned)[0]
+    tau, scales = load_file(str(meta / VECTOR)), meta_info["merge"]
+    zeros = {k: torch.zeros_like(v) for k, v in tau.items()}
+    merged = add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))
+    return along({k: v - start[k] for k, v in end.items() if k in start}, merged)
 
 
 def _minus(a: dict, b: dict) -> dict:

@@ -3,9 +3,9 @@
     tau   = theta_aux - theta_sft          over the parameters all checkpoints share
     meta  = theta_0 + sum_g lambda_g tau_g  (lambda per module group: backbone, expert, vision, other)
 
-Parameters only one side has (the auxiliary head) are excluded. `along` asks the converse question
-after fine-tuning from a meta model: how much of tau did the fine-tuning's update undo? Nothing here assumes a
-transformer: any two state dicts with the same names and shapes merge (mergekit cannot do that).
+Parameters only one side has (the auxiliary head) are excluded. Nothing here assumes a transformer:
+any two state dicts with the same names and shapes merge (mergekit cannot do that). `along` asks the
+converse question after fine-tuning from a meta model: how much of the vector did the update undo?
 """
 
 from __future__ import annotations
