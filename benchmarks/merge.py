@@ -143,12 +143,6 @@ def time_step_parts(
     )
 
 
-def undone_percent(along_merged: dict) -> float:
-    """The share of the merged vector that fine-tuning undid (minus its update's projection on it),
-    in percent to one decimal."""
-    return round(-100 * along_merged["coefficient"], 1) + 0.0  # + 0.0: no "-0.0"
-
-
 def equal_step_saving(plain: float, auxiliary: float, penalty: float) -> str:
     """What (c) saves of (b)'s step at equal steps, said as the reports say it: the objective's cost
     minus the penalty's, as a share of (b)'s forward and backward."""
@@ -187,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate
-    from leanvla.merge.run import VECTOR, MergeConfig, merge, update_along_vector
+    from leanvla.merge.run import VECTOR, MergeConfig, merge, undone_percent, update_along_vector
     from leanvla.report import pct, read_metrics
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 

@@ -29,7 +29,6 @@ from merge import (
     VARIANTS,
     equal_step_saving,
     steps_to_target,
-    undone_percent,
     wall_to_target,
 )
 from pooling import (
@@ -190,6 +189,8 @@ def pooled_report(
 def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
     """What the penalty protects: per seed, the share of the merged vector each meta-model row's
     fine-tuning undid and its alignment with tau, then the penalty's effect on both and on success."""
+    from leanvla.merge.run import undone_percent
+
     undone = {n: [undone_percent(run[n]["along_merged"]) for run in runs] for n in META_ROWS}
     cos_sq = {n: [run[n]["along_merged"]["mean_squared_cosine"] for run in runs] for n in META_ROWS}
     size = [run[NO_ORTH]["along_merged"]["norm_ratio"] for run in runs]
@@ -198,7 +199,7 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
     return [
         "## What the penalty protects",
         "",
-        "Each meta-model row's update against tau, per seed (merge.py's \"What fine-tuning did to the merged "
+        "Each meta-model row's update against the merged vector, per seed (merge.py's \"What fine-tuning did to the merged "
         "vector\"): the share of the merged lambda tau the fine-tuning undid, and the penalty's own measure, "
         "cos^2 per matrix averaged over the matrices (a random update's expectation: "
         f"{runs[0][META_ROW]['along_merged']['random_squared_cosine']:.1e}).",
@@ -212,7 +213,7 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
         ),
         "",
         f"Without the penalty, plain SFT undoes only {min(undone[NO_ORTH]):.1f}-{max(undone[NO_ORTH]):.1f}% of "
-        f"the merged vector: its update, {statistics.median(size):.1f}x tau's size (median), lies almost "
+        f"the merged vector: its update, {statistics.median(size):.1f}x that vector's size (median), lies almost "
         f"orthogonal to tau already. With it, {min(with_penalty):.1f}-{max(with_penalty):.1f}%, its updates "
         f"{statistics.median(cos_sq[NO_ORTH]) / statistics.median(cos_sq[META_ROW]):.0f}x less aligned with tau "
         f"(medians). Switching the penalty off changes (c)'s success by {gap_cell(paired_gap(runs, NO_ORTH, META_ROW))} "

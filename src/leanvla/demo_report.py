@@ -148,7 +148,7 @@ def adapt_section(plan: DemoPlan, out: Path, adapted: dict) -> str:
 
 
 def merge_section(plan: DemoPlan, out: Path, base: dict, merged: dict) -> str:
-    from leanvla.merge.run import REPORT, update_along_vector
+    from leanvla.merge.run import REPORT, undone_percent, update_along_vector
     from leanvla.report import read_metrics, success_table
 
     report = json.loads((out / "meta" / REPORT).read_text())
@@ -165,7 +165,7 @@ def merge_section(plan: DemoPlan, out: Path, base: dict, merged: dict) -> str:
         f"model was then fine-tuned {plan.merge_steps} steps on the base's tasks with plain SFT and the orthogonal "
         "penalty against tau. Cosine between the plain and the auxiliary updates, per group: "
         + ", ".join(f"{g} {c:.2f}" for g, c in cosine.items())
-        + f". The fine-tune undid {round(-100 * kept['coefficient'], 1) + 0.0:.1f}% of the merged vector; its "
+        + f". The fine-tune undid {undone_percent(kept):.1f}% of the merged vector; its "
         f"update's squared cosine with tau per matrix averages {kept['mean_squared_cosine']:.1e} (a random "
         f"direction's: {kept['random_squared_cosine']:.1e}), which is what the penalty holds down.",
         "",

@@ -169,6 +169,12 @@ def update_along_vector(meta: Path, fine_tuned: Path) -> dict:
     return along({k: v - start[k] for k, v in end.items() if k in start}, merged)
 
 
+def undone_percent(along_merged: dict) -> float:
+    """The share of the merged vector a fine-tuning undid (`update_along_vector`), in percent to one
+    decimal."""
+    return round(-100 * along_merged["coefficient"], 1) + 0.0  # + 0.0: no "-0.0"
+
+
 def _minus(a: dict, b: dict) -> dict:
     return {
         k: (a[k].double() - v.double()).to(v.dtype) for k, v in b.items() if k in a and v.is_floating_point()
