@@ -26,13 +26,14 @@ objects' and goal's poses, which only the images reveal), in the vector's auxili
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
 
-Another seed on the same pretrained base (new recordings, initialisation and evaluation seed; seed 2
-likewise, into outputs/bench/merge_seed2), and the seeds pooled by merge_seeds.py:
+Another seed on the same pretrained base (new recordings, initialisation and evaluation seed; seeds
+2-4 likewise, into outputs/bench/merge_seedN), and the seeds pooled by merge_seeds.py:
 
     python benchmarks/merge.py --seed 1 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_seed1 --name merge_seed1
     python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 \
-        --work outputs/bench/merge_seed2 --name merge_pooled
+        --work outputs/bench/merge_seed2 --work outputs/bench/merge_seed3 --work outputs/bench/merge_seed4 \
+        --name merge_pooled
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def main() -> None:
     done.setdefault("vector_aux_s", train_timed(aux))
     done.save()
     metas = {}
-    for scale in sorted({v[0] for v in VARIANTS.values() if v[0] != "base"}):
+    for scale in sorted(set(META_ROWS.values())):
         out = work / "meta" / f"lambda-{scale:g}"
         if not (out / VECTOR).is_file():
             merge(MergeConfig(base=base, sft=sft.out, aux=aux.out, out=out, scale=scale, overwrite=True))

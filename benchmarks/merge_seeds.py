@@ -8,7 +8,8 @@ cells, which share their evaluation positions between rows. The wall-time goal i
 each seed has its own target loss ((a)'s final validation loss).
 
     python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 \
-        --work outputs/bench/merge_seed2 --name merge_pooled
+        --work outputs/bench/merge_seed2 --work outputs/bench/merge_seed3 --work outputs/bench/merge_seed4 \
+        --name merge_pooled
 
 Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
 and <--name>_gaps.png.
