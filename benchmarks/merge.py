@@ -61,10 +61,11 @@ from common import (
 VECTOR_TASKS = "button-press-v3,handle-press-v3,plate-slide-v3"
 AUX = dict(horizon=8, weight=0.5)
 ORTH_WEIGHT = 0.1
-PLAIN, AUX_ROW, META_ROW = (
+PLAIN, AUX_ROW, META_ROW, NO_ORTH = (
     "(a) plain SFT from base",
     "(b) auxiliary fine-tuning from base",
     "(c) meta model (lambda 1) + SFT + orth",
+    "ablation: meta (lambda 1) + SFT, no orth",
 )
 # name -> (start: "base" or a meta-model scale, aux objective on?, orthogonal penalty on?)
 VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
@@ -73,7 +74,7 @@ VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
     META_ROW: (1.0, False, True),
     "ablation: meta (lambda 0.5) + SFT + orth": (0.5, False, True),
     "ablation: meta (lambda 1.5) + SFT + orth": (1.5, False, True),
-    "ablation: meta (lambda 1) + SFT, no orth": (1.0, False, False),
+    NO_ORTH: (1.0, False, False),
 }
 META_ROWS = {name: start for name, (start, _, _) in VARIANTS.items() if start != "base"}  # -> lambda
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+import typing
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -46,6 +47,35 @@ def config_json(cfg: TrainConfig) -> dict:
         return v
 
     return plain(asdict(cfg))
+
+
+def config_from_json(saved: dict, where: str = "train_config.json") -> TrainConfig:
+    """The inverse of config_json: the TrainConfig a run was started with (to rerun it exactly, or
+    with one option changed). Options the run predates take today's defaults, as resuming reads them."""
+    from leanvla.adapt.config import LoRAOptions
+
+    def build(cls, d: dict, prefix: str):
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserError(
+                f"{where}: unknown option {prefix}{unknown[0]} (written by a newer leanvla?); "
+                "remove it or upgrade leanvla"
+            )
+        values = {}
+        for name, value in d.items():
+            kind = hints[name]
+            if kind is LoRAOptions:
+                values[name] = LoRAOptions.from_dict(value)
+            elif is_dataclass(kind):
+                values[name] = build(kind, value, f"{prefix}{name}.")
+            elif value is not None and Path in (kind, *typing.get_args(kind)):
+                values[name] = Path(value)
+            else:
+                values[name] = value
+        return cls(**values)
+
+    return build(TrainConfig, saved, "")
 
 
 def saved_step(run: Path) -> int | None:

@@ -1,0 +1,59 @@
+"""config_from_json reads back exactly the TrainConfig a run wrote to train_config.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from leanvla.adapt.config import LoRAOptions
+from leanvla.errors import UserError
+from leanvla.train.config import AuxOptions, ModelOptions, OrthOptions, TrainConfig
+from leanvla.train.state import config_from_json, config_json
+
+
+def _through_file(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(config_json(cfg)))  # what train_config.json holds
+
+
+def test_round_trip_with_nested_options_and_paths():
+    cfg = TrainConfig(
+        data=Path("/d"),
+        out=Path("runs/x"),
+        init=Path("/base/policy"),
+        val_episodes=Path("val.json"),
+        model=ModelOptions(size="small", layers=3),
+        adapter="lora-sp",
+        lora=LoRAOptions(rank=16, eta=0.7, group_rank="vision=8"),
+        aux=AuxOptions(horizon=8, weight=0.5, env_state=True),
+        orth=OrthOptions(vector=Path("/meta/capability_vector.safetensors"), weight=0.2),
+        steps=40,
+        threads=1,
+    )
+    back = config_from_json(_through_file(cfg))
+    assert back == cfg
+    assert isinstance(back.orth.vector, Path) and isinstance(back.data, Path)
+    assert back.episodes is None
+
+
+def test_defaults_round_trip_and_one_option_changes():
+    cfg = TrainConfig(data=Path("/d"), out=Path("o"))
+    assert config_from_json(_through_file(cfg)) == cfg
+    assert replace(config_from_json(_through_file(cfg)), threads=1) == replace(cfg, threads=1)
+
+
+def test_options_the_run_predates_take_defaults():
+    saved = _through_file(TrainConfig(data=Path("/d"), out=Path("o"), ema=0.9))
+    del saved["state_dropout"], saved["aux"]["env_state"]
+    back = config_from_json(saved)
+    assert back.state_dropout == 0.0 and back.aux.env_state is False and back.ema == 0.9
+
+
+def test_unknown_option_is_one_line_naming_it():
+    saved = _through_file(TrainConfig(data=Path("/d"), out=Path("o")))
+    saved["aux"]["future_option"] = 1
+    with pytest.raises(UserError, match=r"run/train_config.json: unknown option aux.future_option") as err:
+        config_from_json(saved, where="run/train_config.json")
+    assert "\n" not in str(err.value)
