@@ -107,7 +107,7 @@ def episode_flips(rerun_eval: Path, original_eval: Path) -> dict:
     }
 
 
-def plot(gaps: dict[str, list], warmup: int, out: Path) -> None:
+def plot(gaps: dict[str, list], warmup: int, change: str, out: Path) -> None:
     from leanvla.report import pyplot, save_figure
 
     plt = pyplot()
@@ -118,7 +118,7 @@ def plot(gaps: dict[str, list], warmup: int, out: Path) -> None:
     ax.axvline(warmup, color="grey", linestyle=":", label=f"end of warm-up (step {warmup})")
     ax.set_xlabel("step")
     ax.set_ylabel("|loss of rerun - loss of original| (floored at 1e-10)")
-    ax.set_title("1 thread instead of 2: how far the logged training loss moves")
+    ax.set_title(f"{change}: how far the logged training loss moves")
     ax.legend(fontsize=8)
     save_figure(fig, out)
 
@@ -150,8 +150,8 @@ def main() -> None:
             json.loads((work / rel / "train_config.json").read_text()), f"{rel}/train_config.json"
         )
 
-    cores = os.cpu_count() or 1
-    fewer = 1 if cores > 1 else 2  # any other count reorders the additions
+    then = original_config(RERUNS[SAME]).threads or os.cpu_count() or 1  # 0 = one per core
+    fewer = 1 if then > 1 else 2  # any other count reorders the additions
     out = work / "rounding"
     done = Results(out)
     runs = {}
@@ -199,15 +199,19 @@ def main() -> None:
 
     gaps = {label: loss_gaps(runs[label].out, work / rel) for label, rel in RERUNS.items()}
     figure = f"{args.name}_divergence.png"
-    plot(gaps, runs[VECTOR_SFT].warmup_steps, RESULTS / figure)
-    write_result(f"{args.name}.md", report(args, work, done, gaps, figure, cores, fewer))
+    plot(gaps, runs[VECTOR_SFT].warmup_steps, f"{thread_count(fewer)} instead of {then}", RESULTS / figure)
+    write_result(f"{args.name}.md", report(work, done, gaps, figure, then, fewer))
+
+
+def thread_count(n: int) -> str:
+    return f"{n} thread" + "s" * (n > 1)
 
 
 def percent(fraction: float) -> str:
     return f"{100 * fraction:.2g}%"  # two significant digits: 33%, 0.00036%
 
 
-def report(args, work: Path, done: dict, gaps: dict, figure: str, cores: int, fewer: int) -> str:
+def report(work: Path, done: dict, gaps: dict, figure: str, then: int, fewer: int) -> str:
     from leanvla.report import pct
 
     def at(label: str, step: int) -> str:
@@ -220,7 +224,7 @@ def report(args, work: Path, done: dict, gaps: dict, figure: str, cores: int, fe
         f"Command: `{command_line()}`",
         "",
         f"Reruns of {shown(work)}'s trainings from their own train_config.json, changing only the torch "
-        f"thread count: {fewer} instead of the original's automatic count ({cores} cores here), which "
+        f"thread count: {fewer} instead of {then} (the originals' setting on this machine), which "
         "reorders float additions and nothing else. The control reruns the vector's SFT run unchanged.",
         "",
         "| rerun | threads | weights moved, of the original's update | of its weights | loss gap at steps 100 / 200 / last |",
@@ -250,7 +254,7 @@ def report(args, work: Path, done: dict, gaps: dict, figure: str, cores: int, fe
         "|---|---|---|---|",
     ]
     for label, what in (
-        (PLAIN, f"(a), {fewer} thread{'s' * (fewer > 1)}"),
+        (PLAIN, f"(a), {thread_count(fewer)}"),
         (NO_ORTH, f"{NO_ORTH}, from the rerun vector's meta model"),
     ):
         d = done[label]
