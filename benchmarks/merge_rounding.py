@@ -157,9 +157,7 @@ def main() -> None:
     runs = {}
     for label, rel in RERUNS.items():
         cfg = original_config(rel)
-        runs[label] = replace(
-            cfg, out=out / label.replace(" ", "-"), threads=cfg.threads if label == SAME else fewer
-        )
+        runs[label] = replace(cfg, out=out / slug(label), threads=cfg.threads if label == SAME else fewer)
         done.setdefault(label, {"train_s": train_timed(runs[label])})
         done[label].update(distance(runs[label].out, work / rel, cfg.init))
         done.save()

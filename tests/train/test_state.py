@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,10 +37,9 @@ def test_round_trip_with_nested_options_and_paths():
     assert back.episodes is None
 
 
-def test_defaults_round_trip_and_one_option_changes():
+def test_defaults_round_trip():
     cfg = TrainConfig(data=Path("/d"), out=Path("o"))
     assert config_from_json(_through_file(cfg)) == cfg
-    assert replace(config_from_json(_through_file(cfg)), threads=1) == replace(cfg, threads=1)
 
 
 def test_options_the_run_predates_take_defaults():
