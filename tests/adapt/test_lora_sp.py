@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from leanvla.adapt import lora_sp
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
 
 
 def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
-    """Row by row: take scores largest first until their squares reach eta of the row's energy."""
+    """Row by row: take scores largest first (ties: lowest index first) until their squares reach
+    eta of the row's energy."""
     flat = scores.reshape(-1, scores.shape[-1])
     out = torch.zeros_like(flat, dtype=torch.bool)
     for row, s in enumerate(flat.tolist()):
@@ -42,6 +44,20 @@ def test_energy_mask_matches_reference(eta):
     assert torch.equal(mask, reference_mask(scores, eta))
     kept = (scores.pow(2) * mask).sum(-1) / scores.pow(2).sum(-1)
     assert (kept >= eta - 1e-12).all() and (mask.sum(-1) >= 1).all()
+
+
+@pytest.mark.parametrize("cut_from", [0, 10**12], ids=["cut-from-sorted-values", "stable-sort"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_both_mask_paths_match_the_reference_ties_and_empty_rows_included(monkeypatch, cut_from, dtype):
+    # Scores from a few values tie at the cut in many rows; the reference keeps the lowest-indexed.
+    monkeypatch.setattr(lora_sp, "CPU_CUT_FROM", cut_from)
+    g = torch.Generator().manual_seed(0)
+    scores = torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=dtype)[torch.randint(0, 4, (40, 64), generator=g)]
+    scores[3] = 0.0  # no energy at all: nothing is needed
+    for eta in (0.3, 0.5, 0.8):
+        assert torch.equal(energy_mask(scores, eta), reference_mask(scores, eta))
+    random = torch.rand(6, 50, 16, generator=g, dtype=dtype)
+    assert torch.equal(energy_mask(random, 0.7), reference_mask(random, 0.7))
 
 
 def test_eta_one_keeps_everything_and_one_hot_keeps_one():
@@ -133,6 +149,36 @@ def test_concentration_loss_bounds():
     one_hot[:, 0] = 2.0
     assert float(concentration_loss(one_hot)) == pytest.approx(0.0, abs=1e-6)
     assert float(concentration_loss(torch.ones(3, 8))) == pytest.approx(1.0)
+
+
+def textbook_concentration(scores: torch.Tensor) -> torch.Tensor:
+    energy = scores.pow(2)
+    p = energy / energy.sum(-1, keepdim=True)
+    return -(p * p.log()).sum(-1).mean() / math.log(scores.shape[-1])
+
+
+def test_concentration_loss_gradient_is_the_formulas():
+    scores = (torch.rand(3, 5, 8, dtype=torch.float64) * 2 + 0.05).requires_grad_()
+    loss = concentration_loss(scores)
+    (grad,) = torch.autograd.grad(loss, scores)
+    reference = textbook_concentration(scores)
+    (reference_grad,) = torch.autograd.grad(reference, scores)
+    assert loss.item() == pytest.approx(reference.item(), abs=1e-14)
+    assert torch.allclose(grad, reference_grad, rtol=1e-10, atol=1e-14)
+    assert torch.autograd.gradcheck(concentration_loss, (scores.detach().requires_grad_(),))
+
+
+def test_spectral_loss_is_the_last_training_forwards_and_only_when_asked():
+    sp = layer(eta=0.7)
+    x = torch.randn(4, 12)
+    sp.train()
+    assert sp.spectral_loss() is None
+    sp(x)
+    expected = concentration_loss(torch.nn.functional.softplus(sp.router(x)))
+    assert torch.equal(sp.spectral_loss(), expected)
+    sp.eval()
+    sp(torch.randn(4, 12))  # an evaluation forward leaves it alone
+    assert torch.equal(sp.spectral_loss(), expected)
 
 
 def test_static_delta_reproduces_constant_routing():

@@ -196,7 +196,7 @@ def lora_sp_layers(model: nn.Module) -> dict[str, LoRASPLinear]:
 
 def spectral_loss(model: nn.Module) -> torch.Tensor | None:
     """Mean energy-concentration loss of the LoRA-SP layers' last training forward (None without any)."""
-    losses = [m.spectral for m in lora_sp_layers(model).values() if m.spectral is not None]
+    losses = [loss for m in lora_sp_layers(model).values() if (loss := m.spectral_loss()) is not None]
     return torch.stack(losses).mean() if losses else None
 
 
