@@ -11,7 +11,9 @@ zero, so the adapted layer starts equal to the base layer.
 
 eta follows a cosine schedule from `eta_start` to `eta` over `eta_decay_steps` training forward
 passes. The layer counts those passes itself (a buffer, saved with the adapter), so the schedule
-runs without any call in the training loop and resumes with the run.
+runs without any call in the training loop and resumes with the run. The spectral loss, which
+pushes the score energy onto few vectors, is the layer's `spectral_loss()` of its last training
+forward; the training loop adds it, weighted.
 
 When the active vectors are few, only they are computed: the union of the vectors any token in
 the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would

@@ -1,0 +1,277 @@
+"""What a LoRA-SP training step costs against LoRA and full fine-tuning, timed side by side.
+
+    python benchmarks/adapt_step.py                              # small VLA, this CPU (a few minutes)
+    python benchmarks/adapt_step.py --against a7e7643            # also the LoRA-SP layer of that revision
+    python benchmarks/adapt_step.py --size large --device cuda --batch 32 --name adapt_step_gpu
+
+benchmarks/adapt.py reads each variant's samples/s off its own training run, one variant after
+another, so a drift in the machine's speed falls on some rows and not on others. Here every variant
+is a copy of one randomly initialised base of the chosen size, sees the same random batch, and
+takes real training steps (forward, the objective plus LoRA-SP's spectral loss, backward, gradient
+clipping, AdamW) in turn with the others, in one process; then each predicts one action chunk at
+batch 1, in turn. LoRA-SP runs at its final eta (the schedule's all-vectors start would skip the
+selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (that revision's
+src/leanvla/adapt/lora_sp.py, loaded beside the current one and started from the same weights), so
+a change to the layer is priced in the same run as the layer before it. On CUDA, each variant's
+peak memory is measured in a pass of its own. Writes docs/results/NAME.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import types
+
+from common import REPO, command_line, round_robin_ms, write_result
+
+
+def lora_sp_class_at(revision: str):
+    """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision`."""
+    shown = subprocess.run(
+        ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"], cwd=REPO, capture_output=True, text=True
+    )
+    if shown.returncode != 0:
+        raise SystemExit(
+            f"--against {revision}: {shown.stderr.strip()}; pass a revision that has the LoRA-SP layer"
+        )
+    module = types.ModuleType(f"lora_sp_at_{revision}")
+    exec(compile(shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py", "exec"), module.__dict__)
+    return module.LoRASPLinear
+
+
+def spectral_of(model):
+    """Mean concentration loss of the model's LoRA-SP layers, of any revision (the layer has had a
+    `spectral_loss()` method since e84cdce, a `spectral` attribute before)."""
+    import torch
+
+    losses = []
+    for module in model.modules():
+        if hasattr(module, "router") and hasattr(module, "lora_A"):
+            loss = module.spectral_loss() if hasattr(module, "spectral_loss") else module.spectral
+            if loss is not None:
+                losses.append(loss)
+    return torch.stack(losses).mean() if losses else None
+
+
+def adapted(base, kind: str, options, layer_class=None):
+    """A copy of `base` with `kind` adapters (None: full fine-tuning), trainable parts set."""
+    import copy
+    from unittest import mock
+
+    import torch
+
+    from leanvla.adapt import inject
+
+    model = copy.deepcopy(base)
+    torch.manual_seed(1)  # every LoRA-SP layer class starts from the same bank and router
+    if kind is not None:
+        with mock.patch.object(inject, "LoRASPLinear", layer_class or inject.LoRASPLinear):
+            inject.inject_adapters(model, kind, options)  # no eta schedule: the final eta throughout
+    return model
+
+
+def random_batch(model, batch: int, device):
+    """(observation, actions, noise, t) for the model's config, fixed by seed 0."""
+    import torch
+
+    from leanvla.models.policy import Observation
+
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, len(cfg.cameras), 3, cfg.image_size, cfg.image_size, generator=g)
+    prompts = ["reach the goal", "press the button from the top", "slide the plate into the goal"]
+    tokens, mask = model.tokenizer.batch([prompts[i % len(prompts)] for i in range(batch)])
+    obs = Observation(
+        images, torch.randn(batch, cfg.state_dim, generator=g), tokens, mask, torch.arange(batch)
+    )
+    actions = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
+    noise = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
+    t = torch.rand(batch, generator=g)
+    return mapped(obs, lambda x: x.to(device)), actions.to(device), noise.to(device), t.to(device)
+
+
+def mapped(obs, fn):
+    """The observation with fn applied to each of its tensors."""
+    from dataclasses import fields
+
+    return type(obs)(*(fn(getattr(obs, field.name)) for field in fields(obs)))
+
+
+class Trainer:
+    """One variant's model and optimizer; call() takes one training step on the shared batch."""
+
+    def __init__(self, model, batch, spectral_weight: float, device):
+        import torch
+
+        self.model = model.to(device).train()
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=1e-4)
+        self.batch, self.spectral_weight = batch, spectral_weight
+
+    def __call__(self, _=None) -> float:
+        import torch
+
+        obs, actions, noise, t = self.batch
+        objective = self.model.action_error(obs, actions, noise, t).mean()
+        spectral = spectral_of(self.model)
+        if spectral is not None:
+            objective = objective + self.spectral_weight * spectral
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
+        self.optimizer.step()
+        return float(objective.detach())
+
+
+def synchronised(call, device):
+    import torch
+
+    if device.type != "cuda":
+        return call
+    return lambda i: (call(i), torch.cuda.synchronize())
+
+
+def peak_step_mib(trainer, device, steps: int = 3) -> float:
+    """CUDA memory a variant's steps need above what is resident (every model and optimizer state)."""
+    import torch
+
+    torch.cuda.synchronize()
+    resident = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(steps):
+        trainer()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated(device) - resident) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="small", help="reference VLA size (tiny, small, base, large)")
+    parser.add_argument("--batch", type=int, default=64, help="training batch (adapt.py's is 64)")
+    parser.add_argument(
+        "--rank", type=int, default=64, help="LoRA-SP's bank size R, and the largest LoRA rank"
+    )
+    parser.add_argument("--eta", type=float, default=0.8)
+    parser.add_argument("--spectral-weight", type=float, default=1e-3)
+    parser.add_argument("--against", metavar="REV", help="also time the LoRA-SP layer of this git revision")
+    parser.add_argument("--repeats", type=int, default=30, help="timed steps and predictions per variant")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default="adapt_step", help="result file name (without .md)")
+    args = parser.parse_args()
+
+    import torch
+    from tqdm import tqdm
+
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.inject import trainable_parameters
+    from leanvla.errors import UserError
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here; run on CPU (the default)")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    try:
+        base = VLA(vla_config(args.size))
+    except UserError as error:
+        parser.error(str(error))
+    sp_name = f"LoRA-SP R{args.rank} eta {args.eta:g}"
+    sp_options = LoRAOptions(rank=args.rank, eta=args.eta, spectral_weight=args.spectral_weight)
+    plan = {"full fine-tuning": (None, None, None)}
+    for rank in sorted({8, 32, args.rank}):
+        plan[f"LoRA r{rank}"] = ("lora", LoRAOptions(rank=rank), None)
+    plan[sp_name] = ("lora-sp", sp_options, None)
+    if args.against:
+        plan[f"{sp_name} at {args.against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
+
+    batch = random_batch(base, args.batch, device)
+    trainers = {
+        name: Trainer(adapted(base, kind, options, layer_class), batch, args.spectral_weight, device)
+        for name, (kind, options, layer_class) in tqdm(plan.items(), desc="variants")
+    }
+    first_objective = {name: trainer() for name, trainer in trainers.items()}  # also AdamW's state
+    print("timing training steps in turn ...")
+    step_ms = round_robin_ms(
+        {n: synchronised(tr, device) for n, tr in trainers.items()}, args.repeats, warmup=3
+    )
+
+    obs, _, noise, _ = batch
+    one = mapped(obs, lambda x: x[:1])
+
+    def predict(model):
+        def call(_):
+            with torch.no_grad():
+                model.predict(one, noise[:1])
+
+        return call
+
+    for trainer in trainers.values():
+        trainer.model.eval()
+    print("timing batch-1 predictions in turn ...")
+    chunk_ms = round_robin_ms(
+        {n: synchronised(predict(tr.model), device) for n, tr in trainers.items()}, args.repeats
+    )
+    peak = {}
+    if device.type == "cuda":
+        for name, trainer in trainers.items():
+            trainer.model.train()
+            peak[name] = peak_step_mib(trainer, device)
+
+    lora_top = f"LoRA r{args.rank}"
+    where = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"this CPU, {args.threads} threads"
+    )
+    lines = [
+        f"# What a LoRA-SP training step costs ({args.size} VLA, {where})",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"One randomly initialised `{args.size}` VLA; every variant a copy of it, on the same random batch of "
+        f"{args.batch}. Training step: forward, the flow objective (+ {args.spectral_weight:g} x the spectral loss "
+        "for LoRA-SP), backward, gradient clipping, AdamW. Median ms over "
+        f"{args.repeats} steps of each variant, taken in turn (round robin), after 3 untimed rounds; then the "
+        f"median ms to predict one action chunk at batch 1, in turn likewise. LoRA-SP at eta {args.eta:g} "
+        "throughout (no schedule), default path ('auto'); adapter rows train the input and output modules in "
+        "full (`--lora.train-io`, the default).",
+        "",
+        "| variant | trainable | train step ms | vs "
+        + lora_top
+        + " | vs full | batch-1 chunk ms |"
+        + (" peak step MiB above resident |" if peak else ""),
+        "|---|---|---|---|---|---|" + ("---|" if peak else ""),
+    ]
+    for name, trainer in trainers.items():
+        lines.append(
+            f"| {name} | {trainable_parameters(trainer.model) / 1e6:.2f}M | {step_ms[name]:.1f} | "
+            f"{step_ms[name] / step_ms[lora_top]:.2f}x | {step_ms[name] / step_ms['full fine-tuning']:.2f}x | "
+            f"{chunk_ms[name]:.1f} |" + (f" {peak[name]:.0f} |" if peak else "")
+        )
+    lines += ["", "## Reading", ""]
+    lines.append(
+        f"- {sp_name} takes {step_ms[sp_name] / step_ms[lora_top]:.2f}x the time of a {lora_top} step and "
+        f"{step_ms[sp_name] / step_ms['full fine-tuning']:.2f}x that of full fine-tuning; at batch 1 it predicts "
+        f"a chunk in {chunk_ms[sp_name] / chunk_ms[lora_top]:.2f}x {lora_top}'s time."
+    )
+    if args.against:
+        old = f"{sp_name} at {args.against}"
+        lines.append(
+            f"- Against the layer at {args.against}: the training step takes {step_ms[sp_name] / step_ms[old]:.2f}x "
+            f"its time ({step_ms[old]:.1f} -> {step_ms[sp_name]:.1f} ms), prediction {chunk_ms[sp_name] / chunk_ms[old]:.2f}x "
+            f"({chunk_ms[old]:.1f} -> {chunk_ms[sp_name]:.1f} ms). Both started from the same weights; their first "
+            f"objectives: {first_objective[old]:.9f} ({args.against}) and {first_objective[sp_name]:.9f} (now)."
+        )
+    if not peak:
+        lines.append(
+            "- No memory column: on CPU the variants share one process, whose peak resident memory is not "
+            "theirs apart (adapt.py probes each in its own process)."
+        )
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
