@@ -31,8 +31,8 @@ def lora_sp_class_at(revision: str):
         ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"], cwd=REPO, capture_output=True, text=True
     )
     if shown.returncode != 0:
-        raise SystemExit(
-            f"--against {revision}: {shown.stderr.strip()}; pass a revision that has the LoRA-SP layer"
+        raise LookupError(
+            f"--against {revision}: {shown.stderr.strip().rstrip('.')}; pass a revision that has the LoRA-SP layer"
         )
     module = types.ModuleType(f"lora_sp_at_{revision}")
     exec(compile(shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py", "exec"), module.__dict__)
@@ -173,7 +173,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device here; run on CPU (the default)")
+        parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     try:
@@ -187,7 +187,10 @@ def main() -> None:
         plan[f"LoRA r{rank}"] = ("lora", LoRAOptions(rank=rank), None)
     plan[sp_name] = ("lora-sp", sp_options, None)
     if args.against:
-        plan[f"{sp_name} at {args.against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
+        try:
+            plan[f"{sp_name} at {args.against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
+        except LookupError as error:
+            parser.error(str(error))
 
     batch = random_batch(base, args.batch, device)
     trainers = {
