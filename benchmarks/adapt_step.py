@@ -87,14 +87,7 @@ def random_batch(model, batch: int, device):
     actions = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
     noise = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
     t = torch.rand(batch, generator=g)
-    return mapped(obs, lambda x: x.to(device)), actions.to(device), noise.to(device), t.to(device)
-
-
-def mapped(obs, fn):
-    """The observation with fn applied to each of its tensors."""
-    from dataclasses import fields
-
-    return type(obs)(*(fn(getattr(obs, field.name)) for field in fields(obs)))
+    return obs.map(lambda x: x.to(device)), actions.to(device), noise.to(device), t.to(device)
 
 
 class Trainer:
@@ -204,7 +197,7 @@ def main() -> None:
     )
 
     obs, _, noise, _ = batch
-    one = mapped(obs, lambda x: x[:1])
+    one = obs.map(lambda x: x[:1])
 
     def predict(model):
         def call(_):

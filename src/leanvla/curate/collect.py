@@ -67,7 +67,7 @@ class DemoLoss:
                 self.token_mask[task],
                 task,
             )
-            obs = Observation(*(x.to(device) for x in vars(obs).values()))
+            obs = obs.map(lambda x: x.to(device))
             actions = self.normalizer.action(batch.actions[s]).to(device)
             err = self.model.action_error(obs, actions, noise[s].to(device), t[s].to(device))
             loss = (err * batch.action_mask[s].to(device)).sum() / count.to(device)

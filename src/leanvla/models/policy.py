@@ -9,7 +9,7 @@ and get actions in the environment's units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -26,6 +26,10 @@ class Observation:
     tokens: torch.Tensor  # B x L instruction token ids
     token_mask: torch.Tensor  # B x L bool
     task_index: torch.Tensor  # B, index into the policy's instruction list
+
+    def map(self, fn) -> Observation:
+        """This observation with `fn` applied to each of its tensors (to move or slice them)."""
+        return Observation(*(fn(getattr(self, field.name)) for field in fields(self)))
 
 
 class Policy:

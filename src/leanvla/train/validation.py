@@ -7,8 +7,6 @@ with validation trains exactly as one without.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import torch
 from torch import nn
 
@@ -55,7 +53,7 @@ class ValidationSet:
         total, count = 0.0, 0.0
         for lo in range(0, len(self.rows), self.batch_size):
             s = slice(lo, lo + self.batch_size)
-            obs = Observation(*(getattr(self.obs, f.name)[s].to(device) for f in fields(Observation)))
+            obs = self.obs.map(lambda x, s=s: x[s].to(device))
             err = model.action_error(
                 obs, self.actions[s].to(device), self.noise[s].to(device), self.t[s].to(device)
             )
