@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The versions the results were measured with (see the file); `make install CONSTRAINTS=` lifts them.
+CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leanvla-installed
 export MUJOCO_GL ?= egl
@@ -15,9 +17,9 @@ $(BIN)/python:
 
 # torch first (when the venv has none): anything that pulls torch in later must not replace it
 # with a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[sim,dev]"
+	$(BIN)/pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[sim,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -368,6 +368,16 @@ def variants_table(lead: list[str], rows: list[tuple[list[str], dict]]) -> list[
 
 
 def write_result(name: str, text: str) -> Path:
+    """Write docs/results/NAME, ending with the machine and software that wrote it: float rounding
+    and library versions move trained policies, so a reader comparing numbers needs both."""
+    from leanvla.environment import describe, software_environment
+
+    if name.endswith(".md"):
+        text = (
+            text.rstrip("\n")
+            + f"\n\nWritten on: {describe(software_environment())}. Each run records its own in its"
+            " directory: environment.json (training) and eval.json (evaluation).\n"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
     path.write_text(text)

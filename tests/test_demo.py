@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import time
 
 from leanvla.cli import main
@@ -29,6 +30,7 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "## Curate (ATHENA)",
         "## Decode (Fast-dVLA)",
         "| discrete head, Fast-dVLA decoder |",
+        f"On: Python {platform.python_version()}, torch ",  # what the timings were measured on
     ):
         assert section in report
     assert (tmp_path / "demo" / "loss.png").stat().st_size > 1000

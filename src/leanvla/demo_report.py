@@ -24,6 +24,7 @@ def report_markdown(
     """The whole report: the data, the base policy and its closed-loop success, the stages'
     sections, the time per stage and the settings."""
     from leanvla.data.reader import LeRobotDataset
+    from leanvla.environment import describe, software_environment
     from leanvla.models.checkpoint import load_model
     from leanvla.report import pct, protocol_line, success_table
 
@@ -57,6 +58,7 @@ def report_markdown(
     lines += sections
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
+    lines += ["", f"On: {describe(software_environment())}."]
     lines += ["", "## Settings", "", "```json", json.dumps(asdict(plan), indent=2), "```", ""]
     return "\n".join(lines)
 

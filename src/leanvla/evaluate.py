@@ -18,6 +18,7 @@ import numpy as np
 
 from leanvla.atomic import write_json_atomic
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
+from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 
 
@@ -265,6 +266,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "inference_ms_per_chunk": 1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks),
         **_decode_summary(meta, decode, episodes, chunks),
         "episodes": [{k: v for k, v in e.items() if k != "frames"} for e in episodes],
+        # Policies run in the workers, each with its own thread count: that is the count that matters.
+        "environment": {**software_environment(), "torch_threads": cfg.threads, "workers": cfg.workers},
     }
     if cfg.out is not None:
         from leanvla.report import save_rollout_media

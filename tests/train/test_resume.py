@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def test_stop_and_resume_equals_uninterrupted(data, uninterrupted, tmp_path):
         for line in (run / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == list(range(2, 13, 2))  # metrics of the redone steps are not duplicated
+    starts = json.loads((run / "environment.json").read_text())
+    assert [s["from_step"] for s in starts] == [0, 4]  # one record per start, each with its machine
+    assert all(s["packages"]["torch"] and s["torch_threads"] >= 1 for s in starts)
+
+
+def test_a_start_redone_replaces_its_environment_record(data, tmp_path):
+    run = tmp_path / "redone"
+    train(_cfg(data, run), progress=False, stop_after=2)  # dies before its first checkpoint
+    train(_cfg(data, run), progress=False)
+    assert [s["from_step"] for s in json.loads((run / "environment.json").read_text())] == [0]
 
 
 def test_sigkill_mid_run_then_resume(data, tmp_path):

@@ -33,6 +33,7 @@ from leanvla.train.state import (
     config_json,
     load_training_state,
     prepare_run_dir,
+    record_environment,
     save_training_state,
     truncate_metrics,
 )
@@ -116,6 +117,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         (run / "train_config.json").write_text(json.dumps(config_json(cfg), indent=2) + "\n")
         truncate_metrics(run, step)
         truncate_metrics(run, step, ACTIVE_RANK)
+        record_environment(run, step)
     sp_weight = cfg.lora.spectral_weight if cfg.adapter == "lora-sp" else 0.0
     step_fn: nn.Module = ActionError(model)
     if parts.teacher is not None:

@@ -2,6 +2,7 @@
 
     RUN/train_config.json   the options the run was started with
     RUN/metrics.jsonl       one line per logged step
+    RUN/environment.json    the software and machine of each start (a resumed run adds one)
     RUN/last/               checkpoint + training_state.pt (optimizer, EMA, RNG, step), atomic
     RUN/policy/             the final checkpoint (EMA weights when EMA is on)
 
@@ -19,12 +20,14 @@ from pathlib import Path
 
 import torch
 
-from leanvla.atomic import atomic_dir
+from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.environment import software_environment
 from leanvla.errors import UserError
 from leanvla.models.checkpoint import write_checkpoint_files
 from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
+ENVIRONMENT = "environment.json"
 # Options that may change between a run and its resumption without changing what it computes.
 _RESUMABLE_CHANGES = {
     "steps",
@@ -155,3 +158,15 @@ def truncate_metrics(run: Path, step: int, name: str = "metrics.jsonl") -> None:
         if line.strip() and json.loads(line).get("step", 0) <= step
     ]
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def record_environment(run: Path, step: int) -> None:
+    """Add this start's software and machine to RUN/environment.json, as starting at `step`.
+
+    A run resumed elsewhere has taken part of its steps on each machine; entries from a part being
+    redone (started at or after `step`) are dropped, as truncate_metrics drops their metrics.
+    """
+    path = run / ENVIRONMENT
+    starts = json.loads(path.read_text()) if path.is_file() else []
+    starts = [s for s in starts if s["from_step"] < step]
+    write_json_atomic(path, [*starts, {"from_step": step, **software_environment()}])
