@@ -45,6 +45,15 @@ table, here the default spectral weight at eta 0.8 and 0.6. Both only with --rep
 success against the rank each token uses, <name>_rank_success.png.)
 
 benchmarks/adapt_seeds.py pools --replicate runs on several seeds and reads the goal off the pooled rows.
+
+Does a vision tower ask for capacity? `small` has none (its images pass a conv stem and a connector,
+trained in full with --train-io); --base-vision-layers pretrains the base with that many transformer
+layers after the stem, and --targets puts adapters on them too:
+
+    python benchmarks/adapt.py --replicate --train-io --base-vision-layers 2 --targets backbone,expert,vision \
+        --work outputs/bench/adapt_vision --name adapt_vision
+
+Every --replicate report ends with each LoRA-SP row's active rank per stack and a per-layer figure.
 """
 
 from __future__ import annotations
@@ -140,9 +149,46 @@ def adapter_cells(name: str, r: dict) -> list[str]:
     return [name, f"{r['trainable'] / 1e6:.3f}M" if r.get("trainable") else "0", active]
 
 
-def replication_report(done: dict, names: list[str], exported: list[str], base: Path, args) -> list[str]:
+def active_rank_by_stack(log: Path) -> dict[str, float]:
+    """Stack (backbone, expert, vision) -> mean over its layers of each layer's active rank in the
+    last quarter of training, from a LoRA-SP run's active-rank log."""
+    from leanvla.adapt.report import last_quarter_means
+
+    stacks: dict[str, list[float]] = {}
+    for layer, rank in last_quarter_means(log).items():
+        stacks.setdefault(layer.split(".")[0], []).append(rank)
+    return {stack: sum(ranks) / len(ranks) for stack, ranks in stacks.items()}
+
+
+def capacity_section(by_stack: dict[str, dict[str, float]], done: dict, name: str) -> list[str]:
+    """Which stacks ask for capacity: each LoRA-SP row's active rank per stack, and one row's layers."""
+    stacks = list(next(iter(by_stack.values())))
+    first = next(iter(by_stack))
+    rank = done[first]["rank"]
+    return [
+        "## Which stacks ask for capacity",
+        "",
+        f"Mean active rank of R = {rank} over each stack's adapted layers, last quarter of training "
+        "(the issue cites LoRA-SP's paper as finding that the vision tower asks for capacity).",
+        "",
+        "| LoRA-SP row | " + " | ".join(stacks) + " |",
+        "|---|" + "---|" * len(stacks),
+        *(
+            f"| {row} | " + " | ".join(f"{ranks[s]:.1f}" for s in stacks) + " |"
+            for row, ranks in by_stack.items()
+        ),
+        "",
+        f"Per layer, {first}:",
+        "",
+        f"![LoRA-SP active rank per layer]({name}_active_rank.png)",
+    ]
+
+
+def replication_report(
+    done: dict, names: list[str], exported: list[str], base: Path, args, by_stack: dict
+) -> list[str]:
     """--replicate's report: the goal's rows on another seed (and, with --export, the LoRA-SP rows
-    folded at their mean routing), and the goal read off the trained rows."""
+    folded at their mean routing), the goal read off the trained rows, and where LoRA-SP put its rank."""
     rows = [
         ([*adapter_cells(n, done[n]), f"{done[n]['train_s']:.0f}" if n in names else ""], done[n])
         for n in names + exported
@@ -161,6 +207,11 @@ def replication_report(done: dict, names: list[str], exported: list[str], base: 
             "adapters on the stacks leave frozen (`--lora.train-io`: the vision stem and connector, the state "
             "projection, the expert's action, time and condition projections); "
             if args.train_io
+            else ""
+        )
+        + (
+            f"adapters on every Linear of the {args.targets.replace(',', ', ')} stacks (adapt.md: backbone and expert); "
+            if args.targets != "backbone,expert"
             else ""
         )
         + "every other setting as in [adapt.md](adapt.md), where training speed, memory, the static export and the "
@@ -187,16 +238,22 @@ def replication_report(done: dict, names: list[str], exported: list[str], base: 
         "LoRA at its fixed rank, each LoRA-SP row at its mean active rank over the adapted layers, with 95% "
         "intervals; the band is full fine-tuning's interval. Compare points at the same x: a routed rank pays "
         "only if it sits above the fixed rank it uses on average.",
+        *(["", *capacity_section(by_stack, done, args.name)] if by_stack else []),
     ]
 
 
-def narrowest_target(base: Path) -> int:
+def narrowest_target(base: Path, stacks: str) -> int:
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import adapter_targets
+    from leanvla.errors import UserError
     from leanvla.models.checkpoint import load_model
 
     model = load_model(base)[0]
-    targets = adapter_targets(model, LoRAOptions(targets="backbone,expert"))
+    targets = adapter_targets(model, LoRAOptions(targets=stacks))
+    # The library reads its default targets as "every stack the model has"; here each must be there.
+    empty = [s for s in stacks.split(",") if s not in targets.values()]
+    if empty:
+        raise UserError(f"--targets names the '{empty[0]}' stack, which {shown(base)} has no layers in")
     return min(min(model.get_submodule(n).in_features, model.get_submodule(n).out_features) for n in targets)
 
 
@@ -318,7 +375,21 @@ def main() -> None:
         action="store_true",
         help="adapter rows also train in full the input and output modules outside the stacks (--lora.train-io)",
     )
+    parser.add_argument(
+        "--targets",
+        default="backbone,expert",
+        help="the layer stacks every adapter row adapts (--lora.targets); 'backbone,expert,vision' needs a "
+        "base with vision transformer layers",
+    )
+    parser.add_argument(
+        "--base-vision-layers",
+        type=int,
+        default=0,
+        help="pretrain the base with this many vision transformer layers after its conv stem (`small` has none)",
+    )
     args = parser.parse_args()
+    if args.base is not None and args.base_vision_layers:
+        parser.error("--base-vision-layers shapes the base this script pretrains; it cannot change --base")
     if (args.also or args.export) and not args.replicate:
         parser.error(
             "--also and --export add to a --replicate run; the full run has every row and its export"
@@ -334,6 +405,7 @@ def main() -> None:
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.export import ExportConfig, export_checkpoint
     from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank
+    from leanvla.errors import UserError
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.report import pct, read_metrics
     from leanvla.train.config import TrainConfig
@@ -343,8 +415,13 @@ def main() -> None:
     done = Results(work)
 
     # ---- 1. the base ----
-    base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
-    max_rank = narrowest_target(base)
+    base = args.base or pretrained_base(
+        args.base_steps, args.seed, args.episodes, vision_layers=args.base_vision_layers
+    )
+    try:
+        max_rank = narrowest_target(base, args.targets)
+    except UserError as exc:  # e.g. --targets names the vision stack of a base without one
+        parser.error(str(exc))
     table = variants(max_rank)
     unknown = [n for n in args.also if n not in table]
     if unknown:  # before recording the target data, which takes minutes
@@ -360,7 +437,7 @@ def main() -> None:
             out=out,
             init=base,
             adapter=kind,
-            lora=LoRAOptions(targets="backbone,expert", train_io=args.train_io, **options),
+            lora=LoRAOptions(targets=args.targets, train_io=args.train_io, **options),
             steps=args.steps,
             lr=FULL_LR if kind == "full" else ADAPTER_LR,
             seed=args.seed,
@@ -424,8 +501,13 @@ def main() -> None:
     if args.replicate:
         exported = [folded(n) for n in names if n.startswith("LoRA-SP")] if args.export else []
         plot_rank_success(done, names, RESULTS / f"{args.name}_rank_success.png")
+        logs = {n: work / "runs" / slug(n) / ACTIVE_RANK for n in names if n.startswith("LoRA-SP")}
+        by_stack = {n: active_rank_by_stack(log) for n, log in logs.items() if log.is_file()}
+        if by_stack:
+            plot_active_rank(logs[next(iter(by_stack))], RESULTS / f"{args.name}_active_rank.png")
         write_result(
-            f"{args.name}.md", "\n".join(replication_report(done, names, exported, base, args)) + "\n"
+            f"{args.name}.md",
+            "\n".join(replication_report(done, names, exported, base, args, by_stack)) + "\n",
         )
         return
 

@@ -297,17 +297,21 @@ def split_per_task(data: Path, out_dir: Path, held_out: int) -> tuple[Path, Path
 PRETRAIN_TASKS = "push-v3,pick-place-v3,drawer-open-v3,peg-insert-side-v3,window-close-v3"
 
 
-def pretrained_base(steps: int = 3000, seed: int = 0, episodes: int = 50, head: str = "flow") -> Path:
+def pretrained_base(
+    steps: int = 3000, seed: int = 0, episodes: int = 50, head: str = "flow", vision_layers: int = 0
+) -> Path:
     """The reference VLA (`small`) pretrained on five MT10 tasks that no method benchmark targets;
-    shared by the adapt, merge and curate benchmarks (trained once per setting, reused)."""
+    shared by the adapt, merge and curate benchmarks (trained once per setting, reused). `small` has
+    no vision transformer layers; `vision_layers` adds that many after its conv stem."""
     from leanvla.train.config import ModelOptions, TrainConfig
 
     data = cached_dataset(tasks=PRETRAIN_TASKS, **recording(episodes, seed))
     name = f"small-{steps}-seed{seed}" + ("" if head == "flow" else f"-{head}")
+    name += f"-vision{vision_layers}" if vision_layers else ""
     cfg = TrainConfig(
         data=data,
         out=REPO / "outputs" / "bench" / "pretrained" / name,
-        model=ModelOptions(size="small"),
+        model=ModelOptions(size="small", vision_layers=vision_layers or None),
         head=head,
         steps=steps,
         seed=seed,

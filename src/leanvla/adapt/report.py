@@ -15,6 +15,13 @@ def read_active_rank(path: Path) -> tuple[list[int], list[str], list[list[float]
     return [r["step"] for r in lines], names, [[r["layers"][n] for n in names] for r in lines]
 
 
+def last_quarter_means(path: Path) -> dict[str, float]:
+    """Each layer's mean active rank over the last quarter of the logged steps: where training settled."""
+    _, names, rows = read_active_rank(path)
+    tail = rows[-max(1, len(rows) // 4) :]
+    return {name: sum(row[i] for row in tail) / len(tail) for i, name in enumerate(names)}
+
+
 def plot_active_rank(path: Path, out: Path) -> Path:
     """Heatmap of active rank (layer x step) beside each layer's mean over the last quarter."""
     import numpy as np
@@ -25,7 +32,7 @@ def plot_active_rank(path: Path, out: Path) -> Path:
 
     steps, names, rows = read_active_rank(path)
     values = np.array(rows).T  # layers x steps
-    tail = values[:, -max(1, values.shape[1] // 4) :].mean(1)
+    tail = list(last_quarter_means(path).values())
     short = [n.replace(".layers", "").replace("attn.", "").replace("mlp.", "") for n in names]
     height = max(3.0, 0.16 * len(names) + 1.2)
     fig, (ax_map, ax_bar) = plt.subplots(
