@@ -7,7 +7,7 @@ pretrained base to tasks it never saw.
 1. Pretrain a reference VLA (`small`) on five MT10 tasks (push, pick-place, drawer-open,
    peg-insert-side, window-close), or take --base.
 2. Adapt it to DEMO5 (reach, drawer-close, button-press-topdown, door-open, window-open), or --tasks, with each
-   variant: same data, steps, batch and seed; adapters on every backbone and expert Linear.
+   variant: same data, steps, batch and seed; adapters on every backbone and expert Linear (--targets).
 3. Per variant: trainable parameters, mean active rank (LoRA-SP), training samples/s and peak
    memory (a fresh process per probe, back to back), closed-loop success on held-out positions;
    plus LoRA-SP folded at its mean routing (`leanvla export`), to price the static export.
@@ -564,7 +564,7 @@ def main() -> None:
         f"Base: `{shown(base)}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
         f"Adapted to {args.tasks} ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
-        f"Adapters sit on every backbone and action-expert Linear"
+        f"Adapters sit on every Linear of the {args.targets.replace(',', ', ')} stacks"
         + (
             ", and the input and output modules outside those stacks train in full (--lora.train-io)"
             if args.train_io

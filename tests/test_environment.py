@@ -35,3 +35,4 @@ def test_description_names_versions_threads_and_machine_and_skips_missing_packag
         "Python 3.11.9, torch 2.13.0 (2 threads), numpy 2.4.6, mujoco 3.3.0; Some CPU, 16 cores, NVIDIA H200"
     )
     assert describe({**env, "cuda_device": None}).endswith("; Some CPU, 16 cores")
+    assert "torch 2.13.0 (1 thread)," in describe({**env, "torch_threads": 1})

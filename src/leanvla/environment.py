@@ -54,9 +54,10 @@ def describe(environment: dict) -> str:
     """One line for a report: 'Python 3.11.9, torch 2.13.0+cpu (2 threads), numpy 2.4.6, ...; CPU ...'."""
     packages = dict(environment["packages"])
     torch_version = packages.pop("torch")
+    threads = environment["torch_threads"]
     parts = [
         f"Python {environment['python']}",
-        f"torch {torch_version} ({environment['torch_threads']} threads)",
+        f"torch {torch_version} ({threads} thread{'s' * (threads != 1)})",
     ]
     parts += [f"{name} {version}" for name, version in packages.items() if version is not None]
     where = f"{environment['cpu']}, {environment['cores']} cores"
