@@ -1,12 +1,11 @@
 r"""How far float rounding carries in an adapt.py run: does a row repeat on a machine that rounds
 differently?
 
-    python benchmarks/adapt_rounding.py --work outputs/bench/adapt_io_seed0_rerun --row 'LoRA r64' --row 'LoRA r8' \
-        --name adapt_rounding
+    python benchmarks/adapt_rounding.py --work outputs/bench/adapt_io_seed0_rerun --row 'LoRA r64' --name adapt_rounding
 
 Reruns each --row of a finished adapt.py WORK from its own train_config.json, changing one thing: the
 number of torch threads (1 instead of the cores), which changes the order of float additions and
-nothing else, as another CPU or library build does. Then, per row: the gap between the two runs'
+nothing else, as another CPU does. Then, per row: the gap between the two runs'
 logged losses step by step (plotted), and closed loop episode by episode against the original. A
 row whose rerun repeats its original is not one that rounding moves between machines; merge_rounding.py
 asks the same of merge.py's runs, where some trainings amplify it.
@@ -23,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import RESULTS, Results, command_line, shown, slug, train_timed, write_result
-from merge_rounding import episode_flips, loss_gaps, plot, thread_count
+from merge_rounding import loss_gaps, plot, rerun_closed_loop, thread_count
 
 
 def main() -> None:
@@ -44,7 +43,6 @@ def main() -> None:
         if not (run / "eval.json").is_file():
             parser.error(f"{shown(run)} holds no evaluated run; is --row '{row}' a row of {shown(work)}?")
 
-    from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.train.state import config_from_json
 
     out = work / "rounding"
@@ -60,16 +58,7 @@ def main() -> None:
         runs[row] = replace(cfg, out=out / slug(row), threads=fewer)
         done.setdefault(row, {"threads": then, "rerun_threads": fewer, "train_s": train_timed(runs[row])})
         if "flipped" not in done[row]:
-            protocol = json.loads((original / "eval.json").read_text())["protocol"]
-            evaluate(
-                EvalConfig(
-                    policy=runs[row].out,
-                    episodes=protocol["episodes_per_task"],
-                    seed=protocol["eval_seed"],
-                    out=runs[row].out / "eval.json",
-                )
-            )
-            done[row].update(episode_flips(runs[row].out / "eval.json", original / "eval.json"))
+            done[row].update(rerun_closed_loop(runs[row].out, original))
             done.save()
         gaps[row] = loss_gaps(runs[row].out, original)
 

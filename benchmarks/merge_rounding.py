@@ -128,6 +128,22 @@ def task_gaps(cfg, fewer: int, out: Path) -> dict[str, dict]:
     return gaps
 
 
+def rerun_closed_loop(rerun: Path, original: Path) -> dict:
+    """Evaluate the rerun on the original run's protocol (tasks, episodes, seed); compare episode by episode."""
+    from leanvla.evaluate import EvalConfig, evaluate
+
+    protocol = json.loads((original / "eval.json").read_text())["protocol"]
+    evaluate(
+        EvalConfig(
+            policy=rerun,
+            episodes=protocol["episodes_per_task"],
+            seed=protocol["eval_seed"],
+            out=rerun / "eval.json",
+        )
+    )
+    return episode_flips(rerun / "eval.json", original / "eval.json")
+
+
 def episode_flips(rerun_eval: Path, original_eval: Path) -> dict:
     new, old = json.loads(rerun_eval.read_text()), json.loads(original_eval.read_text())
     pairs = list(zip(new["episodes"], old["episodes"]))
@@ -174,7 +190,6 @@ def main() -> None:
     if missing:
         parser.error(f"{shown(work)} is not a finished merge.py work directory: it lacks {missing[0]}")
 
-    from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.merge.run import MergeConfig, merge
     from leanvla.train.state import config_from_json
 
@@ -216,16 +231,7 @@ def main() -> None:
         (NO_ORTH, no_orth, work / NO_ORTH_RUN),
     ):
         if "flipped" not in done[label]:
-            protocol = json.loads((original / "eval.json").read_text())["protocol"]
-            evaluate(
-                EvalConfig(
-                    policy=cfg.out,
-                    episodes=protocol["episodes_per_task"],
-                    seed=protocol["eval_seed"],
-                    out=cfg.out / "eval.json",
-                )
-            )
-            done[label].update(episode_flips(cfg.out / "eval.json", original / "eval.json"))
+            done[label].update(rerun_closed_loop(cfg.out, original))
             done.save()
 
     if "tasks" not in done:

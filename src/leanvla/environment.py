@@ -1,7 +1,7 @@
 """What software and hardware a result was produced with.
 
-Training a policy amplifies differences in float rounding (another CPU, thread count or library
-build draws another set of weights), and closed-loop success depends on the simulator's version. So
+Some trainings amplify differences in float rounding (another CPU, thread count or library build
+draws another set of weights), and closed-loop success depends on the simulator's version. So
 every training run and every evaluation records this next to its result: a number that moves between
 two machines can then be traced to what differs between them.
 """
