@@ -164,9 +164,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         # ---- this process's slice ----
         task = batch.task_index[lo:hi]
         obs = Observation(images[lo:hi], state[lo:hi], tokens[task], token_mask[task], task)
-        obs = Observation(
-            *(x.to(world.device) for x in (obs.images, obs.state, obs.tokens, obs.token_mask, obs.task_index))
-        )
+        obs = obs.map(lambda x: x.to(world.device))
         actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
         mask = batch.action_mask[lo:hi].to(world.device)
         future = None
