@@ -54,6 +54,12 @@ layers after the stem, and --targets puts adapters on them too:
         --work outputs/bench/adapt_vision --name adapt_vision
 
 Every --replicate report ends with each LoRA-SP row's active rank per stack and a per-layer figure.
+
+--state-dropout P drops the proprio state from a fraction P of every row's training samples (`leanvla train
+--state-dropout`), which makes the policy read its images: does the vision tower then ask for more?
+
+    python benchmarks/adapt.py --replicate --train-io --base-vision-layers 2 --targets backbone,expert,vision \
+        --state-dropout 0.5 --work outputs/bench/adapt_vision_dropout --name adapt_vision_dropout
 """
 
 from __future__ import annotations
@@ -212,6 +218,12 @@ def replication_report(
         + (
             f"adapters on every Linear of the {args.targets.replace(',', ', ')} stacks (adapt.md: backbone and expert); "
             if args.targets != "backbone,expert"
+            else ""
+        )
+        + (
+            f"every row, full fine-tuning included, trains with the proprio state dropped from {args.state_dropout:g} "
+            "of its samples (`--state-dropout`; evaluation always sees it); "
+            if args.state_dropout
             else ""
         )
         + "every other setting as in [adapt.md](adapt.md), where training speed, memory, the static export and the "
@@ -387,6 +399,12 @@ def main() -> None:
         default=0,
         help="pretrain the base with this many vision transformer layers after its conv stem (`small` has none)",
     )
+    parser.add_argument(
+        "--state-dropout",
+        type=float,
+        default=0.0,
+        help="every row drops the proprio state from this fraction of its training samples (--state-dropout)",
+    )
     args = parser.parse_args()
     if args.base is not None and args.base_vision_layers:
         parser.error("--base-vision-layers shapes the base this script pretrains; it cannot change --base")
@@ -408,7 +426,12 @@ def main() -> None:
     from leanvla.errors import UserError
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.report import pct, read_metrics
-    from leanvla.train.config import TrainConfig
+    from leanvla.train.config import TrainConfig, check_state_augmentation
+
+    try:
+        check_state_augmentation(0.0, args.state_dropout)
+    except UserError as exc:
+        parser.error(str(exc))
 
     work = args.work
     record = recording(args.episodes, args.seed)
@@ -441,6 +464,7 @@ def main() -> None:
             steps=args.steps,
             lr=FULL_LR if kind == "full" else ADAPTER_LR,
             seed=args.seed,
+            state_dropout=args.state_dropout,
         )
 
     def evaluate_policy(policy: Path, out: Path) -> dict:
@@ -564,7 +588,12 @@ def main() -> None:
         f"Base: `{shown(base)}` (reference VLA; pretrained on {PRETRAIN_TASKS.replace(',', ', ')} unless --base was given). "
         f"Adapted to {args.tasks} ({args.episodes} demonstrations per task, corner2 64 px + proprio) for {args.steps} steps at "
         f"batch 64, seed {args.seed}; learning rate {FULL_LR:g} for full fine-tuning, {ADAPTER_LR:g} for adapters. "
-        f"Adapters sit on every Linear of the {args.targets.replace(',', ', ')} stacks"
+        + (
+            f"Every row trains with the proprio state dropped from {args.state_dropout:g} of its samples (--state-dropout). "
+            if args.state_dropout
+            else ""
+        )
+        + f"Adapters sit on every Linear of the {args.targets.replace(',', ', ')} stacks"
         + (
             ", and the input and output modules outside those stacks train in full (--lora.train-io)"
             if args.train_io

@@ -180,6 +180,7 @@ def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> 
         result = json.loads(eval_file.read_text())
         m["success"] = result["mean_success"]
         m["success_per_task"] = {t: r["success_rate"] for t, r in result["per_task"].items()}
+        m["success_episodes_per_task"] = result["protocol"]["episodes_per_task"]
     return m
 
 
@@ -257,7 +258,11 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         f"(evaluation seed {args.eval_seed}, the positions `leanvla eval` uses first), and at every chunk start "
         "its first action is compared with what Meta-World's scripted expert (the demonstrator) does from that "
         "state; *at reset* is the first chunk of each episode only.",
-        "- Success: each run's own closed-loop evaluation (its eval.json, 30 episodes per task).",
+        "- Success: each run's own closed-loop evaluation (its eval.json, "
+        + " or ".join(
+            sorted({f"{m['success_episodes_per_task']}" for m in measured.values() if "success" in m})
+        )
+        + " episodes per task).",
         "",
         "| policy | training demos, 8 steps | new positions, 8 steps | new, first action | ... images swapped "
         "| ... state swapped | own closed-loop states | ... at reset | success % |",
