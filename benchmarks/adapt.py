@@ -60,6 +60,8 @@ Every --replicate report ends with each LoRA-SP row's active rank per stack and 
 
     python benchmarks/adapt.py --replicate --train-io --base-vision-layers 2 --targets backbone,expert,vision \
         --state-dropout 0.5 --work outputs/bench/adapt_vision_dropout --name adapt_vision_dropout
+
+(benchmarks/adapt_stacks.py trains that run's LoRA-SP row with and without the dropout on another seed.)
 """
 
 from __future__ import annotations

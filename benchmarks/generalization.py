@@ -1,7 +1,9 @@
-"""Fit or generalisation? What trained policies read, and where their actions go wrong.
+r"""Fit or generalisation? What trained policies read, and where their actions go wrong.
 
     python benchmarks/generalization.py     # the MT10 policies of base_policy.py's runs (about 3 min each)
     python benchmarks/generalization.py --policy "mine=outputs/run@0" --policy "CNN=outputs/cnn"
+    python benchmarks/generalization.py --tasks DEMO5 --cameras corner2 --name adapt_vision_reads \
+        --policy "LoRA-SP=outputs/bench/adapt_vision/runs/lora-sp-r64-eta-0-8-spectral-weight-0-01"   # adapted policies
 
 The MT10 runs of base_policy.py left the plain CNN 15 points ahead of the best reference VLA while
 both end training at about the same loss. For each policy this measures the mean
@@ -236,6 +238,14 @@ def main() -> None:
     write_result(f"{args.name}.md", report(args, measured, train_data, new_data, figure))
 
 
+def success_line(measured: dict) -> str:
+    """Where the success column comes from, with the evaluations' episodes per task."""
+    episodes = sorted({str(m["success_episodes_per_task"]) for m in measured.values() if "success" in m})
+    if not episodes:
+        return "- Success: not evaluated (none of these runs has an eval.json)."
+    return f"- Success: each run's own closed-loop evaluation (its eval.json, {' or '.join(episodes)} episodes per task)."
+
+
 def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path) -> str:
     first = next(iter(measured.values()))
     tasks = list(first["held_out_per_task"])
@@ -258,11 +268,7 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         f"(evaluation seed {args.eval_seed}, the positions `leanvla eval` uses first), and at every chunk start "
         "its first action is compared with what Meta-World's scripted expert (the demonstrator) does from that "
         "state; *at reset* is the first chunk of each episode only.",
-        "- Success: each run's own closed-loop evaluation (its eval.json, "
-        + " or ".join(
-            sorted({f"{m['success_episodes_per_task']}" for m in measured.values() if "success" in m})
-        )
-        + " episodes per task).",
+        success_line(measured),
         "",
         "| policy | training demos, 8 steps | new positions, 8 steps | new, first action | ... images swapped "
         "| ... state swapped | own closed-loop states | ... at reset | success % |",

@@ -1,0 +1,129 @@
+"""Does the capacity LoRA-SP holds open in a stack follow how much the policy reads that stack's input?
+
+    python benchmarks/adapt_stacks.py --seed 1 --work outputs/bench/adapt_stacks_seed1 --name adapt_stacks_seed1
+
+adapt.py found (seed 0) that on a base with a vision tower the vision layers keep 9.5 of 64 vectors,
+and 23.5 once the proprio state is dropped from half the training samples, after which that policy
+read its images (docs/RESULTS.md: on seed 1 it did not, and its vision layers fell to 1.4). This trains the same LoRA-SP row (R = the narrowest target's width, eta 0.8,
+spectral weight 1e-2, I/O modules trained, adapters on the backbone, expert and vision stacks) twice
+on another --seed (recording, adapter initialisation, batch order), with the state always seen and
+with it dropped from --state-dropout of the samples, and reports each stack's mean active rank over
+the last quarter of training, and each vision layer's. No closed loop: the question is where the
+routers put their capacity (benchmarks/generalization.py measures what the policies read).
+
+Writes docs/results/<--name>.md; runs and results in WORK.
+"""
+
+from __future__ import annotations
+
+from adapt import ADAPTER_LR, active_rank_by_stack, narrowest_target, variants
+from common import (
+    Results,
+    benchmark_parser,
+    cached_dataset,
+    command_line,
+    pretrained_base,
+    recording,
+    shown,
+    train_timed,
+    write_result,
+)
+
+VISION_LAYERS = 2
+TARGETS = "backbone,expert,vision"
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, work="outputs/bench/adapt_stacks")
+    parser.add_argument("--steps", type=int, default=1000, help="adaptation steps, as adapt.py")
+    parser.add_argument("--state-dropout", type=float, default=0.5)
+    parser.add_argument("--name", default="adapt_stacks", help="result file name (without .md)")
+    args = parser.parse_args()
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.report import ACTIVE_RANK, last_quarter_means
+    from leanvla.errors import UserError
+    from leanvla.train.config import TrainConfig, check_state_augmentation
+
+    try:
+        check_state_augmentation(0.0, args.state_dropout)
+    except UserError as exc:
+        parser.error(str(exc))
+    if args.state_dropout == 0:
+        parser.error("--state-dropout 0 would train the same run twice; give the fraction to drop, e.g. 0.5")
+
+    # The shared base is pretrained on seed 0 whatever --seed is, as in adapt.py's replications.
+    base = pretrained_base(vision_layers=VISION_LAYERS)
+    max_rank = narrowest_target(base, TARGETS)
+    row = f"LoRA-SP R{max_rank} eta 0.8, spectral weight 0.01"  # adapt.py's best LoRA-SP row
+    options = dict(variants(max_rank)[row])
+    options.pop("adapter")
+    data = cached_dataset(tasks="DEMO5", **recording(args.episodes, args.seed))
+    done = Results(args.work)
+    runs = {}
+    for dropout in (0.0, args.state_dropout):
+        label = f"state dropout {dropout:g}"
+        runs[label] = out = args.work / "runs" / f"state-dropout-{dropout:g}"
+        if label in done:
+            continue
+        seconds = train_timed(
+            TrainConfig(
+                data=data,
+                out=out,
+                init=base,
+                adapter="lora-sp",
+                lora=LoRAOptions(targets=TARGETS, train_io=True, **options),
+                steps=args.steps,
+                lr=ADAPTER_LR,
+                seed=args.seed,
+                state_dropout=dropout,
+            )
+        )
+        done[label] = dict(
+            train_s=seconds,
+            by_stack=active_rank_by_stack(out / ACTIVE_RANK),
+            vision_layers={
+                layer: rank
+                for layer, rank in last_quarter_means(out / ACTIVE_RANK).items()
+                if layer.startswith("vision.")
+            },
+        )
+        done.save()
+
+    labels = list(runs)
+    stacks = list(done[labels[0]]["by_stack"])
+    lines = [
+        "# Adapt: which stacks LoRA-SP gives capacity, with and without the proprio state dropped",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"Base: `{shown(base)}` (the reference VLA with {VISION_LAYERS} vision transformer layers). {row}, "
+        f"adapters on the {TARGETS.replace(',', ', ')} stacks, I/O modules trained, {args.steps} steps on DEMO5 "
+        f"({args.episodes} demonstrations per task recorded with seed {args.seed}), seed {args.seed}; the two runs "
+        f"differ only in the fraction of training samples whose proprio state is dropped. Mean active rank "
+        "over the last quarter of training.",
+        "",
+        "| run | " + " | ".join(stacks) + " | train s |",
+        "|---|" + "---|" * (len(stacks) + 1),
+        *(
+            f"| {label} | "
+            + " | ".join(f"{done[label]['by_stack'][s]:.1f}" for s in stacks)
+            + f" | {done[label]['train_s']:.0f} |"
+            for label in labels
+        ),
+        "",
+        "Each vision layer:",
+        "",
+        "| layer | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+        *(
+            f"| {layer} | "
+            + " | ".join(f"{done[label]['vision_layers'][layer]:.1f}" for label in labels)
+            + " |"
+            for layer in done[labels[0]]["vision_layers"]
+        ),
+    ]
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
