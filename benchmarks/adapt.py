@@ -118,6 +118,37 @@ def variants(max_rank: int) -> dict[str, dict]:
     }
 
 
+def row_config(
+    row: dict,
+    *,
+    data: Path,
+    out: Path,
+    base: Path,
+    targets: str,
+    train_io: bool,
+    steps: int,
+    seed: int,
+    state_dropout: float = 0.0,
+):
+    """The TrainConfig of one row of `variants`: its adapter and options, on the settings every row shares."""
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.train.config import TrainConfig
+
+    options = dict(row)
+    kind = options.pop("adapter")
+    return TrainConfig(
+        data=data,
+        out=out,
+        init=base,
+        adapter=kind,
+        lora=LoRAOptions(targets=targets, train_io=train_io, **options),
+        steps=steps,
+        lr=FULL_LR if kind == "full" else ADAPTER_LR,
+        seed=seed,
+        state_dropout=state_dropout,
+    )
+
+
 def replicated(max_rank: int) -> list[str]:
     """--replicate's rows: full fine-tuning, every LoRA rank (the goal's "best LoRA") and the two
     LoRA-SP variants nearest the goal on seed 0, the stronger spectral weights: 1e-2 (the best
@@ -455,16 +486,14 @@ def main() -> None:
 
     # ---- 2. adapt with every variant, probe speed and memory, evaluate ----
     def config(name: str, out: Path) -> TrainConfig:
-        options = dict(table[name])
-        kind = options.pop("adapter")
-        return TrainConfig(
+        return row_config(
+            table[name],
             data=data,
             out=out,
-            init=base,
-            adapter=kind,
-            lora=LoRAOptions(targets=args.targets, train_io=args.train_io, **options),
+            base=base,
+            targets=args.targets,
+            train_io=args.train_io,
             steps=args.steps,
-            lr=FULL_LR if kind == "full" else ADAPTER_LR,
             seed=args.seed,
             state_dropout=args.state_dropout,
         )

@@ -16,7 +16,7 @@ Writes docs/results/<--name>.md; runs and results in WORK.
 
 from __future__ import annotations
 
-from adapt import ADAPTER_LR, active_rank_by_stack, narrowest_target, variants
+from adapt import active_rank_by_stack, narrowest_target, row_config, variants
 from common import (
     Results,
     benchmark_parser,
@@ -39,10 +39,9 @@ def main() -> None:
     parser.add_argument("--state-dropout", type=float, default=0.5)
     parser.add_argument("--name", default="adapt_stacks", help="result file name (without .md)")
     args = parser.parse_args()
-    from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.report import ACTIVE_RANK, last_quarter_means
     from leanvla.errors import UserError
-    from leanvla.train.config import TrainConfig, check_state_augmentation
+    from leanvla.train.config import check_state_augmentation
 
     try:
         check_state_augmentation(0.0, args.state_dropout)
@@ -55,8 +54,6 @@ def main() -> None:
     base = pretrained_base(vision_layers=VISION_LAYERS)
     max_rank = narrowest_target(base, TARGETS)
     row = f"LoRA-SP R{max_rank} eta 0.8, spectral weight 0.01"  # adapt.py's best LoRA-SP row
-    options = dict(variants(max_rank)[row])
-    options.pop("adapter")
     data = cached_dataset(tasks="DEMO5", **recording(args.episodes, args.seed))
     done = Results(args.work)
     runs = {}
@@ -66,14 +63,14 @@ def main() -> None:
         if label in done:
             continue
         seconds = train_timed(
-            TrainConfig(
+            row_config(
+                variants(max_rank)[row],
                 data=data,
                 out=out,
-                init=base,
-                adapter="lora-sp",
-                lora=LoRAOptions(targets=TARGETS, train_io=True, **options),
+                base=base,
+                targets=TARGETS,
+                train_io=True,
                 steps=args.steps,
-                lr=ADAPTER_LR,
                 seed=args.seed,
                 state_dropout=dropout,
             )
