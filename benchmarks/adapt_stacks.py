@@ -1,17 +1,21 @@
 """Does the capacity LoRA-SP holds open in a stack follow how much the policy reads that stack's input?
 
-    python benchmarks/adapt_stacks.py --seed 1 --work outputs/bench/adapt_stacks_seed1 --name adapt_stacks_seed1
+    python benchmarks/adapt_stacks.py --seed 1 --work outputs/bench/adapt_stacks_seed1 --name adapt_stacks_seed1 \
+        --vision-spectral-weight 0
 
 adapt.py found (seed 0) that on a base with a vision tower the vision layers keep 9.5 of 64 vectors,
 and 23.5 once the proprio state is dropped from half the training samples, after which that policy
-read its images (docs/RESULTS.md: on seed 1 it did not, and its vision layers fell to 1.4). This trains the same LoRA-SP row (R = the narrowest target's width, eta 0.8,
-spectral weight 1e-2, I/O modules trained, adapters on the backbone, expert and vision stacks) twice
-on another --seed (recording, adapter initialisation, batch order), with the state always seen and
-with it dropped from --state-dropout of the samples, and reports each stack's mean active rank over
-the last quarter of training, and each vision layer's. No closed loop: the question is where the
-routers put their capacity (benchmarks/generalization.py measures what the policies read).
+read its images (docs/RESULTS.md: on seed 1 it did not, and its vision layers fell to 1.4). This
+trains the same LoRA-SP row (R = the narrowest target's width, eta 0.8, spectral weight 1e-2, I/O
+modules trained, adapters on the backbone, expert and vision stacks) twice on another --seed
+(recording, adapter initialisation, batch order), with the state always seen and with it dropped
+from --state-dropout of the samples; with --vision-spectral-weight, a third time with the dropout
+and that spectral weight on the vision stack alone (`--lora.group-spectral-weight`), which tells
+whether the spectral loss is what closes the vision routers. It reports each stack's mean active
+rank over the last quarter of training, and each vision layer's. No closed loop: the question is
+where the routers put their capacity (benchmarks/generalization.py measures what the policies read).
 
-Writes docs/results/<--name>.md; runs and results in WORK.
+Writes docs/results/<--name>.md; runs and results in WORK (finished runs are reused).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def main() -> None:
     parser = benchmark_parser(__doc__, work="outputs/bench/adapt_stacks")
     parser.add_argument("--steps", type=int, default=1000, help="adaptation steps, as adapt.py")
     parser.add_argument("--state-dropout", type=float, default=0.5)
+    parser.add_argument(
+        "--vision-spectral-weight",
+        type=float,
+        default=None,
+        help="also train the dropout run with the vision stack's spectral weight at this value "
+        "(the others keep 1e-2): does the spectral loss close the vision routers?",
+    )
     parser.add_argument("--name", default="adapt_stacks", help="result file name (without .md)")
     args = parser.parse_args()
     from leanvla.adapt.report import ACTIVE_RANK, last_quarter_means
@@ -49,6 +60,8 @@ def main() -> None:
         parser.error(str(exc))
     if args.state_dropout == 0:
         parser.error("--state-dropout 0 would train the same run twice; give the fraction to drop, e.g. 0.5")
+    if args.vision_spectral_weight is not None and args.vision_spectral_weight < 0:
+        parser.error(f"--vision-spectral-weight must be >= 0, got {args.vision_spectral_weight:g}")
 
     # The shared base is pretrained on seed 0 whatever --seed is, as in adapt.py's replications.
     base = pretrained_base(vision_layers=VISION_LAYERS)
@@ -56,15 +69,26 @@ def main() -> None:
     row = f"LoRA-SP R{max_rank} eta 0.8, spectral weight 0.01"  # adapt.py's best LoRA-SP row
     data = cached_dataset(tasks="DEMO5", **recording(args.episodes, args.seed))
     done = Results(args.work)
+    # label -> (run directory, state dropout, row options)
+    plans = {
+        f"state dropout {dropout:g}": (f"state-dropout-{dropout:g}", dropout, variants(max_rank)[row])
+        for dropout in (0.0, args.state_dropout)
+    }
+    if args.vision_spectral_weight is not None:
+        weight = args.vision_spectral_weight
+        plans[f"state dropout {args.state_dropout:g}, vision spectral weight {weight:g}"] = (
+            f"state-dropout-{args.state_dropout:g}-vision-spectral-{weight:g}",
+            args.state_dropout,
+            {**variants(max_rank)[row], "group_spectral_weight": f"vision={weight!r}"},
+        )
     runs = {}
-    for dropout in (0.0, args.state_dropout):
-        label = f"state dropout {dropout:g}"
-        runs[label] = out = args.work / "runs" / f"state-dropout-{dropout:g}"
+    for label, (directory, dropout, options) in plans.items():
+        runs[label] = out = args.work / "runs" / directory
         if label in done:
             continue
         seconds = train_timed(
             row_config(
-                variants(max_rank)[row],
+                options,
                 data=data,
                 out=out,
                 base=base,
@@ -95,9 +119,10 @@ def main() -> None:
         "",
         f"Base: `{shown(base)}` (the reference VLA with {VISION_LAYERS} vision transformer layers). {row}, "
         f"adapters on the {TARGETS.replace(',', ', ')} stacks, I/O modules trained, {args.steps} steps on DEMO5 "
-        f"({args.episodes} demonstrations per task recorded with seed {args.seed}), seed {args.seed}; the two runs "
-        f"differ only in the fraction of training samples whose proprio state is dropped. Mean active rank "
-        "over the last quarter of training.",
+        f"({args.episodes} demonstrations per task recorded with seed {args.seed}), seed {args.seed}; the runs "
+        f"differ only in the fraction of training samples whose proprio state is dropped"
+        + (", and in the third, the vision stack's spectral weight" if len(runs) > 2 else "")
+        + ". Mean active rank over the last quarter of training.",
         "",
         "| run | " + " | ".join(stacks) + " | train s |",
         "|---|" + "---|" * (len(stacks) + 1),

@@ -177,6 +177,9 @@ def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> 
     m["on_policy"] = mean([e for errors in everything.values() for e in errors])
     m["on_policy_first_chunk"] = mean([ep[0] for r in own.values() for ep in r["per_episode"]])
     m["on_policy_solved"] = sum(r["solved"] for r in own.values()) / sum(r["episodes"] for r in own.values())
+    loss = last_quarter_loss(directory / "metrics.jsonl")
+    if loss is not None:
+        m["training_loss_last_quarter"] = loss
     eval_file = directory / "eval.json"
     if eval_file.is_file():
         result = json.loads(eval_file.read_text())
@@ -184,6 +187,17 @@ def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> 
         m["success_per_task"] = {t: r["success_rate"] for t, r in result["per_task"].items()}
         m["success_episodes_per_task"] = result["protocol"]["episodes_per_task"]
     return m
+
+
+def last_quarter_loss(path: Path) -> float | None:
+    """Mean training loss over the last quarter of a run's logged steps (None without its log)."""
+    from leanvla.report import read_metrics
+
+    if not path.is_file():
+        return None
+    losses = [m["loss"] for m in read_metrics(path) if "loss" in m]
+    tail = losses[-max(1, len(losses) // 4) :]
+    return mean(tail) if tail else None
 
 
 def main() -> None:
@@ -271,13 +285,14 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         success_line(measured),
         "",
         "| policy | training demos, 8 steps | new positions, 8 steps | new, first action | ... images swapped "
-        "| ... state swapped | own closed-loop states | ... at reset | success % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ... state swapped | own closed-loop states | ... at reset | training loss, last quarter | success % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, m in measured.items():
         success = f"{100 * m['success']:.1f}" if "success" in m else "not evaluated"
+        loss = f"{m['training_loss_last_quarter']:.3f}" if "training_loss_last_quarter" in m else "no log"
         cells = [m[k] for k in ("train", "held_out", *CONDITIONS, "on_policy_first_chunk")]
-        lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {success} |")
+        lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {loss} | {success} |")
     lines += [
         "",
         "Per task: error at new positions over 8 steps / on the policy's own closed-loop states (first action) "

@@ -16,8 +16,8 @@ from leanvla.models.policy import Observation
 IO_NAMES = tuple(f"{name}." for name in VLA_LAYOUT.io)
 
 
-def fixed_error(model, seed=0) -> torch.Tensor:
-    """The training objective on fixed random inputs (deterministic)."""
+def random_batch(model, seed=0) -> tuple:
+    """action_error's arguments: fixed random inputs (deterministic)."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     b = 3
@@ -26,8 +26,13 @@ def fixed_error(model, seed=0) -> torch.Tensor:
     obs = Observation(images, torch.randn(b, cfg.state_dim, generator=g), tokens, mask, torch.arange(b))
     actions = torch.randn(b, cfg.chunk_size, cfg.action_dim, generator=g)
     noise = torch.randn(b, cfg.chunk_size, cfg.action_dim, generator=g)
+    return obs, actions, noise, torch.rand(b, generator=g)
+
+
+def fixed_error(model, seed=0) -> torch.Tensor:
+    """The training objective on fixed random inputs."""
     with torch.no_grad():
-        return model.action_error(obs, actions, noise, torch.rand(b, generator=g))
+        return model.action_error(*random_batch(model, seed))
 
 
 @pytest.fixture
@@ -88,6 +93,34 @@ def test_peft_lora_group_rank(base):
     assert model.backbone[1].mlp.up_proj.lora_A["default"].weight.shape[0] == 4
 
 
+def test_spectral_loss_weights_each_stack_by_its_own_weight(base):
+    from leanvla.adapt.inject import lora_sp_layers, spectral_loss
+    from leanvla.adapt.lora_sp import concentration_loss
+
+    model, *_ = base
+    opts = LoRAOptions(rank=4, eta=0.8, spectral_weight=0.5, group_spectral_weight="expert=0")
+    stacks = inject_adapters(model, "lora-sp", opts)
+    assert spectral_loss(model) is None  # before any training forward
+    with torch.no_grad():  # routers away from their constant start, so that the loss has a gradient
+        for layer in lora_sp_layers(model).values():
+            layer.score_layer().weight.normal_(std=0.5)
+    model.train()
+    model.action_error(*random_batch(model))  # a training forward: each layer keeps its scores
+    mean, weighted = spectral_loss(model)
+    layers = lora_sp_layers(model)
+    losses = {name: concentration_loss(layer.last_scores) for name, layer in layers.items()}
+    assert torch.allclose(mean, torch.stack(list(losses.values())).mean())
+    expected = sum(losses[n] * (0.0 if stacks[n] == "expert" else 0.5) for n in layers) / len(layers)
+    assert torch.allclose(weighted, expected)
+    weighted.backward()
+    for name, layer in layers.items():
+        router_grad = layer.score_layer().weight.grad
+        if stacks[name] == "expert":  # weight 0: the spectral term leaves its routers alone
+            assert router_grad is None or not router_grad.any()
+        else:
+            assert router_grad is not None and router_grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "opts, message",
     [
@@ -99,6 +132,12 @@ def test_peft_lora_group_rank(base):
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(group_rank="vision=4"), "no adapted layer is in it"),
+        (LoRAOptions(group_spectral_weight="vision=0"), "no adapted layer is in it"),
+        (
+            LoRAOptions(group_spectral_weight="expert=-1"),
+            "--lora.group-spectral-weight for 'expert' must be >= 0",
+        ),
+        (LoRAOptions(group_spectral_weight="expert"), "item 'expert' must look like stack=value"),
         (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
     ],
 )

@@ -41,6 +41,9 @@ class LoRAOptions:
     """LoRA-SP: per-stack eta overrides, e.g. 'vision=0.95'."""
     spectral_weight: float = 1e-3
     """LoRA-SP: weight of the energy-concentration loss (0 = off)."""
+    group_spectral_weight: str = ""
+    """LoRA-SP: per-stack spectral-weight overrides, e.g. 'vision=0' (that stack's routers are left
+    to the task alone)."""
     router_rank: int = 0
     """LoRA-SP: the router's bottleneck width h (d_in -> h -> R); 0 = one d_in x R Linear, as large as A."""
     path: Literal["auto", "dense", "gather"] = "auto"
@@ -52,16 +55,18 @@ class LoRAOptions:
         require(self.alpha is None or self.alpha > 0, f"--lora.alpha must be > 0, got {self.alpha}")
         for name, value in (("eta", self.eta), ("eta-start", self.eta_start)):
             require(0 < value <= 1, f"--lora.{name} must be in (0, 1], got {value}")
-        for stack, value in parse_groups(self.group_eta, "group-eta", float).items():
+        for stack, value in self.group_overrides("group_eta").items():
             require(0 < value <= 1, f"--lora.group-eta for '{stack}' must be in (0, 1], got {value}")
         require(0 <= self.eta_decay <= 1, f"--lora.eta-decay must be in [0, 1], got {self.eta_decay}")
         require(self.spectral_weight >= 0, f"--lora.spectral-weight must be >= 0, got {self.spectral_weight}")
+        for stack, value in self.group_overrides("group_spectral_weight").items():
+            require(value >= 0, f"--lora.group-spectral-weight for '{stack}' must be >= 0, got {value}")
         require(
             self.router_rank >= 0,
             f"--lora.router-rank must be >= 0 (0 = full router), got {self.router_rank}",
         )
         require(self.path in PATHS, f"--lora.path must be one of {PATHS}, got '{self.path}'")
-        for stack, value in parse_groups(self.group_rank, "group-rank", int).items():
+        for stack, value in self.group_overrides("group_rank").items():
             require(value >= 1, f"--lora.group-rank for '{stack}' must be >= 1, got {value}")
 
     def to_dict(self) -> dict:
@@ -74,15 +79,30 @@ class LoRAOptions:
         known.setdefault("train_io", False)
         return cls(**known)
 
+    def group_overrides(self, field: str) -> dict:
+        """One of the GROUP_OPTIONS parsed: {stack: value}."""
+        return parse_groups(getattr(self, field), field.replace("_", "-"), GROUP_OPTIONS[field])
+
+    def overridden_stacks(self) -> set[str]:
+        """The stacks any --lora.group-* option names."""
+        return set().union(*(self.group_overrides(field) for field in GROUP_OPTIONS))
+
     def rank_for(self, stack: str | None) -> int:
-        return parse_groups(self.group_rank, "group-rank", int).get(stack, self.rank)
+        return self.group_overrides("group_rank").get(stack, self.rank)
 
     def eta_for(self, stack: str | None) -> float:
-        return parse_groups(self.group_eta, "group-eta", float).get(stack, self.eta)
+        return self.group_overrides("group_eta").get(stack, self.eta)
+
+    def spectral_weight_for(self, stack: str | None) -> float:
+        return self.group_overrides("group_spectral_weight").get(stack, self.spectral_weight)
 
     def alpha_for(self, rank: int) -> float:
         """Keeps alpha / rank fixed across per-group ranks."""
         return (self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank
+
+
+# The per-stack overrides, with the type of their values.
+GROUP_OPTIONS = {"group_rank": int, "group_eta": float, "group_spectral_weight": float}
 
 
 def parse_groups(spec: str, option: str, kind: type) -> dict:

@@ -12,7 +12,7 @@ import re
 import torch
 from torch import nn
 
-from leanvla.adapt.config import LoRAOptions, parse_groups
+from leanvla.adapt.config import LoRAOptions
 from leanvla.adapt.lora_sp import LoRASPLinear
 from leanvla.errors import UserError, require
 
@@ -78,10 +78,7 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
             names,
             f"--lora.targets '{opts.targets}' holds no Linear modules in this model (are those stacks empty?)",
         )
-    groups = set(parse_groups(opts.group_rank, "group-rank", int)) | set(
-        parse_groups(opts.group_eta, "group-eta", float)
-    )
-    for group in groups:
+    for group in opts.overridden_stacks():
         require(
             group in set(names.values()),
             f"--lora.group-* names stack '{group}', but no adapted layer is in it",
@@ -127,6 +124,7 @@ def inject_adapters(
                 eta_decay_steps=eta_decay_steps,
                 path=opts.path,
                 router_rank=opts.router_rank,
+                spectral_weight=opts.spectral_weight_for(stack),
             )
             replace_module(model, name, layer)
     else:
@@ -194,10 +192,16 @@ def lora_sp_layers(model: nn.Module) -> dict[str, LoRASPLinear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, LoRASPLinear)}
 
 
-def spectral_loss(model: nn.Module) -> torch.Tensor | None:
-    """Mean energy-concentration loss of the LoRA-SP layers' last training forward (None without any)."""
-    losses = [loss for m in lora_sp_layers(model).values() if (loss := m.spectral_loss()) is not None]
-    return torch.stack(losses).mean() if losses else None
+def spectral_loss(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Of the LoRA-SP layers' last training forward: their mean energy-concentration loss (what the
+    log shows) and the mean of each one's loss times its spectral weight (what training adds to its
+    objective; a stack's weight can differ from the others'). None before any."""
+    layers = [m for m in lora_sp_layers(model).values() if m.last_scores is not None]
+    if not layers:
+        return None
+    losses = torch.stack([m.spectral_loss() for m in layers])
+    weights = losses.new_tensor([m.spectral_weight for m in layers])
+    return losses.mean(), (losses * weights).mean()
 
 
 def active_ranks(model: nn.Module, reset: bool = True) -> dict[str, float]:

@@ -13,7 +13,7 @@ eta follows a cosine schedule from `eta_start` to `eta` over `eta_decay_steps` t
 passes. The layer counts those passes itself (a buffer, saved with the adapter), so the schedule
 runs without any call in the training loop and resumes with the run. The spectral loss, which
 pushes the score energy onto few vectors, is the layer's `spectral_loss()` of its last training
-forward; the training loop adds it, weighted.
+forward; the training loop adds it times the layer's `spectral_weight`.
 
 When the active vectors are few, only they are computed: the union of the vectors any token in
 the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would
@@ -129,6 +129,7 @@ class LoRASPLinear(nn.Module):
         path: str = "auto",
         gather_below: float = 0.25,
         router_rank: int = 0,
+        spectral_weight: float = 0.0,
     ):
         super().__init__()
         self.base_layer = base
@@ -138,6 +139,7 @@ class LoRASPLinear(nn.Module):
         self.rank, self.scale = rank, alpha / rank
         self.eta, self.eta_start, self.eta_decay_steps = eta, eta_start, eta_decay_steps
         self.path, self.gather_below = path, gather_below
+        self.spectral_weight = spectral_weight  # of this layer's concentration loss in training
         factory = dict(device=base.weight.device, dtype=base.weight.dtype)
         self.lora_A = nn.Parameter(torch.empty(rank, d_in, **factory))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft's LoRA A

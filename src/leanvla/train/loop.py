@@ -118,7 +118,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         truncate_metrics(run, step)
         truncate_metrics(run, step, ACTIVE_RANK)
         record_environment(run, step)
-    sp_weight = cfg.lora.spectral_weight if cfg.adapter == "lora-sp" else 0.0
+    spectral_on = any(m.spectral_weight > 0 for m in lora_sp_layers(model).values())
     step_fn: nn.Module = ActionError(model)
     if parts.teacher is not None:
         from leanvla.decode.distill import DistilledError
@@ -187,9 +187,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         objective = loss
         if aux_loss is not None:
             objective = objective + cfg.aux.weight * aux_loss
-        spectral = spectral_loss(model) if sp_weight > 0 else None
-        if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
-            objective = objective + sp_weight * spectral
+        spectral, terms = None, spectral_loss(model) if spectral_on else None
+        if terms is not None:  # LoRA-SP's energy concentration (each process's own mean)
+            spectral, weighted = terms
+            objective = objective + weighted
         penalty = orth() if orth is not None else None
         if penalty is not None:  # CapVector: updates orthogonal to the capability vector
             objective = objective + cfg.orth.weight * penalty
