@@ -187,10 +187,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         objective = loss
         if aux_loss is not None:
             objective = objective + cfg.aux.weight * aux_loss
-        spectral, terms = None, spectral_loss(model) if spectral_on else None
-        if terms is not None:  # LoRA-SP's energy concentration (each process's own mean)
-            spectral, weighted = terms
-            objective = objective + weighted
+        spectral = spectral_loss(model) if spectral_on else None  # (logged mean, weighted term)
+        if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
+            objective = objective + spectral[1]
         penalty = orth() if orth is not None else None
         if penalty is not None:  # CapVector: updates orthogonal to the capability vector
             objective = objective + cfg.orth.weight * penalty
@@ -226,7 +225,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 record["aux"] = float(aux_loss.detach()) / world.size
             ranks = active_ranks(model)  # empty without LoRA-SP layers
             if ranks:
-                record["spectral"] = float(spectral.detach()) if spectral is not None else None
+                record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
                 record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
                 record["active_rank"] = sum(ranks.values()) / len(ranks)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
