@@ -121,6 +121,21 @@ def test_spectral_loss_weights_each_stack_by_its_own_weight(base):
             assert router_grad is not None and router_grad.abs().sum() > 0
 
 
+def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
+    """Runs without per-stack weights repeat bit for bit those from before they existed."""
+    from leanvla.adapt.inject import lora_sp_layers, spectral_loss
+
+    model, *_ = base
+    inject_adapters(model, "lora-sp", LoRAOptions(rank=4, eta=0.8))
+    model.train()
+    model.action_error(*random_batch(model))
+    for weight in (0.3, 0.7, 0.9, 1 / 3):  # a mean of weighted losses rounds differently for some
+        for layer in lora_sp_layers(model).values():
+            layer.spectral_weight = weight
+        mean, weighted = spectral_loss(model)
+        assert torch.equal(weighted, weight * mean)
+
+
 @pytest.mark.parametrize(
     "opts, message",
     [
