@@ -200,10 +200,10 @@ def spectral_loss(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not layers:
         return None
     losses = torch.stack([m.spectral_loss() for m in layers])
-    weights = [m.spectral_weight for m in layers]
+    mean, weights = losses.mean(), [m.spectral_weight for m in layers]
     if len(set(weights)) == 1:  # one weight: the arithmetic of runs before per-stack weights, bit for bit
-        return losses.mean(), weights[0] * losses.mean()
-    return losses.mean(), (losses * losses.new_tensor(weights)).mean()
+        return mean, weights[0] * mean
+    return mean, (losses * losses.new_tensor(weights)).mean()
 
 
 def active_ranks(model: nn.Module, reset: bool = True) -> dict[str, float]:
