@@ -1,7 +1,7 @@
 """Does the capacity LoRA-SP holds open in a stack follow how much the policy reads that stack's input?
 
     python benchmarks/adapt_stacks.py --seed 1 --work outputs/bench/adapt_stacks_seed1 --name adapt_stacks_seed1 \
-        --vision-spectral-weight 0
+        --vision-spectral-weight 0 0.001 0.003
 
 adapt.py found (seed 0) that on a base with a vision tower the vision layers keep 9.5 of 64 vectors,
 and 23.5 once the proprio state is dropped from half the training samples, after which that policy
@@ -9,9 +9,9 @@ read its images (docs/RESULTS.md: on seed 1 it did not, and its vision layers fe
 trains the same LoRA-SP row (R = the narrowest target's width, eta 0.8, spectral weight 1e-2, I/O
 modules trained, adapters on the backbone, expert and vision stacks) twice on another --seed
 (recording, adapter initialisation, batch order), with the state always seen and with it dropped
-from --state-dropout of the samples; with --vision-spectral-weight, a third time with the dropout
-and that spectral weight on the vision stack alone (`--lora.group-spectral-weight`), which tells
-whether the spectral loss is what closes the vision routers. It reports each stack's mean active
+from --state-dropout of the samples; with --vision-spectral-weight, once more with the dropout for
+each weight given, at that spectral weight on the vision stack alone (`--lora.group-spectral-weight`),
+which tells whether the spectral loss is what closes the vision routers, and from which weight. It reports each stack's mean active
 rank over the last quarter of training, and each vision layer's. No closed loop: the question is
 where the routers put their capacity (benchmarks/generalization.py measures what the policies read).
 
@@ -44,9 +44,11 @@ def main() -> None:
     parser.add_argument(
         "--vision-spectral-weight",
         type=float,
-        default=None,
-        help="also train the dropout run with the vision stack's spectral weight at this value "
-        "(the others keep 1e-2): does the spectral loss close the vision routers?",
+        nargs="+",
+        default=[],
+        metavar="W",
+        help="also train the dropout run with the vision stack's spectral weight at each of these "
+        "values (the others keep 1e-2): does the spectral loss close the vision routers, and from which weight?",
     )
     parser.add_argument("--name", default="adapt_stacks", help="result file name (without .md)")
     args = parser.parse_args()
@@ -60,8 +62,9 @@ def main() -> None:
         parser.error(str(exc))
     if args.state_dropout == 0:
         parser.error("--state-dropout 0 would train the same run twice; give the fraction to drop, e.g. 0.5")
-    if args.vision_spectral_weight is not None and args.vision_spectral_weight < 0:
-        parser.error(f"--vision-spectral-weight must be >= 0, got {args.vision_spectral_weight:g}")
+    for weight in args.vision_spectral_weight:
+        if weight < 0:
+            parser.error(f"--vision-spectral-weight must be >= 0, got {weight:g}")
 
     # The shared base is pretrained on seed 0 whatever --seed is, as in adapt.py's replications.
     base = pretrained_base(vision_layers=VISION_LAYERS)
@@ -74,8 +77,7 @@ def main() -> None:
         f"state dropout {dropout:g}": (f"state-dropout-{dropout:g}", dropout, variants(max_rank)[row])
         for dropout in (0.0, args.state_dropout)
     }
-    if args.vision_spectral_weight is not None:
-        weight = args.vision_spectral_weight
+    for weight in args.vision_spectral_weight:
         plans[f"state dropout {args.state_dropout:g}, vision spectral weight {weight:g}"] = (
             f"state-dropout-{args.state_dropout:g}-vision-spectral-{weight:g}",
             args.state_dropout,
@@ -121,7 +123,7 @@ def main() -> None:
         f"adapters on the {TARGETS.replace(',', ', ')} stacks, I/O modules trained, {args.steps} steps on DEMO5 "
         f"({args.episodes} demonstrations per task recorded with seed {args.seed}), seed {args.seed}; the runs "
         f"differ only in the fraction of training samples whose proprio state is dropped"
-        + (", and in the third, the vision stack's spectral weight" if len(runs) > 2 else "")
+        + (", and in the runs after the second, the vision stack's spectral weight" if len(runs) > 2 else "")
         + ". Mean active rank over the last quarter of training.",
         "",
         "| run | " + " | ".join(stacks) + " | train s |",
