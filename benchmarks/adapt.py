@@ -141,7 +141,8 @@ def row_config(
         out=out,
         init=base,
         adapter=kind,
-        lora=LoRAOptions(targets=targets, train_io=train_io, **options),
+        # Full fine-tuning trains every weight: adapter options would be refused.
+        lora=LoRAOptions() if kind == "full" else LoRAOptions(targets=targets, train_io=train_io, **options),
         steps=steps,
         lr=FULL_LR if kind == "full" else ADAPTER_LR,
         seed=seed,

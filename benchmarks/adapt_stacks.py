@@ -38,7 +38,7 @@ TARGETS = "backbone,expert,vision"
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, work="outputs/bench/adapt_stacks")
+    parser = benchmark_parser(__doc__, work="outputs/bench/adapt_stacks", closed_loop=False)
     parser.add_argument("--steps", type=int, default=1000, help="adaptation steps, as adapt.py")
     parser.add_argument("--state-dropout", type=float, default=0.5)
     parser.add_argument(

@@ -42,12 +42,13 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def benchmark_parser(doc: str, work: str) -> argparse.ArgumentParser:
-    """The options every benchmark takes (data size, evaluation size, seed, work directory); a
-    script adds its own."""
+def benchmark_parser(doc: str, work: str, closed_loop: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes (data size, seed, work directory, and the evaluation's
+    size where it runs the closed loop); a script adds its own."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50, help="demonstrations per task")
-    parser.add_argument("--eval-episodes", type=int, default=50, help="closed-loop episodes per task")
+    if closed_loop:
+        parser.add_argument("--eval-episodes", type=int, default=50, help="closed-loop episodes per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path(work), help="runs and results.json (resumable)")
     return parser

@@ -135,7 +135,7 @@ def naive(model, linears, loss, episodes, tasks, dim: int) -> dict:
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, work="outputs/bench/curate_speed")
+    parser = benchmark_parser(__doc__, work="outputs/bench/curate_speed", closed_loop=False)
     parser.add_argument("--sizes", default="tiny,small,base", help="reference VLA sizes, smallest first")
     parser.add_argument("--demos", type=int, default=16, help="demonstrations scored")
     parser.add_argument("--frames", type=int, default=16, help="frames per demonstration")

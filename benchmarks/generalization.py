@@ -184,6 +184,7 @@ def measure(policy, directory: Path, args, train_data: Path, new_data: Path) -> 
     if eval_file.is_file():
         result = json.loads(eval_file.read_text())
         m["success"] = result["mean_success"]
+        m["success_ci95"] = result["mean_ci95"]
         m["success_per_task"] = {t: r["success_rate"] for t, r in result["per_task"].items()}
         m["success_episodes_per_task"] = result["protocol"]["episodes_per_task"]
     return m
@@ -285,11 +286,14 @@ def report(args, measured: dict, train_data: Path, new_data: Path, figure: Path)
         success_line(measured),
         "",
         "| policy | training demos, 8 steps | new positions, 8 steps | new, first action | ... images swapped "
-        "| ... state swapped | own closed-loop states | ... at reset | training loss, last quarter | success % |",
+        "| ... state swapped | own closed-loop states | ... at reset | training loss, last quarter | success % [95% CI] |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, m in measured.items():
-        success = f"{100 * m['success']:.1f}" if "success" in m else "not evaluated"
+        success = "not evaluated"
+        if "success" in m:
+            low, high = m["success_ci95"]
+            success = f"{100 * m['success']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
         loss = f"{m['training_loss_last_quarter']:.3f}" if "training_loss_last_quarter" in m else "no log"
         cells = [m[k] for k in ("train", "held_out", *CONDITIONS, "on_policy_first_chunk")]
         lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {loss} | {success} |")

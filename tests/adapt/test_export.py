@@ -3,6 +3,7 @@ base is refused."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -101,12 +102,33 @@ def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_an_adapter_option_this_version_lacks_is_refused_on_load(adapter_run, tmp_path, capsys):
+    run_copy = tmp_path / "run"
+    shutil.copytree(adapter_run / "policy", run_copy)
+    config = run_copy / "config.json"
+    meta = json.loads(config.read_text())
+    meta["adapter"]["future_option"] = 1
+    config.write_text(json.dumps(meta))
+    assert main(["export", "--policy", str(run_copy), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json, 'adapter': unknown adapter option 'future_option'" in err[0]
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
         (["--adapter", "lora-sp", "--lora.eta", "1.5"], "--lora.eta must be in (0, 1]"),
         (["--adapter", "lora", "--lora.regex", "nothing_here"], "matches no nn.Linear"),
         (["--adapter", "lora", "--lora.rank", "999"], "rank 999 is larger than"),
+        # An option the adapter would ignore: without --adapter, training would touch every weight.
+        (["--lora.rank", "8"], "--lora.rank sets an adapter, but --adapter is full (the default)"),
+        (["--adapter", "full", "--lora.no-train-io"], "--lora.no-train-io sets an adapter"),
+        (["--adapter", "lora", "--lora.eta", "0.8"], "--lora.eta applies to --adapter lora-sp only"),
+        (
+            ["--adapter", "lora", "--lora.group-spectral-weight", "vision=0"],
+            "--lora.group-spectral-weight applies to --adapter lora-sp only",
+        ),
     ],
 )
 def test_train_bad_adapter_options(tiny_run, tiny_dataset, tmp_path, capsys, options, message):

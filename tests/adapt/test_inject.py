@@ -72,8 +72,16 @@ def test_an_adapted_io_module_keeps_its_base_frozen(base):
 
 
 def test_adapters_saved_before_train_io_load_with_those_modules_frozen():
-    assert LoRAOptions.from_dict({"rank": 4}).train_io is False
-    assert LoRAOptions.from_dict(LoRAOptions(rank=4).to_dict()).train_io is True
+    assert LoRAOptions.from_dict({"rank": 4}, "x").train_io is False
+    assert LoRAOptions.from_dict(LoRAOptions(rank=4).to_dict(), "x").train_io is True
+
+
+def test_an_option_this_version_lacks_is_refused_not_dropped():
+    # Dropping it would build a different adapter from the one that was trained.
+    with pytest.raises(
+        UserError, match=r"^run/config.json: unknown adapter option 'future' \(written by a newer"
+    ):
+        LoRAOptions.from_dict({**LoRAOptions().to_dict(), "future": 1}, "run/config.json")
 
 
 def test_targets_by_stack_regex_and_group_rank(base):

@@ -55,3 +55,19 @@ def test_unknown_option_is_one_line_naming_it():
     with pytest.raises(UserError, match=r"run/train_config.json: unknown option aux.future_option") as err:
         config_from_json(saved, where="run/train_config.json")
     assert "\n" not in str(err.value)
+
+
+def test_a_full_run_that_recorded_adapter_options_reads_back_runnable():
+    # Before check_used_by, benchmark full fine-tuning rows wrote their shared --lora.targets.
+    saved = _through_file(TrainConfig(data=Path("/d"), out=Path("o")))
+    saved["lora"]["targets"] = "backbone,expert"
+    back = config_from_json(saved)
+    assert back.lora == LoRAOptions()
+    back.check_adapter()
+
+
+def test_an_adapter_option_the_version_lacks_names_the_file():
+    saved = _through_file(TrainConfig(data=Path("/d"), out=Path("o"), init=Path("/b"), adapter="lora"))
+    saved["lora"]["future_option"] = 1
+    with pytest.raises(UserError, match=r"^run/train_config.json: unknown adapter option 'future_option'"):
+        config_from_json(saved, where="run/train_config.json")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from leanvla.adapt.lora_sp import PATHS
 from leanvla.errors import UserError, require
 
 ADAPTERS = ("full", "lora", "lora-sp")
+
+# The options only LoRA-SP reads: peft's LoRA has one fixed rank and no router.
+LORA_SP_ONLY = (
+    "eta",
+    "eta_start",
+    "eta_decay",
+    "group_eta",
+    "spectral_weight",
+    "group_spectral_weight",
+    "router_rank",
+    "path",
+)
 
 
 @dataclass
@@ -69,15 +81,45 @@ class LoRAOptions:
         for stack, value in self.group_overrides("group_rank").items():
             require(value >= 1, f"--lora.group-rank for '{stack}' must be >= 1, got {value}")
 
+    def check_used_by(self, adapter: str) -> None:
+        """An option the adapter would ignore is a mistake (`--lora.rank 8` without `--adapter lora`
+        would fine-tune every weight): say which."""
+        changed = self.changed_flags()
+        if adapter == "full" and changed:
+            flag = next(iter(changed.values()))
+            raise UserError(
+                f"{flag} sets an adapter, but --adapter is full (the default): pass --adapter lora or "
+                f"lora-sp (with --init) to train adapters, or drop {flag}"
+            )
+        if adapter == "lora":
+            for name, flag in changed.items():
+                require(
+                    name not in LORA_SP_ONLY,
+                    f"{flag} applies to --adapter lora-sp only (peft's LoRA has one fixed rank): "
+                    "pass --adapter lora-sp, or drop it",
+                )
+
+    def changed_flags(self) -> dict[str, str]:
+        """{field: the command-line flag that sets it} for each option away from its default."""
+        default = LoRAOptions()
+        return {
+            f.name: f"--lora.{'no-' if getattr(self, f.name) is False else ''}{f.name.replace('_', '-')}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> LoRAOptions:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+    def from_dict(cls, d: dict, where: str) -> LoRAOptions:
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(
+                f"{where}: unknown adapter option '{unknown[0]}' (written by a newer leanvla?); upgrade leanvla"
+            )
         # Adapters saved before train_io existed kept those modules frozen.
-        known.setdefault("train_io", False)
-        return cls(**known)
+        return cls(**{"train_io": False, **d})
 
     def group_overrides(self, field: str) -> dict:
         """One of the GROUP_OPTIONS parsed: {stack: value}."""

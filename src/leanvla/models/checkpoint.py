@@ -35,12 +35,22 @@ def build_model(meta: dict) -> nn.Module:
     """An untrained model of the type and config in `meta` (with its adapters, if it has any)."""
     model = _build_architecture(meta)
     if meta.get("adapter"):
-        from leanvla.adapt.config import LoRAOptions
         from leanvla.adapt.inject import inject_adapters
 
         adapter = meta["adapter"]
-        inject_adapters(model, adapter["kind"], LoRAOptions.from_dict(adapter), adapter["eta_decay_steps"])
+        inject_adapters(model, adapter["kind"], adapter_options(adapter, CONFIG), adapter["eta_decay_steps"])
     return model
+
+
+def adapter_options(adapter: dict, config: str | Path):
+    """The --lora.* options in the adapter record of a checkpoint's `config` (the record also names
+    the adapter's kind, its eta schedule and its base)."""
+    from leanvla.adapt.config import LoRAOptions
+
+    record = ("kind", "eta_decay_steps", "base", "base_sha256")
+    return LoRAOptions.from_dict(
+        {k: v for k, v in adapter.items() if k not in record}, f"{config}, 'adapter'"
+    )
 
 
 def _build_architecture(meta: dict) -> nn.Module:
@@ -186,7 +196,6 @@ def adapter_base(base: str | Path) -> dict:
 
 def _load_adapted(meta: dict, directory: Path) -> nn.Module:
     """The frozen base from its own checkpoint, with this checkpoint's adapters on it."""
-    from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import adapter_state_dict, inject_adapters
 
     adapter = meta["adapter"]
@@ -200,7 +209,9 @@ def _load_adapted(meta: dict, directory: Path) -> nn.Module:
         f"the base checkpoint {base} changed since {directory} was trained on it (SHA-256 differs); its adapters would not fit it",
     )
     model = load_model(base)[0]
-    inject_adapters(model, adapter["kind"], LoRAOptions.from_dict(adapter), adapter["eta_decay_steps"])
+    inject_adapters(
+        model, adapter["kind"], adapter_options(adapter, directory / CONFIG), adapter["eta_decay_steps"]
+    )
     own = adapter_state_dict(model)
     load_state_dict_checked(model, load_file(str(directory / ADAPTER)), str(directory / ADAPTER), own)
     return model

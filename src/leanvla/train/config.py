@@ -182,7 +182,9 @@ class TrainConfig:
     """Start over even if --out holds a run."""
 
     def check_adapter(self) -> None:
-        """Adapter options are wrong, or there is no frozen base: say so before any data is read."""
+        """Adapter options are wrong, set for an adapter that ignores them, or there is no frozen base:
+        say so before any data is read."""
+        self.lora.check_used_by(self.adapter)
         if self.adapter == "full":
             return
         require(

@@ -69,7 +69,7 @@ def config_from_json(saved: dict, where: str = "train_config.json") -> TrainConf
         for name, value in d.items():
             kind = hints[name]
             if kind is LoRAOptions:
-                values[name] = LoRAOptions.from_dict(value)
+                values[name] = LoRAOptions.from_dict(value, where)
             elif is_dataclass(kind):
                 values[name] = build(kind, value, f"{prefix}{name}.")
             elif value is not None and Path in (kind, *typing.get_args(kind)):
@@ -78,7 +78,10 @@ def config_from_json(saved: dict, where: str = "train_config.json") -> TrainConf
                 values[name] = value
         return cls(**values)
 
-    return build(TrainConfig, saved, "")
+    cfg = build(TrainConfig, saved, "")
+    if cfg.adapter == "full":  # runs from before check_used_by could carry --lora.* options they ignored
+        cfg.lora = LoRAOptions()
+    return cfg
 
 
 def saved_step(run: Path) -> int | None:
@@ -107,7 +110,7 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     elif isinstance(saved.get("lora"), dict):  # options added since the run started read as it ran
         from leanvla.adapt.config import LoRAOptions
 
-        saved["lora"] = LoRAOptions.from_dict(saved["lora"]).to_dict()
+        saved["lora"] = LoRAOptions.from_dict(saved["lora"], str(run / "train_config.json")).to_dict()
     for key in now:
         if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
             raise UserError(
