@@ -12,7 +12,8 @@ modules trained, adapters on the backbone, expert and vision stacks) twice on an
 from --state-dropout of the samples; with --vision-spectral-weight, once more with the dropout for
 each weight given, at that spectral weight on the vision stack alone (`--lora.group-spectral-weight`),
 which tells whether the spectral loss is what closes the vision routers, and from which weight. It reports each stack's mean active
-rank over the last quarter of training, and each vision layer's. No closed loop: the question is
+rank over the last quarter of training, and each vision layer's, and plots the vision stack's
+active rank over training, one line per run (where the collapse happens). No closed loop: the question is
 where the routers put their capacity (benchmarks/generalization.py measures what the policies read).
 
 Writes docs/results/<--name>.md; runs and results in WORK (finished runs are reused).
@@ -20,8 +21,11 @@ Writes docs/results/<--name>.md; runs and results in WORK (finished runs are reu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from adapt import active_rank_by_stack, narrowest_target, row_config, variants
 from common import (
+    RESULTS,
     Results,
     benchmark_parser,
     cached_dataset,
@@ -114,6 +118,8 @@ def main() -> None:
 
     labels = list(runs)
     stacks = list(done[labels[0]]["by_stack"])
+    figure = f"{args.name}_vision.png"
+    plot_vision_rank(runs, max_rank, RESULTS / figure)
     lines = [
         "# Adapt: which stacks LoRA-SP gives capacity, with and without the proprio state dropped",
         "",
@@ -145,8 +151,31 @@ def main() -> None:
             + " |"
             for layer in done[labels[0]]["vision_layers"]
         ),
+        "",
+        f"![vision stack's active rank over training]({figure})",
+        "",
+        "The vision stack's active rank over training: the mean over its adapted layers at each logged step "
+        "(from each run's active_rank.jsonl).",
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+def plot_vision_rank(runs: dict[str, Path], rank: int, out: Path) -> None:
+    """The vision stack's mean active rank at each logged step, one line per run."""
+    from leanvla.adapt.report import ACTIVE_RANK, read_active_rank
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for label, run in runs.items():
+        steps, names, rows = read_active_rank(run / ACTIVE_RANK)
+        vision = [i for i, name in enumerate(names) if name.startswith("vision.")]
+        ax.plot(steps, [sum(row[i] for i in vision) / len(vision) for row in rows], label=label)
+    ax.set_ylim(0, rank)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"vision stack: mean active rank (of R = {rank})")
+    ax.legend(fontsize=7)
+    save_figure(fig, out, dpi=110)
 
 
 if __name__ == "__main__":
