@@ -34,3 +34,40 @@ def test_last_quarter_means_average_the_last_quarter_of_the_logged_steps(log):
 def test_the_figure_is_drawn(log, tmp_path):
     out = plot_active_rank(log, tmp_path / "rank.png")
     assert out.stat().st_size > 1000
+
+
+def _settled_at(model, tmp_path, vision: float, other: float = 30.0):
+    """An active-rank log in which every vision layer settled at `vision` vectors, the rest at `other`."""
+    from leanvla.adapt.inject import lora_sp_layers
+
+    ranks = {n: vision if n.startswith("vision.") else other for n in lora_sp_layers(model)}
+    path = tmp_path / "active_rank.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "layers": ranks}) + "\n" for s in (10, 20, 30, 40)))
+    return path
+
+
+@pytest.mark.parametrize(
+    "vision_weight, vision, warned",
+    [(None, 1.4, True), (None, 2.5, False), (0.0, 1.4, False)],
+    ids=["shut", "open", "shut-without-the-loss"],
+)
+def test_a_stack_the_spectral_loss_shut_is_named(tmp_path, vision_weight, vision, warned):
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.inject import inject_adapters
+    from leanvla.adapt.report import shut_stacks
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    model = VLA(vla_config("tiny", vision_layers=1))
+    groups = "" if vision_weight is None else f"vision={vision_weight}"
+    inject_adapters(model, "lora-sp", LoRAOptions(rank=8, spectral_weight=1e-2, group_spectral_weight=groups))
+    warnings = shut_stacks(model, _settled_at(model, tmp_path, vision))
+    assert warnings == (
+        [
+            f"LoRA-SP's vision stack settled at {vision:.1f} of 8 vectors per token under spectral weight 0.01: "
+            "the loss may have shut it before training could use it (docs/RESULTS.md, Adapt); if its input "
+            "matters, retrain with a lower --lora.group-spectral-weight vision=..."
+        ]
+        if warned
+        else []
+    )

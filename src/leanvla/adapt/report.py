@@ -7,6 +7,11 @@ from pathlib import Path
 
 ACTIVE_RANK = "active_rank.jsonl"  # in a run directory: {"step", "layers": {name: mean active rank}}
 
+SHUT = 2.0
+"""Vectors per token at or below which a stack's adapters count as shut (one or two directions
+left). On one seed the spectral loss at 1e-2 shut the vision stack so (1.4 of 64) before the policy
+learned to read its images; at 5e-3 the stack kept 31 (docs/RESULTS.md, Adapt)."""
+
 
 def read_active_rank(path: Path) -> tuple[list[int], list[str], list[list[float]]]:
     """(logged steps, layer names, rows of per-layer mean active rank, one row per step)."""
@@ -55,3 +60,32 @@ def plot_active_rank(path: Path, out: Path) -> Path:
     ax_bar.set_xlabel("mean, last quarter")
     save_figure(fig, out, dpi=110)
     return out
+
+
+def shut_stacks(model, log: Path) -> list[str]:
+    """A warning for each stack of the model's layout whose LoRA-SP layers, averaged over the last
+    quarter of training, kept SHUT vectors per token or fewer while a spectral loss pulled on them."""
+    from leanvla.adapt.inject import lora_sp_layers
+    from leanvla.errors import UserError
+    from leanvla.models.layout import layout_for
+
+    try:
+        layout = layout_for(model)
+    except UserError:  # layers chosen by --lora.regex on a model without a layout: no stacks to name
+        return []
+    settled, layers = last_quarter_means(log), lora_sp_layers(model)
+    warnings = []
+    for stack in layout.stacks:
+        names = [name for name in layers if name.startswith(stack.path + ".")]
+        if not names:
+            continue
+        kept = sum(settled[name] for name in names) / len(names)
+        first = layers[names[0]]  # rank and spectral weight are set per stack
+        if first.spectral_weight > 0 and kept <= SHUT:
+            warnings.append(
+                f"LoRA-SP's {stack.name} stack settled at {kept:.1f} of {first.rank} vectors per token under "
+                f"spectral weight {first.spectral_weight:g}: the loss may have shut it before training could "
+                f"use it (docs/RESULTS.md, Adapt); if its input matters, retrain with a lower "
+                f"--lora.group-spectral-weight {stack.name}=..."
+            )
+    return warnings
