@@ -1,7 +1,7 @@
 """Does the capacity LoRA-SP holds open in a stack follow how much the policy reads that stack's input?
 
     python benchmarks/adapt_stacks.py --seed 1 --work outputs/bench/adapt_stacks_seed1 --name adapt_stacks_seed1 \
-        --vision-spectral-weight 0 0.001 0.003
+        --vision-spectral-weight 0 0.001 0.003 0.005
 
 adapt.py found (seed 0) that on a base with a vision tower the vision layers keep 9.5 of 64 vectors,
 and 23.5 once the proprio state is dropped from half the training samples, after which that policy
@@ -11,10 +11,11 @@ modules trained, adapters on the backbone, expert and vision stacks) twice on an
 (recording, adapter initialisation, batch order), with the state always seen and with it dropped
 from --state-dropout of the samples; with --vision-spectral-weight, once more with the dropout for
 each weight given, at that spectral weight on the vision stack alone (`--lora.group-spectral-weight`),
-which tells whether the spectral loss is what closes the vision routers, and from which weight. It reports each stack's mean active
-rank over the last quarter of training, and each vision layer's, and plots the vision stack's
-active rank over training, one line per run (where the collapse happens). No closed loop: the question is
-where the routers put their capacity (benchmarks/generalization.py measures what the policies read).
+which tells whether the spectral loss is what closes the vision routers, and from which weight. It
+reports each stack's mean active rank over the last quarter of training and each vision layer's,
+and plots the vision stack's active rank over training, one line per run (where the collapse
+happens). No closed loop: the question is where the routers put their capacity
+(benchmarks/generalization.py measures what the policies read).
 
 Writes docs/results/<--name>.md; runs and results in WORK (finished runs are reused).
 """
