@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -26,6 +27,9 @@ from leanvla.data.normalize import Normalizer
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import UserError, require
 from leanvla.models.policy import Policy
+
+if TYPE_CHECKING:
+    from leanvla.adapt.config import LoRAOptions
 
 CONFIG, WEIGHTS, STATS, PROVENANCE = "config.json", "model.safetensors", "stats.json", "provenance.json"
 ADAPTER = "adapter.safetensors"
@@ -42,7 +46,7 @@ def build_model(meta: dict) -> nn.Module:
     return model
 
 
-def adapter_options(adapter: dict, config: str | Path):
+def adapter_options(adapter: dict, config: str | Path) -> LoRAOptions:
     """The --lora.* options in the adapter record of a checkpoint's `config` (the record also names
     the adapter's kind, its eta schedule and its base)."""
     from leanvla.adapt.config import LoRAOptions
