@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
             try:
+                if hasattr(cfg, "check_command_line"):
+                    cfg.check_command_line(argv[len(words) :])
                 runner(cfg)
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)

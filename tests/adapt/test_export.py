@@ -124,6 +124,10 @@ def test_an_adapter_option_this_version_lacks_is_refused_on_load(adapter_run, tm
         # An option the adapter would ignore: without --adapter, training would touch every weight.
         (["--lora.rank", "8"], "--lora.rank sets an adapter, but --adapter is full (the default)"),
         (["--adapter", "full", "--lora.no-train-io"], "--lora.no-train-io sets an adapter"),
+        # Typed at its default value: only the command line tells it from an untouched option.
+        (["--lora.rank", "32"], "--lora.rank sets an adapter, but --adapter is full"),
+        (["--lora.train-io"], "--lora.train-io sets an adapter, but --adapter is full"),
+        (["--adapter", "lora", "--lora.eta_start=1.0"], "--lora.eta_start applies to --adapter lora-sp only"),
         (["--adapter", "lora", "--lora.eta", "0.8"], "--lora.eta applies to --adapter lora-sp only"),
         (
             ["--adapter", "lora", "--lora.group-spectral-weight", "vision=0"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
@@ -9,6 +10,7 @@ from leanvla.adapt.lora_sp import PATHS
 from leanvla.errors import UserError, require
 
 ADAPTERS = ("full", "lora", "lora-sp")
+PREFIX = "--lora."  # of every LoRAOptions flag on the command line
 
 # The options only LoRA-SP reads: peft's LoRA has one fixed rank and no router.
 LORA_SP_ONLY = (
@@ -81,32 +83,44 @@ class LoRAOptions:
         for stack, value in self.group_overrides("group_rank").items():
             require(value >= 1, f"--lora.group-rank for '{stack}' must be >= 1, got {value}")
 
-    def check_used_by(self, adapter: str) -> None:
+    def check_used_by(self, adapter: str, typed: Iterable[str] = ()) -> None:
         """An option the adapter would ignore is a mistake (`--lora.rank 8` without `--adapter lora`
-        would fine-tune every weight): say which."""
-        changed = self.changed_flags()
-        if adapter == "full" and changed:
-            flag = next(iter(changed.values()))
+        would fine-tune every weight): say which. `typed` holds the flags given on the command line,
+        so that one typed at its default value (`--lora.rank 32`) counts as set too."""
+        flags = self.set_flags(typed)
+        if adapter == "full" and flags:
+            flag = next(iter(flags.values()))
             raise UserError(
                 f"{flag} sets an adapter, but --adapter is full (the default): pass --adapter lora or "
                 f"lora-sp (with --init) to train adapters, or drop {flag}"
             )
         if adapter == "lora":
-            for name, flag in changed.items():
+            for name, flag in flags.items():
                 require(
                     name not in LORA_SP_ONLY,
                     f"{flag} applies to --adapter lora-sp only (peft's LoRA has one fixed rank): "
                     "pass --adapter lora-sp, or drop it",
                 )
 
-    def changed_flags(self) -> dict[str, str]:
-        """{field: the command-line flag that sets it} for each option away from its default."""
-        default = LoRAOptions()
-        return {
-            f.name: f"--lora.{'no-' if getattr(self, f.name) is False else ''}{f.name.replace('_', '-')}"
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-        }
+    def set_flags(self, typed: Iterable[str] = ()) -> dict[str, str]:
+        """{field: the command-line flag that sets it}, in field order, for each option away from its
+        default or among the `typed` flags (as the command line spelled them: `--lora.eta_start=1`)."""
+        default, names = LoRAOptions(), self.__dataclass_fields__
+        given = {}
+        for token in typed:
+            flag = token.split("=")[0]
+            name = flag.removeprefix(PREFIX).replace("-", "_")
+            name = name if name in names else name.removeprefix("no_")  # --lora.no-train-io
+            if flag.startswith(PREFIX) and name in names:
+                given[name] = flag
+        flags = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != getattr(default, f.name):
+                flags[f.name] = f"{PREFIX}{'no-' if value is False else ''}{f.name.replace('_', '-')}"
+            elif f.name in given:
+                flags[f.name] = given[f.name]
+        return flags
 
     def to_dict(self) -> dict:
         return asdict(self)

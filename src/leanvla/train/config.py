@@ -193,6 +193,11 @@ class TrainConfig:
         )
         self.lora.validate()
 
+    def check_command_line(self, args: list[str]) -> None:
+        """What only the command line shows (`leanvla` calls this before the run): an adapter option
+        typed at its default value for an adapter that ignores it, e.g. `--lora.rank 32` alone."""
+        self.lora.check_used_by(self.adapter, typed=[arg for arg in args if arg.startswith("--")])
+
     def check_aux(self) -> None:
         require(self.aux.horizon >= 0, f"--aux.horizon must be >= 0, got {self.aux.horizon}")
         require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
