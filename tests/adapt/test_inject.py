@@ -185,7 +185,7 @@ def test_bad_options(base, opts, message):
 
 @pytest.mark.parametrize("kind, router_rank", [("lora", 0), ("lora-sp", 0), ("lora-sp", 2)])
 def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, kind, router_rank):
-    from leanvla.models.checkpoint import ADAPTER, WEIGHTS, adapter_base, resolve_checkpoint
+    from leanvla.models.checkpoint import ADAPTER, WEIGHTS, adapter_record, resolve_checkpoint
 
     model, meta, stats, _ = base
     opts = LoRAOptions(rank=4, eta=0.7, router_rank=router_rank)
@@ -196,10 +196,7 @@ def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, ki
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.1)  # a trained adapter
     expected = fixed_error(model)
-    meta = {
-        **meta,
-        "adapter": {"kind": kind, **opts.to_dict(), "eta_decay_steps": 0, **adapter_base(tiny_run)},
-    }
+    meta = {**meta, "adapter": adapter_record(kind, opts, 0, tiny_run)}
     save_checkpoint(tmp_path / "adapted", model, meta, stats)
     assert (tmp_path / "adapted" / ADAPTER).is_file() and not (tmp_path / "adapted" / WEIGHTS).exists()
     saved = set(adapter_state_dict(model))

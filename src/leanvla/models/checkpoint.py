@@ -46,14 +46,28 @@ def build_model(meta: dict) -> nn.Module:
     return model
 
 
+# What an adapter record holds beside the --lora.* options: the adapter's kind, the eta schedule's
+# length in steps, and the frozen base (found and verified on load).
+RECORD_KEYS = ("kind", "eta_decay_steps", "base", "base_sha256")
+
+
+def adapter_record(kind: str, options: LoRAOptions, eta_decay_steps: int, base: str | Path) -> dict:
+    """config.json's "adapter" for adapters of `kind` with `options` trained on the checkpoint `base`."""
+    directory = resolve_checkpoint(base)
+    require(
+        not read_meta(directory).get("adapter"),
+        f"{directory} is itself an adapter checkpoint; fold it into plain weights first with `leanvla export`",
+    )
+    own = (kind, eta_decay_steps, str(directory.resolve()), file_sha256(directory / WEIGHTS))
+    return {**options.to_dict(), **dict(zip(RECORD_KEYS, own, strict=True))}
+
+
 def adapter_options(adapter: dict, config: str | Path) -> LoRAOptions:
-    """The --lora.* options in the adapter record of a checkpoint's `config` (the record also names
-    the adapter's kind, its eta schedule and its base)."""
+    """The --lora.* options in the adapter record of a checkpoint's `config`."""
     from leanvla.adapt.config import LoRAOptions
 
-    record = ("kind", "eta_decay_steps", "base", "base_sha256")
     return LoRAOptions.from_dict(
-        {k: v for k, v in adapter.items() if k not in record}, f"{config}, 'adapter'"
+        {k: v for k, v in adapter.items() if k not in RECORD_KEYS}, f"{config}, 'adapter'"
     )
 
 
@@ -186,16 +200,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def adapter_base(base: str | Path) -> dict:
-    """What an adapter checkpoint records about its frozen base (to find and verify it on load)."""
-    directory = resolve_checkpoint(base)
-    require(
-        not read_meta(directory).get("adapter"),
-        f"{directory} is itself an adapter checkpoint; fold it into plain weights first with `leanvla export`",
-    )
-    return {"base": str(directory.resolve()), "base_sha256": file_sha256(directory / WEIGHTS)}
 
 
 def _load_adapted(meta: dict, directory: Path) -> nn.Module:

@@ -199,12 +199,11 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         meta["action_tokens"] = tokens
     if cfg.adapter != "full":
         from leanvla.adapt.inject import inject_adapters
-        from leanvla.models.checkpoint import adapter_base
+        from leanvla.models.checkpoint import adapter_record
 
         cfg.check_adapter()
         decay_steps = round(cfg.lora.eta_decay * cfg.steps)
-        meta["adapter"] = {"kind": cfg.adapter, **cfg.lora.to_dict(), "eta_decay_steps": decay_steps}
-        meta["adapter"].update(adapter_base(init_dir))
+        meta["adapter"] = adapter_record(cfg.adapter, cfg.lora, decay_steps, init_dir)
         inject_adapters(model, cfg.adapter, cfg.lora, decay_steps)
     return RunParts(data, model, meta, stats, provenance(dataset, data.episodes), teacher)
 
