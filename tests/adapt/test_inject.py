@@ -167,8 +167,21 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         (LoRAOptions(rank=40), "rank 40 is larger than"),
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),
-        (LoRAOptions(group_rank="vision=4"), "no adapted layer is in it"),
-        (LoRAOptions(group_spectral_weight="vision=0"), "no adapted layer is in it"),
+        (
+            LoRAOptions(group_rank="vision=4"),
+            "--lora.group-rank names stack 'vision', which has no adapted layers (adapted stacks: backbone, "
+            "expert); drop it or add it to --lora.targets",
+        ),
+        (
+            LoRAOptions(group_spectral_weight="vision=0"),
+            "--lora.group-spectral-weight names stack 'vision', which has no adapted layers",
+        ),
+        (
+            LoRAOptions(group_eta="decoder=0.9"),
+            "--lora.group-eta names stack 'decoder', which the layout lacks",
+        ),
+        (LoRAOptions(train_modules="("), "--lora.train-modules '(' is not a valid regular expression"),
+        (LoRAOptions(train_modules="zzz"), "--lora.train-modules 'zzz' matches no module in the model"),
         (
             LoRAOptions(group_spectral_weight="expert=-1"),
             "--lora.group-spectral-weight for 'expert' must be >= 0",

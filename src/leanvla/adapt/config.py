@@ -139,10 +139,6 @@ class LoRAOptions:
         """One of the GROUP_OPTIONS parsed: {stack: value}."""
         return parse_groups(getattr(self, field), field.replace("_", "-"), GROUP_OPTIONS[field])
 
-    def overridden_stacks(self) -> set[str]:
-        """The stacks any --lora.group-* option names."""
-        return set().union(*(self.group_overrides(field) for field in GROUP_OPTIONS))
-
     def rank_for(self, stack: str | None) -> int:
         return self.group_overrides("group_rank").get(stack, self.rank)
 

@@ -12,7 +12,7 @@ import re
 import torch
 from torch import nn
 
-from leanvla.adapt.config import LoRAOptions
+from leanvla.adapt.config import GROUP_OPTIONS, LoRAOptions
 from leanvla.adapt.lora_sp import LoRASPLinear
 from leanvla.errors import UserError, require
 
@@ -78,11 +78,7 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
             names,
             f"--lora.targets '{opts.targets}' holds no Linear modules in this model (are those stacks empty?)",
         )
-    for group in opts.overridden_stacks():
-        require(
-            group in set(names.values()),
-            f"--lora.group-* names stack '{group}', but no adapted layer is in it",
-        )
+    _check_group_stacks(opts, layout, names)
     for name, stack in names.items():
         module, rank = model.get_submodule(name), opts.rank_for(stack)
         limit = min(module.in_features, module.out_features)
@@ -91,6 +87,24 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
             f"rank {rank} is larger than {name} allows ({module.in_features} -> {module.out_features}: at most {limit}); lower --lora.rank or --lora.group-rank",
         )
     return names
+
+
+def _check_group_stacks(opts: LoRAOptions, layout, names: dict[str, str | None]) -> None:
+    """Each stack a --lora.group-* option names exists and holds adapted layers."""
+    known = [stack.name for stack in layout.stacks] if layout is not None else []
+    adapted = sorted({stack for stack in names.values() if stack is not None})
+    for field in GROUP_OPTIONS:
+        flag = f"--lora.{field.replace('_', '-')}"
+        for group in opts.group_overrides(field):
+            require(
+                group in known,
+                f"{flag} names stack '{group}', which the layout lacks (it has {', '.join(known) or 'none'})",
+            )
+            require(
+                group in adapted,
+                f"{flag} names stack '{group}', which has no adapted layers (adapted stacks: "
+                f"{', '.join(adapted) or 'none'}); drop it or add it to --lora.targets",
+            )
 
 
 def _examples(model: nn.Module) -> str:
@@ -147,14 +161,20 @@ def inject_adapters(
         for module in io_modules(model, exclude=targets).values():
             for p in module.parameters():
                 p.requires_grad_(True)
-    if opts.train_modules:
-        pattern = _compile(opts.train_modules, "--lora.train-modules")
-        matched = [m for n, m in model.named_modules() if n and pattern.search(n)]
-        require(matched, f"--lora.train-modules '{opts.train_modules}' matches no module in the model")
-        for module in matched:
-            for p in module.parameters():
-                p.requires_grad_(True)
+    for module in modules_trained_beside(model, opts):
+        for p in module.parameters():
+            p.requires_grad_(True)
     return targets
+
+
+def modules_trained_beside(model: nn.Module, opts: LoRAOptions) -> list[nn.Module]:
+    """The modules --lora.train-modules names, which train in full beside the adapters."""
+    if not opts.train_modules:
+        return []
+    pattern = _compile(opts.train_modules, "--lora.train-modules")
+    matched = [m for n, m in model.named_modules() if n and pattern.search(n)]
+    require(matched, f"--lora.train-modules '{opts.train_modules}' matches no module in the model")
+    return matched
 
 
 def io_modules(model: nn.Module, exclude=()) -> dict[str, nn.Module]:

@@ -99,9 +99,11 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
                 f"chunking (drop {flag}; `eval --n-action-steps` changes the receding horizon)",
             )
         if cfg.adapter != "full":
-            from leanvla.adapt.inject import adapter_targets
+            from leanvla.adapt.inject import adapter_targets, modules_trained_beside
 
-            adapter_targets(model, cfg.lora)  # a target or rank that cannot work fails before images decode
+            # A target, rank or module that cannot work fails before images decode.
+            adapter_targets(model, cfg.lora)
+            modules_trained_beside(model, cfg.lora)
     else:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)
