@@ -84,19 +84,6 @@ def test_an_option_this_version_lacks_is_refused_not_dropped():
         LoRAOptions.from_dict({**LoRAOptions().to_dict(), "future": 1}, "run/config.json")
 
 
-def test_set_flags_are_the_changed_options_and_the_typed_ones_in_field_order():
-    options = LoRAOptions(eta=0.8, train_io=False)
-    assert options.set_flags() == {"train_io": "--lora.no-train-io", "eta": "--lora.eta"}
-    typed = ["--data", "d", "--lora.rank", "--lora.eta_start=1.0", "--lora.no-train-io", "--lora.nonsense"]
-    assert options.set_flags(typed) == {
-        "rank": "--lora.rank",
-        "train_io": "--lora.no-train-io",
-        "eta": "--lora.eta",
-        "eta_start": "--lora.eta_start",
-    }
-    assert LoRAOptions().set_flags(["--steps", "--lora.train-io"]) == {"train_io": "--lora.train-io"}
-
-
 def test_targets_by_stack_regex_and_group_rank(base):
     model, *_ = base
     only_expert = adapter_targets(model, LoRAOptions(targets="expert"))

@@ -105,6 +105,34 @@ def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
     assert main([*args[:-2], "--method", "ties", "--density", "0.3", "--out", str(tmp_path / "ties")]) == 0
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--pair", "--method", "ties"],
+            "--method applies to combining several --vectors; --sft and --aux make one",
+        ),
+        (
+            ["--pair", "--density", "0.5"],
+            "--density applies to combining several --vectors",
+        ),  # at its default
+        (["--pair", "--weights", "1,2"], "--weights applies to combining several --vectors"),
+        (["--vectors", "--density", "0.3"], "--density applies to --method ties, dare-linear or dare-ties"),
+        (["--vectors", "--method", "ties", "--seed", "0"], "--seed draws DARE's random drops"),
+    ],
+)
+def test_an_option_the_merge_would_ignore_is_refused(pair, tiny_run, tmp_path, capsys, options, message):
+    sources = {
+        "--pair": ["--sft", str(pair / "sft"), "--aux", str(pair / "aux")],
+        "--vectors": ["--vectors", f"{pair / 'sft'},{pair / 'aux'}"],
+    }[options[0]]
+    out = tmp_path / "refused"
+    assert main(["merge", "--base", str(tiny_run), *sources, *options[1:], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
 def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_path, capsys):
     from tests.helpers import train_tiny_vla
 

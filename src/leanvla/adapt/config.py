@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from leanvla.adapt.lora_sp import PATHS
 from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 
 ADAPTERS = ("full", "lora", "lora-sp")
 PREFIX = "--lora."  # of every LoRAOptions flag on the command line
@@ -87,7 +88,7 @@ class LoRAOptions:
         """An option the adapter would ignore is a mistake (`--lora.rank 8` without `--adapter lora`
         would fine-tune every weight): say which. `typed` holds the flags given on the command line,
         so that one typed at its default value (`--lora.rank 32`) counts as set too."""
-        flags = self.set_flags(typed)
+        flags = set_flags(self, typed, PREFIX)
         if adapter == "full" and flags:
             flag = next(iter(flags.values()))
             raise UserError(
@@ -101,26 +102,6 @@ class LoRAOptions:
                     f"{flag} applies to --adapter lora-sp only (peft's LoRA has one fixed rank): "
                     "pass --adapter lora-sp, or drop it",
                 )
-
-    def set_flags(self, typed: Iterable[str] = ()) -> dict[str, str]:
-        """{field: the command-line flag that sets it}, in field order, for each option away from its
-        default or among the `typed` flags (as the command line spelled them: `--lora.eta_start=1`)."""
-        default, names = LoRAOptions(), self.__dataclass_fields__
-        given = {}
-        for token in typed:
-            flag = token.split("=")[0]
-            name = flag.removeprefix(PREFIX).replace("-", "_")
-            name = name if name in names else name.removeprefix("no_")  # --lora.no-train-io
-            if flag.startswith(PREFIX) and name in names:
-                given[name] = flag
-        flags = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value != getattr(default, f.name):
-                flags[f.name] = f"{PREFIX}{'no-' if value is False else ''}{f.name.replace('_', '-')}"
-            elif f.name in given:
-                flags[f.name] = given[f.name]
-        return flags
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,6 +14,7 @@ and OUT/vector_norms.png.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 from leanvla.merge.vectors import (
     add_scaled,
     along,
@@ -35,6 +37,10 @@ from leanvla.merge.vectors import (
 
 VECTOR = "capability_vector.safetensors"
 REPORT = "merge_report.json"
+
+COMBINING = ("method", "weights", "density", "seed")  # read only when --vectors are combined
+TRIMMING = ("ties", "dare-linear", "dare-ties")  # the methods that read --density
+DROPPING = ("dare-linear", "dare-ties")  # the methods that read --seed
 
 
 @dataclass
@@ -64,6 +70,34 @@ class MergeConfig:
     seed: int = 0
     """Seed of DARE's random drops."""
     overwrite: bool = False
+
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """An option this merge would ignore is a mistake (`--density` does nothing to one capability
+        vector): say which. `typed` holds the command line's flags, so that one typed at its default
+        value counts as set too."""
+        flags = set_flags(self, typed)
+        if self.sft is not None or self.aux is not None:
+            for name in COMBINING:
+                if name in flags:
+                    raise UserError(
+                        f"{flags[name]} applies to combining several --vectors; --sft and --aux make one "
+                        "capability vector: drop it, or pass --vectors"
+                    )
+        if self.vectors is not None:
+            if "density" in flags and self.method not in TRIMMING:
+                raise UserError(
+                    f"{flags['density']} applies to --method {', '.join(TRIMMING[:-1])} or {TRIMMING[-1]} (task arithmetic keeps "
+                    "every entry): choose one, or drop it"
+                )
+            if "seed" in flags and self.method not in DROPPING:
+                raise UserError(
+                    f"{flags['seed']} draws DARE's random drops: it applies to --method "
+                    f"{' or '.join(DROPPING)}; choose one, or drop it"
+                )
+
+    def check_command_line(self, args: list[str]) -> None:
+        """`leanvla` calls this before the merge, with the flags as typed."""
+        self.check_options_used([arg for arg in args if arg.startswith("--")])
 
 
 def _load(path: Path) -> tuple[dict, dict, dict, Path]:
@@ -106,6 +140,7 @@ def merge(cfg: MergeConfig) -> Path:
     require(
         not pair or (cfg.sft is not None and cfg.aux is not None), "--sft and --aux go together; give both"
     )
+    cfg.check_options_used()
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
     base, base_meta, stats, base_dir = _load(cfg.base)
     prefixes = _group_prefixes(base_meta)
