@@ -20,6 +20,8 @@ def tiny_train_config(data: Path, out: Path, **overrides):
         n_action_steps=2,
         threads=1,
     )
+    if overrides.get("init") is not None:
+        del options["model"]  # a fine-tuned policy keeps its own architecture (--model.* is refused)
     return TrainConfig(**{**options, **overrides})
 
 

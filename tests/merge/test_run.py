@@ -173,7 +173,7 @@ def test_environment_state_target_needs_a_horizon_and_a_dataset_that_recorded_it
     base = ["train", "--data", str(tiny_dataset), "--init", str(tiny_run), "--steps", "1"]
     assert main([*base, "--out", str(tmp_path / "a"), "--aux.env-state"]) == 2
     assert (
-        "--aux.env-state adds a target to the auxiliary objective: set --aux.horizon"
+        "--aux.env-state adds to the auxiliary objective, which is off: set --aux.horizon too"
         in capsys.readouterr().err
     )
 

@@ -163,8 +163,6 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         else:
             from leanvla.models.cnn_policy import CNNConfig
 
-            require(cfg.head == "flow", f"--head {cfg.head} needs the reference VLA (--model.type vla)")
-
             model_cfg = CNNConfig(**contract, num_tasks=len(dataset.tasks)).to_dict()
         model = build_model({"type": kind, "model": model_cfg})
         stats = data.stats()

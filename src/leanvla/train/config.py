@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 from leanvla.adapt.config import LoRAOptions
-from leanvla.errors import require
+from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 
 
 def check_state_augmentation(state_noise: float, state_dropout: float) -> None:
@@ -181,10 +183,64 @@ class TrainConfig:
     overwrite: bool = False
     """Start over even if --out holds a run."""
 
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """An option this run would ignore is a mistake (`--orth.weight` without `--orth.vector`, any
+        `--model.*` beside `--init`): refuse the first, saying what it needs. `typed` holds the command
+        line's flags, so that one typed at its default value counts as set too."""
+        self.lora.check_used_by(self.adapter, typed)
+        model = set_flags(self.model, typed, "--model.")
+        discrete = set_flags(self.discrete, typed, "--discrete.")
+        if self.init is not None:
+            _refuse(model | discrete, f"shapes a new policy, but --init {self.init} brings its own; drop it")
+        else:
+            require(
+                self.model.type == "vla" or self.head == "flow",
+                f"--head {self.head} needs the reference VLA (--model.type vla)",
+            )
+            if self.model.type == "cnn":
+                vla_only = _without(model, "type")
+                _refuse(
+                    vla_only, "applies to the reference VLA (--model.type vla), not the CNN baseline; drop it"
+                )
+            if self.head != "flow":
+                _refuse(
+                    _only(model, "flow_steps", "flow_target"),
+                    f"applies to --head flow, not {self.head}; drop it",
+                )
+            if self.head != "discrete":
+                _refuse(discrete, "applies to --head discrete: pass --head discrete, or drop it")
+        # Options that act only beside another: (is that one off, their flags, what they do, its flag).
+        for off, flags, what, switch in (
+            (
+                self.aux.horizon == 0,
+                _without(set_flags(self.aux, typed, "--aux."), "horizon"),
+                "adds to the auxiliary objective",
+                "set --aux.horizon too (e.g. 8)",
+            ),
+            (
+                self.orth.vector is None,
+                _without(set_flags(self.orth, typed, "--orth."), "vector"),
+                "weights the orthogonal penalty",
+                "pass --orth.vector too",
+            ),
+            (
+                self.distill.teacher is None,
+                _without(set_flags(self.distill, typed, "--distill."), "teacher"),
+                "weights distillation",
+                "pass --distill.teacher too",
+            ),
+            (
+                self.val_episodes is None,
+                _only(set_flags(self, typed), "val_every", "val_samples"),
+                "applies to the validation loss",
+                "pass --val-episodes too",
+            ),
+        ):
+            if off:
+                _refuse(flags, f"{what}, which is off: {switch}, or drop it")
+
     def check_adapter(self) -> None:
-        """Adapter options are wrong, set for an adapter that ignores them, or there is no frozen base:
-        say so before any data is read."""
-        self.lora.check_used_by(self.adapter)
+        """Adapter options are wrong, or there is no frozen base: say so before any data is read."""
         if self.adapter == "full":
             return
         require(
@@ -194,19 +250,15 @@ class TrainConfig:
         self.lora.validate()
 
     def check_command_line(self, args: list[str]) -> None:
-        """What only the command line shows (`leanvla` calls this before the run): an adapter option
-        typed at its default value for an adapter that ignores it, e.g. `--lora.rank 32` alone."""
-        self.lora.check_used_by(self.adapter, typed=[arg for arg in args if arg.startswith("--")])
+        """What only the command line shows (`leanvla` calls this before the run): an option typed at
+        its default value that this run would ignore, e.g. `--lora.rank 32` without an adapter."""
+        self.check_options_used([arg for arg in args if arg.startswith("--")])
 
     def check_aux(self) -> None:
         require(self.aux.horizon >= 0, f"--aux.horizon must be >= 0, got {self.aux.horizon}")
         require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
         if self.aux.horizon > 0:
             require(self.model.type == "vla", "--aux needs the reference VLA (--model.type vla)")
-        require(
-            self.aux.horizon > 0 or not self.aux.env_state,
-            "--aux.env-state adds a target to the auxiliary objective: set --aux.horizon too (e.g. 8)",
-        )
 
     def check_orth(self) -> None:
         if self.orth.vector is None:
@@ -229,3 +281,17 @@ class TrainConfig:
         require(self.aux.horizon == 0, "--distill.teacher does not combine with --aux")
         require(self.flow_samples == 1, "--distill.teacher needs --flow-samples 1")
         require(self.adapter == "full", "--distill.teacher trains every weight: use --adapter full")
+
+
+def _refuse(flags: dict[str, str], why: str) -> None:
+    """The first of `flags` ({field: flag}) does nothing in this run: say why."""
+    if flags:
+        raise UserError(f"{next(iter(flags.values()))} {why}")
+
+
+def _only(flags: dict[str, str], *names: str) -> dict[str, str]:
+    return {name: flag for name, flag in flags.items() if name in names}
+
+
+def _without(flags: dict[str, str], *names: str) -> dict[str, str]:
+    return {name: flag for name, flag in flags.items() if name not in names}

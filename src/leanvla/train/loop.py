@@ -71,6 +71,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
     require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
     check_state_augmentation(cfg.state_noise, cfg.state_dropout)
+    cfg.check_options_used()
     cfg.check_adapter()
     cfg.check_aux()
     cfg.check_orth()
