@@ -82,3 +82,16 @@ def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run
     first_obs, _ = env.reset(result.seed)
     assert np.array_equal(seen[0][0], first_obs) and seen[0][0].shape == (39,)
     assert all(c.shape == (policy.chunk_size, 4) for _, c in seen)
+
+
+def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, capsys):
+    from leanvla.cli import main
+
+    assert main(["eval", "--policy", str(tiny_run), "--episodes", "1", "--save-rollouts", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "leanvla eval: error: --save-rollouts saves strips and GIFs beside --out, which is unset: pass "
+        "--out results.json, or drop --save-rollouts"
+    ]
+    EvalConfig(policy=tiny_run, save_rollouts=0).check_command_line(["--save-rollouts", "0"])
+

@@ -20,6 +20,7 @@ from leanvla.atomic import write_json_atomic
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 
 
 @dataclass
@@ -60,6 +61,16 @@ class EvalConfig:
     flow_noise: float | None = None
     """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
     0 = deterministic)."""
+
+    def check_command_line(self, args: list[str]) -> None:
+        """`leanvla` calls this before evaluating, with the flags as typed: rollouts to save need a
+        place to go."""
+        typed = set_flags(self, [arg for arg in args if arg.startswith("--")])
+        require(
+            "save_rollouts" not in typed or self.save_rollouts == 0 or self.out is not None,
+            "--save-rollouts saves strips and GIFs beside --out, which is unset: pass --out results.json, "
+            "or drop --save-rollouts",
+        )
 
     def decode_overrides(self) -> dict:
         names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations", "decode_order")
@@ -225,7 +236,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             stacklevel=2,
         )
     jobs = [
-        (task, k, cfg.seed, cfg.max_steps, horizon, k < cfg.save_rollouts)
+        (task, k, cfg.seed, cfg.max_steps, horizon, cfg.out is not None and k < cfg.save_rollouts)
         for task in tasks
         for k in range(cfg.episodes)
     ]
