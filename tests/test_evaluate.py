@@ -94,4 +94,3 @@ def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, 
         "--out results.json, or drop --save-rollouts"
     ]
     EvalConfig(policy=tiny_run, save_rollouts=0).check_command_line(["--save-rollouts", "0"])
-

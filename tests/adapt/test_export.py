@@ -82,6 +82,33 @@ def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_run, tiny_dataset, 
     assert set(result["per_task"]) == {"reach-v3", "drawer-close-v3"}
 
 
+def test_calibration_options_are_refused_for_lora_which_folds_exactly(adapter_run, tmp_path, capsys):
+    from pathlib import Path
+
+    from leanvla.adapt.export import ExportConfig
+    from leanvla.errors import UserError
+
+    config = ExportConfig(policy=Path("p"), out=Path("o"), samples=16)
+    config.check_options_used("lora-sp")
+    with pytest.raises(UserError, match="--samples calibrates LoRA-SP's routing, but p holds lora adapters"):
+        config.check_options_used("lora")
+    with pytest.raises(UserError, match="--seed calibrates"):
+        ExportConfig(policy=Path("p"), out=Path("o")).check_options_used("lora", ["--seed", "0"])  # typed
+    # On the command line: a LoRA adapter record (the kind is all the check reads).
+    lora = tmp_path / "lora"
+    shutil.copytree(adapter_run / "policy", lora)
+    meta = json.loads((lora / "config.json").read_text())
+    meta["adapter"]["kind"] = "lora"
+    (lora / "config.json").write_text(json.dumps(meta))
+    out = tmp_path / "folded"
+    assert main(["export", "--policy", str(lora), "--out", str(out), "--batch-size", "64"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"leanvla export: error: --batch-size calibrates LoRA-SP's routing, but {lora} holds lora adapters, "
+        "which fold exactly: drop it"
+    ]
+    assert not out.exists()
+
+
 def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 

@@ -8,6 +8,7 @@ success cost is measured by `benchmarks/adapt.py`, never assumed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from torch import nn
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
 from leanvla.errors import require
+from leanvla.flags import set_flags
+
+CALIBRATION = ("data", "samples", "batch_size", "seed")  # the options only LoRA-SP's export reads
 
 
 @dataclass
@@ -32,8 +36,27 @@ class ExportConfig:
     samples: int = 512
     """LoRA-SP only: calibration frames."""
     batch_size: int = 64
+    """LoRA-SP only: calibration frames per forward pass."""
     seed: int = 0
+    """LoRA-SP only: seed of the calibration frames' draw."""
     overwrite: bool = False
+
+    def check_options_used(self, kind: str, typed: Iterable[str] = ()) -> None:
+        """The calibration options measure LoRA-SP's mean routing; LoRA folds exactly without them."""
+        calibration = {n: f for n, f in set_flags(self, typed).items() if n in CALIBRATION}
+        require(
+            kind == "lora-sp" or not calibration,
+            f"{next(iter(calibration.values()), '')} calibrates LoRA-SP's routing, but {self.policy} holds "
+            f"{kind} adapters, which fold exactly: drop it",
+        )
+
+    def check_command_line(self, args: list[str]) -> None:
+        """`leanvla` calls this before exporting, with the flags as typed."""
+        from leanvla.models.checkpoint import read_meta, resolve_checkpoint
+
+        adapter = read_meta(resolve_checkpoint(self.policy)).get("adapter")
+        if adapter:  # a plain checkpoint is refused by the export itself
+            self.check_options_used(adapter["kind"], [arg for arg in args if arg.startswith("--")])
 
 
 def fold_adapters(model: nn.Module) -> nn.Module:
@@ -83,6 +106,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")
+    cfg.check_options_used(adapter["kind"])
     out = Path(cfg.out)
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
     if adapter["kind"] == "lora-sp":
