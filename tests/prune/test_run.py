@@ -96,6 +96,12 @@ def test_criteria_and_contiguous_options(deep_run, tiny_dataset, tmp_path):
         (["--stacks", "vision"], "stack 'vision'"),
         (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
         (["--threshold", "0.5", "--contiguous"], "--threshold works with greedy removal only"),
+        # Options this pruning would ignore, the second typed at its default value.
+        (["--threshold", "0.5", "--keep", "0.5"], "--keep and --threshold each decide how many layers go"),
+        (
+            ["--criterion", "drop-last", "--no-contiguous"],
+            "--no-contiguous applies to the similarity criteria",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(capsys, deep_run, tiny_dataset, tmp_path, extra, message):

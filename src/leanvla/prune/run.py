@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ import torch
 
 from leanvla.atomic import atomic_dir
 from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 from leanvla.prune.select import (
     check_removable,
     contiguous_removal,
@@ -64,6 +66,24 @@ class PruneConfig:
     overwrite: bool = False
     """Replace --out if it exists."""
 
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """An option this pruning would ignore is a mistake: say which. `typed` holds the command
+        line's flags, so that one typed at its default value counts as set too."""
+        flags = set_flags(self, typed)
+        require(
+            "keep" not in flags or self.threshold is None,
+            "--keep and --threshold each decide how many layers go: give one of them",
+        )
+        require(
+            "contiguous" not in flags or self.criterion != "drop-last",
+            f"{flags.get('contiguous')} applies to the similarity criteria; --criterion drop-last removes "
+            "the last layers: drop it",
+        )
+
+    def check_command_line(self, args: list[str]) -> None:
+        """`leanvla` calls this before pruning, with the flags as typed."""
+        self.check_options_used([arg for arg in args if arg.startswith("--")])
+
 
 def parse_keep(spec: str, stacks: list[str]) -> dict[str, float]:
     """'0.5' -> every stack 0.5; 'backbone=0.5,expert=0.75' -> per stack (unnamed stacks keep all)."""
@@ -85,6 +105,7 @@ def parse_keep(spec: str, stacks: list[str]) -> dict[str, float]:
 
 def removal_counts(cfg: PruneConfig, depths: dict[str, int]) -> dict[str, int | None]:
     """Per stack, how many layers to remove (None: the threshold decides). Checked before any work."""
+    cfg.check_options_used()
     require(
         cfg.threshold is None or 0 < cfg.threshold <= 1, f"--threshold must be in (0, 1], got {cfg.threshold}"
     )
