@@ -119,6 +119,13 @@ def test_selection_trains(curated, tiny_dataset, tmp_path):
         (["--val-per-task", "0"], "--val-per-task must be >= 1 without --val-data"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
         (["--select-by", "loss"], "--select-by"),
+        # Options this curation would ignore, typed (the first two at their default values).
+        (["--val-data", "v", "--val-per-task", "5"], "--val-per-task holds validation demonstrations out of"),
+        (["--k-dense", "256"], "--k-dense sizes the projection of --other dense"),
+        (
+            ["--curvature", "exact", "--rank", "8"],
+            "--rank sizes RTA's sketch, which --curvature exact does not use",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(extra, message, tiny_run, tiny_dataset, tmp_path, capsys):

@@ -17,6 +17,7 @@ import csv
 import io
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,7 @@ import torch
 from leanvla.atomic import write_bytes_atomic, write_json_atomic
 from leanvla.curate.store import Row
 from leanvla.errors import require
+from leanvla.flags import set_flags
 
 GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
     "gradients",
@@ -92,6 +94,34 @@ class CurateConfig:
     overwrite: bool = False
     """Discard an existing --out (including stored gradients collected with other settings)."""
 
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """An option this curation would ignore is a mistake: say which. `typed` holds the command
+        line's flags, so that one typed at its default value counts as set too."""
+        flags = set_flags(self, typed)
+        for name, ignored, why in (
+            (
+                "val_per_task",
+                self.val_data is not None,
+                "holds validation demonstrations out of --data, "
+                "but --val-data brings them: give one of the two",
+            ),
+            (
+                "k_dense",
+                self.other != "dense",
+                "sizes the projection of --other dense: pass --other dense, or drop it",
+            ),
+            (
+                "rank",
+                self.curvature == "exact",
+                "sizes RTA's sketch, which --curvature exact does not use: drop it",
+            ),
+        ):
+            require(name not in flags or not ignored, f"{flags.get(name)} {why}")
+
+    def check_command_line(self, args: list[str]) -> None:
+        """`leanvla` calls this before curating, with the flags as typed."""
+        self.check_options_used([arg for arg in args if arg.startswith("--")])
+
 
 def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed: int) -> set[int]:
     """A seeded draw of `per_task` episodes of every task, held out as validation demonstrations."""
@@ -141,6 +171,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
 
     out = Path(cfg.out)
     # Settings checked before any work (select() checks fraction and floor again on real data).
+    cfg.check_options_used()
     require(0.0 < cfg.fraction <= 1.0, f"--fraction must be in (0, 1], got {cfg.fraction}")
     require(
         0.0 <= cfg.task_floor <= cfg.fraction,
