@@ -93,4 +93,4 @@ def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, 
         "leanvla eval: error: --save-rollouts saves strips and GIFs beside --out, which is unset: pass "
         "--out results.json, or drop --save-rollouts"
     ]
-    EvalConfig(policy=tiny_run, save_rollouts=0).check_command_line(["--save-rollouts", "0"])
+    EvalConfig(policy=tiny_run, save_rollouts=0).check_options_used(["--save-rollouts", "0"])

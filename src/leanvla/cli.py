@@ -182,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
             try:
-                if hasattr(cfg, "check_command_line"):
-                    cfg.check_command_line(argv[len(words) :])
+                if hasattr(
+                    cfg, "check_options_used"
+                ):  # an option typed at its default looks untouched in cfg
+                    cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                 runner(cfg)
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,12 +63,12 @@ class EvalConfig:
     """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
     0 = deterministic)."""
 
-    def check_command_line(self, args: list[str]) -> None:
-        """`leanvla` calls this before evaluating, with the flags as typed: rollouts to save need a
-        place to go."""
-        typed = set_flags(self, [arg for arg in args if arg.startswith("--")])
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """Rollouts to save need a place to go. `typed` holds the command line's flags, so that
+        `--save-rollouts 1` typed at its default value counts as asked for too."""
+        flags = set_flags(self, typed)
         require(
-            "save_rollouts" not in typed or self.save_rollouts == 0 or self.out is not None,
+            "save_rollouts" not in flags or self.save_rollouts == 0 or self.out is not None,
             "--save-rollouts saves strips and GIFs beside --out, which is unset: pass --out results.json, "
             "or drop --save-rollouts",
         )
@@ -202,6 +203,7 @@ def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int)
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
 
+    cfg.check_options_used()
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = _check_decode(cfg, meta, checkpoint)

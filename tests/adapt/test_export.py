@@ -83,25 +83,23 @@ def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_run, tiny_dataset, 
 
 
 def test_calibration_options_are_refused_for_lora_which_folds_exactly(adapter_run, tmp_path, capsys):
-    from pathlib import Path
-
     from leanvla.adapt.export import ExportConfig
     from leanvla.errors import UserError
 
-    config = ExportConfig(policy=Path("p"), out=Path("o"), samples=16)
-    config.check_options_used("lora-sp")
-    with pytest.raises(UserError, match="--samples calibrates LoRA-SP's routing, but p holds lora adapters"):
-        config.check_options_used("lora")
-    with pytest.raises(UserError, match="--seed calibrates"):
-        ExportConfig(policy=Path("p"), out=Path("o")).check_options_used("lora", ["--seed", "0"])  # typed
-    # On the command line: a LoRA adapter record (the kind is all the check reads).
-    lora = tmp_path / "lora"
+    lora = tmp_path / "lora"  # a LoRA adapter record: the kind is all the check reads
     shutil.copytree(adapter_run / "policy", lora)
     meta = json.loads((lora / "config.json").read_text())
     meta["adapter"]["kind"] = "lora"
     (lora / "config.json").write_text(json.dumps(meta))
+    ExportConfig(policy=adapter_run, out=tmp_path / "o", samples=16).check_options_used(["--samples"])
+    with pytest.raises(
+        UserError, match=f"--samples calibrates LoRA-SP's routing, but {lora} holds lora adapters"
+    ):
+        ExportConfig(policy=lora, out=tmp_path / "o", samples=16).check_options_used()
     out = tmp_path / "folded"
-    assert main(["export", "--policy", str(lora), "--out", str(out), "--batch-size", "64"]) == 2
+    assert (
+        main(["export", "--policy", str(lora), "--out", str(out), "--batch-size", "64"]) == 2
+    )  # its default
     assert capsys.readouterr().err.strip().splitlines() == [
         f"leanvla export: error: --batch-size calibrates LoRA-SP's routing, but {lora} holds lora adapters, "
         "which fold exactly: drop it"

@@ -41,22 +41,19 @@ class ExportConfig:
     """LoRA-SP only: seed of the calibration frames' draw."""
     overwrite: bool = False
 
-    def check_options_used(self, kind: str, typed: Iterable[str] = ()) -> None:
-        """The calibration options measure LoRA-SP's mean routing; LoRA folds exactly without them."""
-        calibration = {n: f for n, f in set_flags(self, typed).items() if n in CALIBRATION}
-        require(
-            kind == "lora-sp" or not calibration,
-            f"{next(iter(calibration.values()), '')} calibrates LoRA-SP's routing, but {self.policy} holds "
-            f"{kind} adapters, which fold exactly: drop it",
-        )
-
-    def check_command_line(self, args: list[str]) -> None:
-        """`leanvla` calls this before exporting, with the flags as typed."""
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """The calibration options measure LoRA-SP's mean routing; LoRA folds exactly without them.
+        `typed` holds the command line's flags, so that one typed at its default value counts too."""
         from leanvla.models.checkpoint import read_meta, resolve_checkpoint
 
         adapter = read_meta(resolve_checkpoint(self.policy)).get("adapter")
-        if adapter:  # a plain checkpoint is refused by the export itself
-            self.check_options_used(adapter["kind"], [arg for arg in args if arg.startswith("--")])
+        kind = adapter["kind"] if adapter else None  # a plain checkpoint is refused by the export itself
+        calibration = {n: f for n, f in set_flags(self, typed).items() if n in CALIBRATION}
+        require(
+            kind in (None, "lora-sp") or not calibration,
+            f"{next(iter(calibration.values()), '')} calibrates LoRA-SP's routing, but {self.policy} holds "
+            f"{kind} adapters, which fold exactly: drop it",
+        )
 
 
 def fold_adapters(model: nn.Module) -> nn.Module:
@@ -106,7 +103,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")
-    cfg.check_options_used(adapter["kind"])
+    cfg.check_options_used()
     out = Path(cfg.out)
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
     if adapter["kind"] == "lora-sp":

@@ -118,10 +118,6 @@ class CurateConfig:
         ):
             require(name not in flags or not ignored, f"{flags.get(name)} {why}")
 
-    def check_command_line(self, args: list[str]) -> None:
-        """`leanvla` calls this before curating, with the flags as typed."""
-        self.check_options_used([arg for arg in args if arg.startswith("--")])
-
 
 def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed: int) -> set[int]:
     """A seeded draw of `per_task` episodes of every task, held out as validation demonstrations."""

@@ -95,10 +95,6 @@ class MergeConfig:
                     f"{' or '.join(DROPPING)}; choose one, or drop it"
                 )
 
-    def check_command_line(self, args: list[str]) -> None:
-        """`leanvla` calls this before the merge, with the flags as typed."""
-        self.check_options_used([arg for arg in args if arg.startswith("--")])
-
 
 def _load(path: Path) -> tuple[dict, dict, dict, Path]:
     """(state dict, meta, stats, directory) of a plain checkpoint."""

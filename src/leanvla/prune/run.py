@@ -80,10 +80,6 @@ class PruneConfig:
             "the last layers: drop it",
         )
 
-    def check_command_line(self, args: list[str]) -> None:
-        """`leanvla` calls this before pruning, with the flags as typed."""
-        self.check_options_used([arg for arg in args if arg.startswith("--")])
-
 
 def parse_keep(spec: str, stacks: list[str]) -> dict[str, float]:
     """'0.5' -> every stack 0.5; 'backbone=0.5,expert=0.75' -> per stack (unnamed stacks keep all)."""

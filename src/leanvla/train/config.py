@@ -249,11 +249,6 @@ class TrainConfig:
         )
         self.lora.validate()
 
-    def check_command_line(self, args: list[str]) -> None:
-        """What only the command line shows (`leanvla` calls this before the run): an option typed at
-        its default value that this run would ignore, e.g. `--lora.rank 32` without an adapter."""
-        self.check_options_used([arg for arg in args if arg.startswith("--")])
-
     def check_aux(self) -> None:
         require(self.aux.horizon >= 0, f"--aux.horizon must be >= 0, got {self.aux.horizon}")
         require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
