@@ -17,7 +17,7 @@ With `--aux.env-state` the head also predicts the environment state at t (the da
 The proprio state says where the hand is; only the images say where the object is. The reference
 VLA leans on the proprio state and barely reads the images (docs/RESULTS.md, "Why the VLA lags the
 CNN"): this target makes the backbone's summary carry what the images show. It needs a dataset that
-recorded the simulator's state (`leanvla record` writes it), and costs one Linear.
+recorded the simulator's state (`leanvla data metaworld` writes it), and costs one Linear.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         require(
             env_state_key in dataset.features,
             f"--aux.env-state: {cfg.data} has no '{env_state_key}' (simulation datasets recorded by "
-            "`leanvla record` have it); drop --aux.env-state",
+            "`leanvla data metaworld` have it); drop --aux.env-state",
         )
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key)
     if cfg.init is None:
