@@ -182,9 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
             try:
-                if hasattr(
-                    cfg, "check_options_used"
-                ):  # an option typed at its default looks untouched in cfg
+                # An option typed at its default value looks untouched in cfg: pass what was typed.
+                if hasattr(cfg, "check_options_used"):
                     cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                 runner(cfg)
             except UserError as exc:

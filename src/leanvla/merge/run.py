@@ -85,9 +85,10 @@ class MergeConfig:
                     )
         if self.vectors is not None:
             if "density" in flags and self.method not in TRIMMING:
+                methods = f"{', '.join(TRIMMING[:-1])} or {TRIMMING[-1]}"
                 raise UserError(
-                    f"{flags['density']} applies to --method {', '.join(TRIMMING[:-1])} or {TRIMMING[-1]} (task arithmetic keeps "
-                    "every entry): choose one, or drop it"
+                    f"{flags['density']} applies to --method {methods} (task arithmetic keeps every entry): "
+                    "choose one, or drop it"
                 )
             if "seed" in flags and self.method not in DROPPING:
                 raise UserError(
