@@ -66,3 +66,18 @@ def test_penalty_on_peft_lora_matches_dense_update():
     assert penalty.matrices == 1
     update = layer.scaling["default"] * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
     torch.testing.assert_close(penalty(), squared_cosine(update, tau["0.weight"]))
+
+
+def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
+    import pytest
+
+    from leanvla.errors import UserError
+    from leanvla.merge.orthogonal import check_vector_fits
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    vector = {"0.weight": torch.zeros(3, 4), "1.weight": torch.zeros(2, 5)}
+    message = r"--orth.vector holds '1.weight' of shape \[2, 5\], but the model's is \[2, 3\]"
+    with pytest.raises(UserError, match=message):
+        check_vector_fits(model, vector)
+    with pytest.raises(UserError, match=message):
+        OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})

@@ -133,6 +133,35 @@ def test_an_option_the_merge_would_ignore_is_refused(pair, tiny_run, tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "contents, message",
+    [
+        (b"not safetensors", "is not a readable safetensors file"),
+        (
+            {"backbone.0.attn.q_proj.weight": torch.zeros(3, 3)},
+            "--orth.vector holds 'backbone.0.attn.q_proj.weight' of shape [3, 3]",
+        ),
+    ],
+    ids=["unreadable", "another-shape"],
+)
+def test_a_vector_that_cannot_fit_is_one_line_before_training(
+    tiny_run, tiny_dataset, tmp_path, capsys, contents, message
+):
+    from safetensors.torch import save_file
+
+    vector = tmp_path / "tau.safetensors"
+    if isinstance(contents, bytes):
+        vector.write_bytes(contents)
+    else:
+        save_file(contents, str(vector))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dataset), "--init", str(tiny_run), "--orth.vector", str(vector)]
+    assert main([*args, "--out", str(out), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
 def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_path, capsys):
     from tests.helpers import train_tiny_vla
 

@@ -75,6 +75,16 @@ def test_weights_that_do_not_fit_the_config_name_the_parameter(tmp_path):
         load_model(path)
 
 
+def test_truncated_weights_are_one_clear_error(tmp_path):
+    _, path = _save(tmp_path)
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(
+        UserError, match=r"model.safetensors is not a readable safetensors file \(.*\); was it truncated"
+    ):
+        load_model(path)
+
+
 def test_config_mismatch_is_reported(tmp_path):
     _, path = _save(tmp_path)
     meta = json.loads((path / "config.json").read_text())

@@ -47,9 +47,11 @@ class OrthogonalPenalty:
             if type(module).__module__.startswith("peft.") and hasattr(module, "lora_A"):
                 key = f"{module_name}.weight"
                 if key in vector and vector[key].dim() == 2:
+                    _check_fits(key, vector[key], module.get_base_layer().weight)
                     self.lora.append((module, vector[key]))
         for name, p in params.items():
             if p.requires_grad and p.dim() >= 2 and name in vector:
+                _check_fits(name, vector[name], p)
                 require(
                     start is not None and name in start,
                     f"no starting value for '{name}' to measure its update from",
@@ -72,3 +74,18 @@ class OrthogonalPenalty:
                 a, b = module.lora_A[adapter].weight, module.lora_B[adapter].weight
                 terms.append(lora_squared_cosine(a, b, module.scaling[adapter], tau.to(a)))
         return torch.stack(terms).mean()
+
+
+def check_vector_fits(model: nn.Module, vector: dict[str, torch.Tensor]) -> None:
+    """Every tensor the vector names in the (not yet adapted) model has the model's shape."""
+    for name, p in model.named_parameters():
+        if name in vector:
+            _check_fits(name, vector[name], p)
+
+
+def _check_fits(name: str, tau: torch.Tensor, weight: torch.Tensor) -> None:
+    require(
+        tau.shape == weight.shape,
+        f"--orth.vector holds '{name}' of shape {list(tau.shape)}, but the model's is {list(weight.shape)}; "
+        "use the vector `leanvla merge` wrote for this architecture",
+    )

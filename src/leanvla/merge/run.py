@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
@@ -100,7 +100,7 @@ class MergeConfig:
 def _load(path: Path) -> tuple[dict, dict, dict, Path]:
     """(state dict, meta, stats, directory) of a plain checkpoint."""
     from leanvla.data.stats import stats_from_json
-    from leanvla.models.checkpoint import WEIGHTS, read_meta, resolve_checkpoint
+    from leanvla.models.checkpoint import WEIGHTS, read_meta, read_weights, resolve_checkpoint
 
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
@@ -109,7 +109,7 @@ def _load(path: Path) -> tuple[dict, dict, dict, Path]:
         f"{directory} holds adapters only; fold them with `leanvla export` before merging",
     )
     stats = stats_from_json(json.loads((directory / "stats.json").read_text()))
-    return load_file(str(directory / WEIGHTS)), meta, stats, directory
+    return read_weights(directory / WEIGHTS), meta, stats, directory
 
 
 def _group_prefixes(meta: dict) -> dict[str, str]:
@@ -193,9 +193,11 @@ def update_along_vector(meta: Path, fine_tuned: Path) -> dict:
     vector merged into it (lambda_g tau_g, from the vector file and the scales the meta model records):
     minus its `coefficient` is the share of the merged vector the fine-tuning undid, and its
     `norm_ratio` the update's size against the merged vector's."""
+    from leanvla.models.checkpoint import read_weights
+
     start, meta_info, _, _ = _load(meta)
     end = _load(fine_tuned)[0]
-    tau, scales = load_file(str(meta / VECTOR)), meta_info["merge"]
+    tau, scales = read_weights(meta / VECTOR), meta_info["merge"]
     zeros = {k: torch.zeros_like(v) for k, v in tau.items()}
     merged = add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))
     return along({k: v - start[k] for k, v in end.items() if k in start}, merged)
@@ -215,8 +217,10 @@ def _minus(a: dict, b: dict) -> dict:
 
 def _vector_from(path: Path, base: dict, base_meta: dict, base_dir: Path) -> dict:
     """A vector file as is, or a checkpoint minus the base."""
+    from leanvla.models.checkpoint import read_weights
+
     if path.is_file():
-        vector = load_file(str(path))
+        vector = read_weights(path)
         check_compatible(vector, base, f"vector {path}", f"base {base_dir}")
         return vector
     other, meta, _, directory = _load(path)

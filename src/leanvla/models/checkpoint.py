@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -192,6 +193,18 @@ def load_state_dict_checked(
     model.load_state_dict(state, strict=len(own) == len(model.state_dict()))
 
 
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; one that is missing or not safetensors is one clear line."""
+    try:
+        return load_file(str(path))
+    except FileNotFoundError as exc:
+        raise UserError(f"{path} does not exist") from exc
+    except SafetensorError as exc:
+        raise UserError(
+            f"{path} is not a readable safetensors file ({exc}); was it truncated or overwritten?"
+        ) from exc
+
+
 def file_sha256(path: Path) -> str:
     import hashlib
 
@@ -221,7 +234,7 @@ def _load_adapted(meta: dict, directory: Path) -> nn.Module:
         model, adapter["kind"], adapter_options(adapter, directory / CONFIG), adapter["eta_decay_steps"]
     )
     own = adapter_state_dict(model)
-    load_state_dict_checked(model, load_file(str(directory / ADAPTER)), str(directory / ADAPTER), own)
+    load_state_dict_checked(model, read_weights(directory / ADAPTER), str(directory / ADAPTER), own)
     return model
 
 
@@ -233,7 +246,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict, dict, Path]:
         model = _load_adapted(meta, directory)
     else:
         model = build_model(meta)
-        load_state_dict_checked(model, load_file(str(directory / WEIGHTS)), str(directory / WEIGHTS))
+        load_state_dict_checked(model, read_weights(directory / WEIGHTS), str(directory / WEIGHTS))
     require(
         (directory / STATS).is_file(),
         f"{directory / STATS} is missing; a checkpoint needs its normalisation statistics",

@@ -15,7 +15,7 @@ from leanvla.data.format import ENV_STATE
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import require
-from leanvla.models.checkpoint import build_model, load_model, make_meta
+from leanvla.models.checkpoint import build_model, load_model, make_meta, read_weights
 from leanvla.train.config import DEFAULT_CHUNK_SIZE, DEFAULT_N_ACTION_STEPS, TrainConfig
 
 
@@ -104,6 +104,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             # A target, rank or module that cannot work fails before images decode.
             adapter_targets(model, cfg.lora)
             modules_trained_beside(model, cfg.lora)
+        if cfg.orth.vector is not None:  # likewise a vector of another architecture
+            from leanvla.merge.orthogonal import check_vector_fits
+
+            check_vector_fits(model, read_weights(cfg.orth.vector))
     else:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)

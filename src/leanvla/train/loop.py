@@ -97,12 +97,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     validation = held_out(cfg, data, normalizer, tokens, token_mask) if cfg.val_episodes else None
     orth = None
     if cfg.orth.vector is not None:  # before resuming: updates count from the --init weights
-        from safetensors.torch import load_file
-
         from leanvla.merge.orthogonal import OrthogonalPenalty
+        from leanvla.models.checkpoint import read_weights
 
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        orth = OrthogonalPenalty(model, load_file(str(cfg.orth.vector)), start)
+        orth = OrthogonalPenalty(model, read_weights(cfg.orth.vector), start)
     step = 0
     if resuming:
         from leanvla.models.checkpoint import load_model
