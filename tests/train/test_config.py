@@ -87,3 +87,11 @@ def test_the_command_line_refuses_it_in_one_line_and_writes_nothing(tiny_dataset
         f"leanvla train: error: --model.size shapes a new policy, but --init {tiny_run} brings its own; drop it"
     ]
     assert not out.exists()
+
+
+def test_the_orthogonal_penalty_is_refused_beside_lora_sp():
+    config = TrainConfig(
+        data=DATA, out=OUT, init=INIT, adapter="lora-sp", orth=OrthOptions(vector=Path("tau"))
+    )
+    with pytest.raises(UserError, match="LoRA-SP's update changes with every input"):
+        config.check_orth()

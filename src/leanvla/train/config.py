@@ -260,6 +260,11 @@ class TrainConfig:
             return
         require(self.init is not None, "--orth.vector regularises an update: pass --init (the meta model)")
         require(
+            self.adapter != "lora-sp",
+            "--orth.vector keeps one update matrix per layer orthogonal to the vector, but LoRA-SP's update "
+            "changes with every input (its router): use --adapter lora or full with it",
+        )
+        require(
             Path(self.orth.vector).is_file(),
             f"--orth.vector {self.orth.vector} does not exist; `leanvla merge` writes it",
         )
