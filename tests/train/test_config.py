@@ -95,3 +95,9 @@ def test_the_orthogonal_penalty_is_refused_beside_lora_sp():
     )
     with pytest.raises(UserError, match="LoRA-SP's update changes with every input"):
         config.check_orth()
+
+
+def test_the_auxiliary_objective_is_refused_beside_adapters():
+    config = TrainConfig(data=DATA, out=OUT, init=INIT, adapter="lora", aux=AuxOptions(horizon=4))
+    with pytest.raises(UserError, match="--adapter lora would leave frozen at its random start"):
+        config.check_aux()

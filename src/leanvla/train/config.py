@@ -254,6 +254,11 @@ class TrainConfig:
         require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
         if self.aux.horizon > 0:
             require(self.model.type == "vla", "--aux needs the reference VLA (--model.type vla)")
+            require(
+                self.adapter == "full",
+                f"--aux.horizon adds a new head, which --adapter {self.adapter} would leave frozen at its random "
+                "start (and not save): use --adapter full with --aux",
+            )
 
     def check_orth(self) -> None:
         if self.orth.vector is None:
