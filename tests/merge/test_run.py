@@ -162,6 +162,25 @@ def test_a_vector_that_cannot_fit_is_one_line_before_training(
     assert not out.exists()
 
 
+def test_fine_tunings_from_different_starts_are_refused(pair, tiny_run, tiny_dataset, tmp_path, capsys):
+    finetune(tiny_dataset, pair / "sft", tmp_path / "sft-of-sft")  # started from the SFT run, not the base
+    capsys.readouterr()
+    out = tmp_path / "meta"
+    args = [
+        "merge",
+        "--base",
+        str(tiny_run),
+        "--sft",
+        str(tmp_path / "sft-of-sft"),
+        "--aux",
+        str(pair / "aux"),
+    ]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"started from {(pair / 'sft' / 'policy').resolve()} but --aux" in err[0], err
+    assert not out.exists()
+
+
 def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_path, capsys):
     from tests.helpers import train_tiny_vla
 

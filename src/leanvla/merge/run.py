@@ -152,6 +152,7 @@ def merge(cfg: MergeConfig) -> Path:
         check_compatible(sft, aux, f"SFT {sft_dir}", f"auxiliary {aux_dir}")
         check_same_config({f"base {base_dir}": base_meta["model"], f"SFT {sft_dir}": sft_meta["model"]})
         check_same_config({f"base {base_dir}": base_meta["model"], f"auxiliary {aux_dir}": aux_meta["model"]})
+        check_same_start(sft_meta, sft_dir, aux_meta, aux_dir)
         vector = capability_vector({k: v for k, v in sft.items() if k in base}, aux)
         parts = {"sft - base": _minus(sft, base), "aux - base": _minus(aux, base), "tau = aux - sft": vector}
         sources = {"sft": str(sft_dir), "aux": str(aux_dir)}
@@ -207,6 +208,32 @@ def undone_percent(along_merged: dict) -> float:
     """The share of the merged vector a fine-tuning undid (`update_along_vector`), in percent to one
     decimal."""
     return round(-100 * along_merged["coefficient"], 1) + 0.0  # + 0.0: no "-0.0"
+
+
+def check_same_start(sft_meta: dict, sft_dir: Path, aux_meta: dict, aux_dir: Path) -> None:
+    """tau = aux - sft means "what the auxiliary objective changed" only when both fine-tunings
+    started from one checkpoint; checkpoints that do not record their start are taken on trust."""
+    if "train" not in sft_meta or "train" not in aux_meta:
+        return
+    sft_start, aux_start = _start(sft_meta), _start(aux_meta)
+    require(
+        sft_start == aux_start,
+        f"--sft {sft_dir} started from {sft_start or 'scratch'} but --aux {aux_dir} from {aux_start or 'scratch'}: "
+        "tau = aux - sft would carry the difference of their starts; fine-tune both from one --init (the base)",
+    )
+
+
+def _start(meta: dict) -> str | None:
+    """The checkpoint a training run started from (its --init, resolved as far as it still exists)."""
+    from leanvla.models.checkpoint import resolve_checkpoint
+
+    init = meta["train"].get("init")
+    if init is None:
+        return None
+    try:
+        return str(resolve_checkpoint(init).resolve())
+    except UserError:  # moved or deleted since: compare as recorded
+        return str(Path(init).resolve())
 
 
 def _minus(a: dict, b: dict) -> dict:
