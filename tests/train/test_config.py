@@ -26,11 +26,8 @@ DATA, OUT, INIT = Path("data"), Path("out"), Path("base")
             (),
             "--model.size shapes a new policy, but --init base",
         ),
-        (
-            dict(init=INIT),
-            ["--model.size", "small"],
-            "--model.size shapes a new policy",
-        ),  # its default, typed
+        # Typed at its default value: only the command line tells it from an untouched option.
+        (dict(init=INIT), ["--model.size", "small"], "--model.size shapes a new policy"),
         (dict(init=INIT, discrete=DiscreteOptions(vocab=64)), (), "--discrete.vocab shapes a new policy"),
         (dict(model=ModelOptions(type="cnn", width=64)), (), "--model.width applies to the reference VLA"),
         (
