@@ -152,14 +152,26 @@ def test_console_entry_point_exit_code(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag, value, message",
-    [("--episodes", "0", "--episodes must be >= 1"), ("--image-size", "4", "--image-size must be within")],
+    "options, message",
+    [
+        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--image-size", "4"], "--image-size must be within"),
+        # Options this recording would ignore (the first two typed at their default values).
+        (["--noise-std", "0.6"], "--noise-std shapes bad demonstrations, which --bad-fraction 0"),
+        (["--bad-kinds", "noisy,failed,truncated,wrong_task"], "--bad-kinds shapes bad demonstrations"),
+        (
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "failed", "--noise-std", "1"],
+            "--noise-std sets the noise of 'noisy' episodes, which --bad-kinds leaves out",
+        ),
+        (["--bad-fraction", "0.01", "--labels-out", "l.json"], "rounds to no bad episode"),
+    ],
 )
-def test_recorder_option_checks(capsys, tmp_path, flag, value, message):
+def test_recorder_option_checks(capsys, tmp_path, options, message):
     code, _, err = run(
-        capsys, "data", "metaworld", "--tasks", "reach-v3", flag, value, "--out", str(tmp_path / "d")
+        capsys, "data", "metaworld", "--tasks", "reach-v3", *options, "--out", str(tmp_path / "d")
     )
     one_line_error(code, err, message)
+    assert not (tmp_path / "d").exists()
 
 
 def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_path):

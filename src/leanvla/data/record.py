@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
 from leanvla.data.writer import LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
+from leanvla.flags import set_flags
 
 BAD_KINDS = ("noisy", "failed", "truncated", "wrong_task")
 
@@ -60,6 +62,22 @@ class RecordConfig:
     overwrite: bool = False
     """Replace --out if it exists."""
 
+    def check_options_used(self, typed: Iterable[str] = ()) -> None:
+        """An option this recording would ignore is a mistake: say which. `typed` holds the command
+        line's flags, so that one typed at its default value counts as set too."""
+        flags = set_flags(self, typed)
+        if self.bad_fraction == 0:
+            for name in ("bad_kinds", "labels_out", "noise_std"):
+                require(
+                    name not in flags,
+                    f"{flags.get(name)} shapes bad demonstrations, which --bad-fraction 0 (the default) leaves "
+                    "out: set --bad-fraction too, or drop it",
+                )
+        require(
+            "noise_std" not in flags or "noisy" in self.bad_kinds.split(","),
+            "--noise-std sets the noise of 'noisy' episodes, which --bad-kinds leaves out: drop it",
+        )
+
 
 @dataclass
 class EpisodeJob:
@@ -75,12 +93,18 @@ class EpisodeJob:
 
 
 def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
+    cfg.check_options_used()
     tasks = resolve_tasks(cfg.tasks)
     cameras = tuple(c.strip() for c in cfg.cameras.split(",") if c.strip())
     require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
     require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
     require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
+    require(
+        cfg.bad_fraction == 0 or bad_per_task(cfg) >= 1,
+        f"--bad-fraction {cfg.bad_fraction} of {cfg.episodes} episodes per task rounds to no bad episode; "
+        "raise it or --episodes",
+    )
     kinds = [k.strip() for k in cfg.bad_kinds.split(",") if k.strip()]
     for kind in kinds:
         require(kind in BAD_KINDS, f"unknown --bad-kinds entry '{kind}'; choose from {', '.join(BAD_KINDS)}")
@@ -101,13 +125,17 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     return tasks, cameras, kinds
 
 
+def bad_per_task(cfg: RecordConfig) -> int:
+    return int(round(cfg.bad_fraction * cfg.episodes))
+
+
 def plan_jobs(
     cfg: RecordConfig, tasks: list[str], cameras: tuple[str, ...], kinds: list[str]
 ) -> list[EpisodeJob]:
     """Decide every episode up front (deterministic in cfg.seed): which are bad, of which kind."""
     rng = np.random.default_rng([cfg.seed, 7919])
     jobs = []
-    n_bad = int(round(cfg.bad_fraction * cfg.episodes))
+    n_bad = bad_per_task(cfg)
     for task in tasks:
         bad_idx = set(rng.choice(cfg.episodes, size=n_bad, replace=False).tolist()) if n_bad else set()
         for k in range(cfg.episodes):
