@@ -82,3 +82,22 @@ def test_a_stack_the_spectral_loss_shut_is_named(tmp_path, vision_weight, vision
     inject_adapters(model, "lora-sp", LoRAOptions(rank=8, spectral_weight=1e-2, group_spectral_weight=groups))
     warnings = shut_stacks(model, _settled_at(model, tmp_path, vision))
     assert warnings == ([expected] if expected else [])
+
+
+def test_the_run_ends_with_each_stacks_active_rank(tmp_path):
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.inject import inject_adapters
+    from leanvla.adapt.report import active_rank_summary
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    model = VLA(vla_config("tiny", vision_layers=1))
+    inject_adapters(model, "lora-sp", LoRAOptions(rank=8, group_rank="vision=4"))
+    log = _settled_at(model, tmp_path, [1.0] * 4 + [4.0] * 3, other=6.0)
+    vision_mean = (4 * 1.0 + 3 * 4.0) / 7
+    layers = json.loads(log.read_text().splitlines()[0])["layers"]
+    mean = sum(layers.values()) / len(layers)
+    assert active_rank_summary(model, log) == (
+        f"LoRA-SP kept {mean:.1f} vectors per token over the last quarter of training, layer mean "
+        f"(backbone 6.0 of 8, expert 6.0 of 8, vision {vision_mean:.1f} of 4); per layer: {tmp_path / 'active_rank.png'}"
+    )

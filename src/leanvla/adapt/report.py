@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 ACTIVE_RANK = "active_rank.jsonl"  # in a run directory: {"step", "layers": {name: mean active rank}}
+ACTIVE_RANK_FIGURE = "active_rank.png"  # beside it, drawn at the end of training
 
 SHUT = 2.0
 """Vectors per token at or below which a layer's adapter counts as shut (one or two directions
@@ -62,33 +63,59 @@ def plot_active_rank(path: Path, out: Path) -> Path:
     return out
 
 
-def shut_stacks(model, log: Path) -> list[str]:
-    """A warning for each stack of the model's layout in which at least half the LoRA-SP layers,
-    averaged over the last quarter of training, kept SHUT vectors per token or fewer while a spectral
-    loss pulled on them. Counted per layer, not on the stack's mean: a stack whose other layers shut
-    can keep a few wide ones (two vision layers at 49 of 64 lift a mean of 9.3)."""
+def layers_by_stack(model) -> dict[str, dict]:
+    """{stack name: {layer name: LoRA-SP layer}} over the model's layout stacks that hold any
+    (empty when the model has no layout: layers chosen by --lora.regex)."""
     from leanvla.adapt.inject import lora_sp_layers
     from leanvla.errors import UserError
     from leanvla.models.layout import layout_for
 
     try:
         layout = layout_for(model)
-    except UserError:  # layers chosen by --lora.regex on a model without a layout: no stacks to name
-        return []
-    settled, layers = last_quarter_means(log), lora_sp_layers(model)
+    except UserError:
+        return {}
+    layers = lora_sp_layers(model)
+    grouped = {
+        stack.name: {name: layer for name, layer in layers.items() if name.startswith(stack.path + ".")}
+        for stack in layout.stacks
+    }
+    return {stack: held for stack, held in grouped.items() if held}
+
+
+def active_rank_summary(model, log: Path) -> str:
+    """One line: the vectors per token each stack's LoRA-SP layers kept over the last quarter of
+    training, of R, and where the per-layer figure is."""
+    settled = last_quarter_means(log)
+    stacks = [
+        f"{stack} {sum(settled[name] for name in held) / len(held):.1f} of {next(iter(held.values())).rank}"
+        for stack, held in layers_by_stack(model).items()
+    ]
+    mean = sum(settled.values()) / max(1, len(settled))
+    return (
+        f"LoRA-SP kept {mean:.1f} vectors per token over the last quarter of training, layer mean"
+        + (f" ({', '.join(stacks)})" if stacks else "")
+        + f"; per layer: {Path(log).parent / ACTIVE_RANK_FIGURE}"
+    )
+
+
+def shut_stacks(model, log: Path) -> list[str]:
+    """A warning for each stack of the model's layout in which at least half the LoRA-SP layers,
+    averaged over the last quarter of training, kept SHUT vectors per token or fewer while a spectral
+    loss pulled on them. Counted per layer, not on the stack's mean: a stack whose other layers shut
+    can keep a few wide ones (two vision layers at 49 of 64 lift a mean of 9.3)."""
+    settled = last_quarter_means(log)
     warnings = []
-    for stack in layout.stacks:
-        names = [name for name in layers if name.startswith(stack.path + ".")]
-        shut = [name for name in names if settled[name] <= SHUT]
-        first = layers[names[0]] if names else None  # rank and spectral weight are set per stack
-        if not names or first.spectral_weight == 0 or 2 * len(shut) < len(names):
+    for stack, held in layers_by_stack(model).items():
+        shut = [name for name in held if settled[name] <= SHUT]
+        first = next(iter(held.values()))  # rank and spectral weight are set per stack
+        if first.spectral_weight == 0 or 2 * len(shut) < len(held):
             continue
-        mean = sum(settled[name] for name in names) / len(names)
+        mean = sum(settled[name] for name in held) / len(held)
         warnings.append(
-            f"LoRA-SP's {stack.name} stack: {len(shut)} of {len(names)} layers settled at {SHUT:g} or fewer of "
+            f"LoRA-SP's {stack} stack: {len(shut)} of {len(held)} layers settled at {SHUT:g} or fewer of "
             f"{first.rank} vectors per token (stack mean {mean:.1f}) under spectral weight "
             f"{first.spectral_weight:g}: the loss may have shut them before training could use them "
             f"(docs/RESULTS.md, Adapt); if the stack's input matters, retrain with a lower "
-            f"--lora.group-spectral-weight {stack.name}=..."
+            f"--lora.group-spectral-weight {stack}=..."
         )
     return warnings

@@ -19,7 +19,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from leanvla.adapt.inject import active_ranks, lora_sp_layers, spectral_loss
-from leanvla.adapt.report import ACTIVE_RANK, plot_active_rank, shut_stacks
+from leanvla.adapt.report import (
+    ACTIVE_RANK,
+    ACTIVE_RANK_FIGURE,
+    active_rank_summary,
+    plot_active_rank,
+    shut_stacks,
+)
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.errors import require
@@ -251,7 +257,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             final.load_state_dict(ema.state_dict_for(model))
         save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
         if (run / ACTIVE_RANK).is_file():
-            plot_active_rank(run / ACTIVE_RANK, run / "active_rank.png")
+            plot_active_rank(run / ACTIVE_RANK, run / ACTIVE_RANK_FIGURE)
+            print(active_rank_summary(model, run / ACTIVE_RANK))
             for warning in shut_stacks(model, run / ACTIVE_RANK):
                 print(f"warning: {warning}", file=sys.stderr)
     barrier(world)
