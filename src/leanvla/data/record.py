@@ -74,8 +74,8 @@ class RecordConfig:
                     "out: set --bad-fraction too, or drop it",
                 )
         require(
-            "noise_std" not in flags or "noisy" in self.bad_kinds.split(","),
-            "--noise-std sets the noise of 'noisy' episodes, which --bad-kinds leaves out: drop it",
+            "noise_std" not in flags or "noisy" in [kind.strip() for kind in self.bad_kinds.split(",")],
+            f"{flags.get('noise_std')} sets the noise of 'noisy' episodes, which --bad-kinds leaves out: drop it",
         )
 
 
