@@ -26,7 +26,7 @@ def _compile(pattern: str, option: str) -> re.Pattern:
         raise UserError(f"{option} '{pattern}' is not a valid regular expression: {exc}") from exc
 
 
-def _layout_or_none(model: nn.Module):
+def layout_or_none(model: nn.Module):
     """The model's built-in layout, or None (then only --lora.regex can name targets)."""
     from leanvla.models.layout import layout_for
 
@@ -38,7 +38,7 @@ def _layout_or_none(model: nn.Module):
 
 def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None]:
     """Qualified name -> stack name (None when chosen by regex outside any stack) of each target Linear."""
-    layout = _layout_or_none(model)
+    layout = layout_or_none(model)
     stack_of = {}
     if layout is not None:
         for stack in layout.stacks:
@@ -180,7 +180,7 @@ def modules_trained_beside(model: nn.Module, opts: LoRAOptions) -> list[nn.Modul
 def io_modules(model: nn.Module, exclude=()) -> dict[str, nn.Module]:
     """The layout's input and output modules outside the stacks (none without a layout), less any
     that are adapter targets themselves (an adapter already trains those)."""
-    layout = _layout_or_none(model)
+    layout = layout_or_none(model)
     if layout is None:
         return {}
     return {name: m for name, m in layout.io_modules(model).items() if name not in exclude}

@@ -66,13 +66,10 @@ def plot_active_rank(path: Path, out: Path) -> Path:
 def layers_by_stack(model) -> dict[str, dict]:
     """{stack name: {layer name: LoRA-SP layer}} over the model's layout stacks that hold any
     (empty when the model has no layout: layers chosen by --lora.regex)."""
-    from leanvla.adapt.inject import lora_sp_layers
-    from leanvla.errors import UserError
-    from leanvla.models.layout import layout_for
+    from leanvla.adapt.inject import layout_or_none, lora_sp_layers
 
-    try:
-        layout = layout_for(model)
-    except UserError:
+    layout = layout_or_none(model)
+    if layout is None:
         return {}
     layers = lora_sp_layers(model)
     grouped = {
