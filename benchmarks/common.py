@@ -284,10 +284,11 @@ def first_per_task(data: Path, out: Path, *, count: int | None = None, fraction:
     return out
 
 
-def split_per_task(data: Path, out_dir: Path, held_out: int) -> tuple[Path, Path]:
-    """--episodes and --val-episodes files: each task's last `held_out` demonstrations held out."""
+def split_per_task(data: Path, out_dir: Path, held_out: int, keep: int | None = None) -> tuple[Path, Path]:
+    """--episodes and --val-episodes files: each task's last `held_out` demonstrations held out, and
+    of the rest its first `keep` (all by default) trained on."""
     by_task = episodes_by_task(data)
-    train = sorted(e for eps in by_task.values() for e in eps[:-held_out])
+    train = sorted(e for eps in by_task.values() for e in eps[:-held_out][:keep])
     val = sorted(e for eps in by_task.values() for e in eps[-held_out:])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "train_episodes.json").write_text(json.dumps({"episodes": train}))

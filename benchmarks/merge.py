@@ -26,6 +26,12 @@ objects' and goal's poses, which only the images reveal), in the vector's auxili
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
 
+Fewer target demonstrations (each DEMO5 task's first N; the same validation set), where an
+auxiliary objective has more to regularise:
+
+    python benchmarks/merge.py --target-demos 10 --base outputs/bench/pretrained/small-3000-seed0/policy \
+        --work outputs/bench/merge_demos10 --name merge_demos10
+
 Another seed on the same pretrained base (new recordings, initialisation and evaluation seed; seeds
 2-4 likewise, into outputs/bench/merge_seedN), and the seeds pooled by merge_seeds.py:
 
@@ -174,6 +180,13 @@ def main() -> None:
     parser.add_argument("--base-steps", type=int, default=3000)
     parser.add_argument("--vector-steps", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000, help="target fine-tuning steps, every variant")
+    parser.add_argument(
+        "--target-demos",
+        type=int,
+        default=None,
+        help="train every target variant on each DEMO5 task's first N demonstrations "
+        "(default: all but the 5 held out); the validation set stays the same",
+    )
     parser.add_argument("--name", default="merge", help="result file name (without .md)")
     parser.add_argument(
         "--aux-env-state",
@@ -181,6 +194,13 @@ def main() -> None:
         help="the auxiliary objective also predicts the environment state (--aux.env-state)",
     )
     args = parser.parse_args()
+    held_out = 5
+    target_demos = args.episodes - held_out if args.target_demos is None else args.target_demos
+    if not 1 <= target_demos <= args.episodes - held_out:
+        parser.error(
+            f"--target-demos {target_demos} is outside 1..{args.episodes - held_out} "
+            f"(--episodes {args.episodes} minus the {held_out} held out for validation)"
+        )
 
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.merge.run import VECTOR, MergeConfig, merge, undone_percent, update_along_vector
@@ -197,6 +217,11 @@ def main() -> None:
     if done.setdefault("aux_objective", aux_said) != aux_said:
         parser.error(
             f"{shown(work)} holds runs with the auxiliary objective '{done['aux_objective']}'; "
+            "give another --work for this one"
+        )
+    if done.setdefault("target_demos", target_demos) != target_demos:
+        parser.error(
+            f"{shown(work)} holds runs on {done['target_demos']} demonstrations per target task; "
             "give another --work for this one"
         )
 
@@ -220,7 +245,7 @@ def main() -> None:
 
     # ---- 3. target fine-tuning, every variant from the same data, steps and seed ----
     data = cached_dataset(tasks="DEMO5", **record)
-    train_eps, val_eps = split_per_task(data, work, held_out=5)
+    train_eps, val_eps = split_per_task(data, work, held_out, keep=target_demos)
     for name, (start, with_aux, with_orth) in VARIANTS.items():
         if name in done:
             continue
@@ -305,8 +330,8 @@ def main() -> None:
         + "). Capability vector from "
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
         f"{aux_said}, weight {AUX['weight']}); vector training took "
-        f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, 45 "
-        f"demonstrations per task for training, the last 5 for validation loss; {args.steps} steps at batch 64, "
+        f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, {target_demos} "
+        f"demonstrations per task for training, the last {held_out} for validation loss; {args.steps} steps at batch 64, "
         f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}.",
         "",
         f"Steps to target: first logged step (every 50) whose validation loss is <= (a)'s final one ({target:.4f}).",
