@@ -149,7 +149,10 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
     [
         (LoRAOptions(regex="no_such_module"), "matches no nn.Linear"),
         (LoRAOptions(regex="("), "not a valid regular expression"),
-        (LoRAOptions(targets="decoder"), "stack 'decoder', which the layout lacks"),
+        (
+            LoRAOptions(targets="decoder"),
+            "stack 'decoder', which the layout lacks (it has backbone, expert, vision)",
+        ),
         (LoRAOptions(targets="backbone,vision"), "stack 'vision', which has no layers in this model"),
         (LoRAOptions(rank=40), "rank 40 is larger than"),
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),

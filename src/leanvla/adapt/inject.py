@@ -64,7 +64,8 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
         known = [s.name for s in layout.stacks]
         for name in wanted:
             require(
-                name in known, f"--lora.targets names stack '{name}', which the layout lacks (it has {known})"
+                name in known,
+                f"--lora.targets names stack '{name}', which the layout lacks (it has {', '.join(known)})",
             )
         if opts.targets != LoRAOptions.targets:  # the default names every stack a model may have
             for name in wanted:
