@@ -12,18 +12,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from leanvla.models.contract import DataContract
 from leanvla.models.policy import Observation
 from leanvla.models.tokenizer import InstructionTokenizer
 
 
 @dataclass
-class CNNConfig:
-    cameras: list[str] = field(default_factory=lambda: ["observation.images.corner2"])
-    image_size: int = 64
-    state_dim: int = 4
-    action_dim: int = 4
-    chunk_size: int = 16
-    n_action_steps: int = 8
+class CNNConfig(DataContract):
     num_tasks: int = 1
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     hidden: int = 512

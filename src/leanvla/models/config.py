@@ -1,7 +1,8 @@
 """The reference VLA's configuration and its named sizes, from a CPU test size to a GPU size.
 
 A config holds both the architecture and the data contract the weights were trained for (cameras,
-image size, state/action dims, chunk length), so a checkpoint says exactly what it consumes.
+image size, state/action dims, chunk length: `leanvla.models.contract`), so a checkpoint says
+exactly what it consumes.
 """
 
 from __future__ import annotations
@@ -9,23 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from leanvla.errors import UserError
+from leanvla.models.contract import DataContract
 
 
 @dataclass
-class VLAConfig:
-    # ---- data contract ----
-    cameras: list[str] = field(default_factory=lambda: ["observation.images.corner2"])
-    """Image features the policy observes, in order."""
-    image_size: int = 64
-    """Square input images, pixels."""
-    state_dim: int = 4
-    """Proprio state dimension (Meta-World: hand xyz + gripper)."""
-    action_dim: int = 4
-    """Action dimension."""
-    chunk_size: int = 16
-    """Actions predicted per inference (the action chunk H)."""
-    n_action_steps: int = 8
-    """Actions of each chunk executed before predicting again (receding horizon)."""
+class VLAConfig(DataContract):
+    # ---- data contract: DataContract's fields come first ----
     # ---- vision ----
     vision_patch: int = 4
     """Patch size of the stem's first stage (kernel = stride)."""

@@ -1,0 +1,25 @@
+"""The data contract a policy's weights were trained for: what it observes and what it outputs.
+
+Every policy's config starts with these fields (the VLA's and the CNN baseline's alike), so a
+checkpoint says exactly what it consumes; `leanvla train` fills them from the dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DataContract:
+    cameras: list[str] = field(default_factory=lambda: ["observation.images.corner2"])
+    """Image features the policy observes, in order."""
+    image_size: int = 64
+    """Square input images, pixels."""
+    state_dim: int = 4
+    """Proprio state dimension (Meta-World: hand xyz + gripper)."""
+    action_dim: int = 4
+    """Action dimension."""
+    chunk_size: int = 16
+    """Actions predicted per inference (the action chunk H)."""
+    n_action_steps: int = 8
+    """Actions of each chunk executed before predicting again (receding horizon)."""
