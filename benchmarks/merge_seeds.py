@@ -68,6 +68,13 @@ def main() -> None:
         parser.error(
             f"the runs' auxiliary objectives differ ({', '.join(map(str, objectives))}); pool runs of one objective"
         )
+    # runs from before merge.py's --target-demos trained on all 45 demonstrations per target task
+    demos = {e.get("target_demos", 45) for e in extras}
+    if len(demos) > 1:
+        parser.error(
+            f"the runs trained on different numbers of target demonstrations ({', '.join(map(str, sorted(demos)))} "
+            "per task); pool runs of one --target-demos"
+        )
     for what, lacks in (
         ("step_ms (its runs predate timing a step's parts apart)", lambda e, run: "step_ms" not in e),
         (
@@ -85,12 +92,18 @@ def main() -> None:
     episodes = protocol_shape(runs[0])[1]
     pooled = {n: pooled_success([run[n] for run in runs], episodes) for n in VARIANTS}
     plot_gaps(runs, RESULTS / f"{args.name}_gaps.png")
-    lines = pooled_report(args.work, runs, pooled, parts, objectives.pop(), args.name)
+    lines = pooled_report(args.work, runs, pooled, parts, objectives.pop(), demos.pop(), args.name)
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 
 def pooled_report(
-    works: list[Path], runs: list[dict], pooled: dict, parts: list, objective: str | None, name: str
+    works: list[Path],
+    runs: list[dict],
+    pooled: dict,
+    parts: list,
+    objective: str | None,
+    target_demos: int,
+    name: str,
 ) -> list[str]:
     """The report's lines: every pooled row beside its seeds, the goal read off the paired gaps and
     the per-seed wall times, what the auxiliary objective adds and costs, the ablations."""
@@ -105,6 +118,7 @@ def pooled_report(
             works,
             runs,
             (f" Auxiliary objective (the vector's auxiliary run and (b)): {objective}." if objective else "")
+            + f" Targets trained on {target_demos} demonstrations per task."
             + f" Per-seed columns read seed {per_seed(map(str, seeds))}. Steps to target: first logged step whose "
             "validation loss is <= that seed's (a) final one.",
         ),
