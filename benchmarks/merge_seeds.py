@@ -10,6 +10,8 @@ each seed has its own target loss ((a)'s final validation loss).
     python benchmarks/merge_seeds.py --work outputs/bench/merge --work outputs/bench/merge_seed1 \
         --work outputs/bench/merge_seed2 --work outputs/bench/merge_seed3 --work outputs/bench/merge_seed4 \
         --name merge_pooled
+    python benchmarks/merge_seeds.py --work outputs/bench/merge_demos10 --work outputs/bench/merge_demos10_seed1 \
+        --name merge_demos10_pooled      # runs of one --target-demos pool together, not with others
 
 Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
 and <--name>_gaps.png.
