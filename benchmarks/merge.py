@@ -67,6 +67,7 @@ from common import (
 VECTOR_TASKS = "button-press-v3,handle-press-v3,plate-slide-v3"
 AUX = dict(horizon=8, weight=0.5)
 ORTH_WEIGHT = 0.1
+HELD_OUT = 5  # each target task's last demonstrations, for the validation loss
 PLAIN, AUX_ROW, META_ROW, NO_ORTH = (
     "(a) plain SFT from base",
     "(b) auxiliary fine-tuning from base",
@@ -194,12 +195,11 @@ def main() -> None:
         help="the auxiliary objective also predicts the environment state (--aux.env-state)",
     )
     args = parser.parse_args()
-    held_out = 5
-    target_demos = args.episodes - held_out if args.target_demos is None else args.target_demos
-    if not 1 <= target_demos <= args.episodes - held_out:
+    target_demos = args.episodes - HELD_OUT if args.target_demos is None else args.target_demos
+    if not 1 <= target_demos <= args.episodes - HELD_OUT:
         parser.error(
-            f"--target-demos {target_demos} is outside 1..{args.episodes - held_out} "
-            f"(--episodes {args.episodes} minus the {held_out} held out for validation)"
+            f"--target-demos {target_demos} is outside 1..{args.episodes - HELD_OUT} "
+            f"(--episodes {args.episodes} minus the {HELD_OUT} held out for validation)"
         )
 
     from leanvla.evaluate import EvalConfig, evaluate
@@ -245,7 +245,7 @@ def main() -> None:
 
     # ---- 3. target fine-tuning, every variant from the same data, steps and seed ----
     data = cached_dataset(tasks="DEMO5", **record)
-    train_eps, val_eps = split_per_task(data, work, held_out, keep=target_demos)
+    train_eps, val_eps = split_per_task(data, work, held_out=HELD_OUT, keep=target_demos)
     for name, (start, with_aux, with_orth) in VARIANTS.items():
         if name in done:
             continue
@@ -331,7 +331,7 @@ def main() -> None:
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
         f"{aux_said}, weight {AUX['weight']}); vector training took "
         f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, {target_demos} "
-        f"demonstrations per task for training, the last {held_out} for validation loss; {args.steps} steps at batch 64, "
+        f"demonstrations per task for training, the last {HELD_OUT} for validation loss; {args.steps} steps at batch 64, "
         f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}.",
         "",
         f"Steps to target: first logged step (every 50) whose validation loss is <= (a)'s final one ({target:.4f}).",

@@ -26,6 +26,7 @@ from pathlib import Path
 from common import RESULTS, write_result
 from merge import (
     AUX_ROW,
+    HELD_OUT,
     META_ROW,
     META_ROWS,
     PLAIN,
@@ -70,8 +71,8 @@ def main() -> None:
         parser.error(
             f"the runs' auxiliary objectives differ ({', '.join(map(str, objectives))}); pool runs of one objective"
         )
-    # runs from before merge.py's --target-demos trained on all 45 demonstrations per target task
-    demos = {e.get("target_demos", 45) for e in extras}
+    # runs from before merge.py's --target-demos trained on all 50 recorded but the held-out ones
+    demos = {e.get("target_demos", 50 - HELD_OUT) for e in extras}
     if len(demos) > 1:
         parser.error(
             f"the runs trained on different numbers of target demonstrations ({', '.join(map(str, sorted(demos)))} "
