@@ -34,6 +34,15 @@ from leanvla.merge.vectors import (
     diagnostics,
     group_of,
 )
+from leanvla.models.checkpoint import (
+    WEIGHTS,
+    build_model,
+    load_state_dict_checked,
+    read_meta,
+    read_weights,
+    resolve_checkpoint,
+    write_checkpoint_files,
+)
 
 VECTOR = "capability_vector.safetensors"
 REPORT = "merge_report.json"
@@ -100,7 +109,6 @@ class MergeConfig:
 def _load(path: Path) -> tuple[dict, dict, dict, Path]:
     """(state dict, meta, stats, directory) of a plain checkpoint."""
     from leanvla.data.stats import stats_from_json
-    from leanvla.models.checkpoint import WEIGHTS, read_meta, read_weights, resolve_checkpoint
 
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
@@ -126,7 +134,6 @@ def _parse_scales(spec: str) -> dict[str, float]:
 
 def merge(cfg: MergeConfig) -> Path:
     from leanvla.atomic import atomic_dir
-    from leanvla.models.checkpoint import build_model, load_state_dict_checked, write_checkpoint_files
 
     out = Path(cfg.out)
     pair = cfg.sft is not None or cfg.aux is not None
@@ -194,8 +201,6 @@ def update_along_vector(meta: Path, fine_tuned: Path) -> dict:
     vector merged into it (lambda_g tau_g, from the vector file and the scales the meta model records):
     minus its `coefficient` is the share of the merged vector the fine-tuning undid, and its
     `norm_ratio` the update's size against the merged vector's."""
-    from leanvla.models.checkpoint import read_weights
-
     start, meta_info, _, _ = _load(meta)
     end = _load(fine_tuned)[0]
     tau, scales = read_weights(meta / VECTOR), meta_info["merge"]
@@ -225,8 +230,6 @@ def check_same_start(sft_meta: dict, sft_dir: Path, aux_meta: dict, aux_dir: Pat
 
 def _start(meta: dict) -> str | None:
     """The checkpoint a training run started from (its --init, resolved as far as it still exists)."""
-    from leanvla.models.checkpoint import resolve_checkpoint
-
     init = meta["train"].get("init")
     if init is None:
         return None
@@ -244,8 +247,6 @@ def _minus(a: dict, b: dict) -> dict:
 
 def _vector_from(path: Path, base: dict, base_meta: dict, base_dir: Path) -> dict:
     """A vector file as is, or a checkpoint minus the base."""
-    from leanvla.models.checkpoint import read_weights
-
     if path.is_file():
         vector = read_weights(path)
         check_compatible(vector, base, f"vector {path}", f"base {base_dir}")
