@@ -7,7 +7,7 @@ penalty from the meta model (base + capability vector), on target tasks the vect
 1. The shared pretrained base (`small`, five MT10 tasks; see common.pretrained_base).
 2. Capability vector: fine-tune the base on a small task set (button-press, handle-press,
    plate-slide) twice, plainly and with the auxiliary objective (future image features + state;
-   with --aux-env-state also the environment state);
+   with --aux-env-state also the environment state, with --aux-pixels also the future frame's pixels);
    tau = aux - sft; the meta model is base + lambda tau (`leanvla merge`).
 3. Targets: DEMO5, each task's last 5 demonstrations held out for validation loss. Variants:
    (a) plain SFT from the base, (b) auxiliary fine-tuning from the base, (c) plain SFT + orthogonal
@@ -25,6 +25,11 @@ Writes docs/results/<--name>.md (default merge.md). Results accumulate in WORK/r
 objects' and goal's poses, which only the images reveal), in the vector's auxiliary run and in (b):
 
     python benchmarks/merge.py --aux-env-state --work outputs/bench/merge_env --name merge_env
+
+--aux-pixels makes the objective also decode the future frame (`--aux.pixels`), a reconstruction
+objective that costs what such objectives cost, so that CapVector has a price to save:
+
+    python benchmarks/merge.py --aux-pixels --work outputs/bench/merge_pixels --name merge_pixels
 
 Fewer target demonstrations (each DEMO5 task's first N; the same validation set), where an
 auxiliary objective has more to regularise:
@@ -107,7 +112,7 @@ def time_step_parts(
     torch.set_num_threads(2)
     model = load_model(meta)[0].train()
     head = read_meta(resolve_checkpoint(aux_run))["model"]
-    model.add_aux_head(head["aux_horizon"], head["aux_env_dim"])
+    model.add_aux_head(head["aux_horizon"], head["aux_env_dim"], head.get("aux_pixels", False))
     cfg, g = model.cfg, torch.Generator().manual_seed(seed)
     size = cfg.image_size
     tokens, token_mask = model.tokenizer.batch(["reach the goal"])
@@ -194,6 +199,11 @@ def main() -> None:
         action="store_true",
         help="the auxiliary objective also predicts the environment state (--aux.env-state)",
     )
+    parser.add_argument(
+        "--aux-pixels",
+        action="store_true",
+        help="the auxiliary objective also decodes the future frame's pixels (--aux.pixels)",
+    )
     args = parser.parse_args()
     target_demos = args.episodes - HELD_OUT if args.target_demos is None else args.target_demos
     if not 1 <= target_demos <= args.episodes - HELD_OUT:
@@ -208,10 +218,10 @@ def main() -> None:
     from leanvla.train.config import AuxOptions, OrthOptions, TrainConfig
 
     work = args.work
-    aux_options = AuxOptions(**AUX, env_state=args.aux_env_state)
-    aux_said = f"future image features + state {AUX['horizon']} frames ahead" + (
-        " + the present environment state" if args.aux_env_state else ""
-    )
+    aux_options = AuxOptions(**AUX, env_state=args.aux_env_state, pixels=args.aux_pixels)
+    aux_said = f"future image features + state {AUX['horizon']} frames ahead"
+    aux_said += " + the present environment state" if args.aux_env_state else ""
+    aux_said += " + the future frame's pixels" if args.aux_pixels else ""
     record = recording(args.episodes, args.seed)
     done = Results(work)
     if done.setdefault("aux_objective", aux_said) != aux_said:

@@ -215,6 +215,18 @@ def test_environment_state_target_trains_a_wider_head_and_merges(pair, tiny_run,
     assert main([*args, "--out", str(tmp_path / "meta")]) == 0
 
 
+def test_pixel_target_trains_a_decoder_that_merging_leaves_out(pair, tiny_run, tiny_dataset, tmp_path):
+    finetune(tiny_dataset, tiny_run, tmp_path / "pixels", "--aux.horizon", "4", "--aux.pixels")
+    weights = load_file(str(tmp_path / "pixels" / "policy" / "model.safetensors"))
+    decoder = sorted(k for k in weights if k.startswith("aux_head.pixels."))
+    assert decoder and weights[decoder[-1]].shape[1] == 3  # the last transposed conv writes RGB
+    assert json.loads((tmp_path / "pixels" / "policy" / "config.json").read_text())["model"]["aux_pixels"]
+    args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(tmp_path / "pixels")]
+    assert main([*args, "--out", str(tmp_path / "meta")]) == 0
+    merged = load_file(str(tmp_path / "meta" / "model.safetensors"))
+    assert not any(k.startswith("aux_head") for k in merged)
+
+
 def test_environment_state_target_needs_a_horizon_and_a_dataset_that_recorded_it(
     tiny_run, tiny_dataset, tmp_path, capsys
 ):

@@ -1,5 +1,5 @@
 """The auxiliary objective's pieces: the environment-state target's standardisation, the error
-against a hand-written reference, and the head a trained policy is given."""
+against a hand-written reference, the pixel decoder, and the head a trained policy is given."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error, standardised_environment_state
+from leanvla.models.config import vla_config
+from leanvla.models.pixel_decoder import PixelDecoder
+from leanvla.models.vision import VisionEncoder
 from tests.models.test_vla import obs, tiny
 
 
@@ -36,7 +39,39 @@ def test_error_is_the_sum_of_the_three_mean_squared_errors():
     )
     torch.testing.assert_close(auxiliary_error(head, vision, summary, images, state, env), expected)
     without = AuxiliaryHead(width, state_dim)
-    assert len(without(summary)) == 2 and not hasattr(without, "env")
+    predicted = without(summary)
+    assert predicted.env is None and predicted.pixels is None and not hasattr(without, "env")
+
+
+def test_the_pixel_term_is_the_mean_squared_error_over_every_camera_and_pixel():
+    torch.manual_seed(0)
+    width, state_dim, b = 16, 4, 3
+    decoder = PixelDecoder(width, cameras=2, image_size=16, channels=[4, 8], patch=2)
+    head = AuxiliaryHead(width, state_dim, pixels=decoder)
+    vision = torch.nn.Sequential(torch.nn.Flatten(2), torch.nn.Linear(3 * 16 * 16, width))
+    summary, images, state = torch.randn(b, width), torch.randn(b, 2, 3, 16, 16), torch.randn(b, state_dim)
+
+    plain = AuxiliaryHead(width, state_dim)
+    plain.load_state_dict(head.state_dict(), strict=False)  # the same trunk, features and state
+    pixel_term = ((decoder(summary) - images) ** 2).mean((1, 2, 3, 4))
+    expected = auxiliary_error(plain, vision, summary, images, state) + pixel_term
+    torch.testing.assert_close(auxiliary_error(head, vision, summary, images, state), expected)
+
+
+def test_the_pixel_decoder_mirrors_the_stem_back_to_every_cameras_image():
+    for size in ("tiny", "small", "base"):
+        cfg = vla_config(size, cameras=["a", "b"], image_size=64)
+        decoder = PixelDecoder(cfg.width, 2, cfg.image_size, cfg.vision_channels, cfg.vision_patch)
+        out = decoder(torch.randn(3, cfg.width))
+        assert out.shape == (3, 2, 3, 64, 64)
+        assert decoder.grid == VisionEncoder(cfg).grid  # it starts from the grid the stem ends at
+        transposed = [m for m in decoder.net if isinstance(m, torch.nn.ConvTranspose2d)]
+        stem = [m for m in VisionEncoder(cfg).stem.net if isinstance(m, torch.nn.Conv2d)]
+        assert [(m.out_channels, m.in_channels, m.stride) for m in transposed] == [
+            (m.in_channels, m.out_channels, m.stride) for m in reversed(stem)
+        ]
+    first = out[:, 0]
+    assert not torch.equal(first, out[:, 1])  # each camera has its own grid from the summary
 
 
 def test_a_head_is_kept_for_the_same_targets_and_replaced_for_others():
@@ -55,3 +90,9 @@ def test_a_head_is_kept_for_the_same_targets_and_replaced_for_others():
         torch.randn(b, 2, 3, 32, 32), torch.randn(b, 4), torch.randn(b, 39),
     )  # fmt: skip
     assert err.shape == (b, 6) and aux.shape == (b,) and (aux > 0).all()
+    env_only = model.aux_head
+    model.add_aux_head(8, env_dim=39, pixels=True)
+    assert model.aux_head is not env_only and model.cfg.aux_pixels
+    with_pixels = model.aux_head
+    model.add_aux_head(8, env_dim=39, pixels=True)
+    assert model.aux_head is with_pixels

@@ -43,6 +43,7 @@ DATA, OUT, INIT = Path("data"), Path("out"), Path("base")
         (dict(discrete=DiscreteOptions(block=8)), (), "--discrete.block applies to --head discrete"),
         (dict(aux=AuxOptions(weight=1.0)), (), "--aux.weight adds to the auxiliary objective, which is off"),
         (dict(aux=AuxOptions(env_state=True)), (), "--aux.env-state adds to the auxiliary objective"),
+        (dict(aux=AuxOptions(pixels=True)), (), "--aux.pixels adds to the auxiliary objective"),
         (
             dict(init=INIT),
             ["--orth.weight=0.1"],

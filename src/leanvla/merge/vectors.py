@@ -33,7 +33,7 @@ def check_compatible(reference: StateDict, other: StateDict, ref_name: str, othe
 
 
 # Config keys that only add training-time heads; the shared architecture does not depend on them.
-TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim"}
+TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim", "aux_pixels"}
 
 
 def check_same_config(configs: dict[str, dict]) -> None:

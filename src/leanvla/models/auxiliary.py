@@ -6,8 +6,8 @@ t, predict what the robot will see and where its hand will be `horizon` frames l
     target state    = normalised proprio state at t + horizon
     error           = MSE(features) + MSE(state), per sample
 
-It costs what such objectives cost: an extra vision forward over the future frames every step,
-plus the head. CapVector (`leanvla merge`) exists to pay that price once.
+Its price is an extra vision forward over the future frames every step, plus the head. CapVector
+(`leanvla merge`) exists to pay such prices once.
 
 With `--aux.env-state` the head also predicts the environment state at t (the dataset's
 `observation.environment_state`: in Meta-World the objects' and the goal's poses), standardised:
@@ -18,17 +18,37 @@ The proprio state says where the hand is; only the images say where the object i
 VLA leans on the proprio state and barely reads the images (docs/RESULTS.md, "Why the VLA lags the
 CNN"): this target makes the backbone's summary carry what the images show. It needs a dataset that
 recorded the simulator's state (`leanvla data metaworld` writes it), and costs one Linear.
+
+With `--aux.pixels` the head also decodes the future frame itself, every camera, pixel by pixel
+(a `PixelDecoder`: the vision stem mirrored), as world-model and reconstruction objectives do:
+
+    error          += MSE(future images, in the encoder's normalised units)
+
+The feature and state targets cost little on the reference VLA (1.04-1.20x a plain step, measured
+in docs/RESULTS.md, Merge): its vision encoder is small. Decoding pixels adds a trained decoder
+as large as the encoder, the kind of price reconstruction objectives pay (measured there too).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from leanvla.models.pixel_decoder import PixelDecoder
+
+
+class AuxiliaryPrediction(NamedTuple):
+    features: torch.Tensor  # B x width
+    state: torch.Tensor  # B x state_dim
+    env: torch.Tensor | None  # B x env_dim, when the head predicts the environment state
+    pixels: torch.Tensor | None  # B x N_cam x 3 x S x S, when the head decodes the future frame
+
 
 class AuxiliaryHead(nn.Module):
-    def __init__(self, width: int, state_dim: int, env_dim: int = 0):
+    def __init__(self, width: int, state_dim: int, env_dim: int = 0, pixels: PixelDecoder | None = None):
         super().__init__()
         self.env_dim = env_dim
         self.trunk = nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU())
@@ -36,12 +56,16 @@ class AuxiliaryHead(nn.Module):
         self.state = nn.Linear(2 * width, state_dim)
         if env_dim > 0:
             self.env = nn.Linear(2 * width, env_dim)
+        self.pixels = pixels  # reads the summary itself: the trunk is the small outputs' bottleneck
 
-    def forward(self, summary: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(future features, future state) and, with an environment output, the environment state."""
+    def forward(self, summary: torch.Tensor) -> AuxiliaryPrediction:
         h = self.trunk(summary)
-        out = (self.features(h), self.state(h))
-        return (*out, self.env(h)) if self.env_dim > 0 else out
+        return AuxiliaryPrediction(
+            self.features(h),
+            self.state(h),
+            self.env(h) if self.env_dim > 0 else None,
+            self.pixels(summary) if self.pixels is not None else None,
+        )
 
 
 def future_rows(rows: torch.Tensor, episode_end: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -65,12 +89,15 @@ def auxiliary_error(
     env_state: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample error (B,) of predicting the future frame's features and state from `summary`,
-    and the present environment state when the head has that output."""
+    the present environment state when the head has that output, and the future frame's pixels
+    when it decodes them."""
     with torch.no_grad():
         tokens = vision(future_images)
         target = F.layer_norm(tokens.mean(1), tokens.shape[-1:])
-    features, state, *env = head(summary)
-    error = (features - target).pow(2).mean(-1) + (state - future_state).pow(2).mean(-1)
-    if env:
-        error = error + (env[0] - env_state).pow(2).mean(-1)
+    predicted = head(summary)
+    error = (predicted.features - target).pow(2).mean(-1) + (predicted.state - future_state).pow(2).mean(-1)
+    if predicted.env is not None:
+        error = error + (predicted.env - env_state).pow(2).mean(-1)
+    if predicted.pixels is not None:
+        error = error + (predicted.pixels - future_images).pow(2).flatten(1).mean(-1)
     return error

@@ -84,6 +84,8 @@ class VLAConfig(DataContract):
     """Frames ahead the auxiliary head predicts (image features + state); 0 = no auxiliary head."""
     aux_env_dim: int = 0
     """Environment-state dimensions the auxiliary head also predicts (--aux.env-state); 0 = none."""
+    aux_pixels: bool = False
+    """The auxiliary head also decodes the future frame's pixels (--aux.pixels)."""
 
     def __post_init__(self) -> None:
         if self.expert_to_backbone is None:

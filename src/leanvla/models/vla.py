@@ -26,6 +26,7 @@ from torch import nn
 from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error
 from leanvla.models.config import VLAConfig
 from leanvla.models.layers import KV, Block, RMSNorm, rotary
+from leanvla.models.pixel_decoder import PixelDecoder
 from leanvla.models.policy import Observation
 from leanvla.models.tokenizer import InstructionTokenizer
 from leanvla.models.vision import VisionEncoder
@@ -117,15 +118,25 @@ class VLA(nn.Module):
             self.expert = ActionExpert(cfg)
         self.last_decode = None  # the discrete head's DecodeStats of the latest chunk
         if cfg.aux_horizon > 0:
-            self.aux_head = AuxiliaryHead(cfg.width, cfg.state_dim, cfg.aux_env_dim)
+            self.aux_head = self._new_aux_head()
         self.apply(_init_weights)
 
-    def add_aux_head(self, horizon: int, env_dim: int = 0) -> None:
+    def _new_aux_head(self) -> AuxiliaryHead:
+        cfg = self.cfg
+        pixels = None
+        if cfg.aux_pixels:
+            sizes = (cfg.image_size, cfg.vision_channels, cfg.vision_patch)
+            pixels = PixelDecoder(cfg.width, len(cfg.cameras), *sizes)
+        return AuxiliaryHead(cfg.width, cfg.state_dim, cfg.aux_env_dim, pixels)
+
+    def add_aux_head(self, horizon: int, env_dim: int = 0, pixels: bool = False) -> None:
         """Give a trained policy the auxiliary head (fresh weights) to fine-tune with the objective;
         a head it already has is kept when it predicts the same targets."""
-        self.cfg.aux_horizon, self.cfg.aux_env_dim = horizon, env_dim
-        if getattr(self, "aux_head", None) is None or self.aux_head.env_dim != env_dim:
-            self.aux_head = AuxiliaryHead(self.cfg.width, self.cfg.state_dim, env_dim)
+        head = getattr(self, "aux_head", None)
+        same = head is not None and head.env_dim == env_dim and (head.pixels is not None) == pixels
+        self.cfg.aux_horizon, self.cfg.aux_env_dim, self.cfg.aux_pixels = horizon, env_dim, pixels
+        if not same:
+            self.aux_head = self._new_aux_head()
             self.aux_head.apply(_init_weights)
 
     # ---- prefix ---------------------------------------------------------------------------------

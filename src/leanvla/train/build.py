@@ -177,8 +177,13 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
         )
         env_dim = data.env_state.shape[1] if data.env_state is not None else 0
-        model.add_aux_head(cfg.aux.horizon, env_dim)
-        model_cfg = {**model_cfg, "aux_horizon": cfg.aux.horizon, "aux_env_dim": env_dim}
+        model.add_aux_head(cfg.aux.horizon, env_dim, cfg.aux.pixels)
+        model_cfg = {
+            **model_cfg,
+            "aux_horizon": cfg.aux.horizon,
+            "aux_env_dim": env_dim,
+            "aux_pixels": cfg.aux.pixels,
+        }
     meta = make_meta(
         kind,
         model_cfg,

@@ -86,6 +86,9 @@ class AuxOptions:
     env_state: bool = False
     """Also predict the present environment state (the dataset's observation.environment_state:
     object and goal poses, recorded in simulation), which only the images reveal."""
+    pixels: bool = False
+    """Also decode the future frame's pixels, every camera (a decoder mirroring the vision stem):
+    a reconstruction objective, which costs what world-model objectives cost."""
 
 
 @dataclass
