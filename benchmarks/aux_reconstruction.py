@@ -12,23 +12,17 @@ and the decoded one. Errors are in the objective's units (the encoder's normalis
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from common import RESULTS, cached_dataset, command_line, recording, shown, slug, write_result
+from common import RESULTS, command_line, finished_work_parser, shown, slug, write_result
 from merge import AUX_ROW  # the row whose checkpoint carries the trained decoder
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = finished_work_parser(
+        __doc__, "merge_pixels_reconstruction", "a finished benchmarks/merge.py --aux-pixels work directory"
     )
-    parser.add_argument(
-        "--work", type=Path, required=True, help="a finished merge.py --aux-pixels work directory"
-    )
-    parser.add_argument("--name", default="merge_pixels_reconstruction", help="result file name (no suffix)")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="frames decoded at once")
     args = parser.parse_args()
     done = args.work / "results.json"
     results = json.loads(done.read_text()) if done.is_file() else {}
@@ -47,8 +41,7 @@ def main() -> None:
     run = args.work / "runs" / slug(AUX_ROW)  # where merge.py trained it
     policy = load_policy(run)
     model, horizon = policy.model, policy.meta["model"]["aux_horizon"]
-    seed = json.loads((run / "train_config.json").read_text())["seed"]
-    data = cached_dataset(tasks="DEMO5", **recording(50, seed))
+    data = json.loads((run / "train_config.json").read_text())["data"]  # the recording (b) trained on
     val = json.loads((args.work / "val_episodes.json").read_text())["episodes"]
     frames = ChunkDataset(LeRobotDataset(data), policy.cameras, policy.chunk_size, episodes=val)
     tasks = torch.tensor([policy.task_id(text) for text in frames.instructions])[frames.task_index]

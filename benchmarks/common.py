@@ -54,6 +54,14 @@ def benchmark_parser(doc: str, work: str, closed_loop: bool = True) -> argparse.
     return parser
 
 
+def finished_work_parser(doc: str, name: str, work_help: str) -> argparse.ArgumentParser:
+    """The options of a script that reads a finished benchmark's work directory: --work, --name."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help=work_help)
+    parser.add_argument("--name", default=name, help="result file name (without .md)")
+    return parser
+
+
 def recording(episodes: int, seed: int) -> dict:
     """The recording options every benchmark dataset shares (corner2 camera, 64 px)."""
     return dict(episodes=episodes, cameras="corner2", image_size=64, seed=seed)

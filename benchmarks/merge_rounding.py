@@ -19,13 +19,22 @@ Writes docs/results/<--name>.md and <--name>_divergence.png. Results accumulate 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, Results, command_line, episodes_by_task, shown, slug, train_timed, write_result
+from common import (
+    RESULTS,
+    Results,
+    command_line,
+    episodes_by_task,
+    finished_work_parser,
+    shown,
+    slug,
+    train_timed,
+    write_result,
+)
 from merge import NO_ORTH, PLAIN
 
 NO_ORTH_RUN = f"runs/{slug(NO_ORTH)}"
@@ -173,13 +182,7 @@ def plot(gaps: dict[str, list], warmup: int, change: str, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--work", type=Path, required=True, help="a finished benchmarks/merge.py work directory"
-    )
-    parser.add_argument("--name", default="merge_rounding", help="result file name (without .md)")
+    parser = finished_work_parser(__doc__, "merge_rounding", "a finished benchmarks/merge.py work directory")
     args = parser.parse_args()
     work = args.work
     needed = [*RERUNS.values(), NO_ORTH_RUN, "meta/lambda-1"]
