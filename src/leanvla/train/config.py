@@ -77,7 +77,8 @@ class DiscreteOptions:
 
 @dataclass
 class AuxOptions:
-    """Auxiliary objective (reference VLA): predict the future frame's image features and state."""
+    """Auxiliary objective (reference VLA): predict the future frame's image features and state;
+    optionally also the present environment state and the future frame's pixels."""
 
     horizon: int = 0
     """Frames ahead to predict; 0 = off. Adds an auxiliary head and an extra vision pass per step."""
