@@ -33,7 +33,7 @@ def main() -> None:
 
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset
-    from leanvla.models.auxiliary import future_rows
+    from leanvla.models.auxiliary import future_rows, per_sample_mse
     from leanvla.models.checkpoint import load_policy
     from leanvla.report import pyplot, save_figure
 
@@ -53,19 +53,24 @@ def main() -> None:
             obs = policy.observation(frames.images[rows], frames.state[rows], tasks[rows])
             target = policy.normalizer.images(frames.images[future_rows(rows, frames.episode_end, horizon)])
             pixels = model.aux_head(model.prefix_of(obs).summary).pixels
-            decoded_error.append((pixels - target).pow(2).flatten(1).mean(1))
-            still_error.append((obs.images - target).pow(2).flatten(1).mean(1))
-            now.append(obs.images), ahead.append(target), decoded.append(pixels)
+            decoded_error.append(per_sample_mse(pixels, target))
+            still_error.append(per_sample_mse(obs.images, target))
+            now.append(obs.images)
+            ahead.append(target)
+            decoded.append(pixels)
     now, ahead, decoded = torch.cat(now), torch.cat(ahead), torch.cat(decoded)
     task_mean = torch.stack([ahead[frames.task_index == i].mean(0) for i in range(len(frames.instructions))])
-    mean_error = (ahead - task_mean[frames.task_index]).pow(2).flatten(1).mean(1)
+    mean_error = per_sample_mse(task_mean[frames.task_index], ahead)
     decoded_error, still_error = torch.cat(decoded_error), torch.cat(still_error)
 
     # per task, the validation frame where the scene changes most over the horizon
     plt = pyplot()
     names = frames.instructions
     fig, axes = plt.subplots(3, len(names), figsize=(2.2 * len(names), 6.8))
-    shown_rgb = lambda x: (x * policy.normalizer.image_std[0] + policy.normalizer.image_mean[0]).clamp(0, 1)  # noqa: E731
+
+    def shown_rgb(image: torch.Tensor) -> torch.Tensor:  # normalised first-camera image -> RGB in [0, 1]
+        return (image * policy.normalizer.image_std[0] + policy.normalizer.image_mean[0]).clamp(0, 1)
+
     for column, name in enumerate(names):
         rows = (frames.task_index == column).nonzero().flatten()
         row = rows[still_error[rows].argmax()]

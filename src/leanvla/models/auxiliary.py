@@ -68,6 +68,11 @@ class AuxiliaryHead(nn.Module):
         )
 
 
+def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per sample (B,), over every dimension after the first."""
+    return (prediction - target).pow(2).flatten(1).mean(1)
+
+
 def future_rows(rows: torch.Tensor, episode_end: torch.Tensor, horizon: int) -> torch.Tensor:
     """Row `horizon` frames after each row, clamped to the last frame of its episode."""
     return torch.minimum(rows + horizon, episode_end[rows] - 1)
@@ -95,9 +100,9 @@ def auxiliary_error(
         tokens = vision(future_images)
         target = F.layer_norm(tokens.mean(1), tokens.shape[-1:])
     predicted = head(summary)
-    error = (predicted.features - target).pow(2).mean(-1) + (predicted.state - future_state).pow(2).mean(-1)
+    error = per_sample_mse(predicted.features, target) + per_sample_mse(predicted.state, future_state)
     if predicted.env is not None:
-        error = error + (predicted.env - env_state).pow(2).mean(-1)
+        error = error + per_sample_mse(predicted.env, env_state)
     if predicted.pixels is not None:
-        error = error + (predicted.pixels - future_images).pow(2).flatten(1).mean(-1)
+        error = error + per_sample_mse(predicted.pixels, future_images)
     return error
