@@ -138,8 +138,8 @@ def time_step_parts(
     action_error = ActionError(model)
 
     def with_aux():
-        err, aux_err = action_error(obs, actions, noise, t, future)
-        return err.mean() + AUX["weight"] * aux_err.mean()
+        err, aux_terms = action_error(obs, actions, noise, t, future)
+        return err.mean() + AUX["weight"] * sum(aux_terms.values()).mean()
 
     def backward(loss_fn):
         def call(_):

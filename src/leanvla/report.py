@@ -73,6 +73,25 @@ def plot_loss(metrics: dict[str, list[dict]], out: Path, title: str = "training 
     save_figure(fig, out)
 
 
+AUX_FIGURE = "aux_terms.png"  # in a run directory trained with --aux, drawn at the end of training
+
+
+def plot_aux_terms(records: list[dict], out: Path) -> None:
+    """Each auxiliary target's error over training (metrics.jsonl's `aux_<target>` keys)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in [k for k in records[-1] if k.startswith("aux_")]:
+        logged = [r for r in records if key in r]
+        ax.plot([r["step"] for r in logged], [r[key] for r in logged], label=key.removeprefix("aux_"))
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean squared error")
+    ax.set_yscale("log")
+    ax.set_title("auxiliary objective, by target")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, out)
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 

@@ -30,11 +30,16 @@ def pair(tiny_run, tiny_dataset, tmp_path_factory):
     return root
 
 
-def test_aux_training_adds_a_head_and_logs_its_loss(pair):
+def test_aux_training_adds_a_head_and_logs_its_loss_by_target(pair):
     aux = load_file(str(pair / "aux" / "policy" / "model.safetensors"))
     assert any(k.startswith("aux_head.") for k in aux)
     lines = [json.loads(s) for s in (pair / "aux" / "metrics.jsonl").read_text().splitlines()]
     assert all(r["aux"] > 0 for r in lines)
+    for r in lines:  # the sum and its terms; no environment-state or pixel term without their options
+        assert {k for k in r if k.startswith("aux_")} == {"aux_features", "aux_state"}
+        assert r["aux"] == pytest.approx(r["aux_features"] + r["aux_state"], rel=1e-12)
+    assert (pair / "aux" / "aux_terms.png").stat().st_size > 1000
+    assert not (pair / "sft" / "aux_terms.png").exists()
     assert json.loads((pair / "aux" / "policy" / "config.json").read_text())["model"]["aux_horizon"] == 4
 
 

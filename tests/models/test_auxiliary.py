@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error, standardised_environment_state
+from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_terms, standardised_environment_state
 from leanvla.models.config import vla_config
 from leanvla.models.pixel_decoder import PixelDecoder
 from leanvla.models.vision import VisionEncoder
@@ -22,7 +22,7 @@ def test_environment_state_is_standardised_and_constant_dimensions_become_zero()
     assert torch.equal(out[:, 3:], torch.zeros(200, 2))
 
 
-def test_error_is_the_sum_of_the_three_mean_squared_errors():
+def test_each_target_has_its_own_mean_squared_error():
     torch.manual_seed(0)
     width, state_dim, env_dim, b = 16, 4, 5, 3
     head = AuxiliaryHead(width, state_dim, env_dim)
@@ -32,12 +32,15 @@ def test_error_is_the_sum_of_the_three_mean_squared_errors():
 
     h = F.silu(head.trunk[0](summary))
     target = F.layer_norm(vision(images).mean(1), (width,))
-    expected = (
-        ((head.features(h) - target) ** 2).mean(-1)
-        + ((head.state(h) - state) ** 2).mean(-1)
-        + ((head.env(h) - env) ** 2).mean(-1)
-    )
-    torch.testing.assert_close(auxiliary_error(head, vision, summary, images, state, env), expected)
+    expected = {
+        "features": ((head.features(h) - target) ** 2).mean(-1),
+        "state": ((head.state(h) - state) ** 2).mean(-1),
+        "env": ((head.env(h) - env) ** 2).mean(-1),
+    }
+    terms = auxiliary_terms(head, vision, summary, images, state, env)
+    assert list(terms) == list(expected)
+    for name in expected:
+        torch.testing.assert_close(terms[name], expected[name])
     without = AuxiliaryHead(width, state_dim)
     predicted = without(summary)
     assert predicted.env is None and predicted.pixels is None and not hasattr(without, "env")
@@ -54,8 +57,11 @@ def test_the_pixel_term_is_the_mean_squared_error_over_every_camera_and_pixel():
     plain = AuxiliaryHead(width, state_dim)
     plain.load_state_dict(head.state_dict(), strict=False)  # the same trunk, features and state
     pixel_term = ((decoder(summary) - images) ** 2).mean((1, 2, 3, 4))
-    expected = auxiliary_error(plain, vision, summary, images, state) + pixel_term
-    torch.testing.assert_close(auxiliary_error(head, vision, summary, images, state), expected)
+    expected = auxiliary_terms(plain, vision, summary, images, state) | {"pixels": pixel_term}
+    terms = auxiliary_terms(head, vision, summary, images, state)
+    assert list(terms) == ["features", "state", "pixels"]
+    for name in expected:
+        torch.testing.assert_close(terms[name], expected[name])
 
 
 def test_the_pixel_decoder_mirrors_the_stem_back_to_every_cameras_image():
@@ -88,7 +94,8 @@ def test_a_head_is_kept_for_the_same_targets_and_replaced_for_others():
         obs(b), actions, torch.randn_like(actions), torch.rand(b),
         torch.randn(b, 2, 3, 32, 32), torch.randn(b, 4), torch.randn(b, 39),
     )  # fmt: skip
-    assert err.shape == (b, 6) and aux.shape == (b,) and (aux > 0).all()
+    assert err.shape == (b, 6) and list(aux) == ["features", "state", "env"]
+    assert all(term.shape == (b,) and (term > 0).all() for term in aux.values())
     env_only = model.aux_head
     model.add_aux_head(8, env_dim=39, pixels=True)
     assert model.aux_head is not env_only and model.cfg.aux_pixels

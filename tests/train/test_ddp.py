@@ -1,10 +1,13 @@
-"""Two-process data-parallel training (torchrun, gloo) matches one process on the same global batch."""
+"""Two-process data-parallel training (torchrun, gloo) matches one process on the same global batch,
+the auxiliary objective included: weights and every logged loss."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,6 +33,8 @@ ARGS = [
     "2",
     "--threads",
     "1",
+    "--aux.horizon",
+    "2",
 ]
 
 
@@ -59,6 +64,9 @@ def test_two_processes_match_one(tmp_path):
     torch.manual_seed(0)
     init = build_model(read_meta(one / "policy")).state_dict()
     assert min(float((init[k] - a[k]).abs().max()) for k in a if k.endswith("q_proj.weight")) > 1e-3
-    losses_one = (one / "metrics.jsonl").read_text().splitlines()
-    losses_two = (two / "metrics.jsonl").read_text().splitlines()
-    assert len(losses_one) == len(losses_two) == 6
+    records_one = [json.loads(s) for s in (one / "metrics.jsonl").read_text().splitlines()]
+    records_two = [json.loads(s) for s in (two / "metrics.jsonl").read_text().splitlines()]
+    assert len(records_one) == len(records_two) == 6
+    for r1, r2 in zip(records_one, records_two):  # logged over the global batch, not one process's half
+        for key in ("loss", "aux", "aux_features", "aux_state"):
+            assert r2[key] == pytest.approx(r1[key], rel=1e-4), (r1["step"], key)

@@ -85,24 +85,27 @@ def standardised_environment_state(env_state: torch.Tensor) -> torch.Tensor:
     return (env_state - env_state.mean(0)) / torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
-def auxiliary_error(
+def auxiliary_terms(
     head: AuxiliaryHead,
     vision: nn.Module,
     summary: torch.Tensor,
     future_images: torch.Tensor,
     future_state: torch.Tensor,
     env_state: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-sample error (B,) of predicting the future frame's features and state from `summary`,
-    the present environment state when the head has that output, and the future frame's pixels
-    when it decodes them."""
+) -> dict[str, torch.Tensor]:
+    """Per-sample errors (B,) by target, whose sum is the auxiliary error: the future frame's
+    features and state from `summary`, the present environment state when the head has that
+    output ("env"), and the future frame's pixels when it decodes them ("pixels")."""
     with torch.no_grad():
         tokens = vision(future_images)
         target = F.layer_norm(tokens.mean(1), tokens.shape[-1:])
     predicted = head(summary)
-    error = per_sample_mse(predicted.features, target) + per_sample_mse(predicted.state, future_state)
+    terms = {
+        "features": per_sample_mse(predicted.features, target),
+        "state": per_sample_mse(predicted.state, future_state),
+    }
     if predicted.env is not None:
-        error = error + per_sample_mse(predicted.env, env_state)
+        terms["env"] = per_sample_mse(predicted.env, env_state)
     if predicted.pixels is not None:
-        error = error + per_sample_mse(predicted.pixels, future_images)
-    return error
+        terms["pixels"] = per_sample_mse(predicted.pixels, future_images)
+    return terms

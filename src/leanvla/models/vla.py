@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_error
+from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_terms
 from leanvla.models.config import VLAConfig
 from leanvla.models.layers import KV, Block, RMSNorm, rotary
 from leanvla.models.pixel_decoder import PixelDecoder
@@ -257,12 +257,13 @@ class VLA(nn.Module):
 
     def action_and_aux_error(
         self, obs: Observation, actions, noise, t, *targets: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B x H action error, B auxiliary error) from one backbone pass; `targets` are the future
-        images and state, and the environment state when the head predicts it."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(B x H action error, the auxiliary error's B-sized terms by target) from one backbone
+        pass; `targets` are the future images and state, and the environment state when the head
+        predicts it."""
         prefix = self.prefix_of(obs)
         err = self._head_error_samples(prefix, actions, noise, t)
-        return err, auxiliary_error(self.aux_head, self.vision, prefix.summary, *targets)
+        return err, auxiliary_terms(self.aux_head, self.vision, prefix.summary, *targets)
 
     @torch.no_grad()
     def predict(self, obs: Observation, noise: torch.Tensor) -> torch.Tensor:

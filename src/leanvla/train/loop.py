@@ -32,6 +32,7 @@ from leanvla.errors import require
 from leanvla.models.auxiliary import future_rows, standardised_environment_state
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
+from leanvla.report import AUX_FIGURE, plot_aux_terms, read_metrics
 from leanvla.train.build import build_run
 from leanvla.train.config import TrainConfig, check_state_augmentation
 from leanvla.train.distributed import barrier, init_world, shutdown
@@ -153,7 +154,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     )
     lo, hi = world.shard(cfg.batch_size)
     env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
-    window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+    window_loss, window_aux, window_start, window_steps = 0.0, {}, time.perf_counter(), 0
     model.train()
     while step < cfg.steps:
         # ---- one global batch, drawn identically in every process ----
@@ -186,8 +187,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device), future)
         aux_loss = None
         if future is not None:
-            err, aux_err = err
-            aux_loss = aux_err.sum() / cfg.batch_size * world.size
+            err, aux_terms = err
+            aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
+            for name, term in aux_terms.items():  # logged by target: which of them the head learns
+                window_aux[name] = window_aux.get(name, 0.0) + _global_mean(term.detach().mean(), world.size)
         # Normalised by the global count of real actions, times the world size because DDP averages:
         # the gradient equals that of the single-process mean over the global batch.
         loss = (err * mask).sum() / valid_total.clamp(min=1) * world.size
@@ -228,8 +231,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 record["val_loss"] = validation.loss(model)  # after the timing window closed
             if penalty is not None:
                 record["orth"] = float(penalty.detach())
-            if aux_loss is not None:
-                record["aux"] = float(aux_loss.detach()) / world.size
+            if window_aux:  # the window's mean of each target's error, and their sum
+                record |= {f"aux_{name}": total / window_steps for name, total in window_aux.items()}
+                record["aux"] = sum(window_aux.values()) / window_steps
             ranks = active_ranks(model)  # empty without LoRA-SP layers
             if ranks:
                 record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
@@ -242,7 +246,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 if ranks:
                     with open(run / ACTIVE_RANK, "a") as f:
                         f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
-            window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+            window_loss, window_aux, window_start, window_steps = 0.0, {}, time.perf_counter(), 0
         if step % cfg.save_every == 0 or step == cfg.steps:
             checkpoint()
         if stop_after is not None and step >= stop_after:
@@ -256,6 +260,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             final = build_model(parts.meta)
             final.load_state_dict(ema.state_dict_for(model))
         save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
+        if cfg.aux.horizon > 0:
+            plot_aux_terms(read_metrics(run / "metrics.jsonl"), run / AUX_FIGURE)
         if (run / ACTIVE_RANK).is_file():
             plot_active_rank(run / ACTIVE_RANK, run / ACTIVE_RANK_FIGURE)
             print(active_rank_summary(model, run / ACTIVE_RANK))
