@@ -156,6 +156,11 @@ def test_console_entry_point_exit_code(tmp_path):
     [
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--image-size", "4"], "--image-size must be within"),
+        (["--max-steps", "0"], "--max-steps must be within 1..500 (Meta-World's limit), got 0"),
+        (
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--noise-std", "-1"],
+            "--noise-std must be >= 0 (a std), got -1.0",
+        ),
         # Options this recording would ignore (the first two typed at their default values).
         (["--noise-std", "0.6"], "--noise-std shapes bad demonstrations, which --bad-fraction 0"),
         (["--bad-kinds", "noisy,failed,truncated,wrong_task"], "--bad-kinds shapes bad demonstrations"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -94,3 +95,36 @@ def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, 
         "--out results.json, or drop --save-rollouts"
     ]
     EvalConfig(policy=tiny_run, save_rollouts=0).check_options_used(["--save-rollouts", "0"])
+
+
+def test_worker_processes_give_the_episodes_one_process_gives(result, tiny_run):
+    one, _ = result
+    two = evaluate(EvalConfig(policy=tiny_run, episodes=2, max_steps=20, workers=2), progress=False)
+    timing = {"inference_s"}
+    assert [{k: v for k, v in e.items() if k not in timing} for e in two["episodes"]] == [
+        {k: v for k, v in e.items() if k not in timing} for e in one["episodes"]
+    ]
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
+    from leanvla.evaluate import _run_all
+
+    jobs = [("reach-v3", k, 0, 5, 2, False) for k in range(4)]
+    with pytest.raises(RuntimeError, match="an evaluation worker died"):
+        list(_run_all(jobs, tmp_path / "no-policy", workers=2, threads=1, decode={}, progress=False))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(n_action_steps=0), "--n-action-steps must be within 1..8, got 0"),
+        (dict(threads=0), "--threads must be >= 1, got 0"),
+        (dict(workers=0), "--workers must be >= 1, got 0"),
+        (dict(save_rollouts=-1), "--save-rollouts must be >= 0"),
+    ],
+)
+def test_a_number_outside_its_meaning_is_refused(tiny_run, options, message):
+    from leanvla.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        evaluate(EvalConfig(policy=tiny_run, episodes=1, **options), progress=False)

@@ -12,6 +12,8 @@ import math
 import multiprocessing as mp
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,7 +47,7 @@ class EvalConfig:
     save_rollouts: int = 1
     """Rollouts per task saved as an image strip and a GIF (0 = none)."""
     workers: int = 2
-    """Evaluation processes (one rendering context each)."""
+    """Evaluation processes (one rendering context each; 1 = in this process)."""
     threads: int = 1
     """Torch threads per evaluation process."""
     decoder: str | None = None
@@ -62,6 +64,21 @@ class EvalConfig:
     flow_noise: float | None = None
     """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
     0 = deterministic)."""
+
+    def check_ranges(self) -> None:
+        """A count outside what it means fails before the policy is read (--n-action-steps is checked
+        against the policy's chunk once it is)."""
+        for flag, value in (
+            ("--episodes", self.episodes),
+            ("--workers", self.workers),
+            ("--threads", self.threads),
+        ):
+            require(value >= 1, f"{flag} must be >= 1, got {value}")
+        require(self.save_rollouts >= 0, f"--save-rollouts must be >= 0 (0 = none), got {self.save_rollouts}")
+        require(
+            1 <= self.max_steps <= 500,
+            f"--max-steps must be within 1..500 (Meta-World's limit), got {self.max_steps}",
+        )
 
     def check_options_used(self, typed: Iterable[str] = ()) -> None:
         """Rollouts to save need a place to go. `typed` holds the command line's flags, so that
@@ -142,13 +159,24 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
             yield _run_job(job)
             bar.update(1)
     else:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(
-            workers, initializer=_init_worker, initargs=(str(policy_path), threads, decode)
-        ) as pool:
-            for result in pool.imap(_run_job, jobs, chunksize=1):
-                yield result
-                bar.update(1)
+        # An executor, not a multiprocessing Pool: a worker that fails to start (no rendering
+        # context, say) breaks it with an error, where a Pool would respawn the worker forever.
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(str(policy_path), threads, decode),
+        )
+        with pool:
+            try:
+                for result in pool.map(_run_job, jobs):
+                    yield result
+                    bar.update(1)
+            except BrokenProcessPool as exc:
+                raise RuntimeError(
+                    "an evaluation worker died (its own error is printed above); "
+                    "`--workers 1` runs the evaluation in this process, where the error is raised directly"
+                ) from exc
     bar.close()
 
 
@@ -203,15 +231,11 @@ def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int)
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
 
+    cfg.check_ranges()
     cfg.check_options_used()
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = _check_decode(cfg, meta, checkpoint)
-    require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
-    require(
-        1 <= cfg.max_steps <= 500,
-        f"--max-steps must be within 1..500 (Meta-World's limit), got {cfg.max_steps}",
-    )
     provenance = read_provenance(checkpoint)
     # By default, the tasks the policy's training episodes showed (not every task its dataset had).
     tasks = (
@@ -226,7 +250,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             raise UserError(
                 f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {policy_tasks(meta['instructions'])}"
             )
-    horizon = cfg.n_action_steps or meta["model"]["n_action_steps"]
+    horizon = meta["model"]["n_action_steps"] if cfg.n_action_steps is None else cfg.n_action_steps
     require(
         1 <= horizon <= meta["model"]["chunk_size"],
         f"--n-action-steps must be within 1..{meta['model']['chunk_size']}, got {horizon}",

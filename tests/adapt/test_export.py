@@ -107,6 +107,16 @@ def test_calibration_options_are_refused_for_lora_which_folds_exactly(adapter_ru
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flag", ["--samples", "--batch-size"])
+def test_an_empty_calibration_is_refused_in_one_line(adapter_run, tmp_path, capsys, flag):
+    out = tmp_path / "folded"
+    assert main(["export", "--policy", str(adapter_run), "--out", str(out), flag, "0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"leanvla export: error: {flag} must be >= 1, got 0"
+    ]
+    assert not out.exists()
+
+
 def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 

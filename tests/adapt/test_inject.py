@@ -174,8 +174,13 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         (LoRAOptions(train_modules="zzz"), "--lora.train-modules 'zzz' matches no module in the model"),
         (
             LoRAOptions(group_spectral_weight="expert=-1"),
-            "--lora.group-spectral-weight for 'expert' must be >= 0",
+            "--lora.group-spectral-weight for 'expert' must be finite and >= 0",
         ),
+        (
+            LoRAOptions(spectral_weight=float("inf")),
+            "--lora.spectral-weight must be finite and >= 0, got inf",
+        ),
+        (LoRAOptions(alpha=float("nan")), "--lora.alpha must be finite and > 0, got nan"),
         (LoRAOptions(group_spectral_weight="expert"), "item 'expert' must look like stack=value"),
         (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
     ],

@@ -124,9 +124,18 @@ def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
         (["--pair", "--weights", "1,2"], "--weights applies to combining several --vectors"),
         (["--vectors", "--density", "0.3"], "--density applies to --method ties, dare-linear or dare-ties"),
         (["--vectors", "--method", "ties", "--seed", "0"], "--seed draws DARE's random drops"),
+        # Scales that would write nan weights.
+        (["--pair", "--scale", "nan"], "--scale must be a finite number, got nan"),
+        (
+            ["--pair", "--group-scale", "expert=inf"],
+            "--group-scale expert=inf: a scale must be a finite number",
+        ),
+        (["--vectors", "--weights", "1,nan"], "--weights '1,nan' must be finite numbers"),
     ],
 )
-def test_an_option_the_merge_would_ignore_is_refused(pair, tiny_run, tmp_path, capsys, options, message):
+def test_an_option_the_merge_would_ignore_or_cannot_use_is_refused(
+    pair, tiny_run, tmp_path, capsys, options, message
+):
     sources = {
         "--pair": ["--sft", str(pair / "sft"), "--aux", str(pair / "aux")],
         "--vectors": ["--vectors", f"{pair / 'sft'},{pair / 'aux'}"],

@@ -1,5 +1,7 @@
-"""An option a run would ignore is refused, naming what it needs (TrainConfig.check_options_used)."""
+"""An option a run would ignore is refused, naming what it needs (TrainConfig.check_options_used);
+a number outside what it means is refused before anything is read (TrainConfig.check_ranges)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,80 @@ def test_the_auxiliary_objective_is_refused_beside_adapters():
     config = TrainConfig(data=DATA, out=OUT, init=INIT, adapter="lora", aux=AuxOptions(horizon=4))
     with pytest.raises(UserError, match="--adapter lora would leave frozen at its random start"):
         config.check_aux()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(batch_size=0), "--batch-size must be >= 1, got 0"),
+        (dict(steps=-3), "--steps must be >= 1, got -3"),
+        (dict(log_every=0), "--log-every must be >= 1"),
+        (dict(save_every=0), "--save-every must be >= 1"),
+        (dict(chunk_size=0), "--chunk-size must be >= 1"),
+        (dict(lr=float("nan")), "--lr must be a positive number, got nan"),
+        (dict(lr=-1.0), "--lr must be a positive number"),
+        (dict(lr=float("inf")), "--lr must be a positive number"),
+        (dict(min_lr_ratio=2.0), "--min-lr-ratio is the final learning rate as a fraction of --lr"),
+        (dict(warmup_steps=-5), "--warmup-steps must be finite and >= 0 (0 = no warm-up)"),
+        (dict(weight_decay=float("inf")), "--weight-decay must be finite and >= 0"),
+        (dict(grad_clip=-1.0), "--grad-clip must be finite and >= 0 (0 = no clipping)"),
+        (dict(augment_shift=-2), "--augment-shift must be finite and >= 0"),
+        (dict(threads=-1), "--threads must be finite and >= 0"),
+        (dict(ema=1.0), "--ema is a decay in [0, 1)"),
+        (dict(ema=-0.5), "--ema is a decay in [0, 1)"),
+        (dict(n_action_steps=17), "--n-action-steps must be within 1..--chunk-size (16), got 17"),
+        (dict(chunk_size=4, n_action_steps=0), "--n-action-steps must be within 1..--chunk-size (4), got 0"),
+        (
+            dict(val_episodes=Path("v.json"), val_every=30, log_every=25),
+            "--val-every must be a positive multiple",
+        ),
+        (dict(val_episodes=Path("v.json"), val_samples=0), "--val-samples must be >= 1"),
+    ],
+)
+def test_a_number_outside_its_meaning_is_refused(options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        TrainConfig(data=DATA, out=OUT, **options).check_ranges()
+
+
+@pytest.mark.parametrize(
+    "options, check, message",
+    [
+        (
+            dict(aux=AuxOptions(horizon=4, weight=float("inf"))),
+            "check_aux",
+            "--aux.weight must be finite and >= 0",
+        ),
+        (
+            dict(init=INIT, orth=OrthOptions(vector=Path("tau"), weight=float("nan"))),
+            "check_orth",
+            "--orth.weight must be finite and >= 0, got nan",
+        ),
+        (
+            dict(distill=DistillOptions(teacher=Path("t"), weight=-1.0), head="discrete"),
+            "check_distill",
+            "--distill.weight must be finite and >= 0",
+        ),
+    ],
+)
+def test_an_objective_weight_must_be_finite_and_not_negative(options, check, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("tau").write_bytes(b"")  # the checks read only that the vector and teacher exist
+    Path("t").mkdir()
+    with pytest.raises(UserError, match=re.escape(message)):
+        getattr(TrainConfig(data=DATA, out=OUT, **options), check)()
+
+
+def test_the_defaults_and_the_edges_of_each_range_pass():
+    TrainConfig(data=DATA, out=OUT).check_ranges()
+    edges = dict(warmup_steps=0, weight_decay=0.0, grad_clip=0.0, augment_shift=0, threads=0, ema=0.0)
+    TrainConfig(data=DATA, out=OUT, min_lr_ratio=1.0, chunk_size=4, n_action_steps=4, **edges).check_ranges()
+    # a fine-tuned --init keeps its own chunking: --n-action-steps is checked against it later
+    TrainConfig(data=DATA, out=OUT, init=INIT, n_action_steps=40).check_ranges()
+
+
+def test_the_command_line_refuses_a_zero_batch_in_one_line_and_writes_nothing(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "refused"
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(out), "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["leanvla train: error: --batch-size must be >= 1, got 0"]
+    assert not out.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -67,15 +68,24 @@ class LoRAOptions:
 
     def validate(self) -> None:
         require(self.rank >= 1, f"--lora.rank must be >= 1, got {self.rank}")
-        require(self.alpha is None or self.alpha > 0, f"--lora.alpha must be > 0, got {self.alpha}")
+        require(
+            self.alpha is None or 0 < self.alpha < math.inf,
+            f"--lora.alpha must be finite and > 0, got {self.alpha}",
+        )
         for name, value in (("eta", self.eta), ("eta-start", self.eta_start)):
             require(0 < value <= 1, f"--lora.{name} must be in (0, 1], got {value}")
         for stack, value in self.group_overrides("group_eta").items():
             require(0 < value <= 1, f"--lora.group-eta for '{stack}' must be in (0, 1], got {value}")
         require(0 <= self.eta_decay <= 1, f"--lora.eta-decay must be in [0, 1], got {self.eta_decay}")
-        require(self.spectral_weight >= 0, f"--lora.spectral-weight must be >= 0, got {self.spectral_weight}")
+        require(
+            0 <= self.spectral_weight < math.inf,
+            f"--lora.spectral-weight must be finite and >= 0, got {self.spectral_weight}",
+        )
         for stack, value in self.group_overrides("group_spectral_weight").items():
-            require(value >= 0, f"--lora.group-spectral-weight for '{stack}' must be >= 0, got {value}")
+            require(
+                0 <= value < math.inf,
+                f"--lora.group-spectral-weight for '{stack}' must be finite and >= 0, got {value}",
+            )
         require(
             self.router_rank >= 0,
             f"--lora.router-rank must be >= 0 (0 = full router), got {self.router_rank}",

@@ -107,7 +107,8 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     out = Path(cfg.out)
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
     if adapter["kind"] == "lora-sp":
-        require(cfg.samples >= 1, f"--samples must be >= 1, got {cfg.samples}")
+        for flag, value in (("--samples", cfg.samples), ("--batch-size", cfg.batch_size)):
+            require(value >= 1, f"{flag} must be >= 1, got {value}")
         data_dir = cfg.data or Path(meta["train"]["data"])
         require(Path(data_dir).is_dir(), f"calibration data {data_dir} does not exist; pass --data DIR")
         data = ChunkDataset(LeRobotDataset(data_dir), meta["model"]["cameras"], meta["model"]["chunk_size"])

@@ -99,6 +99,11 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
     require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
+    require(
+        1 <= cfg.max_steps <= 500,
+        f"--max-steps must be within 1..500 (Meta-World's limit), got {cfg.max_steps}",
+    )
+    require(cfg.noise_std >= 0, f"--noise-std must be >= 0 (a std), got {cfg.noise_std}")
     require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
     require(
         cfg.bad_fraction == 0 or bad_per_task(cfg) >= 1,

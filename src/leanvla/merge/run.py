@@ -14,6 +14,7 @@ and OUT/vector_norms.png.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +147,13 @@ def merge(cfg: MergeConfig) -> Path:
     )
     cfg.check_options_used()
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    # A nan or inf scale would write a checkpoint of nan weights that loads without complaint.
+    require(math.isfinite(cfg.scale), f"--scale must be a finite number, got {cfg.scale}")
+    group_scale = _parse_scales(cfg.group_scale)
+    for group, value in group_scale.items():
+        require(math.isfinite(value), f"--group-scale {group}={value}: a scale must be a finite number")
     base, base_meta, stats, base_dir = _load(cfg.base)
     prefixes = _group_prefixes(base_meta)
-    group_scale = _parse_scales(cfg.group_scale)
     known = set(prefixes) | {"other"}
     for group in group_scale:
         require(group in known, f"--group-scale names group '{group}'; the groups are {sorted(known)}")
@@ -170,6 +175,7 @@ def merge(cfg: MergeConfig) -> Path:
             weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)
         except ValueError as exc:
             raise UserError(f"--weights '{cfg.weights}' must be comma-separated numbers") from exc
+        require(all(map(math.isfinite, weights)), f"--weights '{cfg.weights}' must be finite numbers")
         loaded = [_vector_from(Path(e), base, base_meta, base_dir) for e in entries]
         vector = combine(loaded, weights, cfg.method, cfg.density, cfg.seed)
         parts = {**{f"vector {i + 1}": v for i, v in enumerate(loaded)}, "combined": vector}

@@ -141,12 +141,8 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "`leanvla data metaworld` have it); drop --aux.env-state",
         )
     data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key)
-    if cfg.init is None:
+    if cfg.init is None:  # --n-action-steps was checked against the chunk by TrainConfig.check_ranges
         n_action_steps = DEFAULT_N_ACTION_STEPS if cfg.n_action_steps is None else cfg.n_action_steps
-        require(
-            1 <= n_action_steps <= chunk,
-            f"--n-action-steps must be within 1..--chunk-size ({chunk}), got {n_action_steps}",
-        )
         contract = dict(
             cameras=cameras,
             image_size=data.image_size[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -187,6 +188,49 @@ class TrainConfig:
     overwrite: bool = False
     """Start over even if --out holds a run."""
 
+    def check_ranges(self) -> None:
+        """A number outside what it means (a batch of 0, a learning rate of nan, an EMA decay of 1.5)
+        fails before anything is read or written, rather than deep in the optimizer or never."""
+        for flag, value in (
+            ("--steps", self.steps),
+            ("--batch-size", self.batch_size),
+            ("--flow-samples", self.flow_samples),
+            ("--save-every", self.save_every),
+            ("--log-every", self.log_every),
+            ("--val-samples", self.val_samples),
+            ("--chunk-size", self.chunk_size),
+        ):
+            require(value is None or value >= 1, f"{flag} must be >= 1, got {value}")
+        for flag, value, zero in (
+            ("--warmup-steps", self.warmup_steps, "no warm-up"),
+            ("--weight-decay", self.weight_decay, "no decay"),
+            ("--grad-clip", self.grad_clip, "no clipping"),
+            ("--augment-shift", self.augment_shift, "no shifts"),
+            ("--threads", self.threads, "cores / processes"),
+        ):
+            require(
+                math.isfinite(value) and value >= 0,
+                f"{flag} must be finite and >= 0 (0 = {zero}), got {value}",
+            )
+        require(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
+        require(
+            0 <= self.min_lr_ratio <= 1,
+            f"--min-lr-ratio is the final learning rate as a fraction of --lr, in [0, 1]; got {self.min_lr_ratio}",
+        )
+        require(0 <= self.ema < 1, f"--ema is a decay in [0, 1) (0 = off, e.g. 0.999), got {self.ema}")
+        if self.init is None:  # a fine-tuned --init keeps its own chunking (checked against it later)
+            chunk = DEFAULT_CHUNK_SIZE if self.chunk_size is None else self.chunk_size
+            n_action_steps = DEFAULT_N_ACTION_STEPS if self.n_action_steps is None else self.n_action_steps
+            require(
+                1 <= n_action_steps <= chunk,
+                f"--n-action-steps must be within 1..--chunk-size ({chunk}), got {n_action_steps}",
+            )
+        if self.val_episodes is not None:
+            require(
+                self.val_every >= 1 and self.val_every % self.log_every == 0,
+                f"--val-every must be a positive multiple of --log-every ({self.log_every}), got {self.val_every}",
+            )
+
     def check_options_used(self, typed: Iterable[str] = ()) -> None:
         """An option this run would ignore is a mistake (`--orth.weight` without `--orth.vector`, any
         `--model.*` beside `--init`): refuse the first, saying what it needs. `typed` holds the command
@@ -255,7 +299,9 @@ class TrainConfig:
 
     def check_aux(self) -> None:
         require(self.aux.horizon >= 0, f"--aux.horizon must be >= 0, got {self.aux.horizon}")
-        require(self.aux.weight >= 0, f"--aux.weight must be >= 0, got {self.aux.weight}")
+        require(
+            0 <= self.aux.weight < math.inf, f"--aux.weight must be finite and >= 0, got {self.aux.weight}"
+        )
         if self.aux.horizon > 0:
             require(self.model.type == "vla", "--aux needs the reference VLA (--model.type vla)")
             require(
@@ -277,7 +323,9 @@ class TrainConfig:
             Path(self.orth.vector).is_file(),
             f"--orth.vector {self.orth.vector} does not exist; `leanvla merge` writes it",
         )
-        require(self.orth.weight >= 0, f"--orth.weight must be >= 0, got {self.orth.weight}")
+        require(
+            0 <= self.orth.weight < math.inf, f"--orth.weight must be finite and >= 0, got {self.orth.weight}"
+        )
 
     def check_distill(self) -> None:
         if self.distill.teacher is None:
@@ -286,7 +334,10 @@ class TrainConfig:
             Path(self.distill.teacher).exists(),
             f"--distill.teacher {self.distill.teacher} does not exist; train a bidirectional discrete head first",
         )
-        require(self.distill.weight >= 0, f"--distill.weight must be >= 0, got {self.distill.weight}")
+        require(
+            0 <= self.distill.weight < math.inf,
+            f"--distill.weight must be finite and >= 0, got {self.distill.weight}",
+        )
         require(self.aux.horizon == 0, "--distill.teacher does not combine with --aux")
         require(self.flow_samples == 1, "--distill.teacher needs --flow-samples 1")
         require(self.adapter == "full", "--distill.teacher trains every weight: use --adapter full")

@@ -75,8 +75,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> Path:
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
-    require(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}")
-    require(cfg.flow_samples >= 1, f"--flow-samples must be >= 1, got {cfg.flow_samples}")
+    cfg.check_ranges()
     check_state_augmentation(cfg.state_noise, cfg.state_dropout)
     cfg.check_options_used()
     cfg.check_adapter()
@@ -278,10 +277,6 @@ def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
     from leanvla.data.samples import ChunkDataset, read_episode_selection
     from leanvla.train.validation import ValidationSet
 
-    require(
-        cfg.val_every >= 1 and cfg.val_every % cfg.log_every == 0,
-        f"--val-every must be a positive multiple of --log-every ({cfg.log_every}), got {cfg.val_every}",
-    )
     dataset = LeRobotDataset(cfg.data)
     episodes = read_episode_selection(cfg.val_episodes, dataset.num_episodes)
     shared = sorted(set(episodes) & set(data.episodes))
