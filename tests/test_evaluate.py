@@ -110,7 +110,7 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     from leanvla.evaluate import _run_all
 
     jobs = [("reach-v3", k, 0, 5, 2, False) for k in range(4)]
-    with pytest.raises(RuntimeError, match="an evaluation worker died"):
+    with pytest.raises(RuntimeError, match="a worker process died"):
         list(_run_all(jobs, tmp_path / "no-policy", workers=2, threads=1, decode={}, progress=False))
 
 

@@ -9,11 +9,8 @@ used. Success per task comes with a 95% Wilson interval.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import warnings
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.workers import map_in_workers
 
 
 @dataclass
@@ -159,24 +157,10 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
             yield _run_job(job)
             bar.update(1)
     else:
-        # An executor, not a multiprocessing Pool: a worker that fails to start (no rendering
-        # context, say) breaks it with an error, where a Pool would respawn the worker forever.
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(str(policy_path), threads, decode),
-        )
-        with pool:
-            try:
-                for result in pool.map(_run_job, jobs):
-                    yield result
-                    bar.update(1)
-            except BrokenProcessPool as exc:
-                raise RuntimeError(
-                    "an evaluation worker died (its own error is printed above); "
-                    "`--workers 1` runs the evaluation in this process, where the error is raised directly"
-                ) from exc
+        initargs = (str(policy_path), threads, decode)
+        for result in map_in_workers(_run_job, jobs, workers, _init_worker, initargs):
+            yield result
+            bar.update(1)
     bar.close()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from leanvla.data.seeds import episode_seed
 from leanvla.data.writer import LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.workers import map_in_workers
 
 BAD_KINDS = ("noisy", "failed", "truncated", "wrong_task")
 
@@ -337,10 +337,7 @@ def _run_jobs(jobs: list[EpisodeJob], workers: int):
         for job in jobs:
             yield record_episode(job)
         return
-    # spawn: each worker gets a fresh process with its own EGL context (fork would share it).
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_quiet_worker) as pool:
-        yield from pool.imap(record_episode, jobs, chunksize=1)
+    yield from map_in_workers(record_episode, jobs, workers, _quiet_worker)
 
 
 def _quiet_worker() -> None:

@@ -1,0 +1,31 @@
+"""Jobs run in spawned worker processes (one rendering context each), results in job order.
+
+An executor rather than a multiprocessing Pool: a worker that dies (a failed start, a crash in the
+simulator) breaks the executor with an error, where a Pool would respawn it or wait forever.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+
+def map_in_workers(
+    fn: Callable, jobs: Iterable, workers: int, initializer: Callable | None = None, initargs: tuple = ()
+) -> Iterator:
+    """fn(job) for every job, in `workers` spawned processes (spawn: each gets a fresh process and
+    its own EGL context, which fork would share), yielded in the jobs' order."""
+    pool = ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
+    )
+    try:
+        yield from pool.map(fn, jobs)
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            "a worker process died (its own error is printed above); `--workers 1` runs the jobs in "
+            "this process, where the error is raised directly"
+        ) from exc
+    finally:  # on an error, jobs not yet started are dropped rather than run to the end
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,42 @@
+"""Jobs in spawned workers: results in job order, a job's error raised as itself, a worker that
+cannot start an error rather than a hang, and the jobs after a failure dropped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from leanvla.workers import map_in_workers
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.02 * (x % 3))  # finishing out of order: the results must not be
+    return x * x
+
+
+def fail_on_zero(x: int) -> int:
+    if x == 0:
+        raise ValueError("job 0 failed")
+    time.sleep(0.5)
+    return x
+
+
+def cannot_start() -> None:
+    raise OSError("no rendering context")
+
+
+def test_results_come_in_job_order():
+    assert list(map_in_workers(slow_square, range(12), workers=3)) == [x * x for x in range(12)]
+
+
+def test_a_jobs_error_is_raised_as_itself_and_the_jobs_not_started_are_dropped():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="job 0 failed"):
+        list(map_in_workers(fail_on_zero, range(40), workers=2))
+    assert time.perf_counter() - start < 8  # running all 39 others would take 10 s on two workers
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_hang():
+    with pytest.raises(RuntimeError, match="a worker process died"):
+        list(map_in_workers(slow_square, range(4), workers=2, initializer=cannot_start))
