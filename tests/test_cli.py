@@ -156,6 +156,7 @@ def test_console_entry_point_exit_code(tmp_path):
     [
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--image-size", "4"], "--image-size must be within"),
+        (["--seed", "-1"], "--seed must be >= 0 (it seeds numpy's recording draws), got -1"),
         (["--max-steps", "0"], "--max-steps must be within 1..500 (Meta-World's limit), got 0"),
         (
             ["--bad-fraction", "0.5", "--labels-out", "l.json", "--noise-std", "-1"],

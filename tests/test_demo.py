@@ -47,3 +47,13 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     start = time.perf_counter()
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache")]) == 0
     assert time.perf_counter() - start < elapsed
+
+
+def test_a_negative_seed_is_one_line_and_no_output_directory(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert (
+        main(["demo", "--quick", "--seed", "-1", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["leanvla demo: error: --seed must be >= 0 (it seeds numpy's recording draws), got -1"]
+    assert not out.exists() and not (tmp_path / "cache").exists()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanvla.atomic import write_bytes_atomic
+from leanvla.errors import require
 
 
 @dataclass
@@ -130,6 +131,7 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.train.config import ModelOptions, TrainConfig
     from leanvla.train.loop import train_once
 
+    require(cfg.seed >= 0, f"--seed must be >= 0 (it seeds numpy's recording draws), got {cfg.seed}")
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

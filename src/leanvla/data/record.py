@@ -98,6 +98,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     cameras = tuple(c.strip() for c in cfg.cameras.split(",") if c.strip())
     require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
+    require(cfg.seed >= 0, f"--seed must be >= 0 (it seeds numpy's recording draws), got {cfg.seed}")
     require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
     require(
         1 <= cfg.max_steps <= 500,
