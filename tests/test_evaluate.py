@@ -121,9 +121,10 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
         (dict(threads=0), "--threads must be >= 1, got 0"),
         (dict(workers=0), "--workers must be >= 1, got 0"),
         (dict(save_rollouts=-1), "--save-rollouts must be >= 0"),
+        (dict(tasks=""), "no tasks given"),  # not "the policy's tasks", which leaving --tasks out means
     ],
 )
-def test_a_number_outside_its_meaning_is_refused(tiny_run, options, message):
+def test_a_value_outside_its_meaning_is_refused(tiny_run, options, message):
     from leanvla.errors import UserError
 
     with pytest.raises(UserError, match=re.escape(message)):

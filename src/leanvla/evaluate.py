@@ -224,7 +224,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     # By default, the tasks the policy's training episodes showed (not every task its dataset had).
     tasks = (
         resolve_tasks(cfg.tasks)
-        if cfg.tasks
+        if cfg.tasks is not None
         else policy_tasks(provenance.get("instructions", meta["instructions"]))
     )
     from leanvla.data.metaworld_tasks import INSTRUCTIONS

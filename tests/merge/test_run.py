@@ -131,6 +131,7 @@ def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
             "--group-scale expert=inf: a scale must be a finite number",
         ),
         (["--vectors", "--weights", "1,nan"], "--weights '1,nan' must be finite numbers"),
+        (["--pair", "--group-scale", "expert="], "--group-scale value '' for 'expert' is not a float"),
     ],
 )
 def test_an_option_the_merge_would_ignore_or_cannot_use_is_refused(

@@ -129,6 +129,13 @@ def test_the_auxiliary_objective_is_refused_beside_adapters():
             "--val-every must be a positive multiple",
         ),
         (dict(val_episodes=Path("v.json"), val_samples=0), "--val-samples must be >= 1"),
+        (dict(model=ModelOptions(width=0)), "--model.width must be >= 1, got 0"),
+        (dict(model=ModelOptions(expert_layers=0)), "--model.expert-layers must be >= 1, got 0"),
+        (dict(model=ModelOptions(vision_layers=-1)), "--model.vision-layers must be >= 0 (0 = stem only)"),
+        (
+            dict(model=ModelOptions(vision_channels=[8, -4])),
+            "--model.vision-channels must be one or more channel counts >= 1, got [8, -4]",
+        ),
     ],
 )
 def test_a_number_outside_its_meaning_is_refused(options, message):

@@ -128,7 +128,7 @@ class LoRAOptions:
 
     def group_overrides(self, field: str) -> dict:
         """One of the GROUP_OPTIONS parsed: {stack: value}."""
-        return parse_groups(getattr(self, field), field.replace("_", "-"), GROUP_OPTIONS[field])
+        return parse_groups(getattr(self, field), "--lora." + field.replace("_", "-"), GROUP_OPTIONS[field])
 
     def rank_for(self, stack: str | None) -> int:
         return self.group_overrides("group_rank").get(stack, self.rank)
@@ -148,14 +148,15 @@ class LoRAOptions:
 GROUP_OPTIONS = {"group_rank": int, "group_eta": float, "group_spectral_weight": float}
 
 
-def parse_groups(spec: str, option: str, kind: type) -> dict:
-    """'vision=64,expert=16' -> {'vision': 64, 'expert': 16}."""
+def parse_groups(spec: str, flag: str, kind: type) -> dict:
+    """'vision=64,expert=16' -> {'vision': 64, 'expert': 16}; `flag` (e.g. --lora.group-rank) names
+    the option in errors."""
     out = {}
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         name, sep, value = item.partition("=")
-        require(sep == "=", f"--lora.{option} item '{item}' must look like stack=value")
+        require(sep == "=", f"{flag} item '{item}' must look like stack=value")
         try:
             out[name.strip()] = kind(value)
         except ValueError as exc:
-            raise UserError(f"--lora.{option} value '{value}' for '{name}' is not a {kind.__name__}") from exc
+            raise UserError(f"{flag} value '{value}' for '{name}' is not a {kind.__name__}") from exc
     return out

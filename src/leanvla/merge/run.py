@@ -130,7 +130,7 @@ def _group_prefixes(meta: dict) -> dict[str, str]:
 def _parse_scales(spec: str) -> dict[str, float]:
     from leanvla.adapt.config import parse_groups
 
-    return parse_groups(spec, "group-scale", float) if spec else {}
+    return parse_groups(spec, "--group-scale", float) if spec else {}
 
 
 def merge(cfg: MergeConfig) -> Path:

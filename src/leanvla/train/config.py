@@ -55,6 +55,22 @@ class ModelOptions:
     """What the flow head's expert predicts: 'velocity' (pi0/SmolVLA, the default) or 'action' (the
     clean chunk, x-prediction; same flow path and Euler sampler)."""
 
+    def check_ranges(self) -> None:
+        """A depth, width or step count that builds no working model is refused by its flag."""
+        for name in ("width", "layers", "expert_width", "expert_layers", "vision_patch", "flow_steps"):
+            value = getattr(self, name)
+            require(
+                value is None or value >= 1, f"--model.{name.replace('_', '-')} must be >= 1, got {value}"
+            )
+        require(
+            self.vision_layers is None or self.vision_layers >= 0,
+            f"--model.vision-layers must be >= 0 (0 = stem only), got {self.vision_layers}",
+        )
+        require(
+            self.vision_channels is None or (self.vision_channels and min(self.vision_channels) >= 1),
+            f"--model.vision-channels must be one or more channel counts >= 1, got {self.vision_channels}",
+        )
+
     def overrides(self) -> dict:
         """The VLA config fields set here (every field but type and size is one)."""
         names = [f.name for f in fields(self) if f.name not in ("type", "size")]
@@ -212,6 +228,7 @@ class TrainConfig:
                 math.isfinite(value) and value >= 0,
                 f"{flag} must be finite and >= 0 (0 = {zero}), got {value}",
             )
+        self.model.check_ranges()
         require(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
         require(
             0 <= self.min_lr_ratio <= 1,
