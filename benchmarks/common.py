@@ -122,12 +122,19 @@ def probe_speed_and_memory(cfg, probe_steps: int = 40) -> tuple[float, float]:
     includes the decoded dataset every variant shares; differences between variants are the model's).
     """
     import multiprocessing
+    import queue as queues
 
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_probe_child, args=(cfg, probe_steps, queue))
     child.start()
-    result = queue.get()
+    while True:  # a child that dies would leave a plain queue.get() waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queues.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"the speed probe's process died (exit code {child.exitcode})") from None
     child.join()
     return result
 
