@@ -129,3 +129,17 @@ def test_a_value_outside_its_meaning_is_refused(tiny_run, options, message):
 
     with pytest.raises(UserError, match=re.escape(message)):
         evaluate(EvalConfig(policy=tiny_run, episodes=1, **options), progress=False)
+
+
+def test_a_checkpoint_that_cannot_load_is_one_error_before_any_worker_starts(tiny_run, tmp_path):
+    import shutil
+
+    from leanvla.errors import UserError
+    from leanvla.models.checkpoint import resolve_checkpoint
+
+    broken = tmp_path / "broken"
+    shutil.copytree(resolve_checkpoint(tiny_run), broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(UserError, match="is not a readable safetensors file"):
+        evaluate(EvalConfig(policy=broken, episodes=1, max_steps=5, workers=2), progress=False)

@@ -213,7 +213,7 @@ def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int)
 
 # ---- orchestration ----------------------------------------------------------------------------
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
-    from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
+    from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
 
     cfg.check_ranges()
     cfg.check_options_used()
@@ -250,7 +250,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         for task in tasks
         for k in range(cfg.episodes)
     ]
-    episodes = list(_run_all(jobs, checkpoint, min(cfg.workers, len(jobs)), cfg.threads, decode, progress))
+    workers = min(cfg.workers, len(jobs))
+    if workers > 1:  # a checkpoint that cannot load fails here in one line, not in every worker
+        load_policy(checkpoint)
+    episodes = list(_run_all(jobs, checkpoint, workers, cfg.threads, decode, progress))
 
     per_task = {}
     for task in tasks:
