@@ -164,3 +164,20 @@ def test_lora_sp_run_resumes_with_its_eta_schedule(data, uninterrupted, tmp_path
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert int(next(v for k, v in b.items() if k.endswith("forward_steps"))) == 12
+
+
+def test_a_run_with_the_auxiliary_objective_resumes_exactly(data, tmp_path):
+    """The auxiliary head (pixel decoder included) and its optimizer state are in last/ too."""
+    from leanvla.train.config import AuxOptions
+
+    aux = AuxOptions(horizon=2, pixels=True)
+    reference = train(_cfg(data, tmp_path / "reference", aux=aux), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, aux=aux), progress=False, stop_after=6)
+    train(_cfg(data, run, aux=aux), progress=False)
+    a, b = _weights(reference), _weights(run)
+    assert any(k.startswith("aux_head.pixels.") for k in a) and a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == list(range(2, 13, 2)) and all("aux_pixels" in r for r in logged)
