@@ -181,3 +181,28 @@ def test_a_run_with_the_auxiliary_objective_resumes_exactly(data, tmp_path):
         assert torch.equal(a[k], b[k]), k
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(2, 13, 2)) and all("aux_pixels" in r for r in logged)
+
+
+def test_a_run_with_the_orthogonal_penalty_resumes_exactly(data, uninterrupted, tmp_path):
+    """The penalty measures updates from the --init weights, not from the resumed ones."""
+    from safetensors.torch import save_file
+
+    from leanvla.train.config import OrthOptions
+
+    g = torch.Generator().manual_seed(0)
+    vector = {
+        k: torch.randn(v.shape, generator=g) for k, v in _weights(uninterrupted).items() if v.dim() == 2
+    }
+    save_file(vector, str(tmp_path / "tau.safetensors"))
+    orth = dict(
+        init=uninterrupted, orth=OrthOptions(vector=tmp_path / "tau.safetensors", weight=10.0), ema=0.0
+    )
+    whole = train(_cfg(data, tmp_path / "whole", **orth), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, **orth), progress=False, stop_after=6)
+    train(_cfg(data, run, **orth), progress=False)
+    a, b = _weights(whole), _weights(run)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["orth"] > 0 for r in logged)
