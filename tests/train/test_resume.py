@@ -1,4 +1,5 @@
-"""A killed run, restarted, ends with exactly the weights of an uninterrupted run."""
+"""A killed run, restarted, ends with exactly the weights of an uninterrupted run: plain, LoRA, LoRA-SP,
+the discrete head, the auxiliary objective and the orthogonal penalty."""
 
 from __future__ import annotations
 
@@ -206,3 +207,31 @@ def test_a_run_with_the_orthogonal_penalty_resumes_exactly(data, uninterrupted, 
         assert torch.equal(a[k], b[k]), k
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(r["orth"] > 0 for r in logged)
+
+
+def test_a_peft_lora_run_resumes_exactly(data, uninterrupted, tmp_path):
+    from leanvla.adapt.config import LoRAOptions
+
+    adapt = dict(init=uninterrupted, adapter="lora", lora=LoRAOptions(rank=4), ema=0.0)
+    whole = train(_cfg(data, tmp_path / "whole", **adapt), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, **adapt), progress=False, stop_after=6)
+    train(_cfg(data, run, **adapt), progress=False)
+    a = load_file(str(whole / "policy" / "adapter.safetensors"))
+    b = load_file(str(run / "policy" / "adapter.safetensors"))
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_a_discrete_head_run_resumes_exactly(data, tmp_path):
+    """Its action bins, fitted on the training actions, are the same after the restart."""
+    discrete = dict(head="discrete")
+    whole = train(_cfg(data, tmp_path / "whole", **discrete), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, **discrete), progress=False, stop_after=6)
+    train(_cfg(data, run, **discrete), progress=False)
+    a, b = _weights(whole), _weights(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
