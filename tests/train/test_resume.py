@@ -150,36 +150,51 @@ def test_finished_run_is_not_silently_redone(data, uninterrupted):
         train(_cfg(data, uninterrupted), progress=False)
 
 
+def _resumed_equals_whole(data, tmp_path, weights_file: str = "model.safetensors", **options):
+    """Train once straight through and once killed after step 6 (last checkpoint: step 4) then
+    restarted; the final `weights_file` must be equal bit for bit. Returns the restarted run and
+    its final tensors."""
+    whole = train(_cfg(data, tmp_path / "whole", **options), progress=False)
+    run = tmp_path / "resumed"
+    train(_cfg(data, run, **options), progress=False, stop_after=6)
+    train(_cfg(data, run, **options), progress=False)
+    a = load_file(str(whole / "policy" / weights_file))
+    b = load_file(str(run / "policy" / weights_file))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    return run, b
+
+
 def test_lora_sp_run_resumes_with_its_eta_schedule(data, uninterrupted, tmp_path):
     """Adapters resume too: the same adapter weights and the same step count behind eta."""
     from leanvla.adapt.config import LoRAOptions
 
     adapt = dict(init=uninterrupted, adapter="lora-sp", lora=LoRAOptions(rank=4, eta=0.5), ema=0.0)
-    whole = train(_cfg(data, tmp_path / "whole", **adapt), progress=False)
-    run = tmp_path / "resumed"
-    train(_cfg(data, run, **adapt), progress=False, stop_after=6)
-    train(_cfg(data, run, **adapt), progress=False)
-    a = load_file(str(whole / "policy" / "adapter.safetensors"))
-    b = load_file(str(run / "policy" / "adapter.safetensors"))
-    assert a.keys() == b.keys() and any(k.endswith("forward_steps") for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert int(next(v for k, v in b.items() if k.endswith("forward_steps"))) == 12
+    _, saved = _resumed_equals_whole(data, tmp_path, "adapter.safetensors", **adapt)
+    assert int(next(v for k, v in saved.items() if k.endswith("forward_steps"))) == 12
+
+
+def test_a_peft_lora_run_resumes_exactly(data, uninterrupted, tmp_path):
+    from leanvla.adapt.config import LoRAOptions
+
+    adapt = dict(init=uninterrupted, adapter="lora", lora=LoRAOptions(rank=4), ema=0.0)
+    _, saved = _resumed_equals_whole(data, tmp_path, "adapter.safetensors", **adapt)
+    assert any("lora_B" in k for k in saved)
+
+
+def test_a_discrete_head_run_resumes_exactly(data, tmp_path):
+    """Its action bins, fitted on the training actions, are the same after the restart."""
+    _, saved = _resumed_equals_whole(data, tmp_path, head="discrete")
+    assert any(k.startswith("expert.") and "bin" in k for k in saved)
 
 
 def test_a_run_with_the_auxiliary_objective_resumes_exactly(data, tmp_path):
     """The auxiliary head (pixel decoder included) and its optimizer state are in last/ too."""
     from leanvla.train.config import AuxOptions
 
-    aux = AuxOptions(horizon=2, pixels=True)
-    reference = train(_cfg(data, tmp_path / "reference", aux=aux), progress=False)
-    run = tmp_path / "resumed"
-    train(_cfg(data, run, aux=aux), progress=False, stop_after=6)
-    train(_cfg(data, run, aux=aux), progress=False)
-    a, b = _weights(reference), _weights(run)
-    assert any(k.startswith("aux_head.pixels.") for k in a) and a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    run, saved = _resumed_equals_whole(data, tmp_path, aux=AuxOptions(horizon=2, pixels=True))
+    assert any(k.startswith("aux_head.pixels.") for k in saved)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(2, 13, 2)) and all("aux_pixels" in r for r in logged)
 
@@ -195,43 +210,7 @@ def test_a_run_with_the_orthogonal_penalty_resumes_exactly(data, uninterrupted, 
         k: torch.randn(v.shape, generator=g) for k, v in _weights(uninterrupted).items() if v.dim() == 2
     }
     save_file(vector, str(tmp_path / "tau.safetensors"))
-    orth = dict(
-        init=uninterrupted, orth=OrthOptions(vector=tmp_path / "tau.safetensors", weight=10.0), ema=0.0
-    )
-    whole = train(_cfg(data, tmp_path / "whole", **orth), progress=False)
-    run = tmp_path / "resumed"
-    train(_cfg(data, run, **orth), progress=False, stop_after=6)
-    train(_cfg(data, run, **orth), progress=False)
-    a, b = _weights(whole), _weights(run)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    orth = OrthOptions(vector=tmp_path / "tau.safetensors", weight=10.0)
+    run, _ = _resumed_equals_whole(data, tmp_path, init=uninterrupted, orth=orth, ema=0.0)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(r["orth"] > 0 for r in logged)
-
-
-def test_a_peft_lora_run_resumes_exactly(data, uninterrupted, tmp_path):
-    from leanvla.adapt.config import LoRAOptions
-
-    adapt = dict(init=uninterrupted, adapter="lora", lora=LoRAOptions(rank=4), ema=0.0)
-    whole = train(_cfg(data, tmp_path / "whole", **adapt), progress=False)
-    run = tmp_path / "resumed"
-    train(_cfg(data, run, **adapt), progress=False, stop_after=6)
-    train(_cfg(data, run, **adapt), progress=False)
-    a = load_file(str(whole / "policy" / "adapter.safetensors"))
-    b = load_file(str(run / "policy" / "adapter.safetensors"))
-    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-
-
-def test_a_discrete_head_run_resumes_exactly(data, tmp_path):
-    """Its action bins, fitted on the training actions, are the same after the restart."""
-    discrete = dict(head="discrete")
-    whole = train(_cfg(data, tmp_path / "whole", **discrete), progress=False)
-    run = tmp_path / "resumed"
-    train(_cfg(data, run, **discrete), progress=False, stop_after=6)
-    train(_cfg(data, run, **discrete), progress=False)
-    a, b = _weights(whole), _weights(run)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
