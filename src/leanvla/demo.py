@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanvla.atomic import write_bytes_atomic
-from leanvla.errors import require
 
 
 @dataclass
@@ -118,6 +117,7 @@ def _dataset(plan: DemoPlan, cfg: DemoConfig, tasks: str, episodes: int) -> Path
 
 
 def demo(cfg: DemoConfig) -> Path:
+    from leanvla.data.record import check_seed
     from leanvla.demo_report import (
         adapt_section,
         curate_section,
@@ -131,7 +131,7 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.train.config import ModelOptions, TrainConfig
     from leanvla.train.loop import train_once
 
-    require(cfg.seed >= 0, f"--seed must be >= 0 (it seeds numpy's recording draws), got {cfg.seed}")
+    check_seed(cfg.seed)  # before the output directory is made
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

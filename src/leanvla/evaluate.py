@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from leanvla.atomic import write_json_atomic
+from leanvla.data.metaworld_env import check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
@@ -73,10 +74,7 @@ class EvalConfig:
         ):
             require(value >= 1, f"{flag} must be >= 1, got {value}")
         require(self.save_rollouts >= 0, f"--save-rollouts must be >= 0 (0 = none), got {self.save_rollouts}")
-        require(
-            1 <= self.max_steps <= 500,
-            f"--max-steps must be within 1..500 (Meta-World's limit), got {self.max_steps}",
-        )
+        check_max_steps(self.max_steps)
 
     def check_options_used(self, typed: Iterable[str] = ()) -> None:
         """Rollouts to save need a place to go. `typed` holds the command line's flags, so that

@@ -40,6 +40,15 @@ def _close_live_envs() -> None:
 
 
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
+EPISODE_LIMIT = 500  # Meta-World's own step limit per episode
+
+
+def check_max_steps(max_steps: int) -> None:
+    """--max-steps (recording, evaluation) within what an episode can run."""
+    require(
+        1 <= max_steps <= EPISODE_LIMIT,
+        f"--max-steps must be within 1..{EPISODE_LIMIT} (Meta-World's limit), got {max_steps}",
+    )
 
 
 @dataclass
@@ -52,7 +61,11 @@ class MetaWorldTask:
     """A Meta-World v3 environment for one task, seeded per episode, rendering `cameras`."""
 
     def __init__(
-        self, name: str, cameras: tuple[str, ...] = ("corner2",), image_size: int = 64, max_steps: int = 500
+        self,
+        name: str,
+        cameras: tuple[str, ...] = ("corner2",),
+        image_size: int = 64,
+        max_steps: int = EPISODE_LIMIT,
     ):
         require(name in INSTRUCTIONS, f"unknown Meta-World task '{name}'")
         for cam in cameras:
@@ -64,7 +77,7 @@ class MetaWorldTask:
         self.instruction = INSTRUCTIONS[name]
         self.cameras = tuple(cameras)
         self.image_size = image_size
-        self.max_steps = min(max_steps, 500)
+        self.max_steps = min(max_steps, EPISODE_LIMIT)
         render_mode = "rgb_array" if cameras else None
         env = env_dict.ALL_V3_ENVIRONMENTS[name](
             render_mode=render_mode,

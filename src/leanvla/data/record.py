@@ -20,7 +20,7 @@ import numpy as np
 
 from leanvla.atomic import atomic_dir, write_json_atomic
 from leanvla.data.format import ENV_STATE
-from leanvla.data.metaworld_env import MetaWorldTask
+from leanvla.data.metaworld_env import MetaWorldTask, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
 from leanvla.data.writer import LeRobotWriter, encode_png
@@ -98,12 +98,9 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     cameras = tuple(c.strip() for c in cfg.cameras.split(",") if c.strip())
     require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
-    require(cfg.seed >= 0, f"--seed must be >= 0 (it seeds numpy's recording draws), got {cfg.seed}")
+    check_seed(cfg.seed)
     require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
-    require(
-        1 <= cfg.max_steps <= 500,
-        f"--max-steps must be within 1..500 (Meta-World's limit), got {cfg.max_steps}",
-    )
+    check_max_steps(cfg.max_steps)
     require(cfg.noise_std >= 0, f"--noise-std must be >= 0 (a std), got {cfg.noise_std}")
     require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
     require(
@@ -129,6 +126,10 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     )
     require(cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
     return tasks, cameras, kinds
+
+
+def check_seed(seed: int) -> None:
+    require(seed >= 0, f"--seed must be >= 0 (it seeds numpy's recording draws), got {seed}")
 
 
 def bad_per_task(cfg: RecordConfig) -> int:
