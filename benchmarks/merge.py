@@ -38,6 +38,13 @@ auxiliary objective has more to regularise:
     python benchmarks/merge.py --target-demos 10 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_demos10 --name merge_demos10
 
+--state-dropout P drops the proprio state in a fraction P of every fine-tuning's samples (the
+vector's two runs and every target row; `leanvla train --state-dropout`), so that the policy must
+read its images, where an image-side auxiliary target has something to teach:
+
+    python benchmarks/merge.py --state-dropout 0.5 --aux-env-state --work outputs/bench/merge_dropout \
+        --name merge_dropout
+
 Another seed on the same pretrained base (new recordings, initialisation and evaluation seed; seeds
 2-4 likewise, into outputs/bench/merge_seedN), and the seeds pooled by merge_seeds.py:
 
@@ -194,6 +201,12 @@ def main() -> None:
         help="train every target variant on each DEMO5 task's first N demonstrations "
         "(default: all but the 5 held out); the validation set stays the same",
     )
+    parser.add_argument(
+        "--state-dropout",
+        type=float,
+        default=0.0,
+        help="drop the proprio state in this fraction of every fine-tuning's samples (default 0)",
+    )
     parser.add_argument("--name", default="merge", help="result file name (without .md)")
     parser.add_argument(
         "--aux-env-state",
@@ -236,11 +249,19 @@ def main() -> None:
             "give another --work for this one"
         )
 
+    if done.setdefault("state_dropout", args.state_dropout) != args.state_dropout:
+        parser.error(
+            f"{shown(work)} holds runs with --state-dropout {done['state_dropout']}; "
+            "give another --work for this one"
+        )
+
     base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
 
     # ---- 2. the capability vector and the meta models ----
     vector_data = cached_dataset(tasks=VECTOR_TASKS, **record)
-    small = dict(data=vector_data, init=base, steps=args.vector_steps, seed=args.seed)
+    small = dict(
+        data=vector_data, init=base, steps=args.vector_steps, seed=args.seed, state_dropout=args.state_dropout
+    )
     sft = TrainConfig(out=work / "vector" / "sft", **small)
     aux = TrainConfig(out=work / "vector" / "aux", aux=aux_options, **small)
     done.setdefault("vector_sft_s", train_timed(sft))
@@ -270,6 +291,7 @@ def main() -> None:
             log_every=25,
             steps=args.steps,
             seed=args.seed,
+            state_dropout=args.state_dropout,
             aux=aux_options if with_aux else AuxOptions(),
             orth=OrthOptions(vector=vector_file, weight=ORTH_WEIGHT) if with_orth else OrthOptions(),
         )
@@ -343,7 +365,14 @@ def main() -> None:
         f"{aux_said}, weight {AUX['weight']}); vector training took "
         f"{done['vector_sft_s']:.0f} s plain and {done['vector_aux_s']:.0f} s auxiliary. Targets: DEMO5, {target_demos} "
         f"demonstrations per task for training, the last {HELD_OUT} for validation loss; {args.steps} steps at batch 64, "
-        f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}.",
+        f"seed {args.seed}; orthogonal penalty weight {ORTH_WEIGHT}"
+        + (
+            f"; every fine-tuning (the vector's two runs included) drops the proprio state in "
+            f"{args.state_dropout:g} of its samples"
+            if args.state_dropout
+            else ""
+        )
+        + ".",
         "",
         f"Steps to target: first logged step (every 50) whose validation loss is <= (a)'s final one ({target:.4f}).",
         "",
