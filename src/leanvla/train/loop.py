@@ -36,6 +36,7 @@ from leanvla.report import AUX_FIGURE, plot_aux_terms, read_metrics
 from leanvla.train.build import build_run
 from leanvla.train.config import TrainConfig, check_state_augmentation
 from leanvla.train.distributed import barrier, init_world, shutdown
+from leanvla.train.log_window import LogWindow
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
     config_json,
@@ -153,7 +154,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     )
     lo, hi = world.shard(cfg.batch_size)
     env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
-    window_loss, window_aux, window_start, window_steps = 0.0, {}, time.perf_counter(), 0
+    window, window_start = LogWindow(), time.perf_counter()
     model.train()
     while step < cfg.steps:
         # ---- one global batch, drawn identically in every process ----
@@ -189,7 +190,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             err, aux_terms = err
             aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
             for name, term in aux_terms.items():  # logged by target: which of them the head learns
-                window_aux[name] = window_aux.get(name, 0.0) + _global_mean(term.detach().mean(), world.size)
+                window.add(f"aux_{name}", term.mean())
         # Normalised by the global count of real actions, times the world size because DDP averages:
         # the gradient equals that of the single-process mean over the global batch.
         loss = (err * mask).sum() / valid_total.clamp(min=1) * world.size
@@ -214,14 +215,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         if ema is not None:
             ema.update(model)
         step += 1
-        window_loss += _global_mean(loss.detach(), world.size)
-        window_steps += 1
+        window.add("loss", loss)
+        window.step()
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
+            window_steps = window.steps
+            means = window.means(world.size)  # the first read-back: waits for the window's queued work
             elapsed = time.perf_counter() - window_start
             record = {
                 "step": step,
-                "loss": window_loss / window_steps,
+                "loss": means.pop("loss"),
                 "lr": lr,
                 "grad_norm": float(grad_norm),
                 "samples_per_s": window_steps * cfg.batch_size / elapsed,
@@ -230,9 +233,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 record["val_loss"] = validation.loss(model)  # after the timing window closed
             if penalty is not None:
                 record["orth"] = float(penalty.detach())
-            if window_aux:  # the window's mean of each target's error, and their sum
-                record |= {f"aux_{name}": total / window_steps for name, total in window_aux.items()}
-                record["aux"] = sum(window_aux.values()) / window_steps
+            if means:  # the window's mean of each auxiliary target's error, and their sum
+                record |= means
+                record["aux"] = sum(means.values())
             ranks = active_ranks(model)  # empty without LoRA-SP layers
             if ranks:
                 record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
@@ -245,7 +248,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 if ranks:
                     with open(run / ACTIVE_RANK, "a") as f:
                         f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
-            window_loss, window_aux, window_start, window_steps = 0.0, {}, time.perf_counter(), 0
+            window_start = time.perf_counter()
         if step % cfg.save_every == 0 or step == cfg.steps:
             checkpoint()
         if stop_after is not None and step >= stop_after:
@@ -297,13 +300,3 @@ def train_once(cfg: TrainConfig, *, progress: bool = True) -> Path:
     if not ((run / "policy").is_dir() and saved_step(run) == cfg.steps):
         train(cfg, progress=progress)
     return run
-
-
-def _global_mean(x: torch.Tensor, world_size: int) -> float:
-    if world_size > 1:
-        import torch.distributed as dist
-
-        x = x.clone()
-        dist.all_reduce(x)
-        x /= world_size
-    return float(x)
