@@ -12,6 +12,8 @@ each seed has its own target loss ((a)'s final validation loss).
         --name merge_pooled
     python benchmarks/merge_seeds.py --work outputs/bench/merge_demos10 --work outputs/bench/merge_demos10_seed1 \
         --name merge_demos10_pooled      # runs of one --target-demos pool together, not with others
+    python benchmarks/merge_seeds.py --work outputs/bench/merge_dropout --work outputs/bench/merge_dropout_seed1 \
+        --name merge_dropout_pooled      # likewise one --state-dropout and one objective
 
 Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
 and <--name>_gaps.png.
@@ -66,18 +68,19 @@ def main() -> None:
     if missing:
         parser.error(f"'{missing[0]}' is missing from some runs; finish every merge.py run before pooling")
     extras = [json.loads((w / "results.json").read_text()) for w in args.work]
-    objectives = {e.get("aux_objective") for e in extras}
-    if len(objectives) > 1:
-        parser.error(
-            f"the runs' auxiliary objectives differ ({', '.join(map(str, objectives))}); pool runs of one objective"
-        )
-    # runs from before merge.py's --target-demos trained on all 50 recorded but the held-out ones
-    demos = {e.get("target_demos", 50 - HELD_OUT) for e in extras}
-    if len(demos) > 1:
-        parser.error(
-            f"the runs trained on different numbers of target demonstrations ({', '.join(map(str, sorted(demos)))} "
-            "per task); pool runs of one --target-demos"
-        )
+    # what every pooled run must share; the defaults are what runs from before each option recorded
+    shared = {}
+    for key, before, differ, option in (
+        ("aux_objective", None, "auxiliary objectives", "one objective"),
+        ("target_demos", 50 - HELD_OUT, "numbers of target demonstrations per task", "one --target-demos"),
+        ("state_dropout", 0.0, "state dropouts", "one --state-dropout"),
+    ):
+        values = {e.get(key, before) for e in extras}
+        if len(values) > 1:
+            parser.error(
+                f"the runs' {differ} differ ({', '.join(sorted(map(str, values)))}); pool runs of {option}"
+            )
+        shared[key] = values.pop()
     for what, lacks in (
         ("step_ms (its runs predate timing a step's parts apart)", lambda e, run: "step_ms" not in e),
         (
@@ -95,7 +98,7 @@ def main() -> None:
     episodes = protocol_shape(runs[0])[1]
     pooled = {n: pooled_success([run[n] for run in runs], episodes) for n in VARIANTS}
     plot_gaps(runs, RESULTS / f"{args.name}_gaps.png")
-    lines = pooled_report(args.work, runs, pooled, parts, objectives.pop(), demos.pop(), args.name)
+    lines = pooled_report(args.work, runs, pooled, parts, shared, args.name)
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 
@@ -104,8 +107,7 @@ def pooled_report(
     runs: list[dict],
     pooled: dict,
     parts: list,
-    objective: str | None,
-    target_demos: int,
+    shared: dict,
     name: str,
 ) -> list[str]:
     """The report's lines: every pooled row beside its seeds, the goal read off the paired gaps and
@@ -120,8 +122,17 @@ def pooled_report(
             "Merge (CapVector)",
             works,
             runs,
-            (f" Auxiliary objective (the vector's auxiliary run and (b)): {objective}." if objective else "")
-            + f" Targets trained on {target_demos} demonstrations per task."
+            (
+                f" Auxiliary objective (the vector's auxiliary run and (b)): {shared['aux_objective']}."
+                if shared["aux_objective"]
+                else ""
+            )
+            + f" Targets trained on {shared['target_demos']} demonstrations per task."
+            + (
+                f" Every fine-tuning dropped the proprio state in {shared['state_dropout']:g} of its samples."
+                if shared["state_dropout"]
+                else ""
+            )
             + f" Per-seed columns read seed {per_seed(map(str, seeds))}. Steps to target: first logged step whose "
             "validation loss is <= that seed's (a) final one.",
         ),
