@@ -238,22 +238,15 @@ def main() -> None:
     aux_said += " + the future frame's pixels" if args.aux_pixels else ""
     record = recording(args.episodes, args.seed)
     done = Results(work)
-    if done.setdefault("aux_objective", aux_said) != aux_said:
-        parser.error(
-            f"{shown(work)} holds runs with the auxiliary objective '{done['aux_objective']}'; "
-            "give another --work for this one"
-        )
-    if done.setdefault("target_demos", target_demos) != target_demos:
-        parser.error(
-            f"{shown(work)} holds runs on {done['target_demos']} demonstrations per target task; "
-            "give another --work for this one"
-        )
-
-    if done.setdefault("state_dropout", args.state_dropout) != args.state_dropout:
-        parser.error(
-            f"{shown(work)} holds runs with --state-dropout {done['state_dropout']}; "
-            "give another --work for this one"
-        )
+    for key, value, setting in (  # a work directory's runs share these; resuming must not mix them
+        ("aux_objective", aux_said, "the auxiliary objective"),
+        ("target_demos", target_demos, "--target-demos"),
+        ("state_dropout", args.state_dropout, "--state-dropout"),
+    ):
+        if done.setdefault(key, value) != value:
+            parser.error(
+                f"{shown(work)} holds runs with {setting} {done[key]!r}, not {value!r}; give another --work for this one"
+            )
 
     base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
 
