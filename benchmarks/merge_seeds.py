@@ -241,9 +241,9 @@ def penalty_lines(runs: list[dict], seeds: list[int]) -> list[str]:
             for n in META_ROWS
         ),
         "",
-        f"Without the penalty, plain SFT undoes only {min(undone[NO_ORTH]):.1f}-{max(undone[NO_ORTH]):.1f}% of "
+        f"Without the penalty, plain SFT undoes only {min(undone[NO_ORTH]):.1f}% to {max(undone[NO_ORTH]):.1f}% of "
         f"the merged vector: its update, {statistics.median(size):.1f}x that vector's size (median), lies almost "
-        f"orthogonal to tau already. With it, {min(with_penalty):.1f}-{max(with_penalty):.1f}%, its updates "
+        f"orthogonal to tau already. With it, {min(with_penalty):.1f}% to {max(with_penalty):.1f}% (below 0: it added to it), its updates "
         f"{statistics.median(cos_sq[NO_ORTH]) / statistics.median(cos_sq[META_ROW]):.0f}x less aligned with tau "
         f"(medians). Switching the penalty off changes (c)'s success by {gap_cell(paired_gap(runs, NO_ORTH, META_ROW))} "
         "points: the penalty does what it says, and what it prevents costs nothing measurable here.",
