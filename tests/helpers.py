@@ -40,3 +40,29 @@ def train_tiny_vla(data: Path, out: Path, **model_overrides) -> Path:
     )
     train(cfg, progress=False)
     return out
+
+
+class HostReads:
+    """Records every op that reads a tensor's value back to the host (`int(t)`, `t.item()`,
+    `bool(t)`, `t.nonzero()`). On a GPU each one waits for every queued kernel; a CPU test sees the
+    same ops, so it can check that a training step issues none."""
+
+    READS = ("_local_scalar_dense", "nonzero")
+
+    def __enter__(self) -> list[str]:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        reads = self.reads = []
+
+        class Recorder(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func.overloadpacket.__name__ in HostReads.READS:
+                    reads.append(func.overloadpacket.__name__)
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Recorder()
+        self.mode.__enter__()
+        return reads
+
+    def __exit__(self, *exc) -> None:
+        self.mode.__exit__(*exc)

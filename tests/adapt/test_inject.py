@@ -12,6 +12,7 @@ from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
 from leanvla.models.layout import VLA_LAYOUT
 from leanvla.models.policy import Observation
+from tests.helpers import HostReads
 
 IO_NAMES = tuple(f"{name}." for name in VLA_LAYOUT.io)
 
@@ -55,6 +56,21 @@ def test_adapted_model_starts_equal_to_base(base, kind):
     assert {n for n in trained if n.startswith(IO_NAMES)} == {
         n for n, _ in model.named_parameters() if n.startswith(IO_NAMES)
     }  # every input and output module trains in full, beside the adapters
+
+
+@pytest.mark.parametrize("kind", ["full", "lora", "lora-sp"])
+def test_a_training_step_reads_nothing_back_to_the_host(base, kind):
+    """On a GPU each read-back (`int(t)`, `t.item()`, `nonzero`) waits for every queued kernel: a
+    training step of the VLA, adapted or not, issues none (LoRA-SP on its dense path, which 'auto'
+    takes off the CPU)."""
+    model, *_ = base
+    if kind != "full":
+        inject_adapters(model, kind, LoRAOptions(rank=4, eta=0.8, path="dense"))
+    model.train()
+    with HostReads() as reads:
+        for seed in range(2):
+            model.action_error(*random_batch(model, seed)).mean().backward()
+    assert reads == []
 
 
 def test_train_io_off_trains_only_the_adapters(base):

@@ -12,6 +12,7 @@ from torch import nn
 
 from leanvla.adapt import lora_sp
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
+from tests.helpers import HostReads
 
 
 def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
@@ -142,6 +143,40 @@ def test_eta_schedule_advances_with_training_forwards_only():
         sp(x)
     assert sp.current_eta() == 0.5
     assert sp.state_dict()["forward_steps"] == 7  # saved with the adapter, so resuming keeps the schedule
+
+
+def test_loaded_step_count_drives_the_schedule():
+    trained = layer(eta=0.5, eta_start=1.0, eta_decay_steps=8)
+    for _ in range(3):
+        trained(torch.randn(2, 12))
+    resumed = layer(eta=0.5, eta_start=1.0, eta_decay_steps=8)
+    assert resumed.steps_taken() == 0
+    resumed.load_state_dict(trained.state_dict())
+    assert resumed.steps_taken() == 3 and resumed.current_eta() == trained.current_eta()
+    resumed(torch.randn(2, 12))
+    assert resumed.steps_taken() == 4 and int(resumed.forward_steps) == 4
+
+
+@pytest.mark.parametrize(("device", "path"), [("cpu", "dense"), ("meta", "auto")])
+def test_training_step_reads_nothing_back_to_the_host(device, path):
+    """On a GPU a read-back waits for every queued kernel: the dense path, and 'auto' off the CPU
+    (the meta device stands in for an accelerator here), never read one, schedule included."""
+    sp = LoRASPLinear(
+        nn.Linear(12, 10, device=device), 8, alpha=16.0, eta=0.8, eta_start=1.0, eta_decay_steps=4, path=path
+    )
+    x = torch.randn(3, 5, 12, device=device, requires_grad=True)
+    with HostReads() as reads:
+        for _ in range(3):
+            (sp(x).sum() + sp.spectral_loss()).backward()
+    assert reads == []
+    assert sp.steps_taken() == 3 and sp.current_eta() == pytest.approx(eta_at(3, 0.8, 1.0, 4))
+
+
+def test_auto_gathers_on_the_cpu_only():
+    sp = layer(path="auto")
+    assert sp.gathers(torch.device("cpu")) and not sp.gathers(torch.device("cuda"))
+    assert layer(path="gather").gathers(torch.device("cuda"))
+    assert not layer(path="dense").gathers(torch.device("cpu"))
 
 
 def test_concentration_loss_bounds():

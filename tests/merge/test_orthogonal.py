@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from leanvla.merge.orthogonal import OrthogonalPenalty, lora_squared_cosine, squared_cosine
+from tests.helpers import HostReads
 
 
 def test_zero_for_orthogonal_update_one_for_parallel():
@@ -81,3 +82,19 @@ def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
         check_vector_fits(model, vector)
     with pytest.raises(UserError, match=message):
         OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def test_penalty_reads_nothing_back_to_the_host():
+    """Computed every step: on a GPU a read-back in it would wait for every queued kernel."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(6, 5, bias=False), nn.Linear(5, 4, bias=False))
+    tau = {"0.weight": torch.randn(5, 6), "1.weight": torch.randn(4, 5)}
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=["0"]), model)
+    model[1].weight.requires_grad_(True)  # trained in full beside the adapter
+    penalty = OrthogonalPenalty(model, tau, start={k: v.clone() for k, v in model.state_dict().items()})
+    assert penalty.matrices == 2  # one through peft's LoRA, one dense
+    with HostReads() as reads:
+        penalty().backward()
+    assert reads == []

@@ -64,7 +64,8 @@ class LoRAOptions:
     """LoRA-SP: the router's bottleneck width h (d_in -> h -> R); 0 = one d_in x R Linear, as large as A."""
     path: Literal["auto", "dense", "gather"] = "auto"
     """LoRA-SP: compute only the active vectors ('gather'), all of them ('dense'), or decide per call
-    ('auto': gather when the vectors any token keeps are at most a quarter of R)."""
+    ('auto': on the CPU, gather when the vectors any token keeps are at most a quarter of R; on a GPU,
+    dense, since counting them would make the host wait in every layer)."""
 
     def validate(self) -> None:
         require(self.rank >= 1, f"--lora.rank must be >= 1, got {self.rank}")

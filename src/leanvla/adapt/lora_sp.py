@@ -19,7 +19,12 @@ When the active vectors are few, only they are computed: the union of the vector
 the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would
 touch d_in x k numbers per token and lose to one dense matmul on CPU and GPU alike.) On CPU this
 pays from widths of a few hundred when the union is at most about a quarter of R, and never for
-narrow layers, where each call's fixed cost dominates: see benchmarks/adapt_paths.py.
+narrow layers, where each call's fixed cost dominates: see benchmarks/adapt_paths.py. On an
+accelerator 'auto' stays dense: choosing would read the count back to the host, a wait for all
+queued work in every layer's call (what that costs against a narrower matmul is not yet measured).
+
+Nothing on the dense path reads a tensor back to the host (the eta schedule counts on a host copy
+of the step buffer), so on a GPU a LoRA-SP step queues its work without waiting on it.
 """
 
 from __future__ import annotations
@@ -157,6 +162,7 @@ class LoRASPLinear(nn.Module):
         # softplus(0.5413) = 1: every vector starts with score ~1, i.e. an ordinary LoRA.
         nn.init.constant_(scores.bias, math.log(math.e - 1))
         self.register_buffer("forward_steps", torch.zeros((), dtype=torch.long))
+        self._host_steps: int | None = 0  # forward_steps on the host; None: read it at next use
         self.last_scores: torch.Tensor | None = None  # s(x) of the last training forward
         # Routing statistics cost several small ops per call, which at batch 1 is a sizeable part
         # of the layer's time: they are recorded while training, and in eval only when asked.
@@ -165,7 +171,18 @@ class LoRASPLinear(nn.Module):
 
     # ---- schedule and statistics ------------------------------------------------------------------
     def current_eta(self) -> float:
-        return eta_at(int(self.forward_steps), self.eta, self.eta_start, self.eta_decay_steps)
+        return eta_at(self.steps_taken(), self.eta, self.eta_start, self.eta_decay_steps)
+
+    def steps_taken(self) -> int:
+        """Training forwards so far. Counted on the host as well as in the saved buffer: reading
+        the buffer on a GPU would wait for every queued kernel, in every layer's forward."""
+        if self._host_steps is None:
+            self._host_steps = int(self.forward_steps)
+        return self._host_steps
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_steps = None  # a loaded adapter brings its own count (read once, at next use)
 
     def reset_statistics(self) -> None:
         """Zero the running sums behind `active_rank()` and `mean_gate()`."""
@@ -208,9 +225,10 @@ class LoRASPLinear(nn.Module):
             kept = mask.reshape(-1, self.rank).float().sum(0)
             self.record_routing(kept, gate.detach())
             active = kept > 0
-        elif self.path != "dense":
+        elif self.gathers(x.device):
             active = mask.reshape(-1, self.rank).any(0)
         if self.training:
+            self._host_steps = self.steps_taken() + 1
             self.forward_steps += 1
             self.last_scores = scores
         # The scale rides on the R-wide gate rather than on the d_out-wide update.
@@ -230,10 +248,15 @@ class LoRASPLinear(nn.Module):
         self._kept_sum += kept
         self._gate_sum += gate.reshape(-1, self.rank).sum(0)
 
+    def gathers(self, device: torch.device) -> bool:
+        """Whether this call may compute only the active vectors: 'gather' always; 'auto' on the CPU
+        only, where reading their count back costs nothing."""
+        return self.path == "gather" or (self.path == "auto" and device.type == "cpu")
+
     def update(self, x: torch.Tensor, gate: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
-        """B (gate * A x), computed at the width of the active vectors (R bools, needed unless the
-        path is 'dense') when they are few."""
-        if self.path != "dense":
+        """B (gate * A x), computed at the width of the active vectors (R bools, needed when the
+        call `gathers`) when they are few."""
+        if self.gathers(x.device):
             if self.path == "gather" or int(active.sum()) <= self.gather_below * self.rank:
                 index = active.nonzero().squeeze(1)
                 hidden = F.linear(x, self.lora_A.index_select(0, index)) * gate.index_select(-1, index)
