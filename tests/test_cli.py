@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,22 @@ def test_info_prints_json(capsys, lerobot_fixture):
     assert code == 0
     summary = json.loads(out)
     assert (summary["episodes"], summary["frames"], len(summary["tasks"])) == (9, 679, 3)
+
+
+def test_a_closed_pipe_ends_quietly(lerobot_fixture):
+    """`leanvla info DATA | head`: the reader has gone before the summary is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "leanvla", "info", str(lerobot_fixture)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_missing_dataset_dir(capsys, tmp_path):

@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print(f"leanvla {' '.join(words)}: interrupted", file=sys.stderr)
                 return 130
+            except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
+                # Python's exit would flush stdout into the closed pipe again and print an error.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
             return 0
     print(
         f"leanvla: error: unknown command '{' '.join(argv[:2])}'; run `leanvla --help` for the list",
