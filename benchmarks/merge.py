@@ -38,6 +38,11 @@ auxiliary objective has more to regularise:
     python benchmarks/merge.py --target-demos 10 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_demos10 --name merge_demos10
 
+--head discrete gives the base, and so every fine-tuning, the discrete action head (block-causal,
+decoded as `leanvla eval` decodes it by default): CapVector's paper adapts a discrete diffusion VLA.
+
+    python benchmarks/merge.py --head discrete --work outputs/bench/merge_discrete --name merge_discrete
+
 --state-dropout P drops the proprio state in a fraction P of every fine-tuning's samples (the
 vector's two runs and every target row; `leanvla train --state-dropout`), so that the policy must
 read its images, where an image-side auxiliary target has something to teach:
@@ -207,6 +212,13 @@ def main() -> None:
         default=0.0,
         help="drop the proprio state in this fraction of every fine-tuning's samples (default 0)",
     )
+    parser.add_argument(
+        "--head",
+        choices=("flow", "discrete"),
+        default="flow",
+        help="the pretrained base's action head, and so every fine-tuning's (CapVector's paper adapts "
+        "a discrete diffusion VLA); with --base, the base's own",
+    )
     parser.add_argument("--name", default="merge", help="result file name (without .md)")
     parser.add_argument(
         "--aux-env-state",
@@ -242,13 +254,20 @@ def main() -> None:
         ("aux_objective", aux_said, "the auxiliary objective"),
         ("target_demos", target_demos, "--target-demos"),
         ("state_dropout", args.state_dropout, "--state-dropout"),
+        ("head", args.head, "--head"),
     ):
         if done.setdefault(key, value) != value:
             parser.error(
                 f"{shown(work)} holds runs with {setting} {done[key]!r}, not {value!r}; give another --work for this one"
             )
 
-    base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes)
+    if args.base is not None:
+        from leanvla.models.checkpoint import read_meta, resolve_checkpoint
+
+        base_head = read_meta(resolve_checkpoint(args.base))["model"].get("head", "flow")
+        if base_head != args.head:
+            parser.error(f"--base {shown(args.base)} has the {base_head} head, not --head {args.head}")
+    base = args.base or pretrained_base(args.base_steps, args.seed, args.episodes, head=args.head)
 
     # ---- 2. the capability vector and the meta models ----
     vector_data = cached_dataset(tasks=VECTOR_TASKS, **record)
@@ -351,7 +370,7 @@ def main() -> None:
         "",
         f"Command: `{command_line()}`",
         "",
-        f"Base: `{shown(base)}` (reference VLA `small`"
+        f"Base: `{shown(base)}` (reference VLA `small`, {args.head} head"
         + (f", pretrained {args.base_steps} steps" if args.base is None else "")
         + "). Capability vector from "
         f"{VECTOR_TASKS.replace(',', ', ')} ({args.vector_steps} steps each, plain vs auxiliary objective: "
