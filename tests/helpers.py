@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,27 +44,20 @@ def train_tiny_vla(data: Path, out: Path, **model_overrides) -> Path:
     return out
 
 
-class HostReads:
-    """Records every op that reads a tensor's value back to the host (`int(t)`, `t.item()`,
-    `bool(t)`, `t.nonzero()`). On a GPU each one waits for every queued kernel; a CPU test sees the
-    same ops, so it can check that a training step issues none."""
+@contextmanager
+def host_reads() -> Iterator[list[str]]:
+    """Records, by name, every op run inside that reads a tensor's value back to the host (`int(t)`,
+    `t.item()`, `bool(t)`, `t.nonzero()`). On a GPU each one waits for every queued kernel; a CPU
+    test sees the same ops, so it can check that a training step issues none."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    READS = ("_local_scalar_dense", "nonzero")
+    reads: list[str] = []
 
-    def __enter__(self) -> list[str]:
-        from torch.utils._python_dispatch import TorchDispatchMode
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in ("_local_scalar_dense", "nonzero"):
+                reads.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
 
-        reads = self.reads = []
-
-        class Recorder(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if func.overloadpacket.__name__ in HostReads.READS:
-                    reads.append(func.overloadpacket.__name__)
-                return func(*args, **(kwargs or {}))
-
-        self.mode = Recorder()
-        self.mode.__enter__()
-        return reads
-
-    def __exit__(self, *exc) -> None:
-        self.mode.__exit__(*exc)
+    with Recorder():
+        yield reads

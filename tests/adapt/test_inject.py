@@ -12,7 +12,7 @@ from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
 from leanvla.models.layout import VLA_LAYOUT
 from leanvla.models.policy import Observation
-from tests.helpers import HostReads
+from tests.helpers import host_reads
 
 IO_NAMES = tuple(f"{name}." for name in VLA_LAYOUT.io)
 
@@ -67,7 +67,7 @@ def test_a_training_step_reads_nothing_back_to_the_host(base, kind):
     if kind != "full":
         inject_adapters(model, kind, LoRAOptions(rank=4, eta=0.8, path="dense"))
     model.train()
-    with HostReads() as reads:
+    with host_reads() as reads:
         for seed in range(2):
             model.action_error(*random_batch(model, seed)).mean().backward()
     assert reads == []

@@ -12,7 +12,7 @@ from torch import nn
 
 from leanvla.adapt import lora_sp
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
-from tests.helpers import HostReads
+from tests.helpers import host_reads
 
 
 def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
@@ -165,7 +165,7 @@ def test_training_step_reads_nothing_back_to_the_host(device, path):
         nn.Linear(12, 10, device=device), 8, alpha=16.0, eta=0.8, eta_start=1.0, eta_decay_steps=4, path=path
     )
     x = torch.randn(3, 5, 12, device=device, requires_grad=True)
-    with HostReads() as reads:
+    with host_reads() as reads:
         for _ in range(3):
             (sp(x).sum() + sp.spectral_loss()).backward()
     assert reads == []

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from leanvla.merge.orthogonal import OrthogonalPenalty, lora_squared_cosine, squared_cosine
-from tests.helpers import HostReads
+from tests.helpers import host_reads
 
 
 def test_zero_for_orthogonal_update_one_for_parallel():
@@ -95,6 +95,6 @@ def test_penalty_reads_nothing_back_to_the_host():
     model[1].weight.requires_grad_(True)  # trained in full beside the adapter
     penalty = OrthogonalPenalty(model, tau, start={k: v.clone() for k, v in model.state_dict().items()})
     assert penalty.matrices == 2  # one through peft's LoRA, one dense
-    with HostReads() as reads:
+    with host_reads() as reads:
         penalty().backward()
     assert reads == []

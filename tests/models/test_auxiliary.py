@@ -1,5 +1,6 @@
 """The auxiliary objective's pieces: the environment-state target's standardisation, the error
-against a hand-written reference, the pixel decoder, and the head a trained policy is given."""
+against a hand-written reference, the pixel decoder, the head a trained policy is given, and a step with the objective reading
+nothing back to the host."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_terms, standardise
 from leanvla.models.config import vla_config
 from leanvla.models.pixel_decoder import PixelDecoder
 from leanvla.models.vision import VisionEncoder
+from tests.helpers import host_reads
 from tests.models.test_vla import obs, tiny
 
 
@@ -102,3 +104,17 @@ def test_a_head_is_kept_for_the_same_targets_and_replaced_for_others():
     with_pixels = model.aux_head
     model.add_aux_head(8, env_dim=39, pixels=True)
     assert model.aux_head is with_pixels
+
+
+def test_a_step_with_every_target_reads_nothing_back_to_the_host():
+    """Computed every step of (b): on a GPU a read-back in it would wait for every queued kernel."""
+    model = tiny(aux_horizon=8, aux_env_dim=5, aux_pixels=True).train()
+    o = obs(b=3)
+    g = torch.Generator().manual_seed(1)
+    actions, noise = torch.randn(2, 3, 6, 4, generator=g)
+    with host_reads() as reads:
+        err, terms = model.action_and_aux_error(
+            o, actions, noise, torch.rand(3, generator=g), o.images, o.state, torch.randn(3, 5, generator=g)
+        )
+        (err.mean() + sum(terms.values()).mean()).backward()
+    assert list(terms) == ["features", "state", "env", "pixels"] and reads == []
