@@ -74,6 +74,7 @@ def main() -> None:
         ("aux_objective", None, "auxiliary objectives", "one objective"),
         ("target_demos", 50 - HELD_OUT, "numbers of target demonstrations per task", "one --target-demos"),
         ("state_dropout", 0.0, "state dropouts", "one --state-dropout"),
+        ("head", "flow", "action heads", "one --head"),
     ):
         values = {e.get(key, before) for e in extras}
         if len(values) > 1:
@@ -127,6 +128,7 @@ def pooled_report(
                 if shared["aux_objective"]
                 else ""
             )
+            + (f" Every policy has the {shared['head']} action head." if shared["head"] != "flow" else "")
             + f" Targets trained on {shared['target_demos']} demonstrations per task."
             + (
                 f" Every fine-tuning dropped the proprio state in {shared['state_dropout']:g} of its samples."
