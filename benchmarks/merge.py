@@ -38,8 +38,9 @@ auxiliary objective has more to regularise:
     python benchmarks/merge.py --target-demos 10 --base outputs/bench/pretrained/small-3000-seed0/policy \
         --work outputs/bench/merge_demos10 --name merge_demos10
 
---head discrete gives the base, and so every fine-tuning, the discrete action head (block-causal,
-decoded as `leanvla eval` decodes it by default): CapVector's paper adapts a discrete diffusion VLA.
+--head discrete gives the base, and so every fine-tuning, the discrete action head (`train --head
+discrete` as it is by default: one bidirectional block, decoded by mask-predict in 10 iterations):
+CapVector's paper adapts a discrete diffusion VLA.
 
     python benchmarks/merge.py --head discrete --work outputs/bench/merge_discrete --name merge_discrete
 
