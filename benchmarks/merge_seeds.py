@@ -13,7 +13,7 @@ each seed has its own target loss ((a)'s final validation loss).
     python benchmarks/merge_seeds.py --work outputs/bench/merge_demos10 --work outputs/bench/merge_demos10_seed1 \
         --name merge_demos10_pooled      # runs of one --target-demos pool together, not with others
     python benchmarks/merge_seeds.py --work outputs/bench/merge_dropout --work outputs/bench/merge_dropout_seed1 \
-        --name merge_dropout_pooled      # likewise one --state-dropout and one objective
+        --name merge_dropout_pooled      # likewise one --state-dropout, one objective and one --head
 
 Reads only each WORK/results.json (nothing is trained or evaluated); writes docs/results/<--name>.md
 and <--name>_gaps.png.
