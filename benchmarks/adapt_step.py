@@ -11,9 +11,11 @@ takes real training steps (forward, the objective plus LoRA-SP's spectral loss, 
 clipping, AdamW) in turn with the others, in one process; then each predicts one action chunk at
 batch 1, in turn. LoRA-SP runs at its final eta (the schedule's all-vectors start would skip the
 selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (that revision's
-src/leanvla/adapt/lora_sp.py, loaded beside the current one and started from the same weights), so
-a change to the layer is priced in the same run as the layer before it. On CUDA, each variant's
-peak memory is measured in a pass of its own. Writes docs/results/NAME.md.
+src/leanvla/adapt/lora_sp.py, or a copy of that file, loaded beside the current one and started from
+the same weights), so a change to the layer is priced in the same run as the layer before it;
+`--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values. Each variant's own weights
+and AdamW state are counted; on CUDA, its step's peak memory above what every variant holds is
+measured in a pass of its own and added to them. Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -21,21 +23,31 @@ from __future__ import annotations
 import argparse
 import subprocess
 import types
+from pathlib import Path
 
 from common import REPO, command_line, round_robin_ms, write_result
 
 
 def lora_sp_class_at(revision: str):
-    """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision`."""
-    shown = subprocess.run(
-        ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"], cwd=REPO, capture_output=True, text=True
-    )
-    if shown.returncode != 0:
-        raise LookupError(
-            f"--against {revision}: {shown.stderr.strip().rstrip('.')}; pass a revision that has the LoRA-SP layer"
+    """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision`, a git revision or a copy
+    of that file (for a machine whose checkout has no git history, such as a lent GPU)."""
+    if revision.endswith(".py") and Path(revision).is_file():
+        source, origin = Path(revision).read_text(), revision
+    else:
+        shown = subprocess.run(
+            ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
-    module = types.ModuleType(f"lora_sp_at_{revision}")
-    exec(compile(shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py", "exec"), module.__dict__)
+        if shown.returncode != 0:
+            raise LookupError(
+                f"--against {revision}: {shown.stderr.strip().rstrip('.')}; pass a revision that has the "
+                "LoRA-SP layer, or a copy of its lora_sp.py"
+            )
+        source, origin = shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py"
+    module = types.ModuleType(f"lora_sp_at_{Path(revision).stem}")
+    exec(compile(source, origin, "exec"), module.__dict__)
     return module.LoRASPLinear
 
 
@@ -124,6 +136,16 @@ def synchronised(call, device):
     return lambda i: (call(i), torch.cuda.synchronize())
 
 
+def state_mib(trainer) -> float:
+    """What a variant keeps between steps: its weights, buffers and AdamW state (the same on any
+    device, in float32)."""
+    tensors = [*trainer.model.parameters(), *trainer.model.buffers()]
+    tensors += [
+        t for state in trainer.optimizer.state.values() for t in state.values() if hasattr(t, "numel")
+    ]
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
 def peak_step_mib(trainer, device, steps: int = 3) -> float:
     """CUDA memory a variant's steps need above what is resident (every model and optimizer state)."""
     import torch
@@ -148,18 +170,30 @@ def main() -> None:
     )
     parser.add_argument("--eta", type=float, default=0.8)
     parser.add_argument("--spectral-weight", type=float, default=1e-3)
-    parser.add_argument("--against", metavar="REV", help="also time the LoRA-SP layer of this git revision")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also time the LoRA-SP layer of this git revision (or lora_sp.py copy)",
+    )
+    parser.add_argument(
+        "--sp-paths",
+        default="",
+        help="also time LoRA-SP on these --lora.path values, comma-separated (e.g. 'gather,dense')",
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed steps and predictions per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="adapt_step", help="result file name (without .md)")
     args = parser.parse_args()
 
+    from dataclasses import replace
+
     import torch
     from tqdm import tqdm
 
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import trainable_parameters
+    from leanvla.adapt.lora_sp import PATHS
     from leanvla.errors import UserError
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
@@ -179,9 +213,15 @@ def main() -> None:
     for rank in sorted({8, 32, args.rank}):
         plan[f"LoRA r{rank}"] = ("lora", LoRAOptions(rank=rank), None)
     plan[sp_name] = ("lora-sp", sp_options, None)
+    for path in filter(None, args.sp_paths.split(",")):
+        if path not in PATHS:
+            parser.error(f"--sp-paths: unknown path '{path}'; choose from {', '.join(PATHS)}")
+        plan[f"{sp_name} path {path}"] = ("lora-sp", replace(sp_options, path=path), None)
+    against = None
     if args.against:
+        against = Path(args.against).stem if args.against.endswith(".py") else args.against
         try:
-            plan[f"{sp_name} at {args.against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
+            plan[f"{sp_name} at {against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
         except LookupError as error:
             parser.error(str(error))
 
@@ -217,6 +257,7 @@ def main() -> None:
         for name, trainer in trainers.items():
             trainer.model.train()
             peak[name] = peak_step_mib(trainer, device)
+    total = {name: state_mib(trainer) + peak[name] for name, trainer in trainers.items() if name in peak}
 
     lora_top = f"LoRA r{args.rank}"
     where = (
@@ -232,20 +273,22 @@ def main() -> None:
         "for LoRA-SP), backward, gradient clipping, AdamW. Median ms over "
         f"{args.repeats} steps of each variant, taken in turn (round robin), after 3 untimed rounds; then the "
         f"median ms to predict one action chunk at batch 1, in turn likewise. LoRA-SP at eta {args.eta:g} "
-        "throughout (no schedule), default path ('auto'); adapter rows train the input and output modules in "
+        "throughout (no schedule), on the default path ('auto': on a GPU, dense) unless its row names one; "
+        "float32 throughout, as `leanvla train` runs; adapter rows train the input and output modules in "
         "full (`--lora.train-io`, the default).",
         "",
         "| variant | trainable | train step ms | vs "
         + lora_top
         + " | vs full | batch-1 chunk ms |"
-        + (" peak step MiB above resident |" if peak else ""),
-        "|---|---|---|---|---|---|" + ("---|" if peak else ""),
+        + " weights + AdamW state MiB |"
+        + (" peak MiB (state + step) |" if peak else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if peak else ""),
     ]
     for name, trainer in trainers.items():
         lines.append(
             f"| {name} | {trainable_parameters(trainer.model) / 1e6:.2f}M | {step_ms[name]:.1f} | "
             f"{step_ms[name] / step_ms[lora_top]:.2f}x | {step_ms[name] / step_ms['full fine-tuning']:.2f}x | "
-            f"{chunk_ms[name]:.1f} |" + (f" {peak[name]:.0f} |" if peak else "")
+            f"{chunk_ms[name]:.1f} | {state_mib(trainer):.0f} |" + (f" {total[name]:.0f} |" if peak else "")
         )
     lines += ["", "## Reading", ""]
     lines.append(
@@ -253,17 +296,23 @@ def main() -> None:
         f"{step_ms[sp_name] / step_ms['full fine-tuning']:.2f}x that of full fine-tuning; at batch 1 it predicts "
         f"a chunk in {chunk_ms[sp_name] / chunk_ms[lora_top]:.2f}x {lora_top}'s time."
     )
-    if args.against:
-        old = f"{sp_name} at {args.against}"
+    if against:
+        old = f"{sp_name} at {against}"
         lines.append(
-            f"- Against the layer at {args.against}: the training step takes {step_ms[sp_name] / step_ms[old]:.2f}x "
+            f"- Against the layer at {against}: the training step takes {step_ms[sp_name] / step_ms[old]:.2f}x "
             f"its time ({step_ms[old]:.1f} -> {step_ms[sp_name]:.1f} ms), prediction {chunk_ms[sp_name] / chunk_ms[old]:.2f}x "
             f"({chunk_ms[old]:.1f} -> {chunk_ms[sp_name]:.1f} ms). Both started from the same weights; their first "
-            f"objectives: {first_objective[old]:.9f} ({args.against}) and {first_objective[sp_name]:.9f} (now)."
+            f"objectives: {first_objective[old]:.9f} ({against}) and {first_objective[sp_name]:.9f} (now)."
         )
-    if not peak:
+    if peak:
         lines.append(
-            "- No memory column: on CPU the variants share one process, whose peak resident memory is not "
+            f"- Memory at its peak (state + step): {sp_name} {total[sp_name]:.0f} MiB, {lora_top} "
+            f"{total[lora_top]:.0f} MiB ({total[sp_name] / total[lora_top]:.2f}x), full fine-tuning "
+            f"{total['full fine-tuning']:.0f} MiB ({total[sp_name] / total['full fine-tuning']:.2f}x)."
+        )
+    else:
+        lines.append(
+            "- No peak column: on CPU the variants share one process, whose peak resident memory is not "
             "theirs apart (adapt.py probes each in its own process)."
         )
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+import torch
 
 
 def tiny_train_config(data: Path, out: Path, **overrides):
@@ -61,3 +65,25 @@ def host_reads() -> Iterator[list[str]]:
 
     with Recorder():
         yield reads
+
+
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (the CPU tests check the same with host_reads)"
+)
+
+
+@contextmanager
+def gpu_waits() -> Iterator[list[str]]:
+    """On a CUDA device, where host_reads can only stand in: records, as 'file:line', every operation
+    run inside that makes the host wait for the GPU (CUDA's sync debug mode reports read-backs and
+    blocking copies alike)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        waits: list[str] = []
+        try:
+            yield waits
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    # Only CUDA's own report: the first call in a process also warns that the mode is a prototype.
+    waits += [f"{w.filename}:{w.lineno}" for w in caught if "called a synchronizing" in str(w.message)]

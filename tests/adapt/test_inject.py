@@ -12,7 +12,7 @@ from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model, read_meta, save_checkpoint
 from leanvla.models.layout import VLA_LAYOUT
 from leanvla.models.policy import Observation
-from tests.helpers import host_reads
+from tests.helpers import gpu_waits, host_reads, needs_cuda
 
 IO_NAMES = tuple(f"{name}." for name in VLA_LAYOUT.io)
 
@@ -71,6 +71,43 @@ def test_a_training_step_reads_nothing_back_to_the_host(base, kind):
         for seed in range(2):
             model.action_error(*random_batch(model, seed)).mean().backward()
     assert reads == []
+
+
+@needs_cuda
+@pytest.mark.parametrize("kind", ["full", "lora", "lora-sp"])
+def test_a_training_step_on_a_gpu_never_waits_for_it(kind):
+    """The test above, where it matters: whole training steps (the eta schedule running, the spectral
+    loss, clipping, AdamW) of a random tiny VLA on the GPU, adapted or not, make the host wait nowhere."""
+    from leanvla.adapt.inject import spectral_loss
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    torch.manual_seed(0)
+    model = VLA(vla_config("tiny"))
+    if kind != "full":
+        inject_adapters(model, kind, LoRAOptions(rank=4, eta=0.8), eta_decay_steps=2)
+    model.cuda().train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-4)
+    batches = []
+    for seed in range(3):
+        obs, *rest = random_batch(model, seed)
+        batches.append((obs.map(lambda x: x.cuda()), *(x.cuda() for x in rest)))
+
+    def step(batch):
+        objective = model.action_error(*batch).mean()
+        spectral = spectral_loss(model)
+        if spectral is not None:
+            objective = objective + spectral[1]
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        optimizer.step()
+
+    with gpu_waits() as waits:
+        for batch in batches:
+            step(batch)
+    assert waits == []
 
 
 def test_train_io_off_trains_only_the_adapters(base):

@@ -12,7 +12,7 @@ from torch import nn
 
 from leanvla.adapt import lora_sp
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
-from tests.helpers import host_reads
+from tests.helpers import gpu_waits, host_reads, needs_cuda
 
 
 def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
@@ -170,6 +170,18 @@ def test_training_step_reads_nothing_back_to_the_host(device, path):
             (sp(x).sum() + sp.spectral_loss()).backward()
     assert reads == []
     assert sp.steps_taken() == 3 and sp.current_eta() == pytest.approx(eta_at(3, 0.8, 1.0, 4))
+
+
+@needs_cuda
+def test_on_a_gpu_gather_waits_for_it_and_auto_does_not():
+    """Why 'auto' is dense off the CPU, seen on the GPU itself (and gpu_waits shown to see a wait)."""
+    x = torch.randn(3, 5, 12, device="cuda")
+    waits = {}
+    for path in ("gather", "auto"):
+        sp = layer(path=path).cuda()
+        with gpu_waits() as waits[path]:
+            (sp(x).sum() + sp.spectral_loss()).backward()
+    assert waits["gather"] and waits["auto"] == []
 
 
 def test_auto_gathers_on_the_cpu_only():

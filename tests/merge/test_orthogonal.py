@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from leanvla.merge.orthogonal import OrthogonalPenalty, lora_squared_cosine, squared_cosine
-from tests.helpers import host_reads
+from tests.helpers import gpu_waits, host_reads, needs_cuda
 
 
 def test_zero_for_orthogonal_update_one_for_parallel():
@@ -84,8 +84,8 @@ def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
         OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
 
 
-def test_penalty_reads_nothing_back_to_the_host():
-    """Computed every step: on a GPU a read-back in it would wait for every queued kernel."""
+def lora_and_dense_penalty(device: str = "cpu") -> OrthogonalPenalty:
+    """The penalty over one peft LoRA layer and one Linear trained in full, on `device`."""
     from peft import LoraConfig, inject_adapter_in_model
 
     torch.manual_seed(3)
@@ -93,8 +93,24 @@ def test_penalty_reads_nothing_back_to_the_host():
     tau = {"0.weight": torch.randn(5, 6), "1.weight": torch.randn(4, 5)}
     inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=["0"]), model)
     model[1].weight.requires_grad_(True)  # trained in full beside the adapter
+    model.to(device)
+    tau = {k: v.to(device) for k, v in tau.items()}
     penalty = OrthogonalPenalty(model, tau, start={k: v.clone() for k, v in model.state_dict().items()})
     assert penalty.matrices == 2  # one through peft's LoRA, one dense
+    return penalty
+
+
+def test_penalty_reads_nothing_back_to_the_host():
+    """Computed every step: on a GPU a read-back in it would wait for every queued kernel."""
+    penalty = lora_and_dense_penalty()
     with host_reads() as reads:
         penalty().backward()
     assert reads == []
+
+
+@needs_cuda
+def test_penalty_on_a_gpu_never_waits_for_it():
+    penalty = lora_and_dense_penalty("cuda")
+    with gpu_waits() as waits:
+        penalty().backward()
+    assert waits == []
