@@ -93,20 +93,16 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(kind):
     for seed in range(3):
         obs, *rest = random_batch(model, seed)
         batches.append((obs.map(lambda x: x.cuda()), *(x.cuda() for x in rest)))
-
-    def step(batch):
-        objective = model.action_error(*batch).mean()
-        spectral = spectral_loss(model)
-        if spectral is not None:
-            objective = objective + spectral[1]
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-
     with gpu_waits() as waits:
         for batch in batches:
-            step(batch)
+            objective = model.action_error(*batch).mean()
+            spectral = spectral_loss(model)
+            if spectral is not None:
+                objective = objective + spectral[1]
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            optimizer.step()
     assert waits == []
 
 
