@@ -30,9 +30,10 @@ from common import REPO, command_line, round_robin_ms, write_result
 
 def lora_sp_class_at(revision: str):
     """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision`, a git revision or a copy
-    of that file (for a machine whose checkout has no git history, such as a lent GPU)."""
+    of that file (for a machine whose checkout has no git history, such as a lent GPU), and the
+    name the table gives it (the revision, or the copy's file name)."""
     if revision.endswith(".py") and Path(revision).is_file():
-        source, origin = Path(revision).read_text(), revision
+        source, origin, label = Path(revision).read_text(), revision, Path(revision).stem
     else:
         shown = subprocess.run(
             ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"],
@@ -45,10 +46,10 @@ def lora_sp_class_at(revision: str):
                 f"--against {revision}: {shown.stderr.strip().rstrip('.')}; pass a revision that has the "
                 "LoRA-SP layer, or a copy of its lora_sp.py"
             )
-        source, origin = shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py"
-    module = types.ModuleType(f"lora_sp_at_{Path(revision).stem}")
+        source, origin, label = shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py", revision
+    module = types.ModuleType(f"lora_sp_at_{label}")
     exec(compile(source, origin, "exec"), module.__dict__)
-    return module.LoRASPLinear
+    return module.LoRASPLinear, label
 
 
 def spectral_of(model):
@@ -219,9 +220,9 @@ def main() -> None:
         plan[f"{sp_name} path {path}"] = ("lora-sp", replace(sp_options, path=path), None)
     against = None
     if args.against:
-        against = Path(args.against).stem if args.against.endswith(".py") else args.against
         try:
-            plan[f"{sp_name} at {against}"] = ("lora-sp", sp_options, lora_sp_class_at(args.against))
+            old_layer, against = lora_sp_class_at(args.against)
+            plan[f"{sp_name} at {against}"] = ("lora-sp", sp_options, old_layer)
         except LookupError as error:
             parser.error(str(error))
 
@@ -257,7 +258,8 @@ def main() -> None:
         for name, trainer in trainers.items():
             trainer.model.train()
             peak[name] = peak_step_mib(trainer, device)
-    total = {name: state_mib(trainer) + peak[name] for name, trainer in trainers.items() if name in peak}
+    state = {name: state_mib(trainer) for name, trainer in trainers.items()}
+    total = {name: state[name] + peak[name] for name in peak}
 
     lora_top = f"LoRA r{args.rank}"
     where = (
@@ -288,7 +290,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {trainable_parameters(trainer.model) / 1e6:.2f}M | {step_ms[name]:.1f} | "
             f"{step_ms[name] / step_ms[lora_top]:.2f}x | {step_ms[name] / step_ms['full fine-tuning']:.2f}x | "
-            f"{chunk_ms[name]:.1f} | {state_mib(trainer):.0f} |" + (f" {total[name]:.0f} |" if peak else "")
+            f"{chunk_ms[name]:.1f} | {state[name]:.0f} |" + (f" {total[name]:.0f} |" if peak else "")
         )
     lines += ["", "## Reading", ""]
     lines.append(
