@@ -21,34 +21,14 @@ measured in a pass of its own and added to them. Writes docs/results/NAME.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import types
-from pathlib import Path
 
-from common import REPO, command_line, round_robin_ms, write_result
+from common import command_line, module_at, round_robin_ms, synchronised, write_result
 
 
 def lora_sp_class_at(revision: str):
-    """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision`, a git revision or a copy
-    of that file (for a machine whose checkout has no git history, such as a lent GPU), and the
-    name the table gives it (the revision, or the copy's file name)."""
-    if revision.endswith(".py") and Path(revision).is_file():
-        source, origin, label = Path(revision).read_text(), revision, Path(revision).stem
-    else:
-        shown = subprocess.run(
-            ["git", "show", f"{revision}:src/leanvla/adapt/lora_sp.py"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        if shown.returncode != 0:
-            raise LookupError(
-                f"--against {revision}: {shown.stderr.strip().rstrip('.')}; pass a revision that has the "
-                "LoRA-SP layer, or a copy of its lora_sp.py"
-            )
-        source, origin, label = shown.stdout, f"{revision}:src/leanvla/adapt/lora_sp.py", revision
-    module = types.ModuleType(f"lora_sp_at_{label}")
-    exec(compile(source, origin, "exec"), module.__dict__)
+    """LoRASPLinear as src/leanvla/adapt/lora_sp.py defined it at `revision` (see common.module_at),
+    and the name the table gives it."""
+    module, label = module_at(revision, "src/leanvla/adapt/lora_sp.py")
     return module.LoRASPLinear, label
 
 
@@ -127,14 +107,6 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
         self.optimizer.step()
         return float(objective.detach())
-
-
-def synchronised(call, device):
-    import torch
-
-    if device.type != "cuda":
-        return call
-    return lambda i: (call(i), torch.cuda.synchronize())
 
 
 def state_mib(trainer) -> float:

@@ -31,6 +31,31 @@ def command_line() -> str:
     return shlex.join(["python", str(script), *sys.argv[1:]])  # quoted: it pastes back into a shell
 
 
+def module_at(revision: str, path: str):
+    """The module at `path` (from the repository root) as it was at a git `revision`, or as a copy
+    of that file at `revision` (a path ending in .py, for a machine whose checkout has no git
+    history, such as a lent GPU), and the name the tables give it (the revision, or the copy's file
+    name). A revision git cannot show that file at raises LookupError, saying so."""
+    import subprocess
+    import types
+
+    if revision.endswith(".py") and Path(revision).is_file():
+        source, origin, label = Path(revision).read_text(), revision, Path(revision).stem
+    else:
+        showing = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], cwd=REPO, capture_output=True, text=True
+        )
+        if showing.returncode != 0:
+            raise LookupError(
+                f"--against {revision}: {showing.stderr.strip().rstrip('.')}; pass a revision that has "
+                f"{path}, or a copy of that file"
+            )
+        source, origin, label = showing.stdout, f"{revision}:{path}", revision
+    module = types.ModuleType(f"{Path(path).stem}_at_{label}")
+    exec(compile(source, origin, "exec"), module.__dict__)
+    return module, label
+
+
 def shown(path: Path) -> str:
     """A path as the tables show it: relative to the repository when inside it."""
     path = Path(path).resolve()
@@ -212,6 +237,15 @@ def round_robin_ms(calls: dict, repeats: int, warmup: int = 5) -> dict[str, floa
             if i >= 0:
                 times[name].append(1000 * (time.perf_counter() - start))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def synchronised(call, device):
+    """`call` made to wait for the GPU's queued work, so a wall-clock timer sees what it launched."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return call
+    return lambda i: (call(i), torch.cuda.synchronize())
 
 
 def real_observations(data: Path, policy, n: int) -> list[tuple]:

@@ -46,6 +46,7 @@ from common import (
     round_robin_ms,
     slug,
     success_with_errors,
+    synchronised,
     train_timed,
     variants_table,
     write_result,
@@ -301,8 +302,8 @@ def iterations_section(found: dict, done: dict) -> list[str]:
     return lines
 
 
-def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
-    """Median ms at batch 1 on this CPU for a discrete-head VLA of `size` (one 64 px camera, the
+def pass_costs(size: str, repeats: int = 30, threads: int = 2, device: str = "cpu") -> dict:
+    """Median ms at batch 1 on `device` for a discrete-head VLA of `size` (one 64 px camera, the
     benchmark's chunk and bins): encoding the prefix, one bidirectional pass over all action tokens,
     and, per block size, one Fast-dVLA pass over the last block with every earlier block cached."""
     import torch
@@ -310,12 +311,12 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
     torch.set_num_threads(threads)
 
     def timed(step) -> float:
-        return median_ms(lambda _: step(), repeats, warmup=3)
+        return median_ms(synchronised(lambda _: step(), device), repeats, warmup=3)
 
     costs = {}
     with torch.no_grad():
         for block in BLOCK_SIZES:
-            parameters, steps = _passes(size, block)
+            parameters, steps = _passes(size, block, device)
             if not costs:  # the prefix and a pass over every token cost the same at any block size
                 costs = {
                     "parameters": parameters,
@@ -325,25 +326,27 @@ def pass_costs(size: str, repeats: int = 30, threads: int = 2) -> dict:
     return costs
 
 
-def _passes(size: str, block: int) -> tuple[int, dict]:
+def _passes(size: str, block: int, device: str = "cpu") -> tuple[int, dict]:
     """A seeded discrete-head VLA of `size` with blocks of `block` tokens (the same weights at every
-    block size: only the attention mask differs): its parameter count and, for pass_costs to time,
-    the prefix encoding, a pass over every action token, and a pass over the last block with the
-    earlier ones cached."""
+    block size: only the attention mask differs) on `device`: its parameter count and, for
+    pass_costs to time, the prefix encoding, a pass over every action token, and a pass over the
+    last block with the earlier ones cached."""
     import torch
 
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
 
     torch.manual_seed(0)
-    model = VLA(vla_config(size, head="discrete", token_block=block)).eval()
+    model = VLA(vla_config(size, head="discrete", token_block=block)).eval().to(device)
     cfg, expert = model.cfg, model.expert
-    images = torch.rand(1, len(cfg.cameras), 3, cfg.image_size, cfg.image_size)
-    words, word_mask = model.tokenizer.batch(["open the window by sliding it to the left"])
-    state = torch.zeros(1, cfg.state_dim)
+    images = torch.rand(1, len(cfg.cameras), 3, cfg.image_size, cfg.image_size, device=device)
+    words, word_mask = (
+        t.to(device) for t in model.tokenizer.batch(["open the window by sliding it to the left"])
+    )
+    state = torch.zeros(1, cfg.state_dim, device=device)
     n, cut = expert.n_tokens, expert.n_tokens - expert.block
-    every, last = torch.arange(n), torch.arange(cut, n)
-    masked = torch.full((1, n), expert.mask_id)
+    every, last = torch.arange(n, device=device), torch.arange(cut, n, device=device)
+    masked = torch.full((1, n), expert.mask_id, device=device)
     prefix = model.encode_prefix(images, words, word_mask, state)
     _, kv = expert(prefix, masked, every)
     cache = [(k[:, :, :cut], v[:, :, :cut]) for k, v in kv]
@@ -352,6 +355,42 @@ def _passes(size: str, block: int) -> tuple[int, dict]:
         "bidirectional pass": lambda: expert(prefix, masked, every),
         "fast pass": lambda: expert(prefix, masked[:, cut:], last, cache, every[:cut]),
     }
+
+
+def cost_table(
+    costs: dict, passes: float | None = None, block: int = BLOCK
+) -> tuple[list[str], dict[int, float]]:
+    """The per-size table of pass costs and the chunk latencies they imply (bidirectional: the
+    prefix + 10 passes; Fast-dVLA: + `passes` passes over blocks of `block` if given, and at each
+    block size's floor of TOKENS / block passes), and the best implied speed-up at the floor per
+    block size."""
+    at_passes = f" Fast-dVLA chunk ms at {passes:.1f} passes |" if passes is not None else ""
+    per_block = " | ".join(
+        f"blocks of {b}: pass ms | floor chunk ms ({TOKENS // b} passes)" for b in BLOCK_SIZES
+    )
+    lines = [
+        f"| size | parameters | prefix ms | bidirectional pass ms | bidirectional chunk ms |{at_passes} {per_block} |",
+        "|" + "---|" * (5 + (passes is not None) + 2 * len(BLOCK_SIZES)),
+    ]
+    best_at_floor = {}
+    for size, c in costs.items():
+        bidir = c["prefix"] + 10 * c["bidirectional pass"]
+        cells = [
+            f"{size}",
+            f"{c['parameters'] / 1e6:.1f}M",
+            f"{c['prefix']:.1f}",
+            f"{c['bidirectional pass']:.2f}",
+        ]
+        cells.append(f"{bidir:.0f}")
+        if passes is not None:
+            chunk = c["prefix"] + passes * c[f"fast pass, blocks of {block}"]
+            cells.append(f"{chunk:.0f} ({bidir / chunk:.2f}x)")
+        for b in BLOCK_SIZES:
+            at_floor = c["prefix"] + TOKENS // b * c[f"fast pass, blocks of {b}"]
+            best_at_floor[b] = max(best_at_floor.get(b, 0.0), bidir / at_floor)
+            cells.append(f"{c[f'fast pass, blocks of {b}']:.2f} | {at_floor:.0f} ({bidir / at_floor:.2f}x)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, best_at_floor
 
 
 def block_of_row(name: str) -> int:
@@ -364,26 +403,10 @@ def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: 
     model size and block size, and the speed-ups those costs allow at the pipeline's floor."""
     passes = fast["decode"]["forward_passes_per_chunk"]
     block = block_of_row(fast_name)
-    rows = []
-    implied = {}
-    best_at_floor = {}
-    for size, c in costs.items():
-        bidir = c["prefix"] + 10 * c["bidirectional pass"]
-        at_passes = c["prefix"] + passes * c[f"fast pass, blocks of {block}"]
-        implied[size] = (bidir, at_passes)
-        floors = []
-        for b in BLOCK_SIZES:
-            at_floor = c["prefix"] + TOKENS // b * c[f"fast pass, blocks of {b}"]
-            best_at_floor[b] = max(best_at_floor.get(b, 0.0), bidir / at_floor)
-            floors.append(f"{c[f'fast pass, blocks of {b}']:.2f} | {at_floor:.0f} ({bidir / at_floor:.2f}x)")
-        rows.append(
-            f"| {size} | {c['parameters'] / 1e6:.1f}M | {c['prefix']:.1f} | {c['bidirectional pass']:.2f} | "
-            f"{bidir:.0f} | {at_passes:.0f} ({bidir / at_passes:.2f}x) | " + " | ".join(floors) + " |"
-        )
-    small_bidir, small_fast = implied["small"]
-    per_block = " | ".join(
-        f"blocks of {b}: pass ms | floor chunk ms ({TOKENS // b} passes)" for b in BLOCK_SIZES
-    )
+    table, best_at_floor = cost_table(costs, passes, block)
+    small = costs["small"]
+    small_bidir = small["prefix"] + 10 * small["bidirectional pass"]
+    small_fast = small["prefix"] + passes * small[f"fast pass, blocks of {block}"]
     return [
         "## Where the time goes",
         "",
@@ -394,10 +417,7 @@ def time_breakdown(costs: dict, ms: dict, fast: dict, fast_name: str, bidir_ms: 
         f"{passes:.1f} passes per chunk that {fast_name} made in closed loop, or + {TOKENS} / block size passes, the "
         "pipeline's floor (one per block, even when every token is confident at once).",
         "",
-        f"| size | parameters | prefix ms | bidirectional pass ms | bidirectional chunk ms | Fast-dVLA chunk ms at "
-        f"{passes:.1f} passes | {per_block} |",
-        "|" + "---|" * (6 + 2 * len(BLOCK_SIZES)),
-        *rows,
+        *table,
         "",
         f"Check at `small`: the costs imply {small_bidir:.0f} ms (bidirectional) and {small_fast:.0f} ms "
         f"({fast_name}); measured whole chunks above take {bidir_ms:.1f} and {ms[fast_name]:.1f} ms "
@@ -592,6 +612,46 @@ def goal_section(done: dict, ms: dict, fast_name: str, equal_success: str) -> li
     ]
 
 
+def costs_report(parser, args) -> list[str]:
+    """The report of `--costs-only`: each reference size's pass costs on args.device and the chunk
+    latencies they imply, at the pipeline's floor."""
+    import torch
+
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
+    costs = {size: pass_costs(size, threads=args.threads, device=args.device) for size in COST_SIZES}
+    table, best_at_floor = cost_table(costs)
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if torch.device(args.device).type == "cuda"
+        else f"this CPU, {args.threads} threads"
+    )
+    large = costs[COST_SIZES[-1]]
+    share = {b: large[f"fast pass, blocks of {b}"] / large["bidirectional pass"] for b in BLOCK_SIZES}
+    return [
+        f"# Decode: what a pass costs per reference size ({where})",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"Median ms at batch 1 over 30 calls after 3 untimed ones (each call waited for when on a GPU), {where}, "
+        f"torch {torch.__version__}, float32, random weights of each reference size with decode.md's discrete "
+        f"head (one 64 px camera): encoding the prefix (vision + backbone, once per chunk), one bidirectional pass "
+        f"(all {TOKENS} action tokens), and per block size one Fast-dVLA pass (the last block, every earlier one "
+        "cached). Implied chunk latencies: bidirectional mask-predict = prefix + 10 passes; Fast-dVLA at the "
+        f"pipeline's floor = prefix + {TOKENS} / block size passes (one per block, the fewest it can make). "
+        "Closed-loop pass counts and success are decode.md's (CPU); they do not depend on the device.",
+        "",
+        *table,
+        "",
+        f"- At `{COST_SIZES[-1]}` a pass over the last block costs "
+        + ", ".join(f"{share[b]:.2f}x (blocks of {b})" for b in BLOCK_SIZES)
+        + " a bidirectional pass over every token.",
+        "- Best implied speed-up at the floor over these sizes: "
+        + ", ".join(f"{best_at_floor[b]:.2f}x with blocks of {b}" for b in BLOCK_SIZES)
+        + ".",
+    ]
+
+
 def replication_report(done: dict, args) -> list[str]:
     """--replicate's report: the goal's rows on another seed, and the goal read off them."""
     ms = done["ms_per_chunk"]
@@ -644,7 +704,21 @@ def main() -> None:
         help="only the rows the goal is judged on (REPLICATED), with a short report: another --seed, or 0 to check",
     )
     parser.add_argument("--name", default="decode", help="writes docs/results/NAME.md")
+    parser.add_argument(
+        "--costs-only",
+        action="store_true",
+        help="only the per-size pass costs (random weights, no training or simulator), e.g. on a GPU",
+    )
+    parser.add_argument("--device", default="cpu", help="with --costs-only: where to time the passes")
+    parser.add_argument("--threads", type=int, default=2, help="with --costs-only: CPU threads")
     args = parser.parse_args()
+    if args.costs_only:
+        write_result(f"{args.name}.md", "\n".join(costs_report(parser, args)) + "\n")
+        return
+    if args.device != "cpu":
+        parser.error(
+            "--device: only --costs-only runs off the CPU (the closed loop and its latencies run here)"
+        )
 
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.train.config import DiscreteOptions, DistillOptions, ModelOptions, TrainConfig

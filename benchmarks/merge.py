@@ -73,7 +73,6 @@ from common import (
     pretrained_base,
     recording,
     result_record,
-    round_robin_ms,
     shown,
     signed_points,
     slug,
@@ -82,9 +81,9 @@ from common import (
     variants_table,
     write_result,
 )
+from merge_step import AUX, step_parts_ms
 
 VECTOR_TASKS = "button-press-v3,handle-press-v3,plate-slide-v3"
-AUX = dict(horizon=8, weight=0.5)
 ORTH_WEIGHT = 0.1
 HELD_OUT = 5  # each target task's last demonstrations, for the validation loss
 PLAIN, AUX_ROW, META_ROW, NO_ORTH = (
@@ -105,70 +104,21 @@ VARIANTS: dict[str, tuple[str | float, bool, bool]] = {
 META_ROWS = {name: start for name, (start, _, _) in VARIANTS.items() if start != "base"}  # -> lambda
 
 
-def time_step_parts(
-    meta: Path, aux_run: Path, seed: int, batch: int = 64, repeats: int = 30
-) -> dict[str, float]:
-    """Median ms of three forward-and-backward passes, timed in turn on the meta model: a plain
-    step's action error at `batch`; the same with the auxiliary objective (its targets' vision
-    forward included; a fresh head of the shape `aux_run` trained); the orthogonal penalty alone,
-    after a small random update (so no cosine is 0/0). The inputs are random: the cost depends on
-    the shapes alone. Timed apart because the rows' own ms/step drift by +-20% between runs doing
-    the same work."""
+def time_step_parts(meta: Path, aux_run: Path, seed: int) -> dict[str, float]:
+    """merge_step.step_parts_ms on the meta model, with a fresh auxiliary head of the shape `aux_run`
+    trained and the merged vector: timed apart because the rows' own ms/step drift by +-20% between
+    runs doing the same work."""
     import torch
     from safetensors.torch import load_file
 
-    from leanvla.merge.orthogonal import OrthogonalPenalty
     from leanvla.merge.run import VECTOR
     from leanvla.models.checkpoint import load_model, read_meta, resolve_checkpoint
-    from leanvla.models.policy import Observation
-    from leanvla.train.loop import ActionError, flow_time
 
     torch.set_num_threads(2)
-    model = load_model(meta)[0].train()
+    model = load_model(meta)[0]
     head = read_meta(resolve_checkpoint(aux_run))["model"]
     model.add_aux_head(head["aux_horizon"], head["aux_env_dim"], head.get("aux_pixels", False))
-    cfg, g = model.cfg, torch.Generator().manual_seed(seed)
-    size = cfg.image_size
-    tokens, token_mask = model.tokenizer.batch(["reach the goal"])
-    images = lambda: torch.randn(batch, len(cfg.cameras), 3, size, size, generator=g)  # noqa: E731
-    obs = Observation(
-        images(),
-        torch.randn(batch, cfg.state_dim, generator=g),
-        tokens.expand(batch, -1),
-        token_mask.expand(batch, -1),
-        torch.zeros(batch, dtype=torch.long),
-    )
-    future = (images(), torch.randn(batch, cfg.state_dim, generator=g))
-    if cfg.aux_env_dim:
-        future += (torch.randn(batch, cfg.aux_env_dim, generator=g),)
-    actions = torch.randn(batch, cfg.chunk_size, cfg.action_dim, generator=g)
-    noise, t = torch.randn(actions.shape, generator=g), flow_time(torch.rand(batch, generator=g))
-    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1e-3 * torch.randn(p.shape, generator=g))
-    penalty = OrthogonalPenalty(model, load_file(str(meta / VECTOR)), start)
-    action_error = ActionError(model)
-
-    def with_aux():
-        err, aux_terms = action_error(obs, actions, noise, t, future)
-        return err.mean() + AUX["weight"] * sum(aux_terms.values()).mean()
-
-    def backward(loss_fn):
-        def call(_):
-            model.zero_grad(set_to_none=True)
-            loss_fn().backward()
-
-        return call
-
-    return round_robin_ms(
-        {
-            "plain": backward(lambda: action_error(obs, actions, noise, t).mean()),
-            "auxiliary": backward(with_aux),
-            "penalty": backward(penalty),
-        },
-        repeats,
-    )
+    return step_parts_ms(model, load_file(str(meta / VECTOR)), seed)
 
 
 def equal_step_saving(plain: float, auxiliary: float, penalty: float) -> str:

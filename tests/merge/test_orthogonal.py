@@ -84,8 +84,9 @@ def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
         OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
 
 
-def lora_and_dense_penalty(device: str = "cpu") -> OrthogonalPenalty:
-    """The penalty over one peft LoRA layer and one Linear trained in full, on `device`."""
+def lora_and_dense_penalty(device: str = "cpu", dtype: torch.dtype = torch.float32) -> OrthogonalPenalty:
+    """The penalty over one peft LoRA layer and one Linear trained in full, on `device` in `dtype`,
+    its vector (float32) left on the host, as `leanvla train` reads it from a file."""
     from peft import LoraConfig, inject_adapter_in_model
 
     torch.manual_seed(3)
@@ -93,8 +94,7 @@ def lora_and_dense_penalty(device: str = "cpu") -> OrthogonalPenalty:
     tau = {"0.weight": torch.randn(5, 6), "1.weight": torch.randn(4, 5)}
     inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=["0"]), model)
     model[1].weight.requires_grad_(True)  # trained in full beside the adapter
-    model.to(device)
-    tau = {k: v.to(device) for k, v in tau.items()}
+    model.to(device, dtype)
     penalty = OrthogonalPenalty(model, tau, start={k: v.clone() for k, v in model.state_dict().items()})
     assert penalty.matrices == 2  # one through peft's LoRA, one dense
     return penalty
@@ -106,6 +106,26 @@ def test_penalty_reads_nothing_back_to_the_host():
     with host_reads() as reads:
         penalty().backward()
     assert reads == []
+
+
+def test_penalty_converts_its_vector_once_not_in_every_call():
+    """A float32 vector for a float64 model: converted when the penalty is built. Converting it in
+    every call is, on a GPU, a copy of the whole vector from the host in every training step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    penalty = lora_and_dense_penalty(dtype=torch.float64)
+    conversions = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in ("_to_copy", "copy_"):
+                conversions.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        value = penalty()
+    assert value.dtype == torch.float64
+    assert conversions == []
 
 
 @needs_cuda

@@ -39,7 +39,9 @@ class OrthogonalPenalty:
     def __init__(
         self, model: nn.Module, vector: dict[str, torch.Tensor], start: dict[str, torch.Tensor] | None
     ):
-        """`vector`: tau by base-model parameter name; `start`: the weights fine-tuning began from."""
+        """`vector`: tau by base-model parameter name; `start`: the weights fine-tuning began from.
+        Each tau is moved to its matrix's device and dtype here, once, not in every call (a vector
+        read from a file sits on the host: on a GPU that copy would be the size of the model)."""
         self.dense: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []
         self.lora: list[tuple[nn.Module, torch.Tensor]] = []
         params = dict(model.named_parameters())
@@ -48,7 +50,8 @@ class OrthogonalPenalty:
                 key = f"{module_name}.weight"
                 if key in vector and vector[key].dim() == 2:
                     _check_fits(key, vector[key], module.get_base_layer().weight)
-                    self.lora.append((module, vector[key]))
+                    adapter = module.lora_A[module.active_adapters[0]].weight
+                    self.lora.append((module, vector[key].to(adapter)))
         for name, p in params.items():
             if p.requires_grad and p.dim() >= 2 and name in vector:
                 _check_fits(name, vector[name], p)
@@ -56,7 +59,7 @@ class OrthogonalPenalty:
                     start is not None and name in start,
                     f"no starting value for '{name}' to measure its update from",
                 )
-                self.dense.append((p, start[name].detach().clone(), vector[name]))
+                self.dense.append((p, start[name].detach().clone(), vector[name].to(p)))
         require(
             self.dense or self.lora,
             "--orth.vector shares no trainable matrix with the model (names or adapter kind do not match); "
