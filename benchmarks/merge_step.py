@@ -1,7 +1,8 @@
 """What CapVector's training steps cost, part by part, per model size and device.
 
-    python benchmarks/merge_step.py                                  # small and large, this CPU
-    python benchmarks/merge_step.py --device cuda --name merge_step_gpu
+    python benchmarks/merge_step.py --sizes small --against 8cd2f66 --name merge_step
+        # this CPU, the penalty of 8cd2f66 beside today's (at `large` a CPU takes hours)
+    python benchmarks/merge_step.py --device cuda --threads 8 --against 8cd2f66 --name merge_step_gpu
 
 CapVector's wall-time promise rests on prices: (b) pays the auxiliary objective in every step, (c)
 pays the orthogonal penalty instead. benchmarks/merge.py times them on its trained meta model at

@@ -69,6 +69,74 @@ def test_penalty_on_peft_lora_matches_dense_update():
     torch.testing.assert_close(penalty(), squared_cosine(update, tau["0.weight"]))
 
 
+def stack_of_layers(same: int) -> tuple[nn.Module, dict]:
+    """`same` Linear layers of one shape, two of others, a conv; peft LoRA on two of the same-shape
+    layers and on the last: float64, random, B non-zero, every matrix with its tau."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    torch.manual_seed(4)
+    layers = [nn.Linear(6, 6, bias=False) for _ in range(same)] + [nn.Linear(6, 3), nn.Linear(3, 6)]
+    model = nn.Sequential(*layers, nn.Conv2d(2, 3, 3)).double()
+    tau = {f"{i}.weight": torch.randn(m.weight.shape) for i, m in enumerate(model)}
+    adapted = ["0", "1", str(same + 1)]
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=adapted), model)
+    for name in (*[str(i) for i in range(2, same)], str(same), f"{same + 2}"):
+        model.get_submodule(name).weight.requires_grad_(True)  # trained in full beside the adapters
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model, tau, start
+
+
+def per_matrix_penalty(model: nn.Sequential, tau: dict, start: dict) -> torch.Tensor:
+    """The penalty as its definition reads: cos^2 of each layer's update with tau, one by one."""
+    terms = []
+    for i, layer in enumerate(model):
+        if hasattr(layer, "lora_A"):
+            a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+            terms.append(lora_squared_cosine(a, b, layer.scaling["default"], tau[f"{i}.weight"].double()))
+        elif layer.weight.requires_grad:
+            terms.append(squared_cosine(layer.weight - start[f"{i}.weight"], tau[f"{i}.weight"].double()))
+    return torch.stack(terms).mean()
+
+
+def test_batched_penalty_and_its_gradient_equal_the_per_matrix_definition():
+    model, tau, start = stack_of_layers(same=4)
+    penalty = OrthogonalPenalty(model, tau, start)
+    assert penalty.matrices == 7  # 3 LoRA, 4 dense (2 same-shape Linears, 1 other, the conv)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    got = penalty()
+    got_grads = torch.autograd.grad(got, trained)
+    expected = per_matrix_penalty(model, tau, start)
+    expected_grads = torch.autograd.grad(expected, trained)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+    for g, e in zip(got_grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-15)
+
+
+def test_penalty_ops_do_not_grow_with_matrices_of_one_shape():
+    """One batched call per shape: on a GPU every op is a kernel launch, whatever its size. (Views,
+    such as each matrix's slice of the stacked gradient, launch none and are not counted.)"""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def ops_for(same: int) -> int:
+        model, tau, start = stack_of_layers(same)
+        penalty = OrthogonalPenalty(model, tau, start)
+        count = [0]
+
+        class Counter(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                count[0] += not func.is_view
+                return func(*args, **(kwargs or {}))
+
+        with Counter():
+            penalty().backward()
+        return count[0]
+
+    assert ops_for(same=3) == ops_for(same=9)
+
+
 def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
     import pytest
 
