@@ -8,6 +8,8 @@ at a sweep of thresholds.
         # the goal's rows again on a fresh recording, initialisation and evaluation seed
     python benchmarks/decode.py --replicate --seed 0 --work outputs/bench/decode_seed0_check --name decode_seed0_check
         # the same rows redone at seed 0: do decode.md's figures reproduce?
+    python benchmarks/decode.py --costs-only --device cuda --name decode_costs_gpu
+        # step 4 alone (no training, no simulator), on any device
 
 1. Train six reference VLAs (`small`) on DEMO5 with the same data, steps, batch and seed: the
    flow head; the discrete head with bidirectional attention; the discrete head block-causal
@@ -376,12 +378,12 @@ def cost_table(
     for size, c in costs.items():
         bidir = c["prefix"] + 10 * c["bidirectional pass"]
         cells = [
-            f"{size}",
+            size,
             f"{c['parameters'] / 1e6:.1f}M",
             f"{c['prefix']:.1f}",
             f"{c['bidirectional pass']:.2f}",
+            f"{bidir:.0f}",
         ]
-        cells.append(f"{bidir:.0f}")
         if passes is not None:
             chunk = c["prefix"] + passes * c[f"fast pass, blocks of {block}"]
             cells.append(f"{chunk:.0f} ({bidir / chunk:.2f}x)")
@@ -866,7 +868,8 @@ def main() -> None:
         "",
         *goal_section(done, ms, best, equal_success),
         "",
-        "GPU latencies for the largest reference size: not measured (no GPU was lent to this task).",
+        "Pass costs on a GPU, every reference size: `python benchmarks/decode.py --costs-only --device cuda` "
+        "(docs/results/decode_costs_gpu.md).",
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 

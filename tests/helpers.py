@@ -49,22 +49,33 @@ def train_tiny_vla(data: Path, out: Path, **model_overrides) -> Path:
 
 
 @contextmanager
-def host_reads() -> Iterator[list[str]]:
-    """Records, by name, every op run inside that reads a tensor's value back to the host (`int(t)`,
-    `t.item()`, `bool(t)`, `t.nonzero()`). On a GPU each one waits for every queued kernel; a CPU
-    test sees the same ops, so it can check that a training step issues none."""
+def dispatched_ops() -> Iterator[list]:
+    """Records every aten op run inside (its OpOverload), in order, for tests that name or count them."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    reads: list[str] = []
+    ops: list = []
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.overloadpacket.__name__ in ("_local_scalar_dense", "nonzero"):
-                reads.append(func.overloadpacket.__name__)
+            ops.append(func)
             return func(*args, **(kwargs or {}))
 
     with Recorder():
+        yield ops
+
+
+@contextmanager
+def host_reads() -> Iterator[list[str]]:
+    """Records, by name, every op run inside that reads a tensor's value back to the host (`int(t)`,
+    `t.item()`, `bool(t)`, `t.nonzero()`). On a GPU each one waits for every queued kernel; a CPU
+    test sees the same ops, so it can check that a training step issues none. (Filled in when the
+    block ends.)"""
+    reads: list[str] = []
+    with dispatched_ops() as ops:
         yield reads
+    reads += [
+        name for op in ops if (name := op.overloadpacket.__name__) in ("_local_scalar_dense", "nonzero")
+    ]
 
 
 needs_cuda = pytest.mark.skipif(

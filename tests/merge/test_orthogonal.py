@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from leanvla.merge.orthogonal import OrthogonalPenalty, lora_squared_cosine, squared_cosine
-from tests.helpers import gpu_waits, host_reads, needs_cuda
+from tests.helpers import dispatched_ops, gpu_waits, host_reads, needs_cuda
 
 
 def test_zero_for_orthogonal_update_one_for_parallel():
@@ -118,21 +118,13 @@ def test_batched_penalty_and_its_gradient_equal_the_per_matrix_definition():
 def test_penalty_ops_do_not_grow_with_matrices_of_one_shape():
     """One batched call per shape: on a GPU every op is a kernel launch, whatever its size. (Views,
     such as each matrix's slice of the stacked gradient, launch none and are not counted.)"""
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     def ops_for(same: int) -> int:
         model, tau, start = stack_of_layers(same)
         penalty = OrthogonalPenalty(model, tau, start)
-        count = [0]
-
-        class Counter(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                count[0] += not func.is_view
-                return func(*args, **(kwargs or {}))
-
-        with Counter():
+        with dispatched_ops() as ops:
             penalty().backward()
-        return count[0]
+        return sum(not op.is_view for op in ops)
 
     assert ops_for(same=3) == ops_for(same=9)
 
@@ -179,19 +171,10 @@ def test_penalty_reads_nothing_back_to_the_host():
 def test_penalty_converts_its_vector_once_not_in_every_call():
     """A float32 vector for a float64 model: converted when the penalty is built. Converting it in
     every call is, on a GPU, a copy of the whole vector from the host in every training step."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     penalty = lora_and_dense_penalty(dtype=torch.float64)
-    conversions = []
-
-    class Recorder(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.overloadpacket.__name__ in ("_to_copy", "copy_"):
-                conversions.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
-
-    with Recorder():
+    with dispatched_ops() as ops:
         value = penalty()
+    conversions = [op for op in ops if op.overloadpacket.__name__ in ("_to_copy", "copy_")]
     assert value.dtype == torch.float64
     assert conversions == []
 
