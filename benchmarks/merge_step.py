@@ -36,13 +36,17 @@ def step_parts_ms(
     device: str = "cpu",
     pixels_model=None,
     penalty_at: tuple | None = None,
+    lora_model=None,
 ) -> dict[str, float]:
     """Median ms of the forward-and-backward passes, timed in turn on `model` (which has its
     auxiliary head): a plain step's action error at `batch`; the same with the auxiliary objective;
     with `pixels_model` (a copy whose head also decodes the future frame) that objective too; and the
     orthogonal penalty against `vector` (on the host, as training reads it) alone, after a small
     random update; with `penalty_at` (label, OrthogonalPenalty class of another revision) that
-    revision's penalty too, as "penalty at LABEL". Inputs are random."""
+    revision's penalty too, as "penalty at LABEL"; with `lora_model` (a copy with peft LoRA adapters,
+    they alone trained) its plain step ("LoRA step"), the penalty over its adapters computed without
+    forming B A ("penalty, LoRA form"), and the same cosines from B A formed layer by layer
+    ("penalty, forming B A"), after a random update of the adapters. Inputs are random."""
     import torch
 
     from leanvla.merge.orthogonal import OrthogonalPenalty
@@ -101,30 +105,79 @@ def step_parts_ms(
     if penalty_at is not None:
         label, penalty_class = penalty_at
         calls[f"penalty at {label}"] = backward(model, penalty_class(model, vector, start))
+    if lora_model is not None:
+        lora_model = lora_model.to(device).train()
+        with torch.no_grad():  # B starts at 0: no cosine to take
+            for p in lora_model.parameters():
+                if p.requires_grad:
+                    p.add_(1e-3 * torch.randn(p.shape, generator=g).to(device))
+        calls["LoRA step"] = backward(
+            lora_model, lambda: ActionError(lora_model)(obs, actions, noise, t).mean()
+        )
+        calls["penalty, LoRA form"] = backward(lora_model, OrthogonalPenalty(lora_model, vector, None))
+        calls["penalty, forming B A"] = backward(lora_model, formed_lora_penalty(lora_model, vector, device))
     return round_robin_ms(calls, repeats)
 
 
-def random_parts(size: str, head: str, args) -> tuple[int, dict[str, float]]:
-    """step_parts_ms on a seeded random VLA of `size` with `head`: its parameter count and the times."""
+def formed_lora_penalty(model, vector: dict, device: str):
+    """The penalty over a model's peft LoRA adapters written plainly: each layer's update B A formed
+    (d_out x d_in), then its squared cosine with tau, one layer after another."""
     import torch
 
+    from leanvla.merge.orthogonal import squared_cosine
+
+    layers = [
+        (module, adapter, vector[f"{name}.weight"].to(device))
+        for name, module in model.named_modules()
+        if type(module).__module__.startswith("peft.")
+        and hasattr(module, "lora_A")
+        and f"{name}.weight" in vector
+        for adapter in module.active_adapters
+    ]
+
+    def penalty():
+        return torch.stack(
+            [
+                squared_cosine(m.scaling[a] * m.lora_B[a].weight @ m.lora_A[a].weight, tau)
+                for m, a, tau in layers
+            ]
+        ).mean()
+
+    return penalty
+
+
+def random_parts(size: str, head: str, args) -> tuple[int, int, dict[str, float]]:
+    """step_parts_ms on a seeded random VLA of `size` with `head` (and a copy with peft LoRA of rank
+    --lora-rank on its usual targets): its parameter count, its LoRA layers and the times."""
+    import torch
+
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.adapt.inject import inject_adapters
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
 
     torch.manual_seed(args.seed)
     model = VLA(vla_config(size, head=head))
-    pixels_model = copy.deepcopy(model)
+    pixels_model, lora_model = copy.deepcopy(model), copy.deepcopy(model)
     model.add_aux_head(AUX["horizon"])
     pixels_model.add_aux_head(AUX["horizon"], pixels=True)
+    lora_layers = len(inject_adapters(lora_model, "lora", LoRAOptions(rank=args.lora_rank, train_io=False)))
     # The capability vector covers every shared parameter (merge excludes the auxiliary head).
     vector = {
         name: torch.randn(p.shape) for name, p in model.named_parameters() if not name.startswith("aux_head.")
     }
-    parameters = model.num_parameters()
     ms = step_parts_ms(
-        model, vector, args.seed, args.batch, args.repeats, args.device, pixels_model, args.penalty_at
+        model,
+        vector,
+        args.seed,
+        args.batch,
+        args.repeats,
+        args.device,
+        pixels_model,
+        args.penalty_at,
+        lora_model,
     )
-    return parameters, ms
+    return model.num_parameters(), lora_layers, ms
 
 
 def goal_needs(ms: dict) -> float:
@@ -142,6 +195,7 @@ def main() -> None:
     parser.add_argument("--heads", default="flow,discrete", help="action heads, comma-separated")
     parser.add_argument("--batch", type=int, default=64, help="training batch (merge.py's is 64)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls of each part")
+    parser.add_argument("--lora-rank", type=int, default=64, help="rank of the LoRA copy's adapters")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -163,6 +217,7 @@ def main() -> None:
     import torch
     from tqdm import tqdm
 
+    from leanvla.errors import UserError
     from leanvla.models.config import SIZES
 
     sizes, heads = args.sizes.split(","), args.heads.split(",")
@@ -176,13 +231,21 @@ def main() -> None:
         parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
     torch.set_num_threads(args.threads)
 
-    measured = {
-        (size, head): random_parts(size, head, args)
-        for size, head in tqdm([(s, h) for s in sizes for h in heads], desc="sizes x heads")
-    }
+    try:
+        measured = {
+            (size, head): random_parts(size, head, args)
+            for size, head in tqdm([(s, h) for s in sizes for h in heads], desc="sizes x heads")
+        }
+    except UserError as error:  # a --lora-rank larger than a size's layers allow
+        parser.error(f"--lora-rank {args.lora_rank}: {error}")
     older = f"penalty at {args.penalty_at[0]}" if args.penalty_at else None
-    rows = []
-    for (size, head), (parameters, ms) in measured.items():
+    rows, lora_rows = [], []
+    for (size, head), (parameters, lora_layers, ms) in measured.items():
+        lora_rows.append(
+            f"| {size} | {head} | {lora_layers} | {ms['LoRA step']:.1f} | {ms['penalty, LoRA form']:.1f} "
+            f"({100 * ms['penalty, LoRA form'] / ms['LoRA step']:.0f}%) | {ms['penalty, forming B A']:.1f} "
+            f"({ms['penalty, forming B A'] / ms['penalty, LoRA form']:.2f}x) |"
+        )
         plain, penalty = ms["plain"], ms["penalty"]
         rows.append(
             f"| {size} | {head} | {parameters / 1e6:.1f}M | {plain:.1f} | {ms['auxiliary']:.1f} "
@@ -222,6 +285,18 @@ def main() -> None:
         "The last column: how many plain steps (b)'s step would have to cost for (c), a plain step plus the "
         "penalty, to take 0.7x of (b)'s wall time in as many steps. Where the objective costs less, the goal could "
         "only be met by (c) reaching the target loss in fewer steps than (b).",
+        "",
+        f"## The penalty on LoRA updates (rank {args.lora_rank})",
+        "",
+        f"A copy of each model with peft LoRA of rank {args.lora_rank} on its usual targets (`--adapter lora`; "
+        "the adapters alone trained), after a small random update of the adapters, timed in the same rounds: its "
+        "plain step's forward and backward; the penalty over its adapters as `--orth.vector` computes it, from "
+        "B^T tau, B^T B and A A^T without forming B A; and the same cosines written plainly, each layer's B A "
+        "formed and compared with tau, one layer after another.",
+        "",
+        "| size | head | LoRA layers | LoRA step ms | penalty, LoRA form ms (of the step) | forming B A ms (vs LoRA form) |",
+        "|---|---|---|---|---|---|",
+        *lora_rows,
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
