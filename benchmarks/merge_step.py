@@ -11,9 +11,11 @@ each reference size and head, where the price could differ: a plain step's forwa
 (the action error), the same with the auxiliary objective (future image features + state, its
 targets' vision forward included), with the objective that also decodes the future frame's pixels
 (`--aux.pixels`), and the penalty alone against a random vector over every shared matrix, after a
-small random update (so no cosine is 0/0). The cost depends on the shapes alone. Every part is
-timed in turn with the others (median of --repeats), so a drift in the machine's speed falls on
-all alike. Writes docs/results/NAME.md.
+small random update (so no cosine is 0/0). And on a copy with peft LoRA adapters (rank
+--lora-rank): its step, and the penalty over its adapters as training computes it (no B A formed)
+and written plainly (each B A formed). The cost depends on the shapes alone. Every part is timed in
+turn with the others (median of --repeats), so a drift in the machine's speed falls on all alike.
+Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
