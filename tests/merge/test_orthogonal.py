@@ -1,5 +1,6 @@
-"""The orthogonal penalty: zero for an orthogonal update, a gradient that reduces the alignment, and
-the LoRA form equal to the dense form of B A."""
+"""The orthogonal penalty: zero for an orthogonal update, a gradient that reduces the alignment, the
+LoRA form equal to the dense form of B A, the batched penalty equal to its per-matrix definition, and
+nothing in a call that a GPU would wait for or copy from the host."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_penalty_on_peft_lora_matches_dense_update():
     torch.testing.assert_close(penalty(), squared_cosine(update, tau["0.weight"]))
 
 
-def stack_of_layers(same: int) -> tuple[nn.Module, dict]:
+def stack_of_layers(same: int) -> tuple[nn.Sequential, dict, dict]:
     """`same` Linear layers of one shape, two of others, a conv; peft LoRA on two of the same-shape
     layers and on the last: float64, random, B non-zero, every matrix with its tau."""
     from peft import LoraConfig, inject_adapter_in_model
