@@ -22,7 +22,15 @@ from __future__ import annotations
 
 import argparse
 
-from common import command_line, module_at, round_robin_ms, synchronised, write_result
+from common import (
+    command_line,
+    device_name,
+    module_at,
+    require_device,
+    round_robin_ms,
+    synchronised,
+    write_result,
+)
 
 
 def lora_sp_class_at(revision: str):
@@ -171,9 +179,8 @@ def main() -> None:
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
 
+    require_device(parser, args.device)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     try:
@@ -234,9 +241,7 @@ def main() -> None:
     total = {name: state[name] + peak[name] for name in peak}
 
     lora_top = f"LoRA r{args.rank}"
-    where = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else f"this CPU, {args.threads} threads"
-    )
+    where = device_name(args.device, args.threads)
     lines = [
         f"# What a LoRA-SP training step costs ({args.size} VLA, {where})",
         "",

@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, command_line, write_result  # noqa: E402
+from common import REPO, command_line, write_result
 
 MODEL = ["--model.size", "tiny", "--model.layers", "3", "--model.expert-layers", "3"]
 

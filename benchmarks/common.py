@@ -239,6 +239,23 @@ def round_robin_ms(calls: dict, repeats: int, warmup: int = 5) -> dict[str, floa
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def require_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """--device as a timing script takes it: CUDA asked for where there is none is one line, exit 2."""
+    import torch
+
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {device}: no CUDA device here; run on CPU (the default)")
+
+
+def device_name(device: str, threads: int) -> str:
+    """Where a timing ran, as the reports say it: the GPU's name, or this CPU and its threads."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"this CPU, {threads} threads"
+
+
 def synchronised(call, device):
     """`call` made to wait for the GPU's queued work, so a wall-clock timer sees what it launched."""
     import torch

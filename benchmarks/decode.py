@@ -40,10 +40,12 @@ from common import (
     cached_dataset,
     command_line,
     demonstration_chunks,
+    device_name,
     mean_action_error,
     median_ms,
     real_observations,
     recording,
+    require_device,
     result_record,
     round_robin_ms,
     slug,
@@ -619,15 +621,10 @@ def costs_report(parser, args) -> list[str]:
     latencies they imply, at the pipeline's floor."""
     import torch
 
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
+    require_device(parser, args.device)
     costs = {size: pass_costs(size, threads=args.threads, device=args.device) for size in COST_SIZES}
     table, best_at_floor = cost_table(costs)
-    where = (
-        torch.cuda.get_device_name(args.device)
-        if torch.device(args.device).type == "cuda"
-        else f"this CPU, {args.threads} threads"
-    )
+    where = device_name(args.device, args.threads)
     large = costs[COST_SIZES[-1]]
     share = {b: large[f"fast pass, blocks of {b}"] / large["bidirectional pass"] for b in BLOCK_SIZES}
     return [

@@ -23,7 +23,15 @@ from __future__ import annotations
 import argparse
 import copy
 
-from common import command_line, module_at, round_robin_ms, synchronised, write_result
+from common import (
+    command_line,
+    device_name,
+    module_at,
+    require_device,
+    round_robin_ms,
+    synchronised,
+    write_result,
+)
 
 AUX = dict(horizon=8, weight=0.5)  # merge.py's objective
 HEADS = ("flow", "discrete")
@@ -229,8 +237,7 @@ def main() -> None:
     for head in heads:
         if head not in HEADS:
             parser.error(f"--heads: unknown head '{head}'; choose from {', '.join(HEADS)}")
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; run on CPU (the default)")
+    require_device(parser, args.device)
     torch.set_num_threads(args.threads)
 
     try:
@@ -257,11 +264,7 @@ def main() -> None:
             + f"{(plain + penalty) / ms['auxiliary']:.2f}x / {(plain + penalty) / ms['auxiliary with pixels']:.2f}x "
             f"| {goal_needs(ms):.2f}x |"
         )
-    where = (
-        torch.cuda.get_device_name(args.device)
-        if torch.device(args.device).type == "cuda"
-        else f"this CPU, {args.threads} threads"
-    )
+    where = device_name(args.device, args.threads)
     lines = [
         f"# What CapVector's training steps cost, part by part ({where})",
         "",
