@@ -14,8 +14,10 @@ selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (
 src/leanvla/adapt/lora_sp.py, or a copy of that file, loaded beside the current one and started from
 the same weights), so a change to the layer is priced in the same run as the layer before it;
 `--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values. Each variant's own weights
-and AdamW state are counted; on CUDA, its step's peak memory above what every variant holds is
-measured in a pass of its own and added to them. Writes docs/results/NAME.md.
+and AdamW state are counted, and the aten ops its training step dispatches (which set a small
+model's step time on a GPU, where each waits its turn to launch); on CUDA, its step's peak memory
+above what every variant holds is measured in a pass of its own and added to them. Writes
+docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 
 from common import (
+    aten_ops,
     command_line,
     device_name,
     module_at,
@@ -41,16 +44,22 @@ def lora_sp_class_at(revision: str):
 
 
 def spectral_of(model):
-    """Mean concentration loss of the model's LoRA-SP layers, of any revision (the layer has had a
-    `spectral_loss()` method since e84cdce, a `spectral` attribute before)."""
+    """Mean concentration loss of the model's LoRA-SP layers, computed as training computes it at the
+    layer's revision: all layers at once (adapt.inject.spectral_loss) for this revision's layer, one
+    by one for another's (a `spectral_loss()` method since e84cdce, a `spectral` attribute before)."""
     import torch
 
+    from leanvla.adapt.inject import LoRASPLinear, spectral_loss
+
+    layers = [m for m in model.modules() if hasattr(m, "router") and hasattr(m, "lora_A")]
+    if layers and all(isinstance(m, LoRASPLinear) for m in layers):
+        found = spectral_loss(model)
+        return None if found is None else found[0]
     losses = []
-    for module in model.modules():
-        if hasattr(module, "router") and hasattr(module, "lora_A"):
-            loss = module.spectral_loss() if hasattr(module, "spectral_loss") else module.spectral
-            if loss is not None:
-                losses.append(loss)
+    for module in layers:
+        loss = module.spectral_loss() if hasattr(module, "spectral_loss") else module.spectral
+        if loss is not None:
+            losses.append(loss)
     return torch.stack(losses).mean() if losses else None
 
 
@@ -211,6 +220,7 @@ def main() -> None:
         for name, (kind, options, layer_class) in tqdm(plan.items(), desc="variants")
     }
     first_objective = {name: trainer() for name, trainer in trainers.items()}  # also AdamW's state
+    ops = {name: aten_ops(trainer) for name, trainer in trainers.items()}  # a second, counted step
     print("timing training steps in turn ...")
     step_ms = round_robin_ms(
         {n: synchronised(tr, device) for n, tr in trainers.items()}, args.repeats, warmup=3
@@ -250,7 +260,8 @@ def main() -> None:
         f"One randomly initialised `{args.size}` VLA; every variant a copy of it, on the same random batch of "
         f"{args.batch}. Training step: forward, the flow objective (+ {args.spectral_weight:g} x the spectral loss "
         "for LoRA-SP), backward, gradient clipping, AdamW. Median ms over "
-        f"{args.repeats} steps of each variant, taken in turn (round robin), after 3 untimed rounds; then the "
+        f"{args.repeats} steps of each variant, taken in turn (round robin), after 3 untimed rounds (the "
+        "aten ops, views excluded, counted in the second); then the "
         f"median ms to predict one action chunk at batch 1, in turn likewise. LoRA-SP at eta {args.eta:g} "
         "throughout (no schedule), on the default path ('auto': on a GPU, dense) unless its row names one; "
         "float32 throughout, as `leanvla train` runs; adapter rows train the input and output modules in "
@@ -258,16 +269,17 @@ def main() -> None:
         "",
         "| variant | trainable | train step ms | vs "
         + lora_top
-        + " | vs full | batch-1 chunk ms |"
+        + " | vs full | aten ops per step | batch-1 chunk ms |"
         + " weights + AdamW state MiB |"
         + (" peak MiB (state + step) |" if peak else ""),
-        "|---|---|---|---|---|---|---|" + ("---|" if peak else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if peak else ""),
     ]
     for name, trainer in trainers.items():
         lines.append(
             f"| {name} | {trainable_parameters(trainer.model) / 1e6:.2f}M | {step_ms[name]:.1f} | "
             f"{step_ms[name] / step_ms[lora_top]:.2f}x | {step_ms[name] / step_ms['full fine-tuning']:.2f}x | "
-            f"{chunk_ms[name]:.1f} | {state[name]:.0f} |" + (f" {total[name]:.0f} |" if peak else "")
+            f"{ops[name]} | {chunk_ms[name]:.1f} | {state[name]:.0f} |"
+            + (f" {total[name]:.0f} |" if peak else "")
         )
     lines += ["", "## Reading", ""]
     lines.append(

@@ -239,6 +239,25 @@ def round_robin_ms(calls: dict, repeats: int, warmup: int = 5) -> dict[str, floa
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def aten_ops(call) -> int:
+    """How many aten ops (views excluded) `call()` dispatches. Where a step is too small to fill a
+    GPU, each op waits its turn to launch and this count, not their size, sets the step's time; it
+    is the same on any device, so this CPU can count what a GPU would launch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    count = 0
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal count
+            count += not func.is_view
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        call()
+    return count
+
+
 def require_device(parser: argparse.ArgumentParser, device: str) -> None:
     """--device as a timing script takes it: CUDA asked for where there is none is one line, exit 2."""
     import torch

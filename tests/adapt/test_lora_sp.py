@@ -11,8 +11,14 @@ import torch
 from torch import nn
 
 from leanvla.adapt import lora_sp
-from leanvla.adapt.lora_sp import LoRASPLinear, concentration_loss, energy_mask, eta_at
-from tests.helpers import gpu_waits, host_reads, needs_cuda
+from leanvla.adapt.lora_sp import (
+    LoRASPLinear,
+    concentration_loss,
+    concentration_losses,
+    energy_mask,
+    eta_at,
+)
+from tests.helpers import dispatched_ops, gpu_waits, host_reads, needs_cuda
 
 
 def reference_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
@@ -115,14 +121,19 @@ def test_gather_computes_only_the_active_vectors(monkeypatch):
         sp.router.weight.zero_()
         sp.router.bias.fill_(-20.0)
         sp.router.bias[[3, 11]] = 5.0
-    seen = []
-    original = torch.nn.functional.linear
+    seen = []  # the weights multiplied, as d_out x d_in (addmm's second matrix is B transposed)
+    linear, addmm = torch.nn.functional.linear, torch.addmm
 
-    def spy(x, w, b=None):
+    def spy_linear(x, w, b=None):
         seen.append(tuple(w.shape))
-        return original(x, w, b)
+        return linear(x, w, b)
 
-    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    def spy_addmm(out, x, w_t, **kw):
+        seen.append(tuple(w_t.t().shape))
+        return addmm(out, x, w_t, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy_linear)
+    monkeypatch.setattr(torch, "addmm", spy_addmm)
     sp(torch.randn(4, 12))
     assert (2, 12) in seen and (10, 2) in seen  # A and B at the width of the two active vectors
     assert sp.active_rank() == 2.0
@@ -213,6 +224,31 @@ def test_concentration_loss_gradient_is_the_formulas():
     assert loss.item() == pytest.approx(reference.item(), abs=1e-14)
     assert torch.allclose(grad, reference_grad, rtol=1e-10, atol=1e-14)
     assert torch.autograd.gradcheck(concentration_loss, (scores.detach().requires_grad_(),))
+
+
+def test_batched_losses_equal_each_tensors_own_loss_and_gradient():
+    """Shapes interleaved (so the batch puts its losses back in order), a single vector included."""
+    torch.manual_seed(3)
+    shapes = [(2, 5, 8), (4, 8), (2, 5, 8), (3, 1), (4, 8), (2, 5, 8)]
+    scores = [(torch.rand(s, dtype=torch.float64) * 2 + 0.05).requires_grad_() for s in shapes]
+    weights = torch.rand(len(scores), dtype=torch.float64)
+    batched = concentration_losses(scores)
+    expected = torch.stack([concentration_loss(s) for s in scores])
+    torch.testing.assert_close(batched, expected, rtol=1e-12, atol=1e-15)
+    grads = torch.autograd.grad((batched * weights).sum(), scores)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), scores)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-15)
+
+
+def test_batched_losses_cost_the_same_ops_for_3_or_9_layers_of_one_shape():
+    def ops_for(layers: int) -> int:
+        scores = [torch.rand(2, 5, 8, requires_grad=True) for _ in range(layers)]
+        with dispatched_ops() as ops:
+            concentration_losses(scores).sum().backward()
+        return sum(not op.is_view for op in ops)
+
+    assert ops_for(3) == ops_for(9)
 
 
 def test_spectral_loss_is_the_last_training_forwards_and_only_when_asked():

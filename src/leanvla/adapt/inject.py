@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from leanvla.adapt.config import GROUP_OPTIONS, LoRAOptions
-from leanvla.adapt.lora_sp import LoRASPLinear
+from leanvla.adapt.lora_sp import LoRASPLinear, concentration_losses
 from leanvla.errors import UserError, require
 
 ADAPTER_KINDS = ("lora", "lora-sp")
@@ -220,7 +220,7 @@ def spectral_loss(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     layers = [m for m in lora_sp_layers(model).values() if m.last_scores is not None]
     if not layers:
         return None
-    losses = torch.stack([m.spectral_loss() for m in layers])
+    losses = concentration_losses([m.last_scores for m in layers])  # one pass per shape
     mean, weights = losses.mean(), [m.spectral_weight for m in layers]
     if len(set(weights)) == 1:  # one weight: the arithmetic of runs before per-stack weights, bit for bit
         return mean, weights[0] * mean

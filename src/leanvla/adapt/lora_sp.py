@@ -13,7 +13,8 @@ eta follows a cosine schedule from `eta_start` to `eta` over `eta_decay_steps` t
 passes. The layer counts those passes itself (a buffer, saved with the adapter), so the schedule
 runs without any call in the training loop and resumes with the run. The spectral loss, which
 pushes the score energy onto few vectors, is the layer's `spectral_loss()` of its last training
-forward; the training loop adds it times the layer's `spectral_weight`.
+forward; the training loop adds it times the layer's `spectral_weight`, computing every layer's
+at once (`concentration_losses`, through adapt.inject.spectral_loss).
 
 When the active vectors are few, only they are computed: the union of the vectors any token in
 the batch keeps is gathered and the two matmuls run at that width. (Per-token row gathers would
@@ -53,7 +54,8 @@ def energy_mask(scores: torch.Tensor, eta: float) -> torch.Tensor:
         return _mask_by_cut(energy, eta)
     descending, order = torch.sort(energy, dim=-1, descending=True, stable=True)
     needed_sorted = _needed(descending, eta)
-    return torch.zeros_like(needed_sorted).scatter(-1, order, needed_sorted)
+    # order is a permutation: the scatter writes every entry, so nothing needs zeroing first.
+    return torch.empty_like(needed_sorted).scatter_(-1, order, needed_sorted)
 
 
 def _needed(descending: torch.Tensor, eta: float) -> torch.Tensor:
@@ -89,31 +91,58 @@ def concentration_loss(scores: torch.Tensor) -> torch.Tensor:
     0 when one vector holds all the energy, 1 when all R share it equally: minimising it pushes
     the energy onto few vectors, so the eta threshold keeps fewer of them.
     """
-    return _Concentration.apply(scores) if scores.shape[-1] > 1 else scores.sum() * 0
+    return concentration_losses([scores])[0]
+
+
+def concentration_losses(scores: list[torch.Tensor]) -> torch.Tensor:
+    """concentration_loss of each tensor in `scores`, as one tensor of len(scores) losses.
+
+    Tensors of one shape (a stack's layers see the same tokens) are stacked and computed together:
+    a dozen ops per shape instead of per layer, forward and backward. On a GPU, where each small op
+    waits its turn to launch, that per-layer dozen was a fifth of a LoRA-SP training step's ops.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(scores):
+        groups.setdefault((s.shape, s.dtype, s.device), []).append(i)
+    parts, order = [], []
+    for (shape, *_), members in groups.items():
+        if len(members) > 1:
+            stacked = torch.stack([scores[i] for i in members])
+        else:  # a stack of one would copy it
+            stacked = scores[members[0]].unsqueeze(0)
+        stacked = stacked.reshape(len(members), -1, shape[-1])
+        parts.append(_Concentration.apply(stacked) if shape[-1] > 1 else stacked.sum((1, 2)) * 0)
+        order += members
+    losses = torch.cat(parts) if len(parts) > 1 else parts[0]
+    if order == sorted(order):
+        return losses
+    return losses[torch.tensor(order).argsort().to(losses.device)]
 
 
 class _Concentration(torch.autograd.Function):
-    """concentration_loss with its gradient written out: autograd would record a dozen small ops
-    per layer and token batch, a tenth of a LoRA-SP layer's training step on CPU.
+    """concentration_loss of L stacked score tensors (L x T x R -> L), with its gradient written out:
+    autograd would record a dozen more small ops, a tenth of a LoRA-SP layer's training step on CPU.
 
     With e = s^2, S = sum(e), p = e / S and H = -sum(p log p): dH/ds_i = -2 s_i (log p_i + H) / S.
+    The forward works in place and keeps s (log p + H) / S alone for the backward, which only
+    scales it: one tensor of the scores' size, and the stack's copy of the scores is freed at once.
     """
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
-        energy = scores.pow(2)
-        total = energy.sum(-1, keepdim=True).clamp_min(1e-12)
-        p = energy / total
-        log_p = p.clamp_min(1e-12).log()
-        entropy = -(p * log_p).sum(-1, keepdim=True)
-        ctx.save_for_backward(scores, total, log_p, entropy)
-        ctx.normaliser = entropy.numel() * math.log(scores.shape[-1])
-        return entropy.sum() / ctx.normaliser
+        p = scores.pow(2)
+        total = p.sum(-1, keepdim=True).clamp_min_(1e-12)
+        log_p = p.div_(total).clamp_min(1e-12).log_()  # p floored at 1e-12, as the loss treats it
+        entropy = p.mul_(log_p).sum(-1, keepdim=True).neg_()
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(log_p.add_(entropy).mul_(scores).div_(total))
+        ctx.normaliser = scores.shape[1] * math.log(scores.shape[-1])  # tokens x log R
+        return entropy.sum((1, 2)) / ctx.normaliser
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        scores, total, log_p, entropy = ctx.saved_tensors
-        return (log_p + entropy).mul_(scores).div_(total).mul_(grad * (-2.0 / ctx.normaliser))
+        (direction,) = ctx.saved_tensors
+        return direction * grad.mul(-2.0 / ctx.normaliser).view(-1, 1, 1)
 
 
 def eta_at(step: int, eta: float, eta_start: float, decay_steps: int) -> float:
@@ -189,7 +218,7 @@ class LoRASPLinear(nn.Module):
         """Zero the running sums behind `active_rank()` and `mean_gate()`."""
         # Kept on the layer's device, so recording them never waits for the GPU.
         device = self.lora_A.device
-        self._tokens = torch.zeros((), dtype=torch.float64, device=device)
+        self._tokens = 0  # known from shapes alone, so counted on the host
         self._gate_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
         self._kept_sum = torch.zeros(self.rank, dtype=torch.float64, device=device)
 
@@ -200,15 +229,15 @@ class LoRASPLinear(nn.Module):
     def active_rank(self) -> float:
         """Mean number of vectors kept per token since the last reset (statistics are recorded
         while training, and in eval mode while `track_routing` is set)."""
-        return float(self._kept_sum.sum() / self._tokens.clamp_min(1))
+        return float(self._kept_sum.sum() / max(self._tokens, 1))
 
     def usage(self) -> torch.Tensor:
         """Fraction of tokens that kept each vector since the last reset (R,)."""
-        return (self._kept_sum / self._tokens.clamp_min(1)).float().cpu()
+        return (self._kept_sum / max(self._tokens, 1)).float().cpu()
 
     def mean_gate(self) -> torch.Tensor:
         """Mean of s(x) * m(x) per vector since the last reset (for the static export)."""
-        return (self._gate_sum / self._tokens.clamp_min(1)).float()
+        return (self._gate_sum / max(self._tokens, 1)).float()
 
     # ---- forward ----------------------------------------------------------------------------------
     def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,15 +254,21 @@ class LoRASPLinear(nn.Module):
             # and half precision would round counts above 256.
             kept = mask.reshape(-1, self.rank).float().sum(0)
             self.record_routing(kept, gate.detach())
-            active = kept > 0
+            if self.gathers(x.device):
+                active = kept > 0
         elif self.gathers(x.device):
             active = mask.reshape(-1, self.rank).any(0)
         if self.training:
             self._host_steps = self.steps_taken() + 1
             self.forward_steps += 1
             self.last_scores = scores
-        # The scale rides on the R-wide gate rather than on the d_out-wide update.
-        return self.base_layer(x) + self.update(x, gate * self.scale, active)
+        hidden, lora_B = self.hidden(x, gate, active)
+        out = self.base_layer(x)
+        # out + scale * hidden B^T in one addmm: the scale and the sum cost no op of their own.
+        flat = torch.addmm(
+            out.reshape(-1, out.shape[-1]), hidden.reshape(-1, hidden.shape[-1]), lora_B.t(), alpha=self.scale
+        )
+        return flat.view(out.shape)
 
     def spectral_loss(self) -> torch.Tensor | None:
         """The concentration loss of the last training forward, computed when asked (None before
@@ -254,15 +289,17 @@ class LoRASPLinear(nn.Module):
         only, where reading their count back costs nothing."""
         return self.path == "gather" or (self.path == "auto" and device.type == "cpu")
 
-    def update(self, x: torch.Tensor, gate: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
-        """B (gate * A x), computed at the width of the active vectors (R bools, needed when the
-        call `gathers`) when they are few."""
+    def hidden(
+        self, x: torch.Tensor, gate: torch.Tensor, active: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gate * A x, the columns of B they meet): the update is B (gate * A x), computed at the
+        width of the active vectors (R bools, needed when the call `gathers`) when they are few."""
         if self.gathers(x.device):
             if self.path == "gather" or int(active.sum()) <= self.gather_below * self.rank:
                 index = active.nonzero().squeeze(1)
                 hidden = F.linear(x, self.lora_A.index_select(0, index)) * gate.index_select(-1, index)
-                return F.linear(hidden, self.lora_B.index_select(1, index))
-        return F.linear(F.linear(x, self.lora_A) * gate, self.lora_B)
+                return hidden, self.lora_B.index_select(1, index)
+        return F.linear(x, self.lora_A) * gate, self.lora_B
 
     def static_delta(self, mean_gate: torch.Tensor) -> torch.Tensor:
         """The weight update at a fixed routing: scale * B diag(mean_gate) A (d_out x d_in)."""
