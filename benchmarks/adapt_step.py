@@ -49,7 +49,8 @@ def spectral_of(model):
     by one for another's (a `spectral_loss()` method since e84cdce, a `spectral` attribute before)."""
     import torch
 
-    from leanvla.adapt.inject import LoRASPLinear, spectral_loss
+    from leanvla.adapt.inject import spectral_loss
+    from leanvla.adapt.lora_sp import LoRASPLinear
 
     layers = [m for m in model.modules() if hasattr(m, "router") and hasattr(m, "lora_A")]
     if layers and all(isinstance(m, LoRASPLinear) for m in layers):
