@@ -8,12 +8,14 @@ benchmarks/adapt.py reads each variant's samples/s off its own training run, one
 another, so a drift in the machine's speed falls on some rows and not on others. Here every variant
 is a copy of one randomly initialised base of the chosen size, sees the same random batch, and
 takes real training steps (forward, the objective plus LoRA-SP's spectral loss, backward, gradient
-clipping, AdamW) in turn with the others, in one process; then each predicts one action chunk at
+clipping, `leanvla train`'s AdamW) in turn with the others, in one process; then each predicts one action chunk at
 batch 1, in turn. LoRA-SP runs at its final eta (the schedule's all-vectors start would skip the
 selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (that revision's
 src/leanvla/adapt/lora_sp.py, or a copy of that file, loaded beside the current one and started from
 the same weights), so a change to the layer is priced in the same run as the layer before it;
-`--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values. Each variant's own weights
+`--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values; `--sp-parts` adds LoRA-SP
+without its spectral loss, without its selection (eta 1) and without both, to say where its extra
+time over LoRA goes. Each variant's own weights
 and AdamW state are counted, and the aten ops its training step dispatches (which set a small
 model's step time on a GPU, where each waits its turn to launch); on CUDA, its step's peak memory
 above what every variant holds is measured in a pass of its own and added to them. Writes
@@ -104,12 +106,18 @@ def random_batch(model, batch: int, device):
 class Trainer:
     """One variant's model and optimizer; call() takes one training step on the shared batch."""
 
-    def __init__(self, model, batch, spectral_weight: float, device):
+    def __init__(self, model, batch, spectral_weight: float, device, fused: bool | None = None):
+        """spectral_weight: LoRA-SP's; at 0 the loss is not computed, as `leanvla train` skips it.
+        The optimizer is `leanvla train`'s (fused: None picks by device, as training does)."""
         import torch
+
+        from leanvla.train.config import TrainConfig
+        from leanvla.train.optimizer import adamw
 
         self.model = model.to(device).train()
         self.parameters = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=1e-4)
+        decay = TrainConfig.weight_decay
+        self.optimizer = adamw(model, 1e-4, decay, torch.device(device), fused=fused)
         self.batch, self.spectral_weight = batch, spectral_weight
 
     def __call__(self, _=None) -> float:
@@ -117,7 +125,7 @@ class Trainer:
 
         obs, actions, noise, t = self.batch
         objective = self.model.action_error(obs, actions, noise, t).mean()
-        spectral = spectral_of(self.model)
+        spectral = spectral_of(self.model) if self.spectral_weight > 0 else None
         if spectral is not None:
             objective = objective + self.spectral_weight * spectral
         self.optimizer.zero_grad(set_to_none=True)
@@ -150,6 +158,35 @@ def peak_step_mib(trainer, device, steps: int = 3) -> float:
     return (torch.cuda.max_memory_allocated(device) - resident) / 2**20
 
 
+def sp_parts(sp_name: str, rank: int) -> dict[str, dict]:
+    """--sp-parts' rows, name -> LoRAOptions changes: LoRA-SP without its spectral loss, without its
+    selection (eta 1 keeps every vector: the mask is all ones), and without both (what is left: the
+    router, the bank and the routing statistics)."""
+    return {
+        f"{sp_name}, no spectral loss": dict(spectral_weight=0.0),
+        f"LoRA-SP R{rank} eta 1 (no selection)": dict(eta=1.0),
+        f"LoRA-SP R{rank} eta 1, no spectral loss": dict(eta=1.0, spectral_weight=0.0),
+    }
+
+
+def parts_reading(step_ms: dict, sp_name: str, lora_top: str, parts: list[str]) -> str:
+    """Where LoRA-SP's step time over LoRA's goes, from the --sp-parts rows: each part is what
+    removing it alone saves; the router and the rest are what is left with both removed."""
+    without_spectral, without_selection, without_both = parts
+    extra = step_ms[sp_name] - step_ms[lora_top]
+    shares = {
+        "the spectral loss": step_ms[sp_name] - step_ms[without_spectral],
+        "the selection (eta below 1)": step_ms[sp_name] - step_ms[without_selection],
+        "the router, the bank and the routing statistics": step_ms[without_both] - step_ms[lora_top],
+    }
+    named = "; ".join(f"{part} {ms:+.1f} ms ({ms / extra:.0%})" for part, ms in shares.items())
+    return (
+        f"- Where {sp_name}'s {extra:+.1f} ms over {lora_top} goes (each part: what removing it alone "
+        f"saves, in this run): {named}. The parts sum to {sum(shares.values()):+.1f} ms; the rest is "
+        "their interplay and the timing's noise."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,6 +208,11 @@ def main() -> None:
         default="",
         help="also time LoRA-SP on these --lora.path values, comma-separated (e.g. 'gather,dense')",
     )
+    parser.add_argument(
+        "--sp-parts",
+        action="store_true",
+        help="also time LoRA-SP without its spectral loss, without its selection (eta 1), and without both",
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed steps and predictions per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -188,6 +230,7 @@ def main() -> None:
     from leanvla.errors import UserError
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
+    from leanvla.train.optimizer import FUSED_ON
 
     require_device(parser, args.device)
     device = torch.device(args.device)
@@ -207,6 +250,9 @@ def main() -> None:
         if path not in PATHS:
             parser.error(f"--sp-paths: unknown path '{path}'; choose from {', '.join(PATHS)}")
         plan[f"{sp_name} path {path}"] = ("lora-sp", replace(sp_options, path=path), None)
+    parts = sp_parts(sp_name, args.rank) if args.sp_parts else {}
+    for name, changes in parts.items():
+        plan[name] = ("lora-sp", replace(sp_options, **changes), None)
     against = None
     if args.against:
         try:
@@ -217,7 +263,12 @@ def main() -> None:
 
     batch = random_batch(base, args.batch, device)
     trainers = {
-        name: Trainer(adapted(base, kind, options, layer_class), batch, args.spectral_weight, device)
+        name: Trainer(
+            adapted(base, kind, options, layer_class),
+            batch,
+            options.spectral_weight if kind == "lora-sp" else 0.0,
+            device,
+        )
         for name, (kind, options, layer_class) in tqdm(plan.items(), desc="variants")
     }
     first_objective = {name: trainer() for name, trainer in trainers.items()}  # also AdamW's state
@@ -253,6 +304,7 @@ def main() -> None:
 
     lora_top = f"LoRA r{args.rank}"
     where = device_name(args.device, args.threads)
+    optimizer_kind = "fused" if device.type in FUSED_ON else f"torch's default on {device.type}"
     lines = [
         f"# What a LoRA-SP training step costs ({args.size} VLA, {where})",
         "",
@@ -260,7 +312,7 @@ def main() -> None:
         "",
         f"One randomly initialised `{args.size}` VLA; every variant a copy of it, on the same random batch of "
         f"{args.batch}. Training step: forward, the flow objective (+ {args.spectral_weight:g} x the spectral loss "
-        "for LoRA-SP), backward, gradient clipping, AdamW. Median ms over "
+        f"for LoRA-SP), backward, gradient clipping, `leanvla train`'s AdamW ({optimizer_kind}). Median ms over "
         f"{args.repeats} steps of each variant, taken in turn (round robin), after 3 untimed rounds (the "
         "aten ops, views excluded, counted in the second); then the "
         f"median ms to predict one action chunk at batch 1, in turn likewise. LoRA-SP at eta {args.eta:g} "
@@ -296,6 +348,8 @@ def main() -> None:
             f"({chunk_ms[old]:.1f} -> {chunk_ms[sp_name]:.1f} ms). Both started from the same weights; their first "
             f"objectives: {first_objective[old]:.9f} ({against}) and {first_objective[sp_name]:.9f} (now)."
         )
+    if parts:
+        lines.append(parts_reading(step_ms, sp_name, lora_top, list(parts)))
     if peak:
         lines.append(
             f"- Memory at its peak (state + step): {sp_name} {total[sp_name]:.0f} MiB, {lora_top} "

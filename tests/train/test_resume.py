@@ -214,3 +214,19 @@ def test_a_run_with_the_orthogonal_penalty_resumes_exactly(data, uninterrupted, 
     run, _ = _resumed_equals_whole(data, tmp_path, init=uninterrupted, orth=orth, ema=0.0)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(r["orth"] > 0 for r in logged)
+
+
+def test_runs_saved_by_the_per_tensor_adamw_resume_exactly_with_it(data, tmp_path, monkeypatch):
+    """Before the fused AdamW the CPU's was torch's per-tensor one: torch restores a saved
+    optimizer's implementation with its state, so such a run ends as it would have without the cut."""
+    from leanvla.train import optimizer
+
+    monkeypatch.setattr(optimizer, "FUSED_ON", ())
+    before = train(_cfg(data, tmp_path / "before"), progress=False)
+    train(_cfg(data, tmp_path / "cut"), progress=False, stop_after=6)
+    monkeypatch.undo()
+    train(_cfg(data, tmp_path / "cut"), progress=False)
+    a, b = _weights(before), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

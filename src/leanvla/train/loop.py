@@ -37,6 +37,7 @@ from leanvla.train.build import build_run
 from leanvla.train.config import TrainConfig, check_state_augmentation
 from leanvla.train.distributed import barrier, init_world, shutdown
 from leanvla.train.log_window import LogWindow
+from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
     config_json,
@@ -67,13 +68,6 @@ def flow_time(u: torch.Tensor) -> torch.Tensor:
     return u.pow(1 / 1.5) * 0.999 + 0.001
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices and embeddings; not biases or norm gains."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
 def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> Path:
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
     cfg.check_ranges()
@@ -98,7 +92,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     data, model = parts.data, parts.model.to(world.device)
     normalizer = Normalizer(parts.stats, data.state_key, data.action_key, data.cameras)
     tokens, token_mask = model.tokenizer.batch(data.instructions)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, world.device)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     generator = torch.Generator().manual_seed(cfg.seed)
     validation = held_out(cfg, data, normalizer, tokens, token_mask) if cfg.val_episodes else None

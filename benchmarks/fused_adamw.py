@@ -1,0 +1,132 @@
+"""What the fused AdamW saves in a training step, against torch's default AdamW, timed side by side.
+
+    python benchmarks/fused_adamw.py                                  # small VLA, this CPU (a few minutes)
+    python benchmarks/fused_adamw.py --size large --device cuda --batch 32 --name fused_adamw_gpu
+
+On the CPU torch's default AdamW updates one tensor at a time in Python, a dozen ops each; an
+adapted VLA trains hundreds of small tensors (LoRA-SP four per layer), so the update is a visible
+part of a step. `leanvla train` uses the fused kernel where it has been measured to pay
+(leanvla.train.optimizer.FUSED_ON). Here full fine-tuning, LoRA and LoRA-SP each train twice from
+the same weights on the same random batch, once with each AdamW: whole training steps in turn (round
+robin, as benchmarks/adapt_step.py), then the optimizer's update alone on fixed gradients, in turn
+likewise. After the timed steps, each pair's weights are compared: both took the same steps, so they
+differ only by the two implementations' float rounding. Writes docs/results/NAME.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from adapt_step import Trainer, adapted, random_batch
+from common import command_line, device_name, require_device, round_robin_ms, synchronised, write_result
+
+DEFAULT, FUSED = "torch's default", "fused"
+
+
+def weight_gap(a, b) -> float:
+    """Largest relative difference between two models' trainable weights."""
+    return max(
+        float((p - q).abs().max() / q.abs().max().clamp_min(1e-12))
+        for p, q in zip(a.parameters(), b.parameters())
+        if p.requires_grad
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="small", help="reference VLA size (tiny, small, base, large)")
+    parser.add_argument("--batch", type=int, default=64, help="training batch (adapt.py's is 64)")
+    parser.add_argument("--rank", type=int, default=64, help="LoRA's rank and LoRA-SP's bank size R")
+    parser.add_argument("--repeats", type=int, default=30, help="timed steps and updates per variant")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default="fused_adamw", help="result file name (without .md)")
+    args = parser.parse_args()
+
+    import torch
+    from tqdm import tqdm
+
+    from leanvla.adapt.config import LoRAOptions
+    from leanvla.errors import UserError
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    require_device(parser, args.device)
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    try:
+        base = VLA(vla_config(args.size))
+    except UserError as error:
+        parser.error(str(error))
+    plan = {
+        "full fine-tuning": (None, None),
+        f"LoRA r{args.rank}": ("lora", LoRAOptions(rank=args.rank)),
+        f"LoRA-SP R{args.rank} eta 0.8": ("lora-sp", LoRAOptions(rank=args.rank, eta=0.8)),
+    }
+    batch = random_batch(base, args.batch, device)
+    trainers = {}
+    for name, (kind, options) in tqdm(plan.items(), desc="variants"):
+        weight = options.spectral_weight if kind == "lora-sp" else 0.0
+        for fused in (False, True):
+            model = adapted(base, kind, options)  # the same start for both implementations
+            trainers[name, FUSED if fused else DEFAULT] = Trainer(model, batch, weight, device, fused=fused)
+    for trainer in trainers.values():
+        trainer()  # AdamW's state exists from here on
+    print("timing training steps in turn ...")
+    step_ms = round_robin_ms(
+        {key: synchronised(trainer, device) for key, trainer in trainers.items()}, args.repeats, warmup=3
+    )
+    gaps = {name: weight_gap(trainers[name, FUSED].model, trainers[name, DEFAULT].model) for name in plan}
+    print("timing the updates alone in turn ...")
+    update_ms = round_robin_ms(
+        {
+            key: synchronised(lambda _, t=trainer: t.optimizer.step(), device)
+            for key, trainer in trainers.items()
+        },
+        args.repeats,
+    )
+
+    where = device_name(args.device, args.threads)
+    lines = [
+        f"# The fused AdamW against torch's default ({args.size} VLA, {where})",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"One randomly initialised `{args.size}` VLA; each variant trained twice from the same weights on the "
+        f"same random batch of {args.batch}, once with each AdamW (`leanvla train`'s settings: betas 0.9 / "
+        "0.95, weight decay on matrices only), as benchmarks/adapt_step.py trains (forward, flow objective, "
+        "LoRA-SP's spectral loss, backward, gradient clipping, the update). Median ms over "
+        f"{args.repeats} training steps of each, taken in turn (round robin) after 3 untimed rounds; then "
+        f"the update alone (the optimizer's step on the last gradients), {args.repeats} of each in turn. "
+        f"Weight gap: the largest relative difference between the pair's trainable weights after the same "
+        f"{args.repeats + 4} steps.",
+        "",
+        "| variant | trainable tensors | step ms, torch's default | step ms, fused | fused / default "
+        "| update ms, default | update ms, fused | weight gap after the same steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in plan:
+        step, update = (
+            (step_ms[name, DEFAULT], step_ms[name, FUSED]),
+            (update_ms[name, DEFAULT], update_ms[name, FUSED]),
+        )
+        lines.append(
+            f"| {name} | {len(trainers[name, DEFAULT].parameters)} | {step[0]:.1f} | {step[1]:.1f} | "
+            f"{step[1] / step[0]:.2f}x | {update[0]:.1f} | {update[1]:.1f} | {gaps[name]:.1e} |"
+        )
+    lines += ["", "## Reading", ""]
+    for name in plan:
+        default = step_ms[name, DEFAULT]
+        saved = default - step_ms[name, FUSED]
+        lines.append(
+            f"- {name}: the fused update saves {saved:.1f} ms of a {default:.1f} ms step ({saved / default:.0%}); "
+            f"the update alone takes {update_ms[name, FUSED] / update_ms[name, DEFAULT]:.2f}x its time."
+        )
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
