@@ -6,20 +6,19 @@
 
 benchmarks/adapt.py reads each variant's samples/s off its own training run, one variant after
 another, so a drift in the machine's speed falls on some rows and not on others. Here every variant
-is a copy of one randomly initialised base of the chosen size, sees the same random batch, and
-takes real training steps (forward, the objective plus LoRA-SP's spectral loss, backward, gradient
-clipping, `leanvla train`'s AdamW) in turn with the others, in one process; then each predicts one action chunk at
-batch 1, in turn. LoRA-SP runs at its final eta (the schedule's all-vectors start would skip the
-selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (that revision's
-src/leanvla/adapt/lora_sp.py, or a copy of that file, loaded beside the current one and started from
-the same weights), so a change to the layer is priced in the same run as the layer before it;
-`--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values; `--sp-parts` adds LoRA-SP
-without its spectral loss, without its selection (eta 1) and without both, to say where its extra
-time over LoRA goes. Each variant's own weights
-and AdamW state are counted, and the aten ops its training step dispatches (which set a small
-model's step time on a GPU, where each waits its turn to launch); on CUDA, its step's peak memory
-above what every variant holds is measured in a pass of its own and added to them. Writes
-docs/results/NAME.md.
+is a copy of one randomly initialised base of the chosen size, sees the same random batch, and takes
+real training steps (forward, the objective plus LoRA-SP's spectral loss, backward, gradient
+clipping, `leanvla train`'s AdamW) in turn with the others, in one process; then each predicts one
+action chunk at batch 1, in turn. LoRA-SP runs at its final eta (the schedule's all-vectors start
+would skip the selection). `--against REV` adds the LoRA-SP layer as it was at a git revision (that
+revision's src/leanvla/adapt/lora_sp.py, or a copy of that file, loaded beside the current one and
+started from the same weights), so a change to the layer is priced in the same run as the layer
+before it; `--sp-paths gather` adds LoRA-SP rows on other `--lora.path` values; `--sp-parts` adds
+LoRA-SP without its spectral loss, without its selection (eta 1) and without both, to say where its
+extra time over LoRA goes. Each variant's own weights and AdamW state are counted, and the aten ops
+its training step dispatches (which set a small model's step time on a GPU, where each waits its
+turn to launch); on CUDA, its step's peak memory above what every variant holds is measured in a
+pass of its own and added to them. Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
