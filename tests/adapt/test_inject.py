@@ -77,10 +77,12 @@ def test_a_training_step_reads_nothing_back_to_the_host(base, kind):
 @pytest.mark.parametrize("kind", ["full", "lora", "lora-sp"])
 def test_a_training_step_on_a_gpu_never_waits_for_it(kind):
     """The test above, where it matters: whole training steps (the eta schedule running, the spectral
-    loss, clipping, AdamW) of a random tiny VLA on the GPU, adapted or not, make the host wait nowhere."""
+    loss, clipping, the training loop's AdamW) of a random tiny VLA on the GPU, adapted or not, make
+    the host wait nowhere."""
     from leanvla.adapt.inject import spectral_loss
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
+    from leanvla.train.optimizer import adamw
 
     torch.manual_seed(0)
     model = VLA(vla_config("tiny"))
@@ -88,7 +90,7 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(kind):
         inject_adapters(model, kind, LoRAOptions(rank=4, eta=0.8), eta_decay_steps=2)
     model.cuda().train()
     trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=1e-4)
+    optimizer = adamw(model, 1e-4, 0.01, torch.device("cuda"))  # whichever AdamW training uses there
     batches = []
     for seed in range(3):
         obs, *rest = random_batch(model, seed)
