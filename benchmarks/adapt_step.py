@@ -186,15 +186,42 @@ def parts_reading(step_ms: dict, sp_name: str, lora_top: str, parts: list[str]) 
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def step_timing_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options of a script that times training steps of a random reference VLA: its size, the
+    batch, the adapters' rank, timed calls, CPU threads, device and the report's name."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small", help="reference VLA size (tiny, small, base, large)")
     parser.add_argument("--batch", type=int, default=64, help="training batch (adapt.py's is 64)")
     parser.add_argument(
         "--rank", type=int, default=64, help="LoRA-SP's bank size R, and the largest LoRA rank"
     )
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls of each kind per variant")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", default=name, help="result file name (without .md)")
+    return parser
+
+
+def random_base(parser: argparse.ArgumentParser, args):
+    """(device, a randomly initialised VLA of --size, seed 0), with torch on --threads; a device or
+    size that cannot be had is one line and exit code 2."""
+    import torch
+
+    from leanvla.errors import UserError
+    from leanvla.models.config import vla_config
+    from leanvla.models.vla import VLA
+
+    require_device(parser, args.device)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    try:
+        return torch.device(args.device), VLA(vla_config(args.size))
+    except UserError as error:
+        parser.error(str(error))
+
+
+def main() -> None:
+    parser = step_timing_parser(__doc__, "adapt_step")
     parser.add_argument("--eta", type=float, default=0.8)
     parser.add_argument("--spectral-weight", type=float, default=1e-3)
     parser.add_argument(
@@ -212,10 +239,6 @@ def main() -> None:
         action="store_true",
         help="also time LoRA-SP without its spectral loss, without its selection (eta 1), and without both",
     )
-    parser.add_argument("--repeats", type=int, default=30, help="timed steps and predictions per variant")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="adapt_step", help="result file name (without .md)")
     args = parser.parse_args()
 
     from dataclasses import replace
@@ -226,19 +249,9 @@ def main() -> None:
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import trainable_parameters
     from leanvla.adapt.lora_sp import PATHS
-    from leanvla.errors import UserError
-    from leanvla.models.config import vla_config
-    from leanvla.models.vla import VLA
     from leanvla.train.optimizer import FUSED_ON
 
-    require_device(parser, args.device)
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    try:
-        base = VLA(vla_config(args.size))
-    except UserError as error:
-        parser.error(str(error))
+    device, base = random_base(parser, args)
     sp_name = f"LoRA-SP R{args.rank} eta {args.eta:g}"
     sp_options = LoRAOptions(rank=args.rank, eta=args.eta, spectral_weight=args.spectral_weight)
     plan = {"full fine-tuning": (None, None, None)}

@@ -17,10 +17,8 @@ docs/results/NAME.md.
 
 from __future__ import annotations
 
-import argparse
-
-from adapt_step import Trainer, adapted, random_batch
-from common import command_line, device_name, require_device, round_robin_ms, synchronised, write_result
+from adapt_step import Trainer, adapted, random_base, random_batch, step_timing_parser
+from common import command_line, device_name, round_robin_ms, synchronised, write_result
 
 DEFAULT, FUSED = "torch's default", "fused"
 
@@ -35,34 +33,14 @@ def weight_gap(a, b) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", default="small", help="reference VLA size (tiny, small, base, large)")
-    parser.add_argument("--batch", type=int, default=64, help="training batch (adapt.py's is 64)")
-    parser.add_argument("--rank", type=int, default=64, help="LoRA's rank and LoRA-SP's bank size R")
-    parser.add_argument("--repeats", type=int, default=30, help="timed steps and updates per variant")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="fused_adamw", help="result file name (without .md)")
+    parser = step_timing_parser(__doc__, "fused_adamw")
     args = parser.parse_args()
 
-    import torch
     from tqdm import tqdm
 
     from leanvla.adapt.config import LoRAOptions
-    from leanvla.errors import UserError
-    from leanvla.models.config import vla_config
-    from leanvla.models.vla import VLA
 
-    require_device(parser, args.device)
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    try:
-        base = VLA(vla_config(args.size))
-    except UserError as error:
-        parser.error(str(error))
+    device, base = random_base(parser, args)
     plan = {
         "full fine-tuning": (None, None),
         f"LoRA r{args.rank}": ("lora", LoRAOptions(rank=args.rank)),
