@@ -113,6 +113,16 @@ def paired_gap(runs: list[dict], row: str, against: str) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
+def seeds_to_decide(gap: tuple[float, float, float], line: float, seeds: int) -> int | None:
+    """How many seeds would put a paired gap's interval clear of `line` if its mean and spread held
+    (the half-width falls as one over the root of the cells); None when the mean sits on the line.
+    A floor: the cells of one seed share their training runs, so they are not independent."""
+    mean, lo, hi = gap
+    if mean == line:
+        return None
+    return math.ceil(seeds * ((hi - lo) / 2 / abs(mean - line)) ** 2)
+
+
 def gap_cell(gap: tuple[float, float, float]) -> str:
     """A paired gap in points as the tables show it: "+0.4 [-1.3, +2.1]" (never "-0.0")."""
     mean, lo, hi = (signed_points(g) for g in gap)
