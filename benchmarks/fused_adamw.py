@@ -1,11 +1,11 @@
 """What the fused AdamW saves in a training step, against torch's default AdamW, timed side by side.
 
-    python benchmarks/fused_adamw.py                                  # small VLA, this CPU (a few minutes)
+    python benchmarks/fused_adamw.py                                  # small VLA, this CPU (about a minute)
     python benchmarks/fused_adamw.py --size large --device cuda --batch 32 --name fused_adamw_gpu
 
-On the CPU torch's default AdamW updates one tensor at a time in Python, a dozen ops each; an
-adapted VLA trains hundreds of small tensors (LoRA-SP four per layer), so the update is a visible
-part of a step. `leanvla train` uses the fused kernel where it has been measured to pay
+On the CPU torch's default AdamW updates one tensor at a time in Python, about ten ops each; an
+adapted VLA trains hundreds of small tensors (LoRA-SP four per layer). The fused kernel updates a
+parameter group's tensors in one op. `leanvla train` uses it where this script has measured it
 (leanvla.train.optimizer.FUSED_ON). Here full fine-tuning, LoRA and LoRA-SP each train twice from
 the same weights on the same random batch, once with each AdamW: whole training steps in turn (round
 robin, as benchmarks/adapt_step.py), then the optimizer's update alone on fixed gradients, in turn
@@ -93,13 +93,11 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in plan:
-        step, update = (
-            (step_ms[name, DEFAULT], step_ms[name, FUSED]),
-            (update_ms[name, DEFAULT], update_ms[name, FUSED]),
-        )
+        default, fused = step_ms[name, DEFAULT], step_ms[name, FUSED]
         lines.append(
-            f"| {name} | {len(trainers[name, DEFAULT].parameters)} | {step[0]:.1f} | {step[1]:.1f} | "
-            f"{step[1] / step[0]:.2f}x | {update[0]:.1f} | {update[1]:.1f} | {first_gaps[name]:.1e} | {gaps[name]:.1e} |"
+            f"| {name} | {len(trainers[name, DEFAULT].parameters)} | {default:.1f} | {fused:.1f} | "
+            f"{fused / default:.2f}x | {update_ms[name, DEFAULT]:.1f} | {update_ms[name, FUSED]:.1f} | "
+            f"{first_gaps[name]:.1e} | {gaps[name]:.1e} |"
         )
     lines += ["", "## Reading", ""]
     for name in plan:
