@@ -28,6 +28,7 @@ def test_atomic_dir_has_default_permissions_and_replaces(tmp_path):
     with atomic_dir(target, replace=True) as tmp:
         (tmp / "b").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["policy"]  # the old one is gone, not set aside
 
 
 def test_failed_block_leaves_nothing_behind(tmp_path):

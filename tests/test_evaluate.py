@@ -30,6 +30,8 @@ def test_result_file_and_protocol(result):
     assert set(saved["per_task"]) == {"reach-v3", "drawer-close-v3"}
     assert len(saved["episodes"]) == 4 and all(e["steps"] <= 20 for e in saved["episodes"])
     assert 0.0 <= saved["mean_success"] <= 1.0
+    wins = sum(t["successes"] for t in saved["per_task"].values())
+    assert saved["mean_ci95"] == list(wilson(wins, 4))  # over every episode of every task, at 95%
     assert saved["environment"]["packages"]["mujoco"] and saved["environment"]["torch_threads"] == 1
     assert any(p.endswith(".gif") for p in saved["rollout_media"]) and any(
         p.endswith(".png") for p in saved["rollout_media"]

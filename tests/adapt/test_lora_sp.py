@@ -87,13 +87,37 @@ def test_eta_one_with_constant_router_is_dense_lora(router_rank):
     torch.testing.assert_close(sp(x), dense)
 
 
-def test_starts_equal_to_the_base_layer():
+def test_every_score_at_one_is_peft_lora_of_rank_r_and_the_same_alpha():
+    """The scale convention is peft's (alpha / r, not rsLoRA's alpha / sqrt r), so a LoRA-SP bank
+    whose scores are all 1 computes exactly what the LoRA baseline of the same rank does."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    sp = layer(rank=6, eta=1.0)
+    with torch.no_grad():
+        sp.score_layer().weight.zero_()
+        sp.score_layer().bias.fill_(math.log(math.e - 1))  # softplus: 1
+    model = nn.Sequential()
+    model.add_module("proj", nn.Linear(12, 10))
+    model.proj.load_state_dict(sp.base_layer.state_dict())
+    inject_adapter_in_model(LoraConfig(r=6, lora_alpha=12.0, target_modules=["proj"]), model)
+    with torch.no_grad():
+        model.proj.lora_A["default"].weight.copy_(sp.lora_A)
+        model.proj.lora_B["default"].weight.copy_(sp.lora_B)
+    x = torch.randn(3, 5, 12)
+    torch.testing.assert_close(sp(x), model(x))
+
+
+def test_starts_equal_to_the_base_layer_as_an_ordinary_lora():
     torch.manual_seed(1)
     base = nn.Linear(12, 10)
     sp = LoRASPLinear(base, 8, alpha=16.0, eta=0.5)
     x = torch.randn(4, 12)
     assert torch.equal(sp(x), base(x))
     assert not base.weight.requires_grad and sp.lora_A.requires_grad
+    with torch.no_grad():
+        scores, _ = sp.gates(torch.randn(256, 12))
+    assert abs(float(scores.mean()) - 1) < 0.02  # singular values start about 1, as a LoRA's are
+    assert float((scores - 1).abs().mean()) < 0.1
 
 
 @pytest.mark.parametrize("eta, router_rank", [(0.2, 0), (0.6, 0), (0.95, 0), (0.6, 4)])
@@ -268,6 +292,7 @@ def test_static_delta_reproduces_constant_routing():
     sp = layer(rank=6, eta=1.0)
     with torch.no_grad():
         sp.router.weight.zero_()
+        sp.router.bias.copy_(torch.linspace(-2.0, 2.0, 6))  # a different constant score per vector
     x = torch.randn(7, 12)
     sp.reset_statistics()
     y = sp(x)

@@ -61,6 +61,25 @@ def test_rta_at_the_data_rank_scores_like_the_exact_inverse():
     assert torch.corrcoef(torch.cat([exact.T, rta.T]))[0, 1] > 0.99
 
 
+def slowly_decaying_phi(n=200, p=80, seed=0) -> torch.Tensor:
+    """Singular values 1 / sqrt(k): no gap after the top few, where a plain sketch is least sure."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.linalg.qr(torch.randn(n, p, generator=g, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(p, p, generator=g, dtype=torch.float64))[0]
+    return u @ torch.diag(torch.arange(1, p + 1, dtype=torch.float64) ** -0.5) @ v.T
+
+
+def test_power_iterations_find_the_top_of_a_flat_spectrum():
+    phi = slowly_decaying_phi()
+    top = torch.linalg.eigvalsh(phi.T @ phi / phi.shape[0]).flip(0)[:5]
+
+    def worst_error(**kw) -> float:
+        return float(((RandomTruncated(phi, rank=5, damping=0.1, **kw).values - top).abs() / top).max())
+
+    assert worst_error() < 0.005  # the default, two power iterations
+    assert worst_error(power_iterations=0) > 0.05  # the sketch alone misses by more than a tenth
+
+
 def test_bad_rank_and_damping_are_user_errors():
     phi = low_rank_phi()
     with pytest.raises(UserError, match="--rank must be in"):

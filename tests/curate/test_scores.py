@@ -79,6 +79,14 @@ def test_selection_keeps_the_fraction_and_every_tasks_floor():
     assert int(select(score, tasks, fraction=0.5, task_floor=0.0)[8:].sum()) == 0
 
 
+def test_a_tasks_floor_rounds_up_to_whole_demonstrations():
+    tasks = [0] * 6 + [1] * 3
+    score = torch.tensor([9.0, 8, 7, 6, 5, 4, -1, -2, -3])
+    keep = select(score, tasks, fraction=0.5, task_floor=0.5)  # half of task 1's three: two
+    assert keep[6:8].all() and not keep[8]
+    assert int(keep.sum()) == 5  # round(0.5 x 9) = 4 overall, but the floors already hold 3 + 2
+
+
 def test_bad_settings_are_user_errors():
     with pytest.raises(UserError, match="--fraction must be in"):
         select(torch.zeros(4), [0, 0, 1, 1], fraction=0.0, task_floor=0.0)

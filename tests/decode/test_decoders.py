@@ -39,6 +39,38 @@ def test_fast_decoding_commits_at_least_one_token_per_active_block_per_pass():
     assert parallel.tokens_per_pass > 2
 
 
+# The tiny head is unsure (vocab 6: confidences near 1/6); at these thresholds some samples commit
+# a whole block in a pass and others one token.
+@pytest.mark.parametrize("threshold, activation", [(0.18, 0.5), (0.19, 0.75)])
+def test_a_block_starts_once_every_sample_has_committed_the_activation_share_of_the_one_before(
+    threshold, activation
+):
+    """The pipeline's rule, checked pass by pass on a batch whose samples commit at different speeds:
+    before each pass, the blocks started are exactly those whose predecessor has at least `activation`
+    of its tokens committed in every sample (the slowest sample decides)."""
+    model = discrete(block=4, vocab=6)
+    prefix = model.prefix_of(obs(b=6, seed=2))
+    size, n_blocks = model.expert.block, model.expert.n_blocks
+    seen = []  # (blocks started, committed share per block and sample) entering each pass
+    original = model.expert.forward
+
+    def spy(prefix, tokens, index, *rest):
+        committed = (tokens != model.expert.mask_id).float().view(tokens.shape[0], -1, size).mean(-1)
+        seen.append((len(index) // size, committed))
+        return original(prefix, tokens, index, *rest)
+
+    model.expert.forward = spy
+    fast_decode(model.expert, prefix, threshold, activation, use_cache=False)
+    decided_by_slowest = 0
+    for started, committed in seen[1:]:
+        slowest = committed.min(0).values  # per started block, over the samples
+        assert (slowest[: started - 1] >= activation).all()
+        if started < n_blocks:
+            assert slowest[started - 1] < activation
+            decided_by_slowest += bool(committed.max(0).values[started - 1] >= activation)
+    assert decided_by_slowest > 0  # some sample was ready before the slowest: the rule was tested
+
+
 @pytest.mark.parametrize("block", [2, 4, 8, 0])
 def test_committing_everything_at_once_takes_one_pass_per_block(block):
     """The pipeline's floor, which the block size sets: with every token confident enough, a chunk

@@ -15,6 +15,14 @@ def actions(n=4000, seed=0):
     return torch.cat([torch.randn(n, 2, generator=g), torch.rand(n, 2, generator=g) * 4 - 2], dim=1)
 
 
+def test_bins_are_closed_below_and_open_above():
+    """Bin i holds [edge i, edge i + 1): a value on an inner edge is the first of the bin above."""
+    tok = ActionTokenizer.fit(torch.tensor([[-1.0], [1.0]]), 4)  # edges -1, -0.5, 0, 0.5, 1
+    torch.testing.assert_close(tok.edges[0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]).to(tok.edges))
+    values = torch.tensor([[-1.0], [-0.5], [-0.25], [0.0], [0.5], [1.0]])
+    assert tok.encode(values).flatten().tolist() == [0, 1, 1, 2, 3, 3]
+
+
 @pytest.mark.parametrize("kind", ["uniform", "quantile"])
 @pytest.mark.parametrize("vocab", [2, 16, 256])
 def test_round_trip_within_half_a_bin(kind, vocab):

@@ -14,6 +14,7 @@ from leanvla.merge.vectors import (
     check_same_config,
     combine,
     diagnostics,
+    group_of,
 )
 
 
@@ -51,6 +52,14 @@ def test_add_scaled_per_group():
         torch.allclose(v, aux[k])
         for k, v in add_scaled(base, capability_vector(base, aux), 1.0, {}, PREFIXES).items()
     )
+
+
+def test_a_group_is_a_whole_path_prefix():
+    prefixes = {"expert": "expert.layers", "backbone": "backbone"}
+    assert group_of("expert.layers.3.q.weight", prefixes) == "expert"
+    assert group_of("backbone.0.w", prefixes) == "backbone"
+    assert group_of("backbone_norm.weight", prefixes) == "other"  # shares the letters, not the module
+    assert group_of("expert.layers_extra.w", prefixes) == "other"
 
 
 # Density 1 keeps every entry, so the hand formulas need no trimming; peft warns that it prunes nothing.

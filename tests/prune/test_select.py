@@ -52,6 +52,8 @@ def test_drop_last_and_keep_ratio():
     assert layers_to_remove(8, keep=0.5) == 4
     assert layers_to_remove(8, keep=0.75) == 2
     assert layers_to_remove(4, keep=1.0) == 0
+    assert layers_to_remove(5, keep=0.5) == 2  # keeps ceil(2.5) = 3: never fewer than asked
+    assert layers_to_remove(25, keep=0.28) == 18  # 0.28 x 25 is 7.000000000000001 in floats: keeps 7
 
 
 @pytest.mark.parametrize("keep", [0.0, 1.5, -1])

@@ -57,6 +57,16 @@ def test_val_loss_is_a_fixed_quantity(data, tmp_path):
     first = ValidationSet(held, normalizer, tokens, mask, 8, seed=0).loss(model)
     again = ValidationSet(held, normalizer, tokens, mask, 8, seed=0).loss(model)
     assert first == again and model.training  # the mode it was in comes back
+    model.eval()
+    assert ValidationSet(held, normalizer, tokens, mask, 8, seed=0).loss(model) == first
+    assert not model.training  # eval mode too
+    # In batches of 3 it is still the mean error over every real (unpadded) action step of the 8.
+    batched = ValidationSet(held, normalizer, tokens, mask, 8, seed=0, batch_size=3)
+    with torch.no_grad():
+        err = model.action_error(batched.obs, batched.actions, batched.noise, batched.t)
+    expected = float((err * batched.mask).sum() / batched.mask.sum())
+    assert batched.loss(model) == pytest.approx(expected, rel=1e-5)
+    assert batched.mask.sum() < batched.mask.numel()  # some steps are padding: the count matters
 
 
 def test_overlap_with_training_is_refused(data, tmp_path):
