@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.leanvla-installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install demo demo-quick test lint clean
+.PHONY: install demo demo-quick test mutants lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,13 @@ demo-quick: install
 test: install
 	$(BIN)/python -m pytest
 
+# Each seeded fault in tools/mutants.py must make its tests fail (exit 1 names any that survive).
+mutants: install
+	$(BIN)/python tools/mutants.py
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -145,6 +145,27 @@ def test_targets_by_stack_regex_and_group_rank(base):
     assert model.expert.layers[0].attn.q_proj.rank == 2 and model.backbone[0].attn.q_proj.rank == 4
 
 
+def test_group_settings_reach_each_stacks_layers(base):
+    """--lora.group-*: a stack's layers take its rank (alpha / rank kept), eta and spectral weight, and
+    their eta schedule never starts below their own eta."""
+    model, *_ = base
+    opts = LoRAOptions(
+        rank=4,
+        alpha=8.0,
+        eta=0.6,
+        eta_start=0.7,
+        spectral_weight=0.5,
+        group_rank="expert=2",
+        group_eta="expert=0.9",
+        group_spectral_weight="expert=0.25",
+    )
+    inject_adapters(model, "lora-sp", opts, eta_decay_steps=10)
+    expert, backbone = model.expert.layers[0].mlp.up_proj, model.backbone[0].mlp.up_proj
+    assert (expert.rank, expert.eta, expert.eta_start, expert.spectral_weight) == (2, 0.9, 0.9, 0.25)
+    assert (backbone.rank, backbone.eta, backbone.eta_start, backbone.spectral_weight) == (4, 0.6, 0.7, 0.5)
+    assert expert.scale == backbone.scale == 2.0  # alpha / rank: 8 / 4 at rank 4, 4 / 2 at rank 2
+
+
 def test_peft_lora_group_rank(base):
     model, *_ = base
     inject_adapters(model, "lora", LoRAOptions(rank=4, group_rank="expert=2"))
@@ -206,6 +227,10 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         ),
         (LoRAOptions(targets="backbone,vision"), "stack 'vision', which has no layers in this model"),
         (LoRAOptions(rank=40), "rank 40 is larger than"),
+        (  # the smaller side bounds the rank, however wide the other
+            LoRAOptions(rank=40, regex=r"backbone\.0\.attn\.k_proj$"),
+            "rank 40 is larger than backbone.0.attn.k_proj allows (64 -> 32: at most 32)",
+        ),
         (LoRAOptions(eta=0.0), "--lora.eta must be in (0, 1]"),
         (LoRAOptions(eta=1.5), "--lora.eta must be in (0, 1]"),
         (

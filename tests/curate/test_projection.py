@@ -97,6 +97,14 @@ def test_dense_projection_of_the_other_parameters():
     phi = projector.take()
     assert phi.numel() == projector.dim == sum(b.numel() for b in projector.blocks.values()) + 5
     torch.testing.assert_close(phi[-5:], projector.dense_matrix @ grads)
+    # take() starts the next demonstration afresh: the next phi holds only the next backward
+    with projector.hooks():
+        example_loss(model, 1).backward()
+    following = projector.take()
+    model.zero_grad(set_to_none=True)
+    example_loss(model, 1).backward()
+    alone = torch.cat([p.grad.flatten() for p in dense.values()])
+    torch.testing.assert_close(following[-5:], projector.dense_matrix @ alone)
 
 
 class Sequence(nn.Module):

@@ -7,12 +7,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from leanvla.models.auxiliary import AuxiliaryHead, auxiliary_terms, standardised_environment_state
+from leanvla.models.auxiliary import (
+    AuxiliaryHead,
+    auxiliary_terms,
+    future_rows,
+    standardised_environment_state,
+)
 from leanvla.models.config import vla_config
 from leanvla.models.pixel_decoder import PixelDecoder
 from leanvla.models.vision import VisionEncoder
 from tests.helpers import host_reads
 from tests.models.test_vla import obs, tiny
+
+
+def test_the_future_frame_stays_in_its_episode():
+    episode_end = torch.tensor([3, 3, 3, 7, 7, 7, 7])  # episodes of rows 0-2 and 3-6
+    # two frames ahead, clamped to the episode's last frame (never the next episode's first)
+    assert future_rows(torch.arange(7), episode_end, 2).tolist() == [2, 2, 2, 5, 6, 6, 6]
 
 
 def test_environment_state_is_standardised_and_constant_dimensions_become_zero():

@@ -1,0 +1,283 @@
+r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mutation testing)
+
+    python tools/mutants.py                      # every mutant: about 10 minutes on 2 CPU cores
+    python tools/mutants.py --only orth-sum      # one (repeat --only for more)
+    python tools/mutants.py --list               # the catalogue
+
+Each mutant changes one line of src/leanvla as a plausible bug would (a sign, an off-by-one, a
+dropped factor or term, the wrong reduction, a rule applied to the wrong sample) and names the tests
+that must then fail. The sources and tests are copied to a temporary directory (with ../shared beside
+it, as the tests expect); each mutant is applied there, its tests run with `pytest -x`, and the file
+is put back. The working tree is never touched.
+
+A mutant whose tests pass *survived*: the tests miss that fault (write the test that catches it),
+or the change is harmless (then it does not belong here). Exit code 1 when any survives; 2 on bad
+input, including a mutant whose line is no longer in its file (the code moved on: update the entry).
+tests/test_mutants.py checks, in every CI run, that each entry still applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # under src/leanvla/
+    old: str  # the exact text replaced (it must occur once in the file)
+    new: str
+    tests: tuple[str, ...] | str  # pytest paths that must fail
+
+    @property
+    def test_paths(self) -> tuple[str, ...]:
+        return (self.tests,) if isinstance(self.tests, str) else self.tests
+
+
+LSP = ("tests/adapt/test_lora_sp.py", "tests/adapt/test_inject.py", "tests/adapt/test_export.py")
+ORTH = "tests/merge/test_orthogonal.py"
+VEC = ("tests/merge/test_vectors.py", "tests/merge/test_run.py")
+CURV = "tests/curate/test_curvature.py"
+SCO = ("tests/curate/test_scores.py", "tests/curate/test_run.py")
+SEL = ("tests/prune/test_select.py", "tests/prune/test_run.py")
+SIM = "tests/prune/test_similarity.py"
+DEC = "tests/decode"
+
+# One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
+# fmt: off
+MUTANTS = [
+    # adapt/config.py
+    Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
+    # adapt/export.py
+    Mutant("export-track-off", "adapt/export.py", "        layer.track_routing = True\n", "        layer.track_routing = False\n", "tests/adapt/test_export.py"),
+    # adapt/inject.py
+    Mutant("inject-match", "adapt/inject.py", "if isinstance(module, nn.Linear) and pattern.search(name)", "if isinstance(module, nn.Linear) and pattern.match(name)", "tests/adapt"),
+    Mutant("inject-eta-start", "adapt/inject.py", "eta_start=max(opts.eta_start, opts.eta_for(stack)),", "eta_start=opts.eta_start,", "tests/adapt"),
+    Mutant("inject-group-spectral", "adapt/inject.py", "spectral_weight=opts.spectral_weight_for(stack),", "spectral_weight=opts.spectral_weight,", "tests/adapt"),
+    Mutant("inject-group-eta", "adapt/inject.py", "                eta=opts.eta_for(stack),\n", "                eta=opts.eta,\n", "tests/adapt"),
+    Mutant("inject-rank-limit", "adapt/inject.py", "            rank <= limit,\n", "            rank <= max(module.in_features, module.out_features),\n", "tests/adapt"),
+    # adapt/lora_sp.py
+    Mutant("lsp-needed-le", "adapt/lora_sp.py", "return (cumulative - descending) < eta * cumulative[..., -1:]", "return (cumulative - descending) <= eta * cumulative[..., -1:]", LSP),
+    Mutant("lsp-ties-lt", "adapt/lora_sp.py", "tied.cumsum(-1) <= tied.sum(-1, keepdim=True) - surplus", "tied.cumsum(-1) < tied.sum(-1, keepdim=True) - surplus", LSP),
+    Mutant("lsp-grad-scale", "adapt/lora_sp.py", "grad.mul(-2.0 / ctx.normaliser)", "grad.mul(-1.0 / ctx.normaliser)", LSP),
+    Mutant("lsp-normaliser", "adapt/lora_sp.py", "ctx.normaliser = scores.shape[1] * math.log(scores.shape[-1])", "ctx.normaliser = scores.shape[1]", LSP),
+    Mutant("lsp-cosine-half", "adapt/lora_sp.py", "(eta_start - eta) * 0.5 * (1 + math.cos", "(eta_start - eta) * (1 + math.cos", LSP),
+    Mutant("lsp-scale-sqrt", "adapt/lora_sp.py", "self.rank, self.scale = rank, alpha / rank", "self.rank, self.scale = rank, alpha / math.sqrt(rank)", LSP),
+    Mutant("lsp-tokens", "adapt/lora_sp.py", "self._tokens += gate.numel() // self.rank", "self._tokens += gate.numel()", LSP),
+    Mutant("lsp-static-nogate", "adapt/lora_sp.py", "(self.lora_B * mean_gate.to(self.lora_B)) @ self.lora_A", "self.lora_B @ self.lora_A", LSP),
+    Mutant("lsp-bias-init", "adapt/lora_sp.py", "nn.init.constant_(scores.bias, math.log(math.e - 1))", "nn.init.constant_(scores.bias, 0.0)", LSP),
+    Mutant("lsp-no-step-buffer", "adapt/lora_sp.py", "            self.forward_steps += 1\n", "", ("tests/adapt/test_lora_sp.py", "tests/adapt/test_inject.py", "tests/adapt/test_export.py", "tests/train/test_resume.py")),
+    Mutant("lsp-gather-gate", "adapt/lora_sp.py", "* gate.index_select(-1, index)", "* gate[..., : index.numel()]", LSP),
+    Mutant("lsp-gate-sum", "adapt/lora_sp.py", "self._gate_sum += gate.reshape(-1, self.rank).sum(0)", "self._gate_sum += gate.reshape(-1, self.rank).mean(0)", LSP),
+    # atomic.py
+    Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
+    Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
+    # curate/curvature.py
+    Mutant("curv-shrink", "curate/curvature.py", "shrink = self.values / (self.values + self.damping)", "shrink = self.values / (self.values + 2 * self.damping)", CURV),
+    Mutant("curv-kernel-damp", "curate/curvature.py", "kernel.diagonal().add_(n * self.damping)", "kernel.diagonal().add_(self.damping)", CURV),
+    Mutant("curv-woodbury-div", "curate/curvature.py", "return (rhs - self.phi.T @ inner) / self.damping", "return rhs - self.phi.T @ inner", CURV),
+    Mutant("curv-no-power", "curate/curvature.py", "for _ in range(power_iterations):", "for _ in range(0):", CURV),
+    Mutant("curv-mean-eig", "curate/curvature.py", "return float(phi.double().pow(2).sum() / (n * p))", "return float(phi.double().pow(2).sum() / n)", CURV),
+    # curate/projection.py
+    Mutant("proj-no-reset", "curate/projection.py", "        for b in self.blocks.values():\n            b.zero_()\n", "", "tests/curate"),
+    Mutant("proj-overwrite", "curate/projection.py", "self.blocks[name] += gp.T @ xp", "self.blocks[name] = gp.T @ xp", "tests/curate"),
+    Mutant("proj-frozen-grad-kept", "curate/projection.py", "                if not saved[name]:\n                    linear.weight.grad = None\n", "", "tests/curate"),
+    Mutant("proj-dense-grad-kept", "curate/projection.py", "            for p in self.dense.values():\n                p.grad = None\n", "", "tests/curate"),
+    # curate/scores.py
+    Mutant("sco-global-sum", "curate/scores.py", "global_ = z.mean(1)", "global_ = z.sum(1)", SCO),
+    Mutant("sco-unbiased", "curate/scores.py", "values.std(0, unbiased=False)", "values.std(0, unbiased=True)", SCO),
+    Mutant("sco-floor", "curate/scores.py", "floor = math.ceil(task_floor * len(members))", "floor = math.floor(task_floor * len(members))", SCO),
+    Mutant("sco-typ-sign", "curate/scores.py", "typicality[members] = -standardise(own[members])", "typicality[members] = standardise(own[members])", SCO),
+    Mutant("sco-remaining", "curate/scores.py", "keep[order[~keep[order]][:remaining]] = True", "keep[order[:remaining]] = True", SCO),
+    # curate/store.py
+    Mutant("store-redo-done", "curate/store.py", "for i in range(rank, len(self.rows), world_size) if not self.done[i]]", "for i in range(rank, len(self.rows), world_size)]", "tests/curate"),
+    # data/augment.py
+    Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
+    Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
+    # data/normalize.py
+    Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
+    # data/samples.py
+    Mutant("samples-mask-le", "data/samples.py", "mask = steps < end", "mask = steps <= end", "tests/data/test_samples.py"),
+    Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
+    # data/seeds.py
+    Mutant("seeds-one-stream", "data/seeds.py", "        _SPLITS[split],\n", "        0,\n", ("tests/data", "tests/test_evaluate.py")),
+    # data/writer.py
+    Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
+    Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
+    # decode/distill.py
+    Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
+    Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
+    # decode/fast.py
+    Mutant("fast-cache-unfinished", "decode/fast.py", "while ready < started and bool(finished[ready]):", "while ready < started:", DEC),
+    Mutant("fast-activation-max", "decode/fast.py", "if float(last.float().mean(-1).min()) < activation:", "if float(last.float().mean(-1).max()) < activation:", DEC),
+    # decode/masks.py
+    Mutant("mask-front", "decode/masks.py", "front = (1.0 - t[:, None]) * (n_blocks - 1 + window)", "front = (1.0 - t[:, None]) * (n_blocks + window)", DEC),
+    # decode/tokenizer.py
+    Mutant("tok-right", "decode/tokenizer.py", "torch.searchsorted(inner, flat.to(inner.dtype), right=True)", "torch.searchsorted(inner, flat.to(inner.dtype), right=False)", "tests/decode/test_tokenizer.py"),
+    # evaluate.py
+    Mutant("wilson-term", "evaluate.py", "math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))", "math.sqrt(p * (1 - p) / n)", "tests/test_evaluate.py"),
+    Mutant("eval-mean-ci", "evaluate.py", '"mean_ci95": wilson(total, n),', '"mean_ci95": wilson(total, n, z=1.0),', "tests/test_evaluate.py"),
+    # merge/orthogonal.py
+    Mutant("orth-lora-abs", "merge/orthogonal.py", "        return inner.square() / (norm2 * self.tau_norm2 + EPS)", "        return inner.abs() / (norm2 * self.tau_norm2 + EPS)", ORTH),
+    Mutant("orth-no-start", "merge/orthogonal.py", "update = torch.stack(self.params).flatten(1) - self.start", "update = torch.stack(self.params).flatten(1)", ORTH),
+    Mutant("orth-ref-scale", "merge/orthogonal.py", "norm2 = scale**2 * ((b.T @ b)", "norm2 = scale * ((b.T @ b)", ORTH),
+    Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
+    Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
+    # merge/vectors.py
+    Mutant("vec-sign", "merge/vectors.py", "(aux[k].double() - v.double())", "(v.double() - aux[k].double())", VEC),
+    Mutant("vec-group-ignored", "merge/vectors.py", "lam = group_scale.get(group_of(name, prefixes), scale)", "lam = scale", VEC),
+    Mutant("vec-prefix-dot", "merge/vectors.py", 'if name.startswith(prefix + "."):', "if name.startswith(prefix):", VEC),
+    Mutant("vec-coef", "merge/vectors.py", '"coefficient": dot / max(tau_sq, 1e-30),', '"coefficient": dot / max(tau_sq, 1e-30) ** 0.5,', VEC),
+    Mutant("vec-training-keys", "merge/vectors.py", 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim", "aux_pixels"}', 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim"}', VEC),
+    Mutant("vec-group-cos", "merge/vectors.py", "v[0] / max(1e-30, (v[1] * v[2]) ** 0.5)", "v[0] / max(1e-30, (v[1] * v[2]))", VEC),
+    # models/auxiliary.py
+    Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
+    # models/checkpoint.py
+    Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
+    # models/layers.py
+    Mutant("rms-sum", "models/layers.py", "x.pow(2).mean(-1, keepdim=True)", "x.pow(2).sum(-1, keepdim=True)", "tests/models"),
+    Mutant("rotary-sign", "models/layers.py", "x2 * cos + x1 * sin", "x2 * cos - x1 * sin", "tests/models"),
+    # models/vla.py
+    Mutant("vla-pad-mask", "models/vla.py", "mask = valid[:, None, None, :].expand(b, 1, p, p)", "mask = torch.ones_like(valid)[:, None, None, :].expand(b, 1, p, p)", "tests/models"),
+    Mutant("vla-expert-map", "models/vla.py", "cache=prefix.kv[self.cfg.expert_to_backbone[i]]", "cache=prefix.kv[i]", ("tests/models", "tests/prune")),
+    # prune/remove.py
+    Mutant("prune-remap", "prune/remove.py", "out.append(kept.index(later[0]) if later else len(kept) - 1)", "out.append(kept.index(later[0]) if later else 0)", "tests/prune"),
+    Mutant("remove-depth-key", "prune/remove.py", "            setattr(config, stack.depth_key, len(kept))\n", "            pass\n", "tests/prune"),
+    Mutant("remove-targets", "prune/remove.py", "targets = [cfg.expert_to_backbone[i] for i in experts]", "targets = cfg.expert_to_backbone[: len(experts)]", "tests/prune"),
+    # prune/select.py
+    Mutant("sel-last", "prune/select.py", "for pos in range(1, len(kept) - 1):", "for pos in range(1, len(kept)):", SEL),
+    Mutant("sel-greedy-prev", "prune/select.py", "value = float(similarity[prev, kept[pos]])", "value = float(similarity[kept[pos] - 1, kept[pos]])", SEL),
+    Mutant("sel-contig-first", "prune/select.py", "for start in range(1, num_layers - count):", "for start in range(0, num_layers - count):", SEL),
+    Mutant("sel-keep-floor", "prune/select.py", "kept = max(1, math.ceil(keep * num_layers - 1e-9))", "kept = max(1, math.floor(keep * num_layers))", SEL),
+    # prune/similarity.py
+    Mutant("sim-centre", "prune/similarity.py", "centred = xy - torch.outer(sx, sy) / n  # Xc^T Yc", "centred = xy  # Xc^T Yc", SIM),
+    Mutant("sim-unbiased-cross", "prune/similarity.py", "- 2.0 / (n - 2) * cross", "- 1.0 / (n - 2) * cross", SIM),
+    # rollout.py
+    Mutant("rollout-reuses-positions", "rollout.py", "        return any(\n", "        return False and any(\n", "tests/test_evaluate.py"),
+    Mutant("rollout-whole-chunk", "rollout.py", "for k, action in enumerate(chunk[:n_action_steps]):", "for k, action in enumerate(chunk):", "tests/test_evaluate.py"),
+    # train/loop.py
+    Mutant("loop-world-size", "train/loop.py", "/ valid_total.clamp(min=1) * world.size", "/ valid_total.clamp(min=1)", "tests/train/test_ddp.py"),
+    Mutant("loop-no-clip", "train/loop.py", 'cfg.grad_clip if cfg.grad_clip > 0 else float("inf")', 'float("inf")', "tests/train"),
+    Mutant("loop-aux-weight", "train/loop.py", "objective = objective + cfg.aux.weight * aux_loss", "objective = objective + aux_loss", ("tests/models/test_auxiliary.py", "tests/train")),
+    Mutant("loop-orth-weight", "train/loop.py", "objective = objective + cfg.orth.weight * penalty", "objective = objective + penalty", ("tests/merge", "tests/train")),
+    # train/optimizer.py
+    Mutant("opt-decay-rest", "train/optimizer.py", '{"params": rest, "weight_decay": 0.0}', '{"params": rest, "weight_decay": weight_decay}', "tests/train/test_optimizer.py"),
+    # train/schedule.py
+    Mutant("sched-warmup", "train/schedule.py", "return peak * (step + 1) / warmup", "return peak * step / warmup", "tests/train/test_schedule.py"),
+    Mutant("sched-ema", "train/schedule.py", "self.shadow[k].lerp_(v, 1.0 - self.decay)", "self.shadow[k].lerp_(v, self.decay)", "tests/train"),
+    # train/state.py
+    Mutant("state-ema-not-saved", "train/state.py", '"ema": ema.shadow if ema is not None else None,', '"ema": None,', "tests/train/test_resume.py"),
+    Mutant("state-truncate-lt", "train/state.py", 'if line.strip() and json.loads(line).get("step", 0) <= step', 'if line.strip() and json.loads(line).get("step", 0) < step', ("tests/train/test_resume.py", "tests/train/test_state.py")),
+    Mutant("state-env-le", "train/state.py", 'starts = [s for s in starts if s["from_step"] < step]', 'starts = [s for s in starts if s["from_step"] <= step]', ("tests/train/test_resume.py", "tests/train/test_state.py")),
+    # train/validation.py
+    Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
+    Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),
+]
+# fmt: on
+
+
+def check_catalogue(mutants: list[Mutant], root: Path = REPO) -> list[str]:
+    """What is wrong with the entries (one line each): a line no longer in its file exactly once, a
+    change that changes nothing, a test path that does not exist, a name used twice."""
+    problems, names = [], set()
+    for m in mutants:
+        found = (root / "src" / "leanvla" / m.path).read_text().count(m.old)
+        if found != 1:
+            problems.append(f"{m.name}: its line occurs {found} times in src/leanvla/{m.path}, not once")
+        if m.old == m.new:
+            problems.append(f"{m.name}: changes nothing")
+        problems += [f"{m.name}: no test path {t}" for t in m.test_paths if not (root / t).exists()]
+        if m.name in names:
+            problems.append(f"{m.name}: named twice")
+        names.add(m.name)
+    return problems
+
+
+def copy_tree(into: Path) -> Path:
+    """src, tests and pyproject.toml copied to INTO/repo, with ../shared linked beside it."""
+    repo = into / "repo"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache")
+    for part in ("src", "tests"):
+        shutil.copytree(REPO / part, repo / part, ignore=skip)
+    shutil.copy2(REPO / "pyproject.toml", repo / "pyproject.toml")
+    (into / "shared").symlink_to(REPO.parent / "shared")
+    return repo
+
+
+def run_tests(repo: Path, mutant: Mutant) -> tuple[bool, str]:
+    """(whether the tests failed, the first failing test or the last line pytest printed)."""
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.test_paths],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = done.stdout.strip().splitlines() or [""]
+    failed = [line for line in lines if line.startswith("FAILED ")]
+    if done.returncode not in (0, 1):  # 2-5: pytest itself could not run them
+        raise SystemExit(f"{mutant.name}: pytest exited {done.returncode}: {lines[-1]}")
+    return done.returncode == 1, (failed[0][len("FAILED ") :] if failed else lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run this mutant only")
+    parser.add_argument("--list", action="store_true", help="list the catalogue and stop")
+    args = parser.parse_args()
+    by_name = {m.name: m for m in MUTANTS}
+    unknown = [n for n in args.only if n not in by_name]
+    if unknown:
+        parser.error(f"no mutant named {', '.join(unknown)}; `--list` shows the catalogue")
+    if args.list:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head` ends quietly
+        for m in MUTANTS:
+            print(f"{m.name:24s} src/leanvla/{m.path}")
+        return
+    problems = check_catalogue(MUTANTS)
+    if problems:
+        parser.error("; ".join(problems))
+    chosen = [by_name[n] for n in args.only] or MUTANTS
+
+    from tqdm import tqdm
+
+    survivors = []
+    with tempfile.TemporaryDirectory(prefix="leanvla-mutants-") as tmp:
+        repo = copy_tree(Path(tmp))
+        bar = tqdm(chosen, desc="mutants", unit="mutant")
+        for mutant in bar:
+            target = repo / "src" / "leanvla" / mutant.path
+            original = target.read_text()
+            target.write_text(original.replace(mutant.old, mutant.new))
+            started = time.perf_counter()
+            try:
+                caught, detail = run_tests(repo, mutant)
+            finally:
+                target.write_text(original)
+            verdict = "caught" if caught else "SURVIVED"
+            bar.write(f"{mutant.name:24s} {verdict:8s} {time.perf_counter() - started:4.0f} s  {detail}")
+            if not caught:
+                survivors.append(mutant.name)
+    print(
+        f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught"
+        + (f"; survived: {', '.join(survivors)}" if survivors else "")
+    )
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
