@@ -4,9 +4,9 @@ r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mut
     python tools/mutants.py --only orth-sum      # one (repeat --only for more)
     python tools/mutants.py --list               # the catalogue
 
-Each mutant changes one line of src/leanvla as a plausible bug would (a sign, an off-by-one, a
-dropped factor or term, the wrong reduction, a rule applied to the wrong sample) and names the tests
-that must then fail. The sources and tests are copied to a temporary directory (with ../shared beside
+Each mutant changes a line of src/leanvla (or deletes a short block) as a plausible bug would (a
+sign, an off-by-one, a dropped factor or term, the wrong reduction, a rule applied to the wrong
+sample) and names the tests that must then fail. The sources and tests are copied to a temporary directory (with ../shared beside
 it, as the tests expect); each mutant is applied there, its tests run with `pytest -x`, and the file
 is put back. The working tree is never touched.
 
@@ -94,6 +94,9 @@ MUTANTS = [
     Mutant("proj-overwrite", "curate/projection.py", "self.blocks[name] += gp.T @ xp", "self.blocks[name] = gp.T @ xp", "tests/curate"),
     Mutant("proj-frozen-grad-kept", "curate/projection.py", "                if not saved[name]:\n                    linear.weight.grad = None\n", "", "tests/curate"),
     Mutant("proj-dense-grad-kept", "curate/projection.py", "            for p in self.dense.values():\n                p.grad = None\n", "", "tests/curate"),
+    # curate/run.py
+    Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
+    Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
     # curate/scores.py
     Mutant("sco-global-sum", "curate/scores.py", "global_ = z.mean(1)", "global_ = z.sum(1)", SCO),
     Mutant("sco-unbiased", "curate/scores.py", "values.std(0, unbiased=False)", "values.std(0, unbiased=True)", SCO),
@@ -115,12 +118,17 @@ MUTANTS = [
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
+    # decode/bidirectional.py
+    Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
     # decode/fast.py
     Mutant("fast-cache-unfinished", "decode/fast.py", "while ready < started and bool(finished[ready]):", "while ready < started:", DEC),
     Mutant("fast-activation-max", "decode/fast.py", "if float(last.float().mean(-1).min()) < activation:", "if float(last.float().mean(-1).max()) < activation:", DEC),
+    # decode/head.py
+    Mutant("head-mask-cdf", "decode/head.py", "torch.erf(noise.reshape(b, h * a) / math.sqrt(2.0))", "torch.erf(noise.reshape(b, h * a))", "tests/decode"),
+    Mutant("head-ratio-layout", "decode/head.py", ".repeat_interleave(self.block, dim=1)", ".repeat(1, self.block)", "tests/decode"),
     # decode/masks.py
     Mutant("mask-front", "decode/masks.py", "front = (1.0 - t[:, None]) * (n_blocks - 1 + window)", "front = (1.0 - t[:, None]) * (n_blocks + window)", DEC),
     # decode/tokenizer.py
@@ -134,6 +142,10 @@ MUTANTS = [
     Mutant("orth-ref-scale", "merge/orthogonal.py", "norm2 = scale**2 * ((b.T @ b)", "norm2 = scale * ((b.T @ b)", ORTH),
     Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
     Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
+    # merge/run.py
+    Mutant("mergerun-scale", "merge/run.py", "merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)", "merged = add_scaled(base, vector, 1.0, group_scale, prefixes)", "tests/merge"),
+    Mutant("mergerun-undone-sign", "merge/run.py", 'round(-100 * along_merged["coefficient"], 1)', 'round(100 * along_merged["coefficient"], 1)', "tests/merge"),
+    Mutant("mergerun-along-scale", "merge/run.py", 'add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))', 'add_scaled(zeros, tau, 1.0, scales["group_scale"], _group_prefixes(meta_info))', "tests/merge"),
     # merge/vectors.py
     Mutant("vec-sign", "merge/vectors.py", "(aux[k].double() - v.double())", "(v.double() - aux[k].double())", VEC),
     Mutant("vec-group-ignored", "merge/vectors.py", "lam = group_scale.get(group_of(name, prefixes), scale)", "lam = scale", VEC),
@@ -216,7 +228,8 @@ def copy_tree(into: Path) -> Path:
 
 
 def run_tests(repo: Path, mutant: Mutant) -> tuple[bool, str]:
-    """(whether the tests failed, the first failing test or the last line pytest printed)."""
+    """(whether the tests failed, the first failing test or the last line pytest printed). A mutant
+    that stops the tests from being collected at all (pytest's exit code 2) is caught too."""
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.test_paths],
@@ -227,9 +240,10 @@ def run_tests(repo: Path, mutant: Mutant) -> tuple[bool, str]:
     )
     lines = done.stdout.strip().splitlines() or [""]
     failed = [line for line in lines if line.startswith("FAILED ")]
-    if done.returncode not in (0, 1):  # 2-5: pytest itself could not run them
-        raise SystemExit(f"{mutant.name}: pytest exited {done.returncode}: {lines[-1]}")
-    return done.returncode == 1, (failed[0][len("FAILED ") :] if failed else lines[-1])
+    if done.returncode not in (0, 1, 2):  # 3-5: an internal or usage error, or no tests: the entry's fault
+        print(f"{mutant.name}: pytest exited {done.returncode}: {lines[-1]}", file=sys.stderr)
+        sys.exit(2)
+    return done.returncode != 0, (failed[0][len("FAILED ") :] if failed else lines[-1])
 
 
 def main() -> None:

@@ -67,6 +67,19 @@ def test_noise_levels_rise_along_the_chunk():
     assert torch.equal(block_mask_ratios(t, 1)[:, 0], t)  # one block: the usual ratio
 
 
+def test_each_block_masks_the_share_of_its_tokens_its_noise_level_says():
+    """The chunk's draws mask each block at its own ratio: Phi(noise) is uniform, and a block's ratio
+    applies to its own consecutive tokens (clean blocks untouched, fully masked blocks all masked)."""
+    expert = discrete(block=4).expert  # 16 action tokens, 4 blocks
+    t = torch.full((4000,), 0.45)
+    ratios = block_mask_ratios(t, expert.n_blocks)[0]  # the same for every sample
+    assert ratios[0] == 0 and ratios[-1] == 1 and ((ratios > 0.2) & (ratios < 0.8)).any()
+    noise = torch.randn(4000, 4, 4, generator=torch.Generator().manual_seed(0))
+    _, _, masked = expert.masked_chunk(torch.zeros(4000, 4, 4), noise, t)
+    share = masked.float().view(4000, expert.n_blocks, expert.block).mean((0, 2))
+    torch.testing.assert_close(share, ratios, atol=0.015, rtol=0)
+
+
 def test_masked_token_error_counts_masked_tokens_only_and_trains():
     model = discrete(block=4).train()
     o = obs()

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from leanvla.cli import main
 from leanvla.errors import UserError
-from leanvla.merge.run import update_along_vector
+from leanvla.merge.run import undone_percent, update_along_vector
 from leanvla.merge.vectors import along
 
 
@@ -272,3 +272,12 @@ def test_environment_state_target_needs_a_horizon_and_a_dataset_that_recorded_it
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no 'observation.environment_state'" in err[0]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_share_undone_is_the_update_against_the_vector():
+    g = torch.Generator().manual_seed(0)
+    tau = {"w": torch.randn(6, 5, generator=g, dtype=torch.float64)}
+    aside = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    aside -= (aside * tau["w"]).sum() / tau["w"].square().sum() * tau["w"]  # orthogonal to tau
+    assert undone_percent(along({"w": -0.25 * tau["w"] + aside}, tau)) == 25.0  # a quarter taken back
+    assert undone_percent(along({"w": 0.1 * tau["w"]}, tau)) == -10.0  # pushed further along it
