@@ -34,7 +34,8 @@ demo-quick: install
 test: install
 	$(BIN)/python -m pytest
 
-# Each seeded fault in tools/mutants.py must make its tests fail (exit 1 names any that survive).
+# Each seeded fault in tools/mutants.py must make its tests fail (exit 1 names any that survive;
+# 10-13 minutes, so not part of `make test`).
 mutants: install
 	$(BIN)/python tools/mutants.py
 

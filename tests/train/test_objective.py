@@ -35,9 +35,9 @@ def gradients_seen(monkeypatch, cfg) -> list[dict[str, torch.Tensor]]:
         optimizer.step = recorded_step
         return optimizer
 
-    monkeypatch.setattr(loop, "adamw", spying_adamw)
-    train(cfg, progress=False)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "adamw", spying_adamw)
+        train(cfg, progress=False)
     return seen
 
 
