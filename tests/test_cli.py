@@ -272,3 +272,15 @@ def test_model_options_reach_the_saved_policy_config(capsys, lerobot_fixture, tm
     config = json.loads((out / "policy" / "config.json").read_text())["model"]
     assert (config["flow_target"], config["flow_steps"], config["head"]) == ("action", 3, "flow")
     assert config["vision_flat_token"] is True
+
+
+def test_an_interrupted_command_says_so_in_one_line_with_code_130(capsys, monkeypatch, lerobot_fixture):
+    from leanvla import cli
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_info", interrupted)
+    code, out, err = run(capsys, "info", str(lerobot_fixture))
+    assert code == 130 and out == ""
+    assert err.strip().splitlines() == ["leanvla info: interrupted"]  # the shell's code for Ctrl-C

@@ -83,6 +83,10 @@ MUTANTS = [
     # atomic.py
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
+    # cli.py
+    Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
     # curate/curvature.py
     Mutant("curv-shrink", "curate/curvature.py", "shrink = self.values / (self.values + self.damping)", "shrink = self.values / (self.values + 2 * self.damping)", CURV),
     Mutant("curv-kernel-damp", "curate/curvature.py", "kernel.diagonal().add_(n * self.damping)", "kernel.diagonal().add_(self.damping)", CURV),
@@ -110,11 +114,15 @@ MUTANTS = [
     Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
+    # data/reader.py
+    Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     # data/samples.py
     Mutant("samples-mask-le", "data/samples.py", "mask = steps < end", "mask = steps <= end", "tests/data/test_samples.py"),
     Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
     # data/seeds.py
     Mutant("seeds-one-stream", "data/seeds.py", "        _SPLITS[split],\n", "        0,\n", ("tests/data", "tests/test_evaluate.py")),
+    # data/video.py
+    Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
@@ -123,6 +131,9 @@ MUTANTS = [
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
+    Mutant("distill-stats-check", "decode/distill.py", "np.allclose(stats[key][moment], teacher_stats[key][moment], atol=1e-5),", "True,", "tests/decode"),
+    Mutant("distill-bin-edges", "decode/distill.py", "    student.expert.bin_edges.copy_(teacher.expert.bin_edges)\n", "", "tests/decode"),
+    Mutant("distill-teacher-trains", "decode/distill.py", "teacher.eval().requires_grad_(False)", "teacher.eval()", "tests/decode"),
     # decode/fast.py
     Mutant("fast-cache-unfinished", "decode/fast.py", "while ready < started and bool(finished[ready]):", "while ready < started:", DEC),
     Mutant("fast-activation-max", "decode/fast.py", "if float(last.float().mean(-1).min()) < activation:", "if float(last.float().mean(-1).max()) < activation:", DEC),
@@ -160,9 +171,15 @@ MUTANTS = [
     # models/layers.py
     Mutant("rms-sum", "models/layers.py", "x.pow(2).mean(-1, keepdim=True)", "x.pow(2).sum(-1, keepdim=True)", "tests/models"),
     Mutant("rotary-sign", "models/layers.py", "x2 * cos + x1 * sin", "x2 * cos - x1 * sin", "tests/models"),
+    # models/tokenizer.py
+    Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
+    Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
+    Mutant("tok-mask-all", "models/tokenizer.py", "return ids, ids != PAD", "return ids, torch.ones_like(ids, dtype=torch.bool)", "tests/models"),
     # models/vla.py
     Mutant("vla-pad-mask", "models/vla.py", "mask = valid[:, None, None, :].expand(b, 1, p, p)", "mask = torch.ones_like(valid)[:, None, None, :].expand(b, 1, p, p)", "tests/models"),
     Mutant("vla-expert-map", "models/vla.py", "cache=prefix.kv[self.cfg.expert_to_backbone[i]]", "cache=prefix.kv[i]", ("tests/models", "tests/prune")),
+    # prune/calibrate.py
+    Mutant("calib-padding-counted", "prune/calibrate.py", "tokens = stacked[:, mask] if mask is not None else stacked.flatten(1, -2)", "tokens = stacked.flatten(1, -2)", "tests/prune"),
     # prune/remove.py
     Mutant("prune-remap", "prune/remove.py", "out.append(kept.index(later[0]) if later else len(kept) - 1)", "out.append(kept.index(later[0]) if later else 0)", "tests/prune"),
     Mutant("remove-depth-key", "prune/remove.py", "            setattr(config, stack.depth_key, len(kept))\n", "            pass\n", "tests/prune"),

@@ -104,3 +104,17 @@ def test_a_teacher_that_cannot_teach_is_one_line(capsys, data, teacher, tmp_path
     code, _, err = run(capsys, *base, "--out", str(tmp_path / "c"), "--distill.teacher", str(flow))
     one_line_error(code, err, "has a 'flow' head; it must be a discrete head")
     assert not any((tmp_path / name / "policy").exists() for name in "abc")
+
+
+def test_a_teacher_is_frozen_and_must_share_the_datas_statistics(teacher):
+    from leanvla.decode.distill import load_teacher
+    from leanvla.errors import UserError
+    from leanvla.models.checkpoint import load_model
+
+    student, meta, stats, _ = load_model(teacher)
+    frozen, _ = load_teacher(teacher, student, meta, stats)
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    shifted = copy.deepcopy(stats)
+    shifted[meta["action_key"]]["mean"] = [m + 0.1 for m in stats[meta["action_key"]]["mean"]]
+    with pytest.raises(UserError, match="was trained with other 'action' statistics than this data's"):
+        load_teacher(teacher, student, meta, shifted)
