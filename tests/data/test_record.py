@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 
+from leanvla.data import record as recording
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.record import RecordConfig, record
+from leanvla.data.record import EpisodeJob, RecordConfig, plan_jobs, record
+from leanvla.data.seeds import episode_seed
 
 
 def test_tiny_dataset_has_positions_and_expert_successes(tiny_dataset):
@@ -62,3 +64,28 @@ def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):
     )
     assert again["bad"] == 4
     assert [b["episode_index"] for b in json.loads((tmp_path / "l2.json").read_text())["bad"]] == sorted(bad)
+
+
+def test_each_task_gets_its_share_of_distinct_bad_episodes():
+    cfg = RecordConfig(
+        out=None, tasks="reach-v3,drawer-close-v3,button-press-v3", episodes=20, bad_fraction=0.5
+    )
+    jobs = plan_jobs(cfg, cfg.tasks.split(","), ("corner2",), ["noisy", "failed"])
+    for task in cfg.tasks.split(","):
+        bad = [j.index for j in jobs if j.task == task and j.kind != "good"]
+        assert len(bad) == len(set(bad)) == 10
+
+
+def test_an_expert_failure_is_not_recorded_but_retried_on_the_next_seed(monkeypatch):
+    seeds = []
+    rollout = recording._rollout
+
+    def first_one_fails(env, seed, act, max_steps):
+        seeds.append(seed)
+        episode = rollout(env, seed, act, max_steps)
+        return {**episode, "success": False} if len(seeds) == 1 else episode
+
+    monkeypatch.setattr(recording, "_rollout", first_one_fails)
+    job = EpisodeJob("reach-v3", 0, "good", "reach-v3", 0, ("corner2",), 16, 300, 0.6)
+    episode = recording.record_episode(job)
+    assert episode["success"] and episode["seed"] == seeds[1] == episode_seed(0, "reach-v3", 0, attempt=1)
