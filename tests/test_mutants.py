@@ -1,5 +1,6 @@
 """tools/mutants.py's catalogue of seeded faults still applies to the code: each entry's line occurs
-exactly once in its file and its tests exist (running the mutants takes ~15 minutes; this, under a second)."""
+exactly once in its file and its tests exist (running the mutants takes ~15 minutes; this check,
+under a second)."""
 
 from __future__ import annotations
 
