@@ -6,9 +6,9 @@ r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mut
 
 Each mutant changes a line of src/leanvla (or deletes a short block) as a plausible bug would (a
 sign, an off-by-one, a dropped factor or term, the wrong reduction, a rule applied to the wrong
-sample) and names the tests that must then fail. The sources and tests are copied to a temporary directory (with ../shared beside
-it, as the tests expect); each mutant is applied there, its tests run with `pytest -x`, and the file
-is put back. The working tree is never touched.
+sample) and names the tests that must then fail. The sources and tests are copied to a temporary
+directory (with ../shared beside it, as the tests expect); each mutant is applied there, its tests
+run with `pytest -x`, and the file is put back. The working tree is never touched.
 
 A mutant whose tests pass *survived*: the tests miss that fault (write the test that catches it),
 or the change is harmless (then it does not belong here). Exit code 1 when any survives; 2 on bad
