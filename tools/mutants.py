@@ -126,6 +126,10 @@ MUTANTS = [
     Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
     # data/seeds.py
     Mutant("seeds-one-stream", "data/seeds.py", "        _SPLITS[split],\n", "        0,\n", ("tests/data", "tests/test_evaluate.py")),
+    # data/stats.py
+    Mutant("stats-pooled-std", "data/stats.py", '"std": np.sqrt(np.maximum(second_moment - mean**2, 0.0)),', '"std": wsum("std"),', "tests/data"),
+    Mutant("stats-unweighted", "data/stats.py", "w = counts / counts.sum()", "w = np.full(len(counts), 1.0 / len(counts))", "tests/data"),
+    Mutant("stats-image-scale", "data/stats.py", "x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0", "x = images.reshape(-1, images.shape[-1]).astype(np.float64)", ("tests/data", "tests/train")),
     # data/video.py
     Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
     # data/writer.py
@@ -180,6 +184,9 @@ MUTANTS = [
     Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
     Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
     Mutant("tok-mask-all", "models/tokenizer.py", "return ids, ids != PAD", "return ids, torch.ones_like(ids, dtype=torch.bool)", "tests/models"),
+    # models/vision.py
+    Mutant("vision-no-pos", "models/vision.py", "x = x.flatten(2).transpose(1, 2).reshape(b, n_cam, g * g, c) + self.pos  # B x N x g*g x C", "x = x.flatten(2).transpose(1, 2).reshape(b, n_cam, g * g, c)  # B x N x g*g x C", "tests/models"),
+    Mutant("vision-camera-order", "models/vision.py", "x = self.stem(images.flatten(0, 1))  # (B*N) x C x g x g", "x = self.stem(images.transpose(0, 1).flatten(0, 1))  # (B*N) x C x g x g", "tests/models"),
     # models/vla.py
     Mutant("vla-pad-mask", "models/vla.py", "mask = valid[:, None, None, :].expand(b, 1, p, p)", "mask = torch.ones_like(valid)[:, None, None, :].expand(b, 1, p, p)", "tests/models"),
     Mutant("vla-expert-map", "models/vla.py", "cache=prefix.kv[self.cfg.expert_to_backbone[i]]", "cache=prefix.kv[i]", ("tests/models", "tests/prune")),
