@@ -24,6 +24,14 @@ def lerobot_fixture() -> Path:
 
 
 @pytest.fixture(scope="session")
+def data(tmp_path_factory) -> Path:
+    """A small synthetic LeRobotDataset, no rendering (read only: tests train on it, never change it)."""
+    from tests.data.helpers import synthetic_dataset
+
+    return synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "ds")
+
+
+@pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """2 tasks x 3 episodes, two 32 px cameras, recorded in-process by the real recorder."""
     from leanvla.data.record import RecordConfig, record

@@ -62,6 +62,63 @@ def test_wilson_interval():
     assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
 
 
+def _scripted_episodes(jobs, *_):
+    """Stands in for the rollouts: reach-v3 succeeds in episodes 0 and 2 (10 and 30 steps), every
+    other episode fails at 50; episode k skipped k seeds and spent 0.01 (k + 1) s in 5 chunks."""
+    for task, k, *_ in jobs:
+        success = task == "reach-v3" and k != 1
+        yield dict(
+            task=task,
+            episode=k,
+            seed=k,
+            success=success,
+            steps=10 * (k + 1) if success else 50,
+            chunks=5,
+            positions=[],
+            skipped_seeds=k,
+            frames=[],
+            inference_s=0.01 * (k + 1),
+            forward_passes=0,
+        )
+
+
+def test_the_result_sums_the_episodes_up_per_task(tiny_run, monkeypatch):
+    import leanvla.evaluate
+
+    monkeypatch.setattr(leanvla.evaluate, "_run_all", _scripted_episodes)
+    res = evaluate(EvalConfig(policy=tiny_run, tasks="reach-v3,drawer-close-v3", episodes=3), progress=False)
+    reach, drawer = res["per_task"]["reach-v3"], res["per_task"]["drawer-close-v3"]
+    assert (reach["successes"], reach["episodes"], reach["ci95"]) == (2, 3, wilson(2, 3))
+    assert reach["mean_steps"] == 30.0 and reach["mean_steps_success"] == 20.0  # (10 + 30) / 2
+    assert drawer["success_rate"] == 0.0 and drawer["mean_steps_success"] is None
+    assert res["mean_success"] == pytest.approx(1 / 3) and res["mean_ci95"] == wilson(2, 6)
+    assert res["protocol"]["seeds_skipped_for_training_positions"] == 2 * (0 + 1 + 2)
+    assert res["inference_ms_per_chunk"] == pytest.approx(1000 * 2 * 0.06 / 30)  # per chunk, not episode
+
+
+def test_by_default_the_tasks_the_training_episodes_showed_are_evaluated(tiny_run, monkeypatch):
+    import leanvla.evaluate
+    import leanvla.models.checkpoint
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
+
+    trained = {"instructions": [INSTRUCTIONS["drawer-close-v3"]], "positions": []}  # one of the data's two
+    monkeypatch.setattr(leanvla.models.checkpoint, "read_provenance", lambda path: trained)
+    monkeypatch.setattr(leanvla.evaluate, "_run_all", _scripted_episodes)
+    res = evaluate(EvalConfig(policy=tiny_run, episodes=1), progress=False)
+    assert res["protocol"]["tasks"] == ["drawer-close-v3"]
+
+
+def test_a_discrete_heads_cost_is_counted_per_chunk_and_per_pass():
+    from leanvla.evaluate import _decode_summary
+    from leanvla.models.config import vla_config
+
+    model = vla_config("tiny", chunk_size=8, action_dim=4, head="discrete", action_vocab=16, token_block=8)
+    episodes = [{"forward_passes": 6}, {"forward_passes": 10}]
+    decode = _decode_summary({"type": "vla", "model": model.to_dict()}, {}, episodes, chunks=4)["decode"]
+    assert decode["decoder"] == "fast" and decode["forward_passes_per_chunk"] == 4.0  # 16 passes, 4 chunks
+    assert decode["tokens_per_pass"] == 8.0  # 4 chunks of 32 tokens in 16 passes
+
+
 def test_the_flow_settings_used_are_kept_in_the_result(result, tiny_run):
     assert result[0]["flow"] == {"flow_steps": 10, "flow_noise": 1.0}
     res = evaluate(
@@ -81,10 +138,51 @@ def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run
     result = run_episode(
         policy, env, 0, 0, TrainingPositions([]), 4, on_chunk=lambda o, c: seen.append((o, c))
     )
-    assert len(seen) == result.chunks == 3  # 10 steps, 4 per chunk
+    assert len(seen) == result.chunks == 3 and result.steps == 10  # 4 per chunk; the last chunk stops at 10
     first_obs, _ = env.reset(result.seed)
     assert np.array_equal(seen[0][0], first_obs) and seen[0][0].shape == (39,)
     assert all(c.shape == (policy.chunk_size, 4) for _, c in seen)
+
+
+def test_a_kept_rollout_holds_each_state_once_as_a_replay_renders_it(tiny_run):
+    from leanvla.models.checkpoint import load_policy
+    from leanvla.rollout import run_episode
+
+    policy = load_policy(tiny_run)
+    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=10)
+    chunks = []
+    result = run_episode(
+        policy, env, 0, 0, TrainingPositions([]), 4, keep_frames=True, on_chunk=lambda o, c: chunks.append(c)
+    )
+    assert len(result.frames) == result.steps + 1  # the first state, then one after each action
+
+    def both_cameras() -> np.ndarray:
+        views = env.render()
+        return np.concatenate([views["corner2"], views["corner3"]], axis=1)
+
+    env.reset(result.seed)  # replay the episode's actions, rendering after each
+    replayed = [both_cameras()]
+    for action in np.concatenate([c[:4] for c in chunks])[: result.steps]:
+        env.step(action)
+        replayed.append(both_cameras())
+    assert all(np.array_equal(kept, again) for kept, again in zip(result.frames, replayed, strict=True))
+
+
+def test_the_policys_noise_follows_the_episodes_seed(tiny_run, monkeypatch):
+    from leanvla.models.checkpoint import load_policy
+    from leanvla.rollout import run_episode
+
+    policy = load_policy(tiny_run)
+    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=4)
+    seeds, act = [], policy.act
+
+    def act_noting_the_seed(images, state, task, generator):
+        seeds.append(generator.initial_seed())
+        return act(images, state, task, generator)
+
+    monkeypatch.setattr(policy, "act", act_noting_the_seed)
+    results = [run_episode(policy, env, k, 0, TrainingPositions([]), 4) for k in (0, 1)]
+    assert seeds == [r.seed for r in results] and seeds[0] != seeds[1]
 
 
 def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, capsys):

@@ -1,6 +1,6 @@
 r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mutation testing)
 
-    python tools/mutants.py                      # every mutant: about 15 minutes on 2 CPU cores
+    python tools/mutants.py                      # every mutant: about 27 minutes on 2 CPU cores
     python tools/mutants.py --only orth-sum      # one (repeat --only for more)
     python tools/mutants.py --list               # the catalogue
 
@@ -80,6 +80,11 @@ MUTANTS = [
     Mutant("lsp-no-step-buffer", "adapt/lora_sp.py", "            self.forward_steps += 1\n", "", ("tests/adapt/test_lora_sp.py", "tests/adapt/test_inject.py", "tests/adapt/test_export.py", "tests/train/test_resume.py")),
     Mutant("lsp-gather-gate", "adapt/lora_sp.py", "* gate.index_select(-1, index)", "* gate[..., : index.numel()]", LSP),
     Mutant("lsp-gate-sum", "adapt/lora_sp.py", "self._gate_sum += gate.reshape(-1, self.rank).sum(0)", "self._gate_sum += gate.reshape(-1, self.rank).mean(0)", LSP),
+    # adapt/report.py
+    Mutant("arank-first-quarter", "adapt/report.py", "tail = rows[-max(1, len(rows) // 4) :]", "tail = rows[: max(1, len(rows) // 4)]", "tests/adapt/test_report.py"),
+    Mutant("arank-shut-half", "adapt/report.py", "2 * len(shut) < len(held)", "2 * len(shut) <= len(held)", "tests/adapt/test_report.py"),
+    Mutant("arank-shut-strict", "adapt/report.py", "shut = [name for name in held if settled[name] <= SHUT]", "shut = [name for name in held if settled[name] < SHUT]", "tests/adapt/test_report.py"),
+    Mutant("arank-shut-no-loss", "adapt/report.py", "if first.spectral_weight == 0 or 2 * len(shut)", "if 2 * len(shut)", "tests/adapt/test_report.py"),
     # atomic.py
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
@@ -87,6 +92,11 @@ MUTANTS = [
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
+    # curate/collect.py
+    Mutant("collect-episode-seed", "curate/collect.py", "draw = torch.Generator().manual_seed(self.seed * 1_000_003 + episode)", "draw = torch.Generator().manual_seed(self.seed * 1_000_003)", "tests/curate"),
+    Mutant("collect-microbatch-count", "curate/collect.py", "loss = (err * batch.action_mask[s].to(device)).sum() / count.to(device)", "loss = (err * batch.action_mask[s].to(device)).sum() / batch.action_mask[s].sum().clamp(min=1).to(device)", "tests/curate"),
+    Mutant("collect-first-frames", "curate/collect.py", "rows = rows[torch.linspace(0, len(rows) - 1, self.frames).round().long()]", "rows = rows[: self.frames]", "tests/curate"),
+    Mutant("collect-no-restore", "curate/collect.py", "            p.requires_grad_(flag)\n", "            pass\n", "tests/curate"),
     # curate/curvature.py
     Mutant("curv-shrink", "curate/curvature.py", "shrink = self.values / (self.values + self.damping)", "shrink = self.values / (self.values + 2 * self.damping)", CURV),
     Mutant("curv-kernel-damp", "curate/curvature.py", "kernel.diagonal().add_(n * self.damping)", "kernel.diagonal().add_(self.damping)", CURV),
@@ -98,6 +108,10 @@ MUTANTS = [
     Mutant("proj-overwrite", "curate/projection.py", "self.blocks[name] += gp.T @ xp", "self.blocks[name] = gp.T @ xp", "tests/curate"),
     Mutant("proj-frozen-grad-kept", "curate/projection.py", "                if not saved[name]:\n                    linear.weight.grad = None\n", "", "tests/curate"),
     Mutant("proj-dense-grad-kept", "curate/projection.py", "            for p in self.dense.values():\n                p.grad = None\n", "", "tests/curate"),
+    # curate/report.py
+    Mutant("creport-ranking", "curate/report.py", "ranking, label = scores.ranking(cfg.select_by), RANKINGS[cfg.select_by]", "ranking, label = scores.score, RANKINGS[cfg.select_by]", "tests/curate/test_run.py"),
+    Mutant("creport-task-mean", "curate/report.py", "mean = sum(score[i] for i in mine) / len(mine)", "mean = sum(score[i] for i in mine) / len(tasks)", "tests/curate/test_report.py"),
+    Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
     Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
@@ -112,6 +126,13 @@ MUTANTS = [
     # data/augment.py
     Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
     Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
+    # data/format.py
+    Mutant("format-chunk-digits", "data/format.py", 'DATA_PATH = "data/chunk-{chunk_index:03d}/', 'DATA_PATH = "data/chunk-{chunk_index:02d}/', "tests/data"),
+    Mutant("format-list-length", "data/format.py", "return pa.list_(scalar, shape[0])", "return pa.list_(scalar)", "tests/data"),
+    Mutant("format-hf-length", "data/format.py", '        "length": int(feature["shape"][0]),\n', "", "tests/data"),
+    Mutant("format-tasks-index", "data/format.py", '"index_columns": ["__index_level_0__"],', '"index_columns": [],', "tests/data"),
+    # data/metaworld_env.py
+    Mutant("mw-done-late", "data/metaworld_env.py", "return self.steps >= self.max_steps", "return self.steps > self.max_steps", ("tests/data", "tests/test_evaluate.py")),
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/reader.py
@@ -151,11 +172,19 @@ MUTANTS = [
     Mutant("head-ratio-layout", "decode/head.py", ".repeat_interleave(self.block, dim=1)", ".repeat(1, self.block)", "tests/decode"),
     # decode/masks.py
     Mutant("mask-front", "decode/masks.py", "front = (1.0 - t[:, None]) * (n_blocks - 1 + window)", "front = (1.0 - t[:, None]) * (n_blocks + window)", DEC),
+    # decode/stats.py
+    Mutant("dstats-ratio", "decode/stats.py", "return self.tokens / max(1, self.forward_passes)", "return self.forward_passes / max(1, self.tokens)", "tests/decode"),
     # decode/tokenizer.py
     Mutant("tok-right", "decode/tokenizer.py", "torch.searchsorted(inner, flat.to(inner.dtype), right=True)", "torch.searchsorted(inner, flat.to(inner.dtype), right=False)", "tests/decode/test_tokenizer.py"),
     # evaluate.py
     Mutant("wilson-term", "evaluate.py", "math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))", "math.sqrt(p * (1 - p) / n)", "tests/test_evaluate.py"),
     Mutant("eval-mean-ci", "evaluate.py", '"mean_ci95": wilson(total, n),', '"mean_ci95": wilson(total, n, z=1.0),', "tests/test_evaluate.py"),
+    Mutant("eval-default-tasks", "evaluate.py", 'else policy_tasks(provenance.get("instructions", meta["instructions"]))', 'else policy_tasks(meta["instructions"])', "tests/test_evaluate.py"),
+    Mutant("eval-mean-steps-success", "evaluate.py", '"mean_steps_success": float(np.mean([e["steps"] for e in rows if e["success"]]))', '"mean_steps_success": float(np.mean([e["steps"] for e in rows]))', "tests/test_evaluate.py"),
+    Mutant("eval-passes-per-chunk", "evaluate.py", '"forward_passes_per_chunk": passes / max(1, chunks),', '"forward_passes_per_chunk": passes / max(1, len(episodes)),', ("tests/test_evaluate.py", "tests/decode")),
+    Mutant("eval-tokens-per-pass", "evaluate.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', ("tests/test_evaluate.py", "tests/decode")),
+    Mutant("eval-ms-per-episode", "evaluate.py", '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks)', '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, len(episodes))', ("tests/test_evaluate.py", "tests/decode")),
+    Mutant("eval-skips-uncounted", "evaluate.py", '"seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),', '"seeds_skipped_for_training_positions": 0,', "tests/test_evaluate.py"),
     # merge/orthogonal.py
     Mutant("orth-lora-abs", "merge/orthogonal.py", "        return inner.square() / (norm2 * self.tau_norm2 + EPS)", "        return inner.abs() / (norm2 * self.tau_norm2 + EPS)", ORTH),
     Mutant("orth-no-start", "merge/orthogonal.py", "update = torch.stack(self.params).flatten(1) - self.start", "update = torch.stack(self.params).flatten(1)", ORTH),
@@ -177,25 +206,50 @@ MUTANTS = [
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
     Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
+    # models/cnn_policy.py
+    Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),
+    # models/config.py
+    Mutant("config-decoder-auto", "models/config.py", 'return "fast" if 0 < self.token_block < n_tokens else "bidirectional"', 'return "fast" if 0 < self.token_block <= n_tokens else "bidirectional"', ("tests/decode", "tests/models")),
     # models/layers.py
     Mutant("rms-sum", "models/layers.py", "x.pow(2).mean(-1, keepdim=True)", "x.pow(2).sum(-1, keepdim=True)", "tests/models"),
     Mutant("rotary-sign", "models/layers.py", "x2 * cos + x1 * sin", "x2 * cos - x1 * sin", "tests/models"),
+    # models/layout.py
+    Mutant("layout-stack-filter", "models/layout.py", "if stacks is not None and stack.name not in stacks:", "if stacks is not None and stack.name in stacks:", ("tests/models", "tests/adapt")),
+    Mutant("layout-expert-depth", "models/layout.py", 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="expert_layers"),', 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="layers"),', "tests/prune"),
+    Mutant("layout-io-state", "models/layout.py", '        "state_proj",\n', "", ("tests/adapt", "tests/merge")),
     # models/tokenizer.py
     Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
     Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
     Mutant("tok-mask-all", "models/tokenizer.py", "return ids, ids != PAD", "return ids, torch.ones_like(ids, dtype=torch.bool)", "tests/models"),
     # models/vision.py
     Mutant("vision-no-pos", "models/vision.py", "x = x.flatten(2).transpose(1, 2).reshape(b, n_cam, g * g, c) + self.pos  # B x N x g*g x C", "x = x.flatten(2).transpose(1, 2).reshape(b, n_cam, g * g, c)  # B x N x g*g x C", "tests/models"),
-    Mutant("vision-camera-order", "models/vision.py", "x = self.stem(images.flatten(0, 1))  # (B*N) x C x g x g", "x = self.stem(images.transpose(0, 1).flatten(0, 1))  # (B*N) x C x g x g", "tests/models"),
+    Mutant("vision-camera-order", "models/vision.py", "x = self.stem(images.flatten(0, 1))  # (B*N) x C x g x g", "x = self.stem(images.transpose(0, 1).flatten(0, 1))  # (B*N) x C x g x g", "tests/models/test_vision.py"),
     # models/vla.py
     Mutant("vla-pad-mask", "models/vla.py", "mask = valid[:, None, None, :].expand(b, 1, p, p)", "mask = torch.ones_like(valid)[:, None, None, :].expand(b, 1, p, p)", "tests/models"),
     Mutant("vla-expert-map", "models/vla.py", "cache=prefix.kv[self.cfg.expert_to_backbone[i]]", "cache=prefix.kv[i]", ("tests/models", "tests/prune")),
+    Mutant("vla-positions-padded", "models/vla.py", "positions = valid.long().cumsum(1) - 1", "positions = torch.arange(p, device=x.device).expand(b, p)", "tests/models"),
+    Mutant("vla-interp-swapped", "models/vla.py", "x_t = tt * noise + (1 - tt) * actions", "x_t = (1 - tt) * noise + tt * actions", "tests/models"),
+    Mutant("vla-velocity-sign", "models/vla.py", 'target = actions if self.cfg.flow_target == "action" else noise - actions', 'target = actions if self.cfg.flow_target == "action" else actions - noise', "tests/models"),
+    Mutant("vla-euler-time", "models/vla.py", "t = torch.full((x.shape[0],), 1.0 - k / steps, device=x.device)", "t = torch.full((x.shape[0],), k / steps, device=x.device)", "tests/models"),
+    Mutant("vla-euler-sign", "models/vla.py", "x = x - self.velocity(prefix, x, t) / steps", "x = x + self.velocity(prefix, x, t) / steps", "tests/models"),
+    Mutant("vla-flow-noise", "models/vla.py", "x = noise * self.cfg.flow_noise", "x = noise", ("tests/models", "tests/test_evaluate.py")),
+    Mutant("vla-samples-sum", "models/vla.py", "return err.view(b, k, -1).mean(1)", "return err.view(b, k, -1).sum(1)", ("tests/models", "tests/train")),
+    Mutant("vla-action-velocity", "models/vla.py", "return (x_t - out) / t[:, None, None]", "return (out - x_t) / t[:, None, None]", "tests/models"),
+    Mutant("vla-expert-positions", "models/vla.py", "positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H", "positions = torch.arange(h, device=x.device).expand(b, h)  # B x H", ("tests/models", "tests/decode")),
     # prune/calibrate.py
     Mutant("calib-padding-counted", "prune/calibrate.py", "tokens = stacked[:, mask] if mask is not None else stacked.flatten(1, -2)", "tokens = stacked.flatten(1, -2)", "tests/prune"),
     # prune/remove.py
     Mutant("prune-remap", "prune/remove.py", "out.append(kept.index(later[0]) if later else len(kept) - 1)", "out.append(kept.index(later[0]) if later else 0)", "tests/prune"),
     Mutant("remove-depth-key", "prune/remove.py", "            setattr(config, stack.depth_key, len(kept))\n", "            pass\n", "tests/prune"),
     Mutant("remove-targets", "prune/remove.py", "targets = [cfg.expert_to_backbone[i] for i in experts]", "targets = cfg.expert_to_backbone[: len(experts)]", "tests/prune"),
+    # prune/run.py
+    Mutant("prune-adjacent-diag", "prune/run.py", "return [float(matrix[i - 1, i]) for i in range(1, matrix.shape[0])]", "return [float(matrix[i, i]) for i in range(1, matrix.shape[0])]", "tests/prune"),
+    Mutant("prune-bi-complement", "prune/run.py", '"block_influence": [1 - v for v in adjacent(matrices[name]["block-influence"])],', '"block_influence": adjacent(matrices[name]["block-influence"]),', "tests/prune"),
+    Mutant("prune-keep-unnamed", "prune/run.py", "out = {s: 1.0 for s in stacks}", "out = {s: 0.5 for s in stacks}", "tests/prune"),
+    Mutant("prune-chosen-cka", "prune/run.py", 'chosen = "cka" if cfg.criterion == "drop-last" else cfg.criterion', 'chosen = "cka"', "tests/prune"),
+    Mutant("prune-layers-after", "prune/run.py", '"layers_after": depths[name] - len(removed[name]),', '"layers_after": depths[name],', "tests/prune"),
+    Mutant("prune-provenance", "prune/run.py", "            shutil.copy(provenance, tmp / PROVENANCE)\n", "            pass\n", "tests/prune"),
+    Mutant("prune-threshold-zero", "prune/run.py", "cfg.threshold is None or 0 < cfg.threshold <= 1", "cfg.threshold is None or 0 <= cfg.threshold <= 1", "tests/prune"),
     # prune/select.py
     Mutant("sel-last", "prune/select.py", "for pos in range(1, len(kept) - 1):", "for pos in range(1, len(kept)):", SEL),
     Mutant("sel-greedy-prev", "prune/select.py", "value = float(similarity[prev, kept[pos]])", "value = float(similarity[kept[pos] - 1, kept[pos]])", SEL),
@@ -204,14 +258,36 @@ MUTANTS = [
     # prune/similarity.py
     Mutant("sim-centre", "prune/similarity.py", "centred = xy - torch.outer(sx, sy) / n  # Xc^T Yc", "centred = xy  # Xc^T Yc", SIM),
     Mutant("sim-unbiased-cross", "prune/similarity.py", "- 2.0 / (n - 2) * cross", "- 1.0 / (n - 2) * cross", SIM),
+    # report.py
+    Mutant("report-ci-order", "report.py", 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(lo)}, {pct(hi)}]")', 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(hi)}, {pct(lo)}]")', "tests/test_report.py"),
+    Mutant("report-strip-first", "report.py", "picks = np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int)", "picks = np.arange(min(strip_frames, len(frames)))", "tests/test_report.py"),
     # rollout.py
     Mutant("rollout-reuses-positions", "rollout.py", "        return any(\n", "        return False and any(\n", "tests/test_evaluate.py"),
     Mutant("rollout-whole-chunk", "rollout.py", "for k, action in enumerate(chunk[:n_action_steps]):", "for k, action in enumerate(chunk):", "tests/test_evaluate.py"),
+    Mutant("rollout-noise-base-seed", "rollout.py", "generator = torch.Generator().manual_seed(seed)  # the policy's noise", "generator = torch.Generator().manual_seed(base_seed)  # the policy's noise", "tests/test_evaluate.py"),
+    Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
+    Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
+    # train/build.py
+    Mutant("build-positions-all", "train/build.py", 'out["positions"] = [positions[e] for e in episodes]', 'out["positions"] = positions', ("tests/train", "tests/test_evaluate.py")),
+    Mutant("build-instructions-all", "train/build.py", "trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)", "trained = list(dataset.tasks)", ("tests/train", "tests/test_evaluate.py")),
+    Mutant("build-decay-steps", "train/build.py", "decay_steps = round(cfg.lora.eta_decay * cfg.steps)", "decay_steps = cfg.steps", ("tests/adapt", "tests/train")),
+    Mutant("build-init-tokens", "train/build.py", 'tokens = init_meta.get("action_tokens")  # a fine-tuned', "tokens = None  # a fine-tuned", ("tests/decode", "tests/train")),
+    # train/distributed.py
+    Mutant("world-shard-overlap", "train/distributed.py", "return self.rank * per, (self.rank + 1) * per", "return self.rank, self.rank + per", "tests/train/test_ddp.py"),
+    # train/log_window.py
+    Mutant("logwin-world-mean", "train/log_window.py", "            totals = totals / world_size\n", "            pass\n", ("tests/train/test_log_window.py", "tests/train/test_ddp.py")),
     # train/loop.py
     Mutant("loop-world-size", "train/loop.py", "/ valid_total.clamp(min=1) * world.size", "/ valid_total.clamp(min=1)", "tests/train/test_ddp.py"),
     Mutant("loop-no-clip", "train/loop.py", 'cfg.grad_clip if cfg.grad_clip > 0 else float("inf")', 'float("inf")', "tests/train"),
     Mutant("loop-aux-weight", "train/loop.py", "objective = objective + cfg.aux.weight * aux_loss", "objective = objective + aux_loss", ("tests/models/test_auxiliary.py", "tests/train")),
     Mutant("loop-orth-weight", "train/loop.py", "objective = objective + cfg.orth.weight * penalty", "objective = objective + penalty", ("tests/merge", "tests/train")),
+    Mutant("loop-ema-not-final", "train/loop.py", "            final.load_state_dict(ema.state_dict_for(model))\n", "            final = model\n", "tests/train"),
+    Mutant("loop-lr-ahead", "train/loop.py", "lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)", "lr = lr_at(step + 1, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)", "tests/train"),
+    Mutant("loop-no-final-save", "train/loop.py", "if step % cfg.save_every == 0 or step == cfg.steps:", "if step % cfg.save_every == 0:", "tests/train"),
+    Mutant("loop-no-final-log", "train/loop.py", "if step % cfg.log_every == 0 or step == cfg.steps:", "if step % cfg.log_every == 0:", ("tests/train", "tests/adapt")),
+    Mutant("loop-val-overlap", "train/loop.py", "shared = sorted(set(episodes) & set(data.episodes))", "shared = []", "tests/train"),
+    Mutant("loop-once-any-steps", "train/loop.py", 'if not ((run / "policy").is_dir() and saved_step(run) == cfg.steps):', 'if not (run / "policy").is_dir():', ("tests/train", "tests/test_demo.py")),
+    Mutant("loop-ranks-kept", "train/loop.py", "        truncate_metrics(run, step, ACTIVE_RANK)\n", "", ("tests/train", "tests/adapt")),
     # train/optimizer.py
     Mutant("opt-decay-rest", "train/optimizer.py", '{"params": rest, "weight_decay": 0.0}', '{"params": rest, "weight_decay": weight_decay}', "tests/train/test_optimizer.py"),
     # train/schedule.py

@@ -95,14 +95,13 @@ def run_episode(
         passes += decoded.forward_passes if decoded is not None else 0
         for k, action in enumerate(chunk[:n_action_steps]):
             result = env.step(action)
-            obs, steps = result.obs, steps + 1
-            if keep_frames and k > 0:
+            obs, steps, success = result.obs, steps + 1, result.success
+            ended = success or env.done
+            # One frame per state: the next chunk's render shows the state after its last action.
+            if keep_frames and (ended or k < n_action_steps - 1):
                 views = env.render()
                 frames.append(np.concatenate([views[c] for c in cams], axis=1))
-            if result.success:
-                success = True
-                break
-            if env.done:
+            if ended:
                 break
     return EpisodeResult(
         env.name, episode, seed, success, steps, chunks, positions.tolist(), skipped, frames, infer, passes

@@ -62,26 +62,51 @@ SHUT_LINE = (
     "vision_weight, vision, expected",
     [
         (None, [1.4] * 7, SHUT_LINE.format(shut=7, mean="1.4")),
+        (None, [2.0] * 7, SHUT_LINE.format(shut=7, mean="2.0")),  # at SHUT counts as shut
         (None, [2.5] * 7, None),
         # The stack's mean (21.6) hides four shut layers: they are counted one by one.
         (None, [1.0] * 4 + [49.0] * 3, SHUT_LINE.format(shut=4, mean="21.6")),
         (None, [1.0] * 3 + [49.0] * 4, None),
         (0.0, [1.4] * 7, None),
     ],
-    ids=["shut", "open", "most-shut-some-wide", "fewer-than-half-shut", "shut-without-the-loss"],
+    ids=[
+        "shut",
+        "at-the-bound",
+        "open",
+        "most-shut-some-wide",
+        "fewer-than-half-shut",
+        "shut-without-the-loss",
+    ],
 )
 def test_a_stack_the_spectral_loss_shut_is_named(tmp_path, vision_weight, vision, expected):
+    from leanvla.adapt.report import shut_stacks
+
+    model = _adapted(vision_layers=1, vision_weight=vision_weight)
+    warnings = shut_stacks(model, _settled_at(model, tmp_path, vision))
+    assert warnings == ([expected] if expected else [])
+
+
+def test_a_stack_with_exactly_half_its_layers_shut_is_named(tmp_path):
+    from leanvla.adapt.report import shut_stacks
+
+    model = _adapted(vision_layers=2)  # 14 vision Linears: 7 shut, 7 wide
+    warnings = shut_stacks(model, _settled_at(model, tmp_path, [1.0] * 7 + [49.0] * 7))
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "LoRA-SP's vision stack: 7 of 14 layers settled at 2"
+    )
+
+
+def _adapted(vision_layers: int, vision_weight: float | None = None):
+    """A tiny VLA with LoRA-SP of rank 8 under spectral weight 1e-2 (`vision_weight` on the vision stack)."""
     from leanvla.adapt.config import LoRAOptions
     from leanvla.adapt.inject import inject_adapters
-    from leanvla.adapt.report import shut_stacks
     from leanvla.models.config import vla_config
     from leanvla.models.vla import VLA
 
-    model = VLA(vla_config("tiny", vision_layers=1))
+    model = VLA(vla_config("tiny", vision_layers=vision_layers))
     groups = "" if vision_weight is None else f"vision={vision_weight}"
     inject_adapters(model, "lora-sp", LoRAOptions(rank=8, spectral_weight=1e-2, group_spectral_weight=groups))
-    warnings = shut_stacks(model, _settled_at(model, tmp_path, vision))
-    assert warnings == ([expected] if expected else [])
+    return model
 
 
 def test_the_run_ends_with_each_stacks_active_rank(tmp_path):

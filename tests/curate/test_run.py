@@ -76,7 +76,10 @@ def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, t
         assert len(kept) == 1 and kept[0]["typicality"] == max(r["typicality"] for r in mine)
         assert kept[0]["self_influence"] == min(r["self_influence"] for r in mine)
     assert json.loads((out / "selection.json").read_text())["select_by"] == "typicality"
-    assert "typicality" in (out / "report.md").read_text()
+    best = (out / "report.md").read_text().split("Best demonstrations:")[1].split("Worst")[0]
+    table = [line for line in best.splitlines() if line.startswith("| ")][1:]  # below its header
+    typicality = [float(line.split("|")[-2]) for line in table]
+    assert len(typicality) == 4 and typicality == sorted(typicality, reverse=True)  # ranked as selected
 
 
 def test_label_free_typicality_scores_every_demonstration(tiny_run, tiny_dataset, tmp_path):
@@ -165,7 +168,7 @@ def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dat
 def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tmp_path):
     """torchrun with two processes (gloo): each collects its shard of the store; same scores."""
     out = tmp_path / "two"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     args = ["-m", "leanvla", *curate_args(tiny_run, tiny_dataset, out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*torchrun, *args, *FAST], capture_output=True, text=True, env=env)

@@ -35,6 +35,13 @@ def test_bins_are_fitted_saved_and_decoding_reloads_identically(discrete_run):
     assert 0 < recorded["round_trip_error"]["max_over_half_bin"] <= 1.0 + 1e-6
 
 
+def test_a_fine_tuned_discrete_policy_keeps_its_bins_and_their_record(discrete_run, data, tmp_path):
+    train(tiny_train_config(data, tmp_path / "tuned", init=discrete_run, steps=2), progress=False)
+    base, tuned = load_policy(discrete_run), load_policy(tmp_path / "tuned")
+    assert torch.equal(tuned.model.expert.bin_edges, base.model.expert.bin_edges)
+    assert tuned.meta["action_tokens"] == base.meta["action_tokens"]
+
+
 def test_bad_block_size_is_one_line(capsys, data, tmp_path):
     code, _, err = run(
         capsys,

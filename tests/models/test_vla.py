@@ -52,6 +52,37 @@ def test_padding_tokens_change_nothing():
     assert torch.allclose(model.velocity(model.prefix_of(padded), x, t), base, atol=1e-5)
 
 
+def test_the_action_tokens_continue_the_positions_of_the_real_prefix_tokens(monkeypatch):
+    import leanvla.models.vla
+    from leanvla.models.layers import rotary
+
+    model, o = tiny(), obs()
+    o.token_mask[1, 3:] = False  # the second instruction is two tokens shorter (padding)
+    positions = []
+    monkeypatch.setattr(leanvla.models.vla, "rotary", lambda p, dim: positions.append(p) or rotary(p, dim))
+    prefix = model.prefix_of(o)
+    model.velocity(prefix, torch.randn(2, 6, 4), torch.tensor([0.3, 0.9]))
+    prefix_positions, action_positions = positions
+    real = prefix.valid.sum(1)
+    assert (
+        real[0] - real[1] == 2 and prefix_positions[:, -1].tolist() == (real - 1).tolist()
+    )  # the state token
+    assert action_positions.tolist() == [list(range(n, n + 6)) for n in real.tolist()]
+
+
+def test_flow_samples_drawn_together_average_their_errors():
+    model, o = tiny(), obs()
+    g = torch.Generator().manual_seed(1)
+    actions, noise, t = (
+        torch.randn(2, 6, 4, generator=g),
+        torch.randn(2, 3, 6, 4, generator=g),
+        torch.rand(2, 3),
+    )
+    together = model.action_error(o, actions, noise, t)  # 3 noise draws sharing one prefix pass
+    apart = torch.stack([model.action_error(o, actions, noise[:, k], t[:, k]) for k in range(3)]).mean(0)
+    torch.testing.assert_close(together, apart, rtol=1e-5, atol=1e-6)
+
+
 def test_velocity_depends_on_images_state_and_instruction():
     model = tiny()
     o = obs()

@@ -36,6 +36,10 @@ def test_report_and_checkpoint(pruned):
         assert 0 not in stack["removed"] and 3 not in stack["removed"]  # first and last stay
         cka = torch.tensor(stack["cka_matrix"])
         assert cka.shape == (5, 5) and torch.allclose(cka.diagonal(), torch.ones(5, dtype=cka.dtype))
+        # each layer's input against its output: the matrices' first off-diagonal
+        cosine, adjacent = torch.tensor(stack["cosine_matrix"], dtype=torch.float64), stack["adjacent"]
+        assert adjacent["cka"] == pytest.approx(cka.diagonal(1).tolist())
+        assert adjacent["block_influence"] == pytest.approx((1 - cosine.diagonal(1)).tolist())
         assert (pruned / f"cka_{name}.png").stat().st_size > 1000
     assert report["parameters"]["after"] < report["parameters"]["before"]
     policy = load_policy(pruned)
@@ -77,13 +81,32 @@ def test_criteria_and_contiguous_options(deep_run, tiny_dataset, tmp_path):
     assert main([*base, "--out", str(tmp_path / "bi"), "--criterion", "block-influence", "--contiguous"]) == 0
     removed = json.loads((tmp_path / "bi" / "prune_report.json").read_text())["stacks"]["expert"]["removed"]
     assert removed == [1, 2]  # the only block of 2 that spares the first and last of 4
-    assert main([*base, "--out", str(tmp_path / "t"), "--keep", "backbone=0.75,expert=1.0"]) == 0
+    assert main([*base, "--out", str(tmp_path / "t"), "--keep", "backbone=0.75"]) == 0  # expert: all
     stacks = json.loads((tmp_path / "t" / "prune_report.json").read_text())["stacks"]
     assert stacks["backbone"]["layers_after"] == 3 and stacks["expert"]["removed"] == []
     # biased CKA is >= 0, so a tiny threshold removes every layer but the first and last
     assert main([*base, "--out", str(tmp_path / "thr"), "--threshold", "0.0001"]) == 0
     stacks = json.loads((tmp_path / "thr" / "prune_report.json").read_text())["stacks"]
     assert stacks["backbone"]["removed"] == [1, 2] and stacks["expert"]["removed"] == [1, 2]
+
+
+@pytest.mark.parametrize("criterion", ["cka", "block-influence", "angular"])
+def test_the_criterion_asked_for_decides_what_goes(criterion, deep_run, tiny_dataset, tmp_path, monkeypatch):
+    import leanvla.prune.run
+
+    favoured = {"cka": 1, "block-influence": 2, "angular": 2}  # each measure finds another layer redundant
+
+    def similarity(accumulator, measure, unbiased):
+        matrix = torch.full((5, 5), 0.5).fill_diagonal_(1.0)
+        layer = favoured[measure]  # 0-based: its input is h_layer, its output h_(layer + 1)
+        matrix[layer, layer + 1] = matrix[layer + 1, layer] = 0.9
+        return matrix
+
+    monkeypatch.setattr(leanvla.prune.run, "similarity_matrix", similarity)
+    args = ["--policy", str(deep_run), "--data", str(tiny_dataset), "--out", str(tmp_path / "out")]
+    assert main(["prune", *args, "--samples", "8", "--criterion", criterion, "--keep", "0.75"]) == 0
+    stacks = json.loads((tmp_path / "out" / "prune_report.json").read_text())["stacks"]
+    assert stacks["backbone"]["removed"] == stacks["expert"]["removed"] == [favoured[criterion]]
 
 
 @pytest.mark.parametrize(
@@ -95,6 +118,7 @@ def test_criteria_and_contiguous_options(deep_run, tiny_dataset, tmp_path):
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
         (["--stacks", "vision"], "stack 'vision'"),
         (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
+        (["--threshold", "0"], "--threshold must be in (0, 1]"),
         (["--threshold", "0.5", "--contiguous"], "--threshold works with greedy removal only"),
         # Options this pruning would ignore, the second typed at its default value.
         (["--threshold", "0.5", "--keep", "0.5"], "--keep and --threshold each decide how many layers go"),

@@ -49,7 +49,7 @@ def test_two_processes_match_one(tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29533",
+        "--standalone",  # a free port: runs side by side do not collide
         "-m",
         "leanvla",
     ]

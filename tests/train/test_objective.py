@@ -4,19 +4,12 @@ the gradients at every step."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from leanvla.train import loop
 from leanvla.train.config import AuxOptions, OrthOptions
 from leanvla.train.loop import train
-from tests.data.helpers import synthetic_dataset
 from tests.helpers import tiny_train_config
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
 
 
 def gradients_seen(monkeypatch, cfg) -> list[dict[str, torch.Tensor]]:

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from leanvla.errors import UserError
 from leanvla.train.loop import train
 from leanvla.train.state import saved_step
-from tests.data.helpers import synthetic_dataset
 from tests.helpers import tiny_train_config
 
 
@@ -27,11 +26,6 @@ def _cfg(data, out, **kw):
 
 def _weights(run):
     return load_file(str(run / "policy" / "model.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.mktemp("d") / "ds")
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +165,10 @@ def test_lora_sp_run_resumes_with_its_eta_schedule(data, uninterrupted, tmp_path
     from leanvla.adapt.config import LoRAOptions
 
     adapt = dict(init=uninterrupted, adapter="lora-sp", lora=LoRAOptions(rank=4, eta=0.5), ema=0.0)
-    _, saved = _resumed_equals_whole(data, tmp_path, "adapter.safetensors", **adapt)
+    run, saved = _resumed_equals_whole(data, tmp_path, "adapter.safetensors", **adapt)
     assert int(next(v for k, v in saved.items() if k.endswith("forward_steps"))) == 12
+    logged = [json.loads(line)["step"] for line in (run / "active_rank.jsonl").read_text().splitlines()]
+    assert logged == list(range(2, 13, 2))  # the redone steps' ranks are not logged twice
 
 
 def test_a_peft_lora_run_resumes_exactly(data, uninterrupted, tmp_path):

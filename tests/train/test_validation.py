@@ -11,13 +11,7 @@ from safetensors.torch import load_file
 
 from leanvla.errors import UserError
 from leanvla.train.loop import train
-from tests.data.helpers import synthetic_dataset
 from tests.helpers import tiny_train_config
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.mktemp("v") / "ds")
 
 
 def cfg(data, out, tmp_path, **kw):

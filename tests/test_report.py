@@ -1,0 +1,44 @@
+"""Run reports: the success table's cells and the rollout pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from leanvla.report import rollout_grid, save_rollout_media, success_table
+
+
+def test_the_success_table_has_a_column_per_policy_and_intervals_low_to_high():
+    def result(rates: list[float], mean: float) -> dict:
+        per_task = {
+            t: {"success_rate": r, "ci95": [r - 0.1, r + 0.05]} for t, r in zip(("reach", "push"), rates)
+        }
+        return {"per_task": per_task, "mean_success": mean, "mean_ci95": [mean - 0.02, mean + 0.03]}
+
+    table = success_table({"base": result([0.5, 0.25], 0.375), "lora": result([1.0, 0.0], 0.5)})
+    assert table.splitlines() == [
+        "| task | base | lora |",
+        "|---|---|---|",
+        "| reach | 50.0 [40.0, 55.0] | 100.0 [90.0, 105.0] |",
+        "| push | 25.0 [15.0, 30.0] | 0.0 [-10.0, 5.0] |",
+        "| **mean** | **37.5** [35.5, 40.5] | **50.0** [48.0, 53.0] |",
+    ]
+
+
+def test_a_rollout_strip_spans_the_episode_and_the_animation_every_second_frame(tmp_path):
+    frames = [np.full((4, 3, 3), 10 * i, dtype=np.uint8) for i in range(25)]  # frame i is grey 10 i
+    episode = {"task": "reach-v3", "episode": 2, "success": True, "frames": frames}
+    paths = save_rollout_media([episode], tmp_path / "eval", strip_frames=5)
+    strip_path = tmp_path / "eval_rollouts" / "reach-v3_ep2_success.png"
+    assert paths == [str(strip_path), str(strip_path.with_suffix(".gif"))]
+    strip = np.asarray(Image.open(strip_path))
+    assert strip.shape == (4, 5 * 3, 3)
+    assert strip[0, ::3, 0].tolist() == [0, 60, 120, 180, 240]  # frames 0, 6, 12, 18, 24
+    assert Image.open(strip_path.with_suffix(".gif")).n_frames == 13
+
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((4, 30, 3), dtype=np.uint8)).save(wide)
+    rollout_grid([str(strip_path), str(wide)], tmp_path / "grid.png")
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.shape == (2 * (4 + 2), 30, 3)  # one row per strip, 2 white pixels under each
+    assert (grid[:4, 15:] == 255).all() and (grid[4:6] == 255).all() and (grid[6:10] == 0).all()

@@ -1,0 +1,57 @@
+"""The training loop's bookkeeping: the last step is always logged and saved, each step trains at
+the schedule's learning rate, a run with --ema ends with the averaged weights as its policy, and
+`train_once` reuses a finished run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from leanvla.report import read_metrics
+from leanvla.train.loop import train, train_once
+from leanvla.train.schedule import lr_at
+from leanvla.train.state import load_training_state, saved_step
+from tests.helpers import tiny_train_config
+
+SCHEDULE = dict(lr=1e-3, warmup_steps=2, min_lr_ratio=0.1)
+
+
+def _cfg(data, out, steps: int = 7):
+    # logged and saved every 3 steps: the last of 7 is a multiple of neither
+    return tiny_train_config(data, out, steps=steps, log_every=3, save_every=3, ema=0.5, **SCHEDULE)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    return train(_cfg(data, tmp_path_factory.mktemp("r") / "run"), progress=False)
+
+
+def test_the_last_step_is_logged_and_saved_whatever_the_intervals(run):
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [3, 6, 7]
+    assert saved_step(run) == 7
+
+
+def test_each_step_trains_at_the_schedules_learning_rate(run):
+    logged = {r["step"]: r["lr"] for r in read_metrics(run / "metrics.jsonl")}
+    peak, warmup, ratio = SCHEDULE["lr"], SCHEDULE["warmup_steps"], SCHEDULE["min_lr_ratio"]
+    # the record of step s (1-based, after the update) holds the rate of optimizer step s - 1
+    assert logged == {s: pytest.approx(lr_at(s - 1, peak, warmup, 7, ratio), rel=1e-12) for s in (3, 6, 7)}
+
+
+def test_the_policy_a_run_with_ema_ends_with_holds_the_averaged_weights(run):
+    policy = load_file(str(run / "policy" / "model.safetensors"))
+    live = load_file(str(run / "last" / "model.safetensors"))
+    average = load_training_state(run)["ema"]
+    assert average.keys() <= policy.keys()
+    assert all(torch.equal(policy[k], v) for k, v in average.items())
+    assert any(not torch.equal(live[k], v) for k, v in average.items())  # not the live weights
+
+
+def test_train_once_reuses_a_finished_run_and_continues_one_given_more_steps(data, tmp_path):
+    run = train_once(_cfg(data, tmp_path / "run"), progress=False)
+    before = (run / "metrics.jsonl").read_text()
+    train_once(_cfg(data, run), progress=False)
+    assert (run / "metrics.jsonl").read_text() == before  # done already: nothing trained
+    train_once(_cfg(data, run, steps=9), progress=False)
+    assert saved_step(run) == 9 and read_metrics(run / "metrics.jsonl")[-1]["step"] == 9
