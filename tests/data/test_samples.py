@@ -11,12 +11,11 @@ import torch
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import UserError
-from tests.data.helpers import synthetic_dataset
 
 
 @pytest.fixture
-def ds(tmp_path):
-    return LeRobotDataset(synthetic_dataset(tmp_path / "ds"))
+def ds(data):
+    return LeRobotDataset(data)
 
 
 def reference_chunk(actions_by_episode, episode, frame, horizon):

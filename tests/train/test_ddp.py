@@ -12,7 +12,6 @@ import torch
 from safetensors.torch import load_file
 
 from leanvla.models.checkpoint import build_model, read_meta
-from tests.data.helpers import synthetic_dataset
 
 ARGS = [
     "--model.size",
@@ -38,8 +37,7 @@ ARGS = [
 ]
 
 
-def test_two_processes_match_one(tmp_path):
-    data = synthetic_dataset(tmp_path / "ds")
+def test_two_processes_match_one(data, tmp_path):
     one = tmp_path / "one"
     two = tmp_path / "two"
     base = [sys.executable, "-m", "leanvla", "train", "--data", str(data)]
