@@ -114,6 +114,17 @@ def test_resuming_with_different_options_is_refused(data, tmp_path):
         train(_cfg(data, run, lr=1e-3), progress=False)
 
 
+def test_a_moved_run_resumes_with_its_paths_spelt_another_way(data, uninterrupted, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    train(_cfg(data, tmp_path / "r"), progress=False, stop_after=6)  # last checkpoint: step 4
+    moved = (tmp_path / "r").rename(tmp_path / "moved")
+    monkeypatch.chdir(data.parent)
+    train(_cfg(Path(data.name), moved), progress=False)  # --data relative to the working directory now
+    a, b = _weights(uninterrupted), _weights(moved)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_runs_saved_before_train_io_existed_still_resume(data, uninterrupted, tmp_path):
     """Such a run trained without --lora.train-io: full fine-tuning ignores the adapter options, and
     an adapter run resumes with --lora.no-train-io (and only with it)."""

@@ -28,8 +28,10 @@ from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
 ENVIRONMENT = "environment.json"
-# Options that may change between a run and its resumption without changing what it computes.
+# Options that may change between a run and its resumption without changing what it computes
+# (`out` included: a run directory moved, or spelt another way, resumes where it now is).
 _RESUMABLE_CHANGES = {
+    "out",
     "steps",
     "save_every",
     "log_every",
@@ -104,7 +106,7 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     saved = (
         json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").is_file() else {}
     )
-    now = config_json(cfg)
+    saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))
     if cfg.adapter == "full":  # the adapter options do not enter a full fine-tuning run
         saved["lora"] = now["lora"]
     elif isinstance(saved.get("lora"), dict):  # options added since the run started read as it ran
@@ -122,6 +124,19 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
             f"{run} already holds a finished run of {step} steps; choose another --out, pass --overwrite, or raise --steps to continue it"
         )
     return True
+
+
+def _paths_resolved(config: dict) -> dict:
+    """A run's options with each file or directory option as the absolute path it names, so that
+    `data/x`, `./data/x` and `/home/me/data/x` compare equal when resuming."""
+    resolved = dict(config)
+    for key in ("data", "episodes", "init"):
+        if resolved.get(key) is not None:
+            resolved[key] = str(Path(resolved[key]).resolve())
+    for group, key in (("orth", "vector"), ("distill", "teacher")):
+        if isinstance(resolved.get(group), dict) and resolved[group].get(key) is not None:
+            resolved[group] = {**resolved[group], key: str(Path(resolved[group][key]).resolve())}
+    return resolved
 
 
 def save_training_state(
