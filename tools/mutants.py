@@ -11,7 +11,9 @@ directory (with ../shared beside it, as the tests expect); each mutant is applie
 run with `pytest -x`, and the file is put back. The working tree is never touched.
 
 A mutant whose tests pass *survived*: the tests miss that fault (write the test that catches it),
-or the change is harmless (then it does not belong here). Exit code 1 when any survives; 2 on bad
+or the change is harmless (then it does not belong here). A mutant that makes its tests run past
+--timeout (a decoding loop that never ends, say) counts as caught: a hang does not go unnoticed.
+Exit code 1 when any survives; 2 on bad
 input, including a mutant whose line is no longer in its file (the code moved on: update the entry).
 tests/test_mutants.py checks, in every CI run, that each entry still applies.
 """
@@ -158,6 +160,7 @@ MUTANTS = [
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
     # decode/bidirectional.py
     Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),
+    Mutant("bidir-left-all", "decode/bidirectional.py", "int(masked.sum(1).min()) - 1)", "int(masked.sum(1).min()))", "tests/decode"),
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
@@ -167,6 +170,9 @@ MUTANTS = [
     # decode/fast.py
     Mutant("fast-cache-unfinished", "decode/fast.py", "while ready < started and bool(finished[ready]):", "while ready < started:", DEC),
     Mutant("fast-activation-max", "decode/fast.py", "if float(last.float().mean(-1).min()) < activation:", "if float(last.float().mean(-1).max()) < activation:", DEC),
+    Mutant("fast-threshold-strict", "decode/fast.py", "commit = masked & ((confidence >= threshold) | best.view(batch, t))", "commit = masked & ((confidence > threshold) | best.view(batch, t))", "tests/decode"),
+    Mutant("fast-best-committed", "decode/fast.py", "    confidence = torch.where(masked, confidence, torch.full_like(confidence, -1.0))\n", "", "tests/decode"),
+    Mutant("fast-finished-any-sample", "decode/fast.py", "finished = committed.view(batch, n_blocks, size).all(-1).all(0)", "finished = committed.view(batch, n_blocks, size).all(-1).any(0)", "tests/decode"),
     # decode/head.py
     Mutant("head-mask-cdf", "decode/head.py", "torch.erf(noise.reshape(b, h * a) / math.sqrt(2.0))", "torch.erf(noise.reshape(b, h * a))", "tests/decode"),
     Mutant("head-ratio-layout", "decode/head.py", ".repeat_interleave(self.block, dim=1)", ".repeat(1, self.block)", "tests/decode"),
@@ -206,6 +212,8 @@ MUTANTS = [
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
     Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
+    Mutant("ckpt-shape-unchecked", "models/checkpoint.py", "if name not in given or tuple(given[name].shape) != tuple(tensor.shape):", "if name not in given:", ("tests/models", "tests/adapt")),
+    Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),
     # models/config.py
@@ -334,23 +342,33 @@ def copy_tree(into: Path) -> Path:
     return repo
 
 
-def run_tests(repo: Path, mutant: Mutant) -> tuple[bool, str]:
-    """(whether the tests failed, the first failing test or the last line pytest printed). A mutant
-    that stops the tests from being collected at all (pytest's exit code 2) is caught too."""
+def run_tests(repo: Path, mutant: Mutant, timeout_s: float) -> tuple[bool, str]:
+    """(whether the tests failed or hung, the first failing test or the last line pytest printed). A
+    mutant that stops the tests from being collected at all (pytest's exit code 2) is caught too."""
     env = {**os.environ, "PYTHONPATH": str(repo / "src")}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.test_paths],
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.test_paths]
+    # A session of its own: a hang is killed with every process the tests started (torchrun's too).
+    with subprocess.Popen(
+        command,
         cwd=repo,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-    )
-    lines = done.stdout.strip().splitlines() or [""]
+        start_new_session=True,
+    ) as pytest:
+        try:
+            stdout, _ = pytest.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(pytest.pid, signal.SIGKILL)
+            pytest.communicate()
+            return True, f"the tests ran past --timeout {timeout_s:g} s (a hang)"
+    lines = stdout.strip().splitlines() or [""]
     failed = [line for line in lines if line.startswith("FAILED ")]
-    if done.returncode not in (0, 1, 2):  # 3-5: an internal or usage error, or no tests: the entry's fault
-        print(f"{mutant.name}: pytest exited {done.returncode}: {lines[-1]}", file=sys.stderr)
+    if pytest.returncode not in (0, 1, 2):  # 3-5: an internal or usage error, or no tests: the entry's fault
+        print(f"{mutant.name}: pytest exited {pytest.returncode}: {lines[-1]}", file=sys.stderr)
         sys.exit(2)
-    return done.returncode != 0, (failed[0][len("FAILED ") :] if failed else lines[-1])
+    return pytest.returncode != 0, (failed[0][len("FAILED ") :] if failed else lines[-1])
 
 
 def main() -> None:
@@ -359,7 +377,16 @@ def main() -> None:
     )
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run this mutant only")
     parser.add_argument("--list", action="store_true", help="list the catalogue and stop")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="a mutant's tests running longer count as hung, so caught (default 180; the slowest here take under a minute)",
+    )
     args = parser.parse_args()
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
     by_name = {m.name: m for m in MUTANTS}
     unknown = [n for n in args.only if n not in by_name]
     if unknown:
@@ -386,7 +413,7 @@ def main() -> None:
             target.write_text(original.replace(mutant.old, mutant.new))
             started = time.perf_counter()
             try:
-                caught, detail = run_tests(repo, mutant)
+                caught, detail = run_tests(repo, mutant, args.timeout)
             finally:
                 target.write_text(original)
             verdict = "caught" if caught else "SURVIVED"

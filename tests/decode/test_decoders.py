@@ -60,7 +60,8 @@ def test_a_block_starts_once_every_sample_has_committed_the_activation_share_of_
         return original(prefix, tokens, index, *rest)
 
     model.expert.forward = spy
-    fast_decode(model.expert, prefix, threshold, activation, use_cache=False)
+    tokens, _ = fast_decode(model.expert, prefix, threshold, activation, use_cache=False)
+    assert not (tokens == model.expert.mask_id).any()  # the slowest sample finished too
     decided_by_slowest = 0
     for started, committed in seen[1:]:
         slowest = committed.min(0).values  # per started block, over the samples
@@ -69,6 +70,16 @@ def test_a_block_starts_once_every_sample_has_committed_the_activation_share_of_
             assert slowest[started - 1] < activation
             decided_by_slowest += bool(committed.max(0).values[started - 1] >= activation)
     assert decided_by_slowest > 0  # some sample was ready before the slowest: the rule was tested
+
+
+def test_a_token_exactly_at_the_commit_threshold_is_committed():
+    from leanvla.decode.fast import _commit
+
+    mask_id = 4
+    logits = torch.full((1, 4, 4), -1e9)
+    logits[..., :2] = 0.0  # two bins tie: every token's confidence is exactly 0.5
+    committed = _commit(torch.full((1, 4), mask_id), logits, mask_id, size=2, threshold=0.5)
+    assert committed.tolist() == [[0, 0, 0, 0]]  # all of them, not only each block's best
 
 
 @pytest.mark.parametrize("block", [2, 4, 8, 0])
@@ -83,6 +94,14 @@ def test_committing_everything_at_once_takes_one_pass_per_block(block):
     if block == 0:
         assert model.expert.n_blocks == 1
         assert torch.equal(tokens, mask_predict(model.expert, prefix, iterations=1)[0])
+
+
+def test_mask_predict_with_more_iterations_than_tokens_commits_one_token_per_pass():
+    """Every iteration commits at least one token, so K >= N takes N passes, not K."""
+    model = discrete(block=4, vocab=6)
+    n = model.expert.n_tokens
+    tokens, stats = mask_predict(model.expert, model.prefix_of(obs()), iterations=4 * n)
+    assert stats.forward_passes == n and not (tokens == model.expert.mask_id).any()
 
 
 def test_mask_predict_follows_the_cosine_schedule():

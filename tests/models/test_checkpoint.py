@@ -75,6 +75,17 @@ def test_weights_that_do_not_fit_the_config_name_the_parameter(tmp_path):
         load_model(path)
 
 
+def test_weights_holding_a_parameter_the_config_lacks_name_it(tmp_path):
+    _, path = _save(tmp_path)
+    weights = load_file(str(path / "model.safetensors"))
+    weights["backbone.9.attn.q_proj.weight"] = torch.zeros(3, 3)
+    save_file(weights, str(path / "model.safetensors"))
+    with pytest.raises(
+        UserError, match=r"has parameter 'backbone.9.attn.q_proj.weight' that the model config"
+    ):
+        load_model(path)
+
+
 def test_truncated_weights_are_one_clear_error(tmp_path):
     _, path = _save(tmp_path)
     weights = path / "model.safetensors"
