@@ -13,9 +13,9 @@ run with `pytest -x`, and the file is put back. The working tree is never touche
 A mutant whose tests pass *survived*: the tests miss that fault (write the test that catches it),
 or the change is harmless (then it does not belong here). A mutant that makes its tests run past
 --timeout (a decoding loop that never ends, say) counts as caught: a hang does not go unnoticed.
-Exit code 1 when any survives; 2 on bad
-input, including a mutant whose line is no longer in its file (the code moved on: update the entry).
-tests/test_mutants.py checks, in every CI run, that each entry still applies.
+Exit code 1 when any survives; 2 on bad input, including a mutant whose line is no longer in its
+file (the code moved on: update the entry). tests/test_mutants.py checks, in every CI run, that
+each entry still applies.
 """
 
 from __future__ import annotations
