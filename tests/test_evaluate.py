@@ -11,7 +11,7 @@ import pytest
 from leanvla.data.metaworld_env import MetaWorldTask
 from leanvla.data.reader import LeRobotDataset
 from leanvla.evaluate import EvalConfig, evaluate, wilson
-from leanvla.rollout import TrainingPositions, held_out_reset
+from leanvla.rollout import TrainingPositions, held_out_reset, run_episode
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +128,16 @@ def test_the_flow_settings_used_are_kept_in_the_result(result, tiny_run):
     assert res["flow"] == {"flow_steps": 10, "flow_noise": 0.0}
 
 
-def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run):
+def _policy_on_reach(run, max_steps: int):
+    """The tiny policy and a reach-v3 env rendering both its cameras, for driving run_episode directly."""
     from leanvla.models.checkpoint import load_policy
-    from leanvla.rollout import run_episode
 
-    policy = load_policy(tiny_run)
-    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=10)
+    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=max_steps)
+    return load_policy(run), env
+
+
+def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run):
+    policy, env = _policy_on_reach(tiny_run, max_steps=10)
     seen = []
     result = run_episode(
         policy, env, 0, 0, TrainingPositions([]), 4, on_chunk=lambda o, c: seen.append((o, c))
@@ -145,11 +149,7 @@ def test_on_chunk_sees_each_observation_and_the_chunk_predicted_from_it(tiny_run
 
 
 def test_a_kept_rollout_holds_each_state_once_as_a_replay_renders_it(tiny_run):
-    from leanvla.models.checkpoint import load_policy
-    from leanvla.rollout import run_episode
-
-    policy = load_policy(tiny_run)
-    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=10)
+    policy, env = _policy_on_reach(tiny_run, max_steps=10)
     chunks = []
     result = run_episode(
         policy, env, 0, 0, TrainingPositions([]), 4, keep_frames=True, on_chunk=lambda o, c: chunks.append(c)
@@ -169,11 +169,7 @@ def test_a_kept_rollout_holds_each_state_once_as_a_replay_renders_it(tiny_run):
 
 
 def test_the_policys_noise_follows_the_episodes_seed(tiny_run, monkeypatch):
-    from leanvla.models.checkpoint import load_policy
-    from leanvla.rollout import run_episode
-
-    policy = load_policy(tiny_run)
-    env = MetaWorldTask("reach-v3", cameras=("corner2", "corner3"), image_size=32, max_steps=4)
+    policy, env = _policy_on_reach(tiny_run, max_steps=4)
     seeds, act = [], policy.act
 
     def act_noting_the_seed(images, state, task, generator):
