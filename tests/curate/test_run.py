@@ -80,6 +80,12 @@ def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, t
     table = [line for line in best.splitlines() if line.startswith("| ")][1:]  # below its header
     typicality = [float(line.split("|")[-2]) for line in table]
     assert len(typicality) == 4 and typicality == sorted(typicality, reverse=True)  # ranked as selected
+    # typicality's task mean is 0 by construction: the task table shows the mean self-influence instead
+    report = (out / "report.md").read_text()
+    assert "| mean self-influence |" in report and "| mean score |" not in report
+    for task in {r["task"] for r in rows}:
+        mean = sum(r["self_influence"] for r in rows if r["task"] == task) / 2
+        assert f"| {task} | 2 | 1 | 50% | {mean:.3g} |" in report
 
 
 def test_label_free_typicality_scores_every_demonstration(tiny_run, tiny_dataset, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -99,14 +100,21 @@ def _signed(value) -> str:
     return "n/a" if math.isnan(value) else f"{value:+.2f}"
 
 
-def task_table(tasks: list[str], score: list[float], selected: list[bool]) -> list[str]:
-    """Markdown rows per task (first-seen order): demonstrations, kept, kept fraction, mean score."""
-    lines = ["| task | demonstrations | kept | kept fraction | mean score |", "|---|---|---|---|---|"]
+def task_table(
+    tasks: list[str],
+    values: list[float],
+    selected: list[bool],
+    column: str = "mean score",
+    cell: Callable[[float], str] = lambda v: f"{v:+.2f}",
+) -> list[str]:
+    """Markdown rows per task (first-seen order): demonstrations, kept, kept fraction, and the mean of
+    `values` over the task's demonstrations (headed `column`, written by `cell`)."""
+    lines = [f"| task | demonstrations | kept | kept fraction | {column} |", "|---|---|---|---|---|"]
     for task in dict.fromkeys(tasks):
         mine = [i for i, t in enumerate(tasks) if t == task]
         kept = sum(selected[i] for i in mine)
-        mean = sum(score[i] for i in mine) / len(mine)
-        lines.append(f"| {task} | {len(mine)} | {kept} | {kept / len(mine):.0%} | {mean:+.2f} |")
+        mean = sum(values[i] for i in mine) / len(mine)
+        lines.append(f"| {task} | {len(mine)} | {kept} | {kept / len(mine):.0%} | {cell(mean)} |")
     return lines
 
 
@@ -150,11 +158,16 @@ def write_report(
         "",
     ]
     by_task = sorted(range(len(rows)), key=lambda i: task_of[i])  # tasks in index order
-    lines += task_table(
-        [names[task_of[i]] for i in by_task],
-        [float(ranking[i]) for i in by_task],
-        [bool(selected[i]) for i in by_task],
-    )
+    task_names, kept_flags = [names[task_of[i]] for i in by_task], [bool(selected[i]) for i in by_task]
+    if cfg.select_by == "typicality":
+        # Typicality is a z-score within each task, so its task mean is 0 by construction; the raw
+        # self-influence says instead which tasks the policy finds hardest to fit.
+        self_influence = [float(scores.self_influence[i]) for i in by_task]
+        lines += task_table(
+            task_names, self_influence, kept_flags, "mean self-influence", lambda v: f"{v:.3g}"
+        )
+    else:
+        lines += task_table(task_names, [float(ranking[i]) for i in by_task], kept_flags)
     order = ranking.argsort(descending=True).tolist()
     for title, picks in (("Best", order[:5]), ("Worst", order[::-1][:5])):
         lines += [
