@@ -112,7 +112,8 @@ MUTANTS = [
     Mutant("proj-dense-grad-kept", "curate/projection.py", "            for p in self.dense.values():\n                p.grad = None\n", "", "tests/curate"),
     # curate/report.py
     Mutant("creport-ranking", "curate/report.py", "ranking, label = scores.ranking(cfg.select_by), RANKINGS[cfg.select_by]", "ranking, label = scores.score, RANKINGS[cfg.select_by]", "tests/curate/test_run.py"),
-    Mutant("creport-task-mean", "curate/report.py", "mean = sum(score[i] for i in mine) / len(mine)", "mean = sum(score[i] for i in mine) / len(tasks)", "tests/curate/test_report.py"),
+    Mutant("creport-task-mean", "curate/report.py", "mean = sum(values[i] for i in mine) / len(mine)", "mean = sum(values[i] for i in mine) / len(tasks)", "tests/curate/test_report.py"),
+    Mutant("creport-typicality-mean", "curate/report.py", "self_influence = [float(scores.self_influence[i]) for i in by_task]", "self_influence = [float(scores.typicality[i]) for i in by_task]", "tests/curate/test_run.py"),
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),

@@ -259,12 +259,27 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         (LoRAOptions(alpha=float("nan")), "--lora.alpha must be finite and > 0, got nan"),
         (LoRAOptions(group_spectral_weight="expert"), "item 'expert' must look like stack=value"),
         (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
+        (LoRAOptions(rank=0), "--lora.rank must be >= 1, got 0"),
+        (LoRAOptions(eta_decay=1.5), "--lora.eta-decay must be in [0, 1], got 1.5"),
+        (LoRAOptions(path="sideways"), "--lora.path must be one of ('auto', 'dense', 'gather'), got 'sideways'"),
+        (LoRAOptions(group_eta="expert=1.5"), "--lora.group-eta for 'expert' must be in (0, 1], got 1.5"),
+        (LoRAOptions(group_rank="expert=0"), "--lora.group-rank for 'expert' must be >= 1, got 0"),
+        # the tiny policy has no vision transformer: its 'vision' stack is empty
+        (LoRAOptions(targets="expert,vision"), "--lora.targets names stack 'vision', which has no layers"),
     ],
 )
 def test_bad_options(base, opts, message):
     model, *_ = base
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         inject_adapters(model, "lora-sp", opts)
+
+
+def test_an_unknown_adapter_kind_and_a_model_without_a_layout_are_refused(base):
+    model, *_ = base
+    with pytest.raises(UserError, match="adapter kind must be one of .*, got 'dora'"):
+        inject_adapters(model, "dora", LoRAOptions())
+    with pytest.raises(UserError, match="no layout for Sequential: name the targets with --lora.regex"):
+        inject_adapters(torch.nn.Sequential(torch.nn.Linear(4, 4)), "lora", LoRAOptions())
 
 
 @pytest.mark.parametrize("kind, router_rank", [("lora", 0), ("lora-sp", 0), ("lora-sp", 2)])

@@ -161,9 +161,36 @@ def test_a_number_outside_its_meaning_is_refused(options, message):
             "check_distill",
             "--distill.weight must be finite and >= 0",
         ),
+        (dict(aux=AuxOptions(horizon=-1)), "check_aux", "--aux.horizon must be >= 0, got -1"),
+        (
+            dict(aux=AuxOptions(horizon=4), model=ModelOptions(type="cnn")),
+            "check_aux",
+            "--aux needs the reference VLA (--model.type vla)",
+        ),
+        (dict(orth=OrthOptions(vector=Path("tau"))), "check_orth", "--orth.vector regularises an update: pass --init"),
+        (
+            dict(init=INIT, orth=OrthOptions(vector=Path("no-such-vector"))),
+            "check_orth",
+            "--orth.vector no-such-vector does not exist; `leanvla merge` writes it",
+        ),
+        (
+            dict(distill=DistillOptions(teacher=Path("t")), aux=AuxOptions(horizon=4)),
+            "check_distill",
+            "--distill.teacher does not combine with --aux",
+        ),
+        (
+            dict(distill=DistillOptions(teacher=Path("t")), flow_samples=2),
+            "check_distill",
+            "--distill.teacher needs --flow-samples 1",
+        ),
+        (
+            dict(distill=DistillOptions(teacher=Path("t")), init=INIT, adapter="lora"),
+            "check_distill",
+            "--distill.teacher trains every weight: use --adapter full",
+        ),
     ],
 )
-def test_an_objective_weight_must_be_finite_and_not_negative(options, check, message, tmp_path, monkeypatch):
+def test_an_objective_option_outside_its_meaning_is_refused(options, check, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("tau").write_bytes(b"")  # the checks read only that the vector and teacher exist
     Path("t").mkdir()

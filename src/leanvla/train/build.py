@@ -111,6 +111,13 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     else:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)
+        sizes = {cam: tuple(dataset.features[cam]["shape"][:2]) for cam in cameras}
+        require(  # before decoding any images; cameras of two sizes would not even stack
+            len(set(sizes.values())) == 1 and all(h == w for h, w in sizes.values()),
+            f"images in {cfg.data} are "
+            + ", ".join(f"{h}x{w} ('{cam}')" for cam, (h, w) in sizes.items())
+            + "; leanvla models take square images of one size for every camera (choose cameras with --cameras)",
+        )
         chunk = DEFAULT_CHUNK_SIZE if cfg.chunk_size is None else cfg.chunk_size
         if kind == "vla":
             from leanvla.models.config import vla_config
@@ -133,6 +140,10 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         else:
             student.update({k: model_cfg.get(k) for k in ("head", "action_vocab")})
         check_teacher(cfg.distill.teacher, student, dataset)  # before any image is decoded
+    if cfg.aux.horizon > 0:  # before any image is decoded
+        require(
+            kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
+        )
     env_state_key = ENV_STATE if cfg.aux.env_state else None
     if env_state_key:  # before any image is decoded
         require(
@@ -151,10 +162,6 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             chunk_size=chunk,
             n_action_steps=n_action_steps,
         )
-        require(
-            data.image_size[0] == data.image_size[1],
-            f"images in {cfg.data} are {data.image_size}; leanvla models take square images",
-        )
         if kind == "vla":
             from leanvla.models.config import vla_config
 
@@ -169,9 +176,6 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         if model_cfg.get("head") == "discrete":
             tokens = _fit_action_bins(model, data, stats, cfg.discrete.bins)
     if cfg.aux.horizon > 0:
-        require(
-            kind == "vla", f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{kind}' policy"
-        )
         env_dim = data.env_state.shape[1] if data.env_state is not None else 0
         model.add_aux_head(cfg.aux.horizon, env_dim, cfg.aux.pixels)
         model_cfg = {
