@@ -261,7 +261,10 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
         (LoRAOptions(rank=0), "--lora.rank must be >= 1, got 0"),
         (LoRAOptions(eta_decay=1.5), "--lora.eta-decay must be in [0, 1], got 1.5"),
-        (LoRAOptions(path="sideways"), "--lora.path must be one of ('auto', 'dense', 'gather'), got 'sideways'"),
+        (
+            LoRAOptions(path="sideways"),
+            "--lora.path must be one of ('auto', 'dense', 'gather'), got 'sideways'",
+        ),
         (LoRAOptions(group_eta="expert=1.5"), "--lora.group-eta for 'expert' must be in (0, 1], got 1.5"),
         (LoRAOptions(group_rank="expert=0"), "--lora.group-rank for 'expert' must be >= 1, got 0"),
         # the tiny policy has no vision transformer: its 'vision' stack is empty

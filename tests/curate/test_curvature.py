@@ -86,3 +86,5 @@ def test_bad_rank_and_damping_are_user_errors():
         RandomTruncated(phi, rank=25, damping=0.1)
     with pytest.raises(UserError, match="--damping must be > 0"):
         ExactInverse(phi, damping=0.0)
+    with pytest.raises(UserError, match="--damping must be > 0, got -0.1"):
+        RandomTruncated(phi, rank=2, damping=-0.1)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from leanvla.curate.projection import KroneckerProjector, dense_parameters, projected_linears
+from leanvla.errors import UserError
 from leanvla.models.layout import VLA_LAYOUT
 from tests.models.test_vla import obs, tiny
 
@@ -139,3 +141,19 @@ def test_lora_wrapped_linears_project_their_adapter_weights():
         [(projector.p_out[n] @ g @ projector.p_in[n].T).flatten() for n, g in zip(linears, grads)]
     )
     torch.testing.assert_close(phi, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_what_cannot_be_projected_is_refused():
+    with pytest.raises(UserError, match="'norm' is a LayerNorm: Kronecker projection needs nn.Linear"):
+        projected_linears({"norm": nn.LayerNorm(4)})
+    with pytest.raises(UserError, match="no Linear modules to project"):
+        projected_linears({})
+    linears = {"fc": nn.Linear(4, 3)}
+    with pytest.raises(UserError, match="projection sizes must be >= 1, got k_in=0, k_out=2"):
+        KroneckerProjector(linears, k_in=0, k_out=2, seed=0)
+    other = {"bias": nn.Parameter(torch.zeros(5))}
+    with pytest.raises(UserError, match="dense projection of the other parameters needs k_dense >= 1"):
+        KroneckerProjector(linears, 2, 2, 0, dense=other, k_dense=0)
+    huge = {"table": torch.zeros(1).expand(2**20)}  # its size, without the memory
+    with pytest.raises(UserError, match=r"a dense 512 x 1048576 projection .* needs 2.0 GiB; lower k_dense"):
+        KroneckerProjector(linears, 2, 2, 0, dense=huge, k_dense=512)

@@ -128,6 +128,13 @@ def test_selection_trains(curated, tiny_dataset, tmp_path):
         (["--val-per-task", "0"], "--val-per-task must be >= 1 without --val-data"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
         (["--select-by", "loss"], "--select-by"),
+        (["--alpha", "1.5"], "--alpha must be in [0, 1], got 1.5"),
+        (["--damping", "0"], "--damping must be > 0, got 0.0"),
+        (["--val-per-task", "-1"], "--val-per-task must be >= 0, got -1"),
+        (["--frames", "-1"], "--frames must be >= 0 and --batch-size >= 1"),
+        (["--batch-size", "0"], "--frames must be >= 0 and --batch-size >= 1"),
+        (["--rank", "-1"], "--rank must be >= 0 (0: automatic), got -1"),
+        (["--val-per-task", "1", "--rank", "999"], "--rank 999 exceeds min(demonstrations, P) = 4"),
         # Options this curation would ignore, typed (the first two at their default values).
         (["--val-data", "v", "--val-per-task", "5"], "--val-per-task holds validation demonstrations out of"),
         (["--k-dense", "256"], "--k-dense sizes the projection of --other dense"),
@@ -169,6 +176,18 @@ def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dat
     err = capsys.readouterr().err.strip()
     assert "--val-data has no demonstrations of" in err and len(err.splitlines()) == 1
     assert not (out / "scores.csv").exists()
+
+
+def test_validation_demonstrations_of_a_task_the_data_lacks_are_one_line(
+    tiny_run, tiny_dataset, data, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "--val-data task 'task a' is not a task of --data; validation demonstrations must share tasks" in err
+    )
+    assert len(err.splitlines()) == 1 and not (out / "scores.csv").exists()
 
 
 def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tmp_path):

@@ -95,3 +95,5 @@ def test_bad_settings_are_user_errors():
     phi = torch.randn(4, 3)
     with pytest.raises(UserError, match="no validation demonstrations"):
         influence(phi, [0, 0, 1, 1], phi[:1], [0], ExactInverse(phi, 0.1))
+    with pytest.raises(UserError, match=r"--alpha must be in \[0, 1\], got 1.5"):
+        influence(phi, [0, 0, 1, 1], phi, [0, 0, 1, 1], ExactInverse(phi, 0.1), alpha=1.5)

@@ -167,7 +167,11 @@ def test_a_number_outside_its_meaning_is_refused(options, message):
             "check_aux",
             "--aux needs the reference VLA (--model.type vla)",
         ),
-        (dict(orth=OrthOptions(vector=Path("tau"))), "check_orth", "--orth.vector regularises an update: pass --init"),
+        (
+            dict(orth=OrthOptions(vector=Path("tau"))),
+            "check_orth",
+            "--orth.vector regularises an update: pass --init",
+        ),
         (
             dict(init=INIT, orth=OrthOptions(vector=Path("no-such-vector"))),
             "check_orth",

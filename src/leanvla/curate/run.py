@@ -212,16 +212,16 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     else:
         task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
         held = split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
+    scored = sum(e not in (held or ()) for e in considered)
+    require(
+        cfg.rank <= min(scored, projector.dim),
+        f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(scored, projector.dim)}",
+    )
     data = ChunkDataset(dataset, cameras, chunk, episodes, meta["state_key"], meta["action_key"], progress)
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], cameras)
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
     rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
 
-    scored = [r for r in rows if r.role == "train"]
-    require(
-        cfg.rank <= min(len(scored), projector.dim),
-        f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(len(scored), projector.dim)}",
-    )
     settings = {
         "policy": str(source.resolve()),
         **{
