@@ -187,6 +187,18 @@ def test_console_entry_point_exit_code(tmp_path):
             "--noise-std sets the noise of 'noisy' episodes, which --bad-kinds leaves out",
         ),
         (["--bad-fraction", "0.01", "--labels-out", "l.json"], "rounds to no bad episode"),
+        (["--cameras", ","], "--cameras is empty; name at least one camera, e.g. --cameras corner2"),
+        (["--bad-fraction", "1", "--labels-out", "l.json"], "--bad-fraction must be in [0, 1), got 1.0"),
+        (
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "noisy,sloppy"],
+            "unknown --bad-kinds entry 'sloppy'; choose from noisy, failed, truncated, wrong_task",
+        ),
+        # one task: a wrong-instruction episode has no other instruction to take
+        (
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "wrong_task"],
+            "--bad-kinds leaves no kind of bad demonstration to record",
+        ),
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
     ],
 )
 def test_recorder_option_checks(capsys, tmp_path, options, message):
@@ -195,6 +207,13 @@ def test_recorder_option_checks(capsys, tmp_path, options, message):
     )
     one_line_error(code, err, message)
     assert not (tmp_path / "d").exists()
+
+
+def test_the_recorder_does_not_overwrite_without_being_told(capsys, tmp_path):
+    (tmp_path / "d").mkdir()
+    code, _, err = run(capsys, "data", "metaworld", "--tasks", "reach-v3", "--out", str(tmp_path / "d"))
+    one_line_error(code, err, f"{tmp_path / 'd'} already exists; choose another --out or pass --overwrite")
+    assert list((tmp_path / "d").iterdir()) == []
 
 
 def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_path):

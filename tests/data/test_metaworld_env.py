@@ -47,3 +47,10 @@ def test_task_names_and_suites():
         resolve_tasks("reach-v2x")
     with pytest.raises(UserError, match="unknown camera"):
         MetaWorldTask("reach-v3", cameras=("nose",))
+
+
+def test_an_unknown_task_or_image_size_is_refused_before_mujoco_loads():
+    with pytest.raises(UserError, match="unknown Meta-World task 'reach-v9'"):
+        MetaWorldTask("reach-v9")
+    with pytest.raises(UserError, match="image size 4 is outside 8..1024 pixels"):
+        MetaWorldTask("reach-v3", image_size=4)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from leanvla.data import record as recording
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.record import EpisodeJob, RecordConfig, plan_jobs, record
 from leanvla.data.seeds import episode_seed
+from leanvla.errors import UserError
 
 
 def test_tiny_dataset_has_positions_and_expert_successes(tiny_dataset):
@@ -89,3 +91,10 @@ def test_an_expert_failure_is_not_recorded_but_retried_on_the_next_seed(monkeypa
     job = EpisodeJob("reach-v3", 0, "good", "reach-v3", 0, ("corner2",), 16, 300, 0.6)
     episode = recording.record_episode(job)
     assert episode["success"] and episode["seed"] == seeds[1] == episode_seed(0, "reach-v3", 0, attempt=1)
+
+
+def test_an_unreadable_labels_file_is_one_clear_error(tmp_path):
+    (tmp_path / "labels.json").write_text("{not json")
+    for path in (tmp_path / "labels.json", tmp_path / "missing.json"):
+        with pytest.raises(UserError, match=f"cannot read labels file {path}: "):
+            recording.read_labels(path)
