@@ -97,3 +97,87 @@ def test_image_with_wrong_shape(lerobot_fixture, tmp_path):
     (ds / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(UserError, match=r"shape \[64, 64, 3\] but meta/info.json declares \[32, 32, 3\]"):
         LeRobotDataset(ds).read_images("observation.images.corner2")
+
+
+def _edit_info(ds, **changes):
+    info = json.loads((ds / "meta/info.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            del info[key]
+        else:
+            info[key] = value
+    (ds / "meta/info.json").write_text(json.dumps(info))
+
+
+def _rewrite_tasks(ds, **columns):
+    import pyarrow as pa
+
+    pq.write_table(pa.table(columns), ds / "meta/tasks.parquet")
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda ds: (ds / "meta/info.json").write_text("{codebase"), r"info.json is not valid JSON \("),
+        (lambda ds: _edit_info(ds, codebase_version="v2.1"), "says codebase_version v2.1; leanvla reads"),
+        (
+            lambda ds: _edit_info(ds, fps=None),
+            "info.json has no 'fps' entry; the dataset metadata is incomplete",
+        ),
+        (
+            lambda ds: _edit_info(ds, total_episodes=10),
+            r"lists 9 episodes but meta/info.json says total_episodes=10",
+        ),
+        (
+            lambda ds: (ds / "meta/tasks.parquet").unlink(),
+            "tasks.parquet is missing; the dataset has no task table",
+        ),
+        (
+            lambda ds: _rewrite_tasks(ds, name=["a"], task_index=[0]),
+            "expected task_index and the task string",
+        ),
+        (
+            lambda ds: _rewrite_tasks(ds, task=["a", "b"], task_index=[0, 2]),
+            r"task_index values \[0, 2\] are not 0..1",
+        ),
+        (lambda ds: shutil.rmtree(ds / "meta/episodes"), "holds no chunk-\\*/file-\\*.parquet"),
+    ],
+)
+def test_corrupt_metadata_is_one_clear_error(lerobot_fixture, tmp_path, corrupt, message):
+    ds = _copy(lerobot_fixture, tmp_path)
+    corrupt(ds)
+    with pytest.raises(UserError, match=message):
+        LeRobotDataset(ds)
+
+
+def test_frames_that_do_not_match_the_metadata_are_one_clear_error(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    _edit_info(ds, total_frames=680)
+    with pytest.raises(
+        UserError, match="data files hold 679 frames but meta/info.json says total_frames=680"
+    ):
+        LeRobotDataset(ds).read_array("action")
+    ds = _copy(lerobot_fixture, tmp_path / "garbled")
+    (ds / "data/chunk-000/file-000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match=r"cannot read .*file-000.parquet: "):
+        LeRobotDataset(ds).read_array("action")
+    ds = _copy(lerobot_fixture, tmp_path / "scalar")
+    info = json.loads((ds / "meta/info.json").read_text())
+    info["features"]["timestamp"]["shape"] = [2]
+    (ds / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(
+        UserError, match=r"'timestamp' is a scalar column in the data but meta/info.json declares shape \[2\]"
+    ):
+        LeRobotDataset(ds).read_array("timestamp")
+
+
+def test_asking_for_what_the_dataset_lacks_is_one_clear_error(lerobot_fixture):
+    ds = LeRobotDataset(lerobot_fixture)
+    with pytest.raises(UserError, match="the episodes metadata has no column 'success'"):
+        ds.episode_column("success")
+    with pytest.raises(UserError, match="feature 'observation.wrist' is not in meta/info.json"):
+        ds.read_table(["action", "observation.wrist"])
+    with pytest.raises(UserError, match="no feature 'observation.wrist' \\(it has"):
+        ds.read_array("observation.wrist")
+    with pytest.raises(UserError, match="'observation.images.corner2' is an image feature; use read_images"):
+        ds.read_array("observation.images.corner2")

@@ -65,3 +65,16 @@ def test_video_frames_match_the_encoded_images(tmp_path):
     # frame-accurate: each decoded frame is closest to its own original
     dists = np.abs(decoded[:, None].astype(int) - original[None].astype(int)).mean(axis=(2, 3, 4))
     assert np.array_equal(dists.argmin(1), np.arange(len(original)))
+
+
+def test_a_missing_video_file_is_one_clear_error(tmp_path):
+    from leanvla.errors import UserError
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    _to_video_dataset(root)
+    video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
+    video.unlink()
+    with pytest.raises(
+        UserError, match=f"video file {video} is missing \\(episode 0 of 'observation.images.cam'"
+    ):
+        LeRobotDataset(root).read_images("observation.images.cam")
