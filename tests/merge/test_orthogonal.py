@@ -145,6 +145,19 @@ def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
         OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
 
 
+def test_a_vector_that_shares_no_matrix_or_an_update_without_a_start_is_refused():
+    import pytest
+
+    from leanvla.errors import UserError
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match="--orth.vector shares no trainable matrix with the model"):
+        OrthogonalPenalty(model, {"decoder.weight": torch.zeros(3, 4)}, start)
+    with pytest.raises(UserError, match="no starting value for '0.weight' to measure its update from"):
+        OrthogonalPenalty(model, {"0.weight": torch.zeros(3, 4)}, None)
+
+
 def lora_and_dense_penalty(device: str = "cpu", dtype: torch.dtype = torch.float32) -> OrthogonalPenalty:
     """The penalty over one peft LoRA layer and one Linear trained in full, on `device` in `dtype`,
     its vector (float32) left on the host, as `leanvla train` reads it from a file."""

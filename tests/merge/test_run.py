@@ -132,6 +132,12 @@ def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
         ),
         (["--vectors", "--weights", "1,nan"], "--weights '1,nan' must be finite numbers"),
         (["--pair", "--group-scale", "expert="], "--group-scale value '' for 'expert' is not a float"),
+        (["--pair", "--group-scale", "decoder=2"], "--group-scale names group 'decoder'; the groups are"),
+        (["--vectors", "--weights", "1,x"], "--weights '1,x' must be comma-separated numbers"),
+        (["--vectors", "--weights", "1"], "1 weights for 2 vectors; give one per vector"),
+        (["--vectors", "--method", "ties", "--density", "1.5"], "--density must be in (0, 1], got 1.5"),
+        (["--sft-only"], "--sft and --aux go together; give both"),
+        (["--no-vectors"], "--vectors is empty"),
     ],
 )
 def test_an_option_the_merge_would_ignore_or_cannot_use_is_refused(
@@ -140,6 +146,8 @@ def test_an_option_the_merge_would_ignore_or_cannot_use_is_refused(
     sources = {
         "--pair": ["--sft", str(pair / "sft"), "--aux", str(pair / "aux")],
         "--vectors": ["--vectors", f"{pair / 'sft'},{pair / 'aux'}"],
+        "--sft-only": ["--sft", str(pair / "sft")],
+        "--no-vectors": ["--vectors", ","],
     }[options[0]]
     out = tmp_path / "refused"
     assert main(["merge", "--base", str(tiny_run), *sources, *options[1:], "--out", str(out)]) == 2
@@ -281,3 +289,14 @@ def test_the_share_undone_is_the_update_against_the_vector():
     aside -= (aside * tau["w"]).sum() / tau["w"].square().sum() * tau["w"]  # orthogonal to tau
     assert undone_percent(along({"w": -0.25 * tau["w"] + aside}, tau)) == 25.0  # a quarter taken back
     assert undone_percent(along({"w": 0.1 * tau["w"]}, tau)) == -10.0  # pushed further along it
+
+
+def test_an_existing_out_is_kept_unless_told(pair, tiny_run, tmp_path, capsys):
+    out = tmp_path / "merged"
+    out.mkdir()
+    args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"leanvla merge: error: {out} exists; choose another --out or pass --overwrite"]
+    assert list(out.iterdir()) == []
+    assert main([*args, "--out", str(out), "--overwrite"]) == 0

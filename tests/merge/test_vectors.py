@@ -74,6 +74,16 @@ def test_task_arithmetic_and_ties_by_hand():
     assert torch.allclose(ties, torch.tensor([1.0, -1.5, 2.0, 2.25]))  # entry 0: tie goes to +
 
 
+def test_combining_refuses_an_unknown_method_a_weight_count_or_a_density():
+    a, b = {"w": torch.ones(2)}, {"w": torch.zeros(2)}
+    with pytest.raises(UserError, match="--method must be one of .*, got 'mean'"):
+        combine([a, b], [1.0, 1.0], "mean", 1.0, 0)
+    with pytest.raises(UserError, match="1 weights for 2 vectors; give one per vector"):
+        combine([a, b], [1.0], "task-arithmetic", 1.0, 0)
+    with pytest.raises(UserError, match=r"--density must be in \(0, 1\], got 0"):
+        combine([a, b], [1.0, 1.0], "ties", 0.0, 0)
+
+
 def test_dare_is_seeded_and_keeps_expectation_scale():
     v = [{"w": torch.ones(10000)}]
     first = combine(v, [1.0], "dare-linear", 0.25, seed=7)["w"]
