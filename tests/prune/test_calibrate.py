@@ -43,3 +43,11 @@ def test_a_stack_that_never_runs_is_reported():
     obs = inputs(model)[0]
     with pytest.raises(UserError, match="stack 'expert' did not run"):
         record_similarity(model, VLA_LAYOUT, ["expert"], [0], lambda _b: model.prefix_of(obs) and {})
+
+
+def test_a_stack_without_layers_is_reported():
+    from leanvla.errors import UserError
+
+    model = tiny_vla()  # no vision transformer: the 'vision' stack is empty
+    with pytest.raises(UserError, match="stack 'vision' has no layers to calibrate"):
+        record_similarity(model, VLA_LAYOUT, ["vision"], [0], lambda _b: {})

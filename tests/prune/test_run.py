@@ -120,6 +120,8 @@ def test_the_criterion_asked_for_decides_what_goes(criterion, deep_run, tiny_dat
         (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
         (["--threshold", "0"], "--threshold must be in (0, 1]"),
         (["--threshold", "0.5", "--contiguous"], "--threshold works with greedy removal only"),
+        (["--keep", "decoder=0.5"], "--keep names stack 'decoder', which is not in --stacks"),
+        (["--samples", "2"], "--samples must be >= 4 and --batch-size >= 1"),
         # Options this pruning would ignore, the second typed at its default value.
         (["--threshold", "0.5", "--keep", "0.5"], "--keep and --threshold each decide how many layers go"),
         (
@@ -149,3 +151,26 @@ def test_a_layout_naming_modules_the_model_lacks(deep_run):
     bad_linear = Layout((Stack("backbone", "backbone", ("self_attn.q_proj",)),))
     with pytest.raises(UserError, match=r"layout names 'backbone.0.self_attn.q_proj'"):
         bad_linear.check(model)
+
+
+def test_an_existing_out_and_a_cnn_policy_are_refused(capsys, deep_run, data, tiny_dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["prune", "--policy", str(deep_run), "--data", str(tiny_dataset), "--out", str(out)]) == 2
+    assert f"{out} already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
+    cnn = tmp_path / "cnn"
+    train = ["train", "--data", str(data), "--out", str(cnn), "--model.type", "cnn", "--steps", "1"]
+    assert (
+        main([*train, "--batch-size", "4", "--chunk-size", "4", "--n-action-steps", "2", "--threads", "1"])
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(["prune", "--policy", str(cnn / "policy"), "--data", str(data), "--out", str(tmp_path / "p")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"leanvla prune: error: {cnn / 'policy'} is a 'cnn' policy; prune acts on layer stacks of a VLA"
+    ]
+    assert not (tmp_path / "p").exists()

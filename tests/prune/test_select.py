@@ -67,3 +67,11 @@ def test_removing_every_layer_is_refused():
         check_removable("backbone", 4, 3, "cka")
     with pytest.raises(UserError, match="would leave 0"):
         check_removable("backbone", 4, 4, "drop-last")
+
+
+def test_no_keep_no_threshold_and_a_block_that_cannot_fit_are_refused():
+    with pytest.raises(UserError, match="give --keep \\(fraction of layers to keep\\) or --threshold"):
+        layers_to_remove(4)
+    # 4 layers, 3 to go in one block that spares the first and the last: none fits
+    with pytest.raises(UserError, match="no block of 3 layers fits between the first and last of 4"):
+        contiguous_removal(chain([0.9, 0.9, 0.9, 0.9]), 3)
