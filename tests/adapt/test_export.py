@@ -117,6 +117,28 @@ def test_an_empty_calibration_is_refused_in_one_line(adapter_run, tmp_path, caps
     assert not out.exists()
 
 
+def test_a_plain_checkpoint_an_existing_out_and_missing_calibration_data_are_refused(
+    adapter_run, tiny_run, tmp_path, capsys
+):
+    def refused(*argv: str) -> str:
+        assert main(["export", *argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    out = tmp_path / "folded"
+    plain = refused("--policy", str(tiny_run), "--out", str(out))
+    assert plain.endswith("has no adapters to fold; it is already a plain checkpoint")
+    out.mkdir()
+    taken = refused("--policy", str(adapter_run), "--out", str(out))
+    assert taken.endswith(f"{out} exists; choose another --out or pass --overwrite")
+    missing = refused(
+        "--policy", str(adapter_run), "--out", str(tmp_path / "f2"), "--data", str(tmp_path / "gone")
+    )
+    assert missing.endswith(f"calibration data {tmp_path / 'gone'} does not exist; pass --data DIR")
+    assert list(out.iterdir()) == [] and not (tmp_path / "f2").exists()
+
+
 def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 
