@@ -242,10 +242,9 @@ def test_a_checkpoint_that_cannot_load_is_one_error_before_any_worker_starts(tin
 
 
 def test_a_policy_of_no_meta_world_task_needs_tasks_named():
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
     from leanvla.errors import UserError
     from leanvla.evaluate import policy_tasks
-
-    from leanvla.data.metaworld_tasks import INSTRUCTIONS
 
     assert policy_tasks([INSTRUCTIONS["reach-v3"], "open the fridge"]) == ["reach-v3"]
     with pytest.raises(UserError, match="the policy's instructions match no Meta-World task; pass --tasks"):

@@ -181,6 +181,13 @@ def test_predict_draws_the_random_order_from_the_chunk_noise():
     assert torch.equal(model.predict(o, noise), model.expert.tokenizer.decode(expected.view(2, 4, 4)))
 
 
+def test_mask_predict_needs_at_least_one_iteration():
+    from leanvla.decode.bidirectional import check_iterations
+
+    with pytest.raises(UserError, match="--decode-iterations must be >= 1, got 0"):
+        check_iterations(0)
+
+
 def test_mask_predict_rejects_an_unknown_order():
     model = discrete(block=0, vocab=6)
     with pytest.raises(

@@ -103,7 +103,21 @@ def test_a_teacher_that_cannot_teach_is_one_line(capsys, data, teacher, tmp_path
     train(tiny_train_config(data, flow, steps=1), progress=False)
     code, _, err = run(capsys, *base, "--out", str(tmp_path / "c"), "--distill.teacher", str(flow))
     one_line_error(code, err, "has a 'flow' head; it must be a discrete head")
-    assert not any((tmp_path / name / "policy").exists() for name in "abc")
+    flow_student = [arg for arg in base if arg not in ("--head", "discrete", "--discrete.block", "8")]
+    code, _, err = run(capsys, *flow_student, "--out", str(tmp_path / "d"), "--distill.teacher", str(teacher))
+    one_line_error(
+        code, err, "--distill.teacher teaches a discrete head: train the student with --head discrete"
+    )
+    assert not any((tmp_path / name / "policy").exists() for name in "abcd")
+
+
+def test_distillation_refuses_an_auxiliary_target_in_the_step_itself(teacher):
+    from leanvla.errors import UserError
+    from leanvla.models.checkpoint import load_model
+
+    model = load_model(teacher)[0]
+    with pytest.raises(UserError, match="distillation does not combine with --aux"):
+        DistilledError(model, model, 1.0)(None, None, None, None, future=torch.zeros(1))
 
 
 def test_a_teacher_is_frozen_and_must_share_the_datas_statistics(teacher):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from leanvla.decode.masks import block_mask_ratios, check_block
+from leanvla.decode.masks import block_mask_ratios, check_block, check_head_shape
 from leanvla.errors import UserError
 from leanvla.models.config import vla_config
 from leanvla.models.vla import VLA
@@ -105,3 +105,7 @@ def test_bad_block_size_and_thresholds_are_one_clear_line():
         discrete(activation_threshold=0.0)
     with pytest.raises(UserError, match="model decoder 'greedy' is not one of"):
         discrete(decoder="greedy")
+    with pytest.raises(
+        UserError, match=r"the action vocabulary \(--discrete.vocab\) needs at least 2 bins, got 1"
+    ):
+        check_head_shape(16, 4, 1)

@@ -72,3 +72,8 @@ def test_bad_vocabulary_and_kind():
         ActionTokenizer.fit(actions(), 1)
     with pytest.raises(UserError, match="kind must be one of"):
         ActionTokenizer.fit(actions(), 8, "log")
+    with pytest.raises(UserError, match="fit the tokenizer on an N x action_dim tensor"):
+        ActionTokenizer.fit(torch.zeros(0, 4), 8)
+    tok = ActionTokenizer.fit(actions(), 8)
+    with pytest.raises(UserError, match=f"actions have 3 dims, the tokenizer {tok.action_dim}"):
+        tok.encode(torch.zeros(2, 3))
