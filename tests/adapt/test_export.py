@@ -13,6 +13,7 @@ from leanvla.adapt.config import LoRAOptions
 from leanvla.adapt.export import fold_adapters
 from leanvla.adapt.inject import inject_adapters, is_adapted
 from leanvla.cli import main
+from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model
 from tests.adapt.test_inject import fixed_error
 
@@ -84,7 +85,6 @@ def test_lora_sp_export_runs_and_evaluates(adapter_run, tiny_run, tiny_dataset, 
 
 def test_calibration_options_are_refused_for_lora_which_folds_exactly(adapter_run, tmp_path, capsys):
     from leanvla.adapt.export import ExportConfig
-    from leanvla.errors import UserError
 
     lora = tmp_path / "lora"  # a LoRA adapter record: the kind is all the check reads
     shutil.copytree(adapter_run / "policy", lora)
@@ -137,6 +137,48 @@ def test_a_plain_checkpoint_an_existing_out_and_missing_calibration_data_are_ref
     )
     assert missing.endswith(f"calibration data {tmp_path / 'gone'} does not exist; pass --data DIR")
     assert list(out.iterdir()) == [] and not (tmp_path / "f2").exists()
+
+
+def test_an_adapter_checkpoint_is_no_base_for_training_or_new_adapters(
+    adapter_run, tiny_dataset, tmp_path, capsys
+):
+    from leanvla.models.checkpoint import adapter_record, resolve_checkpoint
+
+    directory = resolve_checkpoint(adapter_run)
+    with pytest.raises(
+        UserError, match=f"{directory} is itself an adapter checkpoint; fold it into plain weights"
+    ):
+        adapter_record("lora", LoRAOptions(), 0, adapter_run)
+    out = tmp_path / "ft"
+    args = [
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--init",
+        str(adapter_run),
+        "--out",
+        str(out),
+        "--steps",
+        "1",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--init {directory} holds adapters; fold them into plain weights" in err[0], err
+    assert not out.exists()
+
+
+def test_adapters_whose_base_is_gone_are_one_clear_error(adapter_run, tmp_path):
+    from leanvla.models.checkpoint import resolve_checkpoint
+
+    moved = tmp_path / "adapted"
+    shutil.copytree(resolve_checkpoint(adapter_run), moved)
+    meta = json.loads((moved / "config.json").read_text())
+    meta["adapter"]["base"] = str(tmp_path / "deleted_base")
+    (moved / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        UserError, match=f"adapts the base checkpoint {tmp_path / 'deleted_base'}, which is gone"
+    ):
+        load_model(moved)
 
 
 def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):

@@ -111,3 +111,45 @@ def test_not_a_checkpoint(tmp_path):
         resolve_checkpoint(tmp_path / "empty")
     with pytest.raises(UserError, match="does not exist"):
         resolve_checkpoint(tmp_path / "missing")
+
+
+def _edit_meta(path, type=None, model_extra=()):
+    meta = json.loads((path / "config.json").read_text())
+    if type is not None:
+        meta["type"] = type
+    meta["model"].update(model_extra)
+    (path / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda path: (path / "config.json").write_text("{"), r"cannot read .*config.json: "),
+        (
+            lambda path: _edit_meta(path, type="transformer"),
+            "unknown model type 'transformer' in checkpoint config",
+        ),
+        (
+            lambda path: _edit_meta(path, model_extra={"mystery": 1}),
+            r"model config has unknown keys \['mystery'\]; was it written by a newer leanvla\?",
+        ),
+        (
+            lambda path: (path / "stats.json").unlink(),
+            "stats.json is missing; a checkpoint needs its normalisation",
+        ),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, corrupt, message):
+    _, path = _save(tmp_path)
+    corrupt(path)
+    with pytest.raises(UserError, match=message):
+        load_model(path)
+
+
+def test_missing_weights_and_an_unknown_size_are_one_clear_error(tmp_path):
+    from leanvla.models.checkpoint import read_weights
+
+    with pytest.raises(UserError, match=f"{tmp_path / 'tau.safetensors'} does not exist"):
+        read_weights(tmp_path / "tau.safetensors")
+    with pytest.raises(UserError, match="unknown model size 'huge'; choose one of tiny, "):
+        vla_config("huge")
