@@ -33,3 +33,13 @@ def test_layout_naming_missing_modules_is_a_user_error():
         Layout((Stack("x", "decoder.layers", ()),)).layers(model, "x")
     with pytest.raises(UserError, match="no stack 'vision2'"):
         VLA_LAYOUT.stack("vision2")
+
+
+def test_a_stack_that_is_no_module_list_and_a_model_without_a_layout_are_user_errors():
+    model = VLA(vla_config("tiny"))
+    with pytest.raises(
+        UserError, match="layout stack 'x' points at 'state_proj', which is a Linear, not an nn.ModuleList"
+    ):
+        Layout((Stack("x", "state_proj", ()),)).layers(model, "x")
+    with pytest.raises(UserError, match="no built-in layout for Sequential; describe its layer stacks"):
+        layout_for(nn.Sequential(nn.Linear(2, 2)))

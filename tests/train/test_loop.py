@@ -55,3 +55,17 @@ def test_train_once_reuses_a_finished_run_and_continues_one_given_more_steps(dat
     assert (run / "metrics.jsonl").read_text() == before  # done already: nothing trained
     train_once(_cfg(data, run, steps=9), progress=False)
     assert saved_step(run) == 9 and read_metrics(run / "metrics.jsonl")[-1]["step"] == 9
+
+
+def test_a_batch_the_processes_cannot_share_is_refused_before_anything_is_written(
+    data, tmp_path, monkeypatch
+):
+    from leanvla.errors import UserError
+    from leanvla.train import loop
+    from leanvla.train.distributed import World
+
+    monkeypatch.setattr(loop, "init_world", lambda: World(rank=0, size=3))
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="--batch-size 8 is not divisible by the 3 processes"):
+        loop.train(tiny_train_config(data, out), progress=False)
+    assert not out.exists()
