@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.leanvla-installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install demo demo-quick test mutants lint clean
+.PHONY: install demo demo-quick test mutants refusals lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: install
 # about 31 minutes, so not part of `make test`).
 mutants: install
 	$(BIN)/python tools/mutants.py
+
+# Every bad-input refusal in src/leanvla must fire in some test (exit 1 lists those that never do;
+# the whole suite runs under it, about 2.5 minutes).
+refusals: install
+	$(BIN)/python tools/refusals.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks tools

@@ -181,3 +181,8 @@ def test_asking_for_what_the_dataset_lacks_is_one_clear_error(lerobot_fixture):
         ds.read_array("observation.wrist")
     with pytest.raises(UserError, match="'observation.images.corner2' is an image feature; use read_images"):
         ds.read_array("observation.images.corner2")
+    with pytest.raises(
+        UserError,
+        match="'action' is not an image or video feature \\(cameras: \\['observation.images.corner2'\\]\\)",
+    ):
+        ds.read_images("action")
