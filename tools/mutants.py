@@ -139,13 +139,19 @@ MUTANTS = [
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/reader.py
-    Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
+    Mutant("video-rows-ignored", "data/reader.py", "frames = frames if rows is None else frames[rows]", "frames = frames", "tests/data"),
+    Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
+    # data/resize.py
+    Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),
+    Mutant("resize-pad-one-side", "data/resize.py", "top, left = (size - inner_h) // 2, (size - inner_w) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
+    Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
     Mutant("record-keeps-expert-failures", "data/record.py", '            if not ep["success"]:\n                continue  # an expert failure is not a demonstration: try the next seed\n', "", "tests/data/test_record.py"),
     Mutant("record-wrong-task-may-be-own", "data/record.py", "others = [t for t in tasks if t != task]", "others = list(tasks)", "tests/data/test_record.py"),
     Mutant("record-bad-with-replacement", "data/record.py", "rng.choice(cfg.episodes, size=n_bad, replace=False)", "rng.choice(cfg.episodes, size=n_bad, replace=True)", "tests/data/test_record.py"),
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     # data/samples.py
+    Mutant("samples-size-dropped", "data/samples.py", "dataset.read_images(k, progress, keep, image_size)", "dataset.read_images(k, progress, keep)", "tests/train/test_build.py"),
     Mutant("samples-mask-le", "data/samples.py", "mask = steps < end", "mask = steps <= end", "tests/data/test_samples.py"),
     Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
     # data/seeds.py
@@ -277,6 +283,8 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("build-init-size", "train/build.py", 'model_cfg["chunk_size"], model_cfg["image_size"]', 'model_cfg["chunk_size"], None', "tests/train/test_build.py"),
+    Mutant("build-size-from-data", "train/build.py", "size = size or next(iter(sizes.values()))[0]", "size = next(iter(sizes.values()))[0]", "tests/train/test_build.py"),
     Mutant("build-positions-all", "train/build.py", 'out["positions"] = [positions[e] for e in episodes]', 'out["positions"] = positions', ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-instructions-all", "train/build.py", "trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)", "trained = list(dataset.tasks)", ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-decay-steps", "train/build.py", "decay_steps = round(cfg.lora.eta_decay * cfg.steps)", "decay_steps = cfg.steps", ("tests/adapt", "tests/train")),

@@ -156,7 +156,11 @@ def test_a_policy_that_does_not_fit_the_data_is_one_line(tiny_run, lerobot_fixtu
     out = tmp_path / "out"
     assert main([*curate_args(tiny_run, lerobot_fixture, out), *FAST]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"checkpoint {tiny_run}" in err and "expects 32x32 images" in err and len(err.splitlines()) == 1
+    assert (
+        f"checkpoint {tiny_run}" in err
+        and "observes 'observation.images.corner3'" in err
+        and len(err.splitlines()) == 1
+    )
     assert not out.exists()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
@@ -29,7 +30,8 @@ def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dat
 
 
 def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4) -> Path:
-    """Two short episodes with the given cameras (name -> height, width) and state size."""
+    """Two short episodes of random images from the given cameras (name -> height, width), with a
+    state of the given size."""
     features = {
         f"observation.images.{name}": {
             "dtype": "image",
@@ -42,9 +44,12 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
         features["observation.state"] = {"dtype": "float32", "shape": [state_dim], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": None}
     writer = LeRobotWriter(root, fps=10, features=features)
+    rng = np.random.default_rng(0)
     for _ in range(2):
         frames = {
-            key: np.zeros([5, *f["shape"]], np.uint8 if f["dtype"] == "image" else np.float32)
+            key: rng.integers(0, 256, [5, *f["shape"]]).astype(
+                np.uint8 if f["dtype"] == "image" else np.float32
+            )
             for key, f in features.items()
         }
         writer.add_episode("task a", frames)
@@ -70,19 +75,42 @@ def test_cameras_that_the_data_lacks_are_refused(capsys, data, tmp_path):
     )
 
 
-def test_images_that_are_not_square_or_not_one_size_are_refused_before_decoding(capsys, tmp_path):
+TINY = ["--steps", "1", "--batch-size", "2", "--model.size", "tiny", "--threads", "1"]
+TINY += ["--chunk-size", "4", "--n-action-steps", "2"]
+
+
+def test_images_not_square_or_not_one_size_need_the_policys_size_given_before_decoding(capsys, tmp_path):
     wide = dataset_with(tmp_path / "wide", {"cam": (16, 24)})
-    line = refused(capsys, wide, tmp_path / "r")
-    assert line.endswith(
-        "are 16x24 ('observation.images.cam'); leanvla models take square images of one size "
-        "for every camera (choose cameras with --cameras)"
+    assert refused(capsys, wide, tmp_path / "r").endswith(
+        "are 16x24 ('observation.images.cam'); give the policy's image size with --model.image-size N "
+        "(each camera is then scaled, longer side first, and padded to N x N)"
     )
     two_sizes = dataset_with(tmp_path / "two_sizes", {"top": (16, 16), "wrist": (8, 8)})
     line = refused(capsys, two_sizes, tmp_path / "r")
-    assert "are 16x16 ('observation.images.top'), 8x8 ('observation.images.wrist'); leanvla" in line
-    assert main(["train", "--data", str(two_sizes), "--out", str(tmp_path / "top"), "--cameras", "top",
-                 "--steps", "1", "--batch-size", "2", "--model.size", "tiny", "--threads", "1",
-                 "--chunk-size", "4", "--n-action-steps", "2"]) == 0  # fmt: skip
+    assert "are 16x16 ('observation.images.top'), 8x8 ('observation.images.wrist'); give" in line
+    top_only = ["--cameras", "top", *TINY]
+    assert main(["train", "--data", str(two_sizes), "--out", str(tmp_path / "top"), *top_only]) == 0
+
+
+def test_given_an_image_size_every_camera_is_scaled_and_padded_to_it(capsys, tmp_path):
+    from leanvla.data.resize import fit_square
+    from leanvla.data.samples import ChunkDataset
+    from leanvla.models.checkpoint import read_meta
+
+    two_sizes = dataset_with(tmp_path / "two_sizes", {"top": (16, 24), "wrist": (8, 8)})
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--data", str(two_sizes), "--out", str(out), "--model.image-size", "32", *TINY]) == 0
+    )
+    assert "observation.images.top: 16x24 images scaled and padded to 32x32" in capsys.readouterr().err
+    cameras = ["observation.images.top", "observation.images.wrist"]
+    model = read_meta(out / "policy")["model"]
+    assert (model["image_size"], model["cameras"]) == (32, cameras)
+    dataset = LeRobotDataset(two_sizes)
+    images = ChunkDataset(dataset, cameras, 4, image_size=32).images  # what training read
+    for i, key in enumerate(cameras):
+        expected = torch.from_numpy(fit_square(dataset.read_images(key), 32)).permute(0, 3, 1, 2)
+        assert torch.equal(images[:, i], expected)
 
 
 def test_a_checkpoint_must_match_the_data_it_fine_tunes_on(capsys, data, tiny_run, tmp_path):
@@ -127,3 +155,32 @@ def test_an_auxiliary_objective_on_a_cnn_checkpoint_is_refused(capsys, data, tmp
     capsys.readouterr()  # the base's training output
     line = refused(capsys, data, tmp_path / "r", "--init", str(cnn / "policy"), "--aux.horizon", "2")
     assert f"--aux needs the reference VLA; {cnn / 'policy'} is a 'cnn' policy" in line
+
+
+def test_a_fine_tuned_policy_reads_images_of_another_size_at_its_own(capsys, tiny_run, tmp_path):
+    # tiny_run takes 32 x 32 images; this robot's cameras are 48 x 64
+    wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
+    out = tmp_path / "ft"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(wide),
+                "--init",
+                str(tiny_run),
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert "observation.images.corner2: 48x64 images scaled and padded to 32x32" in capsys.readouterr().err
+    line = refused(capsys, wide, tmp_path / "r", "--init", str(tiny_run), "--model.image-size", "64")
+    assert line.endswith(
+        f"--model.image-size shapes a new policy, but --init {tiny_run} brings its own; drop it"
+    )

@@ -32,6 +32,7 @@ DATA, OUT, INIT = Path("data"), Path("out"), Path("base")
         (dict(init=INIT), ["--model.size", "small"], "--model.size shapes a new policy"),
         (dict(init=INIT, discrete=DiscreteOptions(vocab=64)), (), "--discrete.vocab shapes a new policy"),
         (dict(model=ModelOptions(type="cnn", width=64)), (), "--model.width applies to the reference VLA"),
+        (dict(init=INIT, model=ModelOptions(image_size=64)), (), "--model.image-size shapes a new policy"),
         (
             dict(model=ModelOptions(type="cnn"), head="discrete"),
             (),
@@ -74,6 +75,8 @@ def test_options_the_run_uses_pass_typed_or_not():
     )
     fine_tune = TrainConfig(data=DATA, out=OUT, init=INIT, orth=OrthOptions(vector=Path("tau"), weight=1.0))
     fine_tune.check_options_used(["--init", "--orth.vector", "--orth.weight", "--steps", "--lr"])
+    cnn = TrainConfig(data=DATA, out=OUT, model=ModelOptions(type="cnn", image_size=32))
+    cnn.check_options_used(["--model.type", "--model.image-size"])  # both models take images
     discrete = TrainConfig(data=DATA, out=OUT, head="discrete", discrete=DiscreteOptions(block=8))
     discrete.check_options_used(["--head", "--discrete.block"])
 
@@ -130,6 +133,7 @@ def test_the_auxiliary_objective_is_refused_beside_adapters():
         ),
         (dict(val_episodes=Path("v.json"), val_samples=0), "--val-samples must be >= 1"),
         (dict(model=ModelOptions(width=0)), "--model.width must be >= 1, got 0"),
+        (dict(model=ModelOptions(image_size=4)), "--model.image-size must be within 8..512 pixels, got 4"),
         (dict(model=ModelOptions(expert_layers=0)), "--model.expert-layers must be >= 1, got 0"),
         (dict(model=ModelOptions(vision_layers=-1)), "--model.vision-layers must be >= 0 (0 = stem only)"),
         (

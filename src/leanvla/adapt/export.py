@@ -111,7 +111,13 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
             require(value >= 1, f"{flag} must be >= 1, got {value}")
         data_dir = cfg.data or Path(meta["train"]["data"])
         require(Path(data_dir).is_dir(), f"calibration data {data_dir} does not exist; pass --data DIR")
-        data = ChunkDataset(LeRobotDataset(data_dir), meta["model"]["cameras"], meta["model"]["chunk_size"])
+        model_cfg = meta["model"]
+        data = ChunkDataset(
+            LeRobotDataset(data_dir),
+            model_cfg["cameras"],
+            model_cfg["chunk_size"],
+            image_size=model_cfg["image_size"],
+        )
         normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
         record_mean_routing(model, data, normalizer, cfg.samples, cfg.batch_size, cfg.seed)
     fold_adapters(model)

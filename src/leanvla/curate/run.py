@@ -217,7 +217,16 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         cfg.rank <= min(scored, projector.dim),
         f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(scored, projector.dim)}",
     )
-    data = ChunkDataset(dataset, cameras, chunk, episodes, meta["state_key"], meta["action_key"], progress)
+    data = ChunkDataset(
+        dataset,
+        cameras,
+        chunk,
+        episodes,
+        meta["state_key"],
+        meta["action_key"],
+        progress,
+        image_size=meta["model"]["image_size"],
+    )
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], cameras)
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
     rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
@@ -325,7 +334,14 @@ def _rows_and_losses(
 
     val_dataset = LeRobotDataset(cfg.val_data)
     val_data = ChunkDataset(
-        val_dataset, data.cameras, data.chunk_size, None, data.state_key, data.action_key, progress
+        val_dataset,
+        data.cameras,
+        data.chunk_size,
+        None,
+        data.state_key,
+        data.action_key,
+        progress,
+        image_size=data.image_size[0],
     )
     # The validation dataset numbers its tasks its own way: match them by instruction.
     val_task = {k: data.instructions.index(text) for k, text in enumerate(val_data.instructions)}

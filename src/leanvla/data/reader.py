@@ -120,6 +120,10 @@ class LeRobotDataset:
     def camera_keys(self) -> list[str]:
         return [k for k, f in self.features.items() if fmt.is_visual(f)]
 
+    def image_shape(self, key: str) -> tuple[int, int]:
+        """(height, width) of an image feature, as meta/info.json declares it."""
+        return _hwc(self.features[key])[:2]
+
     def episode_column(self, name: str) -> list:
         """One column of the episodes metadata as a Python list (episode order)."""
         require(
@@ -191,9 +195,14 @@ class LeRobotDataset:
         )
         return column.to_numpy(zero_copy_only=False)
 
-    def read_images(self, key: str, progress: bool = False, rows: np.ndarray | None = None) -> np.ndarray:
+    def read_images(
+        self, key: str, progress: bool = False, rows: np.ndarray | None = None, size: int | None = None
+    ) -> np.ndarray:
         """An image feature decoded for every frame (or the frames where the bool mask `rows` is
-        set): uint8 frames x H x W x C."""
+        set): uint8 frames x H x W x C, or frames x size x size x C scaled and padded to fit
+        (leanvla.data.resize; a few frames at a time, so the full-size images are never all held)."""
+        from leanvla.data.resize import BATCH, fit_square
+
         feature = self.features.get(key)
         require(
             feature is not None and fmt.is_visual(feature),
@@ -203,27 +212,41 @@ class LeRobotDataset:
             from leanvla.data.video import read_video_frames
 
             frames = read_video_frames(self, key)
-            return frames if rows is None else frames[rows]
+            frames = frames if rows is None else frames[rows]
+            return frames if size is None else fit_square(frames, size)
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()
         if rows is not None:
             column = column.filter(pa.array(np.asarray(rows, dtype=bool)))
         blobs = column.field("bytes").to_pylist()
         paths = column.field("path").to_pylist()
-        out = np.empty((len(blobs), height, width, channels), dtype=np.uint8)
-        iterator = range(len(blobs))
+        target = (height, width) if size is None else (size, size)
+        out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            iterator = tqdm(iterator, desc=f"decode {key}", unit="img", leave=False, mininterval=1.0)
-        for i in iterator:
-            data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
-            image = decode_png(data)
-            if image.shape != out.shape[1:]:
-                raise UserError(
-                    f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
-                )
-            out[i] = image
+            bar = tqdm(total=len(blobs), desc=f"decode {key}", unit="img", leave=False, mininterval=1.0)
+        for start in range(0, len(blobs), BATCH):
+            stop = min(len(blobs), start + BATCH)
+            resized = target != (height, width)
+            decoded = (
+                np.empty((stop - start, height, width, channels), np.uint8) if resized else out[start:stop]
+            )
+            for i in range(start, stop):
+                data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
+                image = decode_png(data)
+                if image.shape != decoded.shape[1:]:
+                    raise UserError(
+                        f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
+                    )
+                decoded[i - start] = image
+            if resized:
+                out[start:stop] = fit_square(decoded, size)
+            if bar is not None:
+                bar.update(stop - start)
+        if bar is not None:
+            bar.close()
         return out
 
 

@@ -8,6 +8,7 @@ end of their episode repeat the last action and are masked out of the loss.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,27 @@ class ChunkDataset:
         action_key: str = "action",
         progress: bool = False,
         env_state_key: str | None = None,
+        image_size: int | None = None,
     ):
+        """`image_size`: the side of the square images a policy takes; cameras of another shape are
+        scaled and padded to it (leanvla.data.resize). None: images as stored, one shape for all."""
         for key in [*cameras, state_key, action_key, *([env_state_key] if env_state_key else [])]:
             require(
                 key in dataset.features,
                 f"{dataset.root}: feature '{key}' is missing (it has {sorted(dataset.features)})",
             )
+        shapes = {k: dataset.image_shape(k) for k in cameras}
+        require(
+            image_size is not None or len(set(shapes.values())) <= 1,
+            f"{dataset.root}: cameras {cameras} hold images of {len(set(shapes.values()))} shapes; give "
+            "the size to fit them to (train --model.image-size)",
+        )
+        for key, (height, width) in shapes.items():
+            if progress and image_size is not None and (height, width) != (image_size, image_size):
+                print(
+                    f"{key}: {height}x{width} images scaled and padded to {image_size}x{image_size}",
+                    file=sys.stderr,
+                )
         self.dataset = dataset
         self.cameras = cameras
         self.chunk_size = chunk_size
@@ -96,7 +112,7 @@ class ChunkDataset:
         )
         self.images = torch.stack(
             [
-                torch.from_numpy(dataset.read_images(k, progress=progress, rows=keep)).permute(0, 3, 1, 2)
+                torch.from_numpy(dataset.read_images(k, progress, keep, image_size)).permute(0, 3, 1, 2)
                 for k in cameras
             ],
             dim=1,

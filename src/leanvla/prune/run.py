@@ -169,7 +169,13 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     dataset = LeRobotDataset(cfg.data)
     check_contract(meta["model"], dataset, f"checkpoint {source}")
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
-    data = ChunkDataset(dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes)
+    data = ChunkDataset(
+        dataset,
+        meta["model"]["cameras"],
+        meta["model"]["chunk_size"],
+        episodes,
+        image_size=meta["model"]["image_size"],
+    )
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
 
     timing = {}

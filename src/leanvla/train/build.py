@@ -47,17 +47,12 @@ def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
 
 
 def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str) -> None:
-    """A checkpoint's config must match the data it is trained or evaluated on."""
+    """A checkpoint's config must match the data it is trained or evaluated on (images of another
+    size are scaled and padded to the policy's when read: leanvla.data.resize)."""
     for cam in model_cfg["cameras"]:
         require(
             cam in dataset.features,
             f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); record that camera or start from scratch",
-        )
-        shape = list(dataset.features[cam]["shape"])
-        size = model_cfg["image_size"]
-        require(
-            shape[:2] == [size, size],
-            f"{source} expects {size}x{size} images but '{cam}' in {dataset.root} is {shape[0]}x{shape[1]}",
         )
     for key, dim in (("observation.state", model_cfg["state_dim"]), ("action", model_cfg["action_dim"])):
         require(key in dataset.features, f"{dataset.root} has no '{key}' feature")
@@ -83,7 +78,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             f"--head {cfg.head}, but --init {init_dir} has a '{model_cfg.get('head', 'flow')}' head; "
             "a fine-tuned policy keeps its own head (drop --head, or train a new policy)",
         )
-        cameras, chunk = model_cfg["cameras"], model_cfg["chunk_size"]
+        cameras, chunk, size = model_cfg["cameras"], model_cfg["chunk_size"], model_cfg["image_size"]
         require(
             cfg.cameras is None or select_cameras(dataset, cfg.cameras) == cameras,
             f"--cameras {cfg.cameras}, but --init {init_dir} observes {', '.join(cameras)}; "
@@ -111,19 +106,21 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     else:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)
-        sizes = {cam: tuple(dataset.features[cam]["shape"][:2]) for cam in cameras}
-        require(  # before decoding any images; cameras of two sizes would not even stack
-            len(set(sizes.values())) == 1 and all(h == w for h, w in sizes.values()),
+        sizes = {cam: dataset.image_shape(cam) for cam in cameras}
+        size = cfg.model.image_size
+        require(  # before decoding any images
+            size is not None or (len(set(sizes.values())) == 1 and all(h == w for h, w in sizes.values())),
             f"images in {cfg.data} are "
             + ", ".join(f"{h}x{w} ('{cam}')" for cam, (h, w) in sizes.items())
-            + "; leanvla models take square images of one size for every camera (choose cameras with --cameras)",
+            + "; give the policy's image size with --model.image-size N (each camera is then scaled, "
+            "longer side first, and padded to N x N)",
         )
+        size = size or next(iter(sizes.values()))[0]
         chunk = DEFAULT_CHUNK_SIZE if cfg.chunk_size is None else cfg.chunk_size
         if kind == "vla":
             from leanvla.models.config import vla_config
 
             # Before decoding any images: a vision stem that cannot tile them fails at once.
-            size = dataset.features[cameras[0]]["shape"][0]
             vla_config(cfg.model.size, image_size=size, **cfg.model.overrides())
     if cfg.init is None and cfg.head == "discrete" and "action" in dataset.features:
         from leanvla.decode.masks import check_head_shape
@@ -134,7 +131,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     if cfg.distill.teacher is not None:
         from leanvla.decode.distill import check_teacher
 
-        student = dict(cameras=cameras, chunk_size=chunk)
+        student = dict(cameras=cameras, chunk_size=chunk, image_size=size)
         if cfg.init is None:
             student.update(head=cfg.head, action_vocab=cfg.discrete.vocab)
         else:
@@ -151,12 +148,14 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             f"--aux.env-state: {cfg.data} has no '{env_state_key}' (simulation datasets recorded by "
             "`leanvla data metaworld` have it); drop --aux.env-state",
         )
-    data = ChunkDataset(dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key)
+    data = ChunkDataset(
+        dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key, image_size=size
+    )
     if cfg.init is None:  # --n-action-steps was checked against the chunk by TrainConfig.check_ranges
         n_action_steps = DEFAULT_N_ACTION_STEPS if cfg.n_action_steps is None else cfg.n_action_steps
         contract = dict(
             cameras=cameras,
-            image_size=data.image_size[0],
+            image_size=size,
             state_dim=data.state.shape[1],
             action_dim=data.actions.shape[1],
             chunk_size=chunk,

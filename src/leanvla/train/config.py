@@ -32,6 +32,10 @@ class ModelOptions:
     """'vla' (the reference VLA) or 'cnn' (the plain behaviour-cloning baseline)."""
     size: str = "small"
     """Named VLA size: tiny (CPU tests), small (CPU demo), base, large (GPU)."""
+    image_size: int | None = None
+    """Side of the square images the policy takes, in pixels (VLA and CNN). Cameras of another shape
+    are scaled, longer side first, and padded to it. Default: the dataset's, when its cameras are
+    square and of one size."""
     width: int | None = None
     """Override the backbone width."""
     layers: int | None = None
@@ -63,6 +67,10 @@ class ModelOptions:
                 value is None or value >= 1, f"--model.{name.replace('_', '-')} must be >= 1, got {value}"
             )
         require(
+            self.image_size is None or 8 <= self.image_size <= 512,
+            f"--model.image-size must be within 8..512 pixels, got {self.image_size}",
+        )
+        require(
             self.vision_layers is None or self.vision_layers >= 0,
             f"--model.vision-layers must be >= 0 (0 = stem only), got {self.vision_layers}",
         )
@@ -72,8 +80,9 @@ class ModelOptions:
         )
 
     def overrides(self) -> dict:
-        """The VLA config fields set here (every field but type and size is one)."""
-        names = [f.name for f in fields(self) if f.name not in ("type", "size")]
+        """The VLA config fields set here (every field but type, size and image size, which is the
+        data's side of the policy's contract)."""
+        names = [f.name for f in fields(self) if f.name not in ("type", "size", "image_size")]
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -263,7 +272,7 @@ class TrainConfig:
                 f"--head {self.head} needs the reference VLA (--model.type vla)",
             )
             if self.model.type == "cnn":
-                vla_only = _without(model, "type")
+                vla_only = _without(model, "type", "image_size")
                 _refuse(
                     vla_only, "applies to the reference VLA (--model.type vla), not the CNN baseline; drop it"
                 )

@@ -282,7 +282,15 @@ def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
         f"--val-episodes {cfg.val_episodes} shares episodes {shared[:5]} with the training episodes; "
         "hold them out with --episodes",
     )
-    val_data = ChunkDataset(dataset, data.cameras, data.chunk_size, episodes, data.state_key, data.action_key)
+    val_data = ChunkDataset(
+        dataset,
+        data.cameras,
+        data.chunk_size,
+        episodes,
+        data.state_key,
+        data.action_key,
+        image_size=data.image_size[0],
+    )
     return ValidationSet(val_data, normalizer, tokens, token_mask, cfg.val_samples, cfg.seed)
 
 
