@@ -1,4 +1,4 @@
-"""A small synthetic LeRobotDataset for tests that need no simulator."""
+"""Small LeRobotDatasets written by LeRobotWriter, for tests that need no simulator."""
 
 from __future__ import annotations
 
@@ -42,5 +42,33 @@ def synthetic_dataset(
             },
             extra={"metaworld/positions": [float(e), 0.5]},
         )
+    writer.finalize()
+    return root
+
+
+def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4) -> Path:
+    """Two short episodes of random images from the given cameras (name -> height, width), with a
+    state of the given size."""
+    features = {
+        f"observation.images.{name}": {
+            "dtype": "image",
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+        }
+        for name, (h, w) in cameras.items()
+    }
+    if state_dim is not None:
+        features["observation.state"] = {"dtype": "float32", "shape": [state_dim], "names": None}
+    features["action"] = {"dtype": "float32", "shape": [4], "names": None}
+    writer = LeRobotWriter(root, fps=10, features=features)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        frames = {
+            key: rng.integers(0, 256, [5, *f["shape"]]).astype(
+                np.uint8 if f["dtype"] == "image" else np.float32
+            )
+            for key, f in features.items()
+        }
+        writer.add_episode("task a", frames)
     writer.finalize()
     return root

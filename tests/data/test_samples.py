@@ -11,6 +11,7 @@ import torch
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import UserError
+from tests.data.helpers import dataset_with
 
 
 @pytest.fixture
@@ -97,3 +98,11 @@ def test_bad_selection_files(ds, tmp_path, content, message):
 def test_missing_camera_is_a_user_error(ds):
     with pytest.raises(UserError, match="feature 'observation.images.nope' is missing"):
         ChunkDataset(ds, ["observation.images.nope"], chunk_size=2)
+
+
+def test_cameras_of_two_shapes_need_a_size_to_fit_them_to(tmp_path):
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"top": (16, 16), "wrist": (8, 8)}))
+    cameras = ["observation.images.top", "observation.images.wrist"]
+    with pytest.raises(UserError, match=r"cameras .* hold images of 2 shapes; give the size to fit them to"):
+        ChunkDataset(dataset, cameras, 4)
+    assert ChunkDataset(dataset, cameras, 4, image_size=8).images.shape[-2:] == (8, 8)

@@ -1,17 +1,17 @@
-"""What a run records of its data: the trained episodes, their positions and their tasks only
-(evaluation holds those positions out)."""
+"""What a run records of its data (the trained episodes, their positions and their tasks only:
+evaluation holds those positions out), how it fits the data's images to the policy, and the data
+it refuses before decoding any image."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.writer import LeRobotWriter
 from leanvla.train.build import provenance
+from tests.data.helpers import dataset_with
 
 
 def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dataset):
@@ -27,34 +27,6 @@ def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dat
     both = provenance(dataset, [4, 0])
     assert both["positions"] == [positions[4], positions[0]]
     assert both["instructions"] == dataset.tasks  # in the dataset's task order
-
-
-def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4) -> Path:
-    """Two short episodes of random images from the given cameras (name -> height, width), with a
-    state of the given size."""
-    features = {
-        f"observation.images.{name}": {
-            "dtype": "image",
-            "shape": [h, w, 3],
-            "names": ["height", "width", "channels"],
-        }
-        for name, (h, w) in cameras.items()
-    }
-    if state_dim is not None:
-        features["observation.state"] = {"dtype": "float32", "shape": [state_dim], "names": None}
-    features["action"] = {"dtype": "float32", "shape": [4], "names": None}
-    writer = LeRobotWriter(root, fps=10, features=features)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        frames = {
-            key: rng.integers(0, 256, [5, *f["shape"]]).astype(
-                np.uint8 if f["dtype"] == "image" else np.float32
-            )
-            for key, f in features.items()
-        }
-        writer.add_episode("task a", frames)
-    writer.finalize()
-    return root
 
 
 def refused(capsys, data: Path, out: Path, *options: str) -> str:
