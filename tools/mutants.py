@@ -139,7 +139,7 @@ MUTANTS = [
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/reader.py
-    Mutant("video-rows-ignored", "data/reader.py", "frames = frames if rows is None else frames[rows]", "frames = frames", "tests/data"),
+    Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
     # data/resize.py
     Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),
@@ -162,6 +162,7 @@ MUTANTS = [
     Mutant("stats-image-scale", "data/stats.py", "x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0", "x = images.reshape(-1, images.shape[-1]).astype(np.float64)", ("tests/data", "tests/train")),
     # data/video.py
     Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
+    Mutant("video-size-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size)", "decoded[file_key] = _decode_all(path)", "tests/data/test_video.py"),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),

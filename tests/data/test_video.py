@@ -78,3 +78,16 @@ def test_a_missing_video_file_is_one_clear_error(tmp_path):
         UserError, match=f"video file {video} is missing \\(episode 0 of 'observation.images.cam'"
     ):
         LeRobotDataset(root).read_images("observation.images.cam")
+
+
+def test_video_frames_are_fitted_a_few_at_a_time_as_one_call_fits_them_all(tmp_path, monkeypatch):
+    import leanvla.data.resize
+    from leanvla.data.resize import fit_square
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    _to_video_dataset(root)
+    full = LeRobotDataset(root).read_images("observation.images.cam")
+    monkeypatch.setattr(leanvla.data.resize, "BATCH", 3)  # several batches, the last one short
+    rows = np.arange(len(full)) % 3 != 1
+    fitted = LeRobotDataset(root).read_images("observation.images.cam", rows=rows, size=8)
+    assert np.array_equal(fitted, fit_square(full, 8)[rows])

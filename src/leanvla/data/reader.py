@@ -211,9 +211,8 @@ class LeRobotDataset:
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 
-            frames = read_video_frames(self, key)
-            frames = frames if rows is None else frames[rows]
-            return frames if size is None else fit_square(frames, size)
+            frames = read_video_frames(self, key, size)
+            return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()
         if rows is not None:

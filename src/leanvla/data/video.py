@@ -19,20 +19,34 @@ if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
 
 
-def _decode_all(path) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of an mp4 (uint8 N x H x W x 3) and its presentation time in seconds."""
+def _decode_all(path, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a few frames at a
+    time as they decode: leanvla.data.resize) and its presentation time in seconds."""
+    from leanvla.data.resize import BATCH, fit_square
+
     av = require_module("av")
-    frames, times = [], []
+    kept, pending, times = [], [], []
+
+    def flush() -> None:
+        if pending:
+            frames = np.stack(pending)
+            kept.append(frames if size is None else fit_square(frames, size))
+            pending.clear()
+
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="rgb24"))
+            pending.append(frame.to_ndarray(format="rgb24"))
             times.append(float(frame.pts * stream.time_base))
-    return np.stack(frames), np.asarray(times)
+            if len(pending) == BATCH:
+                flush()
+    flush()
+    return np.concatenate(kept), np.asarray(times)
 
 
-def read_video_frames(dataset: LeRobotDataset, key: str) -> np.ndarray:
-    """All frames of a video feature, in dataset order (uint8 frames x H x W x C)."""
+def read_video_frames(dataset: LeRobotDataset, key: str, size: int | None = None) -> np.ndarray:
+    """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
+    size x size)."""
     cols = {
         name: dataset.episode_column(f"videos/{key}/{name}")
         for name in ("chunk_index", "file_index", "from_timestamp")
@@ -48,7 +62,7 @@ def read_video_frames(dataset: LeRobotDataset, key: str) -> np.ndarray:
                 video_key=key, chunk_index=file_key[0], file_index=file_key[1]
             )
             require(path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)")
-            decoded[file_key] = _decode_all(path)
+            decoded[file_key] = _decode_all(path, size)
         frames, times = decoded[file_key]
         wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
         nearest = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
