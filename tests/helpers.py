@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,3 +100,18 @@ def gpu_waits() -> Iterator[list[str]]:
             torch.cuda.set_sync_debug_mode("default")
     # Only CUDA's own report: the first call in a process also warns that the mode is a prototype.
     waits += [f"{w.filename}:{w.lineno}" for w in caught if "called a synchronizing" in str(w.message)]
+
+
+@contextmanager
+def loaded_tool(name: str):
+    """tools/NAME.py as a module (tools/ is not a package), registered in sys.modules while in use:
+    a dataclass looks its module up there."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"leanvla_tool_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]

@@ -5,24 +5,16 @@ these checks, a second)."""
 from __future__ import annotations
 
 import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "refusals.py"
+from tests.helpers import loaded_tool
 
 
 @pytest.fixture(scope="module")
 def refusals():
-    spec = importlib.util.spec_from_file_location("leanvla_refusals", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    try:
-        spec.loader.exec_module(module)
+    with loaded_tool("refusals") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 MODULE = """from leanvla.errors import UserError, require
