@@ -36,3 +36,21 @@ def test_description_names_versions_threads_and_machine_and_skips_missing_packag
     )
     assert describe({**env, "cuda_device": None}).endswith("; Some CPU, 16 cores")
     assert "torch 2.13.0 (1 thread)," in describe({**env, "torch_threads": 1})
+
+
+def test_the_processor_is_named_as_proc_cpuinfo_names_it(tmp_path, monkeypatch):
+    import builtins
+
+    import leanvla.environment
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n"
+    )
+    real_open = builtins.open
+    monkeypatch.setattr(
+        builtins,
+        "open",
+        lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k),
+    )
+    assert leanvla.environment._cpu_model() == "Intel(R) Xeon(R) CPU @ 2.20GHz"

@@ -18,6 +18,8 @@ def test_the_changed_options_and_the_typed_ones_in_field_order():
     assert set_flags(LoRAOptions(), ["--steps", "--lora.train-io"], "--lora.") == {
         "train_io": "--lora.train-io"
     }
+    # a value spelt like a field (`--run-name rank`) is not that field's flag
+    assert set_flags(LoRAOptions(), ["--run-name", "rank", "eta"], "--lora.") == {}
 
 
 @dataclass

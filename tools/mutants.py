@@ -136,6 +136,11 @@ MUTANTS = [
     Mutant("format-tasks-index", "data/format.py", '"index_columns": ["__index_level_0__"],', '"index_columns": [],', "tests/data"),
     # data/metaworld_env.py
     Mutant("mw-done-late", "data/metaworld_env.py", "return self.steps >= self.max_steps", "return self.steps > self.max_steps", ("tests/data", "tests/test_evaluate.py")),
+    # data/metaworld_tasks.py
+    Mutant("tasks-repeats", "data/metaworld_tasks.py", "tasks += [t for t in names if t not in tasks]", "tasks += names", "tests/data/test_metaworld_env.py"),
+    Mutant("tasks-no-v3-suffix", "data/metaworld_tasks.py", 'elif f"{item}-v3" in INSTRUCTIONS:', 'elif False:', "tests/data/test_metaworld_env.py"),
+    Mutant("tasks-ml45-overlap", "data/metaworld_tasks.py", "ML45_TRAIN = [t for t in MT50 if t not in ML45_TEST]", "ML45_TRAIN = MT50[:45]", "tests/data/test_metaworld_env.py"),
+    Mutant("tasks-blank-kept", "data/metaworld_tasks.py", "        if not item:\n            continue\n", "", "tests/data/test_metaworld_env.py"),
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/reader.py
@@ -190,6 +195,12 @@ MUTANTS = [
     Mutant("dstats-ratio", "decode/stats.py", "return self.tokens / max(1, self.forward_passes)", "return self.forward_passes / max(1, self.tokens)", "tests/decode"),
     # decode/tokenizer.py
     Mutant("tok-right", "decode/tokenizer.py", "torch.searchsorted(inner, flat.to(inner.dtype), right=True)", "torch.searchsorted(inner, flat.to(inner.dtype), right=False)", "tests/decode/test_tokenizer.py"),
+    # environment.py
+    Mutant("env-threads-plural", "environment.py", "({threads} thread{'s' * (threads != 1)})", "({threads} threads)", "tests/test_environment.py"),
+    Mutant("env-torch-twice", "environment.py", 'torch_version = packages.pop("torch")', 'torch_version = packages.get("torch")', "tests/test_environment.py"),
+    Mutant("env-gpu-left-out", "environment.py", "where += f\", {environment['cuda_device']}\"", "where += \"\"", "tests/test_environment.py"),
+    Mutant("env-missing-listed", "environment.py", "for name, version in packages.items() if version is not None]", "for name, version in packages.items()]", "tests/test_environment.py"),
+    Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     # evaluate.py
     Mutant("wilson-term", "evaluate.py", "math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))", "math.sqrt(p * (1 - p) / n)", "tests/test_evaluate.py"),
     Mutant("eval-mean-ci", "evaluate.py", '"mean_ci95": wilson(total, n),', '"mean_ci95": wilson(total, n, z=1.0),', "tests/test_evaluate.py"),
@@ -199,6 +210,12 @@ MUTANTS = [
     Mutant("eval-tokens-per-pass", "evaluate.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', ("tests/test_evaluate.py", "tests/decode")),
     Mutant("eval-ms-per-episode", "evaluate.py", '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks)', '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, len(episodes))', ("tests/test_evaluate.py", "tests/decode")),
     Mutant("eval-skips-uncounted", "evaluate.py", '"seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),', '"seeds_skipped_for_training_positions": 0,', "tests/test_evaluate.py"),
+    # flags.py
+    Mutant("flags-no-prefix", "flags.py", 'name = name if name in names else name.removeprefix("no_")', "name = name", "tests/test_flags.py"),
+    Mutant("flags-other-prefix", "flags.py", "if flag.startswith(prefix) and name in names:", "if name in names:", "tests/test_flags.py"),
+    Mutant("flags-no-for-false", "flags.py", "{'no-' if value is False else ''}", "{''}", "tests/test_flags.py"),
+    Mutant("flags-factory-default", "flags.py", "return f.default if f.default is not MISSING else f.default_factory()", "return f.default", "tests/test_flags.py"),
+    Mutant("flags-typed-ignored", "flags.py", "            given[name] = flag\n", "            pass\n", "tests/test_flags.py"),
     # merge/orthogonal.py
     Mutant("orth-lora-abs", "merge/orthogonal.py", "        return inner.square() / (norm2 * self.tau_norm2 + EPS)", "        return inner.abs() / (norm2 * self.tau_norm2 + EPS)", ORTH),
     Mutant("orth-no-start", "merge/orthogonal.py", "update = torch.stack(self.params).flatten(1) - self.start", "update = torch.stack(self.params).flatten(1)", ORTH),

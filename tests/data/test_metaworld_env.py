@@ -43,6 +43,9 @@ def test_task_names_and_suites():
     assert resolve_tasks("MT10") == SUITES["MT10"] and len(SUITES["MT50"]) == 50
     assert resolve_tasks("reach,MT10")[:2] == ["reach-v3", "push-v3"]
     assert len(resolve_tasks("ML45-train")) == 45 and len(resolve_tasks("ML45-test")) == 5
+    train, test = set(SUITES["ML45-train"]), set(SUITES["ML45-test"])
+    assert not train & test and train | test == set(SUITES["MT50"])  # held-out tasks are held out
+    assert resolve_tasks("reach-v3, ,drawer-close,") == ["reach-v3", "drawer-close-v3"]  # blanks skipped
     with pytest.raises(UserError, match="did you mean reach-v3"):
         resolve_tasks("reach-v2x")
     with pytest.raises(UserError, match="unknown camera"):

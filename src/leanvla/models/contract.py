@@ -14,7 +14,8 @@ class DataContract:
     cameras: list[str] = field(default_factory=lambda: ["observation.images.corner2"])
     """Image features the policy observes, in order."""
     image_size: int = 64
-    """Square input images, pixels."""
+    """Side of the square input images, pixels (a dataset's cameras of another shape are fitted to it:
+    leanvla.data.resize)."""
     state_dim: int = 4
     """Proprio state dimension (Meta-World: hand xyz + gripper)."""
     action_dim: int = 4
