@@ -220,6 +220,7 @@ class LeRobotDataset:
         blobs = column.field("bytes").to_pylist()
         paths = column.field("path").to_pylist()
         target = (height, width) if size is None else (size, size)
+        resized = target != (height, width)
         out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
         bar = None
         if progress:
@@ -228,7 +229,6 @@ class LeRobotDataset:
             bar = tqdm(total=len(blobs), desc=f"decode {key}", unit="img", leave=False, mininterval=1.0)
         for start in range(0, len(blobs), BATCH):
             stop = min(len(blobs), start + BATCH)
-            resized = target != (height, width)
             decoded = (
                 np.empty((stop - start, height, width, channels), np.uint8) if resized else out[start:stop]
             )
