@@ -301,6 +301,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("build-teacher-size", "train/build.py", "student = dict(cameras=cameras, chunk_size=chunk, image_size=size)", "student = dict(cameras=cameras, chunk_size=chunk)", "tests/decode/test_distill.py"),
     Mutant("build-init-size", "train/build.py", 'model_cfg["chunk_size"], model_cfg["image_size"]', 'model_cfg["chunk_size"], None', "tests/train/test_build.py"),
     Mutant("build-size-from-data", "train/build.py", "size = size or next(iter(sizes.values()))[0]", "size = next(iter(sizes.values()))[0]", "tests/train/test_build.py"),
     Mutant("build-positions-all", "train/build.py", 'out["positions"] = [positions[e] for e in episodes]', 'out["positions"] = positions', ("tests/train", "tests/test_evaluate.py")),

@@ -108,7 +108,21 @@ def test_a_teacher_that_cannot_teach_is_one_line(capsys, data, teacher, tmp_path
     one_line_error(
         code, err, "--distill.teacher teaches a discrete head: train the student with --head discrete"
     )
-    assert not any((tmp_path / name / "policy").exists() for name in "abcd")
+    # the teacher read this data's 16 px images; a student fitting them to 32 px would feed it others
+    code, _, err = run(
+        capsys,
+        *base,
+        "--out",
+        str(tmp_path / "e"),
+        "--discrete.vocab",
+        "16",
+        "--model.image-size",
+        "32",
+        "--distill.teacher",
+        str(teacher),
+    )
+    one_line_error(code, err, "has image_size=16 but the student has 32")
+    assert not any((tmp_path / name / "policy").exists() for name in "abcde")
 
 
 def test_distillation_refuses_an_auxiliary_target_in_the_step_itself(teacher):
