@@ -50,6 +50,15 @@ def train_tiny_vla(data: Path, out: Path, **model_overrides) -> Path:
     return out
 
 
+def train_tiny_cnn(data: Path, out: Path) -> Path:
+    """The CNN baseline trained for one step; returns its policy directory."""
+    from leanvla.train.config import ModelOptions
+    from leanvla.train.loop import train
+
+    train(tiny_train_config(data, out, model=ModelOptions(type="cnn"), steps=1), progress=False)
+    return out / "policy"
+
+
 @contextmanager
 def dispatched_ops() -> Iterator[list]:
     """Records every aten op run inside (its OpOverload), in order, for tests that name or count them."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from leanvla.cli import main
-from tests.helpers import train_tiny_vla
+from tests.helpers import train_tiny_cnn, train_tiny_vla
 
 
 @pytest.fixture(scope="module")
@@ -158,19 +158,8 @@ def test_an_existing_out_and_a_cnn_policy_are_refused(capsys, deep_run, data, ti
     out.mkdir()
     assert main(["prune", "--policy", str(deep_run), "--data", str(tiny_dataset), "--out", str(out)]) == 2
     assert f"{out} already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
-    cnn = tmp_path / "cnn"
-    train = ["train", "--data", str(data), "--out", str(cnn), "--model.type", "cnn", "--steps", "1"]
-    assert (
-        main([*train, "--batch-size", "4", "--chunk-size", "4", "--n-action-steps", "2", "--threads", "1"])
-        == 0
-    )
-    capsys.readouterr()
-    assert (
-        main(["prune", "--policy", str(cnn / "policy"), "--data", str(data), "--out", str(tmp_path / "p")])
-        == 2
-    )
+    cnn = train_tiny_cnn(data, tmp_path / "cnn")
+    assert main(["prune", "--policy", str(cnn), "--data", str(data), "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        f"leanvla prune: error: {cnn / 'policy'} is a 'cnn' policy; prune acts on layer stacks of a VLA"
-    ]
+    assert err == [f"leanvla prune: error: {cnn} is a 'cnn' policy; prune acts on layer stacks of a VLA"]
     assert not (tmp_path / "p").exists()

@@ -12,6 +12,7 @@ from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
 from leanvla.train.build import provenance
 from tests.data.helpers import dataset_with
+from tests.helpers import train_tiny_cnn
 
 
 def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dataset):
@@ -99,58 +100,17 @@ def test_a_checkpoint_must_match_the_data_it_fine_tunes_on(capsys, data, tiny_ru
 
 
 def test_an_auxiliary_objective_on_a_cnn_checkpoint_is_refused(capsys, data, tmp_path):
-    cnn = tmp_path / "cnn"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(data),
-                "--out",
-                str(cnn),
-                "--model.type",
-                "cnn",
-                "--steps",
-                "1",
-                "--batch-size",
-                "4",
-                "--chunk-size",
-                "4",
-                "--n-action-steps",
-                "2",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
-    capsys.readouterr()  # the base's training output
-    line = refused(capsys, data, tmp_path / "r", "--init", str(cnn / "policy"), "--aux.horizon", "2")
-    assert f"--aux needs the reference VLA; {cnn / 'policy'} is a 'cnn' policy" in line
+    cnn = train_tiny_cnn(data, tmp_path / "cnn")
+    line = refused(capsys, data, tmp_path / "r", "--init", str(cnn), "--aux.horizon", "2")
+    assert f"--aux needs the reference VLA; {cnn} is a 'cnn' policy" in line
 
 
 def test_a_fine_tuned_policy_reads_images_of_another_size_at_its_own(capsys, tiny_run, tmp_path):
     # tiny_run takes 32 x 32 images; this robot's cameras are 48 x 64
     wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
     out = tmp_path / "ft"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(wide),
-                "--init",
-                str(tiny_run),
-                "--out",
-                str(out),
-                "--steps",
-                "1",
-                "--batch-size",
-                "2",
-            ]
-        )
-        == 0
-    )
+    fine_tune = ["train", "--data", str(wide), "--init", str(tiny_run), "--out", str(out)]
+    assert main([*fine_tune, "--steps", "1", "--batch-size", "2"]) == 0
     assert "observation.images.corner2: 48x64 images scaled and padded to 32x32" in capsys.readouterr().err
     line = refused(capsys, wide, tmp_path / "r", "--init", str(tiny_run), "--model.image-size", "64")
     assert line.endswith(
