@@ -113,10 +113,10 @@ def test_not_a_checkpoint(tmp_path):
         resolve_checkpoint(tmp_path / "missing")
 
 
-def _edit_meta(path, type=None, model_extra=()):
+def _edit_meta(path, kind=None, model_extra=()):
     meta = json.loads((path / "config.json").read_text())
-    if type is not None:
-        meta["type"] = type
+    if kind is not None:
+        meta["type"] = kind
     meta["model"].update(model_extra)
     (path / "config.json").write_text(json.dumps(meta))
 
@@ -126,7 +126,7 @@ def _edit_meta(path, type=None, model_extra=()):
     [
         (lambda path: (path / "config.json").write_text("{"), r"cannot read .*config.json: "),
         (
-            lambda path: _edit_meta(path, type="transformer"),
+            lambda path: _edit_meta(path, kind="transformer"),
             "unknown model type 'transformer' in checkpoint config",
         ),
         (
