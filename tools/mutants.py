@@ -116,6 +116,7 @@ MUTANTS = [
     Mutant("creport-typicality-mean", "curate/report.py", "self_influence = [float(scores.self_influence[i]) for i in by_task]", "self_influence = [float(scores.typicality[i]) for i in by_task]", "tests/curate/test_run.py"),
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
+    Mutant("curate-size-dropped", "curate/run.py", '        image_size=meta["model"]["image_size"],\n', "", "tests/curate/test_run.py"),
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
     Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
     # curate/scores.py
@@ -276,6 +277,7 @@ MUTANTS = [
     Mutant("remove-depth-key", "prune/remove.py", "            setattr(config, stack.depth_key, len(kept))\n", "            pass\n", "tests/prune"),
     Mutant("remove-targets", "prune/remove.py", "targets = [cfg.expert_to_backbone[i] for i in experts]", "targets = cfg.expert_to_backbone[: len(experts)]", "tests/prune"),
     # prune/run.py
+    Mutant("prune-size-dropped", "prune/run.py", '        image_size=meta["model"]["image_size"],\n', "", "tests/prune/test_run.py"),
     Mutant("prune-adjacent-diag", "prune/run.py", "return [float(matrix[i - 1, i]) for i in range(1, matrix.shape[0])]", "return [float(matrix[i, i]) for i in range(1, matrix.shape[0])]", "tests/prune"),
     Mutant("prune-bi-complement", "prune/run.py", '"block_influence": [1 - v for v in adjacent(matrices[name]["block-influence"])],', '"block_influence": adjacent(matrices[name]["block-influence"]),', "tests/prune"),
     Mutant("prune-keep-unnamed", "prune/run.py", "out = {s: 1.0 for s in stacks}", "out = {s: 0.5 for s in stacks}", "tests/prune"),

@@ -208,3 +208,11 @@ def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tm
     for a, b in zip(one, two):
         assert a["score"] == pytest.approx(b["score"], rel=1e-4, abs=1e-5)
         assert a["selected"] == b["selected"]
+
+
+def test_data_of_another_image_size_is_scored_at_the_policys_own(tiny_run, tmp_path, capsys):
+    from tests.data.helpers import dataset_with
+
+    wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
+    assert main([*curate_args(tiny_run, wide, tmp_path / "out"), *FAST]) == 0
+    assert "observation.images.corner2: 48x64 images scaled and padded to 32x32" in capsys.readouterr().err

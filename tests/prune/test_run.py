@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from leanvla.cli import main
+from tests.data.helpers import dataset_with
 from tests.helpers import train_tiny_cnn, train_tiny_vla
 
 
@@ -163,3 +164,10 @@ def test_an_existing_out_and_a_cnn_policy_are_refused(capsys, deep_run, data, ti
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"leanvla prune: error: {cnn} is a 'cnn' policy; prune acts on layer stacks of a VLA"]
     assert not (tmp_path / "p").exists()
+
+
+def test_data_of_another_image_size_is_pruned_at_the_policys_own(capsys, deep_run, tmp_path):
+    wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
+    args = ["prune", "--policy", str(deep_run), "--data", str(wide), "--out", str(tmp_path / "out")]
+    assert main([*args, "--samples", "8", "--keep", "0.75"]) == 0
+    assert "observation.images.corner3: 48x64 images scaled and padded to 32x32" in capsys.readouterr().err

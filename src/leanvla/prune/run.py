@@ -174,6 +174,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         meta["model"]["cameras"],
         meta["model"]["chunk_size"],
         episodes,
+        progress=progress,
         image_size=meta["model"]["image_size"],
     )
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
