@@ -248,3 +248,24 @@ def test_adapter_without_init(tiny_dataset, tmp_path, capsys):
         main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--adapter", "lora"]) == 2
     )
     assert "pass --init" in capsys.readouterr().err
+
+
+def test_calibration_data_of_another_image_size_is_read_at_the_policys_own(
+    adapter_run, tmp_path, monkeypatch
+):
+    import leanvla.data.samples
+    from tests.data.helpers import dataset_with
+
+    sizes = []
+    real = leanvla.data.samples.ChunkDataset
+
+    def recording(*args, **kwargs):
+        data = real(*args, **kwargs)
+        sizes.append(tuple(data.images.shape[-2:]))
+        return data
+
+    monkeypatch.setattr(leanvla.data.samples, "ChunkDataset", recording)
+    wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
+    out = tmp_path / "folded"
+    assert main(["export", "--policy", str(adapter_run), "--out", str(out), "--data", str(wide)]) == 0
+    assert sizes == [(32, 32)]

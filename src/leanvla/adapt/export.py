@@ -118,7 +118,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
             model_cfg["chunk_size"],
             image_size=model_cfg["image_size"],
         )
-        normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
+        normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], model_cfg["cameras"])
         record_mean_routing(model, data, normalizer, cfg.samples, cfg.batch_size, cfg.seed)
     fold_adapters(model)
     plain = {k: v for k, v in meta.items() if k != "adapter"}
