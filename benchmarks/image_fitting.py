@@ -1,0 +1,124 @@
+"""What fitting a robot's camera images to a policy's square costs, against reading them as stored.
+
+    python benchmarks/image_fitting.py                 # about a minute on 2 CPU cores
+    python benchmarks/image_fitting.py --frames 400 --name image_fitting_400
+
+A LeRobotDataset of PNG frames at common camera resolutions (480 x 640, 720 x 1280, and a square
+256 x 256) is written once; then, for each, `LeRobotDataset.read_images` decodes every frame as
+stored and decodes and fits it to 64 x 64 and 224 x 224 (leanvla.data.resize: longer side scaled
+with antialiasing, shorter padded), timed in turn (round robin), so that a drift in the machine's
+speed falls on every variant alike. The frames are smooth random textures shifted a pixel per frame,
+so PNG compresses them about as it compresses camera frames, not as it compresses noise. Also
+reported: the memory the decoded frames take, as stored and fitted. Writes docs/results/NAME.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from common import command_line, round_robin_ms, write_result
+
+RESOLUTIONS = {"480 x 640": (480, 640), "720 x 1280": (720, 1280), "256 x 256": (256, 256)}
+SIZES = (64, 224)
+
+
+def camera_frames(height: int, width: int, n: int, seed: int) -> np.ndarray:
+    """n frames of a smooth texture (8 x 8 pixel blocks of random colour) panning a pixel a frame."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (height // 8 + 1, (width + n) // 8 + 1, 3), dtype=np.uint8)
+    texture = blocks.repeat(8, 0).repeat(8, 1)[:height]
+    return np.stack([texture[:, k : k + width] for k in range(n)])
+
+
+def write_dataset(root: Path, frames: int, seed: int) -> Path:
+    """One episode whose cameras are the RESOLUTIONS, written by leanvla's LeRobotWriter."""
+    from leanvla.data.writer import LeRobotWriter
+
+    features = {
+        f"observation.images.{name.replace(' x ', 'x')}": {
+            "dtype": "image",
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+        }
+        for name, (h, w) in RESOLUTIONS.items()
+    }
+    vector = {"dtype": "float32", "shape": [4], "names": None}
+    features |= {"observation.state": vector, "action": vector}
+    writer = LeRobotWriter(root, fps=10, features=features)
+    data = {
+        key: camera_frames(*f["shape"][:2], frames, seed) for key, f in features.items() if "images" in key
+    }
+    data |= {
+        "observation.state": np.zeros((frames, 4), np.float32),
+        "action": np.zeros((frames, 4), np.float32),
+    }
+    writer.add_episode("look around", data)
+    writer.finalize()
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=100, help="frames per camera (default 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed reads of each variant (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--name", default="image_fitting", help="docs/results/NAME.md (default image_fitting)"
+    )
+    args = parser.parse_args()
+    if args.frames < 1 or args.repeats < 1:
+        parser.error("--frames and --repeats must be >= 1")
+
+    from leanvla.data.reader import LeRobotDataset
+
+    work = Path(tempfile.mkdtemp(prefix="leanvla_image_fitting_"))
+    try:
+        dataset = LeRobotDataset(write_dataset(work / "ds", args.frames, args.seed))
+        calls, shapes = {}, {}
+        for name, (height, width) in RESOLUTIONS.items():
+            key = f"observation.images.{name.replace(' x ', 'x')}"
+            for size in (None, *SIZES):
+                calls[name, size] = lambda _, key=key, size=size: dataset.read_images(key, size=size)
+                shapes[name, size] = (height, width) if size is None else (size, size)
+        print(f"timing {len(calls)} reads of {args.frames} frames in turn ...")
+        ms = round_robin_ms(calls, args.repeats, warmup=1)
+    finally:
+        shutil.rmtree(work)
+
+    lines = [
+        f"# Fitting camera images to a policy's square: the cost against reading them as stored ({args.frames} frames)",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"One LeRobotDataset episode of {args.frames} PNG frames per camera (smooth textures panning a pixel "
+        "a frame), written by leanvla's LeRobotWriter. Each read decodes every frame of one camera "
+        "(`LeRobotDataset.read_images`); 'fitted to N' also scales it, longer side first with antialiasing, "
+        "and pads it to N x N, a few frames at a time (leanvla/data/resize.py). Median of "
+        f"{args.repeats} reads of each, taken in turn after one untimed round. Memory: the decoded "
+        "frames' array, per 1000 frames.",
+        "",
+        "| camera | read | ms per frame | x as stored | MiB per 1000 frames |",
+        "|---|---|---|---|---|",
+    ]
+    for name in RESOLUTIONS:
+        stored = ms[name, None]
+        for size in (None, *SIZES):
+            h, w = shapes[name, size]
+            label = "as stored" if size is None else f"fitted to {size}"
+            lines.append(
+                f"| {name} | {label} | {ms[name, size] / args.frames:.2f} | {ms[name, size] / stored:.2f}x | "
+                f"{h * w * 3 * 1000 / 2**20:.0f} |"
+            )
+    lines += ["", "## Reading", ""]
+    for name in RESOLUTIONS:
+        fits = ", ".join(f"{ms[name, s] / ms[name, None]:.2f}x at {s}" for s in SIZES)
+        lines.append(f"- {name}: decoding and fitting takes {fits} the time of decoding alone.")
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
