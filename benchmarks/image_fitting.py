@@ -36,14 +36,11 @@ def camera_frames(height: int, width: int, n: int, seed: int) -> np.ndarray:
 
 def write_dataset(root: Path, frames: int, seed: int) -> Path:
     """One episode whose cameras are the RESOLUTIONS, written by leanvla's LeRobotWriter."""
+    from leanvla.data.format import image_feature
     from leanvla.data.writer import LeRobotWriter
 
     features = {
-        f"observation.images.{name.replace(' x ', 'x')}": {
-            "dtype": "image",
-            "shape": [h, w, 3],
-            "names": ["height", "width", "channels"],
-        }
+        f"observation.images.{name.replace(' x ', 'x')}": image_feature(h, w)
         for name, (h, w) in RESOLUTIONS.items()
     }
     vector = {"dtype": "float32", "shape": [4], "names": None}

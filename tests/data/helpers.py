@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from leanvla.data.format import image_feature
 from leanvla.data.writer import LeRobotWriter
 
 
@@ -19,11 +20,7 @@ def synthetic_dataset(
     """Episodes whose action at frame f of episode e is (e, f, 0, 0): chunks are easy to check."""
     rng = np.random.default_rng(seed)
     features = {
-        "observation.images.cam": {
-            "dtype": "image",
-            "shape": [image_size, image_size, 3],
-            "names": ["height", "width", "channels"],
-        },
+        "observation.images.cam": image_feature(image_size, image_size),
         "observation.state": {"dtype": "float32", "shape": [4], "names": None},
         "action": {"dtype": "float32", "shape": [4], "names": None},
     }
@@ -49,14 +46,7 @@ def synthetic_dataset(
 def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4) -> Path:
     """Two short episodes of random images from the given cameras (name -> height, width), with a
     state of the given size."""
-    features = {
-        f"observation.images.{name}": {
-            "dtype": "image",
-            "shape": [h, w, 3],
-            "names": ["height", "width", "channels"],
-        }
-        for name, (h, w) in cameras.items()
-    }
+    features = {f"observation.images.{name}": image_feature(h, w) for name, (h, w) in cameras.items()}
     if state_dim is not None:
         features["observation.state"] = {"dtype": "float32", "shape": [state_dim], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": None}

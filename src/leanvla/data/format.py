@@ -43,6 +43,11 @@ DEFAULT_FEATURES: dict[str, dict] = {
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
+def image_feature(height: int, width: int) -> dict:
+    """info.json's entry for a camera of PNG frames, height x width RGB (LeRobot's layout)."""
+    return {"dtype": "image", "shape": [height, width, 3], "names": ["height", "width", "channels"]}
+
+
 def is_visual(feature: dict) -> bool:
     return feature["dtype"] in ("image", "video")
 

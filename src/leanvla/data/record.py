@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from leanvla.atomic import atomic_dir, write_json_atomic
-from leanvla.data.format import ENV_STATE
+from leanvla.data.format import ENV_STATE, image_feature
 from leanvla.data.metaworld_env import MetaWorldTask, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
@@ -246,14 +246,7 @@ def record_episode(job: EpisodeJob) -> dict:
 
 
 def features_for(cameras: tuple[str, ...], image_size: int) -> dict[str, dict]:
-    features = {
-        f"observation.images.{cam}": {
-            "dtype": "image",
-            "shape": [image_size, image_size, 3],
-            "names": ["height", "width", "channels"],
-        }
-        for cam in cameras
-    }
+    features = {f"observation.images.{cam}": image_feature(image_size, image_size) for cam in cameras}
     features["observation.state"] = {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]}
     features[ENV_STATE] = {"dtype": "float32", "shape": [39], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "grip"]}
