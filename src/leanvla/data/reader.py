@@ -222,11 +222,16 @@ class LeRobotDataset:
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
         out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(blobs), desc=f"decode {key}", unit="img", leave=False, mininterval=1.0)
+        bar = tqdm(
+            total=len(blobs),
+            desc=f"decode {key}",
+            unit="img",
+            leave=False,
+            mininterval=1.0,
+            disable=not progress,
+        )
         for start in range(0, len(blobs), BATCH):
             stop = min(len(blobs), start + BATCH)
             decoded = (
@@ -242,10 +247,8 @@ class LeRobotDataset:
                 decoded[i - start] = image
             if resized:
                 out[start:stop] = fit_square(decoded, size)
-            if bar is not None:
-                bar.update(stop - start)
-        if bar is not None:
-            bar.close()
+            bar.update(stop - start)
+        bar.close()
         return out
 
 
