@@ -83,14 +83,17 @@ def on_policy_errors(policy, directory: Path, tasks: list[str], episodes: int, s
     import numpy as np
 
     from leanvla.data.metaworld_env import MetaWorldTask
+    from leanvla.evaluate import render_shape
     from leanvla.models.checkpoint import read_provenance
     from leanvla.rollout import TrainingPositions, run_episode
 
-    train = TrainingPositions(read_provenance(directory).get("positions"))
+    provenance = read_provenance(directory)
+    train = TrainingPositions(provenance.get("positions"))
     cameras = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
+    height, width = render_shape(policy.meta, provenance)  # as `leanvla eval` renders them
     found = {}
     for task in tasks:
-        env = MetaWorldTask(task, cameras, policy.meta["model"]["image_size"], max_steps=200)
+        env = MetaWorldTask(task, cameras, height, max_steps=200, image_width=width)
         expert, per_episode, solved = env.expert(), [], 0
         for k in range(episodes):
             errors = []

@@ -9,7 +9,9 @@ stored and decodes and fits it to 64 x 64 and 224 x 224 (leanvla.data.resize: lo
 with antialiasing, shorter padded), timed in turn (round robin), so that a drift in the machine's
 speed falls on every variant alike. The frames are smooth random textures shifted a pixel per frame,
 so PNG compresses them about as it compresses camera frames, not as it compresses noise. Also
-reported: the memory the decoded frames take, as stored and fitted. Writes docs/results/NAME.md.
+reported: the memory the decoded frames take, as stored and fitted; and what fitting adds at
+inference, `Policy.act` at batch 1 on a frame of each size against one already at the policy's.
+Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -56,6 +58,44 @@ def write_dataset(root: Path, frames: int, seed: int) -> Path:
     writer.add_episode("look around", data)
     writer.finalize()
     return root
+
+
+def acting_ms(frames: int, repeats: int, seed: int) -> dict[str, float]:
+    """Median ms of `Policy.act` at batch 1 (the small reference VLA at 64 x 64, one camera, one
+    thread, as in closed loop) on a frame of each of RESOLUTIONS and on one already 64 x 64, in turn."""
+    import torch
+
+    from leanvla.data.normalize import Normalizer
+    from leanvla.data.stats import vector_stats
+    from leanvla.models.checkpoint import make_meta
+    from leanvla.models.config import vla_config
+    from leanvla.models.policy import Policy
+    from leanvla.models.vla import VLA
+
+    torch.manual_seed(seed)
+    camera = "observation.images.cam"
+    cfg = vla_config("small", cameras=[camera], image_size=64, head="regression")
+    vector = vector_stats(np.random.default_rng(seed).normal(size=(50, 4)))
+    stats = {"observation.state": vector, "action": vector}
+    stats[camera] = {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)}
+    meta = make_meta("vla", cfg.to_dict(), ["look around"], "observation.state", "action", 10)
+    policy = Policy(VLA(cfg).eval(), Normalizer(stats, "observation.state", "action", [camera]), meta)
+    state, task = torch.zeros(1, 4), torch.zeros(1, dtype=torch.long)
+    shapes = {"64 x 64 (no fitting)": (64, 64), **RESOLUTIONS}
+    images = {
+        name: torch.from_numpy(camera_frames(h, w, frames, seed)).permute(0, 3, 1, 2)[:, None]
+        for name, (h, w) in shapes.items()
+    }  # as a camera's H x W x 3 frames arrive: channels last in memory
+    calls = {
+        name: lambda i, x=x: policy.act(x[i % len(x) : i % len(x) + 1], state, task)
+        for name, x in images.items()
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return round_robin_ms(calls, repeats, warmup=5)
+    finally:
+        torch.set_num_threads(threads)  # the page's footer records the decoding's thread count
 
 
 def main() -> None:
@@ -114,6 +154,23 @@ def main() -> None:
     for name in RESOLUTIONS:
         fits = ", ".join(f"{ms[name, s] / ms[name, None]:.2f}x at {s}" for s in SIZES)
         lines.append(f"- {name}: decoding and fitting takes {fits} the time of decoding alone.")
+    print(f"timing Policy.act on {len(RESOLUTIONS) + 1} frame shapes in turn ...")
+    acts = args.repeats * args.frames
+    acting = acting_ms(args.frames, acts, args.seed)
+    plain = acting["64 x 64 (no fitting)"]
+    lines += [
+        "",
+        "## At inference",
+        "",
+        "`Policy.act` at batch 1 on one camera's frame, which it fits to its 64 x 64 before the model "
+        "runs: the small reference VLA with a regression head, one thread, as in closed loop. Median of "
+        f"{acts} calls each, taken in turn, each call on the next of the "
+        "frames above.",
+        "",
+        "| frame | ms per chunk | x a 64 x 64 frame |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {value:.2f} | {value / plain:.2f}x |" for name, value in acting.items()]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import train_tiny_vla
+from tests.helpers import record_in_process, train_tiny_vla
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 REPO = Path(__file__).resolve().parents[1]
@@ -34,21 +34,13 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """2 tasks x 3 episodes, two 32 px cameras, recorded in-process by the real recorder."""
-    from leanvla.data.record import RecordConfig, record
-
-    out = tmp_path_factory.mktemp("data") / "tiny"
-    record(
-        RecordConfig(
-            out=out,
-            tasks="reach-v3,drawer-close-v3",
-            episodes=3,
-            cameras="corner2,corner3",
-            image_size=32,
-            workers=1,
-        ),
-        progress=False,
+    return record_in_process(
+        tmp_path_factory.mktemp("data") / "tiny",
+        tasks="reach-v3,drawer-close-v3",
+        episodes=3,
+        cameras="corner2,corner3",
+        image_size=32,
     )
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,14 @@ import pytest
 import torch
 
 
+def record_in_process(out: Path, **options) -> Path:
+    """A Meta-World recording by the real recorder, in this process (one worker, no progress bar)."""
+    from leanvla.data.record import RecordConfig, record
+
+    record(RecordConfig(out=out, workers=1, **options), progress=False)
+    return out
+
+
 def tiny_train_config(data: Path, out: Path, **overrides):
     """A TrainConfig for a tiny VLA on one thread; each test overrides what it examines."""
     from leanvla.train.config import ModelOptions, TrainConfig

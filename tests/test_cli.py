@@ -173,6 +173,7 @@ def test_console_entry_point_exit_code(tmp_path):
     [
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--image-size", "4"], "--image-size must be within"),
+        (["--image-width", "2000"], "--image-width must be within 8..1024 pixels, got 2000"),
         (["--seed", "-1"], "--seed must be >= 0 (it seeds numpy's recording draws), got -1"),
         (["--max-steps", "0"], "--max-steps must be within 1..500 (Meta-World's limit), got 0"),
         (

@@ -249,3 +249,28 @@ def test_a_policy_of_no_meta_world_task_needs_tasks_named():
     assert policy_tasks([INSTRUCTIONS["reach-v3"], "open the fridge"]) == ["reach-v3"]
     with pytest.raises(UserError, match="the policy's instructions match no Meta-World task; pass --tasks"):
         policy_tasks(["open the fridge", "fold the towel"])
+
+
+def test_cameras_render_at_the_shape_the_training_frames_had_when_they_share_one():
+    from leanvla.evaluate import render_shape
+
+    meta = {"model": {"image_size": 32, "cameras": ["observation.images.a", "observation.images.b"]}}
+    shared = {"observation.images.a": [24, 32], "observation.images.b": [24, 32]}
+    assert render_shape(meta, {"camera_shapes": shared}) == (24, 32)
+    mixed = {**shared, "observation.images.b": [32, 32]}
+    assert render_shape(meta, {"camera_shapes": mixed}) == (32, 32)  # one renderer per env: the square
+    assert render_shape(meta, {}) == (32, 32)  # a policy saved before shapes were recorded
+
+
+def test_a_policy_of_a_wider_camera_is_evaluated_on_that_camera_fitted(tmp_path):
+    from leanvla.report import protocol_line
+    from tests.helpers import record_in_process, train_tiny_vla
+
+    options = dict(tasks="reach-v3", episodes=1, cameras="corner2", image_size=16, image_width=24)
+    run = train_tiny_vla(record_in_process(tmp_path / "wide", **options), tmp_path / "run", image_size=16)
+    res = evaluate(EvalConfig(policy=run, episodes=1, max_steps=4, workers=1), progress=False)
+    assert res["protocol"]["camera_shape"] == [16, 24] and res["per_task"]["reach-v3"]["episodes"] == 1
+    assert (
+        "observing observation.images.corner2, observation.state (cameras rendered 16 x 24, fitted to the "
+        "policy's 16 x 16). Success" in protocol_line(res)
+    )

@@ -1,11 +1,11 @@
-"""Run reports: the success table's cells and the rollout pictures."""
+"""Run reports: the success table's cells, the protocol line and the rollout pictures."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from leanvla.report import rollout_grid, save_rollout_media, success_table
+from leanvla.report import protocol_line, rollout_grid, save_rollout_media, success_table
 
 
 def test_the_success_table_has_a_column_per_policy_and_intervals_low_to_high():
@@ -23,6 +23,32 @@ def test_the_success_table_has_a_column_per_policy_and_intervals_low_to_high():
         "| push | 25.0 [15.0, 30.0] | 0.0 [-10.0, 5.0] |",
         "| **mean** | **37.5** [35.5, 40.5] | **50.0** [48.0, 53.0] |",
     ]
+
+
+def test_the_protocol_line_says_when_the_cameras_were_rendered_at_another_shape_and_fitted():
+    protocol = {
+        "tasks": ["reach-v3"],
+        "episodes_per_task": 5,
+        "eval_seed": 0,
+        "held_out_positions_checked": True,
+        "max_steps": 200,
+        "n_action_steps": 8,
+        "observation": ["observation.images.corner2", "observation.state"],
+    }
+    before = protocol_line({"protocol": protocol})  # a result written before cameras were fitted
+    assert before == (
+        "1 tasks x 5 episodes, evaluation seed 0, held-out positions (checked against training: True), "
+        "max 200 steps, 8 actions executed per chunk, observing observation.images.corner2, "
+        "observation.state. Success in % with 95% Wilson intervals."
+    )
+    at_size = {**protocol, "camera_shape": [64, 64], "image_size": 64}
+    assert protocol_line({"protocol": at_size}) == before
+    for shape in ([96, 96], [96, 128]):
+        line = protocol_line({"protocol": {**at_size, "camera_shape": shape}})
+        assert (
+            f"observation.state (cameras rendered {shape[0]} x {shape[1]}, fitted to the policy's 64 x 64). "
+            in line
+        )
 
 
 def test_a_rollout_strip_spans_the_episode_and_the_animation_every_second_frame(tmp_path):

@@ -138,6 +138,7 @@ MUTANTS = [
     Mutant("format-tasks-index", "data/format.py", '"index_columns": ["__index_level_0__"],', '"index_columns": [],', "tests/data"),
     # data/metaworld_env.py
     Mutant("mw-done-late", "data/metaworld_env.py", "return self.steps >= self.max_steps", "return self.steps > self.max_steps", ("tests/data", "tests/test_evaluate.py")),
+    Mutant("mw-width-ignored", "data/metaworld_env.py", "            width=image_width,\n", "            width=image_size,\n", ("tests/data", "tests/test_evaluate.py")),
     # data/metaworld_tasks.py
     Mutant("tasks-repeats", "data/metaworld_tasks.py", "tasks += [t for t in names if t not in tasks]", "tasks += names", "tests/data/test_metaworld_env.py"),
     Mutant("tasks-no-v3-suffix", "data/metaworld_tasks.py", 'elif f"{item}-v3" in INSTRUCTIONS:', 'elif False:', "tests/data/test_metaworld_env.py"),
@@ -150,9 +151,10 @@ MUTANTS = [
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
     # data/resize.py
     Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),
-    Mutant("resize-pad-one-side", "data/resize.py", "top, left = (size - inner_h) // 2, (size - inner_w) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
+    Mutant("resize-pad-one-side", "data/resize.py", "return ((size - inner_h) // 2, (size - inner_w) // 2), (inner_h, inner_w)", "return (0, 0), (inner_h, inner_w)", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
+    Mutant("record-width-ignored", "data/record.py", "return self.image_size, self.image_size if self.image_width is None else self.image_width", "return self.image_size, self.image_size", ("tests/data/test_record.py", "tests/test_evaluate.py")),
     Mutant("record-keeps-expert-failures", "data/record.py", '            if not ep["success"]:\n                continue  # an expert failure is not a demonstration: try the next seed\n', "", "tests/data/test_record.py"),
     Mutant("record-wrong-task-may-be-own", "data/record.py", "others = [t for t in tasks if t != task]", "others = list(tasks)", "tests/data/test_record.py"),
     Mutant("record-bad-with-replacement", "data/record.py", "rng.choice(cfg.episodes, size=n_bad, replace=False)", "rng.choice(cfg.episodes, size=n_bad, replace=True)", "tests/data/test_record.py"),
@@ -204,6 +206,8 @@ MUTANTS = [
     Mutant("env-missing-listed", "environment.py", "for name, version in packages.items() if version is not None]", "for name, version in packages.items()]", "tests/test_environment.py"),
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     # evaluate.py
+    Mutant("eval-renders-square", "evaluate.py", "    shape = render_shape(meta, provenance)\n", '    shape = (meta["model"]["image_size"],) * 2\n', "tests/test_evaluate.py"),
+    Mutant("eval-render-shape-mixed", "evaluate.py", "return shapes.pop() if len(shapes) == 1 else (size, size)", "return shapes.pop() if len(shapes) == 1 else min(shapes)", "tests/test_evaluate.py"),
     Mutant("wilson-term", "evaluate.py", "math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))", "math.sqrt(p * (1 - p) / n)", "tests/test_evaluate.py"),
     Mutant("eval-mean-ci", "evaluate.py", '"mean_ci95": wilson(total, n),', '"mean_ci95": wilson(total, n, z=1.0),', "tests/test_evaluate.py"),
     Mutant("eval-default-tasks", "evaluate.py", 'else policy_tasks(provenance.get("instructions", meta["instructions"]))', 'else policy_tasks(meta["instructions"])', "tests/test_evaluate.py"),
@@ -252,6 +256,9 @@ MUTANTS = [
     Mutant("layout-stack-filter", "models/layout.py", "if stacks is not None and stack.name not in stacks:", "if stacks is not None and stack.name in stacks:", ("tests/models", "tests/adapt")),
     Mutant("layout-expert-depth", "models/layout.py", 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="expert_layers"),', 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="layers"),', "tests/prune"),
     Mutant("layout-io-state", "models/layout.py", '        "state_proj",\n', "", ("tests/adapt", "tests/merge")),
+    # models/policy.py
+    Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
+    Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),
     # models/tokenizer.py
     Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
     Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
@@ -295,6 +302,7 @@ MUTANTS = [
     Mutant("sim-centre", "prune/similarity.py", "centred = xy - torch.outer(sx, sy) / n  # Xc^T Yc", "centred = xy  # Xc^T Yc", SIM),
     Mutant("sim-unbiased-cross", "prune/similarity.py", "- 2.0 / (n - 2) * cross", "- 1.0 / (n - 2) * cross", SIM),
     # report.py
+    Mutant("report-fitting-unsaid", "report.py", "if (height, width) != (size, size)", "if height != width", ("tests/test_report.py", "tests/test_evaluate.py")),
     Mutant("report-ci-order", "report.py", 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(lo)}, {pct(hi)}]")', 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(hi)}, {pct(lo)}]")', "tests/test_report.py"),
     Mutant("report-strip-first", "report.py", "picks = np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int)", "picks = np.arange(min(strip_frames, len(frames)))", "tests/test_report.py"),
     # rollout.py
@@ -304,6 +312,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("build-camera-shapes-unkept", "train/build.py", 'out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}', 'out["camera_shapes"] = {}', ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-teacher-size", "train/build.py", "student = dict(cameras=cameras, chunk_size=chunk, image_size=size)", "student = dict(cameras=cameras, chunk_size=chunk)", "tests/decode/test_distill.py"),
     Mutant("build-init-size", "train/build.py", 'model_cfg["chunk_size"], model_cfg["image_size"]', 'model_cfg["chunk_size"], None', "tests/train/test_build.py"),
     Mutant("build-size-from-data", "train/build.py", "size = size or next(iter(sizes.values()))[0]", "size = next(iter(sizes.values()))[0]", "tests/train/test_build.py"),

@@ -3,7 +3,8 @@
 Protocol (written into every result file): the tasks, episodes per task, the evaluation seed, the
 step limit and the receding horizon. Episode k of task T resets from a seed of the evaluation
 stream (disjoint from recording's) and skips any seed whose positions a training demonstration
-used. Success per task comes with a 95% Wilson interval.
+used. Each camera renders at the shape the training frames had, and the policy fits it to its
+square as training did. Success per task comes with a 95% Wilson interval.
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def render_shape(meta: dict, provenance: dict) -> tuple[int, int]:
+    """(height, width) to render the policy's cameras at: the shape its training frames had, when
+    provenance records one shared by all of them (a policy fits other shapes as it was trained to);
+    otherwise its own square."""
+    size = meta["model"]["image_size"]
+    recorded = provenance.get("camera_shapes", {})
+    shapes = {tuple(recorded.get(key, (size, size))) for key in meta["model"]["cameras"]}
+    return shapes.pop() if len(shapes) == 1 else (size, size)
+
+
 def policy_tasks(instructions: list[str]) -> list[str]:
     tasks = [task_for_instruction(i) for i in instructions]
     known = [t for t in tasks if t is not None]
@@ -134,12 +145,12 @@ def _run_job(job: tuple) -> dict:
     from leanvla.data.metaworld_env import MetaWorldTask
     from leanvla.rollout import run_episode
 
-    task, episode, seed, max_steps, n_action_steps, keep = job
+    task, episode, seed, max_steps, n_action_steps, keep, (height, width) = job
     policy = _WORKER["policy"]
     envs = _WORKER["envs"]
     if task not in envs:
         cams = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
-        envs[task] = MetaWorldTask(task, cams, policy.meta["model"]["image_size"], max_steps)
+        envs[task] = MetaWorldTask(task, cams, height, max_steps, image_width=width)
     env = envs[task]
     env.max_steps = max_steps
     return asdict(run_episode(policy, env, episode, seed, _WORKER["train"], n_action_steps, keep))
@@ -243,8 +254,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             f"{checkpoint} records no training positions; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
             stacklevel=2,
         )
+    shape = render_shape(meta, provenance)
     jobs = [
-        (task, k, cfg.seed, cfg.max_steps, horizon, cfg.out is not None and k < cfg.save_rollouts)
+        (task, k, cfg.seed, cfg.max_steps, horizon, cfg.out is not None and k < cfg.save_rollouts, shape)
         for task in tasks
         for k in range(cfg.episodes)
     ]
@@ -279,6 +291,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             "max_steps": cfg.max_steps,
             "n_action_steps": horizon,
             "observation": meta["model"]["cameras"] + [meta["state_key"]],
+            "camera_shape": list(shape),
+            "image_size": meta["model"]["image_size"],
             "held_out_positions_checked": held_out_known,
             "seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),
         },

@@ -119,9 +119,16 @@ def success_table(results: dict[str, dict]) -> str:
 
 def protocol_line(result: dict) -> str:
     p = result["protocol"]
+    size = p.get("image_size")  # results written before cameras were fitted lack both
+    height, width = p.get("camera_shape", (size, size))
+    fitted = (
+        f" (cameras rendered {height} x {width}, fitted to the policy's {size} x {size})"
+        if (height, width) != (size, size)
+        else ""
+    )
     return (
         f"{len(p['tasks'])} tasks x {p['episodes_per_task']} episodes, evaluation seed {p['eval_seed']}, "
         f"held-out positions (checked against training: {p['held_out_positions_checked']}), "
-        f"max {p['max_steps']} steps, {p['n_action_steps']} actions executed per chunk, observing {', '.join(p['observation'])}. "
-        "Success in % with 95% Wilson intervals."
+        f"max {p['max_steps']} steps, {p['n_action_steps']} actions executed per chunk, "
+        f"observing {', '.join(p['observation'])}{fitted}. Success in % with 95% Wilson intervals."
     )

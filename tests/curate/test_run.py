@@ -165,14 +165,11 @@ def test_a_policy_that_does_not_fit_the_data_is_one_line(tiny_run, lerobot_fixtu
 
 
 def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dataset, tmp_path, capsys):
-    from leanvla.data.record import RecordConfig, record
+    from tests.helpers import record_in_process
 
-    reach_only = tmp_path / "val"  # --data has reach and drawer-close
-    record(
-        RecordConfig(
-            out=reach_only, tasks="reach-v3", episodes=1, cameras="corner2,corner3", image_size=32, workers=1
-        ),
-        progress=False,
+    # --data has reach and drawer-close
+    reach_only = record_in_process(
+        tmp_path / "val", tasks="reach-v3", episodes=1, cameras="corner2,corner3", image_size=32
     )
     out = tmp_path / "out"
     args = [*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(reach_only)]

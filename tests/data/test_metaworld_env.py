@@ -39,6 +39,16 @@ def test_rendering_is_upright_and_sized():
     assert img[:8].mean() > img[-8:].mean()
 
 
+def test_a_wider_camera_shows_the_square_cameras_picture_in_its_middle_and_more_to_each_side():
+    wide = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=48, image_width=64)
+    square = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=48)
+    wide.reset(0), square.reset(0)
+    seen, middle = wide.render()["corner2"], square.render()["corner2"]
+    assert seen.shape == (48, 64, 3)
+    assert np.array_equal(seen[:, 8:56], middle)  # the same vertical field of view
+    assert not np.array_equal(seen[:, :48], middle)
+
+
 def test_task_names_and_suites():
     assert resolve_tasks("MT10") == SUITES["MT10"] and len(SUITES["MT50"]) == 50
     assert resolve_tasks("reach,MT10")[:2] == ["reach-v3", "push-v3"]
@@ -57,3 +67,5 @@ def test_an_unknown_task_or_image_size_is_refused_before_mujoco_loads():
         MetaWorldTask("reach-v9")
     with pytest.raises(UserError, match="image size 4 is outside 8..1024 pixels"):
         MetaWorldTask("reach-v3", image_size=4)
+    with pytest.raises(UserError, match="image size 2000 is outside 8..1024 pixels"):
+        MetaWorldTask("reach-v3", image_width=2000)

@@ -12,6 +12,7 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.record import EpisodeJob, RecordConfig, plan_jobs, record
 from leanvla.data.seeds import episode_seed
 from leanvla.errors import UserError
+from tests.helpers import record_in_process
 
 
 def test_tiny_dataset_has_positions_and_expert_successes(tiny_dataset):
@@ -24,6 +25,21 @@ def test_tiny_dataset_has_positions_and_expert_successes(tiny_dataset):
     assert images.shape[1:] == (32, 32, 3) and images.std() > 10
     state, env_state = ds.read_array("observation.state"), ds.read_array("observation.environment_state")
     assert np.array_equal(state, env_state[:, :4])  # proprio = hand xyz + gripper of the full state
+
+
+def test_a_wider_camera_records_the_same_episodes_seen_wider(tiny_dataset, tmp_path):
+    # tiny_dataset: reach-v3 first, seed 0, corner2 at 32 x 32; this: the same episode at 32 x 48
+    options = dict(tasks="reach-v3", episodes=1, cameras="corner2", image_size=32, image_width=48)
+    record_in_process(tmp_path / "wide", **options)
+    wide, square = LeRobotDataset(tmp_path / "wide"), LeRobotDataset(tiny_dataset)
+    camera = "observation.images.corner2"
+    assert wide.features[camera]["shape"] == [32, 48, 3] and wide.image_shape(camera) == (32, 48)
+    length = wide.episode_column("length")[0]
+    assert length == square.episode_column("length")[0]
+    assert np.array_equal(wide.read_array("action"), square.read_array("action")[:length])
+    frames = wide.read_images(camera)
+    assert frames.shape == (length, 32, 48, 3)
+    assert np.array_equal(frames[:, :, 8:40], square.read_images(camera)[:length])
 
 
 def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):
@@ -88,7 +104,7 @@ def test_an_expert_failure_is_not_recorded_but_retried_on_the_next_seed(monkeypa
         return {**episode, "success": False} if len(seeds) == 1 else episode
 
     monkeypatch.setattr(recording, "_rollout", first_one_fails)
-    job = EpisodeJob("reach-v3", 0, "good", "reach-v3", 0, ("corner2",), 16, 300, 0.6)
+    job = EpisodeJob("reach-v3", 0, "good", "reach-v3", 0, ("corner2",), (16, 16), 300, 0.6)
     episode = recording.record_episode(job)
     assert episode["success"] and episode["seed"] == seeds[1] == episode_seed(0, "reach-v3", 0, attempt=1)
 

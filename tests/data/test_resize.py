@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.resize import fit_square, scaled_shape
+from leanvla.data.resize import fit_square, fit_square_chw, scaled_shape
 from tests.data.helpers import synthetic_dataset
 
 
@@ -47,6 +48,16 @@ def test_downscaling_averages_instead_of_skipping_pixels():
 def test_an_image_of_the_right_size_is_returned_as_it_is():
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     assert fit_square(images, 16) is images
+
+
+def test_frames_channels_first_fit_as_stored_frames_do_whatever_their_memory_layout():
+    images = np.random.default_rng(1).integers(0, 256, (5, 20, 30, 3), dtype=np.uint8)
+    expected = torch.from_numpy(fit_square(images, 16)).permute(0, 3, 1, 2)
+    channels_last = torch.from_numpy(images).permute(0, 3, 1, 2)  # as a camera's frames arrive
+    assert torch.equal(fit_square_chw(channels_last, 16), expected)
+    assert torch.equal(fit_square_chw(channels_last.contiguous(), 16), expected)
+    square = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    assert fit_square_chw(square, 16) is square
 
 
 @pytest.mark.parametrize("batch", [2, 256])

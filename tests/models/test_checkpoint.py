@@ -17,17 +17,15 @@ from leanvla.models.vla import VLA
 CAM = "observation.images.cam"
 
 
-def _save(tmp_path):
+def _save(tmp_path, cameras: tuple[str, ...] = (CAM,), **config):
     torch.manual_seed(0)
-    cfg = vla_config("tiny", cameras=[CAM], image_size=16, chunk_size=4, n_action_steps=2)
+    cfg = vla_config("tiny", cameras=list(cameras), image_size=16, chunk_size=4, n_action_steps=2, **config)
     model = VLA(cfg)
     meta = make_meta("vla", cfg.to_dict(), ["reach the goal position"], "observation.state", "action", 80)
     x = torch.randn(50, 4).numpy()
-    stats = {
-        "observation.state": vector_stats(x),
-        "action": vector_stats(x),
-        CAM: {"mean": torch.full((3, 1, 1), 0.5).numpy(), "std": torch.full((3, 1, 1), 0.2).numpy()},
-    }
+    stats = {"observation.state": vector_stats(x), "action": vector_stats(x)}
+    for key in cameras:
+        stats[key] = {"mean": torch.full((3, 1, 1), 0.5).numpy(), "std": torch.full((3, 1, 1), 0.2).numpy()}
     save_checkpoint(tmp_path / "ckpt", model, meta, stats, {"positions": [[0.1, 0.2]]})
     return model, tmp_path / "ckpt"
 

@@ -1,6 +1,6 @@
 """What a run records of its data (the trained episodes, their positions and their tasks only:
-evaluation holds those positions out), how it fits the data's images to the policy, and the data
-it refuses before decoding any image."""
+evaluation holds those positions out; its cameras' shapes), how it fits the data's images to the
+policy, and the data it refuses before decoding any image."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dat
     assert one_task["episodes"] == [0, 2] and one_task["positions"] == [positions[0], positions[2]]
     assert one_task["instructions"] == [tasks[0]]
     assert one_task["dataset"] == str(tiny_dataset.resolve())
+    square = [32, 32]  # as recorded: evaluation renders each camera so
+    assert one_task["camera_shapes"] == {f"observation.images.{c}": square for c in ("corner2", "corner3")}
 
     both = provenance(dataset, [4, 0])
     assert both["positions"] == [positions[4], positions[0]]

@@ -66,23 +66,28 @@ class MetaWorldTask:
         cameras: tuple[str, ...] = ("corner2",),
         image_size: int = 64,
         max_steps: int = EPISODE_LIMIT,
+        image_width: int | None = None,
     ):
+        """Frames are image_size x image_size, or image_size high and image_width wide: a wider
+        camera sees more of the scene to each side, at the same vertical field of view."""
         require(name in INSTRUCTIONS, f"unknown Meta-World task '{name}'")
         for cam in cameras:
             require(cam in CAMERAS, f"unknown camera '{cam}'; Meta-World v3 cameras are {', '.join(CAMERAS)}")
-        require(8 <= image_size <= 1024, f"image size {image_size} is outside 8..1024 pixels")
+        image_width = image_size if image_width is None else image_width
+        for side in (image_size, image_width):
+            require(8 <= side <= 1024, f"image size {side} is outside 8..1024 pixels")
         mujoco = require_module("mujoco")
         env_dict = require_module("metaworld.env_dict")
         self.name = name
         self.instruction = INSTRUCTIONS[name]
         self.cameras = tuple(cameras)
-        self.image_size = image_size
+        self.image_shape = (image_size, image_width)
         self.max_steps = min(max_steps, EPISODE_LIMIT)
         render_mode = "rgb_array" if cameras else None
         env = env_dict.ALL_V3_ENVIRONMENTS[name](
             render_mode=render_mode,
             camera_name=cameras[0] if cameras else None,
-            width=image_size,
+            width=image_width,
             height=image_size,
         )
         # The scripted experts read the goal from the observation; the policy never sees it.

@@ -26,6 +26,12 @@ class Normalizer:
             :, :, None, None
         ]
 
+    def to(self, device: torch.device) -> Normalizer:
+        """The statistics moved to `device`, to normalise tensors there."""
+        for name in ("state_mean", "state_std", "action_mean", "action_std", "image_mean", "image_std"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     def state(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.state_mean) / self.state_std
 

@@ -44,7 +44,10 @@ class RecordConfig:
     cameras: str = "corner2"
     """Comma-separated cameras (corner, corner2, corner3, corner4, topview, behindGripper, gripperPOV)."""
     image_size: int = 64
-    """Square image size in pixels."""
+    """Image height in pixels; the width too, unless --image-width."""
+    image_width: int | None = None
+    """Image width in pixels (default: --image-size, square). A wider camera sees more of each side,
+    as a robot's 480 x 640 camera does; a policy fits its frames to its square."""
     seed: int = 0
     """Base seed; every episode's positions follow (seed, task, episode)."""
     max_steps: int = 300
@@ -61,6 +64,11 @@ class RecordConfig:
     """Recording processes (one rendering context each)."""
     overwrite: bool = False
     """Replace --out if it exists."""
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of every camera's frames."""
+        return self.image_size, self.image_size if self.image_width is None else self.image_width
 
     def check_options_used(self, typed: Iterable[str] = ()) -> None:
         """An option this recording would ignore is a mistake: say which. `typed` holds the command
@@ -87,7 +95,7 @@ class EpisodeJob:
     recorded_task: str
     base_seed: int
     cameras: tuple[str, ...]
-    image_size: int
+    image_shape: tuple[int, int]  # height, width
     max_steps: int
     noise_std: float
 
@@ -100,6 +108,10 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
     check_seed(cfg.seed)
     require(8 <= cfg.image_size <= 512, f"--image-size must be within 8..512 pixels, got {cfg.image_size}")
+    require(
+        cfg.image_width is None or 8 <= cfg.image_width <= 1024,
+        f"--image-width must be within 8..1024 pixels, got {cfg.image_width}",
+    )
     check_max_steps(cfg.max_steps)
     require(cfg.noise_std >= 0, f"--noise-std must be >= 0 (a std), got {cfg.noise_std}")
     require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
@@ -155,7 +167,7 @@ def plan_jobs(
                     recorded = others[int(rng.integers(len(others)))]
             jobs.append(
                 EpisodeJob(
-                    task, k, kind, recorded, cfg.seed, cameras, cfg.image_size, cfg.max_steps, cfg.noise_std
+                    task, k, kind, recorded, cfg.seed, cameras, cfg.image_shape, cfg.max_steps, cfg.noise_std
                 )
             )
     return jobs
@@ -166,9 +178,10 @@ _WORKER_ENVS: dict[tuple, MetaWorldTask] = {}
 
 def _env(job: EpisodeJob) -> MetaWorldTask:
     """The worker's env for this job's task and rendering settings (made once, kept alive)."""
-    key = (job.task, job.cameras, job.image_size, job.max_steps)
+    key = (job.task, job.cameras, job.image_shape, job.max_steps)
     if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = MetaWorldTask(job.task, job.cameras, job.image_size, job.max_steps)
+        height, width = job.image_shape
+        _WORKER_ENVS[key] = MetaWorldTask(job.task, job.cameras, height, job.max_steps, image_width=width)
     return _WORKER_ENVS[key]
 
 
@@ -245,8 +258,8 @@ def record_episode(job: EpisodeJob) -> dict:
     raise RuntimeError(f"the scripted expert for {job.task} failed 20 seeds in a row (episode {job.index})")
 
 
-def features_for(cameras: tuple[str, ...], image_size: int) -> dict[str, dict]:
-    features = {f"observation.images.{cam}": image_feature(image_size, image_size) for cam in cameras}
+def features_for(cameras: tuple[str, ...], image_shape: tuple[int, int]) -> dict[str, dict]:
+    features = {f"observation.images.{cam}": image_feature(*image_shape) for cam in cameras}
     features["observation.state"] = {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]}
     features[ENV_STATE] = {"dtype": "float32", "shape": [39], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "grip"]}
@@ -263,7 +276,7 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
         writer = LeRobotWriter(
-            tmp, fps=80, features=features_for(cameras, cfg.image_size), robot_type="sawyer"
+            tmp, fps=80, features=features_for(cameras, cfg.image_shape), robot_type="sawyer"
         )
         for task in tasks:  # task_index follows --tasks order, whatever the bad episodes say
             writer.task_index(INSTRUCTIONS[task])

@@ -26,16 +26,35 @@ def fit_square(images: np.ndarray, size: int) -> np.ndarray:
     n, height, width, channels = images.shape
     if (height, width) == (size, size):
         return images
-    inner_h, inner_w = scaled_shape(height, width, size)
-    top, left = (size - inner_h) // 2, (size - inner_w) // 2
+    (top, left), (inner_h, inner_w) = placement(height, width, size)
     out = np.zeros((n, size, size, channels), dtype=np.uint8)
     for start in range(0, n, BATCH):
         # uint8 in, channels last (the permuted view): torch's fast path, several times a float copy's
         chunk = torch.from_numpy(images[start : start + BATCH]).permute(0, 3, 1, 2)
-        scaled = torch.nn.functional.interpolate(
-            chunk, size=(inner_h, inner_w), mode="bilinear", antialias=True, align_corners=False
-        )
-        out[start : start + BATCH, top : top + inner_h, left : left + inner_w] = scaled.permute(
-            0, 2, 3, 1
-        ).numpy()
+        scaled = _scaled(chunk, inner_h, inner_w).permute(0, 2, 3, 1)
+        out[start : start + BATCH, top : top + inner_h, left : left + inner_w] = scaled.numpy()
     return out
+
+
+def fit_square_chw(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 frames x C x H x W -> uint8 frames x C x size x size (the same tensor when already so):
+    the same pixels as `fit_square`, for frames a policy is given at inference."""
+    n, channels, height, width = images.shape
+    if (height, width) == (size, size):
+        return images
+    (top, left), (inner_h, inner_w) = placement(height, width, size)
+    out = images.new_zeros((n, channels, size, size))
+    out[:, :, top : top + inner_h, left : left + inner_w] = _scaled(images, inner_h, inner_w)
+    return out
+
+
+def placement(height: int, width: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, left), (height, width)) of the scaled image inside the square: centred, padding split evenly."""
+    inner_h, inner_w = scaled_shape(height, width, size)
+    return ((size - inner_h) // 2, (size - inner_w) // 2), (inner_h, inner_w)
+
+
+def _scaled(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(
+        images, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )

@@ -9,12 +9,18 @@ and get actions in the environment's units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from leanvla.data.normalize import Normalizer
+from leanvla.data.resize import fit_square_chw
+from leanvla.errors import require
+
+# uint8 camera frames: B x N x 3 x H x W, or one B x 3 x H x W tensor per camera (sizes may differ)
+Frames = torch.Tensor | Sequence[torch.Tensor]
 
 
 @dataclass
@@ -45,38 +51,99 @@ class Policy:
         self.n_action_steps: int = meta["model"]["n_action_steps"]
         self.action_dim: int = meta["model"]["action_dim"]
         self._tokens, self._token_mask = model.tokenizer.batch(self.instructions)
+        self.device = next(model.parameters()).device
 
-    def observation(
-        self, images_uint8: torch.Tensor, state: torch.Tensor, task_index: torch.Tensor
-    ) -> Observation:
-        """Raw batch (uint8 images B x N x 3 x H x W, state B x S, task ids) -> normalised Observation."""
+    def to(self, device: str | torch.device) -> Policy:
+        """Act on `device` (e.g. "cuda"): inputs may come from anywhere and are moved there (after
+        fitting, so only the policy-sized frames travel); actions come back on it."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.normalizer.to(self.device)
+        self._tokens, self._token_mask = self._tokens.to(self.device), self._token_mask.to(self.device)
+        return self
+
+    def observation(self, images_uint8: Frames, state: torch.Tensor, task_index: torch.Tensor) -> Observation:
+        """Raw batch -> normalised Observation. Images are uint8, either B x N x 3 x H x W or one
+        B x 3 x H x W tensor per camera (in `self.cameras`' order, each of its own size); state is
+        B x S; task_index holds B instruction indices (`task_id`).
+
+        Frames of another size or shape are fitted to the policy's square as its training images
+        were (leanvla.data.resize): a robot's 480 x 640 frames go in as the camera gives them.
+        """
+        images = self._fitted(images_uint8).to(self.device)
+        batch = images.shape[0]
+        state_dim = self.meta["model"]["state_dim"]
+        require(
+            state.shape == (batch, state_dim),
+            f"state must be B x {state_dim} with B = {batch} (the images' batch), got shape {tuple(state.shape)}",
+        )
+        require(
+            task_index.shape == (batch,),
+            f"task_index must hold one instruction index per sample ({batch}), got shape "
+            f"{tuple(task_index.shape)}; Policy.task_id(instruction) gives the index",
+        )
+        state, task_index = state.to(self.device), task_index.to(self.device)
         return Observation(
-            images=self.normalizer.images(images_uint8),
+            images=self.normalizer.images(images),
             state=self.normalizer.state(state),
             tokens=self._tokens[task_index],
             token_mask=self._token_mask[task_index],
             task_index=task_index,
         )
 
-    def task_id(self, instruction: str) -> int:
-        if instruction not in self.instructions:
-            from leanvla.errors import UserError
-
-            raise UserError(
-                f"the policy was not trained on the instruction '{instruction}' (it knows: {self.instructions})"
+    def _fitted(self, images: Frames) -> torch.Tensor:
+        """The cameras' frames checked (each mistake named plainly) and fitted: B x N x 3 x size x size."""
+        cameras = len(self.cameras)
+        if isinstance(images, torch.Tensor):
+            require(
+                images.dim() == 5,
+                f"images must be B x {cameras} x 3 x H x W, or one B x 3 x H x W tensor per camera "
+                f"({', '.join(self.cameras)}), got shape {tuple(images.shape)}",
             )
+            images = images.unbind(1)
+        require(
+            len(images) == cameras,
+            f"images hold {len(images)} cameras; the policy observes {cameras}: {', '.join(self.cameras)}",
+        )
+        require(
+            all(isinstance(frames, torch.Tensor) for frames in images),
+            "images must be torch tensors (torch.from_numpy(frame).permute(2, 0, 1) wraps a camera's "
+            "H x W x 3 array)",
+        )
+        batch = images[0].shape[0] if images[0].dim() else 0
+        for key, frames in zip(self.cameras, images):
+            require(
+                frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3,
+                f"{key}: frames must be B x 3 x H x W with B = {batch} (the first camera's batch), "
+                f"got shape {tuple(frames.shape)}",
+            )
+            require(
+                frames.dtype == torch.uint8,
+                f"{key}: frames must be uint8 (0-255, as cameras give them), got {frames.dtype}",
+            )
+        size = self.meta["model"]["image_size"]
+        return torch.stack([fit_square_chw(frames, size) for frames in images], 1)
+
+    def task_id(self, instruction: str) -> int:
+        require(
+            instruction in self.instructions,
+            f"the policy was not trained on the instruction '{instruction}' (it knows: {self.instructions})",
+        )
         return self.instructions.index(instruction)
 
     @torch.no_grad()
     def act(
         self,
-        images_uint8: torch.Tensor,
+        images_uint8: Frames,
         state: torch.Tensor,
         task_index: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Action chunks in environment units: B x H x A."""
+        """Action chunks in the dataset's action units, B x H x A, from raw inputs as `observation`
+        takes them; execute the first `n_action_steps` of each, then observe again. The flow head's
+        noise is drawn on the CPU (from `generator`, when given), so a seed gives one chunk on any device.
+        """
         self.model.eval()
         obs = self.observation(images_uint8, state, task_index)
         noise = torch.randn(state.shape[0], self.chunk_size, self.action_dim, generator=generator)
-        return self.normalizer.unaction(self.model.predict(obs, noise))
+        return self.normalizer.unaction(self.model.predict(obs, noise.to(self.device)))

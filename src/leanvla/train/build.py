@@ -227,10 +227,12 @@ def _fit_action_bins(model, data, stats: dict, kind: str) -> dict:
 
 
 def provenance(dataset: LeRobotDataset, episodes: list[int]) -> dict:
-    """Which episodes trained the policy, with the object/goal positions they used."""
+    """Which episodes trained the policy, with the object/goal positions they used and the shape of
+    each camera's frames as recorded (evaluation renders them so)."""
     tasks = dataset.episode_tasks()
     trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)
     out = {"dataset": str(Path(dataset.root).resolve()), "episodes": episodes, "instructions": trained}
+    out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}
     if "metaworld/positions" in dataset.episodes.column_names:
         positions = dataset.episode_column("metaworld/positions")
         out["positions"] = [positions[e] for e in episodes]
