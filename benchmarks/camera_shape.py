@@ -1,6 +1,6 @@
 """What a camera that is not the policy's square costs in closed loop.
 
-    python benchmarks/camera_shape.py                  # three policies, about 60 min on 2 CPU cores
+    python benchmarks/camera_shape.py                  # three policies, about 30 min on 2 CPU cores
     python benchmarks/camera_shape.py --variants square,wide --eval-episodes 20
 
 A robot's camera is rarely square: leanvla fits its frames to the policy's square as SmolVLA does
