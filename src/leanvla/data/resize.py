@@ -26,7 +26,7 @@ def fit_square(images: np.ndarray, size: int) -> np.ndarray:
     n, height, width, channels = images.shape
     if (height, width) == (size, size):
         return images
-    (top, left), (inner_h, inner_w) = placement(height, width, size)
+    (top, left), (inner_h, inner_w) = _placement(height, width, size)
     out = np.zeros((n, size, size, channels), dtype=np.uint8)
     for start in range(0, n, BATCH):
         # uint8 in, channels last (the permuted view): torch's fast path, several times a float copy's
@@ -42,13 +42,13 @@ def fit_square_chw(images: torch.Tensor, size: int) -> torch.Tensor:
     n, channels, height, width = images.shape
     if (height, width) == (size, size):
         return images
-    (top, left), (inner_h, inner_w) = placement(height, width, size)
+    (top, left), (inner_h, inner_w) = _placement(height, width, size)
     out = images.new_zeros((n, channels, size, size))
     out[:, :, top : top + inner_h, left : left + inner_w] = _scaled(images, inner_h, inner_w)
     return out
 
 
-def placement(height: int, width: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def _placement(height: int, width: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """((top, left), (height, width)) of the scaled image inside the square: centred, padding split evenly."""
     inner_h, inner_w = scaled_shape(height, width, size)
     return ((size - inner_h) // 2, (size - inner_w) // 2), (inner_h, inner_w)
