@@ -1,19 +1,25 @@
 """What a camera that is not the policy's square costs in closed loop.
 
-    python benchmarks/camera_shape.py                  # three policies, about 30 min on 2 CPU cores
+    python benchmarks/camera_shape.py                  # five policies, about 50 min on 2 CPU cores
     python benchmarks/camera_shape.py --variants square,wide --eval-episodes 20
 
-A robot's camera is rarely square: leanvla fits its frames to the policy's square as SmolVLA does
-(longer side scaled with antialiasing, shorter padded with black; leanvla/data/resize.py), in
-training and at inference alike. This records the same DEMO5 demonstrations (same seeds, so the
-same trajectories: only the pictures differ) with the corner2 camera rendered three ways, trains the
-reference VLA (small, regression head) on each for the same steps with the same seed, and runs each
-in closed loop, the evaluation rendering the camera as it was recorded and the policy fitting it:
+A robot's camera is rarely square: by default leanvla fits its frames to the policy's square as
+SmolVLA does (longer side scaled with antialiasing, shorter padded with black), or with
+`--model.image-fit crop` keeps their centred square (leanvla/data/resize.py), in training and at
+inference alike. This records the same DEMO5 demonstrations (same seeds, so the same trajectories:
+only the pictures differ) with the corner2 camera rendered four ways, trains the reference VLA
+(small, regression head) on each for the same steps with the same seed, and runs each in closed
+loop, the evaluation rendering the camera as it was recorded and the policy fitting it:
 
-- square:    64 x 64, what every other benchmark records: nothing to fit;
-- square-96: 96 x 96, scaled to 64 x 64: the downscale alone;
-- wide:      96 x 128 (3:4, as a 480 x 640 camera), scaled to 48 x 64 and padded 8 rows above and
-             below: a wider view of the scene in fewer rows of the policy's square.
+- square:         64 x 64, what every other benchmark records: nothing to fit;
+- square-96:      96 x 96, scaled to 64 x 64: the downscale alone;
+- wide:           96 x 128 (3:4, as a 480 x 640 camera), scaled to 48 x 64 and padded 8 rows above
+                  and below: a wider view of the scene in fewer rows of the policy's square;
+- wide16x9:       72 x 128 (16:9, as a 720 x 1280 camera), scaled to 36 x 64 and padded 14 rows
+                  above and below: nearly half the square black;
+- wide16x9-crop:  the same camera cropped to its centred 72 x 72 and scaled to 64 x 64: the
+                  square's every pixel, the view's sides lost (Meta-World's centred square of a
+                  wider render is the square camera's picture, so nothing the task needs is lost).
 
 Writes docs/results/NAME.md (default camera_shape).
 """
@@ -36,17 +42,19 @@ from common import (
 )
 
 POLICY_SIZE = 64
-# name -> (what the camera is, recorded height, recorded width)
+# name -> (what the camera is, recorded height, recorded width, how the policy fits it)
 VARIANTS = {
-    "square": ("64 x 64: the policy's own size, nothing fitted", 64, 64),
-    "square-96": ("96 x 96, scaled to 64 x 64 (the downscale alone)", 96, 96),
-    "wide": ("96 x 128 (3:4), scaled to 48 x 64 and padded to 64 x 64 (a wider view)", 96, 128),
+    "square": ("64 x 64: the policy's own size, nothing fitted", 64, 64, "pad"),
+    "square-96": ("96 x 96, scaled to 64 x 64 (the downscale alone)", 96, 96, "pad"),
+    "wide": ("96 x 128 (3:4), scaled to 48 x 64 and padded to 64 x 64 (a wider view)", 96, 128, "pad"),
+    "wide16x9": ("72 x 128 (16:9), scaled to 36 x 64 and padded to 64 x 64", 72, 128, "pad"),
+    "wide16x9-crop": ("72 x 128 (16:9), its centred 72 x 72 cropped and scaled to 64 x 64", 72, 128, "crop"),
 }
 
 
 def recording(name: str, args) -> Path:
     """The DEMO5 recording of variant `name`'s camera (recorded once, then cached)."""
-    _, height, width = VARIANTS[name]
+    _, height, width, _ = VARIANTS[name]
     shape = {"image_size": height} | ({} if width == height else {"image_width": width})
     return cached_dataset(tasks="DEMO5", episodes=args.episodes, cameras="corner2", seed=args.seed, **shape)
 
@@ -76,11 +84,11 @@ def main() -> None:
     for name in names:
         if name in done:
             continue
-        _, height, width = VARIANTS[name]
+        _, height, width, fit = VARIANTS[name]
         cfg = TrainConfig(
             data=recording(name, args),
             out=args.work / name,
-            model=ModelOptions(size="small", image_size=POLICY_SIZE),
+            model=ModelOptions(size="small", image_size=POLICY_SIZE, image_fit=fit),
             head="regression",
             steps=args.steps,
             seed=args.seed,
@@ -89,7 +97,7 @@ def main() -> None:
         result = evaluate(
             EvalConfig(policy=cfg.out, episodes=args.eval_episodes, seed=args.seed, out=cfg.out / "eval.json")
         )
-        done[name] = result_record(result, seconds, steps=args.steps, camera=[height, width])
+        done[name] = result_record(result, seconds, steps=args.steps, camera=[height, width], fit=fit)
         done.save()
 
     shown_names = [n for n in VARIANTS if n in done]

@@ -6,7 +6,8 @@
 A LeRobotDataset of PNG frames at common camera resolutions (480 x 640, 720 x 1280, and a square
 256 x 256) is written once; then, for each, `LeRobotDataset.read_images` decodes every frame as
 stored and decodes and fits it to 64 x 64 and 224 x 224 (leanvla.data.resize: longer side scaled
-with antialiasing, shorter padded), timed in turn (round robin), so that a drift in the machine's
+with antialiasing, shorter padded; or, `--model.image-fit crop`, the centred square cropped and
+scaled), timed in turn (round robin), so that a drift in the machine's
 speed falls on every variant alike. The frames are smooth random textures shifted a pixel per frame,
 so PNG compresses them about as it compresses camera frames, not as it compresses noise. Also
 reported: the memory the decoded frames take, as stored and fitted; and what fitting adds at
@@ -26,6 +27,7 @@ from common import command_line, round_robin_ms, write_result
 
 RESOLUTIONS = {"480 x 640": (480, 640), "720 x 1280": (720, 1280), "256 x 256": (256, 256)}
 SIZES = (64, 224)
+READS = [(None, None)] + [(size, fit) for size in SIZES for fit in ("pad", "crop")]  # (None, None): as stored
 
 
 def camera_frames(height: int, width: int, n: int, seed: int) -> np.ndarray:
@@ -118,9 +120,11 @@ def main() -> None:
         calls, shapes = {}, {}
         for name, (height, width) in RESOLUTIONS.items():
             key = f"observation.images.{name.replace(' x ', 'x')}"
-            for size in (None, *SIZES):
-                calls[name, size] = lambda _, key=key, size=size: dataset.read_images(key, size=size)
-                shapes[name, size] = (height, width) if size is None else (size, size)
+            for size, fit in READS:
+                calls[name, size, fit] = lambda _, key=key, size=size, fit=fit: dataset.read_images(
+                    key, size=size, fit=fit or "pad"
+                )
+                shapes[name, size, fit] = (height, width) if size is None else (size, size)
         print(f"timing {len(calls)} reads of {args.frames} frames in turn ...")
         ms = round_robin_ms(calls, args.repeats, warmup=1)
     finally:
@@ -133,8 +137,9 @@ def main() -> None:
         "",
         f"One LeRobotDataset episode of {args.frames} PNG frames per camera (smooth textures panning a pixel "
         "a frame), written by leanvla's LeRobotWriter. Each read decodes every frame of one camera "
-        "(`LeRobotDataset.read_images`); 'fitted to N' also scales it, longer side first with antialiasing, "
-        "and pads it to N x N, a few frames at a time (leanvla/data/resize.py). Median of "
+        "(`LeRobotDataset.read_images`); 'padded to N' also scales it, longer side first with antialiasing, "
+        "and pads it to N x N, 'cropped to N' crops its centred square and scales that to N x N, a few "
+        "frames at a time (leanvla/data/resize.py). Median of "
         f"{args.repeats} reads of each, taken in turn after one untimed round. Memory: the decoded "
         "frames' array, per 1000 frames.",
         "",
@@ -142,18 +147,20 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for name in RESOLUTIONS:
-        stored = ms[name, None]
-        for size in (None, *SIZES):
-            h, w = shapes[name, size]
-            label = "as stored" if size is None else f"fitted to {size}"
+        stored = ms[name, None, None]
+        for size, fit in READS:
+            h, w = shapes[name, size, fit]
+            label = "as stored" if size is None else f"{'padded' if fit == 'pad' else 'cropped'} to {size}"
+            took = ms[name, size, fit]
             lines.append(
-                f"| {name} | {label} | {ms[name, size] / args.frames:.2f} | {ms[name, size] / stored:.2f}x | "
+                f"| {name} | {label} | {took / args.frames:.2f} | {took / stored:.2f}x | "
                 f"{h * w * 3 * 1000 / 2**20:.0f} |"
             )
     lines += ["", "## Reading", ""]
     for name in RESOLUTIONS:
-        fits = ", ".join(f"{ms[name, s] / ms[name, None]:.2f}x at {s}" for s in SIZES)
-        lines.append(f"- {name}: decoding and fitting takes {fits} the time of decoding alone.")
+        for fit, what in (("pad", "decoding and padding"), ("crop", "decoding and cropping")):
+            ratios = ", ".join(f"{ms[name, s, fit] / ms[name, None, None]:.2f}x at {s}" for s in SIZES)
+            lines.append(f"- {name}: {what} takes {ratios} the time of decoding alone.")
     print(f"timing Policy.act on {len(RESOLUTIONS) + 1} frame shapes in turn ...")
     acts = args.repeats * args.frames
     acting = acting_ms(args.frames, acts, args.seed)

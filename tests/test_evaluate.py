@@ -270,6 +270,7 @@ def test_a_policy_of_a_wider_camera_is_evaluated_on_that_camera_fitted(tmp_path)
     run = train_tiny_vla(record_in_process(tmp_path / "wide", **options), tmp_path / "run", image_size=16)
     res = evaluate(EvalConfig(policy=run, episodes=1, max_steps=4, workers=1), progress=False)
     assert res["protocol"]["camera_shape"] == [16, 24] and res["per_task"]["reach-v3"]["episodes"] == 1
+    assert res["protocol"]["image_fit"] == "pad"
     assert (
         "observing observation.images.corner2, observation.state (cameras rendered 16 x 24, fitted to the "
         "policy's 16 x 16). Success" in protocol_line(res)

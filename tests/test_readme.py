@@ -1,11 +1,14 @@
-"""The README's code for running a policy on a robot runs as written, so it cannot drift from the API."""
+"""The README's code for running a policy on a robot runs as written, and every command it shows
+parses, so neither can drift from the API."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -54,3 +57,35 @@ def test_the_readmes_robot_loop_runs_on_a_trained_policy(tiny_run, capsys):
     assert len(robot.sent) == 2 * n_action_steps
     assert all(a.shape == (action_dim,) and np.isfinite(a).all() for a in robot.sent)
     assert capsys.readouterr().out.strip() == f"{meta['model']['cameras']} {n_action_steps}"
+
+
+def readme_commands() -> list[str]:
+    """Every `leanvla ...` command line of the README's shell blocks (continuations joined, comments
+    dropped), `torchrun ... -m leanvla` ones included."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if "leanvla" in words[:4] and words[0] in ("leanvla", "torchrun"):
+                commands.append(words[words.index("leanvla") + 1 :])
+    return commands
+
+
+def test_the_readme_shows_commands():
+    assert len(readme_commands()) >= 20
+
+
+@pytest.mark.parametrize("argv", readme_commands(), ids=" ".join)
+def test_every_command_the_readme_shows_parses_and_uses_every_option_it_gives(argv):
+    import tyro
+
+    from leanvla.cli import _commands
+
+    matches = [(words, entry) for words, entry in _commands().items() if tuple(argv[: len(words)]) == words]
+    assert len(matches) == 1, f"no leanvla command {argv[:2]}"
+    words, (config_cls, _, _) = matches[0]
+    options = argv[len(words) :]
+    cfg = tyro.cli(config_cls, args=options)  # exits, failing the test, on an unknown or malformed option
+    # An option the command would ignore is refused (export's check reads the policy's adapters).
+    if hasattr(cfg, "check_options_used") and words != ("export",):
+        cfg.check_options_used([arg for arg in options if arg.startswith("--")])

@@ -49,6 +49,11 @@ def test_the_protocol_line_says_when_the_cameras_were_rendered_at_another_shape_
             f"observation.state (cameras rendered {shape[0]} x {shape[1]}, fitted to the policy's 64 x 64). "
             in line
         )
+    cropped = protocol_line({"protocol": {**at_size, "camera_shape": [72, 128], "image_fit": "crop"}})
+    assert (
+        "(cameras rendered 72 x 128, cropped to their centred square and scaled to the policy's 64 x 64). "
+        in (cropped)
+    )
 
 
 def test_a_rollout_strip_spans_the_episode_and_the_animation_every_second_frame(tmp_path):

@@ -62,7 +62,7 @@ MUTANTS = [
     # adapt/config.py
     Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
     # adapt/export.py
-    Mutant("export-size-dropped", "adapt/export.py", '            image_size=model_cfg["image_size"],\n', "", "tests/adapt/test_export.py"),
+    Mutant("export-size-dropped", "adapt/export.py", "ChunkDataset.for_policy(LeRobotDataset(data_dir), model_cfg)", 'ChunkDataset(LeRobotDataset(data_dir), model_cfg["cameras"], model_cfg["chunk_size"])', "tests/adapt/test_export.py"),
     Mutant("export-track-off", "adapt/export.py", "        layer.track_routing = True\n", "        layer.track_routing = False\n", "tests/adapt/test_export.py"),
     # adapt/inject.py
     Mutant("inject-match", "adapt/inject.py", "if isinstance(module, nn.Linear) and pattern.search(name)", "if isinstance(module, nn.Linear) and pattern.match(name)", "tests/adapt"),
@@ -117,7 +117,7 @@ MUTANTS = [
     Mutant("creport-typicality-mean", "curate/report.py", "self_influence = [float(scores.self_influence[i]) for i in by_task]", "self_influence = [float(scores.typicality[i]) for i in by_task]", "tests/curate/test_run.py"),
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
-    Mutant("curate-size-dropped", "curate/run.py", '        image_size=meta["model"]["image_size"],\n', "", "tests/curate/test_run.py"),
+    Mutant("curate-size-dropped", "curate/run.py", 'ChunkDataset.for_policy(\n        dataset, meta["model"], episodes,', 'ChunkDataset(\n        dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes,', "tests/curate/test_run.py"),
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
     Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
     # curate/scores.py
@@ -149,9 +149,11 @@ MUTANTS = [
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
+    Mutant("reader-fit-dropped", "data/reader.py", "out[start:stop] = fit_square(decoded, size, fit)", "out[start:stop] = fit_square(decoded, size)", "tests/data/test_resize.py"),
     # data/resize.py
     Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),
-    Mutant("resize-pad-one-side", "data/resize.py", "return ((size - inner_h) // 2, (size - inner_w) // 2), (inner_h, inner_w)", "return (0, 0), (inner_h, inner_w)", "tests/data/test_resize.py"),
+    Mutant("resize-pad-one-side", "data/resize.py", "top, left = (size - inner_h) // 2, (size - inner_w) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
+    Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
     Mutant("record-width-ignored", "data/record.py", "return self.image_size, self.image_size if self.image_width is None else self.image_width", "return self.image_size, self.image_size", ("tests/data/test_record.py", "tests/test_evaluate.py")),
@@ -160,7 +162,10 @@ MUTANTS = [
     Mutant("record-bad-with-replacement", "data/record.py", "rng.choice(cfg.episodes, size=n_bad, replace=False)", "rng.choice(cfg.episodes, size=n_bad, replace=True)", "tests/data/test_record.py"),
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     # data/samples.py
-    Mutant("samples-size-dropped", "data/samples.py", "dataset.read_images(k, progress, keep, image_size)", "dataset.read_images(k, progress, keep)", "tests/train/test_build.py"),
+    Mutant("samples-size-dropped", "data/samples.py", "dataset.read_images(k, progress, keep, image_size, image_fit)", "dataset.read_images(k, progress, keep)", "tests/train/test_build.py"),
+    Mutant("samples-fit-dropped", "data/samples.py", "dataset.read_images(k, progress, keep, image_size, image_fit)", "dataset.read_images(k, progress, keep, image_size)", "tests/train/test_build.py"),
+    Mutant("samples-policy-fit-dropped", "data/samples.py", 'image_fit=model["image_fit"],', 'image_fit="pad",', "tests/data/test_samples.py"),
+    Mutant("samples-like-fit-dropped", "data/samples.py", "image_fit=self.image_fit,", 'image_fit="pad",', "tests/data/test_samples.py"),
     Mutant("samples-mask-le", "data/samples.py", "mask = steps < end", "mask = steps <= end", "tests/data/test_samples.py"),
     Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
     # data/seeds.py
@@ -171,7 +176,8 @@ MUTANTS = [
     Mutant("stats-image-scale", "data/stats.py", "x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0", "x = images.reshape(-1, images.shape[-1]).astype(np.float64)", ("tests/data", "tests/train")),
     # data/video.py
     Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
-    Mutant("video-size-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size)", "decoded[file_key] = _decode_all(path)", "tests/data/test_video.py"),
+    Mutant("video-size-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit)", "decoded[file_key] = _decode_all(path)", "tests/data/test_video.py"),
+    Mutant("video-fit-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit)", "decoded[file_key] = _decode_all(path, size)", "tests/data/test_video.py"),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
@@ -245,6 +251,7 @@ MUTANTS = [
     Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
     Mutant("ckpt-shape-unchecked", "models/checkpoint.py", "if name not in given or tuple(given[name].shape) != tuple(tensor.shape):", "if name not in given:", ("tests/models", "tests/adapt")),
     Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),
+    Mutant("ckpt-old-fit-unset", "models/checkpoint.py", 'meta["model"].setdefault("image_fit", "pad")', "pass", "tests/models/test_checkpoint.py"),
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),
     # models/config.py
@@ -257,7 +264,8 @@ MUTANTS = [
     Mutant("layout-expert-depth", "models/layout.py", 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="expert_layers"),', 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="layers"),', "tests/prune"),
     Mutant("layout-io-state", "models/layout.py", '        "state_proj",\n', "", ("tests/adapt", "tests/merge")),
     # models/policy.py
-    Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
+    Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
+    Mutant("policy-fit-ignored", "models/policy.py", "fit_square_chw(frames, size, fit)", "fit_square_chw(frames, size)", "tests/models"),
     Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),
     # models/tokenizer.py
     Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
@@ -285,7 +293,7 @@ MUTANTS = [
     Mutant("remove-depth-key", "prune/remove.py", "            setattr(config, stack.depth_key, len(kept))\n", "            pass\n", "tests/prune"),
     Mutant("remove-targets", "prune/remove.py", "targets = [cfg.expert_to_backbone[i] for i in experts]", "targets = cfg.expert_to_backbone[: len(experts)]", "tests/prune"),
     # prune/run.py
-    Mutant("prune-size-dropped", "prune/run.py", '        image_size=meta["model"]["image_size"],\n', "", "tests/prune/test_run.py"),
+    Mutant("prune-size-dropped", "prune/run.py", 'ChunkDataset.for_policy(dataset, meta["model"], episodes, progress=progress)', 'ChunkDataset(dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes, progress=progress)', "tests/prune/test_run.py"),
     Mutant("prune-adjacent-diag", "prune/run.py", "return [float(matrix[i - 1, i]) for i in range(1, matrix.shape[0])]", "return [float(matrix[i, i]) for i in range(1, matrix.shape[0])]", "tests/prune"),
     Mutant("prune-bi-complement", "prune/run.py", '"block_influence": [1 - v for v in adjacent(matrices[name]["block-influence"])],', '"block_influence": adjacent(matrices[name]["block-influence"]),', "tests/prune"),
     Mutant("prune-keep-unnamed", "prune/run.py", "out = {s: 1.0 for s in stacks}", "out = {s: 0.5 for s in stacks}", "tests/prune"),
@@ -313,8 +321,10 @@ MUTANTS = [
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
     Mutant("build-camera-shapes-unkept", "train/build.py", 'out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}', 'out["camera_shapes"] = {}', ("tests/train", "tests/test_evaluate.py")),
-    Mutant("build-teacher-size", "train/build.py", "student = dict(cameras=cameras, chunk_size=chunk, image_size=size)", "student = dict(cameras=cameras, chunk_size=chunk)", "tests/decode/test_distill.py"),
+    Mutant("build-teacher-size", "train/build.py", "student = dict(cameras=cameras, chunk_size=chunk, image_size=size, image_fit=fit)", "student = dict(cameras=cameras, chunk_size=chunk, image_fit=fit)", "tests/decode/test_distill.py"),
     Mutant("build-init-size", "train/build.py", 'model_cfg["chunk_size"], model_cfg["image_size"]', 'model_cfg["chunk_size"], None', "tests/train/test_build.py"),
+    Mutant("build-init-fit", "train/build.py", 'fit = model_cfg["image_fit"]', 'fit = "pad"', "tests/train/test_build.py"),
+    Mutant("build-fit-unsaved", "train/build.py", "            image_fit=fit,\n            state_dim", "            state_dim", "tests/train/test_build.py"),
     Mutant("build-size-from-data", "train/build.py", "size = size or next(iter(sizes.values()))[0]", "size = next(iter(sizes.values()))[0]", "tests/train/test_build.py"),
     Mutant("build-positions-all", "train/build.py", 'out["positions"] = [positions[e] for e in episodes]', 'out["positions"] = positions', ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-instructions-all", "train/build.py", "trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)", "trained = list(dataset.tasks)", ("tests/train", "tests/test_evaluate.py")),

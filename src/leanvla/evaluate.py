@@ -293,6 +293,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             "observation": meta["model"]["cameras"] + [meta["state_key"]],
             "camera_shape": list(shape),
             "image_size": meta["model"]["image_size"],
+            "image_fit": meta["model"]["image_fit"],
             "held_out_positions_checked": held_out_known,
             "seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),
         },

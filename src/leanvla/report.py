@@ -121,8 +121,10 @@ def protocol_line(result: dict) -> str:
     p = result["protocol"]
     size = p.get("image_size")  # results written before cameras were fitted lack both
     height, width = p.get("camera_shape", (size, size))
+    cropped = p.get("image_fit") == "crop" and height != width  # results before crop existed lack it
+    how = "cropped to their centred square and scaled" if cropped else "fitted"
     fitted = (
-        f" (cameras rendered {height} x {width}, fitted to the policy's {size} x {size})"
+        f" (cameras rendered {height} x {width}, {how} to the policy's {size} x {size})"
         if (height, width) != (size, size)
         else ""
     )

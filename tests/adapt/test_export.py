@@ -253,18 +253,17 @@ def test_adapter_without_init(tiny_dataset, tmp_path, capsys):
 def test_calibration_data_of_another_image_size_is_read_at_the_policys_own(
     adapter_run, tmp_path, monkeypatch
 ):
-    import leanvla.data.samples
+    from leanvla.data.samples import ChunkDataset
     from tests.data.helpers import dataset_with
 
     sizes = []
-    real = leanvla.data.samples.ChunkDataset
+    real = ChunkDataset.__init__
 
-    def recording(*args, **kwargs):
-        data = real(*args, **kwargs)
-        sizes.append(tuple(data.images.shape[-2:]))
-        return data
+    def recording(self, *args, **kwargs):  # however the export builds its calibration frames
+        real(self, *args, **kwargs)
+        sizes.append(tuple(self.images.shape[-2:]))
 
-    monkeypatch.setattr(leanvla.data.samples, "ChunkDataset", recording)
+    monkeypatch.setattr(ChunkDataset, "__init__", recording)
     wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
     out = tmp_path / "folded"
     assert main(["export", "--policy", str(adapter_run), "--out", str(out), "--data", str(wide)]) == 0

@@ -39,14 +39,20 @@ def test_rendering_is_upright_and_sized():
     assert img[:8].mean() > img[-8:].mean()
 
 
-def test_a_wider_camera_shows_the_square_cameras_picture_in_its_middle_and_more_to_each_side():
-    wide = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=48, image_width=64)
-    square = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=48)
+@pytest.mark.parametrize("height", [48, 36])  # 3:4 and 16:9
+def test_a_wider_camera_shows_the_square_cameras_picture_in_its_middle_and_more_to_each_side(height):
+    from leanvla.data.resize import fit_square
+
+    wide = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=height, image_width=64)
+    square = MetaWorldTask("drawer-close-v3", cameras=("corner2",), image_size=height)
     wide.reset(0), square.reset(0)
     seen, middle = wide.render()["corner2"], square.render()["corner2"]
-    assert seen.shape == (48, 64, 3)
-    assert np.array_equal(seen[:, 8:56], middle)  # the same vertical field of view
-    assert not np.array_equal(seen[:, :48], middle)
+    assert seen.shape == (height, 64, 3)
+    side = (64 - height) // 2
+    assert np.array_equal(seen[:, side : side + height], middle)  # the same vertical field of view
+    assert not np.array_equal(seen[:, :height], middle)
+    # so a policy that crops the wide camera sees exactly what the square camera shows
+    assert np.array_equal(fit_square(seen[None], height, "crop")[0], middle)
 
 
 def test_task_names_and_suites():

@@ -106,3 +106,20 @@ def test_cameras_of_two_shapes_need_a_size_to_fit_them_to(tmp_path):
     with pytest.raises(UserError, match=r"cameras .* hold images of 2 shapes; give the size to fit them to"):
         ChunkDataset(dataset, cameras, 4)
     assert ChunkDataset(dataset, cameras, 4, image_size=8).images.shape[-2:] == (8, 8)
+
+
+def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads_them_so_too(tmp_path):
+    from leanvla.data.resize import fit_square
+
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"top": (12, 20), "wrist": (8, 8)}))
+    model = dict(cameras=["observation.images.top"], chunk_size=3, image_size=8, image_fit="crop")
+    data = ChunkDataset.for_policy(dataset, model, episodes=[0])
+    cropped = torch.from_numpy(fit_square(dataset.read_images("observation.images.top"), 8, "crop"))
+    rows = data.episode_index.numel()
+    assert (data.cameras, data.chunk_size, data.image_fit) == (model["cameras"], 3, "crop")
+    assert torch.equal(data.images[:, 0], cropped[:rows].permute(0, 3, 1, 2))
+
+    held_out = data.like(dataset, episodes=[1])
+    assert (held_out.cameras, held_out.chunk_size, held_out.image_fit) == (model["cameras"], 3, "crop")
+    assert held_out.episodes == [1]
+    assert torch.equal(held_out.images[:, 0], cropped[rows:].permute(0, 3, 1, 2))

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from leanvla.data.reader import LeRobotDataset
-from tests.data.helpers import synthetic_dataset
+from tests.data.helpers import dataset_with, synthetic_dataset
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
 
@@ -91,3 +91,14 @@ def test_video_frames_are_fitted_a_few_at_a_time_as_one_call_fits_them_all(tmp_p
     rows = np.arange(len(full)) % 3 != 1
     fitted = LeRobotDataset(root).read_images("observation.images.cam", rows=rows, size=8)
     assert np.array_equal(fitted, fit_square(full, 8)[rows])
+
+
+def test_video_frames_are_cropped_when_asked(tmp_path):
+    from leanvla.data.resize import fit_square
+
+    root = dataset_with(tmp_path / "ds", {"cam": (12, 20)})
+    _to_video_dataset(root)
+    full = LeRobotDataset(root).read_images("observation.images.cam")
+    cropped = LeRobotDataset(root).read_images("observation.images.cam", size=8, fit="crop")
+    assert np.array_equal(cropped, fit_square(full, 8, "crop"))
+    assert not np.array_equal(cropped, fit_square(full, 8))

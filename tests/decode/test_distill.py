@@ -122,7 +122,10 @@ def test_a_teacher_that_cannot_teach_is_one_line(capsys, data, teacher, tmp_path
         str(teacher),
     )
     one_line_error(code, err, "has image_size=16 but the student has 32")
-    assert not any((tmp_path / name / "policy").exists() for name in "abcde")
+    crop = ["--discrete.vocab", "16", "--model.image-fit", "crop", "--distill.teacher", str(teacher)]
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "f"), *crop)
+    one_line_error(code, err, "has image_fit=pad but the student has crop")
+    assert not any((tmp_path / name / "policy").exists() for name in "abcdef")
 
 
 def test_distillation_refuses_an_auxiliary_target_in_the_step_itself(teacher):

@@ -51,6 +51,17 @@ def test_round_trip_gives_identical_actions(tmp_path):
     assert a.shape == (2, 4, 4)
 
 
+def test_a_checkpoint_saved_before_frames_could_be_cropped_pads_them_as_it_was_trained_to(tmp_path):
+    model, path = _save(tmp_path)
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["model"].pop("image_fit") == "pad"
+    (path / "config.json").write_text(json.dumps(meta))  # as leanvla wrote it before
+    policy = load_policy(path)
+    assert policy.meta["model"]["image_fit"] == "pad"
+    frames = torch.randint(0, 256, (1, 1, 3, 16, 24), dtype=torch.uint8)
+    policy.act(frames, torch.zeros(1, 4), torch.zeros(1, dtype=torch.long))  # fits them
+
+
 def test_run_directory_resolves_to_policy_then_last(tmp_path):
     _, path = _save(tmp_path)
     run = tmp_path / "run"

@@ -16,6 +16,7 @@ def test_the_contract_round_trips_through_a_checkpoint_config():
     contract = dict(
         cameras=["observation.images.a", "observation.images.b"],
         image_size=32,
+        image_fit="crop",
         state_dim=7,
         action_dim=6,
         chunk_size=10,

@@ -35,6 +35,17 @@ def test_frames_of_another_shape_give_the_actions_of_the_same_frames_fitted_befo
     assert torch.equal(as_given, policy.act(fitted, state, task, torch.Generator().manual_seed(0)))
 
 
+def test_a_policy_trained_on_crops_crops_the_frames_it_is_given(tmp_path):
+    policy = load_policy(_save(tmp_path, image_fit="crop")[1])
+    frames = torch.randint(0, 256, (2, 1, 3, 16, 28), dtype=torch.uint8)  # 16 high: the crop is 16 x 16
+    centre = frames[..., 6:22]
+    state, task = torch.randn(2, 4), torch.zeros(2, dtype=torch.long)
+    as_given = policy.act(frames, state, task, torch.Generator().manual_seed(0))
+    assert torch.equal(as_given, policy.act(centre, state, task, torch.Generator().manual_seed(0)))
+    padded = fit_square_chw(frames.flatten(0, 1), 16).unflatten(0, (2, 1))
+    assert not torch.equal(as_given, policy.act(padded, state, task, torch.Generator().manual_seed(0)))
+
+
 def test_cameras_of_different_sizes_go_in_as_one_tensor_each(tmp_path):
     policy = load_policy(_save(tmp_path, cameras=("observation.images.top", "observation.images.wrist"))[1])
     top = torch.randint(0, 256, (2, 3, 48, 64), dtype=torch.uint8)

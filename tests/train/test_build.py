@@ -58,7 +58,8 @@ def test_images_not_square_or_not_one_size_need_the_policys_size_given_before_de
     wide = dataset_with(tmp_path / "wide", {"cam": (16, 24)})
     assert refused(capsys, wide, tmp_path / "r").endswith(
         "are 16x24 ('observation.images.cam'); give the policy's image size with --model.image-size N "
-        "(each camera is then scaled, longer side first, and padded to N x N)"
+        "(each camera is then scaled, longer side first, and padded to N x N; or cropped to its centred "
+        "square with --model.image-fit crop)"
     )
     two_sizes = dataset_with(tmp_path / "two_sizes", {"top": (16, 16), "wrist": (8, 8)})
     line = refused(capsys, two_sizes, tmp_path / "r")
@@ -86,6 +87,30 @@ def test_given_an_image_size_every_camera_is_scaled_and_padded_to_it(capsys, tmp
     for i, key in enumerate(cameras):
         expected = torch.from_numpy(fit_square(dataset.read_images(key), 32)).permute(0, 3, 1, 2)
         assert torch.equal(images[:, i], expected)
+
+
+def test_asked_to_crop_training_keeps_each_cameras_centred_square_and_so_do_its_fine_tunes(capsys, tmp_path):
+    from leanvla.data.resize import fit_square
+    from leanvla.data.samples import ChunkDataset
+    from leanvla.models.checkpoint import read_meta
+
+    wide = dataset_with(tmp_path / "wide", {"top": (32, 48)})
+    out, tuned = tmp_path / "run", tmp_path / "tuned"
+    crop = ["--model.image-size", "16", "--model.image-fit", "crop"]
+    assert main(["train", "--data", str(wide), "--out", str(out), *crop, *TINY]) == 0
+    assert "observation.images.top: 32x48 images cropped to their centred square and scaled to 16x16" in (
+        capsys.readouterr().err
+    )
+    assert read_meta(out / "policy")["model"]["image_fit"] == "crop"
+    dataset = LeRobotDataset(wide)
+    images = ChunkDataset(dataset, ["observation.images.top"], 4, image_size=16, image_fit="crop").images
+    expected = fit_square(dataset.read_images("observation.images.top"), 16, "crop")
+    assert torch.equal(images[:, 0], torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+    fine_tune = ["train", "--data", str(wide), "--init", str(out), "--steps", "1", "--batch-size", "2"]
+    assert main([*fine_tune, "--out", str(tuned)]) == 0
+    assert "cropped to their centred square and scaled to 16x16" in capsys.readouterr().err
+    assert read_meta(tuned / "policy")["model"]["image_fit"] == "crop"
 
 
 def test_a_checkpoint_must_match_the_data_it_fine_tunes_on(capsys, data, tiny_run, tmp_path):

@@ -112,12 +112,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
         data_dir = cfg.data or Path(meta["train"]["data"])
         require(Path(data_dir).is_dir(), f"calibration data {data_dir} does not exist; pass --data DIR")
         model_cfg = meta["model"]
-        data = ChunkDataset(
-            LeRobotDataset(data_dir),
-            model_cfg["cameras"],
-            model_cfg["chunk_size"],
-            image_size=model_cfg["image_size"],
-        )
+        data = ChunkDataset.for_policy(LeRobotDataset(data_dir), model_cfg)
         normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], model_cfg["cameras"])
         record_mean_routing(model, data, normalizer, cfg.samples, cfg.batch_size, cfg.seed)
     fold_adapters(model)

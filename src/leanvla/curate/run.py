@@ -199,7 +199,6 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
 
     dataset = LeRobotDataset(cfg.data)
     check_contract(meta["model"], dataset, f"checkpoint {source}")
-    cameras, chunk = meta["model"]["cameras"], meta["model"]["chunk_size"]
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     held = None
     # Validation demonstrations are checked from the metadata, before any image is decoded.
@@ -217,17 +216,10 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         cfg.rank <= min(scored, projector.dim),
         f"--rank {cfg.rank} exceeds min(demonstrations, P) = {min(scored, projector.dim)}",
     )
-    data = ChunkDataset(
-        dataset,
-        cameras,
-        chunk,
-        episodes,
-        meta["state_key"],
-        meta["action_key"],
-        progress,
-        image_size=meta["model"]["image_size"],
+    data = ChunkDataset.for_policy(
+        dataset, meta["model"], episodes, meta["state_key"], meta["action_key"], progress
     )
-    normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], cameras)
+    normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], data.cameras)
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
     rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
 
@@ -330,19 +322,9 @@ def _rows_and_losses(
         losses["val"] = losses["train"]
         return train + val, losses
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import ChunkDataset
 
     val_dataset = LeRobotDataset(cfg.val_data)
-    val_data = ChunkDataset(
-        val_dataset,
-        data.cameras,
-        data.chunk_size,
-        None,
-        data.state_key,
-        data.action_key,
-        progress,
-        image_size=data.image_size[0],
-    )
+    val_data = data.like(val_dataset, progress=progress)
     # The validation dataset numbers its tasks its own way: match them by instruction.
     val_task = {k: data.instructions.index(text) for k, text in enumerate(val_data.instructions)}
     # Queries are per training task, so the validation instructions must map onto those indices.

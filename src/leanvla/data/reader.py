@@ -196,10 +196,15 @@ class LeRobotDataset:
         return column.to_numpy(zero_copy_only=False)
 
     def read_images(
-        self, key: str, progress: bool = False, rows: np.ndarray | None = None, size: int | None = None
+        self,
+        key: str,
+        progress: bool = False,
+        rows: np.ndarray | None = None,
+        size: int | None = None,
+        fit: str = "pad",
     ) -> np.ndarray:
         """An image feature decoded for every frame (or the frames where the bool mask `rows` is
-        set): uint8 frames x H x W x C, or frames x size x size x C scaled and padded to fit
+        set): uint8 frames x H x W x C, or frames x size x size x C fitted as `fit` says
         (leanvla.data.resize; a few frames at a time, so the full-size images are never all held)."""
         from leanvla.data.resize import BATCH, fit_square
 
@@ -211,7 +216,7 @@ class LeRobotDataset:
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 
-            frames = read_video_frames(self, key, size)
+            frames = read_video_frames(self, key, size, fit)
             return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()
@@ -246,7 +251,7 @@ class LeRobotDataset:
                     )
                 decoded[i - start] = image
             if resized:
-                out[start:stop] = fit_square(decoded, size)
+                out[start:stop] = fit_square(decoded, size, fit)
             bar.update(stop - start)
         bar.close()
         return out

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from leanvla.data.reader import LeRobotDataset
+from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_stats, vector_stats
 from leanvla.errors import UserError, require
 
@@ -71,9 +72,11 @@ class ChunkDataset:
         progress: bool = False,
         env_state_key: str | None = None,
         image_size: int | None = None,
+        image_fit: str = "pad",
     ):
         """`image_size`: the side of the square images a policy takes; cameras of another shape are
-        scaled and padded to it (leanvla.data.resize). None: images as stored, one shape for all."""
+        fitted to it as `image_fit` says (leanvla.data.resize). None: images as stored, one shape
+        for all."""
         for key in [*cameras, state_key, action_key, *([env_state_key] if env_state_key else [])]:
             require(
                 key in dataset.features,
@@ -88,12 +91,13 @@ class ChunkDataset:
         for key, (height, width) in shapes.items():
             if progress and image_size is not None and (height, width) != (image_size, image_size):
                 print(
-                    f"{key}: {height}x{width} images scaled and padded to {image_size}x{image_size}",
+                    f"{key}: {height}x{width} images {FITTED[image_fit]} to {image_size}x{image_size}",
                     file=sys.stderr,
                 )
         self.dataset = dataset
         self.cameras = cameras
         self.chunk_size = chunk_size
+        self.image_fit = image_fit
         self.state_key, self.action_key = state_key, action_key
         self.instructions = dataset.tasks
         episode_index = dataset.read_array("episode_index").astype(np.int64)
@@ -110,13 +114,8 @@ class ChunkDataset:
             if env_state_key
             else None
         )
-        self.images = torch.stack(
-            [
-                torch.from_numpy(dataset.read_images(k, progress, keep, image_size)).permute(0, 3, 1, 2)
-                for k in cameras
-            ],
-            dim=1,
-        )
+        fitted = [dataset.read_images(k, progress, keep, image_size, image_fit) for k in cameras]
+        self.images = torch.stack([torch.from_numpy(f).permute(0, 3, 1, 2) for f in fitted], dim=1)
         # Exclusive end row of each frame's episode; the dataset stores episodes contiguously.
         ep = self.episode_index.numpy()
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
@@ -129,6 +128,47 @@ class ChunkDataset:
         self._by_task = order
         self._task_start = torch.cumsum(counts, 0) - counts
         self._task_count = counts
+
+    @classmethod
+    def for_policy(
+        cls,
+        dataset: LeRobotDataset,
+        model: dict,
+        episodes: list[int] | None = None,
+        state_key: str = "observation.state",
+        action_key: str = "action",
+        progress: bool = False,
+    ) -> ChunkDataset:
+        """The frames a trained policy reads (`model`: its checkpoint's meta['model']): its cameras
+        and chunk, every image fitted to its square as it was trained to."""
+        return cls(
+            dataset,
+            model["cameras"],
+            model["chunk_size"],
+            episodes,
+            state_key,
+            action_key,
+            progress,
+            image_size=model["image_size"],
+            image_fit=model["image_fit"],
+        )
+
+    def like(
+        self, dataset: LeRobotDataset, episodes: list[int] | None = None, progress: bool = False
+    ) -> ChunkDataset:
+        """Other episodes, or another dataset, read as these were: the same cameras, chunk, keys and
+        image size and fit (a validation set beside its training set)."""
+        return ChunkDataset(
+            dataset,
+            self.cameras,
+            self.chunk_size,
+            episodes,
+            self.state_key,
+            self.action_key,
+            progress,
+            image_size=self.image_size[0],
+            image_fit=self.image_fit,
+        )
 
     def __len__(self) -> int:
         return len(self.state)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
 
 
-def _decode_all(path, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _decode_all(path, size: int | None = None, fit: str = "pad") -> tuple[np.ndarray, np.ndarray]:
     """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a few frames at a
     time as they decode: leanvla.data.resize) and its presentation time in seconds."""
     from leanvla.data.resize import BATCH, fit_square
@@ -30,7 +30,7 @@ def _decode_all(path, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     def flush() -> None:
         if pending:
             frames = np.stack(pending)
-            kept.append(frames if size is None else fit_square(frames, size))
+            kept.append(frames if size is None else fit_square(frames, size, fit))
             pending.clear()
 
     with av.open(str(path)) as container:
@@ -44,9 +44,11 @@ def _decode_all(path, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(kept), np.asarray(times)
 
 
-def read_video_frames(dataset: LeRobotDataset, key: str, size: int | None = None) -> np.ndarray:
+def read_video_frames(
+    dataset: LeRobotDataset, key: str, size: int | None = None, fit: str = "pad"
+) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
-    size x size)."""
+    size x size as `fit` says)."""
     cols = {
         name: dataset.episode_column(f"videos/{key}/{name}")
         for name in ("chunk_index", "file_index", "from_timestamp")
@@ -62,7 +64,7 @@ def read_video_frames(dataset: LeRobotDataset, key: str, size: int | None = None
                 video_key=key, chunk_index=file_key[0], file_index=file_key[1]
             )
             require(path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)")
-            decoded[file_key] = _decode_all(path, size)
+            decoded[file_key] = _decode_all(path, size, fit)
         frames, times = decoded[file_key]
         wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
         nearest = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)

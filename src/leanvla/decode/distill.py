@@ -21,7 +21,16 @@ from torch import nn
 from leanvla.decode.head import per_step, token_cross_entropy
 from leanvla.errors import require
 
-SHARED = ("head", "cameras", "chunk_size", "action_vocab", "image_size", "state_dim", "action_dim")
+SHARED = (
+    "head",
+    "cameras",
+    "chunk_size",
+    "action_vocab",
+    "image_size",
+    "image_fit",
+    "state_dim",
+    "action_dim",
+)
 
 
 def check_teacher(path, student: dict, dataset) -> None:

@@ -155,9 +155,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def read_meta(directory: Path) -> dict:
     try:
-        return json.loads((Path(directory) / CONFIG).read_text())
+        meta = json.loads((Path(directory) / CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
+    if isinstance(meta.get("model"), dict):  # written before frames could be cropped: they were padded
+        meta["model"].setdefault("image_fit", "pad")
+    return meta
 
 
 def first_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str | None:

@@ -16,6 +16,9 @@ class DataContract:
     image_size: int = 64
     """Side of the square input images, pixels (a dataset's cameras of another shape are fitted to it:
     leanvla.data.resize)."""
+    image_fit: str = "pad"
+    """How a camera of another shape becomes that square: 'pad' (scaled whole, padded with black) or
+    'crop' (its centred square, scaled); the same in training and in `Policy.act`."""
     state_dim: int = 4
     """Proprio state dimension (Meta-World: hand xyz + gripper)."""
     action_dim: int = 4

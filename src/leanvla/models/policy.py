@@ -121,8 +121,8 @@ class Policy:
                 frames.dtype == torch.uint8,
                 f"{key}: frames must be uint8 (0-255, as cameras give them), got {frames.dtype}",
             )
-        size = self.meta["model"]["image_size"]
-        return torch.stack([fit_square_chw(frames, size) for frames in images], 1)
+        size, fit = self.meta["model"]["image_size"], self.meta["model"]["image_fit"]
+        return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)
 
     def task_id(self, instruction: str) -> int:
         require(

@@ -169,14 +169,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     dataset = LeRobotDataset(cfg.data)
     check_contract(meta["model"], dataset, f"checkpoint {source}")
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
-    data = ChunkDataset(
-        dataset,
-        meta["model"]["cameras"],
-        meta["model"]["chunk_size"],
-        episodes,
-        progress=progress,
-        image_size=meta["model"]["image_size"],
-    )
+    data = ChunkDataset.for_policy(dataset, meta["model"], episodes, progress=progress)
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])
 
     timing = {}

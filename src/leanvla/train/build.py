@@ -79,6 +79,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "a fine-tuned policy keeps its own head (drop --head, or train a new policy)",
         )
         cameras, chunk, size = model_cfg["cameras"], model_cfg["chunk_size"], model_cfg["image_size"]
+        fit = model_cfg["image_fit"]
         require(
             cfg.cameras is None or select_cameras(dataset, cfg.cameras) == cameras,
             f"--cameras {cfg.cameras}, but --init {init_dir} observes {', '.join(cameras)}; "
@@ -107,13 +108,14 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)
         sizes = {cam: dataset.image_shape(cam) for cam in cameras}
-        size = cfg.model.image_size
+        size, fit = cfg.model.image_size, cfg.model.image_fit
         require(  # before decoding any images
             size is not None or (len(set(sizes.values())) == 1 and all(h == w for h, w in sizes.values())),
             f"images in {cfg.data} are "
             + ", ".join(f"{h}x{w} ('{cam}')" for cam, (h, w) in sizes.items())
             + "; give the policy's image size with --model.image-size N (each camera is then scaled, "
-            "longer side first, and padded to N x N)",
+            "longer side first, and padded to N x N; or cropped to its centred square with "
+            "--model.image-fit crop)",
         )
         size = size or next(iter(sizes.values()))[0]
         chunk = DEFAULT_CHUNK_SIZE if cfg.chunk_size is None else cfg.chunk_size
@@ -131,7 +133,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     if cfg.distill.teacher is not None:
         from leanvla.decode.distill import check_teacher
 
-        student = dict(cameras=cameras, chunk_size=chunk, image_size=size)
+        student = dict(cameras=cameras, chunk_size=chunk, image_size=size, image_fit=fit)
         if cfg.init is None:
             student.update(head=cfg.head, action_vocab=cfg.discrete.vocab)
         else:
@@ -149,13 +151,21 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "`leanvla data metaworld` have it); drop --aux.env-state",
         )
     data = ChunkDataset(
-        dataset, cameras, chunk, episodes, progress=progress, env_state_key=env_state_key, image_size=size
+        dataset,
+        cameras,
+        chunk,
+        episodes,
+        progress=progress,
+        env_state_key=env_state_key,
+        image_size=size,
+        image_fit=fit,
     )
     if cfg.init is None:  # --n-action-steps was checked against the chunk by TrainConfig.check_ranges
         n_action_steps = DEFAULT_N_ACTION_STEPS if cfg.n_action_steps is None else cfg.n_action_steps
         contract = dict(
             cameras=cameras,
             image_size=size,
+            image_fit=fit,
             state_dim=data.state.shape[1],
             action_dim=data.actions.shape[1],
             chunk_size=chunk,

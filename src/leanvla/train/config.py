@@ -34,8 +34,13 @@ class ModelOptions:
     """Named VLA size: tiny (CPU tests), small (CPU demo), base, large (GPU)."""
     image_size: int | None = None
     """Side of the square images the policy takes, in pixels (VLA and CNN). Cameras of another shape
-    are scaled, longer side first, and padded to it. Default: the dataset's, when its cameras are
-    square and of one size."""
+    are fitted to it (--model.image-fit). Default: the dataset's, when its cameras are square and of
+    one size."""
+    image_fit: Literal["pad", "crop"] = "pad"
+    """How a camera of another shape is fitted to the square: 'pad' scales its longer side to it and
+    pads the shorter with black (all of the view, in fewer pixels); 'crop' keeps its centred square,
+    scaled (no black, the view's sides lost). Kept with the policy, which fits its frames so at
+    inference too."""
     width: int | None = None
     """Override the backbone width."""
     layers: int | None = None
@@ -80,9 +85,10 @@ class ModelOptions:
         )
 
     def overrides(self) -> dict:
-        """The VLA config fields set here (every field but type, size and image size, which is the
-        data's side of the policy's contract)."""
-        names = [f.name for f in fields(self) if f.name not in ("type", "size", "image_size")]
+        """The VLA config fields set here (every field but type, size and the image's size and fit,
+        the data's side of the policy's contract)."""
+        contract = ("type", "size", "image_size", "image_fit")
+        names = [f.name for f in fields(self) if f.name not in contract]
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -272,7 +278,7 @@ class TrainConfig:
                 f"--head {self.head} needs the reference VLA (--model.type vla)",
             )
             if self.model.type == "cnn":
-                vla_only = _without(model, "type", "image_size")
+                vla_only = _without(model, "type", "image_size", "image_fit")
                 _refuse(
                     vla_only, "applies to the reference VLA (--model.type vla), not the CNN baseline; drop it"
                 )

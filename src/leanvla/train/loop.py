@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
 def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
     """The validation set of --val-episodes, which must not overlap the training episodes."""
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.data.samples import read_episode_selection
     from leanvla.train.validation import ValidationSet
 
     dataset = LeRobotDataset(cfg.data)
@@ -282,16 +282,9 @@ def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
         f"--val-episodes {cfg.val_episodes} shares episodes {shared[:5]} with the training episodes; "
         "hold them out with --episodes",
     )
-    val_data = ChunkDataset(
-        dataset,
-        data.cameras,
-        data.chunk_size,
-        episodes,
-        data.state_key,
-        data.action_key,
-        image_size=data.image_size[0],
+    return ValidationSet(
+        data.like(dataset, episodes), normalizer, tokens, token_mask, cfg.val_samples, cfg.seed
     )
-    return ValidationSet(val_data, normalizer, tokens, token_mask, cfg.val_samples, cfg.seed)
 
 
 def train_once(cfg: TrainConfig, *, progress: bool = True) -> Path:
