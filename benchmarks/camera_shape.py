@@ -1,6 +1,6 @@
 """What a camera that is not the policy's square costs in closed loop.
 
-    python benchmarks/camera_shape.py                  # five policies, about 50 min on 2 CPU cores
+    python benchmarks/camera_shape.py                  # six policies, about 70 min on 2 CPU cores
     python benchmarks/camera_shape.py --variants square,wide --eval-episodes 20
 
 A robot's camera is rarely square: by default leanvla fits its frames to the policy's square as
@@ -19,7 +19,9 @@ loop, the evaluation rendering the camera as it was recorded and the policy fitt
                   above and below: nearly half the square black;
 - wide16x9-crop:  the same camera cropped to its centred 72 x 72 and scaled to 64 x 64: the
                   square's every pixel, the view's sides lost (Meta-World's centred square of a
-                  wider render is the square camera's picture, so nothing the task needs is lost).
+                  wider render is the square camera's picture, so nothing the task needs is lost);
+- wide16x9-96:    the same camera padded to a larger policy, 96 x 96 (54 x 96 inside it): the whole
+                  view kept, the scene's middle in more pixels than at 64, the bands as wide.
 
 Writes docs/results/NAME.md (default camera_shape).
 """
@@ -41,20 +43,25 @@ from common import (
     write_result,
 )
 
-POLICY_SIZE = 64
-# name -> (what the camera is, recorded height, recorded width, how the policy fits it)
+POLICY_SIZE = 64  # the policy's square, but where a variant names its own
+# name -> (what the camera is, recorded height, recorded width, how the policy fits it[, its size])
 VARIANTS = {
     "square": ("64 x 64: the policy's own size, nothing fitted", 64, 64, "pad"),
     "square-96": ("96 x 96, scaled to 64 x 64 (the downscale alone)", 96, 96, "pad"),
     "wide": ("96 x 128 (3:4), scaled to 48 x 64 and padded to 64 x 64 (a wider view)", 96, 128, "pad"),
     "wide16x9": ("72 x 128 (16:9), scaled to 36 x 64 and padded to 64 x 64", 72, 128, "pad"),
     "wide16x9-crop": ("72 x 128 (16:9), its centred 72 x 72 cropped and scaled to 64 x 64", 72, 128, "crop"),
+    "wide16x9-96": ("72 x 128 (16:9), scaled to 54 x 96 and padded to a 96 x 96 policy", 72, 128, "pad", 96),
 }
+
+
+def policy_size(name: str) -> int:
+    return VARIANTS[name][4] if len(VARIANTS[name]) > 4 else POLICY_SIZE
 
 
 def recording(name: str, args) -> Path:
     """The DEMO5 recording of variant `name`'s camera (recorded once, then cached)."""
-    _, height, width, _ = VARIANTS[name]
+    height, width = VARIANTS[name][1:3]
     shape = {"image_size": height} | ({} if width == height else {"image_width": width})
     return cached_dataset(tasks="DEMO5", episodes=args.episodes, cameras="corner2", seed=args.seed, **shape)
 
@@ -84,11 +91,11 @@ def main() -> None:
     for name in names:
         if name in done:
             continue
-        _, height, width, fit = VARIANTS[name]
+        _, height, width, fit = VARIANTS[name][:4]
         cfg = TrainConfig(
             data=recording(name, args),
             out=args.work / name,
-            model=ModelOptions(size="small", image_size=POLICY_SIZE, image_fit=fit),
+            model=ModelOptions(size="small", image_size=policy_size(name), image_fit=fit),
             head="regression",
             steps=args.steps,
             seed=args.seed,
@@ -111,23 +118,32 @@ def main() -> None:
         f"Data: DEMO5, {args.episodes} scripted-expert demonstrations per task, recorded once per camera "
         f"shape with the same seeds (every action of the recordings identical: {same}; only the corner2 "
         "camera's frames differ), plus the 4-d proprio state. Policy: the reference VLA (small, regression "
-        f"head) at {POLICY_SIZE} x {POLICY_SIZE}, {args.steps} steps at batch 64, seed {args.seed}, the same "
-        "for every camera. Evaluation renders the camera at the shape it was recorded at and the policy "
+        f"head) at {POLICY_SIZE} x {POLICY_SIZE} unless the camera says otherwise, {args.steps} steps at "
+        f"batch 64, seed {args.seed}, the same for every camera. Evaluation renders the camera at the shape it was recorded at and the policy "
         "fits each frame as in training.",
         "",
         "Protocol: " + done[shown_names[0]]["protocol"],
         "",
     ]
     rows = [
-        ([name, VARIANTS[name][0], f"{inference_ms(args.work / name):.2f}"], done[name])
+        (
+            [
+                name,
+                VARIANTS[name][0],
+                f"{done[name]['train_s'] / 60:.1f}",
+                f"{inference_ms(args.work / name):.2f}",
+            ],
+            done[name],
+        )
         for name in shown_names
     ]
-    lines += variants_table(["camera", "recorded as", "ms per chunk"], rows)
+    lines += variants_table(["camera", "recorded as", "training min", "ms per chunk"], rows)
     lines += [
         "",
-        "ms per chunk: the evaluation's mean time in `Policy.act` per chunk (fitting the frame included), "
-        "batch 1, one thread in each of two evaluation processes; each from its own evaluation, not timed in "
-        "turn, so a small difference may be the machine's.",
+        "training min: the run's wall time for its steps. ms per chunk: the evaluation's mean time in "
+        "`Policy.act` per chunk (fitting the frame included), batch 1, one thread in each of two evaluation "
+        "processes. Both from each policy's own run, not timed in turn, so a small difference may be the "
+        "machine's.",
     ]
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 

@@ -111,7 +111,7 @@ def test_cameras_of_two_shapes_need_a_size_to_fit_them_to(tmp_path):
 def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads_them_so_too(tmp_path):
     from leanvla.data.resize import fit_square
 
-    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"top": (12, 20), "wrist": (8, 8)}))
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"top": (12, 20)}))
     model = dict(cameras=["observation.images.top"], chunk_size=3, image_size=8, image_fit="crop")
     data = ChunkDataset.for_policy(dataset, model, episodes=[0])
     cropped = torch.from_numpy(fit_square(dataset.read_images("observation.images.top"), 8, "crop"))

@@ -52,7 +52,7 @@ def test_round_trip_gives_identical_actions(tmp_path):
 
 
 def test_a_checkpoint_saved_before_frames_could_be_cropped_pads_them_as_it_was_trained_to(tmp_path):
-    model, path = _save(tmp_path)
+    _, path = _save(tmp_path)
     meta = json.loads((path / "config.json").read_text())
     assert meta["model"].pop("image_fit") == "pad"
     (path / "config.json").write_text(json.dumps(meta))  # as leanvla wrote it before
@@ -141,6 +141,11 @@ def _edit_meta(path, kind=None, model_extra=()):
         (
             lambda path: _edit_meta(path, model_extra={"mystery": 1}),
             r"model config has unknown keys \['mystery'\]; was it written by a newer leanvla\?",
+        ),
+        (
+            lambda path: _edit_meta(path, model_extra={"image_fit": "stretch"}),
+            r"config.json: image_fit 'stretch' is not one of pad, crop; set it to the fit the policy was "
+            "trained with",
         ),
         (
             lambda path: (path / "stats.json").unlink(),

@@ -25,6 +25,7 @@ from torch import nn
 import leanvla
 from leanvla.atomic import atomic_dir
 from leanvla.data.normalize import Normalizer
+from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import UserError, require
 from leanvla.models.policy import Policy
@@ -159,7 +160,12 @@ def read_meta(directory: Path) -> dict:
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
     if isinstance(meta.get("model"), dict):  # written before frames could be cropped: they were padded
-        meta["model"].setdefault("image_fit", "pad")
+        fit = meta["model"].setdefault("image_fit", "pad")
+        require(
+            fit in FITTED,
+            f"{Path(directory) / CONFIG}: image_fit '{fit}' is not one of {', '.join(FITTED)}; "
+            "set it to the fit the policy was trained with",
+        )
     return meta
 
 
