@@ -43,20 +43,28 @@ from common import (
     write_result,
 )
 
-POLICY_SIZE = 64  # the policy's square, but where a variant names its own
-# name -> (what the camera is, recorded height, recorded width, how the policy fits it[, its size])
+POLICY_SIZE = 64  # the policy's square, unless a variant asks for a larger one
+# name -> (what the camera is, recorded height, recorded width, how the policy fits it, its size)
 VARIANTS = {
-    "square": ("64 x 64: the policy's own size, nothing fitted", 64, 64, "pad"),
-    "square-96": ("96 x 96, scaled to 64 x 64 (the downscale alone)", 96, 96, "pad"),
-    "wide": ("96 x 128 (3:4), scaled to 48 x 64 and padded to 64 x 64 (a wider view)", 96, 128, "pad"),
-    "wide16x9": ("72 x 128 (16:9), scaled to 36 x 64 and padded to 64 x 64", 72, 128, "pad"),
-    "wide16x9-crop": ("72 x 128 (16:9), its centred 72 x 72 cropped and scaled to 64 x 64", 72, 128, "crop"),
+    "square": ("64 x 64: the policy's own size, nothing fitted", 64, 64, "pad", POLICY_SIZE),
+    "square-96": ("96 x 96, scaled to 64 x 64 (the downscale alone)", 96, 96, "pad", POLICY_SIZE),
+    "wide": (
+        "96 x 128 (3:4), scaled to 48 x 64 and padded to 64 x 64 (a wider view)",
+        96,
+        128,
+        "pad",
+        POLICY_SIZE,
+    ),
+    "wide16x9": ("72 x 128 (16:9), scaled to 36 x 64 and padded to 64 x 64", 72, 128, "pad", POLICY_SIZE),
+    "wide16x9-crop": (
+        "72 x 128 (16:9), its centred 72 x 72 cropped and scaled to 64 x 64",
+        72,
+        128,
+        "crop",
+        POLICY_SIZE,
+    ),
     "wide16x9-96": ("72 x 128 (16:9), scaled to 54 x 96 and padded to a 96 x 96 policy", 72, 128, "pad", 96),
 }
-
-
-def policy_size(name: str) -> int:
-    return VARIANTS[name][4] if len(VARIANTS[name]) > 4 else POLICY_SIZE
 
 
 def recording(name: str, args) -> Path:
@@ -91,11 +99,11 @@ def main() -> None:
     for name in names:
         if name in done:
             continue
-        _, height, width, fit = VARIANTS[name][:4]
+        _, height, width, fit, size = VARIANTS[name]
         cfg = TrainConfig(
             data=recording(name, args),
             out=args.work / name,
-            model=ModelOptions(size="small", image_size=policy_size(name), image_fit=fit),
+            model=ModelOptions(size="small", image_size=size, image_fit=fit),
             head="regression",
             steps=args.steps,
             seed=args.seed,
