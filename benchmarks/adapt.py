@@ -81,6 +81,7 @@ from common import (
     pretrained_base,
     probe_speed_and_memory,
     recording,
+    result_name,
     result_record,
     round_robin_ms,
     shown,
@@ -403,7 +404,7 @@ def main() -> None:
         action="store_true",
         help="only the rows the goal is judged on, with a short report (another --seed)",
     )
-    parser.add_argument("--name", default="adapt", help="result file name (without .md)")
+    parser.add_argument("--name", type=result_name, default="adapt", help="result file name (without .md)")
     parser.add_argument(
         "--also",
         action="append",

@@ -21,7 +21,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, Results, command_line, shown, slug, train_timed, write_result
+from common import RESULTS, Results, command_line, result_name, shown, slug, train_timed, write_result
 from merge_rounding import loss_gaps, plot, rerun_closed_loop, thread_count
 
 
@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument(
         "--row", action="append", required=True, help="a row of that run, e.g. 'LoRA r64' (repeatable)"
     )
-    parser.add_argument("--name", default="adapt_rounding", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="adapt_rounding", help="result file name (without .md)"
+    )
     args = parser.parse_args()
     work = args.work
     for row in args.row:

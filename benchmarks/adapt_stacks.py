@@ -33,6 +33,7 @@ from common import (
     command_line,
     pretrained_base,
     recording,
+    result_name,
     shown,
     train_timed,
     write_result,
@@ -55,7 +56,9 @@ def main() -> None:
         help="also train the dropout run with the vision stack's spectral weight at each of these "
         "values (the others keep 1e-2): does the spectral loss close the vision routers, and from which weight?",
     )
-    parser.add_argument("--name", default="adapt_stacks", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="adapt_stacks", help="result file name (without .md)"
+    )
     args = parser.parse_args()
     from leanvla.adapt.report import ACTIVE_RANK, last_quarter_means
     from leanvla.errors import UserError

@@ -31,6 +31,7 @@ from common import (
     device_name,
     module_at,
     require_device,
+    result_name,
     round_robin_ms,
     synchronised,
     write_result,
@@ -198,7 +199,7 @@ def step_timing_parser(doc: str, name: str) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=30, help="timed calls of each kind per variant")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default=name, help="result file name (without .md)")
+    parser.add_argument("--name", type=result_name, default=name, help="result file name (without .md)")
     return parser
 
 

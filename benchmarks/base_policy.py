@@ -27,6 +27,7 @@ from common import (
     command_line,
     inference_latency_ms,
     logged_training_seconds,
+    result_name,
     steps_for_budget,
     write_result,
 )
@@ -91,7 +92,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/base_policy"))
-    parser.add_argument("--name", default="base_policy", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="base_policy", help="result file name (without .md)"
+    )
     parser.add_argument("--models", default="vla,cnn", help="which of vla, cnn to train and evaluate")
     args = parser.parse_args()
     models = args.models.split(",")

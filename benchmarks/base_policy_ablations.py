@@ -23,6 +23,7 @@ from common import (
     cached_dataset,
     command_line,
     first_per_task,
+    result_name,
     result_record,
     train_timed,
     variants_table,
@@ -103,7 +104,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("outputs/bench/ablations"))
-    parser.add_argument("--name", default="base_policy_ablations", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="base_policy_ablations", help="result file name (without .md)"
+    )
     args = parser.parse_args()
 
     from leanvla.evaluate import EvalConfig, evaluate

@@ -37,6 +37,7 @@ from common import (
     benchmark_parser,
     cached_dataset,
     command_line,
+    result_name,
     result_record,
     train_timed,
     variants_table,
@@ -84,7 +85,9 @@ def main() -> None:
         "--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS)
     )
     parser.add_argument("--steps", type=int, default=3200, help="training steps of every policy (batch 64)")
-    parser.add_argument("--name", default="camera_shape", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="camera_shape", help="result file name (without .md)"
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]

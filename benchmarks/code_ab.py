@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, command_line, write_result
+from common import REPO, command_line, result_name, write_result
 
 MODEL = ["--model.size", "tiny", "--model.layers", "3", "--model.expert-layers", "3"]
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--name", default="code_ab")
+    parser.add_argument("--name", type=result_name, default="code_ab")
     args = parser.parse_args()
     if not (args.data / "meta" / "info.json").is_file():
         parser.error(f"--data {args.data}: not a LeRobotDataset (no meta/info.json); record one first")

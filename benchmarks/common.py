@@ -79,11 +79,20 @@ def benchmark_parser(doc: str, work: str, closed_loop: bool = True) -> argparse.
     return parser
 
 
+def result_name(value: str) -> str:
+    """--name: a file name for docs/results/, refused at once if it is a path (it would write elsewhere)."""
+    if not value or Path(value).name != value or value in (".", ".."):
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is a path; give a file name, written under {shown(RESULTS)}/"
+        )
+    return value
+
+
 def finished_work_parser(doc: str, name: str, work_help: str) -> argparse.ArgumentParser:
     """The options of a script that reads a finished benchmark's work directory: --work, --name."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help=work_help)
-    parser.add_argument("--name", default=name, help="result file name (without .md)")
+    parser.add_argument("--name", type=result_name, default=name, help="result file name (without .md)")
     return parser
 
 

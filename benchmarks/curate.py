@@ -39,6 +39,7 @@ from common import (
     command_line,
     pretrained_base,
     recording,
+    result_name,
     result_record,
     slug,
     train_timed,
@@ -178,7 +179,7 @@ def main() -> None:
         choices=["flow", "regression"],
         help="action head of the scored (and every closed-loop) policy: its loss is what influence differentiates",
     )
-    parser.add_argument("--name", default="curate", help="result file name (without .md)")
+    parser.add_argument("--name", type=result_name, default="curate", help="result file name (without .md)")
     args = parser.parse_args()
 
     from leanvla.curate.run import CurateConfig, curate, read_scores

@@ -46,6 +46,7 @@ from common import (
     real_observations,
     recording,
     require_device,
+    result_name,
     result_record,
     round_robin_ms,
     slug,
@@ -702,7 +703,7 @@ def main() -> None:
         action="store_true",
         help="only the rows the goal is judged on (REPLICATED), with a short report: another --seed, or 0 to check",
     )
-    parser.add_argument("--name", default="decode", help="writes docs/results/NAME.md")
+    parser.add_argument("--name", type=result_name, default="decode", help="writes docs/results/NAME.md")
     parser.add_argument(
         "--costs-only",
         action="store_true",

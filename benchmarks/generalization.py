@@ -33,6 +33,7 @@ from common import (
     cached_dataset,
     command_line,
     demonstration_chunks,
+    result_name,
     shown,
     write_result,
 )
@@ -222,7 +223,7 @@ def main() -> None:
         "--rollouts", type=int, default=5, help="closed-loop episodes per task for the on-policy error"
     )
     parser.add_argument("--eval-seed", type=int, default=0, help="the closed-loop episodes' evaluation seed")
-    parser.add_argument("--name", default="generalization")
+    parser.add_argument("--name", type=result_name, default="generalization")
     args = parser.parse_args()
     policies = args.policy or [parse_policy(spec) for spec in DEFAULT_POLICIES]
     for label, directory, _ in policies:

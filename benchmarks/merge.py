@@ -72,6 +72,7 @@ from common import (
     command_line,
     pretrained_base,
     recording,
+    result_name,
     result_record,
     shown,
     signed_points,
@@ -170,7 +171,7 @@ def main() -> None:
         help="the pretrained base's action head, and so every fine-tuning's (CapVector's paper adapts "
         "a discrete diffusion VLA); with --base, the base's own",
     )
-    parser.add_argument("--name", default="merge", help="result file name (without .md)")
+    parser.add_argument("--name", type=result_name, default="merge", help="result file name (without .md)")
     parser.add_argument(
         "--aux-env-state",
         action="store_true",

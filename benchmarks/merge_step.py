@@ -28,6 +28,7 @@ from common import (
     device_name,
     module_at,
     require_device,
+    result_name,
     round_robin_ms,
     synchronised,
     write_result,
@@ -214,7 +215,9 @@ def main() -> None:
         metavar="REV",
         help="also time the penalty of this git revision (or a copy of its orthogonal.py)",
     )
-    parser.add_argument("--name", default="merge_step", help="result file name (without .md)")
+    parser.add_argument(
+        "--name", type=result_name, default="merge_step", help="result file name (without .md)"
+    )
     args = parser.parse_args()
     args.penalty_at = None
     if args.against:

@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from common import RESULTS, command_line, shown, signed_points
+from common import RESULTS, command_line, result_name, shown, signed_points
 
 
 def parse_runs(doc: str, producer: str) -> tuple[argparse.ArgumentParser, argparse.Namespace, list[dict]]:
@@ -24,7 +24,7 @@ def parse_runs(doc: str, producer: str) -> tuple[argparse.ArgumentParser, argpar
     parser.add_argument(
         "--work", type=Path, action="append", required=True, help=f"a {producer} WORK (give two or more)"
     )
-    parser.add_argument("--name", required=True, help="docs/results/<name>.md")
+    parser.add_argument("--name", type=result_name, required=True, help="docs/results/<name>.md")
     args = parser.parse_args()
     if len(args.work) < 2:
         parser.error("give --work at least twice: pooling needs two or more seeds")

@@ -267,6 +267,7 @@ MUTANTS = [
     Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
     Mutant("policy-fit-ignored", "models/policy.py", "fit_square_chw(frames, size, fit)", "fit_square_chw(frames, size)", "tests/models"),
     Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),
+    Mutant("policy-noise-ignored", "models/policy.py", "        if noise is None:\n            noise = torch.randn(shape, generator=generator)\n", "        noise = torch.randn(shape, generator=generator)\n", "tests/models/test_policy.py"),
     # models/tokenizer.py
     Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
     Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
@@ -286,6 +287,20 @@ MUTANTS = [
     Mutant("vla-samples-sum", "models/vla.py", "return err.view(b, k, -1).mean(1)", "return err.view(b, k, -1).sum(1)", ("tests/models", "tests/train")),
     Mutant("vla-action-velocity", "models/vla.py", "return (x_t - out) / t[:, None, None]", "return (out - x_t) / t[:, None, None]", "tests/models"),
     Mutant("vla-expert-positions", "models/vla.py", "positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H", "positions = torch.arange(h, device=x.device).expand(b, h)  # B x H", ("tests/models", "tests/decode")),
+    # probe/measure.py
+    Mutant("probe-stride-global", "probe/measure.py", "offsets = np.arange(len(data)) - np.repeat(starts, lengths)", "offsets = np.arange(len(data))", "tests/probe/test_measure.py"),
+    Mutant("probe-counterpart-previous", "probe/measure.py", "following[members] = np.roll(members, -1)", "following[members] = np.roll(members, 1)", "tests/probe/test_measure.py"),
+    Mutant("probe-counterpart-offset", "probe/measure.py", "at = starts[other] + offset * lengths[other] // lengths[episode]", "at = starts[other] + np.minimum(offset, lengths[other] - 1)", "tests/probe/test_measure.py"),
+    Mutant("probe-past-the-end", "probe/measure.py", "compared[part] = batch.action_mask.bool()", "compared[part] = torch.ones_like(batch.action_mask, dtype=torch.bool)", "tests/probe/test_measure.py"),
+    Mutant("probe-state-unswapped", "probe/measure.py", "state = batch.state if state_from is None else data.state[state_from[part]]", "state = batch.state", "tests/probe/test_measure.py"),
+    Mutant("probe-noise-by-batch", "probe/measure.py", "noise=noise[part]", "noise=noise[: len(batch.state)]", "tests/probe"),
+    # probe/run.py
+    Mutant("probe-fast-batched", "probe/run.py", "batch_size = 1 if couples_samples(policy) else cfg.batch_size", "batch_size = cfg.batch_size", "tests/probe/test_run.py"),
+    Mutant("probe-positions-ignored", "probe/run.py", 'if provenance.get("positions") is not None and', 'if False and provenance.get("positions") is not None and', "tests/probe/test_run.py"),
+    Mutant("probe-tasks-unchecked", "probe/run.py", "    check_tasks(dataset, episodes, policy.instructions)\n", "", "tests/probe/test_run.py"),
+    # probe/summary.py
+    Mutant("probe-executed-whole-chunk", "probe/summary.py", "head = (slice(None), slice(0, executed))", "head = (slice(None), slice(None))", "tests/probe"),
+    Mutant("probe-swap-other-frames", "probe/summary.py", "own = executed_error(errors[has_counterpart], compared[has_counterpart], executed)", "own = executed_error(errors, compared, executed)", "tests/probe/test_summary.py"),
     # prune/calibrate.py
     Mutant("calib-padding-counted", "prune/calibrate.py", "tokens = stacked[:, mask] if mask is not None else stacked.flatten(1, -2)", "tokens = stacked.flatten(1, -2)", "tests/prune"),
     # prune/remove.py

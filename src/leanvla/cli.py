@@ -62,6 +62,22 @@ def run_eval(cfg) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def run_probe(cfg) -> None:
+    from leanvla.probe.run import RESULT, probe
+
+    out = probe(cfg)
+    result = json.loads((out / RESULT).read_text())
+    summary = {"out": str(out)}
+    for group, found in result["groups"].items():
+        overall = found["summary"]["all"]
+        summary[group] = {
+            "frames": overall["frames"],
+            "executed": overall["executed"],
+            "swapped": overall["swapped"],
+        }
+    print(json.dumps(summary, indent=2))
+
+
 def run_prune(cfg) -> None:
     from leanvla.prune.run import REPORT, prune
 
@@ -118,6 +134,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
     from leanvla.merge.run import MergeConfig
+    from leanvla.probe.run import ProbeConfig
     from leanvla.prune.run import PruneConfig
     from leanvla.train.config import TrainConfig
 
@@ -126,6 +143,11 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
         ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
+        ("probe",): (
+            ProbeConfig,
+            run_probe,
+            "a policy's chunks against a dataset's demonstrations, and what it reads (no simulator)",
+        ),
         ("curate",): (
             CurateConfig,
             run_curate,

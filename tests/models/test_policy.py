@@ -46,6 +46,20 @@ def test_a_policy_trained_on_crops_crops_the_frames_it_is_given(tmp_path):
     assert not torch.equal(as_given, policy.act(padded, state, task, torch.Generator().manual_seed(0)))
 
 
+def test_noise_given_is_the_noise_a_generator_would_have_drawn(tmp_path):
+    policy = load_policy(_save(tmp_path)[1])  # flow head: the chunk follows its noise
+    images = torch.randint(0, 256, (3, 1, 3, 16, 16), dtype=torch.uint8)
+    state, task = torch.randn(3, 4), torch.zeros(3, dtype=torch.long)
+    noise = torch.randn(3, policy.chunk_size, policy.action_dim, generator=torch.Generator().manual_seed(5))
+    given = policy.act(images, state, task, noise=noise)
+    assert torch.equal(given, policy.act(images, state, task, torch.Generator().manual_seed(5)))
+    assert not torch.equal(given, policy.act(images, state, task, noise=noise + 1))
+    with pytest.raises(
+        UserError, match=re.escape("noise must be B x chunk x action (3 x 4 x 4), got (3, 4)")
+    ):
+        policy.act(images, state, task, noise=noise[..., 0])
+
+
 def test_cameras_of_different_sizes_go_in_as_one_tensor_each(tmp_path):
     policy = load_policy(_save(tmp_path, cameras=("observation.images.top", "observation.images.wrist"))[1])
     top = torch.randint(0, 256, (2, 3, 48, 64), dtype=torch.uint8)

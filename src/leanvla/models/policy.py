@@ -138,12 +138,21 @@ class Policy:
         state: torch.Tensor,
         task_index: torch.Tensor,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Action chunks in the dataset's action units, B x H x A, from raw inputs as `observation`
         takes them; execute the first `n_action_steps` of each, then observe again. The flow head's
-        noise is drawn on the CPU (from `generator`, when given), so a seed gives one chunk on any device.
+        noise is drawn on the CPU (from `generator`, when given), so a seed gives one chunk on any
+        device; `noise` (B x H x A) gives it instead, so that a sample's chunk does not depend on
+        the batch it came in.
         """
         self.model.eval()
         obs = self.observation(images_uint8, state, task_index)
-        noise = torch.randn(state.shape[0], self.chunk_size, self.action_dim, generator=generator)
+        shape = (state.shape[0], self.chunk_size, self.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator)
+        require(
+            noise.shape == shape,
+            f"noise must be B x chunk x action ({shape[0]} x {shape[1]} x {shape[2]}), got {tuple(noise.shape)}",
+        )
         return self.normalizer.unaction(self.model.predict(obs, noise.to(self.device)))

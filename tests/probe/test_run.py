@@ -1,0 +1,181 @@
+"""`leanvla probe` end to end: its outputs, which demonstrations count as training, its refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import pytest
+
+from leanvla.cli import main
+from leanvla.models.config import vla_config
+from leanvla.probe.run import RESULT, couples_samples
+from tests.helpers import tiny_train_config
+
+
+def probe_args(policy, data, out, *extra) -> list[str]:
+    return ["probe", "--policy", str(policy), "--data", str(data), "--out", str(out), *extra]
+
+
+def probe_json(out) -> dict:
+    return json.loads((out / RESULT).read_text())
+
+
+def test_probe_writes_its_result_report_and_figure(capsys, tiny_run, tiny_dataset, tmp_path):
+    out = tmp_path / "probe"
+    assert main(probe_args(tiny_run, tiny_dataset, out, "--every", "3")) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in out.iterdir()) == ["probe.json", "probe.png", "report.md"]
+    result = probe_json(out)
+    assert list(result["groups"]) == ["training"]  # every episode of the recording trained the policy
+    summary = result["groups"]["training"]["summary"]
+    assert list(summary) == ["all", "reach the goal position", "close the drawer"]
+    assert (
+        summary["all"]["frames"]
+        == result["protocol"]["frames"]
+        == sum(s["frames"] for task, s in summary.items() if task != "all")
+    )
+    assert summary["all"]["swapped"]["frames"] == summary["all"]["frames"]  # three demonstrations per task
+    assert len(summary["all"]["by_step"]) == result["protocol"]["chunk_size"] == 8
+    assert result["protocol"]["executed_steps"] == 4 and result["protocol"]["action_names"] == [
+        "dx",
+        "dy",
+        "dz",
+        "grip",
+    ]
+    assert printed["training"]["executed"] == summary["all"]["executed"]
+    report = (out / "report.md").read_text()
+    assert "## The policy's training demonstrations: fit, not generalisation; 6 episodes" in report
+    assert "| **all** |" in report and "What it reads:" in report and "![" in report
+
+
+def numbers(found) -> list:
+    """Every number of a probe.json but its time and batch size, in order."""
+    if isinstance(found, dict):
+        return [n for key, v in found.items() if key not in ("seconds", "batch_size") for n in numbers(v)]
+    if isinstance(found, list):
+        return [n for v in found for n in numbers(v)]
+    return [found] if isinstance(found, float | int) else []
+
+
+def test_the_same_probe_gives_the_same_numbers_at_any_batch_size(tiny_run, tiny_dataset, tmp_path):
+    for name, batch in (("a", "64"), ("b", "64"), ("c", "3")):
+        args = probe_args(tiny_run, tiny_dataset, tmp_path / name, "--every", "4", "--batch-size", batch)
+        assert main(args) == 0
+    a, b, c = (numbers(probe_json(tmp_path / name)) for name in "abc")
+    assert a == b and len(a) > 50
+    assert c == pytest.approx(a, rel=0, abs=1e-5)  # each frame keeps its noise whatever its batch
+
+
+@pytest.fixture(scope="module")
+def partial_run(data, tmp_path_factory):
+    """A tiny policy trained on episodes 0, 1 and 3 of the synthetic dataset (tasks a, b and c)."""
+    from leanvla.train.loop import train
+
+    root = tmp_path_factory.mktemp("partial")
+    (root / "selection.json").write_text(json.dumps([0, 1, 3]))
+    train(tiny_train_config(data, root / "run", episodes=root / "selection.json", steps=2), progress=False)
+    return root / "run"
+
+
+def held_out_and_training(out) -> tuple[list[int], list[int]]:
+    groups = probe_json(out)["groups"]
+    return groups["held_out"]["episodes"], groups["training"]["episodes"]
+
+
+def test_demonstrations_the_policy_was_not_trained_on_are_reported_apart(partial_run, data, tmp_path):
+    assert main(probe_args(partial_run, data, tmp_path / "p")) == 0
+    assert held_out_and_training(tmp_path / "p") == ([2], [0, 1, 3])
+    moved = shutil.copytree(data, tmp_path / "moved")  # positions still say which scenes it has seen
+    assert main(probe_args(partial_run, moved, tmp_path / "m")) == 0
+    assert held_out_and_training(tmp_path / "m") == ([2], [0, 1, 3])
+
+
+def test_without_positions_the_training_dataset_is_known_by_its_directory(partial_run, data, tmp_path):
+    policy = shutil.copytree(partial_run / "policy", tmp_path / "policy")
+    provenance = json.loads((policy / "provenance.json").read_text())
+    del provenance["positions"]
+    (policy / "provenance.json").write_text(json.dumps(provenance))
+    assert main(probe_args(policy, data, tmp_path / "p")) == 0
+    assert held_out_and_training(tmp_path / "p") == ([2], [0, 1, 3])
+    moved = shutil.copytree(data, tmp_path / "moved")
+    assert main(probe_args(policy, moved, tmp_path / "m")) == 0
+    assert list(probe_json(tmp_path / "m")["groups"]) == ["held_out"]
+
+
+@pytest.mark.parametrize(
+    "head, decoder, block, couples",
+    [
+        ("flow", "auto", 0, False),
+        ("discrete", "bidirectional", 4, False),
+        ("discrete", "fast", 4, True),
+        ("discrete", "fast-nocache", 4, True),
+        ("discrete", "auto", 4, True),
+        ("discrete", "auto", 0, False),
+    ],
+)
+def test_only_the_fast_decoder_probes_one_frame_at_a_time(head, decoder, block, couples):
+    cfg = vla_config("tiny", head=head, decoder=decoder, token_block=block, chunk_size=4)
+    assert couples_samples(SimpleNamespace(model=SimpleNamespace(cfg=cfg))) is couples
+    assert not couples_samples(SimpleNamespace(model=object()))  # the CNN has no decoder
+
+
+def test_a_fast_decoding_policy_is_probed_one_frame_at_a_time(data, tmp_path):
+    from leanvla.train.config import DiscreteOptions
+    from leanvla.train.loop import train
+
+    options = DiscreteOptions(vocab=16, block=8, bins="quantile")  # 16 tokens in blocks of 8: fast
+    train(
+        tiny_train_config(data, tmp_path / "run", head="discrete", discrete=options, steps=1), progress=False
+    )
+    out = tmp_path / "probe"
+    assert main(probe_args(tmp_path / "run", data, out)) == 0
+    assert probe_json(out)["protocol"]["batch_size"] == 1
+    assert "; one frame per forward pass." in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--every", "0"], "--every must be >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--n-action-steps", "9"], "--n-action-steps must be within 1..8 (the policy's chunk), got 9"),
+        (["--data", "{data}"], "observes 'observation.images.corner2', which"),
+        (["--episodes", "{selection}"], "episodes [7] that the dataset (0..5) does not have"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    capsys, tiny_run, tiny_dataset, data, tmp_path, extra, message
+):
+    (tmp_path / "selection.json").write_text("[0, 7]")
+    extra = [e.format(data=data, selection=tmp_path / "selection.json") for e in extra]
+    out = tmp_path / "out"
+    code = main(probe_args(tiny_run, tiny_dataset, out, *extra))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_a_task_the_policy_never_learnt_is_refused_before_any_image_is_read(capsys, partial_run, tmp_path):
+    from tests.data.helpers import synthetic_dataset
+
+    other = synthetic_dataset(tmp_path / "other", lengths=(3, 4), tasks=("task a", "task z"))
+    out = tmp_path / "out"
+    assert main(probe_args(partial_run, other, out)) == 2
+    err = capsys.readouterr().err
+    assert f"episode 1 of {other} is 'task z', a task the policy was not trained on" in err
+    assert "select other episodes with --episodes" in err and "decode" not in err and not out.exists()
+
+
+def test_an_existing_out_is_kept_unless_overwrite(capsys, tiny_run, tiny_dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    args = probe_args(tiny_run, tiny_dataset, out, "--every", "9")
+    assert (
+        main(args) == 2
+        and "already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
+    )
+    assert (out / "mine.txt").read_text() == "keep"
+    assert main([*args, "--overwrite"]) == 0 and sorted(p.name for p in out.iterdir())[0] == "probe.json"
