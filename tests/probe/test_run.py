@@ -104,6 +104,39 @@ def test_without_positions_the_training_dataset_is_known_by_its_directory(partia
     assert list(probe_json(tmp_path / "m")["groups"]) == ["held_out"]
 
 
+def test_lerobots_own_dataset_is_probed_with_the_held_out_episodes_apart(lerobot_fixture, tmp_path):
+    from leanvla.train.loop import train
+
+    (tmp_path / "two_per_task.json").write_text("[0, 1, 3, 4, 6, 7]")  # 3 tasks x 3 episodes
+    selection = tmp_path / "two_per_task.json"
+    train(tiny_train_config(lerobot_fixture, tmp_path / "run", episodes=selection, steps=1), progress=False)
+    out = tmp_path / "probe"
+    assert main(probe_args(tmp_path / "run", lerobot_fixture, out, "--every", "5")) == 0
+    groups = probe_json(out)["groups"]  # no positions in LeRobot's recording: its directory decides
+    assert groups["held_out"]["episodes"] == [2, 5, 8] and groups["training"]["episodes"] == [
+        0,
+        1,
+        3,
+        4,
+        6,
+        7,
+    ]
+    for group in groups.values():
+        assert group["summary"]["all"]["swapped"]["frames"] == group["summary"]["all"]["frames"]
+
+
+def test_the_cnn_baseline_is_probed_like_the_vla(data, tmp_path):
+    from tests.helpers import train_tiny_cnn
+
+    out = tmp_path / "probe"
+    assert main(probe_args(train_tiny_cnn(data, tmp_path / "cnn"), data, out)) == 0
+    result = probe_json(out)
+    assert (
+        result["protocol"]["batch_size"] == 64
+        and result["groups"]["training"]["summary"]["all"]["frames"] == 24
+    )
+
+
 @pytest.mark.parametrize(
     "head, decoder, block, couples",
     [
