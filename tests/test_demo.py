@@ -20,6 +20,8 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "## Closed-loop success",
         "| **mean** |",
         "loss.png",
+        "## What the base policy reads (`leanvla probe`)",
+        "given its state, ",
         "## Prune (CLP)",
         "| 2 + 2 |",
         "## Adapt (LoRA-SP)",
@@ -41,6 +43,7 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "meta" / "capability_vector.safetensors").is_file()
     assert (tmp_path / "demo" / "meta" / "vector_norms.png").is_file()
     assert (tmp_path / "demo" / "curated" / "selection.json").is_file()
+    assert (tmp_path / "demo" / "probe" / "probe.png").is_file()
     assert (tmp_path / "demo" / "curated" / "scores_per_task.png").is_file()
     assert elapsed < 180, elapsed
     # a second run reuses the cached dataset and the finished training

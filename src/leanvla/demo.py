@@ -1,7 +1,8 @@
 """`leanvla demo`: the whole pipeline on the built-in default, ending in a report.
 
 Stages: record demonstrations (cached by their recording options), train the base policy,
-evaluate it in closed loop on held-out positions, score every demonstration's influence (ATHENA)
+evaluate it in closed loop on held-out positions, probe what it reads from its demonstrations
+(`leanvla probe`: its images? its state?), score every demonstration's influence (ATHENA)
 and select the best half, prune it (CLP) and briefly fine-tune and
 evaluate the pruned model, adapt the base to two new tasks with LoRA-SP and evaluate that,
 build a CapVector meta model (capability vector from those two tasks, plain vs auxiliary
@@ -75,6 +76,7 @@ class DemoPlan:
     # Bins per action dimension. With 1000 steps the tiny head learns 32 bins and not 256: the
     # fresh-clone demo with 256 scored 3.0% (36 passes per chunk), docs/RESULTS.md.
     decode_vocab: int = 32
+    probe_every: int = 10  # one frame in 10 of the demonstrations: about 1800 frames, seconds
 
     @classmethod
     def for_config(cls, cfg: DemoConfig) -> DemoPlan:
@@ -123,6 +125,7 @@ def demo(cfg: DemoConfig) -> Path:
         curate_section,
         decode_section,
         merge_section,
+        probe_section,
         prune_section,
         report_markdown,
     )
@@ -168,6 +171,7 @@ def demo(cfg: DemoConfig) -> Path:
         )
 
     result = timed("evaluate", evaluate_policy, out / "base", "base")
+    probed = timed("probe what the base policy reads", _probe_stage, plan, cfg, data, out)
     curated = timed("curate: influence scores + selection (ATHENA)", _curate_stage, plan, cfg, data, out)
     pruned = timed("prune + fine-tune pruned policy", _prune_stage, plan, cfg, data, out)
     pruned_result = timed("evaluate pruned policy", evaluate_policy, pruned, "pruned")
@@ -199,6 +203,7 @@ def demo(cfg: DemoConfig) -> Path:
     if strips:
         rollout_grid(strips, out / "rollouts.png")
     sections = [
+        probe_section(probed),
         curate_section(plan, curated),
         prune_section(plan, out, result, pruned_result),
         adapt_section(plan, out, adapted_result),
@@ -228,6 +233,26 @@ def _curate_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Pat
             )
         )
     return curated
+
+
+def _probe_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path:
+    """`leanvla probe`: the base policy's chunks against its demonstrations, and with another
+    demonstration's images, then state: which inputs it reads."""
+    from leanvla.probe.run import RESULT, ProbeConfig, probe
+
+    probed = out / "probe"
+    if not (probed / RESULT).is_file():
+        probe(
+            ProbeConfig(
+                policy=out / "base",
+                data=data,
+                out=probed,
+                every=plan.probe_every,
+                seed=cfg.seed,
+                overwrite=True,
+            )
+        )
+    return probed
 
 
 def _decode_stage(plan: DemoPlan, cfg: DemoConfig, data: Path, out: Path) -> Path:

@@ -63,6 +63,40 @@ def report_markdown(
     return "\n".join(lines)
 
 
+def probe_section(probed: Path) -> str:
+    from leanvla.probe.run import RESULT
+
+    result = json.loads((probed / RESULT).read_text())
+    protocol = result["protocol"]
+    group = result["groups"].get("training") or result["groups"]["held_out"]
+    overall = group["summary"]["all"]
+    swapped = overall["swapped"]
+    lines = [
+        "## What the base policy reads (`leanvla probe`)",
+        "",
+        f"On one frame in {protocol['every']} of the demonstrations ({overall['frames']} frames), the base "
+        f"policy's chunks miss what the demonstrator did next by {overall['executed']:.4f} on average over the "
+        f"{protocol['executed_steps']} steps it executes (mean |predicted - demonstrated|, actions in [-1, 1]).",
+    ]
+    if swapped["frames"]:
+        lines[-1] += (
+            f" Given the images of the frame at the same point of the task's next demonstration, that error is "
+            f"{swapped['images'] / swapped['as_recorded']:.2f} times as large; given its state, "
+            f"{swapped['state'] / swapped['as_recorded']:.2f} times. Near 1 would mean an input the policy does "
+            "not use."
+        )
+    lines += [
+        "",
+        "These are its training demonstrations, so the errors measure fit; on a robot, `leanvla probe` "
+        "does the same on recordings the policy has not seen, without a simulator. Full report: "
+        "`probe/report.md`.",
+        "",
+        "![probe](probe/probe.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def curate_section(plan: DemoPlan, curated: Path) -> str:
     from leanvla.curate.report import seconds, task_table
     from leanvla.curate.run import SCORES, TIMING, read_scores
