@@ -5,8 +5,9 @@ the selected demonstrations goes through `Policy.act` as in closed loop, and its
 with what the demonstrator did next, per task, per chunk step and per action dimension. The same
 frames are probed again with the images, then the state, of the frame at the same point of the next
 demonstration of the task: an error that barely moves says the policy does not read that input
-(docs/RESULTS.md found the reference VLA reading its state and hardly its images this way). The
-policy's training episodes, when `--data` is its training dataset, are reported apart from the rest.
+(docs/RESULTS.md found, with swaps like these, the reference VLA reading its state and hardly its
+images). The demonstrations the policy was trained on are reported apart from the rest
+(`training_episodes`).
 
 Writes OUT/probe.json, OUT/report.md and OUT/probe.png.
 """

@@ -29,13 +29,14 @@ def reduce_errors(errors: torch.Tensor, compared: torch.Tensor, executed: int) -
     return {
         "frames": len(errors),
         "first_action": float(errors[:, 0].mean()),  # a chunk's first step is always its frame's own action
-        "executed": float(masked_mean(errors[head], weights[head], (0, 1, 2))),
+        "executed": executed_error(errors, compared, executed),
         "by_step": as_numbers(masked_mean(errors, weights, (0, 2))),
         "by_dimension": as_numbers(masked_mean(errors[head], weights[head], (0, 1))),
     }
 
 
 def executed_error(errors: torch.Tensor, compared: torch.Tensor, executed: int) -> float:
+    """The mean error over the first `executed` steps of every chunk, where compared."""
     weights = compared[:, :executed, None].expand_as(errors[:, :executed]).float()
     return float(masked_mean(errors[:, :executed], weights, (0, 1, 2)))
 
