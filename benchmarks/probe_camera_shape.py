@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from camera_shape import VARIANTS
-from common import REPO, cached_dataset, command_line, result_name, shown, write_result
+from common import REPO, RESULTS, cached_dataset, command_line, result_name, shown, write_result
 
 RUNS = ["outputs/bench/camera_shape", "outputs/bench/camera_shape_seed1"]
 TRAINING_EVERY = 10  # the training demonstrations are many: every 10th frame is enough to compare
@@ -101,6 +101,8 @@ def main() -> None:
         if not (run / "results.json").is_file():
             parser.error(f"{run} has no results.json: run benchmarks/camera_shape.py for it first")
 
+    from leanvla.probe.summary import swap_ratios
+
     rows = []
     for seed, run in enumerate(runs):
         closed_loop = json.loads((run / "results.json").read_text())
@@ -113,7 +115,7 @@ def main() -> None:
             old = probed(policy, training_data, run / "probe" / f"{name}-training", TRAINING_EVERY)
             held = new["groups"]["held_out"]["summary"]["all"]
             fit = old["groups"]["training"]["summary"]["all"]
-            swapped = held["swapped"]
+            reads = swap_ratios(held["swapped"])
             rows.append(
                 {
                     "seed": seed,
@@ -123,8 +125,8 @@ def main() -> None:
                     "held_out": held["executed"],
                     "first_action": held["first_action"],
                     "training": fit["executed"],
-                    "images_ratio": swapped["images"] / swapped["as_recorded"],
-                    "state_ratio": swapped["state"] / swapped["as_recorded"],
+                    "images_ratio": reads["images"],
+                    "state_ratio": reads["state"],
                     "frames": held["frames"],
                     "training_frames": fit["frames"],
                     "seconds": new["seconds"],
@@ -173,8 +175,6 @@ def main() -> None:
         "new demonstrations, decoding included (this machine, 2 CPU threads; the probes shared it with other "
         "work, so these are not timings to compare).",
     ]
-    from common import RESULTS
-
     plot(rows, RESULTS / f"{args.name}.png")
     write_result(f"{args.name}.md", "\n".join(lines) + "\n")
 

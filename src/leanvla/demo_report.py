@@ -65,12 +65,13 @@ def report_markdown(
 
 def probe_section(probed: Path) -> str:
     from leanvla.probe.run import RESULT
+    from leanvla.probe.summary import swap_ratios
 
     result = json.loads((probed / RESULT).read_text())
     protocol = result["protocol"]
     group = result["groups"].get("training") or result["groups"]["held_out"]
     overall = group["summary"]["all"]
-    swapped = overall["swapped"]
+    ratios = swap_ratios(overall["swapped"])
     lines = [
         "## What the base policy reads (`leanvla probe`)",
         "",
@@ -78,11 +79,11 @@ def probe_section(probed: Path) -> str:
         f"policy's chunks miss what the demonstrator did next by {overall['executed']:.4f} on average over the "
         f"{protocol['executed_steps']} steps it executes (mean |predicted - demonstrated|, actions in [-1, 1]).",
     ]
-    if swapped["frames"]:
+    if ratios["images"] is not None:
         lines[-1] += (
             f" Given the images of the frame at the same point of the task's next demonstration, that error is "
-            f"{swapped['images'] / swapped['as_recorded']:.2f} times as large; given its state, "
-            f"{swapped['state'] / swapped['as_recorded']:.2f} times. Near 1 would mean an input the policy does "
+            f"{ratios['images']:.2f} times as large; given its state, "
+            f"{ratios['state']:.2f} times. Near 1 would mean an input the policy does "
             "not use."
         )
     lines += [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leanvla.probe.summary import swap_ratios
+
 FIGURE = "probe.png"
 GROUPS = {  # probe.json's groups, as the report heads them
     "held_out": "Demonstrations the policy was not trained on",
@@ -26,8 +28,8 @@ def swap_cell(swapped: dict, name: str) -> str:
     """An error with an input swapped, and how many times the same frames' own error it is."""
     if not swapped["frames"]:
         return "- (one demonstration of the task)"
-    own, value = swapped["as_recorded"], swapped[name]
-    return f"{number(value)} (x{value / own:.2f})" if own > 0 else number(value)
+    ratio = swap_ratios(swapped)[name]
+    return number(swapped[name]) if ratio is None else f"{number(swapped[name])} (x{ratio:.2f})"
 
 
 def group_section(title: str, group: dict, protocol: dict) -> list[str]:
@@ -47,14 +49,15 @@ def group_section(title: str, group: dict, protocol: dict) -> list[str]:
             f"| {swap_cell(s['swapped'], 'images')} | {swap_cell(s['swapped'], 'state')} |"
         )
     overall = summary["all"]["swapped"]
-    if overall["frames"]:
+    ratios = swap_ratios(overall)
+    if ratios["images"] is not None:
         lines += [
             "",
             f"What it reads: on the {overall['frames']} frames whose task has another demonstration, "
             f"the executed-step error is {number(overall['as_recorded'])}. Given the images of the frame "
             "at the same point of the task's next demonstration instead of its own, it is "
-            f"{overall['images'] / overall['as_recorded']:.2f} times that; given that frame's state, "
-            f"{overall['state'] / overall['as_recorded']:.2f} times. Near 1: the policy does not read "
+            f"{ratios['images']:.2f} times that; given that frame's state, "
+            f"{ratios['state']:.2f} times. Near 1: the policy does not read "
             "that input.",
         ]
     lines += [

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from leanvla.probe.measure import SWAPS
+
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """Mean of `values` over `dims`, counting each entry by its 0/1 weight (NaN where none counts)."""
@@ -59,6 +61,13 @@ def summarise(
         for name, (swapped_errors, swapped_compared) in swapped.items():
             out["swapped"][name] = executed_error(swapped_errors, swapped_compared, executed)
     return out
+
+
+def swap_ratios(swapped: dict) -> dict[str, float | None]:
+    """How many times the same frames' own executed-step error each swap's is (a summary's
+    "swapped"); None where no frame had a counterpart or the own error is zero."""
+    own = swapped.get("as_recorded")
+    return {name: swapped[name] / own if own else None for name in SWAPS}
 
 
 def per_task(
