@@ -65,3 +65,11 @@ def test_the_report_and_its_figure_are_written(tmp_path):
     write_report(tmp_path, RESULT)
     assert (tmp_path / "report.md").read_text() == markdown(RESULT)
     assert (tmp_path / FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_policy_without_error_gets_no_ratio_rather_than_a_division_by_zero():
+    exact = summary(0.0, 0.0)
+    exact["swapped"]["as_recorded"] = 0.0
+    result = {**RESULT, "groups": {"training": {"episodes": [0], "summary": {"all": exact, "push": exact}}}}
+    text = markdown(result)
+    assert "| **all** | 10 | 0.2 | 0 | 0 | 0.4 |" in text and "What it reads:" not in text
