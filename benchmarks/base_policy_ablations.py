@@ -109,6 +109,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    from leanvla.decode.options import DecodingOptions
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.train.config import ModelOptions, TrainConfig
 
@@ -158,7 +159,7 @@ def main() -> None:
                 episodes=args.eval_episodes,
                 seed=args.seed,
                 out=args.work / name / "eval.json",
-                **sampling,
+                decoding=DecodingOptions(**sampling),
             )
         )
         done[name] = result_record(result, seconds, steps=steps)

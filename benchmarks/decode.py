@@ -720,6 +720,7 @@ def main() -> None:
             "--device: only --costs-only runs off the CPU (the closed loop and its latencies run here)"
         )
 
+    from leanvla.decode.options import DecodingOptions
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.train.config import DiscreteOptions, DistillOptions, ModelOptions, TrainConfig
 
@@ -777,7 +778,7 @@ def main() -> None:
                 episodes=args.eval_episodes,
                 seed=args.seed,
                 out=work / "eval" / f"{slug(name)}.json",
-                **settings,
+                decoding=DecodingOptions(**settings),
             )
         )
         done[name] = result_record(result, done[f"train_s {head}"], decode=result.get("decode"))

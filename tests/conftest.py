@@ -47,3 +47,17 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     """A tiny VLA trained for a few steps on `tiny_dataset`."""
     return train_tiny_vla(tiny_dataset, tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def discrete_run(data, tmp_path_factory) -> Path:
+    """A tiny discrete-head VLA on `data`: 16 action tokens in blocks of 8, so it decodes with the
+    fast (Fast-dVLA) decoder unless told otherwise."""
+    from leanvla.train.config import DiscreteOptions
+    from leanvla.train.loop import train
+    from tests.helpers import tiny_train_config
+
+    out = tmp_path_factory.mktemp("discrete") / "run"
+    options = DiscreteOptions(vocab=16, block=8, bins="quantile")
+    train(tiny_train_config(data, out, head="discrete", discrete=options), progress=False)
+    return out

@@ -160,6 +160,43 @@ def test_help_exits_0(capsys):
     assert "--select-by" in capsys.readouterr().out
 
 
+def option_help(help_text: str, flag: str) -> tuple[list[str], int]:
+    """The text lines of one option's help (under its flag), and the longest help line of any
+    option: the column is at least that wide. tyro draws a box on a terminal, not under pytest."""
+    rows = [line.strip("│╭╮╰╯") for line in help_text.splitlines()]
+    first = next(i for i, row in enumerate(rows) if row.lstrip().startswith(flag + " "))
+
+    def indent(row: str) -> int:
+        return len(row) - len(row.lstrip())
+
+    column = indent(rows[first + 1])
+    lines = [rows[first + 1].strip()]
+    for row in rows[first + 2 :]:
+        if indent(row) != column or not row.strip():  # the next option
+            break
+        lines.append(row.strip())
+    return lines, max(len(row.strip()) for row in rows if row.strip() and indent(row) == column)
+
+
+def test_help_is_wrapped_at_the_terminal_not_at_the_sources_line_breaks(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["train", "--help"]) == 0
+    lines, longest = option_help(capsys.readouterr().out, "--adapter")
+    assert " ".join(lines).startswith(
+        "What fine-tuning trains: every weight ('full'), peft LoRA, or LoRA-SP."
+    )
+    assert len(lines) >= 2
+    for line, following in zip(lines, lines[1:]):  # each line as full as the next word allows
+        assert len(line) + 1 + len(following.split()[0]) > longest, lines
+
+
+def test_a_docstring_becomes_paragraphs_of_joined_lines():
+    from leanvla.cli import unwrapped_help
+
+    text = "First line\n    --flag continues it.\n\n    Second paragraph\n    - an item\n    - another"
+    assert unwrapped_help(text) == "First line --flag continues it.\n\nSecond paragraph\n- an item\n- another"
+
+
 def test_console_entry_point_exit_code(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "leanvla", "info", str(tmp_path / "nope")], capture_output=True, text=True

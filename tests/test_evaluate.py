@@ -10,6 +10,7 @@ import pytest
 
 from leanvla.data.metaworld_env import MetaWorldTask
 from leanvla.data.reader import LeRobotDataset
+from leanvla.decode.options import DecodingOptions
 from leanvla.evaluate import EvalConfig, evaluate, wilson
 from leanvla.rollout import TrainingPositions, held_out_reset, run_episode
 
@@ -108,24 +109,23 @@ def test_by_default_the_tasks_the_training_episodes_showed_are_evaluated(tiny_ru
     assert res["protocol"]["tasks"] == ["drawer-close-v3"]
 
 
-def test_a_discrete_heads_cost_is_counted_per_chunk_and_per_pass():
-    from leanvla.evaluate import _decode_summary
-    from leanvla.models.config import vla_config
+def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_run):
+    import leanvla.evaluate
 
-    model = vla_config("tiny", chunk_size=8, action_dim=4, head="discrete", action_vocab=16, token_block=8)
-    episodes = [{"forward_passes": 6}, {"forward_passes": 10}]
-    decode = _decode_summary({"type": "vla", "model": model.to_dict()}, {}, episodes, chunks=4)["decode"]
-    assert decode["decoder"] == "fast" and decode["forward_passes_per_chunk"] == 4.0  # 16 passes, 4 chunks
-    assert decode["tokens_per_pass"] == 8.0  # 4 chunks of 32 tokens in 16 passes
-
-
-def test_the_flow_settings_used_are_kept_in_the_result(result, tiny_run):
     assert result[0]["flow"] == {"flow_steps": 10, "flow_noise": 1.0}
     res = evaluate(
-        EvalConfig(policy=tiny_run, tasks="reach-v3", episodes=1, max_steps=8, workers=1, flow_noise=0.0),
+        EvalConfig(
+            policy=tiny_run,
+            tasks="reach-v3",
+            episodes=1,
+            max_steps=8,
+            workers=1,
+            decoding=DecodingOptions(flow_noise=0.0),
+        ),
         progress=False,
     )
     assert res["flow"] == {"flow_steps": 10, "flow_noise": 0.0}
+    assert leanvla.evaluate._WORKER["policy"].model.cfg.flow_noise == 0.0  # the policy in-process ran so
 
 
 def _policy_on_reach(run, max_steps: int):

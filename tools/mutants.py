@@ -94,6 +94,7 @@ MUTANTS = [
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-help-source-breaks", "cli.py", "    _unwrap_tyro_help()\n", "", "tests/test_cli.py"),
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
     # curate/collect.py
     Mutant("collect-episode-seed", "curate/collect.py", "draw = torch.Generator().manual_seed(self.seed * 1_000_003 + episode)", "draw = torch.Generator().manual_seed(self.seed * 1_000_003)", "tests/curate"),
@@ -184,6 +185,12 @@ MUTANTS = [
     # decode/bidirectional.py
     Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),
     Mutant("bidir-left-all", "decode/bidirectional.py", "int(masked.sum(1).min()) - 1)", "int(masked.sum(1).min()))", "tests/decode"),
+    # decode/options.py
+    Mutant("decoding-flow-noise-any-head", "decode/options.py", 'head == "flow" or "flow_noise" not in chosen,', "True,", "tests/decode/test_options.py"),
+    Mutant("decoding-decoder-any-head", "decode/options.py", 'head == "discrete" or not set(chosen) & set(DISCRETE),', "True,", "tests/decode/test_options.py"),
+    Mutant("decoding-unchecked-values", "decode/options.py", "            decoding_config(meta, chosen)  # validates the values\n", "            pass\n", "tests/decode/test_options.py"),
+    Mutant("decoding-passes-per-chunk", "decode/options.py", '"forward_passes_per_chunk": passes / max(1, chunks),', '"forward_passes_per_chunk": passes / max(1, chunks + 1),', "tests/decode/test_options.py"),
+    Mutant("decoding-tokens-per-pass", "decode/options.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', "tests/decode/test_options.py"),
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
@@ -218,8 +225,7 @@ MUTANTS = [
     Mutant("eval-mean-ci", "evaluate.py", '"mean_ci95": wilson(total, n),', '"mean_ci95": wilson(total, n, z=1.0),', "tests/test_evaluate.py"),
     Mutant("eval-default-tasks", "evaluate.py", 'else policy_tasks(provenance.get("instructions", meta["instructions"]))', 'else policy_tasks(meta["instructions"])', "tests/test_evaluate.py"),
     Mutant("eval-mean-steps-success", "evaluate.py", '"mean_steps_success": float(np.mean([e["steps"] for e in rows if e["success"]]))', '"mean_steps_success": float(np.mean([e["steps"] for e in rows]))', "tests/test_evaluate.py"),
-    Mutant("eval-passes-per-chunk", "evaluate.py", '"forward_passes_per_chunk": passes / max(1, chunks),', '"forward_passes_per_chunk": passes / max(1, len(episodes)),', ("tests/test_evaluate.py", "tests/decode")),
-    Mutant("eval-tokens-per-pass", "evaluate.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', ("tests/test_evaluate.py", "tests/decode")),
+    Mutant("eval-decoding-ignored", "evaluate.py", '    apply_overrides(_WORKER["policy"], decode)\n', "", "tests/test_evaluate.py"),
     Mutant("eval-ms-per-episode", "evaluate.py", '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks)', '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, len(episodes))', ("tests/test_evaluate.py", "tests/decode")),
     Mutant("eval-skips-uncounted", "evaluate.py", '"seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),', '"seeds_skipped_for_training_positions": 0,', "tests/test_evaluate.py"),
     # flags.py
@@ -294,7 +300,9 @@ MUTANTS = [
     Mutant("probe-past-the-end", "probe/measure.py", "compared[part] = batch.action_mask.bool()", "compared[part] = torch.ones_like(batch.action_mask, dtype=torch.bool)", "tests/probe/test_measure.py"),
     Mutant("probe-state-unswapped", "probe/measure.py", "state = batch.state if state_from is None else data.state[state_from[part]]", "state = batch.state", "tests/probe/test_measure.py"),
     Mutant("probe-noise-by-batch", "probe/measure.py", "noise=noise[part]", "noise=noise[: len(batch.state)]", "tests/probe"),
+    Mutant("probe-passes-uncounted", "probe/measure.py", "passes.append(decoded.forward_passes)", "passes.append(1)", "tests/probe/test_run.py"),
     # probe/run.py
+    Mutant("probe-decoding-ignored", "probe/run.py", "    apply_overrides(policy, decode)\n", "", "tests/probe/test_run.py"),
     Mutant("probe-fast-batched", "probe/run.py", "batch_size = 1 if couples_samples(policy) else cfg.batch_size", "batch_size = cfg.batch_size", "tests/probe/test_run.py"),
     Mutant("probe-positions-ignored", "probe/run.py", 'if provenance.get("positions") is not None and', 'if False and provenance.get("positions") is not None and', "tests/probe/test_run.py"),
     Mutant("probe-tasks-unchecked", "probe/run.py", "    check_tasks(dataset, episodes, policy.instructions)\n", "", "tests/probe/test_run.py"),

@@ -8,6 +8,7 @@ malformed option) come as a drawn box; they are flattened to the same one line.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -164,6 +165,29 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     }
 
 
+def unwrapped_help(text: str) -> str:
+    """A docstring as help text: its lines joined into paragraphs (blank lines and "- " / "* " items
+    kept), so that the terminal wraps it, not the source's line breaks."""
+    lines = []
+    for line in inspect.cleandoc(text).splitlines():
+        line = line.strip()
+        if lines and lines[-1] and line and not line.startswith(("- ", "* ")):
+            lines[-1] += " " + line
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _unwrap_tyro_help() -> None:
+    """tyro keeps a docstring's line break wherever the next line does not start with a letter,
+    and its continuation lines start indented, so every option's help broke where the source
+    did. Its one helper for this is swapped for `unwrapped_help`; if a tyro release moves it,
+    help keeps tyro's own wrapping."""
+    strings = getattr(tyro, "_strings", None)
+    if strings is not None and hasattr(strings, "remove_single_line_breaks"):
+        strings.remove_single_line_breaks = unwrapped_help
+
+
 def _usage(commands) -> str:
     lines = ["usage: leanvla COMMAND [OPTIONS]   (leanvla COMMAND --help for its options)", "", "commands:"]
     for words, (_, _, help_text) in commands.items():
@@ -187,6 +211,7 @@ def one_line_parse_error(box: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
+    _unwrap_tyro_help()
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(commands))
         return 0 if argv else 2

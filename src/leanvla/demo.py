@@ -120,6 +120,7 @@ def _dataset(plan: DemoPlan, cfg: DemoConfig, tasks: str, episodes: int) -> Path
 
 def demo(cfg: DemoConfig) -> Path:
     from leanvla.data.record import check_seed
+    from leanvla.decode.options import DecodingOptions
     from leanvla.demo_report import (
         adapt_section,
         curate_section,
@@ -166,7 +167,7 @@ def demo(cfg: DemoConfig) -> Path:
                 max_steps=plan.max_steps,
                 out=out / f"eval_{name}.json",
                 workers=plan.workers,
-                **decoding,
+                decoding=DecodingOptions(**decoding),
             )
         )
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tyro.conf import OmitArgPrefixes
 
 from leanvla.atomic import write_json_atomic
 from leanvla.data.metaworld_env import check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
+from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
@@ -50,20 +52,8 @@ class EvalConfig:
     """Evaluation processes (one rendering context each; 1 = in this process)."""
     threads: int = 1
     """Torch threads per evaluation process."""
-    decoder: str | None = None
-    """Discrete head: bidirectional | fast | fast-nocache (default: the policy's)."""
-    commit_threshold: float | None = None
-    """Fast decoder: confidence at which a token is committed (default: the policy's); below
-    1/vocab every token of a block commits in the block's first pass."""
-    activation_threshold: float | None = None
-    """Fast decoder: fraction of a block committed before the next starts (default: the policy's)."""
-    decode_iterations: int | None = None
-    """Bidirectional decoder: mask-predict iterations (default: the policy's)."""
-    decode_order: str | None = None
-    """Bidirectional decoder: confidence | random | left-to-right (default: the policy's)."""
-    flow_noise: float | None = None
-    """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
-    0 = deterministic)."""
+    decoding: OmitArgPrefixes[DecodingOptions] = field(default_factory=DecodingOptions)
+    """How the policy decodes its chunks: --decoder and its thresholds, --flow-noise."""
 
     def check_ranges(self) -> None:
         """A count outside what it means fails before the policy is read (--n-action-steps is checked
@@ -86,10 +76,6 @@ class EvalConfig:
             "--save-rollouts saves strips and GIFs beside --out, which is unset: pass --out results.json, "
             "or drop --save-rollouts",
         )
-
-    def decode_overrides(self) -> dict:
-        names = ("decoder", "commit_threshold", "activation_threshold", "decode_iterations", "decode_order")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -135,8 +121,7 @@ def _init_worker(policy_path: str, threads: int, decode: dict) -> None:
     from leanvla.rollout import TrainingPositions
 
     _WORKER["policy"] = load_policy(policy_path)
-    for name, value in decode.items():
-        setattr(_WORKER["policy"].model.cfg, name, value)
+    apply_overrides(_WORKER["policy"], decode)
     _WORKER["train"] = TrainingPositions(read_provenance(policy_path).get("positions"))
     _WORKER["envs"] = {}
 
@@ -173,53 +158,6 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
     bar.close()
 
 
-def _check_decode(cfg: EvalConfig, meta: dict, checkpoint: Path) -> dict:
-    """The decoder settings to apply, checked against the policy (one clear line if they cannot work)."""
-    decode = cfg.decode_overrides()
-    head = meta["model"].get("head", "flow") if meta["type"] == "vla" else meta["type"]
-    if decode:
-        require(
-            head == "discrete",
-            f"--decoder and its thresholds need a discrete-head policy; {checkpoint} has a '{head}' head",
-        )
-    if cfg.flow_noise is not None:
-        require(head == "flow", f"--flow-noise needs a flow-head VLA; {checkpoint} has a '{head}' head")
-        decode["flow_noise"] = cfg.flow_noise
-    if decode:
-        _decoding_config(meta, decode)  # validates the values
-    return decode
-
-
-def _decoding_config(meta: dict, decode: dict):
-    from leanvla.models.config import VLAConfig
-
-    return VLAConfig.from_dict({**meta["model"], **decode})
-
-
-def _decode_summary(meta: dict, decode: dict, episodes: list[dict], chunks: int) -> dict:
-    if meta["type"] != "vla":
-        return {}
-    settings = _decoding_config(meta, decode)
-    if settings.head == "flow":
-        return {"flow": {"flow_steps": settings.flow_steps, "flow_noise": settings.flow_noise}}
-    if settings.head != "discrete":
-        return {}
-    passes = sum(e["forward_passes"] for e in episodes)
-    tokens = settings.chunk_size * settings.action_dim
-    return {
-        "decode": {
-            "decoder": settings.resolved_decoder(),
-            "token_block": settings.token_block,
-            "decode_iterations": settings.decode_iterations,
-            "decode_order": settings.decode_order,
-            "commit_threshold": settings.commit_threshold,
-            "activation_threshold": settings.activation_threshold,
-            "forward_passes_per_chunk": passes / max(1, chunks),
-            "tokens_per_pass": tokens * chunks / max(1, passes),
-        }
-    }
-
-
 # ---- orchestration ----------------------------------------------------------------------------
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
@@ -228,7 +166,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cfg.check_options_used()
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
-    decode = _check_decode(cfg, meta, checkpoint)
+    decode = cfg.decoding.overrides(meta, checkpoint)
     provenance = read_provenance(checkpoint)
     # By default, the tasks the policy's training episodes showed (not every task its dataset had).
     tasks = (
@@ -301,7 +239,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "mean_ci95": wilson(total, n),
         "per_task": per_task,
         "inference_ms_per_chunk": 1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks),
-        **_decode_summary(meta, decode, episodes, chunks),
+        **decoding_summary(meta, decode, chunks, sum(e["forward_passes"] for e in episodes)),
         "episodes": [{k: v for k, v in e.items() if k != "frames"} for e in episodes],
         # Policies run in the workers, each with its own thread count: that is the count that matters.
         "environment": {**software_environment(), "torch_threads": cfg.threads, "workers": cfg.workers},

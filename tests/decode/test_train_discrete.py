@@ -1,5 +1,5 @@
-"""`train --head discrete`: bins fitted on the data and carried by the checkpoint; decoders chosen
-at evaluation; bad settings rejected in one line."""
+"""`train --head discrete`: bins fitted on the data and carried by the checkpoint (and reloaded to the
+same decoding); bad settings rejected in one line."""
 
 from __future__ import annotations
 
@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from leanvla.models.checkpoint import load_policy
-from leanvla.train.config import DiscreteOptions
 from leanvla.train.loop import train
 from tests.helpers import tiny_train_config
 from tests.test_cli import one_line_error, run
-
-
-@pytest.fixture(scope="module")
-def discrete_run(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("r") / "run"
-    options = DiscreteOptions(vocab=16, block=8, bins="quantile")
-    train(tiny_train_config(data, out, head="discrete", discrete=options), progress=False)
-    return out
 
 
 def test_bins_are_fitted_saved_and_decoding_reloads_identically(discrete_run):
@@ -88,26 +79,3 @@ def test_a_flow_init_cannot_become_discrete(capsys, data, flow_run, tmp_path):
         "discrete",
     )
     one_line_error(code, err, "--head discrete, but --init", "has a 'flow' head")
-
-
-def test_eval_rejects_bad_decoder_settings(capsys, discrete_run, tmp_path):
-    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--commit-threshold", "1.5")
-    one_line_error(code, err, "--commit-threshold must be in (0, 1], got 1.5")
-    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--decoder", "greedy")
-    one_line_error(code, err, "decoder 'greedy' is not one of")
-    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--decode-order", "shuffled")
-    one_line_error(
-        code, err, "--decode-order must be one of confidence, random, left-to-right, got 'shuffled'"
-    )
-
-
-def test_eval_decoder_options_need_a_discrete_head(capsys, flow_run):
-    code, _, err = run(capsys, "eval", "--policy", str(flow_run), "--decoder", "fast")
-    one_line_error(code, err, "--decoder and its thresholds need a discrete-head policy", "'flow' head")
-
-
-def test_eval_flow_noise_needs_a_flow_head_and_a_scale_of_at_least_zero(capsys, discrete_run, flow_run):
-    code, _, err = run(capsys, "eval", "--policy", str(discrete_run), "--flow-noise", "0")
-    one_line_error(code, err, "--flow-noise needs a flow-head VLA", "'discrete' head")
-    code, _, err = run(capsys, "eval", "--policy", str(flow_run), "--flow-noise", "-1")
-    one_line_error(code, err, "--flow-noise must be >= 0", "got -1.0")

@@ -154,18 +154,55 @@ def test_only_the_fast_decoder_probes_one_frame_at_a_time(head, decoder, block, 
     assert not couples_samples(SimpleNamespace(model=object()))  # the CNN has no decoder
 
 
-def test_a_fast_decoding_policy_is_probed_one_frame_at_a_time(data, tmp_path):
-    from leanvla.train.config import DiscreteOptions
-    from leanvla.train.loop import train
-
-    options = DiscreteOptions(vocab=16, block=8, bins="quantile")  # 16 tokens in blocks of 8: fast
-    train(
-        tiny_train_config(data, tmp_path / "run", head="discrete", discrete=options, steps=1), progress=False
-    )
+def test_a_fast_decoding_policy_is_probed_one_frame_at_a_time(discrete_run, data, tmp_path):
     out = tmp_path / "probe"
-    assert main(probe_args(tmp_path / "run", data, out)) == 0
-    assert probe_json(out)["protocol"]["batch_size"] == 1
-    assert "; one frame per forward pass." in (out / "report.md").read_text()
+    assert main(probe_args(discrete_run, data, out)) == 0
+    protocol = probe_json(out)["protocol"]
+    assert protocol["batch_size"] == 1 and protocol["decode"]["decoder"] == "fast"
+    assert 2 <= protocol["decode"]["forward_passes_per_chunk"] <= 16  # 2 blocks of 8 tokens
+    report = (out / "report.md").read_text()
+    assert "The discrete head decoded with Fast-dVLA (fast), blocks of 8 tokens" in report
+    assert "; one frame per forward pass." in report
+
+
+def saved_with(run, tmp_path, **settings):
+    """A copy of `run`'s checkpoint whose config.json holds `settings` as if it had been trained so."""
+    policy = shutil.copytree(run / "policy", tmp_path / "saved_policy")
+    config = json.loads((policy / "config.json").read_text())
+    config["model"].update(settings)
+    (policy / "config.json").write_text(json.dumps(config))
+    return policy
+
+
+def test_a_decoder_given_to_the_probe_decodes_as_a_policy_saved_with_it(discrete_run, data, tmp_path):
+    options = ["--decoder", "bidirectional", "--decode-iterations", "2"]
+    assert main(probe_args(discrete_run, data, tmp_path / "given", "--every", "2", *options)) == 0
+    saved = saved_with(discrete_run, tmp_path, decoder="bidirectional", decode_iterations=2)
+    assert main(probe_args(saved, data, tmp_path / "saved_probe", "--every", "2")) == 0
+    given, reference = probe_json(tmp_path / "given"), probe_json(tmp_path / "saved_probe")
+    assert numbers(given) == numbers(reference) and given["protocol"] == reference["protocol"]
+    decode = given["protocol"]["decode"]
+    assert decode["decoder"] == "bidirectional" and decode["forward_passes_per_chunk"] == 2.0
+    assert given["protocol"]["batch_size"] == 64  # mask-predict decodes each frame on its own
+    assert main(probe_args(discrete_run, data, tmp_path / "fast", "--every", "2")) == 0
+    assert numbers(probe_json(tmp_path / "fast")) != numbers(given)
+    assert (
+        "mask-predict, 2 iterations in confidence order: 2.0 forward passes"
+        in (tmp_path / "given" / "report.md").read_text()
+    )
+
+
+def test_without_flow_noise_the_probe_is_deterministic_and_as_if_saved_so(tiny_run, tiny_dataset, tmp_path):
+    def probed(name: str, policy, *extra) -> list:
+        assert main(probe_args(policy, tiny_dataset, tmp_path / name, "--every", "3", *extra)) == 0
+        return numbers(probe_json(tmp_path / name)["groups"])  # not the protocol: it holds the seed
+
+    assert probed("seed0", tiny_run) != probed("seed5", tiny_run, "--seed", "5")
+    still = probed("still0", tiny_run, "--flow-noise", "0")
+    assert still == probed("still5", tiny_run, "--flow-noise", "0", "--seed", "5")
+    assert still == probed("saved", saved_with(tiny_run, tmp_path, flow_noise=0.0))
+    assert probe_json(tmp_path / "still0")["protocol"]["flow"] == {"flow_steps": 10, "flow_noise": 0.0}
+    assert "Euler steps from zero noise (deterministic)" in (tmp_path / "still0" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

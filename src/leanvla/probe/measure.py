@@ -95,15 +95,24 @@ def probe_errors(
     tasks: torch.Tensor,
     batch_size: int,
     progress: bool = False,
-) -> tuple[Errors, dict[str, Errors]]:
+) -> tuple[Errors, dict[str, Errors], list[int]]:
     """The errors of every probed row as recorded, and of the rows with a counterpart (>= 0) with
-    each input of SWAPS taken from it instead, under one progress bar."""
+    each input of SWAPS taken from it instead, under one progress bar; and the discrete head's
+    forward passes for each batch of the rows as recorded (empty for other heads)."""
     from tqdm import tqdm
+
+    passes = []
+
+    def count_passes(n: int) -> None:
+        bar.update(n)
+        decoded = getattr(policy.model, "last_decode", None)
+        if decoded is not None:
+            passes.append(decoded.forward_passes)
 
     paired = counterparts >= 0
     total = len(rows) + len(SWAPS) * int(paired.sum())
     with tqdm(total=total, desc="probe", unit="frame", disable=not progress) as bar:
-        measured = chunk_errors(policy, data, rows, noise, tasks, batch_size, on_batch=bar.update)
+        measured = chunk_errors(policy, data, rows, noise, tasks, batch_size, on_batch=count_passes)
         swapped = {
             name: chunk_errors(
                 policy,
@@ -117,4 +126,4 @@ def probe_errors(
             )
             for name in SWAPS
         }
-    return measured, swapped
+    return measured, swapped, passes

@@ -79,6 +79,36 @@ def passes(batch_size: int) -> str:
     return f"{batch_size} frames per forward pass"
 
 
+def decoding(protocol: dict) -> str:
+    """How the chunks were decoded, and what from the seed they drew."""
+    seed = protocol["seed"]
+    if "flow" in protocol:
+        flow = protocol["flow"]
+        if flow["flow_noise"] == 0:
+            return (
+                f"The flow head integrated {flow['flow_steps']} Euler steps from zero noise (deterministic)"
+            )
+        scale = "" if flow["flow_noise"] == 1 else f", scaled by {flow['flow_noise']:g}"
+        return (
+            f"The flow head integrated {flow['flow_steps']} Euler steps from noise drawn per frame from "
+            f"seed {seed}{scale}, the same in every probe of the frame"
+        )
+    if "decode" in protocol:
+        d = protocol["decode"]
+        if d["decoder"] == "bidirectional":
+            how = f"mask-predict, {d['decode_iterations']} iterations in {d['decode_order']} order"
+        else:
+            how = (
+                f"Fast-dVLA ({d['decoder']}), blocks of {d['token_block']} tokens, commit threshold "
+                f"{d['commit_threshold']:g}, activation threshold {d['activation_threshold']:g}"
+            )
+        return (
+            f"The discrete head decoded with {how}: {d['forward_passes_per_chunk']:.1f} forward passes of "
+            f"the action expert per chunk, {d['tokens_per_pass']:.1f} tokens per pass (seed {seed})"
+        )
+    return "The policy is deterministic: it draws no noise"
+
+
 def markdown(result: dict) -> str:
     p = result["protocol"]
     stride = "every frame" if p["every"] == 1 else f"one frame in {p['every']}"
@@ -90,8 +120,7 @@ def markdown(result: dict) -> str:
         "was compared with what the demonstration did next (steps past its end are not compared). Errors "
         f"are mean |predicted - demonstrated| in the dataset's units ('{p['action_key']}'), over frames and "
         f"action dimensions: the first action, and the first {p['executed_steps']} steps the policy executes "
-        "before it observes again. Flow noise drawn per frame from seed "
-        f"{p['seed']}, the same in every probe of the frame; {passes(p['batch_size'])}.",
+        f"before it observes again. {decoding(p)}; {passes(p['batch_size'])}.",
         "",
     ]
     for key, title in GROUPS.items():

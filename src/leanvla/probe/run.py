@@ -15,13 +15,15 @@ Writes OUT/probe.json, OUT/report.md and OUT/probe.png.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tyro.conf import OmitArgPrefixes
 
 from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.errors import require
 
 RESULT = "probe.json"
@@ -49,6 +51,9 @@ class ProbeConfig:
     """Seed of the flow head's noise (one draw per frame, the same in every probe of it)."""
     overwrite: bool = False
     """Replace --out if it exists."""
+    decoding: OmitArgPrefixes[DecodingOptions] = field(default_factory=DecodingOptions)
+    """How the policy decodes its chunks, as `leanvla eval` takes it: a setting's cost in action
+    error, measured on recordings."""
 
 
 def couples_samples(policy) -> bool:
@@ -98,7 +103,7 @@ def action_names(dataset, key: str, dim: int) -> list[str]:
 def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
-    from leanvla.models.checkpoint import load_policy, read_provenance, resolve_checkpoint
+    from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
     from leanvla.probe.measure import counterpart_rows, probe_errors, probed_rows
     from leanvla.probe.report import write_report
     from leanvla.probe.summary import per_task
@@ -111,8 +116,10 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     for flag, value in (("--every", cfg.every), ("--batch-size", cfg.batch_size)):
         require(value >= 1, f"{flag} must be >= 1, got {value}")
     checkpoint = resolve_checkpoint(cfg.policy)
+    meta = read_meta(checkpoint)
+    decode = cfg.decoding.overrides(meta, checkpoint)
     policy = load_policy(checkpoint)
-    meta = policy.meta
+    apply_overrides(policy, decode)
     executed = policy.n_action_steps if cfg.n_action_steps is None else cfg.n_action_steps
     require(
         1 <= executed <= policy.chunk_size,
@@ -137,7 +144,9 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     )
     batch_size = 1 if couples_samples(policy) else cfg.batch_size
 
-    measured, swapped = probe_errors(policy, data, rows, counterparts, noise, tasks, batch_size, progress)
+    measured, swapped, passes = probe_errors(
+        policy, data, rows, counterparts, noise, tasks, batch_size, progress
+    )
     seconds = time.perf_counter() - started
 
     trained_on = training_episodes(read_provenance(checkpoint), dataset)
@@ -165,6 +174,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
             "action_key": meta["action_key"],
             "action_names": action_names(dataset, meta["action_key"], policy.action_dim),
             "action_std": [float(s) for s in policy.normalizer.stats[meta["action_key"]]["std"]],
+            **decoding_summary(meta, decode, len(passes), sum(passes)),
         },
         "groups": groups,
         "seconds": seconds,
