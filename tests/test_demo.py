@@ -32,6 +32,8 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
         "## Curate (ATHENA)",
         "## Decode (Fast-dVLA)",
         "| discrete head, Fast-dVLA decoder |",
+        "evaluated with the fast decoder (Fast-dVLA)",  # as the evaluation ran: its record, not the plan
+        "confidence >= 0.001 (under 1/32: every token of a block commits in the block's first pass).",
         f"On: Python {platform.python_version()}, torch ",  # what the timings were measured on
     ):
         assert section in report

@@ -1,6 +1,6 @@
 r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mutation testing)
 
-    python tools/mutants.py                      # every mutant: about 52 minutes on 2 CPU cores
+    python tools/mutants.py                      # every mutant: about 42 minutes on 2 CPU cores
     python tools/mutants.py --only orth-sum      # one (repeat --only for more)
     python tools/mutants.py --list               # the catalogue
 
@@ -185,12 +185,6 @@ MUTANTS = [
     # decode/bidirectional.py
     Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),
     Mutant("bidir-left-all", "decode/bidirectional.py", "int(masked.sum(1).min()) - 1)", "int(masked.sum(1).min()))", "tests/decode"),
-    # decode/options.py
-    Mutant("decoding-flow-noise-any-head", "decode/options.py", 'head == "flow" or "flow_noise" not in chosen,', "True,", "tests/decode/test_options.py"),
-    Mutant("decoding-decoder-any-head", "decode/options.py", 'head == "discrete" or not set(chosen) & set(DISCRETE),', "True,", "tests/decode/test_options.py"),
-    Mutant("decoding-unchecked-values", "decode/options.py", "            decoding_config(meta, chosen)  # validates the values\n", "            pass\n", "tests/decode/test_options.py"),
-    Mutant("decoding-passes-per-chunk", "decode/options.py", '"forward_passes_per_chunk": passes / max(1, chunks),', '"forward_passes_per_chunk": passes / max(1, chunks + 1),', "tests/decode/test_options.py"),
-    Mutant("decoding-tokens-per-pass", "decode/options.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', "tests/decode/test_options.py"),
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
@@ -208,10 +202,18 @@ MUTANTS = [
     Mutant("head-ratio-layout", "decode/head.py", ".repeat_interleave(self.block, dim=1)", ".repeat(1, self.block)", "tests/decode"),
     # decode/masks.py
     Mutant("mask-front", "decode/masks.py", "front = (1.0 - t[:, None]) * (n_blocks - 1 + window)", "front = (1.0 - t[:, None]) * (n_blocks + window)", DEC),
+    # decode/options.py
+    Mutant("decoding-flow-noise-any-head", "decode/options.py", 'head == "flow" or "flow_noise" not in chosen,', "True,", "tests/decode/test_options.py"),
+    Mutant("decoding-decoder-any-head", "decode/options.py", 'head == "discrete" or not set(chosen) & set(DISCRETE),', "True,", "tests/decode/test_options.py"),
+    Mutant("decoding-unchecked-values", "decode/options.py", "            decoding_config(meta, chosen)  # validates the values\n", "            pass\n", "tests/decode/test_options.py"),
+    Mutant("decoding-passes-per-chunk", "decode/options.py", '"forward_passes_per_chunk": passes / max(1, chunks),', '"forward_passes_per_chunk": passes / max(1, chunks + 1),', "tests/decode/test_options.py"),
+    Mutant("decoding-tokens-per-pass", "decode/options.py", '"tokens_per_pass": tokens * chunks / max(1, passes),', '"tokens_per_pass": tokens / max(1, passes),', "tests/decode/test_options.py"),
     # decode/stats.py
     Mutant("dstats-ratio", "decode/stats.py", "return self.tokens / max(1, self.forward_passes)", "return self.forward_passes / max(1, self.tokens)", "tests/decode"),
     # decode/tokenizer.py
     Mutant("tok-right", "decode/tokenizer.py", "torch.searchsorted(inner, flat.to(inner.dtype), right=True)", "torch.searchsorted(inner, flat.to(inner.dtype), right=False)", "tests/decode/test_tokenizer.py"),
+    # demo.py
+    Mutant("demo-fast-threshold-dropped", "demo.py", "        commit_threshold=plan.decode_commit_threshold,\n", "", "tests/test_demo.py"),
     # environment.py
     Mutant("env-threads-plural", "environment.py", "({threads} thread{'s' * (threads != 1)})", "({threads} threads)", "tests/test_environment.py"),
     Mutant("env-torch-twice", "environment.py", 'torch_version = packages.pop("torch")', 'torch_version = packages.get("torch")', "tests/test_environment.py"),
@@ -269,6 +271,9 @@ MUTANTS = [
     Mutant("layout-stack-filter", "models/layout.py", "if stacks is not None and stack.name not in stacks:", "if stacks is not None and stack.name in stacks:", ("tests/models", "tests/adapt")),
     Mutant("layout-expert-depth", "models/layout.py", 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="expert_layers"),', 'Stack("expert", "expert.layers", BLOCK_LINEARS, depth_key="layers"),', "tests/prune"),
     Mutant("layout-io-state", "models/layout.py", '        "state_proj",\n', "", ("tests/adapt", "tests/merge")),
+    # models/pixel_decoder.py
+    Mutant("pixel-one-grid", "models/pixel_decoder.py", "grids = self.inp(summary).view(b * self.cameras, self.channels, self.grid, self.grid)", "grids = self.inp(summary)[:, : self.channels * self.grid**2].repeat_interleave(self.cameras, 0).view(b * self.cameras, self.channels, self.grid, self.grid)", "tests/models/test_auxiliary.py"),
+    Mutant("pixel-stages-forward", "models/pixel_decoder.py", "zip(channels[:0:-1], channels[-2::-1])", "zip(channels[:-1], channels[1:])", "tests/models/test_auxiliary.py"),
     # models/policy.py
     Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
     Mutant("policy-fit-ignored", "models/policy.py", "fit_square_chw(frames, size, fit)", "fit_square_chw(frames, size)", "tests/models"),
@@ -383,6 +388,8 @@ MUTANTS = [
     # train/validation.py
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),
+    # workers.py
+    Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
 ]
 # fmt: on
 

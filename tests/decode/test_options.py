@@ -47,6 +47,8 @@ def test_only_the_options_given_are_overrides():
             "--flow-noise needs a flow-head VLA; p has a 'cnn'",
         ),
         (discrete_meta(), dict(activation_threshold=0.0), "--activation-threshold must be in (0, 1]"),
+        (discrete_meta(), dict(decode_order="shuffled"), "--decode-order must be one of confidence, random,"),
+        (discrete_meta(), dict(decoder="greedy"), "decoder 'greedy' is not one of"),
     ],
 )
 def test_an_option_the_policy_cannot_use_is_refused(meta, options, message):
@@ -77,11 +79,8 @@ def test_bad_decoder_settings_are_one_line(capsys, discrete_run, data, tmp_path,
     base = commands(discrete_run, data, tmp_path / "out")[command]
     for extra, message in (
         (["--commit-threshold", "1.5"], "--commit-threshold must be in (0, 1], got 1.5"),
-        (["--decoder", "greedy"], "decoder 'greedy' is not one of"),
-        (
-            ["--decode-order", "shuffled"],
-            "--decode-order must be one of confidence, random, left-to-right, got 'shuffled'",
-        ),
+        (["--decoder", "greedy"], "invalid choice 'greedy' for argument '--decoder'"),
+        (["--decode-order", "shuffled"], "invalid choice 'shuffled' for argument '--decode-order'"),
         (["--flow-noise", "0"], "--flow-noise needs a flow-head VLA"),
     ):
         code, _, err = run(capsys, *base, *extra)
@@ -99,3 +98,14 @@ def test_decoder_options_need_a_discrete_head_and_flow_noise_a_scale(
     code, _, err = run(capsys, *base, "--flow-noise", "-1")
     one_line_error(code, err, "--flow-noise must be >= 0", "got -1.0")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_choices_offered_are_the_ones_the_model_accepts():
+    from typing import get_args, get_type_hints
+
+    from leanvla.decode.bidirectional import ORDERS
+    from leanvla.models.config import DECODERS
+
+    hints = get_type_hints(DecodingOptions)
+    assert set(get_args(get_args(hints["decoder"])[0])) == set(DECODERS)
+    assert set(get_args(get_args(hints["decode_order"])[0])) == set(ORDERS)

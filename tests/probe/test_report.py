@@ -46,7 +46,7 @@ RESULT = {
 
 def test_the_report_states_its_protocol_and_each_group_new_demonstrations_first():
     text = markdown(RESULT)
-    assert "20 frames (one frame in 3 of 4 episodes)" in text and "one frame per forward pass" in text
+    assert "20 frames (one frame in 3 of 4 episodes)" in text and "one frame per batch" in text
     assert text.index("## Demonstrations the policy was not trained on; 2 episodes") < text.index(
         "## The policy's training demonstrations: fit, not generalisation; 2 episodes"
     )
@@ -73,3 +73,31 @@ def test_a_policy_without_error_gets_no_ratio_rather_than_a_division_by_zero():
     result = {**RESULT, "groups": {"training": {"episodes": [0], "summary": {"all": exact, "push": exact}}}}
     text = markdown(result)
     assert "| **all** | 10 | 0.2 | 0 | 0 | 0.4 |" in text and "What it reads:" not in text
+
+
+def test_the_report_says_how_the_chunks_were_decoded_and_what_drew_on_the_seed():
+    from leanvla.probe.report import decoding
+
+    def said(**protocol) -> str:
+        return decoding({"seed": 7, **protocol})
+
+    assert said() == "The policy is deterministic: it draws no noise"
+    assert said(flow={"flow_steps": 10, "flow_noise": 1.0}).endswith(
+        "drawn per frame from seed 7, the same in every probe of the frame"
+    )
+    assert "seed 7, scaled by 0.5" in said(flow={"flow_steps": 10, "flow_noise": 0.5})
+    assert said(flow={"flow_steps": 10, "flow_noise": 0.0}) == (
+        "The flow head integrated 10 Euler steps from zero noise (deterministic)"
+    )
+    bidirectional = dict(
+        decoder="bidirectional", decode_iterations=4, forward_passes_per_chunk=4.0, tokens_per_pass=8.0
+    )
+    assert "seed" not in said(decode={**bidirectional, "decode_order": "confidence"})
+    assert "4 iterations in random order (drawn per frame from seed 7): 4.0 forward passes" in said(
+        decode={**bidirectional, "decode_order": "random"}
+    )
+    fast = dict(decoder="fast", token_block=8, commit_threshold=0.9, activation_threshold=0.5)
+    assert said(decode={**fast, "forward_passes_per_chunk": 12.5, "tokens_per_pass": 2.56}) == (
+        "The discrete head decoded with Fast-dVLA (fast), blocks of 8 tokens, commit threshold 0.9, "
+        "activation threshold 0.5: 12.5 forward passes of the action expert per chunk, 2.6 tokens per pass"
+    )

@@ -162,7 +162,7 @@ def test_a_fast_decoding_policy_is_probed_one_frame_at_a_time(discrete_run, data
     assert 2 <= protocol["decode"]["forward_passes_per_chunk"] <= 16  # 2 blocks of 8 tokens
     report = (out / "report.md").read_text()
     assert "The discrete head decoded with Fast-dVLA (fast), blocks of 8 tokens" in report
-    assert "; one frame per forward pass." in report
+    assert "; one frame per batch." in report
 
 
 def saved_with(run, tmp_path, **settings):

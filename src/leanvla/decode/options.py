@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 from leanvla.errors import require
 
@@ -20,8 +21,10 @@ DISCRETE = ("decoder", "commit_threshold", "activation_threshold", "decode_itera
 class DecodingOptions:
     """How the policy decodes its action chunks (default: as it was saved)."""
 
-    decoder: str | None = None
-    """Discrete head: bidirectional | fast | fast-nocache (default: the policy's)."""
+    decoder: Literal["auto", "bidirectional", "fast", "fast-nocache"] | None = None
+    """Discrete head: 'bidirectional' (mask-predict), 'fast' (Fast-dVLA), 'fast-nocache' (the same
+    decisions without its KV cache), 'auto' (fast if the head is block-causal) (default: the
+    policy's)."""
     commit_threshold: float | None = None
     """Fast decoder: confidence at which a token is committed (default: the policy's); below
     1/vocab every token of a block commits in the block's first pass."""
@@ -29,14 +32,14 @@ class DecodingOptions:
     """Fast decoder: fraction of a block committed before the next starts (default: the policy's)."""
     decode_iterations: int | None = None
     """Bidirectional decoder: mask-predict iterations (default: the policy's)."""
-    decode_order: str | None = None
-    """Bidirectional decoder: confidence | random | left-to-right (default: the policy's)."""
+    decode_order: Literal["confidence", "random", "left-to-right"] | None = None
+    """Bidirectional decoder: the order tokens are committed in (default: the policy's)."""
     flow_noise: float | None = None
     """Flow head: scale of the noise sampling starts from (default: the policy's, 1 = as trained;
     0 = deterministic)."""
 
     def overrides(self, meta: dict, checkpoint: Path) -> dict:
-        """The settings to change on the policy whose meta.json is `meta`, checked against it."""
+        """The settings to change on the policy whose config.json holds `meta`, checked against it."""
         chosen = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
         head = meta["model"].get("head", "flow") if meta["type"] == "vla" else meta["type"]
         require(
@@ -60,6 +63,7 @@ def decoding_config(meta: dict, overrides: dict):
 
 
 def apply_overrides(policy, overrides: dict) -> None:
+    """Set on a loaded policy's model config, which its decoders read at every chunk."""
     for name, value in overrides.items():
         setattr(policy.model.cfg, name, value)
 

@@ -73,14 +73,14 @@ def group_section(title: str, group: dict, protocol: dict) -> list[str]:
     return [*lines, ""]
 
 
-def passes(batch_size: int) -> str:
+def batching(batch_size: int) -> str:
     if batch_size == 1:
-        return "one frame per forward pass"
-    return f"{batch_size} frames per forward pass"
+        return "one frame per batch"
+    return f"{batch_size} frames per batch"
 
 
 def decoding(protocol: dict) -> str:
-    """How the chunks were decoded, and what from the seed they drew."""
+    """How the chunks were decoded, and what they drew from the seed."""
     seed = protocol["seed"]
     if "flow" in protocol:
         flow = protocol["flow"]
@@ -97,6 +97,8 @@ def decoding(protocol: dict) -> str:
         d = protocol["decode"]
         if d["decoder"] == "bidirectional":
             how = f"mask-predict, {d['decode_iterations']} iterations in {d['decode_order']} order"
+            if d["decode_order"] == "random":
+                how += f" (drawn per frame from seed {seed})"
         else:
             how = (
                 f"Fast-dVLA ({d['decoder']}), blocks of {d['token_block']} tokens, commit threshold "
@@ -104,7 +106,7 @@ def decoding(protocol: dict) -> str:
             )
         return (
             f"The discrete head decoded with {how}: {d['forward_passes_per_chunk']:.1f} forward passes of "
-            f"the action expert per chunk, {d['tokens_per_pass']:.1f} tokens per pass (seed {seed})"
+            f"the action expert per chunk, {d['tokens_per_pass']:.1f} tokens per pass"
         )
     return "The policy is deterministic: it draws no noise"
 
@@ -120,7 +122,7 @@ def markdown(result: dict) -> str:
         "was compared with what the demonstration did next (steps past its end are not compared). Errors "
         f"are mean |predicted - demonstrated| in the dataset's units ('{p['action_key']}'), over frames and "
         f"action dimensions: the first action, and the first {p['executed_steps']} steps the policy executes "
-        f"before it observes again. {decoding(p)}; {passes(p['batch_size'])}.",
+        f"before it observes again. {decoding(p)}; {batching(p['batch_size'])}.",
         "",
     ]
     for key, title in GROUPS.items():

@@ -46,7 +46,7 @@ class ProbeConfig:
     n_action_steps: int | None = None
     """Chunk steps counted as executed (default: the policy's)."""
     batch_size: int = 64
-    """Frames per forward pass (the fast decoder runs one at a time: it moves a batch in step)."""
+    """Frames per batch (the fast decoder runs one at a time: it moves a batch in step)."""
     seed: int = 0
     """Seed of the flow head's noise (one draw per frame, the same in every probe of it)."""
     overwrite: bool = False
