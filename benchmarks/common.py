@@ -16,6 +16,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
@@ -295,8 +297,6 @@ def synchronised(call, device):
 
 def real_observations(data: Path, policy, n: int) -> list[tuple]:
     """n evenly spaced frames of a dataset as batch-1 (images, state, task index) for `policy`."""
-    import numpy as np
-
     from leanvla.data.reader import LeRobotDataset
 
     frames = LeRobotDataset(data).num_frames
@@ -305,7 +305,6 @@ def real_observations(data: Path, policy, n: int) -> list[tuple]:
 
 def observations_at(data: Path, policy, frames) -> list[tuple]:
     """The dataset's frames at these (sorted, distinct) indices as batch-1 (images, state, task index)."""
-    import numpy as np
     import torch
 
     from leanvla.data.reader import LeRobotDataset
@@ -324,7 +323,6 @@ def observations_at(data: Path, policy, frames) -> list[tuple]:
 def demonstration_chunks(data: Path, policy, executed: int, every: int = 6) -> list[tuple]:
     """Every `every`-th frame of a dataset's demonstrations whose episode runs `executed` more steps, as
     batch-1 (images, state, task index, the demonstrator's next `executed` actions) for `policy`."""
-    import numpy as np
     import torch
 
     from leanvla.data.reader import LeRobotDataset
@@ -465,6 +463,21 @@ def variants_table(lead: list[str], rows: list[tuple[list[str], dict]]) -> list[
         per_task = " | ".join(pct(r["per_task"][t]) for t in tasks)
         lines.append(f"| {' | '.join(cells)} | {per_task} | **{pct(r['mean'])}** [{pct(lo)}, {pct(hi)}] |")
     return lines
+
+
+def ranks(values: list[float]) -> np.ndarray:
+    """Each value's rank from 0, ties sharing their mean rank."""
+    values = np.asarray(values, dtype=float)
+    out = np.empty(len(values))
+    out[values.argsort(kind="stable")] = np.arange(len(values))
+    for value in np.unique(values):
+        out[values == value] = out[values == value].mean()
+    return out
+
+
+def rank_agreement(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation: Pearson's of the ranks."""
+    return float(np.corrcoef(ranks(xs), ranks(ys))[0, 1])
 
 
 def write_result(name: str, text: str) -> Path:

@@ -18,9 +18,17 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from camera_shape import VARIANTS
-from common import REPO, RESULTS, cached_dataset, command_line, result_name, shown, write_result
+from common import (
+    REPO,
+    RESULTS,
+    cached_dataset,
+    command_line,
+    rank_agreement,
+    result_name,
+    shown,
+    write_result,
+)
 
 RUNS = ["outputs/bench/camera_shape", "outputs/bench/camera_shape_seed1"]
 TRAINING_EVERY = 10  # the training demonstrations are many: every 10th frame is enough to compare
@@ -66,21 +74,6 @@ def plot(rows: list[dict], out: Path) -> None:
     errors.set_title("Open-loop error against closed-loop success")
     reads.set_title("How much it reads its images, against success")
     save_figure(fig, out)
-
-
-def ranks(values: list[float]) -> np.ndarray:
-    """Each value's rank from 0, ties sharing their mean rank."""
-    values = np.asarray(values, dtype=float)
-    out = np.empty(len(values))
-    out[values.argsort(kind="stable")] = np.arange(len(values))
-    for value in np.unique(values):
-        out[values == value] = out[values == value].mean()
-    return out
-
-
-def rank_agreement(xs: list[float], ys: list[float]) -> float:
-    """Spearman's rank correlation: Pearson's of the ranks."""
-    return float(np.corrcoef(ranks(xs), ranks(ys))[0, 1])
 
 
 def main() -> None:
