@@ -192,6 +192,15 @@ def test_a_decoder_given_to_the_probe_decodes_as_a_policy_saved_with_it(discrete
     )
 
 
+def test_mask_predict_in_random_order_gives_the_same_numbers_at_any_batch_size(discrete_run, data, tmp_path):
+    options = ["--decoder", "bidirectional", "--decode-order", "random", "--decode-iterations", "3"]
+    for name, batch in (("a", "64"), ("b", "5")):
+        assert main(probe_args(discrete_run, data, tmp_path / name, "--batch-size", batch, *options)) == 0
+    a, b = (numbers(probe_json(tmp_path / name)["groups"]) for name in "ab")
+    assert b == pytest.approx(a, rel=0, abs=1e-5)  # each frame's order comes from its own noise
+    assert "in random order (drawn per frame from seed 0)" in (tmp_path / "a" / "report.md").read_text()
+
+
 def test_without_flow_noise_the_probe_is_deterministic_and_as_if_saved_so(tiny_run, tiny_dataset, tmp_path):
     def probed(name: str, policy, *extra) -> list:
         assert main(probe_args(policy, tiny_dataset, tmp_path / name, "--every", "3", *extra)) == 0
