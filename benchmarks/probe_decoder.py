@@ -16,6 +16,7 @@ evaluations lie in WORK.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from common import (
@@ -30,7 +31,6 @@ from common import (
     result_record,
     slug,
     success_with_errors,
-    train_timed,
     variants_table,
     write_result,
 )
@@ -47,23 +47,12 @@ SETTINGS = {  # display name -> decoding options, as `leanvla eval` and `leanvla
 
 
 def trained(args, data: Path) -> tuple[Path, float]:
-    """The demo's discrete head, trained as its decode stage trains it."""
-    from leanvla.demo import DemoPlan
-    from leanvla.train.config import DiscreteOptions, ModelOptions, TrainConfig
+    """The demo's discrete head, trained by the demo's own decode stage (WORK/fast)."""
+    from leanvla.demo import DemoConfig, DemoPlan, _decode_stage
 
-    plan = DemoPlan()
-    cfg = TrainConfig(
-        data=data,
-        out=args.work / "run",
-        model=ModelOptions(size=plan.size, **plan.model_overrides),
-        head="discrete",
-        discrete=DiscreteOptions(block=plan.decode_block, vocab=plan.decode_vocab),
-        steps=plan.decode_steps,
-        warmup_steps=min(50, plan.decode_steps // 4),
-        batch_size=plan.batch_size,
-        seed=args.seed,
-    )
-    return cfg.out, train_timed(cfg)
+    start = time.perf_counter()
+    run = _decode_stage(DemoPlan(), DemoConfig(seed=args.seed), data, args.work)
+    return run, time.perf_counter() - start
 
 
 def plot(rows: list[dict], out: Path) -> None:
