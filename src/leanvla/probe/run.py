@@ -7,7 +7,10 @@ frames are probed again with the images, then the state, of the frame at the sam
 demonstration of the task: an error that barely moves says the policy does not read that input
 (docs/RESULTS.md found, with swaps like these, the reference VLA reading its state and hardly its
 images). The demonstrations the policy was trained on are reported apart from the rest
-(`training_episodes`).
+(`training_episodes`). `eval`'s decoding options (`--decoder` and its thresholds, `--flow-noise`)
+decode the policy otherwise than saved, so a setting's cost in action error can be read offline
+(docs/RESULTS.md found that cost does not choose the setting: it ranked seven decodings as the
+closed loop did on one seed and not on another).
 
 Writes OUT/probe.json, OUT/report.md and OUT/probe.png.
 """
@@ -48,7 +51,8 @@ class ProbeConfig:
     batch_size: int = 64
     """Frames per batch (the fast decoder runs one at a time: it moves a batch in step)."""
     seed: int = 0
-    """Seed of the flow head's noise (one draw per frame, the same in every probe of it)."""
+    """Seed of the flow head's noise and of mask-predict's random order (one draw per frame, the
+    same in every probe of it)."""
     overwrite: bool = False
     """Replace --out if it exists."""
     decoding: OmitArgPrefixes[DecodingOptions] = field(default_factory=DecodingOptions)
