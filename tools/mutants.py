@@ -259,6 +259,7 @@ MUTANTS = [
     Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
     Mutant("ckpt-shape-unchecked", "models/checkpoint.py", "if name not in given or tuple(given[name].shape) != tuple(tensor.shape):", "if name not in given:", ("tests/models", "tests/adapt")),
     Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),
+    Mutant("ckpt-metadata-hash-order", "models/checkpoint.py", 'metadata={"format": "pt"})', 'metadata={"format": "pt", "saved_by": "leanvla"})', "tests/models/test_checkpoint.py"),
     Mutant("ckpt-old-fit-unset", "models/checkpoint.py", 'fit = meta["model"].setdefault("image_fit", "pad")', 'fit = meta["model"].get("image_fit", "pad")', "tests/models/test_checkpoint.py"),
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),

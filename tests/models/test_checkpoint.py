@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from leanvla.data.stats import vector_stats
+from leanvla.data.stats import stats_from_json, vector_stats
 from leanvla.errors import UserError
 from leanvla.models.checkpoint import load_model, load_policy, make_meta, resolve_checkpoint, save_checkpoint
 from leanvla.models.config import vla_config
@@ -49,6 +49,17 @@ def test_round_trip_gives_identical_actions(tmp_path):
     )
     assert torch.equal(a, b)
     assert a.shape == (2, 4, 4)
+
+
+def test_the_same_model_saved_again_gives_the_same_bytes(tmp_path):
+    # safetensors writes its metadata in hash order, which changes from one save to the next: with
+    # two entries, 20 saves all alike would be a 1-in-500000 chance.
+    model, path = _save(tmp_path)
+    first = {p.name: p.read_bytes() for p in path.iterdir()}
+    meta, stats = json.loads(first["config.json"]), stats_from_json(json.loads(first["stats.json"]))
+    for again in range(20):
+        save_checkpoint(tmp_path / f"again{again}", model, meta, stats, {"positions": [[0.1, 0.2]]})
+        assert {p.name: p.read_bytes() for p in (tmp_path / f"again{again}").iterdir()} == first
 
 
 def test_a_checkpoint_saved_before_frames_could_be_cropped_pads_them_as_it_was_trained_to(tmp_path):

@@ -121,9 +121,9 @@ def write_checkpoint_files(
     else:
         state, file = model.state_dict(), WEIGHTS
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    save_file(
-        tensors, str(directory / file), metadata={"format": "pt", "leanvla_version": leanvla.__version__}
-    )
+    # One metadata entry: safetensors writes its metadata in hash order, which changes from one save
+    # to the next, so with two entries identical runs wrote different bytes. The version is in config.json.
+    save_file(tensors, str(directory / file), metadata={"format": "pt"})
     (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n")
     if provenance is not None:
         (directory / PROVENANCE).write_text(json.dumps(provenance) + "\n")
