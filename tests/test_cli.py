@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from leanvla.cli import main
+from leanvla.cli import main, one_line_parse_error
 
 
 def run(capsys, *argv):
@@ -153,6 +153,22 @@ def test_parse_errors_are_one_line_too(capsys, argv, needles):
     )
     one_line_error(code, err, "leanvla curate: error:", "leanvla curate --help", *needles)
     assert "│" not in err and "─" not in err
+
+
+def test_a_choice_error_lists_the_choices_in_one_order():
+    # tyro writes an optional Literal's choices in set order, which changes from run to run.
+    box = (
+        "╭─ Invalid choice ──────────────╮\n"
+        "│ invalid choice 'bogus' for argument '--decoder'. Expected one of ('fast',    │\n"
+        "│ 'bidirectional', 'auto', 'None', 'fast-nocache').                            │\n"
+        "│ ──────────────────────────── │\n"
+        "│ For full helptext, run leanvla eval --help │\n"
+        "╰───────────────────────────────╯\n"
+    )
+    assert one_line_parse_error(box) == (
+        "invalid choice 'bogus' for argument '--decoder'. "
+        "Expected one of: None, auto, bidirectional, fast, fast-nocache."
+    )
 
 
 def test_help_exits_0(capsys):

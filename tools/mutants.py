@@ -94,6 +94,7 @@ MUTANTS = [
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-choices-set-order", "cli.py", "key=lambda n: (n != \"None\", n)", "key=lambda n: 0", "tests/test_cli.py"),
     Mutant("cli-help-source-breaks", "cli.py", "    _unwrap_tyro_help()\n", "", "tests/test_cli.py"),
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
     # curate/collect.py

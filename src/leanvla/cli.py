@@ -205,7 +205,20 @@ def one_line_parse_error(box: str) -> str:
             break
         text.append(line)
     text = " ".join(" ".join(text).split())
+    text = _CHOICES.sub(_sorted_choices, text)
     return text if text.lower().startswith(title.lower()) else f"{title.lower()}: {text}"
+
+
+_CHOICES = re.compile(r"Expected one of \(([^()]*)\)")
+
+
+def _sorted_choices(match: re.Match) -> str:
+    """tyro lists an optional choice's values in set order, a different one each run: sorted here,
+    None first, so that the same mistake always reads the same."""
+    names = sorted(
+        (name.strip().strip("'") for name in match.group(1).split(",")), key=lambda n: (n != "None", n)
+    )
+    return "Expected one of: " + ", ".join(names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,10 @@ def test_bad_decoder_settings_are_one_line(capsys, discrete_run, data, tmp_path,
     base = commands(discrete_run, data, tmp_path / "out")[command]
     for extra, message in (
         (["--commit-threshold", "1.5"], "--commit-threshold must be in (0, 1], got 1.5"),
-        (["--decoder", "greedy"], "invalid choice 'greedy' for argument '--decoder'"),
+        (
+            ["--decoder", "greedy"],
+            "invalid choice 'greedy' for argument '--decoder'. Expected one of: None, auto, bidirectional, fast, fast-nocache.",
+        ),
         (["--decode-order", "shuffled"], "invalid choice 'shuffled' for argument '--decode-order'"),
         (["--flow-noise", "0"], "--flow-noise needs a flow-head VLA"),
     ):
