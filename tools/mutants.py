@@ -180,6 +180,10 @@ MUTANTS = [
     Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
     Mutant("video-size-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit)", "decoded[file_key] = _decode_all(path)", "tests/data/test_video.py"),
     Mutant("video-fit-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit)", "decoded[file_key] = _decode_all(path, size)", "tests/data/test_video.py"),
+    Mutant("video-shorter-than-episodes", "data/video.py", "miss.max() > 0.5 / dataset.fps", "miss.max() > 5 / dataset.fps", "tests/data/test_video.py"),
+    Mutant("video-nearest-tie-later", "data/video.py", "later = np.abs(ordered[after] - wanted) < np.abs(", "later = np.abs(ordered[after] - wanted) <= np.abs(", "tests/data/test_video.py"),
+    Mutant("video-nearest-not-first-of-equals", "data/video.py", "return order[np.searchsorted(ordered, ordered[nearest], side=\"left\")]", "return order[nearest]", "tests/data/test_video.py"),
+    Mutant("video-nearest-unsorted", "data/video.py", "order = np.argsort(times, kind=\"stable\")", "order = np.arange(len(times))", "tests/data/test_video.py"),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),

@@ -10,9 +10,24 @@ import pyarrow.parquet as pq
 import pytest
 
 from leanvla.data.reader import LeRobotDataset
+from leanvla.data.video import nearest_frames
 from tests.data.helpers import dataset_with, synthetic_dataset
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+
+
+def _encode(path, frames, fps):
+    """frames (N x H x W x 3 uint8) as a lossless H.264 mp4 at fps."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.options = {"crf": "0"}
+        container.start_encoding()  # the header, even when there are no frames
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def _to_video_dataset(root, key="observation.images.cam"):
@@ -22,15 +37,7 @@ def _to_video_dataset(root, key="observation.images.cam"):
     fps = ds.fps
     path = root / f"videos/{key}/chunk-000/file-000.mp4"
     path.parent.mkdir(parents=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
-        stream.options = {"crf": "0"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    _encode(path, frames, fps)
     info = json.loads((root / "meta/info.json").read_text())
     info["features"][key]["dtype"] = "video"
     info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
@@ -67,6 +74,23 @@ def test_video_frames_match_the_encoded_images(tmp_path):
     assert np.array_equal(dists.argmin(1), np.arange(len(original)))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_nearest_frames_is_the_argmin_over_every_frame(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    # On a 1/30 s grid (so wanted times land on frames and exactly halfway between them), with
+    # repeated times and gaps, as a variable-rate or damaged stream gives.
+    times = np.sort(rng.integers(0, 80, n)) / 30
+    wanted = np.concatenate([rng.integers(-10, 180, 200) / 60, rng.uniform(-1, 4, 50)])
+    slow = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
+    assert np.array_equal(nearest_frames(times, wanted), slow)
+
+
+def test_nearest_frames_in_frames_out_of_order():
+    times = np.array([0.2, 0.0, 0.1, 0.1])
+    assert nearest_frames(times, np.array([-1.0, 0.04, 0.11, 0.14, 0.5])).tolist() == [1, 1, 2, 2, 0]
+
+
 def test_a_missing_video_file_is_one_clear_error(tmp_path):
     from leanvla.errors import UserError
 
@@ -77,6 +101,68 @@ def test_a_missing_video_file_is_one_clear_error(tmp_path):
     with pytest.raises(
         UserError, match=f"video file {video} is missing \\(episode 0 of 'observation.images.cam'"
     ):
+        LeRobotDataset(root).read_images("observation.images.cam")
+
+
+def test_a_video_shorter_than_its_episodes_is_one_clear_error(tmp_path):
+    from leanvla.errors import UserError
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    frames = _to_video_dataset(root)
+    dataset = LeRobotDataset(root)
+    video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
+    video.unlink()
+    _encode(video, frames[:-3], dataset.fps)  # the last episode's last 3 frames lost
+    last, end = dataset.num_episodes - 1, (len(frames) - 1) / dataset.fps
+    with pytest.raises(
+        UserError,
+        match=f"episode {last} of 'observation.images.cam' needs a frame at {end:.3f} s of {video}, "
+        f"whose nearest frame is at {end - 3 / dataset.fps:.3f} s: the video is shorter than its episodes",
+    ):
+        LeRobotDataset(root).read_images("observation.images.cam")
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "no frames written"])
+def test_a_damaged_video_file_is_one_clear_error(tmp_path, damage):
+    from leanvla.errors import UserError
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    frames = _to_video_dataset(root)
+    video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
+    if damage == "cut in half":
+        video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+        message = "cannot be decoded"
+    else:  # an mp4 written without frames has no video stream at all
+        video.unlink()
+        _encode(video, frames[:0], LeRobotDataset(root).fps)
+        message = "has no video stream"
+    with pytest.raises(UserError, match=f"video file {video} {message}"):
+        LeRobotDataset(root).read_images("observation.images.cam")
+
+
+def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monkeypatch):
+    from leanvla.errors import UserError
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    _to_video_dataset(root)
+    real_open = av.open
+
+    class Silent:  # the real container, but its packets decode to nothing (damaged frames)
+        def __init__(self, path):
+            self.container = real_open(path)
+            self.streams = self.container.streams
+
+        def decode(self, stream):
+            return iter(())
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+    monkeypatch.setattr(av, "open", Silent)
+    with pytest.raises(UserError, match="file-000.mp4 holds no frames; is it truncated or damaged"):
         LeRobotDataset(root).read_images("observation.images.cam")
 
 
