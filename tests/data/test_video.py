@@ -166,6 +166,27 @@ def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monk
         LeRobotDataset(root).read_images("observation.images.cam")
 
 
+def test_decoding_a_video_shows_its_progress_in_frames(tmp_path, capsys, monkeypatch):
+    import leanvla.data.resize
+    from leanvla.data.video import _decode_all
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    n = len(_to_video_dataset(root))
+    LeRobotDataset(root).read_images("observation.images.cam", progress=True)
+    assert f"decode observation.images.cam:   0%|          | 0/{n}" in capsys.readouterr().err
+
+    class Counter:
+        frames = 0
+
+        def update(self, k):
+            self.frames += k
+
+    monkeypatch.setattr(leanvla.data.resize, "BATCH", 5)  # several batches, the last one short (24 frames)
+    counter = Counter()
+    _decode_all(root / "videos/observation.images.cam/chunk-000/file-000.mp4", 8, bar=counter)
+    assert counter.frames == n
+
+
 def test_video_frames_are_fitted_a_few_at_a_time_as_one_call_fits_them_all(tmp_path, monkeypatch):
     import leanvla.data.resize
     from leanvla.data.resize import fit_square

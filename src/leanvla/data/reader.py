@@ -216,7 +216,7 @@ class LeRobotDataset:
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 
-            frames = read_video_frames(self, key, size, fit)
+            frames = read_video_frames(self, key, size, fit, progress)
             return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()

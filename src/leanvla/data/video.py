@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
 
 
-def _decode_all(path, size: int | None = None, fit: str = "pad") -> tuple[np.ndarray, np.ndarray]:
+def _decode_all(path, size: int | None = None, fit: str = "pad", bar=None) -> tuple[np.ndarray, np.ndarray]:
     """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a few frames at a
-    time as they decode: leanvla.data.resize) and its presentation time in seconds."""
+    time as they decode: leanvla.data.resize) and its presentation time in seconds; `bar` (tqdm)
+    counts the frames."""
     from leanvla.data.resize import BATCH, fit_square
 
     av = require_module("av")
@@ -31,6 +32,8 @@ def _decode_all(path, size: int | None = None, fit: str = "pad") -> tuple[np.nda
         if pending:
             frames = np.stack(pending)
             kept.append(frames if size is None else fit_square(frames, size, fit))
+            if bar is not None:
+                bar.update(len(pending))
             pending.clear()
 
     try:
@@ -50,10 +53,12 @@ def _decode_all(path, size: int | None = None, fit: str = "pad") -> tuple[np.nda
 
 
 def read_video_frames(
-    dataset: LeRobotDataset, key: str, size: int | None = None, fit: str = "pad"
+    dataset: LeRobotDataset, key: str, size: int | None = None, fit: str = "pad", progress: bool = False
 ) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
-    size x size as `fit` says)."""
+    size x size as `fit` says), with a progress bar over the frames decoded when `progress`."""
+    from tqdm import tqdm
+
     cols = {
         name: dataset.episode_column(f"videos/{key}/{name}")
         for name in ("chunk_index", "file_index", "from_timestamp")
@@ -62,12 +67,21 @@ def read_video_frames(
     template = dataset.info.get("video_path") or fmt.VIDEO_PATH
     decoded: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     out = []
+    # The files' frames: as many as the episodes' when the files hold nothing else.
+    bar = tqdm(
+        total=int(sum(lengths)),
+        desc=f"decode {key}",
+        unit="frame",
+        leave=False,
+        mininterval=1.0,
+        disable=not progress,
+    )
     for ep, length in enumerate(lengths):
         file_key = (cols["chunk_index"][ep], cols["file_index"][ep])
         path = dataset.root / template.format(video_key=key, chunk_index=file_key[0], file_index=file_key[1])
         if file_key not in decoded:
             require(path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)")
-            decoded[file_key] = _decode_all(path, size, fit)
+            decoded[file_key] = _decode_all(path, size, fit, bar)
         frames, times = decoded[file_key]
         wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
         nearest = nearest_frames(times, wanted)
@@ -82,6 +96,7 @@ def read_video_frames(
                 "meta/episodes' timestamps are wrong; is the file truncated?"
             )
         out.append(frames[nearest])
+    bar.close()
     return np.concatenate(out)
 
 
