@@ -63,6 +63,28 @@ def test_missing_parquet_file(capsys, lerobot_fixture, tmp_path):
     one_line_error(code, err, "file-000.parquet is missing")
 
 
+def test_a_camera_video_shorter_than_its_episodes_is_one_line_and_nothing_is_written(
+    capsys, lerobot_fixture, tmp_path
+):
+    pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+    from tests.data.helpers import encode_mp4, to_video_dataset
+
+    ds = tmp_path / "ds"
+    shutil.copytree(lerobot_fixture, ds)
+    frames = to_video_dataset(ds, "observation.images.corner2")  # LeRobot's own dataset, as mp4
+    train = ["train", "--data", str(ds), "--model.size", "tiny", "--steps", "1", "--batch-size", "4"]
+    code, _, err = run(capsys, *train, "--out", str(tmp_path / "whole"))
+    assert code == 0, err
+    video = ds / "videos/observation.images.corner2/chunk-000/file-000.mp4"
+    video.unlink()
+    encode_mp4(video, frames[:-10], 80)  # the last episode's last 10 frames lost
+    code, _, err = run(capsys, *train, "--out", str(tmp_path / "cut"))
+    one_line_error(
+        code, err, "episode 8 of 'observation.images.corner2' needs a frame at", "is the file truncated?"
+    )
+    assert not (tmp_path / "cut").exists()
+
+
 def test_feature_with_wrong_shape(capsys, lerobot_fixture, tmp_path):
     ds = tmp_path / "ds"
     shutil.copytree(lerobot_fixture, ds)

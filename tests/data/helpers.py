@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from leanvla.data.format import image_feature
+from leanvla.data.reader import LeRobotDataset
 from leanvla.data.writer import LeRobotWriter
 
 
@@ -62,3 +66,51 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
         writer.add_episode("task a", frames)
     writer.finalize()
     return root
+
+
+def encode_mp4(path, frames, fps):
+    """frames (N x H x W x 3 uint8) as a lossless H.264 mp4 at fps."""
+    import av  # in the dev extra; tests that use it skip without it
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.options = {"crf": "0"}
+        container.start_encoding()  # the header, even when there are no frames
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def to_video_dataset(root, key="observation.images.cam"):
+    """Move an image feature of a parquet dataset into one mp4 file, as LeRobot v3 stores video;
+    returns the frames it held."""
+    ds = LeRobotDataset(root)
+    frames = ds.read_images(key)
+    fps = ds.fps
+    path = root / f"videos/{key}/chunk-000/file-000.mp4"
+    path.parent.mkdir(parents=True)
+    encode_mp4(path, frames, fps)
+    # As LeRobot writes a video feature: no column in the data files, only the mp4.
+    for data_file in (root / "data").rglob("*.parquet"):
+        pq.write_table(pq.read_table(data_file).drop([key]), data_file)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"][key]["dtype"] = "video"
+    info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    (root / "meta/info.json").write_text(json.dumps(info))
+    (ep_path,) = (root / "meta/episodes").rglob("*.parquet")
+    episodes = pq.read_table(ep_path)
+    lengths = np.asarray(episodes.column("length").to_pylist())
+    start = np.r_[0, np.cumsum(lengths)[:-1]] / fps
+    n = episodes.num_rows
+    for name, values in [
+        ("chunk_index", [0] * n),
+        ("file_index", [0] * n),
+        ("from_timestamp", start.tolist()),
+        ("to_timestamp", (start + lengths / fps).tolist()),
+    ]:
+        episodes = episodes.append_column(f"videos/{key}/{name}", pa.array(values))
+    pq.write_table(episodes, ep_path)
+    return frames

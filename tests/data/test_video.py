@@ -2,65 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.video import nearest_frames
-from tests.data.helpers import dataset_with, synthetic_dataset
+from tests.data.helpers import dataset_with, encode_mp4, synthetic_dataset, to_video_dataset
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
 
 
-def _encode(path, frames, fps):
-    """frames (N x H x W x 3 uint8) as a lossless H.264 mp4 at fps."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
-        stream.options = {"crf": "0"}
-        container.start_encoding()  # the header, even when there are no frames
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def _to_video_dataset(root, key="observation.images.cam"):
-    """Move an image feature of a parquet dataset into one mp4 file, as LeRobot v3 stores video."""
-    ds = LeRobotDataset(root)
-    frames = ds.read_images(key)
-    fps = ds.fps
-    path = root / f"videos/{key}/chunk-000/file-000.mp4"
-    path.parent.mkdir(parents=True)
-    _encode(path, frames, fps)
-    info = json.loads((root / "meta/info.json").read_text())
-    info["features"][key]["dtype"] = "video"
-    info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-    (root / "meta/info.json").write_text(json.dumps(info))
-    ep_path = root / "meta/episodes/chunk-000/file-000.parquet"
-    episodes = pq.read_table(ep_path)
-    lengths = np.asarray(episodes.column("length").to_pylist())
-    start = np.r_[0, np.cumsum(lengths)[:-1]] / fps
-    n = episodes.num_rows
-    for name, values in [
-        ("chunk_index", [0] * n),
-        ("file_index", [0] * n),
-        ("from_timestamp", start.tolist()),
-        ("to_timestamp", (start + lengths / fps).tolist()),
-    ]:
-        episodes = episodes.append_column(f"videos/{key}/{name}", pa.array(values))
-    pq.write_table(episodes, ep_path)
-    return frames
-
-
 def test_video_frames_match_the_encoded_images(tmp_path):
     root = synthetic_dataset(tmp_path / "ds", image_size=32)
-    original = _to_video_dataset(root)
+    original = to_video_dataset(root)
     decoded = LeRobotDataset(root).read_images("observation.images.cam")
     assert decoded.shape == original.shape
     rows = np.arange(len(decoded)) % 3 == 1  # a subset of the frames, as ChunkDataset asks for
@@ -95,7 +49,7 @@ def test_a_missing_video_file_is_one_clear_error(tmp_path):
     from leanvla.errors import UserError
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    _to_video_dataset(root)
+    to_video_dataset(root)
     video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
     video.unlink()
     with pytest.raises(
@@ -108,11 +62,11 @@ def test_a_video_shorter_than_its_episodes_is_one_clear_error(tmp_path):
     from leanvla.errors import UserError
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    frames = _to_video_dataset(root)
+    frames = to_video_dataset(root)
     dataset = LeRobotDataset(root)
     video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
     video.unlink()
-    _encode(video, frames[:-3], dataset.fps)  # the last episode's last 3 frames lost
+    encode_mp4(video, frames[:-3], dataset.fps)  # the last episode's last 3 frames lost
     last, end = dataset.num_episodes - 1, (len(frames) - 1) / dataset.fps
     with pytest.raises(
         UserError,
@@ -127,14 +81,14 @@ def test_a_damaged_video_file_is_one_clear_error(tmp_path, damage):
     from leanvla.errors import UserError
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    frames = _to_video_dataset(root)
+    frames = to_video_dataset(root)
     video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
     if damage == "cut in half":
         video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
         message = "cannot be decoded"
     else:  # an mp4 written without frames has no video stream at all
         video.unlink()
-        _encode(video, frames[:0], LeRobotDataset(root).fps)
+        encode_mp4(video, frames[:0], LeRobotDataset(root).fps)
         message = "has no video stream"
     with pytest.raises(UserError, match=f"video file {video} {message}"):
         LeRobotDataset(root).read_images("observation.images.cam")
@@ -144,7 +98,7 @@ def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monk
     from leanvla.errors import UserError
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    _to_video_dataset(root)
+    to_video_dataset(root)
     real_open = av.open
 
     class Silent:  # the real container, but its packets decode to nothing (damaged frames)
@@ -171,7 +125,7 @@ def test_decoding_a_video_shows_its_progress_in_frames(tmp_path, capsys, monkeyp
     from leanvla.data.video import _decode_all
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    n = len(_to_video_dataset(root))
+    n = len(to_video_dataset(root))
     LeRobotDataset(root).read_images("observation.images.cam", progress=True)
     assert f"decode observation.images.cam:   0%|          | 0/{n}" in capsys.readouterr().err
 
@@ -192,7 +146,7 @@ def test_video_frames_are_fitted_a_few_at_a_time_as_one_call_fits_them_all(tmp_p
     from leanvla.data.resize import fit_square
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
-    _to_video_dataset(root)
+    to_video_dataset(root)
     full = LeRobotDataset(root).read_images("observation.images.cam")
     monkeypatch.setattr(leanvla.data.resize, "BATCH", 3)  # several batches, the last one short
     rows = np.arange(len(full)) % 3 != 1
@@ -204,7 +158,7 @@ def test_video_frames_are_cropped_when_asked(tmp_path):
     from leanvla.data.resize import fit_square
 
     root = dataset_with(tmp_path / "ds", {"cam": (12, 20)})
-    _to_video_dataset(root)
+    to_video_dataset(root)
     full = LeRobotDataset(root).read_images("observation.images.cam")
     cropped = LeRobotDataset(root).read_images("observation.images.cam", size=8, fit="crop")
     assert np.array_equal(cropped, fit_square(full, 8, "crop"))
