@@ -68,14 +68,18 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
-def encode_mp4(path, frames, fps):
-    """frames (N x H x W x 3 uint8) as a lossless H.264 mp4 at fps."""
+def encode_mp4(path, frames, fps, codec: str = "libx264"):
+    """frames (N x H x W x 3 uint8) as an mp4 at fps: lossless H.264, or as LeRobot encodes by
+    default (`codec="libsvtav1"`: AV1, 4:2:0, lossy)."""
     import av  # in the dev extra; tests that use it skip without it
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
-        stream.options = {"crf": "0"}
+        stream = container.add_stream(codec, rate=int(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        if codec == "libx264":
+            stream.pix_fmt, stream.options = "yuv444p", {"crf": "0"}
+        else:
+            stream.pix_fmt = "yuv420p"
         container.start_encoding()  # the header, even when there are no frames
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):

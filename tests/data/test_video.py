@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.video import nearest_frames
+from leanvla.data.video import _decode_all, nearest_frames
 from tests.data.helpers import dataset_with, encode_mp4, synthetic_dataset, to_video_dataset
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
@@ -26,6 +26,16 @@ def test_video_frames_match_the_encoded_images(tmp_path):
     # frame-accurate: each decoded frame is closest to its own original
     dists = np.abs(decoded[:, None].astype(int) - original[None].astype(int)).mean(axis=(2, 3, 4))
     assert np.array_equal(dists.argmin(1), np.arange(len(original)))
+
+
+def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
+    # A brightness ramp, one level per frame: lossy AV1 keeps each frame nearest its own level.
+    levels = np.linspace(0, 255, 60).round().astype(np.uint8)
+    frames = np.broadcast_to(levels[:, None, None, None], (60, 32, 32, 3)).copy()
+    encode_mp4(tmp_path / "av1.mp4", frames, 30, codec="libsvtav1")
+    decoded, times = _decode_all(tmp_path / "av1.mp4")
+    shown = decoded[nearest_frames(times, np.arange(60) / 30)].reshape(60, -1).mean(1)
+    assert np.abs(shown[:, None] - levels[None].astype(float)).argmin(1).tolist() == list(range(60))
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -122,7 +132,6 @@ def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monk
 
 def test_decoding_a_video_shows_its_progress_in_frames(tmp_path, capsys, monkeypatch):
     import leanvla.data.resize
-    from leanvla.data.video import _decode_all
 
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
     n = len(to_video_dataset(root))
