@@ -4,6 +4,7 @@ semantics allow it, rebuilt layer maps, checkpoints that reload, and a Hugging F
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -111,5 +112,7 @@ def test_hugging_face_llama_decoder():
         assert torch.allclose(pruned(ids).logits, expected, atol=1e-5)
         # the KV cache is indexed by the renumbered layers: incremental decoding gives the same logits
         first = pruned(ids[:, :6], use_cache=True)
-        rest = pruned(ids[:, 6:], past_key_values=first.past_key_values, use_cache=True)
+        # transformers 5.x names the cache `cache` (`past_key_values` is deprecated), 4.x the other
+        name = "cache" if "cache" in inspect.signature(type(pruned).forward).parameters else "past_key_values"
+        rest = pruned(ids[:, 6:], use_cache=True, **{name: getattr(first, name)})
         assert torch.allclose(rest.logits, expected[:, 6:], atol=1e-5)
