@@ -88,30 +88,37 @@ def encode_mp4(path, frames, fps, codec: str = "libx264"):
             container.mux(packet)
 
 
-def to_video_dataset(root, key="observation.images.cam"):
-    """Move an image feature of a parquet dataset into one mp4 file, as LeRobot v3 stores video;
-    returns the frames it held."""
+def to_video_dataset(root, key="observation.images.cam", episodes_per_file: int | None = None):
+    """Move an image feature of a parquet dataset into mp4 files, as LeRobot v3 stores video: all
+    episodes in one file, or `episodes_per_file` in each (each file's times start at 0). Returns
+    the frames the feature held."""
     ds = LeRobotDataset(root)
     frames = ds.read_images(key)
     fps = ds.fps
-    path = root / f"videos/{key}/chunk-000/file-000.mp4"
-    path.parent.mkdir(parents=True)
-    encode_mp4(path, frames, fps)
-    # As LeRobot writes a video feature: no column in the data files, only the mp4.
+    (ep_path,) = (root / "meta/episodes").rglob("*.parquet")
+    episodes = pq.read_table(ep_path)
+    lengths = np.asarray(episodes.column("length").to_pylist())
+    n = episodes.num_rows
+    file_index = np.arange(n) // (episodes_per_file or n)
+    first_frame = np.r_[0, np.cumsum(lengths)[:-1]]
+    start = np.zeros(n)
+    for f in range(file_index.max() + 1):
+        members = np.flatnonzero(file_index == f)
+        path = root / f"videos/{key}/chunk-000/file-{f:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = first_frame[members[0]], first_frame[members[-1]] + lengths[members[-1]]
+        encode_mp4(path, frames[rows[0] : rows[1]], fps)
+        start[members] = (first_frame[members] - rows[0]) / fps
+    # As LeRobot writes a video feature: no column in the data files, only the mp4s.
     for data_file in (root / "data").rglob("*.parquet"):
         pq.write_table(pq.read_table(data_file).drop([key]), data_file)
     info = json.loads((root / "meta/info.json").read_text())
     info["features"][key]["dtype"] = "video"
     info["video_path"] = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
     (root / "meta/info.json").write_text(json.dumps(info))
-    (ep_path,) = (root / "meta/episodes").rglob("*.parquet")
-    episodes = pq.read_table(ep_path)
-    lengths = np.asarray(episodes.column("length").to_pylist())
-    start = np.r_[0, np.cumsum(lengths)[:-1]] / fps
-    n = episodes.num_rows
     for name, values in [
         ("chunk_index", [0] * n),
-        ("file_index", [0] * n),
+        ("file_index", file_index.tolist()),
         ("from_timestamp", start.tolist()),
         ("to_timestamp", (start + lengths / fps).tolist()),
     ]:

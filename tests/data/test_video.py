@@ -12,9 +12,10 @@ from tests.data.helpers import dataset_with, encode_mp4, synthetic_dataset, to_v
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
 
 
-def test_video_frames_match_the_encoded_images(tmp_path):
+@pytest.mark.parametrize("episodes_per_file", [None, 2], ids=["one file", "two files"])
+def test_video_frames_match_the_encoded_images(tmp_path, episodes_per_file):
     root = synthetic_dataset(tmp_path / "ds", image_size=32)
-    original = to_video_dataset(root)
+    original = to_video_dataset(root, episodes_per_file=episodes_per_file)
     decoded = LeRobotDataset(root).read_images("observation.images.cam")
     assert decoded.shape == original.shape
     rows = np.arange(len(decoded)) % 3 == 1  # a subset of the frames, as ChunkDataset asks for
