@@ -371,11 +371,11 @@ MUTANTS = [
     # train/log_window.py
     Mutant("logwin-world-mean", "train/log_window.py", "            totals = totals / world_size\n", "            pass\n", ("tests/train/test_log_window.py", "tests/train/test_ddp.py")),
     # train/loop.py
-    Mutant("loop-world-size", "train/loop.py", "/ valid_total.clamp(min=1) * world.size", "/ valid_total.clamp(min=1)", "tests/train/test_ddp.py"),
+    Mutant("loop-world-size", "train/loop.py", "/ batch.action_mask.sum().clamp(min=1) * world.size", "/ batch.action_mask.sum().clamp(min=1)", "tests/train/test_ddp.py"),
     Mutant("loop-no-clip", "train/loop.py", 'cfg.grad_clip if cfg.grad_clip > 0 else float("inf")', 'float("inf")', "tests/train"),
     Mutant("loop-aux-weight", "train/loop.py", "objective = objective + cfg.aux.weight * aux_loss", "objective = objective + aux_loss", ("tests/models/test_auxiliary.py", "tests/train")),
     Mutant("loop-orth-weight", "train/loop.py", "objective = objective + cfg.orth.weight * penalty", "objective = objective + penalty", ("tests/merge", "tests/train")),
-    Mutant("loop-ema-not-final", "train/loop.py", "            final.load_state_dict(ema.state_dict_for(model))\n", "            final = model\n", "tests/train"),
+    Mutant("loop-ema-not-final", "train/loop.py", "        final.load_state_dict(ema.state_dict_for(model))\n", "        final = model\n", "tests/train"),
     Mutant("loop-lr-ahead", "train/loop.py", "lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)", "lr = lr_at(step + 1, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)", "tests/train"),
     Mutant("loop-no-final-save", "train/loop.py", "if step % cfg.save_every == 0 or step == cfg.steps:", "if step % cfg.save_every == 0:", "tests/train"),
     Mutant("loop-no-final-log", "train/loop.py", "if step % cfg.log_every == 0 or step == cfg.steps:", "if step % cfg.log_every == 0:", ("tests/train", "tests/adapt")),

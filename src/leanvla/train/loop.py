@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ from leanvla.adapt.report import (
 )
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
+from leanvla.data.samples import Batch
 from leanvla.errors import require
 from leanvla.models.auxiliary import future_rows, standardised_environment_state
 from leanvla.models.checkpoint import build_model, save_checkpoint
@@ -151,34 +153,19 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     window, window_start = LogWindow(), time.perf_counter()
     model.train()
     while step < cfg.steps:
-        # ---- one global batch, drawn identically in every process ----
-        rows = data.sample_indices(cfg.batch_size, generator, cfg.balanced)
-        batch = data.batch(rows)
-        images = random_shift(normalizer.images(batch.images), cfg.augment_shift, generator)
-        k = cfg.flow_samples
-        noise = torch.randn(cfg.batch_size, k, *batch.actions.shape[1:], generator=generator)
-        t = flow_time(torch.rand(cfg.batch_size, k, generator=generator))
-        if k == 1:
-            noise, t = noise[:, 0], t[:, 0]
-        valid_total = batch.action_mask.sum()
-        state = state_noise(normalizer.state(batch.state), cfg.state_noise, generator)
-        state = state_dropout(state, cfg.state_dropout, generator)
+        draw = draw_step(cfg, data, normalizer, generator)  # the global batch, alike in every process
         # ---- this process's slice ----
+        batch, rows = draw.batch, draw.rows[lo:hi]
         task = batch.task_index[lo:hi]
-        obs = Observation(images[lo:hi], state[lo:hi], tokens[task], token_mask[task], task)
+        obs = Observation(draw.images[lo:hi], draw.state[lo:hi], tokens[task], token_mask[task], task)
         obs = obs.map(lambda x: x.to(world.device))
         actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
         mask = batch.action_mask[lo:hi].to(world.device)
         future = None
-        if cfg.aux.horizon > 0:  # the frames `horizon` ahead (targets only: no augmentation, no draws)
-            ahead = future_rows(rows[lo:hi], data.episode_end, cfg.aux.horizon)
-            future = (
-                normalizer.images(data.images[ahead]).to(world.device),
-                normalizer.state(data.state[ahead]).to(world.device),
-            )
-            if env_targets is not None:  # the present frame's: where things are now
-                future += (env_targets[rows[lo:hi]].to(world.device),)
-        err = step_fn(obs, actions, noise[lo:hi].to(world.device), t[lo:hi].to(world.device), future)
+        if cfg.aux.horizon > 0:
+            future = auxiliary_targets(data, normalizer, env_targets, rows, cfg.aux.horizon, world.device)
+        noise, t = draw.noise[lo:hi].to(world.device), draw.t[lo:hi].to(world.device)
+        err = step_fn(obs, actions, noise, t, future)
         aux_loss = None
         if future is not None:
             err, aux_terms = err
@@ -187,7 +174,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                 window.add(f"aux_{name}", term.mean())
         # Normalised by the global count of real actions, times the world size because DDP averages:
         # the gradient equals that of the single-process mean over the global batch.
-        loss = (err * mask).sum() / valid_total.clamp(min=1) * world.size
+        loss = (err * mask).sum() / batch.action_mask.sum().clamp(min=1) * world.size
         objective = loss
         if aux_loss is not None:
             objective = objective + cfg.aux.weight * aux_loss
@@ -251,21 +238,69 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             return run
     bar.close()
     if world.is_main:
-        final = model
-        if ema is not None:
-            final = build_model(parts.meta)
-            final.load_state_dict(ema.state_dict_for(model))
-        save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
-        if cfg.aux.horizon > 0:
-            plot_aux_terms(read_metrics(run / "metrics.jsonl"), run / AUX_FIGURE)
-        if (run / ACTIVE_RANK).is_file():
-            plot_active_rank(run / ACTIVE_RANK, run / ACTIVE_RANK_FIGURE)
-            print(active_rank_summary(model, run / ACTIVE_RANK))
-            for warning in shut_stacks(model, run / ACTIVE_RANK):
-                print(f"warning: {warning}", file=sys.stderr)
+        finish(run, model, ema, parts, cfg)
     barrier(world)
     shutdown(world)
     return run
+
+
+@dataclass
+class StepDraw:
+    """A step's global batch and every random draw it needs, made identically in every process."""
+
+    rows: torch.Tensor  # B rows of the ChunkDataset
+    batch: Batch
+    images: torch.Tensor  # normalised and randomly shifted
+    state: torch.Tensor  # normalised, with --state-noise and --state-dropout applied
+    noise: torch.Tensor  # flow noise, B x H x A (B x K x H x A with K > 1 flow samples)
+    t: torch.Tensor  # flow times, B (B x K)
+
+
+def draw_step(cfg: TrainConfig, data, normalizer: Normalizer, generator: torch.Generator) -> StepDraw:
+    """One step's draws from `generator`, in a fixed order: a resumed run and every process of a
+    data-parallel one draw the same numbers."""
+    rows = data.sample_indices(cfg.batch_size, generator, cfg.balanced)
+    batch = data.batch(rows)
+    images = random_shift(normalizer.images(batch.images), cfg.augment_shift, generator)
+    k = cfg.flow_samples
+    noise = torch.randn(cfg.batch_size, k, *batch.actions.shape[1:], generator=generator)
+    t = flow_time(torch.rand(cfg.batch_size, k, generator=generator))
+    if k == 1:
+        noise, t = noise[:, 0], t[:, 0]
+    state = state_noise(normalizer.state(batch.state), cfg.state_noise, generator)
+    state = state_dropout(state, cfg.state_dropout, generator)
+    return StepDraw(rows, batch, images, state, noise, t)
+
+
+def auxiliary_targets(
+    data, normalizer: Normalizer, env_targets: torch.Tensor | None, rows: torch.Tensor, horizon: int, device
+) -> tuple[torch.Tensor, ...]:
+    """What the auxiliary head predicts for `rows`: the images and state `horizon` frames ahead
+    (targets only: no augmentation, no draws), and the present environment state when asked."""
+    ahead = future_rows(rows, data.episode_end, horizon)
+    future = (
+        normalizer.images(data.images[ahead]).to(device),
+        normalizer.state(data.state[ahead]).to(device),
+    )
+    if env_targets is not None:  # the present frame's: where things are now
+        future += (env_targets[rows].to(device),)
+    return future
+
+
+def finish(run: Path, model: nn.Module, ema: EMA | None, parts, cfg: TrainConfig) -> None:
+    """Write the final policy (the EMA weights when averaging) and the run's figures."""
+    final = model
+    if ema is not None:
+        final = build_model(parts.meta)
+        final.load_state_dict(ema.state_dict_for(model))
+    save_checkpoint(run / "policy", final, parts.meta, parts.stats, parts.provenance)
+    if cfg.aux.horizon > 0:
+        plot_aux_terms(read_metrics(run / "metrics.jsonl"), run / AUX_FIGURE)
+    if (run / ACTIVE_RANK).is_file():
+        plot_active_rank(run / ACTIVE_RANK, run / ACTIVE_RANK_FIGURE)
+        print(active_rank_summary(model, run / ACTIVE_RANK))
+        for warning in shut_stacks(model, run / ACTIVE_RANK):
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
