@@ -120,6 +120,8 @@ MUTANTS = [
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
     Mutant("curate-size-dropped", "curate/run.py", 'ChunkDataset.for_policy(\n        dataset, meta["model"], episodes,', 'ChunkDataset(\n        dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes,', "tests/curate/test_run.py"),
+    Mutant("curate-auto-always-rta", "curate/run.py", 'cfg.curvature == "auto" and min(n, p) <= EXACT_MAX_DIM', 'cfg.curvature == "auto" and min(n, p) < 0', "tests/curate"),
+    Mutant("curate-rank-ignored", "curate/run.py", "rank = cfg.rank or max(1, min(n, p) // 4)", "rank = max(1, min(n, p) // 4)", "tests/curate"),
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
     Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
     # curate/scores.py

@@ -118,6 +118,24 @@ class CurateConfig:
         ):
             require(name not in flags or not ignored, f"{flags.get(name)} {why}")
 
+    def check_ranges(self) -> None:
+        """Settings checked before any work (select() checks fraction and floor again on real data)."""
+        require(0.0 < self.fraction <= 1.0, f"--fraction must be in (0, 1], got {self.fraction}")
+        require(
+            0.0 <= self.task_floor <= self.fraction,
+            f"--task-floor must be in [0, --fraction], got {self.task_floor}",
+        )
+        require(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
+        require(self.damping > 0, f"--damping must be > 0, got {self.damping}")
+        require(self.val_per_task >= 0, f"--val-per-task must be >= 0, got {self.val_per_task}")
+        require(
+            self.val_per_task >= 1 or self.val_data is not None or self.select_by == "typicality",
+            "--val-per-task must be >= 1 without --val-data: the influence scores need validation demonstrations "
+            "(only --select-by typicality selects without them)",
+        )
+        require(self.frames >= 0 and self.batch_size >= 1, "--frames must be >= 0 and --batch-size >= 1")
+        require(self.rank >= 0, f"--rank must be >= 0 (0: automatic), got {self.rank}")
+
 
 def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed: int) -> set[int]:
     """A seeded draw of `per_task` episodes of every task, held out as validation demonstrations."""
@@ -166,24 +184,8 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     from leanvla.train.distributed import barrier, init_world, shutdown
 
     out = Path(cfg.out)
-    # Settings checked before any work (select() checks fraction and floor again on real data).
     cfg.check_options_used()
-    require(0.0 < cfg.fraction <= 1.0, f"--fraction must be in (0, 1], got {cfg.fraction}")
-    require(
-        0.0 <= cfg.task_floor <= cfg.fraction,
-        f"--task-floor must be in [0, --fraction], got {cfg.task_floor}",
-    )
-    require(0.0 <= cfg.alpha <= 1.0, f"--alpha must be in [0, 1], got {cfg.alpha}")
-    require(cfg.damping > 0, f"--damping must be > 0, got {cfg.damping}")
-    require(cfg.val_per_task >= 0, f"--val-per-task must be >= 0, got {cfg.val_per_task}")
-    require(
-        cfg.val_per_task >= 1 or cfg.val_data is not None or cfg.select_by == "typicality",
-        "--val-per-task must be >= 1 without --val-data: the influence scores need validation demonstrations "
-        "(only --select-by typicality selects without them)",
-    )
-    require(cfg.frames >= 0 and cfg.batch_size >= 1, "--frames must be >= 0 and --batch-size >= 1")
-    require(cfg.rank >= 0, f"--rank must be >= 0 (0: automatic), got {cfg.rank}")
-
+    cfg.check_ranges()
     world = init_world()
     model, meta, stats, source = load_model(cfg.policy)
     model.to(world.device)
@@ -259,17 +261,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     phi_train, train_rows = store.matrix("train")
     phi_val, val_rows = store.matrix("val")
     n, p = phi_train.shape
-    use_exact = cfg.curvature == "exact" or (cfg.curvature == "auto" and min(n, p) <= EXACT_MAX_DIM)
-    if use_exact:
-        from leanvla.curate.curvature import ExactInverse
-
-        solver = ExactInverse(phi_train, cfg.damping)
-        rank = None
-    else:
-        from leanvla.curate.curvature import RandomTruncated
-
-        rank = cfg.rank or max(1, min(n, p) // 4)
-        solver = RandomTruncated(phi_train, rank, cfg.damping, cfg.seed)
+    solver, rank = curvature_solver(cfg, phi_train)
     timing["curvature_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -298,7 +290,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         "demonstrations": n,
         "validation": len(val_rows),
         "dim": p,
-        "curvature": "exact" if use_exact else f"rta (rank {rank})",
+        "curvature": "exact" if rank is None else f"rta (rank {rank})",
         "resumed_rows": resumed,
         "world_size": world.size,
     }
@@ -306,6 +298,20 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     write_report(out, cfg, data, train_rows, instructions, scores, selected, timing, summary)
     shutdown(world)
     return out
+
+
+def curvature_solver(cfg: CurateConfig, phi_train: torch.Tensor):
+    """(the damped inverse curvature of the training gradients, the RTA sketch's rank or None):
+    exact below EXACT_MAX_DIM or when asked, random truncated (RTA) above."""
+    n, p = phi_train.shape
+    if cfg.curvature == "exact" or (cfg.curvature == "auto" and min(n, p) <= EXACT_MAX_DIM):
+        from leanvla.curate.curvature import ExactInverse
+
+        return ExactInverse(phi_train, cfg.damping), None
+    from leanvla.curate.curvature import RandomTruncated
+
+    rank = cfg.rank or max(1, min(n, p) // 4)
+    return RandomTruncated(phi_train, rank, cfg.damping, cfg.seed), rank
 
 
 def _rows_and_losses(
