@@ -21,7 +21,9 @@ def run(capsys, *argv):
 
 def one_line_error(code, err, *needles):
     assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
+    # What a terminal shows: a progress bar cleared with a carriage return before the error is gone.
+    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    lines = [line for line in lines if line.strip()]
     assert len(lines) == 1, err
     for needle in needles:
         assert needle in lines[0], lines[0]

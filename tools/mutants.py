@@ -184,7 +184,7 @@ MUTANTS = [
     Mutant("video-fit-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit, bar)", "decoded[file_key] = _decode_all(path, size, bar=bar)", "tests/data/test_video.py"),
     Mutant("video-file-index-ignored", "data/video.py", 'file_key = (cols["chunk_index"][ep], cols["file_index"][ep])', 'file_key = (cols["chunk_index"][ep], 0)', "tests/data/test_video.py"),
     Mutant("video-progress-uncounted", "data/video.py", "                bar.update(len(pending))\n", "                pass\n", "tests/data/test_video.py"),
-    Mutant("video-shorter-than-episodes", "data/video.py", "miss.max() > 0.5 / dataset.fps", "miss.max() > 5 / dataset.fps", "tests/data/test_video.py"),
+    Mutant("video-shorter-than-episodes", "data/video.py", "miss.max() > 0.5 / fps", "miss.max() > 5 / fps", "tests/data/test_video.py"),
     Mutant("video-nearest-tie-later", "data/video.py", "later = np.abs(ordered[after] - wanted) < np.abs(", "later = np.abs(ordered[after] - wanted) <= np.abs(", "tests/data/test_video.py"),
     Mutant("video-nearest-not-first-of-equals", "data/video.py", "return order[np.searchsorted(ordered, ordered[nearest], side=\"left\")]", "return order[nearest]", "tests/data/test_video.py"),
     Mutant("video-nearest-unsorted", "data/video.py", "order = np.argsort(times, kind=\"stable\")", "order = np.arange(len(times))", "tests/data/test_video.py"),

@@ -76,28 +76,37 @@ def read_video_frames(
         mininterval=1.0,
         disable=not progress,
     )
-    for ep, length in enumerate(lengths):
-        file_key = (cols["chunk_index"][ep], cols["file_index"][ep])
-        path = dataset.root / template.format(video_key=key, chunk_index=file_key[0], file_index=file_key[1])
-        if file_key not in decoded:
-            require(path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)")
-            decoded[file_key] = _decode_all(path, size, fit, bar)
-        frames, times = decoded[file_key]
-        wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
-        nearest = nearest_frames(times, wanted)
-        # A frame more than half a frame away is another frame: the file is shorter than the
-        # episodes say, or their timestamps are wrong. Repeating the last frame would hide it.
-        miss = np.abs(times[nearest] - wanted)
-        if miss.size and miss.max() > 0.5 / dataset.fps:
-            worst = int(miss.argmax())
-            raise UserError(
-                f"episode {ep} of '{key}' needs a frame at {wanted[worst]:.3f} s of {path}, whose nearest "
-                f"frame is at {times[nearest[worst]]:.3f} s: the video is shorter than its episodes, or "
-                "meta/episodes' timestamps are wrong; is the file truncated?"
+    with bar:
+        for ep, length in enumerate(lengths):
+            file_key = (cols["chunk_index"][ep], cols["file_index"][ep])
+            path = dataset.root / template.format(
+                video_key=key, chunk_index=file_key[0], file_index=file_key[1]
             )
-        out.append(frames[nearest])
-    bar.close()
+            if file_key not in decoded:
+                require(
+                    path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)"
+                )
+                decoded[file_key] = _decode_all(path, size, fit, bar)
+            frames, times = decoded[file_key]
+            wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
+            out.append(frames[_frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)])
     return np.concatenate(out)
+
+
+def _frames_at(times: np.ndarray, wanted: np.ndarray, fps: float, who: str, path) -> np.ndarray:
+    """nearest_frames, refusing any more than half a frame from its wanted time: that is another
+    frame (the file is shorter than its episodes, or their timestamps are wrong), and repeating the
+    last frame would hide it."""
+    nearest = nearest_frames(times, wanted)
+    miss = np.abs(times[nearest] - wanted)
+    if miss.size and miss.max() > 0.5 / fps:
+        worst = int(miss.argmax())
+        raise UserError(
+            f"{who} needs a frame at {wanted[worst]:.3f} s of {path}, whose nearest frame is at "
+            f"{times[nearest[worst]]:.3f} s: the video is shorter than its episodes, or meta/episodes' "
+            "timestamps are wrong; is the file truncated?"
+        )
+    return nearest
 
 
 def nearest_frames(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:
