@@ -37,6 +37,9 @@ def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
     decoded, times = _decode_all(tmp_path / "av1.mp4")
     shown = decoded[nearest_frames(times, np.arange(60) / 30)].reshape(60, -1).mean(1)
     assert np.abs(shown[:, None] - levels[None].astype(float)).argmin(1).tolist() == list(range(60))
+    with av.open(str(tmp_path / "av1.mp4")) as container:  # decoded on one thread: the same pixels
+        one_thread = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+    assert np.array_equal(decoded, np.stack(one_thread))
 
 
 @pytest.mark.parametrize("seed", range(20))
