@@ -186,8 +186,8 @@ MUTANTS = [
     Mutant("video-progress-uncounted", "data/video.py", "                bar.update(len(pending))\n", "                pass\n", "tests/data/test_video.py"),
     Mutant("video-shorter-than-episodes", "data/video.py", "miss.max() > 0.5 / fps", "miss.max() > 5 / fps", "tests/data/test_video.py"),
     Mutant("video-nearest-tie-later", "data/video.py", "later = np.abs(ordered[after] - wanted) < np.abs(", "later = np.abs(ordered[after] - wanted) <= np.abs(", "tests/data/test_video.py"),
-    Mutant("video-nearest-not-first-of-equals", "data/video.py", "return order[np.searchsorted(ordered, ordered[nearest], side=\"left\")]", "return order[nearest]", "tests/data/test_video.py"),
-    Mutant("video-nearest-unsorted", "data/video.py", "order = np.argsort(times, kind=\"stable\")", "order = np.arange(len(times))", "tests/data/test_video.py"),
+    Mutant("video-nearest-not-first-of-equals", "data/video.py", "first = np.searchsorted(ordered, ordered[nearest], side=\"left\")", "first = nearest", "tests/data/test_video.py"),
+    Mutant("video-nearest-unsorted", "data/video.py", "else np.argsort(times, kind=\"stable\")", "else np.arange(len(times))", "tests/data/test_video.py"),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),

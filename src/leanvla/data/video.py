@@ -116,12 +116,14 @@ def nearest_frames(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     presentation order) that is `np.abs(times[None] - wanted[:, None]).argmin(1)`, found by
     bisection: that matrix, episode x file length, is 400 MB for 1000 frames in a 50000-frame
     mp4, and LeRobot packs many episodes into each file."""
-    order = np.argsort(times, kind="stable")
-    ordered = times[order]
-    if len(ordered) == 1:
+    if len(times) == 1:
         return np.zeros(len(wanted), dtype=np.int64)
+    # Sorted already, as decoders give them: checking costs a pass, sorting a file per episode more.
+    order = None if bool(np.all(times[1:] >= times[:-1])) else np.argsort(times, kind="stable")
+    ordered = times if order is None else times[order]
     after = np.searchsorted(ordered, wanted, side="left").clip(1, len(ordered) - 1)
     before = after - 1
     later = np.abs(ordered[after] - wanted) < np.abs(ordered[before] - wanted)
     nearest = np.where(later, after, before)
-    return order[np.searchsorted(ordered, ordered[nearest], side="left")]
+    first = np.searchsorted(ordered, ordered[nearest], side="left")  # of frames sharing a time
+    return first if order is None else order[first]

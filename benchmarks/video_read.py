@@ -1,0 +1,180 @@
+"""Reading a robot's mp4 cameras: how fast leanvla decodes and fits them, and what finding each
+episode's frames by bisection saves over comparing every pair of times.
+
+    python benchmarks/video_read.py                   # about 3 minutes on 2 CPU cores
+
+1. A LeRobot-layout dataset is written with one 480 x 640 camera at 30 fps stored as mp4, once per
+   codec: H.264 (libx264, 4:2:0, its default quality) and AV1 as LeRobot encodes by default
+   (libsvtav1, 4:2:0, CRF 30, a keyframe every 2 frames). The frames pan across a smooth texture with
+   a block moving over it, so they compress as a camera's do, not as noise. Each dataset is then
+   read as training reads it (`LeRobotDataset.read_images`, fitted to 64 x 64), twice in turn;
+   the faster of the two counts.
+2. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
+   (LeRobot packs many episodes into each mp4): the every-pair comparison leanvla used before
+   2026-12-05, `np.abs(times[None] - wanted[:, None]).argmin(1)` per episode, against
+   `leanvla.data.video.nearest_frames`; their answers are asserted equal.
+
+Writes docs/results/NAME.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import command_line, write_result
+
+HEIGHT, WIDTH, FPS, KEY = 480, 640, 30, "observation.images.wrist"
+# name: (FFmpeg encoder, its options); LeRobot encodes with the second by default.
+CODECS = {
+    "H.264": ("libx264", {}),
+    "AV1 (LeRobot's default)": ("libsvtav1", {"crf": "30", "g": "2"}),
+}
+
+
+def camera_frames(n: int, seed: int) -> np.ndarray:
+    """n frames panning 2 pixels a frame across a smooth random texture, a bright block moving over it."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (HEIGHT // 16 + 1, (WIDTH + 2 * n) // 16 + 1, 3)).astype(np.float32)
+    texture = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:HEIGHT, : WIDTH + 2 * n]
+    frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
+    for i in range(n):
+        frames[i] = texture[:, 2 * i : 2 * i + WIDTH]
+        top, left = (40 + 3 * i) % (HEIGHT - 60), (60 + 5 * i) % (WIDTH - 80)
+        frames[i, top : top + 60, left : left + 80] = 255
+    return frames
+
+
+def video_dataset(root: Path, codec: str, options: dict, episodes: int, length: int) -> Path:
+    """A LeRobotDataset v3 whose one camera is an mp4 holding every episode, as LeRobot writes it."""
+    import av
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from leanvla.data.format import VIDEO_PATH
+    from leanvla.data.writer import LeRobotWriter
+
+    features = {
+        "observation.state": {"dtype": "float32", "shape": [6], "names": None},
+        "action": {"dtype": "float32", "shape": [6], "names": None},
+    }
+    writer = LeRobotWriter(root, fps=FPS, features=features)
+    for _ in range(episodes):
+        zeros = np.zeros((length, 6), np.float32)
+        writer.add_episode("pick up the cube", {"observation.state": zeros, "action": zeros})
+    writer.finalize()
+    path = root / VIDEO_PATH.format(video_key=KEY, chunk_index=0, file_index=0)
+    path.parent.mkdir(parents=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=FPS, options=options)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in camera_frames(episodes * length, seed=0):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info_path = root / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["features"][KEY] = {
+        "dtype": "video",
+        "shape": [HEIGHT, WIDTH, 3],
+        "names": ["height", "width", "channels"],
+    }
+    info["video_path"] = VIDEO_PATH
+    info_path.write_text(json.dumps(info, indent=2))
+    (episodes_path,) = (root / "meta/episodes").rglob("*.parquet")
+    table = pq.read_table(episodes_path)
+    start = np.arange(episodes) * length / FPS
+    for name, values in (
+        ("chunk_index", [0] * episodes),
+        ("file_index", [0] * episodes),
+        ("from_timestamp", start.tolist()),
+        ("to_timestamp", (start + length / FPS).tolist()),
+    ):
+        table = table.append_column(f"videos/{KEY}/{name}", pa.array(values))
+    pq.write_table(table, episodes_path)
+    return root
+
+
+def read_rates(episodes: int, length: int) -> list[tuple[str, float, float]]:
+    """(codec, MB of mp4, frames per second read and fitted to 64 x 64) for each codec."""
+    from leanvla.data.reader import LeRobotDataset
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (codec, options) in CODECS.items():
+            root = video_dataset(Path(tmp) / codec, codec, options, episodes, length)
+            size = sum(p.stat().st_size for p in (root / "videos").rglob("*.mp4")) / 2**20
+            seconds = []
+            for _ in range(2):
+                start = time.perf_counter()
+                frames = LeRobotDataset(root).read_images(KEY, size=64)
+                seconds.append(time.perf_counter() - start)
+            assert frames.shape == (episodes * length, 64, 64, 3)
+            rows.append((name, size, episodes * length / min(seconds)))
+    return rows
+
+
+def lookup_times(episodes: int, length: int) -> tuple[float, float, float]:
+    """(ms for every episode's frames by every pair, ms by bisection, MB of one episode's pair matrix)."""
+    from leanvla.data.video import nearest_frames
+
+    times = np.arange(episodes * length) / FPS
+    wanted = [e * length / FPS + np.arange(length) / FPS for e in range(episodes)]
+    start = time.perf_counter()
+    pairs = [np.abs(times[None, :] - w[:, None]).argmin(axis=1) for w in wanted]
+    every_pair = time.perf_counter() - start
+    start = time.perf_counter()
+    bisected = [nearest_frames(times, w) for w in wanted]
+    bisection = time.perf_counter() - start
+    assert all(np.array_equal(a, b) for a, b in zip(pairs, bisected))
+    return every_pair * 1e3, bisection * 1e3, length * len(times) * 8 / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--read-episodes", type=int, default=10, help="episodes in each read dataset")
+    parser.add_argument("--read-length", type=int, default=300, help="frames per episode there")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes in the lookup's file")
+    parser.add_argument("--length", type=int, default=600, help="frames per episode there")
+    parser.add_argument("--name", default="video_read", help="writes docs/results/NAME.md")
+    args = parser.parse_args()
+
+    rates = read_rates(args.read_episodes, args.read_length)
+    pairs_ms, bisect_ms, matrix_mb = lookup_times(args.episodes, args.length)
+    frames = args.read_episodes * args.read_length
+    lines = [
+        "# Reading mp4 cameras",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"## Decoding and fitting ({frames} frames of one {HEIGHT} x {WIDTH} camera at {FPS} fps, to 64 x 64)",
+        "",
+        "| codec | mp4 size (MB) | frames per second |",
+        "|---|---|---|",
+        *(f"| {name} | {size:.2f} | {rate:.0f} |" for name, size, rate in rates),
+        "",
+        f"At these rates a dataset of 50 episodes of 600 frames from two such cameras loads in "
+        f"{2 * 50 * 600 / rates[0][2]:.0f} s (H.264) or {2 * 50 * 600 / rates[1][2]:.0f} s (AV1), once per command.",
+        "",
+        f"## Finding each episode's frames ({args.episodes} episodes of {args.length} frames in one file)",
+        "",
+        "| lookup | ms for all episodes | largest temporary |",
+        "|---|---|---|",
+        f"| every pair of times (before 2026-12-05) | {pairs_ms:.0f} | {matrix_mb:.0f} MB per episode |",
+        f"| bisection (`nearest_frames`) | {bisect_ms:.1f} | a few arrays of {args.length} |",
+        "",
+        f"The same frames either way; bisection is {pairs_ms / bisect_ms:.0f}x as fast here, and the "
+        "gap grows with the file: the pair matrix is episode length x file length.",
+    ]
+    write_result(f"{args.name}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
