@@ -30,6 +30,8 @@ def test_video_frames_match_the_encoded_images(tmp_path, episodes_per_file):
 
 
 def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
+    if "libsvtav1" not in av.codecs_available:  # PyPI's PyAV wheels have it; a system build may not
+        pytest.skip("this PyAV has no AV1 encoder (libsvtav1)")
     # A brightness ramp, one level per frame: lossy AV1 keeps each frame nearest its own level.
     levels = np.linspace(0, 255, 60).round().astype(np.uint8)
     frames = np.broadcast_to(levels[:, None, None, None], (60, 32, 32, 3)).copy()
