@@ -71,8 +71,8 @@ class DemoPlan:
     # first pass (no token's confidence is below 1 / vocab): two passes per chunk. In the demo that
     # scores 61% at 5.4 ms per chunk where blocks of 8 at threshold 0.9 scored 49% at 33 ms, and
     # benchmarks/decode.py found the same order on two seeds (docs/RESULTS.md, Decode). Not robust:
-    # trained on seed 1, this head scores 36% so and 53-57% with 10-34 passes per chunk
-    # (benchmarks/probe_decoder.py --seed 1).
+    # trained on seed 1, this head scores 36% so and 53-57% with 10-34 passes per chunk; over seeds
+    # 0-2 pooled 49.9%, mask-predict at K = 10 53.5%, undecided (benchmarks/probe_decoder_seeds.py).
     decode_block: int = 32
     decode_commit_threshold: float = 0.001
     # Bins per action dimension. With 1000 steps the tiny head learns 32 bins and not 256: the
