@@ -156,6 +156,14 @@ def test_eval_on_a_task_the_policy_never_saw(capsys, tiny_run):
     one_line_error(code, err, "was not trained on push-v3")
 
 
+def test_eval_of_a_policy_of_no_meta_world_task_points_to_probe(capsys, discrete_run):
+    # trained on 'task a/b/c': no task named on the command line can make Meta-World run it
+    code, _, err = run(
+        capsys, "eval", "--policy", str(discrete_run), "--tasks", "reach-v3", "--episodes", "1"
+    )
+    one_line_error(code, err, "('task a', 'task b', 'task c') name no Meta-World task", "leanvla probe")
+
+
 def test_unknown_command(capsys):
     code, _, err = run(capsys, "fly")
     one_line_error(code, err, "unknown command")

@@ -241,14 +241,22 @@ def test_a_checkpoint_that_cannot_load_is_one_error_before_any_worker_starts(tin
         evaluate(EvalConfig(policy=broken, episodes=1, max_steps=5, workers=2), progress=False)
 
 
-def test_a_policy_of_no_meta_world_task_needs_tasks_named():
+def test_a_policy_of_no_meta_world_task_is_sent_to_probe():
     from leanvla.data.metaworld_tasks import INSTRUCTIONS
     from leanvla.errors import UserError
     from leanvla.evaluate import policy_tasks
 
     assert policy_tasks([INSTRUCTIONS["reach-v3"], "open the fridge"]) == ["reach-v3"]
-    with pytest.raises(UserError, match="the policy's instructions match no Meta-World task; pass --tasks"):
-        policy_tasks(["open the fridge", "fold the towel"])
+    robot = ["open the fridge", "fold the towel", "pick the cube", "wipe the table"]
+    message = (
+        "the policy's instructions ('open the fridge', 'fold the towel', 'pick the cube', ... (4 in all)) name no "
+        "Meta-World task, and `leanvla eval` runs the Meta-World tasks a policy was trained on: measure it on "
+        "recordings with `leanvla probe --policy P --data DATA`"
+    )
+    with pytest.raises(UserError, match=re.escape(message)):
+        policy_tasks(robot)
+    with pytest.raises(UserError, match=re.escape("instructions ('open the fridge') name no")):
+        policy_tasks(robot[:1])
 
 
 def test_cameras_render_at_the_shape_the_training_frames_had_when_they_share_one():

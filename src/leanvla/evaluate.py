@@ -99,9 +99,17 @@ def render_shape(meta: dict, provenance: dict) -> tuple[int, int]:
 
 
 def policy_tasks(instructions: list[str]) -> list[str]:
+    """The Meta-World tasks among a policy's instructions; none is an error (a robot's policy)."""
     tasks = [task_for_instruction(i) for i in instructions]
     known = [t for t in tasks if t is not None]
-    require(known, "the policy's instructions match no Meta-World task; pass --tasks")
+    shown = ", ".join(repr(i) for i in instructions[:3]) + (
+        f", ... ({len(instructions)} in all)" if len(instructions) > 3 else ""
+    )
+    require(
+        known,
+        f"the policy's instructions ({shown}) name no Meta-World task, and `leanvla eval` runs the "
+        "Meta-World tasks a policy was trained on: measure it on recordings with `leanvla probe --policy P --data DATA`",
+    )
     return known
 
 
@@ -176,10 +184,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     )
     from leanvla.data.metaworld_tasks import INSTRUCTIONS
 
+    known = policy_tasks(meta["instructions"])
     for task in tasks:
         if INSTRUCTIONS[task] not in meta["instructions"]:
             raise UserError(
-                f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {policy_tasks(meta['instructions'])}"
+                f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {known}"
             )
     horizon = meta["model"]["n_action_steps"] if cfg.n_action_steps is None else cfg.n_action_steps
     require(

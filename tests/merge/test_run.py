@@ -80,7 +80,10 @@ def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path
         "--lora.rank",
         "4",
         "--orth.vector",
-        vector,
+        str(meta),  # the merge's directory stands for the vector file in it
+    )
+    assert all(
+        "orth" in json.loads(s) for s in (tmp_path / "orth-lora" / "metrics.jsonl").read_text().splitlines()
     )
     # what the fine-tune did to the merged vector (lambda_g tau), read from the checkpoints; adapters
     # must be folded first

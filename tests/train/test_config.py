@@ -179,7 +179,14 @@ def test_a_number_outside_its_meaning_is_refused(options, message):
         (
             dict(init=INIT, orth=OrthOptions(vector=Path("no-such-vector"))),
             "check_orth",
-            "--orth.vector no-such-vector does not exist; `leanvla merge` writes it",
+            "--orth.vector no-such-vector does not exist; `leanvla merge --out DIR` writes "
+            "DIR/capability_vector.safetensors",
+        ),
+        (
+            dict(init=INIT, orth=OrthOptions(vector=Path("t"))),
+            "check_orth",
+            "--orth.vector t is a directory without capability_vector.safetensors: pass a `leanvla merge` "
+            "--out directory, or the vector file in it",
         ),
         (
             dict(distill=DistillOptions(teacher=Path("t")), aux=AuxOptions(horizon=4)),

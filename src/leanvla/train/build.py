@@ -103,7 +103,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         if cfg.orth.vector is not None:  # likewise a vector of another architecture
             from leanvla.merge.orthogonal import check_vector_fits
 
-            check_vector_fits(model, read_weights(cfg.orth.vector))
+            check_vector_fits(model, read_weights(cfg.orth.vector_file()))
     else:
         kind = cfg.model.type
         cameras = select_cameras(dataset, cfg.cameras)

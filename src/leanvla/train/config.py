@@ -129,9 +129,19 @@ class OrthOptions:
     """CapVector's orthogonal regulariser: keep each layer's update orthogonal to a capability vector."""
 
     vector: Path | None = None
-    """capability_vector.safetensors written by `leanvla merge` (off when unset)."""
+    """capability_vector.safetensors written by `leanvla merge`, or the merge's output directory
+    holding it (off when unset)."""
     weight: float = 0.1
     """Weight of the mean squared cosine between each matrix's update and the vector."""
+
+    def vector_file(self) -> Path | None:
+        """The vector's file: --orth.vector itself, or the one a `leanvla merge --out` directory holds."""
+        if self.vector is None:
+            return None
+        from leanvla.merge.run import VECTOR
+
+        path = Path(self.vector)
+        return path / VECTOR if path.is_dir() else path
 
 
 @dataclass
@@ -351,9 +361,14 @@ class TrainConfig:
             "--orth.vector keeps one update matrix per layer orthogonal to the vector, but LoRA-SP's update "
             "changes with every input (its router): use --adapter lora or full with it",
         )
+        from leanvla.merge.run import VECTOR
+
         require(
-            Path(self.orth.vector).is_file(),
-            f"--orth.vector {self.orth.vector} does not exist; `leanvla merge` writes it",
+            self.orth.vector_file().is_file(),
+            f"--orth.vector {self.orth.vector} is a directory without {VECTOR}: pass a `leanvla merge` "
+            "--out directory, or the vector file in it"
+            if Path(self.orth.vector).is_dir()
+            else f"--orth.vector {self.orth.vector} does not exist; `leanvla merge --out DIR` writes DIR/{VECTOR}",
         )
         require(
             0 <= self.orth.weight < math.inf, f"--orth.weight must be finite and >= 0, got {self.orth.weight}"

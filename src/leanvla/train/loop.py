@@ -104,7 +104,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         from leanvla.models.checkpoint import read_weights
 
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        orth = OrthogonalPenalty(model, read_weights(cfg.orth.vector), start)
+        orth = OrthogonalPenalty(model, read_weights(cfg.orth.vector_file()), start)
     step = 0
     if resuming:
         from leanvla.models.checkpoint import load_model
