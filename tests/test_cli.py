@@ -19,11 +19,15 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def terminal_lines(err: str) -> list[str]:
+    """stderr as a terminal shows it: each line's text after its last carriage return (a progress
+    bar cleared before an error is gone)."""
+    return [shown for line in err.split("\n") if (shown := line.rsplit("\r", 1)[-1]).strip()]
+
+
 def one_line_error(code, err, *needles):
     assert code == 2
-    # What a terminal shows: a progress bar cleared with a carriage return before the error is gone.
-    lines = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
-    lines = [line for line in lines if line.strip()]
+    lines = terminal_lines(err)
     assert len(lines) == 1, err
     for needle in needles:
         assert needle in lines[0], lines[0]
@@ -389,3 +393,38 @@ def test_an_interrupted_command_says_so_in_one_line_with_code_130(capsys, monkey
     code, out, err = run(capsys, "info", str(lerobot_fixture))
     assert code == 130 and out == ""
     assert err.strip().splitlines() == ["leanvla info: interrupted"]  # the shell's code for Ctrl-C
+
+
+@pytest.mark.parametrize(
+    "at, says",
+    [
+        (7, "at step 7 of 12; the same command resumes from {out}/last (step 5)"),
+        (3, "at step 3 of 12, before its first checkpoint (--save-every): the same command starts over"),
+    ],
+)
+def test_interrupted_training_says_where_it_stopped_and_the_same_command_goes_on(
+    capsys, monkeypatch, data, tmp_path, at, says
+):
+    import leanvla.train.loop
+
+    out = tmp_path / "run"
+    train = ["train", "--data", str(data), "--out", str(out), "--model.size", "tiny", "--steps", "12"]
+    train += ["--batch-size", "4", "--save-every", "5", "--log-every", "1"]
+    lr_at = leanvla.train.loop.lr_at
+
+    def ctrl_c_at(step, *args):
+        if step == at:
+            raise KeyboardInterrupt
+        return lr_at(step, *args)
+
+    monkeypatch.setattr(leanvla.train.loop, "lr_at", ctrl_c_at)
+    code, _, err = run(capsys, *train)
+    assert code == 130
+    *_, bar, message = terminal_lines(err)
+    assert bar.startswith("train: ") and f"{at}/12" in bar  # the bar ended its line first
+    assert message == "leanvla train: interrupted " + says.format(out=out)
+    monkeypatch.setattr(leanvla.train.loop, "lr_at", lr_at)
+    code, _, err = run(capsys, *train)
+    assert code == 0, err
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # resumed from step 5, or started over: each step logged once

@@ -109,6 +109,27 @@ def test_by_default_the_tasks_the_training_episodes_showed_are_evaluated(tiny_ru
     assert res["protocol"]["tasks"] == ["drawer-close-v3"]
 
 
+def test_a_policy_that_records_no_training_positions_is_evaluated_after_one_line_of_warning(
+    tiny_run, monkeypatch, capsys
+):
+    import leanvla.evaluate
+    import leanvla.models.checkpoint
+    from leanvla.cli import main
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
+
+    # as trained on a dataset another recorder wrote: no object and goal positions to stay clear of
+    unrecorded = {"instructions": [INSTRUCTIONS["reach-v3"], INSTRUCTIONS["drawer-close-v3"]]}
+    monkeypatch.setattr(leanvla.models.checkpoint, "read_provenance", lambda path: unrecorded)
+    monkeypatch.setattr(leanvla.evaluate, "_run_all", _scripted_episodes)
+    assert main(["eval", "--policy", str(tiny_run), "--episodes", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"leanvla eval: warning: {tiny_run / 'policy'} records no training positions; evaluation seeds are "
+        "disjoint from recording seeds but positions cannot be checked"
+    ]
+    assert json.loads(captured.out)["per_task"] == {"reach-v3": 2 / 3, "drawer-close-v3": 0.0}
+
+
 def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_run):
     import leanvla.evaluate
 

@@ -97,6 +97,8 @@ MUTANTS = [
     Mutant("cli-choices-set-order", "cli.py", "key=lambda n: (n != \"None\", n)", "key=lambda n: 0", "tests/test_cli.py"),
     Mutant("cli-help-source-breaks", "cli.py", "    _unwrap_tyro_help()\n", "", "tests/test_cli.py"),
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
+    Mutant("cli-interrupt-unsaid", "cli.py", "interrupted{f' {exc}' if str(exc) else ''}", "interrupted", "tests/test_cli.py"),
+    Mutant("cli-warning-as-source", "cli.py", "if issubclass(category, InputWarning):", "if False:", "tests/test_evaluate.py"),
     # curate/collect.py
     Mutant("collect-episode-seed", "curate/collect.py", "draw = torch.Generator().manual_seed(self.seed * 1_000_003 + episode)", "draw = torch.Generator().manual_seed(self.seed * 1_000_003)", "tests/curate"),
     Mutant("collect-microbatch-count", "curate/collect.py", "loss = (err * batch.action_mask[s].to(device)).sum() / count.to(device)", "loss = (err * batch.action_mask[s].to(device)).sum() / batch.action_mask[s].sum().clamp(min=1).to(device)", "tests/curate"),
@@ -368,6 +370,8 @@ MUTANTS = [
     Mutant("build-instructions-all", "train/build.py", "trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)", "trained = list(dataset.tasks)", ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-decay-steps", "train/build.py", "decay_steps = round(cfg.lora.eta_decay * cfg.steps)", "decay_steps = cfg.steps", ("tests/adapt", "tests/train")),
     Mutant("build-init-tokens", "train/build.py", 'tokens = init_meta.get("action_tokens")  # a fine-tuned', "tokens = None  # a fine-tuned", ("tests/decode", "tests/train")),
+    # train/config.py
+    Mutant("trainconfig-orth-dir-unread", "train/config.py", "return path / VECTOR if path.is_dir() else path", "return path", ("tests/train/test_config.py", "tests/merge/test_run.py")),
     # train/distributed.py
     Mutant("world-shard-overlap", "train/distributed.py", "return self.rank * per, (self.rank + 1) * per", "return self.rank, self.rank + per", "tests/train/test_ddp.py"),
     # train/log_window.py
@@ -384,6 +388,8 @@ MUTANTS = [
     Mutant("loop-val-overlap", "train/loop.py", "shared = sorted(set(episodes) & set(data.episodes))", "shared = []", "tests/train"),
     Mutant("loop-once-any-steps", "train/loop.py", 'if not ((run / "policy").is_dir() and saved_step(run) == cfg.steps):', 'if not (run / "policy").is_dir():', ("tests/train", "tests/test_demo.py")),
     Mutant("loop-ranks-kept", "train/loop.py", "        truncate_metrics(run, step, ACTIVE_RANK)\n", "", ("tests/train", "tests/adapt")),
+    Mutant("loop-interrupt-unsaid", "train/loop.py", "raise KeyboardInterrupt(interrupted_run(run, step, cfg.steps, saved)) from None", "raise", "tests/test_cli.py"),
+    Mutant("loop-saved-step-stale", "train/loop.py", "                    saved = step\n", "", "tests/test_cli.py"),
     # train/optimizer.py
     Mutant("opt-decay-rest", "train/optimizer.py", '{"params": rest, "weight_decay": 0.0}', '{"params": rest, "weight_decay": weight_decay}', "tests/train/test_optimizer.py"),
     # train/schedule.py

@@ -14,13 +14,14 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
-from leanvla.errors import UserError
+from leanvla.errors import InputWarning, UserError
 
 
 @dataclass
@@ -221,6 +222,19 @@ def _sorted_choices(match: re.Match) -> str:
     return "Expected one of: " + ", ".join(names)
 
 
+def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
+    """A `warnings.showwarning` that prints leanvla's InputWarnings as its errors read (`leanvla eval:
+    warning: ...`), not as a source file, line and code; other warnings as `show` does."""
+
+    def shown(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"{prog}: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
@@ -245,12 +259,16 @@ def main(argv: list[str] | None = None) -> int:
                 # An option typed at its default value looks untouched in cfg: pass what was typed.
                 if hasattr(cfg, "check_options_used"):
                     cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
-                runner(cfg)
+                with warnings.catch_warnings():  # restores the usual display afterwards
+                    warnings.showwarning = _input_warnings_in_one_line(prog, warnings.showwarning)
+                    runner(cfg)
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
-            except KeyboardInterrupt:
-                print(f"leanvla {' '.join(words)}: interrupted", file=sys.stderr)
+            except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
+                print(
+                    f"leanvla {' '.join(words)}: interrupted{f' {exc}' if str(exc) else ''}", file=sys.stderr
+                )
                 return 130
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
                 # Python's exit would flush stdout into the closed pipe again and print an error.

@@ -23,7 +23,7 @@ from leanvla.data.metaworld_env import check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.environment import software_environment
-from leanvla.errors import UserError, require
+from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
 from leanvla.workers import map_in_workers
 
@@ -152,18 +152,17 @@ def _run_job(job: tuple) -> dict:
 def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, decode: dict, progress: bool):
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress)
-    if workers <= 1:
-        _init_worker(str(policy_path), threads, decode)
-        for job in jobs:
-            yield _run_job(job)
-            bar.update(1)
-    else:
-        initargs = (str(policy_path), threads, decode)
-        for result in map_in_workers(_run_job, jobs, workers, _init_worker, initargs):
-            yield result
-            bar.update(1)
-    bar.close()
+    with tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress) as bar:
+        if workers <= 1:
+            _init_worker(str(policy_path), threads, decode)
+            for job in jobs:
+                yield _run_job(job)
+                bar.update(1)
+        else:
+            initargs = (str(policy_path), threads, decode)
+            for result in map_in_workers(_run_job, jobs, workers, _init_worker, initargs):
+                yield result
+                bar.update(1)
 
 
 # ---- orchestration ----------------------------------------------------------------------------
@@ -199,6 +198,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     if not held_out_known:
         warnings.warn(
             f"{checkpoint} records no training positions; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
+            InputWarning,
             stacklevel=2,
         )
     shape = render_shape(meta, provenance)

@@ -98,8 +98,8 @@ def collect(
         p.requires_grad_(id(p) in dense)
     start = time.perf_counter()
     try:
-        with projector.hooks():
-            for position in tqdm(positions, desc="gradients", unit="demo", disable=not progress):
+        with projector.hooks(), tqdm(positions, desc="gradients", unit="demo", disable=not progress) as bar:
+            for position in bar:
                 model.zero_grad(set_to_none=True)
                 demo_loss.backward(store.rows[position].episode)
                 store.write(position, projector.take())

@@ -237,23 +237,25 @@ class LeRobotDataset:
             mininterval=1.0,
             disable=not progress,
         )
-        for start in range(0, len(blobs), BATCH):
-            stop = min(len(blobs), start + BATCH)
-            decoded = (
-                np.empty((stop - start, height, width, channels), np.uint8) if resized else out[start:stop]
-            )
-            for i in range(start, stop):
-                data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
-                image = decode_png(data)
-                if image.shape != decoded.shape[1:]:
-                    raise UserError(
-                        f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
-                    )
-                decoded[i - start] = image
-            if resized:
-                out[start:stop] = fit_square(decoded, size, fit)
-            bar.update(stop - start)
-        bar.close()
+        with bar:
+            for start in range(0, len(blobs), BATCH):
+                stop = min(len(blobs), start + BATCH)
+                decoded = (
+                    np.empty((stop - start, height, width, channels), np.uint8)
+                    if resized
+                    else out[start:stop]
+                )
+                for i in range(start, stop):
+                    data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
+                    image = decode_png(data)
+                    if image.shape != decoded.shape[1:]:
+                        raise UserError(
+                            f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
+                        )
+                    decoded[i - start] = image
+                if resized:
+                    out[start:stop] = fit_square(decoded, size, fit)
+                bar.update(stop - start)
         return out
 
 

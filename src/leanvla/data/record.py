@@ -280,32 +280,31 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
         )
         for task in tasks:  # task_index follows --tasks order, whatever the bad episodes say
             writer.task_index(INSTRUCTIONS[task])
-        bar = tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress)
-        for ep in _run_jobs(jobs, cfg.workers):
-            job: EpisodeJob = ep["job"]
-            frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
-            frames.update(
-                {
-                    "observation.state": ep["state"],
-                    ENV_STATE: ep["env_state"],
-                    "action": ep["action"],
-                }
-            )
-            extra = {"metaworld/seed": int(ep["seed"]), "metaworld/positions": ep["positions"].tolist()}
-            index = writer.add_episode(INSTRUCTIONS[job.recorded_task], frames, extra)
-            if job.kind != "good":
-                labels.append(
+        with tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress) as bar:
+            for ep in _run_jobs(jobs, cfg.workers):
+                job: EpisodeJob = ep["job"]
+                frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
+                frames.update(
                     {
-                        "episode_index": index,
-                        "kind": job.kind,
-                        "task": job.task,
-                        "recorded_task": job.recorded_task,
-                        "success": ep["success"],
-                        "length": len(ep["action"]),
+                        "observation.state": ep["state"],
+                        ENV_STATE: ep["env_state"],
+                        "action": ep["action"],
                     }
                 )
-            bar.update(1)
-        bar.close()
+                extra = {"metaworld/seed": int(ep["seed"]), "metaworld/positions": ep["positions"].tolist()}
+                index = writer.add_episode(INSTRUCTIONS[job.recorded_task], frames, extra)
+                if job.kind != "good":
+                    labels.append(
+                        {
+                            "episode_index": index,
+                            "kind": job.kind,
+                            "task": job.task,
+                            "recorded_task": job.recorded_task,
+                            "success": ep["success"],
+                            "length": len(ep["action"]),
+                        }
+                    )
+                bar.update(1)
         writer.finalize()
     if cfg.labels_out is not None:
         cfg_json = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}

@@ -59,22 +59,23 @@ def record_similarity(
     try:
         from tqdm import tqdm
 
-        for batch in tqdm(batches, desc="calibrate", unit="batch", disable=not progress):
-            for name in stacks:
-                seen[name] = [None] * len(seen[name])
-            masks = run(batch)
-            for name in stacks:
-                reps = seen[name]
-                if any(r is None for r in reps):
-                    raise UserError(
-                        f"stack '{name}' did not run during calibration: does the model's forward use it?"
-                    )
-                stacked = torch.stack([r.float() for r in reps])  # R x B x T x d
-                mask = masks.get(name)
-                tokens = stacked[:, mask] if mask is not None else stacked.flatten(1, -2)  # R x n x d
-                if name not in accumulators:
-                    accumulators[name] = SimilarityAccumulator(tokens.shape[0], tokens.shape[-1])
-                accumulators[name].update(tokens)
+        with tqdm(batches, desc="calibrate", unit="batch", disable=not progress) as bar:
+            for batch in bar:
+                for name in stacks:
+                    seen[name] = [None] * len(seen[name])
+                masks = run(batch)
+                for name in stacks:
+                    reps = seen[name]
+                    if any(r is None for r in reps):
+                        raise UserError(
+                            f"stack '{name}' did not run during calibration: does the model's forward use it?"
+                        )
+                    stacked = torch.stack([r.float() for r in reps])  # R x B x T x d
+                    mask = masks.get(name)
+                    tokens = stacked[:, mask] if mask is not None else stacked.flatten(1, -2)  # R x n x d
+                    if name not in accumulators:
+                        accumulators[name] = SimilarityAccumulator(tokens.shape[0], tokens.shape[-1])
+                    accumulators[name].update(tokens)
     finally:
         for h in handles:
             h.remove()

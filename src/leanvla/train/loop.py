@@ -43,6 +43,7 @@ from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
     config_json,
+    interrupted_run,
     load_training_state,
     prepare_run_dir,
     record_environment,
@@ -140,6 +141,11 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
 
     from tqdm import tqdm
 
+    lo, hi = world.shard(cfg.batch_size)
+    env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
+    window, window_start = LogWindow(), time.perf_counter()
+    model.train()
+    saved = step if resuming else None  # the step RUN/last holds
     bar = tqdm(
         total=cfg.steps,
         initial=step,
@@ -148,95 +154,98 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         disable=not (progress and world.is_main),
         mininterval=2.0,
     )
-    lo, hi = world.shard(cfg.batch_size)
-    env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
-    window, window_start = LogWindow(), time.perf_counter()
-    model.train()
-    while step < cfg.steps:
-        draw = draw_step(cfg, data, normalizer, generator)  # the global batch, alike in every process
-        # ---- this process's slice ----
-        batch, rows = draw.batch, draw.rows[lo:hi]
-        task = batch.task_index[lo:hi]
-        obs = Observation(draw.images[lo:hi], draw.state[lo:hi], tokens[task], token_mask[task], task)
-        obs = obs.map(lambda x: x.to(world.device))
-        actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
-        mask = batch.action_mask[lo:hi].to(world.device)
-        future = None
-        if cfg.aux.horizon > 0:
-            future = auxiliary_targets(data, normalizer, env_targets, rows, cfg.aux.horizon, world.device)
-        noise, t = draw.noise[lo:hi].to(world.device), draw.t[lo:hi].to(world.device)
-        err = step_fn(obs, actions, noise, t, future)
-        aux_loss = None
-        if future is not None:
-            err, aux_terms = err
-            aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
-            for name, term in aux_terms.items():  # logged by target: which of them the head learns
-                window.add(f"aux_{name}", term.mean())
-        # Normalised by the global count of real actions, times the world size because DDP averages:
-        # the gradient equals that of the single-process mean over the global batch.
-        loss = (err * mask).sum() / batch.action_mask.sum().clamp(min=1) * world.size
-        objective = loss
-        if aux_loss is not None:
-            objective = objective + cfg.aux.weight * aux_loss
-        spectral = spectral_loss(model) if spectral_on else None  # (logged mean, weighted term)
-        if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
-            objective = objective + spectral[1]
-        penalty = orth() if orth is not None else None
-        if penalty is not None:  # CapVector: updates orthogonal to the capability vector
-            objective = objective + cfg.orth.weight * penalty
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        )
-        lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.step()
-        if ema is not None:
-            ema.update(model)
-        step += 1
-        window.add("loss", loss)
-        window.step()
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            window_steps = window.steps
-            means = window.means(world.size)  # the first read-back: waits for the window's queued work
-            elapsed = time.perf_counter() - window_start
-            record = {
-                "step": step,
-                "loss": means.pop("loss"),
-                "lr": lr,
-                "grad_norm": float(grad_norm),
-                "samples_per_s": window_steps * cfg.batch_size / elapsed,
-            }
-            if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                record["val_loss"] = validation.loss(model)  # after the timing window closed
-            if penalty is not None:
-                record["orth"] = float(penalty.detach())
-            if means:  # the window's mean of each auxiliary target's error, and their sum
-                record |= means
-                record["aux"] = sum(means.values())
-            ranks = active_ranks(model)  # empty without LoRA-SP layers
-            if ranks:
-                record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
-                record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
-                record["active_rank"] = sum(ranks.values()) / len(ranks)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if world.is_main:
-                with open(run / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if ranks:
-                    with open(run / ACTIVE_RANK, "a") as f:
-                        f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
-            window_start = time.perf_counter()
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            checkpoint()
-        if stop_after is not None and step >= stop_after:
-            bar.close()
-            shutdown(world)
-            return run
-    bar.close()
+    try:
+        with bar:  # ended before an interruption's message, which then has its own line
+            while step < cfg.steps:
+                draw = draw_step(cfg, data, normalizer, generator)  # the global batch, alike in every process
+                # ---- this process's slice ----
+                batch, rows = draw.batch, draw.rows[lo:hi]
+                task = batch.task_index[lo:hi]
+                obs = Observation(draw.images[lo:hi], draw.state[lo:hi], tokens[task], token_mask[task], task)
+                obs = obs.map(lambda x: x.to(world.device))
+                actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
+                mask = batch.action_mask[lo:hi].to(world.device)
+                future = None
+                if cfg.aux.horizon > 0:
+                    future = auxiliary_targets(
+                        data, normalizer, env_targets, rows, cfg.aux.horizon, world.device
+                    )
+                noise, t = draw.noise[lo:hi].to(world.device), draw.t[lo:hi].to(world.device)
+                err = step_fn(obs, actions, noise, t, future)
+                aux_loss = None
+                if future is not None:
+                    err, aux_terms = err
+                    aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
+                    for name, term in aux_terms.items():  # logged by target: which of them the head learns
+                        window.add(f"aux_{name}", term.mean())
+                # Normalised by the global count of real actions, times the world size because DDP averages:
+                # the gradient equals that of the single-process mean over the global batch.
+                loss = (err * mask).sum() / batch.action_mask.sum().clamp(min=1) * world.size
+                objective = loss
+                if aux_loss is not None:
+                    objective = objective + cfg.aux.weight * aux_loss
+                spectral = spectral_loss(model) if spectral_on else None  # (logged mean, weighted term)
+                if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
+                    objective = objective + spectral[1]
+                penalty = orth() if orth is not None else None
+                if penalty is not None:  # CapVector: updates orthogonal to the capability vector
+                    objective = objective + cfg.orth.weight * penalty
+                optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+                )
+                lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                window.add("loss", loss)
+                window.step()
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    window_steps = window.steps
+                    means = window.means(
+                        world.size
+                    )  # the first read-back: waits for the window's queued work
+                    elapsed = time.perf_counter() - window_start
+                    record = {
+                        "step": step,
+                        "loss": means.pop("loss"),
+                        "lr": lr,
+                        "grad_norm": float(grad_norm),
+                        "samples_per_s": window_steps * cfg.batch_size / elapsed,
+                    }
+                    if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                        record["val_loss"] = validation.loss(model)  # after the timing window closed
+                    if penalty is not None:
+                        record["orth"] = float(penalty.detach())
+                    if means:  # the window's mean of each auxiliary target's error, and their sum
+                        record |= means
+                        record["aux"] = sum(means.values())
+                    ranks = active_ranks(model)  # empty without LoRA-SP layers
+                    if ranks:
+                        record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
+                        record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
+                        record["active_rank"] = sum(ranks.values()) / len(ranks)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}")
+                    if world.is_main:
+                        with open(run / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                        if ranks:
+                            with open(run / ACTIVE_RANK, "a") as f:
+                                f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
+                    window_start = time.perf_counter()
+                if step % cfg.save_every == 0 or step == cfg.steps:
+                    checkpoint()
+                    saved = step
+                if stop_after is not None and step >= stop_after:
+                    shutdown(world)
+                    return run
+    except KeyboardInterrupt:  # Ctrl-C: say where the run stands and how it goes on
+        raise KeyboardInterrupt(interrupted_run(run, step, cfg.steps, saved)) from None
     if world.is_main:
         finish(run, model, ema, parts, cfg)
     barrier(world)

@@ -93,6 +93,16 @@ def saved_step(run: Path) -> int | None:
     return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
 
 
+def interrupted_run(run: Path, step: int, steps: int, saved: int | None) -> str:
+    """Where a run stopped by Ctrl-C stands, and what the same command does next."""
+    if saved is None:
+        return (
+            f"at step {step} of {steps}, before its first checkpoint (--save-every): the same command "
+            "starts over"
+        )
+    return f"at step {step} of {steps}; the same command resumes from {run / 'last'} (step {saved})"
+
+
 def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     """Check --out; returns True when the run resumes from RUN/last."""
     run = Path(cfg.out)
