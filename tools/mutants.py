@@ -126,6 +126,7 @@ MUTANTS = [
     Mutant("curate-rank-ignored", "curate/run.py", "rank = cfg.rank or max(1, min(n, p) // 4)", "rank = max(1, min(n, p) // 4)", "tests/curate"),
     Mutant("curate-split-size", "curate/run.py", "order = torch.randperm(len(members), generator=generator)[:per_task]", "order = torch.randperm(len(members), generator=generator)[: per_task + 1]", "tests/curate"),
     Mutant("curate-split-check", "curate/run.py", "            len(members) > per_task,\n", "            len(members) >= per_task,\n", "tests/curate"),
+    Mutant("curate-interrupt-kept", "curate/run.py", "kept = len(rows) - len(store.pending())", "kept = len(store.pending())", "tests/curate/test_run.py"),
     # curate/scores.py
     Mutant("sco-global-sum", "curate/scores.py", "global_ = z.mean(1)", "global_ = z.sum(1)", SCO),
     Mutant("sco-unbiased", "curate/scores.py", "values.std(0, unbiased=False)", "values.std(0, unbiased=True)", SCO),

@@ -62,6 +62,35 @@ def test_rescoring_reuses_stored_gradients(curated, tiny_run, tiny_dataset):
     assert read_scores(curated / "scores.csv") == first
 
 
+def test_an_interrupted_collection_says_what_it_kept_and_goes_on_to_the_same_scores(
+    curated, tiny_run, tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    from leanvla.curate.store import GradientStore
+
+    write = GradientStore.write
+    written = []
+
+    def ctrl_c_at_the_third(store, position, phi):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(position)
+        write(store, position, phi)
+
+    out = tmp_path / "out"
+    args = [*curate_args(tiny_run, tiny_dataset, out), *FAST]
+    monkeypatch.setattr(GradientStore, "write", ctrl_c_at_the_third)
+    assert main(args) == 130
+    message = capsys.readouterr().err.split("\n")[-2].rsplit("\r", 1)[-1]
+    assert message == (
+        f"leanvla curate: interrupted with 2 of 6 demonstrations' gradients in {out / 'gradients'}; "
+        "the same command goes on from there"
+    )
+    monkeypatch.setattr(GradientStore, "write", write)
+    assert main(args) == 0
+    assert json.loads((out / "timing.json").read_text())["resumed_rows"] == 2
+    assert read_scores(out / "scores.csv") == read_scores(curated / "scores.csv")
+
+
 def test_select_by_typicality_keeps_each_tasks_most_typical(curated, tiny_run, tiny_dataset, tmp_path):
     out = tmp_path / "typical"
     shutil.copytree(curated / "gradients", out / "gradients")  # rescoring: no collection

@@ -246,11 +246,18 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     timing = {}
     mine = store.pending(world.rank, world.size)
     resumed = len(rows) - len(store.pending())
-    for role in ("train", "val"):
-        positions = [i for i in mine if rows[i].role == role]
-        shown = progress and world.is_main
-        for key, value in collect(store, positions, projector, losses[role], shown).items():
-            timing[f"{key}_{role}"] = value
+    try:
+        for role in ("train", "val"):
+            positions = [i for i in mine if rows[i].role == role]
+            shown = progress and world.is_main
+            for key, value in collect(store, positions, projector, losses[role], shown).items():
+                timing[f"{key}_{role}"] = value
+    except KeyboardInterrupt:  # Ctrl-C: what is kept, and how it goes on
+        kept = len(rows) - len(store.pending())
+        raise KeyboardInterrupt(
+            f"with {kept} of {len(rows)} demonstrations' gradients in {store_dir}; the same command "
+            "goes on from there"
+        ) from None
     barrier(world)
     if not world.is_main:
         shutdown(world)
