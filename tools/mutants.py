@@ -175,6 +175,8 @@ MUTANTS = [
     Mutant("samples-like-fit-dropped", "data/samples.py", "image_fit=self.image_fit,", 'image_fit="pad",', "tests/data/test_samples.py"),
     Mutant("samples-mask-le", "data/samples.py", "mask = steps < end", "mask = steps <= end", "tests/data/test_samples.py"),
     Mutant("samples-task-start", "data/samples.py", "self._task_start = torch.cumsum(counts, 0) - counts", "self._task_start = torch.zeros_like(counts)", "tests/data/test_samples.py"),
+    Mutant("samples-nan-unchecked", "data/samples.py", "            if values is not None:  # before the images decode", "            if False:  # before the images decode", "tests/data/test_samples.py"),
+    Mutant("samples-nan-frame-is-row", "data/samples.py", "frame = row - int(np.flatnonzero(episode_index == episode)[0])", "frame = row", "tests/data/test_samples.py"),
     # data/seeds.py
     Mutant("seeds-one-stream", "data/seeds.py", "        _SPLITS[split],\n", "        0,\n", ("tests/data", "tests/test_evaluate.py")),
     # data/stats.py
@@ -391,6 +393,8 @@ MUTANTS = [
     Mutant("loop-ranks-kept", "train/loop.py", "        truncate_metrics(run, step, ACTIVE_RANK)\n", "", ("tests/train", "tests/adapt")),
     Mutant("loop-interrupt-unsaid", "train/loop.py", "raise KeyboardInterrupt(interrupted_run(run, step, cfg.steps, saved)) from None", "raise", "tests/test_cli.py"),
     Mutant("loop-saved-step-stale", "train/loop.py", "                    saved = step\n", "", "tests/test_cli.py"),
+    Mutant("loop-nan-loss-unchecked", "train/loop.py", 'require(math.isfinite(record["loss"]),', "require(True,", "tests/train/test_loop.py"),
+    Mutant("loop-nan-weights-saved", "train/loop.py", "require(bool(finite),", "require(True,", "tests/train/test_loop.py"),
     # train/optimizer.py
     Mutant("opt-decay-rest", "train/optimizer.py", '{"params": rest, "weight_decay": 0.0}', '{"params": rest, "weight_decay": weight_decay}', "tests/train/test_optimizer.py"),
     # train/schedule.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -123,3 +124,44 @@ def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads
     assert (held_out.cameras, held_out.chunk_size, held_out.image_fit) == (model["cameras"], 3, "crop")
     assert held_out.episodes == [1]
     assert torch.equal(held_out.images[:, 0], cropped[rows:].permute(0, 3, 1, 2))
+
+
+def recorded_with(root, glitches: dict[tuple[str, int, int, int], float]):
+    """Four episodes of 5 frames; glitches: (feature, episode, frame, dimension) -> value."""
+    from leanvla.data.format import image_feature
+    from leanvla.data.writer import LeRobotWriter
+
+    vector = {"dtype": "float32", "shape": [3], "names": None}
+    features = {"observation.images.cam": image_feature(8, 8), "observation.state": vector, "action": vector}
+    writer = LeRobotWriter(root, fps=10, features=features)
+    with np.errstate(invalid="ignore"):  # the writer's statistics of a glitch are NaN, as LeRobot's are
+        for episode in range(4):
+            frames = {key: np.zeros((5, 3), np.float32) for key in ("observation.state", "action")}
+            for (key, e, frame, dim), value in glitches.items():
+                if e == episode:
+                    frames[key][frame, dim] = value
+            images = np.zeros((5, 8, 8, 3), np.uint8)
+            writer.add_episode("task a", {**frames, "observation.images.cam": images})
+        writer.finalize()
+    return LeRobotDataset(root)
+
+
+def test_a_nan_or_infinity_in_the_state_or_actions_is_refused_where_it_is(tmp_path):
+    ds = recorded_with(tmp_path / "one", {("action", 2, 3, 1): np.nan})
+    message = (
+        f"{ds.root}: 'action' is nan in episode 2, frame 3, dimension 1 (1 such value, in episode 2): "
+        "leave it out with --episodes (a JSON list of the others), or repair the recording"
+    )
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        ChunkDataset(ds, ["observation.images.cam"], chunk_size=4)
+    assert len(ChunkDataset(ds, ["observation.images.cam"], chunk_size=4, episodes=[0, 1, 3])) == 15
+    glitches = {("observation.state", 3, 4, 0): -np.inf, ("observation.state", 1, 0, 2): np.inf}
+    glitches[("observation.state", 1, 2, 2)] = np.nan
+    ds = recorded_with(tmp_path / "two", glitches)
+    with pytest.raises(
+        UserError,
+        match=re.escape(
+            "'observation.state' is inf in episode 1, frame 0, dimension 2 (3 such values, in episodes 1, 3): leave them out"
+        ),
+    ):
+        ChunkDataset(ds, ["observation.images.cam"], chunk_size=4)

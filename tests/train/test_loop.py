@@ -1,8 +1,10 @@
 """The training loop's bookkeeping: the last step is always logged and saved, each step trains at
-the schedule's learning rate, a run with --ema ends with the averaged weights as its policy, and
-`train_once` reuses a finished run."""
+the schedule's learning rate, a run with --ema ends with the averaged weights as its policy,
+`train_once` reuses a finished run, and a run that diverges stops before a NaN weight is saved."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -69,3 +71,28 @@ def test_a_batch_the_processes_cannot_share_is_refused_before_anything_is_writte
     with pytest.raises(UserError, match="--batch-size 8 is not divisible by the 3 processes"):
         loop.train(tiny_train_config(data, out), progress=False)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "save_every, says",
+    [
+        # the 4th update makes every weight NaN; the save after it finds them
+        (2, "a weight is not finite at step 4: training diverged ({out}/last holds step 2, from before)"),
+        # no save: the next step's loss is the first NaN logged
+        (10, "the training loss is nan at step 5: training diverged (no checkpoint was saved)"),
+    ],
+)
+def test_a_run_that_diverges_stops_and_keeps_no_nan_checkpoint(data, tmp_path, monkeypatch, save_every, says):
+    import leanvla.train.loop
+    from leanvla.errors import UserError
+
+    monkeypatch.setattr(leanvla.train.loop, "lr_at", lambda step, *a: float("nan") if step == 3 else 1e-3)
+    out = tmp_path / "run"
+    message = says.format(out=out) + "; start over (--overwrite) with a lower --lr or more --warmup-steps"
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        train(tiny_train_config(data, out, steps=12, save_every=save_every), progress=False)
+    assert saved_step(out) == (2 if save_every == 2 else None)
+    assert not (out / "policy").exists()
+    if save_every == 2:
+        weights = load_file(str(out / "last" / "model.safetensors"))
+        assert all(torch.isfinite(w).all() for w in weights.values())

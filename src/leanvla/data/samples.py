@@ -58,6 +58,27 @@ def read_episode_selection(path: Path, num_episodes: int) -> list[int]:
     return sorted(set(episodes))
 
 
+def check_finite(values: np.ndarray, key: str, episode_index: np.ndarray, root) -> None:
+    """Refuse a NaN or an infinity in a numeric feature (frames x dim): it would make every loss NaN
+    and the policy useless, without an error."""
+    flat = values.reshape(len(values), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return
+    row, dim = (int(i) for i in np.argwhere(bad)[0])
+    episode = int(episode_index[row])
+    frame = row - int(np.flatnonzero(episode_index == episode)[0])
+    episodes = sorted({int(e) for e in episode_index[bad.any(axis=1)]})
+    count = int(bad.sum())
+    where = ", ".join(map(str, episodes[:10])) + (", ..." if len(episodes) > 10 else "")
+    raise UserError(
+        f"{root}: '{key}' is {flat[row, dim]} in episode {episode}, frame {frame}, dimension {dim} "
+        f"({count} such value{'s' if count > 1 else ''}, in episode{'s' if len(episodes) > 1 else ''} {where}): "
+        f"leave {'them' if len(episodes) > 1 else 'it'} out with --episodes (a JSON list of the others), "
+        "or repair the recording"
+    )
+
+
 class ChunkDataset:
     """The frames of (a subset of) a LeRobotDataset, ready to be sampled as action-chunk samples."""
 
@@ -114,6 +135,13 @@ class ChunkDataset:
             if env_state_key
             else None
         )
+        for key, values in [
+            (state_key, self.state),
+            (action_key, self.actions),
+            (env_state_key, self.env_state),
+        ]:
+            if values is not None:  # before the images decode
+                check_finite(values.numpy(), key, episode_index[keep], dataset.root)
         fitted = [dataset.read_images(k, progress, keep, image_size, image_fit) for k in cameras]
         self.images = torch.stack([torch.from_numpy(f).permute(0, 3, 1, 2) for f in fitted], dim=1)
         # Exclusive end row of each frame's episode; the dataset stores episodes contiguously.

@@ -9,6 +9,7 @@ resumed run equals an uninterrupted one, and N processes equal one process on th
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
     config_json,
+    diverged_run,
     interrupted_run,
     load_training_state,
     prepare_run_dir,
@@ -133,6 +135,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         step_fn = DistributedDataParallel(step_fn)
 
     def checkpoint() -> None:
+        finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+        require(bool(finite), diverged_run(run, step, saved, "a weight is not finite"))  # one sync
         if world.is_main:
             save_training_state(
                 run, model, parts.meta, parts.stats, parts.provenance, optimizer, ema, generator, step
@@ -218,6 +222,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
                         "grad_norm": float(grad_norm),
                         "samples_per_s": window_steps * cfg.batch_size / elapsed,
                     }
+                    # NaN weights stay NaN: stop before they reach a checkpoint
+                    loss_is = f"the training loss is {record['loss']}"
+                    require(math.isfinite(record["loss"]), diverged_run(run, step, saved, loss_is))
                     if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
                         record["val_loss"] = validation.loss(model)  # after the timing window closed
                     if penalty is not None:

@@ -93,6 +93,17 @@ def saved_step(run: Path) -> int | None:
     return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
 
 
+def diverged_run(run: Path, step: int, saved: int | None, found: str) -> str:
+    """Why a run whose loss or weights went NaN or infinite stopped, and what to do."""
+    kept = (
+        f"{run / 'last'} holds step {saved}, from before" if saved is not None else "no checkpoint was saved"
+    )
+    return (
+        f"{found} at step {step}: training diverged ({kept}); start over (--overwrite) with a lower --lr "
+        "or more --warmup-steps"
+    )
+
+
 def interrupted_run(run: Path, step: int, steps: int, saved: int | None) -> str:
     """Where a run stopped by Ctrl-C stands, and what the same command does next."""
     if saved is None:
