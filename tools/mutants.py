@@ -373,6 +373,7 @@ MUTANTS = [
     Mutant("build-instructions-all", "train/build.py", "trained = sorted({tasks[e] for e in episodes}, key=dataset.tasks.index)", "trained = list(dataset.tasks)", ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-decay-steps", "train/build.py", "decay_steps = round(cfg.lora.eta_decay * cfg.steps)", "decay_steps = cfg.steps", ("tests/adapt", "tests/train")),
     Mutant("build-init-tokens", "train/build.py", 'tokens = init_meta.get("action_tokens")  # a fine-tuned', "tokens = None  # a fine-tuned", ("tests/decode", "tests/train")),
+    Mutant("build-fps-unwarned", "train/build.py", "if fps is not None and fps != dataset.fps:", "if False:", "tests/train/test_build.py"),
     # train/config.py
     Mutant("trainconfig-orth-dir-unread", "train/config.py", "return path / VECTOR if path.is_dir() else path", "return path", ("tests/train/test_config.py", "tests/merge/test_run.py")),
     # train/distributed.py

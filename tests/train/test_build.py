@@ -1,16 +1,19 @@
 """What a run records of its data (the trained episodes, their positions and their tasks only:
 evaluation holds those positions out; its cameras' shapes), how it fits the data's images to the
-policy, and the data it refuses before decoding any image."""
+policy, the data it refuses before decoding any image, and a frame rate it warns of."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
 from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
-from leanvla.train.build import provenance
+from leanvla.errors import InputWarning
+from leanvla.train.build import check_contract, provenance
 from tests.data.helpers import dataset_with
 from tests.helpers import train_tiny_cnn
 
@@ -143,3 +146,19 @@ def test_a_fine_tuned_policy_reads_images_of_another_size_at_its_own(capsys, tin
     assert line.endswith(
         f"--model.image-size shapes a new policy, but --init {tiny_run} brings its own; drop it"
     )
+
+
+def test_a_checkpoint_of_another_frame_rate_is_usable_with_a_warning(data):
+    dataset = LeRobotDataset(data)  # 10 fps
+    model = {"cameras": ["observation.images.cam"], "state_dim": 4, "action_dim": 4, "chunk_size": 16}
+    message = (
+        f"checkpoint P was trained at 40 fps, {data} is 10 fps: its chunk of 16 actions spans 0.40 s in its "
+        "training data and 1.60 s in this one"
+    )
+    with pytest.warns(InputWarning) as caught:
+        check_contract(model, dataset, "checkpoint P", fps=40)
+    assert [str(w.message) for w in caught] == [message]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same rate, or a checkpoint that records none: silent
+        check_contract(model, dataset, "checkpoint P", fps=10)
+        check_contract(model, dataset, "checkpoint P")

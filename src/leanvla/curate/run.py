@@ -200,7 +200,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     )
 
     dataset = LeRobotDataset(cfg.data)
-    check_contract(meta["model"], dataset, f"checkpoint {source}")
+    check_contract(meta["model"], dataset, f"checkpoint {source}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     held = None
     # Validation demonstrations are checked from the metadata, before any image is decoded.

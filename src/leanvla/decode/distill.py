@@ -40,7 +40,8 @@ def check_teacher(path, student: dict, dataset) -> None:
     from leanvla.train.build import check_contract
 
     directory = resolve_checkpoint(path)
-    theirs = read_meta(directory)["model"]
+    meta = read_meta(directory)
+    theirs = meta["model"]
     source = f"--distill.teacher {directory}"
     require(
         student.get("head") == "discrete",
@@ -50,7 +51,7 @@ def check_teacher(path, student: dict, dataset) -> None:
         theirs.get("head") == "discrete",
         f"{source} has a '{theirs.get('head', 'flow')}' head; it must be a discrete head",
     )
-    check_contract(theirs, dataset, source)
+    check_contract(theirs, dataset, source, meta.get("fps"))
     _require_shared(theirs, student, source)
 
 

@@ -130,7 +130,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
         f"--n-action-steps must be within 1..{policy.chunk_size} (the policy's chunk), got {executed}",
     )
     dataset = LeRobotDataset(cfg.data)
-    check_contract(meta["model"], dataset, f"policy {checkpoint}")
+    check_contract(meta["model"], dataset, f"policy {checkpoint}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     check_tasks(dataset, episodes, policy.instructions)
 

@@ -167,7 +167,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     counts = removal_counts(cfg, depths)
 
     dataset = LeRobotDataset(cfg.data)
-    check_contract(meta["model"], dataset, f"checkpoint {source}")
+    check_contract(meta["model"], dataset, f"checkpoint {source}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     data = ChunkDataset.for_policy(dataset, meta["model"], episodes, progress=progress)
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], meta["model"]["cameras"])

@@ -6,6 +6,7 @@ and data without training.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch import nn
 from leanvla.data.format import ENV_STATE
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
-from leanvla.errors import require
+from leanvla.errors import InputWarning, require
 from leanvla.models.checkpoint import build_model, load_model, make_meta, read_weights
 from leanvla.train.config import DEFAULT_CHUNK_SIZE, DEFAULT_N_ACTION_STEPS, TrainConfig
 
@@ -46,9 +47,10 @@ def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
     return cams
 
 
-def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str) -> None:
+def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str, fps: float | None = None) -> None:
     """A checkpoint's config must match the data it is trained or evaluated on (images of another
-    size are scaled and padded to the policy's when read: leanvla.data.resize)."""
+    size are scaled and padded to the policy's when read: leanvla.data.resize). `fps`, the frame
+    rate it was trained at: another one is usable, but changes what its chunk means, so it is warned of."""
     for cam in model_cfg["cameras"]:
         require(
             cam in dataset.features,
@@ -58,6 +60,14 @@ def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str) -> Non
         require(key in dataset.features, f"{dataset.root} has no '{key}' feature")
         have = list(dataset.features[key]["shape"])
         require(have == [dim], f"{source} expects '{key}' of shape [{dim}] but {dataset.root} has {have}")
+    if fps is not None and fps != dataset.fps:
+        chunk = model_cfg["chunk_size"]
+        warnings.warn(
+            f"{source} was trained at {fps:g} fps, {dataset.root} is {dataset.fps:g} fps: its chunk of {chunk} "
+            f"actions spans {chunk / fps:.2f} s in its training data and {chunk / dataset.fps:.2f} s in this one",
+            InputWarning,
+            stacklevel=2,
+        )
 
 
 def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
@@ -71,7 +81,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             not init_meta.get("adapter"),
             f"--init {init_dir} holds adapters; fold them into plain weights with `leanvla export` and start from that",
         )
-        check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}")
+        check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}", init_meta.get("fps"))
         kind, model_cfg = init_meta["type"], init_meta["model"]
         require(
             cfg.head == "flow" or model_cfg.get("head") == cfg.head,
