@@ -1,5 +1,6 @@
 """Jobs in spawned workers: results in job order, a job's error raised as itself, a worker that
-cannot start an error rather than a hang, and the jobs after a failure dropped."""
+cannot start an error rather than a hang, the jobs after a failure dropped, and the workers stopped
+outright when the caller stops reading (Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def fail_on_zero(x: int) -> int:
     return x
 
 
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
 def cannot_start() -> None:
     raise OSError("no rendering context")
 
@@ -40,3 +46,12 @@ def test_a_jobs_error_is_raised_as_itself_and_the_jobs_not_started_are_dropped()
 def test_a_worker_that_cannot_start_is_an_error_not_a_hang():
     with pytest.raises(RuntimeError, match="a worker process died"):
         list(map_in_workers(slow_square, range(4), workers=2, initializer=cannot_start))
+
+
+def test_a_caller_that_stops_reading_stops_the_jobs_running():
+    results = map_in_workers(sleep_for, [0.0, 60.0, 60.0], workers=2)
+    assert next(results) == 0.0  # the two workers are now each in a 60 s job
+    time.sleep(1.0)
+    start = time.perf_counter()
+    results.close()  # what a Ctrl-C in the caller's loop does, through contextlib.closing
+    assert time.perf_counter() - start < 10  # not the 60 s that letting them finish takes

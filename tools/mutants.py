@@ -412,6 +412,7 @@ MUTANTS = [
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),
     # workers.py
     Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
+    Mutant("workers-left-running", "workers.py", "            process.terminate()\n", "            pass\n", "tests/test_workers.py"),
 ]
 # fmt: on
 

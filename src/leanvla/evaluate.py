@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -160,9 +161,11 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
                 bar.update(1)
         else:
             initargs = (str(policy_path), threads, decode)
-            for result in map_in_workers(_run_job, jobs, workers, _init_worker, initargs):
-                yield result
-                bar.update(1)
+            # closed here, whatever stops this loop, not whenever the collector finds it
+            with closing(map_in_workers(_run_job, jobs, workers, _init_worker, initargs)) as results:
+                for result in results:
+                    yield result
+                    bar.update(1)
 
 
 # ---- orchestration ----------------------------------------------------------------------------

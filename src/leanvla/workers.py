@@ -27,5 +27,11 @@ def map_in_workers(
             "a worker process died (its own error is printed above); `--workers 1` runs the jobs in "
             "this process, where the error is raised directly"
         ) from exc
+    except BaseException:  # Ctrl-C, or the caller stopped reading: no result left is wanted
+        # Stopped outright: a pool interrupted mid-way can leave its workers waiting forever for a
+        # shutdown message. (Python 3.14's `terminate_workers` does this.)
+        for process in list((pool._processes or {}).values()):
+            process.terminate()
+        raise
     finally:  # on an error, jobs not yet started are dropped rather than run to the end
         pool.shutdown(wait=True, cancel_futures=True)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -280,8 +281,10 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
         )
         for task in tasks:  # task_index follows --tasks order, whatever the bad episodes say
             writer.task_index(INSTRUCTIONS[task])
-        with tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress) as bar:
-            for ep in _run_jobs(jobs, cfg.workers):
+        bar = tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress)
+        # the workers stopped here, whatever stops this loop, not whenever the collector finds them
+        with bar, closing(_run_jobs(jobs, cfg.workers)) as episodes:
+            for ep in episodes:
                 job: EpisodeJob = ep["job"]
                 frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
                 frames.update(
