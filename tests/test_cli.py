@@ -40,6 +40,17 @@ def test_info_prints_json(capsys, lerobot_fixture):
     assert (summary["episodes"], summary["frames"], len(summary["tasks"])) == (9, 679, 3)
 
 
+def test_info_shows_instructions_as_written(capsys, tmp_path):
+    from tests.data.helpers import synthetic_dataset
+
+    data = synthetic_dataset(
+        tmp_path / "ds", tasks=("把方块放进盒子", "Greif den Würfel", "把方块放进盒子", "c")
+    )
+    code, out, _ = run(capsys, "info", str(data))
+    assert code == 0 and '"把方块放进盒子"' in out and '"Greif den Würfel"' in out
+    assert json.loads(out)["tasks"] == ["把方块放进盒子", "Greif den Würfel", "c"]
+
+
 def test_a_closed_pipe_ends_quietly(lerobot_fixture):
     """`leanvla info DATA | head`: the reader has gone before the summary is written."""
     read_end, write_end = os.pipe()

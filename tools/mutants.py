@@ -275,6 +275,7 @@ MUTANTS = [
     Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),
     Mutant("ckpt-metadata-hash-order", "models/checkpoint.py", 'metadata={"format": "pt"})', 'metadata={"format": "pt", "saved_by": "leanvla"})', "tests/models/test_checkpoint.py"),
     Mutant("ckpt-old-fit-unset", "models/checkpoint.py", 'fit = meta["model"].setdefault("image_fit", "pad")', 'fit = meta["model"].get("image_fit", "pad")', "tests/models/test_checkpoint.py"),
+    Mutant("checkpoint-legacy-words-unicode", "models/checkpoint.py", 'setdefault("instruction_words", "ascii")', 'setdefault("instruction_words", "unicode")', "tests/models/test_checkpoint.py"),
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),
     # models/config.py
@@ -295,7 +296,10 @@ MUTANTS = [
     Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),
     Mutant("policy-noise-ignored", "models/policy.py", "        if noise is None:\n            noise = torch.randn(shape, generator=generator)\n", "        noise = torch.randn(shape, generator=generator)\n", "tests/models/test_policy.py"),
     # models/tokenizer.py
-    Mutant("tok-case", "models/tokenizer.py", "_WORD.findall(text.lower())", "_WORD.findall(text)", "tests/models"),
+    Mutant("tok-case", "models/tokenizer.py", 'unicodedata.normalize("NFKC", text).lower()', 'unicodedata.normalize("NFKC", text)', "tests/models"),
+    Mutant("tok-no-nfkc", "models/tokenizer.py", 'unicodedata.normalize("NFKC", text).lower()', "text.lower()", "tests/models"),
+    Mutant("tok-ascii-only", "models/tokenizer.py", '"unicode": re.compile(f"[{_CJK}]|[^\\\\W_{_CJK}]+"),', '"unicode": re.compile(r"[a-z0-9]+"),', "tests/models"),
+    Mutant("tok-cjk-one-word", "models/tokenizer.py", 'f"[{_CJK}]|[^\\\\W_{_CJK}]+"', 'f"[^\\\\W_]+"', "tests/models"),
     Mutant("tok-no-truncation", "models/tokenizer.py", "return ids[: self.max_length]", "return ids", "tests/models"),
     Mutant("tok-mask-all", "models/tokenizer.py", "return ids, ids != PAD", "return ids, torch.ones_like(ids, dtype=torch.bool)", "tests/models"),
     # models/vision.py
@@ -374,6 +378,7 @@ MUTANTS = [
     Mutant("build-decay-steps", "train/build.py", "decay_steps = round(cfg.lora.eta_decay * cfg.steps)", "decay_steps = cfg.steps", ("tests/adapt", "tests/train")),
     Mutant("build-init-tokens", "train/build.py", 'tokens = init_meta.get("action_tokens")  # a fine-tuned', "tokens = None  # a fine-tuned", ("tests/decode", "tests/train")),
     Mutant("build-fps-unwarned", "train/build.py", "if fps is not None and fps != dataset.fps:", "if False:", "tests/train/test_build.py"),
+    Mutant("build-indistinct-unwarned", "train/build.py", 'for group in model.tokenizer.indistinct(trained["instructions"]):', "for group in []:", "tests/train/test_build.py"),
     # train/config.py
     Mutant("trainconfig-orth-dir-unread", "train/config.py", "return path / VECTOR if path.is_dir() else path", "return path", ("tests/train/test_config.py", "tests/merge/test_run.py")),
     # train/distributed.py

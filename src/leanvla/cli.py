@@ -35,7 +35,8 @@ class InfoConfig:
 def run_info(cfg: InfoConfig) -> None:
     from leanvla.data.reader import LeRobotDataset
 
-    print(json.dumps(LeRobotDataset(cfg.root).summary(), indent=2))
+    # task strings as written (a Chinese instruction, not its \u escapes)
+    print(json.dumps(LeRobotDataset(cfg.root).summary(), indent=2, ensure_ascii=False))
 
 
 def run_record(cfg) -> None:

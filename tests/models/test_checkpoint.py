@@ -73,6 +73,15 @@ def test_a_checkpoint_saved_before_frames_could_be_cropped_pads_them_as_it_was_t
     policy.act(frames, torch.zeros(1, 4), torch.zeros(1, dtype=torch.long))  # fits them
 
 
+def test_a_checkpoint_saved_before_words_of_any_script_reads_instructions_as_it_was_trained_to(tmp_path):
+    _, path = _save(tmp_path)
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["model"].pop("instruction_words") == "unicode"
+    (path / "config.json").write_text(json.dumps(meta))  # as leanvla wrote it before
+    tokenizer = load_policy(path).model.tokenizer
+    assert tokenizer.encode("Würfel") == [1, tokenizer.token_id("w"), tokenizer.token_id("rfel")]
+
+
 def test_run_directory_resolves_to_policy_then_last(tmp_path):
     _, path = _save(tmp_path)
     run = tmp_path / "run"
@@ -157,6 +166,10 @@ def _edit_meta(path, kind=None, model_extra=()):
             lambda path: _edit_meta(path, model_extra={"image_fit": "stretch"}),
             r"config.json: image_fit 'stretch' is not one of pad, crop; set it to the fit the policy was "
             "trained with",
+        ),
+        (
+            lambda path: _edit_meta(path, model_extra={"instruction_words": "bytes"}),
+            r"config.json: instruction_words 'bytes' is not one of unicode, ascii",
         ),
         (
             lambda path: (path / "stats.json").unlink(),

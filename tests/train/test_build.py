@@ -1,6 +1,7 @@
 """What a run records of its data (the trained episodes, their positions and their tasks only:
 evaluation holds those positions out; its cameras' shapes), how it fits the data's images to the
-policy, the data it refuses before decoding any image, and a frame rate it warns of."""
+policy, the data it refuses before decoding any image, and what it warns of: another frame rate,
+instructions alike to the policy."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import InputWarning
 from leanvla.train.build import check_contract, provenance
-from tests.data.helpers import dataset_with
-from tests.helpers import train_tiny_cnn
+from leanvla.train.loop import train
+from tests.data.helpers import dataset_with, synthetic_dataset
+from tests.helpers import tiny_train_config, train_tiny_cnn
 
 
 def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dataset):
@@ -162,3 +164,15 @@ def test_a_checkpoint_of_another_frame_rate_is_usable_with_a_warning(data):
         warnings.simplefilter("error")  # the same rate, or a checkpoint that records none: silent
         check_contract(model, dataset, "checkpoint P", fps=10)
         check_contract(model, dataset, "checkpoint P")
+
+
+def test_instructions_a_policy_cannot_tell_apart_are_warned_of(tmp_path):
+    data = synthetic_dataset(
+        tmp_path / "ds", tasks=("Open the door!", "close it", "open THE door", "close it")
+    )
+    with pytest.warns(InputWarning) as caught:
+        train(tiny_train_config(data, tmp_path / "run", steps=1), progress=False)
+    assert [str(w.message) for w in caught] == [
+        "instructions 'Open the door!' and 'open THE door' are the same words to the policy (lower-cased; "
+        "punctuation, symbols and all but the first 11 words dropped): it cannot tell them apart by instruction"
+    ]

@@ -29,6 +29,7 @@ from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import UserError, require
 from leanvla.models.policy import Policy
+from leanvla.models.tokenizer import WORDS
 
 if TYPE_CHECKING:
     from leanvla.adapt.config import LoRAOptions
@@ -165,6 +166,13 @@ def read_meta(directory: Path) -> dict:
             fit in FITTED,
             f"{Path(directory) / CONFIG}: image_fit '{fit}' is not one of {', '.join(FITTED)}; "
             "set it to the fit the policy was trained with",
+        )
+    if meta.get("type") == "vla" and isinstance(meta.get("model"), dict):
+        # written before instructions in any script were read: their words were a-z and 0-9
+        words = meta["model"].setdefault("instruction_words", "ascii")
+        require(
+            words in WORDS,
+            f"{Path(directory) / CONFIG}: instruction_words '{words}' is not one of {', '.join(WORDS)}",
         )
     return meta
 

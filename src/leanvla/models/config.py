@@ -33,6 +33,9 @@ class VLAConfig(DataContract):
     # ---- language ----
     vocab_size: int = 4096
     max_instruction_tokens: int = 12
+    instruction_words: str = "unicode"
+    """What the tokenizer takes for a word (leanvla.models.tokenizer.WORDS): 'unicode', or 'ascii'
+    (a-z and 0-9 only), which checkpoints written before 2026-12-05 were trained with."""
     # ---- backbone ("VLM") ----
     width: int = 128
     layers: int = 4

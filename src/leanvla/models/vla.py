@@ -101,7 +101,9 @@ class VLA(nn.Module):
     def __init__(self, cfg: VLAConfig):
         super().__init__()
         self.cfg = cfg
-        self.tokenizer = InstructionTokenizer(cfg.vocab_size, cfg.max_instruction_tokens)
+        self.tokenizer = InstructionTokenizer(
+            cfg.vocab_size, cfg.max_instruction_tokens, cfg.instruction_words
+        )
         self.vision = VisionEncoder(cfg)
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.width)
         self.state_proj = nn.Linear(cfg.state_dim, cfg.width)

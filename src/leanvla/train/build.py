@@ -216,6 +216,16 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
             "distill_teacher": str(cfg.distill.teacher) if cfg.distill.teacher else None,
         },
     )
+    trained = provenance(dataset, data.episodes)
+    if kind == "vla":
+        for group in model.tokenizer.indistinct(trained["instructions"]):
+            warnings.warn(
+                f"instructions {' and '.join(map(repr, group))} are the same words to the policy (lower-cased; "
+                f"punctuation, symbols and all but the first {model.tokenizer.max_length - 1} words dropped): it "
+                "cannot tell them apart by instruction",
+                InputWarning,
+                stacklevel=2,
+            )
     if tokens is None and cfg.init is not None:
         tokens = init_meta.get("action_tokens")  # a fine-tuned discrete policy keeps its bins
     teacher = None
@@ -233,7 +243,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
         decay_steps = round(cfg.lora.eta_decay * cfg.steps)
         meta["adapter"] = adapter_record(cfg.adapter, cfg.lora, decay_steps, init_dir)
         inject_adapters(model, cfg.adapter, cfg.lora, decay_steps)
-    return RunParts(data, model, meta, stats, provenance(dataset, data.episodes), teacher)
+    return RunParts(data, model, meta, stats, trained, teacher)
 
 
 def _fit_action_bins(model, data, stats: dict, kind: str) -> dict:
