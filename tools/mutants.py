@@ -295,6 +295,7 @@ MUTANTS = [
     Mutant("policy-fit-ignored", "models/policy.py", "fit_square_chw(frames, size, fit)", "fit_square_chw(frames, size)", "tests/models"),
     Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),
     Mutant("policy-noise-ignored", "models/policy.py", "        if noise is None:\n            noise = torch.randn(shape, generator=generator)\n", "        noise = torch.randn(shape, generator=generator)\n", "tests/models/test_policy.py"),
+    Mutant("policy-task-exact-only", "models/policy.py", "if self.model.tokenizer.encode(known) == words\n", "if known == instruction\n", "tests/models/test_policy.py"),
     # models/tokenizer.py
     Mutant("tok-case", "models/tokenizer.py", 'unicodedata.normalize("NFKC", text).lower()', 'unicodedata.normalize("NFKC", text)', "tests/models"),
     Mutant("tok-no-nfkc", "models/tokenizer.py", 'unicodedata.normalize("NFKC", text).lower()', "text.lower()", "tests/models"),

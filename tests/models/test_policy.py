@@ -1,5 +1,6 @@
-"""A loaded policy acts on the instructions it was trained on, and says so of any other; it takes a
-camera's frames at any shape, as training fitted them, and names what is wrong with a batch."""
+"""A loaded policy acts on the instructions it was trained on (in whatever case and punctuation), and
+says so of any other; it takes a camera's frames at any shape, as training fitted them, and names
+what is wrong with a batch."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def test_an_instruction_the_policy_never_saw_is_one_clear_error(tmp_path):
     _, path = _save(tmp_path)
     policy = load_policy(path)
     assert policy.task_id("reach the goal position") == 0
+    assert policy.task_id("Reach  the goal position.") == 0  # the same words to the policy
     with pytest.raises(
         UserError,
         match="the policy was not trained on the instruction 'open the door' \\(it knows: \\['reach the goal position'\\]\\)",

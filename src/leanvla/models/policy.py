@@ -125,11 +125,19 @@ class Policy:
         return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)
 
     def task_id(self, instruction: str) -> int:
+        """The index of a trained instruction: this one, or the first the policy reads as the same
+        words (case, spacing and punctuation aside: "Pick up the cube." is "pick up the cube")."""
+        if instruction in self.instructions:
+            return self.instructions.index(instruction)
+        words = self.model.tokenizer.encode(instruction)
+        alike = [
+            i for i, known in enumerate(self.instructions) if self.model.tokenizer.encode(known) == words
+        ]
         require(
-            instruction in self.instructions,
+            bool(alike),
             f"the policy was not trained on the instruction '{instruction}' (it knows: {self.instructions})",
         )
-        return self.instructions.index(instruction)
+        return alike[0]
 
     @torch.no_grad()
     def act(
