@@ -130,6 +130,29 @@ def test_a_policy_that_records_no_training_positions_is_evaluated_after_one_line
     assert json.loads(captured.out)["per_task"] == {"reach-v3": 2 / 3, "drawer-close-v3": 0.0}
 
 
+def test_an_interrupted_evaluation_says_how_far_it_got_and_writes_nothing(
+    tiny_run, monkeypatch, capsys, tmp_path
+):
+    import leanvla.evaluate
+    from leanvla.cli import main
+
+    ran = []
+
+    def ctrl_c_in_the_third(job):
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+        ran.append(job)
+        return {}
+
+    monkeypatch.setattr(leanvla.evaluate, "_run_job", ctrl_c_in_the_third)
+    out = tmp_path / "eval.json"
+    args = ["eval", "--policy", str(tiny_run), "--episodes", "3", "--workers", "1", "--out", str(out)]
+    assert main(args) == 130
+    last = capsys.readouterr().err.strip().split("\n")[-1]
+    assert last == "leanvla eval: interrupted after 2 of 6 episodes; nothing was written"
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_run):
     import leanvla.evaluate
 

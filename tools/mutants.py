@@ -244,6 +244,7 @@ MUTANTS = [
     Mutant("eval-decoding-ignored", "evaluate.py", '    apply_overrides(_WORKER["policy"], decode)\n', "", "tests/test_evaluate.py"),
     Mutant("eval-ms-per-episode", "evaluate.py", '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, chunks)', '1000.0 * sum(e["inference_s"] for e in episodes) / max(1, len(episodes))', ("tests/test_evaluate.py", "tests/decode")),
     Mutant("eval-skips-uncounted", "evaluate.py", '"seeds_skipped_for_training_positions": int(sum(e["skipped_seeds"] for e in episodes)),', '"seeds_skipped_for_training_positions": 0,', "tests/test_evaluate.py"),
+    Mutant("eval-interrupt-uncounted", "evaluate.py", "yield _run_job(job)\n                    done += 1\n", "yield _run_job(job)\n", "tests/test_evaluate.py"),
     # flags.py
     Mutant("flags-no-prefix", "flags.py", 'name = name if name in names else name.removeprefix("no_")', "name = name", "tests/test_flags.py"),
     Mutant("flags-other-prefix", "flags.py", "if flag.startswith(prefix) and name in names:", "if name in names:", "tests/test_flags.py"),

@@ -153,19 +153,25 @@ def _run_job(job: tuple) -> dict:
 def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, decode: dict, progress: bool):
     from tqdm import tqdm
 
-    with tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress) as bar:
-        if workers <= 1:
-            _init_worker(str(policy_path), threads, decode)
-            for job in jobs:
-                yield _run_job(job)
-                bar.update(1)
-        else:
-            initargs = (str(policy_path), threads, decode)
-            # closed here, whatever stops this loop, not whenever the collector finds it
-            with closing(map_in_workers(_run_job, jobs, workers, _init_worker, initargs)) as results:
-                for result in results:
-                    yield result
+    done = 0
+    try:
+        with tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress) as bar:
+            if workers <= 1:
+                _init_worker(str(policy_path), threads, decode)
+                for job in jobs:
+                    yield _run_job(job)
+                    done += 1
                     bar.update(1)
+            else:
+                initargs = (str(policy_path), threads, decode)
+                # closed here, whatever stops this loop, not whenever the collector finds it
+                with closing(map_in_workers(_run_job, jobs, workers, _init_worker, initargs)) as results:
+                    for result in results:
+                        yield result
+                        done += 1
+                        bar.update(1)
+    except KeyboardInterrupt:  # Ctrl-C: how far it got; a partial result is not written
+        raise KeyboardInterrupt(f"after {done} of {len(jobs)} episodes; nothing was written") from None
 
 
 # ---- orchestration ----------------------------------------------------------------------------
