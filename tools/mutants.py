@@ -331,7 +331,8 @@ MUTANTS = [
     Mutant("probe-decoding-ignored", "probe/run.py", "    apply_overrides(policy, decode)\n", "", "tests/probe/test_run.py"),
     Mutant("probe-fast-batched", "probe/run.py", "batch_size = 1 if couples_samples(policy) else cfg.batch_size", "batch_size = cfg.batch_size", "tests/probe/test_run.py"),
     Mutant("probe-positions-ignored", "probe/run.py", 'if provenance.get("positions") is not None and', 'if False and provenance.get("positions") is not None and', "tests/probe/test_run.py"),
-    Mutant("probe-tasks-unchecked", "probe/run.py", "    check_tasks(dataset, episodes, policy.instructions)\n", "", "tests/probe/test_run.py"),
+    Mutant("probe-tasks-unchecked", "probe/run.py", "    check_tasks(dataset, episodes, policy)\n", "", "tests/probe/test_run.py"),
+    Mutant("probe-task-exact-only", "probe/run.py", "policy.instruction_index(tasks[episode]) is not None,", "tasks[episode] in policy.instructions,", "tests/probe/test_run.py"),
     # probe/summary.py
     Mutant("probe-executed-whole-chunk", "probe/summary.py", "head = (slice(None), slice(0, executed))", "head = (slice(None), slice(None))", "tests/probe"),
     Mutant("probe-swap-other-frames", "probe/summary.py", "own = executed_error(errors[has_counterpart], compared[has_counterpart], executed)", "own = executed_error(errors, compared, executed)", "tests/probe/test_summary.py"),

@@ -247,6 +247,17 @@ def test_a_task_the_policy_never_learnt_is_refused_before_any_image_is_read(caps
     assert "select other episodes with --episodes" in err and "decode" not in err and not out.exists()
 
 
+def test_a_task_written_in_another_case_or_punctuation_is_the_one_the_policy_learnt(partial_run, tmp_path):
+    from tests.data.helpers import synthetic_dataset
+
+    other = synthetic_dataset(tmp_path / "other", lengths=(3, 4), tasks=("Task A.", "TASK  a"))
+    assert main(probe_args(partial_run, other, tmp_path / "out")) == 0
+    groups = probe_json(tmp_path / "out")["groups"]
+    summaries = [group["summary"] for group in groups.values()]
+    assert sum(s["all"]["frames"] for s in summaries) == 7
+    assert {task for s in summaries for task in s} <= {"all", "Task A.", "TASK  a"}
+
+
 def test_an_existing_out_is_kept_unless_overwrite(capsys, tiny_run, tiny_dataset, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -124,20 +124,26 @@ class Policy:
         size, fit = self.meta["model"]["image_size"], self.meta["model"]["image_fit"]
         return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)
 
-    def task_id(self, instruction: str) -> int:
+    def instruction_index(self, instruction: str) -> int | None:
         """The index of a trained instruction: this one, or the first the policy reads as the same
-        words (case, spacing and punctuation aside: "Pick up the cube." is "pick up the cube")."""
+        words (case, spacing and punctuation aside: "Pick up the cube." is "pick up the cube");
+        None if it was not trained on it."""
         if instruction in self.instructions:
             return self.instructions.index(instruction)
         words = self.model.tokenizer.encode(instruction)
         alike = [
             i for i, known in enumerate(self.instructions) if self.model.tokenizer.encode(known) == words
         ]
+        return alike[0] if alike else None
+
+    def task_id(self, instruction: str) -> int:
+        """instruction_index, or an error naming the instructions the policy knows."""
+        index = self.instruction_index(instruction)
         require(
-            bool(alike),
+            index is not None,
             f"the policy was not trained on the instruction '{instruction}' (it knows: {self.instructions})",
         )
-        return alike[0]
+        return index
 
     @torch.no_grad()
     def act(

@@ -83,14 +83,15 @@ def training_episodes(provenance: dict, dataset) -> set[int]:
     return set(provenance.get("episodes", []))
 
 
-def check_tasks(dataset, episodes: list[int] | None, instructions: list[str]) -> None:
-    """Every probed episode's task must be one the policy was trained on: say which is not, and where."""
+def check_tasks(dataset, episodes: list[int] | None, policy) -> None:
+    """Every probed episode's task must be one the policy was trained on (in whatever case and
+    punctuation: Policy.instruction_index): say which is not, and where."""
     tasks = dataset.episode_tasks()
     for episode in range(dataset.num_episodes) if episodes is None else episodes:
         require(
-            tasks[episode] in instructions,
+            policy.instruction_index(tasks[episode]) is not None,
             f"episode {episode} of {dataset.root} is '{tasks[episode]}', a task the policy was not trained "
-            f"on (it knows {instructions}); select other episodes with --episodes",
+            f"on (it knows {policy.instructions}); select other episodes with --episodes",
         )
 
 
@@ -132,7 +133,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     dataset = LeRobotDataset(cfg.data)
     check_contract(meta["model"], dataset, f"policy {checkpoint}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
-    check_tasks(dataset, episodes, policy.instructions)
+    check_tasks(dataset, episodes, policy)
 
     started = time.perf_counter()
     data = ChunkDataset.for_policy(
@@ -141,7 +142,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     rows = probed_rows(data, cfg.every)
     counterparts = counterpart_rows(data, rows)
     tasks = torch.tensor(  # -1: a task of the dataset no probed episode has (check_tasks)
-        [policy.instructions.index(t) if t in policy.instructions else -1 for t in data.instructions]
+        [-1 if (i := policy.instruction_index(t)) is None else i for t in data.instructions]
     )
     noise = torch.randn(
         len(rows), policy.chunk_size, policy.action_dim, generator=torch.Generator().manual_seed(cfg.seed)
