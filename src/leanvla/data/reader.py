@@ -227,17 +227,7 @@ class LeRobotDataset:
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
         out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(blobs),
-            desc=f"decode {key}",
-            unit="img",
-            leave=False,
-            mininterval=1.0,
-            disable=not progress,
-        )
-        with bar:
+        with decoding_bar(key, len(blobs), "img", progress) as bar:
             for start in range(0, len(blobs), BATCH):
                 stop = min(len(blobs), start + BATCH)
                 decoded = (
@@ -257,6 +247,15 @@ class LeRobotDataset:
                     out[start:stop] = fit_square(decoded, size, fit)
                 bar.update(stop - start)
         return out
+
+
+def decoding_bar(key: str, total: int, unit: str, progress: bool):
+    """The progress bar over a camera's frames as they decode: cleared when done (or refused)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=f"decode {key}", unit=unit, leave=False, mininterval=1.0, disable=not progress
+    )
 
 
 def _hwc(feature: dict) -> tuple[int, int, int]:

@@ -58,7 +58,7 @@ def read_video_frames(
 ) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
     size x size as `fit` says), with a progress bar over the frames decoded when `progress`."""
-    from tqdm import tqdm
+    from leanvla.data.reader import decoding_bar
 
     cols = {
         name: dataset.episode_column(f"videos/{key}/{name}")
@@ -69,15 +69,7 @@ def read_video_frames(
     decoded: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     out = []
     # The files' frames: as many as the episodes' when the files hold nothing else.
-    bar = tqdm(
-        total=int(sum(lengths)),
-        desc=f"decode {key}",
-        unit="frame",
-        leave=False,
-        mininterval=1.0,
-        disable=not progress,
-    )
-    with bar:
+    with decoding_bar(key, int(sum(lengths)), "frame", progress) as bar:
         for ep, length in enumerate(lengths):
             file_key = (cols["chunk_index"][ep], cols["file_index"][ep])
             path = dataset.root / template.format(
