@@ -99,6 +99,31 @@ def render_shape(meta: dict, provenance: dict) -> tuple[int, int]:
     return shapes.pop() if len(shapes) == 1 else (size, size)
 
 
+def check_trained_on(tasks: list[str], meta: dict, checkpoint: Path) -> None:
+    """Every task evaluated must be one whose instruction the policy was trained on."""
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
+
+    known = policy_tasks(meta["instructions"])
+    for task in tasks:
+        if INSTRUCTIONS[task] not in meta["instructions"]:
+            raise UserError(
+                f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {known}"
+            )
+
+
+def task_summary(rows: list[dict]) -> dict:
+    """One task's episodes summed up: success rate with its 95% Wilson interval, mean lengths."""
+    wins = sum(e["success"] for e in rows)
+    return {
+        "success_rate": wins / len(rows),
+        "successes": wins,
+        "episodes": len(rows),
+        "ci95": wilson(wins, len(rows)),
+        "mean_steps": float(np.mean([e["steps"] for e in rows])),
+        "mean_steps_success": float(np.mean([e["steps"] for e in rows if e["success"]])) if wins else None,
+    }
+
+
 def policy_tasks(instructions: list[str]) -> list[str]:
     """The Meta-World tasks among a policy's instructions; none is an error (a robot's policy)."""
     tasks = [task_for_instruction(i) for i in instructions]
@@ -176,6 +201,9 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
 
 # ---- orchestration ----------------------------------------------------------------------------
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Closed-loop episodes of the policy on each task, at positions its training did not use (where
+    the checkpoint records them); returns (and with --out writes) the protocol, per-task success
+    with 95% intervals, timing and every episode's record."""
     from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
 
     cfg.check_ranges()
@@ -190,14 +218,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         if cfg.tasks is not None
         else policy_tasks(provenance.get("instructions", meta["instructions"]))
     )
-    from leanvla.data.metaworld_tasks import INSTRUCTIONS
-
-    known = policy_tasks(meta["instructions"])
-    for task in tasks:
-        if INSTRUCTIONS[task] not in meta["instructions"]:
-            raise UserError(
-                f"the policy in {checkpoint} was not trained on {task} ('{INSTRUCTIONS[task]}'); it knows {known}"
-            )
+    check_trained_on(tasks, meta, checkpoint)
     horizon = meta["model"]["n_action_steps"] if cfg.n_action_steps is None else cfg.n_action_steps
     require(
         1 <= horizon <= meta["model"]["chunk_size"],
@@ -221,20 +242,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         load_policy(checkpoint)
     episodes = list(_run_all(jobs, checkpoint, workers, cfg.threads, decode, progress))
 
-    per_task = {}
-    for task in tasks:
-        rows = [e for e in episodes if e["task"] == task]
-        wins = sum(e["success"] for e in rows)
-        per_task[task] = {
-            "success_rate": wins / len(rows),
-            "successes": wins,
-            "episodes": len(rows),
-            "ci95": wilson(wins, len(rows)),
-            "mean_steps": float(np.mean([e["steps"] for e in rows])),
-            "mean_steps_success": float(np.mean([e["steps"] for e in rows if e["success"]]))
-            if wins
-            else None,
-        }
+    per_task = {task: task_summary([e for e in episodes if e["task"] == task]) for task in tasks}
     total = sum(v["successes"] for v in per_task.values())
     n = sum(v["episodes"] for v in per_task.values())
     chunks = sum(e["chunks"] for e in episodes)

@@ -170,49 +170,27 @@ def check_validation_tasks(scored_tasks: list[str], data_tasks: list[str], val_d
 
 
 def curate(cfg: CurateConfig, progress: bool = True) -> Path:
-    from leanvla.curate.collect import collect
-    from leanvla.curate.projection import KroneckerProjector, dense_parameters, projected_linears
-    from leanvla.curate.report import write_report
-    from leanvla.curate.scores import influence, select
-    from leanvla.curate.store import GradientStore
+    """Collect (or resume collecting) every demonstration's projected gradient, then score and
+    select; returns --out. Under torchrun each process collects its share; the main one scores."""
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
     from leanvla.models.checkpoint import load_model
-    from leanvla.models.layout import layout_for
     from leanvla.train.build import check_contract
-    from leanvla.train.distributed import barrier, init_world, shutdown
+    from leanvla.train.distributed import init_world, shutdown
 
-    out = Path(cfg.out)
     cfg.check_options_used()
     cfg.check_ranges()
     world = init_world()
     model, meta, stats, source = load_model(cfg.policy)
     model.to(world.device)
-    layout = layout_for(model)
-    stacks = [s.strip() for s in cfg.stacks.split(",") if s.strip()]
-    for name in stacks:
-        layout.stack(name)  # an unknown stack is one clear line, not an empty projection
-    linears = projected_linears(layout.linear_modules(model, stacks))
-    dense = dense_parameters(model, linears) if cfg.other == "dense" else None
-    projector = KroneckerProjector(linears, cfg.k_in, cfg.k_out, cfg.seed, dense, cfg.k_dense).to(
-        world.device
-    )
+    projector = gradient_projector(cfg, model).to(world.device)
 
     dataset = LeRobotDataset(cfg.data)
     check_contract(meta["model"], dataset, f"checkpoint {source}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
-    held = None
-    # Validation demonstrations are checked from the metadata, before any image is decoded.
     considered = episodes if episodes is not None else list(range(dataset.num_episodes))
-    if cfg.val_data is not None:
-        scored_tasks = [dataset.episode_tasks()[e] for e in considered]
-        check_validation_tasks(scored_tasks, dataset.tasks, LeRobotDataset(cfg.val_data))
-    elif cfg.val_per_task == 0:  # label-free typicality: every demo is scored
-        held = set()
-    else:
-        task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
-        held = split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
+    held = held_out_validation(cfg, dataset, considered)  # from the metadata: before images decode
     scored = sum(e not in (held or ()) for e in considered)
     require(
         cfg.rank <= min(scored, projector.dim),
@@ -225,6 +203,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
     rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
 
+    # What the stored gradients depend on: a store made with other settings is not resumed.
     settings = {
         "policy": str(source.resolve()),
         **{
@@ -233,19 +212,70 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
             if k in ("stacks", "k_in", "k_out", "other", "k_dense", "frames", "seed")
         },
     }
+    store = open_store(cfg, world, rows, projector.dim, settings)
+    resumed = len(rows) - len(store.pending())
+    timing = collect_gradients(store, rows, projector, losses, world, progress)
+    if world.is_main:
+        score_and_select(cfg, store, data, timing, resumed, world.size)
+    shutdown(world)
+    return Path(cfg.out)
+
+
+def gradient_projector(cfg: CurateConfig, model):
+    """The Kronecker projection of the Linear layers in --stacks (and of the other parameters with
+    --other dense) to phi's P dimensions."""
+    from leanvla.curate.projection import KroneckerProjector, dense_parameters, projected_linears
+    from leanvla.models.layout import layout_for
+
+    layout = layout_for(model)
+    stacks = [s.strip() for s in cfg.stacks.split(",") if s.strip()]
+    for name in stacks:
+        layout.stack(name)  # an unknown stack is one clear line, not an empty projection
+    linears = projected_linears(layout.linear_modules(model, stacks))
+    dense = dense_parameters(model, linears) if cfg.other == "dense" else None
+    return KroneckerProjector(linears, cfg.k_in, cfg.k_out, cfg.seed, dense, cfg.k_dense)
+
+
+def held_out_validation(cfg: CurateConfig, dataset, considered: list[int]) -> set[int] | None:
+    """The episodes of --data held out as validation demonstrations: a seeded split, none for
+    label-free typicality (--val-per-task 0), or None when --val-data brings them (checked here)."""
+    from leanvla.data.reader import LeRobotDataset
+
+    if cfg.val_data is not None:
+        scored_tasks = [dataset.episode_tasks()[e] for e in considered]
+        check_validation_tasks(scored_tasks, dataset.tasks, LeRobotDataset(cfg.val_data))
+        return None
+    if cfg.val_per_task == 0:
+        return set()
+    task_index = [dataset.tasks.index(text) for text in dataset.episode_tasks()]
+    return split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
+
+
+def open_store(cfg: CurateConfig, world, rows: list[Row], dim: int, settings: dict):
+    """OUT/gradients, created (or checked against `settings`, to resume) by the main process first."""
+    from leanvla.curate.store import GradientStore
+    from leanvla.train.distributed import barrier
+
+    out = Path(cfg.out)
     if world.is_main and cfg.overwrite and out.exists():
         shutil.rmtree(out)
     barrier(world)
-    store_dir = out / GRADIENTS
     if world.is_main:
-        store = GradientStore(store_dir, rows, projector.dim, settings)
+        store = GradientStore(out / GRADIENTS, rows, dim, settings)
     barrier(world)
     if not world.is_main:
-        store = GradientStore(store_dir, rows, projector.dim, settings)
+        store = GradientStore(out / GRADIENTS, rows, dim, settings)
+    return store
+
+
+def collect_gradients(store, rows: list[Row], projector, losses: dict, world, progress: bool) -> dict:
+    """Collect this process's pending rows (demonstrations, then validation demonstrations) into
+    the store; returns the collection's timing."""
+    from leanvla.curate.collect import collect
+    from leanvla.train.distributed import barrier
 
     timing = {}
     mine = store.pending(world.rank, world.size)
-    resumed = len(rows) - len(store.pending())
     try:
         for role in ("train", "val"):
             positions = [i for i in mine if rows[i].role == role]
@@ -255,15 +285,21 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     except KeyboardInterrupt:  # Ctrl-C: what is kept, and how it goes on
         kept = len(rows) - len(store.pending())
         raise KeyboardInterrupt(
-            f"with {kept} of {len(rows)} demonstrations' gradients in {store_dir}; the same command "
+            f"with {kept} of {len(rows)} demonstrations' gradients in {store.root}; the same command "
             "goes on from there"
         ) from None
     barrier(world)
-    if not world.is_main:
-        shutdown(world)
-        return out
-    require(store.complete, f"{store_dir} is missing gradients after collection; run curate again to resume")
+    return timing
 
+
+def score_and_select(cfg: CurateConfig, store, data, timing: dict, resumed: int, world_size: int) -> None:
+    """Curvature, influence scores and the selection, from the complete store; writes scores.csv,
+    selection.json, timing.json and report.md."""
+    from leanvla.curate.report import write_report
+    from leanvla.curate.scores import influence, select
+
+    out, instructions = Path(cfg.out), data.instructions
+    require(store.complete, f"{store.root} is missing gradients after collection; run curate again to resume")
     start = time.perf_counter()
     phi_train, train_rows = store.matrix("train")
     phi_val, val_rows = store.matrix("val")
@@ -280,7 +316,6 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     )
     timing["score_s"] = time.perf_counter() - start
 
-    instructions = data.instructions
     _write_scores(out / SCORES, train_rows, instructions, scores, selected)
     write_json_atomic(
         out / SELECTION,
@@ -299,12 +334,10 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         "dim": p,
         "curvature": "exact" if rank is None else f"rta (rank {rank})",
         "resumed_rows": resumed,
-        "world_size": world.size,
+        "world_size": world_size,
     }
     write_json_atomic(out / TIMING, {**timing, **summary})
     write_report(out, cfg, data, train_rows, instructions, scores, selected, timing, summary)
-    shutdown(world)
-    return out
 
 
 def curvature_solver(cfg: CurateConfig, phi_train: torch.Tensor):

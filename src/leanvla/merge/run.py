@@ -134,6 +134,8 @@ def _parse_scales(spec: str) -> dict[str, float]:
 
 
 def merge(cfg: MergeConfig) -> Path:
+    """Write --out: --base plus --scale (per group, --group-scale) times the capability vector of
+    --sft and --aux, or of several --vectors combined; with the vector itself, its report and plot."""
     from leanvla.atomic import atomic_dir
 
     out = Path(cfg.out)
@@ -158,28 +160,9 @@ def merge(cfg: MergeConfig) -> Path:
     for group in group_scale:
         require(group in known, f"--group-scale names group '{group}'; the groups are {sorted(known)}")
     if pair:
-        sft, sft_meta, _, sft_dir = _load(cfg.sft)
-        aux, aux_meta, _, aux_dir = _load(cfg.aux)
-        check_compatible(base, sft, f"base {base_dir}", f"SFT {sft_dir}")
-        check_compatible(sft, aux, f"SFT {sft_dir}", f"auxiliary {aux_dir}")
-        check_same_config({f"base {base_dir}": base_meta["model"], f"SFT {sft_dir}": sft_meta["model"]})
-        check_same_config({f"base {base_dir}": base_meta["model"], f"auxiliary {aux_dir}": aux_meta["model"]})
-        check_same_start(sft_meta, sft_dir, aux_meta, aux_dir)
-        vector = capability_vector({k: v for k, v in sft.items() if k in base}, aux)
-        parts = {"sft - base": _minus(sft, base), "aux - base": _minus(aux, base), "tau = aux - sft": vector}
-        sources = {"sft": str(sft_dir), "aux": str(aux_dir)}
+        vector, parts, sources = _vector_of_pair(cfg, base, base_meta, base_dir)
     else:
-        entries = [e.strip() for e in cfg.vectors.split(",") if e.strip()]
-        require(entries, "--vectors is empty")
-        try:
-            weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)
-        except ValueError as exc:
-            raise UserError(f"--weights '{cfg.weights}' must be comma-separated numbers") from exc
-        require(all(map(math.isfinite, weights)), f"--weights '{cfg.weights}' must be finite numbers")
-        loaded = [_vector_from(Path(e), base, base_meta, base_dir) for e in entries]
-        vector = combine(loaded, weights, cfg.method, cfg.density, cfg.seed)
-        parts = {**{f"vector {i + 1}": v for i, v in enumerate(loaded)}, "combined": vector}
-        sources = {"vectors": entries, "weights": weights, "method": cfg.method, "density": cfg.density}
+        vector, parts, sources = _vectors_combined(cfg, base, base_meta, base_dir)
     merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)
 
     model = build_model(base_meta)
@@ -200,6 +183,38 @@ def merge(cfg: MergeConfig) -> Path:
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         plot_norms(report["norms"], tmp / "vector_norms.png")
     return out
+
+
+def _vector_of_pair(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Path):
+    """(the capability vector tau = aux - sft, the vectors diagnosed, the report's sources) from
+    --sft and --aux, fine-tuned from --base alike but for the auxiliary objectives."""
+    sft, sft_meta, _, sft_dir = _load(cfg.sft)
+    aux, aux_meta, _, aux_dir = _load(cfg.aux)
+    check_compatible(base, sft, f"base {base_dir}", f"SFT {sft_dir}")
+    check_compatible(sft, aux, f"SFT {sft_dir}", f"auxiliary {aux_dir}")
+    check_same_config({f"base {base_dir}": base_meta["model"], f"SFT {sft_dir}": sft_meta["model"]})
+    check_same_config({f"base {base_dir}": base_meta["model"], f"auxiliary {aux_dir}": aux_meta["model"]})
+    check_same_start(sft_meta, sft_dir, aux_meta, aux_dir)
+    vector = capability_vector({k: v for k, v in sft.items() if k in base}, aux)
+    parts = {"sft - base": _minus(sft, base), "aux - base": _minus(aux, base), "tau = aux - sft": vector}
+    return vector, parts, {"sft": str(sft_dir), "aux": str(aux_dir)}
+
+
+def _vectors_combined(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Path):
+    """(the --vectors combined by --method with --weights, the vectors diagnosed, the report's
+    sources)."""
+    entries = [e.strip() for e in cfg.vectors.split(",") if e.strip()]
+    require(entries, "--vectors is empty")
+    try:
+        weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)
+    except ValueError as exc:
+        raise UserError(f"--weights '{cfg.weights}' must be comma-separated numbers") from exc
+    require(all(map(math.isfinite, weights)), f"--weights '{cfg.weights}' must be finite numbers")
+    loaded = [_vector_from(Path(e), base, base_meta, base_dir) for e in entries]
+    vector = combine(loaded, weights, cfg.method, cfg.density, cfg.seed)
+    parts = {**{f"vector {i + 1}": v for i, v in enumerate(loaded)}, "combined": vector}
+    sources = {"vectors": entries, "weights": weights, "method": cfg.method, "density": cfg.density}
+    return vector, parts, sources
 
 
 def update_along_vector(meta: Path, fine_tuned: Path) -> dict:

@@ -139,6 +139,8 @@ def adjacent(matrix: torch.Tensor) -> list[float]:
 
 
 def prune(cfg: PruneConfig, progress: bool = True) -> Path:
+    """Calibrate on --data, choose the layers to remove, remove them; writes --out (a checkpoint,
+    prune_report.json and one similarity heatmap per stack) at once or not at all."""
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
@@ -208,20 +210,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         "expert_to_backbone": {"before": map_before, "after": model.cfg.expert_to_backbone},
         "timing": timing,
         "stacks": {
-            name: {
-                "layers_before": depths[name],
-                "layers_after": depths[name] - len(removed[name]),
-                "removed": sorted(removed[name]),
-                "removal_order": removed[name],
-                "tokens": accumulators[name].n,
-                "adjacent": {
-                    "cka": adjacent(matrices[name]["cka"]),
-                    "block_influence": [1 - v for v in adjacent(matrices[name]["block-influence"])],
-                    "angular_distance": [1 - v for v in adjacent(matrices[name]["angular"])],
-                },
-                "cka_matrix": matrices[name]["cka"].tolist(),
-                "cosine_matrix": matrices[name]["block-influence"].tolist(),
-            }
+            name: stack_report(depths[name], removed[name], accumulators[name].n, matrices[name])
             for name in stacks
         },
     }
@@ -234,6 +223,25 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         for name in stacks:
             plot_similarity(matrices[name]["cka"], removed[name], name, tmp / f"cka_{name}.png")
     return out
+
+
+def stack_report(depth: int, removed: list[int], tokens: int, matrices: dict[str, torch.Tensor]) -> dict:
+    """prune_report.json's entry for one stack: the layers removed (in the order chosen), the
+    similarity of each layer's output to its input by every criterion, and the full matrices."""
+    return {
+        "layers_before": depth,
+        "layers_after": depth - len(removed),
+        "removed": sorted(removed),
+        "removal_order": removed,
+        "tokens": tokens,
+        "adjacent": {
+            "cka": adjacent(matrices["cka"]),
+            "block_influence": [1 - v for v in adjacent(matrices["block-influence"])],
+            "angular_distance": [1 - v for v in adjacent(matrices["angular"])],
+        },
+        "cka_matrix": matrices["cka"].tolist(),
+        "cosine_matrix": matrices["block-influence"].tolist(),
+    }
 
 
 def plot_similarity(matrix: torch.Tensor, removed: list[int], stack: str, path: Path) -> None:

@@ -38,7 +38,7 @@ from leanvla.models.policy import Observation
 from leanvla.report import AUX_FIGURE, plot_aux_terms, read_metrics
 from leanvla.train.build import build_run
 from leanvla.train.config import TrainConfig, check_state_augmentation
-from leanvla.train.distributed import barrier, init_world, shutdown
+from leanvla.train.distributed import World, barrier, init_world, shutdown
 from leanvla.train.log_window import LogWindow
 from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
@@ -75,13 +75,7 @@ def flow_time(u: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> Path:
     """Run (or resume) training; returns the run directory. `stop_after` simulates a kill (tests)."""
-    cfg.check_ranges()
-    check_state_augmentation(cfg.state_noise, cfg.state_dropout)
-    cfg.check_options_used()
-    cfg.check_adapter()
-    cfg.check_aux()
-    cfg.check_orth()
-    cfg.check_distill()
+    check_config(cfg)
     world = init_world()
     require(
         cfg.batch_size % world.size == 0,
@@ -91,68 +85,20 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     run = Path(cfg.out)
     resuming = prepare_run_dir(cfg, world.is_main)
     barrier(world)
-
-    torch.manual_seed(cfg.seed)  # identical initial weights in every process
-    parts = build_run(cfg, progress=progress and world.is_main)
-    data, model = parts.data, parts.model.to(world.device)
-    normalizer = Normalizer(parts.stats, data.state_key, data.action_key, data.cameras)
-    tokens, token_mask = model.tokenizer.batch(data.instructions)
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay, world.device)
-    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    generator = torch.Generator().manual_seed(cfg.seed)
-    validation = held_out(cfg, data, normalizer, tokens, token_mask) if cfg.val_episodes else None
-    orth = None
-    if cfg.orth.vector is not None:  # before resuming: updates count from the --init weights
-        from leanvla.merge.orthogonal import OrthogonalPenalty
-        from leanvla.models.checkpoint import read_weights
-
-        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        orth = OrthogonalPenalty(model, read_weights(cfg.orth.vector_file()), start)
-    step = 0
-    if resuming:
-        from leanvla.models.checkpoint import load_model
-
-        model.load_state_dict(load_model(run / "last")[0].state_dict())
-        state = load_training_state(run)
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        if ema is not None and state["ema"] is not None:
-            ema.shadow = state["ema"]
-        step = state["step"]
+    trainer = Trainer(cfg, world, resuming, progress=progress and world.is_main)
     if world.is_main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "train_config.json").write_text(json.dumps(config_json(cfg), indent=2) + "\n")
-        truncate_metrics(run, step)
-        truncate_metrics(run, step, ACTIVE_RANK)
-        record_environment(run, step)
-    spectral_on = any(m.spectral_weight > 0 for m in lora_sp_layers(model).values())
-    step_fn: nn.Module = ActionError(model)
-    if parts.teacher is not None:
-        from leanvla.decode.distill import DistilledError
-
-        step_fn = DistilledError(model, parts.teacher.to(world.device), cfg.distill.weight)
-    if world.size > 1:
-        step_fn = DistributedDataParallel(step_fn)
-
-    def checkpoint() -> None:
-        finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
-        require(bool(finite), diverged_run(run, step, saved, "a weight is not finite"))  # one sync
-        if world.is_main:
-            save_training_state(
-                run, model, parts.meta, parts.stats, parts.provenance, optimizer, ema, generator, step
-            )
-        barrier(world)
+        truncate_metrics(run, trainer.step)
+        truncate_metrics(run, trainer.step, ACTIVE_RANK)
+        record_environment(run, trainer.step)
 
     from tqdm import tqdm
 
-    lo, hi = world.shard(cfg.batch_size)
-    env_targets = standardised_environment_state(data.env_state) if data.env_state is not None else None
     window, window_start = LogWindow(), time.perf_counter()
-    model.train()
-    saved = step if resuming else None  # the step RUN/last holds
     bar = tqdm(
         total=cfg.steps,
-        initial=step,
+        initial=trainer.step,
         desc="train",
         unit="step",
         disable=not (progress and world.is_main),
@@ -160,104 +106,233 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     )
     try:
         with bar:  # ended before an interruption's message, which then has its own line
-            while step < cfg.steps:
-                draw = draw_step(cfg, data, normalizer, generator)  # the global batch, alike in every process
-                # ---- this process's slice ----
-                batch, rows = draw.batch, draw.rows[lo:hi]
-                task = batch.task_index[lo:hi]
-                obs = Observation(draw.images[lo:hi], draw.state[lo:hi], tokens[task], token_mask[task], task)
-                obs = obs.map(lambda x: x.to(world.device))
-                actions = normalizer.action(batch.actions[lo:hi]).to(world.device)
-                mask = batch.action_mask[lo:hi].to(world.device)
-                future = None
-                if cfg.aux.horizon > 0:
-                    future = auxiliary_targets(
-                        data, normalizer, env_targets, rows, cfg.aux.horizon, world.device
-                    )
-                noise, t = draw.noise[lo:hi].to(world.device), draw.t[lo:hi].to(world.device)
-                err = step_fn(obs, actions, noise, t, future)
-                aux_loss = None
-                if future is not None:
-                    err, aux_terms = err
-                    aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
-                    for name, term in aux_terms.items():  # logged by target: which of them the head learns
-                        window.add(f"aux_{name}", term.mean())
-                # Normalised by the global count of real actions, times the world size because DDP averages:
-                # the gradient equals that of the single-process mean over the global batch.
-                loss = (err * mask).sum() / batch.action_mask.sum().clamp(min=1) * world.size
-                objective = loss
-                if aux_loss is not None:
-                    objective = objective + cfg.aux.weight * aux_loss
-                spectral = spectral_loss(model) if spectral_on else None  # (logged mean, weighted term)
-                if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
-                    objective = objective + spectral[1]
-                penalty = orth() if orth is not None else None
-                if penalty is not None:  # CapVector: updates orthogonal to the capability vector
-                    objective = objective + cfg.orth.weight * penalty
-                optimizer.zero_grad(set_to_none=True)
-                objective.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-                )
-                lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                step += 1
-                window.add("loss", loss)
-                window.step()
+            while trainer.step < cfg.steps:
+                taken = trainer.take_step(window)
                 bar.update(1)
+                step = trainer.step
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    window_steps = window.steps
-                    means = window.means(
-                        world.size
-                    )  # the first read-back: waits for the window's queued work
-                    elapsed = time.perf_counter() - window_start
-                    record = {
-                        "step": step,
-                        "loss": means.pop("loss"),
-                        "lr": lr,
-                        "grad_norm": float(grad_norm),
-                        "samples_per_s": window_steps * cfg.batch_size / elapsed,
-                    }
-                    # NaN weights stay NaN: stop before they reach a checkpoint
-                    loss_is = f"the training loss is {record['loss']}"
-                    require(math.isfinite(record["loss"]), diverged_run(run, step, saved, loss_is))
-                    if validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                        record["val_loss"] = validation.loss(model)  # after the timing window closed
-                    if penalty is not None:
-                        record["orth"] = float(penalty.detach())
-                    if means:  # the window's mean of each auxiliary target's error, and their sum
-                        record |= means
-                        record["aux"] = sum(means.values())
-                    ranks = active_ranks(model)  # empty without LoRA-SP layers
-                    if ranks:
-                        record["spectral"] = float(spectral[0].detach()) if spectral is not None else None
-                        record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
-                        record["active_rank"] = sum(ranks.values()) / len(ranks)
+                    record = trainer.log(taken, window, window_start)
                     bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    if world.is_main:
-                        with open(run / "metrics.jsonl", "a") as f:
-                            f.write(json.dumps(record) + "\n")
-                        if ranks:
-                            with open(run / ACTIVE_RANK, "a") as f:
-                                f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
-                    window_start = time.perf_counter()
+                    window_start = time.perf_counter()  # validation and writing are not timed
                 if step % cfg.save_every == 0 or step == cfg.steps:
-                    checkpoint()
-                    saved = step
+                    trainer.checkpoint()
                 if stop_after is not None and step >= stop_after:
                     shutdown(world)
                     return run
     except KeyboardInterrupt:  # Ctrl-C: say where the run stands and how it goes on
-        raise KeyboardInterrupt(interrupted_run(run, step, cfg.steps, saved)) from None
+        raise KeyboardInterrupt(interrupted_run(run, trainer.step, cfg.steps, trainer.saved)) from None
     if world.is_main:
-        finish(run, model, ema, parts, cfg)
+        finish(run, trainer.model, trainer.ema, trainer.parts, cfg)
     barrier(world)
     shutdown(world)
     return run
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Every check of the options alone, before any data is read."""
+    cfg.check_ranges()
+    check_state_augmentation(cfg.state_noise, cfg.state_dropout)
+    cfg.check_options_used()
+    cfg.check_adapter()
+    cfg.check_aux()
+    cfg.check_orth()
+    cfg.check_distill()
+
+
+@dataclass
+class TakenStep:
+    """What an optimisation step leaves for the log."""
+
+    loss: torch.Tensor  # the action loss, this process's share of the global-batch mean
+    spectral: tuple[torch.Tensor, torch.Tensor] | None  # LoRA-SP's (logged mean, weighted term)
+    penalty: torch.Tensor | None  # CapVector's orthogonal penalty, before its weight
+    grad_norm: torch.Tensor  # before clipping
+    lr: float
+
+
+class Trainer:
+    """A run's model, optimiser, EMA and random stream, built alike in every process (one seed), and
+    the step that trains them. `train` drives it: `take_step`, then `log` and `checkpoint` at their
+    intervals."""
+
+    def __init__(self, cfg: TrainConfig, world: World, resuming: bool, progress: bool):
+        self.cfg, self.world, self.run = cfg, world, Path(cfg.out)
+        torch.manual_seed(cfg.seed)  # identical initial weights in every process
+        self.parts = parts = build_run(cfg, progress=progress)
+        data, model = parts.data, parts.model.to(world.device)
+        self.data, self.model = data, model
+        self.normalizer = Normalizer(parts.stats, data.state_key, data.action_key, data.cameras)
+        self.tokens, self.token_mask = model.tokenizer.batch(data.instructions)
+        self.optimizer = adamw(model, cfg.lr, cfg.weight_decay, world.device)
+        self.ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.validation = (
+            held_out(cfg, data, self.normalizer, self.tokens, self.token_mask) if cfg.val_episodes else None
+        )
+        self.orth = self._orthogonal_penalty()  # before resuming: updates count from the --init weights
+        self.step = 0
+        self.saved: int | None = None  # the step RUN/last holds
+        if resuming:
+            self._resume()
+        self.spectral_on = any(m.spectral_weight > 0 for m in lora_sp_layers(model).values())
+        self.step_fn = self._step_fn()
+        self.env_targets = (
+            standardised_environment_state(data.env_state) if data.env_state is not None else None
+        )
+        self.shard = slice(*world.shard(cfg.batch_size))  # this process's rows of the global batch
+        model.train()
+
+    def _orthogonal_penalty(self):
+        """CapVector's penalty on the update's alignment with --orth.vector (None without it)."""
+        if self.cfg.orth.vector is None:
+            return None
+        from leanvla.merge.orthogonal import OrthogonalPenalty
+        from leanvla.models.checkpoint import read_weights
+
+        start = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return OrthogonalPenalty(self.model, read_weights(self.cfg.orth.vector_file()), start)
+
+    def _resume(self) -> None:
+        """Weights, optimiser, EMA, random stream and step from RUN/last."""
+        from leanvla.models.checkpoint import load_model
+
+        self.model.load_state_dict(load_model(self.run / "last")[0].state_dict())
+        state = load_training_state(self.run)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.shadow = state["ema"]
+        self.step = self.saved = state["step"]
+
+    def _step_fn(self) -> nn.Module:
+        """The per-step error as a module: the flow/token error, or distillation's; DDP-wrapped
+        under torchrun."""
+        step_fn: nn.Module = ActionError(self.model)
+        if self.parts.teacher is not None:
+            from leanvla.decode.distill import DistilledError
+
+            teacher = self.parts.teacher.to(self.world.device)
+            step_fn = DistilledError(self.model, teacher, self.cfg.distill.weight)
+        if self.world.size > 1:
+            step_fn = DistributedDataParallel(step_fn)
+        return step_fn
+
+    def take_step(self, window: LogWindow) -> TakenStep:
+        """One optimisation step on the next global batch; its logged terms go into `window`."""
+        cfg = self.cfg
+        draw = draw_step(cfg, self.data, self.normalizer, self.generator)  # alike in every process
+        loss, objective, spectral, penalty = self._objective(draw, window)
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        )
+        lr = lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        window.add("loss", loss)
+        window.step()
+        return TakenStep(loss, spectral, penalty, grad_norm, lr)
+
+    def _objective(self, draw: StepDraw, window: LogWindow):
+        """(the action loss, the objective differentiated, LoRA-SP's spectral terms, the orthogonal
+        penalty) on this process's rows of `draw`; the auxiliary terms go into `window`."""
+        cfg, world, model = self.cfg, self.world, self.model
+        mine = self.shard
+        batch, rows = draw.batch, draw.rows[mine]
+        task = batch.task_index[mine]
+        obs = Observation(draw.images[mine], draw.state[mine], self.tokens[task], self.token_mask[task], task)
+        obs = obs.map(lambda x: x.to(world.device))
+        actions = self.normalizer.action(batch.actions[mine]).to(world.device)
+        mask = batch.action_mask[mine].to(world.device)
+        future = None
+        if cfg.aux.horizon > 0:
+            future = auxiliary_targets(
+                self.data, self.normalizer, self.env_targets, rows, cfg.aux.horizon, world.device
+            )
+        noise, t = draw.noise[mine].to(world.device), draw.t[mine].to(world.device)
+        err = self.step_fn(obs, actions, noise, t, future)
+        aux_loss = None
+        if future is not None:
+            err, aux_terms = err
+            aux_loss = sum(aux_terms.values()).sum() / cfg.batch_size * world.size
+            for name, term in aux_terms.items():  # logged by target: which of them the head learns
+                window.add(f"aux_{name}", term.mean())
+        # Normalised by the global count of real actions, times the world size because DDP averages:
+        # the gradient equals that of the single-process mean over the global batch.
+        loss = (err * mask).sum() / batch.action_mask.sum().clamp(min=1) * world.size
+        objective = loss
+        if aux_loss is not None:
+            objective = objective + cfg.aux.weight * aux_loss
+        spectral = spectral_loss(model) if self.spectral_on else None  # (logged mean, weighted term)
+        if spectral is not None:  # LoRA-SP's energy concentration (each process's own mean)
+            objective = objective + spectral[1]
+        penalty = self.orth() if self.orth is not None else None
+        if penalty is not None:  # CapVector: updates orthogonal to the capability vector
+            objective = objective + cfg.orth.weight * penalty
+        return loss, objective, spectral, penalty
+
+    def log(self, taken: TakenStep, window: LogWindow, window_start: float) -> dict:
+        """The window's metrics record, appended to RUN/metrics.jsonl (and LoRA-SP's per-layer active
+        ranks to RUN/active_rank.jsonl); a NaN or infinite loss stops the run here."""
+        cfg, model, step = self.cfg, self.model, self.step
+        window_steps = window.steps
+        means = window.means(self.world.size)  # the first read-back: waits for the window's queued work
+        elapsed = time.perf_counter() - window_start
+        record = {
+            "step": step,
+            "loss": means.pop("loss"),
+            "lr": taken.lr,
+            "grad_norm": float(taken.grad_norm),
+            "samples_per_s": window_steps * cfg.batch_size / elapsed,
+        }
+        # NaN weights stay NaN: stop before they reach a checkpoint
+        loss_is = f"the training loss is {record['loss']}"
+        require(math.isfinite(record["loss"]), diverged_run(self.run, step, self.saved, loss_is))
+        if self.validation is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            record["val_loss"] = self.validation.loss(model)  # after the timing window closed
+        if taken.penalty is not None:
+            record["orth"] = float(taken.penalty.detach())
+        if means:  # the window's mean of each auxiliary target's error, and their sum
+            record |= means
+            record["aux"] = sum(means.values())
+        ranks = active_ranks(model)  # empty without LoRA-SP layers
+        if ranks:
+            record["spectral"] = float(taken.spectral[0].detach()) if taken.spectral is not None else None
+            record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
+            record["active_rank"] = sum(ranks.values()) / len(ranks)
+        if self.world.is_main:
+            with open(self.run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if ranks:
+                with open(self.run / ACTIVE_RANK, "a") as f:
+                    f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
+        return record
+
+    def checkpoint(self) -> None:
+        """Save RUN/last (atomic), unless a weight went NaN or infinite: then the run stops."""
+        finite = torch.stack([p.detach().isfinite().all() for p in self.model.parameters()]).all()
+        weight_is = "a weight is not finite"
+        require(bool(finite), diverged_run(self.run, self.step, self.saved, weight_is))  # one sync
+        if self.world.is_main:
+            parts = self.parts
+            save_training_state(
+                self.run,
+                self.model,
+                parts.meta,
+                parts.stats,
+                parts.provenance,
+                self.optimizer,
+                self.ema,
+                self.generator,
+                self.step,
+            )
+        barrier(self.world)
+        self.saved = self.step
 
 
 @dataclass
