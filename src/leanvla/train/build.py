@@ -216,7 +216,8 @@ def start_from_options(cfg: TrainConfig, dataset: LeRobotDataset) -> PolicyStart
     if kind == "vla":
         from leanvla.models.config import vla_config
 
-        vla_config(cfg.model.size, image_size=size, **cfg.model.overrides())  # a stem that cannot tile them
+        # A vision stem that cannot tile images of this size fails here, before any decodes.
+        vla_config(cfg.model.size, image_size=size, **cfg.model.overrides())
     return PolicyStart(kind, cameras, chunk, size, fit)
 
 
