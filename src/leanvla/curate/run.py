@@ -237,8 +237,9 @@ def gradient_projector(cfg: CurateConfig, model):
 
 
 def held_out_validation(cfg: CurateConfig, dataset, considered: list[int]) -> set[int] | None:
-    """The episodes of --data held out as validation demonstrations: a seeded split, none for
-    label-free typicality (--val-per-task 0), or None when --val-data brings them (checked here)."""
+    """The episodes of --data held out as validation demonstrations: a seeded split, an empty set
+    for label-free typicality (--val-per-task 0), or None when --val-data brings them (its tasks
+    are checked here)."""
     from leanvla.data.reader import LeRobotDataset
 
     if cfg.val_data is not None:
