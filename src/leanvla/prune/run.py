@@ -226,8 +226,9 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
 
 
 def stack_report(depth: int, removed: list[int], tokens: int, matrices: dict[str, torch.Tensor]) -> dict:
-    """prune_report.json's entry for one stack: the layers removed (in the order chosen), the
-    similarity of each layer's output to its input by every criterion, and the full matrices."""
+    """prune_report.json's entry for one stack: the layers removed (in the order chosen), how alike
+    each layer's output is to its input (CKA; block influence and angular distance, which are
+    distances: 1 - similarity), and the full matrices."""
     return {
         "layers_before": depth,
         "layers_after": depth - len(removed),
