@@ -404,6 +404,8 @@ MUTANTS = [
     Mutant("loop-saved-step-stale", "train/loop.py", "        self.saved = self.step\n", "", "tests/test_cli.py"),
     Mutant("loop-nan-loss-unchecked", "train/loop.py", 'require(math.isfinite(record["loss"]),', "require(True,", "tests/train/test_loop.py"),
     Mutant("loop-nan-weights-saved", "train/loop.py", "require(bool(finite),", "require(True,", "tests/train/test_loop.py"),
+    Mutant("loop-bf16-ignored", "train/loop.py", 'enabled=cfg.precision == "bf16"', "enabled=False", "tests/train/test_precision.py"),
+    Mutant("loop-bf16-unwarned", "train/loop.py", 'if cfg.precision == "bf16" and world.device.type == "cpu":', "if False:", "tests/train/test_precision.py"),
     # train/optimizer.py
     Mutant("opt-decay-rest", "train/optimizer.py", '{"params": rest, "weight_decay": 0.0}', '{"params": rest, "weight_decay": weight_decay}', "tests/train/test_optimizer.py"),
     # train/schedule.py
@@ -415,6 +417,7 @@ MUTANTS = [
     Mutant("state-env-le", "train/state.py", 'starts = [s for s in starts if s["from_step"] < step]', 'starts = [s for s in starts if s["from_step"] <= step]', ("tests/train/test_resume.py", "tests/train/test_state.py")),
     Mutant("state-out-fixed", "train/state.py", '_RESUMABLE_CHANGES = {\n    "out",\n', "_RESUMABLE_CHANGES = {\n", "tests/train/test_resume.py"),
     Mutant("state-paths-as-spelt", "train/state.py", "saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))", "now = config_json(cfg)", "tests/train/test_resume.py"),
+    Mutant("state-predated-options-refused", "train/state.py", "saved = config_json(config_from_json(json.loads(path.read_text()), str(path))) if path.is_file() else {}", "saved = json.loads(path.read_text()) if path.is_file() else {}", "tests/train/test_resume.py"),
     # train/validation.py
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),

@@ -52,6 +52,19 @@ def test_stop_and_resume_equals_uninterrupted(data, uninterrupted, tmp_path):
     assert all(s["packages"]["torch"] and s["torch_threads"] >= 1 for s in starts)
 
 
+def test_a_run_started_before_an_option_existed_resumes_at_its_default(data, uninterrupted, tmp_path):
+    """train_config.json of an older leanvla lacks the options added since: they ran as their
+    defaults, so the same command resumes the run (it was refused as `precision=None`)."""
+    run = tmp_path / "older"
+    train(_cfg(data, run), progress=False, stop_after=6)
+    saved = json.loads((run / "train_config.json").read_text())
+    del saved["precision"], saved["state_dropout"], saved["aux"]["pixels"], saved["lora"]["path"]
+    (run / "train_config.json").write_text(json.dumps(saved))
+    train(_cfg(data, run), progress=False)
+    a, b = _weights(uninterrupted), _weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_start_redone_replaces_its_environment_record(data, tmp_path):
     run = tmp_path / "redone"
     train(_cfg(data, run), progress=False, stop_after=2)  # dies before its first checkpoint

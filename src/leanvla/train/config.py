@@ -208,6 +208,10 @@ class TrainConfig:
     """Clip the global gradient norm to this (0 = off)."""
     ema: float = 0.0
     """EMA decay of the weights saved as the policy (0 = off, e.g. 0.999)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Arithmetic of the training forward pass: float32, or bfloat16 autocast (matrix products and
+    convolutions in bfloat16; the weights, their gradients, AdamW and the validation loss stay
+    float32). bf16 is for GPUs: on a CPU without bfloat16 matrix units it is slower."""
     flow_samples: int = 1
     """Flow-matching noise draws per observation (VLA): they share one backbone pass."""
     augment_shift: int = 4

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from leanvla.adapt.report import (
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.data.samples import Batch
-from leanvla.errors import require
+from leanvla.errors import InputWarning, require
 from leanvla.models.auxiliary import future_rows, standardised_environment_state
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
@@ -82,6 +83,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes",
     )
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world.size))
+    if cfg.precision == "bf16" and world.device.type == "cpu":
+        warnings.warn(
+            "--precision bf16 on the CPU: bfloat16 autocast pays on GPUs (and CPUs with bfloat16 matrix "
+            "units); elsewhere a step takes longer than at fp32 (benchmarks/precision.py measures both)",
+            InputWarning,
+            stacklevel=2,
+        )
     run = Path(cfg.out)
     resuming = prepare_run_dir(cfg, world.is_main)
     barrier(world)
@@ -255,7 +263,8 @@ class Trainer:
                 self.data, self.normalizer, self.env_targets, rows, cfg.aux.horizon, world.device
             )
         noise, t = draw.noise[mine].to(world.device), draw.t[mine].to(world.device)
-        err = self.step_fn(obs, actions, noise, t, future)
+        with torch.autocast(world.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+            err = self.step_fn(obs, actions, noise, t, future)
         aux_loss = None
         if future is not None:
             err, aux_terms = err

@@ -124,16 +124,10 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     step = saved_step(run)
     if step is None:
         return False
-    saved = (
-        json.loads((run / "train_config.json").read_text()) if (run / "train_config.json").is_file() else {}
-    )
+    # Read back as a TrainConfig: options added since the run started take their defaults, as it ran.
+    path = run / "train_config.json"
+    saved = config_json(config_from_json(json.loads(path.read_text()), str(path))) if path.is_file() else {}
     saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))
-    if cfg.adapter == "full":  # the adapter options do not enter a full fine-tuning run
-        saved["lora"] = now["lora"]
-    elif isinstance(saved.get("lora"), dict):  # options added since the run started read as it ran
-        from leanvla.adapt.config import LoRAOptions
-
-        saved["lora"] = LoRAOptions.from_dict(saved["lora"], str(run / "train_config.json")).to_dict()
     for key in now:
         if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
             raise UserError(
