@@ -1,7 +1,7 @@
 """bfloat16 autocast (`leanvla train --precision bf16`) against float32, side by side: what a
 training step costs, and what the trained policy does in closed loop.
 
-    python benchmarks/precision.py                        # the demo's base policy, this CPU (~20 min)
+    python benchmarks/precision.py                        # the demo's base policy, this CPU (~15 min)
     python benchmarks/precision.py --size large --device cuda --batch 32 --no-closed-loop --name precision_gpu
 
 Step: one `leanvla train` Trainer per precision (its own step: the draws, the forward pass under
@@ -30,7 +30,6 @@ from common import (
     result_record,
     round_robin_ms,
     synchronised,
-    train_timed,
     write_result,
 )
 from pooling import gap_cell, paired_gap
@@ -83,6 +82,7 @@ def closed_loop(args, data) -> dict:
     from leanvla.evaluate import EvalConfig, evaluate
     from leanvla.report import read_metrics
     from leanvla.train.config import ModelOptions, TrainConfig
+    from leanvla.train.loop import train_once
 
     plan, out = DemoPlan(), Results(args.work)
     for precision in PRECISIONS:
@@ -97,7 +97,7 @@ def closed_loop(args, data) -> dict:
             seed=args.seed,
             precision=precision,
         )
-        train_timed(cfg)
+        train_once(cfg)
         seconds = logged_training_seconds(read_metrics(cfg.out / "metrics.jsonl"), cfg.batch_size)
         result = evaluate(
             EvalConfig(
