@@ -7,8 +7,9 @@ episode's frames by bisection saves over comparing every pair of times.
    codec: H.264 (libx264, 4:2:0, its default quality) and AV1 as LeRobot encodes by default
    (libsvtav1, 4:2:0, CRF 30, a keyframe every 2 frames). The frames pan across a smooth texture with
    a block moving over it, so they compress as a camera's do, not as noise. Each dataset is then
-   read as training reads it (`LeRobotDataset.read_images`, fitted to 64 x 64), twice in turn;
-   the faster of the two counts.
+   read as training reads it (`LeRobotDataset.read_images`, fitted to 64 x 64): with the frame
+   cache off, twice in turn, the faster counting; then with an empty cache, once (decoding and
+   keeping the frames) and twice more (from the cache), the frames asserted equal throughout.
 2. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
    (LeRobot packs many episodes into each mp4): the every-pair comparison leanvla used before
    2026-12-05, `np.abs(times[None] - wanted[:, None]).argmin(1)` per episode, against
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from common import command_line, write_result
@@ -100,22 +103,50 @@ def video_dataset(root: Path, codec: str, options: dict, episodes: int, length: 
     return root
 
 
-def read_rates(episodes: int, length: int) -> list[tuple[str, float, float]]:
-    """(codec, MB of mp4, frames per second read and fitted to 64 x 64) for each codec."""
+class Reads(NamedTuple):
+    """One codec's dataset read as training reads it (fitted to 64 x 64), in seconds."""
+
+    codec: str
+    mp4_mb: float
+    decoded: float  # with the frame cache off: what every command paid before it
+    first: float  # the first read with the cache on: decoding, then keeping the frames
+    cached: float  # a later read: from the cache
+    naming: float  # of that, naming the entry (hashing the mp4 and the metadata)
+    entry_mb: float
+
+
+def timed_read(root: Path, frames: int) -> tuple[float, np.ndarray]:
     from leanvla.data.reader import LeRobotDataset
 
-    rows = []
+    start = time.perf_counter()
+    fitted = LeRobotDataset(root).read_images(KEY, size=64)
+    seconds = time.perf_counter() - start
+    assert fitted.shape == (frames, 64, 64, 3)
+    return seconds, fitted
+
+
+def read_times(episodes: int, length: int) -> list[Reads]:
+    """Each codec's dataset read with the frame cache off (twice in turn, the faster counting), then
+    with an empty cache: the first read, and the faster of two more; the frames asserted equal."""
+    from leanvla.data.frame_cache import entry_name
+    from leanvla.data.reader import LeRobotDataset
+
+    rows, frames = [], episodes * length
     with tempfile.TemporaryDirectory() as tmp:
         for name, (codec, options) in CODECS.items():
             root = video_dataset(Path(tmp) / codec, codec, options, episodes, length)
-            size = sum(p.stat().st_size for p in (root / "videos").rglob("*.mp4")) / 2**20
-            seconds = []
-            for _ in range(2):
-                start = time.perf_counter()
-                frames = LeRobotDataset(root).read_images(KEY, size=64)
-                seconds.append(time.perf_counter() - start)
-            assert frames.shape == (episodes * length, 64, 64, 3)
-            rows.append((name, size, episodes * length / min(seconds)))
+            mp4_mb = sum(p.stat().st_size for p in (root / "videos").rglob("*.mp4")) / 2**20
+            os.environ["LEANVLA_CACHE"] = "off"
+            decoded, reference = min((timed_read(root, frames) for _ in range(2)), key=lambda read: read[0])
+            os.environ["LEANVLA_CACHE"] = str(Path(tmp) / f"cache-{codec}")
+            first, kept = timed_read(root, frames)
+            cached, again = min((timed_read(root, frames) for _ in range(2)), key=lambda read: read[0])
+            assert np.array_equal(kept, reference) and np.array_equal(again, reference)
+            start = time.perf_counter()
+            entry_name(LeRobotDataset(root), KEY, 64, "pad")
+            naming = time.perf_counter() - start
+            entry_mb = sum(p.stat().st_size for p in Path(tmp, f"cache-{codec}").rglob("*.npy")) / 2**20
+            rows.append(Reads(name, mp4_mb, decoded, first, cached, naming, entry_mb))
     return rows
 
 
@@ -146,9 +177,10 @@ def main() -> None:
     parser.add_argument("--name", default="video_read", help="writes docs/results/NAME.md")
     args = parser.parse_args()
 
-    rates = read_rates(args.read_episodes, args.read_length)
+    reads = read_times(args.read_episodes, args.read_length)
     pairs_ms, bisect_ms, matrix_mb = lookup_times(args.episodes, args.length)
     frames = args.read_episodes * args.read_length
+    scale = 2 * 50 * 600 / frames  # to two cameras of 50 episodes of 600 frames
     lines = [
         "# Reading mp4 cameras",
         "",
@@ -156,12 +188,26 @@ def main() -> None:
         "",
         f"## Decoding and fitting ({frames} frames of one {HEIGHT} x {WIDTH} camera at {FPS} fps, to 64 x 64)",
         "",
-        "| codec | mp4 size (MB) | frames per second |",
-        "|---|---|---|",
-        *(f"| {name} | {size:.2f} | {rate:.0f} |" for name, size, rate in rates),
+        "Each dataset read as training reads it (`LeRobotDataset.read_images(size=64)`): with the frame "
+        "cache off, as every command read it before the cache (twice in turn, the faster counting); then "
+        "with an empty cache, the first read (decoding, then keeping the frames) and the faster of two "
+        "later ones, whose frames are asserted equal to the decoded ones. Naming the entry (hashing the "
+        "mp4 and the metadata) is part of every read with the cache on.",
         "",
-        f"At these rates a dataset of 50 episodes of 600 frames from two such cameras loads in "
-        f"{2 * 50 * 600 / rates[0][2]:.0f} s (H.264) or {2 * 50 * 600 / rates[1][2]:.0f} s (AV1), once per command.",
+        "| codec | mp4 (MB) | frames/s decoded | decoded (s) | first read, cache on (s) "
+        "| later reads (s) | of which naming the entry (s) | cache entry (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r.codec} | {r.mp4_mb:.2f} | {frames / r.decoded:.0f} | {r.decoded:.2f} | {r.first:.2f} "
+            f"| {r.cached:.2f} | {r.naming:.2f} | {r.entry_mb:.0f} |"
+            for r in reads
+        ),
+        "",
+        "At these rates a dataset of 50 episodes of 600 frames from two such cameras loads in "
+        + " or ".join(f"{scale * r.decoded:.0f} s ({r.codec.split()[0]})" for r in reads)
+        + " when it decodes; from the cache in "
+        + " or ".join(f"{scale * r.cached:.1f} s" for r in reads)
+        + f", the cache holding {scale * reads[0].entry_mb:.0f} MB for it.",
         "",
         f"## Finding each episode's frames ({args.episodes} episodes of {args.length} frames in one file)",
         "",

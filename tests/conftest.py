@@ -3,7 +3,10 @@ several tests reuse (recorded once per session: rendering is the slow part)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,9 @@ import pytest
 from tests.helpers import record_in_process, train_tiny_vla
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Decoded frames are cached for the suite's own datasets, never in the user's cache (frame_cache).
+os.environ["LEANVLA_CACHE"] = tempfile.mkdtemp(prefix="leanvla-test-cache-")
+atexit.register(shutil.rmtree, os.environ["LEANVLA_CACHE"], ignore_errors=True)
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (REPO.parent / "shared" / "fixtures" / "lerobot_metaworld_v30").resolve()
 

@@ -55,6 +55,7 @@ SCO = ("tests/curate/test_scores.py", "tests/curate/test_run.py")
 SEL = ("tests/prune/test_select.py", "tests/prune/test_run.py")
 SIM = "tests/prune/test_similarity.py"
 DEC = "tests/decode"
+FC = "tests/data/test_frame_cache.py"
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -157,6 +158,18 @@ MUTANTS = [
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
     Mutant("reader-fit-dropped", "data/reader.py", "out[start:stop] = fit_square(decoded, size, fit)", "out[start:stop] = fit_square(decoded, size)", "tests/data/test_resize.py"),
+    Mutant("reader-part-images-kept", "data/reader.py", 'whole = feature["dtype"] == "video" or rows is None', "whole = True", FC),
+    Mutant("reader-cached-rows-ignored", "data/reader.py", "return frames if rows is None or not whole else frames[np.asarray(rows, dtype=bool)]", "return frames", FC),
+    # data/frame_cache.py
+    Mutant("cache-rows-ignored", "data/frame_cache.py", "np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)])", "np.array(frames)", FC),
+    Mutant("cache-contents-unhashed", "data/frame_cache.py", 'digest.update(hashlib.file_digest(f, "blake2b").digest())', "pass", FC),
+    Mutant("cache-fit-unnamed", "data/frame_cache.py", "key, str(size), fit]", "key, str(size)]", FC),
+    Mutant("cache-shape-unchecked", "data/frame_cache.py", "if frames.shape != (dataset.num_frames, size, size, 3) or frames.dtype != np.uint8:", "if False:", FC),
+    Mutant("cache-evicts-newest", "data/frame_cache.py", "if kept > limit and path is not entries[0]:", "if kept > limit:", FC),
+    Mutant("cache-evicts-recent-first", "data/frame_cache.py", "key=lambda p: p.stat().st_mtime, reverse=True)", "key=lambda p: p.stat().st_mtime)", FC),
+    Mutant("cache-read-not-recent", "data/frame_cache.py", "os.utime(path)  #", "pass  #", FC),
+    Mutant("cache-native-size-kept", "data/frame_cache.py", 'return feature["dtype"] == "video" or _hwc(feature)[:2] != (size, size)', "return True", FC),
+    Mutant("cache-off-ignored", "data/frame_cache.py", 'if setting.lower() == "off":', "if False:", FC),
     # data/resize.py
     Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),
     Mutant("resize-pad-one-side", "data/resize.py", "top, left = (size - inner_h) // 2, (size - inner_w) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
@@ -184,10 +197,10 @@ MUTANTS = [
     Mutant("stats-unweighted", "data/stats.py", "w = counts / counts.sum()", "w = np.full(len(counts), 1.0 / len(counts))", "tests/data"),
     Mutant("stats-image-scale", "data/stats.py", "x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0", "x = images.reshape(-1, images.shape[-1]).astype(np.float64)", ("tests/data", "tests/train")),
     # data/video.py
-    Mutant("video-episode-offset", "data/video.py", 'wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps', "wanted = np.arange(length) / dataset.fps", "tests/data"),
-    Mutant("video-size-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit, bar)", "decoded[file_key] = _decode_all(path, bar=bar)", "tests/data/test_video.py"),
-    Mutant("video-fit-dropped", "data/video.py", "decoded[file_key] = _decode_all(path, size, fit, bar)", "decoded[file_key] = _decode_all(path, size, bar=bar)", "tests/data/test_video.py"),
-    Mutant("video-file-index-ignored", "data/video.py", 'file_key = (cols["chunk_index"][ep], cols["file_index"][ep])', 'file_key = (cols["chunk_index"][ep], 0)', "tests/data/test_video.py"),
+    Mutant("video-episode-offset", "data/video.py", "wanted = starts[ep] + np.arange(length) / dataset.fps", "wanted = np.arange(length) / dataset.fps", "tests/data"),
+    Mutant("video-size-dropped", "data/video.py", "decoded[path] = _decode_all(path, size, fit, bar)", "decoded[path] = _decode_all(path, bar=bar)", "tests/data/test_video.py"),
+    Mutant("video-fit-dropped", "data/video.py", "decoded[path] = _decode_all(path, size, fit, bar)", "decoded[path] = _decode_all(path, size, bar=bar)", "tests/data/test_video.py"),
+    Mutant("video-file-index-ignored", "data/video.py", "chunk_index=chunk, file_index=file)", "chunk_index=chunk, file_index=0)", "tests/data/test_video.py"),
     Mutant("video-progress-uncounted", "data/video.py", "                bar.update(len(pending))\n", "                pass\n", "tests/data/test_video.py"),
     Mutant("video-shorter-than-episodes", "data/video.py", "miss.max() > 0.5 / fps", "miss.max() > 5 / fps", "tests/data/test_video.py"),
     Mutant("video-nearest-tie-later", "data/video.py", "later = np.abs(ordered[after] - wanted) < np.abs(", "later = np.abs(ordered[after] - wanted) <= np.abs(", "tests/data/test_video.py"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -205,14 +206,37 @@ class LeRobotDataset:
     ) -> np.ndarray:
         """An image feature decoded for every frame (or the frames where the bool mask `rows` is
         set): uint8 frames x H x W x C, or frames x size x size x C fitted as `fit` says
-        (leanvla.data.resize; a few frames at a time, so the full-size images are never all held)."""
-        from leanvla.data.resize import BATCH, fit_square
+        (leanvla.data.resize; a few frames at a time, so the full-size images are never all held).
+        Fitted frames that are costly to decode are kept for the next read (leanvla.data.frame_cache)."""
+        from leanvla.data import frame_cache
 
         feature = self.features.get(key)
         require(
             feature is not None and fmt.is_visual(feature),
             f"{self.root}: '{key}' is not an image or video feature (cameras: {self.camera_keys})",
         )
+        if not frame_cache.worth_caching(self, key, size):
+            return self._decode_images(key, progress, rows, size, fit)
+        frames, entry = frame_cache.load_frames(self, key, size, fit, rows)
+        if frames is not None:
+            if progress:
+                print(f"{key}: {len(frames)} decoded frames read from the frame cache", file=sys.stderr)
+            return frames
+        # A video decodes whole whatever the rows; images decode whole only when all are asked for.
+        whole = feature["dtype"] == "video" or rows is None
+        frames = self._decode_images(key, progress, None if whole else rows, size, fit)
+        if whole:
+            frame_cache.save_frames(self, key, entry, frames, progress)
+        return frames if rows is None or not whole else frames[np.asarray(rows, dtype=bool)]
+
+    def _decode_images(
+        self, key: str, progress: bool, rows: np.ndarray | None, size: int | None, fit: str
+    ) -> np.ndarray:
+        """`read_images` from the files themselves: every frame decoded (of a video, every frame of
+        its files, then the rows kept)."""
+        from leanvla.data.resize import BATCH, fit_square
+
+        feature = self.features[key]
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 

@@ -7,6 +7,7 @@ episode is the one shown at `from_timestamp + f / fps`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,30 +61,32 @@ def read_video_frames(
     size x size as `fit` says), with a progress bar over the frames decoded when `progress`."""
     from leanvla.data.reader import decoding_bar
 
-    cols = {
-        name: dataset.episode_column(f"videos/{key}/{name}")
-        for name in ("chunk_index", "file_index", "from_timestamp")
-    }
+    starts = dataset.episode_column(f"videos/{key}/from_timestamp")
     lengths = dataset.episode_column("length")
-    template = dataset.info.get("video_path") or fmt.VIDEO_PATH
-    decoded: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
     out = []
     # The files' frames: as many as the episodes' when the files hold nothing else.
     with decoding_bar(key, int(sum(lengths)), "frame", progress) as bar:
-        for ep, length in enumerate(lengths):
-            file_key = (cols["chunk_index"][ep], cols["file_index"][ep])
-            path = dataset.root / template.format(
-                video_key=key, chunk_index=file_key[0], file_index=file_key[1]
-            )
-            if file_key not in decoded:
-                require(
-                    path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)"
-                )
-                decoded[file_key] = _decode_all(path, size, fit, bar)
-            frames, times = decoded[file_key]
-            wanted = cols["from_timestamp"][ep] + np.arange(length) / dataset.fps
+        for ep, (length, path) in enumerate(zip(lengths, video_files(dataset, key))):
+            if path not in decoded:
+                decoded[path] = _decode_all(path, size, fit, bar)
+            frames, times = decoded[path]
+            wanted = starts[ep] + np.arange(length) / dataset.fps
             out.append(frames[_frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)])
     return np.concatenate(out)
+
+
+def video_files(dataset: LeRobotDataset, key: str) -> list[Path]:
+    """The mp4 file holding each episode's frames of a video feature, in episode order (one file
+    holds many episodes); a missing one is refused, naming the first episode that points to it."""
+    chunks, files = (dataset.episode_column(f"videos/{key}/{name}") for name in ("chunk_index", "file_index"))
+    template = dataset.info.get("video_path") or fmt.VIDEO_PATH
+    paths = []
+    for ep, (chunk, file) in enumerate(zip(chunks, files)):
+        path = dataset.root / template.format(video_key=key, chunk_index=chunk, file_index=file)
+        require(path.is_file(), f"video file {path} is missing (episode {ep} of '{key}' points to it)")
+        paths.append(path)
+    return paths
 
 
 def _frames_at(times: np.ndarray, wanted: np.ndarray, fps: float, who: str, path) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Decoded camera frames kept on disk, so a dataset's cameras decode once, not once per command.
+
+A robot's mp4 cameras decode and fit at a few hundred frames a second on a laptop's CPU
+(docs/results/video_read.md): 50 episodes of 600 frames from two cameras take minutes, and
+`train`, `curate`, `prune`, `probe` and `export` each read them. The first command to decode a
+camera at a policy's size saves its frames (uint8, fitted) as one .npy file; later commands read
+them in a moment.
+
+What is cached: a camera's frames fitted to a square (`read_images(size=...)`) when decoding them
+costs, that is a video feature, or images stored at another shape. Images already at the policy's
+size decode from PNG quickly and are read as they are.
+
+An entry is named by a digest of everything its frames depend on: the contents of the dataset's
+files they come from (meta/info.json, meta/episodes/, and the camera's mp4 files or the data
+files), the camera, size and fit, the decoders' versions and the source of the code that decodes
+and fits. A dataset that changes in any way gets another name, so a stale entry is never read; a
+dataset copied elsewhere finds its entries.
+
+LEANVLA_CACHE: the cache directory (default `$XDG_CACHE_HOME/leanvla`, else `~/.cache/leanvla`),
+or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entries are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from leanvla.errors import InputWarning
+
+if TYPE_CHECKING:
+    from leanvla.data.reader import LeRobotDataset
+
+FORMAT = "leanvla-frames-1"  # the layout of an entry; a new layout must change it
+DEFAULT_LIMIT_GB = 20.0
+
+
+def cache_root() -> Path | None:
+    """The cache directory, or None when LEANVLA_CACHE is `off`."""
+    setting = os.environ.get("LEANVLA_CACHE", "").strip()
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "leanvla"
+
+
+def limit_bytes() -> int:
+    """LEANVLA_CACHE_GB in bytes (the default when unset or not a number)."""
+    try:
+        gigabytes = float(os.environ.get("LEANVLA_CACHE_GB", DEFAULT_LIMIT_GB))
+    except ValueError:
+        gigabytes = DEFAULT_LIMIT_GB
+    return int(max(gigabytes, 0.0) * 2**30)
+
+
+def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
+    """Whether a read of `key` at `size` is cached: fitted frames that were costly to decode."""
+    from leanvla.data.reader import _hwc
+
+    if size is None:  # frames as stored: caching them would copy the dataset in raw pixels
+        return False
+    feature = dataset.features[key]
+    return feature["dtype"] == "video" or _hwc(feature)[:2] != (size, size)
+
+
+def source_files(dataset: LeRobotDataset, key: str) -> list[Path]:
+    """The dataset's files a camera's frames are decoded from, metadata first."""
+    from leanvla.data import format as fmt
+    from leanvla.data.video import video_files
+
+    meta = [dataset.root / fmt.INFO_PATH, *sorted((dataset.root / "meta" / "episodes").rglob("*.parquet"))]
+    frames = video_files(dataset, key) if dataset.features[key]["dtype"] == "video" else dataset.data_files
+    return meta + sorted(set(frames))
+
+
+def _code_and_decoders() -> list[str]:
+    """What decodes and fits frames besides the files: the source of leanvla's decoding and fitting
+    modules and the versions of the libraries they call (a new release may round differently)."""
+    import PIL
+    import torch
+
+    from leanvla.data import reader, resize, video
+
+    parts = [FORMAT, np.__version__, torch.__version__, PIL.__version__]
+    try:
+        import av
+
+        parts.append(av.__version__)
+    except ImportError:
+        parts.append("no av")
+    for module in (reader, resize, video):
+        parts.append(hashlib.blake2b(Path(module.__file__).read_bytes(), digest_size=16).hexdigest())
+    return parts
+
+
+def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str) -> str:
+    """The digest that names a camera's cached frames at `size` and `fit` (see the module's docstring)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for part in [*_code_and_decoders(), key, str(size), fit]:
+        digest.update(part.encode() + b"\0")
+    for path in source_files(dataset, key):
+        digest.update(path.relative_to(dataset.root).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            digest.update(hashlib.file_digest(f, "blake2b").digest())
+    return digest.hexdigest()
+
+
+def load_frames(
+    dataset: LeRobotDataset, key: str, size: int, fit: str, rows: np.ndarray | None
+) -> tuple[np.ndarray | None, str]:
+    """(The cached frames of `key` at `size` and `fit`, the `rows` of them when given, or None when
+    there are none; the entry's name, for `save_frames`)."""
+    root = cache_root()
+    if root is None:
+        return None, ""
+    name = entry_name(dataset, key, size, fit)
+    path = root / "frames" / f"{name}.npy"
+    try:
+        frames = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):  # absent, or unreadable: decode again, and overwrite it
+        return None, name
+    if frames.shape != (dataset.num_frames, size, size, 3) or frames.dtype != np.uint8:
+        return None, name
+    os.utime(path)  # recently used: the last to be removed when the cache is over its limit
+    return np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)]), name
+
+
+def save_frames(dataset: LeRobotDataset, key: str, name: str, frames: np.ndarray, progress: bool) -> None:
+    """Keep every frame of a camera under `name`; a cache that cannot be written is a warning."""
+    root = cache_root()
+    if root is None or not name:
+        return
+    directory = root / "frames"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, frames)
+            os.replace(tmp, directory / f"{name}.npy")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        note = {"dataset": str(dataset.root.resolve()), "camera": key, "shape": list(frames.shape)}
+        (directory / f"{name}.json").write_text(json.dumps(note) + "\n")
+    except OSError as exc:
+        warnings.warn(
+            f"cannot keep decoded frames in {directory} ({exc.strerror or exc}); every command decodes "
+            "them afresh: set LEANVLA_CACHE to a writable directory, or to off",
+            InputWarning,
+            stacklevel=2,
+        )
+        return
+    if progress:
+        print(
+            f"{key}: {frames.nbytes / 2**20:.0f} MB of decoded frames kept in {directory} for the next "
+            "command (LEANVLA_CACHE=off: not kept)",
+            file=sys.stderr,
+        )
+    evict(directory, limit_bytes())
+
+
+def evict(directory: Path, limit: int) -> list[Path]:
+    """Remove the least recently used entries until those left fit in `limit` bytes; the removed."""
+    entries = sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+    kept, removed = 0, []
+    for path in entries:
+        kept += path.stat().st_size
+        if kept > limit and path is not entries[0]:  # the entry just written always stays
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,194 @@
+"""Decoded frames are kept once and read back exactly; any change to the dataset misses the cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from leanvla.data import frame_cache
+from leanvla.data.reader import LeRobotDataset
+from leanvla.data.resize import fit_square
+from leanvla.data.samples import ChunkDataset
+from leanvla.errors import InputWarning
+from tests.data.helpers import dataset_with, synthetic_dataset, to_video_dataset
+
+CAM = "observation.images.cam"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache of this test's own, empty."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("LEANVLA_CACHE", str(root))
+    return root / "frames"
+
+
+@pytest.fixture
+def video_dataset(tmp_path):
+    pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+    root = synthetic_dataset(tmp_path / "video", image_size=16)
+    to_video_dataset(root, episodes_per_file=2)
+    return root
+
+
+def no_decoding(monkeypatch):
+    """Make every decoder fail: a read that still succeeds came from the cache."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded, not read from the cache")
+
+    monkeypatch.setattr("leanvla.data.video._decode_all", refuse)
+    monkeypatch.setattr("leanvla.data.reader.decode_png", refuse)
+
+
+def test_a_video_decodes_once_and_reads_back_exactly_whole_or_in_part(video_dataset, cache, monkeypatch):
+    first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert len(list(cache.glob("*.npy"))) == 1
+    no_decoding(monkeypatch)
+    again = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert again.dtype == np.uint8 and np.array_equal(again, first)
+    rows = np.arange(len(first)) % 3 == 1
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8), first[rows])
+
+
+def test_a_video_read_in_part_caches_every_frame(video_dataset, cache, monkeypatch):
+    rows = np.arange(LeRobotDataset(video_dataset).num_frames) % 2 == 0
+    part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
+    no_decoding(monkeypatch)
+    whole = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert len(whole) == len(rows) and np.array_equal(whole[rows], part)
+
+
+def test_images_fitted_from_another_shape_are_cached_and_equal_fitting_them(tmp_path, cache, monkeypatch):
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
+    as_stored = dataset.read_images(CAM)  # not fitted: not cached
+    assert not cache.exists()
+    rows = np.arange(len(as_stored)) % 2 == 0
+    dataset.read_images(CAM, rows=rows, size=8)  # part of the images: only those decode, none kept
+    assert not cache.exists()
+    for fit in ("pad", "crop"):
+        assert np.array_equal(dataset.read_images(CAM, size=8, fit=fit), fit_square(as_stored, 8, fit))
+    assert len(list(cache.glob("*.npy"))) == 2  # one entry per fit
+    no_decoding(monkeypatch)
+    for fit in ("pad", "crop"):
+        assert np.array_equal(dataset.read_images(CAM, size=8, fit=fit), fit_square(as_stored, 8, fit))
+        assert np.array_equal(
+            dataset.read_images(CAM, rows=rows, size=8, fit=fit), fit_square(as_stored[rows], 8, fit)
+        )
+
+
+def test_images_already_at_the_policys_size_are_not_cached(tmp_path, cache):
+    dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds", image_size=16))
+    dataset.read_images(CAM, size=16)
+    assert not cache.exists()
+
+
+def test_any_change_to_a_source_file_names_another_entry_and_a_copy_the_same(video_dataset, tmp_path):
+    dataset = LeRobotDataset(video_dataset)
+    name = frame_cache.entry_name(dataset, CAM, 8, "pad")
+    sources = frame_cache.source_files(dataset, CAM)
+    kinds = {p.relative_to(video_dataset).parts[0] for p in sources}
+    assert kinds == {"meta", "videos"} and len([p for p in sources if p.suffix == ".mp4"]) == 2
+    copy = LeRobotDataset(shutil.copytree(video_dataset, tmp_path / "copy"))
+    assert frame_cache.entry_name(copy, CAM, 8, "pad") == name
+    assert frame_cache.entry_name(dataset, CAM, 8, "crop") != name
+    assert frame_cache.entry_name(dataset, CAM, 16, "pad") != name
+    for source in sources:  # one byte more in any of them (read afresh: the metadata read stays)
+        changed = copy.root / source.relative_to(video_dataset)
+        original = changed.read_bytes()
+        changed.write_bytes(original + b" ")
+        assert frame_cache.entry_name(copy, CAM, 8, "pad") != name, source
+        changed.write_bytes(original)
+    assert frame_cache.entry_name(copy, CAM, 8, "pad") == name
+
+
+def test_the_data_files_name_an_image_cameras_entry(tmp_path):
+    dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds"))
+    sources = frame_cache.source_files(dataset, CAM)
+    assert set(dataset.data_files) <= set(sources)
+    assert (tmp_path / "ds/meta/info.json") in sources
+
+
+def test_a_damaged_entry_is_decoded_again_and_replaced(video_dataset, cache):
+    first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    (entry,) = cache.glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
+    assert np.array_equal(np.load(entry), first)
+
+
+def test_an_entry_of_another_shape_is_not_read(video_dataset, cache):
+    first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    (entry,) = cache.glob("*.npy")
+    np.save(entry, first[:-1])  # one frame short
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
+    assert np.array_equal(np.load(entry), first)
+
+
+def test_off_keeps_nothing(video_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert frame_cache.cache_root() is None and not (tmp_path / "home").exists()
+
+
+def test_an_unwritable_cache_is_one_warning_and_the_frames_still_come(video_dataset, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("LEANVLA_CACHE", str(blocker))
+    with pytest.warns(InputWarning, match="cannot keep decoded frames in .*a-file/frames .*LEANVLA_CACHE"):
+        frames = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert frames.shape == (LeRobotDataset(video_dataset).num_frames, 8, 8, 3)
+    assert not list(tmp_path.glob("**/.*.tmp-*"))
+
+
+def test_the_default_place_follows_xdg_then_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEANVLA_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert frame_cache.cache_root() == tmp_path / "xdg" / "leanvla"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert frame_cache.cache_root() == tmp_path / "home" / ".cache" / "leanvla"
+    monkeypatch.setenv("LEANVLA_CACHE", "~/elsewhere")
+    assert frame_cache.cache_root() == tmp_path / "home" / "elsewhere"
+
+
+def test_the_least_recently_used_entries_go_first_and_the_newest_always_stays(tmp_path):
+    sizes = {"old": 300, "middle": 300, "new": 300}
+    for age, (name, size) in enumerate(reversed(sizes.items())):
+        path = tmp_path / f"{name}.npy"
+        path.write_bytes(b"x" * size)
+        (tmp_path / f"{name}.json").write_text("{}")
+        os.utime(path, (1000 - age, 1000 - age))
+    removed = frame_cache.evict(tmp_path, limit=700)
+    assert [p.stem for p in removed] == ["old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle.json", "middle.npy", "new.json", "new.npy"]
+    assert [p.stem for p in frame_cache.evict(tmp_path, limit=100)] == ["middle"]  # new alone is 300
+    assert [p.name for p in tmp_path.glob("*.npy")] == ["new.npy"]
+
+
+def test_a_read_entry_counts_as_recently_used(video_dataset, cache):
+    LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    (entry,) = cache.glob("*.npy")
+    os.utime(entry, (1000, 1000))
+    LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert entry.stat().st_mtime > 1000
+
+
+def test_the_limit_is_read_in_gigabytes(monkeypatch):
+    monkeypatch.setenv("LEANVLA_CACHE_GB", "0.5")
+    assert frame_cache.limit_bytes() == 2**29
+    monkeypatch.setenv("LEANVLA_CACHE_GB", "lots")
+    assert frame_cache.limit_bytes() == 20 * 2**30
+
+
+def test_a_command_says_where_its_frames_came_from(video_dataset, cache, capsys):
+    dataset = LeRobotDataset(video_dataset)
+    ChunkDataset(dataset, [CAM], chunk_size=4, progress=True, image_size=8)
+    assert f"{CAM}: 0 MB of decoded frames kept in {cache} for the next command" in capsys.readouterr().err
+    ChunkDataset(dataset, [CAM], chunk_size=4, progress=True, image_size=8)
+    assert f"{CAM}: {dataset.num_frames} decoded frames read from the frame cache" in capsys.readouterr().err
