@@ -18,6 +18,7 @@ Writes docs/results/NAME.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -114,6 +115,7 @@ def main() -> None:
 
     from leanvla.data.reader import LeRobotDataset
 
+    os.environ["LEANVLA_CACHE"] = "off"  # what decoding costs: a cached read would time the cache
     work = Path(tempfile.mkdtemp(prefix="leanvla_image_fitting_"))
     try:
         dataset = LeRobotDataset(write_dataset(work / "ds", args.frames, args.seed))

@@ -171,11 +171,17 @@ def save_frames(dataset: LeRobotDataset, key: str, name: str, frames: np.ndarray
 
 def evict(directory: Path, limit: int) -> list[Path]:
     """Remove the least recently used entries until those left fit in `limit` bytes; the removed."""
-    entries = sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+    entries = []
+    for path in directory.glob("*.npy"):
+        try:
+            entries.append((path.stat(), path))
+        except FileNotFoundError:  # another process (a torchrun rank) removed it meanwhile
+            continue
+    entries.sort(key=lambda entry: entry[0].st_mtime, reverse=True)
     kept, removed = 0, []
-    for path in entries:
-        kept += path.stat().st_size
-        if kept > limit and path is not entries[0]:  # the entry just written always stays
+    for rank, (stat, path) in enumerate(entries):
+        kept += stat.st_size
+        if kept > limit and rank > 0:  # the newest, the entry just written, always stays
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
             removed.append(path)
