@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from leanvla.atomic import atomic_dir, write_bytes_atomic
+from leanvla.atomic import atomic_dir, atomic_file, write_bytes_atomic
 
 
 def _umask() -> int:
@@ -37,3 +37,17 @@ def test_failed_block_leaves_nothing_behind(tmp_path):
         (tmp / "a").write_text("1")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "frames.npy"
+    with pytest.raises(RuntimeError), atomic_file(path) as f:
+        f.write(b"half of it")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_file(path) as f:
+        f.write(b"all")
+        assert not path.exists()  # not until the block ends
+    assert path.read_bytes() == b"all"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["frames.npy"]

@@ -92,6 +92,7 @@ MUTANTS = [
     # atomic.py
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
+    Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),

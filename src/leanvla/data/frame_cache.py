@@ -23,16 +23,15 @@ or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entri
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from leanvla.atomic import atomic_file, write_json_atomic
 from leanvla.errors import InputWarning
 
 if TYPE_CHECKING:
@@ -141,17 +140,11 @@ def save_frames(dataset: LeRobotDataset, key: str, name: str, frames: np.ndarray
         return
     directory = root / "frames"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, frames)
-            os.replace(tmp, directory / f"{name}.npy")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(directory / f"{name}.npy") as f:
+            np.save(f, frames)
+        # What the entry holds, for a person looking through the cache.
         note = {"dataset": str(dataset.root.resolve()), "camera": key, "shape": list(frames.shape)}
-        (directory / f"{name}.json").write_text(json.dumps(note) + "\n")
+        write_json_atomic(directory / f"{name}.json", note)
     except OSError as exc:
         warnings.warn(
             f"cannot keep decoded frames in {directory} ({exc.strerror or exc}); every command decodes "
