@@ -170,6 +170,8 @@ MUTANTS = [
     Mutant("cache-evicts-recent-first", "data/frame_cache.py", "key=lambda entry: entry[0].st_mtime, reverse=True)", "key=lambda entry: entry[0].st_mtime)", FC),
     Mutant("cache-read-not-recent", "data/frame_cache.py", "os.utime(path)  #", "pass  #", FC),
     Mutant("cache-native-size-kept", "data/frame_cache.py", 'return feature["dtype"] == "video" or _hwc(feature)[:2] != (size, size)', "return True", FC),
+    Mutant("cache-listing-oldest-first", "data/frame_cache.py", 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True):', 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime):', FC),
+    Mutant("cache-clear-leaves-files", "data/frame_cache.py", "        if path.is_file():\n            path.unlink(missing_ok=True)\n", "        if path.suffix == \".npy\":\n            path.unlink(missing_ok=True)\n", FC),
     Mutant("cache-off-ignored", "data/frame_cache.py", 'if setting.lower() == "off":', "if False:", FC),
     # data/resize.py
     Mutant("resize-shorter-side", "data/resize.py", "scale = size / max(height, width)", "scale = size / min(height, width)", "tests/data/test_resize.py"),

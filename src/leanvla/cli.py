@@ -39,6 +39,28 @@ def run_info(cfg: InfoConfig) -> None:
     print(json.dumps(LeRobotDataset(cfg.root).summary(), indent=2, ensure_ascii=False))
 
 
+@dataclass
+class CacheConfig:
+    """List the decoded-frame cache as JSON: each entry's dataset, camera, shape, size and last use
+    (LEANVLA_CACHE sets the directory, or turns it off; LEANVLA_CACHE_GB bounds it)."""
+
+    clear: bool = False
+    """Remove every entry instead: the next command to read each camera decodes it again."""
+
+
+def run_cache(cfg: CacheConfig) -> None:
+    from leanvla.data import frame_cache
+
+    if cfg.clear and frame_cache.cache_root() is None:
+        print("LEANVLA_CACHE=off: nothing is kept, nothing to clear")
+    elif cfg.clear:
+        listed = frame_cache.listing()
+        removed = frame_cache.clear()
+        print(f"removed {removed} entries ({listed['total_mb']:.0f} MB) from {listed['directory']}")
+    else:
+        print(json.dumps(frame_cache.listing(), indent=2))
+
+
 def run_record(cfg) -> None:
     from leanvla.data.record import record
 
@@ -144,6 +166,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     return {
         ("data", "metaworld"): (RecordConfig, run_record, "record Meta-World scripted-expert demonstrations"),
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
+        ("cache",): (CacheConfig, run_cache, "list (or clear) the decoded-frame cache"),
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),
         ("eval",): (EvalConfig, run_eval, "closed-loop success in Meta-World on held-out positions"),
         ("probe",): (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -192,3 +193,36 @@ def test_a_command_says_where_its_frames_came_from(video_dataset, cache, capsys)
     assert f"{CAM}: 0 MB of decoded frames kept in {cache} for the next command" in capsys.readouterr().err
     ChunkDataset(dataset, [CAM], chunk_size=4, progress=True, image_size=8)
     assert f"{CAM}: {dataset.num_frames} decoded frames read from the frame cache" in capsys.readouterr().err
+
+
+def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cache, capsys):
+    from leanvla.cli import main
+
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
+    dataset.read_images(CAM, size=8, fit="crop")
+    (first,) = cache.glob("*.npy")
+    os.utime(first, (1000, 1000))  # used long ago
+    dataset.read_images(CAM, size=6)
+    assert main(["cache"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["directory"] == str(cache)
+    newest, oldest = listed["entries"]
+    assert (newest["fitted_to"], oldest["fitted_to"]) == ("6 x 6, pad", "8 x 8, crop")
+    assert newest["dataset"] == str((tmp_path / "ds").resolve()) and newest["camera"] == CAM
+    assert newest["frames"] == dataset.num_frames
+    assert listed["total_mb"] == round(newest["mb"] + oldest["mb"], 1)
+    (cache / f".{oldest['entry']}.tmp-1").write_bytes(b"")  # what an interrupted write leaves
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out.startswith(f"removed 2 entries (0 MB) from {cache}")
+    assert list(cache.iterdir()) == []
+    assert main(["cache"]) == 0 and json.loads(capsys.readouterr().out)["entries"] == []
+
+
+def test_leanvla_cache_when_off(monkeypatch, capsys):
+    from leanvla.cli import main
+
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    assert main(["cache"]) == 0
+    assert json.loads(capsys.readouterr().out)["directory"] is None
+    assert main(["cache", "--clear"]) == 0
+    assert "LEANVLA_CACHE=off: nothing is kept" in capsys.readouterr().out

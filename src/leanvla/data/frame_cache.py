@@ -18,13 +18,16 @@ dataset copied elsewhere finds its entries.
 
 LEANVLA_CACHE: the cache directory (default `$XDG_CACHE_HOME/leanvla`, else `~/.cache/leanvla`),
 or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entries are removed.
+`leanvla cache` lists the entries; `leanvla cache --clear` removes them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,8 +136,11 @@ def load_frames(
     return np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)]), name
 
 
-def save_frames(dataset: LeRobotDataset, key: str, name: str, frames: np.ndarray, progress: bool) -> None:
-    """Keep every frame of a camera under `name`; a cache that cannot be written is a warning."""
+def save_frames(
+    dataset: LeRobotDataset, key: str, fit: str, name: str, frames: np.ndarray, progress: bool
+) -> None:
+    """Keep every frame of a camera (fitted as `fit` says) under `name`; a cache that cannot be
+    written is a warning."""
     root = cache_root()
     if root is None or not name:
         return
@@ -143,7 +149,12 @@ def save_frames(dataset: LeRobotDataset, key: str, name: str, frames: np.ndarray
         with atomic_file(directory / f"{name}.npy") as f:
             np.save(f, frames)
         # What the entry holds, for a person looking through the cache.
-        note = {"dataset": str(dataset.root.resolve()), "camera": key, "shape": list(frames.shape)}
+        note = {
+            "dataset": str(dataset.root.resolve()),
+            "camera": key,
+            "shape": list(frames.shape),
+            "fit": fit,
+        }
         write_json_atomic(directory / f"{name}.json", note)
     except OSError as exc:
         warnings.warn(
@@ -179,3 +190,52 @@ def evict(directory: Path, limit: int) -> list[Path]:
             path.with_suffix(".json").unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def listing() -> dict:
+    """What `leanvla cache` prints: the directory, each entry (the dataset and camera it holds,
+    its shape, size and last use, newest first) and their total size."""
+    root = cache_root()
+    if root is None:
+        return {
+            "directory": None,
+            "entries": [],
+            "total_mb": 0.0,
+            "note": "LEANVLA_CACHE=off: nothing is kept",
+        }
+    directory = root / "frames"
+    rows = []
+    for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            note = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):  # its description lost: the entry is still usable
+            note = {}
+        shape = note.get("shape") or [None] * 3
+        stat = path.stat()
+        rows.append(
+            {
+                "entry": path.name,
+                "dataset": note.get("dataset"),
+                "camera": note.get("camera"),
+                "frames": shape[0],
+                "fitted_to": f"{shape[1]} x {shape[2]}, {note.get('fit')}" if note else None,
+                "mb": round(stat.st_size / 2**20, 1),
+                "last_used": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stat.st_mtime)),
+            }
+        )
+    return {"directory": str(directory), "entries": rows, "total_mb": round(sum(r["mb"] for r in rows), 1)}
+
+
+def clear() -> int:
+    """Remove every entry (and any temporary file an interrupted write left); how many entries."""
+    root = cache_root()
+    if root is None or not (root / "frames").is_dir():
+        return 0
+    directory = root / "frames"
+    count = 0
+    for path in directory.iterdir():
+        if path.suffix == ".npy" and not path.name.startswith("."):
+            count += 1
+        if path.is_file():
+            path.unlink(missing_ok=True)
+    return count

@@ -226,7 +226,7 @@ class LeRobotDataset:
         whole = feature["dtype"] == "video" or rows is None
         frames = self._decode_images(key, progress, None if whole else rows, size, fit)
         if whole:
-            frame_cache.save_frames(self, key, entry, frames, progress)
+            frame_cache.save_frames(self, key, fit, entry, frames, progress)
         return frames if rows is None or not whole else frames[np.asarray(rows, dtype=bool)]
 
     def _decode_images(
