@@ -72,7 +72,8 @@ def run_train(cfg) -> None:
     from leanvla.train.loop import train
 
     run = train(cfg)
-    print(f"trained: {run / 'policy'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
+        print(f"trained: {run / 'policy'}")
 
 
 def run_eval(cfg) -> None:

@@ -55,6 +55,7 @@ def test_two_processes_match_one(data, tmp_path):
         [*torchrun, "train", "--data", str(data), "--out", str(two), *ARGS], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"trained: {two / 'policy'}\n"  # once, from the main process
     a, b = load_file(str(one / "policy/model.safetensors")), load_file(str(two / "policy/model.safetensors"))
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-4, worst
