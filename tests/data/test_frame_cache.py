@@ -226,3 +226,14 @@ def test_leanvla_cache_when_off(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["directory"] is None
     assert main(["cache", "--clear"]) == 0
     assert "LEANVLA_CACHE=off: nothing is kept" in capsys.readouterr().out
+
+
+def test_a_cache_shared_read_only_is_still_read(video_dataset, cache, monkeypatch):
+    first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+
+    def read_only(*args, **kwargs):  # as os.utime fails on another user's file
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "utime", read_only)
+    no_decoding(monkeypatch)
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)

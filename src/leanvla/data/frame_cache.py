@@ -23,6 +23,7 @@ or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -66,12 +67,9 @@ def limit_bytes() -> int:
 
 def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
     """Whether a read of `key` at `size` is cached: fitted frames that were costly to decode."""
-    from leanvla.data.reader import _hwc
-
     if size is None:  # frames as stored: caching them would copy the dataset in raw pixels
         return False
-    feature = dataset.features[key]
-    return feature["dtype"] == "video" or _hwc(feature)[:2] != (size, size)
+    return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)
 
 
 def source_files(dataset: LeRobotDataset, key: str) -> list[Path]:
@@ -132,7 +130,8 @@ def load_frames(
         return None, name
     if frames.shape != (dataset.num_frames, size, size, 3) or frames.dtype != np.uint8:
         return None, name
-    os.utime(path)  # recently used: the last to be removed when the cache is over its limit
+    with contextlib.suppress(OSError):  # a cache shared read-only is still read
+        os.utime(path)  # recently used: the last to be removed when the cache is over its limit
     return np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)]), name
 
 
