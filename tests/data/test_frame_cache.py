@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,3 +238,19 @@ def test_a_cache_shared_read_only_is_still_read(video_dataset, cache, monkeypatc
     monkeypatch.setattr(os, "utime", read_only)
     no_decoding(monkeypatch)
     assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
+
+
+def test_within_a_process_each_file_is_hashed_once_though_cameras_share_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(frame_cache, "_file_digests", {})
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"a": (12, 20), "b": (12, 20)}))
+    opened, real_open = [], Path.open
+
+    def counted_open(self, *args, **kwargs):
+        opened.append(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counted_open)
+    names = {frame_cache.entry_name(dataset, f"observation.images.{c}", 8, "pad") for c in "ab"}
+    assert len(names) == 2
+    from_dataset = sorted(path for path in opened if path.is_relative_to(dataset.root))
+    assert from_dataset == sorted(frame_cache.source_files(dataset, "observation.images.a")) != []

@@ -24,6 +24,7 @@ or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entri
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -82,7 +83,8 @@ def source_files(dataset: LeRobotDataset, key: str) -> list[Path]:
     return meta + sorted(set(frames))
 
 
-def _code_and_decoders() -> list[str]:
+@functools.cache
+def _code_and_decoders() -> tuple[str, ...]:
     """What decodes and fits frames besides the files: the source of leanvla's decoding and fitting
     modules and the versions of the libraries they call (a new release may round differently)."""
     import PIL
@@ -99,30 +101,63 @@ def _code_and_decoders() -> list[str]:
         parts.append("no av")
     for module in (reader, resize, video):
         parts.append(hashlib.blake2b(Path(module.__file__).read_bytes(), digest_size=16).hexdigest())
-    return parts
+    return tuple(parts)
 
 
-def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str) -> str:
-    """The digest that names a camera's cached frames at `size` and `fit` (see the module's docstring)."""
+# Within one process each file is hashed once (a dataset's cameras share its data files, and
+# training reads them again for validation), recognised by its size and modification time.
+_file_digests: dict[tuple[str, int, int], bytes] = {}
+
+
+def file_digest(path: Path, bar=None) -> bytes:
+    """The blake2b digest of a file's contents; `bar` (tqdm) counts the bytes read."""
+    stat = path.stat()
+    known = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if known not in _file_digests:
+        digest = hashlib.blake2b()
+        with path.open("rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+                if bar is not None:
+                    bar.update(len(block))
+        _file_digests[known] = digest.digest()
+    return _file_digests[known]
+
+
+def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str, progress: bool = False) -> str:
+    """The digest that names a camera's cached frames at `size` and `fit` (see the module's
+    docstring), with a progress bar over the bytes hashed when `progress`."""
+    from tqdm import tqdm
+
     digest = hashlib.blake2b(digest_size=20)
     for part in [*_code_and_decoders(), key, str(size), fit]:
         digest.update(part.encode() + b"\0")
-    for path in source_files(dataset, key):
-        digest.update(path.relative_to(dataset.root).as_posix().encode() + b"\0")
-        with path.open("rb") as f:
-            digest.update(hashlib.file_digest(f, "blake2b").digest())
+    sources = source_files(dataset, key)
+    total = sum(path.stat().st_size for path in sources)
+    with tqdm(
+        total=total,
+        desc=f"hash {key}",
+        unit="B",
+        unit_scale=True,
+        leave=False,
+        mininterval=1.0,
+        disable=not progress,
+    ) as bar:
+        for path in sources:
+            digest.update(path.relative_to(dataset.root).as_posix().encode() + b"\0")
+            digest.update(file_digest(path, bar))
     return digest.hexdigest()
 
 
 def load_frames(
-    dataset: LeRobotDataset, key: str, size: int, fit: str, rows: np.ndarray | None
+    dataset: LeRobotDataset, key: str, size: int, fit: str, rows: np.ndarray | None, progress: bool = False
 ) -> tuple[np.ndarray | None, str]:
     """(The cached frames of `key` at `size` and `fit`, the `rows` of them when given, or None when
     there are none; the entry's name, for `save_frames`)."""
     root = cache_root()
     if root is None:
         return None, ""
-    name = entry_name(dataset, key, size, fit)
+    name = entry_name(dataset, key, size, fit, progress)
     path = root / "frames" / f"{name}.npy"
     try:
         frames = np.load(path, mmap_mode="r")

@@ -217,7 +217,7 @@ class LeRobotDataset:
         )
         if not frame_cache.worth_caching(self, key, size):
             return self._decode_images(key, progress, rows, size, fit)
-        frames, entry = frame_cache.load_frames(self, key, size, fit, rows)
+        frames, entry = frame_cache.load_frames(self, key, size, fit, rows, progress)
         if frames is not None:
             if progress:
                 print(f"{key}: {len(frames)} decoded frames read from the frame cache", file=sys.stderr)
