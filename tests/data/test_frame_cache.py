@@ -14,7 +14,7 @@ from leanvla.data import frame_cache
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.resize import fit_square
 from leanvla.data.samples import ChunkDataset
-from leanvla.errors import InputWarning
+from leanvla.errors import InputWarning, UserError
 from tests.data.helpers import dataset_with, synthetic_dataset, to_video_dataset
 
 CAM = "observation.images.cam"
@@ -182,10 +182,29 @@ def test_a_read_entry_counts_as_recently_used(video_dataset, cache):
 
 
 def test_the_limit_is_read_in_gigabytes(monkeypatch):
+    monkeypatch.delenv("LEANVLA_CACHE_GB", raising=False)
+    assert frame_cache.limit_bytes() == 20 * 2**30
+    monkeypatch.setenv("LEANVLA_CACHE_GB", "")  # set empty, as unset
+    assert frame_cache.limit_bytes() == 20 * 2**30
     monkeypatch.setenv("LEANVLA_CACHE_GB", "0.5")
     assert frame_cache.limit_bytes() == 2**29
-    monkeypatch.setenv("LEANVLA_CACHE_GB", "lots")
-    assert frame_cache.limit_bytes() == 20 * 2**30
+
+
+@pytest.mark.parametrize("setting", ["lots", "-1", "nan"])
+def test_a_limit_that_is_not_a_size_is_refused_before_anything_decodes(
+    video_dataset, cache, monkeypatch, capsys, setting
+):
+    from leanvla.cli import main
+
+    monkeypatch.setenv("LEANVLA_CACHE_GB", setting)
+    no_decoding(monkeypatch)
+    with pytest.raises(
+        UserError, match=f"LEANVLA_CACHE_GB is '{setting}': give .* in gigabytes, a number >= 0"
+    ):
+        LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    out = video_dataset.parent / "run"
+    assert main(["train", "--data", str(video_dataset), "--out", str(out), "--model.image-size", "8"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
 
 
 def test_a_command_says_where_its_frames_came_from(video_dataset, cache, capsys):

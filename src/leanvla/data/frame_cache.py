@@ -27,6 +27,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from leanvla.atomic import atomic_file, write_json_atomic
-from leanvla.errors import InputWarning
+from leanvla.errors import InputWarning, require
 
 if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
@@ -58,12 +59,19 @@ def cache_root() -> Path | None:
 
 
 def limit_bytes() -> int:
-    """LEANVLA_CACHE_GB in bytes (the default when unset or not a number)."""
+    """LEANVLA_CACHE_GB in bytes (DEFAULT_LIMIT_GB when unset or empty); anything but a number >= 0
+    is refused."""
+    setting = os.environ.get("LEANVLA_CACHE_GB", "").strip() or str(DEFAULT_LIMIT_GB)
     try:
-        gigabytes = float(os.environ.get("LEANVLA_CACHE_GB", DEFAULT_LIMIT_GB))
+        gigabytes = float(setting)
     except ValueError:
-        gigabytes = DEFAULT_LIMIT_GB
-    return int(max(gigabytes, 0.0) * 2**30)
+        gigabytes = math.nan
+    require(
+        gigabytes >= 0,  # NaN too fails it
+        f"LEANVLA_CACHE_GB is '{setting}': give the decoded-frame cache's size limit in gigabytes, "
+        f"a number >= 0 (unset: {DEFAULT_LIMIT_GB:g})",
+    )
+    return int(gigabytes * 2**30)
 
 
 def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
@@ -157,6 +165,7 @@ def load_frames(
     root = cache_root()
     if root is None:
         return None, ""
+    limit_bytes()  # a bad limit is refused now, not after the frames have decoded
     name = entry_name(dataset, key, size, fit, progress)
     path = root / "frames" / f"{name}.npy"
     try:
