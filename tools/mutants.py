@@ -172,6 +172,7 @@ MUTANTS = [
     Mutant("cache-read-only-refused", "data/frame_cache.py", "with contextlib.suppress(OSError):", "with contextlib.suppress():", FC),
     Mutant("cache-digest-not-kept", "data/frame_cache.py", "        _file_digests[known] = digest.digest()\n    return _file_digests[known]", "        return digest.digest()\n    return _file_digests[known]", FC),
     Mutant("cache-limit-checked-late", "data/frame_cache.py", "    limit_bytes()  # a bad limit", "    pass  # a bad limit", FC),
+    Mutant("cache-code-unnamed", "data/frame_cache.py", "for part in [*_code_and_decoders(), key, str(size), fit]:", "for part in [key, str(size), fit]:", FC),
     Mutant("cache-native-size-kept", "data/frame_cache.py", 'return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)', "return True", FC),
     Mutant("cache-listing-oldest-first", "data/frame_cache.py", 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True):', 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime):', FC),
     Mutant("cache-clear-leaves-files", "data/frame_cache.py", "        if path.is_file():\n            path.unlink(missing_ok=True)\n", "        if path.suffix == \".npy\":\n            path.unlink(missing_ok=True)\n", FC),

@@ -273,3 +273,19 @@ def test_within_a_process_each_file_is_hashed_once_though_cameras_share_it(tmp_p
     assert len(names) == 2
     from_dataset = sorted(path for path in opened if path.is_relative_to(dataset.root))
     assert from_dataset == sorted(frame_cache.source_files(dataset, "observation.images.a")) != []
+
+
+def test_new_decoding_code_or_a_new_decoder_names_another_entry(tmp_path, monkeypatch):
+    import hashlib
+
+    import PIL
+
+    from leanvla.data import resize
+
+    dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds"))
+    name = frame_cache.entry_name(dataset, CAM, 8, "pad")
+    parts = frame_cache._code_and_decoders()
+    assert PIL.__version__ in parts
+    assert hashlib.blake2b(Path(resize.__file__).read_bytes(), digest_size=16).hexdigest() in parts
+    monkeypatch.setattr(frame_cache, "_code_and_decoders", lambda: (*parts[:-1], "an edited video.py"))
+    assert frame_cache.entry_name(dataset, CAM, 8, "pad") != name
