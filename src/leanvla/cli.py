@@ -41,8 +41,9 @@ def run_info(cfg: InfoConfig) -> None:
 
 @dataclass
 class CacheConfig:
-    """List the decoded-frame cache as JSON: each entry's dataset, camera, shape, size and last use
-    (LEANVLA_CACHE sets the directory, or turns it off; LEANVLA_CACHE_GB bounds it)."""
+    """List the decoded-frame cache as JSON: each entry's dataset and camera, its frames, the size
+    and fit they were fitted to, its MB and last use (LEANVLA_CACHE sets the directory, or turns it
+    off; LEANVLA_CACHE_GB bounds it)."""
 
     clear: bool = False
     """Remove every entry instead: the next command to read each camera decodes it again."""
@@ -56,7 +57,8 @@ def run_cache(cfg: CacheConfig) -> None:
     elif cfg.clear:
         listed = frame_cache.listing()
         removed = frame_cache.clear()
-        print(f"removed {removed} entries ({listed['total_mb']:.0f} MB) from {listed['directory']}")
+        entries = "entry" if removed == 1 else "entries"
+        print(f"removed {removed} {entries} ({listed['total_mb']:.0f} MB) from {listed['directory']}")
     else:
         print(json.dumps(frame_cache.listing(), indent=2))
 

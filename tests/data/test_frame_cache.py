@@ -188,6 +188,8 @@ def test_the_limit_is_read_in_gigabytes(monkeypatch):
     assert frame_cache.limit_bytes() == 20 * 2**30
     monkeypatch.setenv("LEANVLA_CACHE_GB", "0.5")
     assert frame_cache.limit_bytes() == 2**29
+    monkeypatch.setenv("LEANVLA_CACHE_GB", "inf")  # no limit
+    assert frame_cache.limit_bytes() > 2**50
 
 
 @pytest.mark.parametrize("setting", ["lots", "-1", "nan"])

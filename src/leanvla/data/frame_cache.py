@@ -71,7 +71,7 @@ def limit_bytes() -> int:
         f"LEANVLA_CACHE_GB is '{setting}': give the decoded-frame cache's size limit in gigabytes, "
         f"a number >= 0 (unset: {DEFAULT_LIMIT_GB:g})",
     )
-    return int(gigabytes * 2**30)
+    return sys.maxsize if math.isinf(gigabytes) else int(gigabytes * 2**30)  # inf: no limit
 
 
 def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
