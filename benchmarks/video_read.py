@@ -120,7 +120,7 @@ def timed_read(root: Path, frames: int) -> tuple[float, np.ndarray]:
     from leanvla.data import frame_cache
     from leanvla.data.reader import LeRobotDataset
 
-    frame_cache._file_digests.clear()
+    frame_cache.forget_file_digests()
     start = time.perf_counter()
     fitted = LeRobotDataset(root).read_images(KEY, size=64)
     seconds = time.perf_counter() - start
@@ -132,7 +132,6 @@ def read_times(episodes: int, length: int) -> list[Reads]:
     """Each codec's dataset read with the frame cache off (twice in turn, the faster counting), then
     with an empty cache: the first read, and the faster of two more; the frames asserted equal."""
     from leanvla.data import frame_cache
-    from leanvla.data.frame_cache import entry_name
     from leanvla.data.reader import LeRobotDataset
 
     rows, frames = [], episodes * length
@@ -147,9 +146,9 @@ def read_times(episodes: int, length: int) -> list[Reads]:
             cached, again = min((timed_read(root, frames) for _ in range(2)), key=lambda read: read[0])
             assert np.array_equal(kept, reference) and np.array_equal(again, reference)
             dataset = LeRobotDataset(root)
-            frame_cache._file_digests.clear()
+            frame_cache.forget_file_digests()
             start = time.perf_counter()
-            entry_name(dataset, KEY, 64, "pad")
+            frame_cache.entry_name(dataset, KEY, 64, "pad")
             naming = time.perf_counter() - start
             entry_mb = sum(p.stat().st_size for p in Path(tmp, f"cache-{codec}").rglob("*.npy")) / 2**20
             rows.append(Reads(name, mp4_mb, decoded, first, cached, naming, entry_mb))

@@ -262,7 +262,7 @@ def test_a_cache_shared_read_only_is_still_read(video_dataset, cache, monkeypatc
 
 
 def test_within_a_process_each_file_is_hashed_once_though_cameras_share_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(frame_cache, "_file_digests", {})
+    frame_cache.forget_file_digests()
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"a": (12, 20), "b": (12, 20)}))
     opened, real_open = [], Path.open
 
