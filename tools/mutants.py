@@ -159,8 +159,8 @@ MUTANTS = [
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
     Mutant("reader-fit-dropped", "data/reader.py", "out[start:stop] = fit_square(decoded, size, fit)", "out[start:stop] = fit_square(decoded, size)", "tests/data/test_resize.py"),
-    Mutant("reader-part-images-kept", "data/reader.py", 'whole = feature["dtype"] == "video" or rows is None', "whole = True", FC),
-    Mutant("reader-cached-rows-ignored", "data/reader.py", "return frames if rows is None or not whole else frames[np.asarray(rows, dtype=bool)]", "return frames", FC),
+    Mutant("reader-part-images-kept", "data/reader.py", 'if feature["dtype"] != "video" and rows is not None:', "if False:", FC),
+    Mutant("reader-cached-rows-ignored", "data/reader.py", "return frames if rows is None else frames[np.asarray(rows, dtype=bool)]", "return frames", FC),
     # data/frame_cache.py
     Mutant("cache-rows-ignored", "data/frame_cache.py", "np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)])", "np.array(frames)", FC),
     Mutant("cache-contents-unhashed", "data/frame_cache.py", "digest.update(file_digest(path, bar))", "pass", FC),

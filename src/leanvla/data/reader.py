@@ -223,11 +223,11 @@ class LeRobotDataset:
                 print(f"{key}: {len(frames)} decoded frames read from the frame cache", file=sys.stderr)
             return frames
         # A video decodes whole whatever the rows; images decode whole only when all are asked for.
-        whole = feature["dtype"] == "video" or rows is None
-        frames = self._decode_images(key, progress, None if whole else rows, size, fit)
-        if whole:
-            frame_cache.save_frames(self, key, fit, entry, frames, progress)
-        return frames if rows is None or not whole else frames[np.asarray(rows, dtype=bool)]
+        if feature["dtype"] != "video" and rows is not None:
+            return self._decode_images(key, progress, rows, size, fit)
+        frames = self._decode_images(key, progress, None, size, fit)
+        frame_cache.save_frames(self, key, fit, entry, frames, progress)
+        return frames if rows is None else frames[np.asarray(rows, dtype=bool)]
 
     def _decode_images(
         self, key: str, progress: bool, rows: np.ndarray | None, size: int | None, fit: str
