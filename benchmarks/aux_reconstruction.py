@@ -50,8 +50,8 @@ def main() -> None:
     with torch.no_grad():
         for lo in range(0, len(frames), args.batch):
             rows = torch.arange(lo, min(lo + args.batch, len(frames)))
-            obs = policy.observation(frames.images[rows], frames.state[rows], tasks[rows])
-            target = policy.normalizer.images(frames.images[future_rows(rows, frames.episode_end, horizon)])
+            obs = policy.observation(frames.images(rows), frames.state[rows], tasks[rows])
+            target = policy.normalizer.images(frames.images(future_rows(rows, frames.episode_end, horizon)))
             pixels = model.aux_head(model.prefix_of(obs).summary).pixels
             decoded_error.append(per_sample_mse(pixels, target))
             still_error.append(per_sample_mse(obs.images, target))

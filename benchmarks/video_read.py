@@ -1,7 +1,7 @@
 """Reading a robot's mp4 cameras: how fast leanvla decodes and fits them, and what finding each
 episode's frames by bisection saves over comparing every pair of times.
 
-    python benchmarks/video_read.py                   # about 3 minutes on 2 CPU cores
+    python benchmarks/video_read.py                   # about 4 minutes on 2 CPU cores
 
 1. A LeRobot-layout dataset is written with one 480 x 640 camera at 30 fps stored as mp4, once per
    codec: H.264 (libx264, 4:2:0, its default quality) and AV1 as LeRobot encodes by default
@@ -10,7 +10,11 @@ episode's frames by bisection saves over comparing every pair of times.
    read as training reads it (`LeRobotDataset.read_images`, fitted to 64 x 64): with the frame
    cache off, twice in turn, the faster counting; then with an empty cache, once (decoding and
    keeping the frames) and twice more (from the cache), the frames asserted equal throughout.
-2. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
+2. The decoder against an earlier revision's (--against, default ad072b3: before a batch of
+   full-size frames was bounded to 64 MB and a file's frames were joined in place), on each codec's
+   file, fitted to 64 x 64: --repeats calls of each in turn, the fastest counting; their frames are
+   asserted equal.
+3. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
    (LeRobot packs many episodes into each mp4): the every-pair comparison leanvla used before
    2026-12-05, `np.abs(times[None] - wanted[:, None]).argmin(1)` per episode, against
    `leanvla.data.video.nearest_frames`; their answers are asserted equal.
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from common import command_line, write_result
+from common import command_line, module_at, write_result
 
 HEIGHT, WIDTH, FPS, KEY = 480, 640, 30, "observation.images.wrist"
 # name: (FFmpeg encoder, its options); LeRobot encodes with the second by default.
@@ -52,8 +56,11 @@ def camera_frames(n: int, seed: int) -> np.ndarray:
     return frames
 
 
-def video_dataset(root: Path, codec: str, options: dict, episodes: int, length: int) -> Path:
-    """A LeRobotDataset v3 whose one camera is an mp4 holding every episode, as LeRobot writes it."""
+def video_dataset(
+    root: Path, codec: str, options: dict, episodes: int, length: int, episodes_per_file: int | None = None
+) -> Path:
+    """A LeRobotDataset v3 whose one camera is stored as mp4 as LeRobot writes it: every episode in
+    one file, or `episodes_per_file` in each (each file's times starting at 0)."""
     import av
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -70,16 +77,19 @@ def video_dataset(root: Path, codec: str, options: dict, episodes: int, length: 
         zeros = np.zeros((length, 6), np.float32)
         writer.add_episode("pick up the cube", {"observation.state": zeros, "action": zeros})
     writer.finalize()
-    path = root / VIDEO_PATH.format(video_key=KEY, chunk_index=0, file_index=0)
-    path.parent.mkdir(parents=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=FPS, options=options)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for frame in camera_frames(episodes * length, seed=0):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+    per_file = episodes_per_file or episodes
+    for file in range(-(-episodes // per_file)):
+        frames = camera_frames(min(per_file, episodes - file * per_file) * length, seed=file)
+        path = root / VIDEO_PATH.format(video_key=KEY, chunk_index=0, file_index=file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream(codec, rate=FPS, options=options)
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
     info_path = root / "meta/info.json"
     info = json.loads(info_path.read_text())
     info["features"][KEY] = {
@@ -91,10 +101,10 @@ def video_dataset(root: Path, codec: str, options: dict, episodes: int, length: 
     info_path.write_text(json.dumps(info, indent=2))
     (episodes_path,) = (root / "meta/episodes").rglob("*.parquet")
     table = pq.read_table(episodes_path)
-    start = np.arange(episodes) * length / FPS
+    start = np.arange(episodes) % per_file * length / FPS
     for name, values in (
         ("chunk_index", [0] * episodes),
-        ("file_index", [0] * episodes),
+        ("file_index", (np.arange(episodes) // per_file).tolist()),
         ("from_timestamp", start.tolist()),
         ("to_timestamp", (start + length / FPS).tolist()),
     ):
@@ -155,6 +165,31 @@ def read_times(episodes: int, length: int) -> list[Reads]:
     return rows
 
 
+def decoder_times(
+    episodes: int, length: int, against: str, repeats: int
+) -> tuple[str, list[tuple[str, float, float]]]:
+    """(The earlier revision's label, per codec: (codec, its decoder's fastest seconds, this one's))."""
+    from leanvla.data import video
+
+    earlier, label = module_at(against, "src/leanvla/data/video.py")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (codec, options) in CODECS.items():
+            root = video_dataset(Path(tmp) / codec, codec, options, episodes, length)
+            (path,) = (root / "videos").rglob("*.mp4")
+            seconds: dict[str, list[float]] = {"earlier": [], "now": []}
+            for _ in range(repeats):
+                for which, module in (("earlier", earlier), ("now", video)):
+                    start = time.perf_counter()
+                    frames, _ = module._decode_all(path, 64, "pad")
+                    seconds[which].append(time.perf_counter() - start)
+                    if which == "earlier":
+                        reference = frames
+                assert np.array_equal(frames, reference)
+            rows.append((name, min(seconds["earlier"]), min(seconds["now"])))
+    return label, rows
+
+
 def lookup_times(episodes: int, length: int) -> tuple[float, float, float]:
     """(ms for every episode's frames by every pair, ms by bisection, MB of one episode's pair matrix)."""
     from leanvla.data.video import nearest_frames
@@ -179,10 +214,13 @@ def main() -> None:
     parser.add_argument("--read-length", type=int, default=300, help="frames per episode there")
     parser.add_argument("--episodes", type=int, default=50, help="episodes in the lookup's file")
     parser.add_argument("--length", type=int, default=600, help="frames per episode there")
+    parser.add_argument("--against", default="ad072b3", help="the revision whose decoder is compared")
+    parser.add_argument("--repeats", type=int, default=3, help="calls of each decoder, in turn")
     parser.add_argument("--name", default="video_read", help="writes docs/results/NAME.md")
     args = parser.parse_args()
 
     reads = read_times(args.read_episodes, args.read_length)
+    earlier, decoders = decoder_times(args.read_episodes, args.read_length, args.against, args.repeats)
     pairs_ms, bisect_ms, matrix_mb = lookup_times(args.episodes, args.length)
     frames = args.read_episodes * args.read_length
     scale = 2 * 50 * 600 / frames  # to two cameras of 50 episodes of 600 frames
@@ -213,6 +251,17 @@ def main() -> None:
         + " when it decodes; from the cache in "
         + " or ".join(f"{scale * r.cached:.1f} s" for r in reads)
         + f", the cache holding {scale * reads[0].entry_mb:.0f} MB for it.",
+        "",
+        f"## The decoder against {earlier}'s ({frames} frames, fitted to 64 x 64)",
+        "",
+        f"`_decode_all` as it was at {earlier} (a batch of 256 full-size frames, 236 MB at 480 x 640, "
+        "joined with a copy of the file's frames) and as it is (a batch bounded to 64 MB, the frames "
+        f"joined in place), called in turn {args.repeats} times each on the same file, the fastest "
+        "counting; the frames asserted equal.",
+        "",
+        f"| codec | {earlier} (s) | now (s) | now / {earlier} |",
+        "|---|---|---|---|",
+        *(f"| {codec} | {before:.2f} | {now:.2f} | {now / before:.2f} |" for codec, before, now in decoders),
         "",
         f"## Finding each episode's frames ({args.episodes} episodes of {args.length} frames in one file)",
         "",

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from leanvla.atomic import atomic_dir, atomic_file, write_bytes_atomic
+from leanvla.atomic import atomic_dir, atomic_file, atomic_path, write_bytes_atomic
 
 
 def _umask() -> int:
@@ -51,3 +51,16 @@ def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):
     assert path.read_bytes() == b"all"
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
     assert [p.name for p in tmp_path.iterdir()] == ["frames.npy"]
+
+
+def test_an_atomic_path_is_an_empty_file_that_becomes_the_target_or_goes(tmp_path):
+    path = tmp_path / "frames.npy"
+    with pytest.raises(KeyboardInterrupt), atomic_path(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.read_bytes() == b""
+        tmp.write_bytes(b"half of it")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"all")
+        assert not path.exists()
+    assert path.read_bytes() == b"all" and [p.name for p in tmp_path.iterdir()] == ["frames.npy"]

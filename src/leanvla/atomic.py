@@ -56,20 +56,28 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file, written in a temporary file in the same directory, that becomes `path`
-    when the block exits without error (a large array can be saved into it without a copy in memory)."""
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield the path of an empty temporary file in the same directory that becomes `path` when the
+    block exits without error (for writers that open a file by name: a memory-mapped array)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
+        yield Path(tmp)
         os.chmod(tmp, _default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file, written in a temporary file in the same directory, that becomes `path`
+    when the block exits without error (a large array can be saved into it without a copy in memory)."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        yield f
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

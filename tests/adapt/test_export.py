@@ -261,7 +261,7 @@ def test_calibration_data_of_another_image_size_is_read_at_the_policys_own(
 
     def recording(self, *args, **kwargs):  # however the export builds its calibration frames
         real(self, *args, **kwargs)
-        sizes.append(tuple(self.images.shape[-2:]))
+        sizes.append(self.image_size)
 
     monkeypatch.setattr(ChunkDataset, "__init__", recording)
     wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from leanvla.data import frame_cache
 from leanvla.data.reader import LeRobotDataset
@@ -291,3 +294,116 @@ def test_new_decoding_code_or_a_new_decoder_names_another_entry(tmp_path, monkey
     assert hashlib.blake2b(Path(resize.__file__).read_bytes(), digest_size=16).hexdigest() in parts
     monkeypatch.setattr(frame_cache, "_code_and_decoders", lambda: (*parts[:-1], "an edited video.py"))
     assert frame_cache.entry_name(dataset, CAM, 8, "pad") != name
+
+
+def decoded_without_the_cache(monkeypatch, read):
+    """What `read()` gives with the cache off (the frames decoded, held in memory)."""
+    with monkeypatch.context() as off:
+        off.setenv("LEANVLA_CACHE", "off")
+        return read()
+
+
+def test_cached_frames_are_mapped_read_only_from_the_first_read_on_and_equal_decoded_ones(
+    video_dataset, cache, monkeypatch
+):
+    decoded = decoded_without_the_cache(
+        monkeypatch, lambda: LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    )
+    rows = np.arange(len(decoded)) % 3 != 1
+    for read in ("first", "later"):
+        frames, index = LeRobotDataset(video_dataset).camera_frames(CAM, size=8)
+        assert isinstance(frames, np.memmap) and not frames.flags.writeable, read
+        assert np.array_equal(frames[index], decoded), read
+        frames, index = LeRobotDataset(video_dataset).camera_frames(CAM, rows=rows, size=8)
+        assert isinstance(frames, np.memmap) and np.array_equal(frames[index], decoded[rows]), read
+        no_decoding(monkeypatch)
+    assert len(list(cache.glob("*.npy"))) == 1
+
+
+def test_a_training_set_reads_its_rows_of_the_mapped_frames_as_it_would_decoded_ones(
+    video_dataset, cache, monkeypatch
+):
+    dataset = LeRobotDataset(video_dataset)
+    held = decoded_without_the_cache(
+        monkeypatch, lambda: ChunkDataset(dataset, [CAM, CAM], 4, episodes=[1, 2], image_size=8)
+    )
+    mapped = ChunkDataset(dataset, [CAM, CAM], 4, episodes=[1, 2], image_size=8)
+    assert mapped.mapped and not held.mapped and len(mapped) == len(held) < dataset.num_frames
+    rows = torch.arange(len(mapped)).flip(0)
+    images = mapped.images(rows)
+    assert images.shape == (len(rows), 2, 3, 8, 8) and images.is_contiguous()
+    assert torch.equal(images, held.images(rows))
+    a, b = mapped.batch(rows[::3]), held.batch(rows[::3])
+    assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("images", "state", "actions", "frame"))
+    assert mapped.stats()[CAM]["mean"].tolist() == held.stats()[CAM]["mean"].tolist()
+
+
+def full_disk(fd, offset, length):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def cannot_reserve(fd, offset, length):
+    raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+
+def test_a_full_disk_is_found_before_anything_decodes_and_the_frames_come_from_memory(
+    video_dataset, cache, monkeypatch
+):
+    decoded = decoded_without_the_cache(
+        monkeypatch, lambda: LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    )
+    monkeypatch.setattr(os, "posix_fallocate", full_disk, raising=False)
+    with pytest.warns(InputWarning, match=r"cannot keep decoded frames in .* \(No space left on device\)"):
+        frames, index = LeRobotDataset(video_dataset).camera_frames(CAM, size=8)
+    assert index is None and not isinstance(frames, np.memmap) and np.array_equal(frames, decoded)
+    assert list(cache.iterdir()) == []  # the reserved file is gone
+
+
+def test_a_filesystem_that_cannot_reserve_space_still_keeps_the_frames(video_dataset, cache, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", cannot_reserve, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frames, _ = LeRobotDataset(video_dataset).camera_frames(CAM, size=8)
+    assert isinstance(frames, np.memmap) and len(list(cache.glob("*.npy"))) == 1
+
+
+@pytest.mark.parametrize(
+    "failure", [OSError(errno.EIO, "Input/output error"), KeyboardInterrupt()], ids=["read error", "Ctrl-C"]
+)
+def test_a_decode_that_fails_is_the_datasets_error_and_leaves_no_entry(
+    video_dataset, cache, monkeypatch, failure
+):
+    def failing(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr("leanvla.data.video._decode_all", failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not blamed on the cache
+        with pytest.raises(type(failure)):
+            LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    assert list(cache.iterdir()) == []
+
+
+def test_frames_that_cannot_be_held_in_memory_with_the_cache_off_are_one_clear_error(
+    video_dataset, monkeypatch
+):
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    info = json.loads((video_dataset / "meta/info.json").read_text())
+    info["total_frames"] = 10**12  # 179 thousand GB of 8 x 8 frames: no allocator gives that
+    (video_dataset / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(
+        UserError,
+        match=r"'observation.images.cam' fitted to 8 x 8 needs 178813.9 GB for its 1000000000000 frames, more "
+        r"than this process can hold in memory \(LEANVLA_CACHE is off\): let the frame cache keep them on disk",
+    ):
+        LeRobotDataset(video_dataset).read_images(CAM, size=8)
+
+
+def test_training_on_every_episode_keeps_images_of_another_shape_and_maps_them(tmp_path, cache, monkeypatch):
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
+    first = ChunkDataset(dataset, [CAM], 4, image_size=8)  # every episode: a mask with every row set
+    assert first.mapped and len(list(cache.glob("*.npy"))) == 1
+    no_decoding(monkeypatch)
+    again = ChunkDataset(dataset, [CAM], 4, image_size=8)
+    rows = torch.arange(len(again))
+    assert again.mapped and torch.equal(again.images(rows), first.images(rows))

@@ -12,7 +12,7 @@ import torch
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import UserError
-from tests.data.helpers import dataset_with
+from tests.data.helpers import dataset_with, synthetic_dataset
 
 
 @pytest.fixture
@@ -80,6 +80,17 @@ def test_stats_are_those_of_the_selected_frames(ds):
     assert stats["observation.images.cam"]["mean"].shape == (3, 1, 1)
 
 
+def test_image_stats_taken_a_few_frames_at_a_time_are_those_of_every_selected_frame(tmp_path):
+    from leanvla.data.stats import image_stats
+
+    dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds", lengths=(50, 40, 30), tasks=("a", "b", "a")))
+    data = ChunkDataset(dataset, ["observation.images.cam"], chunk_size=2, episodes=[0, 2])
+    images = dataset.read_images("observation.images.cam")[np.r_[0:50, 90:120]]  # more than one batch
+    expected, stats = image_stats(images), data.stats()["observation.images.cam"]
+    for name, value in expected.items():
+        np.testing.assert_allclose(stats[name], value, rtol=0, atol=1e-12, err_msg=name)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -106,7 +117,7 @@ def test_cameras_of_two_shapes_need_a_size_to_fit_them_to(tmp_path):
     cameras = ["observation.images.top", "observation.images.wrist"]
     with pytest.raises(UserError, match=r"cameras .* hold images of 2 shapes; give the size to fit them to"):
         ChunkDataset(dataset, cameras, 4)
-    assert ChunkDataset(dataset, cameras, 4, image_size=8).images.shape[-2:] == (8, 8)
+    assert ChunkDataset(dataset, cameras, 4, image_size=8).image_size == (8, 8)
 
 
 def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads_them_so_too(tmp_path):
@@ -118,12 +129,12 @@ def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads
     cropped = torch.from_numpy(fit_square(dataset.read_images("observation.images.top"), 8, "crop"))
     rows = data.episode_index.numel()
     assert (data.cameras, data.chunk_size, data.image_fit) == (model["cameras"], 3, "crop")
-    assert torch.equal(data.images[:, 0], cropped[:rows].permute(0, 3, 1, 2))
+    assert torch.equal(data.images(range(rows))[:, 0], cropped[:rows].permute(0, 3, 1, 2))
 
     held_out = data.like(dataset, episodes=[1])
     assert (held_out.cameras, held_out.chunk_size, held_out.image_fit) == (model["cameras"], 3, "crop")
     assert held_out.episodes == [1]
-    assert torch.equal(held_out.images[:, 0], cropped[rows:].permute(0, 3, 1, 2))
+    assert torch.equal(held_out.images(range(len(held_out)))[:, 0], cropped[rows:].permute(0, 3, 1, 2))
 
 
 def recorded_with(root, glitches: dict[tuple[str, int, int, int], float]):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import weakref
+
 import numpy as np
 import pytest
 
+from leanvla.data import video
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.video import _decode_all, nearest_frames
+from leanvla.data.video import _decode_all, nearest_frames, read_video_frames
+from leanvla.errors import UserError
 from tests.data.helpers import dataset_with, encode_mp4, synthetic_dataset, to_video_dataset
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
@@ -169,6 +174,26 @@ def test_video_frames_are_fitted_a_few_at_a_time_as_one_call_fits_them_all(tmp_p
     assert np.array_equal(fitted, fit_square(full, 8)[rows])
 
 
+def test_a_batch_of_full_size_frames_holds_no_more_than_its_byte_bound(tmp_path, monkeypatch):
+    from leanvla.data.resize import fit_square
+
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    full = LeRobotDataset(root).read_images("observation.images.cam")
+    batches = []
+
+    def recorded(frames, size, fit="pad"):
+        batches.append(len(frames))
+        return fit_square(frames, size, fit)
+
+    monkeypatch.setenv("LEANVLA_CACHE", "off")  # decoded here, not read from an earlier test's entry
+    monkeypatch.setattr(video, "RAW_BATCH_BYTES", 5 * 16 * 16 * 3 + 1)  # five 16 x 16 frames
+    monkeypatch.setattr("leanvla.data.resize.fit_square", recorded)
+    fitted = LeRobotDataset(root).read_images("observation.images.cam", size=8, fit="crop")
+    assert np.array_equal(fitted, fit_square(full, 8, "crop"))
+    assert max(batches) == 5 and sum(batches) == len(full)
+
+
 def test_video_frames_are_cropped_when_asked(tmp_path):
     from leanvla.data.resize import fit_square
 
@@ -178,3 +203,45 @@ def test_video_frames_are_cropped_when_asked(tmp_path):
     cropped = LeRobotDataset(root).read_images("observation.images.cam", size=8, fit="crop")
     assert np.array_equal(cropped, fit_square(full, 8, "crop"))
     assert not np.array_equal(cropped, fit_square(full, 8))
+
+
+def test_frames_decoded_into_a_given_array_are_those_returned_and_each_files_are_let_go(
+    tmp_path, monkeypatch
+):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root, episodes_per_file=1)
+    dataset = LeRobotDataset(root)
+    alive = []
+    real = video._decode_all
+
+    def tracked(*args, **kwargs):  # each file decodes only after the earlier files' frames are gone
+        assert all(frames() is None for frames in alive)
+        frames, times = real(*args, **kwargs)
+        alive.append(weakref.ref(frames))
+        return frames, times
+
+    monkeypatch.setattr(video, "_decode_all", tracked)
+    returned = read_video_frames(dataset, "observation.images.cam", 8, "crop")
+    out = np.zeros((dataset.num_frames, 8, 8, 3), np.uint8)
+    assert read_video_frames(dataset, "observation.images.cam", 8, "crop", out=out) is out
+    assert np.array_equal(out, returned) and len(alive) == 2 * len(dataset.episode_column("length"))
+
+
+def test_episode_lengths_that_disagree_with_the_frame_count_are_one_clear_error(tmp_path):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["total_frames"] += 1
+    (root / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match=r"meta/episodes' lengths add up to 24 frames but .* total_frames=25"):
+        LeRobotDataset(root).read_images("observation.images.cam", size=8)
+
+
+@pytest.mark.parametrize("declared", [0, 2, 7, 50], ids=["unknown", "too few", "exact", "too many"])
+def test_a_files_frames_join_exactly_whatever_count_the_file_declares(declared):
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (n, 2, 3, 3), dtype=np.uint8) for n in (3, 1, 3)]
+    frames = video._FileFrames(declared)
+    for batch in batches:
+        frames.append(batch)
+    assert np.array_equal(frames.frames(), np.concatenate(batches))

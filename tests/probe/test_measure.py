@@ -107,7 +107,7 @@ def test_each_batch_gets_its_rows_own_noise_tasks_and_the_swapped_inputs(frames)
     policy = ZeroPolicy()
     chunk_errors(policy, frames, rows[paired], noise[paired], tasks, 4, images_from=swap[paired])
     images, state, task, given = (torch.cat(parts) for parts in zip(*policy.calls))
-    assert torch.equal(images, frames.images[swap[paired]])  # the counterpart's images,
+    assert torch.equal(images, frames.images(swap[paired]))  # the counterpart's images,
     assert torch.equal(state, frames.state[rows[paired]])  # the frame's own state
     assert torch.equal(task, 7 + frames.task_index[rows[paired]])
     assert torch.equal(given, noise[paired])
@@ -115,7 +115,7 @@ def test_each_batch_gets_its_rows_own_noise_tasks_and_the_swapped_inputs(frames)
     policy = ZeroPolicy()
     chunk_errors(policy, frames, rows, noise, tasks, 64, state_from=swap.clamp(min=0))
     assert torch.equal(policy.calls[0][1], frames.state[swap.clamp(min=0)])
-    assert torch.equal(policy.calls[0][0], frames.images[rows])
+    assert torch.equal(policy.calls[0][0], frames.images(rows))
 
 
 def test_a_real_policys_errors_do_not_depend_on_the_batch(tiny_run, tiny_dataset):

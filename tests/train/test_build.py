@@ -88,7 +88,8 @@ def test_given_an_image_size_every_camera_is_scaled_and_padded_to_it(capsys, tmp
     model = read_meta(out / "policy")["model"]
     assert (model["image_size"], model["cameras"]) == (32, cameras)
     dataset = LeRobotDataset(two_sizes)
-    images = ChunkDataset(dataset, cameras, 4, image_size=32).images  # what training read
+    data = ChunkDataset(dataset, cameras, 4, image_size=32)
+    images = data.images(range(len(data)))  # what training read
     for i, key in enumerate(cameras):
         expected = torch.from_numpy(fit_square(dataset.read_images(key), 32)).permute(0, 3, 1, 2)
         assert torch.equal(images[:, i], expected)
@@ -108,7 +109,8 @@ def test_asked_to_crop_training_keeps_each_cameras_centred_square_and_so_do_its_
     )
     assert read_meta(out / "policy")["model"]["image_fit"] == "crop"
     dataset = LeRobotDataset(wide)
-    images = ChunkDataset(dataset, ["observation.images.top"], 4, image_size=16, image_fit="crop").images
+    data = ChunkDataset(dataset, ["observation.images.top"], 4, image_size=16, image_fit="crop")
+    images = data.images(range(len(data)))
     expected = fit_square(dataset.read_images("observation.images.top"), 16, "crop")
     assert torch.equal(images[:, 0], torch.from_numpy(expected).permute(0, 3, 1, 2))
 

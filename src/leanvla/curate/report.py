@@ -79,7 +79,7 @@ def plot_extremes(path: Path, data, rows, names: list[str], score: torch.Tensor)
     for j, (kind, i) in enumerate(picks):
         ax = axes[j // shown][j % shown]
         frames = torch.nonzero(data.episode_index == rows[i].episode).flatten()
-        image = data.images[frames[len(frames) // 2], 0].permute(1, 2, 0).numpy()
+        image = data.images([int(frames[len(frames) // 2])])[0, 0].permute(1, 2, 0).numpy()
         ax.imshow(image)
         ax.set_title(
             f"{kind}: ep {rows[i].episode}\n{_short(names[rows[i].task], 20)}\n{float(score[i]):+.2f}",

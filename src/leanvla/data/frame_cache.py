@@ -3,8 +3,14 @@
 A robot's mp4 cameras decode and fit at a few hundred frames a second on a laptop's CPU
 (docs/results/video_read.md): 50 episodes of 600 frames from two cameras take minutes, and
 `train`, `curate`, `prune`, `probe` and `export` each read them. The first command to decode a
-camera at a policy's size saves its frames (uint8, fitted) as one .npy file; later commands read
-them in a moment.
+camera at a policy's size decodes its frames (uint8, fitted) straight into one .npy file; later
+commands read them in a moment.
+
+Training reads an entry memory-mapped (`LeRobotDataset.camera_frames`): a step reads its batch's
+frames from the page cache or the disk, so the frames need not fit in a process's memory, and
+processes reading one camera (torchrun's ranks) share one copy. The first read holds one mp4 file's
+frames at a time. Entries are only ever replaced by renaming a new file over them, never rewritten
+in place, so a map stays valid while another command replaces or evicts its entry.
 
 What is cached: a camera's frames fitted to a square (`read_images(size=...)`) when decoding them
 costs, that is a video feature, or images stored at another shape. Images already at the policy's
@@ -24,6 +30,7 @@ or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entri
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -32,13 +39,14 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from leanvla.atomic import atomic_file, write_json_atomic
-from leanvla.errors import InputWarning, require
+from leanvla.atomic import atomic_path, write_json_atomic
+from leanvla.errors import InputWarning, UserError, require
 
 if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
@@ -163,10 +171,10 @@ def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str, progress:
 
 
 def load_frames(
-    dataset: LeRobotDataset, key: str, size: int, fit: str, rows: np.ndarray | None, progress: bool = False
+    dataset: LeRobotDataset, key: str, size: int, fit: str, progress: bool = False
 ) -> tuple[np.ndarray | None, str]:
-    """(The cached frames of `key` at `size` and `fit`, the `rows` of them when given, or None when
-    there are none; the entry's name, for `save_frames`)."""
+    """(The cached frames of `key` at `size` and `fit`, memory-mapped read-only, or None when there
+    are none; the entry's name, for `decode_into_entry`)."""
     root = cache_root()
     if root is None:
         return None, ""
@@ -181,44 +189,84 @@ def load_frames(
         return None, name
     with contextlib.suppress(OSError):  # a cache shared read-only is still read
         os.utime(path)  # recently used: the last to be removed when the cache is over its limit
-    return np.array(frames if rows is None else frames[np.asarray(rows, dtype=bool)]), name
+    return frames, name
 
 
-def save_frames(
-    dataset: LeRobotDataset, key: str, fit: str, name: str, frames: np.ndarray, progress: bool
-) -> None:
-    """Keep every frame of a camera (fitted as `fit` says) under `name`; a cache that cannot be
-    written is a warning."""
+def decode_into_entry(
+    dataset: LeRobotDataset,
+    key: str,
+    size: int,
+    fit: str,
+    name: str,
+    decode: Callable[[np.ndarray], object],
+    progress: bool,
+) -> np.ndarray:
+    """Every frame of a camera, `decode(out)` filling `out` (frames x size x size x 3): straight into
+    a new entry `name`, returned memory-mapped read-only, so a camera larger than memory decodes;
+    into memory when the cache is off or cannot be written (a warning)."""
+    shape = (dataset.num_frames, size, size, 3)
+
+    def in_memory(why: str) -> np.ndarray:
+        try:
+            out = np.empty(shape, np.uint8)
+        except MemoryError:
+            raise UserError(
+                f"{dataset.root}: '{key}' fitted to {size} x {size} needs {math.prod(shape) / 2**30:.1f} GB "
+                f"for its {shape[0]} frames, more than this process can hold in memory ({why}): let the "
+                "frame cache keep them on disk (LEANVLA_CACHE, a writable directory), or read fewer "
+                "episodes (--episodes) or smaller images (--model.image-size)"
+            ) from None
+        decode(out)
+        return out
+
     root = cache_root()
     if root is None or not name:
-        return
+        return in_memory("LEANVLA_CACHE is off")
     directory = root / "frames"
+    decoding = False
     try:
-        with atomic_file(directory / f"{name}.npy") as f:
-            np.save(f, frames)
-        # What the entry holds, for a person looking through the cache.
-        note = {
-            "dataset": str(dataset.root.resolve()),
-            "camera": key,
-            "shape": list(frames.shape),
-            "fit": fit,
-        }
-        write_json_atomic(directory / f"{name}.json", note)
+        with atomic_path(directory / f"{name}.npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            _reserve(tmp, out)
+            decoding = True
+            decode(out)
+            decoding = False
+            out.flush()
     except OSError as exc:
+        if decoding:  # the dataset's error, not the cache's
+            raise
         warnings.warn(
             f"cannot keep decoded frames in {directory} ({exc.strerror or exc}); every command decodes "
             "them afresh: set LEANVLA_CACHE to a writable directory, or to off",
             InputWarning,
             stacklevel=2,
         )
-        return
+        return in_memory(f"the frame cache cannot be written: {exc.strerror or exc}")
+    with contextlib.suppress(OSError):  # what the entry holds, for a person looking through the cache
+        note = {"dataset": str(dataset.root.resolve()), "camera": key, "shape": list(shape), "fit": fit}
+        write_json_atomic(directory / f"{name}.json", note)
+    out.flags.writeable = False  # the entry is shared: nothing may write through this map
     if progress:
         print(
-            f"{key}: {frames.nbytes / 2**20:.0f} MB of decoded frames kept in {directory} for the next "
+            f"{key}: {out.nbytes / 2**20:.0f} MB of decoded frames kept in {directory} for the next "
             "command (LEANVLA_CACHE=off: not kept)",
             file=sys.stderr,
         )
     evict(directory, limit_bytes())
+    return out
+
+
+def _reserve(path: Path, frames: np.memmap) -> None:
+    """Allocate the entry's disk blocks before writing through the map: on a full disk that is an
+    OSError now, where a page written later would kill the process (SIGBUS)."""
+    if not hasattr(os, "posix_fallocate"):  # not Linux: the filesystem allocates as pages land
+        return
+    with path.open("r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, frames.offset + frames.nbytes)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that cannot reserve
+                raise
 
 
 def evict(directory: Path, limit: int) -> list[Path]:

@@ -208,6 +208,22 @@ class LeRobotDataset:
         set): uint8 frames x H x W x C, or frames x size x size x C fitted as `fit` says
         (leanvla.data.resize; a few frames at a time, so the full-size images are never all held).
         Fitted frames that are costly to decode are kept for the next read (leanvla.data.frame_cache)."""
+        frames, index = self.camera_frames(key, progress, rows, size, fit)
+        return frames if index is None else frames[index]
+
+    def camera_frames(
+        self,
+        key: str,
+        progress: bool = False,
+        rows: np.ndarray | None = None,
+        size: int | None = None,
+        fit: str = "pad",
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`read_images` without holding frames in memory that the frame cache keeps on disk:
+        (frames, index), the frames asked for being `frames[index]`. From the cache, `frames` is a
+        read-only memory map of the camera's every frame, so a dataset whose frames outgrow memory
+        still trains, and processes reading one camera share its pages; otherwise `frames` are the
+        decoded frames asked for, and `index` is None."""
         from leanvla.data import frame_cache
 
         feature = self.features.get(key)
@@ -215,32 +231,49 @@ class LeRobotDataset:
             feature is not None and fmt.is_visual(feature),
             f"{self.root}: '{key}' is not an image or video feature (cameras: {self.camera_keys})",
         )
+        if rows is not None and np.asarray(rows, dtype=bool).all():
+            rows = None  # every frame (training on every episode): read whole, kept, never copied
         if not frame_cache.worth_caching(self, key, size):
-            return self._decode_images(key, progress, rows, size, fit)
-        frames, entry = frame_cache.load_frames(self, key, size, fit, rows, progress)
+            return self._decode_images(key, progress, rows, size, fit), None
+        frames, entry = frame_cache.load_frames(self, key, size, fit, progress)
         if frames is not None:
             if progress:
                 print(f"{key}: {len(frames)} decoded frames read from the frame cache", file=sys.stderr)
-            return frames
-        # A video decodes whole whatever the rows; images decode whole only when all are asked for.
-        if feature["dtype"] != "video" and rows is not None:
-            return self._decode_images(key, progress, rows, size, fit)
-        frames = self._decode_images(key, progress, None, size, fit)
-        frame_cache.save_frames(self, key, fit, entry, frames, progress)
-        return frames if rows is None else frames[np.asarray(rows, dtype=bool)]
+        elif feature["dtype"] != "video" and rows is not None:
+            # Images read in part decode only those rows, and are not kept (a video decodes whole).
+            return self._decode_images(key, progress, rows, size, fit), None
+        else:
+            frames = frame_cache.decode_into_entry(
+                self,
+                key,
+                size,
+                fit,
+                entry,
+                lambda out: self._decode_images(key, progress, None, size, fit, out),
+                progress,
+            )
+        if not isinstance(frames, np.memmap):  # the cache could not be written: decoded in memory
+            return (frames, None) if rows is None else (frames[np.asarray(rows, dtype=bool)], None)
+        return frames, np.arange(len(frames)) if rows is None else np.flatnonzero(rows)
 
     def _decode_images(
-        self, key: str, progress: bool, rows: np.ndarray | None, size: int | None, fit: str
+        self,
+        key: str,
+        progress: bool,
+        rows: np.ndarray | None,
+        size: int | None,
+        fit: str,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """`read_images` from the files themselves: every frame decoded (of a video, every frame of
-        its files, then the rows kept)."""
+        its files, then the rows kept); into `out` when given (every frame, none left out)."""
         from leanvla.data.resize import BATCH, fit_square
 
         feature = self.features[key]
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 
-            frames = read_video_frames(self, key, size, fit, progress)
+            frames = read_video_frames(self, key, size, fit, progress, out)
             return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()
@@ -250,7 +283,8 @@ class LeRobotDataset:
         paths = column.field("path").to_pylist()
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
-        out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
+        if out is None:
+            out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
         with decoding_bar(key, len(blobs), "img", progress) as bar:
             for start in range(0, len(blobs), BATCH):
                 stop = min(len(blobs), start + BATCH)

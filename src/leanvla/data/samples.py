@@ -1,7 +1,8 @@
 """Training samples: (observation at t, action chunk t..t+H-1, padding mask), task-balanced.
 
-All frames of the selected episodes are decoded once into memory (uint8 images, float32 vectors),
-so a training step costs an index gather, not a PNG decode per sample. Chunks that run past the
+All frames of the selected episodes are decoded once (uint8 images, float32 vectors), so a training
+step costs an index gather, not a decode per sample. Images the frame cache keeps are read from its
+memory-mapped entries (leanvla.data.frame_cache), others are held in memory. Chunks that run past the
 end of their episode repeat the last action and are masked out of the loss.
 """
 
@@ -17,7 +18,7 @@ import torch
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.resize import FITTED
-from leanvla.data.stats import image_stats, vector_stats
+from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
 from leanvla.errors import UserError, require
 
 
@@ -142,8 +143,12 @@ class ChunkDataset:
         ]:
             if values is not None:  # before the images decode
                 check_finite(values.numpy(), key, episode_index[keep], dataset.root)
-        fitted = [dataset.read_images(k, progress, keep, image_size, image_fit) for k in cameras]
-        self.images = torch.stack([torch.from_numpy(f).permute(0, 3, 1, 2) for f in fitted], dim=1)
+        # Per camera (frames, index): row r's image is frames[index[r]]. Frames the cache keeps stay
+        # memory-mapped on disk, so they need not fit in memory; a step reads only its batch's.
+        self._camera_frames = []
+        for key in cameras:
+            frames, index = dataset.camera_frames(key, progress, keep, image_size, image_fit)
+            self._camera_frames.append((frames, np.arange(len(frames)) if index is None else index))
         # Exclusive end row of each frame's episode; the dataset stores episodes contiguously.
         ep = self.episode_index.numpy()
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
@@ -203,7 +208,18 @@ class ChunkDataset:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.images.shape[-2:])
+        return tuple(self._camera_frames[0][0].shape[1:3])
+
+    def images(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The images of frame `rows`: uint8 B x N_cam x 3 x H x W (read from disk where mapped)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        per_camera = [frames[index[rows]] for frames, index in self._camera_frames]
+        return torch.from_numpy(np.stack(per_camera, axis=1)).permute(0, 1, 4, 2, 3).contiguous()
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the images are read from memory-mapped cache entries, not held in memory."""
+        return any(isinstance(frames, np.memmap) for frames, _ in self._camera_frames)
 
     def sample_indices(
         self, batch_size: int, generator: torch.Generator, balanced: bool = True
@@ -221,7 +237,7 @@ class ChunkDataset:
         mask = steps < end
         steps = torch.minimum(steps, end - 1)  # past the end: repeat the last action, masked
         return Batch(
-            self.images[rows],
+            self.images(rows),
             self.state[rows],
             self.actions[steps],
             mask.float(),
@@ -235,7 +251,11 @@ class ChunkDataset:
             self.state_key: vector_stats(self.state.numpy()),
             self.action_key: vector_stats(self.actions.numpy()),
         }
-        for i, key in enumerate(self.cameras):
-            sample = self.images[:: max(1, len(self) // 2000), i]  # per-channel stats need few frames
-            out[key] = image_stats(sample.permute(0, 2, 3, 1).numpy())
+        sample = np.arange(0, len(self), max(1, len(self) // 2000))  # per-channel stats need few frames
+        for key, (frames, index) in zip(self.cameras, self._camera_frames):
+            histogram = sum(  # a few frames at a time: a float copy of 2000 frames is gigabytes
+                image_histogram(frames[index[sample[start : start + 64]]])
+                for start in range(0, len(sample), 64)
+            )
+            out[key] = stats_from_histogram(histogram, len(sample))
         return out

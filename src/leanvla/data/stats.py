@@ -35,9 +35,40 @@ def vector_stats(values: np.ndarray) -> dict[str, np.ndarray]:
 
 def image_stats(images: np.ndarray) -> dict[str, np.ndarray]:
     """Per-channel statistics of uint8 images (frames x H x W x C), in [0, 1], shaped (C, 1, 1)."""
-    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    out = {k: v.reshape(-1, 1, 1) for k, v in vector_stats(x).items() if k != "count"}
-    out["count"] = np.array([images.shape[0]], dtype=np.int64)
+    return stats_from_histogram(image_histogram(images), len(images))
+
+
+def image_histogram(images: np.ndarray) -> np.ndarray:
+    """How many pixels take each uint8 value, per channel (C x 256), of frames x H x W x C images:
+    what image statistics need, added up a few frames at a time."""
+    channels = images.shape[-1]
+    flat = images.reshape(-1, channels)
+    return np.stack([np.bincount(flat[:, c], minlength=256) for c in range(channels)]).astype(np.int64)
+
+
+def stats_from_histogram(histogram: np.ndarray, frames: int) -> dict[str, np.ndarray]:
+    """`image_stats` from per-channel value counts (C x 256), in [0, 1], shaped (C, 1, 1): what
+    `vector_stats` gives over every pixel (to float64 rounding), without a float copy of them."""
+    values = np.arange(256, dtype=np.float64) / 255.0
+    pixels = histogram.sum(axis=1)
+    mean = histogram @ values / pixels
+    std = np.sqrt((histogram * (values[None] - mean[:, None]) ** 2).sum(axis=1) / pixels)
+    cumulative = np.cumsum(histogram, axis=1)
+
+    def sorted_value(channel: int, rank: np.ndarray) -> np.ndarray:  # the rank-th smallest pixel
+        return values[np.searchsorted(cumulative[channel], rank, side="right")]
+
+    out = {"min": [], "max": [], "mean": mean, "std": std, **{name: [] for name in QUANTILES}}
+    for c in range(len(histogram)):
+        out["min"].append(sorted_value(c, 0))
+        out["max"].append(sorted_value(c, pixels[c] - 1))
+        for name, q in QUANTILES.items():  # numpy's default: linear between the two nearest ranks
+            position = q * (pixels[c] - 1)
+            below = np.floor(position)
+            low, high = sorted_value(c, below), sorted_value(c, min(below + 1, pixels[c] - 1))
+            out[name].append(low + (high - low) * (position - below))
+    out = {k: np.asarray(v, dtype=np.float64).reshape(-1, 1, 1) for k, v in out.items()}
+    out["count"] = np.array([frames], dtype=np.int64)
     return out
 
 

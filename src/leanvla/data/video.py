@@ -20,60 +20,113 @@ if TYPE_CHECKING:
     from leanvla.data.reader import LeRobotDataset
 
 
+RAW_BATCH_BYTES = 64 << 20  # full-size frames held at most while a batch waits to be fitted
+
+
+class _FileFrames:
+    """A file's frames appended a batch at a time into one array, sized for the frame count the
+    file declares (grown where that is wrong), so they are never held twice, as joining them would."""
+
+    def __init__(self, declared: int):
+        self.declared, self.array, self.count = declared, None, 0
+
+    def append(self, frames: np.ndarray) -> None:
+        end = self.count + len(frames)
+        if self.array is None or end > len(self.array):
+            grown = np.empty((max(end, self.declared, 2 * self.count), *frames.shape[1:]), np.uint8)
+            if self.array is not None:
+                grown[: self.count] = self.array[: self.count]
+            self.array = grown
+        self.array[self.count : end] = frames
+        self.count = end
+
+    def frames(self) -> np.ndarray:
+        return self.array[: self.count]
+
+
 def _decode_all(path, size: int | None = None, fit: str = "pad", bar=None) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a few frames at a
-    time as they decode: leanvla.data.resize) and its presentation time in seconds; `bar` (tqdm)
-    counts the frames."""
+    """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a batch at a time
+    as they decode: leanvla.data.resize) and its presentation time in seconds; `bar` (tqdm) counts
+    the frames. A batch is BATCH frames, or fewer where they would pass RAW_BATCH_BYTES (a 1080p
+    camera's 256 frames are 1.6 GB)."""
     from leanvla.data.resize import BATCH, fit_square
 
     av = require_module("av")
-    kept, pending, times = [], [], []
+    kept, times = None, []
+    batch, filled = None, 0  # decoded frames waiting to be fitted, written in place
 
     def flush() -> None:
-        if pending:
-            frames = np.stack(pending)
+        nonlocal filled
+        if filled:
+            frames = batch[:filled]
             kept.append(frames if size is None else fit_square(frames, size, fit))
             if bar is not None:
-                bar.update(len(pending))
-            pending.clear()
+                bar.update(filled)
+            filled = 0
 
     try:
         with av.open(str(path)) as container:
             require(container.streams.video, f"video file {path} has no video stream; re-encode it")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads: the same pixels, sooner
+            kept = _FileFrames(stream.frames)  # 0 where the file does not say
             for frame in container.decode(stream):
-                pending.append(frame.to_ndarray(format="rgb24"))
+                image = frame.to_ndarray(format="rgb24")
+                if batch is None:
+                    frames_per_batch = max(1, min(BATCH, RAW_BATCH_BYTES // image.nbytes))
+                    batch = np.empty((frames_per_batch, *image.shape), np.uint8)
+                batch[filled] = image
+                filled += 1
                 times.append(float(frame.pts * stream.time_base))
-                if len(pending) == BATCH:
+                if filled == len(batch):
                     flush()
     except av.error.FFmpegError as exc:
         raise UserError(f"video file {path} cannot be decoded ({exc}); is it truncated or damaged?") from exc
     flush()
-    require(kept, f"video file {path} holds no frames; is it truncated or damaged?")
-    return np.concatenate(kept), np.asarray(times)
+    require(kept.count, f"video file {path} holds no frames; is it truncated or damaged?")
+    return kept.frames(), np.asarray(times)
 
 
 def read_video_frames(
-    dataset: LeRobotDataset, key: str, size: int | None = None, fit: str = "pad", progress: bool = False
+    dataset: LeRobotDataset,
+    key: str,
+    size: int | None = None,
+    fit: str = "pad",
+    progress: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
-    size x size as `fit` says), with a progress bar over the frames decoded when `progress`."""
+    size x size as `fit` says), with a progress bar over the frames decoded when `progress`; into
+    `out` when given (a memory-mapped cache entry), so the decoded camera need not fit in memory."""
     from leanvla.data.reader import decoding_bar
 
     starts = dataset.episode_column(f"videos/{key}/from_timestamp")
     lengths = dataset.episode_column("length")
+    paths = video_files(dataset, key)
+    require(
+        out is None or len(out) == sum(lengths),
+        f"{dataset.root}: meta/episodes' lengths add up to {int(sum(lengths))} frames but meta/info.json "
+        f"says total_frames={len(out) if out is not None else 0}; the dataset is inconsistent",
+    )
+    last_episode = {path: ep for ep, path in enumerate(paths)}
     decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
-    out = []
+    taken, filled = [], 0
     # The files' frames: as many as the episodes' when the files hold nothing else.
     with decoding_bar(key, int(sum(lengths)), "frame", progress) as bar:
-        for ep, (length, path) in enumerate(zip(lengths, video_files(dataset, key))):
+        for ep, (length, path) in enumerate(zip(lengths, paths)):
             if path not in decoded:
                 decoded[path] = _decode_all(path, size, fit, bar)
-            frames, times = decoded[path]
+            # The file's frames are let go after its last episode, so one file's at most are held.
+            frames, times = decoded[path] if last_episode[path] > ep else decoded.pop(path)
             wanted = starts[ep] + np.arange(length) / dataset.fps
-            out.append(frames[_frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)])
-    return np.concatenate(out)
+            nearest = _frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)
+            if out is None:
+                taken.append(frames[nearest])
+            else:  # in place as each episode comes
+                np.take(frames, nearest, axis=0, out=out[filled : filled + length])
+            del frames, times
+            filled += length
+    return np.concatenate(taken) if out is None else out
 
 
 def video_files(dataset: LeRobotDataset, key: str) -> list[Path]:

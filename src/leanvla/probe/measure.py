@@ -76,7 +76,7 @@ def chunk_errors(
     for start in range(0, len(rows), batch_size):
         part = slice(start, start + batch_size)
         batch = data.batch(rows[part])
-        images = batch.images if images_from is None else data.images[images_from[part]]
+        images = batch.images if images_from is None else data.images(images_from[part])
         state = batch.state if state_from is None else data.state[state_from[part]]
         chunk = policy.act(images, state, tasks[batch.task_index], noise=noise[part]).cpu()
         errors[part] = (chunk - batch.actions).abs()

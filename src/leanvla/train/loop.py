@@ -379,7 +379,7 @@ def auxiliary_targets(
     (targets only: no augmentation, no draws), and the present environment state when asked."""
     ahead = future_rows(rows, data.episode_end, horizon)
     future = (
-        normalizer.images(data.images[ahead]).to(device),
+        normalizer.images(data.images(ahead)).to(device),
         normalizer.state(data.state[ahead]).to(device),
     )
     if env_targets is not None:  # the present frame's: where things are now
