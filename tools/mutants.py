@@ -181,7 +181,8 @@ MUTANTS = [
     Mutant("cache-limit-checked-late", "data/frame_cache.py", "    limit_bytes()  # a bad limit", "    pass  # a bad limit", FC),
     Mutant("cache-code-unnamed", "data/frame_cache.py", "for part in [*_code_and_decoders(), key, str(size), fit]:", "for part in [key, str(size), fit]:", FC),
     Mutant("cache-native-size-kept", "data/frame_cache.py", 'return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)', "return True", FC),
-    Mutant("cache-listing-oldest-first", "data/frame_cache.py", 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True):', 'for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime):', FC),
+    Mutant("cache-listing-oldest-first", "data/frame_cache.py", "for stat, path in _entries(directory):", "for stat, path in _entries(directory)[::-1]:", FC),
+    Mutant("cache-vanished-entry-fails", "data/frame_cache.py", "        except FileNotFoundError:  # another process", "        except ZeroDivisionError:  # another process", FC),
     Mutant("cache-clear-leaves-files", "data/frame_cache.py", "        if path.is_file():\n            path.unlink(missing_ok=True)\n", "        if path.suffix == \".npy\":\n            path.unlink(missing_ok=True)\n", FC),
     Mutant("cache-off-ignored", "data/frame_cache.py", 'if setting.lower() == "off":', "if False:", FC),
     # data/resize.py
@@ -224,7 +225,7 @@ MUTANTS = [
     Mutant("video-grown-empty", "data/video.py", "                grown[: self.count] = self.array[: self.count]\n", "                pass\n", "tests/data/test_video.py"),
     Mutant("video-file-kept", "data/video.py", "decoded[path] if last_episode[path] > ep else decoded.pop(path)", "decoded[path]", "tests/data/test_video.py"),
     Mutant("video-out-not-advanced", "data/video.py", "            filled += length\n", "", FC),
-    Mutant("video-lengths-unchecked", "data/video.py", "out is None or len(out) == sum(lengths),", "True,", "tests/data/test_video.py"),
+    Mutant("video-lengths-unchecked", "data/video.py", "            len(out) == sum(lengths),", "            True,", "tests/data/test_video.py"),
     Mutant("video-episode-offset", "data/video.py", "wanted = starts[ep] + np.arange(length) / dataset.fps", "wanted = np.arange(length) / dataset.fps", "tests/data"),
     Mutant("video-size-dropped", "data/video.py", "decoded[path] = _decode_all(path, size, fit, bar)", "decoded[path] = _decode_all(path, bar=bar)", "tests/data/test_video.py"),
     Mutant("video-fit-dropped", "data/video.py", "decoded[path] = _decode_all(path, size, fit, bar)", "decoded[path] = _decode_all(path, size, bar=bar)", "tests/data/test_video.py"),

@@ -407,3 +407,21 @@ def test_training_on_every_episode_keeps_images_of_another_shape_and_maps_them(t
     again = ChunkDataset(dataset, [CAM], 4, image_size=8)
     rows = torch.arange(len(again))
     assert again.mapped and torch.equal(again.images(rows), first.images(rows))
+
+
+def test_an_entry_another_process_removes_meanwhile_is_passed_over(tmp_path, cache, monkeypatch):
+    dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
+    dataset.read_images(CAM, size=8)
+    dataset.read_images(CAM, size=6)
+    gone, real_stat = sorted(cache.glob("*.npy"))[0], Path.stat
+
+    def removed_after_the_glob(self, *args, **kwargs):  # as a torchrun rank's eviction would
+        if self == gone:
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", removed_after_the_glob)
+    assert [entry["entry"] for entry in frame_cache.listing()["entries"]] == [
+        p.name for p in cache.glob("*.npy") if p != gone
+    ]
+    assert frame_cache.evict(cache, limit=0) == []  # the one left is the newest: it stays

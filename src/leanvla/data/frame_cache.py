@@ -9,7 +9,7 @@ commands read them in a moment.
 Training reads an entry memory-mapped (`LeRobotDataset.camera_frames`): a step reads its batch's
 frames from the page cache or the disk, so the frames need not fit in a process's memory, and
 processes reading one camera (torchrun's ranks) share one copy. The first read holds one mp4 file's
-frames at a time. Entries are only ever replaced by renaming a new file over them, never rewritten
+frames at a time (and a batch of full-size frames being fitted, at most 64 MB). Entries are only ever replaced by renaming a new file over them, never rewritten
 in place, so a map stays valid while another command replaces or evicts its entry.
 
 What is cached: a camera's frames fitted to a square (`read_images(size=...)`) when decoding them
@@ -269,17 +269,21 @@ def _reserve(path: Path, frames: np.memmap) -> None:
                 raise
 
 
-def evict(directory: Path, limit: int) -> list[Path]:
-    """Remove the least recently used entries until those left fit in `limit` bytes; the removed."""
+def _entries(directory: Path) -> list[tuple[os.stat_result, Path]]:
+    """The entries in `directory` with their stat, most recently used first."""
     entries = []
     for path in directory.glob("*.npy"):
         try:
             entries.append((path.stat(), path))
         except FileNotFoundError:  # another process (a torchrun rank) removed it meanwhile
             continue
-    entries.sort(key=lambda entry: entry[0].st_mtime, reverse=True)
+    return sorted(entries, key=lambda entry: entry[0].st_mtime, reverse=True)
+
+
+def evict(directory: Path, limit: int) -> list[Path]:
+    """Remove the least recently used entries until those left fit in `limit` bytes; the removed."""
     kept, removed = 0, []
-    for rank, (stat, path) in enumerate(entries):
+    for rank, (stat, path) in enumerate(_entries(directory)):
         kept += stat.st_size
         if kept > limit and rank > 0:  # the newest, the entry just written, always stays
             path.unlink(missing_ok=True)
@@ -301,13 +305,12 @@ def listing() -> dict:
         }
     directory = root / "frames"
     rows = []
-    for path in sorted(directory.glob("*.npy"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for stat, path in _entries(directory):
         try:
             note = json.loads(path.with_suffix(".json").read_text())
         except (OSError, ValueError):  # its description lost: the entry is still usable
             note = {}
         shape = note.get("shape") or [None] * 3
-        stat = path.stat()
         rows.append(
             {
                 "entry": path.name,

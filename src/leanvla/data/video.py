@@ -103,11 +103,12 @@ def read_video_frames(
     starts = dataset.episode_column(f"videos/{key}/from_timestamp")
     lengths = dataset.episode_column("length")
     paths = video_files(dataset, key)
-    require(
-        out is None or len(out) == sum(lengths),
-        f"{dataset.root}: meta/episodes' lengths add up to {int(sum(lengths))} frames but meta/info.json "
-        f"says total_frames={len(out) if out is not None else 0}; the dataset is inconsistent",
-    )
+    if out is not None:
+        require(
+            len(out) == sum(lengths),
+            f"{dataset.root}: meta/episodes' lengths add up to {int(sum(lengths))} frames but "
+            f"meta/info.json says total_frames={len(out)}; the dataset is inconsistent",
+        )
     last_episode = {path: ep for ep, path in enumerate(paths)}
     decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
     taken, filled = [], 0
@@ -116,7 +117,8 @@ def read_video_frames(
         for ep, (length, path) in enumerate(zip(lengths, paths)):
             if path not in decoded:
                 decoded[path] = _decode_all(path, size, fit, bar)
-            # The file's frames are let go after its last episode, so one file's at most are held.
+            # A file's frames go after its last episode: where a file's episodes come together (as
+            # LeRobot writes them), one file's frames are held at a time.
             frames, times = decoded[path] if last_episode[path] > ep else decoded.pop(path)
             wanted = starts[ep] + np.arange(length) / dataset.fps
             nearest = _frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)
