@@ -8,9 +8,10 @@ commands read them in a moment.
 
 Training reads an entry memory-mapped (`LeRobotDataset.camera_frames`): a step reads its batch's
 frames from the page cache or the disk, so the frames need not fit in a process's memory, and
-processes reading one camera (torchrun's ranks) share one copy. The first read holds one mp4 file's
-frames at a time (and a batch of full-size frames being fitted, at most 64 MB). Entries are only ever replaced by renaming a new file over them, never rewritten
-in place, so a map stays valid while another command replaces or evicts its entry.
+processes reading one camera (torchrun's ranks) share one copy. The first read holds one mp4
+file's frames at a time (and a batch of full-size frames being fitted, at most 64 MB). Entries are
+only ever replaced by renaming a new file over them, never rewritten in place, so a map stays valid
+while another command replaces or evicts its entry.
 
 What is cached: a camera's frames fitted to a square (`read_images(size=...)`) when decoding them
 costs, that is a video feature, or images stored at another shape. Images already at the policy's

@@ -55,7 +55,7 @@ def stats_from_histogram(histogram: np.ndarray, frames: int) -> dict[str, np.nda
     std = np.sqrt((histogram * (values[None] - mean[:, None]) ** 2).sum(axis=1) / pixels)
     cumulative = np.cumsum(histogram, axis=1)
 
-    def sorted_value(channel: int, rank: np.ndarray) -> np.ndarray:  # the rank-th smallest pixel
+    def sorted_value(channel: int, rank: float) -> float:  # the value of the rank-th smallest pixel
         return values[np.searchsorted(cumulative[channel], rank, side="right")]
 
     out = {"min": [], "max": [], "mean": mean, "std": std, **{name: [] for name in QUANTILES}}
