@@ -3,9 +3,10 @@ costs, and whether a dataset larger than the memory a process may use still trai
 
     python benchmarks/frame_memory.py                 # about 4 minutes on 2 CPU cores
 
-A dataset with one 480 x 640 camera stored as mp4 (H.264, benchmarks/video_read.py's frames,
---episodes-per-file episodes in each file as LeRobot packs them) is read as training reads it
-(`ChunkDataset`, fitted to --size), each time in a new process, as a command reads it:
+A dataset with one 480 x 640 camera stored as mp4 (H.264, benchmarks/video_read.py's frames, every
+episode in one file as LeRobot packs a camera into files of up to 200 MB, or --episodes-per-file in
+each) is read as training reads it (`ChunkDataset`, fitted to --size), each time in a new process,
+as a command reads it:
 
 1. Each way of holding the frames: the cache off (decoded into memory: every command before the
    cache, and every command with LEANVLA_CACHE=off); the cache on and empty (the first read decodes
@@ -20,6 +21,11 @@ A dataset with one 480 x 640 camera stored as mp4 (H.264, benchmarks/video_read.
    limited (RLIMIT_DATA, which mapped files do not count against) to what it held after importing
    leanvla and reading the dataset's tables, plus half the frames' size, with the cache off, empty
    and kept.
+4. The first read's decoder against an earlier revision's (--against, default 3bab779: before each
+   frame went into place as it decoded, when a file's fitted frames were held until its last
+   episode was placed): each decodes the camera into a new memory-mapped .npy, as the frame cache's
+   first read does, in a new process; the peak anonymous memory and the seconds, --repeats times
+   in turn, the fastest counting. The frames are asserted equal.
 
 Writes docs/results/NAME.md.
 """
@@ -37,7 +43,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import command_line, write_result
+from common import command_line, module_at, write_result
 from video_read import CODECS, KEY, video_dataset
 
 HERE = Path(__file__).resolve().parent
@@ -185,10 +191,38 @@ def train_limited(root: str, size: int, steps: int, headroom: int, out: str) -> 
     return {"code": code, "seconds": time.perf_counter() - start, "last": lines[-1] if lines else ""}
 
 
+def first_read(root: str, size: int, against: str | None, out: str) -> dict:
+    """Decode the camera into a new memory-mapped .npy at `out`, as the frame cache's first read does,
+    with this revision's decoder or `against`'s: seconds, peak memory, a digest of the frames."""
+    import hashlib
+
+    import av  # noqa: F401  (imported before measuring, as torch is: they are not the frames)
+    import numpy as np
+
+    from leanvla.data import resize, video  # noqa: F401
+    from leanvla.data.reader import LeRobotDataset
+
+    decoder = video if against is None else module_at(against, "src/leanvla/data/video.py")[0]
+    dataset = LeRobotDataset(root)
+    entry = np.lib.format.open_memmap(
+        out, mode="w+", dtype=np.uint8, shape=(dataset.num_frames, size, size, 3)
+    )
+    before = status_bytes("RssAnon")
+    sampler = PeakSampler()
+    sampler.start()
+    start = time.perf_counter()
+    decoder.read_video_frames(dataset, KEY, size, "pad", out=entry)
+    seconds = time.perf_counter() - start
+    peak = sampler.stop()
+    digest = hashlib.blake2b(np.ascontiguousarray(entry).data, digest_size=16).hexdigest()
+    return {"seconds": seconds, "peak_mb": (peak - before) / 2**20, "digest": digest}
+
+
 def child(args: argparse.Namespace) -> None:
     task = json.loads(args.child)
     kind = task.pop("kind")
-    result = {"read": read_and_draw, "shared": shared_reads, "train": train_limited}[kind](**task)
+    kinds = {"read": read_and_draw, "shared": shared_reads, "train": train_limited, "first": first_read}
+    result = kinds[kind](**task)
     print(json.dumps(result))
 
 
@@ -216,11 +250,13 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=24)
     parser.add_argument("--length", type=int, default=250, help="frames per episode")
-    parser.add_argument("--episodes-per-file", type=int, default=3)
+    parser.add_argument("--episodes-per-file", type=int, help="default: every episode in one mp4")
     parser.add_argument("--size", type=int, default=224, help="the policy's image side")
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20, help="training steps under the memory limit")
+    parser.add_argument("--against", default="3bab779", help="the revision whose first read is compared")
+    parser.add_argument("--repeats", type=int, default=2, help="first reads of each decoder, in turn")
     parser.add_argument("--name", default="frame_memory", help="writes docs/results/NAME.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -283,7 +319,23 @@ def main() -> None:
             }
             limited[label] = run_child(train, where)
 
-    write_result(f"{args.name}.md", report(args, frames, frames_mb, mp4_mb, reads, shared, limited))
+        decoders: dict[str, list[dict]] = {args.against: [], "now": []}
+        for repeat in range(args.repeats):
+            for label, against in [(args.against, args.against), ("now", None)]:
+                print(f"first read, {label}'s decoder ({repeat + 1}/{args.repeats}) ...", file=sys.stderr)
+                entry = str(Path(tmp) / f"entry-{label}.npy")
+                task = {"kind": "first", "root": root, "size": args.size, "against": against, "out": entry}
+                decoders[label].append(run_child(task, None))
+                Path(entry).unlink()
+        digests = {r["digest"] for runs in decoders.values() for r in runs}
+        assert len(digests) == 1, f"the decoders' frames differ: {decoders}"
+
+    report_text = report(args, frames, frames_mb, mp4_mb, reads, shared, limited, decoders)
+    write_result(f"{args.name}.md", report_text)
+
+
+def ratio(decoders: dict[str, list[dict]], top: str, bottom: str, field: str, pick) -> float:
+    return pick(r[field] for r in decoders[top]) / pick(r[field] for r in decoders[bottom])
 
 
 def each(pair: list[dict], field: str) -> str:
@@ -291,16 +343,25 @@ def each(pair: list[dict], field: str) -> str:
 
 
 def report(
-    args, frames: int, frames_mb: float, mp4_mb: float, reads: dict, shared: dict, limited: dict
+    args,
+    frames: int,
+    frames_mb: float,
+    mp4_mb: float,
+    reads: dict,
+    shared: dict,
+    limited: dict,
+    decoders: dict[str, list[dict]],
 ) -> str:
     off, kept = reads["cache off: held in memory"], reads["cache on, kept: mapped"]
+    per_file = args.episodes_per_file
+    packing = "every episode in one file" if per_file is None else f"{per_file} episodes per file"
     lines = [
         "# Training from memory-mapped frames",
         "",
         f"Command: `{command_line()}`",
         "",
         f"One 480 x 640 camera stored as H.264 mp4 ({frames} frames in {args.episodes} episodes of "
-        f"{args.length}, {args.episodes_per_file} episodes per file, {mp4_mb:.0f} MB), read as training "
+        f"{args.length}, {packing}, {mp4_mb:.0f} MB), read as training "
         f"reads it (`ChunkDataset`), fitted to {args.size} x {args.size}: {frames_mb:.0f} MB of frames. "
         "Each row is a new process, as a command is. Anonymous memory is RssAnon above what the process "
         "held before reading (peak sampled every 5 ms); it is what a process must hold itself, where a "
@@ -322,8 +383,8 @@ def report(
         f"held {off['after_mb']:.0f} MB; a batch from the map costs {kept['batch_ms'] / off['batch_ms']:.2f}x "
         "one from memory once its pages are in the page cache (each the mean of the batches above, in one "
         "run); read from disk, the first batches cost more. The first read, decoding into the entry, "
-        "holds at its peak one mp4 file's frames (fitted) and a batch of full-size frames being fitted "
-        "(at most 64 MB of them), not the whole camera. 'Given back': after glibc's `malloc_trim(0)`, "
+        "holds at its peak a batch of full-size frames being fitted (at most 64 MB of them) and the "
+        "batch fitted, not the camera nor a file's frames (below). 'Given back': after glibc's `malloc_trim(0)`, "
         "which returns memory the allocator had kept after decoding freed it (the memory a process "
         "needs; without it, the allocator reuses that memory for training's own).",
         "",
@@ -353,6 +414,24 @@ def report(
         "",
         "The limit is RLIMIT_DATA, which counts a process's private memory and not the files it maps: it "
         "stands for a machine whose memory is smaller than the decoded frames.",
+        "",
+        f"## The first read's decoder against {args.against}'s",
+        "",
+        f"Each decodes the camera into a new memory-mapped .npy ({frames_mb:.0f} MB), as the frame cache's "
+        f"first read does, in a new process; {args.repeats} times each, in turn, the fastest counting "
+        f"(peak: the largest of the runs). At {args.against} a file's fitted frames were held until its "
+        "last episode's frames were placed; now each frame goes into place as it decodes, a wanted time "
+        "settled once a frame shown at or after it has come. The frames are asserted equal.",
+        "",
+        "| decoder | seconds | anonymous memory, peak (MB) |",
+        "|---|---|---|",
+        *(
+            f"| {label} | {min(r['seconds'] for r in runs):.2f} | {max(r['peak_mb'] for r in runs):.0f} |"
+            for label, runs in decoders.items()
+        ),
+        "",
+        f"Now / {args.against}: {ratio(decoders, 'now', args.against, 'seconds', min):.2f}x the time, "
+        f"{ratio(decoders, 'now', args.against, 'peak_mb', max):.2f}x the peak memory.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -10,10 +10,10 @@ episode's frames by bisection saves over comparing every pair of times.
    read as training reads it (`LeRobotDataset.read_images`, fitted to 64 x 64): with the frame
    cache off, twice in turn, the faster counting; then with an empty cache, once (decoding and
    keeping the frames) and twice more (from the cache), the frames asserted equal throughout.
-2. The decoder against an earlier revision's (--against, default ad072b3: before a batch of
-   full-size frames was bounded to 64 MB and a file's frames were joined in place), on each codec's
-   file, fitted to 64 x 64: --repeats calls of each in turn, the fastest counting; their frames are
-   asserted equal.
+2. The decoder against an earlier revision's (--against, default 3bab779: before each frame went
+   into place as it decoded, when a file's fitted frames were held until its last episode was
+   placed), `read_video_frames` on each codec's dataset, fitted to 64 x 64: --repeats calls of each
+   in turn, the fastest counting; their frames are asserted equal.
 3. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
    (LeRobot packs many episodes into each mp4): the every-pair comparison leanvla used before
    2026-12-05, `np.abs(times[None] - wanted[:, None]).argmin(1)` per episode, against
@@ -170,18 +170,19 @@ def decoder_times(
 ) -> tuple[str, list[tuple[str, float, float]]]:
     """(The earlier revision's label, per codec: (codec, its decoder's fastest seconds, this one's))."""
     from leanvla.data import video
+    from leanvla.data.reader import LeRobotDataset
 
     earlier, label = module_at(against, "src/leanvla/data/video.py")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (codec, options) in CODECS.items():
             root = video_dataset(Path(tmp) / codec, codec, options, episodes, length)
-            (path,) = (root / "videos").rglob("*.mp4")
+            dataset = LeRobotDataset(root)
             seconds: dict[str, list[float]] = {"earlier": [], "now": []}
             for _ in range(repeats):
                 for which, module in (("earlier", earlier), ("now", video)):
                     start = time.perf_counter()
-                    frames, _ = module._decode_all(path, 64, "pad")
+                    frames = module.read_video_frames(dataset, KEY, 64, "pad")
                     seconds[which].append(time.perf_counter() - start)
                     if which == "earlier":
                         reference = frames
@@ -214,7 +215,7 @@ def main() -> None:
     parser.add_argument("--read-length", type=int, default=300, help="frames per episode there")
     parser.add_argument("--episodes", type=int, default=50, help="episodes in the lookup's file")
     parser.add_argument("--length", type=int, default=600, help="frames per episode there")
-    parser.add_argument("--against", default="ad072b3", help="the revision whose decoder is compared")
+    parser.add_argument("--against", default="3bab779", help="the revision whose decoder is compared")
     parser.add_argument("--repeats", type=int, default=3, help="calls of each decoder, in turn")
     parser.add_argument("--name", default="video_read", help="writes docs/results/NAME.md")
     args = parser.parse_args()
@@ -254,10 +255,10 @@ def main() -> None:
         "",
         f"## The decoder against {earlier}'s ({frames} frames, fitted to 64 x 64)",
         "",
-        f"`_decode_all` as it was at {earlier} (a batch of 256 full-size frames, 236 MB at 480 x 640, "
-        "joined with a copy of the file's frames) and as it is (a batch bounded to 64 MB, the frames "
-        f"joined in place), called in turn {args.repeats} times each on the same file, the fastest "
-        "counting; the frames asserted equal.",
+        f"`read_video_frames` as it was at {earlier} (a file's fitted frames held until its last "
+        "episode's frames were placed) and as it is (each frame put into place as it decodes), "
+        f"called in turn {args.repeats} times each on the same dataset, the fastest counting; the "
+        "frames asserted equal. benchmarks/frame_memory.py compares their peak memory.",
         "",
         f"| codec | {earlier} (s) | now (s) | now / {earlier} |",
         "|---|---|---|---|",

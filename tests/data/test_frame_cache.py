@@ -45,7 +45,7 @@ def no_decoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decoded, not read from the cache")
 
-    monkeypatch.setattr("leanvla.data.video._decode_all", refuse)
+    monkeypatch.setattr("leanvla.data.video._batches", refuse)
     monkeypatch.setattr("leanvla.data.reader.decode_png", refuse)
 
 
@@ -376,7 +376,7 @@ def test_a_decode_that_fails_is_the_datasets_error_and_leaves_no_entry(
     def failing(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr("leanvla.data.video._decode_all", failing)
+    monkeypatch.setattr("leanvla.data.video._batches", failing)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not blamed on the cache
         with pytest.raises(type(failure)):

@@ -7,6 +7,8 @@ episode is the one shown at `from_timestamp + f / fps`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,68 +25,93 @@ if TYPE_CHECKING:
 RAW_BATCH_BYTES = 64 << 20  # full-size frames held at most while a batch waits to be fitted
 
 
-class _FileFrames:
-    """A file's frames appended a batch at a time into one array, sized for the frame count the
-    file declares (grown where that is wrong), so they are never held twice, as joining them would."""
-
-    def __init__(self, declared: int):
-        self.declared, self.array, self.count = declared, None, 0
-
-    def append(self, frames: np.ndarray) -> None:
-        end = self.count + len(frames)
-        if self.array is None or end > len(self.array):
-            grown = np.empty((max(end, self.declared, 2 * self.count), *frames.shape[1:]), np.uint8)
-            if self.array is not None:
-                grown[: self.count] = self.array[: self.count]
-            self.array = grown
-        self.array[self.count : end] = frames
-        self.count = end
-
-    def frames(self) -> np.ndarray:
-        return self.array[: self.count]
-
-
-def _decode_all(path, size: int | None = None, fit: str = "pad", bar=None) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of an mp4 (uint8 N x H x W x 3, or N x size x size x 3 fitted a batch at a time
-    as they decode: leanvla.data.resize) and its presentation time in seconds; `bar` (tqdm) counts
-    the frames. A batch is BATCH frames, or fewer where they would pass RAW_BATCH_BYTES (a 1080p
-    camera's 256 frames are 1.6 GB)."""
+def _batches(
+    path, size: int | None = None, fit: str = "pad", bar=None, pixels: bool = True
+) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+    """An mp4's frames as they decode, a batch at a time: (uint8 n x H x W x 3, or n x size x size
+    x 3 fitted as `fit` says: leanvla.data.resize; their presentation times in seconds). A batch is
+    BATCH frames, or fewer where they would pass RAW_BATCH_BYTES (a 1080p camera's 256 frames are
+    1.6 GB). Its array may be reused for the next batch: copy what must outlive it. Without
+    `pixels`, only the times (frames None: no conversion to RGB, no fitting). `bar` (tqdm) counts
+    the frames."""
     from leanvla.data.resize import BATCH, fit_square
 
     av = require_module("av")
-    kept, times = None, []
-    batch, filled = None, 0  # decoded frames waiting to be fitted, written in place
+    batch, times, filled = None, [], 0  # decoded frames waiting to be fitted, written in place
 
-    def flush() -> None:
-        nonlocal filled
-        if filled:
-            frames = batch[:filled]
-            kept.append(frames if size is None else fit_square(frames, size, fit))
-            if bar is not None:
-                bar.update(filled)
-            filled = 0
+    def ready() -> tuple[np.ndarray | None, np.ndarray]:
+        nonlocal filled, times
+        frames = None if batch is None else batch[:filled]
+        if frames is not None and size is not None:
+            frames = fit_square(frames, size, fit)
+        if bar is not None:
+            bar.update(len(times))
+        done, times, filled = np.asarray(times), [], 0
+        return frames, done
 
     try:
         with av.open(str(path)) as container:
             require(container.streams.video, f"video file {path} has no video stream; re-encode it")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads: the same pixels, sooner
-            kept = _FileFrames(stream.frames)  # 0 where the file does not say
             for frame in container.decode(stream):
-                image = frame.to_ndarray(format="rgb24")
-                if batch is None:
-                    frames_per_batch = max(1, min(BATCH, RAW_BATCH_BYTES // image.nbytes))
-                    batch = np.empty((frames_per_batch, *image.shape), np.uint8)
-                batch[filled] = image
-                filled += 1
+                if pixels:
+                    image = frame.to_ndarray(format="rgb24")
+                    if batch is None:
+                        frames_per_batch = max(1, min(BATCH, RAW_BATCH_BYTES // image.nbytes))
+                        batch = np.empty((frames_per_batch, *image.shape), np.uint8)
+                    batch[filled] = image
+                    filled += 1
                 times.append(float(frame.pts * stream.time_base))
-                if filled == len(batch):
-                    flush()
+                if len(times) == (len(batch) if pixels else BATCH):
+                    yield ready()
     except av.error.FFmpegError as exc:
         raise UserError(f"video file {path} cannot be decoded ({exc}); is it truncated or damaged?") from exc
-    flush()
-    require(kept.count, f"video file {path} holds no frames; is it truncated or damaged?")
-    return kept.frames(), np.asarray(times)
+    if times:
+        yield ready()
+
+
+class _OutOfOrder(Exception):
+    """A file's frames came out of presentation order, so a frame already put may not be the
+    nearest after all; `decoded` frames had come."""
+
+    def __init__(self, decoded: int):
+        super().__init__(decoded)
+        self.decoded = decoded
+
+
+def _place_as_decoded(batches, wanted: np.ndarray, put: Callable, miss: Callable) -> int:
+    """Put each wanted time's nearest frame, as `nearest_frames` chooses it, as the frames decode:
+    `put(i, frames)` for the wanted indices i, `miss(shown, wanted[i], i)` checking how far from
+    its time each chosen frame is shown. A time is settled once a frame shown at or after it has come, since later
+    frames are no nearer; so a batch and one earlier frame are held at a time, never the file
+    (LeRobot packs many episodes, gigabytes of frames, into one mp4). Raises _OutOfOrder where the
+    times go back. Returns how many frames came."""
+    order = np.argsort(wanted, kind="stable")
+    ordered = wanted[order]
+    settled, count = 0, 0
+    held = None  # (frame, time): the first frame shown at the latest time so far
+    for frames, times in batches:
+        count += len(times)
+        if held is not None:  # the nearest frame may be the one shown before this batch
+            frames = np.concatenate([held[0][None], frames])
+            times = np.concatenate([[held[1]], times])
+        if np.any(times[1:] < times[:-1]):
+            raise _OutOfOrder(count)
+        upto = int(np.searchsorted(ordered, times[-1], side="right"))
+        if upto > settled:
+            chosen = order[settled:upto]
+            nearest = nearest_frames(times, wanted[chosen])
+            miss(times[nearest], wanted[chosen], chosen)
+            put(chosen, frames[nearest])
+            settled = upto
+        first_of_last = int(np.searchsorted(times, times[-1], side="left"))
+        held = frames[first_of_last].copy(), times[first_of_last]
+    if count and settled < len(wanted):  # after the last frame: the last time's first frame
+        chosen = order[settled:]
+        miss(np.full(len(chosen), held[1]), wanted[chosen], chosen)
+        put(chosen, held[0][None])
+    return count
 
 
 def read_video_frames(
@@ -97,38 +124,92 @@ def read_video_frames(
 ) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
     size x size as `fit` says), with a progress bar over the frames decoded when `progress`; into
-    `out` when given (a memory-mapped cache entry), so the decoded camera need not fit in memory."""
+    `out` when given (a memory-mapped cache entry), so the decoded camera need not fit in memory:
+    each frame goes into place as it decodes (`_place_as_decoded`)."""
     from leanvla.data.reader import decoding_bar
 
     starts = dataset.episode_column(f"videos/{key}/from_timestamp")
-    lengths = dataset.episode_column("length")
+    lengths = np.asarray(dataset.episode_column("length"), dtype=np.int64)
     paths = video_files(dataset, key)
+    total = int(lengths.sum())
     if out is not None:
         require(
-            len(out) == sum(lengths),
-            f"{dataset.root}: meta/episodes' lengths add up to {int(sum(lengths))} frames but "
+            len(out) == total,
+            f"{dataset.root}: meta/episodes' lengths add up to {total} frames but "
             f"meta/info.json says total_frames={len(out)}; the dataset is inconsistent",
         )
-    last_episode = {path: ep for ep, path in enumerate(paths)}
-    decoded: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
-    taken, filled = [], 0
+    first_row = np.cumsum(lengths) - lengths
+    camera = _Camera(out, total, key)
+    files: dict[Path, list[int]] = {}  # each file's episodes, in order
+    for ep, path in enumerate(paths):
+        files.setdefault(path, []).append(ep)
     # The files' frames: as many as the episodes' when the files hold nothing else.
-    with decoding_bar(key, int(sum(lengths)), "frame", progress) as bar:
-        for ep, (length, path) in enumerate(zip(lengths, paths)):
-            if path not in decoded:
-                decoded[path] = _decode_all(path, size, fit, bar)
-            # A file's frames go after its last episode: where a file's episodes come together (as
-            # LeRobot writes them), one file's frames are held at a time.
-            frames, times = decoded[path] if last_episode[path] > ep else decoded.pop(path)
-            wanted = starts[ep] + np.arange(length) / dataset.fps
-            nearest = _frames_at(times, wanted, dataset.fps, f"episode {ep} of '{key}'", path)
-            if out is None:
-                taken.append(frames[nearest])
-            else:  # in place as each episode comes
-                np.take(frames, nearest, axis=0, out=out[filled : filled + length])
-            del frames, times
-            filled += length
-    return np.concatenate(taken) if out is None else out
+    with decoding_bar(key, total, "frame", progress) as bar:
+        for path, episodes in files.items():
+            episode = np.repeat(episodes, lengths[episodes])
+            frame = np.concatenate([np.arange(lengths[ep]) for ep in episodes])
+            rows = first_row[episode] + frame
+            wanted = np.asarray(starts)[episode] + frame / dataset.fps
+
+            def put(chosen: np.ndarray, frames: np.ndarray, rows=rows, path=path) -> None:
+                camera.put(rows[chosen], frames, path)
+
+            def miss(shown: np.ndarray, at: np.ndarray, chosen: np.ndarray, episode=episode, path=path):
+                _refuse_far_frames(shown, at, episode[chosen], dataset.fps, key, path)
+
+            try:
+                with contextlib.closing(_batches(path, size, fit, bar)) as batches:
+                    count = _place_as_decoded(batches, wanted, put, miss)
+            except _OutOfOrder as back:
+                if bar is not None:  # this file's frames count again as they decode again
+                    bar.update(-back.decoded)
+                count = _place_by_times(path, size, fit, bar, wanted, put, miss)
+            require(count, f"video file {path} holds no frames; is it truncated or damaged?")
+    return camera.frames
+
+
+def _place_by_times(
+    path, size: int | None, fit: str, bar, wanted: np.ndarray, put: Callable, miss: Callable
+) -> int:
+    """`_place_as_decoded` for a file whose frames come out of presentation order: every time read
+    first (a pass without pixels), each wanted frame found among them all, then the file decoded
+    again, each frame put where it is wanted. Twice the decoding, no more memory."""
+    with contextlib.closing(_batches(path, pixels=False)) as batches:
+        every_time = [batch_times for _, batch_times in batches]
+    if not every_time:
+        return 0
+    times = np.concatenate(every_time)
+    nearest = nearest_frames(times, wanted)
+    everything = np.arange(len(wanted))
+    miss(times[nearest], wanted, everything)
+    by_frame = np.argsort(nearest, kind="stable")
+    first = 0
+    with contextlib.closing(_batches(path, size, fit, bar)) as batches:
+        for frames, batch_times in batches:
+            lo, hi = np.searchsorted(nearest[by_frame], [first, first + len(batch_times)])
+            chosen = by_frame[lo:hi]
+            put(chosen, frames[nearest[chosen] - first])
+            first += len(batch_times)
+    return first
+
+
+class _Camera:
+    """A camera's frames in dataset order, filled a file's frames at a time: into a given array,
+    or one made at the first frames, whose shape only the decoder knows when they are not fitted."""
+
+    def __init__(self, out: np.ndarray | None, total: int, key: str):
+        self.frames, self.total, self.key = out, total, key
+
+    def put(self, rows: np.ndarray, frames: np.ndarray, path) -> None:
+        if self.frames is None:
+            self.frames = np.empty((self.total, *frames.shape[1:]), np.uint8)
+        require(
+            frames.shape[1:] == self.frames.shape[1:],
+            f"video file {path} holds {' x '.join(map(str, frames.shape[1:]))} frames but the other files of "
+            f"'{self.key}' hold {' x '.join(map(str, self.frames.shape[1:]))} ones; re-encode it at their size, "
+            "or read the camera at a fitted size (--model.image-size)",
+        )
+        self.frames[rows] = frames
 
 
 def video_files(dataset: LeRobotDataset, key: str) -> list[Path]:
@@ -144,20 +225,20 @@ def video_files(dataset: LeRobotDataset, key: str) -> list[Path]:
     return paths
 
 
-def _frames_at(times: np.ndarray, wanted: np.ndarray, fps: float, who: str, path) -> np.ndarray:
-    """nearest_frames, refusing any more than half a frame from its wanted time: that is another
-    frame (the file is shorter than its episodes, or their timestamps are wrong), and repeating the
-    last frame would hide it."""
-    nearest = nearest_frames(times, wanted)
-    miss = np.abs(times[nearest] - wanted)
+def _refuse_far_frames(
+    shown: np.ndarray, wanted: np.ndarray, episodes: np.ndarray, fps: float, key: str, path
+) -> None:
+    """Refuse a chosen frame (shown at `shown`) more than half a frame from its wanted time: that
+    is another frame (the file is shorter than its episodes, or their timestamps are wrong), and
+    repeating the last frame would hide it."""
+    miss = np.abs(shown - wanted)
     if miss.size and miss.max() > 0.5 / fps:
         worst = int(miss.argmax())
         raise UserError(
-            f"{who} needs a frame at {wanted[worst]:.3f} s of {path}, whose nearest frame is at "
-            f"{times[nearest[worst]]:.3f} s: the video is shorter than its episodes, or meta/episodes' "
-            "timestamps are wrong; is the file truncated?"
+            f"episode {episodes[worst]} of '{key}' needs a frame at {wanted[worst]:.3f} s of {path}, whose "
+            f"nearest frame is at {shown[worst]:.3f} s: the video is shorter than its episodes, or "
+            "meta/episodes' timestamps are wrong; is the file truncated?"
         )
-    return nearest
 
 
 def nearest_frames(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:
