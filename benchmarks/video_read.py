@@ -1,7 +1,7 @@
 """Reading a robot's mp4 cameras: how fast leanvla decodes and fits them, and what finding each
 episode's frames by bisection saves over comparing every pair of times.
 
-    python benchmarks/video_read.py                   # about 4 minutes on 2 CPU cores
+    python benchmarks/video_read.py                   # about 8 minutes on 2 CPU cores
 
 1. A LeRobot-layout dataset is written with one 480 x 640 camera at 30 fps stored as mp4, once per
    codec: H.264 (libx264, 4:2:0, its default quality) and AV1 as LeRobot encodes by default
@@ -14,7 +14,13 @@ episode's frames by bisection saves over comparing every pair of times.
    into place as it decoded, when a file's fitted frames were held until its last episode was
    placed), `read_video_frames` on each codec's dataset, fitted to 64 x 64: --repeats calls of each
    in turn, the fastest counting; their frames are asserted equal.
-3. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
+3. A few episodes read (`read_images(rows=...)`, as `train --episodes` reads them; cache off):
+   decoding the whole camera and keeping their rows, as leanvla did before (and as a reader that
+   cannot seek must), against decoding only the stretches around them, reached by seeking. One
+   episode of --read-episodes, then --few episodes; --repeats reads of each in turn, the fastest
+   counting; the frames asserted equal. H.264 at libx264's default has a keyframe every 250
+   frames, LeRobot's AV1 one every 2, so seeking lands further before the episode in H.264.
+4. The lookup alone, on presentation times of a file holding --episodes episodes of --length frames
    (LeRobot packs many episodes into each mp4): the every-pair comparison leanvla used before
    2026-12-05, `np.abs(times[None] - wanted[:, None]).argmin(1)` per episode, against
    `leanvla.data.video.nearest_frames`; their answers are asserted equal.
@@ -166,14 +172,15 @@ def read_times(episodes: int, length: int) -> list[Reads]:
 
 
 def decoder_times(
-    episodes: int, length: int, against: str, repeats: int
-) -> tuple[str, list[tuple[str, float, float]]]:
-    """(The earlier revision's label, per codec: (codec, its decoder's fastest seconds, this one's))."""
+    episodes: int, length: int, against: str, repeats: int, few: list[list[int]]
+) -> tuple[str, list[tuple[str, float, float]], list[Part]]:
+    """(The earlier revision's label, per codec: (codec, its decoder's fastest seconds, this one's);
+    per codec and selection: a few episodes read whole then picked, and alone)."""
     from leanvla.data import video
     from leanvla.data.reader import LeRobotDataset
 
     earlier, label = module_at(against, "src/leanvla/data/video.py")
-    rows = []
+    rows, parts = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (codec, options) in CODECS.items():
             root = video_dataset(Path(tmp) / codec, codec, options, episodes, length)
@@ -188,7 +195,54 @@ def decoder_times(
                         reference = frames
                 assert np.array_equal(frames, reference)
             rows.append((name, min(seconds["earlier"]), min(seconds["now"])))
-    return label, rows
+            parts += part_times(name, root, few, repeats)
+    return label, rows, parts
+
+
+class Part(NamedTuple):
+    """A few episodes of one codec's camera read with the cache off, in seconds (fastest)."""
+
+    codec: str
+    episodes: list[int]
+    frames: int
+    whole: float  # every frame decoded, then the episodes' rows kept
+    alone: float  # only the stretches around the episodes decoded, found by seeking
+    decoded_alone: int  # frames the decoder gave on the way
+
+
+def part_times(codec: str, root: Path, few: list[list[int]], repeats: int) -> list[Part]:
+    from leanvla.data import video
+    from leanvla.data.reader import LeRobotDataset
+
+    os.environ["LEANVLA_CACHE"] = "off"
+    episode = LeRobotDataset(root).read_array("episode_index")
+    real, decoded = video._decoded_from, [0]
+
+    def counted(*args):
+        for frame in real(*args):
+            decoded[0] += 1
+            yield frame
+
+    parts = []
+    for episodes in few:
+        rows = np.isin(episode, episodes)
+        seconds: dict[str, list[float]] = {"whole": [], "alone": []}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            whole = video.read_video_frames(LeRobotDataset(root), KEY, 64, "pad")[rows]
+            seconds["whole"].append(time.perf_counter() - start)
+            decoded[0], video._decoded_from = 0, counted
+            try:
+                start = time.perf_counter()
+                alone = LeRobotDataset(root).read_images(KEY, rows=rows, size=64)
+                seconds["alone"].append(time.perf_counter() - start)
+            finally:
+                video._decoded_from = real
+            assert np.array_equal(alone, whole)
+        parts.append(
+            Part(codec, episodes, int(rows.sum()), min(seconds["whole"]), min(seconds["alone"]), decoded[0])
+        )
+    return parts
 
 
 def lookup_times(episodes: int, length: int) -> tuple[float, float, float]:
@@ -217,11 +271,17 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=600, help="frames per episode there")
     parser.add_argument("--against", default="3bab779", help="the revision whose decoder is compared")
     parser.add_argument("--repeats", type=int, default=3, help="calls of each decoder, in turn")
+    parser.add_argument(
+        "--few", default="5;1,4,6,8", help="episodes read alone: lists of indices, ';' between selections"
+    )
     parser.add_argument("--name", default="video_read", help="writes docs/results/NAME.md")
     args = parser.parse_args()
 
     reads = read_times(args.read_episodes, args.read_length)
-    earlier, decoders = decoder_times(args.read_episodes, args.read_length, args.against, args.repeats)
+    few = [[int(e) for e in selection.split(",")] for selection in args.few.split(";")]
+    earlier, decoders, parts = decoder_times(
+        args.read_episodes, args.read_length, args.against, args.repeats, few
+    )
     pairs_ms, bisect_ms, matrix_mb = lookup_times(args.episodes, args.length)
     frames = args.read_episodes * args.read_length
     scale = 2 * 50 * 600 / frames  # to two cameras of 50 episodes of 600 frames
@@ -263,6 +323,23 @@ def main() -> None:
         f"| codec | {earlier} (s) | now (s) | now / {earlier} |",
         "|---|---|---|---|",
         *(f"| {codec} | {before:.2f} | {now:.2f} | {now / before:.2f} |" for codec, before, now in decoders),
+        "",
+        f"## A few episodes (of {args.read_episodes} of {args.read_length} frames in one file, fitted to 64 x 64; cache off)",
+        "",
+        "`read_images(rows=...)` of the episodes' frames, as `train --episodes` reads them: decoding the "
+        "whole camera and keeping their rows (what leanvla did before, and what a reader that cannot seek "
+        "must), against decoding only the stretches around them, each reached by seeking to the keyframe "
+        f"before it; {args.repeats} reads of each in turn, the fastest counting; the frames asserted equal. "
+        "H.264 at libx264's default has a keyframe every 250 frames, LeRobot's AV1 one every 2.",
+        "",
+        "| codec | episodes | their frames | whole, then their rows (s) | alone (s) | frames decoded alone "
+        "| alone / whole |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {p.codec} | {', '.join(map(str, p.episodes))} | {p.frames} | {p.whole:.2f} | {p.alone:.2f} "
+            f"| {p.decoded_alone} of {frames} | {p.alone / p.whole:.2f} |"
+            for p in parts
+        ),
         "",
         f"## Finding each episode's frames ({args.episodes} episodes of {args.length} frames in one file)",
         "",

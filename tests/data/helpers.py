@@ -68,18 +68,21 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
-def encode_mp4(path, frames, fps, codec: str = "libx264"):
+def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None):
     """frames (N x H x W x 3 uint8) as an mp4 at fps: lossless H.264, or as LeRobot encodes by
-    default (`codec="libsvtav1"`: AV1, 4:2:0, lossy)."""
+    default (`codec="libsvtav1"`: AV1, 4:2:0, lossy); a keyframe every `gop` frames when given
+    (LeRobot's AV1 has one every 2), else the encoder's default (libx264: every 250)."""
     import av  # in the dev extra; tests that use it skip without it
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        if codec == "libx264":
-            stream.pix_fmt, stream.options = "yuv444p", {"crf": "0"}
+        if codec == "libx264":  # no keyframes at scene cuts (random frames are all cuts): only every gop
+            stream.pix_fmt, stream.options = "yuv444p", {"crf": "0", "sc_threshold": "0"}
         else:
             stream.pix_fmt = "yuv420p"
+        if gop is not None:
+            stream.options = {**stream.options, "g": str(gop)}
         container.start_encoding()  # the header, even when there are no frames
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
@@ -88,10 +91,16 @@ def encode_mp4(path, frames, fps, codec: str = "libx264"):
             container.mux(packet)
 
 
-def to_video_dataset(root, key="observation.images.cam", episodes_per_file: int | None = None):
+def to_video_dataset(
+    root,
+    key="observation.images.cam",
+    episodes_per_file: int | None = None,
+    gop: int | None = None,
+    codec: str = "libx264",
+):
     """Move an image feature of a parquet dataset into mp4 files, as LeRobot v3 stores video: all
-    episodes in one file, or `episodes_per_file` in each (each file's times start at 0). Returns
-    the frames the feature held."""
+    episodes in one file, or `episodes_per_file` in each (each file's times start at 0), encoded as
+    `encode_mp4` says. Returns the frames the feature held."""
     ds = LeRobotDataset(root)
     frames = ds.read_images(key)
     fps = ds.fps
@@ -107,7 +116,7 @@ def to_video_dataset(root, key="observation.images.cam", episodes_per_file: int 
         path = root / f"videos/{key}/chunk-000/file-{f:03d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = first_frame[members[0]], first_frame[members[-1]] + lengths[members[-1]]
-        encode_mp4(path, frames[rows[0] : rows[1]], fps)
+        encode_mp4(path, frames[rows[0] : rows[1]], fps, codec, gop)
         start[members] = (first_frame[members] - rows[0]) / fps
     # As LeRobot writes a video feature: no column in the data files, only the mp4s.
     for data_file in (root / "data").rglob("*.parquet"):

@@ -67,6 +67,53 @@ def test_a_video_read_in_part_caches_every_frame(video_dataset, cache, monkeypat
     assert len(whole) == len(rows) and np.array_equal(whole[rows], part)
 
 
+def test_a_few_episodes_of_a_video_are_kept_as_an_entry_of_their_own(
+    video_dataset, cache, monkeypatch, capsys
+):
+    from leanvla.cli import main
+
+    episode = LeRobotDataset(video_dataset).read_array("episode_index")
+    rows = np.isin(episode, [2])  # 9 of the 24 frames: at most half, so only they decode
+    part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
+    (entry,) = cache.glob("*.npy")
+    assert np.load(entry).shape == (9, 8, 8, 3)
+    other = np.isin(episode, [3])  # in the same mp4: another entry
+    other_part = LeRobotDataset(video_dataset).read_images(CAM, rows=other, size=8)
+    whole = LeRobotDataset(video_dataset).read_images(CAM, size=8)  # another: every frame
+    assert np.array_equal(whole[rows], part) and np.array_equal(whole[other], other_part)
+    assert len(list(cache.glob("*.npy"))) == 3
+    no_decoding(monkeypatch)
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8), part)
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, rows=other, size=8), other_part)
+    some = rows & (np.arange(len(rows)) % 2 == 0)
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, rows=some, size=8), whole[some])
+    data = ChunkDataset(LeRobotDataset(video_dataset), [CAM], 4, episodes=[2], image_size=8)
+    assert data.mapped and torch.equal(
+        data.images(np.arange(9))[:, 0], torch.from_numpy(part).permute(0, 3, 1, 2)
+    )
+    assert main(["cache"]) == 0
+    listed = {e["frames"]: e["episodes"] for e in json.loads(capsys.readouterr().out)["entries"]}
+    assert listed == {9: 1, 5: 1, 24: "all"}
+
+
+def test_a_few_episodes_read_after_the_whole_camera_in_one_command_come_from_its_entry(
+    video_dataset, cache, monkeypatch
+):
+    episode = LeRobotDataset(video_dataset).read_array("episode_index")
+    rows = np.isin(episode, [2])
+    whole = LeRobotDataset(video_dataset).read_images(CAM, size=8)  # a training set, say
+    with monkeypatch.context() as patched:
+        no_decoding(patched)
+        frames, index = LeRobotDataset(video_dataset).camera_frames(
+            CAM, rows=rows, size=8
+        )  # its validation set
+    assert len(frames) == len(whole) and np.array_equal(frames[index], whole[rows])
+    assert len(list(cache.glob("*.npy"))) == 1
+    frame_cache.forget_file_digests()  # another command: hashing every file to look is not worth it
+    part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
+    assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 2
+
+
 def test_images_fitted_from_another_shape_are_cached_and_equal_fitting_them(tmp_path, cache, monkeypatch):
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
     as_stored = dataset.read_images(CAM)  # not fitted: not cached

@@ -338,11 +338,105 @@ def test_files_of_one_camera_at_different_sizes_are_one_clear_error(tmp_path):
     assert LeRobotDataset(root).read_images("observation.images.cam", size=8).shape == (24, 8, 8, 3)
 
 
-def test_episode_lengths_that_disagree_with_the_frame_count_are_one_clear_error(tmp_path):
+@pytest.mark.parametrize("episodes", [None, [2]], ids=["every episode", "a few"])
+def test_episode_lengths_that_disagree_with_the_frame_count_are_one_clear_error(tmp_path, episodes):
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
     to_video_dataset(root)
+    rows = None if episodes is None else np.isin(LeRobotDataset(root).read_array("episode_index"), episodes)
     info = json.loads((root / "meta/info.json").read_text())
     info["total_frames"] += 1
     (root / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(UserError, match=r"meta/episodes' lengths add up to 24 frames but .* total_frames=25"):
-        LeRobotDataset(root).read_images("observation.images.cam", size=8)
+        LeRobotDataset(root).read_images("observation.images.cam", rows=rows, size=8)
+
+
+def decoded_frame_count(monkeypatch) -> list[int]:
+    """Count every frame the decoder gives, wanted or not: [count]."""
+    count = [0]
+    real = video._decoded_from
+
+    def counted(*args):
+        for frame in real(*args):
+            count[0] += 1
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded_from", counted)
+    return count
+
+
+@pytest.mark.parametrize("gop", [None, 4], ids=["one keyframe", "a keyframe every 4 frames"])
+@pytest.mark.parametrize("size", [None, 8], ids=["as stored", "fitted"])
+def test_a_few_episodes_decode_alone_and_equal_those_rows_of_the_whole(tmp_path, monkeypatch, gop, size):
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    lengths = (30, 20, 40, 25, 35, 30)
+    root = synthetic_dataset(tmp_path / "ds", lengths=lengths, tasks=("a",) * 6, image_size=16)
+    to_video_dataset(root, episodes_per_file=3, gop=gop)
+    whole = LeRobotDataset(root).read_images("observation.images.cam", size=size)
+    episode = LeRobotDataset(root).read_array("episode_index")
+    for chosen in ([0], [2], [3], [5], [1, 4], [0, 2]):  # first, middle and last of a file; across files
+        rows = np.isin(episode, chosen)
+        count = decoded_frame_count(monkeypatch)
+        part = LeRobotDataset(root).read_images("observation.images.cam", rows=rows, size=size)
+        assert np.array_equal(part, whole[rows]), chosen
+        if gop == 4:  # from a keyframe before each episode to a frame past its end: 2 to 11 more here
+            assert count[0] <= rows.sum() + len(chosen) * (gop + 3), (chosen, count[0])
+        else:  # decoding on from one episode to the next, never seeking back to the one keyframe
+            files = {ep // 3 for ep in chosen}
+            assert count[0] <= sum(sum(lengths[3 * f : 3 * f + 3]) for f in files), (chosen, count[0])
+
+
+def test_episodes_of_lerobots_default_av1_decode_alone_as_they_do_in_the_whole(tmp_path, monkeypatch):
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this PyAV has no AV1 encoder (libsvtav1)")
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    root = synthetic_dataset(tmp_path / "ds", lengths=(30, 20, 40, 25), tasks=("a",) * 4, image_size=32)
+    to_video_dataset(root, gop=2, codec="libsvtav1")  # as LeRobot encodes: lossy, a keyframe every 2
+    whole = LeRobotDataset(root).read_images("observation.images.cam")
+    episode = LeRobotDataset(root).read_array("episode_index")
+    for chosen in ([1], [3], [0, 2]):
+        rows = np.isin(episode, chosen)
+        assert np.array_equal(
+            LeRobotDataset(root).read_images("observation.images.cam", rows=rows), whole[rows]
+        )
+
+
+def test_a_read_of_over_half_the_frames_decodes_the_whole_camera(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)  # episodes of 6, 4, 9 and 5 frames
+    to_video_dataset(root, episodes_per_file=2, gop=2)
+    episode = LeRobotDataset(root).read_array("episode_index")
+    for chosen, frames in [([2], 9), ([0, 3], 11), ([0, 2], 15), ([1, 2], 13)]:  # 11 of 24 is a part
+        count = decoded_frame_count(monkeypatch)
+        LeRobotDataset(root).read_images("observation.images.cam", rows=np.isin(episode, chosen), size=8)
+        if frames <= 12:  # from the keyframe before each episode, to a frame past its end
+            assert count[0] <= frames + 3 * len(chosen), (chosen, count[0])
+        else:
+            assert count[0] == 24, (chosen, count[0])
+
+
+def test_keyframes_are_found_from_the_packets_alone(tmp_path):
+    encode_mp4(tmp_path / "gop.mp4", np.zeros((23, 16, 16, 3), np.uint8), 10, gop=4)
+    with av.open(str(tmp_path / "gop.mp4")) as container:
+        found = video._keyframe_times(container, container.streams.video[0])
+    assert np.allclose(found, np.arange(0, 23, 4) / 10)
+    assert video._last_at_or_before(found, 0.45) == pytest.approx(0.4)
+    assert video._last_at_or_before(found, 0.4) == pytest.approx(0.4)
+    assert video._last_at_or_before(found, -0.1) == -np.inf
+
+
+@pytest.mark.parametrize("gop", [None, 2], ids=["decoding on", "seeking"])
+def test_frames_within_windows_come_once_each_in_order(tmp_path, gop):
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8) * 12
+    encode_mp4(tmp_path / "w.mp4", frames, 10, gop=gop)
+    # The frame at 0.3 s ends the first window and opens the second.
+    windows = [(0.0, 0.25), (0.27, 0.6), (1.05, 1.3)]
+    taken = [(f.copy(), t) for f, t in video._batches(tmp_path / "w.mp4", windows=windows)]
+    times = np.concatenate([t for _, t in taken])
+    assert np.allclose(times, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.1, 1.2, 1.3])
+    shown = np.concatenate([f for f, _ in taken])[:, 0, 0, 0].astype(int)
+    assert np.abs(shown - (np.round(times * 10) * 12)).max() <= 2  # each frame is its own picture
+
+
+def test_the_stretches_around_episodes_join_where_they_overlap():
+    starts, lengths = np.array([3.0, 0.0, 1.0, 10.0]), np.array([10, 10, 5, 10])  # at 10 fps
+    assert video._windows(starts, lengths, 10.0) == [(-0.1, 1.5), (2.9, 4.0), (9.9, 11.0)]

@@ -8,8 +8,10 @@ commands read them in a moment.
 
 Training reads an entry memory-mapped (`LeRobotDataset.camera_frames`): a step reads its batch's
 frames from the page cache or the disk, so the frames need not fit in a process's memory, and
-processes reading one camera (torchrun's ranks) share one copy. The first read holds one mp4
-file's frames at a time (and a batch of full-size frames being fitted, at most 64 MB). Entries are
+processes reading one camera (torchrun's ranks) share one copy. The first read puts each frame
+into place as it decodes, holding a batch of frames (full-size ones at most 64 MB), not a file's.
+A read of episodes that hold at most half a camera's frames (`--episodes`, a few of a large
+dataset) decodes only theirs, by seeking, and keeps them as an entry of their own. Entries are
 only ever replaced by renaming a new file over them, never rewritten in place, so a map stays valid
 while another command replaces or evicts its entry.
 
@@ -90,14 +92,24 @@ def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
     return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)
 
 
-def source_files(dataset: LeRobotDataset, key: str) -> list[Path]:
-    """The dataset's files a camera's frames are decoded from, metadata first."""
+def source_files(dataset: LeRobotDataset, key: str, episodes: np.ndarray | None = None) -> list[Path]:
+    """The dataset's files a camera's frames (of `episodes` alone, when given) are decoded from,
+    metadata first."""
     from leanvla.data import format as fmt
     from leanvla.data.video import video_files
 
     meta = [dataset.root / fmt.INFO_PATH, *sorted((dataset.root / "meta" / "episodes").rglob("*.parquet"))]
-    frames = video_files(dataset, key) if dataset.features[key]["dtype"] == "video" else dataset.data_files
-    return meta + sorted(set(frames))
+    if dataset.features[key]["dtype"] != "video":
+        return meta + sorted(set(dataset.data_files))
+    files = video_files(dataset, key)
+    return meta + sorted(set(files if episodes is None else [files[ep] for ep in episodes]))
+
+
+def frame_count(dataset: LeRobotDataset, episodes: np.ndarray | None = None) -> int:
+    """How many frames the dataset (or its `episodes`) holds."""
+    if episodes is None:
+        return dataset.num_frames
+    return int(np.asarray(dataset.episode_column("length"), dtype=np.int64)[episodes].sum())
 
 
 @functools.cache
@@ -131,10 +143,19 @@ def forget_file_digests() -> None:
     _file_digests.clear()
 
 
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _hashed(path: Path) -> bool:
+    """Whether this process knows the file's digest (as it is now)."""
+    return _file_key(path) in _file_digests
+
+
 def file_digest(path: Path, bar=None) -> bytes:
     """The blake2b digest of a file's contents; `bar` (tqdm) counts the bytes read."""
-    stat = path.stat()
-    known = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    known = _file_key(path)
     if known not in _file_digests:
         digest = hashlib.blake2b()
         with path.open("rb") as f:
@@ -146,15 +167,24 @@ def file_digest(path: Path, bar=None) -> bytes:
     return _file_digests[known]
 
 
-def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str, progress: bool = False) -> str:
-    """The digest that names a camera's cached frames at `size` and `fit` (see the module's
-    docstring), with a progress bar over the bytes hashed when `progress`."""
+def entry_name(
+    dataset: LeRobotDataset,
+    key: str,
+    size: int,
+    fit: str,
+    progress: bool = False,
+    episodes: np.ndarray | None = None,
+) -> str:
+    """The digest that names a camera's cached frames at `size` and `fit`, of every episode or of
+    `episodes` alone (see the module's docstring), with a progress bar over the bytes hashed when
+    `progress`."""
     from tqdm import tqdm
 
     digest = hashlib.blake2b(digest_size=20)
-    for part in [*_code_and_decoders(), key, str(size), fit]:
+    which = "every episode" if episodes is None else "episodes " + ",".join(map(str, episodes))
+    for part in [*_code_and_decoders(), key, str(size), fit, which]:
         digest.update(part.encode() + b"\0")
-    sources = source_files(dataset, key)
+    sources = source_files(dataset, key, episodes)
     total = sum(path.stat().st_size for path in sources)
     with tqdm(
         total=total,
@@ -172,21 +202,33 @@ def entry_name(dataset: LeRobotDataset, key: str, size: int, fit: str, progress:
 
 
 def load_frames(
-    dataset: LeRobotDataset, key: str, size: int, fit: str, progress: bool = False
+    dataset: LeRobotDataset,
+    key: str,
+    size: int,
+    fit: str,
+    progress: bool = False,
+    episodes: np.ndarray | None = None,
+    named_already: bool = False,
 ) -> tuple[np.ndarray | None, str]:
-    """(The cached frames of `key` at `size` and `fit`, memory-mapped read-only, or None when there
-    are none; the entry's name, for `decode_into_entry`)."""
+    """(The cached frames of `key` at `size` and `fit` (of `episodes` alone, when given),
+    memory-mapped read-only, or None when there are none; the entry's name, for
+    `decode_into_entry`). With `named_already`, only where every file it is named by has been
+    hashed in this process already: looking costs nothing then (a validation set read after its
+    training set), where hashing a large dataset's every mp4 would cost more than decoding a
+    few of its episodes."""
     root = cache_root()
     if root is None:
         return None, ""
+    if named_already and not all(_hashed(path) for path in source_files(dataset, key, episodes)):
+        return None, ""
     limit_bytes()  # a bad limit is refused now, not after the frames have decoded
-    name = entry_name(dataset, key, size, fit, progress)
+    name = entry_name(dataset, key, size, fit, progress, episodes)
     path = root / "frames" / f"{name}.npy"
     try:
         frames = np.load(path, mmap_mode="r")
     except (OSError, ValueError):  # absent, or unreadable: decode again, and overwrite it
         return None, name
-    if frames.shape != (dataset.num_frames, size, size, 3) or frames.dtype != np.uint8:
+    if frames.shape != (frame_count(dataset, episodes), size, size, 3) or frames.dtype != np.uint8:
         return None, name
     with contextlib.suppress(OSError):  # a cache shared read-only is still read
         os.utime(path)  # recently used: the last to be removed when the cache is over its limit
@@ -201,11 +243,13 @@ def decode_into_entry(
     name: str,
     decode: Callable[[np.ndarray], object],
     progress: bool,
+    episodes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Every frame of a camera, `decode(out)` filling `out` (frames x size x size x 3): straight into
-    a new entry `name`, returned memory-mapped read-only, so a camera larger than memory decodes;
-    into memory when the cache is off or cannot be written (a warning)."""
-    shape = (dataset.num_frames, size, size, 3)
+    """Every frame of a camera (of `episodes` alone, when given), `decode(out)` filling `out`
+    (frames x size x size x 3): straight into a new entry `name`, returned memory-mapped read-only,
+    so a camera larger than memory decodes; into memory when the cache is off or cannot be written
+    (a warning)."""
+    shape = (frame_count(dataset, episodes), size, size, 3)
 
     def in_memory(why: str) -> np.ndarray:
         try:
@@ -245,6 +289,8 @@ def decode_into_entry(
         return in_memory(f"the frame cache cannot be written: {exc.strerror or exc}")
     with contextlib.suppress(OSError):  # what the entry holds, for a person looking through the cache
         note = {"dataset": str(dataset.root.resolve()), "camera": key, "shape": list(shape), "fit": fit}
+        if episodes is not None:
+            note["episodes"] = [int(ep) for ep in episodes]
         write_json_atomic(directory / f"{name}.json", note)
     out.flags.writeable = False  # the entry is shared: nothing may write through this map
     if progress:
@@ -317,6 +363,7 @@ def listing() -> dict:
                 "entry": path.name,
                 "dataset": note.get("dataset"),
                 "camera": note.get("camera"),
+                "episodes": (len(note["episodes"]) if "episodes" in note else "all") if note else None,
                 "frames": shape[0],
                 "fitted_to": f"{shape[1]} x {shape[2]}, {note.get('fit')}" if note else None,
                 "mb": round(stat.st_size / 2**20, 1),

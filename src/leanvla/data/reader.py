@@ -221,9 +221,10 @@ class LeRobotDataset:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """`read_images` without holding frames in memory that the frame cache keeps on disk:
         (frames, index), the frames asked for being `frames[index]`. From the cache, `frames` is a
-        read-only memory map of the camera's every frame, so a dataset whose frames outgrow memory
-        still trains, and processes reading one camera share its pages; otherwise `frames` are the
-        decoded frames asked for, and `index` is None."""
+        read-only memory map of the camera's every frame (or of the episodes holding `rows`, where
+        they are at most half of a video's frames: `_episodes_read`), so a dataset whose frames
+        outgrow memory still trains, and processes reading one camera share its pages; otherwise
+        `frames` are the decoded frames asked for, and `index` is None."""
         from leanvla.data import frame_cache
 
         feature = self.features.get(key)
@@ -233,9 +234,16 @@ class LeRobotDataset:
         )
         if rows is not None and np.asarray(rows, dtype=bool).all():
             rows = None  # every frame (training on every episode): read whole, kept, never copied
+        episodes, within = self._episodes_read(key, rows)
         if not frame_cache.worth_caching(self, key, size):
-            return self._decode_images(key, progress, rows, size, fit), None
-        frames, entry = frame_cache.load_frames(self, key, size, fit, progress)
+            if episodes is None:
+                return self._decode_images(key, progress, rows, size, fit), None
+            return self._decode_images(key, progress, None, size, fit, episodes=episodes)[within], None
+        if episodes is not None:  # the whole camera's entry serves, where this command has named it
+            frames, _ = frame_cache.load_frames(self, key, size, fit, progress, named_already=True)
+            if frames is not None:
+                return frames, np.flatnonzero(rows)
+        frames, entry = frame_cache.load_frames(self, key, size, fit, progress, episodes)
         if frames is not None:
             if progress:
                 print(f"{key}: {len(frames)} decoded frames read from the frame cache", file=sys.stderr)
@@ -249,12 +257,39 @@ class LeRobotDataset:
                 size,
                 fit,
                 entry,
-                lambda out: self._decode_images(key, progress, None, size, fit, out),
+                lambda out: self._decode_images(key, progress, None, size, fit, out, episodes),
                 progress,
+                episodes,
             )
         if not isinstance(frames, np.memmap):  # the cache could not be written: decoded in memory
-            return (frames, None) if rows is None else (frames[np.asarray(rows, dtype=bool)], None)
-        return frames, np.arange(len(frames)) if rows is None else np.flatnonzero(rows)
+            return (frames, None) if within is None else (frames[within], None)
+        return frames, np.arange(len(frames)) if within is None else within
+
+    def _episodes_read(
+        self, key: str, rows: np.ndarray | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(The episodes a read of `rows` decodes, when it decodes only some: None for all; where the
+        rows asked for are in what it decodes, or None for all of it). A video decodes whole, since
+        every later read can use what it keeps, unless the episodes holding the rows are at most
+        half its frames: then only they decode (a few episodes of a large dataset, found by
+        seeking), and are kept apart."""
+        if rows is None:
+            return None, None
+        rows = np.asarray(rows, dtype=bool)
+        if self.features[key]["dtype"] != "video":
+            return None, np.flatnonzero(rows)
+        lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
+        require(
+            int(lengths.sum()) == len(rows) == self.num_frames,
+            f"{self.root}: meta/episodes' lengths add up to {int(lengths.sum())} frames but "
+            f"meta/info.json says total_frames={self.num_frames}; the dataset is inconsistent",
+        )
+        episode_of_row = np.repeat(np.arange(len(lengths)), lengths)
+        episodes = np.unique(episode_of_row[rows])
+        decoded = np.isin(episode_of_row, episodes)
+        if 2 * int(decoded.sum()) > len(rows):
+            return None, np.flatnonzero(rows)
+        return episodes, (np.cumsum(decoded) - 1)[rows]
 
     def _decode_images(
         self,
@@ -264,16 +299,18 @@ class LeRobotDataset:
         size: int | None,
         fit: str,
         out: np.ndarray | None = None,
+        episodes: np.ndarray | None = None,
     ) -> np.ndarray:
         """`read_images` from the files themselves: every frame decoded (of a video, every frame of
-        its files, then the rows kept); into `out` when given (every frame, none left out)."""
+        its files, or of `episodes` alone, then the rows kept); into `out` when given (every frame
+        decoded, none left out)."""
         from leanvla.data.resize import BATCH, fit_square
 
         feature = self.features[key]
         if feature["dtype"] == "video":
             from leanvla.data.video import read_video_frames
 
-            frames = read_video_frames(self, key, size, fit, progress, out)
+            frames = read_video_frames(self, key, size, fit, progress, out, episodes)
             return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
         column = self.read_table([key]).column(key).combine_chunks()

@@ -8,6 +8,8 @@ episode is the one shown at `from_timestamp + f / fps`.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,14 +28,20 @@ RAW_BATCH_BYTES = 64 << 20  # full-size frames held at most while a batch waits 
 
 
 def _batches(
-    path, size: int | None = None, fit: str = "pad", bar=None, pixels: bool = True
+    path,
+    size: int | None = None,
+    fit: str = "pad",
+    bar=None,
+    pixels: bool = True,
+    windows: list[tuple[float, float]] | None = None,
 ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
     """An mp4's frames as they decode, a batch at a time: (uint8 n x H x W x 3, or n x size x size
     x 3 fitted as `fit` says: leanvla.data.resize; their presentation times in seconds). A batch is
     BATCH frames, or fewer where they would pass RAW_BATCH_BYTES (a 1080p camera's 256 frames are
     1.6 GB). Its array may be reused for the next batch: copy what must outlive it. Without
-    `pixels`, only the times (frames None: no conversion to RGB, no fitting). `bar` (tqdm) counts
-    the frames."""
+    `pixels`, only the times (frames None: no conversion to RGB, no fitting). With `windows`
+    (increasing, apart: (first, last) seconds), only the frames shown within them, each found by
+    seeking to the keyframe before it and decoding from there. `bar` (tqdm) counts the frames."""
     from leanvla.data.resize import BATCH, fit_square
 
     av = require_module("av")
@@ -54,21 +62,61 @@ def _batches(
             require(container.streams.video, f"video file {path} has no video stream; re-encode it")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads: the same pixels, sooner
-            for frame in container.decode(stream):
-                if pixels:
-                    image = frame.to_ndarray(format="rgb24")
-                    if batch is None:
-                        frames_per_batch = max(1, min(BATCH, RAW_BATCH_BYTES // image.nbytes))
-                        batch = np.empty((frames_per_batch, *image.shape), np.uint8)
-                    batch[filled] = image
-                    filled += 1
-                times.append(float(frame.pts * stream.time_base))
-                if len(times) == (len(batch) if pixels else BATCH):
-                    yield ready()
+            keyframes = _keyframe_times(container, stream) if windows else None
+            decoded, waiting, position = None, None, -math.inf  # the decoder, where it stands
+            for first, last in windows or [(-math.inf, math.inf)]:
+                # Seek where that skips frames; where the keyframe before the window is behind the
+                # decoder (a short gap, or keyframes far apart), decoding on costs less.
+                if decoded is None or _last_at_or_before(keyframes, first) > position:
+                    decoded, waiting = _decoded_from(container, stream, first), None
+                frames = decoded if waiting is None else itertools.chain([waiting], decoded)
+                waiting = None
+                for frame in frames:
+                    shown = position = float(frame.pts * stream.time_base)
+                    if shown < first:  # decoded on the way from the keyframe: not wanted
+                        continue
+                    if shown > last:  # perhaps the next window's
+                        waiting = frame
+                        break
+                    if pixels:
+                        image = frame.to_ndarray(format="rgb24")
+                        if batch is None:
+                            frames_per_batch = max(1, min(BATCH, RAW_BATCH_BYTES // image.nbytes))
+                            batch = np.empty((frames_per_batch, *image.shape), np.uint8)
+                        batch[filled] = image
+                        filled += 1
+                    times.append(shown)
+                    if len(times) == (len(batch) if pixels else BATCH):
+                        yield ready()
     except av.error.FFmpegError as exc:
         raise UserError(f"video file {path} cannot be decoded ({exc}); is it truncated or damaged?") from exc
     if times:
         yield ready()
+
+
+def _decoded_from(container, stream, first: float) -> Iterator:
+    """The stream's frames in presentation order from the keyframe at or before `first` seconds
+    (from the start when it is -inf)."""
+    if first > -math.inf:  # PyAV flushes the decoder as it seeks
+        container.seek(max(0, math.floor(first / stream.time_base)), stream=stream, backward=True)
+    return iter(container.decode(stream))
+
+
+def _keyframe_times(container, stream) -> np.ndarray:
+    """When the stream's keyframes are shown, in seconds, increasing: read from its packets, which
+    costs a pass over the file but no decoding."""
+    times = [
+        float(packet.pts * stream.time_base)
+        for packet in container.demux(stream)
+        if packet.is_keyframe and packet.pts is not None
+    ]
+    return np.sort(np.asarray(times, dtype=np.float64))
+
+
+def _last_at_or_before(times: np.ndarray, moment: float) -> float:
+    """The latest of the increasing `times` at or before `moment`; -inf when none is."""
+    at = int(np.searchsorted(times, moment, side="right")) - 1
+    return float(times[at]) if at >= 0 else -math.inf
 
 
 class _OutOfOrder(Exception):
@@ -121,35 +169,46 @@ def read_video_frames(
     fit: str = "pad",
     progress: bool = False,
     out: np.ndarray | None = None,
+    episodes: np.ndarray | None = None,
 ) -> np.ndarray:
     """All frames of a video feature, in dataset order (uint8 frames x H x W x C, or fitted to
     size x size as `fit` says), with a progress bar over the frames decoded when `progress`; into
     `out` when given (a memory-mapped cache entry), so the decoded camera need not fit in memory:
-    each frame goes into place as it decodes (`_place_as_decoded`)."""
+    each frame goes into place as it decodes (`_place_as_decoded`). With `episodes` (increasing
+    indices), only their frames, in order: only the files holding them decode, and of those only
+    the stretches around the episodes, each reached by seeking (LeRobot packs hundreds of episodes
+    into a file)."""
     from leanvla.data.reader import decoding_bar
 
-    starts = dataset.episode_column(f"videos/{key}/from_timestamp")
+    starts = np.asarray(dataset.episode_column(f"videos/{key}/from_timestamp"), dtype=np.float64)
     lengths = np.asarray(dataset.episode_column("length"), dtype=np.int64)
     paths = video_files(dataset, key)
-    total = int(lengths.sum())
+    read = np.arange(len(lengths)) if episodes is None else np.asarray(episodes, dtype=np.int64)
+    total = int(lengths[read].sum())
     if out is not None:
         require(
             len(out) == total,
             f"{dataset.root}: meta/episodes' lengths add up to {total} frames but "
             f"meta/info.json says total_frames={len(out)}; the dataset is inconsistent",
         )
-    first_row = np.cumsum(lengths) - lengths
+    first_row = np.cumsum(lengths[read]) - lengths[read]  # of each episode read, in what is returned
     camera = _Camera(out, total, key)
-    files: dict[Path, list[int]] = {}  # each file's episodes, in order
-    for ep, path in enumerate(paths):
-        files.setdefault(path, []).append(ep)
+    files: dict[Path, list[int]] = {}  # each file's episodes (their places in `read`), in order
+    for place, ep in enumerate(read):
+        files.setdefault(paths[ep], []).append(place)
     # The files' frames: as many as the episodes' when the files hold nothing else.
     with decoding_bar(key, total, "frame", progress) as bar:
-        for path, episodes in files.items():
-            episode = np.repeat(episodes, lengths[episodes])
-            frame = np.concatenate([np.arange(lengths[ep]) for ep in episodes])
-            rows = first_row[episode] + frame
-            wanted = np.asarray(starts)[episode] + frame / dataset.fps
+        for path, places in files.items():
+            place = np.repeat(places, lengths[read[places]])
+            episode = read[place]
+            frame = np.concatenate([np.arange(lengths[read[p]]) for p in places])
+            rows = first_row[place] + frame
+            wanted = starts[episode] + frame / dataset.fps
+            windows = (
+                None
+                if episodes is None
+                else _windows(starts[read[places]], lengths[read[places]], dataset.fps)
+            )
 
             def put(chosen: np.ndarray, frames: np.ndarray, rows=rows, path=path) -> None:
                 camera.put(rows[chosen], frames, path)
@@ -158,7 +217,7 @@ def read_video_frames(
                 _refuse_far_frames(shown, at, episode[chosen], dataset.fps, key, path)
 
             try:
-                with contextlib.closing(_batches(path, size, fit, bar)) as batches:
+                with contextlib.closing(_batches(path, size, fit, bar, windows=windows)) as batches:
                     count = _place_as_decoded(batches, wanted, put, miss)
             except _OutOfOrder as back:
                 if bar is not None:  # this file's frames count again as they decode again
@@ -166,6 +225,20 @@ def read_video_frames(
                 count = _place_by_times(path, size, fit, bar, wanted, put, miss)
             require(count, f"video file {path} holds no frames; is it truncated or damaged?")
     return camera.frames
+
+
+def _windows(starts: np.ndarray, lengths: np.ndarray, fps: float) -> list[tuple[float, float]]:
+    """The stretches of a file (seconds, increasing, apart) that hold the frames of episodes
+    starting at `starts` with `lengths` frames: each episode's times widened by a frame (a frame
+    chosen for them is shown within half of one; a frame more either way changes no choice, and
+    spares the comparison rounding); overlapping ones joined."""
+    joined: list[list[float]] = []
+    for first, last in sorted(zip(starts - 1 / fps, starts + lengths / fps)):
+        if joined and first <= joined[-1][1]:
+            joined[-1][1] = max(joined[-1][1], last)
+        else:
+            joined.append([first, last])
+    return [(first, last) for first, last in joined]
 
 
 def _place_by_times(
