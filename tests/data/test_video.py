@@ -55,14 +55,19 @@ def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
     assert np.array_equal(decoded, np.stack(one_thread))
 
 
+def random_times(rng, on_grid: int, anywhere: int) -> tuple[np.ndarray, np.ndarray]:
+    """(1 to 59 frames' times, wanted times): on a 1/30 s grid, so wanted times land on frames and
+    exactly halfway between them, with repeated times and gaps, as a variable-rate or damaged
+    stream gives; `on_grid` wanted times on the grid's half steps and `anywhere` anywhere, before,
+    between and after the frames."""
+    n = int(rng.integers(1, 60))
+    times = np.sort(rng.integers(0, 80, n)) / 30
+    return times, np.concatenate([rng.integers(-10, 180, on_grid) / 60, rng.uniform(-1, 4, anywhere)])
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_nearest_frames_is_the_argmin_over_every_frame(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 60))
-    # On a 1/30 s grid (so wanted times land on frames and exactly halfway between them), with
-    # repeated times and gaps, as a variable-rate or damaged stream gives.
-    times = np.sort(rng.integers(0, 80, n)) / 30
-    wanted = np.concatenate([rng.integers(-10, 180, 200) / 60, rng.uniform(-1, 4, 50)])
+    times, wanted = random_times(np.random.default_rng(seed), 200, 50)
     slow = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
     assert np.array_equal(nearest_frames(times, wanted), slow)
 
@@ -254,11 +259,8 @@ def reused_batches(frames: np.ndarray, times: np.ndarray, sizes: list[int]):
 @pytest.mark.parametrize("seed", range(30))
 def test_frames_placed_as_they_decode_are_the_ones_nearest_frames_chooses_from_the_whole_file(seed):
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 60))
-    # On a 1/30 s grid (wanted times land on frames and halfway between them), with repeated times
-    # (some across batches) and gaps, and wanted times before, between and after the frames.
-    times = np.sort(rng.integers(0, 80, n)) / 30
-    wanted = np.concatenate([rng.integers(-10, 180, 100) / 60, rng.uniform(-1, 4, 30)])
+    times, wanted = random_times(rng, 100, 30)  # repeated times, some across the batches' cuts
+    n = len(times)
     frames = np.arange(n)[:, None] * np.ones(2, np.int64)  # each frame its own index
     cuts = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, int(rng.integers(0, 8))), replace=False))
     sizes = np.diff(np.r_[0, cuts, n]).tolist()
