@@ -35,7 +35,7 @@ test: install
 	$(BIN)/python -m pytest
 
 # Each seeded fault in tools/mutants.py must make its tests fail (exit 1 names any that survive;
-# about 55 minutes, so not part of `make test`).
+# about 65 minutes, so not part of `make test`).
 mutants: install
 	$(BIN)/python tools/mutants.py
 

@@ -1,6 +1,6 @@
 r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mutation testing)
 
-    python tools/mutants.py                      # every mutant: about 55 minutes on 2 CPU cores
+    python tools/mutants.py                      # every mutant: about 65 minutes on 2 CPU cores
     python tools/mutants.py --only orth-sum      # one (repeat --only for more)
     python tools/mutants.py --list               # the catalogue
 

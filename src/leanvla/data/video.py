@@ -131,10 +131,10 @@ class _OutOfOrder(Exception):
 def _place_as_decoded(batches, wanted: np.ndarray, put: Callable, miss: Callable) -> int:
     """Put each wanted time's nearest frame, as `nearest_frames` chooses it, as the frames decode:
     `put(i, frames)` for the wanted indices i, `miss(shown, wanted[i], i)` checking how far from
-    its time each chosen frame is shown. A time is settled once a frame shown at or after it has come, since later
-    frames are no nearer; so a batch and one earlier frame are held at a time, never the file
-    (LeRobot packs many episodes, gigabytes of frames, into one mp4). Raises _OutOfOrder where the
-    times go back. Returns how many frames came."""
+    its time each chosen frame is shown. A time is settled once a frame shown at or after it has
+    come, since later frames are no nearer; so a batch and one earlier frame are held at a time,
+    never the file (LeRobot packs many episodes, gigabytes of frames, into one mp4). Raises
+    _OutOfOrder where the times go back. Returns how many frames came."""
     order = np.argsort(wanted, kind="stable")
     ordered = wanted[order]
     settled, count = 0, 0
