@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -109,9 +110,106 @@ def test_a_few_episodes_read_after_the_whole_camera_in_one_command_come_from_its
         )  # its validation set
     assert len(frames) == len(whole) and np.array_equal(frames[index], whole[rows])
     assert len(list(cache.glob("*.npy"))) == 1
-    frame_cache.forget_file_digests()  # another command: hashing every file to look is not worth it
+    frame_cache.forget_file_digests()  # another command, its files written moments ago: not known
     part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
     assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 2
+
+
+def test_a_few_episodes_come_from_the_whole_cameras_entry_in_a_later_command_that_knows_its_digests(
+    video_dataset, cache, monkeypatch
+):
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)  # files as old as a real dataset's
+    episode = LeRobotDataset(video_dataset).read_array("episode_index")
+    rows = np.isin(episode, [2])
+    whole = LeRobotDataset(video_dataset).read_images(CAM, size=8)  # `train` on every episode
+    frame_cache.forget_file_digests()  # then `probe --episodes`: another command
+    with monkeypatch.context() as patched:
+        no_decoding(patched)
+        part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
+    assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 1
+    frame_cache.forget_file_digests()
+    frame_cache.forget_remembered_digests()  # a command that would have to hash every file to look
+    part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
+    assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 2
+
+
+def read_in_binary(root: Path, monkeypatch) -> list[Path]:
+    """The files under `root` opened in binary from now on through Path.open, as hashing reads them."""
+    opened, real_open = [], Path.open
+
+    def counted_open(self, mode="r", *args, **kwargs):
+        if self.is_relative_to(root) and "b" in mode:
+            opened.append(self)
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counted_open)
+    return opened
+
+
+def test_a_later_command_names_its_entry_without_reading_the_datasets_files_again(
+    video_dataset, cache, monkeypatch
+):
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
+    first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    frame_cache.forget_file_digests()
+    hashed = read_in_binary(video_dataset, monkeypatch)
+    no_decoding(monkeypatch)
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
+    assert hashed == []
+    frame_cache.forget_file_digests()
+    frame_cache.forget_remembered_digests()  # the first command after the dataset was copied, say
+    assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
+    assert set(hashed) == set(frame_cache.source_files(LeRobotDataset(video_dataset), CAM))
+
+
+def test_a_file_changed_with_its_size_and_modification_time_kept_is_hashed_afresh(
+    tmp_path, cache, monkeypatch
+):
+    import hashlib
+
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
+    path = tmp_path / "file-000.mp4"
+    path.write_bytes(b"before")
+    assert frame_cache.file_digest(path) == hashlib.blake2b(b"before").digest()
+    stat = path.stat()
+    time.sleep(0.05)  # past the filesystem's clock tick
+    path.write_bytes(b"after!")  # in place: the same inode and size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or `rsync -t` keep it
+    frame_cache.forget_file_digests()
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert frame_cache.file_digest(path) == hashlib.blake2b(b"after!").digest()
+
+
+def test_a_file_written_moments_ago_or_while_it_is_read_is_not_remembered(tmp_path, cache, monkeypatch):
+    path = tmp_path / "file-000.mp4"
+    path.write_bytes(b"fresh")
+    frame_cache.file_digest(path)  # the default: a file is trusted a few seconds after its last write
+    assert not (cache.parent / "digests").exists()
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
+
+    class WriterMeanwhile:  # a progress bar whose update stands for a writer racing the read
+        def update(self, count):
+            path.write_bytes(b"rewritten while read")
+
+    frame_cache.forget_file_digests()
+    frame_cache.file_digest(path, WriterMeanwhile())
+    assert not (cache.parent / "digests").exists()
+    frame_cache.file_digest(path)
+    assert len(list((cache.parent / "digests").glob("*.json"))) == 1
+
+
+def test_a_damaged_remembered_digest_is_hashed_again(tmp_path, cache, monkeypatch):
+    import hashlib
+
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
+    path = tmp_path / "file-000.mp4"
+    path.write_bytes(b"contents")
+    frame_cache.file_digest(path)
+    (remembered,) = (cache.parent / "digests").glob("*.json")
+    for damage in ("{not json", json.dumps({"file": str(path.resolve()), "digest": "xyz"}), "[]"):
+        remembered.write_text(damage)
+        frame_cache.forget_file_digests()
+        assert frame_cache.file_digest(path) == hashlib.blake2b(b"contents").digest()
 
 
 def test_images_fitted_from_another_shape_are_cached_and_equal_fitting_them(tmp_path, cache, monkeypatch):
@@ -267,9 +365,10 @@ def test_a_command_says_where_its_frames_came_from(video_dataset, cache, capsys)
     assert f"{CAM}: {dataset.num_frames} decoded frames read from the frame cache" in capsys.readouterr().err
 
 
-def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cache, capsys):
+def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cache, capsys, monkeypatch):
     from leanvla.cli import main
 
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
     dataset.read_images(CAM, size=8, fit="crop")
     (first,) = cache.glob("*.npy")
@@ -283,10 +382,11 @@ def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cac
     assert newest["dataset"] == str((tmp_path / "ds").resolve()) and newest["camera"] == CAM
     assert newest["frames"] == dataset.num_frames
     assert listed["total_mb"] == round(newest["mb"] + oldest["mb"], 1)
+    assert listed["file_digests"] == len(frame_cache.source_files(dataset, CAM))
     (cache / f".{oldest['entry']}.tmp-1").write_bytes(b"")  # what an interrupted write leaves
     assert main(["cache", "--clear"]) == 0
     assert capsys.readouterr().out.startswith(f"removed 2 entries (0 MB) from {cache}")
-    assert list(cache.iterdir()) == []
+    assert list(cache.iterdir()) == [] and list((cache.parent / "digests").iterdir()) == []
     assert main(["cache"]) == 0 and json.loads(capsys.readouterr().out)["entries"] == []
 
 
@@ -314,17 +414,10 @@ def test_a_cache_shared_read_only_is_still_read(video_dataset, cache, monkeypatc
 def test_within_a_process_each_file_is_hashed_once_though_cameras_share_it(tmp_path, monkeypatch):
     frame_cache.forget_file_digests()
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"a": (12, 20), "b": (12, 20)}))
-    opened, real_open = [], Path.open
-
-    def counted_open(self, *args, **kwargs):
-        opened.append(self)
-        return real_open(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", counted_open)
+    hashed = read_in_binary(dataset.root, monkeypatch)
     names = {frame_cache.entry_name(dataset, f"observation.images.{c}", 8, "pad") for c in "ab"}
     assert len(names) == 2
-    from_dataset = sorted(path for path in opened if path.is_relative_to(dataset.root))
-    assert from_dataset == sorted(frame_cache.source_files(dataset, "observation.images.a")) != []
+    assert sorted(hashed) == sorted(frame_cache.source_files(dataset, "observation.images.a")) != []
 
 
 def test_new_decoding_code_or_a_new_decoder_names_another_entry(tmp_path, monkeypatch):

@@ -23,7 +23,9 @@ An entry is named by a digest of everything its frames depend on: the contents o
 files they come from (meta/info.json, meta/episodes/, and the camera's mp4 files or the data
 files), the camera, size and fit, the decoders' versions and the source of the code that decodes
 and fits. A dataset that changes in any way gets another name, so a stale entry is never read; a
-dataset copied elsewhere finds its entries.
+dataset copied elsewhere finds its entries. Each file's digest is remembered in the cache, known
+again by the file's size, inode and times (`file_digest`), so a later command finds its entries
+without reading the dataset's files once more (seconds a gigabyte).
 
 LEANVLA_CACHE: the cache directory (default `$XDG_CACHE_HOME/leanvla`, else `~/.cache/leanvla`),
 or `off`. LEANVLA_CACHE_GB (default 20): above it, the least recently used entries are removed.
@@ -134,37 +136,95 @@ def _code_and_decoders() -> tuple[str, ...]:
 
 
 # Within one process each file is hashed once (a dataset's cameras share its data files, and
-# training reads them again for validation), recognised by its size and modification time.
-_file_digests: dict[tuple[str, int, int], bytes] = {}
+# training reads them again for validation). Across commands its digest is remembered in the
+# cache's digests/ directory, so a later command names its entries without reading a large
+# dataset's every byte again. A file is recognised by its path, inode, size, and modification and
+# change times: any write moves the change time, which no tool sets back, so a file whose contents
+# changed is never taken for what it was. A file written in the last _SETTLED_S seconds is not
+# remembered across commands: a second write within the filesystem's clock tick could leave every
+# time as it was (git's "racy" index entries).
+_SETTLED_S = 2.0
+_file_digests: dict[tuple[str, int, int, int, int, int], bytes] = {}
 
 
 def forget_file_digests() -> None:
-    """Hash every file afresh from now on, as a new command would (a benchmark timing one)."""
+    """Forget what this process hashed, as a new command starts (a benchmark timing one); the
+    digests remembered in the cache stay (`forget_remembered_digests`)."""
     _file_digests.clear()
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+def forget_remembered_digests() -> None:
+    """Remove the digests remembered across commands: the next command hashes every file afresh."""
+    root = cache_root()
+    if root is not None and (root / "digests").is_dir():
+        for path in (root / "digests").iterdir():  # and what an interrupted write left
+            path.unlink(missing_ok=True)
 
 
-def _hashed(path: Path) -> bool:
-    """Whether this process knows the file's digest (as it is now)."""
-    return _file_key(path) in _file_digests
+def _file_key(stat: os.stat_result, path: Path) -> tuple[str, int, int, int, int, int]:
+    return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def _remembered_path(key: tuple) -> Path | None:
+    """Where the digest of the file `key` recognises is remembered across commands (None: the
+    cache is off)."""
+    root = cache_root()
+    if root is None:
+        return None
+    name = hashlib.blake2b("\0".join(map(str, key)).encode(), digest_size=20).hexdigest()
+    return root / "digests" / f"{name}.json"
+
+
+def _remembered(key: tuple) -> bytes | None:
+    """The digest an earlier command remembered for the file `key` recognises, if any."""
+    path = _remembered_path(key)
+    if path is None:
+        return None
+    try:
+        note = json.loads(path.read_text())
+        digest = bytes.fromhex(note["digest"])
+    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged: hashed again
+        return None
+    return digest if note.get("file") == key[0] else None
+
+
+def _remember(key: tuple, stat: os.stat_result, digest: bytes) -> None:
+    """Keep `digest` for later commands, unless the file was written too recently to trust its
+    times (see _SETTLED_S) or the cache cannot be written (then later commands hash it again)."""
+    path = _remembered_path(key)
+    if path is None or time.time() - max(stat.st_mtime, stat.st_ctime) < _SETTLED_S:
+        return
+    with contextlib.suppress(OSError):
+        write_json_atomic(path, {"file": key[0], "digest": digest.hex()})
+
+
+def _digest_known(path: Path) -> bool:
+    """Whether the file's digest (as it is now) is known without reading it: hashed in this
+    process, or remembered from an earlier command."""
+    key = _file_key(path.stat(), path)
+    return key in _file_digests or _remembered(key) is not None
 
 
 def file_digest(path: Path, bar=None) -> bytes:
     """The blake2b digest of a file's contents; `bar` (tqdm) counts the bytes read."""
-    known = _file_key(path)
-    if known not in _file_digests:
-        digest = hashlib.blake2b()
-        with path.open("rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-                if bar is not None:
-                    bar.update(len(block))
-        _file_digests[known] = digest.digest()
-    return _file_digests[known]
+    stat = path.stat()
+    key = _file_key(stat, path)
+    if key not in _file_digests:
+        known = _remembered(key)
+        if known is None:
+            digest = hashlib.blake2b()
+            with path.open("rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            known = digest.digest()
+            if _file_key(path.stat(), path) == key:  # not written to while it was read
+                _remember(key, stat, known)
+        elif bar is not None:
+            bar.update(stat.st_size)
+        _file_digests[key] = known
+    return _file_digests[key]
 
 
 def entry_name(
@@ -208,18 +268,18 @@ def load_frames(
     fit: str,
     progress: bool = False,
     episodes: np.ndarray | None = None,
-    named_already: bool = False,
+    if_digests_known: bool = False,
 ) -> tuple[np.ndarray | None, str]:
     """(The cached frames of `key` at `size` and `fit` (of `episodes` alone, when given),
     memory-mapped read-only, or None when there are none; the entry's name, for
-    `decode_into_entry`). With `named_already`, only where every file it is named by has been
-    hashed in this process already: looking costs nothing then (a validation set read after its
-    training set), where hashing a large dataset's every mp4 would cost more than decoding a
-    few of its episodes."""
+    `decode_into_entry`). With `if_digests_known`, only where the digest of every file it is named
+    by is known (hashed in this process, or remembered from an earlier command): looking costs
+    nothing then, where hashing a large dataset's every mp4 would cost more than decoding a few of
+    its episodes."""
     root = cache_root()
     if root is None:
         return None, ""
-    if named_already and not all(_hashed(path) for path in source_files(dataset, key, episodes)):
+    if if_digests_known and not all(map(_digest_known, source_files(dataset, key, episodes))):
         return None, ""
     limit_bytes()  # a bad limit is refused now, not after the frames have decoded
     name = entry_name(dataset, key, size, fit, progress, episodes)
@@ -348,6 +408,7 @@ def listing() -> dict:
             "directory": None,
             "entries": [],
             "total_mb": 0.0,
+            "file_digests": 0,
             "note": "LEANVLA_CACHE=off: nothing is kept",
         }
     directory = root / "frames"
@@ -370,13 +431,22 @@ def listing() -> dict:
                 "last_used": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stat.st_mtime)),
             }
         )
-    return {"directory": str(directory), "entries": rows, "total_mb": round(sum(r["mb"] for r in rows), 1)}
+    return {
+        "directory": str(directory),
+        "entries": rows,
+        "total_mb": round(sum(r["mb"] for r in rows), 1),
+        "file_digests": len(list((root / "digests").glob("*.json"))),  # remembered across commands
+    }
 
 
 def clear() -> int:
-    """Remove every entry (and any temporary file an interrupted write left); how many entries."""
+    """Remove every entry (and any temporary file an interrupted write left) and every remembered
+    digest; how many entries."""
     root = cache_root()
-    if root is None or not (root / "frames").is_dir():
+    if root is None:
+        return 0
+    forget_remembered_digests()
+    if not (root / "frames").is_dir():
         return 0
     directory = root / "frames"
     count = 0

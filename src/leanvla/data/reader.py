@@ -239,8 +239,8 @@ class LeRobotDataset:
             if episodes is None:
                 return self._decode_images(key, progress, rows, size, fit), None
             return self._decode_images(key, progress, None, size, fit, episodes=episodes)[within], None
-        if episodes is not None:  # the whole camera's entry serves, where this command has named it
-            frames, _ = frame_cache.load_frames(self, key, size, fit, progress, named_already=True)
+        if episodes is not None:  # the whole camera's entry serves, where naming it reads no file
+            frames, _ = frame_cache.load_frames(self, key, size, fit, progress, if_digests_known=True)
             if frames is not None:
                 return frames, np.flatnonzero(rows)
         frames, entry = frame_cache.load_frames(self, key, size, fit, progress, episodes)
