@@ -185,6 +185,8 @@ MUTANTS = [
     Mutant("cache-file-written-while-read-remembered", "data/frame_cache.py", "            if _file_key(path.stat(), path) == key:", "            if True:", FC),
     Mutant("cache-damaged-digest-fails", "data/frame_cache.py", "    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged", "    except OSError:  # none, or damaged", FC),
     Mutant("cache-clear-keeps-digests", "data/frame_cache.py", "    forget_remembered_digests()\n    if not", "    if not", FC),
+    Mutant("cache-stale-digests-kept", "data/frame_cache.py", '    _forget_stale_digests(root / "digests")\n', "", FC),
+    Mutant("cache-current-digests-forgotten", "data/frame_cache.py", "        if current != path:", "        if True:", FC),
     Mutant("cache-whole-needs-this-process", "data/frame_cache.py", "    return key in _file_digests or _remembered(key) is not None", "    return key in _file_digests", FC),
     Mutant("cache-limit-checked-late", "data/frame_cache.py", "    limit_bytes()  # a bad limit", "    pass  # a bad limit", FC),
     Mutant("cache-code-unnamed", "data/frame_cache.py", "for part in [*_code_and_decoders(), key, str(size), fit, which]:", "for part in [key, str(size), fit, which]:", FC),

@@ -198,6 +198,26 @@ def test_a_file_written_moments_ago_or_while_it_is_read_is_not_remembered(tmp_pa
     assert len(list((cache.parent / "digests").glob("*.json"))) == 1
 
 
+def test_digests_of_files_gone_or_changed_are_forgotten_when_an_entry_is_kept(
+    video_dataset, tmp_path, cache, monkeypatch
+):
+    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
+    gone, changed = tmp_path / "gone.mp4", tmp_path / "changed.mp4"
+    for path in (gone, changed):
+        path.write_bytes(b"contents")
+        frame_cache.file_digest(path)
+    LeRobotDataset(video_dataset).read_images(CAM, size=8)
+    digests = cache.parent / "digests"
+    sources = frame_cache.source_files(LeRobotDataset(video_dataset), CAM)
+    assert len(list(digests.glob("*.json"))) == len(sources) + 2
+    gone.unlink()
+    changed.write_bytes(b"changed")
+    (digests / "damaged.json").write_text("{not json")
+    LeRobotDataset(video_dataset).read_images(CAM, size=6)  # another entry kept
+    remembered = {json.loads(path.read_text())["file"] for path in digests.glob("*.json")}
+    assert remembered == {str(path.resolve()) for path in sources}
+
+
 def test_a_damaged_remembered_digest_is_hashed_again(tmp_path, cache, monkeypatch):
     import hashlib
 

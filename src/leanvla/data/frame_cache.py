@@ -198,6 +198,19 @@ def _remember(key: tuple, stat: os.stat_result, digest: bytes) -> None:
         write_json_atomic(path, {"file": key[0], "digest": digest.hex()})
 
 
+def _forget_stale_digests(directory: Path) -> None:
+    """Remove the remembered digests of files that are gone or have changed since, so that
+    `directory` holds about one per file a command has read, not one per version of each."""
+    for path in directory.glob("*.json"):
+        try:
+            file = Path(json.loads(path.read_text())["file"])
+            current = _remembered_path(_file_key(file.stat(), file))
+        except (OSError, ValueError, KeyError, TypeError):  # gone, or the note damaged
+            current = None
+        if current != path:
+            path.unlink(missing_ok=True)
+
+
 def _digest_known(path: Path) -> bool:
     """Whether the file's digest (as it is now) is known without reading it: hashed in this
     process, or remembered from an earlier command."""
@@ -360,6 +373,7 @@ def decode_into_entry(
             file=sys.stderr,
         )
     evict(directory, limit_bytes())
+    _forget_stale_digests(root / "digests")
     return out
 
 
