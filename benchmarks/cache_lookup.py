@@ -106,11 +106,6 @@ def run_child(root: Path, episodes: list[int] | None, cache: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def forget_remembered(cache: Path) -> None:
-    for path in (cache / "digests").glob("*.json"):
-        path.unlink()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -128,7 +123,7 @@ def main() -> None:
     if not 1 <= args.episodes_per_file <= args.episodes:
         parser.error("--episodes-per-file must be between 1 and --episodes")
 
-    from leanvla.data import frame_cache
+    from leanvla.data import file_digests
 
     one = [args.episodes // 2]
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +133,7 @@ def main() -> None:
         )
         mp4s = sorted((root / "videos").rglob("*.mp4"))
         mp4_mb = sum(path.stat().st_size for path in mp4s) / 2**20
-        time.sleep(frame_cache._SETTLED_S)  # a dataset is older than this when a command reads it
+        time.sleep(file_digests.SETTLED_S)  # a dataset is older than this when a command reads it
         cache = Path(tmp) / "cache"
         print("filling the cache ...", file=sys.stderr)
         filled = run_child(root, None, cache)
@@ -157,7 +152,7 @@ def main() -> None:
                 print(f"{label} ({repeat + 1}/{args.repeats}) ...", file=sys.stderr)
                 where = cache
                 if how == "afresh":
-                    forget_remembered(cache)
+                    file_digests.forget_remembered(cache / "digests")
                 elif how == "alone":
                     where = Path(tmp) / f"empty-{repeat}"
                 if from_disk:

@@ -144,10 +144,10 @@ class Reads(NamedTuple):
 
 def timed_read(root: Path, frames: int) -> tuple[float, np.ndarray]:
     """(Seconds, frames) of one read as a new command makes it: no file's digest known yet."""
-    from leanvla.data import frame_cache
+    from leanvla.data import file_digests
     from leanvla.data.reader import LeRobotDataset
 
-    frame_cache.forget_file_digests()
+    file_digests.forget_in_process()
     start = time.perf_counter()
     fitted = LeRobotDataset(root).read_images(KEY, size=64)
     seconds = time.perf_counter() - start
@@ -159,13 +159,13 @@ def naming_seconds(root: Path, remembered: bool) -> float:
     """Seconds a new command takes to name the camera's entry: with the files' digests remembered
     by an earlier command, or hashing every file afresh (the first command after a dataset is
     written, copied or changed)."""
-    from leanvla.data import frame_cache
+    from leanvla.data import file_digests, frame_cache
     from leanvla.data.reader import LeRobotDataset
 
     dataset = LeRobotDataset(root)
-    frame_cache.forget_file_digests()
+    file_digests.forget_in_process()
     if not remembered:
-        frame_cache.forget_remembered_digests()
+        file_digests.forget_remembered(frame_cache.digests_dir())
     start = time.perf_counter()
     frame_cache.entry_name(dataset, KEY, 64, "pad")
     return time.perf_counter() - start

@@ -56,6 +56,7 @@ SEL = ("tests/prune/test_select.py", "tests/prune/test_run.py")
 SIM = "tests/prune/test_similarity.py"
 DEC = "tests/decode"
 FC = "tests/data/test_frame_cache.py"
+FD = "tests/data/test_file_digests.py"
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -170,24 +171,25 @@ MUTANTS = [
     Mutant("cache-reserve-unsupported-refused", "data/frame_cache.py", "if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):", "if True:", FC),
     Mutant("cache-memory-error-raw", "data/frame_cache.py", "        except MemoryError:", "        except ZeroDivisionError:", FC),
     Mutant("cache-decode-error-blamed", "data/frame_cache.py", "        if decoding:  # the dataset's error", "        if False:  # the dataset's error", FC),
-    Mutant("cache-contents-unhashed", "data/frame_cache.py", "digest.update(file_digest(path, bar))", "pass", FC),
+    Mutant("cache-contents-unhashed", "data/frame_cache.py", "digest.update(file_digests.file_digest(path, remembered_in, bar))", "pass", FC),
     Mutant("cache-fit-unnamed", "data/frame_cache.py", "key, str(size), fit, which]", "key, str(size), which]", FC),
     Mutant("cache-shape-unchecked", "data/frame_cache.py", "if frames.shape != (frame_count(dataset, episodes), size, size, 3) or frames.dtype != np.uint8:", "if False:", FC),
     Mutant("cache-evicts-newest", "data/frame_cache.py", "if kept > limit and rank > 0:", "if kept > limit:", FC),
     Mutant("cache-evicts-recent-first", "data/frame_cache.py", "key=lambda entry: entry[0].st_mtime, reverse=True)", "key=lambda entry: entry[0].st_mtime)", FC),
     Mutant("cache-read-not-recent", "data/frame_cache.py", "        os.utime(path)  #", "        pass  #", FC),
     Mutant("cache-read-only-refused", "data/frame_cache.py", "with contextlib.suppress(OSError):  # a cache shared read-only", "with contextlib.suppress():  # a cache shared read-only", FC),
-    Mutant("cache-digest-not-kept", "data/frame_cache.py", "        _file_digests[key] = known\n    return _file_digests[key]", "        return known\n    return _file_digests[key]", FC),
-    Mutant("cache-digests-unremembered", "data/frame_cache.py", "                _remember(key, stat, known)", "                pass", FC),
-    Mutant("cache-remembered-ignored", "data/frame_cache.py", '    return digest if note.get("file") == key[0] else None', "    return None", FC),
-    Mutant("cache-racy-file-remembered", "data/frame_cache.py", "time.time() - max(stat.st_mtime, stat.st_ctime) < _SETTLED_S", "False", FC),
-    Mutant("cache-change-time-unkeyed", "data/frame_cache.py", "stat.st_mtime_ns, stat.st_ctime_ns", "stat.st_mtime_ns", FC),
-    Mutant("cache-file-written-while-read-remembered", "data/frame_cache.py", "            if _file_key(path.stat(), path) == key:", "            if True:", FC),
-    Mutant("cache-damaged-digest-fails", "data/frame_cache.py", "    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged", "    except OSError:  # none, or damaged", FC),
-    Mutant("cache-clear-keeps-digests", "data/frame_cache.py", "    forget_remembered_digests()\n    if not", "    if not", FC),
-    Mutant("cache-stale-digests-kept", "data/frame_cache.py", '    _forget_stale_digests(root / "digests")\n', "", FC),
-    Mutant("cache-current-digests-forgotten", "data/frame_cache.py", "        if current != path:", "        if True:", FC),
-    Mutant("cache-whole-needs-this-process", "data/frame_cache.py", "    return key in _file_digests or _remembered(key) is not None", "    return key in _file_digests", FC),
+    Mutant("digests-not-kept-in-process", "data/file_digests.py", "        _in_process[key] = digest\n    return _in_process[key]", "        return digest\n    return _in_process[key]", (FD, FC)),
+    Mutant("digests-unremembered", "data/file_digests.py", "                _remember(directory, key, stat, digest)", "                pass", (FD, FC)),
+    Mutant("digests-remembered-ignored", "data/file_digests.py", '    return digest if note.get("file") == key[0] else None', "    return None", (FD, FC)),
+    Mutant("digests-another-files-note-taken", "data/file_digests.py", '    return digest if note.get("file") == key[0] else None', "    return digest", FD),
+    Mutant("digests-racy-file-remembered", "data/file_digests.py", "time.time() - max(stat.st_mtime, stat.st_ctime) < SETTLED_S", "False", FD),
+    Mutant("digests-change-time-unkeyed", "data/file_digests.py", "stat.st_mtime_ns, stat.st_ctime_ns", "stat.st_mtime_ns", FD),
+    Mutant("digests-written-while-read-remembered", "data/file_digests.py", "            if _key(path.stat(), path) == key:", "            if True:", FD),
+    Mutant("digests-damaged-note-fails", "data/file_digests.py", "    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged", "    except OSError:  # none, or damaged", FD),
+    Mutant("digests-current-forgotten", "data/file_digests.py", "        if current != path:", "        if True:", (FD, FC)),
+    Mutant("digests-known-in-process-only", "data/file_digests.py", "    return key in _in_process or _remembered(directory, key) is not None", "    return key in _in_process", (FD, FC)),
+    Mutant("cache-clear-keeps-digests", "data/frame_cache.py", '    file_digests.forget_remembered(root / "digests")\n    if not', "    if not", FC),
+    Mutant("cache-stale-digests-kept", "data/frame_cache.py", '    file_digests.forget_stale(root / "digests")\n', "", FC),
     Mutant("cache-limit-checked-late", "data/frame_cache.py", "    limit_bytes()  # a bad limit", "    pass  # a bad limit", FC),
     Mutant("cache-code-unnamed", "data/frame_cache.py", "for part in [*_code_and_decoders(), key, str(size), fit, which]:", "for part in [key, str(size), fit, which]:", FC),
     Mutant("cache-native-size-kept", "data/frame_cache.py", 'return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)', "return True", FC),
@@ -262,7 +264,7 @@ MUTANTS = [
     Mutant("video-episodes-ignored", "data/video.py", '                if episodes is None\n                else _windows(', '                if True\n                else _windows(', "tests/data/test_video.py"),
     Mutant("cache-part-unnamed", "data/frame_cache.py", '    which = "every episode" if episodes is None else "episodes " + ",".join(map(str, episodes))\n', '    which = "every episode"\n', FC),
     Mutant("cache-whole-not-consulted", "data/reader.py", "        if episodes is not None:  # the whole camera's entry serves", "        if False:  # the whole camera's entry serves", FC),
-    Mutant("cache-whole-looked-up-at-any-cost", "data/frame_cache.py", '    if if_digests_known and not all(map(_digest_known, source_files(dataset, key, episodes))):\n', '    if False:\n', FC),
+    Mutant("cache-whole-looked-up-at-any-cost", "data/frame_cache.py", '    sources = source_files(dataset, key, episodes) if if_digests_known else []\n', '    sources = []\n', FC),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),

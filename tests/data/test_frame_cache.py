@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import shutil
-import time
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from leanvla.data import frame_cache
+from leanvla.data import file_digests, frame_cache
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.resize import fit_square
 from leanvla.data.samples import ChunkDataset
@@ -30,6 +29,12 @@ def cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("LEANVLA_CACHE", str(root))
     return root / "frames"
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files remembered however recently written, as a real dataset's are (written long before)."""
+    monkeypatch.setattr(file_digests, "SETTLED_S", 0.0)
 
 
 @pytest.fixture
@@ -110,25 +115,26 @@ def test_a_few_episodes_read_after_the_whole_camera_in_one_command_come_from_its
         )  # its validation set
     assert len(frames) == len(whole) and np.array_equal(frames[index], whole[rows])
     assert len(list(cache.glob("*.npy"))) == 1
-    frame_cache.forget_file_digests()  # another command, its files written moments ago: not known
+    file_digests.forget_in_process()  # another command, its files written moments ago: not known
     part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
     assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 2
 
 
 def test_a_few_episodes_come_from_the_whole_cameras_entry_in_a_later_command_that_knows_its_digests(
-    video_dataset, cache, monkeypatch
+    video_dataset, cache, settled, monkeypatch
 ):
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)  # files as old as a real dataset's
     episode = LeRobotDataset(video_dataset).read_array("episode_index")
     rows = np.isin(episode, [2])
     whole = LeRobotDataset(video_dataset).read_images(CAM, size=8)  # `train` on every episode
-    frame_cache.forget_file_digests()  # then `probe --episodes`: another command
+    file_digests.forget_in_process()  # then `probe --episodes`: another command
     with monkeypatch.context() as patched:
         no_decoding(patched)
         part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
     assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 1
-    frame_cache.forget_file_digests()
-    frame_cache.forget_remembered_digests()  # a command that would have to hash every file to look
+    file_digests.forget_in_process()
+    file_digests.forget_remembered(
+        frame_cache.digests_dir()
+    )  # a command that would have to hash every file to look
     part = LeRobotDataset(video_dataset).read_images(CAM, rows=rows, size=8)
     assert np.array_equal(part, whole[rows]) and len(list(cache.glob("*.npy"))) == 2
 
@@ -147,89 +153,33 @@ def read_in_binary(root: Path, monkeypatch) -> list[Path]:
 
 
 def test_a_later_command_names_its_entry_without_reading_the_datasets_files_again(
-    video_dataset, cache, monkeypatch
+    video_dataset, cache, settled, monkeypatch
 ):
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
     first = LeRobotDataset(video_dataset).read_images(CAM, size=8)
-    frame_cache.forget_file_digests()
+    file_digests.forget_in_process()
     hashed = read_in_binary(video_dataset, monkeypatch)
     no_decoding(monkeypatch)
     assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
     assert hashed == []
-    frame_cache.forget_file_digests()
-    frame_cache.forget_remembered_digests()  # the first command after the dataset was copied, say
+    file_digests.forget_in_process()
+    file_digests.forget_remembered(
+        frame_cache.digests_dir()
+    )  # the first command after the dataset was copied, say
     assert np.array_equal(LeRobotDataset(video_dataset).read_images(CAM, size=8), first)
     assert set(hashed) == set(frame_cache.source_files(LeRobotDataset(video_dataset), CAM))
 
 
-def test_a_file_changed_with_its_size_and_modification_time_kept_is_hashed_afresh(
-    tmp_path, cache, monkeypatch
-):
-    import hashlib
-
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
-    path = tmp_path / "file-000.mp4"
-    path.write_bytes(b"before")
-    assert frame_cache.file_digest(path) == hashlib.blake2b(b"before").digest()
-    stat = path.stat()
-    time.sleep(0.05)  # past the filesystem's clock tick
-    path.write_bytes(b"after!")  # in place: the same inode and size
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` or `rsync -t` keep it
-    frame_cache.forget_file_digests()
-    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-    assert frame_cache.file_digest(path) == hashlib.blake2b(b"after!").digest()
-
-
-def test_a_file_written_moments_ago_or_while_it_is_read_is_not_remembered(tmp_path, cache, monkeypatch):
-    path = tmp_path / "file-000.mp4"
-    path.write_bytes(b"fresh")
-    frame_cache.file_digest(path)  # the default: a file is trusted a few seconds after its last write
-    assert not (cache.parent / "digests").exists()
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
-
-    class WriterMeanwhile:  # a progress bar whose update stands for a writer racing the read
-        def update(self, count):
-            path.write_bytes(b"rewritten while read")
-
-    frame_cache.forget_file_digests()
-    frame_cache.file_digest(path, WriterMeanwhile())
-    assert not (cache.parent / "digests").exists()
-    frame_cache.file_digest(path)
-    assert len(list((cache.parent / "digests").glob("*.json"))) == 1
-
-
-def test_digests_of_files_gone_or_changed_are_forgotten_when_an_entry_is_kept(
-    video_dataset, tmp_path, cache, monkeypatch
-):
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
-    gone, changed = tmp_path / "gone.mp4", tmp_path / "changed.mp4"
-    for path in (gone, changed):
-        path.write_bytes(b"contents")
-        frame_cache.file_digest(path)
+def test_digests_of_files_gone_are_forgotten_when_an_entry_is_kept(video_dataset, tmp_path, cache, settled):
+    gone = tmp_path / "gone.mp4"
+    gone.write_bytes(b"contents")
+    file_digests.file_digest(gone, frame_cache.digests_dir())
     LeRobotDataset(video_dataset).read_images(CAM, size=8)
-    digests = cache.parent / "digests"
     sources = frame_cache.source_files(LeRobotDataset(video_dataset), CAM)
-    assert len(list(digests.glob("*.json"))) == len(sources) + 2
+    assert file_digests.remembered_count(frame_cache.digests_dir()) == len(sources) + 1
     gone.unlink()
-    changed.write_bytes(b"changed")
-    (digests / "damaged.json").write_text("{not json")
     LeRobotDataset(video_dataset).read_images(CAM, size=6)  # another entry kept
-    remembered = {json.loads(path.read_text())["file"] for path in digests.glob("*.json")}
-    assert remembered == {str(path.resolve()) for path in sources}
-
-
-def test_a_damaged_remembered_digest_is_hashed_again(tmp_path, cache, monkeypatch):
-    import hashlib
-
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
-    path = tmp_path / "file-000.mp4"
-    path.write_bytes(b"contents")
-    frame_cache.file_digest(path)
-    (remembered,) = (cache.parent / "digests").glob("*.json")
-    for damage in ("{not json", json.dumps({"file": str(path.resolve()), "digest": "xyz"}), "[]"):
-        remembered.write_text(damage)
-        frame_cache.forget_file_digests()
-        assert frame_cache.file_digest(path) == hashlib.blake2b(b"contents").digest()
+    notes = frame_cache.digests_dir().glob("*.json")
+    assert {json.loads(path.read_text())["file"] for path in notes} == {str(p.resolve()) for p in sources}
 
 
 def test_images_fitted_from_another_shape_are_cached_and_equal_fitting_them(tmp_path, cache, monkeypatch):
@@ -385,10 +335,9 @@ def test_a_command_says_where_its_frames_came_from(video_dataset, cache, capsys)
     assert f"{CAM}: {dataset.num_frames} decoded frames read from the frame cache" in capsys.readouterr().err
 
 
-def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cache, capsys, monkeypatch):
+def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cache, settled, capsys):
     from leanvla.cli import main
 
-    monkeypatch.setattr(frame_cache, "_SETTLED_S", 0.0)
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"cam": (12, 20)}))
     dataset.read_images(CAM, size=8, fit="crop")
     (first,) = cache.glob("*.npy")
@@ -432,7 +381,7 @@ def test_a_cache_shared_read_only_is_still_read(video_dataset, cache, monkeypatc
 
 
 def test_within_a_process_each_file_is_hashed_once_though_cameras_share_it(tmp_path, monkeypatch):
-    frame_cache.forget_file_digests()
+    file_digests.forget_in_process()
     dataset = LeRobotDataset(dataset_with(tmp_path / "ds", {"a": (12, 20), "b": (12, 20)}))
     hashed = read_in_binary(dataset.root, monkeypatch)
     names = {frame_cache.entry_name(dataset, f"observation.images.{c}", 8, "pad") for c in "ab"}

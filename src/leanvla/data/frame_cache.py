@@ -24,7 +24,7 @@ files they come from (meta/info.json, meta/episodes/, and the camera's mp4 files
 files), the camera, size and fit, the decoders' versions and the source of the code that decodes
 and fits. A dataset that changes in any way gets another name, so a stale entry is never read; a
 dataset copied elsewhere finds its entries. Each file's digest is remembered in the cache, known
-again by the file's size, inode and times (`file_digest`), so a later command finds its entries
+again by the file's size, inode and times (`file_digests`), so a later command finds its entries
 without reading the dataset's files once more (seconds a gigabyte).
 
 LEANVLA_CACHE: the cache directory (default `$XDG_CACHE_HOME/leanvla`, else `~/.cache/leanvla`),
@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from leanvla.atomic import atomic_path, write_json_atomic
+from leanvla.data import file_digests
 from leanvla.errors import InputWarning, UserError, require
 
 if TYPE_CHECKING:
@@ -135,109 +136,11 @@ def _code_and_decoders() -> tuple[str, ...]:
     return tuple(parts)
 
 
-# Within one process each file is hashed once (a dataset's cameras share its data files, and
-# training reads them again for validation). Across commands its digest is remembered in the
-# cache's digests/ directory, so a later command names its entries without reading a large
-# dataset's every byte again. A file is recognised by its path, inode, size, and modification and
-# change times: any write moves the change time, which no tool sets back, so a file whose contents
-# changed is never taken for what it was. A file written in the last _SETTLED_S seconds is not
-# remembered across commands: a second write within the filesystem's clock tick could leave every
-# time as it was (git's "racy" index entries).
-_SETTLED_S = 2.0
-_file_digests: dict[tuple[str, int, int, int, int, int], bytes] = {}
-
-
-def forget_file_digests() -> None:
-    """Forget what this process hashed, as a new command starts (a benchmark timing one); the
-    digests remembered in the cache stay (`forget_remembered_digests`)."""
-    _file_digests.clear()
-
-
-def forget_remembered_digests() -> None:
-    """Remove the digests remembered across commands: the next command hashes every file afresh."""
+def digests_dir() -> Path | None:
+    """Where the digests of the files entries are named by are remembered across commands
+    (`file_digests`), or None when the cache is off."""
     root = cache_root()
-    if root is not None and (root / "digests").is_dir():
-        for path in (root / "digests").iterdir():  # and what an interrupted write left
-            path.unlink(missing_ok=True)
-
-
-def _file_key(stat: os.stat_result, path: Path) -> tuple[str, int, int, int, int, int]:
-    return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
-
-
-def _remembered_path(key: tuple) -> Path | None:
-    """Where the digest of the file `key` recognises is remembered across commands (None: the
-    cache is off)."""
-    root = cache_root()
-    if root is None:
-        return None
-    name = hashlib.blake2b("\0".join(map(str, key)).encode(), digest_size=20).hexdigest()
-    return root / "digests" / f"{name}.json"
-
-
-def _remembered(key: tuple) -> bytes | None:
-    """The digest an earlier command remembered for the file `key` recognises, if any."""
-    path = _remembered_path(key)
-    if path is None:
-        return None
-    try:
-        note = json.loads(path.read_text())
-        digest = bytes.fromhex(note["digest"])
-    except (OSError, ValueError, KeyError, TypeError):  # none, or damaged: hashed again
-        return None
-    return digest if note.get("file") == key[0] else None
-
-
-def _remember(key: tuple, stat: os.stat_result, digest: bytes) -> None:
-    """Keep `digest` for later commands, unless the file was written too recently to trust its
-    times (see _SETTLED_S) or the cache cannot be written (then later commands hash it again)."""
-    path = _remembered_path(key)
-    if path is None or time.time() - max(stat.st_mtime, stat.st_ctime) < _SETTLED_S:
-        return
-    with contextlib.suppress(OSError):
-        write_json_atomic(path, {"file": key[0], "digest": digest.hex()})
-
-
-def _forget_stale_digests(directory: Path) -> None:
-    """Remove the remembered digests of files that are gone or have changed since, so that
-    `directory` holds about one per file a command has read, not one per version of each."""
-    for path in directory.glob("*.json"):
-        try:
-            file = Path(json.loads(path.read_text())["file"])
-            current = _remembered_path(_file_key(file.stat(), file))
-        except (OSError, ValueError, KeyError, TypeError):  # gone, or the note damaged
-            current = None
-        if current != path:
-            path.unlink(missing_ok=True)
-
-
-def _digest_known(path: Path) -> bool:
-    """Whether the file's digest (as it is now) is known without reading it: hashed in this
-    process, or remembered from an earlier command."""
-    key = _file_key(path.stat(), path)
-    return key in _file_digests or _remembered(key) is not None
-
-
-def file_digest(path: Path, bar=None) -> bytes:
-    """The blake2b digest of a file's contents; `bar` (tqdm) counts the bytes read."""
-    stat = path.stat()
-    key = _file_key(stat, path)
-    if key not in _file_digests:
-        known = _remembered(key)
-        if known is None:
-            digest = hashlib.blake2b()
-            with path.open("rb") as f:
-                while block := f.read(1 << 22):
-                    digest.update(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            known = digest.digest()
-            if _file_key(path.stat(), path) == key:  # not written to while it was read
-                _remember(key, stat, known)
-        elif bar is not None:
-            bar.update(stat.st_size)
-        _file_digests[key] = known
-    return _file_digests[key]
+    return None if root is None else root / "digests"
 
 
 def entry_name(
@@ -257,7 +160,7 @@ def entry_name(
     which = "every episode" if episodes is None else "episodes " + ",".join(map(str, episodes))
     for part in [*_code_and_decoders(), key, str(size), fit, which]:
         digest.update(part.encode() + b"\0")
-    sources = source_files(dataset, key, episodes)
+    sources, remembered_in = source_files(dataset, key, episodes), digests_dir()
     total = sum(path.stat().st_size for path in sources)
     with tqdm(
         total=total,
@@ -270,7 +173,7 @@ def entry_name(
     ) as bar:
         for path in sources:
             digest.update(path.relative_to(dataset.root).as_posix().encode() + b"\0")
-            digest.update(file_digest(path, bar))
+            digest.update(file_digests.file_digest(path, remembered_in, bar))
     return digest.hexdigest()
 
 
@@ -292,7 +195,8 @@ def load_frames(
     root = cache_root()
     if root is None:
         return None, ""
-    if if_digests_known and not all(map(_digest_known, source_files(dataset, key, episodes))):
+    sources = source_files(dataset, key, episodes) if if_digests_known else []
+    if not all(file_digests.known(path, digests_dir()) for path in sources):
         return None, ""
     limit_bytes()  # a bad limit is refused now, not after the frames have decoded
     name = entry_name(dataset, key, size, fit, progress, episodes)
@@ -373,7 +277,7 @@ def decode_into_entry(
             file=sys.stderr,
         )
     evict(directory, limit_bytes())
-    _forget_stale_digests(root / "digests")
+    file_digests.forget_stale(root / "digests")
     return out
 
 
@@ -449,7 +353,7 @@ def listing() -> dict:
         "directory": str(directory),
         "entries": rows,
         "total_mb": round(sum(r["mb"] for r in rows), 1),
-        "file_digests": len(list((root / "digests").glob("*.json"))),  # remembered across commands
+        "file_digests": file_digests.remembered_count(root / "digests"),  # remembered across commands
     }
 
 
@@ -459,7 +363,7 @@ def clear() -> int:
     root = cache_root()
     if root is None:
         return 0
-    forget_remembered_digests()
+    file_digests.forget_remembered(root / "digests")
     if not (root / "frames").is_dir():
         return 0
     directory = root / "frames"
