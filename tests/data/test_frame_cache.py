@@ -200,10 +200,21 @@ def test_images_fitted_from_another_shape_are_cached_and_equal_fitting_them(tmp_
         )
 
 
-def test_images_already_at_the_policys_size_are_not_cached(tmp_path, cache):
+def test_images_already_at_the_policys_size_are_cached_only_from_png_kept_from_bytes(
+    tmp_path, cache, monkeypatch
+):
     dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds", image_size=16))
-    dataset.read_images(CAM, size=16)
+    decoded = dataset.read_images(CAM, size=16)
+    assert not cache.exists()  # a few small frames: PNG decodes them in a moment
+    frames_bytes = dataset.num_frames * 16 * 16 * 3
+    monkeypatch.setattr(frame_cache, "PNG_KEPT_FROM", frames_bytes + 1)
+    assert np.array_equal(LeRobotDataset(dataset.root).read_images(CAM, size=16), decoded)
     assert not cache.exists()
+    monkeypatch.setattr(frame_cache, "PNG_KEPT_FROM", frames_bytes)
+    frames, index = LeRobotDataset(dataset.root).camera_frames(CAM, size=16)
+    assert isinstance(frames, np.memmap) and np.array_equal(frames[index], decoded)
+    no_decoding(monkeypatch)
+    assert np.array_equal(LeRobotDataset(dataset.root).read_images(CAM, size=16), decoded)
 
 
 def test_any_change_to_a_source_file_names_another_entry_and_a_copy_the_same(video_dataset, tmp_path):

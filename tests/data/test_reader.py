@@ -157,10 +157,16 @@ def test_frames_that_do_not_match_the_metadata_are_one_clear_error(lerobot_fixtu
         UserError, match="data files hold 679 frames but meta/info.json says total_frames=680"
     ):
         LeRobotDataset(ds).read_array("action")
+    with pytest.raises(
+        UserError, match="data files hold 679 frames but meta/info.json says total_frames=680"
+    ):
+        LeRobotDataset(ds).read_images("observation.images.corner2")  # before any frame decodes
     ds = _copy(lerobot_fixture, tmp_path / "garbled")
     (ds / "data/chunk-000/file-000.parquet").write_bytes(b"not parquet")
     with pytest.raises(UserError, match=r"cannot read .*file-000.parquet: "):
         LeRobotDataset(ds).read_array("action")
+    with pytest.raises(UserError, match=r"cannot read .*file-000.parquet: "):
+        LeRobotDataset(ds).read_images("observation.images.corner2")
     ds = _copy(lerobot_fixture, tmp_path / "scalar")
     info = json.loads((ds / "meta/info.json").read_text())
     info["features"]["timestamp"]["shape"] = [2]
@@ -186,3 +192,35 @@ def test_asking_for_what_the_dataset_lacks_is_one_clear_error(lerobot_fixture):
         match="'action' is not an image or video feature \\(cameras: \\['observation.images.corner2'\\]\\)",
     ):
         ds.read_images("action")
+
+
+def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_png_decoded(
+    tmp_path, monkeypatch
+):
+    import tracemalloc
+
+    from leanvla.data.format import image_feature
+    from leanvla.data.writer import LeRobotWriter
+
+    key = "observation.images.cam"
+    features = {key: image_feature(64, 64), "action": {"dtype": "float32", "shape": [2], "names": None}}
+    writer = LeRobotWriter(tmp_path / "ds", fps=10, features=features, data_files_size_in_mb=1e-6)
+    rng = np.random.default_rng(0)
+    for length in (20, 30, 25):  # a data file each
+        frames = rng.integers(0, 256, (length, 64, 64, 3), dtype=np.uint8)  # noise: PNG cannot shrink it
+        writer.add_episode("task", {key: frames, "action": np.zeros((length, 2), np.float32)})
+    writer.finalize()
+    dataset = LeRobotDataset(tmp_path / "ds")
+    assert len(dataset.data_files) == 3
+    blobs = dataset.read_table([key]).column(key).combine_chunks().field("bytes").to_pylist()
+    reference = np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across the files' ends
+    rows = np.arange(75) % 3 != 1
+    assert np.array_equal(dataset.read_images(key, rows=rows), reference[rows])
+    out = np.empty_like(reference)
+    tracemalloc.start()
+    dataset._decode_images(key, False, None, None, "pad", out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(out, reference)
+    assert peak < sum(map(len, blobs)) / 2  # a batch's PNGs held, not the camera's

@@ -16,8 +16,10 @@ only ever replaced by renaming a new file over them, never rewritten in place, s
 while another command replaces or evicts its entry.
 
 What is cached: a camera's frames fitted to a square (`read_images(size=...)`) when decoding them
-costs, that is a video feature, or images stored at another shape. Images already at the policy's
-size decode from PNG quickly and are read as they are.
+costs, that is a video feature, images stored at another shape, or images stored at the policy's
+size whose frames take PNG_KEPT_FROM bytes or more. Fewer PNG frames at the policy's size decode
+in seconds and are read as they are: their entry would be larger than the dataset, PNG compressing
+what an entry holds raw.
 
 An entry is named by a digest of everything its frames depend on: the contents of the dataset's
 files they come from (meta/info.json, meta/episodes/, and the camera's mp4 files or the data
@@ -59,6 +61,10 @@ if TYPE_CHECKING:
 
 FORMAT = "leanvla-frames-1"  # the layout of an entry; a new layout must change it
 DEFAULT_LIMIT_GB = 20.0
+# PNG decodes at ~2400 frames/s at 64 x 64 but 370-590 at 224 x 224 on one core here, as slowly as
+# an mp4 (docs/results/png_cameras.md): from 512 MB a camera's frames cost a command seconds to
+# decode and that much memory to hold.
+PNG_KEPT_FROM = 512 * 2**20
 
 
 def cache_root() -> Path | None:
@@ -92,7 +98,9 @@ def worth_caching(dataset: LeRobotDataset, key: str, size: int | None) -> bool:
     """Whether a read of `key` at `size` is cached: fitted frames that were costly to decode."""
     if size is None:  # frames as stored: caching them would copy the dataset in raw pixels
         return False
-    return dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size)
+    if dataset.features[key]["dtype"] == "video" or dataset.image_shape(key) != (size, size):
+        return True
+    return dataset.num_frames * size * size * 3 >= PNG_KEPT_FROM
 
 
 def source_files(dataset: LeRobotDataset, key: str, episodes: np.ndarray | None = None) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -158,18 +159,15 @@ class LeRobotDataset:
                     c in self.features,
                     f"{self.root}: feature '{c}' is not in meta/info.json (it has {sorted(self.features)})",
                 )
-        tables = []
-        for path in self.data_files:
-            try:
-                tables.append(pq.read_table(path, columns=columns))
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise UserError(f"cannot read {path}: {exc}") from exc
-        table = pa.concat_tables(tables)
-        require(
-            table.num_rows == self.num_frames,
-            f"{self.root}: data files hold {table.num_rows} frames but meta/info.json says total_frames={self.num_frames}",
-        )
+        table = pa.concat_tables([_read_data_file(path, columns) for path in self.data_files])
+        self._require_total_frames(table.num_rows)
         return table
+
+    def _require_total_frames(self, held: int) -> None:
+        require(
+            held == self.num_frames,
+            f"{self.root}: data files hold {held} frames but meta/info.json says total_frames={self.num_frames}",
+        )
 
     def read_array(self, key: str) -> np.ndarray:
         """A numeric feature as an array: frames x dim (vectors) or frames (scalars)."""
@@ -304,7 +302,7 @@ class LeRobotDataset:
         """`read_images` from the files themselves: every frame decoded (of a video, every frame of
         its files, or of `episodes` alone, then the rows kept); into `out` when given (every frame
         decoded, none left out)."""
-        from leanvla.data.resize import BATCH, fit_square
+        from leanvla.data.resize import fit_square
 
         feature = self.features[key]
         if feature["dtype"] == "video":
@@ -313,35 +311,71 @@ class LeRobotDataset:
             frames = read_video_frames(self, key, size, fit, progress, out, episodes)
             return frames if rows is None else frames[rows]
         height, width, channels = _hwc(feature)
-        column = self.read_table([key]).column(key).combine_chunks()
-        if rows is not None:
-            column = column.filter(pa.array(np.asarray(rows, dtype=bool)))
-        blobs = column.field("bytes").to_pylist()
-        paths = column.field("path").to_pylist()
+        mask = None if rows is None else np.asarray(rows, dtype=bool)
+        count = self.num_frames if mask is None else int(mask.sum())
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
         if out is None:
-            out = np.empty((len(blobs), *target, channels), dtype=np.uint8)
-        with decoding_bar(key, len(blobs), "img", progress) as bar:
-            for start in range(0, len(blobs), BATCH):
-                stop = min(len(blobs), start + BATCH)
+            out = np.empty((count, *target, channels), dtype=np.uint8)
+        start = 0
+        with decoding_bar(key, count, "img", progress) as bar:
+            for blobs, paths in self._png_batches(key, mask):
+                stop = start + len(blobs)
                 decoded = (
-                    np.empty((stop - start, height, width, channels), np.uint8)
-                    if resized
-                    else out[start:stop]
+                    np.empty((len(blobs), height, width, channels), np.uint8) if resized else out[start:stop]
                 )
-                for i in range(start, stop):
-                    data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
-                    image = decode_png(data)
+                for i, (data, path) in enumerate(zip(blobs, paths, strict=True)):
+                    image = decode_png(data if data is not None else (self.root / path).read_bytes())
                     if image.shape != decoded.shape[1:]:
                         raise UserError(
-                            f"image {i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
+                            f"image {start + i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
                         )
-                    decoded[i - start] = image
+                    decoded[i] = image
                 if resized:
                     out[start:stop] = fit_square(decoded, size, fit)
-                bar.update(stop - start)
+                start = stop
+                bar.update(len(blobs))
         return out
+
+    def _png_batches(self, key: str, mask: np.ndarray | None) -> Iterator[tuple[list, list]]:
+        """A camera's PNG frames (those `mask` keeps, when given) as (bytes, paths) lists of at most
+        BATCH, read from the data files a batch at a time: a camera's every PNG, and Python's copy
+        of each, are never held at once (for a camera of large frames, gigabytes)."""
+        from leanvla.data.resize import BATCH
+
+        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))
+        offset = 0
+        for path in self.data_files:
+            for batch in _data_file_batches(path, key, BATCH):
+                column = batch.column(0)
+                if mask is not None:
+                    column = column.filter(pa.array(mask[offset : offset + len(column)]))
+                offset += len(batch)
+                yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
+
+
+def _read_data_file(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _data_file_batches(path: Path, column: str, size: int) -> Iterator[pa.RecordBatch]:
+    """One column of a data file, `size` rows at a time. Not pre-buffered: pre-buffering reads a
+    row group's every page before the first batch, which for a camera's PNGs is most of the file."""
+    try:
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=size, columns=[column])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+
+
+def _data_file_rows(path: Path) -> int:
+    """How many frames a data file holds, from its footer (nothing else read)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
 
 
 def decoding_bar(key: str, total: int, unit: str, progress: bool):
