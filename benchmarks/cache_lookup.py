@@ -29,17 +29,15 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import command_line, write_result
+from common import child_result, command_line, write_result
 from video_read import FPS, HEIGHT, KEY, WIDTH, video_dataset
 
-HERE = Path(__file__).resolve().parent
 LENGTH = 300  # frames per episode
 LOSSLESS = ("libx264", {"qp": "0", "preset": "ultrafast"})
 
@@ -97,13 +95,7 @@ def read_camera(root: str, episodes: list[int] | None) -> dict:
 
 
 def run_child(root: Path, episodes: list[int] | None, cache: Path) -> dict:
-    env = {**os.environ, "LEANVLA_CACHE": str(cache), "PYTHONPATH": str(HERE.parent / "src")}
-    task = json.dumps({"root": str(root), "episodes": episodes})
-    command = [sys.executable, str(HERE / "cache_lookup.py"), "--child", task]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"a child process failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_result("cache_lookup.py", {"root": str(root), "episodes": episodes}, str(cache))
 
 
 def main() -> None:

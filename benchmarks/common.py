@@ -58,6 +58,20 @@ def module_at(revision: str, path: str):
     return module, label
 
 
+def child_result(script: str, task: dict, cache: str | None) -> dict:
+    """Run benchmarks/SCRIPT --child TASK (JSON) in a new process, as a command runs, with
+    LEANVLA_CACHE=cache (off when None) and this checkout's src first on the path; the JSON object
+    its last line prints."""
+    import subprocess
+
+    env = {**os.environ, "LEANVLA_CACHE": cache or "off", "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, str(REPO / "benchmarks" / script), "--child", json.dumps(task)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"a child process of {script} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def shown(path: Path) -> str:
     """A path as the tables show it: relative to the repository when inside it."""
     path = Path(path).resolve()

@@ -194,24 +194,32 @@ def train_limited(root: str, size: int, steps: int, headroom: int, out: str) -> 
 def first_read(root: str, size: int, against: str | None, out: str) -> dict:
     """Decode the camera into a new memory-mapped .npy at `out`, as the frame cache's first read does,
     with this revision's decoder or `against`'s: seconds, peak memory, a digest of the frames."""
-    import hashlib
-
     import av  # noqa: F401  (imported before measuring, as torch is: they are not the frames)
-    import numpy as np
 
     from leanvla.data import resize, video  # noqa: F401
     from leanvla.data.reader import LeRobotDataset
 
     decoder = video if against is None else module_at(against, "src/leanvla/data/video.py")[0]
     dataset = LeRobotDataset(root)
-    entry = np.lib.format.open_memmap(
-        out, mode="w+", dtype=np.uint8, shape=(dataset.num_frames, size, size, 3)
+    shape = (dataset.num_frames, size, size, 3)
+    return decoded_into_entry(
+        out, shape, lambda entry: decoder.read_video_frames(dataset, KEY, size, "pad", out=entry)
     )
+
+
+def decoded_into_entry(out: str, shape: tuple[int, ...], decode) -> dict:
+    """`decode(entry)` filling a new memory-mapped .npy at `out` of `shape`: the seconds, the peak
+    anonymous memory it added (MB), a digest of the frames."""
+    import hashlib
+
+    import numpy as np
+
+    entry = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=shape)
     before = status_bytes("RssAnon")
     sampler = PeakSampler()
     sampler.start()
     start = time.perf_counter()
-    decoder.read_video_frames(dataset, KEY, size, "pad", out=entry)
+    decode(entry)
     seconds = time.perf_counter() - start
     peak = sampler.stop()
     digest = hashlib.blake2b(np.ascontiguousarray(entry).data, digest_size=16).hexdigest()

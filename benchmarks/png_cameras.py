@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import command_line, module_at, write_result
-from frame_memory import PeakSampler, run_child, status_bytes
+from common import child_result, command_line, module_at, write_result
+from frame_memory import decoded_into_entry, run_child
 from video_read import FPS, KEY, camera_frames
 
-HERE = Path(__file__).resolve().parent
 SIZES = (64, 96, 128, 224)
 
 
@@ -95,33 +92,14 @@ def first_read(root: str, size: int, against: str | None, out: str) -> dict:
     """In a new process: decode the camera into a new memory-mapped .npy at `out`, as the frame
     cache's first read does, with this revision's reader or `against`'s: seconds, peak memory, a
     digest of the frames."""
-    import hashlib
-
     from leanvla.data import reader, resize  # noqa: F401  (imported before measuring)
 
     module = reader if against is None else module_at(against, "src/leanvla/data/reader.py")[0]
     dataset = module.LeRobotDataset(Path(root))
-    entry = np.lib.format.open_memmap(
-        out, mode="w+", dtype=np.uint8, shape=(dataset.num_frames, size, size, 3)
+    shape = (dataset.num_frames, size, size, 3)
+    return decoded_into_entry(
+        out, shape, lambda entry: dataset._decode_images(KEY, False, None, size, "pad", entry)
     )
-    before = status_bytes("RssAnon")
-    sampler = PeakSampler()
-    sampler.start()
-    start = time.perf_counter()
-    dataset._decode_images(KEY, False, None, size, "pad", entry)
-    seconds = time.perf_counter() - start
-    peak = sampler.stop()
-    digest = hashlib.blake2b(np.ascontiguousarray(entry).data, digest_size=16).hexdigest()
-    return {"seconds": seconds, "peak_mb": (peak - before) / 2**20, "digest": digest}
-
-
-def run_first_read(task: dict) -> dict:
-    env = {**os.environ, "LEANVLA_CACHE": "off", "PYTHONPATH": str(HERE.parent / "src")}
-    command = [sys.executable, str(HERE / "png_cameras.py"), "--child", json.dumps(task)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"a child process failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -183,7 +161,7 @@ def main() -> None:
                     )
                     entry = str(Path(tmp) / f"entry-{repeat}.npy")
                     task = {"root": str(dataset), "size": args.size, "against": against, "out": entry}
-                    readers.setdefault((count, label), []).append(run_first_read(task))
+                    readers.setdefault((count, label), []).append(child_result("png_cameras.py", task, None))
                     Path(entry).unlink()
             digests = {r["digest"] for (n, _), runs in readers.items() if n == count for r in runs}
             assert len(digests) == 1, f"the readers' frames differ: {readers}"
