@@ -204,7 +204,8 @@ def load_frames(
     if root is None:
         return None, ""
     sources = source_files(dataset, key, episodes) if if_digests_known else []
-    if not all(file_digests.known(path, digests_dir()) for path in sources):
+    remembered_in = digests_dir()
+    if not all(file_digests.known(path, remembered_in) for path in sources):
         return None, ""
     limit_bytes()  # a bad limit is refused now, not after the frames have decoded
     name = entry_name(dataset, key, size, fit, progress, episodes)
