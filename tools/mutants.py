@@ -166,6 +166,7 @@ MUTANTS = [
     Mutant("reader-unwritable-rows-ignored", "data/reader.py", "(frames, None) if within is None else (frames[within], None)", "(frames, None)", FC),
     Mutant("reader-png-offset-stuck", "data/reader.py", "                offset += len(batch)\n", "                pass\n", "tests/data/test_reader.py"),
     Mutant("reader-png-batches-unmasked", "data/reader.py", "                if mask is not None:\n                    column = column.filter(", "                if False:\n                    column = column.filter(", "tests/data/test_reader.py"),
+    Mutant("reader-damaged-png-raw", "data/reader.py", "                    except (OSError, ValueError, SyntaxError) as exc:  # PIL's", "                    except ZeroDivisionError as exc:  # PIL's", "tests/data/test_reader.py"),
     Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
     # data/frame_cache.py
     Mutant("cache-not-mapped", "data/frame_cache.py", "    return frames, name\n", "    return np.array(frames), name\n", FC),

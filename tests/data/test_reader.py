@@ -224,3 +224,29 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     tracemalloc.stop()
     assert np.array_equal(out, reference)
     assert peak < sum(map(len, blobs)) / 2  # a batch's PNGs held, not the camera's
+
+
+def test_a_damaged_page_or_image_in_a_data_file_is_one_clear_error(lerobot_fixture, tmp_path):
+    key = "observation.images.corner2"
+    name = "data/chunk-000/file-000.parquet"
+    column = next(
+        chunk
+        for chunk in (
+            pq.ParquetFile(lerobot_fixture / name).metadata.row_group(0).column(i) for i in range(10)
+        )
+        if chunk.path_in_schema == f"{key}.bytes"
+    )
+    for damaged, at, message in (
+        ("page", column.data_page_offset, r"cannot read .*file-000.parquet: [^\n]*page header failed\.$"),
+        (
+            "image",
+            (column.dictionary_page_offset + column.data_page_offset) // 2,
+            rf"image \d+ of '{key}' cannot be decoded .*the dataset is damaged",
+        ),
+    ):
+        ds = _copy(lerobot_fixture, tmp_path / damaged)
+        data = bytearray((ds / name).read_bytes())
+        data[at : at + 16] = b"\xff" * 16  # the footer intact: the frame count still reads
+        (ds / name).write_bytes(bytes(data))
+        with pytest.raises(UserError, match=message):
+            LeRobotDataset(ds).read_images(key)

@@ -325,7 +325,13 @@ class LeRobotDataset:
                     np.empty((len(blobs), height, width, channels), np.uint8) if resized else out[start:stop]
                 )
                 for i, (data, path) in enumerate(zip(blobs, paths, strict=True)):
-                    image = decode_png(data if data is not None else (self.root / path).read_bytes())
+                    try:
+                        image = decode_png(data if data is not None else (self.root / path).read_bytes())
+                    except (OSError, ValueError, SyntaxError) as exc:  # PIL's word for a damaged image
+                        raise UserError(
+                            f"{self.root}: image {start + i} of '{key}' cannot be decoded ({exc}); the "
+                            "dataset is damaged: re-record or re-download it"
+                        ) from None
                     if image.shape != decoded.shape[1:]:
                         raise UserError(
                             f"image {start + i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
@@ -354,11 +360,15 @@ class LeRobotDataset:
                 yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
 
 
+def _cannot_read(path: Path, exc: Exception) -> str:
+    return f"cannot read {path}: {' '.join(str(exc).split())}"  # pyarrow's reasons span lines
+
+
 def _read_data_file(path: Path, columns: list[str] | None) -> pa.Table:
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def _data_file_batches(path: Path, column: str, size: int) -> Iterator[pa.RecordBatch]:
@@ -367,7 +377,7 @@ def _data_file_batches(path: Path, column: str, size: int) -> Iterator[pa.Record
     try:
         yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=size, columns=[column])
     except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def _data_file_rows(path: Path) -> int:
@@ -375,7 +385,7 @@ def _data_file_rows(path: Path) -> int:
     try:
         return pq.ParquetFile(path).metadata.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def decoding_bar(key: str, total: int, unit: str, progress: bool):
