@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from common import child_result, command_line, write_result
+from frame_memory import drop_from_page_cache
 from video_read import FPS, HEIGHT, KEY, WIDTH, video_dataset
 
 LENGTH = 300  # frames per episode
@@ -49,24 +49,9 @@ def noise_frames(n: int, seed: int) -> np.ndarray:
     return np.stack([np.roll(still, i, axis=1) for i in range(n)])
 
 
-def dataset_files(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file()]
-
-
-def drop_from_page_cache(root: Path) -> None:
-    """Evict the dataset's files from the page cache, as after a reboot or under memory pressure."""
-    os.sync()  # written pages are only dropped once they are on disk
-    for path in dataset_files(root):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
 def disk_read_seconds(root: Path) -> float:
     """Seconds to read the dataset's mp4s from disk without hashing them: what the disk costs."""
-    drop_from_page_cache(root)
+    drop_from_page_cache(root, "*")
     start = time.perf_counter()
     for path in sorted((root / "videos").rglob("*.mp4")):
         with path.open("rb") as f:
@@ -148,7 +133,7 @@ def main() -> None:
                 elif how == "alone":
                     where = Path(tmp) / f"empty-{repeat}"
                 if from_disk:
-                    drop_from_page_cache(root)
+                    drop_from_page_cache(root, "*")
                 runs[label].append(run_child(root, one if which == "one" else None, where))
         for which, reference in (("every", filled), ("one", runs["one episode decoded alone (before)"][0])):
             digests = {r["digest"] for label, (w, _, _) in ways.items() if w == which for r in runs[label]}

@@ -85,9 +85,12 @@ class PeakSampler(threading.Thread):
         return max(self.peak, status_bytes("RssAnon"))
 
 
-def drop_from_page_cache(directory: Path) -> None:
-    """Evict the entries' pages from the page cache (they are mapped by no process now)."""
-    for path in directory.rglob("*.npy"):
+def drop_from_page_cache(directory: Path, pattern: str = "*.npy") -> None:
+    """Evict the pages of the files under `directory` matching `pattern` (by default the cache's
+    entries, mapped by no process now) from the page cache, as after a reboot or under memory
+    pressure."""
+    os.sync()  # written pages are only dropped once they are on disk
+    for path in (path for path in directory.rglob(pattern) if path.is_file()):
         fd = os.open(path, os.O_RDONLY)
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
