@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 FORMAT = "leanvla-frames-1"  # the layout of an entry; a new layout must change it
 DEFAULT_LIMIT_GB = 20.0
+DIGESTS = "digests"  # the directory in the cache where file_digests remembers the files' digests
 # PNG decodes at ~2400 frames/s at 64 x 64 but 370-590 at 224 x 224 on one core here, as slowly as
 # an mp4 (docs/results/png_cameras.md): from 512 MB a camera's frames cost a command seconds to
 # decode and that much memory to hold.
@@ -148,7 +149,7 @@ def digests_dir() -> Path | None:
     """Where the digests of the files entries are named by are remembered across commands
     (`file_digests`), or None when the cache is off."""
     root = cache_root()
-    return None if root is None else root / "digests"
+    return None if root is None else root / DIGESTS
 
 
 def entry_name(
@@ -286,7 +287,7 @@ def decode_into_entry(
             file=sys.stderr,
         )
     evict(directory, limit_bytes())
-    file_digests.forget_stale(root / "digests")
+    file_digests.forget_stale(root / DIGESTS)
     return out
 
 
@@ -362,7 +363,7 @@ def listing() -> dict:
         "directory": str(directory),
         "entries": rows,
         "total_mb": round(sum(r["mb"] for r in rows), 1),
-        "file_digests": file_digests.remembered_count(root / "digests"),  # remembered across commands
+        "file_digests": file_digests.remembered_count(root / DIGESTS),  # remembered across commands
     }
 
 
@@ -372,7 +373,7 @@ def clear() -> int:
     root = cache_root()
     if root is None:
         return 0
-    file_digests.forget_remembered(root / "digests")
+    file_digests.forget_remembered(root / DIGESTS)
     if not (root / "frames").is_dir():
         return 0
     directory = root / "frames"

@@ -10,6 +10,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -360,32 +361,31 @@ class LeRobotDataset:
                 yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
 
 
-def _cannot_read(path: Path, exc: Exception) -> str:
-    return f"cannot read {path}: {' '.join(str(exc).split())}"  # pyarrow's reasons span lines
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A data file pyarrow cannot read, in one line (pyarrow's reasons span lines)."""
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
 
 
 def _read_data_file(path: Path, columns: list[str] | None) -> pa.Table:
-    try:
+    with _reading(path):
         return pq.read_table(path, columns=columns)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def _data_file_batches(path: Path, column: str, size: int) -> Iterator[pa.RecordBatch]:
     """One column of a data file, `size` rows at a time. Not pre-buffered: pre-buffering reads a
     row group's every page before the first batch, which for a camera's PNGs is most of the file."""
-    try:
+    with _reading(path):
         yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=size, columns=[column])
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def _data_file_rows(path: Path) -> int:
     """How many frames a data file holds, from its footer (nothing else read)."""
-    try:
+    with _reading(path):
         return pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(_cannot_read(path, exc)) from exc
 
 
 def decoding_bar(key: str, total: int, unit: str, progress: bool):
