@@ -5,8 +5,9 @@ frame cache saves once they are large enough to be kept (frame_cache.PNG_KEPT_FR
 
 1. PNG decoding alone (`leanvla.data.reader.decode_png`), at 64, 96, 128 and 224 pixels square:
    --decode-frames frames of benchmarks/video_read.py's camera (a panning texture with a moving
-   block, and a camera's sensor noise) fitted to each size and written as the dataset writer writes them; frames per second,
-   the fastest of 3 passes.
+   block, and a camera's sensor noise) fitted to each size and written as the dataset writer writes
+   them; frames per second on one thread and on the reader's `decode_threads()`, the fastest of 3
+   passes each, the two in turn.
 2. A LeRobot-layout dataset with one such camera stored as PNG at --size (--episodes episodes of
    --length frames), read as training reads it (`ChunkDataset` at --size, then --batches batches of
    32), each in a new process, --repeats times each in turn, the fastest counting (benchmarks/
@@ -14,8 +15,9 @@ frame cache saves once they are large enough to be kept (frame_cache.PNG_KEPT_FR
    size before 2026-12-06 (decoded and held in memory); with an empty cache (the first read,
    decoding into the entry); and with the entry kept (a later command, mapping it). The batches
    are asserted equal.
-3. The PNG reader against an earlier revision's (--against, default df0a67d: before it read one
-   data file at a time, when it held a camera's every PNG and Python's copy of each): each decodes
+3. The PNG reader against an earlier revision's (--against, default 4a455cd: before it decoded a
+   batch's PNGs on threads, one after another; df0a67d is before it read a batch at a time, when it
+   held a camera's every PNG and Python's copy of each): each decodes
    the camera into a new memory-mapped .npy, as the frame cache's first read does, in a new
    process, and the same for a dataset of half its episodes (does the memory grow with the
    camera?); the peak anonymous memory and the seconds, --repeats times in turn, the fastest
@@ -31,6 +33,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,21 +55,24 @@ def fitted_frames(n: int, size: int, seed: int) -> np.ndarray:
     return np.clip(np.rint(clean + noise), 0, 255).astype(np.uint8)
 
 
-def decode_rates(frames: int) -> dict[int, tuple[float, float]]:
-    """Per size: (frames per second decoded, the fastest of 3 passes; mean PNG kilobytes)."""
+def decode_rates(frames: int, threads: int) -> dict[int, tuple[float, float, float]]:
+    """Per size: (frames per second decoded on one thread, and on `threads`, the fastest of 3 passes
+    each, in turn; mean PNG kilobytes)."""
     from leanvla.data.reader import decode_png
     from leanvla.data.writer import encode_png
 
     rates = {}
-    for size in SIZES:
-        encoded = [encode_png(frame) for frame in fitted_frames(frames, size, seed=0)]
-        seconds = []
-        for _ in range(3):
-            start = time.perf_counter()
-            for data in encoded:
-                decode_png(data)
-            seconds.append(time.perf_counter() - start)
-        rates[size] = (frames / min(seconds), sum(map(len, encoded)) / len(encoded) / 1024)
+    with ThreadPoolExecutor(threads) as pool:
+        for size in SIZES:
+            encoded = [encode_png(frame) for frame in fitted_frames(frames, size, seed=0)]
+            seconds: dict[object, list[float]] = {map: [], pool.map: []}
+            for _ in range(3):
+                for way in seconds:  # the builtin map on one thread, the pool's on `threads`
+                    start = time.perf_counter()
+                    list(way(decode_png, encoded))
+                    seconds[way].append(time.perf_counter() - start)
+            kb = sum(map(len, encoded)) / len(encoded) / 1024
+            rates[size] = (frames / min(seconds[map]), frames / min(seconds[pool.map]), kb)
     return rates
 
 
@@ -112,7 +118,7 @@ def main() -> None:
     parser.add_argument("--decode-frames", type=int, default=300)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2, help="reads each way, in turn")
-    parser.add_argument("--against", default="df0a67d", help="the revision whose PNG reader is compared")
+    parser.add_argument("--against", default="4a455cd", help="the revision whose PNG reader is compared")
     parser.add_argument("--name", default="png_cameras", help="writes docs/results/NAME.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,11 +127,13 @@ def main() -> None:
         return
 
     from leanvla.data import frame_cache
+    from leanvla.data.reader import decode_threads
 
     frames = args.episodes * args.length
     frames_mb = frames * args.size * args.size * 3 / 2**20
     print("decoding PNG at each size ...", file=sys.stderr)
-    rates = decode_rates(args.decode_frames)
+    threads = decode_threads()
+    rates = decode_rates(args.decode_frames, threads)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing {frames} PNG frames at {args.size} x {args.size} ...", file=sys.stderr)
         root = png_dataset(Path(tmp) / "ds", args.size, args.episodes, args.length)
@@ -166,7 +174,7 @@ def main() -> None:
             digests = {r["digest"] for (n, _), runs in readers.items() if n == count for r in runs}
             assert len(digests) == 1, f"the readers' frames differ: {readers}"
     kept_from_mb = frame_cache.PNG_KEPT_FROM / 2**20
-    report_text = report(args, rates, frames, frames_mb, data_mb, kept_from_mb, reads, readers)
+    report_text = report(args, threads, rates, frames, frames_mb, data_mb, kept_from_mb, reads, readers)
     write_result(f"{args.name}.md", report_text)
 
 
@@ -174,7 +182,7 @@ def each_run(runs: list[dict], field: str) -> str:
     return ", ".join(f"{r[field]:.2f}" for r in runs)
 
 
-def report(args, rates, frames, frames_mb, data_mb, kept_from_mb, reads: dict, readers: dict) -> str:
+def report(args, threads, rates, frames, frames_mb, data_mb, kept_from_mb, reads: dict, readers: dict) -> str:
     def best(way: str, field: str) -> float:
         return min(r[field] for r in reads[way])
 
@@ -186,11 +194,13 @@ def report(args, rates, frames, frames_mb, data_mb, kept_from_mb, reads: dict, r
         "",
         f"## PNG decoding ({args.decode_frames} frames of a panning texture, written as the dataset writer writes them)",
         "",
-        f"| size | PNG (KB a frame) | frames/s decoded, one core | MB/s of pixels | {frames} frames take (s) |",
-        "|---|---|---|---|---|",
+        f"| size | PNG (KB a frame) | frames/s decoded, one thread | MB/s of pixels | {frames} frames take (s) "
+        f"| frames/s on {threads} threads (`decode_threads()`) | ratio |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {size} x {size} | {kb:.1f} | {rate:.0f} | {rate * size * size * 3 / 2**20:.0f} | {frames / rate:.1f} |"
-            for size, (rate, kb) in rates.items()
+            f"| {size} x {size} | {kb:.1f} | {one:.0f} | {one * size * size * 3 / 2**20:.0f} | {frames / one:.1f} "
+            f"| {on_threads:.0f} | {on_threads / one:.2f}x |"
+            for size, (one, on_threads, kb) in rates.items()
         ),
         "",
         f"The frame cache keeps PNG frames at the policy's size from {kept_from_mb:.0f} MB of pixels "
@@ -219,7 +229,7 @@ def report(args, rates, frames, frames_mb, data_mb, kept_from_mb, reads: dict, r
         "",
         f"## The first read's PNG reader against {args.against}'s",
         "",
-        "Each decodes the camera (and, first, a dataset of its first half) into a new memory-mapped .npy, "
+        f"This revision's decodes a batch's PNGs on {threads} threads. Each decodes the camera (and, first, a dataset of its first half) into a new memory-mapped .npy, "
         f"as the frame cache's first read does, in a new process; {args.repeats} runs each in turn, the "
         "fastest counting; the frames asserted equal.",
         "",

@@ -215,6 +215,7 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     blobs = dataset.read_table([key]).column(key).combine_chunks().field("bytes").to_pylist()
     reference = np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across the files' ends
+    monkeypatch.setattr("leanvla.data.reader.decode_threads", lambda: 3)  # more than a batch's end holds
     rows = np.arange(75) % 3 != 1
     assert np.array_equal(dataset.read_images(key, rows=rows), reference[rows])
     out = np.empty_like(reference)
@@ -250,3 +251,91 @@ def test_a_damaged_page_or_image_in_a_data_file_is_one_clear_error(lerobot_fixtu
         (ds / name).write_bytes(bytes(data))
         with pytest.raises(UserError, match=message):
             LeRobotDataset(ds).read_images(key)
+
+
+def _png_dataset(root, blobs: list[bytes]) -> LeRobotDataset:
+    """A one-episode dataset whose camera's frames are these PNGs."""
+    from leanvla.data.format import image_feature
+    from leanvla.data.writer import LeRobotWriter
+
+    features = {
+        "observation.images.cam": image_feature(8, 8),
+        "action": {"dtype": "float32", "shape": [2], "names": None},
+    }
+    writer = LeRobotWriter(root, fps=10, features=features)
+    writer.add_episode(
+        "task", {"observation.images.cam": blobs, "action": np.zeros((len(blobs), 2), np.float32)}
+    )
+    writer.finalize()
+    return LeRobotDataset(root)
+
+
+def _png(value: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_pngs_decode_side_by_side_on_threads(tmp_path, monkeypatch):
+    import itertools
+    import threading
+
+    from leanvla.data import reader
+
+    dataset = _png_dataset(tmp_path / "ds", [_png(v) for v in range(12)])
+    together = threading.Barrier(2, timeout=5)  # the first two decodes pass it only if they run at once
+    calls = itertools.count()
+    alone = reader.decode_png
+
+    def decode_png(data):
+        if next(calls) < 2:
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return alone(data)
+
+    monkeypatch.setattr(reader, "decode_png", decode_png)
+    monkeypatch.setattr(reader, "decode_threads", lambda: 2)
+    frames = dataset.read_images("observation.images.cam")
+    assert not together.broken
+    assert [int(f[0, 0, 0]) for f in frames] == list(range(12))
+    monkeypatch.setattr(reader, "decode_threads", lambda: 64)  # more threads than frames
+    assert np.array_equal(dataset.read_images("observation.images.cam"), frames)
+
+
+def test_the_first_damaged_png_in_order_is_named_though_a_later_one_fails_sooner(tmp_path, monkeypatch):
+    import time
+
+    from leanvla.data import reader
+
+    blobs = [_png(v) for v in range(12)]
+    dataset = _png_dataset(tmp_path / "ds", blobs)
+    alone = reader.decode_png
+
+    def decode_png(data):
+        if data == blobs[6]:
+            time.sleep(0.3)  # image 9, in the same batch, fails first
+        return alone(b"damaged" if data in (blobs[6], blobs[9]) else data)
+
+    monkeypatch.setattr(reader, "decode_png", decode_png)
+    monkeypatch.setattr(reader, "decode_threads", lambda: 4)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # images 5-9 are the second batch
+    with pytest.raises(UserError, match="image 6 of 'observation.images.cam' cannot be decoded"):
+        dataset.read_images("observation.images.cam")
+
+
+@pytest.mark.parametrize(
+    ("cores", "local_processes", "threads"), [(8, None, 8), (8, "3", 2), (8, "16", 1), (1, None, 1)]
+)
+def test_decode_threads_share_the_cores_with_torchruns_other_processes(
+    monkeypatch, cores, local_processes, threads
+):
+    from leanvla.data.reader import decode_threads
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    if local_processes is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
+    assert decode_threads() == threads

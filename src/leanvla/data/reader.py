@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,14 @@ def decode_png(data: bytes) -> np.ndarray:
     """PNG (or any PIL-readable) bytes -> uint8 array H x W x C (RGB)."""
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def decode_threads() -> int:
+    """Threads decoding a camera's PNGs at once: the cores this process may use, shared with the
+    other processes torchrun started on this machine (each decodes its own copy when the cache is
+    off). PIL lets go of the GIL while it inflates a PNG, so threads decode side by side."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 class LeRobotDataset:
@@ -314,35 +324,47 @@ class LeRobotDataset:
         height, width, channels = _hwc(feature)
         mask = None if rows is None else np.asarray(rows, dtype=bool)
         count = self.num_frames if mask is None else int(mask.sum())
+        shape = (height, width, channels)
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
         if out is None:
             out = np.empty((count, *target, channels), dtype=np.uint8)
-        start = 0
-        with decoding_bar(key, count, "img", progress) as bar:
+        start, threads = 0, decode_threads()
+        with decoding_bar(key, count, "img", progress) as bar, ThreadPoolExecutor(threads) as pool:
             for blobs, paths in self._png_batches(key, mask):
                 stop = start + len(blobs)
-                decoded = (
-                    np.empty((len(blobs), height, width, channels), np.uint8) if resized else out[start:stop]
-                )
-                for i, (data, path) in enumerate(zip(blobs, paths, strict=True)):
-                    try:
-                        image = decode_png(data if data is not None else (self.root / path).read_bytes())
-                    except (OSError, ValueError, SyntaxError) as exc:  # PIL's word for a damaged image
-                        raise UserError(
-                            f"{self.root}: image {start + i} of '{key}' cannot be decoded ({exc}); the "
-                            "dataset is damaged: re-record or re-download it"
-                        ) from None
-                    if image.shape != decoded.shape[1:]:
-                        raise UserError(
-                            f"image {start + i} of '{key}' has shape {list(image.shape)} but meta/info.json declares {[height, width, channels]}"
-                        )
-                    decoded[i] = image
+                decoded = np.empty((len(blobs), *shape), np.uint8) if resized else out[start:stop]
+                into = partial(self._png_frames_into, key, decoded, start, blobs, paths)
+                rows, step = range(len(blobs)), -(-len(blobs) // threads)  # a slice a thread: few hand-overs
+                for _ in pool.map(into, [rows[i : i + step] for i in rows[::step]]):
+                    pass  # in order: a damaged dataset's first bad image is the one named
                 if resized:
                     out[start:stop] = fit_square(decoded, size, fit)
                 start = stop
                 bar.update(len(blobs))
         return out
+
+    def _png_frames_into(
+        self, key: str, decoded: np.ndarray, first: int, blobs: list, paths: list, part: range
+    ) -> None:
+        """The `part` of a batch of camera `key`'s PNGs (bytes, or else file paths) decoded into those
+        rows of `decoded`, each checked to have the shape meta/info.json declares; the batch's first
+        image is the camera's image `first`."""
+        for i in part:
+            try:
+                data = blobs[i] if blobs[i] is not None else (self.root / paths[i]).read_bytes()
+                image = decode_png(data)
+            except (OSError, ValueError, SyntaxError) as exc:  # PIL's word for a damaged image
+                raise UserError(
+                    f"{self.root}: image {first + i} of '{key}' cannot be decoded ({exc}); the dataset is "
+                    "damaged: re-record or re-download it"
+                ) from None
+            if image.shape != decoded.shape[1:]:
+                raise UserError(
+                    f"image {first + i} of '{key}' has shape {list(image.shape)} but meta/info.json declares "
+                    f"{list(decoded.shape[1:])}"
+                )
+            decoded[i] = image
 
     def _png_batches(self, key: str, mask: np.ndarray | None) -> Iterator[tuple[list, list]]:
         """A camera's PNG frames (those `mask` keeps, when given) as (bytes, paths) lists of at most
