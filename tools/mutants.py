@@ -170,7 +170,7 @@ MUTANTS = [
     Mutant("reader-png-one-thread", "data/reader.py", "start, threads = 0, decode_threads()", "start, threads = 0, 1", "tests/data/test_reader.py"),
     Mutant("reader-png-threads-unshared", "data/reader.py", 'return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))', "return max(1, cores)", "tests/data/test_reader.py"),
     Mutant("reader-png-index-per-batch", "data/reader.py", "partial(self._png_frames_into, key, decoded, start, blobs", "partial(self._png_frames_into, key, decoded, 0, blobs", "tests/data/test_reader.py"),
-    Mutant("reader-png-slices-skip", "data/reader.py", "[rows[i : i + step] for i in rows[::step]]", "[rows[i : i + step - 1] for i in rows[::step]]", "tests/data/test_reader.py"),
+    Mutant("reader-png-slices-skip", "data/reader.py", "[batch[i : i + step] for i in batch[::step]]", "[batch[i : i + step - 1] for i in batch[::step]]", "tests/data/test_reader.py"),
     Mutant("reader-png-slices-short", "data/reader.py", "-(-len(blobs) // threads)", "len(blobs) // threads", "tests/data/test_reader.py"),
     Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
     # data/frame_cache.py

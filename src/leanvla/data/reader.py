@@ -335,8 +335,8 @@ class LeRobotDataset:
                 stop = start + len(blobs)
                 decoded = np.empty((len(blobs), *shape), np.uint8) if resized else out[start:stop]
                 into = partial(self._png_frames_into, key, decoded, start, blobs, paths)
-                rows, step = range(len(blobs)), -(-len(blobs) // threads)  # a slice a thread: few hand-overs
-                for _ in pool.map(into, [rows[i : i + step] for i in rows[::step]]):
+                batch, step = range(len(blobs)), -(-len(blobs) // threads)  # a slice a thread: few hand-overs
+                for _ in pool.map(into, [batch[i : i + step] for i in batch[::step]]):
                     pass  # in order: a damaged dataset's first bad image is the one named
                 if resized:
                     out[start:stop] = fit_square(decoded, size, fit)
