@@ -217,7 +217,7 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across the files' ends
     monkeypatch.setattr(
         "leanvla.data.reader.decode_threads", lambda: 3
-    )  # masked batches of 2-5 frames: slices of 1-2
+    )  # batches of 3-5 frames: slices of 1-2
     rows = np.arange(75) % 3 != 1
     assert np.array_equal(dataset.read_images(key, rows=rows), reference[rows])
     out = np.empty_like(reference)
