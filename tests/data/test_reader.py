@@ -215,9 +215,8 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     blobs = dataset.read_table([key]).column(key).combine_chunks().field("bytes").to_pylist()
     reference = np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across the files' ends
-    monkeypatch.setattr(
-        "leanvla.data.reader.decode_threads", lambda: 3
-    )  # batches of 3-5 frames: slices of 1-2
+    # three threads: the batches of 3-5 frames decode in slices of 1-2
+    monkeypatch.setattr("leanvla.data.reader.decode_threads", lambda: 3)
     rows = np.arange(75) % 3 != 1
     assert np.array_equal(dataset.read_images(key, rows=rows), reference[rows])
     out = np.empty_like(reference)
