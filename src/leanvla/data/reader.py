@@ -324,7 +324,6 @@ class LeRobotDataset:
         height, width, channels = _hwc(feature)
         mask = None if rows is None else np.asarray(rows, dtype=bool)
         count = self.num_frames if mask is None else int(mask.sum())
-        shape = (height, width, channels)
         target = (height, width) if size is None else (size, size)
         resized = target != (height, width)
         if out is None:
@@ -333,7 +332,9 @@ class LeRobotDataset:
         with decoding_bar(key, count, "img", progress) as bar, ThreadPoolExecutor(threads) as pool:
             for blobs, paths in self._png_batches(key, mask):
                 stop = start + len(blobs)
-                decoded = np.empty((len(blobs), *shape), np.uint8) if resized else out[start:stop]
+                decoded = (
+                    np.empty((len(blobs), height, width, channels), np.uint8) if resized else out[start:stop]
+                )
                 into = partial(self._png_frames_into, key, decoded, start, blobs, paths)
                 batch, step = range(len(blobs)), -(-len(blobs) // threads)  # a slice a thread: few hand-overs
                 for _ in pool.map(into, [batch[i : i + step] for i in batch[::step]]):
