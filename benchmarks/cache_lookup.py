@@ -13,8 +13,9 @@ times each in turn, the fastest counting; the frames are asserted equal between 
 
 1. Every episode (`train`): the digests remembered by the earlier read (now), against hashing every
    file afresh (every later command before 2026-12-06; still the first command after a dataset is
-   written, copied or changed). With the dataset's pages in the page cache, and with them dropped
-   first (posix_fadvise), as for a dataset read from disk.
+   written, copied or changed), on the cores the process may use (`leanvla.cores`, a file a
+   thread, now) and on one thread (before 2026-12-06). With the dataset's pages in the page cache
+   (read through first), and with them dropped first (posix_fadvise), as for a dataset read from disk.
 2. One episode (`probe --episodes`, or `--val-episodes` in a later command): from the whole
    camera's entry, found through the remembered digests (now), against decoding it alone into an
    empty cache (before: a later command looked for the whole entry only where it had hashed its
@@ -40,6 +41,8 @@ from video_read import FPS, HEIGHT, KEY, WIDTH, video_dataset
 
 LENGTH = 300  # frames per episode
 LOSSLESS = ("libx264", {"qp": "0", "preset": "ultrafast"})
+HASHED_WARM = "hashed afresh, files in the page cache"
+HASHED_COLD = "hashed afresh, files read from disk"
 
 
 def noise_frames(n: int, seed: int) -> np.ndarray:
@@ -49,23 +52,31 @@ def noise_frames(n: int, seed: int) -> np.ndarray:
     return np.stack([np.roll(still, i, axis=1) for i in range(n)])
 
 
-def disk_read_seconds(root: Path) -> float:
-    """Seconds to read the dataset's mp4s from disk without hashing them: what the disk costs."""
-    drop_from_page_cache(root, "*")
-    start = time.perf_counter()
-    for path in sorted((root / "videos").rglob("*.mp4")):
+def read_through(root: Path) -> None:
+    """Read every file of the dataset once (its pages then in the page cache)."""
+    for path in sorted(path for path in root.rglob("*") if path.is_file()):
         with path.open("rb") as f:
             while f.read(1 << 22):
                 pass
+
+
+def disk_read_seconds(root: Path) -> float:
+    """Seconds to read the dataset's files from disk without hashing them: what the disk costs."""
+    drop_from_page_cache(root, "*")
+    start = time.perf_counter()
+    read_through(root)
     return time.perf_counter() - start
 
 
-def read_camera(root: str, episodes: list[int] | None) -> dict:
+def read_camera(root: str, episodes: list[int] | None, threads: int | None = None) -> dict:
     """In a new process: read the camera (of `episodes` alone, when given) fitted to 64 x 64 as
-    training reads it; the seconds, a digest of the frames, and whether they came mapped."""
+    training reads it, hashing on `threads` threads (None: as a command does); the seconds, a digest
+    of the frames, and whether they came mapped."""
     from leanvla.data import frame_cache
     from leanvla.data.reader import LeRobotDataset
 
+    if threads is not None:
+        frame_cache.cores_per_process = lambda: threads
     frame_cache._code_and_decoders()  # imports torch and the decoders, as any command has by then
     dataset = LeRobotDataset(Path(root))
     rows = None
@@ -79,8 +90,9 @@ def read_camera(root: str, episodes: list[int] | None) -> dict:
     return {"seconds": seconds, "digest": digest, "frames": len(picked), "mapped": index is not None}
 
 
-def run_child(root: Path, episodes: list[int] | None, cache: Path) -> dict:
-    return child_result("cache_lookup.py", {"root": str(root), "episodes": episodes}, str(cache))
+def run_child(root: Path, episodes: list[int] | None, cache: Path, threads: int | None = None) -> dict:
+    task = {"root": str(root), "episodes": episodes, "threads": threads}
+    return child_result("cache_lookup.py", task, str(cache))
 
 
 def main() -> None:
@@ -95,11 +107,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         task = json.loads(args.child)
-        print(json.dumps(read_camera(task["root"], task["episodes"])))
+        print(json.dumps(read_camera(task["root"], task["episodes"], task["threads"])))
         return
     if not 1 <= args.episodes_per_file <= args.episodes:
         parser.error("--episodes-per-file must be between 1 and --episodes")
 
+    from leanvla.cores import cores_per_process
     from leanvla.data import file_digests
 
     one = [args.episodes // 2]
@@ -116,16 +129,18 @@ def main() -> None:
         filled = run_child(root, None, cache)
 
         ways = {
-            "hashed afresh, files in the page cache": ("every", "afresh", False),
-            "remembered, files in the page cache": ("every", "remembered", False),
-            "hashed afresh, files read from disk": ("every", "afresh", True),
-            "remembered, files read from disk": ("every", "remembered", True),
-            "one episode decoded alone (before)": ("one", "alone", False),
-            "one episode from the whole entry (now)": ("one", "remembered", False),
+            "hashed afresh on one thread, files in the page cache": ("every", "afresh", False, 1),
+            HASHED_WARM: ("every", "afresh", False, None),
+            "remembered, files in the page cache": ("every", "remembered", False, None),
+            "hashed afresh on one thread, files read from disk": ("every", "afresh", True, 1),
+            HASHED_COLD: ("every", "afresh", True, None),
+            "remembered, files read from disk": ("every", "remembered", True, None),
+            "one episode decoded alone (before)": ("one", "alone", False, None),
+            "one episode from the whole entry (now)": ("one", "remembered", False, None),
         }
         runs: dict[str, list[dict]] = {label: [] for label in ways}
         for repeat in range(args.repeats):
-            for label, (which, how, from_disk) in ways.items():
+            for label, (which, how, from_disk, threads) in ways.items():
                 print(f"{label} ({repeat + 1}/{args.repeats}) ...", file=sys.stderr)
                 where = cache
                 if how == "afresh":
@@ -134,14 +149,16 @@ def main() -> None:
                     where = Path(tmp) / f"empty-{repeat}"
                 if from_disk:
                     drop_from_page_cache(root, "*")
-                runs[label].append(run_child(root, one if which == "one" else None, where))
+                else:  # an earlier way may have dropped them
+                    read_through(root)
+                runs[label].append(run_child(root, one if which == "one" else None, where, threads))
         for which, reference in (("every", filled), ("one", runs["one episode decoded alone (before)"][0])):
-            digests = {r["digest"] for label, (w, _, _) in ways.items() if w == which for r in runs[label]}
+            digests = {r["digest"] for label, (w, *_) in ways.items() if w == which for r in runs[label]}
             assert digests == {reference["digest"]}, f"the frames differ between ways: {runs}"
         assert all(r["mapped"] for label in runs for r in runs[label])
         disk = min(disk_read_seconds(root) for _ in range(args.repeats))
 
-    write_result(f"{args.name}.md", report(args, mp4_mb, len(mp4s), filled, runs, disk))
+    write_result(f"{args.name}.md", report(args, mp4_mb, len(mp4s), filled, runs, disk, cores_per_process()))
 
 
 def fastest(runs: list[dict]) -> float:
@@ -152,15 +169,22 @@ def each_run(runs: list[dict]) -> str:
     return ", ".join(f"{r['seconds']:.3f}" for r in runs)
 
 
-def report(args, mp4_mb: float, files: int, filled: dict, runs: dict[str, list[dict]], disk: float) -> str:
-    def ratio(slow: str, fast: str) -> str:
-        return f"{fastest(runs[slow]) / fastest(runs[fast]):.0f}x"
+def report(
+    args, mp4_mb: float, files: int, filled: dict, runs: dict[str, list[dict]], disk: float, threads: int
+) -> str:
+    def ratio(slow: str, fast: str, digits: int = 0) -> str:
+        return f"{fastest(runs[slow]) / fastest(runs[fast]):.{digits}f}x"
 
-    warm_hash = fastest(runs["hashed afresh, files in the page cache"]) - fastest(
-        runs["remembered, files in the page cache"]
+    def hashing(label: str, remembered: str) -> float:  # the seconds hashing added to the read
+        return fastest(runs[label]) - fastest(runs[remembered])
+
+    warm_hash = hashing(HASHED_WARM, "remembered, files in the page cache")
+    cold_hash = hashing(HASHED_COLD, "remembered, files read from disk")
+    warm_one = hashing(
+        "hashed afresh on one thread, files in the page cache", "remembered, files in the page cache"
     )
-    cold_hash = fastest(runs["hashed afresh, files read from disk"]) - fastest(
-        runs["remembered, files read from disk"]
+    cold_one = hashing(
+        "hashed afresh on one thread, files read from disk", "remembered, files read from disk"
     )
     lines = [
         "# A later command finding its frames: hashing every file, or the remembered digests",
@@ -173,22 +197,25 @@ def report(args, mp4_mb: float, files: int, filled: dict, runs: dict[str, list[d
         f"({filled['seconds']:.1f} s, decoding into the cache). Each row is a new process reading the "
         f"camera as training does (`LeRobotDataset.camera_frames`, fitted to 64 x 64); seconds are the "
         f"fastest of {args.repeats}, the ways run in turn; the frames are asserted equal between the "
-        "ways. Before 2026-12-06 every later command hashed every file; a file's digest is now "
-        "remembered in the cache and known again by the file's times.",
+        "ways. Before 2026-12-06 every later command hashed every file, one after another; a file's "
+        f"digest is now remembered in the cache and known again by the file's times, and files are "
+        f"hashed side by side, a file a thread, on the cores the process may use ({threads} here).",
         "",
         "| read | frames | seconds (fastest) | each run |",
         "|---|---|---|---|",
         *(f"| {label} | {r[0]['frames']} | {fastest(r):.3f} | {each_run(r)} |" for label, r in runs.items()),
         "",
-        f"- Every episode: remembered digests are {ratio('hashed afresh, files in the page cache', 'remembered, files in the page cache')} "
+        f"- Every episode: remembered digests are {ratio(HASHED_WARM, 'remembered, files in the page cache')} "
         f"as fast as hashing with the files in the page cache, "
-        f"{ratio('hashed afresh, files read from disk', 'remembered, files read from disk')} with the files "
-        f"read from disk. Hashing cost {warm_hash:.2f} s ({mp4_mb / warm_hash:.0f} MB/s) from the page "
-        f"cache and {cold_hash:.2f} s ({mp4_mb / cold_hash:.0f} MB/s) from disk: this machine's disk reads "
-        f"the files alone in {disk:.2f} s ({mp4_mb / disk:.0f} MB/s, the fastest of {args.repeats}), faster "
-        "than blake2b hashes them on one core, so here the hashing is the cost; on a slower disk or a "
-        "network filesystem the read is. Either grows with the dataset; a read from remembered "
-        "digests does not.",
+        f"{ratio(HASHED_COLD, 'remembered, files read from disk')} with the files read from disk. On "
+        f"{threads} threads hashing cost {warm_hash:.2f} s ({mp4_mb / warm_hash:.0f} MB/s) from the page "
+        f"cache and {cold_hash:.2f} s ({mp4_mb / cold_hash:.0f} MB/s) from disk; on one thread "
+        f"{warm_one:.2f} s ({mp4_mb / warm_one:.0f} MB/s) and {cold_one:.2f} s ({mp4_mb / cold_one:.0f} MB/s): "
+        f"the whole read took {ratio(HASHED_WARM, 'hashed afresh on one thread, files in the page cache', 2)} "
+        f"and {ratio(HASHED_COLD, 'hashed afresh on one thread, files read from disk', 2)} the time of one "
+        f"thread's. This machine's disk reads the files alone in {disk:.2f} s ({mp4_mb / disk:.0f} MB/s, "
+        f"the fastest of {args.repeats}): where hashing is faster than that, the disk is the cost, as on "
+        "a network filesystem. Either grows with the dataset; a read from remembered digests does not.",
         f"- One episode: from the whole camera's entry {ratio('one episode decoded alone (before)', 'one episode from the whole entry (now)')} "
         "as fast as decoding it alone (which hashes the files holding it, then seeks and decodes; a "
         "second read of the same episode came from its own entry before too, after hashing those files).",

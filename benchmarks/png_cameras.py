@@ -6,7 +6,7 @@ frame cache saves once they are large enough to be kept (frame_cache.PNG_KEPT_FR
 1. PNG decoding alone (`leanvla.data.reader.decode_png`), at 64, 96, 128 and 224 pixels square:
    --decode-frames frames of benchmarks/video_read.py's camera (a panning texture with a moving
    block, and a camera's sensor noise) fitted to each size and written as the dataset writer writes
-   them; frames per second on one thread and on the reader's `decode_threads()`, the fastest of 3
+   them; frames per second on one thread and on the reader's `cores_per_process()`, the fastest of 3
    passes each, the two in turn.
 2. A LeRobot-layout dataset with one such camera stored as PNG at --size (--episodes episodes of
    --length frames), read as training reads it (`ChunkDataset` at --size, then --batches batches of
@@ -126,13 +126,13 @@ def main() -> None:
         print(json.dumps(first_read(**json.loads(args.child))))
         return
 
+    from leanvla.cores import cores_per_process
     from leanvla.data import frame_cache
-    from leanvla.data.reader import decode_threads
 
     frames = args.episodes * args.length
     frames_mb = frames * args.size * args.size * 3 / 2**20
     print("decoding PNG at each size ...", file=sys.stderr)
-    threads = decode_threads()
+    threads = cores_per_process()
     rates = decode_rates(args.decode_frames, threads)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"writing {frames} PNG frames at {args.size} x {args.size} ...", file=sys.stderr)
@@ -195,7 +195,7 @@ def report(args, threads, rates, frames, frames_mb, data_mb, kept_from_mb, reads
         f"## PNG decoding ({args.decode_frames} frames of a panning texture, written as the dataset writer writes them)",
         "",
         f"| size | PNG (KB a frame) | frames/s decoded, one thread | MB/s of pixels | {frames} frames take (s) "
-        f"| frames/s on {threads} threads (`decode_threads()`) | ratio |",
+        f"| frames/s on {threads} threads (`cores_per_process()`) | ratio |",
         "|---|---|---|---|---|---|---|",
         *(
             f"| {size} x {size} | {kb:.1f} | {one:.0f} | {one * size * size * 3 / 2**20:.0f} | {frames / one:.1f} "

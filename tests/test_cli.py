@@ -439,3 +439,38 @@ def test_interrupted_training_says_where_it_stopped_and_the_same_command_goes_on
     assert code == 0, err
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 13))  # resumed from step 5, or started over: each step logged once
+
+
+@pytest.mark.parametrize(
+    "argv, runs",
+    [
+        (["probe", "--policy", "p", "--data", "d", "--out", "o"], "leanvla.probe.run.probe"),
+        (["prune", "--policy", "p", "--data", "d", "--out", "o"], "leanvla.prune.run.prune"),
+        (["curate", "--policy", "p", "--data", "d", "--out", "o"], "leanvla.curate.run.curate"),
+        (["export", "--policy", "p", "--out", "o"], "leanvla.adapt.export.export_checkpoint"),
+        (["merge", "--base", "b", "--sft", "s", "--aux", "a", "--out", "o"], "leanvla.merge.run.merge"),
+        (["demo"], "leanvla.demo.demo"),
+    ],
+)
+def test_commands_that_compute_run_torch_within_the_cores_they_may_use(capsys, monkeypatch, argv, runs):
+    """Under a CPU quota of one core torch's default (a thread per core of the affinity) is cut to one."""
+    import torch
+
+    from leanvla.errors import UserError
+
+    threads = []
+
+    def command(cfg):
+        threads.append(torch.get_num_threads())
+        raise UserError("stopped here")
+
+    monkeypatch.setattr(runs, command)
+    monkeypatch.setattr("leanvla.adapt.export.ExportConfig.check_options_used", lambda *args: None)  # reads p
+    monkeypatch.setattr("leanvla.cores.cgroup_quota", lambda: 1.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert run(capsys, *argv)[0] == 2
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1]

@@ -17,7 +17,7 @@ def test_versions_are_the_installed_ones():
             assert env["packages"][name] == metadata.version(name)
         except metadata.PackageNotFoundError:
             assert env["packages"][name] is None
-    assert env["torch_threads"] == torch.get_num_threads() and env["cores"] >= 1
+    assert env["torch_threads"] == torch.get_num_threads() and 1 <= env["usable_cores"] <= env["cores"]
     json.dumps(env)  # plain JSON values: it goes into environment.json and eval.json
 
 
@@ -36,6 +36,8 @@ def test_description_names_versions_threads_and_machine_and_skips_missing_packag
     )
     assert describe({**env, "cuda_device": None}).endswith("; Some CPU, 16 cores")
     assert "torch 2.13.0 (1 thread)," in describe({**env, "torch_threads": 1})
+    assert describe({**env, "usable_cores": 16}) == describe(env)  # an older record has none
+    assert "; Some CPU, 16 cores (4 usable), NVIDIA H200" in describe({**env, "usable_cores": 4})
 
 
 def test_the_processor_is_named_as_proc_cpuinfo_names_it(tmp_path, monkeypatch):

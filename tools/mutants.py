@@ -1,6 +1,6 @@
 r"""Seeded faults: would the test suite notice a wrong line in src/leanvla? (mutation testing)
 
-    python tools/mutants.py                      # every mutant: about 65 minutes on 2 CPU cores
+    python tools/mutants.py                      # every mutant: about 75 minutes on 2 CPU cores
     python tools/mutants.py --only orth-sum      # one (repeat --only for more)
     python tools/mutants.py --list               # the catalogue
 
@@ -102,6 +102,17 @@ MUTANTS = [
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
     Mutant("cli-interrupt-unsaid", "cli.py", "interrupted{f' {exc}' if str(exc) else ''}", "interrupted", "tests/test_cli.py"),
     Mutant("cli-warning-as-source", "cli.py", "if issubclass(category, InputWarning):", "if False:", "tests/test_evaluate.py"),
+    Mutant("cli-prune-torch-threads-as-they-were", "cli.py", "    fit_torch_threads()\n    out = prune(cfg)", "    out = prune(cfg)", "tests/test_cli.py"),
+    # cores.py
+    Mutant("cores-machines-not-affinity", "cores.py", "cores = len(os.sched_getaffinity(0)) if hasattr(os, \"sched_getaffinity\") else os.cpu_count() or 1", "cores = os.cpu_count() or 1", "tests/test_cores.py"),
+    Mutant("cores-quota-ignored", "cores.py", "return max(1, cores if quota is None else min(cores, math.ceil(quota)))", "return max(1, cores)", "tests/test_cores.py"),
+    Mutant("cores-quota-rounded-down", "cores.py", "min(cores, math.ceil(quota))", "min(cores, int(quota))", "tests/test_cores.py"),
+    Mutant("cores-not-shared", "cores.py", "return max(1, usable_cores() // int(os.environ.get(\"LOCAL_WORLD_SIZE\", 1)))", "return usable_cores()", "tests/test_cores.py"),
+    Mutant("cores-torch-threads-raised", "cores.py", "max(1, min(torch.get_num_threads(), cores_per_process()))", "cores_per_process()", "tests/test_cores.py"),
+    Mutant("cores-leaf-cgroup-only", "cores.py", "for n in range(len(parts), -1, -1)]", "for n in range(len(parts), len(parts) - 1, -1)]", "tests/test_cores.py"),
+    Mutant("cores-largest-quota", "cores.py", "return min(quotas, default=None)", "return max(quotas, default=None)", "tests/test_cores.py"),
+    Mutant("cores-v1-unlimited-as-quota", "cores.py", "return quota / period if quota > 0 else None", "return quota / period", "tests/test_cores.py"),
+    Mutant("cores-any-controller", "cores.py", 'elif "cpu" in controllers.split(","):', "elif controllers:", "tests/test_cores.py"),
     # curate/collect.py
     Mutant("collect-episode-seed", "curate/collect.py", "draw = torch.Generator().manual_seed(self.seed * 1_000_003 + episode)", "draw = torch.Generator().manual_seed(self.seed * 1_000_003)", "tests/curate"),
     Mutant("collect-microbatch-count", "curate/collect.py", "loss = (err * batch.action_mask[s].to(device)).sum() / count.to(device)", "loss = (err * batch.action_mask[s].to(device)).sum() / batch.action_mask[s].sum().clamp(min=1).to(device)", "tests/curate"),
@@ -167,8 +178,7 @@ MUTANTS = [
     Mutant("reader-png-offset-stuck", "data/reader.py", "                offset += len(batch)\n", "                pass\n", "tests/data/test_reader.py"),
     Mutant("reader-png-batches-unmasked", "data/reader.py", "                if mask is not None:\n                    column = column.filter(", "                if False:\n                    column = column.filter(", "tests/data/test_reader.py"),
     Mutant("reader-damaged-png-raw", "data/reader.py", "            except (OSError, ValueError, SyntaxError) as exc:  # PIL's", "            except ZeroDivisionError as exc:  # PIL's", "tests/data/test_reader.py"),
-    Mutant("reader-png-one-thread", "data/reader.py", "start, threads = 0, decode_threads()", "start, threads = 0, 1", "tests/data/test_reader.py"),
-    Mutant("reader-png-threads-unshared", "data/reader.py", 'return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))', "return max(1, cores)", "tests/data/test_reader.py"),
+    Mutant("reader-png-one-thread", "data/reader.py", "start, threads = 0, cores_per_process()", "start, threads = 0, 1", "tests/data/test_reader.py"),
     Mutant("reader-png-index-per-batch", "data/reader.py", "partial(self._png_frames_into, key, decoded, start, blobs", "partial(self._png_frames_into, key, decoded, 0, blobs", "tests/data/test_reader.py"),
     Mutant("reader-png-slices-skip", "data/reader.py", "[batch[i : i + step] for i in batch[::step]]", "[batch[i : i + step - 1] for i in batch[::step]]", "tests/data/test_reader.py"),
     Mutant("reader-png-slices-short", "data/reader.py", "-(-len(blobs) // threads)", "len(blobs) // threads", "tests/data/test_reader.py"),
@@ -178,9 +188,10 @@ MUTANTS = [
     Mutant("cache-map-writable", "data/frame_cache.py", "    out.flags.writeable = False", "    pass", FC),
     Mutant("cache-unreserved", "data/frame_cache.py", "            _reserve(tmp, out)\n", "", FC),
     Mutant("cache-reserve-unsupported-refused", "data/frame_cache.py", "if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):", "if True:", FC),
+    Mutant("cache-hash-one-thread", "data/frame_cache.py", "ThreadPoolExecutor(cores_per_process()) as pool", "ThreadPoolExecutor(1) as pool", FC),
     Mutant("cache-memory-error-raw", "data/frame_cache.py", "        except MemoryError:", "        except ZeroDivisionError:", FC),
     Mutant("cache-decode-error-blamed", "data/frame_cache.py", "        if decoding:  # the dataset's error", "        if False:  # the dataset's error", FC),
-    Mutant("cache-contents-unhashed", "data/frame_cache.py", "digest.update(file_digests.file_digest(path, remembered_in, bar))", "pass", FC),
+    Mutant("cache-contents-unhashed", "data/frame_cache.py", "digest.update(file_digest)", "pass", FC),
     Mutant("cache-fit-unnamed", "data/frame_cache.py", "key, str(size), fit, which]", "key, str(size), which]", FC),
     Mutant("cache-shape-unchecked", "data/frame_cache.py", "if frames.shape != (frame_count(dataset, episodes), size, size, 3) or frames.dtype != np.uint8:", "if False:", FC),
     Mutant("cache-evicts-newest", "data/frame_cache.py", "if kept > limit and rank > 0:", "if kept > limit:", FC),
@@ -317,6 +328,7 @@ MUTANTS = [
     Mutant("env-gpu-left-out", "environment.py", "where += f\", {environment['cuda_device']}\"", "where += \"\"", "tests/test_environment.py"),
     Mutant("env-missing-listed", "environment.py", "for name, version in packages.items() if version is not None]", "for name, version in packages.items()]", "tests/test_environment.py"),
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
+    Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
     Mutant("eval-renders-square", "evaluate.py", "    shape = render_shape(meta, provenance)\n", '    shape = (meta["model"]["image_size"],) * 2\n', "tests/test_evaluate.py"),
     Mutant("eval-render-shape-mixed", "evaluate.py", "return shapes.pop() if len(shapes) == 1 else (size, size)", "return shapes.pop() if len(shapes) == 1 else min(shapes)", "tests/test_evaluate.py"),
@@ -472,6 +484,7 @@ MUTANTS = [
     # train/log_window.py
     Mutant("logwin-world-mean", "train/log_window.py", "            totals = totals / world_size\n", "            pass\n", ("tests/train/test_log_window.py", "tests/train/test_ddp.py")),
     # train/loop.py
+    Mutant("loop-threads-as-torch-had-them", "train/loop.py", "torch.set_num_threads(cfg.threads or cores_per_process())", "torch.set_num_threads(cfg.threads or torch.get_num_threads())", "tests/train/test_loop.py"),
     Mutant("loop-world-size", "train/loop.py", "/ batch.action_mask.sum().clamp(min=1) * world.size", "/ batch.action_mask.sum().clamp(min=1)", "tests/train/test_ddp.py"),
     Mutant("loop-no-clip", "train/loop.py", 'cfg.grad_clip if cfg.grad_clip > 0 else float("inf")', 'float("inf")', "tests/train"),
     Mutant("loop-aux-weight", "train/loop.py", "objective = objective + cfg.aux.weight * aux_loss", "objective = objective + aux_loss", ("tests/models/test_auxiliary.py", "tests/train")),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tyro
 
+from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
 
 
@@ -93,6 +94,7 @@ def run_eval(cfg) -> None:
 def run_probe(cfg) -> None:
     from leanvla.probe.run import RESULT, probe
 
+    fit_torch_threads()
     out = probe(cfg)
     result = json.loads((out / RESULT).read_text())
     summary = {"out": str(out)}
@@ -109,6 +111,7 @@ def run_probe(cfg) -> None:
 def run_prune(cfg) -> None:
     from leanvla.prune.run import REPORT, prune
 
+    fit_torch_threads()
     out = prune(cfg)
     report = json.loads((out / REPORT).read_text())
     summary = {
@@ -122,6 +125,7 @@ def run_prune(cfg) -> None:
 def run_curate(cfg) -> None:
     from leanvla.curate.run import SELECTION, TIMING, curate
 
+    fit_torch_threads()
     out = curate(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only the main process has results
         timing = json.loads((out / TIMING).read_text())
@@ -132,12 +136,14 @@ def run_curate(cfg) -> None:
 def run_export(cfg) -> None:
     from leanvla.adapt.export import export_checkpoint
 
+    fit_torch_threads()
     print(f"exported: {export_checkpoint(cfg)}")
 
 
 def run_merge(cfg) -> None:
     from leanvla.merge.run import REPORT, merge
 
+    fit_torch_threads()
     out = merge(cfg)
     report = json.loads((out / REPORT).read_text())
     print(
@@ -151,6 +157,7 @@ def run_merge(cfg) -> None:
 def run_demo(cfg) -> None:
     from leanvla.demo import demo
 
+    fit_torch_threads()
     report = demo(cfg)
     print(f"report: {report}")
 

@@ -12,6 +12,8 @@ import os
 import platform
 from importlib import metadata
 
+from leanvla.cores import usable_cores
+
 # The packages whose version can change what leanvla computes or measures.
 PACKAGES = ("torch", "numpy", "peft", "mujoco", "metaworld", "gymnasium", "safetensors", "pyarrow")
 
@@ -36,7 +38,8 @@ def _cpu_model() -> str:
 
 
 def software_environment() -> dict:
-    """Versions, processor, core count, torch's thread count and accelerator, as plain JSON values."""
+    """Versions, processor, core counts (the machine's and those this process may use), torch's
+    thread count and accelerator, as plain JSON values."""
     import torch
 
     return {
@@ -44,6 +47,7 @@ def software_environment() -> dict:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),  # by affinity and CPU quota: what the threads run on
         "torch_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "packages": {name: _version(name) for name in PACKAGES},
@@ -61,6 +65,9 @@ def describe(environment: dict) -> str:
     ]
     parts += [f"{name} {version}" for name, version in packages.items() if version is not None]
     where = f"{environment['cpu']}, {environment['cores']} cores"
+    usable = environment.get("usable_cores", environment["cores"])  # not recorded before 2026-12-06
+    if usable != environment["cores"]:
+        where += f" ({usable} usable)"
     if environment["cuda_device"]:
         where += f", {environment['cuda_device']}"
     return ", ".join(parts) + f"; {where}"

@@ -236,6 +236,37 @@ def test_any_change_to_a_source_file_names_another_entry_and_a_copy_the_same(vid
     assert frame_cache.entry_name(copy, CAM, 8, "pad") == name
 
 
+def test_files_hash_side_by_side_and_name_the_entry_as_one_thread_would(video_dataset, cache, monkeypatch):
+    import hashlib
+    import threading
+    import time
+
+    dataset = LeRobotDataset(video_dataset)
+    sources = frame_cache.source_files(dataset, CAM)
+    one_thread = hashlib.blake2b(digest_size=20)  # the name, slowly: every part and file in order
+    for part in [*frame_cache._code_and_decoders(), CAM, "8", "pad", "every episode"]:
+        one_thread.update(part.encode() + b"\0")
+    for path in sources:
+        one_thread.update(path.relative_to(video_dataset).as_posix().encode() + b"\0")
+        one_thread.update(hashlib.blake2b(path.read_bytes()).digest())
+    together, alone = threading.Barrier(2, timeout=10), file_digests.file_digest
+
+    def file_digest(path, directory, bar=None):
+        if path in sources[:2]:  # the first two files pass only if they are hashed at once
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                pass
+            if path == sources[0]:
+                time.sleep(0.2)  # and the first finishes last
+        return alone(path, directory, bar)
+
+    monkeypatch.setattr(file_digests, "file_digest", file_digest)
+    monkeypatch.setattr(frame_cache, "cores_per_process", lambda: 2)
+    assert frame_cache.entry_name(dataset, CAM, 8, "pad") == one_thread.hexdigest()
+    assert not together.broken
+
+
 def test_the_data_files_name_an_image_cameras_entry(tmp_path):
     dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds"))
     sources = frame_cache.source_files(dataset, CAM)

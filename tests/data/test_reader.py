@@ -216,7 +216,7 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     reference = np.stack([np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")) for blob in blobs])
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across the files' ends
     # three threads: the batches of 3-5 frames decode in slices of 1-2
-    monkeypatch.setattr("leanvla.data.reader.decode_threads", lambda: 3)
+    monkeypatch.setattr("leanvla.data.reader.cores_per_process", lambda: 3)
     rows = np.arange(75) % 3 != 1
     assert np.array_equal(dataset.read_images(key, rows=rows), reference[rows])
     out = np.empty_like(reference)
@@ -297,11 +297,11 @@ def test_pngs_decode_side_by_side_on_threads(tmp_path, monkeypatch):
         return alone(data)
 
     monkeypatch.setattr(reader, "decode_png", decode_png)
-    monkeypatch.setattr(reader, "decode_threads", lambda: 2)
+    monkeypatch.setattr(reader, "cores_per_process", lambda: 2)
     frames = dataset.read_images("observation.images.cam")
     assert not together.broken
     assert [int(f[0, 0, 0]) for f in frames] == list(range(12))
-    monkeypatch.setattr(reader, "decode_threads", lambda: 64)  # more threads than frames
+    monkeypatch.setattr(reader, "cores_per_process", lambda: 64)  # more threads than frames
     assert np.array_equal(dataset.read_images("observation.images.cam"), frames)
 
 
@@ -320,23 +320,7 @@ def test_the_first_damaged_png_in_order_is_named_though_a_later_one_fails_sooner
         return alone(b"damaged" if data in (blobs[6], blobs[9]) else data)
 
     monkeypatch.setattr(reader, "decode_png", decode_png)
-    monkeypatch.setattr(reader, "decode_threads", lambda: 4)
+    monkeypatch.setattr(reader, "cores_per_process", lambda: 4)
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # images 5-9 are the second batch
     with pytest.raises(UserError, match="image 6 of 'observation.images.cam' cannot be decoded"):
         dataset.read_images("observation.images.cam")
-
-
-@pytest.mark.parametrize(
-    ("cores", "local_processes", "threads"), [(8, None, 8), (8, "3", 2), (8, "16", 1), (1, None, 1)]
-)
-def test_decode_threads_share_the_cores_with_torchruns_other_processes(
-    monkeypatch, cores, local_processes, threads
-):
-    from leanvla.data.reader import decode_threads
-
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
-    if local_processes is None:
-        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    else:
-        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
-    assert decode_threads() == threads

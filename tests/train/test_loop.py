@@ -96,3 +96,19 @@ def test_a_run_that_diverges_stops_and_keeps_no_nan_checkpoint(data, tmp_path, m
     if save_every == 2:
         weights = load_file(str(out / "last" / "model.safetensors"))
         assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_threads_0_trains_on_the_cores_the_process_may_use_not_the_machines(data, tmp_path, monkeypatch):
+    """Three cores by affinity but a CPU quota of one: one thread (os.cpu_count() is the machine's)."""
+    import json
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr("leanvla.cores.cgroup_quota", lambda: 1.0)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)  # what torch would start on 4 cores: not kept
+        run = train(tiny_train_config(data, tmp_path / "run", steps=1, threads=0), progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert [start["torch_threads"] for start in json.loads((run / "environment.json").read_text())] == [1]

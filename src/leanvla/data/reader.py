@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
 from leanvla.errors import UserError, require
 
@@ -29,14 +29,6 @@ def decode_png(data: bytes) -> np.ndarray:
     """PNG (or any PIL-readable) bytes -> uint8 array H x W x C (RGB)."""
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
-
-
-def decode_threads() -> int:
-    """Threads decoding a camera's PNGs at once: the cores this process may use, shared with the
-    other processes torchrun started on this machine (each decodes its own copy when the cache is
-    off). PIL lets go of the GIL while it inflates a PNG, so threads decode side by side."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
 
 
 class LeRobotDataset:
@@ -328,7 +320,7 @@ class LeRobotDataset:
         resized = target != (height, width)
         if out is None:
             out = np.empty((count, *target, channels), dtype=np.uint8)
-        start, threads = 0, decode_threads()
+        start, threads = 0, cores_per_process()  # PIL lets go of the GIL while it inflates a PNG
         with decoding_bar(key, count, "img", progress) as bar, ThreadPoolExecutor(threads) as pool:
             for blobs, paths in self._png_batches(key, mask):
                 stop = start + len(blobs)

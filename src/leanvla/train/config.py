@@ -229,7 +229,8 @@ class TrainConfig:
     log_every: int = 25
     """Steps between metrics.jsonl lines."""
     threads: int = 0
-    """Torch CPU threads per process (0 = cores / processes)."""
+    """Torch CPU threads per process (0 = the cores this process may use, by affinity and CPU quota,
+    shared among torchrun's processes on this machine)."""
     overwrite: bool = False
     """Start over even if --out holds a run."""
 

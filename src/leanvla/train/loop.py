@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -29,6 +28,7 @@ from leanvla.adapt.report import (
     plot_active_rank,
     shut_stacks,
 )
+from leanvla.cores import cores_per_process
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
 from leanvla.data.samples import Batch
@@ -82,7 +82,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
         cfg.batch_size % world.size == 0,
         f"--batch-size {cfg.batch_size} is not divisible by the {world.size} processes",
     )
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world.size))
+    torch.set_num_threads(cfg.threads or cores_per_process())  # not os.cpu_count(): see leanvla.cores
     if cfg.precision == "bf16" and world.device.type == "cpu":
         warnings.warn(
             "--precision bf16 on the CPU: bfloat16 autocast pays on GPUs (and CPUs with bfloat16 matrix "
