@@ -1,7 +1,8 @@
 """The digest of a file's contents, read once.
 
 Naming a frame cache entry hashes every file its frames come from, a dataset's mp4s among them: at
-about 540 MB/s on one core here (docs/results/cache_lookup.md), minutes for a large dataset. So
+about 560 MB/s a core here (docs/results/cache_lookup.md; `entry_name` hashes a file a thread),
+minutes for a large dataset. So
 within a process each file is hashed once (a dataset's cameras share its files, and training reads
 them again for validation), and across commands its digest is remembered in a directory (the frame
 cache's digests/, a small JSON note per file), so that a later command reads none of the files.
