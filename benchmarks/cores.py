@@ -1,13 +1,17 @@
-"""`leanvla train` given fewer cores than the machine has: its default thread count (--threads 0)
-now, the cores the process may use, against an earlier revision's, the machine's cores.
+"""Commands given fewer cores than the machine has: `leanvla train`'s default thread count
+(--threads 0) and `leanvla eval`'s default worker count now, sized by the cores the process may
+use, against an earlier revision's, sized by the machine.
 
-    python benchmarks/cores.py                        # about 8 minutes on 2 CPU cores
+    python benchmarks/cores.py                        # about 15 minutes on 2 CPU cores
 
-Each run is a new `leanvla train` process on the LeRobot fixture (../shared/fixtures), at the
+Each run is a new process: `leanvla train` on the LeRobot fixture (../shared/fixtures) at the
 command's defaults (model `small`, batch 64) for --steps steps, logged every --log-every, seed 0,
-the frame cache off. Its seconds a step are the mean of its logged windows after the first (no
-start-up, no warm-up). Each way runs --repeats times, the two revisions in turn, the fastest run
-counting. Three ways to give a process fewer cores:
+the frame cache off, timed as its seconds a step over the logged windows after the first (no
+start-up, no warm-up); then `leanvla eval` of the policy the first whole-machine training run of
+this checkout wrote, --eval-episodes episodes on each of its 3 tasks, seed 0, timed whole (its
+worker processes' start included: that is what a second worker costs). Each way runs --repeats
+times, the two revisions in turn, the fastest run counting. Three ways to give a process fewer
+cores:
 
 1. none: the whole machine;
 2. affinity: the process may run on --cores of the machine's cores (`os.sched_setaffinity`, what
@@ -17,10 +21,11 @@ counting. Three ways to give a process fewer cores:
    new cgroup under /sys/fs/cgroup, so it needs root and a cgroup filesystem it may write; where
    it cannot be made the way is skipped, saying why.
 
-The earlier revision (--against, default 15e64c7: its default was os.cpu_count() threads divided
-by the processes) runs from a temporary git worktree. The torch thread count each run recorded
-(environment.json) is shown; on the whole machine both revisions train on the same threads, so
-their losses are asserted equal. Writes docs/results/NAME.md.
+The earlier revision (--against, default 15e64c7: training started os.cpu_count() threads divided
+by the processes, evaluation 2 workers) runs from a temporary git worktree. The threads and
+workers each run recorded are shown. Asserted: on the whole machine both revisions train on the
+same threads and log the same losses; in every way both evaluate to the same episodes' success.
+Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,27 +44,47 @@ from common import REPO, command_line, result_name, write_result
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "lerobot_metaworld_v30"
 PERIOD_US = 100_000
+COMMANDS = ("train", "eval")
 
 
-def train_run(src: Path, out: Path, steps: int, log_every: int, limit: Callable | None) -> dict:
-    """`leanvla train` from the package under `src`, in a new process that `limit` (run in it
-    before it starts) confines: its seconds a step after the first window, threads and losses."""
+def leanvla(src: Path, args: list[str], limit: Callable | None) -> float:
+    """The CLI of the package under `src`, in a new process that `limit` (run in it before it
+    starts) confines; its wall seconds."""
     env = {**os.environ, "PYTHONPATH": str(src), "LEANVLA_CACHE": "off"}
     env.pop("LOCAL_WORLD_SIZE", None)
-    command = [sys.executable, "-c", "from leanvla.cli import main; main()", "train"]
-    command += ["--data", str(FIXTURE), "--out", str(out), "--steps", str(steps), "--seed", "0"]
-    command += ["--log-every", str(log_every)]
+    command = [sys.executable, "-c", "from leanvla.cli import main; main()", *args]
+    start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=limit)
+    seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"`leanvla train` failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"`leanvla {args[0]}` failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def train_run(src: Path, out: Path, args, limit: Callable | None) -> dict:
+    """Seconds a step after the first logged window, the threads it trained on, its losses."""
+    options = ["--data", str(FIXTURE), "--out", str(out), "--steps", str(args.steps), "--seed", "0"]
+    leanvla(src, ["train", *options, "--log-every", str(args.log_every)], limit)
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     batch = json.loads((out / "train_config.json").read_text())["batch_size"]
     windows = [batch / record["samples_per_s"] for record in logged[1:]]
     (start,) = json.loads((out / "environment.json").read_text())
     return {
-        "step_s": sum(windows) / len(windows),
-        "threads": start["torch_threads"],
-        "losses": [record["loss"] for record in logged],
+        "seconds": sum(windows) / len(windows),
+        "count": start["torch_threads"],
+        "same": [record["loss"] for record in logged],
+    }
+
+
+def eval_run(src: Path, out: Path, args, limit: Callable | None, policy: Path) -> dict:
+    """Wall seconds, the workers it ran, and each episode's success."""
+    options = ["--policy", str(policy), "--episodes", str(args.eval_episodes), "--seed", "0"]
+    seconds = leanvla(src, ["eval", *options, "--save-rollouts", "0", "--out", str(out)], limit)
+    result = json.loads(out.read_text())
+    return {
+        "seconds": seconds,
+        "count": result["environment"]["workers"],
+        "same": [(e["task"], e["success"]) for e in result["episodes"]],
     }
 
 
@@ -101,6 +127,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=1, help="the cores a limited process is given")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--eval-episodes", type=int, default=4, help="episodes per task")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", type=result_name, default="cores")
     args = parser.parse_args()
@@ -119,8 +146,9 @@ def main() -> None:
     write_result(f"{args.name}.md", report(args, machine, rows, skipped))
 
 
-def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[list[dict], str | None]:
-    """Per way: each revision's fastest seconds a step, its threads, and its first run's losses."""
+def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[dict[str, list[dict]], str | None]:
+    """Per command, per way: each revision's fastest run (seconds, threads or workers, what must be
+    the same) and every run's seconds; why the quota way was skipped, if it was."""
     ways: dict[str, Callable | None] = {"none": None, "affinity": pinned(args.cores)}
     skipped, quota = None, None
     try:
@@ -128,67 +156,94 @@ def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[list[dict], str 
         ways["quota"] = quota.enter
     except OSError as exc:
         skipped = f"no CPU quota could be set here ({exc})"
-    rows = []
+    policy = tmp / "train-none-now-0"  # the first whole-machine training run of this checkout
+    rows: dict[str, list[dict]] = {command: [] for command in COMMANDS}
     try:
-        for way, limit in ways.items():
-            runs: dict[str, list[dict]] = {label: [] for label in sources}
-            for repeat in range(args.repeats):
-                for label, src in sources.items():
-                    print(f"{way}: {label}, run {repeat + 1} of {args.repeats} ...", file=sys.stderr)
-                    out = tmp / f"{way}-{label}-{repeat}"
-                    runs[label].append(train_run(src, out, args.steps, args.log_every, limit))
-            rows.append({"way": way, **{label: best(found) for label, found in runs.items()}})
+        for command in COMMANDS:
+            for way, limit in ways.items():
+                runs: dict[str, list[dict]] = {label: [] for label in sources}
+                for repeat in range(args.repeats):
+                    for label, src in sources.items():
+                        print(
+                            f"{command}, {way}: {label}, run {repeat + 1} of {args.repeats}", file=sys.stderr
+                        )
+                        out = tmp / f"{command}-{way}-{label}-{repeat}"
+                        if command == "train":
+                            runs[label].append(train_run(src, out, args, limit))
+                        else:
+                            runs[label].append(eval_run(src, out.with_suffix(".json"), args, limit, policy))
+                rows[command].append({"way": way, **{label: best(found) for label, found in runs.items()}})
     finally:
         if quota is not None:
             quota.remove()
-    whole = rows[0]
+    whole = rows["train"][0]
     earlier, now = whole[args.against], whole["now"]
-    assert earlier["threads"] == now["threads"] and earlier["losses"] == now["losses"], whole
+    assert earlier["count"] == now["count"] and earlier["same"] == now["same"], whole
+    for row in rows["eval"]:
+        assert row[args.against]["same"] == row["now"]["same"], row
     return rows, skipped
 
 
 def best(runs: list[dict]) -> dict:
-    fastest = min(runs, key=lambda run: run["step_s"])
-    assert len({run["threads"] for run in runs}) == 1, runs
-    return {**fastest, "all": [run["step_s"] for run in runs]}
+    fastest = min(runs, key=lambda run: run["seconds"])
+    assert len({run["count"] for run in runs}) == 1, runs
+    assert all(run["same"] == runs[0]["same"] for run in runs), runs
+    return {**fastest, "all": [run["seconds"] for run in runs]}
 
 
-def report(args, machine: int, rows: list[dict], skipped: str | None) -> str:
+def report(args, machine: int, rows: dict[str, list[dict]], skipped: str | None) -> str:
     described = {
         "none": f"none (the whole machine: {machine} cores)",
         "affinity": f"affinity: {args.cores} of {machine} cores",
         "quota": f"quota: {args.cores} core{'s' * (args.cores != 1)} a period",
     }
+    tasks = len({task for task, _ in rows["eval"][0]["now"]["same"]})
+    successes = sum(success for _, success in rows["eval"][0]["now"]["same"])
     lines = [
-        "# `leanvla train` on fewer cores than the machine has: the default thread count",
+        "# Commands given fewer cores than the machine has: training's threads, evaluation's workers",
         "",
         f"    {command_line()}",
         "",
-        f"`leanvla train` on the LeRobot fixture at its defaults, {args.steps} steps, seconds a step after the "
-        f"first logged window, the fastest of {args.repeats} runs each, the revisions in turn. `{args.against}` "
-        "started os.cpu_count() threads (divided by the processes); now the cores the process may use "
-        "(`leanvla.cores`: its affinity, bounded by its cgroup's CPU quota).",
+        f"`{args.against}` sized both by the machine: `train` started os.cpu_count() threads (divided by the "
+        "processes), `eval` 2 worker processes. Now both are sized by the cores the process may use "
+        "(`leanvla.cores`: its affinity, bounded by its cgroup's CPU quota): as many threads, and 2 "
+        f"workers or fewer. The fastest of {args.repeats} runs each, the revisions in turn.",
         "",
-        f"| cores given | {args.against}: threads | s/step | now: threads | s/step | now / {args.against} | every run (s/step, {args.against}; now) |",
-        "|---|---|---|---|---|---|---|",
+        f"`leanvla train` on the LeRobot fixture at its defaults, {args.steps} steps; seconds a step after the first "
+        "logged window:",
+        "",
+        *table(args, described, rows["train"], "threads", "s/step", 3),
+        "",
+        f"`leanvla eval` of a policy trained so, {args.eval_episodes} episode{'s' * (args.eval_episodes != 1)} on "
+        f"each of its {tasks} tasks "
+        f"({successes} of {tasks * args.eval_episodes} succeeded, every run alike); wall seconds, the workers' start included:",
+        "",
+        *table(args, described, rows["eval"], "workers", "seconds", 1),
     ]
-    for row in rows:
-        earlier, now = row[args.against], row["now"]
-        every = (
-            ", ".join(f"{s:.3f}" for s in earlier["all"]) + "; " + ", ".join(f"{s:.3f}" for s in now["all"])
-        )
-        lines.append(
-            f"| {described[row['way']]} | {earlier['threads']} | {earlier['step_s']:.3f} | {now['threads']} | "
-            f"{now['step_s']:.3f} | {now['step_s'] / earlier['step_s']:.2f}x | {every} |"
-        )
     if skipped:
         lines += ["", f"The quota way was skipped: {skipped}."]
     lines += [
         "",
-        f"On the whole machine both revisions trained on {rows[0]['now']['threads']} threads and logged the same "
-        "losses (asserted).",
+        f"On the whole machine both revisions trained on {rows['train'][0]['now']['count']} threads and logged "
+        "the same losses; in every way both evaluated to the same episodes (asserted).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def table(args, described: dict, rows: list[dict], count: str, unit: str, digits: int) -> list[str]:
+    against = args.against
+    lines = [
+        f"| cores given | {against}: {count} | {unit} | now: {count} | {unit} | now / {against} | every run ({against}; now) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        earlier, now = row[against], row["now"]
+        every = "; ".join(", ".join(f"{s:.{digits}f}" for s in run["all"]) for run in (earlier, now))
+        lines.append(
+            f"| {described[row['way']]} | {earlier['count']} | {earlier['seconds']:.{digits}f} | {now['count']} | "
+            f"{now['seconds']:.{digits}f} | {now['seconds'] / earlier['seconds']:.2f}x | {every} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

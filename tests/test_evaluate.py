@@ -246,6 +246,16 @@ def test_worker_processes_give_the_episodes_one_process_gives(result, tiny_run):
     ]
 
 
+def test_on_one_core_the_default_evaluates_in_this_process(tiny_run, monkeypatch):
+    def no_workers(*args, **kwargs):
+        raise AssertionError("worker processes were started on one core")
+
+    monkeypatch.setattr("leanvla.workers.cores_per_process", lambda: 1)
+    monkeypatch.setattr("leanvla.evaluate.map_in_workers", no_workers)
+    result = evaluate(EvalConfig(policy=tiny_run, episodes=2, max_steps=5), progress=False)
+    assert result["environment"]["workers"] == 1
+
+
 def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     from leanvla.evaluate import _run_all
 

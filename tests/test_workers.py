@@ -55,3 +55,13 @@ def test_a_caller_that_stops_reading_stops_the_jobs_running():
     start = time.perf_counter()
     results.close()  # what a Ctrl-C in the caller's loop does, through contextlib.closing
     assert time.perf_counter() - start < 10  # not the 60 s that letting them finish takes
+
+
+@pytest.mark.parametrize(("asked", "cores", "count"), [(None, 1, 1), (None, 2, 2), (None, 16, 2), (3, 1, 3)])
+def test_the_default_worker_count_is_two_or_fewer_where_fewer_cores_may_be_used(
+    monkeypatch, asked, cores, count
+):
+    from leanvla import workers
+
+    monkeypatch.setattr(workers, "cores_per_process", lambda: cores)
+    assert workers.worker_count(asked) == count  # a count asked for is kept

@@ -225,6 +225,7 @@ MUTANTS = [
     Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
+    Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, worker_count(cfg.workers))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
     Mutant("record-width-ignored", "data/record.py", "return self.image_size, self.image_size if self.image_width is None else self.image_width", "return self.image_size, self.image_size", ("tests/data/test_record.py", "tests/test_evaluate.py")),
     Mutant("record-keeps-expert-failures", "data/record.py", '            if not ep["success"]:\n                continue  # an expert failure is not a demonstration: try the next seed\n', "", "tests/data/test_record.py"),
     Mutant("record-wrong-task-may-be-own", "data/record.py", "others = [t for t in tasks if t != task]", "others = list(tasks)", "tests/data/test_record.py"),
@@ -330,6 +331,8 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
+    Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers), len(jobs))", "workers = min(cfg.workers or 2, len(jobs))", "tests/test_evaluate.py"),
+    Mutant("eval-workers-recorded-as-asked", "evaluate.py", '"workers": workers},', '"workers": cfg.workers},', "tests/test_evaluate.py"),
     Mutant("eval-renders-square", "evaluate.py", "    shape = render_shape(meta, provenance)\n", '    shape = (meta["model"]["image_size"],) * 2\n', "tests/test_evaluate.py"),
     Mutant("eval-render-shape-mixed", "evaluate.py", "return shapes.pop() if len(shapes) == 1 else (size, size)", "return shapes.pop() if len(shapes) == 1 else min(shapes)", "tests/test_evaluate.py"),
     Mutant("wilson-term", "evaluate.py", "math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))", "math.sqrt(p * (1 - p) / n)", "tests/test_evaluate.py"),
@@ -518,6 +521,7 @@ MUTANTS = [
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),
     # workers.py
+    Mutant("workers-two-on-any-cores", "workers.py", "else min(DEFAULT_WORKERS, cores_per_process())", "else DEFAULT_WORKERS", "tests/test_workers.py"),
     Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
     Mutant("workers-left-running", "workers.py", "            process.terminate()\n", "            pass\n", "tests/test_workers.py"),
 ]

@@ -4,9 +4,9 @@
 container's cpuset the affinity is smaller, and under `docker --cpus` or a Kubernetes CPU limit the
 quota is (the scheduler runs the process that many cores' worth of each period, then stops it).
 Threads beyond either wait on each other: given one core of this 2-core machine, `leanvla train`
-took 0.75x the time a step on one thread that it took on os.cpu_count()'s two when pinned to it,
-and 0.77x under a quota of one core (docs/results/cores.md). torch's own default honours the
-affinity, not a quota.
+took 0.75-0.86x the time a step on one thread that it took on os.cpu_count()'s two when pinned to
+it, and 0.73-0.77x under a quota of one core (two runs of docs/results/cores.md's benchmark).
+torch's own default honours the affinity, not a quota.
 """
 
 from __future__ import annotations

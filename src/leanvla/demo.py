@@ -52,7 +52,7 @@ class DemoPlan:
     batch_size: int = 64
     eval_episodes: int = 20
     max_steps: int = 200
-    workers: int = 2
+    workers: int | None = None  # leanvla.workers.worker_count's default
     prune_keep: float = 0.5
     prune_steps: int = 400
     adapt_tasks: str = "drawer-open-v3,window-close-v3"

@@ -26,7 +26,7 @@ from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_su
 from leanvla.environment import software_environment
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
-from leanvla.workers import map_in_workers
+from leanvla.workers import map_in_workers, worker_count
 
 
 @dataclass
@@ -49,8 +49,9 @@ class EvalConfig:
     """Write the results JSON here (and rollout strips/GIFs beside it)."""
     save_rollouts: int = 1
     """Rollouts per task saved as an image strip and a GIF (0 = none)."""
-    workers: int = 2
-    """Evaluation processes (one rendering context each; 1 = in this process)."""
+    workers: int | None = None
+    """Evaluation processes (one rendering context each; 1 = in this process; default: 2, fewer
+    where this process may use fewer cores)."""
     threads: int = 1
     """Torch threads per evaluation process."""
     decoding: OmitArgPrefixes[DecodingOptions] = field(default_factory=DecodingOptions)
@@ -64,7 +65,7 @@ class EvalConfig:
             ("--workers", self.workers),
             ("--threads", self.threads),
         ):
-            require(value >= 1, f"{flag} must be >= 1, got {value}")
+            require(value is None or value >= 1, f"{flag} must be >= 1, got {value}")
         require(self.save_rollouts >= 0, f"--save-rollouts must be >= 0 (0 = none), got {self.save_rollouts}")
         check_max_steps(self.max_steps)
 
@@ -237,7 +238,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         for task in tasks
         for k in range(cfg.episodes)
     ]
-    workers = min(cfg.workers, len(jobs))
+    workers = min(worker_count(cfg.workers), len(jobs))
     if workers > 1:  # a checkpoint that cannot load fails here in one line, not in every worker
         load_policy(checkpoint)
     episodes = list(_run_all(jobs, checkpoint, workers, cfg.threads, decode, progress))
@@ -268,7 +269,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         **decoding_summary(meta, decode, chunks, sum(e["forward_passes"] for e in episodes)),
         "episodes": [{k: v for k, v in e.items() if k != "frames"} for e in episodes],
         # Policies run in the workers, each with its own thread count: that is the count that matters.
-        "environment": {**software_environment(), "torch_threads": cfg.threads, "workers": cfg.workers},
+        "environment": {**software_environment(), "torch_threads": cfg.threads, "workers": workers},
     }
     if cfg.out is not None:
         from leanvla.report import save_rollout_media

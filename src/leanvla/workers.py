@@ -11,6 +11,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from leanvla.cores import cores_per_process
+
+DEFAULT_WORKERS = 2
+
+
+def worker_count(asked: int | None) -> int:
+    """`--workers` as asked; by default DEFAULT_WORKERS, or fewer where this process may use fewer
+    cores: a second process on one core only waits its turn, and costs its start."""
+    return asked if asked is not None else min(DEFAULT_WORKERS, cores_per_process())
+
 
 def map_in_workers(
     fn: Callable, jobs: Iterable, workers: int, initializer: Callable | None = None, initargs: tuple = ()

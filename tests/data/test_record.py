@@ -42,6 +42,16 @@ def test_a_wider_camera_records_the_same_episodes_seen_wider(tiny_dataset, tmp_p
     assert np.array_equal(frames[:, :, 8:40], square.read_images(camera)[:length])
 
 
+def test_on_one_core_the_default_records_in_this_process(tmp_path, monkeypatch):
+    def no_workers(*args, **kwargs):
+        raise AssertionError("worker processes were started on one core")
+
+    monkeypatch.setattr("leanvla.workers.cores_per_process", lambda: 1)
+    monkeypatch.setattr("leanvla.data.record.map_in_workers", no_workers)
+    cfg = RecordConfig(out=tmp_path / "ds", tasks="reach-v3", episodes=2, cameras="corner2", image_size=16)
+    assert record(cfg, progress=False)["episodes"] == 2
+
+
 def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):
     labels = tmp_path / "labels.json"
     cfg = RecordConfig(

@@ -27,7 +27,7 @@ from leanvla.data.seeds import episode_seed
 from leanvla.data.writer import LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
-from leanvla.workers import map_in_workers
+from leanvla.workers import map_in_workers, worker_count
 
 BAD_KINDS = ("noisy", "failed", "truncated", "wrong_task")
 
@@ -61,8 +61,9 @@ class RecordConfig:
     """Where to write which episodes are bad and how (required with --bad-fraction > 0)."""
     noise_std: float = 0.6
     """Std of the Gaussian noise added to the expert's actions in 'noisy' episodes."""
-    workers: int = 2
-    """Recording processes (one rendering context each)."""
+    workers: int | None = None
+    """Recording processes (one rendering context each; 1 = in this process; default: 2, fewer
+    where this process may use fewer cores)."""
     overwrite: bool = False
     """Replace --out if it exists."""
 
@@ -137,7 +138,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         cfg.overwrite or not Path(cfg.out).exists(),
         f"{cfg.out} already exists; choose another --out or pass --overwrite",
     )
-    require(cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
+    require(cfg.workers is None or cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
     return tasks, cameras, kinds
 
 
@@ -283,7 +284,7 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
             writer.task_index(INSTRUCTIONS[task])
         bar = tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress)
         # the workers stopped here, whatever stops this loop, not whenever the collector finds them
-        with bar, closing(_run_jobs(jobs, cfg.workers)) as episodes:
+        with bar, closing(_run_jobs(jobs, worker_count(cfg.workers))) as episodes:
             for ep in episodes:
                 job: EpisodeJob = ep["job"]
                 frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
@@ -324,7 +325,7 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
     }
 
 
-def record_cached(cache: Path, *, workers: int = 2, **options) -> Path:
+def record_cached(cache: Path, *, workers: int | None = None, **options) -> Path:
     """The dataset recorded with these RecordConfig `options`, recorded into `cache` the first time.
 
     The directory name is a hash of the options, so a different recording never reuses it; a
