@@ -14,33 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import REPO, command_line, result_name, write_result
+from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
 
 MODEL = ["--model.size", "tiny", "--model.layers", "3", "--model.expert-layers", "3"]
 
 
-def leanvla(src: Path, *args: str) -> None:
-    """Run the CLI of the code under `src` (its own package, not the installed one)."""
-    env = {**os.environ, "PYTHONPATH": str(src), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    code = "from leanvla.cli import main; main()"
-    subprocess.run([sys.executable, "-c", code, *args], env=env, check=True, capture_output=True)
-
-
 def run_once(src: Path, data: Path, out: Path, steps: int, episodes: int) -> dict:
-    start = time.perf_counter()
-    leanvla(
-        src, "train", "--data", str(data), *MODEL, "--steps", str(steps), "--seed", "0", "--out", str(out)
+    seconds = leanvla_at(
+        src, ["train", "--data", str(data), *MODEL, "--steps", str(steps), "--seed", "0", "--out", str(out)]
     )
-    seconds = time.perf_counter() - start
-    leanvla(src, "eval", "--policy", str(out), "--episodes", str(episodes), "--seed", "0",
-            "--save-rollouts", "0", "--out", str(out / "eval.json"))  # fmt: skip
+    leanvla_at(src, ["eval", "--policy", str(out), "--episodes", str(episodes), "--seed", "0",
+                     "--save-rollouts", "0", "--out", str(out / "eval.json")])  # fmt: skip
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rates = [m["samples_per_s"] for m in logged if "samples_per_s" in m]
     return {
@@ -65,23 +52,14 @@ def main() -> None:
     if not (args.data / "meta" / "info.json").is_file():
         parser.error(f"--data {args.data}: not a LeRobotDataset (no meta/info.json); record one first")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "old"
-        made = subprocess.run(
-            ["git", "worktree", "add", "-f", str(old), args.against], cwd=REPO, capture_output=True, text=True
-        )
-        if made.returncode != 0:
-            parser.error(f"--against {args.against}: {made.stderr.strip()}")
-        try:
-            for repeat in range(1, args.repeats + 1):
-                for label, src in ((args.against, old / "src"), ("working tree", REPO / "src")):
-                    out = Path(tmp) / f"{label.replace(' ', '-')}-{repeat}"
-                    rows.append(
-                        (label, repeat, run_once(src, args.data.resolve(), out, args.steps, args.episodes))
-                    )
-                    print(label, repeat, rows[-1][2], flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
+    with source_at(args.against, parser) as old, tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(1, args.repeats + 1):
+            for label, src in ((args.against, old), ("working tree", REPO / "src")):
+                out = Path(tmp) / f"{label.replace(' ', '-')}-{repeat}"
+                rows.append(
+                    (label, repeat, run_once(src, args.data.resolve(), out, args.steps, args.episodes))
+                )
+                print(label, repeat, rows[-1][2], flush=True)
     lines = [
         f"# The code at {args.against} against the working tree, in turn",
         "",

@@ -7,12 +7,14 @@ seed, and write their tables (with the command that produced them) into docs/res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +58,46 @@ def module_at(revision: str, path: str):
     module = types.ModuleType(f"{Path(path).stem}_at_{label}")
     exec(compile(source, origin, "exec"), module.__dict__)
     return module, label
+
+
+@contextlib.contextmanager
+def source_at(revision: str, parser: argparse.ArgumentParser) -> Iterator[Path]:
+    """The src/ of a temporary git worktree at `revision` (removed afterwards), to run that
+    revision's leanvla beside this checkout's; a revision git cannot check out is refused through
+    `parser` (one line, exit code 2)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        made = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), revision],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        if made.returncode != 0:
+            parser.error(f"--against {revision}: {made.stderr.strip()}")
+        try:
+            yield tree / "src"
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def leanvla_at(src: Path, args: list[str], limit: Callable | None = None, **env: str) -> float:
+    """`leanvla ARGS` of the package under `src` (a revision's, not the installed one) in a new
+    process, with `env` added to its environment and `limit` run in it before it starts (a CPU
+    affinity, a cgroup); its wall seconds. A failure raises with the end of its stderr."""
+    import subprocess
+
+    command = [sys.executable, "-c", "from leanvla.cli import main; main()", *args]
+    environment = {**os.environ, "PYTHONPATH": str(src), **env}
+    start = time.perf_counter()
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, preexec_fn=limit)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"`leanvla {args[0]}` failed:\n{done.stderr[-3000:]}")
+    return seconds
 
 
 def child_result(script: str, task: dict, cache: str | None) -> dict:

@@ -33,38 +33,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import REPO, command_line, result_name, write_result
+from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "lerobot_metaworld_v30"
 PERIOD_US = 100_000
 COMMANDS = ("train", "eval")
 
 
-def leanvla(src: Path, args: list[str], limit: Callable | None) -> float:
-    """The CLI of the package under `src`, in a new process that `limit` (run in it before it
-    starts) confines; its wall seconds."""
-    env = {**os.environ, "PYTHONPATH": str(src), "LEANVLA_CACHE": "off"}
-    env.pop("LOCAL_WORLD_SIZE", None)
-    command = [sys.executable, "-c", "from leanvla.cli import main; main()", *args]
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=limit)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"`leanvla {args[0]}` failed:\n{done.stderr[-3000:]}")
-    return seconds
-
-
 def train_run(src: Path, out: Path, args, limit: Callable | None) -> dict:
     """Seconds a step after the first logged window, the threads it trained on, its losses."""
     options = ["--data", str(FIXTURE), "--out", str(out), "--steps", str(args.steps), "--seed", "0"]
-    leanvla(src, ["train", *options, "--log-every", str(args.log_every)], limit)
+    leanvla_at(src, ["train", *options, "--log-every", str(args.log_every)], limit, LEANVLA_CACHE="off")
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     batch = json.loads((out / "train_config.json").read_text())["batch_size"]
     windows = [batch / record["samples_per_s"] for record in logged[1:]]
@@ -79,7 +63,9 @@ def train_run(src: Path, out: Path, args, limit: Callable | None) -> dict:
 def eval_run(src: Path, out: Path, args, limit: Callable | None, policy: Path) -> dict:
     """Wall seconds, the workers it ran, and each episode's success."""
     options = ["--policy", str(policy), "--episodes", str(args.eval_episodes), "--seed", "0"]
-    seconds = leanvla(src, ["eval", *options, "--save-rollouts", "0", "--out", str(out)], limit)
+    seconds = leanvla_at(
+        src, ["eval", *options, "--save-rollouts", "0", "--out", str(out)], limit, LEANVLA_CACHE="off"
+    )
     result = json.loads(out.read_text())
     return {
         "seconds": seconds,
@@ -135,14 +121,8 @@ def main() -> None:
     if not 1 <= args.cores < machine:
         parser.error(f"--cores {args.cores}: give fewer cores than this process may use ({machine})")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        earlier = Path(tmp) / "earlier"
-        subprocess.run(["git", "worktree", "add", "--detach", str(earlier), args.against], cwd=REPO,
-                       check=True, capture_output=True)  # fmt: skip
-        try:
-            rows, skipped = measure(args, {args.against: earlier / "src", "now": REPO / "src"}, Path(tmp))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(earlier)], cwd=REPO, check=True)
+    with source_at(args.against, parser) as earlier, tempfile.TemporaryDirectory() as tmp:
+        rows, skipped = measure(args, {args.against: earlier, "now": REPO / "src"}, Path(tmp))
     write_result(f"{args.name}.md", report(args, machine, rows, skipped))
 
 
