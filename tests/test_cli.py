@@ -102,6 +102,36 @@ def test_a_camera_video_shorter_than_its_episodes_is_one_line_and_nothing_is_wri
     assert not (tmp_path / "cut").exists()
 
 
+def test_a_v21_dataset_is_converted_by_the_command_its_refusal_names_then_trains(
+    capsys, lerobot_fixture, tmp_path
+):
+    from tests.data.helpers import to_v21
+
+    old = to_v21(lerobot_fixture, tmp_path / "v21")
+    code, _, err = run(capsys, "info", str(old))
+    one_line_error(code, err, "codebase_version v2.1", f"leanvla data convert {old} --out DIR")
+    code, out, err = run(capsys, "data", "convert", str(old), "--out", str(tmp_path / "v30"))
+    assert code == 0, err
+    assert json.loads(out) | {"out": None} == {
+        "out": None,
+        "episodes": 9,
+        "frames": 679,
+        "tasks": 3,
+        "data_files": 1,
+        "video_files": {"linked": 0, "copied": 0},
+    }
+    code, out, _ = run(capsys, "info", str(tmp_path / "v30"))
+    assert code == 0 and json.loads(out)["codebase_version"] == "v3.0"
+    train = ["train", "--data", str(tmp_path / "v30"), "--model.size", "tiny", "--steps", "1"]
+    code, _, err = run(capsys, *train, "--batch-size", "4", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    code, _, err = run(capsys, "data", "convert", str(old), "--out", str(tmp_path / "v30"))
+    one_line_error(code, err, "v30 already exists; choose another --out or pass --overwrite")
+    code, _, err = run(capsys, "data", "convert", str(tmp_path / "v30"), "--out", str(tmp_path / "again"))
+    one_line_error(code, err, "is already LeRobotDataset v3.0: leanvla reads it as it is")
+    assert not (tmp_path / "again").exists()
+
+
 def test_feature_with_wrong_shape(capsys, lerobot_fixture, tmp_path):
     ds = tmp_path / "ds"
     shutil.copytree(lerobot_fixture, ds)

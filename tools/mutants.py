@@ -57,6 +57,7 @@ SIM = "tests/prune/test_similarity.py"
 DEC = "tests/decode"
 FC = "tests/data/test_frame_cache.py"
 FD = "tests/data/test_file_digests.py"
+CONV = "tests/data/test_convert.py"
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -152,6 +153,18 @@ MUTANTS = [
     # data/augment.py
     Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
     Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
+    # data/convert.py
+    Mutant("convert-file-size-ignored", "data/convert.py", "if writer is None or held_mb + size_mb > limit_mb:", "if writer is None:", CONV),
+    Mutant("convert-chunk-never-full", "data/convert.py", "if file == dataset.chunks_size:", "if file > dataset.chunks_size:", CONV),
+    Mutant("convert-frames-not-counted", "data/convert.py", "first_frame += table.num_rows", "first_frame += 0", CONV),
+    Mutant("convert-video-end-in-frames", "data/convert.py", 'f"videos/{key}/to_timestamp": length / dataset.info["fps"],', 'f"videos/{key}/to_timestamp": float(length),', CONV),
+    Mutant("convert-videos-copied-always", "data/convert.py", "os.link(source, target)  #", "shutil.copyfile(source, target)  #", CONV),
+    Mutant("convert-episode-column-unchecked", "data/convert.py", 'table.column("episode_index").to_numpy() == episode)', 'table.column("episode_index").to_numpy() >= 0)', CONV),
+    Mutant("convert-columns-not-reordered", "data/convert.py", "return table.select(schema.names).cast(schema)", "return table", CONV),
+    Mutant("convert-out-above-source", "data/convert.py", "out.resolve() not in (source.resolve(), *source.resolve().parents)", "out.resolve() != source.resolve()", CONV),
+    Mutant("convert-frame-total-unchecked", "data/convert.py", 'total == info["total_frames"],', "True,", CONV),
+    Mutant("convert-quantiles-assumed", "data/stats.py", "if all(name in s for s in per_episode):", "if True:", CONV),
+    Mutant("reader-v20-sent-to-convert", "data/reader.py", 'if version == "v2.1"', 'if version.startswith("v2")', CONV),
     # data/format.py
     Mutant("format-chunk-digits", "data/format.py", 'DATA_PATH = "data/chunk-{chunk_index:03d}/', 'DATA_PATH = "data/chunk-{chunk_index:02d}/', "tests/data"),
     Mutant("format-list-length", "data/format.py", "return pa.list_(scalar, shape[0])", "return pa.list_(scalar)", "tests/data"),

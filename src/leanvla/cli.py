@@ -71,6 +71,12 @@ def run_record(cfg) -> None:
     print(json.dumps(summary))
 
 
+def run_convert(cfg) -> None:
+    from leanvla.data.convert import convert
+
+    print(json.dumps(convert(cfg)))
+
+
 def run_train(cfg) -> None:
     from leanvla.train.loop import train
 
@@ -165,6 +171,7 @@ def run_demo(cfg) -> None:
 def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     from leanvla.adapt.export import ExportConfig
     from leanvla.curate.run import CurateConfig
+    from leanvla.data.convert import ConvertConfig
     from leanvla.data.record import RecordConfig
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
@@ -175,6 +182,11 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
 
     return {
         ("data", "metaworld"): (RecordConfig, run_record, "record Meta-World scripted-expert demonstrations"),
+        ("data", "convert"): (
+            ConvertConfig,
+            run_convert,
+            "rewrite a LeRobotDataset v2.1 as v3.0 (no lerobot needed)",
+        ),
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("cache",): (CacheConfig, run_cache, "list (or clear) the decoded-frame cache"),
         ("train",): (TrainConfig, run_train, "train a policy (resumable; torchrun for data parallel)"),

@@ -134,3 +134,52 @@ def to_video_dataset(
         episodes = episodes.append_column(f"videos/{key}/{name}", pa.array(values))
     pq.write_table(episodes, ep_path)
     return frames
+
+
+def to_v21(source: Path, root: Path, video_keys: tuple[str, ...] = (), chunks_size: int = 1000) -> Path:
+    """A v3 dataset of image features rewritten in LeRobot v2.1's layout at `root`: a data file and
+    (for `video_keys`, encoded losslessly) an mp4 a camera per episode, meta/*.jsonl, and info.json
+    as LeRobot v2.1 wrote it (its templates, total_chunks and total_videos; no file sizes; no
+    quantiles in the statistics)."""
+    ds = LeRobotDataset(source)
+    table = ds.read_table()
+    episodes = ds.episodes.to_pylist()
+    info = {k: v for k, v in json.loads(json.dumps(ds.info)).items() if not k.endswith("_files_size_in_mb")}
+    info |= {
+        "codebase_version": "v2.1",
+        "chunks_size": chunks_size,
+        "total_chunks": -(-len(episodes) // chunks_size),
+        "total_videos": len(episodes) * len(video_keys),
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+        if video_keys
+        else None,
+    }
+    for key in video_keys:
+        info["features"][key] = {**info["features"][key], "dtype": "video"}
+    lines: dict[str, list[dict]] = {"episodes": [], "episodes_stats": [], "tasks": []}
+    for e, row in enumerate(episodes):
+        chunk = e // chunks_size
+        frames = table.slice(row["dataset_from_index"], row["length"])
+        for key in video_keys:
+            path = root / info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=e)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            images = ds.read_images(key)[row["dataset_from_index"] : row["dataset_to_index"]]
+            encode_mp4(path, images, ds.fps)
+            frames = frames.drop([key])
+        path = root / info["data_path"].format(episode_chunk=chunk, episode_index=e)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(frames, path)
+        lines["episodes"].append({"episode_index": e, "tasks": row["tasks"], "length": row["length"]})
+        stats: dict[str, dict] = {}
+        for name, value in row.items():
+            if name.startswith("stats/") and not name.rsplit("/", 1)[1].startswith("q"):
+                key, stat = name[len("stats/") :].rsplit("/", 1)
+                stats.setdefault(key, {})[stat] = value
+        lines["episodes_stats"].append({"episode_index": e, "stats": stats})
+    lines["tasks"] = [{"task_index": i, "task": task} for i, task in enumerate(ds.tasks)]
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    for name, objects in lines.items():
+        (root / f"meta/{name}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+    return root

@@ -50,9 +50,14 @@ class LeRobotDataset:
         except json.JSONDecodeError as exc:
             raise UserError(f"{info_path} is not valid JSON ({exc}); the dataset is corrupt") from exc
         version = str(self.info.get("codebase_version", "?"))
+        convert = (
+            f"convert it with `leanvla data convert {self.root} --out DIR`"
+            if version == "v2.1"
+            else "convert it to v2.1 with lerobot's convert_dataset_v20_to_v21, then with `leanvla data convert`"
+        )
         require(
             version.startswith("v3"),
-            f"{info_path} says codebase_version {version}; leanvla reads LeRobotDataset v3.x (convert older datasets with lerobot's convert_dataset_v21_to_v30)",
+            f"{info_path} says codebase_version {version}; leanvla reads LeRobotDataset v3.x: {convert}",
         )
         for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
             require(key in self.info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")

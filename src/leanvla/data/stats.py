@@ -76,7 +76,8 @@ def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     """Combine per-episode statistics into dataset statistics, weighting by frame count.
 
     Mean and std are exact (pooled variance); quantiles are count-weighted averages of the
-    per-episode quantiles, which is what LeRobot does too.
+    per-episode quantiles, which is what LeRobot does too (those every episode has: LeRobot v2.1
+    kept none).
     """
     counts = np.array([float(s["count"][0]) for s in per_episode])
     w = counts / counts.sum()
@@ -97,7 +98,8 @@ def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.nd
         "count": np.array([int(counts.sum())], dtype=np.int64),
     }
     for name in QUANTILES:
-        out[name] = wsum(name)
+        if all(name in s for s in per_episode):
+            out[name] = wsum(name)
     return out
 
 

@@ -1,0 +1,344 @@
+"""`leanvla data convert`: a LeRobotDataset v2.1 rewritten as v3.0, with pyarrow alone.
+
+Many datasets on the Hub are still v2.1, and LeRobot's own converter needs a LeRobot that does not
+install beside leanvla. v2.1 keeps an episode a file:
+    meta/info.json                                          codebase_version "v2.1", path templates
+    meta/episodes.jsonl, meta/episodes_stats.jsonl          one line per episode
+    meta/tasks.jsonl                                        one line per task
+    data/chunk-CCC/episode_EEEEEE.parquet                   one episode's frames
+    videos/chunk-CCC/<key>/episode_EEEEEE.mp4               one episode's frames of a camera
+The frames' columns are the same in both versions, so the data files are joined into v3's files
+(of at most data_files_size_in_mb) unchanged. Each mp4 stays one v3 video file holding one
+episode (from_timestamp 0): nothing is re-encoded, and the file is hard-linked, not copied, where
+both directories are on one filesystem. The per-episode statistics move into meta/episodes, and
+meta/stats.json aggregates them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tyro
+
+from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.data import format as fmt
+from leanvla.data.stats import aggregate_stats, stats_to_json
+from leanvla.errors import UserError, require
+
+V21_EPISODES = "meta/episodes.jsonl"
+V21_EPISODES_STATS = "meta/episodes_stats.jsonl"
+V21_TASKS = "meta/tasks.jsonl"
+
+
+@dataclass
+class ConvertConfig:
+    """Convert a LeRobotDataset v2.1 (an episode a file) into v3.0, which leanvla and LeRobot >= 0.4
+    read; the v2.1 directory is left as it was."""
+
+    source: tyro.conf.Positional[Path]
+    """The v2.1 dataset directory."""
+    out: Path
+    """Directory of the v3.0 dataset (must not exist unless --overwrite)."""
+    overwrite: bool = False
+    """Replace --out if it exists."""
+
+
+@dataclass
+class V21Dataset:
+    """A v2.1 dataset's metadata, checked: every episode's files exist and the counts agree."""
+
+    root: Path
+    info: dict
+    tasks: list[str]
+    episodes: list[dict]  # episodes.jsonl's lines, in episode order
+    stats: list[dict[str, dict[str, np.ndarray]]]  # episodes_stats.jsonl's, in episode order
+
+    @property
+    def chunks_size(self) -> int:
+        return int(self.info.get("chunks_size", fmt.DEFAULT_CHUNKS_SIZE))
+
+    @property
+    def cameras(self) -> list[str]:
+        """The features stored as mp4 files."""
+        return [k for k, f in self.info["features"].items() if f["dtype"] == "video"]
+
+    def data_file(self, episode: int) -> Path:
+        chunk = episode // self.chunks_size
+        return self.root / self.info["data_path"].format(episode_chunk=chunk, episode_index=episode)
+
+    def video_file(self, key: str, episode: int) -> Path:
+        chunk = episode // self.chunks_size
+        path = self.info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=episode)
+        return self.root / path
+
+
+def convert(cfg: ConvertConfig) -> dict:
+    """Write the v3.0 dataset at cfg.out (whole, or not at all); returns what `leanvla data convert`
+    prints."""
+    from tqdm import tqdm
+
+    from leanvla.data.reader import LeRobotDataset
+
+    source, out = Path(cfg.source), Path(cfg.out)
+    dataset = read_v21(source)
+    require(
+        out.resolve() not in (source.resolve(), *source.resolve().parents),
+        f"--out {out} would replace the dataset being converted; choose another directory",
+    )
+    require(
+        cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
+    )
+    episodes = len(dataset.episodes)
+    with atomic_dir(out, replace=cfg.overwrite) as tmp:
+        with tqdm(total=episodes, desc="data", unit="episode", leave=False, mininterval=1.0) as bar:
+            rows, data_files = write_data(dataset, tmp, bar)
+        placed = {"linked": 0, "copied": 0}
+        videos = episodes * len(dataset.cameras)
+        with tqdm(total=videos, desc="videos", unit="file", leave=False, disable=not videos) as bar:
+            for key in dataset.cameras:
+                for episode, row in enumerate(rows):
+                    row |= place_video(dataset, key, episode, tmp, placed)
+                    bar.update()
+        write_meta(dataset, tmp, rows)
+        LeRobotDataset(tmp)  # the reader's own checks, before the result takes --out's name
+    return {
+        "out": str(out),
+        "episodes": episodes,
+        "frames": dataset.info["total_frames"],
+        "tasks": len(dataset.tasks),
+        "data_files": data_files,
+        "video_files": placed,
+    }
+
+
+def read_v21(root: Path) -> V21Dataset:
+    """The v2.1 dataset at `root`, or one line saying why it cannot be converted."""
+    require(root.is_dir(), f"dataset directory {root} does not exist")
+    info_path = root / fmt.INFO_PATH
+    require(info_path.is_file(), f"{info_path} is missing: {root} is not a LeRobotDataset directory")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{info_path} is not valid JSON ({exc}); the dataset is corrupt") from exc
+    version = str(info.get("codebase_version", "?"))
+    require(
+        not version.startswith("v3"),
+        f"{root} is already LeRobotDataset {version}: leanvla reads it as it is, with no conversion",
+    )
+    require(
+        version == "v2.1",
+        f"{info_path} says codebase_version {version}; `leanvla data convert` converts v2.1 (convert "
+        "older datasets to v2.1 first with lerobot's convert_dataset_v20_to_v21)",
+    )
+    for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
+        require(key in info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")
+    tasks = _jsonl(root / V21_TASKS, "task_index", "task")
+    require(
+        [t["task_index"] for t in tasks] == list(range(len(tasks))),
+        f"{root / V21_TASKS}: task_index values are not 0..{len(tasks) - 1}",
+    )
+    episodes = _jsonl(root / V21_EPISODES, "episode_index", "length")
+    stats = _jsonl(root / V21_EPISODES_STATS, "episode_index", "stats")
+    for path, lines in ((root / V21_EPISODES, episodes), (root / V21_EPISODES_STATS, stats)):
+        numbers = {line["episode_index"] for line in lines}
+        missing = next((e for e in range(len(lines)) if e not in numbers), None)
+        require(
+            missing is None,
+            f"{path} lists {len(lines)} episodes but not episode {missing}: LeRobot numbers them "
+            "0..N-1, so one is lost or the file was edited; the dataset is incomplete",
+        )
+        require(
+            len(lines) == info["total_episodes"],
+            f"{path} lists {len(lines)} episodes but {info_path} says total_episodes={info['total_episodes']}",
+        )
+    total = sum(int(e["length"]) for e in episodes)
+    require(
+        total == info["total_frames"],
+        f"{root / V21_EPISODES}: the episodes' lengths add up to {total} frames but {info_path} says "
+        f"total_frames={info['total_frames']}",
+    )
+    dataset = V21Dataset(
+        root,
+        info,
+        [t["task"] for t in tasks],
+        episodes,
+        [{key: _arrays(s) for key, s in line["stats"].items()} for line in stats],
+    )
+    if dataset.cameras:
+        require(info.get("video_path"), f"{info_path} has video features but no 'video_path'")
+    for episode in range(len(episodes)):
+        paths = [dataset.data_file(episode), *(dataset.video_file(k, episode) for k in dataset.cameras)]
+        for path in paths:
+            require(path.is_file(), f"{path} is missing (episode {episode}); the dataset is incomplete")
+    return dataset
+
+
+def _jsonl(path: Path, index: str, *needed: str) -> list[dict]:
+    """A JSON-lines file's objects (blank lines skipped), each with an integer `index` and the
+    `needed` entries, sorted by `index`."""
+    require(
+        path.is_file(),
+        f"{path} is missing; a v2.1 dataset has meta/episodes.jsonl, episodes_stats.jsonl and tasks.jsonl",
+    )
+    lines = []
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f"{path}, line {number}, is not valid JSON ({exc}); the dataset is corrupt"
+            ) from exc
+        require(
+            isinstance(line, dict) and isinstance(line.get(index), int),
+            f"{path}, line {number}, has no integer '{index}'; the dataset is corrupt",
+        )
+        absent = [name for name in needed if name not in line]
+        require(
+            not absent,
+            f"{path}, line {number}, has no '{absent[0] if absent else ''}'; the dataset is corrupt",
+        )
+        lines.append(line)
+    return sorted(lines, key=lambda line: line[index])
+
+
+def _arrays(stats: dict) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value) for name, value in stats.items()}
+
+
+def write_data(dataset: V21Dataset, root: Path, bar) -> tuple[list[dict], int]:
+    """The episodes' data files joined into v3 files of at most data_files_size_in_mb, in episode
+    order, an episode a row group (as LeRobot writes them); returns each episode's metadata row so
+    far and the number of files written."""
+    limit_mb = dataset.info.get("data_files_size_in_mb", fmt.DEFAULT_DATA_FILE_SIZE_MB)
+    schema, writer, path = None, None, None
+    chunk, file, held_mb, first_frame = 0, -1, 0.0, 0
+    rows = []
+    try:
+        for episode, line in enumerate(dataset.episodes):
+            source = dataset.data_file(episode)
+            table = _episode_table(source, episode, int(line["length"]), schema)
+            schema = schema or table.schema
+            size_mb = source.stat().st_size / 1e6
+            if writer is None or held_mb + size_mb > limit_mb:
+                if writer is not None:
+                    writer.close()
+                file += 1
+                if file == dataset.chunks_size:
+                    chunk, file = chunk + 1, 0
+                path = root / fmt.DATA_PATH.format(chunk_index=chunk, file_index=file)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer, held_mb = pq.ParquetWriter(path, schema), 0.0
+            writer.write_table(table)
+            held_mb += size_mb
+            rows.append(
+                {
+                    **line,
+                    "data/chunk_index": chunk,
+                    "data/file_index": file,
+                    "dataset_from_index": first_frame,
+                    "dataset_to_index": first_frame + table.num_rows,
+                }
+            )
+            first_frame += table.num_rows
+            bar.update()
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows, chunk * dataset.chunks_size + file + 1
+
+
+def _episode_table(path: Path, episode: int, length: int, schema: pa.Schema | None) -> pa.Table:
+    """One v2.1 data file, checked: `length` frames of `episode`, the columns of the first one."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+    require(
+        table.num_rows == length,
+        f"{path} holds {table.num_rows} frames but meta/episodes.jsonl says episode {episode} has {length}",
+    )
+    require(
+        "episode_index" in table.column_names and np.all(table.column("episode_index").to_numpy() == episode),
+        f"{path}: its episode_index column is not {episode} throughout; the dataset is corrupt",
+    )
+    if schema is None or table.schema.equals(schema, check_metadata=False):
+        return table
+    extra = sorted(set(table.column_names) - set(schema.names))
+    lacking = sorted(set(schema.names) - set(table.column_names))
+    same = "every episode must have the same columns"
+    require(not extra, f"{path} has columns {extra} that the first episode has not; {same}")
+    require(not lacking, f"{path} lacks columns {lacking} that the first episode has; {same}")
+    try:  # the same columns in another order, or of types that convert without loss
+        return table.select(schema.names).cast(schema)
+    except pa.ArrowException as exc:
+        first = next(f.name for f in schema if table.schema.field(f.name).type != f.type)
+        raise UserError(
+            f"{path}: column '{first}' is {table.schema.field(first).type}, not {schema.field(first).type} "
+            f"as in the first episode ({' '.join(str(exc).split())})"
+        ) from exc
+
+
+def place_video(dataset: V21Dataset, key: str, episode: int, root: Path, placed: dict[str, int]) -> dict:
+    """An episode's mp4 of camera `key` as a v3 video file of its own (hard-linked where it can be,
+    else copied; counted in `placed`); returns its columns of the episode's metadata row."""
+    chunk, file = divmod(episode, dataset.chunks_size)
+    target = root / fmt.VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = dataset.video_file(key, episode)
+    try:
+        os.link(source, target)  # another filesystem, or one without hard links: copied instead
+        placed["linked"] += 1
+    except OSError:
+        shutil.copyfile(source, target)
+        placed["copied"] += 1
+    length = int(dataset.episodes[episode]["length"])
+    return {
+        f"videos/{key}/chunk_index": chunk,
+        f"videos/{key}/file_index": file,
+        f"videos/{key}/from_timestamp": 0.0,
+        f"videos/{key}/to_timestamp": length / dataset.info["fps"],
+    }
+
+
+def write_meta(dataset: V21Dataset, root: Path, rows: list[dict]) -> None:
+    """meta/: the tasks table, the episodes (with their statistics), stats.json and info.json."""
+    (root / "meta").mkdir(exist_ok=True)
+    tasks = pa.table(
+        {
+            "task_index": pa.array(range(len(dataset.tasks)), pa.int64()),
+            "__index_level_0__": pa.array(dataset.tasks, pa.large_string()),
+        }
+    ).replace_schema_metadata(fmt.tasks_schema_metadata())
+    pq.write_table(tasks, root / fmt.TASKS_PATH)
+    for row, stats in zip(rows, dataset.stats):
+        for key, feature_stats in stats.items():
+            for name, value in feature_stats.items():
+                row[f"stats/{key}/{name}"] = value.tolist()
+        row["meta/episodes/chunk_index"] = 0
+        row["meta/episodes/file_index"] = 0
+    episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
+    episodes_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), episodes_path)
+    keys = dict.fromkeys(key for stats in dataset.stats for key in stats)
+    aggregated = {key: aggregate_stats([s[key] for s in dataset.stats if key in s]) for key in keys}
+    write_json_atomic(root / fmt.STATS_PATH, stats_to_json(aggregated))
+    info = dict(dataset.info)
+    for gone in ("total_chunks", "total_videos"):
+        info.pop(gone, None)
+    info |= {
+        "codebase_version": fmt.CODEBASE_VERSION,
+        "data_files_size_in_mb": info.get("data_files_size_in_mb", fmt.DEFAULT_DATA_FILE_SIZE_MB),
+        "video_files_size_in_mb": info.get("video_files_size_in_mb", fmt.DEFAULT_VIDEO_FILE_SIZE_MB),
+        "data_path": fmt.DATA_PATH,
+        "video_path": fmt.VIDEO_PATH if dataset.cameras else None,
+    }
+    write_json_atomic(root / fmt.INFO_PATH, info)

@@ -1,0 +1,302 @@
+"""`leanvla data convert`: LeRobot v2.1 datasets rewritten as v3.0, read back frame for frame."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from leanvla.data import convert as convert_module
+from leanvla.data.convert import ConvertConfig, convert
+from leanvla.data.reader import LeRobotDataset
+from leanvla.errors import UserError
+from tests.data.helpers import synthetic_dataset, to_v21
+
+FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lerobot_metaworld_v30"
+CAM = "observation.images.cam"
+
+
+@pytest.fixture
+def v21(tmp_path) -> Path:
+    """The fixture LeRobot wrote, in v2.1's layout (an episode a file, PNG frames in the parquet)."""
+    return to_v21(FIXTURE, tmp_path / "v21")
+
+
+def episode_frames(v21_root: Path, key: str) -> np.ndarray:
+    """A v2.1 camera's frames: each episode's mp4 decoded whole, in episode order."""
+    from leanvla.data import video
+
+    paths = sorted((v21_root / "videos").rglob(f"{key}/episode_*.mp4"))
+    return np.concatenate([frames.copy() for path in paths for frames, _ in video._batches(path)])
+
+
+def test_lerobots_dataset_converts_back_to_the_same_frames_tasks_and_statistics(v21, tmp_path):
+    summary = convert(ConvertConfig(v21, out=tmp_path / "v30"))
+    original, converted = LeRobotDataset(FIXTURE), LeRobotDataset(tmp_path / "v30")
+    assert summary == {
+        "out": str(tmp_path / "v30"),
+        "episodes": 9,
+        "frames": 679,
+        "tasks": 3,
+        "data_files": 1,
+        "video_files": {"linked": 0, "copied": 0},
+    }
+    assert converted.summary() | {"root": None} == original.summary() | {"root": None}
+    assert converted.read_table().equals(original.read_table())  # every column, every frame
+    assert np.array_equal(
+        converted.read_images("observation.images.corner2"),
+        original.read_images("observation.images.corner2"),
+    )
+    for column in ("episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"):
+        assert converted.episode_column(column) == original.episode_column(column)
+    for name in original.episodes.column_names:  # v2.1 kept no quantiles: the rest come back
+        if name.startswith("stats/") and not name.rsplit("/", 1)[1].startswith("q"):
+            assert converted.episode_column(name) == original.episode_column(name), name
+    ours = json.loads((tmp_path / "v30/meta/stats.json").read_text())
+    lerobots = json.loads((FIXTURE / "meta/stats.json").read_text())
+    assert ours.keys() == lerobots.keys()
+    for key in ours:
+        for name in ("min", "max", "mean", "std", "count"):
+            assert np.allclose(ours[key][name], lerobots[key][name], rtol=1e-5, atol=1e-7), (key, name)
+    info = json.loads((tmp_path / "v30/meta/info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and "total_chunks" not in info and "total_videos" not in info
+    assert info["data_path"] == original.info["data_path"] and info["video_path"] is None
+
+
+def test_videos_are_linked_unchanged_and_read_as_the_v21_files_decode(tmp_path):
+    source = to_v21(synthetic_dataset(tmp_path / "v30", image_size=32), tmp_path / "v21", video_keys=(CAM,))
+    summary = convert(ConvertConfig(source, out=tmp_path / "out"))
+    assert summary["video_files"] == {"linked": 4, "copied": 0}
+    converted = LeRobotDataset(tmp_path / "out")
+    assert np.array_equal(converted.read_images(CAM), episode_frames(source, CAM))
+    for e in range(4):
+        ours = tmp_path / f"out/videos/{CAM}/chunk-000/file-{e:03d}.mp4"
+        theirs = source / f"videos/chunk-000/{CAM}/episode_{e:06d}.mp4"
+        assert os.path.samefile(ours, theirs)
+    lengths = np.array(converted.episode_column("length"))
+    assert converted.episode_column(f"videos/{CAM}/from_timestamp") == [0.0] * 4
+    assert np.allclose(converted.episode_column(f"videos/{CAM}/to_timestamp"), lengths / converted.fps)
+    # the vectors are those the v3 dataset held before its cameras went into mp4s
+    assert np.array_equal(
+        converted.read_array("action"), LeRobotDataset(tmp_path / "v30").read_array("action")
+    )
+
+
+def test_videos_are_copied_where_they_cannot_be_linked(tmp_path, monkeypatch):
+    source = to_v21(synthetic_dataset(tmp_path / "v30", image_size=32), tmp_path / "v21", video_keys=(CAM,))
+
+    def other_filesystem(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(convert_module.os, "link", other_filesystem)
+    assert convert(ConvertConfig(source, out=tmp_path / "out"))["video_files"] == {"linked": 0, "copied": 4}
+    ours = tmp_path / f"out/videos/{CAM}/chunk-000/file-002.mp4"
+    theirs = source / f"videos/chunk-000/{CAM}/episode_{2:06d}.mp4"
+    assert not os.path.samefile(ours, theirs) and ours.read_bytes() == theirs.read_bytes()
+    assert np.array_equal(LeRobotDataset(tmp_path / "out").read_images(CAM), episode_frames(source, CAM))
+
+
+def test_data_files_fill_up_to_their_size_and_chunks_to_their_count(tmp_path):
+    source = to_v21(synthetic_dataset(tmp_path / "v30"), tmp_path / "v21", chunks_size=3)
+    info = json.loads((source / "meta/info.json").read_text())
+    info["data_files_size_in_mb"] = 1e-6  # smaller than any episode: a file each
+    (source / "meta/info.json").write_text(json.dumps(info))
+    assert convert(ConvertConfig(source, out=tmp_path / "out"))["data_files"] == 4
+    files = sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out/data").rglob("*.parquet")
+    )
+    assert files == [
+        "data/chunk-000/file-000.parquet",
+        "data/chunk-000/file-001.parquet",
+        "data/chunk-000/file-002.parquet",
+        "data/chunk-001/file-000.parquet",
+    ]
+    converted, original = LeRobotDataset(tmp_path / "out"), LeRobotDataset(tmp_path / "v30")
+    assert converted.read_table().equals(original.read_table())
+    assert np.array_equal(converted.read_images(CAM), original.read_images(CAM))
+
+
+def test_the_reader_names_the_command_that_converts_a_v21_dataset(v21):
+    with pytest.raises(UserError, match=f"convert it with `leanvla data convert {v21} --out DIR`"):
+        LeRobotDataset(v21)
+
+
+def test_an_older_dataset_is_sent_to_lerobots_converter_first(v21):
+    info = json.loads((v21 / "meta/info.json").read_text())
+    (v21 / "meta/info.json").write_text(json.dumps({**info, "codebase_version": "v2.0"}))
+    with pytest.raises(UserError, match="convert it to v2.1 with lerobot's convert_dataset_v20_to_v21"):
+        LeRobotDataset(v21)
+    with pytest.raises(UserError, match="converts v2.1 .convert older datasets to v2.1 first"):
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+
+
+def edit_jsonl(path: Path, edit) -> None:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(line) + "\n" for line in edit(lines)))
+
+
+def edit_info(root: Path, **changes) -> None:
+    info = json.loads((root / "meta/info.json").read_text())
+    info.update(changes)
+    (root / "meta/info.json").write_text(json.dumps(info))
+
+
+BAD_SOURCES = {
+    "no directory": (lambda r: shutil.rmtree(r), "dataset directory .* does not exist"),
+    "no info": (
+        lambda r: (r / "meta/info.json").unlink(),
+        "info.json is missing: .* is not a LeRobotDataset",
+    ),
+    "bad info": (lambda r: (r / "meta/info.json").write_text("{"), "info.json is not valid JSON"),
+    "already v3": (
+        lambda r: edit_info(r, codebase_version="v3.0"),
+        "is already LeRobotDataset v3.0: leanvla reads it as it is",
+    ),
+    "no fps": (lambda r: _drop_info_key(r, "fps"), "has no 'fps' entry"),
+    "no tasks file": (
+        lambda r: (r / "meta/tasks.jsonl").unlink(),
+        "tasks.jsonl is missing; a v2.1 dataset has",
+    ),
+    "bad line": (
+        lambda r: (r / "meta/episodes.jsonl").write_text('{"episode_index": 0, "length": 5}\n{oops\n'),
+        r"episodes.jsonl, line 2, is not valid JSON",
+    ),
+    "no index": (
+        lambda r: edit_jsonl(r / "meta/tasks.jsonl", lambda ls: [{"task": t["task"]} for t in ls]),
+        r"tasks.jsonl, line 1, has no integer 'task_index'",
+    ),
+    "no length": (
+        lambda r: edit_jsonl(r / "meta/episodes.jsonl", lambda ls: ls[:3] + [{"episode_index": 3}] + ls[4:]),
+        r"episodes.jsonl, line 4, has no 'length'; the dataset is corrupt",
+    ),
+    "task gap": (
+        lambda r: edit_jsonl(
+            r / "meta/tasks.jsonl", lambda ls: [{**t, "task_index": 2 * t["task_index"]} for t in ls]
+        ),
+        r"task_index values are not 0..2",
+    ),
+    "episode gap": (
+        lambda r: edit_jsonl(
+            r / "meta/episodes.jsonl", lambda ls: [e for e in ls if e["episode_index"] != 4]
+        ),
+        r"episodes.jsonl lists 8 episodes but not episode 4: LeRobot numbers them 0..N-1, so one is lost",
+    ),
+    "stats gap": (
+        lambda r: edit_jsonl(
+            r / "meta/episodes_stats.jsonl", lambda ls: ls[:-1] + [{**ls[-1], "episode_index": 0}]
+        ),
+        r"episodes_stats.jsonl lists 9 episodes but not episode 8",
+    ),
+    "episode count": (
+        lambda r: edit_info(r, total_episodes=10),
+        r"lists 9 episodes but .*info.json says total_episodes=10",
+    ),
+    "frame count": (
+        lambda r: edit_info(r, total_frames=680),
+        r"add up to 679 frames but .*info.json says total_frames=680",
+    ),
+    "no video path": (
+        lambda r: edit_info(r, video_path=None, features=_as_video(r)),
+        r"info.json has video features but no 'video_path'",
+    ),
+    "missing data file": (
+        lambda r: (r / "data/chunk-000/episode_000003.parquet").unlink(),
+        r"episode_000003.parquet is missing \(episode 3\); the dataset is incomplete",
+    ),
+}
+
+
+def _drop_info_key(root: Path, key: str) -> None:
+    info = json.loads((root / "meta/info.json").read_text())
+    del info[key]
+    (root / "meta/info.json").write_text(json.dumps(info))
+
+
+def _as_video(root: Path) -> dict:
+    features = json.loads((root / "meta/info.json").read_text())["features"]
+    features["observation.images.corner2"]["dtype"] = "video"
+    return features
+
+
+@pytest.mark.parametrize("damage", BAD_SOURCES, ids=list(BAD_SOURCES))
+def test_a_source_that_cannot_be_converted_is_one_line_and_nothing_is_written(v21, damage):
+    spoil, message = BAD_SOURCES[damage]
+    spoil(v21)
+    with pytest.raises(UserError, match=message) as caught:
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+    assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in v21.parent.iterdir() if p.name != "v21") == []
+
+
+def rewrite_episode(root: Path, episode: int, edit) -> None:
+    path = root / f"data/chunk-000/episode_{episode:06d}.parquet"
+    pq.write_table(edit(pq.read_table(path)), path)
+
+
+BAD_DATA = {
+    "too few frames": (
+        lambda t: t.slice(0, 3),
+        r"episode_000005.parquet holds 3 frames but meta/episodes.jsonl says episode 5 has",
+    ),
+    "wrong episode": (
+        lambda t: t.set_column(
+            t.column_names.index("episode_index"), "episode_index", [np.full(t.num_rows, 7)]
+        ),
+        r"episode_000005.parquet: its episode_index column is not 5 throughout",
+    ),
+    "other columns": (
+        lambda t: t.drop(["observation.state"]),
+        r"episode_000005.parquet lacks columns \['observation.state'\] that the first episode has; every episode",
+    ),
+    "a column more": (
+        lambda t: t.append_column("reward", [np.zeros(t.num_rows)]),
+        r"episode_000005.parquet has columns \['reward'\] that the first episode has not; every episode",
+    ),
+    "other type": (
+        lambda t: t.set_column(
+            t.column_names.index("observation.images.corner2"),
+            "observation.images.corner2",
+            [np.zeros(t.num_rows)],
+        ),
+        r"episode_000005.parquet: column 'observation.images.corner2' is double, not struct<.*> as in the first episode",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", BAD_DATA, ids=list(BAD_DATA))
+def test_an_episode_file_unlike_the_others_is_one_line_and_nothing_is_left_half_written(v21, damage):
+    edit, message = BAD_DATA[damage]
+    rewrite_episode(v21, 5, edit)  # found after five episodes were written
+    with pytest.raises(UserError, match=message):
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+    assert sorted(p.name for p in v21.parent.iterdir()) == ["v21"]
+
+
+def test_an_episode_with_its_columns_in_another_order_converts_as_the_others(v21, tmp_path):
+    rewrite_episode(v21, 5, lambda t: t.select(t.column_names[::-1]))
+    convert(ConvertConfig(v21, out=tmp_path / "out"))
+    assert LeRobotDataset(tmp_path / "out").read_table().equals(LeRobotDataset(FIXTURE).read_table())
+
+
+def test_an_unreadable_episode_file_is_one_line(v21):
+    (v21 / "data/chunk-000/episode_000002.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match=r"cannot read .*episode_000002.parquet: ") as caught:
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+    assert "\n" not in str(caught.value)
+
+
+def test_out_is_kept_unless_overwrite_and_never_the_source(v21, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UserError, match="out already exists; choose another --out or pass --overwrite"):
+        convert(ConvertConfig(v21, out=tmp_path / "out"))
+    convert(ConvertConfig(v21, out=tmp_path / "out", overwrite=True))
+    assert LeRobotDataset(tmp_path / "out").num_episodes == 9
+    for out in (v21, tmp_path):  # the dataset itself, or a directory holding it
+        with pytest.raises(UserError, match="would replace the dataset being converted"):
+            convert(ConvertConfig(v21, out=out, overwrite=True))
+    assert LeRobotDataset(tmp_path / "out").num_episodes == 9 and (v21 / "meta/info.json").is_file()
