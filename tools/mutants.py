@@ -244,6 +244,7 @@ MUTANTS = [
     Mutant("record-wrong-task-may-be-own", "data/record.py", "others = [t for t in tasks if t != task]", "others = list(tasks)", "tests/data/test_record.py"),
     Mutant("record-bad-with-replacement", "data/record.py", "rng.choice(cfg.episodes, size=n_bad, replace=False)", "rng.choice(cfg.episodes, size=n_bad, replace=True)", "tests/data/test_record.py"),
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
+    Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
     # data/samples.py
     Mutant("samples-stats-chunk-skipped", "data/samples.py", "for start in range(0, len(sample), 64)", "for start in range(0, len(sample), 128)", "tests/data/test_samples.py"),
     Mutant("samples-size-dropped", "data/samples.py", "dataset.camera_frames(key, progress, keep, image_size, image_fit)", "dataset.camera_frames(key, progress, keep)", "tests/train/test_build.py"),
@@ -303,6 +304,9 @@ MUTANTS = [
     Mutant("cache-whole-looked-up-at-any-cost", "data/frame_cache.py", '    sources = source_files(dataset, key, episodes) if if_digests_known else []\n', '    sources = []\n', FC),
     # data/writer.py
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
+    Mutant("writer-counts-not-cut", "data/writer.py", "return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)", "return EncodedImages(self.pngs[frames], self.counts, self.shape)", "tests/data/test_record.py"),
+    Mutant("writer-pngs-encoded-again", "data/writer.py", "[encode_png(image) for image in images] if pngs is None else pngs", "[encode_png(image) for image in images]", "tests/data/test_writer.py"),
+    Mutant("writer-image-count", "data/writer.py", "stats_from_histogram(values.counts.sum(axis=0), len(values))", "stats_from_histogram(values.counts.sum(axis=0), len(values.counts[0]))", "tests/data/test_writer.py"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
     # decode/bidirectional.py
     Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),

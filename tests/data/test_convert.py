@@ -204,6 +204,10 @@ BAD_SOURCES = {
         lambda r: edit_info(r, video_path=None, features=_as_video(r)),
         r"info.json has video features but no 'video_path'",
     ),
+    "bad template": (
+        lambda r: edit_info(r, data_path="data/{chunk}/episode_{episode_index:06d}.parquet"),
+        r"info.json: data_path 'data/\{chunk\}/episode_\{episode_index:06d\}.parquet' is not a v2.1 path template",
+    ),
     "missing data file": (
         lambda r: (r / "data/chunk-000/episode_000003.parquet").unlink(),
         r"episode_000003.parquet is missing \(episode 3\); the dataset is incomplete",

@@ -11,6 +11,7 @@ from leanvla.data import record as recording
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.record import EpisodeJob, RecordConfig, plan_jobs, record
 from leanvla.data.seeds import episode_seed
+from leanvla.data.stats import image_stats
 from leanvla.errors import UserError
 from tests.helpers import record_in_process
 
@@ -85,6 +86,12 @@ def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):
             )
         if b["kind"] == "truncated":
             assert not b["success"] and lengths[index] == b["length"]
+    # each episode's image statistics, counted as the workers encoded, are those of its frames
+    frames, ends = ds.read_images("observation.images.corner2"), np.cumsum(lengths)
+    for e, (start, end) in enumerate(zip(ends - lengths, ends)):
+        for name, value in image_stats(frames[start:end]).items():
+            assert ds.episode_column(f"stats/observation.images.corner2/{name}")[e] == value.tolist()
+    assert "truncated" in {b["kind"] for b in bad.values()}
     # recording is deterministic in the seed: same plan, same bad episodes
     again = record(
         RecordConfig(**{**cfg.__dict__, "out": tmp_path / "ds2", "labels_out": tmp_path / "l2.json"}),

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.stats import vector_stats
-from leanvla.data.writer import LeRobotWriter
+from leanvla.data.stats import image_stats, vector_stats
+from leanvla.data.writer import EncodedImages, LeRobotWriter, encode_png
 
 FEATURES = {
     "observation.images.cam": {
@@ -126,6 +128,53 @@ def test_dataset_stats_equal_stats_over_all_frames(written):
         assert np.allclose(stats["action"][name], direct[name], atol=1e-6), name
     assert stats["action"]["count"] == [21]
     assert np.asarray(stats["observation.images.cam"]["mean"]).shape == (3, 1, 1)
+
+
+def episode_stats(root, key: str) -> list[dict]:
+    """Each episode's statistics of one feature, as written into meta/episodes."""
+    ds = LeRobotDataset(root)
+    names = [c for c in ds.episodes.column_names if c.startswith(f"stats/{key}/")]
+    return [{n: ds.episode_column(n)[e] for n in names} for e in range(ds.num_episodes)]
+
+
+def png_at_level_9(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=9)
+    return buf.getvalue()
+
+
+def test_images_given_as_arrays_as_pngs_or_encoded_are_written_alike(written, tmp_path):
+    root, eps = written
+    key = "observation.images.cam"
+    pngs = [[png_at_level_9(image) for image in frames[key]] for _, frames in eps]  # not as leanvla encodes
+    for name, form in [
+        ("pngs", lambda e: pngs[e]),
+        ("encoded", lambda e: EncodedImages.of(eps[e][1][key], pngs[e])),
+        ("encoded in parts", lambda e: EncodedImages.of(eps[e][1][key][:3], pngs[e][:3])),
+    ]:
+        writer = LeRobotWriter(tmp_path / name, fps=80, features=FEATURES, robot_type="sawyer")
+        for e, (task, frames) in enumerate(eps):
+            kept = len(form(e))
+            writer.add_episode(task, {k: v[:kept] for k, v in frames.items()} | {key: form(e)})
+        writer.finalize()
+        expected = [image_stats(frames[key][: len(form(e))]) for e, (_, frames) in enumerate(eps)]
+        for ours, reference in zip(episode_stats(tmp_path / name, key), expected):
+            for stat, value in reference.items():  # exactly those of every pixel of the frames
+                assert np.array_equal(ours[f"stats/{key}/{stat}"], value.tolist()), (name, stat)
+        assert np.array_equal(LeRobotDataset(tmp_path / name).read_images(key)[:3], eps[0][1][key][:3])
+    assert episode_stats(tmp_path / "pngs", key) == episode_stats(root, key)
+    for name in ("pngs", "encoded"):  # the PNGs as given, not encoded again
+        table = pq.read_table(next((tmp_path / name / "data").rglob("*.parquet")), columns=[key])
+        assert table.column(key).combine_chunks().field("bytes").to_pylist()[:7] == pngs[0]
+    assert pngs[0][0] != encode_png(eps[0][1][key][0])
+
+
+def test_encoded_images_of_another_shape_are_refused(tmp_path):
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    frames = _episodes(np.random.default_rng(0))[0][1]
+    frames["observation.images.cam"] = EncodedImages.of(np.zeros((7, 8, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"'observation.images.cam' has shape \[8, 16, 3\], info declares"):
+        writer.add_episode("t", frames)
 
 
 def test_data_files_roll_over_and_read_back(tmp_path):

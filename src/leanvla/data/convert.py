@@ -70,13 +70,21 @@ class V21Dataset:
         return [k for k, f in self.info["features"].items() if f["dtype"] == "video"]
 
     def data_file(self, episode: int) -> Path:
-        chunk = episode // self.chunks_size
-        return self.root / self.info["data_path"].format(episode_chunk=chunk, episode_index=episode)
+        return self._filled("data_path", episode_chunk=episode // self.chunks_size, episode_index=episode)
 
     def video_file(self, key: str, episode: int) -> Path:
         chunk = episode // self.chunks_size
-        path = self.info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=episode)
-        return self.root / path
+        return self._filled("video_path", episode_chunk=chunk, video_key=key, episode_index=episode)
+
+    def _filled(self, template: str, **names) -> Path:
+        """info.json's path `template` filled in with `names`, or one line saying it cannot be."""
+        try:
+            return self.root / self.info[template].format(**names)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(
+                f"{self.root / fmt.INFO_PATH}: {template} '{self.info[template]}' is not a v2.1 path template "
+                f"({type(exc).__name__}: {exc}); it may name {', '.join('{' + n + '}' for n in names)}"
+            ) from None
 
 
 def convert(cfg: ConvertConfig) -> dict:

@@ -24,7 +24,8 @@ from leanvla.data.format import ENV_STATE, image_feature
 from leanvla.data.metaworld_env import MetaWorldTask, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
-from leanvla.data.writer import LeRobotWriter, encode_png
+from leanvla.data.stats import image_histogram
+from leanvla.data.writer import EncodedImages, LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.workers import map_in_workers, worker_count
@@ -190,12 +191,16 @@ def _env(job: EpisodeJob) -> MetaWorldTask:
 def _rollout(env: MetaWorldTask, seed: int, act, max_steps: int) -> dict:
     """Run `act(obs, t)` from a reset with `seed`, recording every frame until success or max_steps."""
     obs, positions = env.reset(seed)
-    frames: dict[str, list] = {c: [] for c in env.cameras}
+    pngs: dict[str, list] = {c: [] for c in env.cameras}
+    counts: dict[str, list] = {c: [] for c in env.cameras}  # each frame's pixel values, for statistics
+    shapes: dict[str, tuple] = {}
     states, env_states, actions = [], [], []
     success = False
     for t in range(max_steps):
         for cam, image in env.render().items():
-            frames[cam].append(encode_png(image))
+            pngs[cam].append(encode_png(image))
+            counts[cam].append(image_histogram(image[None]))
+            shapes[cam] = image.shape
         states.append(env.proprio(obs))
         env_states.append(obs.astype(np.float32))
         action = np.clip(act(obs, t), -1.0, 1.0).astype(np.float32)
@@ -206,7 +211,7 @@ def _rollout(env: MetaWorldTask, seed: int, act, max_steps: int) -> dict:
             success = True
             break
     return {
-        "frames": frames,
+        "frames": {c: EncodedImages(pngs[c], np.stack(counts[c]), shapes[c]) for c in env.cameras},
         "state": np.stack(states),
         "env_state": np.stack(env_states),
         "action": np.stack(actions),

@@ -8,6 +8,7 @@ crash leaves nothing half-written.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from PIL import Image
 
 from leanvla.atomic import write_json_atomic
 from leanvla.data import format as fmt
-from leanvla.data.stats import aggregate_stats, image_stats, stats_to_json, vector_stats
+from leanvla.data.stats import (
+    aggregate_stats,
+    image_histogram,
+    stats_from_histogram,
+    stats_to_json,
+    vector_stats,
+)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -26,6 +33,33 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class EncodedImages:
+    """A camera's frames of an episode as PNG bytes, with each frame's pixel-value counts
+    (`image_histogram`) taken from the pixels that were encoded: its statistics then need no second
+    decode (the recorder's workers encode; the process writing would otherwise decode every frame
+    again, on one core)."""
+
+    pngs: list[bytes]
+    counts: np.ndarray  # frames x channels x 256
+    shape: tuple[int, int, int]  # every frame's height, width, channels
+
+    @classmethod
+    def of(cls, images: np.ndarray, pngs: list[bytes] | None = None) -> EncodedImages:
+        """uint8 frames x H x W x C, encoded here unless their `pngs` are given."""
+        return cls(
+            [encode_png(image) for image in images] if pngs is None else pngs,
+            np.stack([image_histogram(image[None]) for image in images]),
+            images.shape[1:],
+        )
+
+    def __len__(self) -> int:
+        return len(self.pngs)
+
+    def __getitem__(self, frames: slice) -> EncodedImages:
+        return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)
 
 
 class LeRobotWriter:
@@ -72,7 +106,8 @@ class LeRobotWriter:
         """Append one episode; returns its episode_index.
 
         `frames` maps each user feature to its per-frame values: an array (frames x dim) for vectors;
-        for images either uint8 frames x H x W x C or a list of already-encoded PNG bytes.
+        for images uint8 frames x H x W x C, `EncodedImages`, or a list of already-encoded PNG bytes
+        (decoded again for their statistics).
         `extra` adds per-episode columns to the episodes metadata (e.g. the sampled positions).
         """
         missing = [k for k in self.features if k not in frames and k not in fmt.DEFAULT_FEATURES]
@@ -135,22 +170,20 @@ class LeRobotWriter:
 
     def _image_column(self, key: str, feature: dict, values: Any) -> tuple[pa.Array, dict[str, np.ndarray]]:
         if isinstance(values, np.ndarray):
-            images = values
-            blobs = [encode_png(im) for im in images]
-        else:
+            values = EncodedImages.of(values)
+        elif not isinstance(values, EncodedImages):
             from leanvla.data.reader import decode_png
 
-            blobs = list(values)
-            images = np.stack([decode_png(b) for b in blobs])
-        if list(images.shape[1:]) != list(feature["shape"]):
+            values = EncodedImages.of(np.stack([decode_png(b) for b in values]), list(values))
+        if list(values.shape) != list(feature["shape"]):
             raise ValueError(
-                f"image feature '{key}' has shape {list(images.shape[1:])}, info declares {feature['shape']}"
+                f"image feature '{key}' has shape {list(values.shape)}, info declares {feature['shape']}"
             )
         array = pa.StructArray.from_arrays(
-            [pa.array(blobs, pa.binary()), pa.array([None] * len(blobs), pa.string())],
+            [pa.array(values.pngs, pa.binary()), pa.array([None] * len(values), pa.string())],
             fields=list(fmt.IMAGE_STRUCT),
         )
-        return array, image_stats(images)
+        return array, stats_from_histogram(values.counts.sum(axis=0), len(values))
 
     def _write_rows(self, table: pa.Table) -> None:
         if (
