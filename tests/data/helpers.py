@@ -136,9 +136,15 @@ def to_video_dataset(
     return frames
 
 
-def to_v21(source: Path, root: Path, video_keys: tuple[str, ...] = (), chunks_size: int = 1000) -> Path:
+def to_v21(
+    source: Path,
+    root: Path,
+    video_keys: tuple[str, ...] = (),
+    chunks_size: int = 1000,
+    codec: str = "libx264",
+) -> Path:
     """A v3 dataset of image features rewritten in LeRobot v2.1's layout at `root`: a data file and
-    (for `video_keys`, encoded losslessly) an mp4 a camera per episode, meta/*.jsonl, and info.json
+    (for `video_keys`, encoded as `encode_mp4` says) an mp4 a camera per episode, meta/*.jsonl, and info.json
     as LeRobot v2.1 wrote it (its templates, total_chunks and total_videos; no file sizes; no
     quantiles in the statistics)."""
     ds = LeRobotDataset(source)
@@ -165,7 +171,7 @@ def to_v21(source: Path, root: Path, video_keys: tuple[str, ...] = (), chunks_si
             path = root / info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=e)
             path.parent.mkdir(parents=True, exist_ok=True)
             images = ds.read_images(key)[row["dataset_from_index"] : row["dataset_to_index"]]
-            encode_mp4(path, images, ds.fps)
+            encode_mp4(path, images, ds.fps, codec)
             frames = frames.drop([key])
         path = root / info["data_path"].format(episode_chunk=chunk, episode_index=e)
         path.parent.mkdir(parents=True, exist_ok=True)
