@@ -227,7 +227,7 @@ def write_data(dataset: V21Dataset, root: Path, bar) -> tuple[list[dict], int]:
     order, an episode a row group (as LeRobot writes them); returns each episode's metadata row so
     far and the number of files written."""
     limit_mb = dataset.info.get("data_files_size_in_mb", fmt.DEFAULT_DATA_FILE_SIZE_MB)
-    schema, writer, path = None, None, None
+    schema, writer = None, None
     chunk, file, held_mb, first_frame = 0, -1, 0.0, 0
     rows = []
     try:
