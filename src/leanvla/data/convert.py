@@ -112,7 +112,9 @@ def convert(cfg: ConvertConfig) -> dict:
         with tqdm(total=videos, desc="videos", unit="file", leave=False, disable=not videos) as bar:
             for key in dataset.cameras:
                 for episode, row in enumerate(rows):
-                    row |= place_video(dataset, key, episode, tmp, placed)
+                    columns, how = place_video(dataset, key, episode, tmp)
+                    row |= columns
+                    placed[how] += 1
                     bar.update()
         write_meta(dataset, tmp, rows)
         LeRobotDataset(tmp)  # the reader's own checks, before the result takes --out's name
@@ -295,26 +297,26 @@ def _episode_table(path: Path, episode: int, length: int, schema: pa.Schema | No
         ) from exc
 
 
-def place_video(dataset: V21Dataset, key: str, episode: int, root: Path, placed: dict[str, int]) -> dict:
-    """An episode's mp4 of camera `key` as a v3 video file of its own (hard-linked where it can be,
-    else copied; counted in `placed`); returns its columns of the episode's metadata row."""
+def place_video(dataset: V21Dataset, key: str, episode: int, root: Path) -> tuple[dict, str]:
+    """An episode's mp4 of camera `key` as a v3 video file of its own, hard-linked where it can be,
+    else copied; returns its columns of the episode's metadata row, and "linked" or "copied"."""
     chunk, file = divmod(episode, dataset.chunks_size)
     target = root / fmt.VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
     target.parent.mkdir(parents=True, exist_ok=True)
     source = dataset.video_file(key, episode)
     try:
         os.link(source, target)  # another filesystem, or one without hard links: copied instead
-        placed["linked"] += 1
+        how = "linked"
     except OSError:
         shutil.copyfile(source, target)
-        placed["copied"] += 1
+        how = "copied"
     length = int(dataset.episodes[episode]["length"])
     return {
         f"videos/{key}/chunk_index": chunk,
         f"videos/{key}/file_index": file,
         f"videos/{key}/from_timestamp": 0.0,
         f"videos/{key}/to_timestamp": length / dataset.info["fps"],
-    }
+    }, how
 
 
 def write_meta(dataset: V21Dataset, root: Path, rows: list[dict]) -> None:
