@@ -29,7 +29,7 @@ import tyro
 
 from leanvla.atomic import atomic_dir, write_json_atomic
 from leanvla.data import format as fmt
-from leanvla.data.stats import aggregate_stats, stats_to_json
+from leanvla.data.writer import stats_columns, write_meta_tables
 from leanvla.errors import UserError, require
 
 V21_EPISODES = "meta/episodes.jsonl"
@@ -321,26 +321,9 @@ def place_video(dataset: V21Dataset, key: str, episode: int, root: Path) -> tupl
 
 def write_meta(dataset: V21Dataset, root: Path, rows: list[dict]) -> None:
     """meta/: the tasks table, the episodes (with their statistics), stats.json and info.json."""
-    (root / "meta").mkdir(exist_ok=True)
-    tasks = pa.table(
-        {
-            "task_index": pa.array(range(len(dataset.tasks)), pa.int64()),
-            "__index_level_0__": pa.array(dataset.tasks, pa.large_string()),
-        }
-    ).replace_schema_metadata(fmt.tasks_schema_metadata())
-    pq.write_table(tasks, root / fmt.TASKS_PATH)
     for row, stats in zip(rows, dataset.stats):
-        for key, feature_stats in stats.items():
-            for name, value in feature_stats.items():
-                row[f"stats/{key}/{name}"] = value.tolist()
-        row["meta/episodes/chunk_index"] = 0
-        row["meta/episodes/file_index"] = 0
-    episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
-    episodes_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), episodes_path)
-    keys = dict.fromkeys(key for stats in dataset.stats for key in stats)
-    aggregated = {key: aggregate_stats([s[key] for s in dataset.stats if key in s]) for key in keys}
-    write_json_atomic(root / fmt.STATS_PATH, stats_to_json(aggregated))
+        row |= stats_columns(stats) | {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+    write_meta_tables(root, dataset.tasks, rows, dataset.stats)
     info = dict(dataset.info)
     for gone in ("total_chunks", "total_videos"):
         info.pop(gone, None)

@@ -62,6 +62,35 @@ class EncodedImages:
         return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)
 
 
+def stats_columns(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, list]:
+    """An episode's statistics as the stats/<feature>/<stat> columns of its metadata row."""
+    return {
+        f"stats/{key}/{name}": np.asarray(value).tolist()
+        for key, named in stats.items()
+        for name, value in named.items()
+    }
+
+
+def write_meta_tables(root: Path, tasks: list[str], rows: list[dict], episode_stats: list[dict]) -> None:
+    """meta/tasks.parquet, the episodes metadata (`rows`, one an episode, in one file) and
+    meta/stats.json, each feature's statistics aggregated over the episodes that have them, as
+    LeRobot writes them."""
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            "task_index": pa.array(range(len(tasks)), pa.int64()),
+            "__index_level_0__": pa.array(tasks, pa.large_string()),
+        }
+    ).replace_schema_metadata(fmt.tasks_schema_metadata())
+    pq.write_table(table, root / fmt.TASKS_PATH)
+    episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
+    episodes_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), episodes_path)
+    features = dict.fromkeys(key for stats in episode_stats for key in stats)
+    aggregated = {key: aggregate_stats([s[key] for s in episode_stats if key in s]) for key in features}
+    write_json_atomic(root / fmt.STATS_PATH, stats_to_json(aggregated))
+
+
 class LeRobotWriter:
     """Append episodes to a new LeRobotDataset v3.0 at `root` (which must be empty or absent)."""
 
@@ -157,9 +186,7 @@ class LeRobotWriter:
             "dataset_from_index": self.total_frames,
             "dataset_to_index": self.total_frames + length,
         }
-        for key, feature_stats in stats.items():
-            for name, value in feature_stats.items():
-                row[f"stats/{key}/{name}"] = np.asarray(value).tolist()
+        row |= stats_columns(stats)
         row.update(extra or {})
         row["meta/episodes/chunk_index"] = 0
         row["meta/episodes/file_index"] = 0
@@ -214,22 +241,7 @@ class LeRobotWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        meta = self.root / "meta"
-        meta.mkdir(parents=True, exist_ok=True)
-        tasks = pa.table(
-            {
-                "task_index": pa.array(range(len(self.tasks)), pa.int64()),
-                "__index_level_0__": pa.array(self.tasks, pa.large_string()),
-            }
-        ).replace_schema_metadata(fmt.tasks_schema_metadata())
-        pq.write_table(tasks, self.root / fmt.TASKS_PATH)
-        episodes_path = self.root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
-        episodes_path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(self.episode_rows), episodes_path)
-        per_key = {
-            key: aggregate_stats([s[key] for s in self.episode_stats]) for key in self.episode_stats[0]
-        }
-        write_json_atomic(self.root / fmt.STATS_PATH, stats_to_json(per_key))
+        write_meta_tables(self.root, self.tasks, self.episode_rows, self.episode_stats)
         info = {
             "codebase_version": fmt.CODEBASE_VERSION,
             "robot_type": self.robot_type,
