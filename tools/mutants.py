@@ -164,7 +164,9 @@ MUTANTS = [
     Mutant("convert-out-above-source", "data/convert.py", "out.resolve() not in (source.resolve(), *source.resolve().parents)", "out.resolve() != source.resolve()", CONV),
     Mutant("convert-frame-total-unchecked", "data/convert.py", 'total == info["total_frames"],', "True,", CONV),
     Mutant("convert-quantiles-assumed", "data/stats.py", "if all(name in s for s in per_episode):", "if True:", CONV),
-    Mutant("reader-v20-sent-to-convert", "data/reader.py", 'if version == "v2.1"', 'if version.startswith("v2")', CONV),
+    Mutant("reader-v20-sent-to-lerobot", "data/reader.py", 'if version in ("v2.0", "v2.1")', 'if version == "v2.1"', CONV),
+    Mutant("reader-v1-sent-to-convert", "data/reader.py", 'if version in ("v2.0", "v2.1")', 'if version.startswith("v")', CONV),
+    Mutant("convert-v20-stats-dropped", "data/convert.py", "episode_stats, stats = None, _dataset_stats(root / fmt.STATS_PATH)", "episode_stats, stats = None, {}", CONV),
     # data/format.py
     Mutant("format-chunk-digits", "data/format.py", 'DATA_PATH = "data/chunk-{chunk_index:03d}/', 'DATA_PATH = "data/chunk-{chunk_index:02d}/', "tests/data"),
     Mutant("format-list-length", "data/format.py", "return pa.list_(scalar, shape[0])", "return pa.list_(scalar)", "tests/data"),

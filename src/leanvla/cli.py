@@ -185,7 +185,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
         ("data", "convert"): (
             ConvertConfig,
             run_convert,
-            "rewrite a LeRobotDataset v2.1 as v3.0 (no lerobot needed)",
+            "rewrite a LeRobotDataset v2.1 or v2.0 as v3.0 (no lerobot needed)",
         ),
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("cache",): (CacheConfig, run_cache, "list (or clear) the decoded-frame cache"),

@@ -129,12 +129,42 @@ def test_the_reader_names_the_command_that_converts_a_v21_dataset(v21):
         LeRobotDataset(v21)
 
 
+def as_v20(root: Path) -> Path:
+    """A v2.1 dataset as LeRobot v2.0 kept it: no per-episode statistics, meta/stats.json instead."""
+    (root / "meta/episodes_stats.jsonl").unlink()
+    shutil.copy(FIXTURE / "meta/stats.json", root / "meta/stats.json")
+    edit_info(root, codebase_version="v2.0")
+    return root
+
+
+def test_a_v20_dataset_converts_keeping_its_statistics_over_the_dataset(v21, tmp_path):
+    with pytest.raises(UserError, match=re.escape(f"convert it with `leanvla data convert {v21} --out DIR`")):
+        LeRobotDataset(as_v20(v21))
+    convert(ConvertConfig(v21, out=tmp_path / "v30"))
+    original, converted = LeRobotDataset(FIXTURE), LeRobotDataset(tmp_path / "v30")
+    assert converted.read_table().equals(original.read_table())
+    assert converted.episode_tasks() == original.episode_tasks()
+    assert not [name for name in converted.episodes.column_names if name.startswith("stats/")]
+    stats = tmp_path / "v30/meta/stats.json"
+    assert json.loads(stats.read_text()) == json.loads((FIXTURE / "meta/stats.json").read_text())
+
+
+def test_a_v20_dataset_without_its_statistics_is_one_line(v21):
+    as_v20(v21)
+    (v21 / "meta/stats.json").unlink()
+    with pytest.raises(UserError, match="stats.json is missing; a v2.0 dataset keeps its statistics there"):
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+    (v21 / "meta/stats.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="stats.json is not a JSON object of statistics"):
+        convert(ConvertConfig(v21, out=v21.parent / "out"))
+    assert sorted(p.name for p in v21.parent.iterdir()) == ["v21"]
+
+
 def test_an_older_dataset_is_sent_to_lerobots_converter_first(v21):
-    info = json.loads((v21 / "meta/info.json").read_text())
-    (v21 / "meta/info.json").write_text(json.dumps({**info, "codebase_version": "v2.0"}))
-    with pytest.raises(UserError, match="convert it to v2.1 with lerobot's convert_dataset_v20_to_v21"):
+    edit_info(v21, codebase_version="v1.6")
+    with pytest.raises(UserError, match="convert it to v2.0 with lerobot's convert_dataset_v1_to_v2"):
         LeRobotDataset(v21)
-    with pytest.raises(UserError, match=r"converts v2.1 \(convert older datasets to v2.1 first"):
+    with pytest.raises(UserError, match=r"converts v2.0 and v2.1 \(convert older datasets with lerobot's"):
         convert(ConvertConfig(v21, out=v21.parent / "out"))
 
 

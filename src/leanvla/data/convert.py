@@ -1,7 +1,7 @@
-"""`leanvla data convert`: a LeRobotDataset v2.1 rewritten as v3.0, with pyarrow alone.
+"""`leanvla data convert`: a LeRobotDataset v2.1 (or v2.0) rewritten as v3.0, with pyarrow alone.
 
 Many datasets on the Hub are still v2.1, and LeRobot's own converter needs a LeRobot that does not
-install beside leanvla. v2.1 keeps an episode a file:
+install beside leanvla. v2.x keeps an episode a file:
     meta/info.json                                          codebase_version "v2.1", path templates
     meta/episodes.jsonl, meta/episodes_stats.jsonl          one line per episode
     meta/tasks.jsonl                                        one line per task
@@ -11,7 +11,9 @@ The frames' columns are the same in both versions, so the data files are joined 
 (of at most data_files_size_in_mb) unchanged. Each mp4 stays one v3 video file holding one
 episode (from_timestamp 0): nothing is re-encoded, and the file is hard-linked, not copied, where
 both directories are on one filesystem. The per-episode statistics move into meta/episodes, and
-meta/stats.json aggregates them.
+meta/stats.json aggregates them. v2.0 had no per-episode statistics, only meta/stats.json over the
+dataset: that is kept, and the episodes go without (leanvla takes statistics from the frames it
+trains on; LeRobot reads meta/stats.json).
 """
 
 from __future__ import annotations
@@ -29,21 +31,23 @@ import tyro
 
 from leanvla.atomic import atomic_dir, write_json_atomic
 from leanvla.data import format as fmt
+from leanvla.data.stats import aggregate_features, stats_from_json
 from leanvla.data.writer import stats_columns, write_meta_tables
 from leanvla.errors import UserError, require
 
 V21_EPISODES = "meta/episodes.jsonl"
 V21_EPISODES_STATS = "meta/episodes_stats.jsonl"
 V21_TASKS = "meta/tasks.jsonl"
+VERSIONS = ("v2.0", "v2.1")
 
 
 @dataclass
 class ConvertConfig:
-    """Convert a LeRobotDataset v2.1 (an episode a file) into v3.0, which leanvla and LeRobot >= 0.4
-    read; the v2.1 directory is left as it was."""
+    """Convert a LeRobotDataset v2.1 or v2.0 (an episode a file) into v3.0, which leanvla and LeRobot
+    >= 0.4 read; the old directory is left as it was."""
 
     source: tyro.conf.Positional[Path]
-    """The v2.1 dataset directory."""
+    """The v2.1 or v2.0 dataset directory."""
     out: Path
     """Directory of the v3.0 dataset (must not exist unless --overwrite)."""
     overwrite: bool = False
@@ -51,14 +55,15 @@ class ConvertConfig:
 
 
 @dataclass
-class V21Dataset:
-    """A v2.1 dataset's metadata, checked: every episode's files exist and the counts agree."""
+class V2Dataset:
+    """A v2.1 or v2.0 dataset's metadata, checked: every episode's files exist and the counts agree."""
 
     root: Path
     info: dict
     tasks: list[str]
     episodes: list[dict]  # episodes.jsonl's lines, in episode order
-    stats: list[dict[str, dict[str, np.ndarray]]]  # episodes_stats.jsonl's, in episode order
+    episode_stats: list[dict[str, dict[str, np.ndarray]]] | None  # episodes_stats.jsonl's (v2.1)
+    stats: dict[str, dict[str, np.ndarray]]  # each feature's over the dataset
 
     @property
     def chunks_size(self) -> int:
@@ -95,7 +100,7 @@ def convert(cfg: ConvertConfig) -> dict:
     from leanvla.data.reader import LeRobotDataset
 
     source, out = Path(cfg.source), Path(cfg.out)
-    dataset = read_v21(source)
+    dataset = read_v2(source)
     require(
         out.resolve() not in (source.resolve(), *source.resolve().parents),
         f"--out {out} would replace the dataset being converted; choose another directory",
@@ -128,8 +133,8 @@ def convert(cfg: ConvertConfig) -> dict:
     }
 
 
-def read_v21(root: Path) -> V21Dataset:
-    """The v2.1 dataset at `root`, or one line saying why it cannot be converted."""
+def read_v2(root: Path) -> V2Dataset:
+    """The v2.1 or v2.0 dataset at `root`, or one line saying why it cannot be converted."""
     require(root.is_dir(), f"dataset directory {root} does not exist")
     info_path = root / fmt.INFO_PATH
     require(info_path.is_file(), f"{info_path} is missing: {root} is not a LeRobotDataset directory")
@@ -143,9 +148,9 @@ def read_v21(root: Path) -> V21Dataset:
         f"{root} is already LeRobotDataset {version}: leanvla reads it as it is, with no conversion",
     )
     require(
-        version == "v2.1",
-        f"{info_path} says codebase_version {version}; `leanvla data convert` converts v2.1 (convert "
-        "older datasets to v2.1 first with lerobot's convert_dataset_v20_to_v21)",
+        version in VERSIONS,
+        f"{info_path} says codebase_version {version}; `leanvla data convert` converts v2.0 and v2.1 "
+        "(convert older datasets with lerobot's convert_dataset_v1_to_v2 first)",
     )
     for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
         require(key in info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")
@@ -155,8 +160,11 @@ def read_v21(root: Path) -> V21Dataset:
         f"{root / V21_TASKS}: task_index values are not 0..{len(tasks) - 1}",
     )
     episodes = _jsonl(root / V21_EPISODES, "episode_index", "length")
-    stats = _jsonl(root / V21_EPISODES_STATS, "episode_index", "stats")
-    for path, lines in ((root / V21_EPISODES, episodes), (root / V21_EPISODES_STATS, stats)):
+    per_episode = {V21_EPISODES: episodes}
+    if version == "v2.1":
+        per_episode[V21_EPISODES_STATS] = _jsonl(root / V21_EPISODES_STATS, "episode_index", "stats")
+    for name, lines in per_episode.items():
+        path = root / name
         numbers = {line["episode_index"] for line in lines}
         missing = next((e for e in range(len(lines)) if e not in numbers), None)
         require(
@@ -174,13 +182,14 @@ def read_v21(root: Path) -> V21Dataset:
         f"{root / V21_EPISODES}: the episodes' lengths add up to {total} frames but {info_path} says "
         f"total_frames={info['total_frames']}",
     )
-    dataset = V21Dataset(
-        root,
-        info,
-        [t["task"] for t in tasks],
-        episodes,
-        [{key: _arrays(s) for key, s in line["stats"].items()} for line in stats],
-    )
+    if version == "v2.1":
+        episode_stats = [
+            {key: _arrays(s) for key, s in line["stats"].items()} for line in per_episode[V21_EPISODES_STATS]
+        ]
+        stats = aggregate_features(episode_stats)
+    else:
+        episode_stats, stats = None, _dataset_stats(root / fmt.STATS_PATH)
+    dataset = V2Dataset(root, info, [t["task"] for t in tasks], episodes, episode_stats, stats)
     if dataset.cameras:
         require(info.get("video_path"), f"{info_path} has video features but no 'video_path'")
     for episode in range(len(episodes)):
@@ -224,7 +233,16 @@ def _arrays(stats: dict) -> dict[str, np.ndarray]:
     return {name: np.asarray(value) for name, value in stats.items()}
 
 
-def write_data(dataset: V21Dataset, root: Path, bar) -> tuple[list[dict], int]:
+def _dataset_stats(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """v2.0's meta/stats.json: each feature's statistics over the dataset."""
+    require(path.is_file(), f"{path} is missing; a v2.0 dataset keeps its statistics there")
+    try:
+        return stats_from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise UserError(f"{path} is not a JSON object of statistics ({exc}); the dataset is corrupt") from exc
+
+
+def write_data(dataset: V2Dataset, root: Path, bar) -> tuple[list[dict], int]:
     """The episodes' data files joined into v3 files of at most data_files_size_in_mb, in episode
     order, an episode a row group (as LeRobot writes them); returns each episode's metadata row so
     far and the number of files written."""
@@ -297,7 +315,7 @@ def _episode_table(path: Path, episode: int, length: int, schema: pa.Schema | No
         ) from exc
 
 
-def place_video(dataset: V21Dataset, key: str, episode: int, root: Path) -> tuple[dict, str]:
+def place_video(dataset: V2Dataset, key: str, episode: int, root: Path) -> tuple[dict, str]:
     """An episode's mp4 of camera `key` as a v3 video file of its own, hard-linked where it can be,
     else copied; returns its columns of the episode's metadata row, and "linked" or "copied"."""
     chunk, file = divmod(episode, dataset.chunks_size)
@@ -319,10 +337,12 @@ def place_video(dataset: V21Dataset, key: str, episode: int, root: Path) -> tupl
     }, how
 
 
-def write_meta(dataset: V21Dataset, root: Path, rows: list[dict]) -> None:
+def write_meta(dataset: V2Dataset, root: Path, rows: list[dict]) -> None:
     """meta/: the tasks table, the episodes (with their statistics), stats.json and info.json."""
-    for row, stats in zip(rows, dataset.stats):
-        row |= stats_columns(stats) | {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+    for episode, row in enumerate(rows):
+        if dataset.episode_stats is not None:
+            row |= stats_columns(dataset.episode_stats[episode])
+        row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
     write_meta_tables(root, dataset.tasks, rows, dataset.stats)
     info = dict(dataset.info)
     for gone in ("total_chunks", "total_videos"):

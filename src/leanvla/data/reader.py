@@ -52,8 +52,8 @@ class LeRobotDataset:
         version = str(self.info.get("codebase_version", "?"))
         convert = (
             f"convert it with `leanvla data convert {self.root} --out DIR`"
-            if version == "v2.1"
-            else "convert it to v2.1 with lerobot's convert_dataset_v20_to_v21, then with `leanvla data convert`"
+            if version in ("v2.0", "v2.1")
+            else "convert it to v2.0 with lerobot's convert_dataset_v1_to_v2, then with `leanvla data convert`"
         )
         require(
             version.startswith("v3"),

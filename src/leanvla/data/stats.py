@@ -103,6 +103,14 @@ def aggregate_stats(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     return out
 
 
+def aggregate_features(
+    per_episode: list[dict[str, dict[str, np.ndarray]]],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each feature's statistics (`meta/stats.json`) aggregated over the episodes that have them."""
+    features = dict.fromkeys(key for stats in per_episode for key in stats)
+    return {key: aggregate_stats([s[key] for s in per_episode if key in s]) for key in features}
+
+
 def stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
     """Nested numpy statistics -> plain lists, as in `meta/stats.json`."""
     return {key: {name: np.asarray(v).tolist() for name, v in s.items()} for key, s in stats.items()}

@@ -20,7 +20,7 @@ from PIL import Image
 from leanvla.atomic import write_json_atomic
 from leanvla.data import format as fmt
 from leanvla.data.stats import (
-    aggregate_stats,
+    aggregate_features,
     image_histogram,
     stats_from_histogram,
     stats_to_json,
@@ -71,10 +71,9 @@ def stats_columns(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, list]:
     }
 
 
-def write_meta_tables(root: Path, tasks: list[str], rows: list[dict], episode_stats: list[dict]) -> None:
+def write_meta_tables(root: Path, tasks: list[str], rows: list[dict], stats: dict) -> None:
     """meta/tasks.parquet, the episodes metadata (`rows`, one an episode, in one file) and
-    meta/stats.json, each feature's statistics aggregated over the episodes that have them, as
-    LeRobot writes them."""
+    meta/stats.json (`stats`, each feature's over the dataset), as LeRobot writes them."""
     (root / "meta").mkdir(parents=True, exist_ok=True)
     table = pa.table(
         {
@@ -86,9 +85,7 @@ def write_meta_tables(root: Path, tasks: list[str], rows: list[dict], episode_st
     episodes_path = root / fmt.EPISODES_PATH.format(chunk_index=0, file_index=0)
     episodes_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), episodes_path)
-    features = dict.fromkeys(key for stats in episode_stats for key in stats)
-    aggregated = {key: aggregate_stats([s[key] for s in episode_stats if key in s]) for key in features}
-    write_json_atomic(root / fmt.STATS_PATH, stats_to_json(aggregated))
+    write_json_atomic(root / fmt.STATS_PATH, stats_to_json(stats))
 
 
 class LeRobotWriter:
@@ -241,7 +238,7 @@ class LeRobotWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        write_meta_tables(self.root, self.tasks, self.episode_rows, self.episode_stats)
+        write_meta_tables(self.root, self.tasks, self.episode_rows, aggregate_features(self.episode_stats))
         info = {
             "codebase_version": fmt.CODEBASE_VERSION,
             "robot_type": self.robot_type,
