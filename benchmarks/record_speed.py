@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
 
+from leanvla.data.reader import LeRobotDataset
+
 
 def record_run(src: Path, out: Path, args, shape: tuple[int, int]) -> float:
     options = ["--tasks", args.tasks, "--episodes", str(args.episodes), "--cameras", "corner2"]
@@ -29,8 +31,6 @@ def record_run(src: Path, out: Path, args, shape: tuple[int, int]) -> float:
 
 
 def same_dataset(first: Path, second: Path) -> bool:
-    from leanvla.data.reader import LeRobotDataset
-
     a, b = LeRobotDataset(first), LeRobotDataset(second)
     return a.read_table().equals(b.read_table()) and a.episodes.equals(b.episodes)
 
@@ -64,15 +64,8 @@ def main() -> None:
                     seconds[label].append(record_run(src, out, args, shape))
             first = Path(tmp) / f"{shape[0]}x{shape[1]}-{args.against}-0"
             assert same_dataset(first, first.with_name(f"{shape[0]}x{shape[1]}-now-0")), shape
-            frames = _frames(first)
-            rows.append({"shape": shape, "frames": frames, **seconds})
+            rows.append({"shape": shape, "frames": LeRobotDataset(first).num_frames, **seconds})
     write_result(f"{args.name}.md", report(args, rows))
-
-
-def _frames(root: Path) -> int:
-    from leanvla.data.reader import LeRobotDataset
-
-    return LeRobotDataset(root).num_frames
 
 
 def report(args, rows: list[dict]) -> str:
