@@ -118,7 +118,8 @@ def test_a_v21_dataset_is_converted_by_the_command_its_refusal_names_then_trains
         "frames": 679,
         "tasks": 3,
         "data_files": 1,
-        "video_files": {"linked": 0, "copied": 0},
+        "video_files": 0,
+        "episode_videos": {"joined": 0, "linked": 0, "copied": 0},
     }
     code, out, _ = run(capsys, "info", str(tmp_path / "v30"))
     assert code == 0 and json.loads(out)["codebase_version"] == "v3.0"

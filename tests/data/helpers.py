@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +69,12 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
-def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None):
+def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None, bframes: int = 0):
     """frames (N x H x W x 3 uint8) as an mp4 at fps: lossless H.264, or as LeRobot encodes by
     default (`codec="libsvtav1"`: AV1, 4:2:0, lossy); a keyframe every `gop` frames when given
-    (LeRobot's AV1 has one every 2), else the encoder's default (libx264: every 250)."""
+    (LeRobot's AV1 has one every 2), else the encoder's default (libx264: every 250). With
+    `bframes`, lossy H.264 puts that many B-frames between the others, always: frames then decode
+    out of presentation order, and decoding times start before 0."""
     import av  # in the dev extra; tests that use it skip without it
 
     with av.open(str(path), "w") as container:
@@ -79,6 +82,8 @@ def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         if codec == "libx264":  # no keyframes at scene cuts (random frames are all cuts): only every gop
             stream.pix_fmt, stream.options = "yuv444p", {"crf": "0", "sc_threshold": "0"}
+            if bframes:  # lossy: lossless H.264 has none
+                stream.options = {"crf": "18", "bf": str(bframes), "x264-params": "b-adapt=0:scenecut=0"}
         else:
             stream.pix_fmt = "yuv420p"
         if gop is not None:
@@ -142,23 +147,31 @@ def to_v21(
     video_keys: tuple[str, ...] = (),
     chunks_size: int = 1000,
     codec: str = "libx264",
+    bframes: int = 0,
 ) -> Path:
     """A v3 dataset of image features rewritten in LeRobot v2.1's layout at `root`: a data file and
     (for `video_keys`, encoded as `encode_mp4` says) an mp4 a camera per episode, meta/*.jsonl, and info.json
     as LeRobot v2.1 wrote it (its templates, total_chunks and total_videos; no file sizes; no
-    quantiles in the statistics)."""
+    quantiles in the statistics). The source's video features, each an mp4 an episode from time 0,
+    are hard-linked as they are."""
+    from leanvla.data.video import video_files
+
     ds = LeRobotDataset(source)
     table = ds.read_table()
     episodes = ds.episodes.to_pylist()
+    linked = [k for k, f in ds.features.items() if f["dtype"] == "video"]
+    for key in linked:
+        assert len(set(video_files(ds, key))) == len(episodes), f"{key}: not an mp4 an episode"
+        assert set(ds.episode_column(f"videos/{key}/from_timestamp")) == {0.0}, key
     info = {k: v for k, v in json.loads(json.dumps(ds.info)).items() if not k.endswith("_files_size_in_mb")}
     info |= {
         "codebase_version": "v2.1",
         "chunks_size": chunks_size,
         "total_chunks": -(-len(episodes) // chunks_size),
-        "total_videos": len(episodes) * len(video_keys),
+        "total_videos": len(episodes) * (len(video_keys) + len(linked)),
         "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
-        if video_keys
+        if video_keys or linked
         else None,
     }
     for key in video_keys:
@@ -171,8 +184,12 @@ def to_v21(
             path = root / info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=e)
             path.parent.mkdir(parents=True, exist_ok=True)
             images = ds.read_images(key)[row["dataset_from_index"] : row["dataset_to_index"]]
-            encode_mp4(path, images, ds.fps, codec)
+            encode_mp4(path, images, ds.fps, codec, bframes=bframes)
             frames = frames.drop([key])
+        for key in linked:
+            path = root / info["video_path"].format(episode_chunk=chunk, video_key=key, episode_index=e)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(video_files(ds, key)[e], path)
         path = root / info["data_path"].format(episode_chunk=chunk, episode_index=e)
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(frames, path)

@@ -45,7 +45,8 @@ def test_lerobots_dataset_converts_back_to_the_same_frames_tasks_and_statistics(
         "frames": 679,
         "tasks": 3,
         "data_files": 1,
-        "video_files": {"linked": 0, "copied": 0},
+        "video_files": 0,
+        "episode_videos": {"joined": 0, "linked": 0, "copied": 0},
     }
     assert converted.summary() | {"root": None} == original.summary() | {"root": None}
     assert converted.read_table().equals(original.read_table())  # every column, every frame
@@ -72,8 +73,9 @@ def test_lerobots_dataset_converts_back_to_the_same_frames_tasks_and_statistics(
 def test_videos_are_linked_unchanged_and_read_as_the_v21_files_decode(tmp_path):
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     source = to_v21(synthetic_dataset(tmp_path / "v30", image_size=32), tmp_path / "v21", video_keys=(CAM,))
-    summary = convert(ConvertConfig(source, out=tmp_path / "out"))
-    assert summary["video_files"] == {"linked": 4, "copied": 0}
+    summary = convert(ConvertConfig(source, out=tmp_path / "out", videos="link"))
+    assert summary["video_files"] == 4
+    assert summary["episode_videos"] == {"joined": 0, "linked": 4, "copied": 0}
     converted = LeRobotDataset(tmp_path / "out")
     assert np.array_equal(converted.read_images(CAM), episode_frames(source, CAM))
     for e in range(4):
@@ -97,11 +99,158 @@ def test_videos_are_copied_where_they_cannot_be_linked(tmp_path, monkeypatch):
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr(convert_module.os, "link", other_filesystem)
-    assert convert(ConvertConfig(source, out=tmp_path / "out"))["video_files"] == {"linked": 0, "copied": 4}
+    summary = convert(ConvertConfig(source, out=tmp_path / "out", videos="link"))
+    assert summary["episode_videos"] == {"joined": 0, "linked": 0, "copied": 4}
     ours = tmp_path / f"out/videos/{CAM}/chunk-000/file-002.mp4"
     theirs = source / f"videos/chunk-000/{CAM}/episode_{2:06d}.mp4"
     assert not os.path.samefile(ours, theirs) and ours.read_bytes() == theirs.read_bytes()
     assert np.array_equal(LeRobotDataset(tmp_path / "out").read_images(CAM), episode_frames(source, CAM))
+
+
+def video_dataset(tmp_path: Path, **encoding) -> Path:
+    """The synthetic dataset in v2.1's layout, its camera an mp4 an episode encoded as `encoding` says."""
+    pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+    return to_v21(
+        synthetic_dataset(tmp_path / "v30", image_size=32), tmp_path / "v21", video_keys=(CAM,), **encoding
+    )
+
+
+def video_file_names(root: Path) -> list[str]:
+    return sorted(p.relative_to(root / "videos").as_posix() for p in (root / "videos").rglob("*.mp4"))
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [{}, {"bframes": 2}, {"codec": "libsvtav1"}],
+    ids=["H.264", "H.264 with B-frames", "AV1 as LeRobot encodes"],
+)
+def test_videos_are_joined_into_one_file_that_decodes_as_the_v21_files_do(tmp_path, encoding):
+    from leanvla.data import video
+
+    source = video_dataset(tmp_path, **encoding)
+    summary = convert(ConvertConfig(source, out=tmp_path / "out"))
+    assert summary["video_files"] == 1
+    assert summary["episode_videos"] == {"joined": 4, "linked": 0, "copied": 0}
+    assert video_file_names(tmp_path / "out") == [f"{CAM}/chunk-000/file-000.mp4"]
+    converted = LeRobotDataset(tmp_path / "out")
+    v21_frames = episode_frames(source, CAM)
+    assert np.array_equal(converted.read_images(CAM), v21_frames)  # every pixel, nothing re-encoded
+    lengths = np.array(converted.episode_column("length"))
+    starts = np.r_[0, np.cumsum(lengths)[:-1]] / converted.fps  # one after another
+    assert np.allclose(converted.episode_column(f"videos/{CAM}/from_timestamp"), starts)
+    assert np.allclose(
+        converted.episode_column(f"videos/{CAM}/to_timestamp"), starts + lengths / converted.fps
+    )
+    # Each frame is shown when LeRobot's reader looks for it: within its tolerance, 1e-4 s.
+    (joined,) = (tmp_path / "out/videos").rglob("*.mp4")
+    shown = np.concatenate([times for _, times in video._batches(joined, pixels=False)])
+    frame_times = np.concatenate([start + np.arange(n) / converted.fps for start, n in zip(starts, lengths)])
+    assert np.abs(shown - frame_times).max() < 1e-4
+    # Episodes read apart (seeking within the joined file) are the v2.1 files' frames too.
+    first = np.r_[0, np.cumsum(lengths)]
+    apart = video.read_video_frames(converted, CAM, episodes=np.array([1, 3]))
+    assert np.array_equal(apart, np.concatenate([v21_frames[first[e] : first[e + 1]] for e in (1, 3)]))
+
+
+def test_video_files_fill_up_to_their_size_and_chunks_to_their_count(tmp_path):
+    source = video_dataset(tmp_path, chunks_size=3)
+    info = json.loads((source / "meta/info.json").read_text())
+    info["video_files_size_in_mb"] = 1e-6  # smaller than any episode's mp4: a file each
+    (source / "meta/info.json").write_text(json.dumps(info))
+    assert convert(ConvertConfig(source, out=tmp_path / "out"))["video_files"] == 4
+    assert video_file_names(tmp_path / "out") == [
+        f"{CAM}/chunk-000/file-000.mp4",
+        f"{CAM}/chunk-000/file-001.mp4",
+        f"{CAM}/chunk-000/file-002.mp4",
+        f"{CAM}/chunk-001/file-000.mp4",
+    ]
+    converted = LeRobotDataset(tmp_path / "out")
+    assert converted.episode_column(f"videos/{CAM}/from_timestamp") == [0.0] * 4
+    assert np.array_equal(converted.read_images(CAM), episode_frames(source, CAM))
+
+
+def test_an_mp4_encoded_otherwise_starts_a_file_of_its_own(tmp_path):
+    from tests.data.helpers import encode_mp4
+
+    source = video_dataset(tmp_path)
+    other = source / f"videos/chunk-000/{CAM}/episode_000002.mp4"
+    frames = LeRobotDataset(tmp_path / "v30").read_images(CAM)[10:19]  # episode 2's
+    encode_mp4(other, frames, 10, codec="libsvtav1")  # another codec: not one stream with the rest
+    assert convert(ConvertConfig(source, out=tmp_path / "out"))["video_files"] == 3
+    converted = LeRobotDataset(tmp_path / "out")
+    assert converted.episode_column(f"videos/{CAM}/file_index") == [0, 0, 1, 2]
+    assert converted.episode_column(f"videos/{CAM}/from_timestamp") == [0.0, 0.6, 0.0, 0.0]
+    assert np.array_equal(converted.read_images(CAM), episode_frames(source, CAM))
+
+
+def encode_h264(path: Path, frames: np.ndarray, container_format: str | None = None, **options) -> None:
+    """frames as lossless H.264 at 10 fps with the encoder's `options` (x264 settings), in an mp4 or
+    `container_format`."""
+    import av
+
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "0", **options})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_an_mp4_encoded_with_other_settings_starts_a_file_of_its_own(tmp_path):
+    """Same codec, size and pixel format, but other x264 settings (CAVLC, not CABAC): a decoder
+    reading it with the first file's parameters would decode garbage."""
+    source = video_dataset(tmp_path)
+    other = source / f"videos/chunk-000/{CAM}/episode_000002.mp4"
+    encode_h264(other, LeRobotDataset(tmp_path / "v30").read_images(CAM)[10:19], preset="ultrafast")
+    assert convert(ConvertConfig(source, out=tmp_path / "out"))["video_files"] == 3
+    converted = LeRobotDataset(tmp_path / "out")
+    assert converted.episode_column(f"videos/{CAM}/file_index") == [0, 0, 1, 2]
+    assert np.array_equal(converted.read_images(CAM), episode_frames(source, CAM))
+
+
+def test_an_mp4_with_a_frame_more_than_its_episode_keeps_the_next_episode_after_it(tmp_path):
+    source = video_dataset(tmp_path)
+    frames = LeRobotDataset(tmp_path / "v30").read_images(CAM)
+    longer = source / f"videos/chunk-000/{CAM}/episode_000001.mp4"
+    encode_h264(longer, np.concatenate([frames[6:10], frames[9:10]]))  # episode 1's 4 frames, and one more
+    convert(ConvertConfig(source, out=tmp_path / "out"))
+    converted = LeRobotDataset(tmp_path / "out")
+    assert np.allclose(converted.episode_column(f"videos/{CAM}/from_timestamp"), [0.0, 0.6, 1.1, 2.0])
+    decoded = episode_frames(source, CAM)  # episode 1's extra frame is the 11th
+    assert np.array_equal(converted.read_images(CAM), np.delete(decoded, 10, axis=0))
+
+
+def test_an_mp4_with_a_frame_less_than_its_episode_is_refused_when_read_as_before(tmp_path):
+    """The next episode starts where this one's frames should end: the missing frame is not
+    taken from the next episode, and reading says the file is short, as for unjoined files."""
+    source = video_dataset(tmp_path)
+    frames = LeRobotDataset(tmp_path / "v30").read_images(CAM)
+    encode_h264(source / f"videos/chunk-000/{CAM}/episode_000001.mp4", frames[6:9])  # 3 of its 4 frames
+    convert(ConvertConfig(source, out=tmp_path / "out"))
+    converted = LeRobotDataset(tmp_path / "out")
+    assert np.allclose(converted.episode_column(f"videos/{CAM}/from_timestamp"), [0.0, 0.6, 1.0, 1.9])
+    with pytest.raises(UserError, match=r"episode 1 of .* needs a frame at 0\.900 s of .*file-000\.mp4"):
+        converted.read_images(CAM)
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "no frames", "no timestamps"])
+def test_an_mp4_that_cannot_be_joined_is_one_line_naming_its_episode(tmp_path, damage):
+    from tests.data.helpers import encode_mp4
+
+    source = video_dataset(tmp_path)
+    video = source / f"videos/chunk-000/{CAM}/episode_000002.mp4"
+    if damage == "cut in half":
+        video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+        message = rf"cannot read {re.escape(str(video))} \(episode 2\): .*; is it truncated or damaged\? \(--videos link"
+    elif damage == "no frames":
+        encode_mp4(video, np.zeros((0, 32, 32, 3), np.uint8), 10)
+        message = rf"{re.escape(str(video))} \(episode 2\) has no video stream"
+    else:  # a raw H.264 stream, named .mp4: its packets carry no times
+        encode_h264(video, np.zeros((9, 32, 32, 3), np.uint8), container_format="h264")
+        message = rf"{re.escape(str(video))} \(episode 2\) has packets without timestamps; re-encode it"
+    with pytest.raises(UserError, match=message) as caught:
+        convert(ConvertConfig(source, out=tmp_path / "out"))
+    assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
 
 
 def test_data_files_fill_up_to_their_size_and_chunks_to_their_count(tmp_path):

@@ -8,9 +8,11 @@ install beside leanvla. v2.x keeps an episode a file:
     data/chunk-CCC/episode_EEEEEE.parquet                   one episode's frames
     videos/chunk-CCC/<key>/episode_EEEEEE.mp4               one episode's frames of a camera
 The frames' columns are the same in both versions, so the data files are joined into v3's files
-(of at most data_files_size_in_mb) unchanged. Each mp4 stays one v3 video file holding one
-episode (from_timestamp 0): nothing is re-encoded, and the file is hard-linked, not copied, where
-both directories are on one filesystem. The per-episode statistics move into meta/episodes, and
+(of at most data_files_size_in_mb) unchanged. The mp4s of a camera are joined as LeRobot lays v3
+out, into files of about video_files_size_in_mb, their packets copied (`video_join`: nothing is
+re-encoded, every pixel stays as it was); or, with `--videos link`, each stays a v3 video file
+holding one episode (from_timestamp 0), hard-linked, not copied, where both directories are on one
+filesystem: no second copy on disk, but a file an episode. The per-episode statistics move into meta/episodes, and
 meta/stats.json aggregates them. v2.0 had no per-episode statistics, only meta/stats.json over the
 dataset: that is kept, and the episodes go without (leanvla takes statistics from the frames it
 trains on; LeRobot reads meta/stats.json).
@@ -23,6 +25,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -52,6 +55,10 @@ class ConvertConfig:
     """Directory of the v3.0 dataset (must not exist unless --overwrite)."""
     overwrite: bool = False
     """Replace --out if it exists."""
+    videos: Literal["join", "link"] = "join"
+    """join: each camera's mp4s joined into files of about video_files_size_in_mb, as LeRobot lays
+    v3 out (packets copied, nothing re-encoded); link: each mp4 kept as a file of its own,
+    hard-linked where it can be (no second copy on disk, a file an episode)."""
 
 
 @dataclass
@@ -112,15 +119,21 @@ def convert(cfg: ConvertConfig) -> dict:
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
         with tqdm(total=episodes, desc="data", unit="episode", leave=False, mininterval=1.0) as bar:
             rows, data_files = write_data(dataset, tmp, bar)
-        placed = {"linked": 0, "copied": 0}
+        placed = {"joined": 0, "linked": 0, "copied": 0}
+        video_files = 0
         videos = episodes * len(dataset.cameras)
-        with tqdm(total=videos, desc="videos", unit="file", leave=False, disable=not videos) as bar:
+        with tqdm(total=videos, desc="videos", unit="episode", leave=False, disable=not videos) as bar:
             for key in dataset.cameras:
+                if cfg.videos == "join":
+                    video_files += join_videos(dataset, key, rows, tmp, bar)
+                    placed["joined"] += episodes
+                    continue
                 for episode, row in enumerate(rows):
                     columns, how = place_video(dataset, key, episode, tmp)
                     row |= columns
                     placed[how] += 1
                     bar.update()
+                video_files += episodes
         write_meta(dataset, tmp, rows)
         LeRobotDataset(tmp)  # the reader's own checks, before the result takes --out's name
     return {
@@ -129,7 +142,8 @@ def convert(cfg: ConvertConfig) -> dict:
         "frames": dataset.info["total_frames"],
         "tasks": len(dataset.tasks),
         "data_files": data_files,
-        "video_files": placed,
+        "video_files": video_files,
+        "episode_videos": placed,
     }
 
 
@@ -259,9 +273,7 @@ def write_data(dataset: V2Dataset, root: Path, bar) -> tuple[list[dict], int]:
             if writer is None or held_mb + size_mb > limit_mb:
                 if writer is not None:
                     writer.close()
-                file += 1
-                if file == dataset.chunks_size:
-                    chunk, file = chunk + 1, 0
+                chunk, file = _next_file(chunk, file, dataset.chunks_size)
                 path = root / fmt.DATA_PATH.format(chunk_index=chunk, file_index=file)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 writer, held_mb = pq.ParquetWriter(path, schema), 0.0
@@ -315,6 +327,50 @@ def _episode_table(path: Path, episode: int, length: int, schema: pa.Schema | No
         ) from exc
 
 
+def _next_file(chunk: int, file: int, chunks_size: int) -> tuple[int, int]:
+    """The (chunk, file) indices after these: `chunks_size` files a chunk, as LeRobot numbers them."""
+    return (chunk + 1, 0) if file + 1 == chunks_size else (chunk, file + 1)
+
+
+def join_videos(dataset: V2Dataset, key: str, rows: list[dict], root: Path, bar) -> int:
+    """Camera `key`'s mp4s joined in episode order into v3 video files of about
+    video_files_size_in_mb (a file takes episodes until the next would pass that, or its stream
+    differs); adds each episode's video columns to its row of `rows`; returns the files written."""
+    from leanvla.data.video_join import SourceVideo, VideoJoin
+
+    limit = dataset.info.get("video_files_size_in_mb", fmt.DEFAULT_VIDEO_FILE_SIZE_MB) * 1e6
+    chunk, file, joined = 0, -1, None
+    try:
+        for episode, row in enumerate(rows):
+            path = dataset.video_file(key, episode)
+            with SourceVideo(path, episode) as source:
+                full = joined is not None and joined.bytes + path.stat().st_size > limit
+                if joined is None or full or not joined.takes(source):
+                    if joined is not None:
+                        joined.close()
+                    chunk, file = _next_file(chunk, file, dataset.chunks_size)
+                    target = root / fmt.VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+                    joined = VideoJoin(target)
+                frames, fps = int(dataset.episodes[episode]["length"]), dataset.info["fps"]
+                start = joined.append(source, frames, fps)
+            row |= _video_columns(key, chunk, file, start, start + frames / fps)
+            bar.update()
+    finally:
+        if joined is not None:
+            joined.close()
+    return chunk * dataset.chunks_size + file + 1
+
+
+def _video_columns(key: str, chunk: int, file: int, start: float, end: float) -> dict:
+    """An episode's columns of its metadata row that say where its frames of camera `key` are."""
+    return {
+        f"videos/{key}/chunk_index": chunk,
+        f"videos/{key}/file_index": file,
+        f"videos/{key}/from_timestamp": start,
+        f"videos/{key}/to_timestamp": end,
+    }
+
+
 def place_video(dataset: V2Dataset, key: str, episode: int, root: Path) -> tuple[dict, str]:
     """An episode's mp4 of camera `key` as a v3 video file of its own, hard-linked where it can be,
     else copied; returns its columns of the episode's metadata row, and "linked" or "copied"."""
@@ -328,13 +384,8 @@ def place_video(dataset: V2Dataset, key: str, episode: int, root: Path) -> tuple
     except OSError:
         shutil.copyfile(source, target)
         how = "copied"
-    length = int(dataset.episodes[episode]["length"])
-    return {
-        f"videos/{key}/chunk_index": chunk,
-        f"videos/{key}/file_index": file,
-        f"videos/{key}/from_timestamp": 0.0,
-        f"videos/{key}/to_timestamp": length / dataset.info["fps"],
-    }, how
+    seconds = int(dataset.episodes[episode]["length"]) / dataset.info["fps"]
+    return _video_columns(key, chunk, file, 0.0, seconds), how
 
 
 def write_meta(dataset: V2Dataset, root: Path, rows: list[dict]) -> None:
