@@ -319,6 +319,9 @@ MUTANTS = [
     Mutant("writer-counts-not-cut", "data/writer.py", "return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)", "return EncodedImages(self.pngs[frames], self.counts, self.shape)", "tests/data/test_record.py"),
     Mutant("writer-pngs-encoded-again", "data/writer.py", "[encode_png(image) for image in images] if pngs is None else pngs", "[encode_png(image) for image in images]", "tests/data/test_writer.py"),
     Mutant("writer-image-count", "data/writer.py", "stats_from_histogram(values.counts.sum(axis=0), len(values))", "stats_from_histogram(values.counts.sum(axis=0), len(values.counts[0]))", "tests/data/test_writer.py"),
+    Mutant("writer-non-finite-written", "data/writer.py", "                _refuse_non_finite(key, array)\n", "", "tests/data/test_writer.py"),
+    Mutant("writer-infinity-written", "data/writer.py", "bad = np.argwhere(~np.isfinite(values))", "bad = np.argwhere(np.isnan(values))", "tests/data/test_writer.py"),
+    Mutant("writer-refused-task-listed", "data/writer.py", "        episode_index = len(self.episode_rows)\n", "        episode_index = len(self.episode_rows)\n        self.task_index(task)\n", "tests/data/test_writer.py"),
     Mutant("writer-timestamp", "data/writer.py", '"timestamp": (frame_index / self.fps).astype(np.float32),', '"timestamp": (frame_index * 1.0).astype(np.float32),', "tests/data"),
     # decode/bidirectional.py
     Mutant("bidir-ranks-committed", "decode/bidirectional.py", "priority = torch.where(masked, priority, torch.full_like(priority, -math.inf))", "priority = priority.clone()", "tests/decode/test_decoders.py"),

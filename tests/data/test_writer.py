@@ -195,3 +195,25 @@ def test_wrong_dim_is_rejected(tmp_path):
     frames["action"] = np.zeros((7, 5), np.float32)
     with pytest.raises(ValueError, match="'action' has dim 5"):
         writer.add_episode("t", frames)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_a_value_that_is_not_finite_is_refused_and_the_episode_not_written(tmp_path, bad):
+    """The reader refuses a dataset holding one; the writer refuses it first, naming where it is."""
+    eps = _episodes(np.random.default_rng(0))
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    writer.add_episode(*eps[0])
+    task, frames = eps[1]
+    frames["observation.state"][3, 2] = frames["observation.state"][4, 0] = bad
+    with pytest.raises(
+        ValueError,
+        match=rf"'observation.state' is {bad} at frame 3, dimension 2 of this episode \(2 such values\)",
+    ):
+        writer.add_episode(task, frames)
+    writer.add_episode(*eps[2])  # the writer goes on as if the refused episode had not come
+    writer.finalize()
+    written = LeRobotDataset(tmp_path / "ds")
+    assert written.num_episodes == 2 and written.num_frames == 7 + 9
+    assert written.tasks == ["reach the goal position"]  # the refused episode's task is not listed
+    expected = np.concatenate([eps[0][1]["observation.state"], eps[2][1]["observation.state"]])
+    assert np.array_equal(written.read_array("observation.state"), expected)

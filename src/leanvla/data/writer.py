@@ -62,6 +62,22 @@ class EncodedImages:
         return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)
 
 
+def _refuse_non_finite(key: str, values: np.ndarray) -> None:
+    """Refuse a NaN or an infinity in an episode's vector feature (frames x dim) before it is
+    written: the reader refuses a dataset holding one (every loss would be NaN), so writing it would
+    only move the error to the first command that reads the dataset."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        frame, dim = (int(i) for i in bad[0])
+        raise ValueError(
+            f"feature '{key}' is {values[frame, dim]} at frame {frame}, dimension {dim} of this episode "
+            f"({len(bad)} such value{'s' if len(bad) > 1 else ''}): a dataset holding it cannot be trained on; "
+            "repair or leave out the episode"
+        )
+
+
 def stats_columns(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, list]:
     """An episode's statistics as the stats/<feature>/<stat> columns of its metadata row."""
     return {
@@ -141,7 +157,6 @@ class LeRobotWriter:
             raise ValueError(f"episode is missing features {missing}")
         length = len(next(iter(frames.values())))
         episode_index = len(self.episode_rows)
-        task_index = self.task_index(task)
         columns: dict[str, pa.Array] = {}
         stats: dict[str, dict[str, np.ndarray]] = {}
         for key, feature in self.features.items():
@@ -158,8 +173,10 @@ class LeRobotWriter:
                     raise ValueError(
                         f"feature '{key}' has dim {array.shape[1]}, info declares {feature['shape']}"
                     )
+                _refuse_non_finite(key, array)
                 columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1)), array.shape[1])
                 stats[key] = vector_stats(array)
+        task_index = self.task_index(task)  # only once the episode is accepted: a refused one lists none
         frame_index = np.arange(length, dtype=np.int64)
         defaults = {
             "timestamp": (frame_index / self.fps).astype(np.float32),
