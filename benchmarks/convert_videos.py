@@ -1,7 +1,7 @@
 """`leanvla data convert` with its videos joined (the default) and linked: what each costs to
 convert, how many files it leaves, and how fast training then reads the camera.
 
-    python benchmarks/convert_videos.py               # about 3 minutes on 2 CPU cores
+    python benchmarks/convert_videos.py               # about 6 minutes on 2 CPU cores
 
 For each codec of benchmarks/video_read.py (H.264 at libx264's defaults, and AV1 as LeRobot
 encodes by default), a LeRobotDataset v2.1 of --episodes episodes of --length frames from one
@@ -11,7 +11,8 @@ mp4 an episode, laid out as LeRobot v2.1 wrote it (tests/data/helpers.to_v21). T
 1. converting it (`convert`, in this process): `--videos join` copies each mp4's packets into one
    file (up to video_files_size_in_mb), `--videos link` hard-links each mp4 as a file of its own;
 2. reading the camera as training does (`read_images(size=64)`, the frame cache off), every frame;
-3. reading --few episodes of it (`read_images(rows=...)`, as `train --episodes` does).
+3. reading --few episodes of it (`read_images(rows=...)`, as `train --episodes` does), and in a
+   read of its own (untimed) counting the frames decoded for them.
 The layout going first alternates; the fastest run counts, the median beside it. Asserted: both layouts read to the same frames (the
 linked files are the v2.1 mp4s themselves). Writes docs/results/NAME.md.
 """
@@ -35,6 +36,7 @@ from video_read import CODECS, KEY, video_dataset
 
 sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the tests convert
 
+from leanvla.data import video  # noqa: E402
 from leanvla.data.convert import ConvertConfig, convert  # noqa: E402
 from leanvla.data.reader import LeRobotDataset  # noqa: E402
 from tests.data.helpers import to_v21  # noqa: E402
@@ -42,11 +44,29 @@ from tests.data.helpers import to_v21  # noqa: E402
 LAYOUTS = ("join", "link")
 
 
+def frames_decoded(read) -> int:
+    """How many frames the decoder gives during `read()`, wanted or not (counted in a read of its
+    own: the count costs time)."""
+    real, count = video._decoded_from, [0]
+
+    def counted(*args):
+        for frame in real(*args):
+            count[0] += 1
+            yield frame
+
+    video._decoded_from = counted
+    try:
+        read()
+    finally:
+        video._decoded_from = real
+    return count[0]
+
+
 def measure(v21: Path, work: Path, args) -> dict:
     """Each layout's seconds (lists of --repeats runs) to convert, read whole and read a few
     episodes, with its files and megabytes."""
     seconds = {(layout, what): [] for layout in LAYOUTS for what in ("convert", "whole", "few")}
-    files, megabytes, reference = {}, {}, None
+    files, megabytes, decoded, reference = {}, {}, {}, None
     chosen = np.linspace(0, args.episodes - 1, args.few).round().astype(int)
     few_rows = np.isin(np.repeat(np.arange(args.episodes), args.length), chosen)
     for repeat in range(args.repeats):
@@ -70,7 +90,16 @@ def measure(v21: Path, work: Path, args) -> dict:
             assert np.array_equal(few, whole[few_rows])
             reference = whole if reference is None else reference
             assert np.array_equal(whole, reference), layout
-    return {"seconds": seconds, "files": files, "megabytes": megabytes}
+            decoded[layout] = frames_decoded(
+                lambda out=out: LeRobotDataset(out).read_images(KEY, rows=few_rows, size=64)
+            )
+    return {
+        "seconds": seconds,
+        "files": files,
+        "megabytes": megabytes,
+        "decoded": decoded,
+        "few": int(few_rows.sum()),
+    }
 
 
 def main() -> None:
@@ -80,7 +109,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--length", type=int, default=50, help="frames per episode")
     parser.add_argument("--few", type=int, default=3, help="episodes read apart")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--name", type=result_name, default="convert_videos")
     args = parser.parse_args()
     results = {}
@@ -109,12 +138,13 @@ def report(args, results: dict) -> str:
         "file of its own); then the camera read as training reads it, fitted to 64 x 64 with the frame "
         f"cache off: every frame, and {args.few} episodes spread over the dataset (`rows=`, as "
         f"`train --episodes` reads them). The two layouts in turn (which goes first alternating), {args.repeats} runs each, the fastest "
-        "counting (the median in brackets). Asserted: both read to the same frames (the linked files are "
+        "counting (the median in brackets); the frames decoded for the few episodes counted in a read of "
+        "its own. Asserted: both read to the same frames (the linked files are "
         "the v2.1 mp4s themselves).",
         "",
         "| codec | layout | video files | MB | convert (s) | read every frame (s) | frames/s | "
-        f"read {args.few} episodes (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"read {args.few} episodes (s) | frames decoded for them |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         for layout in LAYOUTS:
@@ -126,21 +156,18 @@ def report(args, results: dict) -> str:
             rate = frames / min(result["seconds"][layout, "whole"])
             lines.append(
                 f"| {name} | {layout} | {result['files'][layout]} | {result['megabytes'][layout]:.1f} | "
-                f"{cells[0]} | {cells[1]} | {rate:.0f} | {cells[2]} |"
+                f"{cells[0]} | {cells[1]} | {rate:.0f} | {cells[2]} | {result['decoded'][layout]} of {result['few']} |"
             )
-    lines += [
-        "",
-        "Joined / linked, by the fastest runs:",
-        "",
-        "| codec | convert | read every frame | read a few |",
-    ]
-    lines.append("|---|---|---|---|")
+    lines += ["", "Joined / linked, by the fastest runs (by the medians):", ""]
+    lines += ["| codec | convert | read every frame | read a few |", "|---|---|---|---|"]
     for name, result in results.items():
-        ratio = {
-            what: min(result["seconds"]["join", what]) / min(result["seconds"]["link", what])
-            for what in ("convert", "whole", "few")
-        }
-        lines.append(f"| {name} | {ratio['convert']:.1f}x | {ratio['whole']:.2f}x | {ratio['few']:.2f}x |")
+        cells = []
+        for what in ("convert", "whole", "few"):
+            joined, linked = result["seconds"]["join", what], result["seconds"]["link", what]
+            fastest = min(joined) / min(linked)
+            medians = statistics.median(joined) / statistics.median(linked)
+            cells.append(f"{fastest:.2f}x ({medians:.2f}x)")
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -102,6 +102,7 @@ def to_video_dataset(
     episodes_per_file: int | None = None,
     gop: int | None = None,
     codec: str = "libx264",
+    bframes: int = 0,
 ):
     """Move an image feature of a parquet dataset into mp4 files, as LeRobot v3 stores video: all
     episodes in one file, or `episodes_per_file` in each (each file's times start at 0), encoded as
@@ -121,7 +122,7 @@ def to_video_dataset(
         path = root / f"videos/{key}/chunk-000/file-{f:03d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = first_frame[members[0]], first_frame[members[-1]] + lengths[members[-1]]
-        encode_mp4(path, frames[rows[0] : rows[1]], fps, codec, gop)
+        encode_mp4(path, frames[rows[0] : rows[1]], fps, codec, gop, bframes)
         start[members] = (first_frame[members] - rows[0]) / fps
     # As LeRobot writes a video feature: no column in the data files, only the mp4s.
     for data_file in (root / "data").rglob("*.parquet"):
@@ -206,3 +207,19 @@ def to_v21(
         (root / f"meta/{name}.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
     (root / "meta/info.json").write_text(json.dumps(info, indent=4))
     return root
+
+
+def decoded_frame_count(monkeypatch) -> list[int]:
+    """Count every frame the video decoder gives from here on, wanted or not: [count]."""
+    from leanvla.data import video
+
+    count = [0]
+    real = video._decoded_from
+
+    def counted(*args):
+        for frame in real(*args):
+            count[0] += 1
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded_from", counted)
+    return count

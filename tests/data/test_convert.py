@@ -16,7 +16,7 @@ from leanvla.data import convert as convert_module
 from leanvla.data.convert import ConvertConfig, convert
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import UserError
-from tests.data.helpers import synthetic_dataset, to_v21
+from tests.data.helpers import decoded_frame_count, synthetic_dataset, to_v21
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lerobot_metaworld_v30"
 CAM = "observation.images.cam"
@@ -124,7 +124,7 @@ def video_file_names(root: Path) -> list[str]:
     [{}, {"bframes": 2}, {"codec": "libsvtav1"}],
     ids=["H.264", "H.264 with B-frames", "AV1 as LeRobot encodes"],
 )
-def test_videos_are_joined_into_one_file_that_decodes_as_the_v21_files_do(tmp_path, encoding):
+def test_videos_are_joined_into_one_file_that_decodes_as_the_v21_files_do(tmp_path, monkeypatch, encoding):
     from leanvla.data import video
 
     source = video_dataset(tmp_path, **encoding)
@@ -146,10 +146,13 @@ def test_videos_are_joined_into_one_file_that_decodes_as_the_v21_files_do(tmp_pa
     shown = np.concatenate([times for _, times in video._batches(joined, pixels=False)])
     frame_times = np.concatenate([start + np.arange(n) / converted.fps for start, n in zip(starts, lengths)])
     assert np.abs(shown - frame_times).max() < 1e-4
-    # Episodes read apart (seeking within the joined file) are the v2.1 files' frames too.
+    # Episodes read apart are the v2.1 files' frames too, each decoded from its own first frame
+    # (a keyframe): nothing of the episode before it, and at most a frame past it.
     first = np.r_[0, np.cumsum(lengths)]
+    count = decoded_frame_count(monkeypatch)
     apart = video.read_video_frames(converted, CAM, episodes=np.array([1, 3]))
     assert np.array_equal(apart, np.concatenate([v21_frames[first[e] : first[e + 1]] for e in (1, 3)]))
+    assert count[0] <= lengths[1] + lengths[3] + 2
 
 
 def test_video_files_fill_up_to_their_size_and_chunks_to_their_count(tmp_path):

@@ -138,22 +138,32 @@ def test_a_policy_reads_its_cameras_fitted_as_trained_and_a_validation_set_reads
 
 
 def recorded_with(root, glitches: dict[tuple[str, int, int, int], float]):
-    """Four episodes of 5 frames; glitches: (feature, episode, frame, dimension) -> value."""
+    """Four episodes of 5 frames; glitches: (feature, episode, frame, dimension) -> value, put into
+    the data file after writing (LeRobotWriter refuses them; a recording written by other tools,
+    LeRobot's among them, may hold them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from leanvla.data.format import image_feature
     from leanvla.data.writer import LeRobotWriter
 
     vector = {"dtype": "float32", "shape": [3], "names": None}
     features = {"observation.images.cam": image_feature(8, 8), "observation.state": vector, "action": vector}
     writer = LeRobotWriter(root, fps=10, features=features)
-    with np.errstate(invalid="ignore"):  # the writer's statistics of a glitch are NaN, as LeRobot's are
-        for episode in range(4):
-            frames = {key: np.zeros((5, 3), np.float32) for key in ("observation.state", "action")}
-            for (key, e, frame, dim), value in glitches.items():
-                if e == episode:
-                    frames[key][frame, dim] = value
-            images = np.zeros((5, 8, 8, 3), np.uint8)
-            writer.add_episode("task a", {**frames, "observation.images.cam": images})
-        writer.finalize()
+    for _ in range(4):
+        frames = {key: np.zeros((5, 3), np.float32) for key in ("observation.state", "action")}
+        writer.add_episode("task a", {**frames, "observation.images.cam": np.zeros((5, 8, 8, 3), np.uint8)})
+    writer.finalize()
+    (path,) = (root / "data").rglob("*.parquet")
+    table = pq.read_table(path)
+    for key in {key for key, *_ in glitches}:
+        values = np.stack(table.column(key).to_pylist()).astype(np.float32)
+        for (glitched, episode, frame, dim), value in glitches.items():
+            if glitched == key:
+                values[episode * 5 + frame, dim] = value
+        column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), 3)
+        table = table.set_column(table.column_names.index(key), table.schema.field(key), column)
+    pq.write_table(table, path)
     return LeRobotDataset(root)
 
 

@@ -12,7 +12,13 @@ from leanvla.data import video
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.video import nearest_frames, read_video_frames
 from leanvla.errors import UserError
-from tests.data.helpers import dataset_with, encode_mp4, synthetic_dataset, to_video_dataset
+from tests.data.helpers import (
+    dataset_with,
+    decoded_frame_count,
+    encode_mp4,
+    synthetic_dataset,
+    to_video_dataset,
+)
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
 
@@ -352,27 +358,19 @@ def test_episode_lengths_that_disagree_with_the_frame_count_are_one_clear_error(
         LeRobotDataset(root).read_images("observation.images.cam", rows=rows, size=8)
 
 
-def decoded_frame_count(monkeypatch) -> list[int]:
-    """Count every frame the decoder gives, wanted or not: [count]."""
-    count = [0]
-    real = video._decoded_from
-
-    def counted(*args):
-        for frame in real(*args):
-            count[0] += 1
-            yield frame
-
-    monkeypatch.setattr(video, "_decoded_from", counted)
-    return count
-
-
-@pytest.mark.parametrize("gop", [None, 4], ids=["one keyframe", "a keyframe every 4 frames"])
+@pytest.mark.parametrize(
+    "gop, bframes",
+    [(None, 0), (4, 0), (4, 2)],
+    ids=["one keyframe", "a keyframe every 4 frames", "a keyframe every 4 frames, B-frames"],
+)
 @pytest.mark.parametrize("size", [None, 8], ids=["as stored", "fitted"])
-def test_a_few_episodes_decode_alone_and_equal_those_rows_of_the_whole(tmp_path, monkeypatch, gop, size):
+def test_a_few_episodes_decode_alone_and_equal_those_rows_of_the_whole(
+    tmp_path, monkeypatch, gop, bframes, size
+):
     monkeypatch.setenv("LEANVLA_CACHE", "off")
     lengths = (30, 20, 40, 25, 35, 30)
     root = synthetic_dataset(tmp_path / "ds", lengths=lengths, tasks=("a",) * 6, image_size=16)
-    to_video_dataset(root, episodes_per_file=3, gop=gop)
+    to_video_dataset(root, episodes_per_file=3, gop=gop, bframes=bframes)
     whole = LeRobotDataset(root).read_images("observation.images.cam", size=size)
     episode = LeRobotDataset(root).read_array("episode_index")
     for chosen in ([0], [2], [3], [5], [1, 4], [0, 2]):  # first, middle and last of a file; across files
@@ -416,14 +414,19 @@ def test_a_read_of_over_half_the_frames_decodes_the_whole_camera(tmp_path, monke
             assert count[0] == 24, (chosen, count[0])
 
 
-def test_keyframes_are_found_from_the_packets_alone(tmp_path):
+def test_keyframes_and_frames_are_found_from_the_packets_alone(tmp_path):
     encode_mp4(tmp_path / "gop.mp4", np.zeros((23, 16, 16, 3), np.uint8), 10, gop=4)
     with av.open(str(tmp_path / "gop.mp4")) as container:
-        found = video._keyframe_times(container, container.streams.video[0])
+        found, every = video._packet_times(container, container.streams.video[0])
     assert np.allclose(found, np.arange(0, 23, 4) / 10)
+    assert np.allclose(every, np.arange(23) / 10)
     assert video._last_at_or_before(found, 0.45) == pytest.approx(0.4)
     assert video._last_at_or_before(found, 0.4) == pytest.approx(0.4)
     assert video._last_at_or_before(found, -0.1) == -np.inf
+    assert video._first_at_or_after(every, 0.45) == pytest.approx(0.5)
+    assert video._first_at_or_after(every, every[4]) == every[4]
+    assert video._first_at_or_after(every, 2.25) == np.inf
+    assert video._first_at_or_after(np.array([]), 0.45) == 0.45  # no times to go by
 
 
 @pytest.mark.parametrize("gop", [None, 2], ids=["decoding on", "seeking"])
@@ -441,4 +444,7 @@ def test_frames_within_windows_come_once_each_in_order(tmp_path, gop):
 
 def test_the_stretches_around_episodes_join_where_they_overlap():
     starts, lengths = np.array([3.0, 0.0, 1.0, 10.0]), np.array([10, 10, 5, 10])  # at 10 fps
-    assert video._windows(starts, lengths, 10.0) == [(-0.1, 1.5), (2.9, 4.0), (9.9, 11.0)]
+    # Each episode's frame times widened by three quarters of a frame: 0.0 to 0.9 s is -0.075 to 0.975 s.
+    assert np.allclose(
+        video._windows(starts, lengths, 10.0), [(-0.075, 1.475), (2.925, 3.975), (9.925, 10.975)]
+    )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 
 RAW_BATCH_BYTES = 64 << 20  # full-size frames held at most while a batch waits to be fitted
+WIDENED = 0.75  # frames: how far an episode's window in a file reaches past its first and last
 
 
 def _batches(
@@ -40,8 +41,9 @@ def _batches(
     BATCH frames, or fewer where they would pass RAW_BATCH_BYTES (a 1080p camera's 256 frames are
     1.6 GB). Its array may be reused for the next batch: copy what must outlive it. Without
     `pixels`, only the times (frames None: no conversion to RGB, no fitting). With `windows`
-    (increasing, apart: (first, last) seconds), only the frames shown within them, each found by
-    seeking to the keyframe before it and decoding from there. `bar` (tqdm) counts the frames."""
+    (increasing, apart: (first, last) seconds), only the frames shown within them, each window's
+    first frame found by seeking to the keyframe at or before it and decoding from there. `bar`
+    (tqdm) counts the frames."""
     from leanvla.data.resize import BATCH, fit_square
 
     av = require_module("av")
@@ -62,13 +64,18 @@ def _batches(
             require(container.streams.video, f"video file {path} has no video stream; re-encode it")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads: the same pixels, sooner
-            keyframes = _keyframe_times(container, stream) if windows else None
+            keyframes, shown_at = _packet_times(container, stream) if windows else (None, None)
             decoded, waiting, position = None, None, -math.inf  # the decoder, where it stands
             for first, last in windows or [(-math.inf, math.inf)]:
-                # Seek where that skips frames; where the keyframe before the window is behind the
-                # decoder (a short gap, or keyframes far apart), decoding on costs less.
-                if decoded is None or _last_at_or_before(keyframes, first) > position:
-                    decoded, waiting = _decoded_from(container, stream, first), None
+                # Decoding starts at the keyframe at or before the window's first frame: in a file
+                # of joined episodes, each episode's first frame is one.
+                start = _first_at_or_after(shown_at, first) if windows else first
+                if start == math.inf:  # no frame from here on
+                    break
+                # Seek where that skips frames; where that keyframe is behind the decoder (a short
+                # gap, or keyframes far apart), decoding on costs less.
+                if decoded is None or _last_at_or_before(keyframes, start) > position:
+                    decoded, waiting = _decoded_from(container, stream, start), None
                 frames = decoded if waiting is None else itertools.chain([waiting], decoded)
                 waiting = None
                 for frame in frames:
@@ -98,25 +105,40 @@ def _decoded_from(container, stream, first: float) -> Iterator:
     """The stream's frames in presentation order from the keyframe at or before `first` seconds
     (from the start when it is -inf)."""
     if first > -math.inf:  # PyAV flushes the decoder as it seeks
-        container.seek(max(0, math.floor(first / stream.time_base)), stream=stream, backward=True)
+        # In the stream's ticks; a frame's own time, back from seconds, may come out a hair under
+        # its tick, which would seek to the keyframe before it.
+        ticks = math.floor(first / stream.time_base + 1e-6)
+        container.seek(max(0, ticks), stream=stream, backward=True)
     return iter(container.decode(stream))
 
 
-def _keyframe_times(container, stream) -> np.ndarray:
-    """When the stream's keyframes are shown, in seconds, increasing: read from its packets, which
-    costs a pass over the file but no decoding."""
-    times = [
-        float(packet.pts * stream.time_base)
-        for packet in container.demux(stream)
-        if packet.is_keyframe and packet.pts is not None
-    ]
-    return np.sort(np.asarray(times, dtype=np.float64))
+def _packet_times(container, stream) -> tuple[np.ndarray, np.ndarray]:
+    """When the stream's keyframes are shown, and when every frame is, in seconds, increasing: read
+    from its packets, which costs a pass over the file but no decoding. A stream whose packets
+    carry no times has neither."""
+    keyframes, frames = [], []
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            shown = float(packet.pts * stream.time_base)
+            frames.append(shown)
+            if packet.is_keyframe:
+                keyframes.append(shown)
+    return np.sort(np.asarray(keyframes, dtype=np.float64)), np.sort(np.asarray(frames, dtype=np.float64))
 
 
 def _last_at_or_before(times: np.ndarray, moment: float) -> float:
     """The latest of the increasing `times` at or before `moment`; -inf when none is."""
     at = int(np.searchsorted(times, moment, side="right")) - 1
     return float(times[at]) if at >= 0 else -math.inf
+
+
+def _first_at_or_after(times: np.ndarray, moment: float) -> float:
+    """The earliest of the increasing `times` at or after `moment`; inf when none is, and `moment`
+    itself when there are no times to go by."""
+    if not len(times):
+        return moment
+    at = int(np.searchsorted(times, moment, side="left"))
+    return float(times[at]) if at < len(times) else math.inf
 
 
 class _OutOfOrder(Exception):
@@ -229,11 +251,13 @@ def read_video_frames(
 
 def _windows(starts: np.ndarray, lengths: np.ndarray, fps: float) -> list[tuple[float, float]]:
     """The stretches of a file (seconds, increasing, apart) that hold the frames of episodes
-    starting at `starts` with `lengths` frames: each episode's times widened by a frame (a frame
-    chosen for them is shown within half of one; a frame more either way changes no choice, and
-    spares the comparison rounding); overlapping ones joined."""
+    starting at `starts` with `lengths` frames: each episode's frame times widened by WIDENED
+    frames either way (a frame chosen for them is shown within half of one; a quarter more spares
+    the comparison rounding, and stops short of the frame before the episode, which in a file of
+    joined episodes is decoded from the previous episode's keyframe); overlapping ones joined."""
     joined: list[list[float]] = []
-    for first, last in sorted(zip(starts - 1 / fps, starts + lengths / fps)):
+    widened = WIDENED / fps
+    for first, last in sorted(zip(starts - widened, starts + (lengths - 1) / fps + widened)):
         if joined and first <= joined[-1][1]:
             joined[-1][1] = max(joined[-1][1], last)
         else:
