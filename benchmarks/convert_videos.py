@@ -1,7 +1,7 @@
 """`leanvla data convert` with its videos joined (the default) and linked: what each costs to
 convert, how many files it leaves, and how fast training then reads the camera.
 
-    python benchmarks/convert_videos.py               # about 6 minutes on 2 CPU cores
+    python benchmarks/convert_videos.py               # about 7 minutes on 2 CPU cores
 
 For each codec of benchmarks/video_read.py (H.264 at libx264's defaults, and AV1 as LeRobot
 encodes by default), a LeRobotDataset v2.1 of --episodes episodes of --length frames from one
@@ -13,8 +13,9 @@ mp4 an episode, laid out as LeRobot v2.1 wrote it (tests/data/helpers.to_v21). T
 2. reading the camera as training does (`read_images(size=64)`, the frame cache off), every frame;
 3. reading --few episodes of it (`read_images(rows=...)`, as `train --episodes` does), and in a
    read of its own (untimed) counting the frames decoded for them.
-The layout going first alternates; the fastest run counts, the median beside it. Asserted: both layouts read to the same frames (the
-linked files are the v2.1 mp4s themselves). Writes docs/results/NAME.md.
+The layout going first alternates; the fastest run counts, the median beside it. Asserted: both
+layouts read to the same frames (the linked files are the v2.1 mp4s themselves). Writes
+docs/results/NAME.md.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ The frames' columns are the same in both versions, so the data files are joined 
 out, into files of about video_files_size_in_mb, their packets copied (`video_join`: nothing is
 re-encoded, every pixel stays as it was); or, with `--videos link`, each stays a v3 video file
 holding one episode (from_timestamp 0), hard-linked, not copied, where both directories are on one
-filesystem: no second copy on disk, but a file an episode. The per-episode statistics move into meta/episodes, and
-meta/stats.json aggregates them. v2.0 had no per-episode statistics, only meta/stats.json over the
-dataset: that is kept, and the episodes go without (leanvla takes statistics from the frames it
-trains on; LeRobot reads meta/stats.json).
+filesystem: no second copy on disk, but a file an episode. The per-episode statistics move into
+meta/episodes, and meta/stats.json aggregates them. v2.0 had no per-episode statistics, only
+meta/stats.json over the dataset: that is kept, and the episodes go without (leanvla takes
+statistics from the frames it trains on; LeRobot reads meta/stats.json).
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ class SourceVideo:
             self._container = av.open(str(path))
         except self._error as exc:
             raise self._unreadable(exc) from exc
-        require(self._container.streams.video, f"{path} (episode {episode}) has no video stream")
+        if not self._container.streams.video:
+            self._container.close()
+            raise UserError(f"{path} (episode {episode}) has no video stream; re-encode it")
         self.stream = self._container.streams.video[0]
         context = self.stream.codec_context
         self.settings = (
