@@ -20,6 +20,15 @@ from tests.data.helpers import decoded_frame_count, synthetic_dataset, to_v21
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lerobot_metaworld_v30"
 CAM = "observation.images.cam"
+# What converting the fixture, laid out as v2.1, reports (besides where it wrote).
+FIXTURE_SUMMARY = {
+    "episodes": 9,
+    "frames": 679,
+    "tasks": 3,
+    "data_files": 1,
+    "video_files": 0,
+    "episode_videos": {"joined": 0, "linked": 0, "copied": 0},
+}
 
 
 @pytest.fixture
@@ -39,15 +48,7 @@ def episode_frames(v21_root: Path, key: str) -> np.ndarray:
 def test_lerobots_dataset_converts_back_to_the_same_frames_tasks_and_statistics(v21, tmp_path):
     summary = convert(ConvertConfig(v21, out=tmp_path / "v30"))
     original, converted = LeRobotDataset(FIXTURE), LeRobotDataset(tmp_path / "v30")
-    assert summary == {
-        "out": str(tmp_path / "v30"),
-        "episodes": 9,
-        "frames": 679,
-        "tasks": 3,
-        "data_files": 1,
-        "video_files": 0,
-        "episode_videos": {"joined": 0, "linked": 0, "copied": 0},
-    }
+    assert summary == {"out": str(tmp_path / "v30"), **FIXTURE_SUMMARY}
     assert converted.summary() | {"root": None} == original.summary() | {"root": None}
     assert converted.read_table().equals(original.read_table())  # every column, every frame
     assert np.array_equal(
