@@ -484,3 +484,38 @@ def test_out_is_kept_unless_overwrite_and_never_the_source(v21, tmp_path):
         with pytest.raises(UserError, match="would replace the dataset being converted"):
             convert(ConvertConfig(v21, out=out, overwrite=True))
     assert LeRobotDataset(tmp_path / "out").num_episodes == 9 and (v21 / "meta/info.json").is_file()
+
+
+def free_space(monkeypatch, free: int) -> None:
+    """--out's filesystem has `free` bytes free, as `shutil.disk_usage` tells it."""
+    usage = shutil.disk_usage("/")
+    monkeypatch.setattr(convert_module.shutil, "disk_usage", lambda path: usage._replace(free=free))
+
+
+def test_a_conversion_that_will_not_fit_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    source = video_dataset(tmp_path)
+    data = sum(p.stat().st_size for p in (source / "data").rglob("*.parquet"))
+    videos = sum(p.stat().st_size for p in (source / "videos").rglob("*.mp4"))
+    free_space(monkeypatch, data + videos - 1)  # a byte short of the data and a copy of the videos
+    with pytest.raises(
+        UserError, match=r"GB free; free some space or choose another --out, or pass --videos link"
+    ) as caught:
+        convert(ConvertConfig(source, out=tmp_path / "out"))
+    assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v21", "v30"]  # nothing, not even a temporary
+    convert(ConvertConfig(source, out=tmp_path / "out", videos="link"))  # the data files fit
+    assert LeRobotDataset(tmp_path / "out").num_episodes == 4
+    free_space(monkeypatch, data + videos)
+    convert(ConvertConfig(source, out=tmp_path / "joined"))
+    free_space(monkeypatch, data - 1)
+    with pytest.raises(UserError, match=r"GB free; free some space or choose another --out$"):
+        convert(ConvertConfig(source, out=tmp_path / "linked", videos="link"))
+
+
+def test_a_dataset_without_cameras_that_will_not_fit_is_not_sent_to_link_videos(v21, monkeypatch):
+    free_space(monkeypatch, 0)
+    with pytest.raises(
+        UserError,
+        match=r"writes about 0\.\d\d GB but .* has 0\.00 GB free; free some space or choose another --out$",
+    ):
+        convert(ConvertConfig(v21, out=v21.parent / "out"))

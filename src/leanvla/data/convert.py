@@ -115,6 +115,7 @@ def convert(cfg: ConvertConfig) -> dict:
     require(
         cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
     )
+    _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
         with tqdm(total=episodes, desc="data", unit="episode", leave=False, mininterval=1.0) as bar:
@@ -145,6 +146,25 @@ def convert(cfg: ConvertConfig) -> dict:
         "video_files": video_files,
         "episode_videos": placed,
     }
+
+
+def _require_space(dataset: V2Dataset, out: Path, videos: str) -> None:
+    """Refuse, before anything is written, a conversion that --out's filesystem has no room for
+    (found full after copying gigabytes, it would have been undone): the data files are rewritten,
+    about their size; the videos copied where they are joined, or linked across filesystems."""
+    home = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    one_filesystem = home.stat().st_dev == dataset.root.stat().st_dev
+    files = [dataset.data_file(e) for e in range(len(dataset.episodes))]
+    if not (videos == "link" and one_filesystem):
+        files += [dataset.video_file(k, e) for k in dataset.cameras for e in range(len(dataset.episodes))]
+    need, free = sum(path.stat().st_size for path in files), shutil.disk_usage(home).free
+    linking_helps = videos == "join" and one_filesystem and dataset.cameras
+    instead = ", or pass --videos link (the mp4s hard-linked, not copied)" if linking_helps else ""
+    require(
+        need <= free,
+        f"converting {dataset.root} writes about {need / 1e9:.2f} GB but {home} has {free / 1e9:.2f} GB "
+        f"free; free some space or choose another --out{instead}",
+    )
 
 
 def read_v2(root: Path) -> V2Dataset:
