@@ -37,30 +37,11 @@ from video_read import CODECS, KEY, video_dataset
 
 sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the tests convert
 
-from leanvla.data import video  # noqa: E402
 from leanvla.data.convert import ConvertConfig, convert  # noqa: E402
 from leanvla.data.reader import LeRobotDataset  # noqa: E402
-from tests.data.helpers import to_v21  # noqa: E402
+from tests.data.helpers import decoded_frames, to_v21  # noqa: E402
 
 LAYOUTS = ("join", "link")
-
-
-def frames_decoded(read) -> int:
-    """How many frames the decoder gives during `read()`, wanted or not (counted in a read of its
-    own: the count costs time)."""
-    real, count = video._decoded_from, [0]
-
-    def counted(*args):
-        for frame in real(*args):
-            count[0] += 1
-            yield frame
-
-    video._decoded_from = counted
-    try:
-        read()
-    finally:
-        video._decoded_from = real
-    return count[0]
 
 
 def measure(v21: Path, work: Path, args) -> dict:
@@ -91,9 +72,9 @@ def measure(v21: Path, work: Path, args) -> dict:
             assert np.array_equal(few, whole[few_rows])
             reference = whole if reference is None else reference
             assert np.array_equal(whole, reference), layout
-            decoded[layout] = frames_decoded(
-                lambda out=out: LeRobotDataset(out).read_images(KEY, rows=few_rows, size=64)
-            )
+            with decoded_frames() as count:  # a read of its own: counting costs time
+                LeRobotDataset(out).read_images(KEY, rows=few_rows, size=64)
+            decoded[layout] = count[0]
     return {
         "seconds": seconds,
         "files": files,

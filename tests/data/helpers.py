@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -209,17 +211,34 @@ def to_v21(
     return root
 
 
+def _counting(decoded_from, count: list[int]):
+    """`video._decoded_from` that adds each frame it gives to count[0]."""
+
+    def counted(*args):
+        for frame in decoded_from(*args):
+            count[0] += 1
+            yield frame
+
+    return counted
+
+
 def decoded_frame_count(monkeypatch) -> list[int]:
     """Count every frame the video decoder gives from here on, wanted or not: [count]."""
     from leanvla.data import video
 
     count = [0]
-    real = video._decoded_from
-
-    def counted(*args):
-        for frame in real(*args):
-            count[0] += 1
-            yield frame
-
-    monkeypatch.setattr(video, "_decoded_from", counted)
+    monkeypatch.setattr(video, "_decoded_from", _counting(video._decoded_from, count))
     return count
+
+
+@contextmanager
+def decoded_frames() -> Iterator[list[int]]:
+    """`decoded_frame_count` within a block, outside pytest (benchmarks): [count]."""
+    from leanvla.data import video
+
+    count, real = [0], video._decoded_from
+    video._decoded_from = _counting(real, count)
+    try:
+        yield count
+    finally:
+        video._decoded_from = real

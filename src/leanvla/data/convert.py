@@ -128,13 +128,13 @@ def convert(cfg: ConvertConfig) -> dict:
                 if cfg.videos == "join":
                     video_files += join_videos(dataset, key, rows, tmp, bar)
                     placed["joined"] += episodes
-                    continue
-                for episode, row in enumerate(rows):
-                    columns, how = place_video(dataset, key, episode, tmp)
-                    row |= columns
-                    placed[how] += 1
-                    bar.update()
-                video_files += episodes
+                else:
+                    for episode, row in enumerate(rows):
+                        columns, how = place_video(dataset, key, episode, tmp)
+                        row |= columns
+                        placed[how] += 1
+                        bar.update()
+                    video_files += episodes
         write_meta(dataset, tmp, rows)
         LeRobotDataset(tmp)  # the reader's own checks, before the result takes --out's name
     return {
