@@ -13,6 +13,32 @@ import pytest
 import torch
 
 
+def cgroup_files(tmp_path: Path, lines: list[str], files: dict[str, str]) -> tuple[Path, Path]:
+    """A /proc/self/cgroup of `lines` and a cgroup mount holding `files` (path -> contents)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    proc = tmp_path / "cgroup"
+    proc.write_text("".join(line + "\n" for line in lines))
+    mount = tmp_path / "sys"
+    for name, text in files.items():
+        (mount / name).parent.mkdir(parents=True, exist_ok=True)
+        (mount / name).write_text(text + "\n")
+    return proc, mount
+
+
+def envs_made(monkeypatch) -> list[str]:
+    """The tasks of the Meta-World envs made from here on, in order."""
+    from leanvla.data.metaworld_env import MetaWorldTask
+
+    made, make = [], MetaWorldTask.__init__
+
+    def counted(self, name, *args, **kwargs):
+        made.append(name)
+        make(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(MetaWorldTask, "__init__", counted)
+    return made
+
+
 def record_in_process(out: Path, **options) -> Path:
     """A Meta-World recording by the real recorder, in this process (one worker, no progress bar)."""
     from leanvla.data.record import RecordConfig, record

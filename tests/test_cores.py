@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from leanvla import cores
-
-
-def _cgroups(tmp_path: Path, lines: list[str], files: dict[str, str]) -> tuple[Path, Path]:
-    """A /proc/self/cgroup of `lines` and a cgroup mount holding `files` (path -> contents)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    proc = tmp_path / "cgroup"
-    proc.write_text("".join(line + "\n" for line in lines))
-    mount = tmp_path / "sys"
-    for name, text in files.items():
-        (mount / name).parent.mkdir(parents=True, exist_ok=True)
-        (mount / name).write_text(text + "\n")
-    return proc, mount
+from tests.helpers import cgroup_files
 
 
 @pytest.mark.parametrize(
@@ -36,7 +24,7 @@ def _cgroups(tmp_path: Path, lines: list[str], files: dict[str, str]) -> tuple[P
     ],
 )
 def test_cgroup_v2_quota_is_the_smallest_up_the_tree(tmp_path, files, quota):
-    proc, mount = _cgroups(tmp_path, ["0::/a/b"], files)
+    proc, mount = cgroup_files(tmp_path, ["0::/a/b"], files)
     assert cores.cgroup_quota(proc, mount) == quota
 
 
@@ -44,24 +32,24 @@ def test_cgroup_v1_quota_is_read_from_the_cpu_controllers_tree(tmp_path):
     lines = ["12:memory:/docker/abc", "4:cpu,cpuacct:/docker/abc", "0::/"]
     # Docker without a cgroup namespace: the path is the host's, and the mount's root is the container's
     container = {"cpu,cpuacct/cpu.cfs_quota_us": "250000", "cpu,cpuacct/cpu.cfs_period_us": "100000"}
-    assert cores.cgroup_quota(*_cgroups(tmp_path / "docker", lines, container)) == 2.5
+    assert cores.cgroup_quota(*cgroup_files(tmp_path / "docker", lines, container)) == 2.5
     nested = {
         "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "100000",
         "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000",
         "cpu,cpuacct/cpu.cfs_quota_us": "-1",  # none at the root
         "cpu,cpuacct/cpu.cfs_period_us": "100000",
     }
-    assert cores.cgroup_quota(*_cgroups(tmp_path / "nested", lines, nested)) == 1.0
+    assert cores.cgroup_quota(*cgroup_files(tmp_path / "nested", lines, nested)) == 1.0
     unlimited = {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}
-    assert cores.cgroup_quota(*_cgroups(tmp_path / "none", ["1:cpu:/", "0::/"], unlimited)) is None
+    assert cores.cgroup_quota(*cgroup_files(tmp_path / "none", ["1:cpu:/", "0::/"], unlimited)) is None
     # the memory controller's quota-like files are not the CPU's
     memory = {"memory/docker/abc/cpu.cfs_quota_us": "1000", "memory/docker/abc/cpu.cfs_period_us": "100000"}
-    assert cores.cgroup_quota(*_cgroups(tmp_path / "memory", lines, memory)) is None
+    assert cores.cgroup_quota(*cgroup_files(tmp_path / "memory", lines, memory)) is None
 
 
 def test_no_cgroup_file_or_a_line_out_of_shape_means_no_quota(tmp_path):
     assert cores.cgroup_quota(tmp_path / "absent", tmp_path) is None
-    proc, mount = _cgroups(tmp_path, ["not a cgroup line", "0::/"], {"cpu.max": "200000 100000"})
+    proc, mount = cgroup_files(tmp_path, ["not a cgroup line", "0::/"], {"cpu.max": "200000 100000"})
     assert cores.cgroup_quota(proc, mount) == 2.0
 
 

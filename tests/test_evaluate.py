@@ -256,6 +256,43 @@ def test_on_one_core_the_default_evaluates_in_this_process(tiny_run, monkeypatch
     assert result["environment"]["workers"] == 1
 
 
+def test_the_default_workers_each_hold_the_policys_weights_too(tiny_run, monkeypatch):
+    from leanvla.evaluate import _worker_processes
+    from leanvla.models import checkpoint as checkpoints
+    from leanvla.workers import WORKER_MEMORY
+
+    checkpoint, load = checkpoints.resolve_checkpoint(tiny_run), checkpoints.load_policy
+    loads = []
+    monkeypatch.setattr(checkpoints, "load_policy", lambda path: loads.append(path) or load(path))
+    cores = 16
+    monkeypatch.setattr("leanvla.workers.cores_per_process", lambda: cores)
+    monkeypatch.setattr("leanvla.workers.available_memory", lambda: 3 * WORKER_MEMORY)
+
+    def workers(jobs: int = 40, **options) -> tuple[int, int]:
+        """How many workers, and whether the policy was loaded here to count them."""
+        loads.clear()
+        return _worker_processes(EvalConfig(policy=tiny_run, **options), checkpoint, jobs), len(loads)
+
+    # 3 workers without the weights; the tiny policy's, under half of WORKER_MEMORY, leave room for 2
+    assert workers() == (2, 1)
+    assert workers(workers=5) == (5, 1)  # as asked, the policy loaded here to fail in one line
+    # One process, where the policy loads anyway: not loaded here too.
+    assert workers(threads=16) == (1, 0)  # 16 cores, 16 threads a worker
+    assert workers(jobs=1) == (1, 0)  # never more workers than episodes
+    cores = 1
+    assert workers() == (1, 0)
+
+
+def test_an_evaluation_makes_an_env_once_a_task(tiny_run, monkeypatch):
+    from leanvla.data.metaworld_env import OneEnvAtATime
+    from tests.helpers import envs_made
+
+    monkeypatch.setattr("leanvla.evaluate._ENVS", OneEnvAtATime())  # not one an earlier test left
+    made = envs_made(monkeypatch)
+    evaluate(EvalConfig(policy=tiny_run, episodes=3, max_steps=3, workers=1, save_rollouts=0), progress=False)
+    assert made == ["reach-v3", "drawer-close-v3"]  # not one an episode
+
+
 def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     from leanvla.evaluate import _run_all
 

@@ -57,11 +57,35 @@ def test_a_caller_that_stops_reading_stops_the_jobs_running():
     assert time.perf_counter() - start < 10  # not the 60 s that letting them finish takes
 
 
-@pytest.mark.parametrize(("asked", "cores", "count"), [(None, 1, 1), (None, 2, 2), (None, 16, 2), (3, 1, 3)])
-def test_the_default_worker_count_is_two_or_fewer_where_fewer_cores_may_be_used(
-    monkeypatch, asked, cores, count
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("asked", "cores", "threads", "room", "count"),
+    [
+        (None, 1, 1, None, 1),
+        (None, 2, 1, None, 2),
+        (None, 16, 1, None, 16),  # one a core: each runs its episodes on one thread
+        (None, 16, 4, None, 4),  # --threads 4 each
+        (None, 2, 8, None, 1),  # more threads than cores: this process alone
+        (None, 16, 1, 5 * GIB, 6),  # the memory left holds 6 workers of 768 MiB
+        (None, 16, 1, 100 << 20, 1),  # not one: this process alone
+        (3, 1, 1, 100 << 20, 3),  # a count asked for is kept
+    ],
+)
+def test_the_default_worker_count_is_what_the_cores_and_the_memory_left_hold(
+    monkeypatch, asked, cores, threads, room, count
 ):
     from leanvla import workers
 
     monkeypatch.setattr(workers, "cores_per_process", lambda: cores)
-    assert workers.worker_count(asked) == count  # a count asked for is kept
+    monkeypatch.setattr(workers, "available_memory", lambda: room)
+    assert workers.worker_count(asked, threads) == count
+
+
+def test_larger_workers_fewer_fit(monkeypatch):
+    from leanvla import workers
+
+    monkeypatch.setattr(workers, "cores_per_process", lambda: 16)
+    monkeypatch.setattr(workers, "available_memory", lambda: 5 * GIB)
+    assert workers.worker_count(None, each=2 * GIB) == 2  # a policy's weights in each, say

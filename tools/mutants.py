@@ -110,10 +110,12 @@ MUTANTS = [
     Mutant("cores-quota-rounded-down", "cores.py", "min(cores, math.ceil(quota))", "min(cores, int(quota))", "tests/test_cores.py"),
     Mutant("cores-not-shared", "cores.py", "return max(1, usable_cores() // int(os.environ.get(\"LOCAL_WORLD_SIZE\", 1)))", "return usable_cores()", "tests/test_cores.py"),
     Mutant("cores-torch-threads-raised", "cores.py", "max(1, min(torch.get_num_threads(), cores_per_process()))", "cores_per_process()", "tests/test_cores.py"),
-    Mutant("cores-leaf-cgroup-only", "cores.py", "for n in range(len(parts), -1, -1)]", "for n in range(len(parts), len(parts) - 1, -1)]", "tests/test_cores.py"),
-    Mutant("cores-largest-quota", "cores.py", "return min(quotas, default=None)", "return max(quotas, default=None)", "tests/test_cores.py"),
+    Mutant("cores-largest-quota", "cores.py", "return min((q for q in quotas if q is not None), default=None)", "return max((q for q in quotas if q is not None), default=None)", "tests/test_cores.py"),
     Mutant("cores-v1-unlimited-as-quota", "cores.py", "return quota / period if quota > 0 else None", "return quota / period", "tests/test_cores.py"),
-    Mutant("cores-any-controller", "cores.py", 'elif "cpu" in controllers.split(","):', "elif controllers:", "tests/test_cores.py"),
+    # cgroups.py
+    Mutant("cgroups-leaf-only", "cgroups.py", "for n in range(len(parts), -1, -1)]", "for n in range(len(parts), len(parts) - 1, -1)]", ("tests/test_cgroups.py", "tests/test_cores.py", "tests/test_memory.py")),
+    Mutant("cgroups-any-controller", "cgroups.py", "elif controller in controllers.split(\",\"):", "elif controllers:", ("tests/test_cgroups.py", "tests/test_cores.py", "tests/test_memory.py")),
+    Mutant("cgroups-no-hybrid-mount", "cgroups.py", 'version, roots = 2, (mount, mount / "unified")', "version, roots = 2, (mount,)", ("tests/test_cgroups.py", "tests/test_cores.py", "tests/test_memory.py")),
     # curate/collect.py
     Mutant("collect-episode-seed", "curate/collect.py", "draw = torch.Generator().manual_seed(self.seed * 1_000_003 + episode)", "draw = torch.Generator().manual_seed(self.seed * 1_000_003)", "tests/curate"),
     Mutant("collect-microbatch-count", "curate/collect.py", "loss = (err * batch.action_mask[s].to(device)).sum() / count.to(device)", "loss = (err * batch.action_mask[s].to(device)).sum() / batch.action_mask[s].sum().clamp(min=1).to(device)", "tests/curate"),
@@ -189,6 +191,21 @@ MUTANTS = [
     # data/metaworld_env.py
     Mutant("mw-done-late", "data/metaworld_env.py", "return self.steps >= self.max_steps", "return self.steps > self.max_steps", ("tests/data", "tests/test_evaluate.py")),
     Mutant("mw-width-ignored", "data/metaworld_env.py", "            width=image_width,\n", "            width=image_size,\n", ("tests/data", "tests/test_evaluate.py")),
+    Mutant("mw-renders-in-the-current-context", "data/metaworld_env.py", "        self._viewer.make_context_current()\n", "", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-closed-env-kept-alive", "data/metaworld_env.py", "            _LIVE_ENVS.remove(self.env)\n", "            pass\n", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-env-kept-across-tasks", "data/metaworld_env.py", "        if settings != self._settings:", "        if self._env is None:", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-env-before-not-closed", "data/metaworld_env.py", "            self.close()\n            height, width = image_shape\n", "            height, width = image_shape\n", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-env-steps-kept", "data/metaworld_env.py", "        self._env.max_steps = min(max_steps, EPISODE_LIMIT)\n", "", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-env-steps-unbounded", "data/metaworld_env.py", "self._env.max_steps = min(max_steps, EPISODE_LIMIT)", "self._env.max_steps = max_steps", "tests/data/test_metaworld_env.py"),
+    # memory.py
+    Mutant("memory-largest-room", "memory.py", "return min((room for room in rooms if room is not None), default=None)", "return max((room for room in rooms if room is not None), default=None)", "tests/test_memory.py"),
+    Mutant("memory-meminfo-ignored", "memory.py", "    rooms = [_meminfo_available(meminfo)]\n", "    rooms = []\n", "tests/test_memory.py"),
+    Mutant("memory-meminfo-in-kb", "memory.py", "return int(line.split()[1]) * 1024", "return int(line.split()[1])", "tests/test_memory.py"),
+    Mutant("memory-v1-no-limit-as-limit", "memory.py", 'if limit == "max" or int(limit) >= NO_LIMIT:', 'if limit == "max":', "tests/test_memory.py"),
+    Mutant("memory-page-cache-as-used", "memory.py", "return max(0, int(limit) - used + _stat(directory, inactive_key))", "return max(0, int(limit) - used)", "tests/test_memory.py"),
+    Mutant("memory-room-below-zero", "memory.py", "return max(0, int(limit) - used + _stat(directory, inactive_key))", "return int(limit) - used + _stat(directory, inactive_key)", "tests/test_memory.py"),
+    Mutant("memory-v1-own-inactive-only", "memory.py", '"memory.usage_in_bytes", "total_inactive_file")', '"memory.usage_in_bytes", "inactive_file")', "tests/test_memory.py"),
+    Mutant("memory-v1-as-v2", "memory.py", "rooms.append(_v2_room(directory) if version == 2 else _v1_room(directory))", "rooms.append(_v2_room(directory))", "tests/test_memory.py"),
     # data/metaworld_tasks.py
     Mutant("tasks-repeats", "data/metaworld_tasks.py", "tasks += [t for t in names if t not in tasks]", "tasks += names", "tests/data/test_metaworld_env.py"),
     Mutant("tasks-no-v3-suffix", "data/metaworld_tasks.py", 'elif f"{item}-v3" in INSTRUCTIONS:', 'elif False:', "tests/data/test_metaworld_env.py"),
@@ -254,7 +271,9 @@ MUTANTS = [
     Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
-    Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, worker_count(cfg.workers))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
+    Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
+    Mutant("record-one-env-per-episode", "data/record.py", "    env = _WORKER_ENVS.get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "    env = OneEnvAtATime().get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "tests/data/test_record.py"),
+    Mutant("record-workers-past-the-jobs", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, worker_count(cfg.workers))", "tests/data/test_record.py"),
     Mutant("record-width-ignored", "data/record.py", "return self.image_size, self.image_size if self.image_width is None else self.image_width", "return self.image_size, self.image_size", ("tests/data/test_record.py", "tests/test_evaluate.py")),
     Mutant("record-keeps-expert-failures", "data/record.py", '            if not ep["success"]:\n                continue  # an expert failure is not a demonstration: try the next seed\n', "", "tests/data/test_record.py"),
     Mutant("record-wrong-task-may-be-own", "data/record.py", "others = [t for t in tasks if t != task]", "others = list(tasks)", "tests/data/test_record.py"),
@@ -371,7 +390,11 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
-    Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers), len(jobs))", "workers = min(cfg.workers or 2, len(jobs))", "tests/test_evaluate.py"),
+    Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(cfg.workers or 2, jobs)", "tests/test_evaluate.py"),
+    Mutant("eval-workers-past-the-jobs", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = worker_count(cfg.workers, cfg.threads)", "tests/test_evaluate.py"),
+    Mutant("eval-workers-threads-ignored", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(worker_count(cfg.workers), jobs)", "tests/test_evaluate.py"),
+    Mutant("eval-workers-weights-ignored", "evaluate.py", "worker_count(cfg.workers, cfg.threads, WORKER_MEMORY + weights)", "worker_count(cfg.workers, cfg.threads, WORKER_MEMORY)", "tests/test_evaluate.py"),
+    Mutant("eval-one-env-per-episode", "evaluate.py", "    env = _ENVS.get(task, cameras, shape, max_steps)\n", "    env = OneEnvAtATime().get(task, cameras, shape, max_steps)\n", "tests/test_evaluate.py"),
     Mutant("eval-workers-recorded-as-asked", "evaluate.py", '"workers": workers},', '"workers": cfg.workers},', "tests/test_evaluate.py"),
     Mutant("eval-renders-square", "evaluate.py", "    shape = render_shape(meta, provenance)\n", '    shape = (meta["model"]["image_size"],) * 2\n', "tests/test_evaluate.py"),
     Mutant("eval-render-shape-mixed", "evaluate.py", "return shapes.pop() if len(shapes) == 1 else (size, size)", "return shapes.pop() if len(shapes) == 1 else min(shapes)", "tests/test_evaluate.py"),
@@ -561,7 +584,10 @@ MUTANTS = [
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),
     # workers.py
-    Mutant("workers-two-on-any-cores", "workers.py", "else min(DEFAULT_WORKERS, cores_per_process())", "else DEFAULT_WORKERS", "tests/test_workers.py"),
+    Mutant("workers-two-on-any-cores", "workers.py", "fit = cores_per_process() // threads", "fit = 2", "tests/test_workers.py"),
+    Mutant("workers-threads-ignored", "workers.py", "fit = cores_per_process() // threads", "fit = cores_per_process()", "tests/test_workers.py"),
+    Mutant("workers-memory-ignored", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return max(1, fit)", "tests/test_workers.py"),
+    Mutant("workers-none-where-no-room", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return fit if room is None else min(fit, room // each)", "tests/test_workers.py"),
     Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
     Mutant("workers-left-running", "workers.py", "            process.terminate()\n", "            pass\n", "tests/test_workers.py"),
 ]

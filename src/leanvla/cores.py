@@ -15,8 +15,7 @@ import math
 import os
 from pathlib import Path
 
-PROC_CGROUP = Path("/proc/self/cgroup")
-CGROUP_MOUNT = Path("/sys/fs/cgroup")
+from leanvla.cgroups import CGROUP_MOUNT, PROC_CGROUP, cgroup_directories
 
 
 def usable_cores() -> int:
@@ -44,32 +43,11 @@ def cgroup_quota(proc_cgroup: Path = PROC_CGROUP, mount: Path = CGROUP_MOUNT) ->
     """The CPU quota, in cores, of this process's cgroup and the cgroups above it (the smallest
     counts), from cgroup v2's cpu.max or v1's cpu.cfs_quota_us; None where none is set or none can
     be read (not Linux, or no cgroup filesystem)."""
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        return None
-    quotas = []
-    for line in lines:
-        if line.count(":") < 2:
-            continue
-        hierarchy, controllers, path = line.split(":", 2)
-        if hierarchy == "0" and not controllers:  # v2: one tree; `unified` in a hybrid layout
-            roots, read = [mount, mount / "unified"], _v2_quota
-        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own tree
-            roots, read = [mount / controllers, mount / "cpu"], _v1_quota
-        else:
-            continue
-        for root in roots:
-            quotas += [q for d in _up_to(root, path) if (q := read(d)) is not None]
-    return min(quotas, default=None)
-
-
-def _up_to(root: Path, path: str) -> list[Path]:
-    """The cgroup `path` under `root` and each directory above it, up to `root`. In a container
-    without its own cgroup namespace `path` is the host's, absent here, and `root` is the
-    container's own cgroup: its quota is found there."""
-    parts = [p for p in path.split("/") if p]
-    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+    read = {2: _v2_quota, 1: _v1_quota}
+    quotas = [
+        read[version](directory) for version, directory in cgroup_directories("cpu", proc_cgroup, mount)
+    ]
+    return min((q for q in quotas if q is not None), default=None)
 
 
 def _v2_quota(directory: Path) -> float | None:

@@ -20,13 +20,13 @@ import numpy as np
 from tyro.conf import OmitArgPrefixes
 
 from leanvla.atomic import write_json_atomic
-from leanvla.data.metaworld_env import check_max_steps
+from leanvla.data.metaworld_env import OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.environment import software_environment
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
-from leanvla.workers import map_in_workers, worker_count
+from leanvla.workers import WORKER_MEMORY, map_in_workers, worker_count
 
 
 @dataclass
@@ -50,8 +50,9 @@ class EvalConfig:
     save_rollouts: int = 1
     """Rollouts per task saved as an image strip and a GIF (0 = none)."""
     workers: int | None = None
-    """Evaluation processes (one rendering context each; 1 = in this process; default: 2, fewer
-    where this process may use fewer cores)."""
+    """Evaluation processes (one rendering context each; 1 = in this process; default: one for
+    each --threads of the cores this process may use, fewer where the memory left would not hold
+    them)."""
     threads: int = 1
     """Torch threads per evaluation process."""
     decoding: OmitArgPrefixes[DecodingOptions] = field(default_factory=DecodingOptions)
@@ -142,6 +143,7 @@ def policy_tasks(instructions: list[str]) -> list[str]:
 
 # ---- worker side ------------------------------------------------------------------------------
 _WORKER: dict = {}
+_ENVS = OneEnvAtATime()  # the jobs come task after task
 
 
 def _init_worker(policy_path: str, threads: int, decode: dict) -> None:
@@ -158,21 +160,15 @@ def _init_worker(policy_path: str, threads: int, decode: dict) -> None:
     _WORKER["policy"] = load_policy(policy_path)
     apply_overrides(_WORKER["policy"], decode)
     _WORKER["train"] = TrainingPositions(read_provenance(policy_path).get("positions"))
-    _WORKER["envs"] = {}
 
 
 def _run_job(job: tuple) -> dict:
-    from leanvla.data.metaworld_env import MetaWorldTask
     from leanvla.rollout import run_episode
 
-    task, episode, seed, max_steps, n_action_steps, keep, (height, width) = job
+    task, episode, seed, max_steps, n_action_steps, keep, shape = job
     policy = _WORKER["policy"]
-    envs = _WORKER["envs"]
-    if task not in envs:
-        cams = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
-        envs[task] = MetaWorldTask(task, cams, height, max_steps, image_width=width)
-    env = envs[task]
-    env.max_steps = max_steps
+    cameras = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
+    env = _ENVS.get(task, cameras, shape, max_steps)
     return asdict(run_episode(policy, env, episode, seed, _WORKER["train"], n_action_steps, keep))
 
 
@@ -201,11 +197,27 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
 
 
 # ---- orchestration ----------------------------------------------------------------------------
+def _worker_processes(cfg: EvalConfig, checkpoint: Path, jobs: int) -> int:
+    """--workers as asked, else as many as the cores and the memory left hold, each holding the
+    policy's weights too (`leanvla.workers.worker_count`); never more than the jobs. Where that is
+    more than one, the policy is loaded here first: a checkpoint that cannot load fails in one
+    line, not in every worker."""
+    from leanvla.models.checkpoint import load_policy
+
+    workers = min(worker_count(cfg.workers, cfg.threads), jobs)
+    if workers > 1:
+        weights = sum(
+            t.numel() * t.element_size() for t in load_policy(checkpoint).model.state_dict().values()
+        )
+        workers = min(workers, worker_count(cfg.workers, cfg.threads, WORKER_MEMORY + weights))
+    return workers
+
+
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     """Closed-loop episodes of the policy on each task, at positions its training did not use (where
     the checkpoint records them); returns (and with --out writes) the protocol, per-task success
     with 95% intervals, timing and every episode's record."""
-    from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
+    from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
 
     cfg.check_ranges()
     cfg.check_options_used()
@@ -238,9 +250,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         for task in tasks
         for k in range(cfg.episodes)
     ]
-    workers = min(worker_count(cfg.workers), len(jobs))
-    if workers > 1:  # a checkpoint that cannot load fails here in one line, not in every worker
-        load_policy(checkpoint)
+    workers = _worker_processes(cfg, checkpoint, len(jobs))
     episodes = list(_run_all(jobs, checkpoint, workers, cfg.threads, decode, progress))
 
     per_task = {task: task_summary([e for e in episodes if e["task"] == task]) for task in tasks}

@@ -12,14 +12,24 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from leanvla.cores import cores_per_process
+from leanvla.memory import available_memory
 
-DEFAULT_WORKERS = 2
+# A worker's peak memory beside what its policy's weights take: 463-510 MB measured (PyTorch,
+# MuJoCo, one env with its rendering context at 64 x 64: `leanvla eval` of small and tiny
+# policies, `leanvla data metaworld` of MT50: docs/results/worker_memory.md), with room for larger
+# cameras.
+WORKER_MEMORY = 768 << 20
 
 
-def worker_count(asked: int | None) -> int:
-    """`--workers` as asked; by default DEFAULT_WORKERS, or fewer where this process may use fewer
-    cores: a second process on one core only waits its turn, and costs its start."""
-    return asked if asked is not None else min(DEFAULT_WORKERS, cores_per_process())
+def worker_count(asked: int | None, threads: int = 1, each: int = WORKER_MEMORY) -> int:
+    """`--workers` as asked; by default as many as the cores this process may use hold workers
+    of `threads` threads, fewer where the memory it may still take holds fewer of `each` bytes,
+    and at least 1 (this process: no worker to start)."""
+    if asked is not None:
+        return asked
+    fit = cores_per_process() // threads
+    room = available_memory()
+    return max(1, fit if room is None else min(fit, room // each))
 
 
 def map_in_workers(

@@ -55,6 +55,48 @@ def test_a_wider_camera_shows_the_square_cameras_picture_in_its_middle_and_more_
     assert np.array_equal(fit_square(seen[None], height, "crop")[0], middle)
 
 
+def _frames(env: MetaWorldTask, steps: int = 4) -> np.ndarray:
+    """What `env` shows over a few steps from a fixed reset, actions that move the arm."""
+    env.reset(3)
+    shown = []
+    for t in range(steps):
+        env.step(np.array([0.5, 0.3, -0.2, 0.0]) if t % 2 else np.array([-0.3, 0.2, 0.1, 1.0]))
+        shown.append(env.render()["corner2"])
+    return np.stack(shown)
+
+
+def test_an_env_renders_its_own_scene_after_another_is_made_or_closed():
+    first = MetaWorldTask("reach-v3", cameras=("corner2",), image_size=32)
+    alone = _frames(first)
+    assert len({f.tobytes() for f in alone}) == len(alone)  # the arm moves in the picture
+    # An env made since makes its own GL context current: drawn there, reach took door-open's meshes.
+    second = MetaWorldTask("door-open-v3", cameras=("corner2",), image_size=32)
+    assert np.array_equal(_frames(first), alone)
+    assert not np.array_equal(_frames(second), alone)
+    # Closing an env releases the current context, whichever it is: frames froze.
+    second.close()
+    assert np.array_equal(_frames(first), alone)
+    first.close()
+
+
+def test_one_env_at_a_time_keeps_the_env_while_the_task_stays_and_closes_it_when_it_changes():
+    from leanvla.data import metaworld_env
+
+    envs = metaworld_env.OneEnvAtATime()
+    reach = envs.get("reach-v3", ("corner2",), (32, 32), max_steps=50)
+    alone = _frames(reach)
+    assert envs.get("reach-v3", ("corner2",), (32, 32), max_steps=80) is reach
+    assert reach.max_steps == 80 and envs.get("reach-v3", ("corner2",), (32, 32), 900).max_steps == 500
+    door = envs.get("door-open-v3", ("corner2",), (32, 32), max_steps=50)
+    assert reach.env not in metaworld_env._LIVE_ENVS and door.env in metaworld_env._LIVE_ENVS
+    assert not reach.env.mujoco_renderer._viewers["rgb_array"].opengl_context._context  # freed
+    wider = envs.get("door-open-v3", ("corner2",), (32, 48), max_steps=50)
+    assert wider is not door and door.env not in metaworld_env._LIVE_ENVS
+    assert np.array_equal(_frames(envs.get("reach-v3", ("corner2",), (32, 32), 50)), alone)
+    envs.close()
+    assert not any(e in metaworld_env._LIVE_ENVS for e in (reach.env, door.env, wider.env))
+
+
 def test_task_names_and_suites():
     assert resolve_tasks("MT10") == SUITES["MT10"] and len(SUITES["MT50"]) == 50
     assert resolve_tasks("reach,MT10")[:2] == ["reach-v3", "push-v3"]

@@ -53,6 +53,40 @@ def test_on_one_core_the_default_records_in_this_process(tmp_path, monkeypatch):
     assert record(cfg, progress=False)["episodes"] == 2
 
 
+def test_the_default_starts_no_more_workers_than_episodes(tmp_path, monkeypatch):
+    from leanvla.data import record as recorder
+
+    started = []
+    run_jobs = recorder._run_jobs
+
+    def in_this_process(jobs, workers):
+        started.append(workers)
+        return run_jobs(jobs, 1)
+
+    monkeypatch.setattr("leanvla.workers.cores_per_process", lambda: 16)
+    monkeypatch.setattr(recorder, "_run_jobs", in_this_process)
+    cfg = RecordConfig(out=tmp_path / "ds", tasks="reach-v3", episodes=3, cameras="corner2", image_size=16)
+    assert record(cfg, progress=False)["episodes"] == 3
+    assert started == [3]
+
+
+def test_a_recording_makes_an_env_once_a_task(tmp_path, monkeypatch):
+    from leanvla.data.metaworld_env import OneEnvAtATime
+    from tests.helpers import envs_made
+
+    monkeypatch.setattr(recording, "_WORKER_ENVS", OneEnvAtATime())  # not one an earlier test left
+    made = envs_made(monkeypatch)
+    cfg = RecordConfig(
+        out=tmp_path / "ds",
+        tasks="reach-v3,drawer-close-v3",
+        episodes=2,
+        image_size=16,
+        workers=1,
+    )
+    assert record(cfg, progress=False)["episodes"] == 4
+    assert made == ["reach-v3", "drawer-close-v3"]  # not one an episode
+
+
 def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):
     labels = tmp_path / "labels.json"
     cfg = RecordConfig(

@@ -19,9 +19,10 @@ from leanvla.data.metaworld_tasks import INSTRUCTIONS
 from leanvla.errors import require
 from leanvla.optional import require_module
 
-# Rendering envs stay alive until the process exits: a garbage-collected env frees its EGL context
-# and can freeze the frames of envs made after it. They are closed newest-first at exit, before
-# MuJoCo's own exit handler tears EGL down (so the handler is registered after mujoco is imported).
+# Rendering envs stay alive until closed (`MetaWorldTask.close`) or the process exits: a
+# garbage-collected env would free its EGL context at an unforeseen moment. They are closed
+# newest-first at exit, before MuJoCo's own exit handler tears EGL down (so the handler is
+# registered after mujoco is imported).
 _LIVE_ENVS: list = []
 
 
@@ -104,6 +105,7 @@ class MetaWorldTask:
             viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
             viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
             self._camera_ids = [env.model.camera(c).id for c in cameras]
+            self._viewer = viewer
             _keep_alive(env)
         self.env = env
         self.steps = 0
@@ -132,11 +134,22 @@ class MetaWorldTask:
         """One upright uint8 frame (H x W x 3) per camera."""
         frames = {}
         renderer = self.env.mujoco_renderer
+        # Its own GL context, which holds its meshes and textures: an env made since made its own
+        # current (drawn there, this scene took that env's meshes), and one closed since left none
+        # (MuJoCo's EGL context releases the thread's as it is freed: frames froze).
+        self._viewer.make_context_current()
         for cam, cam_id in zip(self.cameras, self._camera_ids):
             renderer.camera_id = cam_id
             # MuJoCo's offscreen buffer is bottom-up; flipping both axes matches LeRobot's frames.
             frames[cam] = np.ascontiguousarray(renderer.render("rgb_array")[::-1, ::-1])
         return frames
+
+    def close(self) -> None:
+        """Free the env and its rendering context now rather than at exit (about 150 MB each:
+        `OneEnvAtATime`)."""
+        if self.env in _LIVE_ENVS:
+            _LIVE_ENVS.remove(self.env)
+        self.env.close()
 
     @staticmethod
     def proprio(obs: np.ndarray) -> np.ndarray:
@@ -147,3 +160,34 @@ class MetaWorldTask:
         """Meta-World's scripted expert for this task."""
         policies = require_module("metaworld.policies")
         return policies.ENV_POLICY_MAP[self.name]()
+
+
+class OneEnvAtATime:
+    """The env a worker runs its episodes in, task after task: made for the episode's task and
+    cameras, kept while they stay the same, the one before closed when they change. A worker
+    recording or evaluating MT50 holds one env, not fifty (about 150 MB each with its rendering
+    context: 4 GB a worker for one episode of each MT50 task, kept to the end)."""
+
+    def __init__(self) -> None:
+        self._settings: tuple | None = None
+        self._env: MetaWorldTask | None = None
+
+    def get(
+        self, task: str, cameras: tuple[str, ...], image_shape: tuple[int, int], max_steps: int
+    ) -> MetaWorldTask:
+        """The env for `task` rendering `cameras` at `image_shape` (height, width), its episodes
+        `max_steps` long at most."""
+        settings = (task, tuple(cameras), tuple(image_shape))
+        if settings != self._settings:
+            self.close()
+            height, width = image_shape
+            self._env = MetaWorldTask(task, cameras, height, max_steps, image_width=width)
+            self._settings = settings
+        self._env.max_steps = min(max_steps, EPISODE_LIMIT)
+        return self._env
+
+    def close(self) -> None:
+        """Close the env held, if any."""
+        if self._env is not None:
+            self._env.close()
+        self._settings, self._env = None, None

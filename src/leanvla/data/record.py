@@ -21,7 +21,7 @@ import numpy as np
 
 from leanvla.atomic import atomic_dir, write_json_atomic
 from leanvla.data.format import ENV_STATE, image_feature
-from leanvla.data.metaworld_env import MetaWorldTask, check_max_steps
+from leanvla.data.metaworld_env import MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
 from leanvla.data.stats import image_histogram
@@ -63,8 +63,8 @@ class RecordConfig:
     noise_std: float = 0.6
     """Std of the Gaussian noise added to the expert's actions in 'noisy' episodes."""
     workers: int | None = None
-    """Recording processes (one rendering context each; 1 = in this process; default: 2, fewer
-    where this process may use fewer cores)."""
+    """Recording processes (one rendering context each; 1 = in this process; default: one a core
+    this process may use, fewer where the memory left would not hold them)."""
     overwrite: bool = False
     """Replace --out if it exists."""
 
@@ -176,16 +176,7 @@ def plan_jobs(
     return jobs
 
 
-_WORKER_ENVS: dict[tuple, MetaWorldTask] = {}
-
-
-def _env(job: EpisodeJob) -> MetaWorldTask:
-    """The worker's env for this job's task and rendering settings (made once, kept alive)."""
-    key = (job.task, job.cameras, job.image_shape, job.max_steps)
-    if key not in _WORKER_ENVS:
-        height, width = job.image_shape
-        _WORKER_ENVS[key] = MetaWorldTask(job.task, job.cameras, height, job.max_steps, image_width=width)
-    return _WORKER_ENVS[key]
+_WORKER_ENVS = OneEnvAtATime()  # the jobs come task after task
 
 
 def _rollout(env: MetaWorldTask, seed: int, act, max_steps: int) -> dict:
@@ -223,7 +214,7 @@ def _rollout(env: MetaWorldTask, seed: int, act, max_steps: int) -> dict:
 def record_episode(job: EpisodeJob) -> dict:
     """Record one episode in a worker process; returns encoded frames and its label."""
     warnings.filterwarnings("ignore", module="metaworld")
-    env = _env(job)
+    env = _WORKER_ENVS.get(job.task, job.cameras, job.image_shape, job.max_steps)
     expert = env.expert()
     rng = np.random.default_rng([job.base_seed, job.index, 104729])
     expert_act = lambda obs, t: expert.get_action(obs)  # noqa: E731
@@ -289,7 +280,7 @@ def record(cfg: RecordConfig, progress: bool = True) -> dict:
             writer.task_index(INSTRUCTIONS[task])
         bar = tqdm(total=len(jobs), desc="record", unit="ep", disable=not progress)
         # the workers stopped here, whatever stops this loop, not whenever the collector finds them
-        with bar, closing(_run_jobs(jobs, worker_count(cfg.workers))) as episodes:
+        with bar, closing(_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))) as episodes:
             for ep in episodes:
                 job: EpisodeJob = ep["job"]
                 frames = {f"observation.images.{c}": ep["frames"][c] for c in cameras}
