@@ -83,7 +83,7 @@ def on_policy_errors(policy, directory: Path, tasks: list[str], episodes: int, s
     closed-loop episodes (the evaluation's first `episodes` positions), and how many it solved."""
     import numpy as np
 
-    from leanvla.data.metaworld_env import MetaWorldTask
+    from leanvla.data.metaworld_env import OneEnvAtATime
     from leanvla.evaluate import render_shape
     from leanvla.models.checkpoint import read_provenance
     from leanvla.rollout import TrainingPositions, run_episode
@@ -91,10 +91,10 @@ def on_policy_errors(policy, directory: Path, tasks: list[str], episodes: int, s
     provenance = read_provenance(directory)
     train = TrainingPositions(provenance.get("positions"))
     cameras = tuple(c.removeprefix("observation.images.") for c in policy.cameras)
-    height, width = render_shape(policy.meta, provenance)  # as `leanvla eval` renders them
-    found = {}
+    shape = render_shape(policy.meta, provenance)  # as `leanvla eval` renders them
+    found, envs = {}, OneEnvAtATime()
     for task in tasks:
-        env = MetaWorldTask(task, cameras, height, max_steps=200, image_width=width)
+        env = envs.get(task, cameras, shape, max_steps=200)
         expert, per_episode, solved = env.expert(), [], 0
         for k in range(episodes):
             errors = []
@@ -108,6 +108,7 @@ def on_policy_errors(policy, directory: Path, tasks: list[str], episodes: int, s
             ).success
             per_episode.append(errors)
         found[task] = {"per_episode": per_episode, "solved": solved, "episodes": episodes}
+    envs.close()
     return found
 
 

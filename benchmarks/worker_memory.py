@@ -11,13 +11,16 @@ and a rendering context, about 150 MB. Three commands run in new processes, each
 1. `leanvla data metaworld --tasks MT50 --episodes 1` at 64 x 64 (one episode of each of the 50
    tasks: every worker goes through about 25 tasks);
 2. `leanvla train` of a tiny policy on now's recording, --train-steps steps (once, this checkout);
-3. `leanvla eval` of that policy on the 50 tasks, one episode each, --max-steps steps.
+3. `leanvla eval` of that policy on the 50 tasks, one episode each, --max-steps steps, each
+   episode's frames saved (--save-rollouts 1).
 
 While a command runs, its process and its workers' private memory (USS: Private_Clean and
 Private_Dirty of /proc/PID/smaps_rollup, pages no other process shares) is read every 0.25 s; the
 tables show the largest worker's peak, the command's whole peak (all its processes at one
 reading), and the fastest wall time. Asserted: both revisions record byte-identical datasets and
-evaluate to the same episodes. Linux only (/proc). Writes docs/results/NAME.md.
+evaluate to the same episodes, seen in the same frames (the saved rollouts byte-identical: a policy
+trained this little seldom succeeds, so success alone would show little). Linux only (/proc).
+Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def measure(args, sources: dict[str, Path], tmp: Path) -> dict[str, dict[str, di
     train = ["train", "--data", str(data), "--out", str(policy), "--model.size", "tiny"]
     sampled(REPO / "src", [*train, "--model.image-size", "64", "--steps", str(args.train_steps)])
     evaluate = ["eval", "--policy", str(policy), "--episodes", "1", "--max-steps", str(args.max_steps)]
-    evaluate += ["--workers", str(args.workers), "--save-rollouts", "0"]
-    episodes = in_turn(args, sources, tmp, rows["eval"], "eval", evaluate, evaluated_episodes, ".json")
+    evaluate += ["--workers", str(args.workers), "--save-rollouts", "1"]
+    episodes, _ = in_turn(args, sources, tmp, rows["eval"], "eval", evaluate, evaluated, ".json")
     rows["eval"]["tasks"] = len(episodes)
     rows["eval"]["successes"] = sum(success for _, success, _ in episodes)
     return rows
@@ -103,9 +106,12 @@ def in_turn(
     return found["now"]
 
 
-def evaluated_episodes(out: Path) -> list[tuple]:
-    """Each episode's task, success and steps from an evaluation's results file."""
-    return [(e["task"], e["success"], e["steps"]) for e in json.loads(out.read_text())["episodes"]]
+def evaluated(out: Path) -> tuple[list[tuple], str]:
+    """Each episode's task, success and steps from an evaluation's results file, and a digest of
+    its saved rollouts (every frame the policy saw, as image strips and GIFs: a frame rendered
+    otherwise shows)."""
+    episodes = [(e["task"], e["success"], e["steps"]) for e in json.loads(out.read_text())["episodes"]]
+    return episodes, dataset_digest(Path(f"{out.with_suffix('')}_rollouts"))
 
 
 def _keep(row: dict, label: str, run: dict) -> None:
@@ -238,7 +244,8 @@ def report(args, rows: dict[str, dict[str, dict]]) -> str:
         )
         + ".",
         "",
-        f"Both revisions recorded byte-identical datasets and evaluated to the same {tasks} episodes "
+        f"Both revisions recorded byte-identical datasets and evaluated to the same {tasks} episodes, seen in "
+        "the same frames (each episode's saved rollout byte-identical) "
         f"({successes} succeeded; a tiny policy trained {args.train_steps} steps) (asserted).",
     ]
     return "\n".join(lines) + "\n"

@@ -191,8 +191,11 @@ MUTANTS = [
     # data/metaworld_env.py
     Mutant("mw-done-late", "data/metaworld_env.py", "return self.steps >= self.max_steps", "return self.steps > self.max_steps", ("tests/data", "tests/test_evaluate.py")),
     Mutant("mw-width-ignored", "data/metaworld_env.py", "            width=image_width,\n", "            width=image_size,\n", ("tests/data", "tests/test_evaluate.py")),
-    Mutant("mw-renders-in-the-current-context", "data/metaworld_env.py", "        self._viewer.make_context_current()\n", "", "tests/data/test_metaworld_env.py"),
-    Mutant("mw-closed-env-kept-alive", "data/metaworld_env.py", "            _LIVE_ENVS.remove(self.env)\n", "            pass\n", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-renders-in-the-current-context", "data/metaworld_env.py", "        self._viewer.make_context_current()\n        for cam, cam_id", "        for cam, cam_id", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-closed-env-kept-alive", "data/metaworld_env.py", "        _LIVE_ENVS.remove(self.env)\n", "", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-meshes-freed-when-collected", "data/metaworld_env.py", "        self._viewer.con.free()\n", "", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-meshes-freed-from-the-current-context", "data/metaworld_env.py", "        self._viewer.make_context_current()\n        self._viewer.con.free()\n", "        self._viewer.con.free()\n", "tests/data/test_metaworld_env.py"),
+    Mutant("mw-closed-twice", "data/metaworld_env.py", "        if self.env not in _LIVE_ENVS:  # closed already, or no cameras: no rendering context\n            return\n", "", "tests/data/test_metaworld_env.py"),
     Mutant("mw-env-kept-across-tasks", "data/metaworld_env.py", "        if settings != self._settings:", "        if self._env is None:", "tests/data/test_metaworld_env.py"),
     Mutant("mw-env-before-not-closed", "data/metaworld_env.py", "            self.close()\n            height, width = image_shape\n", "            height, width = image_shape\n", "tests/data/test_metaworld_env.py"),
     Mutant("mw-env-steps-kept", "data/metaworld_env.py", "        self._env.max_steps = min(max_steps, EPISODE_LIMIT)\n", "", "tests/data/test_metaworld_env.py"),

@@ -79,6 +79,23 @@ def test_an_env_renders_its_own_scene_after_another_is_made_or_closed():
     first.close()
 
 
+def test_a_closed_env_collected_later_leaves_the_other_envs_scene_alone():
+    import gc
+
+    first = MetaWorldTask("reach-v3", cameras=("corner2",), image_size=32)
+    _frames(first)
+    second = MetaWorldTask("door-open-v3", cameras=("corner2",), image_size=32)
+    alone = _frames(second)
+    first.close()
+    first.close()  # again: nothing left to close
+    assert np.array_equal(_frames(second), alone)  # the second's context is current again
+    del first
+    gc.collect()  # MuJoCo would free the first's meshes now, from the current context: the second's
+    assert np.array_equal(_frames(second), alone)
+    second.close()
+    MetaWorldTask("reach-v3", cameras=()).close()  # no rendering context: nothing to close
+
+
 def test_one_env_at_a_time_keeps_the_env_while_the_task_stays_and_closes_it_when_it_changes():
     from leanvla.data import metaworld_env
 

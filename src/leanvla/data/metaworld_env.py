@@ -147,8 +147,14 @@ class MetaWorldTask:
     def close(self) -> None:
         """Free the env and its rendering context now rather than at exit (about 150 MB each:
         `OneEnvAtATime`)."""
-        if self.env in _LIVE_ENVS:
-            _LIVE_ENVS.remove(self.env)
+        if self.env not in _LIVE_ENVS:  # closed already, or no cameras: no rendering context
+            return
+        _LIVE_ENVS.remove(self.env)
+        # Its meshes and textures go first, from its own context: gymnasium frees the context
+        # alone, and MuJoCo frees them once the env is collected, from whichever context is
+        # current then (another env's: that env's meshes went).
+        self._viewer.make_context_current()
+        self._viewer.con.free()
         self.env.close()
 
     @staticmethod
