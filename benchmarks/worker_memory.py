@@ -100,8 +100,8 @@ def in_turn(
             out = tmp / f"{name}-{label}-{repeat}{suffix}"
             print(f"{name}: {label}, run {repeat + 1} of {args.repeats}", file=sys.stderr)
             _keep(row, label, sampled(src, [*command, "--out", str(out)]))
-            found.setdefault(label, outcome(out))
-            assert outcome(out) == found[label], f"{label}'s {name} runs differ"
+            got = outcome(out)
+            assert found.setdefault(label, got) == got, f"{label}'s {name} runs differ"
     assert all(each == found["now"] for each in found.values()), f"the revisions' {name} runs differ"
     return found["now"]
 
