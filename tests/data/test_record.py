@@ -54,17 +54,15 @@ def test_on_one_core_the_default_records_in_this_process(tmp_path, monkeypatch):
 
 
 def test_the_default_starts_no_more_workers_than_episodes(tmp_path, monkeypatch):
-    from leanvla.data import record as recorder
-
     started = []
-    run_jobs = recorder._run_jobs
+    run_jobs = recording._run_jobs
 
     def in_this_process(jobs, workers):
         started.append(workers)
         return run_jobs(jobs, 1)
 
     monkeypatch.setattr("leanvla.workers.cores_per_process", lambda: 16)
-    monkeypatch.setattr(recorder, "_run_jobs", in_this_process)
+    monkeypatch.setattr(recording, "_run_jobs", in_this_process)
     cfg = RecordConfig(out=tmp_path / "ds", tasks="reach-v3", episodes=3, cameras="corner2", image_size=16)
     assert record(cfg, progress=False)["episodes"] == 3
     assert started == [3]
