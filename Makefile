@@ -7,9 +7,12 @@ TORCH_SPEC ?= torch==2.13.0
 CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.leanvla-installed
+# LeRobot's own dataset reader, apart from leanvla's venv (it pins other versions of what they share).
+LEROBOT_VENV ?= .venv-lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.lerobot-installed
 export MUJOCO_GL ?= egl
 
-.PHONY: install demo demo-quick test mutants refusals lint clean
+.PHONY: install lerobot demo demo-quick test mutants refusals lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +27,18 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 
 install: $(STAMP)
 
+# torch first here too; then the pinned list, each package without its dependencies (the list is
+# whole, and LeRobot's own would pull a CUDA torch): tools/lerobot_requirements.txt says why.
+$(LEROBOT_STAMP): tools/lerobot_requirements.txt
+	$(PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LEROBOT_VENV)/bin/python -c "import torch" 2>/dev/null || $(LEROBOT_VENV)/bin/pip install --quiet $(TORCH_SPEC)
+	$(LEROBOT_VENV)/bin/pip install --quiet --no-deps -r tools/lerobot_requirements.txt
+	touch $(LEROBOT_STAMP)
+
+# For tests/data/test_lerobot_reads.py: LeRobot reads what leanvla writes as leanvla does.
+lerobot: $(LEROBOT_STAMP)
+
 demo: install
 	$(BIN)/leanvla demo
 
@@ -31,7 +46,7 @@ demo-quick: install
 	$(BIN)/leanvla demo --quick
 
 # pytest exits 5 when it collects no tests; make treats that as a failure, as it should.
-test: install
+test: install lerobot
 	$(BIN)/python -m pytest
 
 # Each seeded fault in tools/mutants.py must make its tests fail (exit 1 names any that survive;
@@ -49,4 +64,4 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks tools
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(LEROBOT_VENV) outputs .pytest_cache

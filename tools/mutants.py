@@ -58,6 +58,7 @@ DEC = "tests/decode"
 FC = "tests/data/test_frame_cache.py"
 FD = "tests/data/test_file_digests.py"
 CONV = "tests/data/test_convert.py"
+LR = "tests/data/test_lerobot_reads.py"  # LeRobot's own reader: what leanvla's tolerates, it may not
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -219,6 +220,7 @@ MUTANTS = [
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
+    Mutant("reader-empty-batch-decoded", "data/reader.py", "                if len(column):  # episodes left out may fill whole batches\n                    yield", "                if True:\n                    yield", "tests/data/test_reader.py"),
     Mutant("reader-fit-dropped", "data/reader.py", "out[start:stop] = fit_square(decoded, size, fit)", "out[start:stop] = fit_square(decoded, size)", "tests/data/test_resize.py"),
     Mutant("reader-part-images-kept", "data/reader.py", 'if feature["dtype"] != "video" and rows is not None:', "if False:", FC),
     Mutant("reader-cached-rows-ignored", "data/reader.py", "return frames, np.arange(len(frames)) if within is None else within", "return frames, np.arange(len(frames))", FC),
@@ -306,6 +308,7 @@ MUTANTS = [
     Mutant("video-batch-stale-frames", "data/video.py", 'done, times, filled = np.asarray(times), [], 0', 'done, times = np.asarray(times), []', "tests/data/test_video.py"),
     Mutant("stats-quantile-rank", "data/stats.py", "position = q * (pixels[c] - 1)", "position = q * pixels[c]", "tests/data/test_stats.py"),
     Mutant("stats-max-past-last", "data/stats.py", "sorted_value(c, pixels[c] - 1))\n", "sorted_value(c, pixels[c] - 2))\n", "tests/data/test_stats.py"),
+    Mutant("stats-image-flat", "data/stats.py", "np.asarray(v, dtype=np.float64).reshape(-1, 1, 1) for k, v in out.items()", "np.asarray(v, dtype=np.float64) for k, v in out.items()", LR),
     Mutant("stats-std-uncentred", "data/stats.py", "(values[None] - mean[:, None]) ** 2", "values[None] ** 2", "tests/data/test_stats.py"),
     Mutant("stats-rank-left", "data/stats.py", 'side="right")]', 'side="left")]', "tests/data/test_stats.py"),
     Mutant("video-out-not-advanced", "data/video.py", 'first_row = np.cumsum(lengths[read]) - lengths[read]', 'first_row = np.zeros_like(lengths[read])', FC),
@@ -345,6 +348,7 @@ MUTANTS = [
     Mutant("cache-whole-not-consulted", "data/reader.py", "        if episodes is not None:  # the whole camera's entry serves", "        if False:  # the whole camera's entry serves", FC),
     Mutant("cache-whole-looked-up-at-any-cost", "data/frame_cache.py", '    sources = source_files(dataset, key, episodes) if if_digests_known else []\n', '    sources = []\n', FC),
     # data/writer.py
+    Mutant("writer-episode-end", "data/writer.py", '"dataset_to_index": self.total_frames + length,', '"dataset_to_index": self.total_frames + length - 1,', LR),
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-counts-not-cut", "data/writer.py", "return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)", "return EncodedImages(self.pngs[frames], self.counts, self.shape)", "tests/data/test_record.py"),
     Mutant("writer-pngs-encoded-again", "data/writer.py", "[encode_png(image) for image in images] if pngs is None else pngs", "[encode_png(image) for image in images]", "tests/data/test_writer.py"),
@@ -615,10 +619,11 @@ def check_catalogue(mutants: list[Mutant], root: Path = REPO) -> list[str]:
 
 
 def copy_tree(into: Path) -> Path:
-    """src, tests and pyproject.toml copied to INTO/repo, with ../shared linked beside it."""
+    """src, tests, tools (tests run tools/lerobot_reads.py) and pyproject.toml copied to INTO/repo,
+    with ../shared linked beside it."""
     repo = into / "repo"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache")
-    for part in ("src", "tests"):
+    for part in ("src", "tests", "tools"):
         shutil.copytree(REPO / part, repo / part, ignore=skip)
     shutil.copy2(REPO / "pyproject.toml", repo / "pyproject.toml")
     (into / "shared").symlink_to(REPO.parent / "shared")

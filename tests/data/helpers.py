@@ -23,15 +23,17 @@ def synthetic_dataset(
     tasks=("task a", "task b", "task a", "task c"),
     image_size: int = 16,
     seed: int = 0,
+    **writer_options,
 ) -> Path:
-    """Episodes whose action at frame f of episode e is (e, f, 0, 0): chunks are easy to check."""
+    """Episodes whose action at frame f of episode e is (e, f, 0, 0): chunks are easy to check.
+    `writer_options` go to LeRobotWriter (chunks_size, data_files_size_in_mb)."""
     rng = np.random.default_rng(seed)
     features = {
         "observation.images.cam": image_feature(image_size, image_size),
         "observation.state": {"dtype": "float32", "shape": [4], "names": None},
         "action": {"dtype": "float32", "shape": [4], "names": None},
     }
-    writer = LeRobotWriter(root, fps=10, features=features)
+    writer = LeRobotWriter(root, fps=10, features=features, **writer_options)
     for e, (length, task) in enumerate(zip(lengths, tasks)):
         action = np.zeros((length, 4), np.float32)
         action[:, 0], action[:, 1] = e, np.arange(length)

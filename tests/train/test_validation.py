@@ -67,3 +67,14 @@ def test_overlap_with_training_is_refused(data, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([2, 3]))
     with pytest.raises(UserError, match=r"shares episodes \[2\] with the training episodes"):
         train(cfg(data, tmp_path / "o", tmp_path, val_episodes=tmp_path / "bad.json"), progress=False)
+
+
+def test_a_held_out_episode_of_lerobots_own_dataset_validates(lerobot_fixture, tmp_path):
+    # Its PNG camera read for the last episode alone: whole read batches keep none of their frames
+    # (this crashed with a traceback once).
+    (tmp_path / "train.json").write_text(json.dumps(list(range(8))))
+    (tmp_path / "val.json").write_text(json.dumps([8]))
+    options = dict(episodes=tmp_path / "train.json", val_episodes=tmp_path / "val.json", steps=2, val_every=2)
+    run = train(tiny_train_config(lerobot_fixture, tmp_path / "run", **options), progress=False)
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "val_loss" in r] == [2]

@@ -365,7 +365,7 @@ class LeRobotDataset:
             decoded[i] = image
 
     def _png_batches(self, key: str, mask: np.ndarray | None) -> Iterator[tuple[list, list]]:
-        """A camera's PNG frames (those `mask` keeps, when given) as (bytes, paths) lists of at most
+        """A camera's PNG frames (those `mask` keeps, when given) as (bytes, paths) lists of 1 to
         BATCH, read from the data files a batch at a time: a camera's every PNG, and Python's copy
         of each, are never held at once (for a camera of large frames, gigabytes)."""
         from leanvla.data.resize import BATCH
@@ -378,7 +378,8 @@ class LeRobotDataset:
                 if mask is not None:
                     column = column.filter(pa.array(mask[offset : offset + len(column)]))
                 offset += len(batch)
-                yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
+                if len(column):  # episodes left out may fill whole batches
+                    yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
 
 
 @contextmanager
