@@ -1,9 +1,10 @@
-"""LeRobot's own reader reads the datasets leanvla writes as leanvla reads them: every frame's
-features and task, the training samples leanvla's ChunkDataset makes (the frames of some episodes,
-each with its action chunk and padding) as LeRobot's `delta_timestamps` gives them, and the
-statistics LeRobot's policies normalise with as the frames' own.
+"""LeRobot's own reader reads the datasets leanvla writes as leanvla reads them, and leanvla reads
+one LeRobot's own writer wrote as LeRobot does: every frame's features and task, and the training
+samples leanvla's ChunkDataset makes (the frames of some episodes, each with its action chunk and
+padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla writes, which LeRobot's
+policies normalise with, are the frames' own.
 LeRobot 0.4.4 runs in a venv of its own (`make lerobot`, which `make test` runs first) through
-tools/lerobot_reads.py; without it these tests skip, saying so."""
+tools/lerobot_reads.py and tools/lerobot_writes.py; without it these tests skip, saying so."""
 
 from __future__ import annotations
 
@@ -34,19 +35,40 @@ CONVERTED = [
     ("joined, a file each over two chunks", {"chunks_size": 3}, "join", 1e-6),
     ("linked", {}, "link", None),
 ]
-NAMES = ["recorded", "many data files", *(name for name, *_ in CONVERTED)]
-
-
-def lerobot_python() -> Path:
-    """LEANVLA_LEROBOT_PYTHON, else the .venv-lerobot beside the venv running the tests."""
-    named = os.environ.get("LEANVLA_LEROBOT_PYTHON")
-    return Path(named) if named else Path(sys.prefix).parent / ".venv-lerobot" / "bin" / "python"
+NAMES = ["recorded", "many data files", *(name for name, *_ in CONVERTED), "written by LeRobot"]
 
 
 @pytest.fixture(scope="module")
-def datasets(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
+def lerobot(tmp_path_factory):
+    """Runs one of tools/lerobot_*.py with LeRobot's Python: LEANVLA_LEROBOT_PYTHON, else the
+    .venv-lerobot beside the venv running the tests."""
+    named = os.environ.get("LEANVLA_LEROBOT_PYTHON")
+    python = Path(named) if named else Path(sys.prefix).parent / ".venv-lerobot" / "bin" / "python"
+    if not python.exists():
+        if named:
+            pytest.fail(f"LEANVLA_LEROBOT_PYTHON names {python}, which does not exist")
+        pytest.skip(f"LeRobot is not installed at {python}: run `make lerobot` (`make test` does)")
+    # Offline, and the datasets library's caches kept out of the user's home.
+    hf_home = tmp_path_factory.mktemp("hf")
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+    def run(tool: str, *args) -> None:
+        done = subprocess.run(
+            [str(python), str(REPO / "tools" / tool), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert done.returncode == 0, f"{tool} failed:\n{done.stderr[-3000:]}"
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     """Each dataset as leanvla writes it: recorded from Meta-World, written across many data files
-    and chunks, and converted from v2.1 with mp4 cameras joined or linked."""
+    and chunks, and converted from v2.1 with mp4 cameras joined or linked; and one LeRobot wrote,
+    with a camera in AV1 as it encodes by default and one in PNG (tools/lerobot_writes.py)."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -63,19 +85,14 @@ def datasets(tiny_dataset, tmp_path_factory) -> dict[str, Path]:
             (v21 / "meta/info.json").write_text(json.dumps({**info, "video_files_size_in_mb": file_mb}))
         written[name] = tmp / f"v30_{number}"
         convert(ConvertConfig(v21, out=written[name], videos=videos))
+    written["written by LeRobot"] = tmp / "by_lerobot"
+    lerobot("lerobot_writes.py", written["written by LeRobot"])
     return written
 
 
 @pytest.fixture(scope="module")
-def lerobot_reads(datasets, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
+def lerobot_reads(lerobot, datasets, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """What LeRobot's LeRobotDataset gives for each dataset (tools/lerobot_reads.py)."""
-    python = lerobot_python()
-    if not python.exists():
-        if "LEANVLA_LEROBOT_PYTHON" in os.environ:
-            pytest.fail(f"LEANVLA_LEROBOT_PYTHON names {python}, which does not exist")
-        pytest.skip(
-            f"LeRobot's own reader is not installed at {python}: run `make lerobot` (`make test` does)"
-        )
     tmp = tmp_path_factory.mktemp("lerobot_reads")
     files = {name: f"dataset_{number}" for number, name in enumerate(datasets)}
     spec = [
@@ -83,15 +100,7 @@ def lerobot_reads(datasets, tmp_path_factory) -> dict[str, dict[str, np.ndarray]
         for name, root in datasets.items()
     ]
     (tmp / "spec.json").write_text(json.dumps(spec))
-    # Offline, and the datasets library's caches kept out of the user's home.
-    env = {**os.environ, "HF_HOME": str(tmp / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    done = subprocess.run(
-        [str(python), str(REPO / "tools/lerobot_reads.py"), str(tmp / "spec.json"), str(tmp / "out")],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 0, f"LeRobot could not read them:\n{done.stderr[-3000:]}"
+    lerobot("lerobot_reads.py", tmp / "spec.json", tmp / "out")
     return {name: dict(np.load(tmp / "out" / f"{file}.npz")) for name, file in files.items()}
 
 
@@ -125,19 +134,36 @@ def test_lerobot_gives_the_training_samples_leanvla_makes(datasets, lerobot_read
         )
 
 
-@pytest.mark.parametrize("name", NAMES)
+def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]:
+    """A feature's mean, std, min and max over every frame, as LeRobot's statistics hold them:
+    a camera's per channel, in [0, 1], shaped 3 x 1 x 1 to broadcast over C x H x W."""
+    if key in dataset.camera_keys:
+        values, shape = dataset.read_images(key).reshape(-1, 3) / 255, (3, 1, 1)
+    else:
+        values = dataset.read_array(key).reshape(dataset.num_frames, -1).astype(np.float64)
+        shape = (values.shape[1],)
+    return {stat: getattr(values, stat)(axis=0).reshape(shape) for stat in ("mean", "std", "min", "max")}
+
+
+@pytest.mark.parametrize("name", NAMES[:-1])  # those leanvla wrote
 def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
     # An mp4 camera's are its frames' before encoding, as LeRobot's are (RGB to YUV and back moves
     # pixels, even at lossless H.264): not compared.
     for key in [k for k, feature in ours.features.items() if feature["dtype"] != "video"]:
-        if key in ours.camera_keys:  # per channel, in [0, 1], shaped to broadcast over C x H x W
-            values, shape = ours.read_images(key).reshape(-1, 3) / 255, (3, 1, 1)
-        else:
-            values = ours.read_array(key).reshape(ours.num_frames, -1).astype(np.float64)
-            shape = (values.shape[1],)
-        for stat in ("mean", "std", "min", "max"):
-            assert theirs[f"stats.{key}.{stat}"].shape == shape, (key, stat)
-            expected = getattr(values, stat)(axis=0).reshape(shape)
+        for stat, expected in frame_statistics(ours, key).items():
+            assert theirs[f"stats.{key}.{stat}"].shape == expected.shape, (key, stat)
             assert np.allclose(theirs[f"stats.{key}.{stat}"], expected, rtol=1e-5, atol=1e-6), (key, stat)
         assert theirs[f"stats.{key}.count"].tolist() == [ours.num_frames], key
+
+
+def test_leanvla_normalises_with_the_statistics_of_the_frames_whatever_lerobot_wrote(datasets):
+    # LeRobot 0.4.4 writes a camera's std near 0 (lerobot#3682: its uint8 pixels, squared,
+    # overflow): here 0.001-0.002 for frames whose std is 0.29. leanvla takes the statistics it
+    # normalises with from the frames it trains on, never from meta/stats.json.
+    ours = LeRobotDataset(datasets["written by LeRobot"])
+    samples = ChunkDataset(ours, ours.camera_keys, CHUNK)
+    computed = samples.stats()
+    for key in [*ours.camera_keys, "observation.state", "action"]:
+        for stat, expected in frame_statistics(ours, key).items():
+            assert np.allclose(computed[key][stat], expected, rtol=1e-5, atol=1e-6), (key, stat)
