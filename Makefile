@@ -55,7 +55,7 @@ mutants: install
 	$(BIN)/python tools/mutants.py
 
 # Every bad-input refusal in src/leanvla must fire in some test (exit 1 lists those that never do;
-# the whole suite runs under it, about 2.5 minutes).
+# the whole suite runs under it, about 7 minutes).
 refusals: install
 	$(BIN)/python tools/refusals.py
 

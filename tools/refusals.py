@@ -1,6 +1,6 @@
 r"""Refusals no test triggers: which of src/leanvla's bad-input checks does the suite never reach?
 
-    python tools/refusals.py                   # the whole suite: about 2.5 minutes on 2 CPU cores
+    python tools/refusals.py                   # the whole suite: about 7 minutes on 2 CPU cores
     python tools/refusals.py tests/data -x     # pytest's arguments narrow the run
 
 Every `require(condition, message)` and `raise UserError(...)` in src/leanvla is a promise that a
