@@ -45,15 +45,15 @@ def lerobot_dataset_class():
     return LeRobotDataset
 
 
-def stacked(items: list[dict], prefix: str) -> dict[str, np.ndarray]:
-    """Items' features stacked over the items, each name prefixed; images back to uint8 H x W x C."""
+def stacked(items: list[dict], prefix: str, cameras: list[str]) -> dict[str, np.ndarray]:
+    """Items' features stacked over the items, each name prefixed; cameras back to uint8 H x W x C."""
     out = {}
     for key in items[0]:
         if isinstance(items[0][key], str):
             out[f"{prefix}.{key}"] = np.array([item[key] for item in items])
             continue
         values = np.stack([item[key].numpy() for item in items])
-        if key.startswith("observation.images."):
+        if key in cameras:
             values = np.round(values * 255).astype(np.uint8).swapaxes(-3, -2).swapaxes(-2, -1)
         out[f"{prefix}.{key}"] = values
     return out
@@ -75,8 +75,8 @@ def read(dataset_class, name: str, root: str, episodes: list[int], chunk: int) -
         for stat in ("mean", "std", "min", "max", "count")
     }
     return {
-        **stacked([every[i] for i in range(len(every))], "every"),
-        **stacked([chunks[i] for i in range(len(chunks))], "chunks"),
+        **stacked([every[i] for i in range(len(every))], "every", every.meta.camera_keys),
+        **stacked([chunks[i] for i in range(len(chunks))], "chunks", every.meta.camera_keys),
         **stats,
     }
 

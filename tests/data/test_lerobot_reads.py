@@ -85,6 +85,8 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
             (v21 / "meta/info.json").write_text(json.dumps({**info, "video_files_size_in_mb": file_mb}))
         written[name] = tmp / f"v30_{number}"
         convert(ConvertConfig(v21, out=written[name], videos=videos))
+    assert len(LeRobotDataset(written["many data files"]).data_files) == 4  # two a chunk
+    assert len(list((written["joined, a file each over two chunks"] / "videos").rglob("*.mp4"))) == 4
     written["written by LeRobot"] = tmp / "by_lerobot"
     lerobot("lerobot_writes.py", written["written by LeRobot"])
     return written
@@ -107,9 +109,8 @@ def lerobot_reads(lerobot, datasets, tmp_path_factory) -> dict[str, dict[str, np
 @pytest.mark.parametrize("name", NAMES)
 def test_lerobot_reads_every_frame_as_leanvla_does(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
-    assert sorted(k.split(".", 1)[1] for k in theirs if k.startswith("every.")) == sorted(
-        [*ours.features, "task"]
-    )
+    given = [key.split(".", 1)[1] for key in theirs if key.startswith("every.")]
+    assert sorted(given) == sorted([*ours.features, "task"])
     for key in ours.features:
         values = ours.read_images(key) if key in ours.camera_keys else ours.read_array(key)
         assert values.shape == theirs[f"every.{key}"].shape, key
@@ -129,9 +130,8 @@ def test_lerobot_gives_the_training_samples_leanvla_makes(datasets, lerobot_read
     assert np.array_equal(batch.task_index.numpy(), theirs["chunks.task_index"])
     assert np.array_equal(samples.episode_index.numpy(), theirs["chunks.episode_index"])
     for number, key in enumerate(ours.camera_keys):
-        assert np.array_equal(batch.images[:, number].permute(0, 2, 3, 1).numpy(), theirs[f"chunks.{key}"]), (
-            key
-        )
+        frames = batch.images[:, number].permute(0, 2, 3, 1).numpy()  # H x W x C, as stored
+        assert np.array_equal(frames, theirs[f"chunks.{key}"]), key
 
 
 def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]:
