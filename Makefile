@@ -36,7 +36,7 @@ $(LEROBOT_STAMP): tools/lerobot_requirements.txt
 	$(LEROBOT_VENV)/bin/pip install --quiet --no-deps -r tools/lerobot_requirements.txt
 	touch $(LEROBOT_STAMP)
 
-# For tests/data/test_lerobot_reads.py: LeRobot and leanvla read each other's datasets alike.
+# For tests/data/test_lerobot_interop.py: LeRobot and leanvla read each other's datasets alike.
 lerobot: $(LEROBOT_STAMP)
 
 demo: install

@@ -11,7 +11,7 @@ videos decoded with PyAV) gives, its items stacked:
   `delta_timestamps` gives them (`chunks.action_is_pad` where they run past the episode);
 - `stats.KEY.STAT`: the statistics LeRobot's policies normalise with (`meta.stats`: mean, std,
   min, max and count of each feature).
-tests/data/test_lerobot_reads.py compares these with leanvla's own reading. Exit code 2, with one
+tests/data/test_lerobot_interop.py compares these with leanvla's own reading. Exit code 2, with one
 line, when SPEC.json cannot be read.
 """
 

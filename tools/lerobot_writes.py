@@ -6,7 +6,7 @@ Four episodes (12, 7, 15 and 9 frames at 10 fps; tasks "a", "b", "a", "c") of ra
 camera LeRobot stores as video (48 x 64, encoded as LeRobot encodes by default: AV1, a keyframe
 every 2 frames) and one it stores as PNG (48 x 64 too), a random state, and actions (episode, frame, 0,
 0), written through `LeRobotDataset.create`, `add_frame`, `save_episode` and `finalize`, as a
-robot's recording script writes them. tests/data/test_lerobot_reads.py reads it with leanvla and
+robot's recording script writes them. tests/data/test_lerobot_interop.py reads it with leanvla and
 with LeRobot and compares the two.
 """
 

@@ -58,7 +58,7 @@ DEC = "tests/decode"
 FC = "tests/data/test_frame_cache.py"
 FD = "tests/data/test_file_digests.py"
 CONV = "tests/data/test_convert.py"
-LR = "tests/data/test_lerobot_reads.py"  # LeRobot's own reader: what leanvla's tolerates, it may not
+LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own reader: what leanvla's tolerates, it may not
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -179,6 +179,7 @@ MUTANTS = [
     Mutant("convert-space-videos-ignored", "data/convert.py", 'if not (videos == "link" and one_filesystem):', "if False:", CONV),
     Mutant("convert-space-link-counts-videos", "data/convert.py", 'if not (videos == "link" and one_filesystem):', "if True:", CONV),
     Mutant("convert-space-link-always-offered", "data/convert.py", 'linking_helps = videos == "join" and one_filesystem and dataset.cameras', "linking_helps = True", CONV),
+    Mutant("convert-v21-counts-kept", "data/convert.py", 'for gone in ("total_chunks", "total_videos"):', "for gone in ():", LR),
     Mutant("convert-frame-total-unchecked", "data/convert.py", 'total == info["total_frames"],', "True,", CONV),
     Mutant("convert-quantiles-assumed", "data/stats.py", "if all(name in s for s in per_episode):", "if True:", CONV),
     Mutant("reader-v20-sent-to-lerobot", "data/reader.py", 'if version in ("v2.0", "v2.1")', 'if version == "v2.1"', CONV),

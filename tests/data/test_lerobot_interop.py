@@ -2,9 +2,11 @@
 one LeRobot's own writer wrote as LeRobot does: every frame's features and task, and the training
 samples leanvla's ChunkDataset makes (the frames of some episodes, each with its action chunk and
 padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla writes, which LeRobot's
-policies normalise with, are the frames' own.
+policies normalise with, are the frames' own. And `leanvla data convert` makes of a v2.1 dataset
+what LeRobot's own conversion script makes of it.
 LeRobot 0.4.4 runs in a venv of its own (`make lerobot`, which `make test` runs first) through
-tools/lerobot_reads.py and tools/lerobot_writes.py; without it these tests skip, saying so."""
+tools/lerobot_reads.py, lerobot_writes.py and lerobot_converts.py; without it these tests skip,
+saying so."""
 
 from __future__ import annotations
 
@@ -167,3 +169,40 @@ def test_leanvla_normalises_with_the_statistics_of_the_frames_whatever_lerobot_w
     for key in [*ours.camera_keys, "observation.state", "action"]:
         for stat, expected in frame_statistics(ours, key).items():
             assert np.allclose(computed[key][stat], expected, rtol=1e-5, atol=1e-6), (key, stat)
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [{"bframes": 2}, {"codec": "libsvtav1"}],
+    ids=["H.264 with B-frames", "AV1 as LeRobot encodes"],
+)
+def test_data_convert_makes_what_lerobots_own_converter_makes(lerobot, tmp_path, encoding):
+    pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
+    source = synthetic_dataset(tmp_path / "v30", image_size=32)
+    v21 = to_v21(source, tmp_path / "v21", video_keys=(CAM,), **encoding)
+    convert(ConvertConfig(v21, out=tmp_path / "ours"))
+    lerobot("lerobot_converts.py", v21, tmp_path / "theirs")
+    ours, theirs = LeRobotDataset(tmp_path / "ours"), LeRobotDataset(tmp_path / "theirs")
+
+    def files(dataset):  # its files, metadata included (their bytes differ: each writes its own way)
+        return sorted(
+            p.relative_to(dataset.root).as_posix() for p in dataset.root.rglob("*.*") if p.is_file()
+        )
+
+    assert files(ours) == files(theirs)
+    for key in ours.features:
+        read = LeRobotDataset.read_images if key in ours.camera_keys else LeRobotDataset.read_array
+        assert np.array_equal(read(ours, key), read(theirs, key)), key
+    assert sorted(ours.episodes.column_names) == sorted(theirs.episodes.column_names)
+    for column in ours.episodes.column_names:
+        mine, lerobots = ours.episodes.column(column).to_pylist(), theirs.episodes.column(column).to_pylist()
+        if column.endswith("_timestamp") or column.startswith("stats/"):  # floats summed either way
+            assert np.allclose(np.asarray(mine, dtype=np.float64), np.asarray(lerobots, dtype=np.float64)), (
+                column
+            )
+        else:
+            assert mine == lerobots, column
+    assert ours.tasks == theirs.tasks
+    # LeRobot's script adds the frame rate to each feature that is not a video; nothing reads it.
+    features = {k: {n: v for n, v in f.items() if n != "fps"} for k, f in theirs.info["features"].items()}
+    assert {**theirs.info, "features": features} == ours.info
