@@ -171,6 +171,11 @@ def test_leanvla_normalises_with_the_statistics_of_the_frames_whatever_lerobot_w
             assert np.allclose(computed[key][stat], expected, rtol=1e-5, atol=1e-6), (key, stat)
 
 
+def file_names(root: Path) -> list[str]:
+    """Every file of a dataset, metadata included, by its path inside it."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
 @pytest.mark.parametrize(
     "encoding",
     [{"bframes": 2}, {"codec": "libsvtav1"}],
@@ -183,13 +188,7 @@ def test_data_convert_makes_what_lerobots_own_converter_makes(lerobot, tmp_path,
     convert(ConvertConfig(v21, out=tmp_path / "ours"))
     lerobot("lerobot_converts.py", v21, tmp_path / "theirs")
     ours, theirs = LeRobotDataset(tmp_path / "ours"), LeRobotDataset(tmp_path / "theirs")
-
-    def files(dataset):  # its files, metadata included (their bytes differ: each writes its own way)
-        return sorted(
-            p.relative_to(dataset.root).as_posix() for p in dataset.root.rglob("*.*") if p.is_file()
-        )
-
-    assert files(ours) == files(theirs)
+    assert file_names(ours.root) == file_names(theirs.root)  # their bytes differ: each writes its own way
     for key in ours.features:
         read = LeRobotDataset.read_images if key in ours.camera_keys else LeRobotDataset.read_array
         assert np.array_equal(read(ours, key), read(theirs, key)), key
@@ -197,9 +196,8 @@ def test_data_convert_makes_what_lerobots_own_converter_makes(lerobot, tmp_path,
     for column in ours.episodes.column_names:
         mine, lerobots = ours.episodes.column(column).to_pylist(), theirs.episodes.column(column).to_pylist()
         if column.endswith("_timestamp") or column.startswith("stats/"):  # floats summed either way
-            assert np.allclose(np.asarray(mine, dtype=np.float64), np.asarray(lerobots, dtype=np.float64)), (
-                column
-            )
+            mine, lerobots = np.asarray(mine, dtype=np.float64), np.asarray(lerobots, dtype=np.float64)
+            assert np.allclose(mine, lerobots), column
         else:
             assert mine == lerobots, column
     assert ours.tasks == theirs.tasks
