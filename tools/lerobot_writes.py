@@ -1,13 +1,15 @@
 r"""A small dataset written by LeRobot's own writer; run by LeRobot's Python, not leanvla's.
 
-    .venv-lerobot/bin/python tools/lerobot_writes.py ROOT     # make lerobot installs it
+    .venv-lerobot/bin/python tools/lerobot_writes.py ROOT [--a-file-each]     # make lerobot installs it
 
 Four episodes (12, 7, 15 and 9 frames at 10 fps; tasks "a", "b", "a", "c") of random images from a
 camera LeRobot stores as video (48 x 64, encoded as LeRobot encodes by default: AV1, a keyframe
 every 2 frames) and one it stores as PNG (48 x 64 too), a random state, and actions (episode, frame, 0,
 0), written through `LeRobotDataset.create`, `add_frame`, `save_episode` and `finalize`, as a
-robot's recording script writes them. tests/data/test_lerobot_interop.py reads it with leanvla and
-with LeRobot and compares the two.
+robot's recording script writes them: every episode in one data file and one mp4 a camera, or with
+`--a-file-each` in files of their own, two files a chunk (LeRobot rolling over to the next file and
+chunk, as it does at video_files_size_in_mb and chunks_size). tests/data/test_lerobot_interop.py
+reads it with leanvla and with LeRobot and compares the two.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ FEATURES = {
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2 or sys.argv[2:] not in ([], ["--a-file-each"]):
         sys.exit(__doc__)
     dataset = lerobot_dataset_class().create("local/written", fps=FPS, features=FEATURES, root=sys.argv[1])
+    if sys.argv[2:]:  # files smaller than any episode's
+        dataset.meta.update_chunk_settings(
+            chunks_size=2, data_files_size_in_mb=1e-6, video_files_size_in_mb=1e-6
+        )
     rng = np.random.default_rng(0)
     for episode, (frames, task) in enumerate(EPISODES):
         for frame in range(frames):

@@ -37,7 +37,12 @@ CONVERTED = [
     ("joined, a file each over two chunks", {"chunks_size": 3}, "join", 1e-6),
     ("linked", {}, "link", None),
 ]
-NAMES = ["recorded", "many data files", *(name for name, *_ in CONVERTED), "written by LeRobot"]
+WRITTEN_BY_LEANVLA = ["recorded", "many data files", *(name for name, *_ in CONVERTED)]
+WRITTEN_BY_LEROBOT = {
+    "written by LeRobot": [],
+    "written by LeRobot, a file each over two chunks": ["--a-file-each"],
+}
+NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +74,9 @@ def lerobot(tmp_path_factory):
 @pytest.fixture(scope="module")
 def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     """Each dataset as leanvla writes it: recorded from Meta-World, written across many data files
-    and chunks, and converted from v2.1 with mp4 cameras joined or linked; and one LeRobot wrote,
-    with a camera in AV1 as it encodes by default and one in PNG (tools/lerobot_writes.py)."""
+    and chunks, and converted from v2.1 with mp4 cameras joined or linked; and two LeRobot wrote,
+    with a camera in AV1 as it encodes by default and one in PNG, in one file each or a file an
+    episode over two chunks (tools/lerobot_writes.py)."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -89,8 +95,10 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         convert(ConvertConfig(v21, out=written[name], videos=videos))
     assert len(LeRobotDataset(written["many data files"]).data_files) == 4  # two a chunk
     assert len(list((written["joined, a file each over two chunks"] / "videos").rglob("*.mp4"))) == 4
-    written["written by LeRobot"] = tmp / "by_lerobot"
-    lerobot("lerobot_writes.py", written["written by LeRobot"])
+    for number, (name, options) in enumerate(WRITTEN_BY_LEROBOT.items()):
+        written[name] = tmp / f"by_lerobot_{number}"
+        lerobot("lerobot_writes.py", written[name], *options)
+    assert len(LeRobotDataset(written["written by LeRobot, a file each over two chunks"]).data_files) == 4
     return written
 
 
@@ -147,7 +155,7 @@ def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]
     return {stat: getattr(values, stat)(axis=0).reshape(shape) for stat in ("mean", "std", "min", "max")}
 
 
-@pytest.mark.parametrize("name", NAMES[:-1])  # those leanvla wrote
+@pytest.mark.parametrize("name", WRITTEN_BY_LEANVLA)
 def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
     # An mp4 camera's are its frames' before encoding, as LeRobot's are (RGB to YUV and back moves
