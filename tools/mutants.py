@@ -58,7 +58,7 @@ DEC = "tests/decode"
 FC = "tests/data/test_frame_cache.py"
 FD = "tests/data/test_file_digests.py"
 CONV = "tests/data/test_convert.py"
-LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own reader: what leanvla's tolerates, it may not
+LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own dataset code: what leanvla's tolerates, it may not
 
 # One mutant per line, as a table (name, file under src/leanvla, the line's text, its mutation, tests).
 # fmt: off
@@ -620,7 +620,7 @@ def check_catalogue(mutants: list[Mutant], root: Path = REPO) -> list[str]:
 
 
 def copy_tree(into: Path) -> Path:
-    """src, tests, tools (tests run tools/lerobot_reads.py) and pyproject.toml copied to INTO/repo,
+    """src, tests, tools (tests run tools/lerobot_*.py) and pyproject.toml copied to INTO/repo,
     with ../shared linked beside it."""
     repo = into / "repo"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache")
