@@ -221,6 +221,7 @@ MUTANTS = [
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
+    Mutant("reader-episodes-same-columns", "data/reader.py", 'promote_options="permissive"', 'promote_options="none"', LR),
     Mutant("reader-empty-batch-decoded", "data/reader.py", "                if len(column):  # episodes left out may fill whole batches\n                    yield", "                if True:\n                    yield", "tests/data/test_reader.py"),
     Mutant("reader-fit-dropped", "data/reader.py", "out[start:stop] = fit_square(decoded, size, fit)", "out[start:stop] = fit_square(decoded, size)", "tests/data/test_resize.py"),
     Mutant("reader-part-images-kept", "data/reader.py", 'if feature["dtype"] != "video" and rows is not None:', "if False:", FC),

@@ -1,5 +1,6 @@
 """LeRobot's own reader reads the datasets leanvla writes as leanvla reads them, and leanvla reads
-one LeRobot's own writer wrote as LeRobot does: every frame's features and task, and the training
+one LeRobot's own writer wrote, or added episodes to, as LeRobot does: every frame's features and
+task, and the training
 samples leanvla's ChunkDataset makes (the frames of some episodes, each with its action chunk and
 padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla writes, which LeRobot's
 policies normalise with, are the frames' own. And `leanvla data convert` makes of a v2.1 dataset
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from leanvla.data import file_digests
 from leanvla.data.convert import ConvertConfig, convert
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset
@@ -42,7 +46,14 @@ WRITTEN_BY_LEROBOT = {
     "written by LeRobot": [],
     "written by LeRobot, a file each over two chunks": ["--a-file-each"],
 }
-NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT]
+# Datasets leanvla wrote that LeRobot then added two episodes to, as `lerobot-record --resume` does
+# (tools/lerobot_writes.py --append): {name: the dataset it added them to}.
+APPENDED_BY_LEROBOT = {
+    "recorded, then LeRobot added two": "recorded",
+    "many data files, then LeRobot added two": "many data files",
+}
+SAMPLED = {name: [1, 4] for name in APPENDED_BY_LEROBOT}  # one leanvla wrote, one LeRobot added
+NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT]
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +70,19 @@ def lerobot(tmp_path_factory):
     hf_home = tmp_path_factory.mktemp("hf")
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
-    def run(tool: str, *args) -> None:
+    def run(tool: str, *args, fails: bool = False) -> str:
+        """Its stderr; it must succeed, or with `fails`, fail."""
         done = subprocess.run(
             [str(python), str(REPO / "tools" / tool), *map(str, args)],
             capture_output=True,
             text=True,
             env=env,
         )
-        assert done.returncode == 0, f"{tool} failed:\n{done.stderr[-3000:]}"
+        if fails:
+            assert done.returncode != 0, f"{tool} succeeded"
+        else:
+            assert done.returncode == 0, f"{tool} failed:\n{done.stderr[-3000:]}"
+        return done.stderr
 
     return run
 
@@ -74,9 +90,10 @@ def lerobot(tmp_path_factory):
 @pytest.fixture(scope="module")
 def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     """Each dataset as leanvla writes it: recorded from Meta-World, written across many data files
-    and chunks, and converted from v2.1 with mp4 cameras joined or linked; and two LeRobot wrote,
+    and chunks, and converted from v2.1 with mp4 cameras joined or linked; two LeRobot wrote,
     with a camera in AV1 as it encodes by default and one in PNG, in one file each or a file an
-    episode over two chunks (tools/lerobot_writes.py)."""
+    episode over two chunks (tools/lerobot_writes.py); and copies of two of leanvla's that LeRobot
+    added episodes to."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -99,7 +116,19 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         written[name] = tmp / f"by_lerobot_{number}"
         lerobot("lerobot_writes.py", written[name], *options)
     assert len(LeRobotDataset(written["written by LeRobot, a file each over two chunks"]).data_files) == 4
+    for name, added_to in APPENDED_BY_LEROBOT.items():
+        written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
+        append_with_lerobot(lerobot, written[name])
     return written
+
+
+def append_with_lerobot(lerobot, root: Path) -> None:
+    """LeRobot opens the dataset at `root` and adds two episodes to it, in files of their own."""
+    before = LeRobotDataset(root)
+    lerobot("lerobot_writes.py", root, "--append")
+    after = LeRobotDataset(root)
+    assert after.num_episodes == before.num_episodes + 2
+    assert set(after.data_files) > set(before.data_files)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +137,7 @@ def lerobot_reads(lerobot, datasets, tmp_path_factory) -> dict[str, dict[str, np
     tmp = tmp_path_factory.mktemp("lerobot_reads")
     files = {name: f"dataset_{number}" for number, name in enumerate(datasets)}
     spec = [
-        {"name": files[name], "root": str(root), "episodes": EPISODES, "chunk": CHUNK}
+        {"name": files[name], "root": str(root), "episodes": SAMPLED.get(name, EPISODES), "chunk": CHUNK}
         for name, root in datasets.items()
     ]
     (tmp / "spec.json").write_text(json.dumps(spec))
@@ -131,7 +160,7 @@ def test_lerobot_reads_every_frame_as_leanvla_does(datasets, lerobot_reads, name
 @pytest.mark.parametrize("name", NAMES)
 def test_lerobot_gives_the_training_samples_leanvla_makes(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
-    samples = ChunkDataset(ours, ours.camera_keys, CHUNK, episodes=EPISODES)
+    samples = ChunkDataset(ours, ours.camera_keys, CHUNK, episodes=SAMPLED.get(name, EPISODES))
     batch = samples.batch(torch.arange(len(samples)))
     assert np.array_equal(batch.actions.numpy(), theirs["chunks.action"])
     assert np.array_equal(batch.action_mask.numpy() == 0, theirs["chunks.action_is_pad"])
@@ -155,12 +184,16 @@ def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]
     return {stat: getattr(values, stat)(axis=0).reshape(shape) for stat in ("mean", "std", "min", "max")}
 
 
-@pytest.mark.parametrize("name", WRITTEN_BY_LEANVLA)
+@pytest.mark.parametrize("name", [*WRITTEN_BY_LEANVLA, *APPENDED_BY_LEROBOT])
 def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
     # An mp4 camera's are its frames' before encoding, as LeRobot's are (RGB to YUV and back moves
-    # pixels, even at lossless H.264): not compared.
-    for key in [k for k, feature in ours.features.items() if feature["dtype"] != "video"]:
+    # pixels, even at lossless H.264): not compared. Where LeRobot added episodes, it merged its own
+    # statistics of them into leanvla's; its cameras' are wrong (lerobot#3682, below): not compared.
+    compared = [k for k, feature in ours.features.items() if feature["dtype"] != "video"]
+    if name in APPENDED_BY_LEROBOT:
+        compared = [k for k in compared if k not in ours.camera_keys]
+    for key in compared:
         for stat, expected in frame_statistics(ours, key).items():
             assert theirs[f"stats.{key}.{stat}"].shape == expected.shape, (key, stat)
             assert np.allclose(theirs[f"stats.{key}.{stat}"], expected, rtol=1e-5, atol=1e-6), (key, stat)
@@ -177,6 +210,56 @@ def test_leanvla_normalises_with_the_statistics_of_the_frames_whatever_lerobot_w
     for key in [*ours.camera_keys, "observation.state", "action"]:
         for stat, expected in frame_statistics(ours, key).items():
             assert np.allclose(computed[key][stat], expected, rtol=1e-5, atol=1e-6), (key, stat)
+
+
+def test_frames_leanvla_kept_are_not_read_once_lerobot_added_episodes(
+    lerobot, datasets, tmp_path, monkeypatch
+):
+    # The frame cache names an entry by the digests of the files its frames come from; a digest is
+    # remembered by a file's size, inode and times. Here every one is remembered at once, however
+    # recently written: LeRobot rewrites meta/info.json and adds files within the second.
+    monkeypatch.setenv("LEANVLA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(file_digests, "SETTLED_S", 0.0)
+    root = shutil.copytree(datasets["joined H.264 with B-frames"], tmp_path / "dataset")
+    kept = LeRobotDataset(root).read_images(CAM, size=16)
+    entries = set((tmp_path / "cache" / "frames").glob("*.npy"))
+    assert len(entries) == 1
+    append_with_lerobot(lerobot, root)
+    read = LeRobotDataset(root).read_images(CAM, size=16)
+    assert set((tmp_path / "cache" / "frames").glob("*.npy")) > entries  # decoded again, kept anew
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    assert np.array_equal(read, LeRobotDataset(root).read_images(CAM, size=16))
+    assert len(read) == LeRobotDataset(root).num_frames > len(kept)
+    assert np.array_equal(read[: len(kept)], kept)
+
+
+def test_leanvla_reads_a_converted_dataset_lerobot_added_episodes_to_which_lerobot_cannot(
+    lerobot, datasets, tmp_path
+):
+    # LeRobot 0.4.4 adds episodes to a dataset converted from v2.1 (by its own converter or by
+    # leanvla's, which write the same columns) with statistics columns the converted episodes do
+    # not have (quantiles: v2.1 kept none), and cannot load the episodes metadata afterwards
+    # ("column names don't match"). Should a later LeRobot write the columns it found, or read
+    # these, this fails: the README then says so no more.
+    original = LeRobotDataset(datasets["joined AV1 as LeRobot encodes"])
+    root = shutil.copytree(original.root, tmp_path / "dataset")
+    append_with_lerobot(lerobot, root)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps([{"name": "d", "root": str(root), "episodes": [0], "chunk": CHUNK}]))
+    assert "column names don't match" in lerobot("lerobot_reads.py", spec, tmp_path / "out", fails=True)
+    columns = [
+        set(pq.read_schema(path).names) for path in sorted((root / "meta/episodes").rglob("*.parquet"))
+    ]
+    assert len(columns) == 2 and columns[0] < columns[1]
+    assert {c.rsplit("/", 1)[-1] for c in columns[1] - columns[0]} == {"q01", "q10", "q50", "q90", "q99"}
+    ours = LeRobotDataset(root)
+    for key in original.features:  # what was there is read as it was read before
+        read = LeRobotDataset.read_images if key in original.camera_keys else LeRobotDataset.read_array
+        assert np.array_equal(read(ours, key)[: original.num_frames], read(original, key)), key
+    added = ours.read_array("action")[original.num_frames :, :2]
+    episodes, frames = ours.read_array("episode_index"), ours.read_array("frame_index")
+    assert np.array_equal(added, np.stack([episodes, frames], 1)[original.num_frames :])
+    assert ours.episode_tasks()[-2:] == ["task b", "a task LeRobot added"]
 
 
 def file_names(root: Path) -> list[str]:
