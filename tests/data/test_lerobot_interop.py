@@ -1,10 +1,9 @@
 """LeRobot's own reader reads the datasets leanvla writes as leanvla reads them, and leanvla reads
-one LeRobot's own writer wrote, or added episodes to, as LeRobot does: every frame's features and
-task, and the training
-samples leanvla's ChunkDataset makes (the frames of some episodes, each with its action chunk and
-padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla writes, which LeRobot's
-policies normalise with, are the frames' own. And `leanvla data convert` makes of a v2.1 dataset
-what LeRobot's own conversion script makes of it.
+those LeRobot's own writer wrote, or added episodes to, as LeRobot does: every frame's features and
+task, and the training samples leanvla's ChunkDataset makes (the frames of some episodes, each with
+its action chunk and padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla
+writes, which LeRobot's policies normalise with, are the frames' own. And `leanvla data convert`
+makes of a v2.1 dataset what LeRobot's own conversion script makes of it.
 LeRobot 0.4.4 runs in a venv of its own (`make lerobot`, which `make test` runs first) through
 tools/lerobot_reads.py, lerobot_writes.py and lerobot_converts.py; without it these tests skip,
 saying so."""
