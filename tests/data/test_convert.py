@@ -28,6 +28,7 @@ FIXTURE_SUMMARY = {
     "data_files": 1,
     "video_files": 0,
     "episode_videos": {"joined": 0, "linked": 0, "copied": 0},
+    "stats": "kept",
 }
 
 
@@ -300,6 +301,50 @@ def test_a_v20_dataset_converts_keeping_its_statistics_over_the_dataset(v21, tmp
     assert not [name for name in converted.episodes.column_names if name.startswith("stats/")]
     stats = tmp_path / "v30/meta/stats.json"
     assert json.loads(stats.read_text()) == json.loads((FIXTURE / "meta/stats.json").read_text())
+
+
+def stats_columns_of(dataset: LeRobotDataset) -> dict[str, list]:
+    return {
+        name: dataset.episode_column(name)
+        for name in dataset.episodes.column_names
+        if name.startswith("stats/")
+    }
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v2.0"])
+def test_statistics_from_the_frames_are_those_leanvla_writes_quantiles_and_all(tmp_path, version):
+    # The source was written by leanvla's writer, its statistics (quantiles too) from its frames;
+    # v2.1 kept them without quantiles, v2.0 none an episode and a dataset's that are not these.
+    source = LeRobotDataset(synthetic_dataset(tmp_path / "v30", image_size=16))
+    v2 = to_v21(source.root, tmp_path / "v2")
+    if version == "v2.0":
+        as_v20(v2)
+    summary = convert(ConvertConfig(v2, out=tmp_path / "out", stats="frames"))
+    converted = LeRobotDataset(tmp_path / "out")
+    assert summary["stats"] == "frames"
+    assert stats_columns_of(converted) == stats_columns_of(source)  # every value, equal
+    kept = [name for name in source.episodes.column_names if name != "metaworld/positions"]  # not in v2
+    assert converted.episodes.column_names == kept  # in the writer's order too
+    assert json.loads((converted.root / "meta/stats.json").read_text()) == json.loads(
+        (source.root / "meta/stats.json").read_text()
+    )
+
+
+def test_statistics_of_a_video_camera_are_those_of_its_frames_as_converted(tmp_path):
+    from leanvla.data.stats import image_stats
+
+    source = LeRobotDataset(synthetic_dataset(tmp_path / "v30", image_size=32))
+    v21 = to_v21(source.root, tmp_path / "v21", video_keys=(CAM,))
+    convert(ConvertConfig(v21, out=tmp_path / "out", stats="frames"))
+    converted = LeRobotDataset(tmp_path / "out")
+    ours, written = stats_columns_of(converted), stats_columns_of(source)
+    assert ours.keys() == written.keys()
+    for name in [n for n in ours if not n.startswith(f"stats/{CAM}/")]:
+        assert ours[name] == written[name], name
+    frames, first = converted.read_images(CAM), np.r_[0, np.cumsum(converted.episode_column("length"))]
+    for episode in range(converted.num_episodes):
+        for stat, value in image_stats(frames[first[episode] : first[episode + 1]]).items():
+            assert np.array_equal(ours[f"stats/{CAM}/{stat}"][episode], value), (episode, stat)
 
 
 def test_a_v20_dataset_without_its_statistics_is_one_line(v21):

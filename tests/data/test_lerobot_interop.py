@@ -32,13 +32,14 @@ REPO = Path(__file__).resolve().parents[2]
 CAM = "observation.images.cam"
 CHUNK = 4  # the synthetic episodes have 4 to 9 frames: every chunk near an end is padded
 EPISODES = [1, 3]  # read apart: neither the first episode nor next to one another
-# v2.1 datasets converted to v3: (name, how to_v21 encodes the camera, convert's --videos, the
+# v2.1 datasets converted to v3: (name, how to_v21 encodes the camera, convert's options, the
 # video files' size in MB: None keeps the default, one file for all).
 CONVERTED = [
-    ("joined H.264 with B-frames", {"bframes": 2}, "join", None),
-    ("joined AV1 as LeRobot encodes", {"codec": "libsvtav1"}, "join", None),
-    ("joined, a file each over two chunks", {"chunks_size": 3}, "join", 1e-6),
-    ("linked", {}, "link", None),
+    ("joined H.264 with B-frames", {"bframes": 2}, {}, None),
+    ("joined AV1 as LeRobot encodes", {"codec": "libsvtav1"}, {}, None),
+    ("joined, a file each over two chunks", {"chunks_size": 3}, {}, 1e-6),
+    ("linked", {}, {"videos": "link"}, None),
+    ("statistics from the frames", {}, {"stats": "frames"}, None),
 ]
 WRITTEN_BY_LEANVLA = ["recorded", "many data files", *(name for name, *_ in CONVERTED)]
 WRITTEN_BY_LEROBOT = {
@@ -50,6 +51,7 @@ WRITTEN_BY_LEROBOT = {
 APPENDED_BY_LEROBOT = {
     "recorded, then LeRobot added two": "recorded",
     "many data files, then LeRobot added two": "many data files",
+    "statistics from the frames, then LeRobot added two": "statistics from the frames",
 }
 SAMPLED = {name: [1, 4] for name in APPENDED_BY_LEROBOT}  # one leanvla wrote, one LeRobot added
 NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT]
@@ -89,10 +91,10 @@ def lerobot(tmp_path_factory):
 @pytest.fixture(scope="module")
 def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     """Each dataset as leanvla writes it: recorded from Meta-World, written across many data files
-    and chunks, and converted from v2.1 with mp4 cameras joined or linked; two LeRobot wrote,
-    with a camera in AV1 as it encodes by default and one in PNG, in one file each or a file an
-    episode over two chunks (tools/lerobot_writes.py); and copies of two of leanvla's that LeRobot
-    added episodes to."""
+    and chunks, and converted from v2.1 with mp4 cameras joined or linked (or with statistics from
+    the frames); two LeRobot wrote, with a camera in AV1 as it encodes by default and one in PNG,
+    in one file each or a file an episode over two chunks (tools/lerobot_writes.py); and copies of
+    three of leanvla's that LeRobot added episodes to."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -102,13 +104,13 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         ),
     }
     source = synthetic_dataset(tmp / "source", image_size=32)
-    for number, (name, encoding, videos, file_mb) in enumerate(CONVERTED):
+    for number, (name, encoding, options, file_mb) in enumerate(CONVERTED):
         v21 = to_v21(source, tmp / f"v21_{number}", video_keys=(CAM,), **encoding)
         if file_mb is not None:
             info = json.loads((v21 / "meta/info.json").read_text())
             (v21 / "meta/info.json").write_text(json.dumps({**info, "video_files_size_in_mb": file_mb}))
         written[name] = tmp / f"v30_{number}"
-        convert(ConvertConfig(v21, out=written[name], videos=videos))
+        convert(ConvertConfig(v21, out=written[name], **options))
     assert len(LeRobotDataset(written["many data files"]).data_files) == 4  # two a chunk
     assert len(list((written["joined, a file each over two chunks"] / "videos").rglob("*.mp4"))) == 4
     for number, (name, options) in enumerate(WRITTEN_BY_LEROBOT.items()):
@@ -238,8 +240,9 @@ def test_leanvla_reads_a_converted_dataset_lerobot_added_episodes_to_which_lerob
     # LeRobot 0.4.4 adds episodes to a dataset converted from v2.1 (by its own converter or by
     # leanvla's, which write the same columns) with statistics columns the converted episodes do
     # not have (quantiles: v2.1 kept none), and cannot load the episodes metadata afterwards
-    # ("column names don't match"). Should a later LeRobot write the columns it found, or read
-    # these, this fails: the README then says so no more.
+    # ("column names don't match"); `--stats frames` gives them the quantiles (the dataset
+    # "statistics from the frames, then LeRobot added two" above). Should a later LeRobot write
+    # the columns it found, or read these, this fails: the README then says so no more.
     original = LeRobotDataset(datasets["joined AV1 as LeRobot encodes"])
     root = shutil.copytree(original.root, tmp_path / "dataset")
     append_with_lerobot(lerobot, root)

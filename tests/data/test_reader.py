@@ -13,6 +13,7 @@ from PIL import Image
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import UserError
+from tests.data.helpers import synthetic_dataset
 
 
 def test_fixture_counts_tasks_and_features(lerobot_fixture):
@@ -228,6 +229,30 @@ def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_
     tracemalloc.stop()
     assert np.array_equal(out, reference)
     assert peak < sum(map(len, blobs)) / 2  # a batch's PNGs held, not the camera's
+
+
+def test_episode_frames_are_each_episodes_frames_of_one_pass_over_the_pngs(tmp_path, monkeypatch):
+    key = "observation.images.cam"
+    dataset = LeRobotDataset(synthetic_dataset(tmp_path / "ds", lengths=(6, 4, 9, 5)))  # one data file
+    every = dataset.read_images(key)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # batches across episodes' ends
+    passes = []
+    monkeypatch.setattr(dataset, "_png_batches", record_calls(dataset._png_batches, passes))
+    yielded = list(dataset.episode_frames(key))
+    assert [episode for episode, _ in yielded] == [0, 1, 2, 3]
+    assert [len(frames) for _, frames in yielded] == [6, 4, 9, 5]
+    assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
+    assert len(passes) == 1  # the data files read once, not once an episode
+
+
+def record_calls(function, calls: list):
+    """`function`, noting each call's arguments in `calls`."""
+
+    def noted(*args, **kwargs):
+        calls.append((args, kwargs))
+        return function(*args, **kwargs)
+
+    return noted
 
 
 def test_a_damaged_page_or_image_in_a_data_file_is_one_clear_error(lerobot_fixture, tmp_path):

@@ -46,6 +46,19 @@ def test_video_frames_match_the_encoded_images(tmp_path, episodes_per_file):
     assert np.array_equal(dists.argmin(1), np.arange(len(original)))
 
 
+def test_episode_frames_of_a_video_are_each_episodes_decoded_from_its_own_start(tmp_path, monkeypatch):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root, episodes_per_file=1)  # each from a keyframe, as LeRobot encodes them
+    dataset = LeRobotDataset(root)
+    every = dataset.read_images("observation.images.cam")
+    count = decoded_frame_count(monkeypatch)
+    yielded = list(dataset.episode_frames("observation.images.cam"))
+    assert [episode for episode, _ in yielded] == [0, 1, 2, 3]
+    assert [len(frames) for _, frames in yielded] == [6, 4, 9, 5]
+    assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
+    assert count[0] <= len(every) + len(yielded)  # each from its own start: every frame about once
+
+
 def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
     if "libsvtav1" not in av.codecs_available:  # PyPI's PyAV wheels have it; a system build may not
         pytest.skip("this PyAV has no AV1 encoder (libsvtav1)")

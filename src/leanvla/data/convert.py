@@ -15,7 +15,9 @@ holding one episode (from_timestamp 0), hard-linked, not copied, where both dire
 filesystem: no second copy on disk, but a file an episode. The per-episode statistics move into
 meta/episodes, and meta/stats.json aggregates them. v2.0 had no per-episode statistics, only
 meta/stats.json over the dataset: that is kept, and the episodes go without (leanvla takes
-statistics from the frames it trains on; LeRobot reads meta/stats.json).
+statistics from the frames it trains on; LeRobot reads meta/stats.json). With `--stats frames`,
+every episode's are computed from its frames instead, quantiles included, which v2.x never kept
+and LeRobot needs to add episodes to the dataset (`episode_stats`); every frame is decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +61,11 @@ class ConvertConfig:
     """join: each camera's mp4s joined into files of about video_files_size_in_mb, as LeRobot lays
     v3 out (packets copied, nothing re-encoded); link: each mp4 kept as a file of its own,
     hard-linked where it can be (no second copy on disk, a file an episode)."""
+    stats: Literal["kept", "frames"] = "kept"
+    """kept: the statistics v2.1 kept of each episode (as LeRobot's own converter does; v2.0
+    kept none an episode); frames: each episode's computed from its frames, with the quantiles
+    v2.x never kept, which LeRobot 0.4.4 needs to load the dataset once it has added episodes to it
+    (lerobot-record --resume). Decodes every frame: minutes for a large dataset."""
 
 
 @dataclass
@@ -104,6 +111,7 @@ def convert(cfg: ConvertConfig) -> dict:
     prints."""
     from tqdm import tqdm
 
+    from leanvla.data.episode_stats import episode_stats_from_frames
     from leanvla.data.reader import LeRobotDataset
 
     source, out = Path(cfg.source), Path(cfg.out)
@@ -136,6 +144,13 @@ def convert(cfg: ConvertConfig) -> dict:
                         bar.update()
                     video_files += episodes
         write_meta(dataset, tmp, rows)
+        if cfg.stats == "frames":  # from the frames as written: a video's as it decodes
+            written = LeRobotDataset(tmp)
+            total = episodes * len(written.camera_keys)  # an episode of a camera at a time
+            with tqdm(total=total, desc="statistics", unit="episode", leave=False, disable=not total) as bar:
+                per_episode = episode_stats_from_frames(written, bar)
+            dataset = replace(dataset, episode_stats=per_episode, stats=aggregate_features(per_episode))
+            write_meta(dataset, tmp, rows)
         LeRobotDataset(tmp)  # the reader's own checks, before the result takes --out's name
     return {
         "out": str(out),
@@ -145,6 +160,7 @@ def convert(cfg: ConvertConfig) -> dict:
         "data_files": data_files,
         "video_files": video_files,
         "episode_videos": placed,
+        "stats": cfg.stats,
     }
 
 
@@ -409,11 +425,12 @@ def place_video(dataset: V2Dataset, key: str, episode: int, root: Path) -> tuple
 
 
 def write_meta(dataset: V2Dataset, root: Path, rows: list[dict]) -> None:
-    """meta/: the tasks table, the episodes (with their statistics), stats.json and info.json."""
-    for episode, row in enumerate(rows):
-        if dataset.episode_stats is not None:
-            row |= stats_columns(dataset.episode_stats[episode])
-        row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+    """meta/: the tasks table, the episodes (`rows`, with their statistics), stats.json and info.json."""
+    episode_stats = dataset.episode_stats or [{} for _ in rows]
+    rows = [
+        row | stats_columns(stats) | {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
+        for row, stats in zip(rows, episode_stats)
+    ]
     write_meta_tables(root, dataset.tasks, rows, dataset.stats)
     info = dict(dataset.info)
     for gone in ("total_chunks", "total_videos"):

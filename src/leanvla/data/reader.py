@@ -325,22 +325,54 @@ class LeRobotDataset:
         resized = target != (height, width)
         if out is None:
             out = np.empty((count, *target, channels), dtype=np.uint8)
+        for start, decoded in self._png_decoded(key, mask, count, progress, into=None if resized else out):
+            if resized:  # else decoded into `out` itself
+                out[start : start + len(decoded)] = fit_square(decoded, size, fit)
+        return out
+
+    def _png_decoded(
+        self, key: str, mask: np.ndarray | None, count: int, progress: bool, into: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Camera `key`'s PNG frames (those `mask` keeps, `count` of them) decoded a batch at a time
+        on every core, in order: (the first frame's place among them, the batch's frames), decoded
+        into those rows of `into` where it is given, so that nothing is copied."""
+        height, width, channels = _hwc(self.features[key])
         start, threads = 0, cores_per_process()  # PIL lets go of the GIL while it inflates a PNG
         with decoding_bar(key, count, "img", progress) as bar, ThreadPoolExecutor(threads) as pool:
             for blobs, paths in self._png_batches(key, mask):
                 stop = start + len(blobs)
-                decoded = (
-                    np.empty((len(blobs), height, width, channels), np.uint8) if resized else out[start:stop]
-                )
-                into = partial(self._png_frames_into, key, decoded, start, blobs, paths)
+                if into is None:
+                    decoded = np.empty((len(blobs), height, width, channels), np.uint8)
+                else:
+                    decoded = into[start:stop]
+                fill = partial(self._png_frames_into, key, decoded, start, blobs, paths)
                 batch, step = range(len(blobs)), -(-len(blobs) // threads)  # a slice a thread: few hand-overs
-                for _ in pool.map(into, [batch[i : i + step] for i in batch[::step]]):
+                for _ in pool.map(fill, [batch[i : i + step] for i in batch[::step]]):
                     pass  # in order: a damaged dataset's first bad image is the one named
-                if resized:
-                    out[start:stop] = fit_square(decoded, size, fit)
+                yield start, decoded
                 start = stop
                 bar.update(len(blobs))
-        return out
+
+    def episode_frames(self, key: str) -> Iterator[tuple[int, np.ndarray]]:
+        """Each episode's frames of camera `key` as stored (uint8 length x H x W x C), in episode
+        order, as (episode, frames): one episode held at a time, and none kept in the frame cache
+        (full-size frames of every episode would fill it). A video's episodes decode one by one,
+        each from the keyframe before it; PNGs in one pass over the data files."""
+        lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
+        if self.features[key]["dtype"] == "video":
+            for episode in range(self.num_episodes):
+                frames = self._decode_images(key, False, None, None, "pad", episodes=np.array([episode]))
+                yield episode, frames
+            return
+        episode, held, pieces = 0, 0, []
+        for _, decoded in self._png_decoded(key, None, self.num_frames, progress=False):
+            while len(decoded):
+                take = int(lengths[episode]) - held
+                pieces.append(decoded[:take])
+                decoded, held = decoded[take:], held + len(pieces[-1])
+                if held == lengths[episode]:
+                    yield episode, np.concatenate(pieces)
+                    episode, held, pieces = episode + 1, 0, []
 
     def _png_frames_into(
         self, key: str, decoded: np.ndarray, first: int, blobs: list, paths: list, part: range
