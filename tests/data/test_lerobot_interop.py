@@ -119,17 +119,18 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     assert len(LeRobotDataset(written["written by LeRobot, a file each over two chunks"]).data_files) == 4
     for name, added_to in APPENDED_BY_LEROBOT.items():
         written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
-        append_with_lerobot(lerobot, written[name])
+    append_with_lerobot(lerobot, *(written[name] for name in APPENDED_BY_LEROBOT))
     return written
 
 
-def append_with_lerobot(lerobot, root: Path) -> None:
-    """LeRobot opens the dataset at `root` and adds two episodes to it, in files of their own."""
-    before = LeRobotDataset(root)
-    lerobot("lerobot_writes.py", root, "--append")
-    after = LeRobotDataset(root)
-    assert after.num_episodes == before.num_episodes + 2
-    assert set(after.data_files) > set(before.data_files)
+def append_with_lerobot(lerobot, *roots: Path) -> None:
+    """LeRobot opens the dataset at each root and adds two episodes to it, in files of their own."""
+    before = [LeRobotDataset(root) for root in roots]
+    lerobot("lerobot_writes.py", *roots, "--append")
+    for earlier in before:
+        after = LeRobotDataset(earlier.root)
+        assert after.num_episodes == earlier.num_episodes + 2
+        assert set(after.data_files) > set(earlier.data_files)
 
 
 @pytest.fixture(scope="module")
