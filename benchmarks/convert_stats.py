@@ -29,7 +29,8 @@ os.environ["LEANVLA_CACHE"] = "off"  # nothing kept between runs: each conversio
 
 import numpy as np
 from common import REPO, command_line, result_name, write_result
-from video_read import CODECS, KEY, camera_frames, video_dataset
+from convert_videos import v21_datasets
+from video_read import KEY, camera_frames
 
 sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the tests convert
 
@@ -105,12 +106,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, (codec, options) in CODECS.items():
-            print(f"{name}: writing the v2.1 dataset", file=sys.stderr)
-            v3 = video_dataset(
-                work / f"{codec}-source", codec, options, args.episodes, args.length, episodes_per_file=1
-            )
-            results[name] = measure(to_v21(v3, work / codec), work, args.repeats)
+        for name, v21 in v21_datasets(work, args.episodes, args.length):
+            results[name] = measure(v21, work, args.repeats)
         print(f"{PNG}: writing the v2.1 dataset", file=sys.stderr)
         v3 = png_dataset(work / "png-source", args.episodes, args.length)
         results[PNG] = measure(to_v21(v3, work / "png"), work, args.repeats)

@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["LEANVLA_CACHE"] = "off"  # every read decodes: the files' layout is what is measured
@@ -97,13 +98,18 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, (codec, options) in CODECS.items():
-            print(f"{name}: writing the v2.1 dataset", file=sys.stderr)
-            v3 = video_dataset(
-                work / f"{codec}-source", codec, options, args.episodes, args.length, episodes_per_file=1
-            )
-            results[name] = measure(to_v21(v3, work / codec), work, args)
+        for name, v21 in v21_datasets(work, args.episodes, args.length):
+            results[name] = measure(v21, work, args)
     write_result(f"{args.name}.md", report(args, results))
+
+
+def v21_datasets(work: Path, episodes: int, length: int) -> Iterator[tuple[str, Path]]:
+    """For each codec, (its name, a LeRobotDataset v2.1 in `work` of `episodes` episodes of `length`
+    frames from one 480 x 640 camera, an mp4 an episode)."""
+    for name, (codec, options) in CODECS.items():
+        print(f"{name}: writing the v2.1 dataset", file=sys.stderr)
+        v3 = video_dataset(work / f"{codec}-source", codec, options, episodes, length, episodes_per_file=1)
+        yield name, to_v21(v3, work / codec)
 
 
 def report(args, results: dict) -> str:

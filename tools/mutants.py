@@ -544,6 +544,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("provenance-unknown-positions-silent", "train/build.py", "        if unknown:  # episodes another recorder added", "        if False:  # episodes another recorder added", "tests/train/test_build.py"),
     Mutant("build-camera-shapes-unkept", "train/build.py", 'out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}', 'out["camera_shapes"] = {}', ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-teacher-size", "train/build.py", "            image_size=start.image_size,\n", "", "tests/decode/test_distill.py"),
     Mutant("build-init-size", "train/build.py", 'model_cfg["chunk_size"], model_cfg["image_size"]', 'model_cfg["chunk_size"], None', "tests/train/test_build.py"),

@@ -40,7 +40,7 @@ class TrainingPositions:
 
     def __init__(self, positions: list[list[float]] | None):
         self.known = positions is not None
-        self._rows = [np.asarray(p, dtype=np.float64) for p in (positions or [])]
+        self._rows = [np.asarray(p, dtype=np.float64) for p in (positions or []) if p is not None]
 
     def used(self, positions: np.ndarray) -> bool:
         return any(

@@ -1,19 +1,24 @@
 """What a run records of its data (the trained episodes, their positions and their tasks only:
 evaluation holds those positions out; its cameras' shapes), how it fits the data's images to the
 policy, the data it refuses before decoding any image, and what it warns of: another frame rate,
-instructions alike to the policy."""
+instructions alike to the policy, training episodes whose positions are not known."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from leanvla.cli import main
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import InputWarning
+from leanvla.rollout import TrainingPositions
 from leanvla.train.build import check_contract, provenance
 from leanvla.train.loop import train
 from tests.data.helpers import dataset_with, synthetic_dataset
@@ -35,6 +40,29 @@ def test_provenance_names_the_trained_episodes_positions_and_tasks_only(tiny_dat
     both = provenance(dataset, [4, 0])
     assert both["positions"] == [positions[4], positions[0]]
     assert both["instructions"] == dataset.tasks  # in the dataset's task order
+
+
+def test_training_episodes_without_positions_are_named_and_held_out_of_nothing(tiny_dataset, tmp_path):
+    # As in a recording LeRobot added episodes to (tests/data/test_lerobot_interop.py): its
+    # episodes have no metaworld/positions.
+    root = shutil.copytree(tiny_dataset, tmp_path / "data")
+    (path,) = (root / "meta/episodes").rglob("*.parquet")
+    table = pq.read_table(path)
+    positions = table.column("metaworld/positions").to_pylist()
+    positions[4] = None
+    column = table.column_names.index("metaworld/positions")
+    pq.write_table(table.set_column(column, "metaworld/positions", pa.array(positions)), path)
+    dataset = LeRobotDataset(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert provenance(dataset, [0, 3])["positions"] == [positions[0], positions[3]]
+    with pytest.warns(
+        InputWarning, match=r"training episodes 4 have no metaworld/positions .*`leanvla eval`"
+    ):
+        recorded = provenance(dataset, [0, 4])["positions"]
+    assert recorded == [positions[0], None]
+    seen = TrainingPositions(recorded)
+    assert seen.used(np.asarray(positions[0])) and not seen.used(np.asarray(positions[3]))
 
 
 def refused(capsys, data: Path, out: Path, *options: str) -> str:

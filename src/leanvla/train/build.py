@@ -321,4 +321,16 @@ def provenance(dataset: LeRobotDataset, episodes: list[int]) -> dict:
     if "metaworld/positions" in dataset.episodes.column_names:
         positions = dataset.episode_column("metaworld/positions")
         out["positions"] = [positions[e] for e in episodes]
+        unknown = [e for e in episodes if positions[e] is None]
+        if unknown:  # episodes another recorder added (LeRobot's keeps no positions)
+            named = ", ".join(map(str, unknown[:5])) + (
+                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            )
+            warnings.warn(
+                f"{dataset.root}: training episodes {named} have no metaworld/positions (recorded by "
+                "another tool?): `leanvla eval` cannot keep its episodes clear of their object and goal "
+                "positions, only of the others'",
+                InputWarning,
+                stacklevel=2,
+            )
     return out
