@@ -180,9 +180,6 @@ MUTANTS = [
     Mutant("convert-space-link-counts-videos", "data/convert.py", 'if not (videos == "link" and one_filesystem):', "if True:", CONV),
     Mutant("convert-space-link-always-offered", "data/convert.py", 'linking_helps = videos == "join" and one_filesystem and dataset.cameras', "linking_helps = True", CONV),
     Mutant("convert-frame-stats-unwritten", "data/convert.py", "stats=aggregate_features(per_episode))\n            write_meta(dataset, tmp, rows)\n", "stats=aggregate_features(per_episode))\n", CONV),
-    Mutant("episode-stats-bounds", "data/episode_stats.py", "values[bounds[episode] : bounds[episode + 1]]", "values[bounds[episode] : bounds[episode + 1] - 1]", "tests/data/test_episode_stats.py"),
-    Mutant("episode-frames-split", "data/reader.py", "take = int(lengths[episode]) - held", "take = int(lengths[episode])", "tests/data/test_reader.py"),
-    Mutant("png-decoded-not-into", "data/reader.py", "                    decoded = into[start:stop]\n", "                    decoded = np.empty_like(into[start:stop])\n", "tests/data/test_reader.py"),
     Mutant("convert-v21-counts-kept", "data/convert.py", 'for gone in ("total_chunks", "total_videos"):', "for gone in ():", LR),
     Mutant("convert-frame-total-unchecked", "data/convert.py", 'total == info["total_frames"],', "True,", CONV),
     Mutant("convert-quantiles-assumed", "data/stats.py", "if all(name in s for s in per_episode):", "if True:", CONV),
@@ -222,6 +219,8 @@ MUTANTS = [
     Mutant("tasks-blank-kept", "data/metaworld_tasks.py", "        if not item:\n            continue\n", "", "tests/data/test_metaworld_env.py"),
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
+    # data/episode_stats.py
+    Mutant("episode-stats-bounds", "data/episode_stats.py", "values[bounds[episode] : bounds[episode + 1]]", "values[bounds[episode] : bounds[episode + 1] - 1]", "tests/data/test_episode_stats.py"),
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
@@ -239,6 +238,8 @@ MUTANTS = [
     Mutant("reader-png-index-per-batch", "data/reader.py", "partial(self._png_frames_into, key, decoded, start, blobs", "partial(self._png_frames_into, key, decoded, 0, blobs", "tests/data/test_reader.py"),
     Mutant("reader-png-slices-skip", "data/reader.py", "[batch[i : i + step] for i in batch[::step]]", "[batch[i : i + step - 1] for i in batch[::step]]", "tests/data/test_reader.py"),
     Mutant("reader-png-slices-short", "data/reader.py", "-(-len(blobs) // threads)", "len(blobs) // threads", "tests/data/test_reader.py"),
+    Mutant("episode-frames-split", "data/reader.py", "take = int(lengths[episode]) - held", "take = int(lengths[episode])", "tests/data/test_reader.py"),
+    Mutant("png-decoded-not-into", "data/reader.py", "                    decoded = into[start:stop]\n", "                    decoded = np.empty_like(into[start:stop])\n", "tests/data/test_reader.py"),
     Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
     # data/frame_cache.py
     Mutant("cache-not-mapped", "data/frame_cache.py", "    return frames, name\n", "    return np.array(frames), name\n", FC),
