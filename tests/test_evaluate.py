@@ -11,6 +11,7 @@ import pytest
 from leanvla.data.metaworld_env import MetaWorldTask
 from leanvla.data.reader import LeRobotDataset
 from leanvla.decode.options import DecodingOptions
+from leanvla.errors import InputWarning
 from leanvla.evaluate import EvalConfig, evaluate, wilson
 from leanvla.rollout import TrainingPositions, held_out_reset, run_episode
 
@@ -128,6 +129,22 @@ def test_a_policy_that_records_no_training_positions_is_evaluated_after_one_line
         "disjoint from recording seeds but positions cannot be checked"
     ]
     assert json.loads(captured.out)["per_task"] == {"reach-v3": 2 / 3, "drawer-close-v3": 0.0}
+
+
+def test_a_policy_missing_some_training_positions_is_not_said_to_be_checked(tiny_run, monkeypatch):
+    import leanvla.evaluate
+    import leanvla.models.checkpoint
+    from leanvla.data.metaworld_tasks import INSTRUCTIONS
+
+    # as trained on a recording LeRobot added two episodes to (tests/data/test_lerobot_interop.py)
+    some = {"instructions": [INSTRUCTIONS["reach-v3"]], "positions": [[0.0] * 6, None, None]}
+    monkeypatch.setattr(leanvla.models.checkpoint, "read_provenance", lambda path: some)
+    monkeypatch.setattr(leanvla.evaluate, "_run_all", _scripted_episodes)
+    with pytest.warns(
+        InputWarning, match=r"records no positions of 2 training episodes; .* cannot be checked"
+    ):
+        res = evaluate(EvalConfig(policy=tiny_run, episodes=1), progress=False)
+    assert res["protocol"]["held_out_positions_checked"] is False
 
 
 def test_an_interrupted_evaluation_says_how_far_it_got_and_writes_nothing(

@@ -404,6 +404,7 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
+    Mutant("eval-partial-positions-checked", "evaluate.py", "held_out_known = positions is not None and not unknown", "held_out_known = positions is not None", "tests/test_evaluate.py"),
     Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(cfg.workers or 2, jobs)", "tests/test_evaluate.py"),
     Mutant("eval-workers-past-the-jobs", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = worker_count(cfg.workers, cfg.threads)", "tests/test_evaluate.py"),
     Mutant("eval-workers-threads-ignored", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(worker_count(cfg.workers), jobs)", "tests/test_evaluate.py"),

@@ -237,10 +237,15 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         1 <= horizon <= meta["model"]["chunk_size"],
         f"--n-action-steps must be within 1..{meta['model']['chunk_size']}, got {horizon}",
     )
-    held_out_known = "positions" in provenance
+    positions = provenance.get("positions")
+    unknown = positions.count(None) if positions is not None else 0  # episodes another recorder added
+    held_out_known = positions is not None and not unknown
     if not held_out_known:
+        which = (
+            "no training positions" if positions is None else f"no positions of {unknown} training episodes"
+        )
         warnings.warn(
-            f"{checkpoint} records no training positions; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
+            f"{checkpoint} records {which}; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
             InputWarning,
             stacklevel=2,
         )

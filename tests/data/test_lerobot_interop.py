@@ -47,14 +47,23 @@ WRITTEN_BY_LEROBOT = {
     "written by LeRobot, a file each over two chunks": ["--a-file-each"],
 }
 # Datasets leanvla wrote that LeRobot then added two episodes to, as `lerobot-record --resume` does
-# (tools/lerobot_writes.py --append): {name: the dataset it added them to}.
+# (tools/lerobot_edits.py): {name: the dataset it added them to}.
 APPENDED_BY_LEROBOT = {
     "recorded, then LeRobot added two": "recorded",
     "many data files, then LeRobot added two": "many data files",
     "statistics from the frames, then LeRobot added two": "statistics from the frames",
 }
+# Datasets LeRobot's `lerobot-edit-dataset` made of leanvla's: {name: its edit (tools/lerobot_edits.py),
+# the datasets named in place of their directories}.
+EDITED_BY_LEROBOT = {
+    "recorded, episode 1 deleted by LeRobot": {"delete": "recorded", "episodes": [1]},
+    "joined AV1, episode 1 deleted by LeRobot": {"delete": "joined AV1 as LeRobot encodes", "episodes": [1]},
+    "many data files and another, merged by LeRobot": {"merge": ["many data files", "another"]},
+}
 SAMPLED = {name: [1, 4] for name in APPENDED_BY_LEROBOT}  # one leanvla wrote, one LeRobot added
-NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT]
+SAMPLED["joined AV1, episode 1 deleted by LeRobot"] = [0, 2]  # of the three left
+SAMPLED["many data files and another, merged by LeRobot"] = [1, 5]  # one of each
+NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +102,9 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     """Each dataset as leanvla writes it: recorded from Meta-World, written across many data files
     and chunks, and converted from v2.1 with mp4 cameras joined or linked (or with statistics from
     the frames); two LeRobot wrote, with a camera in AV1 as it encodes by default and one in PNG,
-    in one file each or a file an episode over two chunks (tools/lerobot_writes.py); and copies of
-    three of leanvla's that LeRobot added episodes to."""
+    in one file each or a file an episode over two chunks (tools/lerobot_writes.py); copies of three
+    of leanvla's that LeRobot added episodes to; and what LeRobot's `lerobot-edit-dataset` made of
+    some of leanvla's, an episode deleted or two merged."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -117,16 +127,32 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         written[name] = tmp / f"by_lerobot_{number}"
         lerobot("lerobot_writes.py", written[name], *options)
     assert len(LeRobotDataset(written["written by LeRobot, a file each over two chunks"]).data_files) == 4
+    another = synthetic_dataset(
+        tmp / "another", image_size=8, seed=1, chunks_size=2, data_files_size_in_mb=1e-6
+    )
+    edits = []
+    for name, edit in EDITED_BY_LEROBOT.items():
+        written[name] = tmp / name.replace(" ", "_")
+        sources = {**written, "another": another}
+        if "delete" in edit:
+            edits.append({**edit, "delete": str(sources[edit["delete"]]), "out": str(written[name])})
+        else:
+            edits.append({"merge": [str(sources[n]) for n in edit["merge"]], "out": str(written[name])})
     for name, added_to in APPENDED_BY_LEROBOT.items():
         written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
-    append_with_lerobot(lerobot, *(written[name] for name in APPENDED_BY_LEROBOT))
+    edit_with_lerobot(lerobot, tmp, edits, appended=[written[name] for name in APPENDED_BY_LEROBOT])
+    assert LeRobotDataset(written["recorded, episode 1 deleted by LeRobot"]).num_episodes == 5
+    assert LeRobotDataset(written["many data files and another, merged by LeRobot"]).num_episodes == 8
     return written
 
 
-def append_with_lerobot(lerobot, *roots: Path) -> None:
-    """LeRobot opens the dataset at each root and adds two episodes to it, in files of their own."""
-    before = [LeRobotDataset(root) for root in roots]
-    lerobot("lerobot_writes.py", *roots, "--append")
+def edit_with_lerobot(lerobot, tmp: Path, edits: list[dict], appended: list[Path] = ()) -> None:
+    """LeRobot makes `edits` (tools/lerobot_edits.py), and adds two episodes to each dataset of
+    `appended`, checking it did, in files of their own."""
+    before = [LeRobotDataset(root) for root in appended]
+    spec = tmp / "edits.json"
+    spec.write_text(json.dumps([*edits, *({"append": str(root)} for root in appended)]))
+    lerobot("lerobot_edits.py", spec)
     for earlier in before:
         after = LeRobotDataset(earlier.root)
         assert after.num_episodes == earlier.num_episodes + 2
@@ -186,7 +212,7 @@ def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]
     return {stat: getattr(values, stat)(axis=0).reshape(shape) for stat in ("mean", "std", "min", "max")}
 
 
-@pytest.mark.parametrize("name", [*WRITTEN_BY_LEANVLA, *APPENDED_BY_LEROBOT])
+@pytest.mark.parametrize("name", [*WRITTEN_BY_LEANVLA, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT])
 def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
     # An mp4 camera's are its frames' before encoding, as LeRobot's are (RGB to YUV and back moves
@@ -195,6 +221,8 @@ def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_
     compared = [k for k, feature in ours.features.items() if feature["dtype"] != "video"]
     if name in APPENDED_BY_LEROBOT:
         compared = [k for k in compared if k not in ours.camera_keys]
+    if name in EDITED_BY_LEROBOT:  # renumbered, their statistics merged from the old numbers'
+        compared = [k for k in compared if k not in ("episode_index", "index", "task_index")]
     for key in compared:
         for stat, expected in frame_statistics(ours, key).items():
             assert theirs[f"stats.{key}.{stat}"].shape == expected.shape, (key, stat)
@@ -226,7 +254,7 @@ def test_frames_leanvla_kept_are_not_read_once_lerobot_added_episodes(
     kept = LeRobotDataset(root).read_images(CAM, size=16)
     entries = set((tmp_path / "cache" / "frames").glob("*.npy"))
     assert len(entries) == 1
-    append_with_lerobot(lerobot, root)
+    edit_with_lerobot(lerobot, tmp_path, [], appended=[root])
     read = LeRobotDataset(root).read_images(CAM, size=16)
     assert set((tmp_path / "cache" / "frames").glob("*.npy")) > entries  # decoded again, kept anew
     monkeypatch.setenv("LEANVLA_CACHE", "off")
@@ -246,7 +274,7 @@ def test_leanvla_reads_a_converted_dataset_lerobot_added_episodes_to_which_lerob
     # the columns it found, or read these, this fails: the README then says so no more.
     original = LeRobotDataset(datasets["joined AV1 as LeRobot encodes"])
     root = shutil.copytree(original.root, tmp_path / "dataset")
-    append_with_lerobot(lerobot, root)
+    edit_with_lerobot(lerobot, tmp_path, [], appended=[root])
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps([{"name": "d", "root": str(root), "episodes": [0], "chunk": CHUNK}]))
     assert "column names don't match" in lerobot("lerobot_reads.py", spec, tmp_path / "out", fails=True)
