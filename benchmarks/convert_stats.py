@@ -1,6 +1,7 @@
 """`leanvla data convert --stats frames` against the default `--stats kept`: what computing every
 episode's statistics from its frames (quantiles included, which LeRobot 0.4.4 needs to add episodes
-to a converted dataset) costs over keeping v2.1's.
+to a converted dataset) costs over keeping v2.1's; and what `leanvla data stats` costs to do it
+afterwards, in place, to a dataset converted with `--stats kept`.
 
     python benchmarks/convert_stats.py               # about 8 minutes on 2 CPU cores
 
@@ -8,10 +9,12 @@ A LeRobotDataset v2.1 of --episodes episodes of --length frames from one 480 x 6
 (benchmarks/video_read.py's panning texture), an episode a file, its camera stored three ways: an
 mp4 an episode at libx264's defaults, an mp4 an episode as LeRobot encodes AV1, and PNG frames in
 the data files. Each converted in this process with `--stats kept` and `--stats frames` in turn
-(which goes first alternating), --repeats times each; the fastest run counts, the median beside it.
+(which goes first alternating), --repeats times each, then `leanvla data stats` run (in this process)
+on a fresh copy of the `kept` one, --repeats times; the fastest run counts, the median beside it.
 Asserted: `frames` gives every episode every statistic of every feature, quantiles included, where
 `kept` has none; both give the same frames; the state's and action's minimum, maximum and count
-are v2.1's. Writes docs/results/NAME.md.
+are v2.1's; `data stats` afterwards writes exactly the statistics `frames` wrote, meta/stats.json
+too. Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the test
 from leanvla.data.convert import ConvertConfig, convert  # noqa: E402
 from leanvla.data.format import image_feature  # noqa: E402
 from leanvla.data.reader import LeRobotDataset  # noqa: E402
+from leanvla.data.refresh_stats import StatsConfig, refresh_stats  # noqa: E402
 from leanvla.data.stats import QUANTILES  # noqa: E402
 from leanvla.data.writer import LeRobotWriter  # noqa: E402
 from tests.data.helpers import to_v21  # noqa: E402
@@ -75,8 +79,28 @@ def measure(v21: Path, work: Path, repeats: int) -> dict:
             seconds[choice].append(time.perf_counter() - start)
     kept, frames = (LeRobotDataset(work / f"{v21.name}-{choice}") for choice in CHOICES)
     check(kept, frames)
+    seconds["afterwards"] = []
+    for repeat in range(repeats):  # each on the dataset as `kept` left it, copied outside the timing
+        print(f"{v21.name}: leanvla data stats, run {repeat + 1} of {repeats}", file=sys.stderr)
+        restated = work / f"{v21.name}-restated"
+        shutil.rmtree(restated, ignore_errors=True)
+        shutil.copytree(kept.root, restated)
+        start = time.perf_counter()
+        refresh_stats(StatsConfig(restated))
+        seconds["afterwards"].append(time.perf_counter() - start)
+    check_restated(LeRobotDataset(restated), frames)
     columns = [sum(n.startswith("stats/") for n in d.episodes.column_names) for d in (kept, frames)]
     return {"seconds": seconds, "columns": columns}
+
+
+def check_restated(restated: LeRobotDataset, frames: LeRobotDataset) -> None:
+    """`leanvla data stats` on the `kept` conversion wrote what `--stats frames` wrote."""
+    columns = [n for n in frames.episodes.column_names if n.startswith("stats/")]
+    assert sorted(columns) == sorted(n for n in restated.episodes.column_names if n.startswith("stats/"))
+    for column in columns:
+        assert restated.episode_column(column) == frames.episode_column(column), column
+    stats = "meta/stats.json"
+    assert (restated.root / stats).read_text() == (frames.root / stats).read_text()
 
 
 def check(kept: LeRobotDataset, frames: LeRobotDataset) -> None:
@@ -129,20 +153,22 @@ def report(args, results: dict) -> str:
         f"decoded) in turn, which goes first alternating, {args.repeats} runs each; the fastest counts (the "
         "median in brackets). Asserted: `frames` gives every episode every statistic of every feature "
         "where `kept` has no quantiles, the same frames, and v2.1's minimum, maximum and count of the "
-        "state and action.",
+        "state and action. Then `leanvla data stats` (in process) on a fresh copy of the `kept` conversion, "
+        f"{args.repeats} runs: asserted to write exactly the statistics `--stats frames` wrote, meta/stats.json "
+        "too.",
         "",
         "| camera stored as | --stats kept (s) | --stats frames (s) | frames / kept | frames counted a second | "
-        "statistics columns (kept, frames) |",
-        "|---|---|---|---|---|---|",
+        "`leanvla data stats` afterwards (s) | statistics columns (kept, frames) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
-        kept, counted = result["seconds"]["kept"], result["seconds"]["frames"]
+        kept, counted, afterwards = (result["seconds"][run] for run in (*CHOICES, "afterwards"))
         rate = frames / max(min(counted) - min(kept), 1e-9)
         lines.append(
             f"| {name} | {min(kept):.2f} [{statistics.median(kept):.2f}] | "
             f"{min(counted):.2f} [{statistics.median(counted):.2f}] | {min(counted) / min(kept):.1f}x "
             f"({statistics.median(counted) / statistics.median(kept):.1f}x) | {rate:.0f} | "
-            f"{result['columns'][0]}, {result['columns'][1]} |"
+            f"{min(afterwards):.2f} [{statistics.median(afterwards):.2f}] | {result['columns'][0]}, {result['columns'][1]} |"
         )
     lines += [
         "",

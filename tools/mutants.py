@@ -221,6 +221,13 @@ MUTANTS = [
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/episode_stats.py
     Mutant("episode-stats-bounds", "data/episode_stats.py", "values[bounds[episode] : bounds[episode + 1]]", "values[bounds[episode] : bounds[episode + 1] - 1]", "tests/data/test_episode_stats.py"),
+    # data/refresh_stats.py
+    Mutant("refresh-stats-json-unwritten", "data/refresh_stats.py", "        write_json_atomic(dataset.root / fmt.STATS_PATH", "        0 and write_json_atomic(dataset.root / fmt.STATS_PATH", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-check-writes", "data/refresh_stats.py", "    if not cfg.check:\n        for path in files:", "    if True:\n        for path in files:", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-stale-unreported", "data/refresh_stats.py", "if same_shape and np.allclose(old, new, rtol=SAME_RTOL, atol=SAME_ATOL):", "if same_shape:", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-placed-last", "data/refresh_stats.py", "        at = sum(1 for name in names[:first] if not name.startswith(STATS_PREFIX))", "        at = len(kept)", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-writable-unchecked", "data/refresh_stats.py", "os.access(directory, os.W_OK),", "True,", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-old-kept", "data/refresh_stats.py", "kept = [name for name in names if not name.startswith(STATS_PREFIX)]", "kept = [name for name in names if name not in statistics.column_names]", "tests/data/test_refresh_stats.py"),
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),

@@ -77,6 +77,12 @@ def run_convert(cfg) -> None:
     print(json.dumps(convert(cfg)))
 
 
+def run_stats(cfg) -> None:
+    from leanvla.data.refresh_stats import refresh_stats
+
+    print(json.dumps(refresh_stats(cfg), indent=2, ensure_ascii=False))
+
+
 def run_train(cfg) -> None:
     from leanvla.train.loop import train
 
@@ -173,6 +179,7 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     from leanvla.curate.run import CurateConfig
     from leanvla.data.convert import ConvertConfig
     from leanvla.data.record import RecordConfig
+    from leanvla.data.refresh_stats import StatsConfig
     from leanvla.demo import DemoConfig
     from leanvla.evaluate import EvalConfig
     from leanvla.merge.run import MergeConfig
@@ -186,6 +193,11 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
             ConvertConfig,
             run_convert,
             "rewrite a LeRobotDataset v2.1 or v2.0 as v3.0 (no lerobot needed)",
+        ),
+        ("data", "stats"): (
+            StatsConfig,
+            run_stats,
+            "compute a v3 dataset's statistics again from its frames, quantiles too, in place",
         ),
         ("info",): (InfoConfig, run_info, "summarise a LeRobotDataset as JSON"),
         ("cache",): (CacheConfig, run_cache, "list (or clear) the decoded-frame cache"),

@@ -2,8 +2,9 @@
 those LeRobot's own writer wrote, or added episodes to, as LeRobot does: every frame's features and
 task, and the training samples leanvla's ChunkDataset makes (the frames of some episodes, each with
 its action chunk and padding) as LeRobot's `delta_timestamps` gives them; the statistics leanvla
-writes, which LeRobot's policies normalise with, are the frames' own. And `leanvla data convert`
-makes of a v2.1 dataset what LeRobot's own conversion script makes of it.
+writes, which LeRobot's policies normalise with, are the frames' own, and so are those `leanvla data
+stats` writes again over what LeRobot left. And `leanvla data convert` makes of a v2.1 dataset what
+LeRobot's own conversion script makes of it.
 LeRobot 0.4.4 runs in a venv of its own (`make lerobot`, which `make test` runs first) through
 tools/lerobot_reads.py, lerobot_writes.py and lerobot_converts.py; without it these tests skip,
 saying so."""
@@ -25,6 +26,7 @@ import torch
 from leanvla.data import file_digests
 from leanvla.data.convert import ConvertConfig, convert
 from leanvla.data.reader import LeRobotDataset
+from leanvla.data.refresh_stats import StatsConfig, refresh_stats
 from leanvla.data.samples import ChunkDataset
 from tests.data.helpers import synthetic_dataset, to_v21
 
@@ -60,10 +62,24 @@ EDITED_BY_LEROBOT = {
     "joined AV1, episode 1 deleted by LeRobot": {"delete": "joined AV1 as LeRobot encodes", "episodes": [1]},
     "many data files and another, merged by LeRobot": {"merge": ["many data files", "another"]},
 }
-SAMPLED = {name: [1, 4] for name in APPENDED_BY_LEROBOT}  # one leanvla wrote, one LeRobot added
+# A converted dataset LeRobot added episodes to, which it cannot load then (v2.1 kept no quantiles:
+# the test below); not read by LeRobot.
+UNLOADABLE = "joined AV1, then LeRobot added two"
+# Datasets whose statistics `leanvla data stats` computed again from their frames: {name: the
+# dataset it was}: one LeRobot could not load, one LeRobot kept stale statistics of (of the old
+# episode numbers), one whose camera statistics LeRobot wrote wrong (lerobot#3682).
+RESTATED = {
+    "joined AV1, then LeRobot added two, statistics computed again": UNLOADABLE,
+    "recorded, episode 1 deleted by LeRobot, statistics computed again": "recorded, episode 1 deleted by LeRobot",
+    "written by LeRobot, statistics computed again": "written by LeRobot",
+}
+SAMPLED = {
+    name: [1, 4] for name in [*APPENDED_BY_LEROBOT, UNLOADABLE]
+}  # one leanvla wrote, one LeRobot added
 SAMPLED["joined AV1, episode 1 deleted by LeRobot"] = [0, 2]  # of the three left
 SAMPLED["many data files and another, merged by LeRobot"] = [1, 5]  # one of each
-NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT]
+SAMPLED |= {name: SAMPLED.get(was, EPISODES) for name, was in RESTATED.items()}
+NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT, *RESTATED]
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +119,9 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     and chunks, and converted from v2.1 with mp4 cameras joined or linked (or with statistics from
     the frames); two LeRobot wrote, with a camera in AV1 as it encodes by default and one in PNG,
     in one file each or a file an episode over two chunks (tools/lerobot_writes.py); copies of three
-    of leanvla's that LeRobot added episodes to; and what LeRobot's `lerobot-edit-dataset` made of
-    some of leanvla's, an episode deleted or two merged."""
+    of leanvla's that LeRobot added episodes to (and of a converted one, UNLOADABLE); what LeRobot's
+    `lerobot-edit-dataset` made of some of leanvla's, an episode deleted or two merged; and copies of
+    three, their statistics computed again by `leanvla data stats` (RESTATED)."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
     written = {
@@ -138,9 +155,12 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
             edits.append({**edit, "delete": str(sources[edit["delete"]]), "out": str(written[name])})
         else:
             edits.append({"merge": [str(sources[n]) for n in edit["merge"]], "out": str(written[name])})
-    for name, added_to in APPENDED_BY_LEROBOT.items():
+    for name, added_to in [*APPENDED_BY_LEROBOT.items(), (UNLOADABLE, "joined AV1 as LeRobot encodes")]:
         written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
-    edit_with_lerobot(lerobot, tmp, edits, appended=[written[name] for name in APPENDED_BY_LEROBOT])
+    edit_with_lerobot(lerobot, tmp, edits, appended=[written[n] for n in [*APPENDED_BY_LEROBOT, UNLOADABLE]])
+    for name, was in RESTATED.items():
+        written[name] = shutil.copytree(written[was], tmp / name.replace(" ", "_"))
+        refresh_stats(StatsConfig(written[name]))
     assert LeRobotDataset(written["recorded, episode 1 deleted by LeRobot"]).num_episodes == 5
     assert LeRobotDataset(written["many data files and another, merged by LeRobot"]).num_episodes == 8
     return written
@@ -163,10 +183,11 @@ def edit_with_lerobot(lerobot, tmp: Path, edits: list[dict], appended: list[Path
 def lerobot_reads(lerobot, datasets, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """What LeRobot's LeRobotDataset gives for each dataset (tools/lerobot_reads.py)."""
     tmp = tmp_path_factory.mktemp("lerobot_reads")
-    files = {name: f"dataset_{number}" for number, name in enumerate(datasets)}
+    files = {name: f"dataset_{number}" for number, name in enumerate(NAMES)}
     spec = [
         {"name": files[name], "root": str(root), "episodes": SAMPLED.get(name, EPISODES), "chunk": CHUNK}
         for name, root in datasets.items()
+        if name in files
     ]
     (tmp / "spec.json").write_text(json.dumps(spec))
     lerobot("lerobot_reads.py", tmp / "spec.json", tmp / "out")
@@ -212,13 +233,14 @@ def frame_statistics(dataset: LeRobotDataset, key: str) -> dict[str, np.ndarray]
     return {stat: getattr(values, stat)(axis=0).reshape(shape) for stat in ("mean", "std", "min", "max")}
 
 
-@pytest.mark.parametrize("name", [*WRITTEN_BY_LEANVLA, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT])
+@pytest.mark.parametrize("name", [*WRITTEN_BY_LEANVLA, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT, *RESTATED])
 def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_reads, name):
     ours, theirs = LeRobotDataset(datasets[name]), lerobot_reads[name]
     # An mp4 camera's are its frames' before encoding, as LeRobot's are (RGB to YUV and back moves
-    # pixels, even at lossless H.264): not compared. Where LeRobot added episodes, it merged its own
-    # statistics of them into leanvla's; its cameras' are wrong (lerobot#3682, below): not compared.
-    compared = [k for k, feature in ours.features.items() if feature["dtype"] != "video"]
+    # pixels, even at lossless H.264): not compared, but where `leanvla data stats` computed them
+    # from the frames as they decode. Where LeRobot added episodes, it merged its own statistics of
+    # them into leanvla's; its cameras' are wrong (lerobot#3682, below): not compared.
+    compared = [k for k, f in ours.features.items() if f["dtype"] != "video" or name in RESTATED]
     if name in APPENDED_BY_LEROBOT:
         compared = [k for k in compared if k not in ours.camera_keys]
     if name in EDITED_BY_LEROBOT:  # renumbered, their statistics merged from the old numbers'
@@ -232,8 +254,9 @@ def test_lerobot_normalises_with_the_statistics_of_the_frames(datasets, lerobot_
 
 def test_leanvla_normalises_with_the_statistics_of_the_frames_whatever_lerobot_wrote(datasets):
     # LeRobot 0.4.4 writes a camera's std near 0 (lerobot#3682: its uint8 pixels, squared,
-    # overflow): here 0.001-0.002 for frames whose std is 0.29. leanvla takes the statistics it
-    # normalises with from the frames it trains on, never from meta/stats.json.
+    # overflow): here 0.001-0.002 for frames whose std is 0.29 (`leanvla data stats` writes the
+    # frames' own: RESTATED). leanvla takes the statistics it normalises with from the frames it
+    # trains on, never from meta/stats.json.
     ours = LeRobotDataset(datasets["written by LeRobot"])
     samples = ChunkDataset(ours, ours.camera_keys, CHUNK)
     computed = samples.stats()
@@ -270,11 +293,11 @@ def test_leanvla_reads_a_converted_dataset_lerobot_added_episodes_to_which_lerob
     # leanvla's, which write the same columns) with statistics columns the converted episodes do
     # not have (quantiles: v2.1 kept none), and cannot load the episodes metadata afterwards
     # ("column names don't match"); `--stats frames` gives them the quantiles (the dataset
-    # "statistics from the frames, then LeRobot added two" above). Should a later LeRobot write
-    # the columns it found, or read these, this fails: the README then says so no more.
+    # "statistics from the frames, then LeRobot added two" above), and `leanvla data stats` all
+    # the episodes' afterwards (RESTATED). Should a later LeRobot write the columns it found, or
+    # read these, this fails: the README then says so no more.
     original = LeRobotDataset(datasets["joined AV1 as LeRobot encodes"])
-    root = shutil.copytree(original.root, tmp_path / "dataset")
-    edit_with_lerobot(lerobot, tmp_path, [], appended=[root])
+    root = datasets[UNLOADABLE]
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps([{"name": "d", "root": str(root), "episodes": [0], "chunk": CHUNK}]))
     assert "column names don't match" in lerobot("lerobot_reads.py", spec, tmp_path / "out", fails=True)
