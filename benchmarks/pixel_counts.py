@@ -1,8 +1,8 @@
 """Counting pixel values (`image_histogram`, behind every image statistic leanvla writes) two bytes
 at a time, and on every core, against counting each channel alone as it did before.
 
-    python benchmarks/pixel_counts.py          # about a minute on 2 CPU cores
-    python benchmarks/pixel_counts.py --against 32a5dcc --name pixel_counts_ab   # and 10 more minutes
+    python benchmarks/pixel_counts.py                      # about a minute on 2 CPU cores
+    python benchmarks/pixel_counts.py --against 32a5dcc    # and `leanvla data stats` before and after
 
 Batches as the callers give them: one frame (the recorder and writer count each frame as it comes),
 and a training-statistics batch and an episode (`leanvla data stats`, `convert --stats frames`).
