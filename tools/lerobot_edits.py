@@ -10,7 +10,15 @@ EDITS.json is a list of edits, made in order in one run (LeRobot takes seconds t
 - {"delete": ROOT, "episodes": [...], "out": OUT}: a new dataset at OUT without those episodes, by
   `lerobot-edit-dataset`'s delete_episodes (a video's kept episodes are decoded and encoded again);
 - {"merge": [ROOT, ...], "out": OUT}: the datasets one after another as a new dataset at OUT, by
-  `lerobot-edit-dataset`'s merge_datasets.
+  `lerobot-edit-dataset`'s merge_datasets;
+- {"split": ROOT, "episodes": [...], "out": OUT}: those episodes split off as a new dataset at
+  OUT, by `lerobot-edit-dataset`'s split_dataset (the rest, its other split, at OUT's sibling
+  OUT.rest);
+- {"remove": ROOT, "features": [...], "out": OUT}: a new dataset at OUT without those features,
+  by `lerobot-edit-dataset`'s remove_feature;
+- {"to_video": ROOT, "out": OUT}: a new dataset at OUT whose image (PNG) features are videos, by
+  `lerobot-edit-dataset`'s convert_image_to_video_dataset at its defaults (AV1, a keyframe every
+  2 frames, crf 30).
 tests/data/test_lerobot_interop.py reads the results with leanvla and with LeRobot and compares the
 two. Exit code 2, with one line, when EDITS.json cannot be read.
 """
@@ -28,7 +36,13 @@ APPENDED = [(5, "task b"), (6, "a task LeRobot added")]  # task b: one synthetic
 
 
 def edit(LeRobotDataset, entry: dict) -> None:
-    from lerobot.datasets.dataset_tools import delete_episodes, merge_datasets
+    from lerobot.datasets.dataset_tools import (
+        convert_image_to_video_dataset,
+        delete_episodes,
+        merge_datasets,
+        remove_feature,
+        split_dataset,
+    )
 
     if "append" in entry:
         dataset = LeRobotDataset("local/appended", root=entry["append"])
@@ -38,6 +52,19 @@ def edit(LeRobotDataset, entry: dict) -> None:
     elif "delete" in entry:
         dataset = LeRobotDataset("local/source", root=entry["delete"])
         delete_episodes(dataset, entry["episodes"], output_dir=entry["out"], repo_id="local/deleted")
+    elif "split" in entry:
+        dataset = LeRobotDataset("local/source", root=entry["split"])
+        chosen = sorted(entry["episodes"])
+        rest = [e for e in range(dataset.meta.total_episodes) if e not in chosen]
+        out = Path(entry["out"])
+        parts = split_dataset(dataset, {out.name: chosen, f"{out.name}.rest": rest}, output_dir=out.parent)
+        assert Path(parts[out.name].root) == out, parts[out.name].root
+    elif "remove" in entry:
+        dataset = LeRobotDataset("local/source", root=entry["remove"])
+        remove_feature(dataset, entry["features"], output_dir=entry["out"], repo_id="local/removed")
+    elif "to_video" in entry:
+        dataset = LeRobotDataset("local/source", root=entry["to_video"])
+        convert_image_to_video_dataset(dataset, Path(entry["out"]), repo_id="local/videos", num_workers=2)
     else:
         sources = [LeRobotDataset(f"local/source_{n}", root=root) for n, root in enumerate(entry["merge"])]
         merge_datasets(sources, "local/merged", output_dir=entry["out"])

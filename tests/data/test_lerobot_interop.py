@@ -61,6 +61,16 @@ EDITED_BY_LEROBOT = {
     "recorded, episode 1 deleted by LeRobot": {"delete": "recorded", "episodes": [1]},
     "joined AV1, episode 1 deleted by LeRobot": {"delete": "joined AV1 as LeRobot encodes", "episodes": [1]},
     "many data files and another, merged by LeRobot": {"merge": ["many data files", "another"]},
+    "many data files, episodes 0, 2 and 3 split off by LeRobot": {
+        "split": "many data files",
+        "episodes": [0, 2, 3],
+    },
+    "recorded, a camera removed by LeRobot": {
+        "remove": "recorded",
+        "features": ["observation.images.corner3"],
+    },
+    # LeRobot's encoder (SVT-AV1) dies of a floating-point exception on 16 x 16 frames: these are 32.
+    "recorded, its cameras made videos by LeRobot": {"to_video": "recorded"},
 }
 # A converted dataset LeRobot added episodes to, which it cannot load then (v2.1 kept no quantiles:
 # the test below); not read by LeRobot.
@@ -78,6 +88,7 @@ SAMPLED = {
 }  # one leanvla wrote, one LeRobot added
 SAMPLED["joined AV1, episode 1 deleted by LeRobot"] = [0, 2]  # of the three left
 SAMPLED["many data files and another, merged by LeRobot"] = [1, 5]  # one of each
+SAMPLED["many data files, episodes 0, 2 and 3 split off by LeRobot"] = [0, 2]  # of the three
 SAMPLED |= {name: SAMPLED.get(was, EPISODES) for name, was in RESTATED.items()}
 NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT, *EDITED_BY_LEROBOT, *RESTATED]
 
@@ -120,7 +131,8 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     the frames); two LeRobot wrote, with a camera in AV1 as it encodes by default and one in PNG,
     in one file each or a file an episode over two chunks (tools/lerobot_writes.py); copies of three
     of leanvla's that LeRobot added episodes to (and of a converted one, UNLOADABLE); what LeRobot's
-    `lerobot-edit-dataset` made of some of leanvla's, an episode deleted or two merged; and copies of
+    `lerobot-edit-dataset` made of some of leanvla's (an episode deleted, two merged, episodes split
+    off, a camera removed, PNG cameras made AV1 videos); and copies of
     three, their statistics computed again by `leanvla data stats` (RESTATED)."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
@@ -149,12 +161,12 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     )
     edits = []
     for name, edit in EDITED_BY_LEROBOT.items():
-        written[name] = tmp / name.replace(" ", "_")
+        written[name] = tmp / name.replace(" ", "_").replace(",", "")
         sources = {**written, "another": another}
-        if "delete" in edit:
-            edits.append({**edit, "delete": str(sources[edit["delete"]]), "out": str(written[name])})
-        else:
-            edits.append({"merge": [str(sources[n]) for n in edit["merge"]], "out": str(written[name])})
+        kind = next(iter(edit))  # the edit's first entry names it and the datasets it edits
+        named = edit[kind]
+        roots = [str(sources[n]) for n in named] if isinstance(named, list) else str(sources[named])
+        edits.append({**edit, kind: roots, "out": str(written[name])})
     for name, added_to in [*APPENDED_BY_LEROBOT.items(), (UNLOADABLE, "joined AV1 as LeRobot encodes")]:
         written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
     edit_with_lerobot(lerobot, tmp, edits, appended=[written[n] for n in [*APPENDED_BY_LEROBOT, UNLOADABLE]])
@@ -163,6 +175,14 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         refresh_stats(StatsConfig(written[name]))
     assert LeRobotDataset(written["recorded, episode 1 deleted by LeRobot"]).num_episodes == 5
     assert LeRobotDataset(written["many data files and another, merged by LeRobot"]).num_episodes == 8
+    split = LeRobotDataset(written["many data files, episodes 0, 2 and 3 split off by LeRobot"])
+    assert (
+        split.num_episodes == 3 and split.read_array("action")[:, 0].tolist() == [0] * 6 + [2] * 9 + [3] * 5
+    )
+    removed = LeRobotDataset(written["recorded, a camera removed by LeRobot"])
+    assert removed.camera_keys == ["observation.images.corner2"]
+    videos = LeRobotDataset(written["recorded, its cameras made videos by LeRobot"])
+    assert {f["dtype"] for f in videos.features.values() if f["dtype"] in ("image", "video")} == {"video"}
     return written
 
 
