@@ -227,6 +227,7 @@ MUTANTS = [
     Mutant("refresh-stats-stale-unreported", "data/refresh_stats.py", "if same_shape and np.allclose(old, new, rtol=SAME_RTOL, atol=SAME_ATOL):", "if same_shape:", "tests/data/test_refresh_stats.py"),
     Mutant("refresh-stats-placed-last", "data/refresh_stats.py", "        at = sum(1 for name in names[:first] if not name.startswith(STATS_PREFIX))", "        at = len(kept)", "tests/data/test_refresh_stats.py"),
     Mutant("refresh-stats-writable-unchecked", "data/refresh_stats.py", "os.access(directory, os.W_OK),", "True,", "tests/data/test_refresh_stats.py"),
+    Mutant("cli-stats-check-exit-zero", "cli.py", "return 1 if cfg.check and stale else 0", "return 0", "tests/data/test_refresh_stats.py"),
     Mutant("refresh-stats-old-kept", "data/refresh_stats.py", "kept = [name for name in names if not name.startswith(STATS_PREFIX)]", "kept = [name for name in names if name not in statistics.column_names]", "tests/data/test_refresh_stats.py"),
     # data/reader.py
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),

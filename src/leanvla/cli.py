@@ -77,10 +77,13 @@ def run_convert(cfg) -> None:
     print(json.dumps(convert(cfg)))
 
 
-def run_stats(cfg) -> None:
+def run_stats(cfg) -> int:
     from leanvla.data.refresh_stats import refresh_stats
 
-    print(json.dumps(refresh_stats(cfg), indent=2, ensure_ascii=False))
+    report = refresh_stats(cfg)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    stale = report["missing"] or report["changed"] or report["removed"]
+    return 1 if cfg.check and stale else 0  # as a formatter's --check: scripts can tell
 
 
 def run_train(cfg) -> None:
@@ -319,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                     cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                 with warnings.catch_warnings():  # restores the usual display afterwards
                     warnings.showwarning = _input_warnings_in_one_line(prog, warnings.showwarning)
-                    runner(cfg)
+                    code = runner(cfg)  # None, or an exit code of its own (`data stats --check`)
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Python's exit would flush stdout into the closed pipe again and print an error.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
-            return 0
+            return code or 0
     print(
         f"leanvla: error: unknown command '{' '.join(argv[:2])}'; run `leanvla --help` for the list",
         file=sys.stderr,

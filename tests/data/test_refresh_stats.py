@@ -204,8 +204,15 @@ def test_with_statistics_puts_them_where_the_old_ones_were_or_before_the_metadat
 
 
 def test_the_command_prints_its_report_and_refuses_a_v21_dataset_in_one_line(written, tmp_path, capsys):
-    assert main(["data", "stats", str(written), "--check"]) == 0
+    assert main(["data", "stats", str(written), "--check"]) == 0  # nothing stale
     assert json.loads(capsys.readouterr().out)["written"] is False
+    table = pq.read_table(written / EPISODES_FILE)
+    pq.write_table(table.drop_columns(["stats/action/q99"]), written / EPISODES_FILE)
+    assert main(["data", "stats", str(written), "--check"]) == 1  # as a formatter's --check
+    assert json.loads(capsys.readouterr().out)["missing"] == {"action": 4}
+    assert main(["data", "stats", str(written)]) == 0  # written
+    assert main(["data", "stats", str(written), "--check"]) == 0
+    capsys.readouterr()
     v21 = to_v21(written, tmp_path / "v21")
     assert main(["data", "stats", str(v21)]) == 2
     error = capsys.readouterr().err.strip()

@@ -49,7 +49,8 @@ class StatsConfig:
     root: tyro.conf.Positional[Path]
     """Dataset directory (LeRobotDataset v3)."""
     check: bool = False
-    """Write nothing: only report which statistics are missing or differ from the frames'."""
+    """Write nothing: only report which statistics are missing or differ from the frames' (exit
+    code 1 when any do, 0 when none)."""
 
 
 def refresh_stats(cfg: StatsConfig) -> dict:
