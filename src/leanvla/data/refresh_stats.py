@@ -122,7 +122,8 @@ def stale_statistics(episodes: pa.Table, rows: list[dict[str, list]]) -> dict:
     for episode, row in enumerate(rows):
         for name, value in row.items():
             feature = name[len(STATS_PREFIX) :].rsplit("/", 1)[0]
-            old = stored.get(name, [None] * len(rows))[episode]
+            column = stored.get(name)  # absent from every file: missing in every episode
+            old = None if column is None else column[episode]
             if old is None:
                 missing.setdefault(feature, set()).add(episode)
                 continue
@@ -136,7 +137,7 @@ def stale_statistics(episodes: pa.Table, rows: list[dict[str, list]]) -> dict:
                 found["largest_difference"] = max(found["largest_difference"], float(np.abs(old - new).max()))
     counted = set(rows[0]) if rows else set()
     return {
-        "missing": {feature: len(episodes) for feature, episodes in missing.items()},
+        "missing": {feature: len(lacking) for feature, lacking in missing.items()},
         "changed": {
             feature: {"episodes": len(found["episodes"]), "largest_difference": found["largest_difference"]}
             for feature, found in changed.items()
