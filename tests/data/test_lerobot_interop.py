@@ -54,6 +54,10 @@ APPENDED_BY_LEROBOT = {
     "recorded, then LeRobot added two": "recorded",
     "many data files, then LeRobot added two": "many data files",
     "statistics from the frames, then LeRobot added two": "statistics from the frames",
+    # Converted again, its mp4s hard-linked to the same v2.1 files (a copy would not be), and
+    # `--stats frames` (LeRobot cannot load it else: below): LeRobot must leave the v2.1 files as
+    # they were (it starts a file of its own when it resumes).
+    "linked, then LeRobot added two": "linked",
 }
 # Datasets LeRobot's `lerobot-edit-dataset` made of leanvla's: {name: its edit (tools/lerobot_edits.py),
 # the datasets named in place of their directories}.
@@ -143,8 +147,9 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         ),
     }
     source = synthetic_dataset(tmp / "source", image_size=32)
+    v21s = {}
     for number, (name, encoding, options, file_mb) in enumerate(CONVERTED):
-        v21 = to_v21(source, tmp / f"v21_{number}", video_keys=(CAM,), **encoding)
+        v21 = v21s[name] = to_v21(source, tmp / f"v21_{number}", video_keys=(CAM,), **encoding)
         if file_mb is not None:
             info = json.loads((v21 / "meta/info.json").read_text())
             (v21 / "meta/info.json").write_text(json.dumps({**info, "video_files_size_in_mb": file_mb}))
@@ -168,8 +173,15 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         roots = [str(sources[n]) for n in named] if isinstance(named, list) else str(sources[named])
         edits.append({**edit, kind: roots, "out": str(written[name])})
     for name, added_to in [*APPENDED_BY_LEROBOT.items(), (UNLOADABLE, "joined AV1 as LeRobot encodes")]:
-        written[name] = shutil.copytree(written[added_to], tmp / name.replace(" ", "_"))
+        written[name] = tmp / name.replace(" ", "_").replace(",", "")
+        if added_to == "linked":
+            convert(ConvertConfig(v21s[added_to], out=written[name], videos="link", stats="frames"))
+        else:
+            shutil.copytree(written[added_to], written[name])
+    linked_mp4s = {path: path.read_bytes() for path in v21s["linked"].rglob("*.mp4")}
     edit_with_lerobot(lerobot, tmp, edits, appended=[written[n] for n in [*APPENDED_BY_LEROBOT, UNLOADABLE]])
+    assert {path: path.read_bytes() for path in v21s["linked"].rglob("*.mp4")} == linked_mp4s
+    assert all(path.stat().st_nlink == 3 for path in linked_mp4s)  # the v2.1 file, linked twice still
     for name, was in RESTATED.items():
         written[name] = shutil.copytree(written[was], tmp / name.replace(" ", "_"))
         refresh_stats(StatsConfig(written[name]))
