@@ -18,7 +18,10 @@ EDITS.json is a list of edits, made in order in one run (LeRobot takes seconds t
   by `lerobot-edit-dataset`'s remove_feature;
 - {"to_video": ROOT, "out": OUT}: a new dataset at OUT whose image (PNG) features are videos, by
   `lerobot-edit-dataset`'s convert_image_to_video_dataset at its defaults (AV1, a keyframe every
-  2 frames, crf 30).
+  2 frames, crf 30);
+- {"tasks": ROOT, "episode_tasks": {"EPISODE": TASK, ...}}: those episodes' tasks changed in place
+  (the data files' task_index, the episodes' tasks, meta/tasks.parquet), by
+  `lerobot-edit-dataset`'s modify_tasks.
 tests/data/test_lerobot_interop.py reads the results with leanvla and with LeRobot and compares the
 two. Exit code 2, with one line, when EDITS.json cannot be read.
 """
@@ -40,6 +43,7 @@ def edit(LeRobotDataset, entry: dict) -> None:
         convert_image_to_video_dataset,
         delete_episodes,
         merge_datasets,
+        modify_tasks,
         remove_feature,
         split_dataset,
     )
@@ -65,6 +69,9 @@ def edit(LeRobotDataset, entry: dict) -> None:
     elif "to_video" in entry:
         dataset = LeRobotDataset("local/source", root=entry["to_video"])
         convert_image_to_video_dataset(dataset, Path(entry["out"]), repo_id="local/videos", num_workers=2)
+    elif "tasks" in entry:
+        dataset = LeRobotDataset("local/source", root=entry["tasks"])
+        modify_tasks(dataset, episode_tasks={int(e): task for e, task in entry["episode_tasks"].items()})
     else:
         sources = [LeRobotDataset(f"local/source_{n}", root=root) for n, root in enumerate(entry["merge"])]
         merge_datasets(sources, "local/merged", output_dir=entry["out"])

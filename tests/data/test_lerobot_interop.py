@@ -75,6 +75,11 @@ EDITED_BY_LEROBOT = {
     },
     # LeRobot's encoder (SVT-AV1) dies of a floating-point exception on 16 x 16 frames: these are 32.
     "recorded, its cameras made videos by LeRobot": {"to_video": "recorded"},
+    # In place, on a copy: the data files rewritten by pandas, PNG cameras and all.
+    "recorded, tasks changed by LeRobot": {
+        "tasks": "recorded",
+        "episode_tasks": {"0": "reach it", "4": "a new task"},
+    },
 }
 # A converted dataset LeRobot added episodes to, which it cannot load then (v2.1 kept no quantiles:
 # the test below); not read by LeRobot.
@@ -170,6 +175,9 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         sources = {**written, "another": another}
         kind = next(iter(edit))  # the edit's first entry names it and the datasets it edits
         named = edit[kind]
+        if kind == "tasks":  # made in place: on a copy
+            edits.append({**edit, kind: str(shutil.copytree(sources[named], written[name]))})
+            continue
         roots = [str(sources[n]) for n in named] if isinstance(named, list) else str(sources[named])
         edits.append({**edit, kind: roots, "out": str(written[name])})
     for name, added_to in [*APPENDED_BY_LEROBOT.items(), (UNLOADABLE, "joined AV1 as LeRobot encodes")]:
@@ -193,6 +201,8 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     )
     removed = LeRobotDataset(written["recorded, a camera removed by LeRobot"])
     assert removed.camera_keys == ["observation.images.corner2"]
+    renamed = LeRobotDataset(written["recorded, tasks changed by LeRobot"])
+    assert renamed.episode_tasks()[0] == "reach it" and renamed.episode_tasks()[4] == "a new task"
     videos = LeRobotDataset(written["recorded, its cameras made videos by LeRobot"])
     assert {f["dtype"] for f in videos.features.values() if f["dtype"] in ("image", "video")} == {"video"}
     return written
