@@ -141,7 +141,7 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     in one file each or a file an episode over two chunks (tools/lerobot_writes.py); copies of three
     of leanvla's that LeRobot added episodes to (and of a converted one, UNLOADABLE); what LeRobot's
     `lerobot-edit-dataset` made of some of leanvla's (an episode deleted, two merged, episodes split
-    off, a camera removed, PNG cameras made AV1 videos); and copies of
+    off, a camera removed, PNG cameras made AV1 videos, tasks changed); and copies of
     three, their statistics computed again by `leanvla data stats` (RESTATED)."""
     pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
     tmp = tmp_path_factory.mktemp("for_lerobot")
