@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import command_line, leanvla_at, result_name, source_at, write_result
+from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
 from video_read import CODECS, camera_frames, video_dataset
 
 from leanvla.cores import cores_per_process
@@ -100,7 +100,7 @@ def end_to_end(args, old: Path, work: Path) -> dict[str, dict[str, list[float]]]
         seconds = {args.against: [], "working tree": []}
         written = {}
         for repeat in range(args.ab_repeats):
-            versions = [(args.against, old), ("working tree", Path(__file__).resolve().parents[1] / "src")]
+            versions = [(args.against, old), ("working tree", REPO / "src")]
             for label, src in versions if repeat % 2 == 0 else versions[::-1]:
                 print(f"{name}: leanvla data stats at {label}, run {repeat + 1}", file=sys.stderr)
                 seconds[label].append(leanvla_at(src, ["data", "stats", str(root)], LEANVLA_CACHE="off"))

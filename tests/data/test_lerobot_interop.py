@@ -92,9 +92,8 @@ RESTATED = {
     "recorded, episode 1 deleted by LeRobot, statistics computed again": "recorded, episode 1 deleted by LeRobot",
     "written by LeRobot, statistics computed again": "written by LeRobot",
 }
-SAMPLED = {
-    name: [1, 4] for name in [*APPENDED_BY_LEROBOT, UNLOADABLE]
-}  # one leanvla wrote, one LeRobot added
+# Episodes whose training samples are compared: one leanvla wrote, one LeRobot added; and others.
+SAMPLED = {name: [1, 4] for name in [*APPENDED_BY_LEROBOT, UNLOADABLE]}
 SAMPLED["joined AV1, episode 1 deleted by LeRobot"] = [0, 2]  # of the three left
 SAMPLED["many data files and another, merged by LeRobot"] = [1, 5]  # one of each
 SAMPLED["many data files, episodes 0, 2 and 3 split off by LeRobot"] = [0, 2]  # of the three
@@ -171,7 +170,7 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     )
     edits = []
     for name, edit in EDITED_BY_LEROBOT.items():
-        written[name] = tmp / name.replace(" ", "_").replace(",", "")
+        written[name] = directory_for(tmp, name)
         sources = {**written, "another": another}
         kind = next(iter(edit))  # the edit's first entry names it and the datasets it edits
         named = edit[kind]
@@ -181,7 +180,7 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
         roots = [str(sources[n]) for n in named] if isinstance(named, list) else str(sources[named])
         edits.append({**edit, kind: roots, "out": str(written[name])})
     for name, added_to in [*APPENDED_BY_LEROBOT.items(), (UNLOADABLE, "joined AV1 as LeRobot encodes")]:
-        written[name] = tmp / name.replace(" ", "_").replace(",", "")
+        written[name] = directory_for(tmp, name)
         if added_to == "linked":
             convert(ConvertConfig(v21s[added_to], out=written[name], videos="link", stats="frames"))
         else:
@@ -191,7 +190,7 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     assert {path: path.read_bytes() for path in v21s["linked"].rglob("*.mp4")} == linked_mp4s
     assert all(path.stat().st_nlink == 3 for path in linked_mp4s)  # the v2.1 file, linked twice still
     for name, was in RESTATED.items():
-        written[name] = shutil.copytree(written[was], tmp / name.replace(" ", "_"))
+        written[name] = shutil.copytree(written[was], directory_for(tmp, name))
         refresh_stats(StatsConfig(written[name]))
     assert LeRobotDataset(written["recorded, episode 1 deleted by LeRobot"]).num_episodes == 5
     assert LeRobotDataset(written["many data files and another, merged by LeRobot"]).num_episodes == 8
@@ -206,6 +205,11 @@ def datasets(lerobot, tiny_dataset, tmp_path_factory) -> dict[str, Path]:
     videos = LeRobotDataset(written["recorded, its cameras made videos by LeRobot"])
     assert {f["dtype"] for f in videos.features.values() if f["dtype"] in ("image", "video")} == {"video"}
     return written
+
+
+def directory_for(tmp: Path, name: str) -> Path:
+    """The directory in `tmp` of the dataset a test names `name`."""
+    return tmp / name.replace(" ", "_").replace(",", "")
 
 
 def edit_with_lerobot(lerobot, tmp: Path, edits: list[dict], appended: list[Path] = ()) -> None:
