@@ -33,7 +33,7 @@ os.environ["LEANVLA_CACHE"] = "off"  # nothing kept between runs: each conversio
 import numpy as np
 from common import REPO, command_line, result_name, write_result
 from convert_videos import v21_datasets
-from video_read import KEY, camera_frames
+from video_read import KEY, add_dataset_size_options, camera_frames
 
 sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the tests convert
 
@@ -122,8 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--episodes", type=int, default=60)
-    parser.add_argument("--length", type=int, default=50, help="frames per episode")
+    add_dataset_size_options(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", type=result_name, default="convert_stats")
     args = parser.parse_args()

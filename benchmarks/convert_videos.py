@@ -34,7 +34,7 @@ os.environ["LEANVLA_CACHE"] = "off"  # every read decodes: the files' layout is 
 
 import numpy as np
 from common import REPO, command_line, result_name, write_result
-from video_read import CODECS, KEY, video_dataset
+from video_read import CODECS, KEY, add_dataset_size_options, video_dataset
 
 sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the v2.1 layout the tests convert
 
@@ -89,8 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--episodes", type=int, default=60)
-    parser.add_argument("--length", type=int, default=50, help="frames per episode")
+    add_dataset_size_options(parser)
     parser.add_argument("--few", type=int, default=3, help="episodes read apart")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--name", type=result_name, default="convert_videos")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
-from video_read import CODECS, camera_frames, video_dataset
+from video_read import CODECS, add_dataset_size_options, camera_frames, video_dataset
 
 from leanvla.cores import cores_per_process
 from leanvla.data.stats import PARALLEL_BYTES, image_histogram, pixel_value_counts
@@ -118,8 +118,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--name", type=result_name, default="pixel_counts")
     parser.add_argument("--against", help="git revision whose `leanvla data stats` to time beside this one")
-    parser.add_argument("--episodes", type=int, default=60)
-    parser.add_argument("--length", type=int, default=50, help="frames per episode")
+    add_dataset_size_options(parser)
     parser.add_argument("--ab-repeats", type=int, default=2)
     args = parser.parse_args()
     results = {}

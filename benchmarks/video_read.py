@@ -65,6 +65,13 @@ def camera_frames(n: int, seed: int) -> np.ndarray:
     return frames
 
 
+def add_dataset_size_options(parser: argparse.ArgumentParser) -> None:
+    """--episodes and --length: the size of the datasets of one 480 x 640 camera that the
+    benchmarks converting or counting them write (`video_dataset`, convert_videos.v21_datasets)."""
+    parser.add_argument("--episodes", type=int, default=60)
+    parser.add_argument("--length", type=int, default=50, help="frames per episode")
+
+
 def video_dataset(
     root: Path,
     codec: str,
