@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
-from video_read import CODECS, add_dataset_size_options, camera_frames, video_dataset
+from common import command_line, result_name, source_at, write_result
+from video_read import add_dataset_size_options, camera_frames, data_stats_at_both, data_stats_table
 
 from leanvla.cores import cores_per_process
 from leanvla.data.stats import PARALLEL_BYTES, image_histogram, pixel_value_counts
@@ -87,30 +86,6 @@ END_TO_END = {
 }
 
 
-def end_to_end(args, old: Path, work: Path) -> dict[str, dict[str, list[float]]]:
-    """`leanvla data stats` seconds a dataset, each version's runs."""
-    from leanvla.data.reader import LeRobotDataset
-
-    results = {}
-    for name, (codec, per_file) in END_TO_END.items():
-        print(f"{name}: writing the dataset", file=sys.stderr)
-        root = video_dataset(
-            work / name.replace(" ", "_"), *CODECS[codec], args.episodes, args.length, per_file
-        )
-        seconds = {args.against: [], "working tree": []}
-        written = {}
-        for repeat in range(args.ab_repeats):
-            versions = [(args.against, old), ("working tree", REPO / "src")]
-            for label, src in versions if repeat % 2 == 0 else versions[::-1]:
-                print(f"{name}: leanvla data stats at {label}, run {repeat + 1}", file=sys.stderr)
-                seconds[label].append(leanvla_at(src, ["data", "stats", str(root)], LEANVLA_CACHE="off"))
-                written[label] = (root / "meta/stats.json").read_text()
-        assert written[args.against] == written["working tree"], name
-        assert LeRobotDataset(root).num_frames == args.episodes * args.length
-        results[name] = seconds
-    return results
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,7 +104,7 @@ def main() -> None:
     versions = None
     if args.against:
         with source_at(args.against, parser) as old, tempfile.TemporaryDirectory() as tmp:
-            versions = end_to_end(args, old, Path(tmp))
+            versions = data_stats_at_both(END_TO_END, args, old, Path(tmp))
     write_result(f"{args.name}.md", report(args, results, versions))
 
 
@@ -156,23 +131,7 @@ def report(args, results: dict, versions: dict | None) -> str:
         ratios = ", ".join(f"{best[way] / best['each channel alone']:.2f}x" for way in list(WAYS)[1:])
         lines.append(f"| {name} | {size / 1e6:.2f} | " + " | ".join(cells) + f" | {ratios} |")
     if versions:
-        frames = args.episodes * args.length
-        lines += [
-            "",
-            f"`leanvla data stats` (a new process, the frame cache off) on {args.episodes} episodes of "
-            f"{args.length} frames ({frames} frames) of one 480 x 640 camera, with the code at {args.against} "
-            f"and the working tree's in turn (which goes first alternating), {args.ab_repeats} runs each; the "
-            "fastest counts (the median in brackets). Asserted: both write the same meta/stats.json.",
-            "",
-            f"| camera stored as | {args.against} (s) | working tree (s) | time, against {args.against} |",
-            "|---|---|---|---|",
-        ]
-        for name, seconds in versions.items():
-            old, new = seconds[args.against], seconds["working tree"]
-            lines.append(
-                f"| {name} | {min(old):.2f} [{statistics.median(old):.2f}] | "
-                f"{min(new):.2f} [{statistics.median(new):.2f}] | {min(new) / min(old):.2f}x |"
-            )
+        lines += ["", *data_stats_table(args, versions)]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,8 @@ import json
 import tracemalloc
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from leanvla.data import video
@@ -57,6 +59,80 @@ def test_episode_frames_of_a_video_are_each_episodes_decoded_from_its_own_start(
     assert [len(frames) for _, frames in yielded] == [6, 4, 9, 5]
     assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
     assert count[0] <= len(every) + len(yielded)  # each from its own start: every frame about once
+
+
+def packet_passes(monkeypatch) -> list[int]:
+    """Count the passes over a file's packets from here on: [count]."""
+    passes, real = [0], video._packet_times
+
+    def counted(*args):
+        passes[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(video, "_packet_times", counted)
+    return passes
+
+
+@pytest.mark.parametrize("episodes_per_file", [None, 2], ids=["one file", "two files"])
+def test_episode_frames_decode_each_file_once_however_many_episodes_it_holds(
+    tmp_path, monkeypatch, episodes_per_file
+):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)  # episodes of 6, 4, 9 and 5 frames
+    to_video_dataset(root, episodes_per_file=episodes_per_file)  # one keyframe a file: libx264's every 250
+    dataset = LeRobotDataset(root)
+    every = dataset.read_images("observation.images.cam")
+    count, passes = decoded_frame_count(monkeypatch), packet_passes(monkeypatch)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 4)  # episodes given between batches
+    yielded = list(dataset.episode_frames("observation.images.cam"))
+    assert [episode for episode, _ in yielded] == [0, 1, 2, 3]
+    assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
+    # An episode at a time, each from the file's one keyframe: 6 + 10 + 19 + 24 frames, 4 passes.
+    assert count[0] == len(every) and passes[0] == (2 if episodes_per_file else 1)
+
+
+def test_episode_frames_given_as_their_file_shows_them(tmp_path, monkeypatch):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    dataset = LeRobotDataset(root)
+    every = dataset.read_images("observation.images.cam")
+    (path,) = (root / "meta/episodes").rglob("*.parquet")
+    table = pq.read_table(path)  # episodes 1 and 2 swapped in the file: 2 shown before 1
+    column = "videos/observation.images.cam/from_timestamp"
+    starts = table.column(column).to_pylist()
+    starts[1], starts[2] = starts[1] + 9 / dataset.fps, starts[1]
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array(starts))
+    pq.write_table(table, path)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 4)  # episode 2 complete a batch before 1
+    yielded = dict(LeRobotDataset(root).episode_frames("observation.images.cam"))
+    assert list(yielded) == [0, 2, 1, 3]
+    assert np.array_equal(yielded[2], every[6:15]) and np.array_equal(yielded[1], every[15:19])
+
+
+def test_episode_frames_placed_out_of_order_are_read_an_episode_at_a_time(tmp_path, monkeypatch):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    dataset = LeRobotDataset(root)
+    every = dataset.read_images("observation.images.cam")
+    real = video._placed_as_decoded
+
+    def back_after_one_batch(*args):  # as a file whose times go back in its second batch
+        placing = real(*args)
+        yield next(placing)
+        raise video._OutOfOrder(8)
+
+    monkeypatch.setattr(video, "_placed_as_decoded", back_after_one_batch)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 8)  # episode 0's 6 frames placed in the first
+    read_alone, real_read = [], video.read_video_frames
+
+    def read_video_frames_noted(*args, episodes, **kwargs):
+        read_alone.append(episodes.tolist())
+        return real_read(*args, episodes=episodes, **kwargs)
+
+    monkeypatch.setattr(video, "read_video_frames", read_video_frames_noted)
+    yielded = list(dataset.episode_frames("observation.images.cam"))
+    assert [episode for episode, _ in yielded] == [0, 1, 2, 3]
+    assert read_alone == [[1], [2], [3]]
+    assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
 
 
 def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
@@ -155,7 +231,9 @@ def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monk
     class Silent:  # the real container, but its packets decode to nothing (damaged frames)
         def __init__(self, path):
             self.container = real_open(path)
-            self.streams = self.container.streams
+
+        def __getattr__(self, name):  # streams, demux, seek
+            return getattr(self.container, name)
 
         def decode(self, stream):
             return iter(())
@@ -169,6 +247,8 @@ def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monk
     monkeypatch.setattr(av, "open", Silent)
     with pytest.raises(UserError, match="file-000.mp4 holds no frames; is it truncated or damaged"):
         LeRobotDataset(root).read_images("observation.images.cam")
+    with pytest.raises(UserError, match="file-000.mp4 holds no frames; is it truncated or damaged"):
+        list(LeRobotDataset(root).episode_frames("observation.images.cam"))
 
 
 def test_decoding_a_video_shows_its_progress_in_frames(tmp_path, capsys, monkeypatch):
@@ -293,7 +373,7 @@ def test_frames_placed_as_they_decode_are_the_ones_nearest_frames_chooses_from_t
         assert np.array_equal(at, wanted[chosen])
         shown_at[chosen] = shown
 
-    count = video._place_as_decoded(reused_batches(frames, times, sizes), wanted, put, miss)
+    *_, count = video._placed_as_decoded(reused_batches(frames, times, sizes), wanted, put, miss)
     nearest = nearest_frames(times, wanted)
     assert count == n and np.array_equal(placed, frames[nearest]) and np.array_equal(shown_at, times[nearest])
 
@@ -301,8 +381,10 @@ def test_frames_placed_as_they_decode_are_the_ones_nearest_frames_chooses_from_t
 def test_frames_that_come_out_of_presentation_order_stop_placing_as_they_decode():
     frames, times = np.arange(4)[:, None], np.array([0.0, 0.1, 0.3, 0.2])
     with pytest.raises(video._OutOfOrder) as back:
-        video._place_as_decoded(
-            reused_batches(frames, times, [2, 2]), times, lambda *a: None, lambda *a: None
+        list(
+            video._placed_as_decoded(
+                reused_batches(frames, times, [2, 2]), times, lambda *a: None, lambda *a: None
+            )
         )
     assert back.value.decoded == 4
 

@@ -354,15 +354,15 @@ class LeRobotDataset:
                 bar.update(len(blobs))
 
     def episode_frames(self, key: str) -> Iterator[tuple[int, np.ndarray]]:
-        """Each episode's frames of camera `key` as stored (uint8 length x H x W x C), in episode
-        order, as (episode, frames): one episode held at a time, and none kept in the frame cache
-        (full-size frames of every episode would fill it). A video's episodes decode one by one,
-        each from the keyframe before it; PNGs in one pass over the data files."""
+        """Each episode's frames of camera `key` as stored (uint8 length x H x W x C), as (episode,
+        frames): one episode held at a time, and none kept in the frame cache (full-size frames of
+        every episode would fill it). PNGs in episode order, in one pass over the data files; a
+        video's a file at a time, each file decoded once (`video_episode_frames`)."""
         lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
         if self.features[key]["dtype"] == "video":
-            for episode in range(self.num_episodes):
-                frames = self._decode_images(key, False, None, None, "pad", episodes=np.array([episode]))
-                yield episode, frames
+            from leanvla.data.video import video_episode_frames
+
+            yield from video_episode_frames(self, key)
             return
         episode, held, pieces = 0, 0, []
         for _, decoded in self._png_decoded(key, None, self.num_frames, progress=False):
