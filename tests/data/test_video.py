@@ -83,9 +83,13 @@ def test_episode_frames_decode_each_file_once_however_many_episodes_it_holds(
     every = dataset.read_images("observation.images.cam")
     count, passes = decoded_frame_count(monkeypatch), packet_passes(monkeypatch)
     monkeypatch.setattr("leanvla.data.resize.BATCH", 4)  # episodes given between batches
-    yielded = list(dataset.episode_frames("observation.images.cam"))
+    yielded, decoded_by_then = [], []
+    for episode, frames in dataset.episode_frames("observation.images.cam"):
+        yielded.append((episode, frames))
+        decoded_by_then.append(count[0])
     assert [episode for episode, _ in yielded] == [0, 1, 2, 3]
     assert np.array_equal(np.concatenate([frames for _, frames in yielded]), every)
+    assert decoded_by_then[0] <= 8  # episode 0 given at the batch that completes it, not at the end
     # An episode at a time, each from the file's one keyframe: 6 + 10 + 19 + 24 frames, 4 passes.
     assert count[0] == len(every) and passes[0] == (2 if episodes_per_file else 1)
 

@@ -286,12 +286,15 @@ def _file_episode_frames(
     complete: list[int] = []  # placed, not yet given
 
     def put(chosen: np.ndarray, frames: np.ndarray) -> None:
-        for ep in np.unique(episode[chosen]).tolist():
-            mine = episode[chosen] == ep
+        # By runs of one episode (in time order, a file's episodes one after another): slices,
+        # where picking each episode's frames out would copy a batch of full-size frames again.
+        cuts = [0, *(np.flatnonzero(np.diff(episode[chosen])) + 1).tolist(), len(chosen)]
+        for first, stop in itertools.pairwise(cuts):
+            ep = int(episode[chosen[first]])
             if ep not in held:
                 held[ep] = np.empty((lengths[ep], *frames.shape[1:]), np.uint8)
-            held[ep][frame[chosen[mine]]] = frames[mine]
-            left[ep] -= int(mine.sum())
+            held[ep][frame[chosen[first:stop]]] = frames[first:stop]
+            left[ep] -= stop - first
             if not left[ep]:
                 complete.append(ep)
 
