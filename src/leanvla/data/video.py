@@ -258,12 +258,13 @@ def read_video_frames(
 
 def video_episode_frames(dataset: LeRobotDataset, key: str) -> Iterator[tuple[int, np.ndarray]]:
     """Each episode's frames of a video feature as stored (uint8 length x H x W x C), as
-    (episode, frames), one episode held at a time: each file decoded in one pass over its episodes'
-    stretches, an episode given as soon as its last frame is placed (so in the order its file shows
-    them; those completed by one batch in episode order). Read an episode at a time instead, a file of many episodes would be passed
-    over (its packets' times) once per episode, and, where its keyframes are far apart, decoded
-    from the keyframe before each episode: 3.3x the time for 300 episodes of one H.264 file
-    (docs/RESULTS.md). The frames are those `read_video_frames` gives."""
+    (episode, frames), one episode held at a time: each file decoded in one pass over its
+    episodes' stretches, an episode given as soon as its last frame is placed (so in the order its
+    file shows them; those completed by one batch in episode order). Read an episode at a time
+    instead, a file of many episodes would be passed over (its packets' times) once per episode,
+    and, where its keyframes are far apart, decoded from the keyframe before each episode: 3x the
+    time for 300 episodes of one H.264 file (docs/RESULTS.md). The frames are those
+    `read_video_frames` gives."""
     starts = np.asarray(dataset.episode_column(f"videos/{key}/from_timestamp"), dtype=np.float64)
     lengths = np.asarray(dataset.episode_column("length"), dtype=np.int64)
     paths = video_files(dataset, key)
