@@ -1,8 +1,7 @@
 """Every episode's frames, a file at a time: `leanvla data stats` (and `convert --stats frames`)
 decoding each mp4 once, in one pass over its episodes, against an episode at a time as before.
 
-    python benchmarks/episode_frames.py --against f25d004                      # about 25 minutes on 2 CPU cores
-    python benchmarks/episode_frames.py --against f25d004 --episodes 60 --length 300 --name episode_frames_long
+    python benchmarks/episode_frames.py --against f25d004     # about 45 minutes on 2 CPU cores, 10 of them encoding AV1
 
 Read an episode at a time, a file of many episodes was passed over (its packets' times) once per
 episode, and where its keyframes are far apart decoded from the keyframe before each episode:
