@@ -1,16 +1,21 @@
-"""Every episode's frames, a file at a time: `leanvla data stats` (and `convert --stats frames`)
-decoding each mp4 once, in one pass over its episodes, against an episode at a time as before.
+"""`leanvla data stats` (and `convert --stats frames`), which decodes every episode's frames and
+counts their pixels, with the code at a revision and the working tree's, on three ways of storing
+a camera as mp4.
 
     python benchmarks/episode_frames.py --against f25d004     # about 45 minutes on 2 CPU cores, 10 of them encoding AV1
+    python benchmarks/episode_frames.py --against a5bf6f8 --ab-repeats 3 --name episode_stats_overlap
 
-Read an episode at a time, a file of many episodes was passed over (its packets' times) once per
-episode, and where its keyframes are far apart decoded from the keyframe before each episode:
-time growing as the square of the episodes a file holds. Datasets of --episodes episodes of
+The first measured each mp4 decoded once, in one pass over its episodes, against an episode at a
+time as before (f25d004). Read an episode at a time, a file of many episodes was passed over (its
+packets' times) once per episode, and where its keyframes are far apart decoded from the keyframe
+before each episode: time growing as the square of the episodes a file holds. The second measured
+an episode's pixels counted while the next episode decodes, with a bounded array of indices for
+np.bincount, against counting between decodes (a5bf6f8). Datasets of --episodes episodes of
 --length frames of one 480 x 640 camera (benchmarks/video_read.py's panning texture): every
 episode in one H.264 mp4 encoded in one go (libx264's keyframe every 250 frames, not at each
 episode's start), every episode in one AV1 mp4 as LeRobot stores them (a keyframe every 2 frames,
 so at each episode's start: the passes alone), and, for comparison, an H.264 mp4 an episode (as a
-converted v2.1 dataset keeps them: one episode a file, nothing to gain). `leanvla data stats` with
+converted v2.1 dataset keeps them: one episode a file, nothing for the first to gain). `leanvla data stats` with
 the code at --against and the working tree's, in turn. Writes docs/results/NAME.md.
 """
 
@@ -46,7 +51,7 @@ def main() -> None:
     with source_at(args.against, parser) as old, tempfile.TemporaryDirectory() as tmp:
         versions = data_stats_at_both(DATASETS, args, old, Path(tmp))
     lines = [
-        "# Every episode's frames, a file at a time",
+        "# `leanvla data stats` against an earlier revision",
         "",
         f"Command: `{command_line()}`",
         "",

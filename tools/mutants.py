@@ -220,6 +220,10 @@ MUTANTS = [
     # data/normalize.py
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/episode_stats.py
+    Mutant("episode-stats-counted-between-decodes", "data/episode_stats.py", "counter.submit(image_stats, frames)", "counter.submit(lambda stats: stats, image_stats(frames))", "tests/data/test_episode_stats.py"),
+    Mutant("episode-stats-given-to-the-next-episode", "data/episode_stats.py", "                yield counted, stats.result()", "                yield episode, stats.result()", "tests/data/test_episode_stats.py"),
+    Mutant("episode-stats-large-overlapped", "data/episode_stats.py", "left_counting = 1 if frames.nbytes <= OVERLAPPED_BYTES else 0", "left_counting = 1", "tests/data/test_episode_stats.py"),
+    Mutant("episode-stats-frames-held-while-next-decodes", "data/episode_stats.py", "            del frames  # held by", "            pass  # held by", "tests/data/test_episode_stats.py"),
     Mutant("episode-stats-bounds", "data/episode_stats.py", "values[bounds[episode] : bounds[episode + 1]]", "values[bounds[episode] : bounds[episode + 1] - 1]", "tests/data/test_episode_stats.py"),
     # data/refresh_stats.py
     Mutant("refresh-stats-json-unwritten", "data/refresh_stats.py", "        write_json_atomic(dataset.root / fmt.STATS_PATH", "        0 and write_json_atomic(dataset.root / fmt.STATS_PATH", "tests/data/test_refresh_stats.py"),
@@ -331,6 +335,7 @@ MUTANTS = [
     Mutant("stats-pair-phase-channel", "data/stats.py", "counts[(2 * phase + 1) % channels] += joint.sum(axis=1)", "counts[(phase + 1) % channels] += joint.sum(axis=1)", "tests/data/test_stats.py"),
     Mutant("stats-pair-rest-dropped", "data/stats.py", "        counts[channel] += np.bincount(rest[:, channel], minlength=256)\n", "        pass\n", "tests/data/test_stats.py"),
     Mutant("stats-pair-endian", "data/stats.py", 'view("<u2")', 'view(">u2")', "tests/data/test_stats.py"),
+    Mutant("stats-pair-stale-indices", "data/stats.py", "np.bincount(indices[: len(part)], minlength=65536)", "np.bincount(indices, minlength=65536)", "tests/data/test_stats.py"),
     Mutant("stats-threads-last-frames", "data/stats.py", "bounds = np.linspace(0, len(images), threads + 1).astype(int)", "bounds = np.linspace(0, len(images) - 1, threads + 1).astype(int)", "tests/data/test_stats.py"),
     Mutant("stats-threads-shared-with-fork", "data/stats.py", "key = (os.getpid(), threads)", "key = (0, threads)", "tests/data/test_stats.py"),
     Mutant("video-out-not-advanced", "data/video.py", 'first_row = np.cumsum(lengths[read]) - lengths[read]', 'first_row = np.zeros_like(lengths[read])', FC),

@@ -57,10 +57,14 @@ SHAPES = [(3, 5, 7, 3), (2, 3, 3, 1), (1, 5, 5, 4), (4, 6, 6, 3), (1, 1, 1, 3), 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: "x".join(map(str, shape)))
 @pytest.mark.parametrize("paired_from", [0, 1 << 30], ids=["two bytes at a time", "each channel alone"])
-def test_pixel_values_counted_two_bytes_at_a_time_are_those_of_each_channel(shape, paired_from, monkeypatch):
+@pytest.mark.parametrize("words_at_once", [1, 7, stats_module.WORDS_AT_ONCE])
+def test_pixel_values_counted_two_bytes_at_a_time_are_those_of_each_channel(
+    shape, paired_from, words_at_once, monkeypatch
+):
     # Odd sizes leave bytes past the last whole period of channel pairs; one and four channels
-    # pair a channel with itself, or two pairs a pixel.
+    # pair a channel with itself, or two pairs a pixel. Seven words at once leave a part.
     monkeypatch.setattr(stats_module, "PAIRED_BYTES", paired_from)
+    monkeypatch.setattr(stats_module, "WORDS_AT_ONCE", words_at_once)
     images = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     images.reshape(-1)[:5] = 255  # the top value, in the low and the high byte of a word
     assert np.array_equal(pixel_value_counts(images), each_channel_alone(images))

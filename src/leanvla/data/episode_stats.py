@@ -10,12 +10,19 @@ a video's as it decodes.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.stats import image_stats, vector_stats
 
 UNCOUNTED = ("string",)  # features with no statistics, as LeRobot leaves them
+# An episode's frames counted while the next episode decodes up to this size (a 1080p camera's
+# 170 frames): beyond, two such held at once would be more memory than the overlap is worth.
+OVERLAPPED_BYTES = 1 << 30
 
 
 def episode_stats_from_frames(dataset: LeRobotDataset, bar=None) -> list[dict[str, dict[str, np.ndarray]]]:
@@ -28,8 +35,8 @@ def episode_stats_from_frames(dataset: LeRobotDataset, bar=None) -> list[dict[st
         if feature["dtype"] in UNCOUNTED:
             continue
         if key in dataset.camera_keys:
-            for episode, frames in dataset.episode_frames(key):
-                per_episode[episode][key] = image_stats(frames)
+            for episode, stats in camera_episode_stats(dataset, key):
+                per_episode[episode][key] = stats
                 if bar is not None:
                     bar.update()
             continue
@@ -37,3 +44,22 @@ def episode_stats_from_frames(dataset: LeRobotDataset, bar=None) -> list[dict[st
         for episode, stats in enumerate(per_episode):
             stats[key] = vector_stats(values[bounds[episode] : bounds[episode + 1]])
     return per_episode
+
+
+def camera_episode_stats(dataset: LeRobotDataset, key: str) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(episode, its statistics of camera `key`) for every episode, in the order `episode_frames`
+    gives them: an episode's pixels counted on a thread of their own while the next episode
+    decodes, where they are OVERLAPPED_BYTES or fewer (two episodes' frames held at once); a
+    larger episode is counted before the next decodes. Counted between decodes, one of two cores
+    sat idle for much of `data stats` (docs/RESULTS.md)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="leanvla-episode-stats") as counter:
+        counting: deque = deque()  # (episode, its statistics to come), in the order given
+        for episode, frames in dataset.episode_frames(key):
+            counting.append((episode, counter.submit(image_stats, frames)))
+            left_counting = 1 if frames.nbytes <= OVERLAPPED_BYTES else 0  # while the next decodes
+            del frames  # held by the counting thread until it is counted
+            while len(counting) > left_counting:
+                counted, stats = counting.popleft()
+                yield counted, stats.result()
+        for counted, stats in counting:
+            yield counted, stats.result()
