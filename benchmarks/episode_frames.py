@@ -3,14 +3,16 @@ counts their pixels, with the code at a revision and the working tree's, on thre
 a camera as mp4.
 
     python benchmarks/episode_frames.py --against f25d004     # about 45 minutes on 2 CPU cores, 10 of them encoding AV1
-    python benchmarks/episode_frames.py --against a5bf6f8 --ab-repeats 3 --name episode_stats_overlap
+    python benchmarks/episode_frames.py --against a5bf6f8 --ab-repeats 3 --name episode_stats_overlap     # 43 minutes
+    python benchmarks/episode_frames.py --against f25d004 --only h-264-an-mp4-an-episode --ab-repeats 3 --name episode_stats_one_a_file
 
 The first measured each mp4 decoded once, in one pass over its episodes, against an episode at a
 time as before (f25d004). Read an episode at a time, a file of many episodes was passed over (its
 packets' times) once per episode, and where its keyframes are far apart decoded from the keyframe
 before each episode: time growing as the square of the episodes a file holds. The second measured
 an episode's pixels counted while the next episode decodes, with a bounded array of indices for
-np.bincount, against counting between decodes (a5bf6f8). Datasets of --episodes episodes of
+np.bincount, against counting between decodes (a5bf6f8); the third, the mp4-an-episode layout
+alone against f25d004 again, where the first found 1.0-1.2x. Datasets of --episodes episodes of
 --length frames of one 480 x 640 camera (benchmarks/video_read.py's panning texture): every
 episode in one H.264 mp4 encoded in one go (libx264's keyframe every 250 frames, not at each
 episode's start), every episode in one AV1 mp4 as LeRobot stores them (a keyframe every 2 frames,
@@ -25,7 +27,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import command_line, result_name, source_at, write_result
+from common import command_line, result_name, slug, source_at, write_result
 from video_read import add_dataset_size_options, data_stats_at_both, data_stats_table
 
 # name: (codec, episodes a file: None for all in one)
@@ -44,12 +46,19 @@ def main() -> None:
         "--against", required=True, help="git revision whose `leanvla data stats` to time beside this one"
     )
     parser.add_argument("--ab-repeats", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[slug(name) for name in DATASETS],
+        help="these of the datasets (all by default)",
+    )
     parser.add_argument("--name", type=result_name, default="episode_frames")
     add_dataset_size_options(parser)
     parser.set_defaults(episodes=300, length=60)
     args = parser.parse_args()
     with source_at(args.against, parser) as old, tempfile.TemporaryDirectory() as tmp:
-        versions = data_stats_at_both(DATASETS, args, old, Path(tmp))
+        datasets = {name: how for name, how in DATASETS.items() if not args.only or slug(name) in args.only}
+        versions = data_stats_at_both(datasets, args, old, Path(tmp))
     lines = [
         "# `leanvla data stats` against an earlier revision",
         "",
