@@ -91,8 +91,12 @@ def test_episodes_over_the_overlapped_bytes_are_counted_one_at_a_time(tmp_path, 
     def noted_frames(self, key):
         previous = None  # the episode given before: a weak reference, holding nothing
         for episode, frames in real_frames(self, key):
-            previous_alive.append(previous is not None and previous() is not None)
             given[0] += 1
+            # The counting thread lets go of its frames a moment after handing on their counts.
+            deadline = time.monotonic() + 2
+            while previous is not None and previous() is not None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            previous_alive.append(previous is not None and previous() is not None)
             previous = weakref.ref(frames)
             yield episode, frames
             del frames

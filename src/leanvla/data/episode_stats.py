@@ -51,8 +51,8 @@ def camera_episode_stats(dataset: LeRobotDataset, key: str) -> Iterator[tuple[in
     gives them: an episode's pixels counted on a thread of their own while the next episode
     decodes, where they are OVERLAPPED_BYTES or fewer (two episodes' frames held at once); a
     larger episode is counted before the next decodes. On mp4 files of an episode each, `data
-    stats` took 0.85x the time it did counting between decodes; on one file of many, about the
-    same (docs/RESULTS.md)."""
+    stats` took about 0.85x the time it did counting between decodes; on one file of many, about
+    the same (docs/RESULTS.md)."""
     with ThreadPoolExecutor(1, thread_name_prefix="leanvla-episode-stats") as counter:
         counting: deque = deque()  # (episode, its statistics to come), in the order given
         for episode, frames in dataset.episode_frames(key):
