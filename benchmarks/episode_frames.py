@@ -4,7 +4,7 @@ a camera as mp4.
 
     python benchmarks/episode_frames.py --against f25d004     # about 45 minutes on 2 CPU cores, 10 of them encoding AV1
     python benchmarks/episode_frames.py --against a5bf6f8 --ab-repeats 3 --name episode_stats_overlap     # 43 minutes
-    python benchmarks/episode_frames.py --against f25d004 --only h-264-an-mp4-an-episode --ab-repeats 3 --name episode_stats_one_a_file
+    python benchmarks/episode_frames.py --against f25d004 --only h-264-an-mp4-an-episode --ab-repeats 3 --name episode_stats_one_a_file     # 10 minutes
 
 The first measured each mp4 decoded once, in one pass over its episodes, against an episode at a
 time as before (f25d004). Read an episode at a time, a file of many episodes was passed over (its
@@ -16,8 +16,8 @@ alone against f25d004 again, where the first found 1.0-1.2x. Datasets of --episo
 --length frames of one 480 x 640 camera (benchmarks/video_read.py's panning texture): every
 episode in one H.264 mp4 encoded in one go (libx264's keyframe every 250 frames, not at each
 episode's start), every episode in one AV1 mp4 as LeRobot stores them (a keyframe every 2 frames,
-so at each episode's start: the passes alone), and, for comparison, an H.264 mp4 an episode (as a
-converted v2.1 dataset keeps them: one episode a file, nothing for the first to gain). `leanvla data stats` with
+so at each episode's start: the passes alone), and an H.264 mp4 an episode (as a converted v2.1
+dataset keeps them: one episode a file, nothing for the first to gain). `leanvla data stats` with
 the code at --against and the working tree's, in turn. Writes docs/results/NAME.md.
 """
 
