@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -84,20 +85,51 @@ def source_at(revision: str, parser: argparse.ArgumentParser) -> Iterator[Path]:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
 
 
+class Run(NamedTuple):
+    """One command's run in a process of its own."""
+
+    seconds: float  # wall
+    peak_mb: float  # the process's largest resident memory
+
+
 def leanvla_at(src: Path, args: list[str], limit: Callable | None = None, **env: str) -> float:
+    """`leanvla_run_at`'s wall seconds."""
+    return leanvla_run_at(src, args, limit, **env).seconds
+
+
+# `leanvla ARGS` that writes its peak resident memory (kB) to the file its first argument names as
+# it exits: /proc/self/status's VmHWM, since getrusage's ru_maxrss of a process started by fork (or
+# vfork) and exec counts its parent's peak too (a benchmark's, holding a dataset's frames).
+_LEANVLA_WRITING_PEAK = """
+import atexit, sys
+
+def write_peak(path=sys.argv.pop(1)):
+    with open("/proc/self/status") as status, open(path, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+
+atexit.register(write_peak)
+from leanvla.cli import main
+main()
+"""
+
+
+def leanvla_run_at(src: Path, args: list[str], limit: Callable | None = None, **env: str) -> Run:
     """`leanvla ARGS` of the package under `src` (a revision's, not the installed one) in a new
     process, with `env` added to its environment and `limit` run in it before it starts (a CPU
-    affinity, a cgroup); its wall seconds. A failure raises with the end of its stderr."""
+    affinity, a cgroup). A failure raises with the end of its stderr."""
     import subprocess
+    import tempfile
 
-    command = [sys.executable, "-c", "from leanvla.cli import main; main()", *args]
     environment = {**os.environ, "PYTHONPATH": str(src), **env}
-    start = time.perf_counter()
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, preexec_fn=limit)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"`leanvla {args[0]}` failed:\n{done.stderr[-3000:]}")
-    return seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak_kb"
+        command = [sys.executable, "-c", _LEANVLA_WRITING_PEAK, str(peak), *args]
+        start = time.perf_counter()
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, preexec_fn=limit)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"`leanvla {args[0]}` failed:\n{done.stderr[-3000:]}")
+        return Run(seconds, int(peak.read_text()) / 1024)
 
 
 def child_result(script: str, task: dict, cache: str | None) -> dict:

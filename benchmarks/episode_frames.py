@@ -5,20 +5,23 @@ a camera as mp4.
     python benchmarks/episode_frames.py --against f25d004     # about 45 minutes on 2 CPU cores, 10 of them encoding AV1
     python benchmarks/episode_frames.py --against a5bf6f8 --ab-repeats 3 --name episode_stats_overlap     # 43 minutes
     python benchmarks/episode_frames.py --against f25d004 --only h-264-an-mp4-an-episode --ab-repeats 3 --name episode_stats_one_a_file     # 10 minutes
+    python benchmarks/episode_frames.py --against e15751d --ab-repeats 3 --name episode_frames_views     # 45 minutes
 
 The first measured each mp4 decoded once, in one pass over its episodes, against an episode at a
 time as before (f25d004). Read an episode at a time, a file of many episodes was passed over (its
 packets' times) once per episode, and where its keyframes are far apart decoded from the keyframe
 before each episode: time growing as the square of the episodes a file holds. The second measured
 an episode's pixels counted while the next episode decodes, with a bounded array of indices for
-np.bincount, against counting between decodes (a5bf6f8); the third, the mp4-an-episode layout
-alone against f25d004 again, where the first found 1.0-1.2x. Datasets of --episodes episodes of
---length frames of one 480 x 640 camera (benchmarks/video_read.py's panning texture): every
-episode in one H.264 mp4 encoded in one go (libx264's keyframe every 250 frames, not at each
+np.bincount, against counting between decodes (a5bf6f8); the third, the mp4-an-episode layout alone
+against f25d004 again, where the first found 1.0-1.2x; the fourth, decoded frames handed on as
+views of the decoder's batch rather than copied twice more (e15751d). Datasets of --episodes
+episodes of --length frames of one 480 x 640 camera (benchmarks/video_read.py's panning texture):
+every episode in one H.264 mp4 encoded in one go (libx264's keyframe every 250 frames, not at each
 episode's start), every episode in one AV1 mp4 as LeRobot stores them (a keyframe every 2 frames,
 so at each episode's start: the passes alone), and an H.264 mp4 an episode (as a converted v2.1
 dataset keeps them: one episode a file, nothing for the first to gain). `leanvla data stats` with
-the code at --against and the working tree's, in turn. Writes docs/results/NAME.md.
+the code at --against and the working tree's, in turn, each command's time and peak memory.
+Writes docs/results/NAME.md.
 """
 
 from __future__ import annotations

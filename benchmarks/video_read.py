@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from common import REPO, command_line, leanvla_at, module_at, slug, write_result
+from common import REPO, Run, command_line, leanvla_run_at, module_at, slug, write_result
 
 HEIGHT, WIDTH, FPS, KEY = 480, 640, 30, "observation.images.wrist"
 # name: (FFmpeg encoder, its options); LeRobot encodes with the second by default.
@@ -140,48 +140,52 @@ def video_dataset(
 
 def data_stats_at_both(
     datasets: dict[str, tuple[str, int | None]], args, old: Path, work: Path
-) -> dict[str, dict[str, list[float]]]:
+) -> dict[str, dict[str, list[Run]]]:
     """`leanvla data stats` (a new process, the frame cache off) with the code at `args.against`
     (its src/ at `old`) and the working tree's, in turn, `args.ab_repeats` runs each, on each of
     `datasets` (name: (codec of CODECS, episodes an mp4: None for all in one), `args.episodes` of
-    `args.length` frames, written under `work`): each version's seconds. Asserted: both write the
-    same meta/stats.json."""
+    `args.length` frames, written under `work`): each version's runs (seconds, peak memory). Asserted:
+    both write the same meta/stats.json."""
     from leanvla.data.reader import LeRobotDataset
 
     results = {}
     for name, (codec, per_file) in datasets.items():
         print(f"{name}: writing the dataset", file=sys.stderr)
         root = video_dataset(work / slug(name), *CODECS[codec], args.episodes, args.length, per_file)
-        seconds = {args.against: [], "working tree": []}
+        runs = {args.against: [], "working tree": []}
         written = {}
         for repeat in range(args.ab_repeats):
             versions = [(args.against, old), ("working tree", REPO / "src")]
             for label, src in versions if repeat % 2 == 0 else versions[::-1]:
                 print(f"{name}: leanvla data stats at {label}, run {repeat + 1}", file=sys.stderr)
-                seconds[label].append(leanvla_at(src, ["data", "stats", str(root)], LEANVLA_CACHE="off"))
+                runs[label].append(leanvla_run_at(src, ["data", "stats", str(root)], LEANVLA_CACHE="off"))
                 written[label] = (root / "meta/stats.json").read_text()
         assert written[args.against] == written["working tree"], name
         assert LeRobotDataset(root).num_frames == args.episodes * args.length
-        results[name] = seconds
+        results[name] = runs
     return results
 
 
-def data_stats_table(args, versions: dict[str, dict[str, list[float]]]) -> list[str]:
-    """The lines of a markdown table of `data_stats_at_both`'s seconds, with what it ran."""
+def data_stats_table(args, versions: dict[str, dict[str, list[Run]]]) -> list[str]:
+    """The lines of a markdown table of `data_stats_at_both`'s seconds and peak memory, with what it ran."""
     lines = [
         f"`leanvla data stats` (a new process, the frame cache off) on {args.episodes} episodes of "
         f"{args.length} frames ({args.episodes * args.length} frames) of one 480 x 640 camera, with the code at "
         f"{args.against} and the working tree's in turn (which goes first alternating), {args.ab_repeats} runs "
-        "each; the fastest counts (the median in brackets). Asserted: both write the same meta/stats.json.",
+        "each; the fastest counts (the median in brackets). Asserted: both write the same meta/stats.json. "
+        "Peak memory: the process's largest resident set, the most of its runs.",
         "",
-        f"| camera stored as | {args.against} (s) | working tree (s) | time, against {args.against} |",
-        "|---|---|---|---|",
+        f"| camera stored as | {args.against} (s) | working tree (s) | time, against {args.against} | "
+        f"peak memory, {args.against} (MB) | peak memory, working tree (MB) |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, seconds in versions.items():
-        old, new = seconds[args.against], seconds["working tree"]
+    for name, runs in versions.items():
+        old, new = ([run.seconds for run in runs[label]] for label in (args.against, "working tree"))
+        old_mb, new_mb = (max(run.peak_mb for run in runs[label]) for label in (args.against, "working tree"))
         lines.append(
             f"| {name} | {min(old):.2f} [{statistics.median(old):.2f}] | "
-            f"{min(new):.2f} [{statistics.median(new):.2f}] | {min(new) / min(old):.2f}x |"
+            f"{min(new):.2f} [{statistics.median(new):.2f}] | {min(new) / min(old):.2f}x | "
+            f"{old_mb:.0f} | {new_mb:.0f} |"
         )
     return lines
 

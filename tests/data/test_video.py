@@ -382,6 +382,39 @@ def test_frames_placed_as_they_decode_are_the_ones_nearest_frames_chooses_from_t
     assert count == n and np.array_equal(placed, frames[nearest]) and np.array_equal(shown_at, times[nearest])
 
 
+def test_frames_a_file_read_whole_gives_are_put_as_views_of_their_batch_not_copies():
+    times = np.arange(20) / 10  # a time each: as a file read whole gives them
+    frames = np.arange(20)[:, None] * np.ones(3, np.int64)
+    placed, batches = np.full((20, 3), -1), []
+
+    def decoded():
+        for batch, batch_times in reused_batches(frames, times, [6, 6, 8]):
+            batches.append(batch)
+            yield batch, batch_times
+
+    def put(chosen, chosen_frames):
+        assert np.shares_memory(chosen_frames, batches[-1]), "copied"
+        placed[chosen] = chosen_frames
+
+    *_, count = video._placed_as_decoded(decoded(), times, put, lambda *a: None)
+    assert count == 20 and np.array_equal(placed, frames)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_frames_at_indices_are_the_batchs_with_the_frame_before_it_as_minus_one(seed):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (8, 2, 3), dtype=np.uint8)
+    before = rng.integers(0, 256, (2, 3), dtype=np.uint8) if seed % 3 else None
+    lowest = -1 if before is not None else 0
+    if seed % 2:  # a run of consecutive frames
+        start = int(rng.integers(lowest, 8))
+        indices = np.arange(start, int(rng.integers(start + 1, 9)))
+    else:  # repeats and gaps
+        indices = np.sort(rng.integers(lowest, 8, int(rng.integers(1, 10))))
+    whole = np.concatenate([np.zeros((1, 2, 3), np.uint8) if before is None else before[None], frames])
+    assert np.array_equal(video._frames_at(indices, frames, before), whole[indices + 1])
+
+
 def test_frames_that_come_out_of_presentation_order_stop_placing_as_they_decode():
     frames, times = np.arange(4)[:, None], np.array([0.0, 0.1, 0.3, 0.2])
     with pytest.raises(video._OutOfOrder) as back:
