@@ -167,8 +167,9 @@ def _placed_as_decoded(batches, wanted: np.ndarray, put: Callable, miss: Callabl
     come, since later frames are no nearer; so a batch and one earlier frame are held at a time,
     never the file (LeRobot packs many episodes, gigabytes of frames, into one mp4). A run of
     consecutive frames of the batch (a time each, as a file read whole gives them) is put as a
-    view of it, not a copy: `put` copies what it keeps, since the batch is written over. Raises _OutOfOrder where the times go back. Yields how many frames
-    have come after each batch is placed, and once more at the end, when every time is: the total."""
+    view of it, not a copy: `put` copies what it keeps, since the batch is written over. Raises
+    _OutOfOrder where the times go back. Yields how many frames have come after each batch is
+    placed, and once more at the end, when every time is: the total."""
     order = np.argsort(wanted, kind="stable")
     ordered = wanted[order]
     settled, count = 0, 0
