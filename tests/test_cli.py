@@ -204,8 +204,38 @@ def test_eval_of_a_policy_of_no_meta_world_task_points_to_probe(capsys, discrete
 
 
 def test_unknown_command(capsys):
-    code, _, err = run(capsys, "fly")
-    one_line_error(code, err, "unknown command")
+    code, _, err = run(capsys, "fly", "--steps", "3")
+    one_line_error(code, err, "unknown command 'fly';", "leanvla --help")
+    assert "did you mean" not in err and "--steps" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["trian", "--steps", "3"], ["unknown command 'trian'; did you mean 'train'?"]),
+        (["dat"], ["unknown command 'dat'; did you mean 'data'?"]),
+        (
+            ["data", "stat", "PATH"],
+            ["unknown data command 'stat'; did you mean 'data stats'?", "metaworld, convert, stats"],
+        ),
+        (
+            ["data", "fly"],
+            ["unknown data command 'fly'; choose from metaworld, convert, stats", "data --help"],
+        ),
+    ],
+)
+def test_a_misspelt_command_is_told_the_nearest(capsys, argv, needles):
+    code, _, err = run(capsys, *argv)
+    one_line_error(code, err, *needles)
+
+
+def test_data_alone_lists_the_data_commands(capsys):
+    code, out, _ = run(capsys, "data", "--help")
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == ["metaworld", "convert", "stats"]
+    assert out.startswith("usage: leanvla data COMMAND")
+    assert run(capsys, "data")[:2] == (2, out)  # nothing chosen: the same list, and a failing exit
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,12 @@ MUTANTS = [
     Mutant("cli-interrupt-unsaid", "cli.py", "interrupted{f' {exc}' if str(exc) else ''}", "interrupted", "tests/test_cli.py"),
     Mutant("cli-warning-as-source", "cli.py", "if issubclass(category, InputWarning):", "if False:", "tests/test_evaluate.py"),
     Mutant("cli-prune-torch-threads-as-they-were", "cli.py", "    fit_torch_threads()\n    out = prune(cfg)", "    out = prune(cfg)", "tests/test_cli.py"),
+    Mutant("cli-group-listed-in-full", "cli.py", "{' '.join(words[len(group) :]):<16}", "{' '.join(words):<16}", "tests/test_cli.py"),
+    Mutant("cli-group-help-unknown", "cli.py", "    if argv[0] in _groups(commands) and (len(argv) == 1 or", "    if False and (len(argv) == 1 or", "tests/test_cli.py"),
+    Mutant("cli-group-alone-succeeds", "cli.py", "        return 0 if len(argv) > 1 else 2\n", "        return 0\n", "tests/test_cli.py"),
+    Mutant("cli-unknown-shows-options", "cli.py", "unknown command '{argv[0]}'", "unknown command '{' '.join(argv[:2])}'", "tests/test_cli.py"),
+    Mutant("cli-no-nearest-command", "cli.py", "    close = difflib.get_close_matches(argv[0], firsts, n=1)\n", "    close = []\n", "tests/test_cli.py"),
+    Mutant("cli-group-command-unnamed", "cli.py", "    if argv[0] in _groups(commands):\n", "    if False:\n", "tests/test_cli.py"),
     # cores.py
     Mutant("cores-machines-not-affinity", "cores.py", "cores = len(os.sched_getaffinity(0)) if hasattr(os, \"sched_getaffinity\") else os.cpu_count() or 1", "cores = os.cpu_count() or 1", "tests/test_cores.py"),
     Mutant("cores-quota-ignored", "cores.py", "return max(1, cores if quota is None else min(cores, math.ceil(quota)))", "return max(1, cores)", "tests/test_cores.py"),

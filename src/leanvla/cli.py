@@ -8,6 +8,7 @@ malformed option) come as a drawn box; they are flattened to the same one line.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 import io
 import json
@@ -250,11 +251,40 @@ def _unwrap_tyro_help() -> None:
         strings.remove_single_line_breaks = unwrapped_help
 
 
-def _usage(commands) -> str:
-    lines = ["usage: leanvla COMMAND [OPTIONS]   (leanvla COMMAND --help for its options)", "", "commands:"]
+def _usage(commands, group: tuple[str, ...] = ()) -> str:
+    """The list of commands, or of one group's (`leanvla data --help`)."""
+    prefix = " ".join(("leanvla", *group))
+    lines = [
+        f"usage: {prefix} COMMAND [OPTIONS]   ({prefix} COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
     for words, (_, _, help_text) in commands.items():
-        lines.append(f"  {' '.join(words):<16} {help_text}")
+        if words[: len(group)] == group:
+            lines.append(f"  {' '.join(words[len(group) :]):<16} {help_text}")
     return "\n".join(lines)
+
+
+def _groups(commands) -> set[str]:
+    """The first words that name several commands (`data`)."""
+    return {words[0] for words in commands if len(words) > 1}
+
+
+def _unknown_command(commands, argv: list[str]) -> str:
+    """What was typed, what it may have meant, and where the list is: `leanvla data stat` names
+    the data commands; a misspelt `trian` is told `train`."""
+    if argv[0] in _groups(commands):
+        names = [words[1] for words in commands if words[0] == argv[0]]
+        close = difflib.get_close_matches(argv[1], names, n=1)
+        hint = f"did you mean '{argv[0]} {close[0]}'? " if close else ""
+        return (
+            f"unknown {argv[0]} command '{argv[1]}'; {hint}choose from {', '.join(names)} "
+            f"(run `leanvla {argv[0]} --help`)"
+        )
+    firsts = list(dict.fromkeys(words[0] for words in commands))
+    close = difflib.get_close_matches(argv[0], firsts, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown command '{argv[0]}'; {hint}run `leanvla --help` for the list"
 
 
 def one_line_parse_error(box: str) -> str:
@@ -303,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(commands))
         return 0 if argv else 2
+    if argv[0] in _groups(commands) and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print(_usage(commands, group=(argv[0],)))
+        return 0 if len(argv) > 1 else 2
     for words, (config_cls, runner, _) in commands.items():
         if tuple(argv[: len(words)]) == words:
             prog = f"leanvla {' '.join(words)}"
@@ -336,10 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
             return code or 0
-    print(
-        f"leanvla: error: unknown command '{' '.join(argv[:2])}'; run `leanvla --help` for the list",
-        file=sys.stderr,
-    )
+    print(f"leanvla: error: {_unknown_command(commands, argv)}", file=sys.stderr)
     return 2
 
 
