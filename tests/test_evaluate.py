@@ -170,10 +170,17 @@ def test_an_interrupted_evaluation_says_how_far_it_got_and_writes_nothing(
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_run):
-    import leanvla.evaluate
+def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_run, monkeypatch):
+    import leanvla.rollout
 
     assert result[0]["flow"] == {"flow_steps": 10, "flow_noise": 1.0}
+    noises, run_episode = [], leanvla.rollout.run_episode
+
+    def noted(policy, *args):
+        noises.append(policy.model.cfg.flow_noise)
+        return run_episode(policy, *args)
+
+    monkeypatch.setattr(leanvla.rollout, "run_episode", noted)
     res = evaluate(
         EvalConfig(
             policy=tiny_run,
@@ -186,7 +193,7 @@ def test_the_flow_settings_used_are_applied_and_kept_in_the_result(result, tiny_
         progress=False,
     )
     assert res["flow"] == {"flow_steps": 10, "flow_noise": 0.0}
-    assert leanvla.evaluate._WORKER["policy"].model.cfg.flow_noise == 0.0  # the policy in-process ran so
+    assert noises == [0.0]  # the policy in-process ran so
 
 
 def _policy_on_reach(run, max_steps: int):
@@ -300,14 +307,17 @@ def test_the_default_workers_each_hold_the_policys_weights_too(tiny_run, monkeyp
     assert workers() == (1, 0)
 
 
-def test_an_evaluation_makes_an_env_once_a_task(tiny_run, monkeypatch):
-    from leanvla.data.metaworld_env import OneEnvAtATime
+def test_an_evaluation_makes_an_env_once_a_task_and_leaves_none_open(tiny_run, monkeypatch):
+    import leanvla.evaluate
+    from leanvla.data.metaworld_env import _LIVE_ENVS, OneEnvAtATime
     from tests.helpers import envs_made
 
     monkeypatch.setattr("leanvla.evaluate._ENVS", OneEnvAtATime())  # not one an earlier test left
-    made = envs_made(monkeypatch)
+    made, open_before = envs_made(monkeypatch), list(_LIVE_ENVS)
     evaluate(EvalConfig(policy=tiny_run, episodes=3, max_steps=3, workers=1, save_rollouts=0), progress=False)
     assert made == ["reach-v3", "drawer-close-v3"]  # not one an episode
+    # the caller's process goes on without the last env's rendering context or the policy
+    assert _LIVE_ENVS == open_before and leanvla.evaluate._WORKER == {}
 
 
 def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):

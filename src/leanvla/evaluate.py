@@ -180,10 +180,14 @@ def _run_all(jobs: list[tuple], policy_path: Path, workers: int, threads: int, d
         with tqdm(total=len(jobs), desc="eval", unit="ep", disable=not progress) as bar:
             if workers <= 1:
                 _init_worker(str(policy_path), threads, decode)
-                for job in jobs:
-                    yield _run_job(job)
-                    done += 1
-                    bar.update(1)
+                try:
+                    for job in jobs:
+                        yield _run_job(job)
+                        done += 1
+                        bar.update(1)
+                finally:  # a library caller's process goes on: its env and policy are not kept
+                    _ENVS.close()
+                    _WORKER.clear()
             else:
                 initargs = (str(policy_path), threads, decode)
                 # closed here, whatever stops this loop, not whenever the collector finds it

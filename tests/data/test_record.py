@@ -68,12 +68,12 @@ def test_the_default_starts_no_more_workers_than_episodes(tmp_path, monkeypatch)
     assert started == [3]
 
 
-def test_a_recording_makes_an_env_once_a_task(tmp_path, monkeypatch):
-    from leanvla.data.metaworld_env import OneEnvAtATime
+def test_a_recording_makes_an_env_once_a_task_and_leaves_none_open(tmp_path, monkeypatch):
+    from leanvla.data.metaworld_env import _LIVE_ENVS, OneEnvAtATime
     from tests.helpers import envs_made
 
     monkeypatch.setattr(recording, "_WORKER_ENVS", OneEnvAtATime())  # not one an earlier test left
-    made = envs_made(monkeypatch)
+    made, open_before = envs_made(monkeypatch), list(_LIVE_ENVS)
     cfg = RecordConfig(
         out=tmp_path / "ds",
         tasks="reach-v3,drawer-close-v3",
@@ -83,6 +83,7 @@ def test_a_recording_makes_an_env_once_a_task(tmp_path, monkeypatch):
     )
     assert record(cfg, progress=False)["episodes"] == 4
     assert made == ["reach-v3", "drawer-close-v3"]  # not one an episode
+    assert _LIVE_ENVS == open_before  # the caller's process goes on without the last one's context
 
 
 def test_bad_demonstrations_are_labelled_outside_the_dataset(tmp_path):

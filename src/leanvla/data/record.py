@@ -341,8 +341,11 @@ def record_cached(cache: Path, *, workers: int | None = None, **options) -> Path
 
 def _run_jobs(jobs: list[EpisodeJob], workers: int):
     if workers <= 1:
-        for job in jobs:
-            yield record_episode(job)
+        try:
+            for job in jobs:
+                yield record_episode(job)
+        finally:  # a library caller's process goes on: the last task's env is not kept
+            _WORKER_ENVS.close()
         return
     yield from map_in_workers(record_episode, jobs, workers, _quiet_worker)
 
