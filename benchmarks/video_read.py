@@ -39,7 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,16 +54,24 @@ CODECS = {
 }
 
 
-def camera_frames(n: int, seed: int) -> np.ndarray:
-    """n frames panning 2 pixels a frame across a smooth random texture, a bright block moving over it."""
+def camera_frame_stream(n: int, seed: int) -> Iterator[np.ndarray]:
+    """n frames panning 2 pixels a frame across a smooth random texture, a bright block moving over
+    it, one at a time: writing a dataset holds one frame, not all (16 GB for 18000 frames)."""
     rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (HEIGHT // 16 + 1, (WIDTH + 2 * n) // 16 + 1, 3)).astype(np.float32)
+    coarse = rng.integers(0, 256, (HEIGHT // 16 + 1, (WIDTH + 2 * n) // 16 + 1, 3)).astype(np.uint8)
     texture = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:HEIGHT, : WIDTH + 2 * n]
-    frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
     for i in range(n):
-        frames[i] = texture[:, 2 * i : 2 * i + WIDTH]
+        frame = texture[:, 2 * i : 2 * i + WIDTH].copy()
         top, left = (40 + 3 * i) % (HEIGHT - 60), (60 + 5 * i) % (WIDTH - 80)
-        frames[i, top : top + 60, left : left + 80] = 255
+        frame[top : top + 60, left : left + 80] = 255
+        yield frame
+
+
+def camera_frames(n: int, seed: int) -> np.ndarray:
+    """`camera_frame_stream`'s frames as one array."""
+    frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
+    for i, frame in enumerate(camera_frame_stream(n, seed)):
+        frames[i] = frame
     return frames
 
 
@@ -81,11 +89,11 @@ def video_dataset(
     episodes: int,
     length: int,
     episodes_per_file: int | None = None,
-    frames_of: Callable[[int, int], np.ndarray] = camera_frames,
+    frames_of: Callable[[int, int], Iterable[np.ndarray]] = camera_frame_stream,
 ) -> Path:
     """A LeRobotDataset v3 whose one camera is stored as mp4 as LeRobot writes it: every episode in
     one file, or `episodes_per_file` in each (each file's times starting at 0); each file's frames
-    `frames_of(count, seed=file)`."""
+    `frames_of(count, seed=file)`, an array or a stream of them."""
     import av
     import pyarrow as pa
     import pyarrow.parquet as pq
