@@ -573,6 +573,13 @@ MUTANTS = [
     # prune/similarity.py
     Mutant("sim-centre", "prune/similarity.py", "centred = xy - torch.outer(sx, sy) / n  # Xc^T Yc", "centred = xy  # Xc^T Yc", SIM),
     Mutant("sim-unbiased-cross", "prune/similarity.py", "- 2.0 / (n - 2) * cross", "- 1.0 / (n - 2) * cross", SIM),
+    # readable_json.py
+    Mutant("readable-json-never-flat", "readable_json.py", "or used + len(flat) < width:", "or False:", "tests/test_readable_json.py"),
+    Mutant("readable-json-no-comma-column", "readable_json.py", "or used + len(flat) < width:", "or used + len(flat) <= width:", "tests/test_readable_json.py"),
+    Mutant("readable-json-key-unused", "readable_json.py", "lines.append(prefix + _dumped(item, level + 1, len(prefix), width, indent))", "lines.append(prefix + _dumped(item, level + 1, len(inner), width, indent))", "tests/test_readable_json.py"),
+    Mutant("readable-json-key-as-python", "readable_json.py", "json.dumps(key if isinstance(key, str) else json.dumps(key), ensure_ascii=False)", "json.dumps(str(key), ensure_ascii=False)", "tests/test_readable_json.py"),
+    Mutant("readable-json-escaped", "readable_json.py", "    flat = json.dumps(value, ensure_ascii=False)\n", "    flat = json.dumps(value)\n", "tests/test_readable_json.py"),
+    Mutant("readable-json-item-unindented", "readable_json.py", "    inner = \" \" * (indent * (level + 1))\n", "    inner = \" \" * indent\n", "tests/test_readable_json.py"),
     # report.py
     Mutant("report-fitting-unsaid", "report.py", "if (height, width) != (size, size)", "if height != width", ("tests/test_report.py", "tests/test_evaluate.py")),
     Mutant("report-ci-order", "report.py", 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(lo)}, {pct(hi)}]")', 'cells.append(f"{pct(r[\'success_rate\'])} [{pct(hi)}, {pct(lo)}]")', "tests/test_report.py"),

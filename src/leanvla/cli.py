@@ -24,6 +24,7 @@ import tyro
 
 from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
+from leanvla.readable_json import readable_json
 
 
 @dataclass
@@ -38,7 +39,7 @@ def run_info(cfg: InfoConfig) -> None:
     from leanvla.data.reader import LeRobotDataset
 
     # task strings as written (a Chinese instruction, not its \u escapes)
-    print(json.dumps(LeRobotDataset(cfg.root).summary(), indent=2, ensure_ascii=False))
+    print(readable_json(LeRobotDataset(cfg.root).summary()))
 
 
 @dataclass
@@ -62,27 +63,27 @@ def run_cache(cfg: CacheConfig) -> None:
         entries = "entry" if removed == 1 else "entries"
         print(f"removed {removed} {entries} ({listed['total_mb']:.0f} MB) from {listed['directory']}")
     else:
-        print(json.dumps(frame_cache.listing(), indent=2))
+        print(readable_json(frame_cache.listing()))
 
 
 def run_record(cfg) -> None:
     from leanvla.data.record import record
 
     summary = record(cfg)
-    print(json.dumps(summary))
+    print(readable_json(summary))
 
 
 def run_convert(cfg) -> None:
     from leanvla.data.convert import convert
 
-    print(json.dumps(convert(cfg)))
+    print(readable_json(convert(cfg)))
 
 
 def run_stats(cfg) -> int:
     from leanvla.data.refresh_stats import refresh_stats
 
     report = refresh_stats(cfg)
-    print(json.dumps(report, indent=2, ensure_ascii=False))
+    print(readable_json(report))
     stale = report["missing"] or report["changed"] or report["removed"]
     return 1 if cfg.check and stale else 0  # as a formatter's --check: scripts can tell
 
@@ -104,7 +105,7 @@ def run_eval(cfg) -> None:
         "per_task": {t: r["success_rate"] for t, r in result["per_task"].items()},
         "out": str(cfg.out) if cfg.out else None,
     }
-    print(json.dumps(summary, indent=2))
+    print(readable_json(summary))
 
 
 def run_probe(cfg) -> None:
@@ -121,7 +122,7 @@ def run_probe(cfg) -> None:
             "executed": overall["executed"],
             "swapped": overall["swapped"],
         }
-    print(json.dumps(summary, indent=2))
+    print(readable_json(summary))
 
 
 def run_prune(cfg) -> None:
@@ -135,7 +136,7 @@ def run_prune(cfg) -> None:
         "parameters": report["parameters"],
         "removed": {name: s["removed"] for name, s in report["stacks"].items()},
     }
-    print(json.dumps(summary, indent=2))
+    print(readable_json(summary))
 
 
 def run_curate(cfg) -> None:
@@ -146,7 +147,7 @@ def run_curate(cfg) -> None:
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only the main process has results
         timing = json.loads((out / TIMING).read_text())
         kept = json.loads((out / SELECTION).read_text())["episodes"]
-        print(json.dumps({"out": str(out), "selected": len(kept), **timing}, indent=2))
+        print(readable_json({"out": str(out), "selected": len(kept), **timing}))
 
 
 def run_export(cfg) -> None:
@@ -163,9 +164,8 @@ def run_merge(cfg) -> None:
     out = merge(cfg)
     report = json.loads((out / REPORT).read_text())
     print(
-        json.dumps(
-            {"out": str(out), "vector_norm": report["vector_norm"], "group_norms": report["group_norms"]},
-            indent=2,
+        readable_json(
+            {"out": str(out), "vector_norm": report["vector_norm"], "group_norms": report["group_norms"]}
         )
     )
 

@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leanvla.readable_json import readable_json
+
 if TYPE_CHECKING:
     from leanvla.demo import DemoConfig, DemoPlan
 
@@ -59,7 +61,7 @@ def report_markdown(
     lines += ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
     lines += ["", f"On: {describe(software_environment())}."]
-    lines += ["", "## Settings", "", "```json", json.dumps(asdict(plan), indent=2), "```", ""]
+    lines += ["", "## Settings", "", "```json", readable_json(asdict(plan)), "```", ""]
     return "\n".join(lines)
 
 
