@@ -46,6 +46,10 @@ from typing import NamedTuple
 import numpy as np
 from common import REPO, Run, command_line, leanvla_run_at, module_at, slug, write_result
 
+sys.path.insert(0, str(REPO))  # tests/data/helpers.py: the encoder's scheduling put back
+
+from tests.data.helpers import scheduling_kept  # noqa: E402
+
 HEIGHT, WIDTH, FPS, KEY = 480, 640, 30, "observation.images.wrist"
 # name: (FFmpeg encoder, its options); LeRobot encodes with the second by default.
 CODECS = {
@@ -115,7 +119,7 @@ def video_dataset(
         frames = frames_of(min(per_file, episodes - file * per_file) * length, seed=file)
         path = root / VIDEO_PATH.format(video_key=KEY, chunk_index=0, file_index=file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path), "w") as container:
+        with scheduling_kept(), av.open(str(path), "w") as container:
             stream = container.add_stream(codec, rate=FPS, options=options)
             stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
             for frame in frames:

@@ -73,6 +73,22 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
+@contextmanager
+def scheduling_kept() -> Iterator[None]:
+    """Put this thread's scheduling back as it was afterwards: SVT-AV1 (libsvtav1), where it may
+    (as root), leaves the thread that encoded at real-time priority (SCHED_FIFO 99), and every
+    process started from it afterwards, a command a benchmark times included, would run so: ahead
+    of everything else on the machine, its threads never sharing a core by turns."""
+    if not hasattr(os, "sched_getscheduler"):  # not Linux: nothing to keep
+        yield
+        return
+    policy, priority = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, priority)
+
+
 def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None, bframes: int = 0):
     """frames (N x H x W x 3 uint8) as an mp4 at fps: lossless H.264, or as LeRobot encodes by
     default (`codec="libsvtav1"`: AV1, 4:2:0, lossy); a keyframe every `gop` frames when given
@@ -81,7 +97,7 @@ def encode_mp4(path, frames, fps, codec: str = "libx264", gop: int | None = None
     out of presentation order, and decoding times start before 0."""
     import av  # in the dev extra; tests that use it skip without it
 
-    with av.open(str(path), "w") as container:
+    with scheduling_kept(), av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         if codec == "libx264":  # no keyframes at scene cuts (random frames are all cuts): only every gop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 
 import numpy as np
@@ -145,7 +146,11 @@ def test_lerobots_default_codec_av1_decodes_frame_accurately(tmp_path):
     # A brightness ramp, one level per frame: lossy AV1 keeps each frame nearest its own level.
     levels = np.linspace(0, 255, 60).round().astype(np.uint8)
     frames = np.broadcast_to(levels[:, None, None, None], (60, 32, 32, 3)).copy()
+    scheduling = (os.sched_getscheduler(0), os.sched_getparam(0)) if hasattr(os, "sched_getparam") else None
     encode_mp4(tmp_path / "av1.mp4", frames, 30, codec="libsvtav1")
+    # SVT-AV1 as root leaves its thread real-time (SCHED_FIFO 99): the rest of the suite, and every
+    # command started from it, would run so
+    assert scheduling is None or (os.sched_getscheduler(0), os.sched_getparam(0)) == scheduling
     decoded, times = decode_whole(tmp_path / "av1.mp4")
     shown = decoded[nearest_frames(times, np.arange(60) / 30)].reshape(60, -1).mean(1)
     assert np.abs(shown[:, None] - levels[None].astype(float)).argmin(1).tolist() == list(range(60))
