@@ -90,6 +90,18 @@ def test_torch_threads_are_brought_within_the_cores_never_raised(monkeypatch):
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize(
+    ("affinity", "per_process", "threads"),
+    [(8, 8, None), (2, 2, None), (8, 1, 1), (8, 3, 4), (64, 32, 16), (64, 15, 16), (64, 14, 15)],
+)
+def test_decoders_keep_ffmpegs_thread_count_unless_fewer_cores_are_usable(
+    monkeypatch, affinity, per_process, threads
+):
+    monkeypatch.setattr(cores, "affinity_cores", lambda: affinity)
+    monkeypatch.setattr(cores, "cores_per_process", lambda: per_process)
+    assert cores.decoder_threads() == threads
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="cgroups and affinity are Linux's")
 def test_this_machines_cores_are_within_its_affinity():
     quota = cores.cgroup_quota()

@@ -21,9 +21,14 @@ from leanvla.cgroups import CGROUP_MOUNT, PROC_CGROUP, cgroup_directories
 def usable_cores() -> int:
     """The cores this process may run on (its affinity), fewer where its cgroup's quota allows less
     (rounded up: a quota of 1.5 cores keeps 2 threads busy)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = affinity_cores()
     quota = cgroup_quota()
     return max(1, cores if quota is None else min(cores, math.ceil(quota)))
+
+
+def affinity_cores() -> int:
+    """The cores this process may run on, whatever its quota: what torch and FFmpeg count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def cores_per_process() -> int:
@@ -37,6 +42,22 @@ def fit_torch_threads() -> None:
     import torch
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), cores_per_process())))
+
+
+def decoder_threads() -> int | None:
+    """Threads for FFmpeg's video decoders: None (FFmpeg's own choice) where it counts the cores
+    right, else its rule (the cores and one more, at most 16; one thread on one core) applied to
+    `cores_per_process()`. FFmpeg counts the affinity's cores, not a quota's nor those torchrun's
+    other processes use: given a quota of one core of this machine's two, its 3 threads decoded
+    H.264 and AV1 in 1.1-1.2x the time one thread took (docs/RESULTS.md, "Video decoding under a
+    CPU quota")."""
+    cores = cores_per_process()
+    if cores >= affinity_cores():
+        return None
+    return 1 if cores == 1 else min(cores + 1, FFMPEG_MAX_AUTO_THREADS)
+
+
+FFMPEG_MAX_AUTO_THREADS = 16  # libavcodec's MAX_AUTO_THREADS
 
 
 def cgroup_quota(proc_cgroup: Path = PROC_CGROUP, mount: Path = CGROUP_MOUNT) -> float | None:

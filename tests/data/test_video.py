@@ -325,6 +325,29 @@ def test_video_frames_are_cropped_when_asked(tmp_path):
     assert not np.array_equal(cropped, fit_square(full, 8))
 
 
+@pytest.mark.parametrize("threads", [None, 1, 3])
+def test_the_decoder_runs_the_threads_the_usable_cores_allow_and_gives_the_same_frames(
+    tmp_path, monkeypatch, threads
+):
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    (path,) = (root / "videos").rglob("*.mp4")
+    everything, _ = decode_whole(path)
+    with av.open(str(path)) as container:  # FFmpeg's own choice, which it makes as it starts decoding
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        next(container.decode(stream))
+        ffmpegs_own = stream.codec_context.thread_count
+    opened, av_open = [], av.open
+    monkeypatch.setattr(av, "open", lambda *args: opened.append(av_open(*args)) or opened[-1])
+    monkeypatch.setattr(video, "decoder_threads", lambda: threads)
+    monkeypatch.setattr("leanvla.data.resize.BATCH", 4)  # the file still open after the first batch
+    batches = video._batches(path)
+    frames, _ = next(batches)
+    assert opened[0].streams.video[0].codec_context.thread_count == (threads or ffmpegs_own)
+    assert np.array_equal(np.concatenate([frames.copy(), *(f.copy() for f, _ in batches)]), everything)
+
+
 def test_frames_decoded_into_a_given_array_are_those_returned(tmp_path):
     root = synthetic_dataset(tmp_path / "ds", image_size=16)
     to_video_dataset(root, episodes_per_file=1)

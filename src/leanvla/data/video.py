@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from leanvla.cores import decoder_threads
 from leanvla.data import format as fmt
 from leanvla.errors import UserError, require
 from leanvla.optional import require_module
@@ -64,6 +65,8 @@ def _batches(
             require(container.streams.video, f"video file {path} has no video stream; re-encode it")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # FFmpeg's frame and slice threads: the same pixels, sooner
+            if (threads := decoder_threads()) is not None:  # a quota or torchrun's processes: fewer
+                stream.codec_context.thread_count = threads
             ticks_per = stream.time_base.numerator, stream.time_base.denominator
             keyframes, shown_at = _packet_times(container, stream) if windows else (None, None)
             decoded, waiting, position = None, None, -math.inf  # the decoder, where it stands
