@@ -48,9 +48,9 @@ def decoder_threads() -> int | None:
     """Threads for FFmpeg's video decoders: None (FFmpeg's own choice) where it counts the cores
     right, else its rule (the cores and one more, at most 16; one thread on one core) applied to
     `cores_per_process()`. FFmpeg counts the affinity's cores, not a quota's nor those torchrun's
-    other processes use: given a quota of one core of this machine's two, its 3 threads decoded
-    H.264 and AV1 in 1.1-1.2x the time one thread took (docs/RESULTS.md, "Video decoding under a
-    CPU quota")."""
+    other processes use: 3 threads under a one-core quota of this 2-core machine, 16 on a large
+    host. Here one thread decoded in 0.86x the time its 3 took, within this machine's noise
+    (docs/RESULTS.md, "FFmpeg's decoder threads follow the cores a process may use")."""
     cores = cores_per_process()
     if cores >= affinity_cores():
         return None
