@@ -105,6 +105,35 @@ class QuotaCgroup:
         self.path.rmdir()  # its processes have exited: an empty cgroup goes with rmdir
 
 
+def machine_cores(parser: argparse.ArgumentParser, cores: int) -> int:
+    """The cores this process may use; --cores must be fewer (refused through `parser`)."""
+    machine = len(os.sched_getaffinity(0))
+    if not 1 <= cores < machine:
+        parser.error(f"--cores {cores}: give fewer cores than this process may use ({machine})")
+    return machine
+
+
+def limited_ways(cores: int) -> tuple[dict[str, Callable | None], QuotaCgroup | None, str | None]:
+    """The ways of giving a new process `cores` cores, each a function run in it before it starts
+    (none: the whole machine); the quota's cgroup (to remove afterwards), and why there is no quota
+    way, if there is none."""
+    ways: dict[str, Callable | None] = {"none": None, "affinity": pinned(cores)}
+    try:
+        quota = QuotaCgroup(cores)
+    except OSError as exc:
+        return ways, None, f"no CPU quota could be set here ({exc})"
+    return {**ways, "quota": quota.enter}, quota, None
+
+
+def described_ways(cores: int, machine: int) -> dict[str, str]:
+    """Each way as a table's first column says it."""
+    return {
+        "none": f"none (the whole machine: {machine} cores)",
+        "affinity": f"affinity: {cores} of {machine} cores",
+        "quota": f"quota: {cores} core{'s' * (cores != 1)} a period",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,9 +146,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", type=result_name, default="cores")
     args = parser.parse_args()
-    machine = len(os.sched_getaffinity(0))
-    if not 1 <= args.cores < machine:
-        parser.error(f"--cores {args.cores}: give fewer cores than this process may use ({machine})")
+    machine = machine_cores(parser, args.cores)
 
     with source_at(args.against, parser) as earlier, tempfile.TemporaryDirectory() as tmp:
         rows, skipped = measure(args, {args.against: earlier, "now": REPO / "src"}, Path(tmp))
@@ -129,13 +156,7 @@ def main() -> None:
 def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[dict[str, list[dict]], str | None]:
     """Per command, per way: each revision's fastest run (seconds, threads or workers, what must be
     the same) and every run's seconds; why the quota way was skipped, if it was."""
-    ways: dict[str, Callable | None] = {"none": None, "affinity": pinned(args.cores)}
-    skipped, quota = None, None
-    try:
-        quota = QuotaCgroup(args.cores)
-        ways["quota"] = quota.enter
-    except OSError as exc:
-        skipped = f"no CPU quota could be set here ({exc})"
+    ways, quota, skipped = limited_ways(args.cores)
     policy = tmp / "train-none-now-0"  # the first whole-machine training run of this checkout
     rows: dict[str, list[dict]] = {command: [] for command in COMMANDS}
     try:
@@ -172,11 +193,7 @@ def best(runs: list[dict]) -> dict:
 
 
 def report(args, machine: int, rows: dict[str, list[dict]], skipped: str | None) -> str:
-    described = {
-        "none": f"none (the whole machine: {machine} cores)",
-        "affinity": f"affinity: {args.cores} of {machine} cores",
-        "quota": f"quota: {args.cores} core{'s' * (args.cores != 1)} a period",
-    }
+    described = described_ways(args.cores, machine)
     tasks = len({task for task, _ in rows["eval"][0]["now"]["same"]})
     successes = sum(success for _, success in rows["eval"][0]["now"]["same"])
     lines = [

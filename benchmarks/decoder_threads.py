@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import REPO, command_line, leanvla_at, result_name, source_at, write_result
-from cores import QuotaCgroup, pinned
+from cores import described_ways, limited_ways, machine_cores
 from video_read import CODECS, KEY, video_dataset
 
 LENGTH = 60
@@ -78,9 +78,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", type=result_name, default="decoder_threads")
     args = parser.parse_args()
-    machine = len(os.sched_getaffinity(0))
-    if not 1 <= args.cores < machine:
-        parser.error(f"--cores {args.cores}: give fewer cores than this process may use ({machine})")
+    machine = machine_cores(parser, args.cores)
 
     with source_at(args.against, parser) as earlier, tempfile.TemporaryDirectory() as tmp:
         sources = {args.against: earlier, "now": REPO / "src"}
@@ -90,13 +88,7 @@ def main() -> None:
 
 def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[dict[str, list[dict]], str | None]:
     """Per dataset, per way: each revision's decoder threads, fastest seconds and every run's."""
-    ways: dict[str, Callable | None] = {"none": None, "affinity": pinned(args.cores)}
-    skipped, quota = None, None
-    try:
-        quota = QuotaCgroup(args.cores)
-        ways["quota"] = quota.enter
-    except OSError as exc:
-        skipped = f"no CPU quota could be set here ({exc})"
+    ways, quota, skipped = limited_ways(args.cores)
     tables: dict[str, list[dict]] = {}
     try:
         for name, (codec, options) in DATASETS.items():
@@ -125,11 +117,7 @@ def measure(args, sources: dict[str, Path], tmp: Path) -> tuple[dict[str, list[d
 
 
 def report(args, machine: int, tables: dict[str, list[dict]], skipped: str | None) -> str:
-    described = {
-        "none": f"none (the whole machine: {machine} cores)",
-        "affinity": f"affinity: {args.cores} of {machine} cores",
-        "quota": f"quota: {args.cores} core{'s' * (args.cores != 1)} a period",
-    }
+    described = described_ways(args.cores, machine)
     against = args.against
     lines = [
         "# Video decoding given fewer cores than the machine has: FFmpeg's decoder threads",
