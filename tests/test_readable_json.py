@@ -21,8 +21,9 @@ def random_value(rng: random.Random, depth: int = 0):
             for _ in range(rng.randint(0, 5))
         ]
         return {key: random_value(rng, depth + 1) for key in keys}
-    if kind == "list":
-        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 6))]
+    if kind == "list":  # a tuple as often: json writes both as lists
+        items = [random_value(rng, depth + 1) for _ in range(rng.randint(0, 6))]
+        return tuple(items) if rng.random() < 0.5 else items
     return rng.choice([0, -3, 1.25, 1e-9, True, False, None, "", "x" * rng.randint(1, 60), "Würfel"])
 
 

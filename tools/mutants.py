@@ -580,6 +580,7 @@ MUTANTS = [
     Mutant("sim-unbiased-cross", "prune/similarity.py", "- 2.0 / (n - 2) * cross", "- 1.0 / (n - 2) * cross", SIM),
     # readable_json.py
     Mutant("readable-json-never-flat", "readable_json.py", "or used + len(flat) < width:", "or False:", "tests/test_readable_json.py"),
+    Mutant("readable-json-tuple-kept-whole", "readable_json.py", "isinstance(value, (dict, list, tuple))", "isinstance(value, (dict, list))", "tests/test_readable_json.py"),
     Mutant("readable-json-no-comma-column", "readable_json.py", "or used + len(flat) < width:", "or used + len(flat) <= width:", "tests/test_readable_json.py"),
     Mutant("readable-json-key-unused", "readable_json.py", "lines.append(prefix + _dumped(item, level + 1, len(prefix), width, indent))", "lines.append(prefix + _dumped(item, level + 1, len(inner), width, indent))", "tests/test_readable_json.py"),
     Mutant("readable-json-key-as-python", "readable_json.py", "json.dumps(key if isinstance(key, str) else json.dumps(key), ensure_ascii=False)", "json.dumps(str(key), ensure_ascii=False)", "tests/test_readable_json.py"),

@@ -22,7 +22,7 @@ def _dumped(value, level: int, used: int, width: int, indent: int) -> str:
     """`value` at nesting `level`, `used` columns of its line already taken (indent and key); one
     column more is kept for the comma that may follow it."""
     flat = json.dumps(value, ensure_ascii=False)
-    if not isinstance(value, (dict, list)) or not value or used + len(flat) < width:
+    if not isinstance(value, (dict, list, tuple)) or not value or used + len(flat) < width:
         return flat
     inner = " " * (indent * (level + 1))
     if isinstance(value, dict):
