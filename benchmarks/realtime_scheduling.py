@@ -31,6 +31,7 @@ NAMES = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR
 
 
 def scheduling() -> str:
+    """This thread's scheduling policy and priority, as the report shows them."""
     return f"{NAMES.get(os.sched_getscheduler(0), os.sched_getscheduler(0))} {os.sched_getparam(0).sched_priority}"
 
 
@@ -89,7 +90,8 @@ def main() -> None:
         f"`leanvla data stats DATA --check` on {args.episodes} episodes of 60 frames of one 480 x 640 camera in one "
         f"mp4, in a new process, ordinary and at SCHED_FIFO 99, in turn, {args.repeats} runs each; wall seconds:",
         "",
-        "| camera stored as | ordinary: fastest | real-time: fastest | real-time / ordinary | every run (ordinary; real-time) |",
+        "| camera stored as | ordinary: fastest | real-time: fastest | real-time / ordinary "
+        "| every run (ordinary; real-time) |",
         "|---|---|---|---|---|",
     ]
     for name, runs in rows.items():
