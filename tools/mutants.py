@@ -243,6 +243,11 @@ MUTANTS = [
     Mutant("refresh-stats-writable-unchecked", "data/refresh_stats.py", "os.access(directory, os.W_OK),", "True,", "tests/data/test_refresh_stats.py"),
     Mutant("cli-stats-check-exit-zero", "cli.py", "return 1 if cfg.check and stale else 0", "return 0", "tests/data/test_refresh_stats.py"),
     Mutant("refresh-stats-old-kept", "data/refresh_stats.py", "kept = [name for name in names if not name.startswith(STATS_PREFIX)]", "kept = [name for name in names if name not in statistics.column_names]", "tests/data/test_refresh_stats.py"),
+    Mutant("refresh-stats-empty-unchecked", "data/refresh_stats.py", "    require_frames(\n        dataset.root,\n", "    (lambda *given: None)(\n        dataset.root,\n", "tests/data/test_refresh_stats.py"),
+    Mutant("episode-stats-empty-missed", "data/episode_stats.py", "for episode, length in zip(episodes, lengths) if length == 0]", "for episode, length in zip(episodes, lengths) if length < 0]", "tests/data/test_refresh_stats.py"),
+    Mutant("episode-stats-empty-singular", "data/episode_stats.py", 'them="them" if many else "it"', 'them="them"', "tests/data/test_refresh_stats.py"),
+    Mutant("convert-empty-unchecked", "data/convert.py", '    if cfg.stats == "frames":\n        require_frames(', '    if False:\n        require_frames(', "tests/data/test_convert.py"),
+    Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),
     # data/reader.py
     Mutant("reader-episode-frames-one-by-one", "data/reader.py", "            yield from video_episode_frames(self, key)\n", "            for episode in range(self.num_episodes):\n                yield episode, self._decode_images(key, False, None, None, \"pad\", episodes=np.array([episode]))\n", "tests/data/test_video.py"),
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),

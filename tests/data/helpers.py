@@ -73,6 +73,33 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
+def without_frames(root: Path, episodes: list[int]) -> Path:
+    """The PNG dataset at `root` (one data file, one episodes file) with `episodes` left without
+    frames: their rows gone, length 0 in the metadata. No recorder writes that; an edited dataset
+    may hold it."""
+    (data_file,) = (root / "data").rglob("*.parquet")
+    table = pq.read_table(data_file)
+    table = table.filter(pa.array(~np.isin(table.column("episode_index").to_numpy(), episodes)))
+    index = table.column_names.index("index")
+    pq.write_table(table.set_column(index, "index", pa.array(np.arange(table.num_rows))), data_file)
+    (episodes_file,) = (root / "meta/episodes").rglob("*.parquet")
+    meta = pq.read_table(episodes_file)
+    emptied = np.isin(meta.column("episode_index").to_numpy(), episodes)
+    lengths = np.where(emptied, 0, meta.column("length").to_numpy())
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for name, values in (
+        ("length", lengths),
+        ("dataset_from_index", starts),
+        ("dataset_to_index", starts + lengths),
+    ):
+        meta = meta.set_column(meta.column_names.index(name), name, pa.array(values, pa.int64()))
+    pq.write_table(meta, episodes_file)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["total_frames"] = int(lengths.sum())
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+    return root
+
+
 @contextmanager
 def scheduling_kept() -> Iterator[None]:
     """Put this thread's scheduling back as it was afterwards: SVT-AV1 (libsvtav1), where it may

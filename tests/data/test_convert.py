@@ -16,7 +16,7 @@ from leanvla.data import convert as convert_module
 from leanvla.data.convert import ConvertConfig, convert
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import UserError
-from tests.data.helpers import decoded_frame_count, synthetic_dataset, to_v21
+from tests.data.helpers import decoded_frame_count, synthetic_dataset, to_v21, without_frames
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lerobot_metaworld_v30"
 CAM = "observation.images.cam"
@@ -564,3 +564,14 @@ def test_a_dataset_without_cameras_that_will_not_fit_is_not_sent_to_link_videos(
         match=r"writes about 0\.\d\d GB but .* has 0\.00 GB free; free some space or choose another --out$",
     ):
         convert(ConvertConfig(v21, out=v21.parent / "out"))
+
+
+def test_stats_frames_refuses_episodes_of_no_frames_before_writing_and_kept_converts_them(tmp_path):
+    source = to_v21(without_frames(synthetic_dataset(tmp_path / "v3"), [2]), tmp_path / "v21")
+    with pytest.raises(
+        UserError, match="episode 2 has no frames .*; convert with --stats kept, or remove it"
+    ):
+        convert(ConvertConfig(source, out=tmp_path / "out", stats="frames"))
+    assert not (tmp_path / "out").exists()
+    convert(ConvertConfig(source, out=tmp_path / "out"))  # --stats kept: v2.1's, nothing to compute
+    assert LeRobotDataset(tmp_path / "out").episode_column("length") == [6, 4, 0, 5]

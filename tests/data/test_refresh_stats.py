@@ -18,7 +18,7 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.refresh_stats import StatsConfig, refresh_stats, with_statistics
 from leanvla.data.stats import QUANTILES
 from leanvla.errors import UserError
-from tests.data.helpers import synthetic_dataset, to_v21, to_video_dataset
+from tests.data.helpers import synthetic_dataset, to_v21, to_video_dataset, without_frames
 
 CAM = "observation.images.cam"
 EPISODES_FILE = "meta/episodes/chunk-000/file-000.parquet"
@@ -218,3 +218,30 @@ def test_the_command_prints_its_report_and_refuses_a_v21_dataset_in_one_line(wri
     error = capsys.readouterr().err.strip()
     assert error.startswith("leanvla data stats: error: ") and "\n" not in error
     assert "codebase_version v2.1" in error and "leanvla data convert" in error
+
+
+def test_episodes_of_no_frames_are_refused_in_one_line_before_any_frame_is_read(
+    tmp_path, capsys, monkeypatch
+):
+    """A minimum or a quantile of no frames has no value: one line naming the episodes and how to
+    remove them, where it was a traceback (an IndexError from the quantiles)."""
+    root = without_frames(synthetic_dataset(tmp_path / "ds"), [1])
+    LeRobotDataset(root)  # a dataset the reader takes, and training trains on
+    before = contents(root)
+    assert main(["data", "stats", str(root)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert error.endswith(
+        ": episode 1 has no frames (length 0 in the metadata), so no statistics from frames; remove it "
+        "(LeRobot: lerobot-edit-dataset --operation.type delete_episodes --operation.episode_indices '[1]') "
+        "and run it again"
+    )
+    assert contents(root) == before
+
+    def decoded(*args):
+        raise AssertionError("frames read")
+
+    monkeypatch.setattr("leanvla.data.episode_stats.episode_stats_from_frames", decoded)
+    without_frames(root, [1, 3])
+    with pytest.raises(UserError, match=r"episodes 1, 3 have no frames .* remove them .*'\[1, 3\]'"):
+        refresh_stats(StatsConfig(root, check=True))

@@ -197,6 +197,17 @@ def test_wrong_dim_is_rejected(tmp_path):
         writer.add_episode("t", frames)
 
 
+def test_an_episode_of_no_frames_is_refused_and_the_writer_goes_on(tmp_path):
+    eps = _episodes(np.random.default_rng(0))
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    task, frames = eps[0]
+    with pytest.raises(ValueError, match="episode has no frames"):
+        writer.add_episode(task, {key: values[:0] for key, values in frames.items()})
+    writer.add_episode(task, frames)
+    writer.finalize()
+    assert LeRobotDataset(tmp_path / "ds").num_episodes == 1
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
 def test_a_value_that_is_not_finite_is_refused_and_the_episode_not_written(tmp_path, bad):
     """The reader refuses a dataset holding one; the writer refuses it first, naming where it is."""

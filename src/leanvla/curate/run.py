@@ -145,7 +145,7 @@ def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed:
         members = [e for e, t in zip(episodes, tasks) if t == k]
         require(
             len(members) > per_task,
-            f"task {k} has {len(members)} demonstrations; holding out --val-per-task {per_task} would leave "
+            f"task {k} has {len(members)} demonstration{'s' if len(members) != 1 else ''}; holding out --val-per-task {per_task} would leave "
             "none to score (lower --val-per-task or pass --val-data)",
         )
         order = torch.randperm(len(members), generator=generator)[:per_task]

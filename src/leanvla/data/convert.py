@@ -111,11 +111,18 @@ def convert(cfg: ConvertConfig) -> dict:
     prints."""
     from tqdm import tqdm
 
-    from leanvla.data.episode_stats import episode_stats_from_frames
+    from leanvla.data.episode_stats import episode_stats_from_frames, require_frames
     from leanvla.data.reader import LeRobotDataset
 
     source, out = Path(cfg.source), Path(cfg.out)
     dataset = read_v2(source)
+    if cfg.stats == "frames":
+        require_frames(
+            source,
+            [int(e["episode_index"]) for e in dataset.episodes],
+            [int(e["length"]) for e in dataset.episodes],
+            "convert with --stats kept, or remove {them} from the dataset first",
+        )
     require(
         out.resolve() not in (source.resolve(), *source.resolve().parents),
         f"--out {out} would replace the dataset being converted; choose another directory",

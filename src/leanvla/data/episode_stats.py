@@ -10,6 +10,7 @@ a video's as it decodes.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import numpy as np
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.stats import image_stats, vector_stats
+from leanvla.errors import UserError
 
 UNCOUNTED = ("string",)  # features with no statistics, as LeRobot leaves them
 # An episode's frames counted while the next episode decodes up to this size (a 1080p camera's
@@ -25,9 +27,27 @@ UNCOUNTED = ("string",)  # features with no statistics, as LeRobot leaves them
 OVERLAPPED_BYTES = 1 << 30
 
 
+def require_frames(where, episodes: list[int], lengths: list[int], remedy: str) -> None:
+    """Refuse, before anything decodes, episodes of no frames (length 0): nothing to take their
+    statistics from (a minimum or a quantile of nothing). LeRobot records none such; an edited or
+    converted dataset may hold one. `remedy` says what the caller can do instead: "{them}" in it
+    becomes "it" or "them", "{episodes}" the episodes' list."""
+    empty = [int(episode) for episode, length in zip(episodes, lengths) if length == 0]
+    if not empty:
+        return
+    many = len(empty) > 1
+    listed = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+    raise UserError(
+        f"{where}: episode{'s' if many else ''} {listed} {'have' if many else 'has'} no frames (length 0 "
+        "in the metadata), so no statistics from frames; "
+        + remedy.format(them="them" if many else "it", episodes=json.dumps(empty))
+    )
+
+
 def episode_stats_from_frames(dataset: LeRobotDataset, bar=None) -> list[dict[str, dict[str, np.ndarray]]]:
     """Each episode's statistics of each feature, in info.json's order of the features; `bar` (a
-    tqdm) advances an episode of a camera at a time (the other features take a moment)."""
+    tqdm) advances an episode of a camera at a time (the other features take a moment). Every
+    episode must have frames: callers refuse those of none first (`require_frames`)."""
     lengths = np.asarray(dataset.episode_column("length"), dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     per_episode: list[dict[str, dict[str, np.ndarray]]] = [{} for _ in lengths]

@@ -58,9 +58,16 @@ def refresh_stats(cfg: StatsConfig) -> dict:
     `leanvla data stats` prints."""
     from tqdm import tqdm
 
-    from leanvla.data.episode_stats import episode_stats_from_frames
+    from leanvla.data.episode_stats import episode_stats_from_frames, require_frames
 
     dataset = LeRobotDataset(cfg.root)
+    require_frames(
+        dataset.root,
+        dataset.episode_column("episode_index"),
+        dataset.episode_column("length"),
+        "remove {them} (LeRobot: lerobot-edit-dataset --operation.type delete_episodes "
+        "--operation.episode_indices '{episodes}') and run it again",
+    )
     files = sorted((dataset.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
     if not cfg.check:  # refused before minutes of decoding, not after
         for directory in sorted({dataset.root / "meta", *(path.parent for path in files)}):

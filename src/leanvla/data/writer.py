@@ -156,6 +156,8 @@ class LeRobotWriter:
         if missing:
             raise ValueError(f"episode is missing features {missing}")
         length = len(next(iter(frames.values())))
+        if length == 0:  # nothing to take its statistics from; LeRobot records none such either
+            raise ValueError("episode has no frames; give it at least one")
         episode_index = len(self.episode_rows)
         columns: dict[str, pa.Array] = {}
         stats: dict[str, dict[str, np.ndarray]] = {}
