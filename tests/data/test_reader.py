@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -193,6 +194,24 @@ def test_asking_for_what_the_dataset_lacks_is_one_clear_error(lerobot_fixture):
         match="'action' is not an image or video feature \\(cameras: \\['observation.images.corner2'\\]\\)",
     ):
         ds.read_images("action")
+
+
+@pytest.mark.parametrize("shape", [[16, 16, 1], [16, 16], [16, 16, 4]], ids=["gray", "no-channels", "rgba"])
+def test_a_camera_not_rgb_is_one_line_before_any_frame_decodes(tmp_path, shape):
+    """Frames decode as RGB and policies see 3 channels: a depth or grayscale camera is named, with
+    its shape, where reading it would fail on a shape no one declared (or read a wrong one)."""
+    root = synthetic_dataset(tmp_path / "ds")
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["observation.images.cam"]["shape"] = shape
+    (root / "meta/info.json").write_text(json.dumps(info))
+    ds = LeRobotDataset(root)  # the dataset itself opens (`leanvla info`)
+    message = (
+        f"camera 'observation.images.cam' has shape {shape} in meta/info.json; leanvla reads RGB cameras"
+    )
+    with pytest.raises(UserError, match=re.escape(message)):
+        ds.read_images("observation.images.cam")
+    with pytest.raises(UserError, match=re.escape(message)):
+        next(ds.episode_frames("observation.images.cam"))
 
 
 def test_png_frames_are_read_a_batch_at_a_time_across_data_files_and_equal_each_png_decoded(

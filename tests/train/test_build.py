@@ -5,6 +5,7 @@ instructions alike to the policy, training episodes whose positions are not know
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -85,6 +86,23 @@ def test_cameras_that_the_data_lacks_are_refused(capsys, data, tmp_path):
 
 TINY = ["--steps", "1", "--batch-size", "2", "--model.size", "tiny", "--threads", "1"]
 TINY += ["--chunk-size", "4", "--n-action-steps", "2"]
+
+
+def test_a_camera_not_rgb_is_refused_before_any_decodes_and_the_others_train(capsys, tmp_path, monkeypatch):
+    data = dataset_with(tmp_path / "data", {"rgb": (16, 16), "depth": (16, 16)})
+    info_path = data / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["observation.images.depth"]["shape"] = [16, 16, 1]
+    info_path.write_text(json.dumps(info))
+    with monkeypatch.context() as patched:  # not after the RGB camera's frames (minutes on a robot's mp4s)
+        patched.setattr(LeRobotDataset, "camera_frames", lambda *given, **named: pytest.fail("decoded"))
+        assert refused(capsys, data, tmp_path / "r").endswith(
+            "camera 'observation.images.depth' has shape [16, 16, 1] in meta/info.json; leanvla reads RGB "
+            "cameras (height x width x 3) only: to train on its other cameras, name them with --cameras"
+        )
+    assert (
+        main(["train", "--data", str(data), "--out", str(tmp_path / "rgb"), "--cameras", "rgb", *TINY]) == 0
+    )
 
 
 def test_images_not_square_or_not_one_size_need_the_policys_size_given_before_decoding(capsys, tmp_path):

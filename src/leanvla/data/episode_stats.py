@@ -48,6 +48,8 @@ def episode_stats_from_frames(dataset: LeRobotDataset, bar=None) -> list[dict[st
     """Each episode's statistics of each feature, in info.json's order of the features; `bar` (a
     tqdm) advances an episode of a camera at a time (the other features take a moment). Every
     episode must have frames: callers refuse those of none first (`require_frames`)."""
+    for key in dataset.camera_keys:  # one it cannot read refused before any decodes
+        dataset.camera_feature(key)
     lengths = np.asarray(dataset.episode_column("length"), dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     per_episode: list[dict[str, dict[str, np.ndarray]]] = [{} for _ in lengths]

@@ -233,11 +233,7 @@ class LeRobotDataset:
         `frames` are the decoded frames asked for, and `index` is None."""
         from leanvla.data import frame_cache
 
-        feature = self.features.get(key)
-        require(
-            feature is not None and fmt.is_visual(feature),
-            f"{self.root}: '{key}' is not an image or video feature (cameras: {self.camera_keys})",
-        )
+        feature = self.camera_feature(key)
         if rows is not None and np.asarray(rows, dtype=bool).all():
             rows = None  # every frame (training on every episode): read whole, kept, never copied
         episodes, within = self._episodes_read(key, rows)
@@ -270,6 +266,23 @@ class LeRobotDataset:
         if not isinstance(frames, np.memmap):  # the cache could not be written: decoded in memory
             return (frames, None) if within is None else (frames[within], None)
         return frames, np.arange(len(frames)) if within is None else within
+
+    def camera_feature(self, key: str) -> dict:
+        """Camera `key`'s feature, refused in one line where leanvla cannot read it: frames decode as
+        RGB (a PNG converted, an mp4 as rgb24) and policies see 3 channels, so a depth or grayscale
+        camera would fail later, on a shape no one declared."""
+        feature = self.features.get(key)
+        require(
+            feature is not None and fmt.is_visual(feature),
+            f"{self.root}: '{key}' is not an image or video feature (cameras: {self.camera_keys})",
+        )
+        shape = list(feature["shape"])
+        require(
+            len(shape) == 3 and _hwc(feature)[2] == 3,
+            f"{self.root}: camera '{key}' has shape {shape} in meta/info.json; leanvla reads RGB cameras "
+            "(height x width x 3) only: to train on its other cameras, name them with --cameras",
+        )
+        return feature
 
     def _episodes_read(
         self, key: str, rows: np.ndarray | None
@@ -359,7 +372,7 @@ class LeRobotDataset:
         every episode would fill it). PNGs in episode order, in one pass over the data files; a
         video's a file at a time, each file decoded once (`video_episode_frames`)."""
         lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
-        if self.features[key]["dtype"] == "video":
+        if self.camera_feature(key)["dtype"] == "video":
             from leanvla.data.video import video_episode_frames
 
             yield from video_episode_frames(self, key)

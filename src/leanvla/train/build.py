@@ -36,16 +36,18 @@ def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
     if spec is None:
         cams = [k for k in dataset.camera_keys]
         require(cams, f"{dataset.root} has no image features; the policy needs at least one camera")
-        return cams
-    cams = []
-    for name in (c.strip() for c in spec.split(",") if c.strip()):
-        key = name if name.startswith("observation.images.") else f"observation.images.{name}"
-        require(
-            key in dataset.features,
-            f"camera '{name}' is not in {dataset.root} (it has {dataset.camera_keys})",
-        )
-        cams.append(key)
-    require(cams, "--cameras is empty")
+    else:
+        cams = []
+        for name in (c.strip() for c in spec.split(",") if c.strip()):
+            key = name if name.startswith("observation.images.") else f"observation.images.{name}"
+            require(
+                key in dataset.features,
+                f"camera '{name}' is not in {dataset.root} (it has {dataset.camera_keys})",
+            )
+            cams.append(key)
+        require(cams, "--cameras is empty")
+    for key in cams:  # one it cannot read refused before any camera decodes, not after the first
+        dataset.camera_feature(key)
     return cams
 
 
