@@ -246,6 +246,7 @@ MUTANTS = [
     Mutant("episode-stats-cameras-unchecked", "data/episode_stats.py", "    for key in dataset.camera_keys:  # one it cannot read refused before any decodes\n        dataset.camera_feature(key)\n", "", "tests/data/test_refresh_stats.py"),
     Mutant("reader-camera-any-channels", "data/reader.py", "len(shape) == 3 and _hwc(feature)[2] == 3,", "len(shape) == 3,", "tests/data/test_reader.py"),
     Mutant("build-cameras-checked-late", "train/build.py", "        dataset.camera_feature(key)\n    return cams", "        pass\n    return cams", "tests/train/test_build.py"),
+    Mutant("writer-full-directory-taken", "data/writer.py", "if self.root.exists() and any(self.root.iterdir()):", "if False:", "tests/data/test_writer.py"),
     Mutant("refresh-stats-empty-unchecked", "data/refresh_stats.py", "    require_frames(\n        dataset.root,\n", "    (lambda *given: None)(\n        dataset.root,\n", "tests/data/test_refresh_stats.py"),
     Mutant("episode-stats-empty-missed", "data/episode_stats.py", "for episode, length in zip(episodes, lengths) if length == 0]", "for episode, length in zip(episodes, lengths) if length < 0]", "tests/data/test_refresh_stats.py"),
     Mutant("episode-stats-empty-singular", "data/episode_stats.py", 'them="them" if many else "it"', 'them="them"', "tests/data/test_refresh_stats.py"),

@@ -197,6 +197,15 @@ def test_wrong_dim_is_rejected(tmp_path):
         writer.add_episode("t", frames)
 
 
+def test_a_directory_holding_files_is_refused_and_left_as_it_was(tmp_path):
+    (tmp_path / "ds").mkdir()
+    LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)  # empty: taken
+    (tmp_path / "ds/notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="ds is not empty; LeRobotWriter writes a new dataset"):
+        LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    assert [p.name for p in (tmp_path / "ds").iterdir()] == ["notes.txt"]
+
+
 def test_an_episode_of_no_frames_is_refused_and_the_writer_goes_on(tmp_path):
     eps = _episodes(np.random.default_rng(0))
     writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)

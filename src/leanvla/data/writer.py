@@ -117,6 +117,10 @@ class LeRobotWriter:
         data_files_size_in_mb: float = fmt.DEFAULT_DATA_FILE_SIZE_MB,
     ):
         self.root = Path(root)
+        if self.root.exists() and any(self.root.iterdir()):  # its files would mix with ours
+            raise ValueError(
+                f"{self.root} is not empty; LeRobotWriter writes a new dataset: give it a new directory"
+            )
         self.fps = fps
         self.robot_type = robot_type
         self.chunks_size = chunks_size
