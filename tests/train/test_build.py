@@ -98,7 +98,7 @@ def test_a_camera_not_rgb_is_refused_before_any_decodes_and_the_others_train(cap
         patched.setattr(LeRobotDataset, "camera_frames", lambda *given, **named: pytest.fail("decoded"))
         assert refused(capsys, data, tmp_path / "r").endswith(
             "camera 'observation.images.depth' has shape [16, 16, 1] in meta/info.json; leanvla reads RGB "
-            "cameras (height x width x 3) only: to train on its other cameras, name them with --cameras"
+            "cameras (height x width x 3) only (`train --cameras` can leave it out)"
         )
     assert (
         main(["train", "--data", str(data), "--out", str(tmp_path / "rgb"), "--cameras", "rgb", *TINY]) == 0

@@ -145,8 +145,8 @@ def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed:
         members = [e for e, t in zip(episodes, tasks) if t == k]
         require(
             len(members) > per_task,
-            f"task {k} has {len(members)} demonstration{'s' if len(members) != 1 else ''}; holding out --val-per-task {per_task} would leave "
-            "none to score (lower --val-per-task or pass --val-data)",
+            f"task {k} has {len(members)} demonstration{'s' if len(members) != 1 else ''}; holding out "
+            f"--val-per-task {per_task} would leave none to score (lower --val-per-task or pass --val-data)",
         )
         order = torch.randperm(len(members), generator=generator)[:per_task]
         held.update(members[i] for i in order.tolist())

@@ -280,7 +280,7 @@ class LeRobotDataset:
         require(
             len(shape) == 3 and _hwc(feature)[2] == 3,
             f"{self.root}: camera '{key}' has shape {shape} in meta/info.json; leanvla reads RGB cameras "
-            "(height x width x 3) only: to train on its other cameras, name them with --cameras",
+            "(height x width x 3) only (`train --cameras` can leave it out)",
         )
         return feature
 
