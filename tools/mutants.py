@@ -665,6 +665,7 @@ MUTANTS = [
     Mutant("workers-memory-ignored", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return max(1, fit)", "tests/test_workers.py"),
     Mutant("workers-none-where-no-room", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return fit if room is None else min(fit, room // each)", "tests/test_workers.py"),
     Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
+    Mutant("workers-killed-on-a-jobs-error", "workers.py", "    except (KeyboardInterrupt, GeneratorExit, SystemExit):", "    except BaseException:", "tests/test_workers.py"),
     Mutant("workers-left-running", "workers.py", "            process.terminate()\n", "            pass\n", "tests/test_workers.py"),
 ]
 # fmt: on

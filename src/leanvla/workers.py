@@ -47,9 +47,11 @@ def map_in_workers(
             "a worker process died (its own error is printed above); `--workers 1` runs the jobs in "
             "this process, where the error is raised directly"
         ) from exc
-    except BaseException:  # Ctrl-C, or the caller stopped reading: no result left is wanted
+    except (KeyboardInterrupt, GeneratorExit, SystemExit):  # Ctrl-C, or the caller stopped reading
         # Stopped outright: a pool interrupted mid-way can leave its workers waiting forever for a
-        # shutdown message. (Python 3.14's `terminate_workers` does this.)
+        # shutdown message. (Python 3.14's `terminate_workers` does this.) Not on a job's own error:
+        # the workers are sound then, and killing them made Python 3.11's pool thread fail on the
+        # futures already cancelled, printing a traceback beside the error.
         for process in list((pool._processes or {}).values()):
             process.terminate()
         raise
