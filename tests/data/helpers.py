@@ -73,6 +73,15 @@ def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int
     return root
 
 
+def declared_shape(root: Path, key: str, shape: list[int]) -> Path:
+    """The dataset at `root` with meta/info.json declaring `shape` for feature `key` (its frames
+    untouched): a depth or grayscale camera's [H, W, 1], say."""
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"][key]["shape"] = shape
+    (root / "meta/info.json").write_text(json.dumps(info, indent=4))
+    return root
+
+
 def without_frames(root: Path, episodes: list[int]) -> Path:
     """The PNG dataset at `root` (one data file, one episodes file) with `episodes` left without
     frames: their rows gone, length 0 in the metadata. No recorder writes that; an edited dataset

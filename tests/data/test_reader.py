@@ -14,7 +14,7 @@ from PIL import Image
 
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import UserError
-from tests.data.helpers import synthetic_dataset
+from tests.data.helpers import declared_shape, synthetic_dataset
 
 
 def test_fixture_counts_tasks_and_features(lerobot_fixture):
@@ -200,10 +200,7 @@ def test_asking_for_what_the_dataset_lacks_is_one_clear_error(lerobot_fixture):
 def test_a_camera_not_rgb_is_one_line_before_any_frame_decodes(tmp_path, shape):
     """Frames decode as RGB and policies see 3 channels: a depth or grayscale camera is named, with
     its shape, where reading it would fail on a shape no one declared (or read a wrong one)."""
-    root = synthetic_dataset(tmp_path / "ds")
-    info = json.loads((root / "meta/info.json").read_text())
-    info["features"]["observation.images.cam"]["shape"] = shape
-    (root / "meta/info.json").write_text(json.dumps(info))
+    root = declared_shape(synthetic_dataset(tmp_path / "ds"), "observation.images.cam", shape)
     ds = LeRobotDataset(root)  # the dataset itself opens (`leanvla info`)
     message = (
         f"camera 'observation.images.cam' has shape {shape} in meta/info.json; leanvla reads RGB cameras"

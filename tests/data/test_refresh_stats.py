@@ -18,7 +18,14 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.refresh_stats import StatsConfig, refresh_stats, with_statistics
 from leanvla.data.stats import QUANTILES
 from leanvla.errors import UserError
-from tests.data.helpers import dataset_with, synthetic_dataset, to_v21, to_video_dataset, without_frames
+from tests.data.helpers import (
+    dataset_with,
+    declared_shape,
+    synthetic_dataset,
+    to_v21,
+    to_video_dataset,
+    without_frames,
+)
 
 CAM = "observation.images.cam"
 EPISODES_FILE = "meta/episodes/chunk-000/file-000.parquet"
@@ -249,9 +256,7 @@ def test_episodes_of_no_frames_are_refused_in_one_line_before_any_frame_is_read(
 
 def test_a_camera_not_rgb_is_refused_before_any_camera_decodes(tmp_path, monkeypatch):
     root = dataset_with(tmp_path / "ds", {"rgb": (16, 16), "depth": (16, 16)})
-    info = json.loads((root / "meta/info.json").read_text())
-    info["features"]["observation.images.depth"]["shape"] = [16, 16, 1]
-    (root / "meta/info.json").write_text(json.dumps(info))
+    declared_shape(root, "observation.images.depth", [16, 16, 1])
     monkeypatch.setattr(LeRobotDataset, "episode_frames", lambda *given: pytest.fail("decoded"))
     with pytest.raises(UserError, match=r"camera 'observation.images.depth' has shape \[16, 16, 1\]"):
         refresh_stats(StatsConfig(root, check=True))

@@ -5,7 +5,6 @@ instructions alike to the policy, training episodes whose positions are not know
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from leanvla.errors import InputWarning
 from leanvla.rollout import TrainingPositions
 from leanvla.train.build import check_contract, provenance
 from leanvla.train.loop import train
-from tests.data.helpers import dataset_with, synthetic_dataset
+from tests.data.helpers import dataset_with, declared_shape, synthetic_dataset
 from tests.helpers import tiny_train_config, train_tiny_cnn
 
 
@@ -90,10 +89,7 @@ TINY += ["--chunk-size", "4", "--n-action-steps", "2"]
 
 def test_a_camera_not_rgb_is_refused_before_any_decodes_and_the_others_train(capsys, tmp_path, monkeypatch):
     data = dataset_with(tmp_path / "data", {"rgb": (16, 16), "depth": (16, 16)})
-    info_path = data / "meta/info.json"
-    info = json.loads(info_path.read_text())
-    info["features"]["observation.images.depth"]["shape"] = [16, 16, 1]
-    info_path.write_text(json.dumps(info))
+    declared_shape(data, "observation.images.depth", [16, 16, 1])
     with monkeypatch.context() as patched:  # not after the RGB camera's frames (minutes on a robot's mp4s)
         patched.setattr(LeRobotDataset, "camera_frames", lambda *given, **named: pytest.fail("decoded"))
         assert refused(capsys, data, tmp_path / "r").endswith(
