@@ -149,6 +149,8 @@ MUTANTS = [
     Mutant("creport-typicality-mean", "curate/report.py", "self_influence = [float(scores.self_influence[i]) for i in by_task]", "self_influence = [float(scores.typicality[i]) for i in by_task]", "tests/curate/test_run.py"),
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
+    Mutant("curate-empty-scored", "curate/run.py", "    return [e for e, length in zip(episodes, chosen) if length > 0]", "    return episodes", "tests/curate/test_run.py"),
+    Mutant("curate-empty-validation-counted", "curate/run.py", "[val_dataset.episode_tasks()[e] for e in offered]", "val_dataset.episode_tasks()", "tests/curate/test_run.py"),
     Mutant("curate-size-dropped", "curate/run.py", 'ChunkDataset.for_policy(\n        dataset, meta["model"], episodes,', 'ChunkDataset(\n        dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes,', "tests/curate/test_run.py"),
     Mutant("curate-auto-always-rta", "curate/run.py", 'cfg.curvature == "auto" and min(n, p) <= EXACT_MAX_DIM', 'cfg.curvature == "auto" and min(n, p) < 0', "tests/curate"),
     Mutant("curate-rank-ignored", "curate/run.py", "rank = cfg.rank or max(1, min(n, p) // 4)", "rank = max(1, min(n, p) // 4)", "tests/curate"),
@@ -249,10 +251,11 @@ MUTANTS = [
     Mutant("writer-full-directory-taken", "data/writer.py", "if self.root.exists() and any(self.root.iterdir()):", "if False:", "tests/data/test_writer.py"),
     Mutant("refresh-stats-empty-unchecked", "data/refresh_stats.py", "    require_frames(\n        dataset.root,\n", "    (lambda *given: None)(\n        dataset.root,\n", "tests/data/test_refresh_stats.py"),
     Mutant("episode-stats-empty-missed", "data/episode_stats.py", "for episode, length in zip(episodes, lengths) if length == 0]", "for episode, length in zip(episodes, lengths) if length < 0]", "tests/data/test_refresh_stats.py"),
-    Mutant("episode-stats-empty-singular", "data/episode_stats.py", 'them="them" if many else "it"', 'them="them"', "tests/data/test_refresh_stats.py"),
+    Mutant("episode-stats-empty-singular", "data/episode_stats.py", 'them="them" if len(empty) > 1 else "it"', 'them="them"', "tests/data/test_refresh_stats.py"),
     Mutant("convert-empty-unchecked", "data/convert.py", '    if cfg.stats == "frames":\n        require_frames(', '    if False:\n        require_frames(', "tests/data/test_convert.py"),
     Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),
     # data/reader.py
+    Mutant("reader-no-frames-plural", "data/reader.py", "return f\"episode{'s' if many else ''} {listed}", "return f\"episodes {listed}", "tests/data/test_reader.py"),
     Mutant("reader-episode-frames-one-by-one", "data/reader.py", "            yield from video_episode_frames(self, key)\n", "            for episode in range(self.num_episodes):\n                yield episode, self._decode_images(key, False, None, None, \"pad\", episodes=np.array([episode]))\n", "tests/data/test_video.py"),
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),
     Mutant("reader-resize-skipped", "data/reader.py", "resized = target != (height, width)", "resized = False", "tests/data/test_resize.py"),
@@ -326,6 +329,7 @@ MUTANTS = [
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
     # data/samples.py
+    Mutant("samples-no-frames-unchecked", "data/samples.py", "        if not keep.any():", "        if False:", "tests/data/test_samples.py"),
     Mutant("samples-stats-chunk-skipped", "data/samples.py", "for start in range(0, len(sample), 64)", "for start in range(0, len(sample), 128)", "tests/data/test_samples.py"),
     Mutant("samples-size-dropped", "data/samples.py", "dataset.camera_frames(key, progress, keep, image_size, image_fit)", "dataset.camera_frames(key, progress, keep)", "tests/train/test_build.py"),
     Mutant("samples-fit-dropped", "data/samples.py", "dataset.camera_frames(key, progress, keep, image_size, image_fit)", "dataset.camera_frames(key, progress, keep, image_size)", "tests/train/test_build.py"),

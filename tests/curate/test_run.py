@@ -242,3 +242,46 @@ def test_data_of_another_image_size_is_scored_at_the_policys_own(tiny_run, tmp_p
     wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})
     assert main([*curate_args(tiny_run, wide, tmp_path / "out"), *FAST]) == 0
     assert "observation.images.corner2: 48x64 images scaled and padded to 32x32" in capsys.readouterr().err
+
+
+def edited_copy(dataset, root, emptied: list[int]):
+    """A copy of `dataset` with `emptied` episodes left without frames."""
+    from tests.data.helpers import without_frames
+
+    shutil.copytree(dataset, root)
+    return without_frames(root, emptied)
+
+
+def test_a_demonstration_of_no_frames_is_left_out_with_a_warning(
+    curated, tiny_run, tiny_dataset, tmp_path, capsys
+):
+    """Even one the seeded split would have held out for validation: its task keeps a query."""
+    held = json.loads((curated / "selection.json").read_text())["validation_episodes"]
+    edited = edited_copy(tiny_dataset, tmp_path / "edited", [held[0]])
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, edited, out), *FAST]) == 0
+    assert (
+        f"leanvla curate: warning: {edited}: episode {held[0]} has no frames (length 0 in the metadata): "
+        "not scored, so not selected"
+    ) in capsys.readouterr().err
+    scored = [r["episode_index"] for r in read_scores(out / "scores.csv")]
+    validation = json.loads((out / "selection.json").read_text())["validation_episodes"]
+    assert held[0] not in validation and len(validation) == len(held)  # one per task still
+    assert sorted(scored + validation) == sorted(set(range(6)) - {held[0]})
+
+
+def test_validation_demonstrations_of_no_frames_do_not_count(tiny_run, tiny_dataset, tmp_path, capsys):
+    from leanvla.data.reader import LeRobotDataset
+
+    tasks = LeRobotDataset(tiny_dataset).episode_tasks()
+    drawer = [e for e, task in enumerate(tasks) if task == tasks[-1]]
+    val = edited_copy(tiny_dataset, tmp_path / "val", drawer)
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(val)]) == 2
+    warning, error = capsys.readouterr().err.strip().splitlines()
+    assert warning.endswith("have no frames (length 0 in the metadata): not used as validation")
+    assert error == (
+        f"leanvla curate: error: --val-data has no demonstrations of ['{tasks[-1]}']; every scored task "
+        "needs validation demonstrations"
+    )
+    assert not out.exists()

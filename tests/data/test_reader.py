@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from leanvla.data.reader import LeRobotDataset
+from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.errors import UserError
 from tests.data.helpers import declared_shape, synthetic_dataset
 
@@ -367,3 +367,11 @@ def test_the_first_damaged_png_in_order_is_named_though_a_later_one_fails_sooner
     monkeypatch.setattr("leanvla.data.resize.BATCH", 5)  # images 5-9 are the second batch
     with pytest.raises(UserError, match="image 6 of 'observation.images.cam' cannot be decoded"):
         dataset.read_images("observation.images.cam")
+
+
+def test_episodes_of_no_frames_are_named_in_one_phrase():
+    assert no_frames_phrase([0, 1, 2], [3, 4, 5]) == ""
+    assert no_frames_phrase([4, 7], [0, 2]) == "episode 4 has no frames (length 0 in the metadata)"
+    assert no_frames_phrase(list(range(3, 15)), [0] * 12) == (
+        "episodes 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, ... have no frames (length 0 in the metadata)"
+    )

@@ -12,7 +12,7 @@ import torch
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import UserError
-from tests.data.helpers import dataset_with, synthetic_dataset
+from tests.data.helpers import dataset_with, synthetic_dataset, without_frames
 
 
 @pytest.fixture
@@ -186,3 +186,20 @@ def test_a_nan_or_infinity_in_the_state_or_actions_is_refused_where_it_is(tmp_pa
         ),
     ):
         ChunkDataset(ds, ["observation.images.cam"], chunk_size=4)
+
+
+def test_episodes_of_no_frames_add_nothing_and_alone_are_refused_in_one_line(tmp_path):
+    dataset = LeRobotDataset(without_frames(synthetic_dataset(tmp_path / "one"), [1]))
+    assert ChunkDataset(dataset, ["observation.images.cam"], 4, episodes=[0, 1, 2]).episodes == [0, 2]
+    with pytest.raises(UserError) as refused:
+        ChunkDataset(dataset, ["observation.images.cam"], 4, episodes=[1])
+    assert str(refused.value) == (
+        f"{dataset.root}: episode 1 has no frames (length 0 in the metadata): nothing to read; "
+        "select episodes that have frames"
+    )
+    empty = LeRobotDataset(without_frames(synthetic_dataset(tmp_path / "all"), [0, 1, 2, 3]))
+    with pytest.raises(UserError) as refused:
+        ChunkDataset(empty, ["observation.images.cam"], 4)
+    assert str(refused.value) == (
+        f"{empty.root}: episodes 0, 1, 2, 3 have no frames (length 0 in the metadata): nothing to read"
+    )

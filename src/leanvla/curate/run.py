@@ -17,6 +17,7 @@ import csv
 import io
 import shutil
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 
 from leanvla.atomic import write_bytes_atomic, write_json_atomic
 from leanvla.curate.store import Row
-from leanvla.errors import require
+from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
 
 GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
@@ -153,9 +154,9 @@ def split_validation(episodes: list[int], tasks: list[int], per_task: int, seed:
     return held
 
 
-def check_validation_tasks(scored_tasks: list[str], data_tasks: list[str], val_dataset) -> None:
-    """--val-data may only hold tasks of --data, and must hold every scored task."""
-    offered = val_dataset.episode_tasks()
+def check_validation_tasks(scored_tasks: list[str], data_tasks: list[str], offered: list[str]) -> None:
+    """--val-data (whose demonstrations are of the tasks `offered`) may only hold tasks of --data,
+    and must hold every scored task."""
     strangers = sorted(set(offered) - set(data_tasks))
     require(
         not strangers,
@@ -190,6 +191,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     check_contract(meta["model"], dataset, f"checkpoint {source}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     considered = episodes if episodes is not None else list(range(dataset.num_episodes))
+    considered = with_frames(dataset, considered, "not scored, so not selected")
     held = held_out_validation(cfg, dataset, considered)  # from the metadata: before images decode
     scored = sum(e not in (held or ()) for e in considered)
     require(
@@ -236,6 +238,19 @@ def gradient_projector(cfg: CurateConfig, model):
     return KroneckerProjector(linears, cfg.k_in, cfg.k_out, cfg.seed, dense, cfg.k_dense)
 
 
+def with_frames(dataset, episodes: list[int], left_out: str) -> list[int]:
+    """`episodes` less those of no frames, which have no loss and so no gradient. They are named in
+    a warning (`left_out` says what becomes of them), not refused: the others curate as before."""
+    from leanvla.data.reader import no_frames_phrase
+
+    lengths = dataset.episode_column("length")
+    chosen = [lengths[e] for e in episodes]
+    empty = no_frames_phrase(episodes, chosen)
+    if empty:
+        warnings.warn(f"{dataset.root}: {empty}: {left_out}", InputWarning, stacklevel=2)
+    return [e for e, length in zip(episodes, chosen) if length > 0]
+
+
 def held_out_validation(cfg: CurateConfig, dataset, considered: list[int]) -> set[int] | None:
     """The episodes of --data held out as validation demonstrations: a seeded split, an empty set
     for label-free typicality (--val-per-task 0), or None when --val-data brings them (its tasks
@@ -244,7 +259,9 @@ def held_out_validation(cfg: CurateConfig, dataset, considered: list[int]) -> se
 
     if cfg.val_data is not None:
         scored_tasks = [dataset.episode_tasks()[e] for e in considered]
-        check_validation_tasks(scored_tasks, dataset.tasks, LeRobotDataset(cfg.val_data))
+        val_dataset = LeRobotDataset(cfg.val_data)
+        offered = with_frames(val_dataset, list(range(val_dataset.num_episodes)), "not used as validation")
+        check_validation_tasks(scored_tasks, dataset.tasks, [val_dataset.episode_tasks()[e] for e in offered])
         return None
     if cfg.val_per_task == 0:
         return set()

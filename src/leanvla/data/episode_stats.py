@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from leanvla.data.reader import LeRobotDataset
+from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.stats import image_stats, vector_stats
 from leanvla.errors import UserError
 
@@ -35,12 +35,9 @@ def require_frames(where, episodes: list[int], lengths: list[int], remedy: str) 
     empty = [int(episode) for episode, length in zip(episodes, lengths) if length == 0]
     if not empty:
         return
-    many = len(empty) > 1
-    listed = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
     raise UserError(
-        f"{where}: episode{'s' if many else ''} {listed} {'have' if many else 'has'} no frames (length 0 "
-        "in the metadata), so no statistics from frames; "
-        + remedy.format(them="them" if many else "it", episodes=json.dumps(empty))
+        f"{where}: {no_frames_phrase(episodes, lengths)}, so no statistics from frames; "
+        + remedy.format(them="them" if len(empty) > 1 else "it", episodes=json.dumps(empty))
     )
 
 

@@ -31,6 +31,18 @@ def decode_png(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def no_frames_phrase(episodes: list[int], lengths: list[int]) -> str:
+    """'episode 5 has no frames' (or 'episodes 1, 5 have ...') for those of `episodes` whose length
+    is 0, '' when none is. LeRobot records no such episode; an edited or converted dataset may hold
+    one, and each command says what it does about it."""
+    empty = [int(episode) for episode, length in zip(episodes, lengths) if length == 0]
+    if not empty:
+        return ""
+    many = len(empty) > 1
+    listed = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+    return f"episode{'s' if many else ''} {listed} {'have' if many else 'has'} no frames (length 0 in the metadata)"
+
+
 class LeRobotDataset:
     """A LeRobotDataset v3.0 on disk: metadata in memory, frames read on demand."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanvla.data.reader import LeRobotDataset
+from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
 from leanvla.errors import UserError, require
@@ -126,6 +126,13 @@ class ChunkDataset:
         keep = (
             np.ones(len(episode_index), dtype=bool) if episodes is None else np.isin(episode_index, episodes)
         )
+        if not keep.any():  # else the checks below fail on empty arrays, in tracebacks
+            chosen = list(range(dataset.num_episodes)) if episodes is None else episodes
+            lengths = dataset.episode_column("length")
+            raise UserError(
+                f"{dataset.root}: {no_frames_phrase(chosen, [lengths[e] for e in chosen])}: nothing to read"
+                + ("" if episodes is None else "; select episodes that have frames")
+            )
         self.episodes = sorted(set(episode_index[keep].tolist()))
         self.episode_index = torch.from_numpy(episode_index[keep])
         self.task_index = torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])
