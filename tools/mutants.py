@@ -503,6 +503,9 @@ MUTANTS = [
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("ckpt-json-any-type", "models/checkpoint.py", "    require(isinstance(obj, dict), ", "    require(True, ", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-meta-keys-unchecked", "models/checkpoint.py", "absent = [key for key in META_KEYS if key not in meta]", "absent = []", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-stats-values-unchecked", "models/checkpoint.py", "        all(isinstance(s, dict) for s in obj.values()),", "        True,", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-sha", "models/checkpoint.py", 'file_sha256(base / WEIGHTS) == adapter["base_sha256"],', "True,", ("tests/adapt/test_export.py", "tests/models/test_checkpoint.py")),
     Mutant("ckpt-shape-unchecked", "models/checkpoint.py", "if name not in given or tuple(given[name].shape) != tuple(tensor.shape):", "if name not in given:", ("tests/models", "tests/adapt")),
     Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),

@@ -232,6 +232,19 @@ def test_mismatched_checkpoints_are_refused(pair, tiny_run, tiny_dataset, tmp_pa
     assert "give either --sft and --aux" in capsys.readouterr().err
 
 
+def test_a_checkpoint_without_its_statistics_is_one_line(pair, tiny_run, tmp_path, capsys):
+    sft = tmp_path / "sft"
+    shutil.copytree(pair / "sft" / "policy", sft)
+    (sft / "stats.json").unlink()
+    args = ["merge", "--base", str(tiny_run), "--sft", str(sft), "--aux", str(pair / "aux")]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"leanvla merge: error: {sft / 'stats.json'} is missing; a checkpoint needs its normalisation statistics"
+    ]
+    assert not (tmp_path / "x").exists()
+
+
 def test_environment_state_target_trains_a_wider_head_and_merges(pair, tiny_run, tiny_dataset, tmp_path):
     finetune(tiny_dataset, tiny_run, tmp_path / "env", "--aux.horizon", "4", "--aux.env-state")
     weights = load_file(str(tmp_path / "env" / "policy" / "model.safetensors"))

@@ -175,6 +175,24 @@ def _edit_meta(path, kind=None, model_extra=()):
             lambda path: (path / "stats.json").unlink(),
             "stats.json is missing; a checkpoint needs its normalisation",
         ),
+        (lambda path: (path / "stats.json").write_text('{"action": '), r"cannot read .*stats.json: "),
+        (
+            lambda path: (path / "stats.json").write_text("[1, 2]"),
+            r"stats.json must hold a JSON object, not list$",
+        ),
+        (
+            lambda path: (path / "stats.json").write_text('{"action": [0, 1]}'),
+            r"stats.json must hold an object of features, each an object of statistics",
+        ),
+        (
+            lambda path: (path / "config.json").write_text("[]"),
+            r"config.json must hold a JSON object, not list$",
+        ),
+        (
+            lambda path: (path / "config.json").write_text('{"model": {}}'),
+            r"config.json has no 'type': it is not a leanvla checkpoint's config, which holds type, model, "
+            r"instructions, state_key, action_key \(was it edited\?\)$",
+        ),
     ],
 )
 def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, corrupt, message):
@@ -182,6 +200,25 @@ def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, corrupt, message):
     corrupt(path)
     with pytest.raises(UserError, match=message):
         load_model(path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"positions": ', r"cannot read .*provenance.json: "),
+        ("[]", r"provenance.json must hold a JSON object"),
+    ],
+)
+def test_a_damaged_provenance_is_one_clear_error(tmp_path, content, message):
+    from leanvla.models.checkpoint import read_provenance
+
+    _, path = _save(tmp_path)
+    assert read_provenance(path) == {"positions": [[0.1, 0.2]]}
+    (path / "provenance.json").unlink()
+    assert read_provenance(path) == {}  # optional: a checkpoint from elsewhere may have none
+    (path / "provenance.json").write_text(content)
+    with pytest.raises(UserError, match=message):
+        read_provenance(path)
 
 
 def test_missing_weights_and_an_unknown_size_are_one_clear_error(tmp_path):

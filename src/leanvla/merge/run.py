@@ -40,6 +40,7 @@ from leanvla.models.checkpoint import (
     build_model,
     load_state_dict_checked,
     read_meta,
+    read_stats,
     read_weights,
     resolve_checkpoint,
     write_checkpoint_files,
@@ -109,16 +110,13 @@ class MergeConfig:
 
 def _load(path: Path) -> tuple[dict, dict, dict, Path]:
     """(state dict, meta, stats, directory) of a plain checkpoint."""
-    from leanvla.data.stats import stats_from_json
-
     directory = resolve_checkpoint(path)
     meta = read_meta(directory)
     require(
         (directory / WEIGHTS).is_file(),
         f"{directory} holds adapters only; fold them with `leanvla export` before merging",
     )
-    stats = stats_from_json(json.loads((directory / "stats.json").read_text()))
-    return read_weights(directory / WEIGHTS), meta, stats, directory
+    return read_weights(directory / WEIGHTS), meta, read_stats(directory), directory
 
 
 def _group_prefixes(meta: dict) -> dict[str, str]:

@@ -88,6 +88,10 @@ def _build_architecture(meta: dict) -> nn.Module:
     raise UserError(f"unknown model type '{kind}' in checkpoint config; expected 'vla' or 'cnn'")
 
 
+# What every checkpoint's config.json has held (make_meta), and what loading one reads.
+META_KEYS = ("type", "model", "instructions", "state_key", "action_key")
+
+
 def make_meta(
     kind: str,
     model_config: dict,
@@ -155,11 +159,39 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
-def read_meta(directory: Path) -> dict:
+def read_checkpoint_json(path: Path, missing: str | None = None) -> dict | None:
+    """A checkpoint's JSON object, refused in one line if it is not one (edited by hand, or
+    truncated) or, where `missing` says why it is needed, absent; None if absent and optional."""
+    if not path.is_file():
+        require(missing is None, f"{path} is missing; {missing}")
+        return None
     try:
-        meta = json.loads((Path(directory) / CONFIG).read_text())
+        obj = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {Path(directory) / CONFIG}: {exc}") from exc
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    require(isinstance(obj, dict), f"{path} must hold a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def read_stats(directory: Path) -> dict:
+    """The normalisation statistics a checkpoint keeps: {feature: {statistic: array}}."""
+    obj = read_checkpoint_json(directory / STATS, "a checkpoint needs its normalisation statistics")
+    require(
+        all(isinstance(s, dict) for s in obj.values()),
+        f"{directory / STATS} must hold an object of features, each an object of statistics "
+        '(LeRobot\'s stats.json layout: {"action": {"mean": [...], ...}, ...})',
+    )
+    return stats_from_json(obj)
+
+
+def read_meta(directory: Path) -> dict:
+    meta = read_checkpoint_json(Path(directory) / CONFIG, "a checkpoint needs its model config")
+    absent = [key for key in META_KEYS if key not in meta]
+    require(
+        not absent,
+        f"{Path(directory) / CONFIG} has no '{absent[0] if absent else ''}': it is not a leanvla "
+        f"checkpoint's config, which holds {', '.join(META_KEYS)} (was it edited?)",
+    )
     if isinstance(meta.get("model"), dict):  # written before frames could be cropped: they were padded
         fit = meta["model"].setdefault("image_fit", "pad")
         require(
@@ -264,12 +296,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict, dict, Path]:
     else:
         model = build_model(meta)
         load_state_dict_checked(model, read_weights(directory / WEIGHTS), str(directory / WEIGHTS))
-    require(
-        (directory / STATS).is_file(),
-        f"{directory / STATS} is missing; a checkpoint needs its normalisation statistics",
-    )
-    stats = stats_from_json(json.loads((directory / STATS).read_text()))
-    return model, meta, stats, directory
+    return model, meta, read_stats(directory), directory
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -281,5 +308,4 @@ def load_policy(path: str | Path) -> Policy:
 
 def read_provenance(path: str | Path) -> dict:
     directory = resolve_checkpoint(path)
-    file = directory / PROVENANCE
-    return json.loads(file.read_text()) if file.is_file() else {}
+    return read_checkpoint_json(directory / PROVENANCE) or {}
