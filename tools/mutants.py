@@ -657,12 +657,14 @@ MUTANTS = [
     Mutant("sched-warmup", "train/schedule.py", "return peak * (step + 1) / warmup", "return peak * step / warmup", "tests/train/test_schedule.py"),
     Mutant("sched-ema", "train/schedule.py", "self.shadow[k].lerp_(v, 1.0 - self.decay)", "self.shadow[k].lerp_(v, self.decay)", "tests/train"),
     # train/state.py
+    Mutant("metrics-cut-line-fatal", "train/state.py", "            if number == lines[-1][0]:\n                break", "            if False:\n                break", "tests/train/test_resume.py"),
+    Mutant("train-config-read-raw", "train/state.py", "config_from_json(_read_json(path), str(path))", "config_from_json(json.loads(path.read_text()), str(path))", "tests/train/test_resume.py"),
     Mutant("state-ema-not-saved", "train/state.py", '"ema": ema.shadow if ema is not None else None,', '"ema": None,', "tests/train/test_resume.py"),
-    Mutant("state-truncate-lt", "train/state.py", 'if line.strip() and json.loads(line).get("step", 0) <= step', 'if line.strip() and json.loads(line).get("step", 0) < step', ("tests/train/test_resume.py", "tests/train/test_state.py")),
+    Mutant("state-truncate-lt", "train/state.py", '        if record.get("step", 0) <= step:', '        if record.get("step", 0) < step:', ("tests/train/test_resume.py", "tests/train/test_state.py")),
     Mutant("state-env-le", "train/state.py", 'starts = [s for s in starts if s["from_step"] < step]', 'starts = [s for s in starts if s["from_step"] <= step]', ("tests/train/test_resume.py", "tests/train/test_state.py")),
     Mutant("state-out-fixed", "train/state.py", '_RESUMABLE_CHANGES = {\n    "out",\n', "_RESUMABLE_CHANGES = {\n", "tests/train/test_resume.py"),
     Mutant("state-paths-as-spelt", "train/state.py", "saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))", "now = config_json(cfg)", "tests/train/test_resume.py"),
-    Mutant("state-predated-options-refused", "train/state.py", "saved = config_json(config_from_json(json.loads(path.read_text()), str(path))) if path.is_file() else {}", "saved = json.loads(path.read_text()) if path.is_file() else {}", "tests/train/test_resume.py"),
+    Mutant("state-predated-options-refused", "train/state.py", "saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}", "saved = _read_json(path) if path.is_file() else {}", "tests/train/test_resume.py"),
     # train/validation.py
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),

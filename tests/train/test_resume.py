@@ -65,6 +65,36 @@ def test_a_run_started_before_an_option_existed_resumes_at_its_default(data, uni
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_metrics_line_cut_short_by_a_stop_is_dropped_and_the_run_resumes_exactly(
+    data, uninterrupted, tmp_path
+):
+    run = tmp_path / "torn"
+    train(_cfg(data, run), progress=False, stop_after=6)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 8, "loss": 1.2')  # stopped (or the disk filled) while this line was written
+    train(_cfg(data, run), progress=False)
+    a, b = _weights(uninterrupted), _weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(2, 13, 2))
+
+
+def test_a_damaged_run_file_is_one_line_and_left_as_it_was(data, tmp_path):
+    run = tmp_path / "damaged"
+    train(_cfg(data, run), progress=False, stop_after=6)
+    metrics = (run / "metrics.jsonl").read_text().splitlines()
+    metrics[0] = metrics[0][:20]  # lines follow it: not a line cut short by a stop
+    (run / "metrics.jsonl").write_text("".join(line + "\n" for line in metrics))
+    with pytest.raises(
+        UserError, match=r"metrics.jsonl: line 1 is not JSON \(.*\), yet lines follow it, so it "
+    ):
+        train(_cfg(data, run), progress=False)
+    assert (run / "metrics.jsonl").read_text().splitlines() == metrics
+    (run / "train_config.json").write_text('{"steps": ')
+    with pytest.raises(UserError, match=r"cannot read .*train_config.json: .*; mend it, or pass --overwrite"):
+        train(_cfg(data, run), progress=False)
+
+
 def test_a_start_redone_replaces_its_environment_record(data, tmp_path):
     run = tmp_path / "redone"
     train(_cfg(data, run), progress=False, stop_after=2)  # dies before its first checkpoint

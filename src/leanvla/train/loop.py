@@ -28,6 +28,7 @@ from leanvla.adapt.report import (
     plot_active_rank,
     shut_stacks,
 )
+from leanvla.atomic import write_json_atomic
 from leanvla.cores import cores_per_process
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
@@ -96,7 +97,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     trainer = Trainer(cfg, world, resuming, progress=progress and world.is_main)
     if world.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        (run / "train_config.json").write_text(json.dumps(config_json(cfg), indent=2) + "\n")
+        write_json_atomic(run / "train_config.json", config_json(cfg))  # whole, even if stopped here
         truncate_metrics(run, trainer.step)
         truncate_metrics(run, trainer.step, ACTIVE_RANK)
         record_environment(run, trainer.step)

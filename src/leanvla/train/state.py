@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.atomic import atomic_dir, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
 from leanvla.errors import UserError
 from leanvla.models.checkpoint import write_checkpoint_files
@@ -126,7 +126,7 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
         return False
     # Read back as a TrainConfig: options added since the run started take their defaults, as it ran.
     path = run / "train_config.json"
-    saved = config_json(config_from_json(json.loads(path.read_text()), str(path))) if path.is_file() else {}
+    saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}
     saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))
     for key in now:
         if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
@@ -181,16 +181,36 @@ def load_training_state(run: Path) -> dict:
 
 
 def truncate_metrics(run: Path, step: int, name: str = "metrics.jsonl") -> None:
-    """Drop lines of RUN/name logged after `step` (they belong to the part of the run being redone)."""
+    """Drop lines of RUN/name logged after `step` (they belong to the part of the run being redone),
+    and a last line cut short (the run stopped, or the disk filled, while it was written)."""
     path = run / name
     if not path.is_file():
         return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    path.write_text("".join(line + "\n" for line in kept))
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    kept = []
+    for number, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == lines[-1][0]:
+                break
+            raise UserError(
+                f"{path}: line {number} is not JSON ({exc}), yet lines follow it, so it was not cut "
+                "short by a stop; mend or delete it to resume"
+            ) from exc
+        if record.get("step", 0) <= step:
+            kept.append(line)
+    write_bytes_atomic(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _read_json(path: Path):
+    """A run's JSON file, in one line if it does not parse (edited by hand)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"cannot read {path}: {exc}; mend it, or pass --overwrite to start the run again"
+        ) from exc
 
 
 def record_environment(run: Path, step: int) -> None:
@@ -200,6 +220,6 @@ def record_environment(run: Path, step: int) -> None:
     redone (started at or after `step`) are dropped, as truncate_metrics drops their metrics.
     """
     path = run / ENVIRONMENT
-    starts = json.loads(path.read_text()) if path.is_file() else []
+    starts = _read_json(path) if path.is_file() else []
     starts = [s for s in starts if s["from_step"] < step]
     write_json_atomic(path, [*starts, {"from_step": step, **software_environment()}])
