@@ -494,6 +494,8 @@ MUTANTS = [
     Mutant("mergerun-undone-sign", "merge/run.py", 'round(-100 * along_merged["coefficient"], 1)', 'round(100 * along_merged["coefficient"], 1)', "tests/merge"),
     Mutant("mergerun-along-scale", "merge/run.py", 'add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))', 'add_scaled(zeros, tau, 1.0, scales["group_scale"], _group_prefixes(meta_info))', "tests/merge"),
     # merge/vectors.py
+    Mutant("vec-dare-seeds-every-device", "merge/vectors.py", "torch.default_generator.manual_seed(seed)", "torch.manual_seed(seed)", VEC),
+    Mutant("vec-dare-stream-taken", "merge/vectors.py", "with torch.random.fork_rng(devices=[]):", "with torch.no_grad():", VEC),
     Mutant("vec-sign", "merge/vectors.py", "(aux[k].double() - v.double())", "(v.double() - aux[k].double())", VEC),
     Mutant("vec-group-ignored", "merge/vectors.py", "lam = group_scale.get(group_of(name, prefixes), scale)", "lam = scale", VEC),
     Mutant("vec-prefix-dot", "merge/vectors.py", 'if name.startswith(prefix + "."):', "if name.startswith(prefix):", VEC),

@@ -91,6 +91,16 @@ def test_dare_is_seeded_and_keeps_expectation_scale():
     assert set(first.unique().tolist()) <= {0.0, 4.0} and abs(first.mean().item() - 1.0) < 0.1
 
 
+def test_dare_leaves_the_callers_random_streams_as_they_were(monkeypatch):
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)  # what torch.manual_seed calls
+    combine([{"w": torch.ones(100)}], [1.0], "dare-ties", 0.5, seed=7)
+    assert torch.equal(torch.rand(3), expected) and reseeded == []
+
+
 def test_mismatch_names_first_parameter():
     sft = sd(0, **SHAPES)
     aux = {**sd(1, **SHAPES), "expert.layers.0.w": torch.zeros(3, 3)}

@@ -94,9 +94,10 @@ def combine(
     for i, v in enumerate(vectors[1:], start=2):
         check_compatible(vectors[0], v, "vector 1", f"vector {i}")
     w = torch.tensor(weights, dtype=torch.float64)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # DARE's random drops
-    try:
+    # DARE's random drops draw from the CPU generator (peft takes none of its own): seed it alone,
+    # and give the caller's stream back after. torch.manual_seed would reseed every GPU's too.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         out = {}
         for name, first in vectors[0].items():
             stack = [v[name].double() for v in vectors]
@@ -110,8 +111,6 @@ def combine(
                 merged = merge_utils.dare_ties(stack, w, density)
             out[name] = merged.to(first.dtype)
         return out
-    finally:
-        torch.random.set_rng_state(generator_state)
 
 
 def diagnostics(vectors: dict[str, StateDict], prefixes: dict[str, str]) -> dict:
