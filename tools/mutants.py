@@ -149,6 +149,7 @@ MUTANTS = [
     Mutant("creport-typicality-mean", "curate/report.py", "self_influence = [float(scores.self_influence[i]) for i in by_task]", "self_influence = [float(scores.typicality[i]) for i in by_task]", "tests/curate/test_run.py"),
     Mutant("creport-kept-count", "curate/report.py", "kept = sum(selected[i] for i in mine)", "kept = sum(selected)", "tests/curate/test_report.py"),
     # curate/run.py
+    Mutant("curate-val-contract-unchecked", "curate/run.py", "for read in (dataset, val_dataset):", "for read in (dataset,):", "tests/curate/test_run.py"),
     Mutant("curate-empty-scored", "curate/run.py", "    return [e for e, length in zip(episodes, chosen) if length > 0]", "    return episodes", "tests/curate/test_run.py"),
     Mutant("curate-empty-validation-counted", "curate/run.py", "[val_dataset.episode_tasks()[e] for e in offered]", "val_dataset.episode_tasks()", "tests/curate/test_run.py"),
     Mutant("curate-size-dropped", "curate/run.py", 'ChunkDataset.for_policy(\n        dataset, meta["model"], episodes,', 'ChunkDataset(\n        dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes,', "tests/curate/test_run.py"),

@@ -209,8 +209,16 @@ def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dat
 
 
 def test_validation_demonstrations_of_a_task_the_data_lacks_are_one_line(
-    tiny_run, tiny_dataset, data, tmp_path, capsys
+    tiny_run, tiny_dataset, tmp_path, capsys
 ):
+    from leanvla.data.reader import LeRobotDataset
+    from tests.data.helpers import dataset_with
+
+    recorded = LeRobotDataset(tiny_dataset)
+    (state_dim,) = recorded.features["observation.state"]["shape"]
+    # the policy reads it (its cameras, state, action and frame rate), but its task is "task a"
+    cameras = {"corner2": (32, 32), "corner3": (32, 32)}
+    data = dataset_with(tmp_path / "val", cameras, state_dim=state_dim, fps=recorded.fps)
     out = tmp_path / "out"
     assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(data)]) == 2
     err = capsys.readouterr().err.strip()
@@ -218,6 +226,25 @@ def test_validation_demonstrations_of_a_task_the_data_lacks_are_one_line(
         "--val-data task 'task a' is not a task of --data; validation demonstrations must share tasks" in err
     )
     assert len(err.splitlines()) == 1 and not (out / "scores.csv").exists()
+
+
+def test_validation_demonstrations_the_policy_cannot_read_are_one_line_before_decoding(
+    tiny_run, tiny_dataset, tmp_path, capsys
+):
+    from leanvla.data.reader import LeRobotDataset
+    from tests.data.helpers import dataset_with
+
+    (state_dim,) = LeRobotDataset(tiny_dataset).features["observation.state"]["shape"]
+    val = dataset_with(tmp_path / "val", {"corner2": (32, 32), "corner3": (32, 32)}, state_dim=state_dim + 3)
+    out = tmp_path / "out"
+    assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(val)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith(f"expects 'observation.state' of shape [{state_dim}] but {val} has [{state_dim + 3}]")
+    )
+    assert "decode" not in err and not out.exists()  # refused before the images of --data decoded
 
 
 def test_two_processes_collect_what_one_does(curated, tiny_run, tiny_dataset, tmp_path):

@@ -52,14 +52,16 @@ def synthetic_dataset(
     return root
 
 
-def dataset_with(root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4) -> Path:
+def dataset_with(
+    root: Path, cameras: dict[str, tuple[int, int]], state_dim: int | None = 4, fps: int = 10
+) -> Path:
     """Two short episodes of random images from the given cameras (name -> height, width), with a
     state of the given size."""
     features = {f"observation.images.{name}": image_feature(h, w) for name, (h, w) in cameras.items()}
     if state_dim is not None:
         features["observation.state"] = {"dtype": "float32", "shape": [state_dim], "names": None}
     features["action"] = {"dtype": "float32", "shape": [4], "names": None}
-    writer = LeRobotWriter(root, fps=10, features=features)
+    writer = LeRobotWriter(root, fps=fps, features=features)
     rng = np.random.default_rng(0)
     for _ in range(2):
         frames = {

@@ -188,11 +188,14 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     projector = gradient_projector(cfg, model).to(world.device)
 
     dataset = LeRobotDataset(cfg.data)
-    check_contract(meta["model"], dataset, f"checkpoint {source}", meta.get("fps"))
+    val_dataset = LeRobotDataset(cfg.val_data) if cfg.val_data is not None else None
+    for read in (dataset, val_dataset):  # each read as the policy reads: before any image decodes
+        if read is not None:
+            check_contract(meta["model"], read, f"checkpoint {source}", meta.get("fps"))
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     considered = episodes if episodes is not None else list(range(dataset.num_episodes))
     considered = with_frames(dataset, considered, "not scored, so not selected")
-    held = held_out_validation(cfg, dataset, considered)  # from the metadata: before images decode
+    held = held_out_validation(cfg, dataset, considered, val_dataset)  # from the metadata
     scored = sum(e not in (held or ()) for e in considered)
     require(
         cfg.rank <= min(scored, projector.dim),
@@ -203,7 +206,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     )
     normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], data.cameras)
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
-    rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, progress)
+    rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, val_dataset, progress)
 
     # What the stored gradients depend on: a store made with other settings is not resumed.
     settings = {
@@ -251,15 +254,12 @@ def with_frames(dataset, episodes: list[int], left_out: str) -> list[int]:
     return [e for e, length in zip(episodes, chosen) if length > 0]
 
 
-def held_out_validation(cfg: CurateConfig, dataset, considered: list[int]) -> set[int] | None:
+def held_out_validation(cfg: CurateConfig, dataset, considered: list[int], val_dataset) -> set[int] | None:
     """The episodes of --data held out as validation demonstrations: a seeded split, an empty set
-    for label-free typicality (--val-per-task 0), or None when --val-data brings them (its tasks
-    are checked here)."""
-    from leanvla.data.reader import LeRobotDataset
-
-    if cfg.val_data is not None:
+    for label-free typicality (--val-per-task 0), or None when `val_dataset` (--val-data) brings
+    them (its tasks are checked here)."""
+    if val_dataset is not None:
         scored_tasks = [dataset.episode_tasks()[e] for e in considered]
-        val_dataset = LeRobotDataset(cfg.val_data)
         offered = with_frames(val_dataset, list(range(val_dataset.num_episodes)), "not used as validation")
         check_validation_tasks(scored_tasks, dataset.tasks, [val_dataset.episode_tasks()[e] for e in offered])
         return None
@@ -373,10 +373,10 @@ def curvature_solver(cfg: CurateConfig, phi_train: torch.Tensor):
 
 
 def _rows_and_losses(
-    cfg, model, data, normalizer, task_of: dict[int, int], held: set[int] | None, progress: bool
+    cfg, model, data, normalizer, task_of: dict[int, int], held: set[int] | None, val_dataset, progress: bool
 ):
     """The store's rows (scored demos first, then validation demos) and the loss of each role;
-    `held` is the held-out split (None with --val-data)."""
+    `held` is the held-out split (None with `val_dataset`, --val-data)."""
     from leanvla.curate.collect import DemoLoss
 
     losses = {"train": DemoLoss(model, data, normalizer, cfg.seed, cfg.frames, cfg.batch_size)}
@@ -385,9 +385,6 @@ def _rows_and_losses(
         val = [Row(e, t, "val") for e, t in task_of.items() if e in held]
         losses["val"] = losses["train"]
         return train + val, losses
-    from leanvla.data.reader import LeRobotDataset
-
-    val_dataset = LeRobotDataset(cfg.val_data)
     val_data = data.like(val_dataset, progress=progress)
     # The validation dataset numbers its tasks its own way: match them by instruction.
     val_task = {k: data.instructions.index(text) for k, text in enumerate(val_data.instructions)}
