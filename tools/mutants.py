@@ -66,7 +66,8 @@ MUTANTS = [
     # adapt/config.py
     Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
     # adapt/export.py
-    Mutant("export-size-dropped", "adapt/export.py", "ChunkDataset.for_policy(LeRobotDataset(data_dir), model_cfg)", 'ChunkDataset(LeRobotDataset(data_dir), model_cfg["cameras"], model_cfg["chunk_size"])', "tests/adapt/test_export.py"),
+    Mutant("export-calibration-contract-unchecked", "adapt/export.py", "        check_contract(model_cfg, dataset,", "        (lambda *given: None)(model_cfg, dataset,", "tests/adapt/test_export.py"),
+    Mutant("export-size-dropped", "adapt/export.py", "ChunkDataset.for_policy(dataset, model_cfg)", 'ChunkDataset(dataset, model_cfg["cameras"], model_cfg["chunk_size"])', "tests/adapt/test_export.py"),
     Mutant("export-track-off", "adapt/export.py", "        layer.track_routing = True\n", "        layer.track_routing = False\n", "tests/adapt/test_export.py"),
     # adapt/inject.py
     Mutant("inject-match", "adapt/inject.py", "if isinstance(module, nn.Linear) and pattern.search(name)", "if isinstance(module, nn.Linear) and pattern.match(name)", "tests/adapt"),

@@ -139,6 +139,23 @@ def test_a_plain_checkpoint_an_existing_out_and_missing_calibration_data_are_ref
     assert list(out.iterdir()) == [] and not (tmp_path / "f2").exists()
 
 
+def test_calibration_data_the_policy_cannot_read_is_one_line_before_decoding(
+    adapter_run, tiny_dataset, tmp_path, capsys
+):
+    from leanvla.data.reader import LeRobotDataset
+    from tests.data.helpers import dataset_with
+
+    (state_dim,) = LeRobotDataset(tiny_dataset).features["observation.state"]["shape"]
+    other = dataset_with(
+        tmp_path / "other", {"corner2": (32, 32), "corner3": (32, 32)}, state_dim=state_dim + 5
+    )
+    out = tmp_path / "folded"
+    assert main(["export", "--policy", str(adapter_run), "--out", str(out), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(f"but {other} has [{state_dim + 5}]")
+    assert "expects 'observation.state' of shape" in err and "decode" not in err and not out.exists()
+
+
 def test_an_adapter_checkpoint_is_no_base_for_training_or_new_adapters(
     adapter_run, tiny_dataset, tmp_path, capsys
 ):

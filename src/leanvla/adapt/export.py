@@ -99,6 +99,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset
     from leanvla.models.checkpoint import load_model, read_provenance, save_checkpoint
+    from leanvla.train.build import check_contract
 
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
@@ -112,7 +113,9 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
         data_dir = cfg.data or Path(meta["train"]["data"])
         require(Path(data_dir).is_dir(), f"calibration data {data_dir} does not exist; pass --data DIR")
         model_cfg = meta["model"]
-        data = ChunkDataset.for_policy(LeRobotDataset(data_dir), model_cfg)
+        dataset = LeRobotDataset(data_dir)
+        check_contract(model_cfg, dataset, f"checkpoint {directory}", meta.get("fps"))  # before decoding
+        data = ChunkDataset.for_policy(dataset, model_cfg)
         normalizer = Normalizer(stats, meta["state_key"], meta["action_key"], model_cfg["cameras"])
         record_mean_routing(model, data, normalizer, cfg.samples, cfg.batch_size, cfg.seed)
     fold_adapters(model)
