@@ -507,6 +507,7 @@ MUTANTS = [
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("ckpt-last-unsaid", "models/checkpoint.py", 'if candidate.name == "last" and candidate != path:', "if False:", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-json-any-type", "models/checkpoint.py", "    require(isinstance(obj, dict), ", "    require(True, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-meta-keys-unchecked", "models/checkpoint.py", "absent = [key for key in META_KEYS if key not in meta]", "absent = []", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-stats-values-unchecked", "models/checkpoint.py", "        all(isinstance(s, dict) for s in obj.values()),", "        True,", "tests/models/test_checkpoint.py"),

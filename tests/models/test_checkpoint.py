@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import warnings
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from leanvla.data.stats import stats_from_json, vector_stats
-from leanvla.errors import UserError
+from leanvla.errors import InputWarning, UserError
 from leanvla.models.checkpoint import load_model, load_policy, make_meta, resolve_checkpoint, save_checkpoint
 from leanvla.models.config import vla_config
 from leanvla.models.vla import VLA
@@ -82,17 +85,18 @@ def test_a_checkpoint_saved_before_words_of_any_script_reads_instructions_as_it_
     assert tokenizer.encode("Würfel") == [1, tokenizer.token_id("w"), tokenizer.token_id("rfel")]
 
 
-def test_run_directory_resolves_to_policy_then_last(tmp_path):
-    _, path = _save(tmp_path)
+def test_run_directory_resolves_to_policy_then_last_and_says_when_last(tmp_path):
+    _, checkpoint = _save(tmp_path)
     run = tmp_path / "run"
-    (run / "last").mkdir(parents=True)
-    for f in path.iterdir():
-        (run / "last" / f.name).write_bytes(f.read_bytes())
-    assert resolve_checkpoint(run) == run / "last"
-    (run / "policy").mkdir()
-    for f in path.iterdir():
-        (run / "policy" / f.name).write_bytes(f.read_bytes())
-    assert resolve_checkpoint(run) == run / "policy"
+    shutil.copytree(checkpoint, run / "last")
+    said = rf"{re.escape(str(run))} holds no finished policy \(policy/\): reading its last checkpoint, "
+    with pytest.warns(InputWarning, match=said):
+        assert resolve_checkpoint(run) == run / "last"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say where last/ is named, or policy/ is there
+        assert resolve_checkpoint(run / "last") == run / "last"
+        shutil.copytree(checkpoint, run / "policy")
+        assert resolve_checkpoint(run) == run / "policy"
 
 
 def test_weights_that_do_not_fit_the_config_name_the_parameter(tmp_path):

@@ -14,6 +14,7 @@ A training run directory holds `last/` (a checkpoint plus optimizer/RNG state) a
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from leanvla.atomic import atomic_dir
 from leanvla.data.normalize import Normalizer
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
-from leanvla.errors import UserError, require
+from leanvla.errors import InputWarning, UserError, require
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
 
@@ -153,6 +154,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if (candidate / CONFIG).is_file() and (
             (candidate / WEIGHTS).is_file() or (candidate / ADAPTER).is_file()
         ):
+            # A run's last checkpoint, read in place of its policy: said, lest it pass for the final one.
+            if candidate.name == "last" and candidate != path:
+                warnings.warn(
+                    f"{path} holds no finished policy (policy/): reading its last checkpoint, {candidate} "
+                    "(a run still training, or stopped; name last/ itself to read it without this warning)",
+                    InputWarning,
+                    stacklevel=2,
+                )
             return candidate
     raise UserError(
         f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} (or {ADAPTER}) in it (or in its policy/ or last/ subdirectory)"
