@@ -532,6 +532,10 @@ MUTANTS = [
     Mutant("pixel-one-grid", "models/pixel_decoder.py", "grids = self.inp(summary).view(b * self.cameras, self.channels, self.grid, self.grid)", "grids = self.inp(summary)[:, : self.channels * self.grid**2].repeat_interleave(self.cameras, 0).view(b * self.cameras, self.channels, self.grid, self.grid)", "tests/models/test_auxiliary.py"),
     Mutant("pixel-stages-forward", "models/pixel_decoder.py", "zip(channels[:0:-1], channels[-2::-1])", "zip(channels[:-1], channels[1:])", "tests/models/test_auxiliary.py"),
     # models/policy.py
+    Mutant("policy-state-nan-taken", "models/policy.py", "if not bool(torch.isfinite(state).all()):", "if False:", "tests/models/test_policy.py"),
+    Mutant("policy-task-range-unchecked", "models/policy.py", "if batch and not (0 <= int(task_index.min()) and int(task_index.max()) < known):", "if False:", "tests/models/test_policy.py"),
+    Mutant("policy-state-type-kept", "models/policy.py", "state.to(self.device, torch.float32)", "state.to(self.device)", "tests/models/test_policy.py"),
+    Mutant("policy-index-bool-taken", "models/policy.py", "torch.int8, torch.uint8)", "torch.int8, torch.uint8, torch.bool)", "tests/models/test_policy.py"),
     Mutant("policy-frames-unfitted", "models/policy.py", "return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)", "return torch.stack(list(images), 1)", ("tests/models", "tests/test_readme.py")),
     Mutant("policy-fit-ignored", "models/policy.py", "fit_square_chw(frames, size, fit)", "fit_square_chw(frames, size)", "tests/models"),
     Mutant("policy-batch-unchecked", "models/policy.py", "frames.dim() == 4 and frames.shape[0] == batch and frames.shape[1] == 3", "frames.dim() == 4 and frames.shape[1] == 3", "tests/models"),

@@ -132,6 +132,48 @@ def test_frames_that_are_not_uint8_tensors_or_disagree_on_the_batch_are_one_clea
         policy.act([frames, frames.numpy()], state, task)
 
 
+def test_a_state_or_task_index_the_policy_cannot_use_is_one_clear_error(tmp_path):
+    policy = load_policy(_save(tmp_path)[1])  # one instruction, a state of 4
+    frames, state, task = (
+        torch.zeros(2, 1, 3, 16, 16, dtype=torch.uint8),
+        torch.zeros(2, 4),
+        torch.zeros(2).long(),
+    )
+    for bad_state, message in (
+        (
+            state.numpy(),
+            r"state must be a float tensor \(torch.from_numpy\(state\).float\(\)\[None\] wraps a "
+            r"robot's 4 numbers\), got ndarray$",
+        ),
+        (state.long(), r"state must be a float tensor .*, got torch.int64$"),
+        (
+            torch.tensor([[0.0, 0, 0, 0], [0, 0, float("inf"), 0]]),
+            r"^state\[1, 2\] is inf: the policy's actions",
+        ),
+    ):
+        with pytest.raises(UserError, match=message):
+            policy.act(frames, bad_state, task)
+    for bad_task, message in (
+        (
+            0,
+            r"^task_index must be an integer tensor, got int; torch.tensor\(\[policy.task_id\(instruction\)\]\)",
+        ),
+        (task.float(), r"^task_index must be an integer tensor, got torch.float32"),
+        (task.bool(), r"^task_index must be an integer tensor, got torch.bool"),
+        (
+            torch.tensor([0, 3]),
+            r"^task_index holds 3, but the policy knows 1 instruction \(0..0\); Policy.task_id",
+        ),
+        (torch.tensor([-1, 0]), r"^task_index holds -1, but"),
+    ):
+        with pytest.raises(UserError, match=message):
+            policy.act(frames, state, bad_task)
+    # A robot's float64 state (numpy's default) is taken as the float32 it would have been given.
+    generator = torch.Generator().manual_seed(0)
+    chunk = policy.act(frames, state.double(), task.int(), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(chunk, policy.act(frames, state, task, generator=generator))
+
+
 def _act(policy, frames_shape=(2, 1, 3, 24, 40)):
     frames = torch.randint(
         0, 256, frames_shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1)

@@ -17,10 +17,12 @@ from torch import nn
 
 from leanvla.data.normalize import Normalizer
 from leanvla.data.resize import fit_square_chw
-from leanvla.errors import require
+from leanvla.errors import UserError, require
 
 # uint8 camera frames: B x N x 3 x H x W, or one B x 3 x H x W tensor per camera (sizes may differ)
 Frames = torch.Tensor | Sequence[torch.Tensor]
+# What an instruction index may be held in (not bool: a bool tensor indexes as a mask).
+INDEX_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 @dataclass
@@ -72,17 +74,9 @@ class Policy:
         """
         images = self._fitted(images_uint8).to(self.device)
         batch = images.shape[0]
-        state_dim = self.meta["model"]["state_dim"]
-        require(
-            state.shape == (batch, state_dim),
-            f"state must be B x {state_dim} with B = {batch} (the images' batch), got shape {tuple(state.shape)}",
-        )
-        require(
-            task_index.shape == (batch,),
-            f"task_index must hold one instruction index per sample ({batch}), got shape "
-            f"{tuple(task_index.shape)}; Policy.task_id(instruction) gives the index",
-        )
-        state, task_index = state.to(self.device), task_index.to(self.device)
+        state = self._checked_state(state, batch)
+        self._check_task_index(task_index, batch)
+        state, task_index = state.to(self.device, torch.float32), task_index.to(self.device)
         return Observation(
             images=self.normalizer.images(images),
             state=self.normalizer.state(state),
@@ -90,6 +84,48 @@ class Policy:
             token_mask=self._token_mask[task_index],
             task_index=task_index,
         )
+
+    def _checked_state(self, state: torch.Tensor, batch: int) -> torch.Tensor:
+        """The state, a B x S tensor of finite numbers (of any float type: a robot's are often
+        float64). A NaN or an infinity is refused: it would make every action of the chunk NaN."""
+        state_dim = self.meta["model"]["state_dim"]
+        require(
+            isinstance(state, torch.Tensor) and state.is_floating_point(),
+            f"state must be a float tensor (torch.from_numpy(state).float()[None] wraps a robot's {state_dim} "
+            f"numbers), got {type(state).__name__ if not isinstance(state, torch.Tensor) else state.dtype}",
+        )
+        require(
+            state.shape == (batch, state_dim),
+            f"state must be B x {state_dim} with B = {batch} (the images' batch), got shape {tuple(state.shape)}",
+        )
+        if not bool(torch.isfinite(state).all()):  # one read-back a chunk, where the input is on the GPU
+            sample, dimension = (int(i) for i in (~torch.isfinite(state)).nonzero()[0])
+            raise UserError(
+                f"state[{sample}, {dimension}] is {float(state[sample, dimension])}: the policy's actions "
+                "would all be NaN (a sensor that dropped out?); give it finite numbers"
+            )
+        return state
+
+    def _check_task_index(self, task_index: torch.Tensor, batch: int) -> None:
+        """B integer indices into the policy's instructions (`task_id` gives one)."""
+        given = task_index.dtype if isinstance(task_index, torch.Tensor) else type(task_index).__name__
+        require(
+            isinstance(task_index, torch.Tensor) and task_index.dtype in INDEX_TYPES,
+            f"task_index must be an integer tensor, got {given}; torch.tensor([policy.task_id(instruction)]) "
+            "gives one",
+        )
+        require(
+            task_index.shape == (batch,),
+            f"task_index must hold one instruction index per sample ({batch}), got shape "
+            f"{tuple(task_index.shape)}; Policy.task_id(instruction) gives the index",
+        )
+        known = len(self.instructions)
+        if batch and not (0 <= int(task_index.min()) and int(task_index.max()) < known):
+            outside = task_index[(task_index < 0) | (task_index >= known)]
+            raise UserError(
+                f"task_index holds {outside[0].item()}, but the policy knows {known} "
+                f"instruction{'s' if known != 1 else ''} (0..{known - 1}); Policy.task_id(instruction) gives the index"
+            )
 
     def _fitted(self, images: Frames) -> torch.Tensor:
         """The cameras' frames checked (each mistake named plainly) and fitted: B x N x 3 x size x size."""
