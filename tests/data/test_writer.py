@@ -177,6 +177,35 @@ def test_encoded_images_of_another_shape_are_refused(tmp_path):
         writer.add_episode("t", frames)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"observation.images.cam": np.zeros((7, 16, 16, 3), np.float32)},
+            r"^image feature 'observation.images.cam' has float32 frames of shape \[16, 16, 3\]; info declares "
+            r"uint8 frames of \[16, 16, 3\] \(height, width, channels; 0-255\)$",
+        ),
+        (
+            {"observation.images.cam": np.zeros((7, 3, 16, 16), np.uint8)},  # channels first
+            r"^image feature 'observation.images.cam' has uint8 frames of shape \[3, 16, 16\]; info declares",
+        ),
+        (
+            {"observation.extra": np.zeros((7, 2), np.float32)},
+            r"^episode has features \['observation.extra'\] that the dataset does not declare; add them to "
+            "LeRobotWriter's features, or leave them out$",
+        ),
+    ],
+)
+def test_frames_the_features_do_not_describe_are_refused_and_the_writer_goes_on(tmp_path, change, message):
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    task, frames = _episodes(np.random.default_rng(0))[0]
+    with pytest.raises(ValueError, match=message):
+        writer.add_episode(task, {**frames, **change})
+    writer.add_episode(task, frames)
+    writer.finalize()
+    assert LeRobotDataset(tmp_path / "ds").num_episodes == 1
+
+
 def test_data_files_roll_over_and_read_back(tmp_path):
     rng = np.random.default_rng(1)
     eps = _episodes(rng)

@@ -159,6 +159,12 @@ class LeRobotWriter:
         missing = [k for k in self.features if k not in frames and k not in fmt.DEFAULT_FEATURES]
         if missing:
             raise ValueError(f"episode is missing features {missing}")
+        undeclared = sorted(set(frames) - set(self.features))
+        if undeclared:  # else dropped without a word
+            raise ValueError(
+                f"episode has features {undeclared} that the dataset does not declare; add them to "
+                "LeRobotWriter's features, or leave them out"
+            )
         length = len(next(iter(frames.values())))
         if length == 0:  # nothing to take its statistics from; LeRobot records none such either
             raise ValueError("episode has no frames; give it at least one")
@@ -217,6 +223,11 @@ class LeRobotWriter:
 
     def _image_column(self, key: str, feature: dict, values: Any) -> tuple[pa.Array, dict[str, np.ndarray]]:
         if isinstance(values, np.ndarray):
+            if values.dtype != np.uint8 or list(values.shape[1:]) != list(feature["shape"]):
+                raise ValueError(  # before PIL fails on them, in its own words
+                    f"image feature '{key}' has {values.dtype} frames of shape {list(values.shape[1:])}; info "
+                    f"declares uint8 frames of {feature['shape']} (height, width, channels; 0-255)"
+                )
             values = EncodedImages.of(values)
         elif not isinstance(values, EncodedImages):
             from leanvla.data.reader import decode_png
