@@ -44,7 +44,8 @@ def report_markdown(
         "",
         "## Base policy",
         f"Reference VLA, size `{plan.size}` ({model.num_parameters() / 1e6:.2f}M parameters), flow-matching head, "
-        f"chunk {meta['model']['chunk_size']} (executing {meta['model']['n_action_steps']}), {plan.steps} steps at batch {plan.batch_size}.",
+        f"chunk {meta['model']['chunk_size']} (executing {meta['model']['n_action_steps']}), {plan.steps} "
+        f"steps at batch {plan.batch_size}.",
         "",
         "![loss](loss.png)",
         "",
@@ -52,7 +53,8 @@ def report_markdown(
         protocol_line(result),
         "",
         success_table({"base policy": result}),
-        f"Mean success: **{pct(result['mean_success'])}%**; inference {result['inference_ms_per_chunk']:.1f} ms per chunk on this CPU.",
+        f"Mean success: **{pct(result['mean_success'])}%**; inference "
+        f"{result['inference_ms_per_chunk']:.1f} ms per chunk on this CPU.",
         "",
     ]
     if has_strips:

@@ -136,7 +136,8 @@ def policy_tasks(instructions: list[str]) -> list[str]:
     require(
         known,
         f"the policy's instructions ({shown}) name no Meta-World task, and `leanvla eval` runs the "
-        "Meta-World tasks a policy was trained on: measure it on recordings with `leanvla probe --policy P --data DATA`",
+        "Meta-World tasks a policy was trained on: measure it on recordings with `leanvla probe --policy P "
+        "--data DATA`",
     )
     return known
 
@@ -249,7 +250,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             "no training positions" if positions is None else f"no positions of {unknown} training episodes"
         )
         warnings.warn(
-            f"{checkpoint} records {which}; evaluation seeds are disjoint from recording seeds but positions cannot be checked",
+            f"{checkpoint} records {which}; evaluation seeds are disjoint from recording seeds but "
+            "positions cannot be checked",
             InputWarning,
             stacklevel=2,
         )

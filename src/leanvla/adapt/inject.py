@@ -85,7 +85,8 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
         limit = min(module.in_features, module.out_features)
         require(
             rank <= limit,
-            f"rank {rank} is larger than {name} allows ({module.in_features} -> {module.out_features}: at most {limit}); lower --lora.rank or --lora.group-rank",
+            f"rank {rank} is larger than {name} allows ({module.in_features} -> {module.out_features}: at "
+            f"most {limit}); lower --lora.rank or --lora.group-rank",
         )
     return names
 

@@ -97,7 +97,8 @@ def resolve_tasks(spec: str | list[str]) -> list[str]:
             close = [t for t in INSTRUCTIONS if item.split("-v")[0] in t][:3]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UserError(
-                f"unknown Meta-World task or suite '{item}'{hint}; use v3 task names like reach-v3, or a suite: {', '.join(SUITES)}"
+                f"unknown Meta-World task or suite '{item}'{hint}; use v3 task names like reach-v3, or a "
+                f"suite: {', '.join(SUITES)}"
             )
         tasks += [t for t in names if t not in tasks]
     if not tasks:

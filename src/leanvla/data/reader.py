@@ -50,12 +50,14 @@ class LeRobotDataset:
         self.root = Path(root)
         require(
             self.root.is_dir(),
-            f"dataset directory {self.root} does not exist; record one with `leanvla data metaworld --out {self.root}` or pass the path of a LeRobotDataset",
+            f"dataset directory {self.root} does not exist; record one with `leanvla data metaworld --out "
+            f"{self.root}` or pass the path of a LeRobotDataset",
         )
         info_path = self.root / fmt.INFO_PATH
         require(
             info_path.is_file(),
-            f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected meta/info.json, meta/tasks.parquet, meta/episodes/, data/)",
+            f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected "
+            "meta/info.json, meta/tasks.parquet, meta/episodes/, data/)",
         )
         try:
             self.info: dict = json.loads(info_path.read_text())
@@ -90,7 +92,8 @@ class LeRobotDataset:
         )
         require(
             text_col is not None and "task_index" in names,
-            f"{path} has columns {names}; expected task_index and the task string (as the pandas index or a 'task' column)",
+            f"{path} has columns {names}; expected task_index and the task string (as the pandas index or a "
+            "'task' column)",
         )
         order = np.argsort(table.column("task_index").to_numpy())
         tasks = [table.column(text_col)[int(i)].as_py() for i in order]
@@ -112,7 +115,8 @@ class LeRobotDataset:
         n = table.num_rows
         require(
             n == self.info["total_episodes"],
-            f"{self.root / 'meta/episodes'} lists {n} episodes but meta/info.json says total_episodes={self.info['total_episodes']}",
+            f"{self.root / 'meta/episodes'} lists {n} episodes but meta/info.json says "
+            f"total_episodes={self.info['total_episodes']}",
         )
         return table
 
@@ -120,7 +124,8 @@ class LeRobotDataset:
         for path in self.data_files:
             require(
                 path.is_file(),
-                f"data file {path} is missing (meta/episodes references it); the dataset is incomplete: re-record or re-download it",
+                f"data file {path} is missing (meta/episodes references it); the dataset is incomplete: "
+                "re-record or re-download it",
             )
 
     @cached_property
@@ -204,7 +209,8 @@ class LeRobotDataset:
             )
             require(
                 lengths == {shape[0]},
-                f"feature '{key}' has length {sorted(lengths)} in {self.data_files[0]} but meta/info.json declares shape {shape}; the dataset is inconsistent",
+                f"feature '{key}' has length {sorted(lengths)} in {self.data_files[0]} but meta/info.json "
+                f"declares shape {shape}; the dataset is inconsistent",
             )
             values = column.flatten().to_numpy(zero_copy_only=False)
             return values.reshape(len(column), shape[0])

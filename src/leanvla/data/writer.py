@@ -128,7 +128,8 @@ class LeRobotWriter:
         for key, feature in features.items():
             if feature["dtype"] == "video":
                 raise ValueError(
-                    f"feature '{key}': leanvla writes images into parquet (dtype 'image'); video writing is not supported"
+                    f"feature '{key}': leanvla writes images into parquet (dtype 'image'); video writing is "
+                    "not supported"
                 )
         self.features = {**features, **fmt.DEFAULT_FEATURES}
         self.schema = pa.schema(

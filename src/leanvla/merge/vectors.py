@@ -28,7 +28,8 @@ def check_compatible(reference: StateDict, other: StateDict, ref_name: str, othe
         )
     if name is not None:
         raise UserError(
-            f"parameter '{name}' has shape {list(reference[name].shape)} in {ref_name} but {list(other[name].shape)} in {other_name}"
+            f"parameter '{name}' has shape {list(reference[name].shape)} in {ref_name} but "
+            f"{list(other[name].shape)} in {other_name}"
         )
 
 

@@ -148,7 +148,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     require(
         path.exists(),
-        f"checkpoint {path} does not exist; pass a checkpoint directory (config.json + model.safetensors) or a training run directory",
+        f"checkpoint {path} does not exist; pass a checkpoint directory (config.json + model.safetensors) "
+        "or a training run directory",
     )
     for candidate in (path, path / "policy", path / "last"):
         if (candidate / CONFIG).is_file() and (
@@ -164,7 +165,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 )
             return candidate
     raise UserError(
-        f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} (or {ADAPTER}) in it (or in its policy/ or last/ subdirectory)"
+        f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} (or {ADAPTER}) in it (or in its "
+        "policy/ or last/ subdirectory)"
     )
 
 
@@ -237,16 +239,19 @@ def load_state_dict_checked(
     name = first_mismatch(own, state)
     if name is not None and name not in state:
         raise UserError(
-            f"{source} has no parameter '{name}' that the model config expects; the weights and config.json do not match"
+            f"{source} has no parameter '{name}' that the model config expects; the weights and config.json "
+            "do not match"
         )
     if name is not None:
         raise UserError(
-            f"parameter '{name}' has shape {list(state[name].shape)} in {source} but the config gives {list(own[name].shape)}"
+            f"parameter '{name}' has shape {list(state[name].shape)} in {source} but the config gives "
+            f"{list(own[name].shape)}"
         )
     extra = [n for n in state if n not in own]
     if extra:
         raise UserError(
-            f"{source} has parameter '{extra[0]}' that the model config does not have; the weights and config.json do not match"
+            f"{source} has parameter '{extra[0]}' that the model config does not have; the weights and "
+            "config.json do not match"
         )
     model.load_state_dict(state, strict=len(own) == len(model.state_dict()))
 
@@ -281,11 +286,13 @@ def _load_adapted(meta: dict, directory: Path) -> nn.Module:
     base = Path(adapter["base"])
     require(
         (base / WEIGHTS).is_file(),
-        f"{directory} adapts the base checkpoint {base}, which is gone; put it back or fold the adapters with `leanvla export` where it exists",
+        f"{directory} adapts the base checkpoint {base}, which is gone; put it back or fold the adapters "
+        "with `leanvla export` where it exists",
     )
     require(
         file_sha256(base / WEIGHTS) == adapter["base_sha256"],
-        f"the base checkpoint {base} changed since {directory} was trained on it (SHA-256 differs); its adapters would not fit it",
+        f"the base checkpoint {base} changed since {directory} was trained on it (SHA-256 differs); its "
+        "adapters would not fit it",
     )
     model = load_model(base)[0]
     inject_adapters(

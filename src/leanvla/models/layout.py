@@ -51,7 +51,8 @@ class Layout:
             ) from exc
         if not isinstance(layers, nn.ModuleList):
             raise UserError(
-                f"layout stack '{name}' points at '{stack.path}', which is a {type(layers).__name__}, not an nn.ModuleList"
+                f"layout stack '{name}' points at '{stack.path}', which is a {type(layers).__name__}, not "
+                "an nn.ModuleList"
             )
         return layers
 

@@ -58,7 +58,8 @@ def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str, fps: f
     for cam in model_cfg["cameras"]:
         require(
             cam in dataset.features,
-            f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); record that camera or start from scratch",
+            f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); "
+            "record that camera or start from scratch",
         )
     for key, dim in (("observation.state", model_cfg["state_dim"]), ("action", model_cfg["action_dim"])):
         require(key in dataset.features, f"{dataset.root} has no '{key}' feature")

@@ -340,7 +340,8 @@ class TrainConfig:
             return
         require(
             self.init is not None,
-            f"--adapter {self.adapter} adapts a trained policy: pass --init CKPT (it stays frozen), or use --adapter full",
+            f"--adapter {self.adapter} adapts a trained policy: pass --init CKPT (it stays frozen), or use "
+            "--adapter full",
         )
         self.lora.validate()
 

@@ -136,7 +136,8 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
             )
     if step >= cfg.steps and (run / "policy").is_dir():
         raise UserError(
-            f"{run} already holds a finished run of {step} steps; choose another --out, pass --overwrite, or raise --steps to continue it"
+            f"{run} already holds a finished run of {step} steps; choose another --out, pass --overwrite, "
+            "or raise --steps to continue it"
         )
     return True
 
