@@ -255,6 +255,7 @@ MUTANTS = [
     Mutant("episode-stats-empty-missed", "data/episode_stats.py", "for episode, length in zip(episodes, lengths) if length == 0]", "for episode, length in zip(episodes, lengths) if length < 0]", "tests/data/test_refresh_stats.py"),
     Mutant("episode-stats-empty-singular", "data/episode_stats.py", 'them="them" if len(empty) > 1 else "it"', 'them="them"', "tests/data/test_refresh_stats.py"),
     Mutant("convert-empty-unchecked", "data/convert.py", '    if cfg.stats == "frames":\n        require_frames(', '    if False:\n        require_frames(', "tests/data/test_convert.py"),
+    Mutant("writer-extra-overwrites", "data/writer.py", 'taken = sorted(k for k in extra or {} if k in EPISODE_COLUMNS or k.startswith("stats/"))', "taken = []", "tests/data/test_writer.py"),
     Mutant("writer-undeclared-dropped", "data/writer.py", "        if undeclared:  # else dropped without a word", "        if False:  # else dropped without a word", "tests/data/test_writer.py"),
     Mutant("writer-image-type-unchecked", "data/writer.py", 'if values.dtype != np.uint8 or list(values.shape[1:]) != list(feature["shape"]):', 'if list(values.shape[1:]) != list(feature["shape"]):', "tests/data/test_writer.py"),
     Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),

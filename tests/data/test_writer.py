@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -204,6 +205,24 @@ def test_frames_the_features_do_not_describe_are_refused_and_the_writer_goes_on(
     writer.add_episode(task, frames)
     writer.finalize()
     assert LeRobotDataset(tmp_path / "ds").num_episodes == 1
+
+
+def test_extra_columns_of_the_writers_own_names_are_refused_before_anything_is_written(tmp_path):
+    from leanvla.data.writer import EPISODE_COLUMNS
+
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    task, frames = _episodes(np.random.default_rng(0))[0]
+    for taken in ({"length": 3}, {"tasks": ["other"]}, {"stats/action/mean": [0.0] * 4}):
+        with pytest.raises(
+            ValueError, match=rf"^extra columns \['{re.escape(next(iter(taken)))}'\] are the writer's own"
+        ):
+            writer.add_episode(task, frames, extra=taken)
+    writer.add_episode(task, frames, extra={"robot/serial": "A7"})
+    writer.finalize()
+    dataset = LeRobotDataset(tmp_path / "ds")  # the refused ones left no rows behind
+    assert dataset.num_frames == len(frames["action"]) and dataset.episode_column("robot/serial") == ["A7"]
+    own = {c for c in dataset.episodes.column_names if not c.startswith("stats/")} - {"robot/serial"}
+    assert own == set(EPISODE_COLUMNS)  # every column the writer fills is one an extra may not take
 
 
 def test_data_files_roll_over_and_read_back(tmp_path):

@@ -104,6 +104,21 @@ def write_meta_tables(root: Path, tasks: list[str], rows: list[dict], stats: dic
     write_json_atomic(root / fmt.STATS_PATH, stats_to_json(stats))
 
 
+# The episodes metadata's columns the writer fills itself (beside each feature's "stats/..."):
+# an `extra` column of one of these names would overwrite them.
+EPISODE_COLUMNS = (
+    "episode_index",
+    "tasks",
+    "length",
+    "data/chunk_index",
+    "data/file_index",
+    "dataset_from_index",
+    "dataset_to_index",
+    "meta/episodes/chunk_index",
+    "meta/episodes/file_index",
+)
+
+
 class LeRobotWriter:
     """Append episodes to a new LeRobotDataset v3.0 at `root` (which must be empty or absent)."""
 
@@ -160,6 +175,12 @@ class LeRobotWriter:
         missing = [k for k in self.features if k not in frames and k not in fmt.DEFAULT_FEATURES]
         if missing:
             raise ValueError(f"episode is missing features {missing}")
+        taken = sorted(k for k in extra or {} if k in EPISODE_COLUMNS or k.startswith("stats/"))
+        if taken:  # else they overwrote what the writer records, and the metadata lied about the data
+            raise ValueError(
+                f"extra columns {taken} are the writer's own (the episode's length, tasks, place or "
+                "statistics); give them other names"
+            )
         undeclared = sorted(set(frames) - set(self.features))
         if undeclared:  # else dropped without a word
             raise ValueError(
