@@ -260,6 +260,7 @@ MUTANTS = [
     Mutant("writer-image-type-unchecked", "data/writer.py", 'if values.dtype != np.uint8 or list(values.shape[1:]) != list(feature["shape"]):', 'if list(values.shape[1:]) != list(feature["shape"]):', "tests/data/test_writer.py"),
     Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),
     # data/reader.py
+    Mutant("reader-spans-unchecked", "data/reader.py", "bad = np.flatnonzero(end - start != lengths)", "bad = np.flatnonzero(end - start < 0)", "tests/data/test_reader.py"),
     Mutant("reader-no-frames-plural", "data/reader.py", "return f\"episode{'s' if many else ''} {listed}", "return f\"episodes {listed}", "tests/data/test_reader.py"),
     Mutant("reader-episode-frames-one-by-one", "data/reader.py", "            yield from video_episode_frames(self, key)\n", "            for episode in range(self.num_episodes):\n                yield episode, self._decode_images(key, False, None, None, \"pad\", episodes=np.array([episode]))\n", "tests/data/test_video.py"),
     Mutant("video-rows-ignored", "data/reader.py", "return frames if rows is None else frames[rows]", "return frames", "tests/data"),

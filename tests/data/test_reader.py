@@ -8,6 +8,7 @@ import re
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -112,8 +113,6 @@ def _edit_info(ds, **changes):
 
 
 def _rewrite_tasks(ds, **columns):
-    import pyarrow as pa
-
     pq.write_table(pa.table(columns), ds / "meta/tasks.parquet")
 
 
@@ -375,3 +374,21 @@ def test_episodes_of_no_frames_are_named_in_one_phrase():
     assert no_frames_phrase(list(range(3, 15)), [0] * 12) == (
         "episodes 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, ... have no frames (length 0 in the metadata)"
     )
+
+
+def test_an_episode_length_that_disagrees_with_its_span_is_one_line(tmp_path):
+    """The readers find an episode's frames by its length: one edited out of step with its frame
+    indices is refused on opening (synthetic lengths 6, 4, 9, 5)."""
+    root = synthetic_dataset(tmp_path / "ds")
+    (episodes_file,) = (root / "meta/episodes").rglob("*.parquet")
+    meta = pq.read_table(episodes_file)
+    lengths = meta.column("length").to_pylist()
+    lengths[1] += 1
+    at = meta.column_names.index("length")
+    pq.write_table(meta.set_column(at, "length", pa.array(lengths, pa.int64())), episodes_file)
+    with pytest.raises(
+        UserError,
+        match=r"meta/episodes: episode 1 has length 5 but its dataset_from_index and dataset_to_index "
+        r"\(6, 10\) span 4 frames; the episodes metadata disagrees with itself \(was it edited\?\)$",
+    ):
+        LeRobotDataset(root).episode_tasks()

@@ -118,7 +118,25 @@ class LeRobotDataset:
             f"{self.root / 'meta/episodes'} lists {n} episodes but meta/info.json says "
             f"total_episodes={self.info['total_episodes']}",
         )
+        if "length" in table.column_names:
+            self._check_lengths(table)
         return table
+
+    def _check_lengths(self, table: pa.Table) -> None:
+        """Each episode's length is the span of its frame indices: frames are found by the lengths
+        (an edited metadata file may disagree). Their sum is checked against total_frames where
+        frames are read."""
+        where, lengths = self.root / "meta/episodes", table.column("length").to_numpy()
+        if {"dataset_from_index", "dataset_to_index"} <= set(table.column_names):
+            start, end = (table.column(c).to_numpy() for c in ("dataset_from_index", "dataset_to_index"))
+            bad = np.flatnonzero(end - start != lengths)
+            if bad.size:
+                i = int(bad[0])
+                raise UserError(
+                    f"{where}: episode {table.column('episode_index')[i]} has length {lengths[i]} but its "
+                    f"dataset_from_index and dataset_to_index ({start[i]}, {end[i]}) span {end[i] - start[i]} "
+                    "frames; the episodes metadata disagrees with itself (was it edited?)"
+                )
 
     def _check_data_files(self) -> None:
         for path in self.data_files:
