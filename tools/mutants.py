@@ -281,7 +281,7 @@ MUTANTS = [
     Mutant("reader-png-slices-short", "data/reader.py", "-(-len(blobs) // threads)", "len(blobs) // threads", "tests/data/test_reader.py"),
     Mutant("episode-frames-split", "data/reader.py", "take = int(lengths[episode]) - held", "take = int(lengths[episode])", "tests/data/test_reader.py"),
     Mutant("png-decoded-not-into", "data/reader.py", "                    decoded = into[start:stop]\n", "                    decoded = np.empty_like(into[start:stop])\n", "tests/data/test_reader.py"),
-    Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
+    Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
     # data/frame_cache.py
     Mutant("cache-not-mapped", "data/frame_cache.py", "    return frames, name\n", "    return np.array(frames), name\n", FC),
     Mutant("cache-map-writable", "data/frame_cache.py", "    out.flags.writeable = False", "    pass", FC),

@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
+from leanvla.data.data_files import data_file_batches, data_file_rows, read_data_file
 from leanvla.errors import UserError, require
 
 
@@ -202,7 +202,7 @@ class LeRobotDataset:
                     c in self.features,
                     f"{self.root}: feature '{c}' is not in meta/info.json (it has {sorted(self.features)})",
                 )
-        table = pa.concat_tables([_read_data_file(path, columns) for path in self.data_files])
+        table = pa.concat_tables([read_data_file(path, columns) for path in self.data_files])
         self._require_total_frames(table.num_rows)
         return table
 
@@ -451,43 +451,16 @@ class LeRobotDataset:
         of each, are never held at once (for a camera of large frames, gigabytes)."""
         from leanvla.data.resize import BATCH
 
-        self._require_total_frames(sum(map(_data_file_rows, self.data_files)))
+        self._require_total_frames(sum(map(data_file_rows, self.data_files)))
         offset = 0
         for path in self.data_files:
-            for batch in _data_file_batches(path, key, BATCH):
+            for batch in data_file_batches(path, key, BATCH):
                 column = batch.column(0)
                 if mask is not None:
                     column = column.filter(pa.array(mask[offset : offset + len(column)]))
                 offset += len(batch)
                 if len(column):  # episodes left out may fill whole batches
                     yield column.field("bytes").to_pylist(), column.field("path").to_pylist()
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """A data file pyarrow cannot read, in one line (pyarrow's reasons span lines)."""
-    try:
-        yield
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
-
-
-def _read_data_file(path: Path, columns: list[str] | None) -> pa.Table:
-    with _reading(path):
-        return pq.read_table(path, columns=columns)
-
-
-def _data_file_batches(path: Path, column: str, size: int) -> Iterator[pa.RecordBatch]:
-    """One column of a data file, `size` rows at a time. Not pre-buffered: pre-buffering reads a
-    row group's every page before the first batch, which for a camera's PNGs is most of the file."""
-    with _reading(path):
-        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=size, columns=[column])
-
-
-def _data_file_rows(path: Path) -> int:
-    """How many frames a data file holds, from its footer (nothing else read)."""
-    with _reading(path):
-        return pq.ParquetFile(path).metadata.num_rows
 
 
 def decoding_bar(key: str, total: int, unit: str, progress: bool):
