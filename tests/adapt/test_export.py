@@ -143,12 +143,10 @@ def test_calibration_data_the_policy_cannot_read_is_one_line_before_decoding(
     adapter_run, tiny_dataset, tmp_path, capsys
 ):
     from leanvla.data.reader import LeRobotDataset
-    from tests.data.helpers import dataset_with
+    from tests.data.helpers import shaped_like
 
     (state_dim,) = LeRobotDataset(tiny_dataset).features["observation.state"]["shape"]
-    other = dataset_with(
-        tmp_path / "other", {"corner2": (32, 32), "corner3": (32, 32)}, state_dim=state_dim + 5
-    )
+    other = shaped_like(tmp_path / "other", tiny_dataset, extra_state=5)
     out = tmp_path / "folded"
     assert main(["export", "--policy", str(adapter_run), "--out", str(out), "--data", str(other)]) == 2
     err = capsys.readouterr().err

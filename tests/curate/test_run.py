@@ -211,14 +211,9 @@ def test_a_task_without_validation_demonstrations_is_one_line(tiny_run, tiny_dat
 def test_validation_demonstrations_of_a_task_the_data_lacks_are_one_line(
     tiny_run, tiny_dataset, tmp_path, capsys
 ):
-    from leanvla.data.reader import LeRobotDataset
-    from tests.data.helpers import dataset_with
+    from tests.data.helpers import shaped_like
 
-    recorded = LeRobotDataset(tiny_dataset)
-    (state_dim,) = recorded.features["observation.state"]["shape"]
-    # the policy reads it (its cameras, state, action and frame rate), but its task is "task a"
-    cameras = {"corner2": (32, 32), "corner3": (32, 32)}
-    data = dataset_with(tmp_path / "val", cameras, state_dim=state_dim, fps=recorded.fps)
+    data = shaped_like(tmp_path / "val", tiny_dataset)  # the policy reads it, but its task is "task a"
     out = tmp_path / "out"
     assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(data)]) == 2
     err = capsys.readouterr().err.strip()
@@ -232,10 +227,10 @@ def test_validation_demonstrations_the_policy_cannot_read_are_one_line_before_de
     tiny_run, tiny_dataset, tmp_path, capsys
 ):
     from leanvla.data.reader import LeRobotDataset
-    from tests.data.helpers import dataset_with
+    from tests.data.helpers import shaped_like
 
     (state_dim,) = LeRobotDataset(tiny_dataset).features["observation.state"]["shape"]
-    val = dataset_with(tmp_path / "val", {"corner2": (32, 32), "corner3": (32, 32)}, state_dim=state_dim + 3)
+    val = shaped_like(tmp_path / "val", tiny_dataset, extra_state=3)
     out = tmp_path / "out"
     assert main([*curate_args(tiny_run, tiny_dataset, out), "--frames", "4", "--val-data", str(val)]) == 2
     err = capsys.readouterr().err

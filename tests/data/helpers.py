@@ -75,6 +75,18 @@ def dataset_with(
     return root
 
 
+def shaped_like(root: Path, recorded: Path, extra_state: int = 0) -> Path:
+    """`dataset_with` the cameras (names and sizes), frame rate and state size of the dataset at
+    `recorded`, the state `extra_state` numbers longer: data a policy trained on it reads (with 0),
+    or cannot (else). Its task is "task a"."""
+    dataset = LeRobotDataset(recorded)
+    cameras = {
+        key.removeprefix("observation.images."): dataset.image_shape(key) for key in dataset.camera_keys
+    }
+    (state_dim,) = dataset.features["observation.state"]["shape"]
+    return dataset_with(root, cameras, state_dim=state_dim + extra_state, fps=dataset.fps)
+
+
 def declared_shape(root: Path, key: str, shape: list[int]) -> Path:
     """The dataset at `root` with meta/info.json declaring `shape` for feature `key` (its frames
     untouched): a depth or grayscale camera's [H, W, 1], say."""
