@@ -429,6 +429,7 @@ MUTANTS = [
     Mutant("bidir-left-all", "decode/bidirectional.py", "int(masked.sum(1).min()) - 1)", "int(masked.sum(1).min()))", "tests/decode"),
     # decode/distill.py
     Mutant("distill-direction", "decode/distill.py", "(p_log.exp() * (p_log - F.log_softmax(student_logits, -1))).sum(-1)", "(F.softmax(student_logits, -1) * (F.log_softmax(student_logits, -1) - p_log)).sum(-1)", "tests/decode/test_distill.py"),
+    Mutant("distill-teacher-camera-remedy-default", "decode/distill.py", ', remedy="use a teacher trained on this data\'s cameras"', "", "tests/decode/test_distill.py"),
     Mutant("distill-weight", "decode/distill.py", "token_cross_entropy(logits, targets) + self.weight * kl", "token_cross_entropy(logits, targets) + kl", "tests/decode/test_distill.py"),
     Mutant("distill-stats-check", "decode/distill.py", "np.allclose(stats[key][moment], teacher_stats[key][moment], atol=1e-5),", "True,", "tests/decode"),
     Mutant("distill-bin-edges", "decode/distill.py", "    student.expert.bin_edges.copy_(teacher.expert.bin_edges)\n", "", "tests/decode"),
@@ -626,6 +627,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("build-init-camera-remedy-default", "train/build.py", '        remedy="record that camera, or train from scratch (leave out --init)",\n', "", "tests/train/test_build.py"),
     Mutant("provenance-unknown-positions-silent", "train/build.py", "        if unknown:  # episodes another recorder added", "        if False:  # episodes another recorder added", "tests/train/test_build.py"),
     Mutant("build-camera-shapes-unkept", "train/build.py", 'out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}', 'out["camera_shapes"] = {}', ("tests/train", "tests/test_evaluate.py")),
     Mutant("build-teacher-size", "train/build.py", "            image_size=start.image_size,\n", "", "tests/decode/test_distill.py"),

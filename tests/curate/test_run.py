@@ -188,6 +188,7 @@ def test_a_policy_that_does_not_fit_the_data_is_one_line(tiny_run, lerobot_fixtu
     assert (
         f"checkpoint {tiny_run}" in err
         and "observes 'observation.images.corner3'" in err
+        and err.endswith("use data recorded with that camera")
         and len(err.splitlines()) == 1
     )
     assert not out.exists()

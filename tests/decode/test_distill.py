@@ -12,6 +12,7 @@ from leanvla.decode.distill import DistilledError, token_kl
 from leanvla.models.checkpoint import load_policy
 from leanvla.train.config import DiscreteOptions, DistillOptions
 from leanvla.train.loop import train
+from tests.data.helpers import dataset_with
 from tests.decode.test_head import discrete
 from tests.helpers import tiny_train_config
 from tests.models.test_vla import obs
@@ -125,7 +126,11 @@ def test_a_teacher_that_cannot_teach_is_one_line(capsys, data, teacher, tmp_path
     crop = ["--discrete.vocab", "16", "--model.image-fit", "crop", "--distill.teacher", str(teacher)]
     code, _, err = run(capsys, *base, "--out", str(tmp_path / "f"), *crop)
     one_line_error(code, err, "has image_fit=pad but the student has crop")
-    assert not any((tmp_path / name / "policy").exists() for name in "abcdef")
+    elsewhere = dataset_with(tmp_path / "elsewhere", {"side": (16, 16)})
+    at = ["--data", str(elsewhere), *base[3:], "--discrete.vocab", "16", "--distill.teacher", str(teacher)]
+    code, _, err = run(capsys, "train", *at, "--out", str(tmp_path / "g"))
+    one_line_error(code, err, "does not have", "use a teacher trained on this data's cameras")
+    assert not any((tmp_path / name / "policy").exists() for name in "abcdefg")
 
 
 def test_distillation_refuses_an_auxiliary_target_in_the_step_itself(teacher):

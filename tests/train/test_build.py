@@ -165,7 +165,9 @@ def test_asked_to_crop_training_keeps_each_cameras_centred_square_and_so_do_its_
 def test_a_checkpoint_must_match_the_data_it_fine_tunes_on(capsys, data, tiny_run, tmp_path):
     # tiny_run observes corner2 and corner3 at 32 px, and a 4-dim state
     init = ("--init", str(tiny_run))
-    assert "observes 'observation.images.corner2', which" in refused(capsys, data, tmp_path / "r", *init)
+    missing_camera = refused(capsys, data, tmp_path / "r", *init)
+    assert "observes 'observation.images.corner2', which" in missing_camera
+    assert missing_camera.endswith("record that camera, or train from scratch (leave out --init)")
     same_cameras = {"corner2": (32, 32), "corner3": (32, 32)}
     stateless = dataset_with(tmp_path / "stateless", same_cameras, state_dim=None)
     assert "has no 'observation.state' feature" in refused(capsys, stateless, tmp_path / "r", *init)

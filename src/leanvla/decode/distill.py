@@ -51,7 +51,9 @@ def check_teacher(path, student: dict, dataset) -> None:
         theirs.get("head") == "discrete",
         f"{source} has a '{theirs.get('head', 'flow')}' head; it must be a discrete head",
     )
-    check_contract(theirs, dataset, source, meta.get("fps"))
+    check_contract(
+        theirs, dataset, source, meta.get("fps"), remedy="use a teacher trained on this data's cameras"
+    )
     _require_shared(theirs, student, source)
 
 

@@ -51,15 +51,21 @@ def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
     return cams
 
 
-def check_contract(model_cfg: dict, dataset: LeRobotDataset, source: str, fps: float | None = None) -> None:
+def check_contract(
+    model_cfg: dict,
+    dataset: LeRobotDataset,
+    source: str,
+    fps: float | None = None,
+    remedy: str = "use data recorded with that camera",
+) -> None:
     """A checkpoint's config must match the data it is trained or evaluated on (images of another
     size are scaled and padded to the policy's when read: leanvla.data.resize). `fps`, the frame
-    rate it was trained at: another one is usable, but changes what its chunk means, so it is warned of."""
+    rate it was trained at: another one is usable, but changes what its chunk means, so it is warned of.
+    `remedy` ends the refusal of a missing camera: what to do differs between commands."""
     for cam in model_cfg["cameras"]:
         require(
             cam in dataset.features,
-            f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); "
-            "record that camera or start from scratch",
+            f"{source} observes '{cam}', which {dataset.root} does not have (it has {dataset.camera_keys}); {remedy}",
         )
     for key, dim in (("observation.state", model_cfg["state_dim"]), ("action", model_cfg["action_dim"])):
         require(key in dataset.features, f"{dataset.root} has no '{key}' feature")
@@ -164,7 +170,13 @@ def start_from_checkpoint(cfg: TrainConfig, dataset: LeRobotDataset) -> PolicySt
         not init_meta.get("adapter"),
         f"--init {init_dir} holds adapters; fold them into plain weights with `leanvla export` and start from that",
     )
-    check_contract(init_meta["model"], dataset, f"checkpoint {init_dir}", init_meta.get("fps"))
+    check_contract(
+        init_meta["model"],
+        dataset,
+        f"checkpoint {init_dir}",
+        init_meta.get("fps"),
+        remedy="record that camera, or train from scratch (leave out --init)",
+    )
     kind, model_cfg = init_meta["type"], init_meta["model"]
     require(
         cfg.head == "flow" or model_cfg.get("head") == cfg.head,
