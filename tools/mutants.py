@@ -415,6 +415,7 @@ MUTANTS = [
     Mutant("cache-whole-not-consulted", "data/reader.py", "        if episodes is not None:  # the whole camera's entry serves", "        if False:  # the whole camera's entry serves", FC),
     Mutant("cache-whole-looked-up-at-any-cost", "data/frame_cache.py", '    sources = source_files(dataset, key, episodes) if if_digests_known else []\n', '    sources = []\n', FC),
     # data/writer.py
+    Mutant("writer-computed-columns-replaced", "data/writer.py", "        if computed:  # else replaced without a word", "        if False:  # else replaced without a word", "tests/data/test_writer.py"),
     Mutant("writer-episode-end", "data/writer.py", '"dataset_to_index": self.total_frames + length,', '"dataset_to_index": self.total_frames + length - 1,', LR),
     Mutant("writer-index", "data/writer.py", '"index": self.total_frames + frame_index,', '"index": frame_index,', "tests/data"),
     Mutant("writer-counts-not-cut", "data/writer.py", "return EncodedImages(self.pngs[frames], self.counts[frames], self.shape)", "return EncodedImages(self.pngs[frames], self.counts, self.shape)", "tests/data/test_record.py"),

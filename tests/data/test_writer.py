@@ -195,6 +195,11 @@ def test_encoded_images_of_another_shape_are_refused(tmp_path):
             r"^episode has features \['observation.extra'\] that the dataset does not declare; add them to "
             "LeRobotWriter's features, or leave them out$",
         ),
+        (
+            {"timestamp": np.arange(7, dtype=np.float32) / 30, "frame_index": np.arange(7)},
+            r"^episode gives \['frame_index', 'timestamp'\], which the writer fills itself \(timestamp = "
+            r"frame_index / fps, the indices in order\); leave them out$",
+        ),
     ],
 )
 def test_frames_the_features_do_not_describe_are_refused_and_the_writer_goes_on(tmp_path, change, message):

@@ -187,6 +187,12 @@ class LeRobotWriter:
                 f"episode has features {undeclared} that the dataset does not declare; add them to "
                 "LeRobotWriter's features, or leave them out"
             )
+        computed = sorted(set(frames) & set(fmt.DEFAULT_FEATURES))
+        if computed:  # else replaced without a word: a recording's own timestamps would be lost
+            raise ValueError(
+                f"episode gives {computed}, which the writer fills itself (timestamp = frame_index / fps, "
+                "the indices in order); leave them out"
+            )
         length = len(next(iter(frames.values())))
         if length == 0:  # nothing to take its statistics from; LeRobot records none such either
             raise ValueError("episode has no frames; give it at least one")
