@@ -25,6 +25,8 @@ def test_an_instruction_the_policy_never_saw_is_one_clear_error(tmp_path):
         match="the policy was not trained on the instruction 'open the door' \\(it knows: \\['reach the goal position'\\]\\)",
     ):
         policy.task_id("open the door")
+    with pytest.raises(UserError, match="^an instruction is a string, got NoneType$"):
+        policy.task_id(None)
 
 
 def test_frames_of_another_shape_give_the_actions_of_the_same_frames_fitted_beforehand(tmp_path):
@@ -60,6 +62,24 @@ def test_noise_given_is_the_noise_a_generator_would_have_drawn(tmp_path):
         UserError, match=re.escape("noise must be B x chunk x action (3 x 4 x 4), got (3, 4)")
     ):
         policy.act(images, state, task, noise=noise[..., 0])
+    # numpy's float64 is taken as float32; what is not a float tensor, or is not finite, is refused
+    assert torch.equal(given, policy.act(images, state, task, noise=noise.double()))
+    with pytest.raises(UserError, match="^noise must be a float tensor, got ndarray$"):
+        policy.act(images, state, task, noise=noise.numpy())
+    with pytest.raises(UserError, match="^noise holds a NaN or an infinity: every action would be NaN$"):
+        policy.act(
+            images, state, task, noise=noise.index_put((torch.tensor([1]),), torch.tensor(float("nan")))
+        )
+
+
+def test_a_batch_of_no_samples_gives_no_chunks(tmp_path):
+    policy = load_policy(_save(tmp_path)[1])
+    images, state, task = (
+        torch.zeros(0, 1, 3, 16, 16, dtype=torch.uint8),
+        torch.zeros(0, 4),
+        torch.zeros(0).long(),
+    )
+    assert policy.act(images, state, task).shape == (0, policy.chunk_size, policy.action_dim)
 
 
 def test_cameras_of_different_sizes_go_in_as_one_tensor_each(tmp_path):
@@ -130,6 +150,10 @@ def test_frames_that_are_not_uint8_tensors_or_disagree_on_the_batch_are_one_clea
         policy.act([frames, frames[:1]], state, task)
     with pytest.raises(UserError, match=r"^images must be torch tensors \(torch.from_numpy\(frame\)"):
         policy.act([frames, frames.numpy()], state, task)
+    with pytest.raises(
+        UserError, match="^observation.images.wrist: frames are 0 x 16 pixels; give the camera's image$"
+    ):
+        policy.act([frames, frames[:, :, :0]], state, task)
 
 
 def test_a_state_or_task_index_the_policy_cannot_use_is_one_clear_error(tmp_path):
@@ -172,6 +196,9 @@ def test_a_state_or_task_index_the_policy_cannot_use_is_one_clear_error(tmp_path
     generator = torch.Generator().manual_seed(0)
     chunk = policy.act(frames, state.double(), task.int(), generator=torch.Generator().manual_seed(0))
     assert torch.equal(chunk, policy.act(frames, state, task, generator=generator))
+    # a uint8 index is an index (as a mask it selected no instruction: an IndexError)
+    by_byte = policy.act(frames, state, task.to(torch.uint8), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(chunk, by_byte)
 
 
 def _act(policy, frames_shape=(2, 1, 3, 24, 40)):

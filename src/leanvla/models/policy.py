@@ -76,7 +76,8 @@ class Policy:
         batch = images.shape[0]
         state = self._checked_state(state, batch)
         self._check_task_index(task_index, batch)
-        state, task_index = state.to(self.device, torch.float32), task_index.to(self.device)
+        # long: a uint8 index tensor would index as a mask
+        state, task_index = state.to(self.device, torch.float32), task_index.to(self.device, torch.long)
         return Observation(
             images=self.normalizer.images(images),
             state=self.normalizer.state(state),
@@ -157,6 +158,10 @@ class Policy:
                 frames.dtype == torch.uint8,
                 f"{key}: frames must be uint8 (0-255, as cameras give them), got {frames.dtype}",
             )
+            require(
+                frames.shape[2] > 0 and frames.shape[3] > 0,
+                f"{key}: frames are {frames.shape[2]} x {frames.shape[3]} pixels; give the camera's image",
+            )
         size, fit = self.meta["model"]["image_size"], self.meta["model"]["image_fit"]
         return torch.stack([fit_square_chw(frames, size, fit) for frames in images], 1)
 
@@ -164,6 +169,7 @@ class Policy:
         """The index of a trained instruction: this one, or the first the policy reads as the same
         words (case, spacing and punctuation aside: "Pick up the cube." is "pick up the cube");
         None if it was not trained on it."""
+        require(isinstance(instruction, str), f"an instruction is a string, got {type(instruction).__name__}")
         if instruction in self.instructions:
             return self.instructions.index(instruction)
         words = self.model.tokenizer.encode(instruction)
@@ -201,8 +207,25 @@ class Policy:
         shape = (state.shape[0], self.chunk_size, self.action_dim)
         if noise is None:
             noise = torch.randn(shape, generator=generator)
+        else:
+            noise = self._checked_noise(noise, shape)
+        if not shape[0]:  # no samples, no chunks (the model's attention cannot shape an empty batch)
+            return torch.zeros(shape, device=self.device)
+        return self.normalizer.unaction(self.model.predict(obs, noise.to(self.device)))
+
+    @staticmethod
+    def _checked_noise(noise: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        """Given noise, a B x chunk x action float tensor of finite numbers, as float32."""
+        given = noise.dtype if isinstance(noise, torch.Tensor) else type(noise).__name__
+        require(
+            isinstance(noise, torch.Tensor) and noise.is_floating_point(),
+            f"noise must be a float tensor, got {given}",
+        )
         require(
             noise.shape == shape,
             f"noise must be B x chunk x action ({shape[0]} x {shape[1]} x {shape[2]}), got {tuple(noise.shape)}",
         )
-        return self.normalizer.unaction(self.model.predict(obs, noise.to(self.device)))
+        require(
+            bool(torch.isfinite(noise).all()), "noise holds a NaN or an infinity: every action would be NaN"
+        )
+        return noise.float()
