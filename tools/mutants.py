@@ -232,6 +232,9 @@ MUTANTS = [
     Mutant("tasks-ml45-overlap", "data/metaworld_tasks.py", "ML45_TRAIN = [t for t in MT50 if t not in ML45_TEST]", "ML45_TRAIN = MT50[:45]", "tests/data/test_metaworld_env.py"),
     Mutant("tasks-blank-kept", "data/metaworld_tasks.py", "        if not item:\n            continue\n", "", "tests/data/test_metaworld_env.py"),
     # data/normalize.py
+    Mutant("normalize-stats-kind-unchecked", "data/normalize.py", 'values.dtype.kind in "iuf", ', "True, ", "tests/data/test_normalize.py"),
+    Mutant("normalize-stats-size-unchecked", "data/normalize.py", "values.size == size, ", "True, ", "tests/data/test_normalize.py"),
+    Mutant("normalize-stats-nan-taken", "data/normalize.py", "if not np.isfinite(values).all():", "if False:", "tests/data/test_normalize.py"),
     Mutant("norm-unaction", "data/normalize.py", "return x * self.action_std + self.action_mean", "return (x + self.action_mean) * self.action_std", ("tests/data", "tests/models")),
     # data/episode_stats.py
     Mutant("episode-stats-counted-between-decodes", "data/episode_stats.py", "counter.submit(image_stats, frames)", "counter.submit(lambda stats: stats, image_stats(frames))", "tests/data/test_episode_stats.py"),
@@ -510,9 +513,17 @@ MUTANTS = [
     Mutant("vec-coef", "merge/vectors.py", '"coefficient": dot / max(tau_sq, 1e-30),', '"coefficient": dot / max(tau_sq, 1e-30) ** 0.5,', VEC),
     Mutant("vec-training-keys", "merge/vectors.py", 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim", "aux_pixels"}', 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim"}', VEC),
     Mutant("vec-group-cos", "merge/vectors.py", "v[0] / max(1e-30, (v[1] * v[2]) ** 0.5)", "v[0] / max(1e-30, (v[1] * v[2]))", VEC),
+    # models/contract.py
+    Mutant("contract-absent-unchecked", "models/contract.py", "absent = [f.name for f in fields(DataContract) if f.name not in values]", "absent = []", "tests/models/test_contract.py"),
+    Mutant("contract-values-unchecked", "models/contract.py", "if f.name in values and not _fits(values[f.name], hints[f.name]):", "if False:", "tests/models/test_contract.py"),
+    Mutant("contract-list-items-unchecked", "models/contract.py", "isinstance(value, list) and all(_fits(v, args[0]) for v in value)", "isinstance(value, list)", "tests/models/test_contract.py"),
+    Mutant("contract-int-not-a-float", "models/contract.py", "isinstance(value, int | float) and not isinstance(value, bool)", "isinstance(value, float)", "tests/models/test_contract.py"),
+    Mutant("contract-bool-an-int", "models/contract.py", "    return isinstance(value, hint) and not isinstance(value, bool)", "    return isinstance(value, hint)", "tests/models/test_contract.py"),
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("ckpt-instructions-unchecked", "models/checkpoint.py", "        isinstance(instructions, list) and instructions and all(", "        True or all(", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-last-unsaid", "models/checkpoint.py", 'if candidate.name == "last" and candidate != path:', "if False:", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-json-any-type", "models/checkpoint.py", "    require(isinstance(obj, dict), ", "    require(True, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-meta-keys-unchecked", "models/checkpoint.py", "absent = [key for key in META_KEYS if key not in meta]", "absent = []", "tests/models/test_checkpoint.py"),
@@ -521,7 +532,7 @@ MUTANTS = [
     Mutant("ckpt-shape-unchecked", "models/checkpoint.py", "if name not in given or tuple(given[name].shape) != tuple(tensor.shape):", "if name not in given:", ("tests/models", "tests/adapt")),
     Mutant("ckpt-extra-ignored", "models/checkpoint.py", "extra = [n for n in state if n not in own]", "extra = []", ("tests/models", "tests/adapt")),
     Mutant("ckpt-metadata-hash-order", "models/checkpoint.py", 'metadata={"format": "pt"})', 'metadata={"format": "pt", "saved_by": "leanvla"})', "tests/models/test_checkpoint.py"),
-    Mutant("ckpt-old-fit-unset", "models/checkpoint.py", 'fit = meta["model"].setdefault("image_fit", "pad")', 'fit = meta["model"].get("image_fit", "pad")', "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-old-fit-unset", "models/checkpoint.py", 'fit = model.setdefault("image_fit", "pad")', 'fit = model.get("image_fit", "pad")', "tests/models/test_checkpoint.py"),
     Mutant("checkpoint-legacy-words-unicode", "models/checkpoint.py", 'setdefault("instruction_words", "ascii")', 'setdefault("instruction_words", "unicode")', "tests/models/test_checkpoint.py"),
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),

@@ -146,12 +146,18 @@ def test_not_a_checkpoint(tmp_path):
         resolve_checkpoint(tmp_path / "missing")
 
 
-def _edit_meta(path, kind=None, model_extra=()):
+def _edit_meta(path, kind=None, model_extra=(), **top):
     meta = json.loads((path / "config.json").read_text())
     if kind is not None:
         meta["type"] = kind
     meta["model"].update(model_extra)
-    (path / "config.json").write_text(json.dumps(meta))
+    (path / "config.json").write_text(json.dumps({**meta, **top}))
+
+
+def _edit_stats(path, feature, **statistics):
+    stats = json.loads((path / "stats.json").read_text())
+    stats[feature].update(statistics)
+    (path / "stats.json").write_text(json.dumps(stats))
 
 
 @pytest.mark.parametrize(
@@ -160,7 +166,7 @@ def _edit_meta(path, kind=None, model_extra=()):
         (lambda path: (path / "config.json").write_text("{"), r"cannot read .*config.json: "),
         (
             lambda path: _edit_meta(path, kind="transformer"),
-            "unknown model type 'transformer' in checkpoint config",
+            r"unknown model type 'transformer' in .*config.json; expected 'vla' or 'cnn'$",
         ),
         (
             lambda path: _edit_meta(path, model_extra={"mystery": 1}),
@@ -196,6 +202,39 @@ def _edit_meta(path, kind=None, model_extra=()):
             lambda path: (path / "config.json").write_text('{"model": {}}'),
             r"config.json has no 'type': it is not a leanvla checkpoint's config, which holds type, model, "
             r"instructions, state_key, action_key \(was it edited\?\)$",
+        ),
+        # values its readers take, of the wrong kind: a KeyError, a ValueError, or a policy that loaded
+        (
+            lambda path: _edit_meta(path, model_extra={"chunk_size": "4"}),
+            r"model: 'chunk_size' must be int, got \"4\"$",
+        ),
+        (
+            lambda path: _edit_meta(path, model=[4]),
+            r"config.json: 'model' must be an object of the policy's settings$",
+        ),
+        (
+            lambda path: _edit_meta(path, instructions=[]),
+            r"config.json: 'instructions' must be a list of the instructions the policy was trained on, got \[\]$",
+        ),
+        (
+            lambda path: _edit_meta(path, action_key=None),
+            r"config.json: 'action_key' must be a feature's name, got null$",
+        ),
+        (
+            lambda path: _edit_stats(path, "action", std=[1.0, 1.0]),
+            r"stats.json: the std of 'action' holds 2 numbers",
+        ),
+        (
+            lambda path: _edit_stats(path, "action", mean=[0.0, float("nan"), 0, 0]),
+            r"'action' holds nan at 1",
+        ),
+        (
+            lambda path: _edit_stats(path, "action", mean=[[0.0], 1, 2, 3]),
+            r"cannot read the statistics in .*stats.json",
+        ),
+        (
+            lambda path: _edit_stats(path, CAM, std=None),
+            rf"stats.json: the std of '{CAM}' must be numbers, got \[None\]$",
         ),
     ],
 )

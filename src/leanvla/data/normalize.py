@@ -8,8 +8,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from leanvla.errors import UserError, require
+
 # A feature that never varies (e.g. the gripper in reach) would divide by zero.
 MIN_STD = 1e-2
+
+
+# What the normalizer reads of each feature's statistics.
+NORMALIZED = ("mean", "std")
+
+
+def check_stats(stats: dict[str, dict[str, np.ndarray]], sizes: dict[str, int], where: str) -> None:
+    """Each feature's NORMALIZED statistics, `sizes[feature]` finite numbers (a stats.json edited by
+    hand gave NaN actions, or a shape error mid-run, or a KeyError)."""
+    for key, size in sizes.items():
+        require(key in stats, f"{where} has no statistics of '{key}'")
+        for name in NORMALIZED:
+            require(name in stats[key], f"{where} has no '{name}' of '{key}'")
+            values, named = stats[key][name], f"{where}: the {name} of '{key}'"
+            require(
+                values.dtype.kind in "iuf", f"{named} must be numbers, got {values.reshape(-1)[:4].tolist()}"
+            )
+            require(
+                values.size == size, f"{named} holds {values.size} numbers; the policy's '{key}' has {size}"
+            )
+            if not np.isfinite(values).all():
+                at = int(np.flatnonzero(~np.isfinite(values.reshape(-1)))[0])
+                raise UserError(f"{named} holds {values.reshape(-1)[at]} at {at}; it must be finite")
 
 
 class Normalizer:

@@ -25,10 +25,11 @@ from torch import nn
 
 import leanvla
 from leanvla.atomic import atomic_dir
-from leanvla.data.normalize import Normalizer
+from leanvla.data.normalize import Normalizer, check_stats
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import InputWarning, UserError, require
+from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
 
@@ -76,17 +77,25 @@ def adapter_options(adapter: dict, config: str | Path) -> LoRAOptions:
 
 
 def _build_architecture(meta: dict) -> nn.Module:
-    kind = meta.get("type")
-    if kind == "vla":
-        from leanvla.models.config import VLAConfig
+    if meta["type"] == "vla":
         from leanvla.models.vla import VLA
 
-        return VLA(VLAConfig.from_dict(meta["model"]))
-    if kind == "cnn":
-        from leanvla.models.cnn_policy import CNNConfig, CNNPolicy
+        return VLA(_config_class("vla").from_dict(meta["model"]))
+    from leanvla.models.cnn_policy import CNNPolicy
 
-        return CNNPolicy(CNNConfig.from_dict(meta["model"]))
-    raise UserError(f"unknown model type '{kind}' in checkpoint config; expected 'vla' or 'cnn'")
+    return CNNPolicy(_config_class("cnn").from_dict(meta["model"]))
+
+
+def _config_class(kind: str, where: str = "checkpoint config") -> type[DataContract]:
+    if kind == "vla":
+        from leanvla.models.config import VLAConfig
+
+        return VLAConfig
+    if kind == "cnn":
+        from leanvla.models.cnn_policy import CNNConfig
+
+        return CNNConfig
+    raise UserError(f"unknown model type '{kind}' in {where}; expected 'vla' or 'cnn'")
 
 
 # What every checkpoint's config.json has held (make_meta), and what loading one reads.
@@ -192,31 +201,45 @@ def read_stats(directory: Path) -> dict:
         f"{directory / STATS} must hold an object of features, each an object of statistics "
         '(LeRobot\'s stats.json layout: {"action": {"mean": [...], ...}, ...})',
     )
-    return stats_from_json(obj)
+    try:
+        return stats_from_json(obj)
+    except ValueError as exc:  # numpy's, on lists of uneven lengths
+        raise UserError(f"cannot read the statistics in {directory / STATS}: {exc}") from exc
 
 
 def read_meta(directory: Path) -> dict:
-    meta = read_checkpoint_json(Path(directory) / CONFIG, "a checkpoint needs its model config")
+    """A checkpoint's config.json, every value its readers take checked (it may be edited by hand)."""
+    path = Path(directory) / CONFIG
+    meta = read_checkpoint_json(path, "a checkpoint needs its model config")
     absent = [key for key in META_KEYS if key not in meta]
     require(
         not absent,
-        f"{Path(directory) / CONFIG} has no '{absent[0] if absent else ''}': it is not a leanvla "
+        f"{path} has no '{absent[0] if absent else ''}': it is not a leanvla "
         f"checkpoint's config, which holds {', '.join(META_KEYS)} (was it edited?)",
     )
-    if isinstance(meta.get("model"), dict):  # written before frames could be cropped: they were padded
-        fit = meta["model"].setdefault("image_fit", "pad")
+    config_class, model = _config_class(meta["type"], str(path)), meta["model"]
+    require(isinstance(model, dict), f"{path}: 'model' must be an object of the policy's settings")
+    instructions = meta["instructions"]
+    require(
+        isinstance(instructions, list) and instructions and all(isinstance(i, str) for i in instructions),
+        f"{path}: 'instructions' must be a list of the instructions the policy was trained on, "
+        f"got {json.dumps(instructions)}",
+    )
+    for key in ("state_key", "action_key"):
         require(
-            fit in FITTED,
-            f"{Path(directory) / CONFIG}: image_fit '{fit}' is not one of {', '.join(FITTED)}; "
-            "set it to the fit the policy was trained with",
+            isinstance(meta[key], str),
+            f"{path}: '{key}' must be a feature's name, got {json.dumps(meta[key])}",
         )
-    if meta.get("type") == "vla" and isinstance(meta.get("model"), dict):
+    fit = model.setdefault("image_fit", "pad")  # written before frames could be cropped: they were padded
+    require(
+        fit in FITTED,
+        f"{path}: image_fit '{fit}' is not one of {', '.join(FITTED)}; set it to the fit the policy was trained with",
+    )
+    if meta["type"] == "vla":
         # written before instructions in any script were read: their words were a-z and 0-9
-        words = meta["model"].setdefault("instruction_words", "ascii")
-        require(
-            words in WORDS,
-            f"{Path(directory) / CONFIG}: instruction_words '{words}' is not one of {', '.join(WORDS)}",
-        )
+        words = model.setdefault("instruction_words", "ascii")
+        require(words in WORDS, f"{path}: instruction_words '{words}' is not one of {', '.join(WORDS)}")
+    config_class.check_values(model, f"{path}'s model")
     return meta
 
 
@@ -312,7 +335,11 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict, dict, Path]:
     else:
         model = build_model(meta)
         load_state_dict_checked(model, read_weights(directory / WEIGHTS), str(directory / WEIGHTS))
-    return model, meta, read_stats(directory), directory
+    stats = read_stats(directory)
+    model_cfg = meta["model"]
+    sizes = {meta["state_key"]: model_cfg["state_dim"], meta["action_key"]: model_cfg["action_dim"]}
+    check_stats(stats, {**sizes, **dict.fromkeys(model_cfg["cameras"], 3)}, str(directory / STATS))
+    return model, meta, stats, directory
 
 
 def load_policy(path: str | Path) -> Policy:

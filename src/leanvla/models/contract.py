@@ -6,7 +6,12 @@ checkpoint says exactly what it consumes; `leanvla train` fills them from the da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+
+from leanvla.errors import UserError
 
 
 @dataclass
@@ -27,3 +32,31 @@ class DataContract:
     """Actions predicted per inference (the action chunk H)."""
     n_action_steps: int = 8
     """Actions of each chunk executed before predicting again (receding horizon)."""
+
+    @classmethod
+    def check_values(cls, values: dict, where: str) -> None:
+        """One line for a config (a checkpoint's, edited by hand) that lacks a contract field or holds
+        a value of the wrong kind ("8" for 8), before anything is built from it or reads it."""
+        absent = [f.name for f in fields(DataContract) if f.name not in values]
+        if absent:
+            raise UserError(f"{where} has no '{absent[0]}'; every policy's config records what it observes")
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name in values and not _fits(values[f.name], hints[f.name]):
+                raise UserError(f"{where}: '{f.name}' must be {f.type}, got {json.dumps(values[f.name])}")
+
+
+def _fits(value, hint) -> bool:
+    """`value`, read from JSON, is of the annotated type (an int passes for a float, a bool for neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint) and not isinstance(value, bool)
