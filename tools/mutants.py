@@ -197,8 +197,6 @@ MUTANTS = [
     Mutant("convert-v21-counts-kept", "data/convert.py", 'for gone in ("total_chunks", "total_videos"):', "for gone in ():", LR),
     Mutant("convert-frame-total-unchecked", "data/convert.py", 'total == info["total_frames"],', "True,", CONV),
     Mutant("convert-quantiles-assumed", "data/stats.py", "if all(name in s for s in per_episode):", "if True:", CONV),
-    Mutant("reader-v20-sent-to-lerobot", "data/reader.py", 'if version in ("v2.0", "v2.1")', 'if version == "v2.1"', CONV),
-    Mutant("reader-v1-sent-to-convert", "data/reader.py", 'if version in ("v2.0", "v2.1")', 'if version.startswith("v")', CONV),
     Mutant("convert-v20-stats-dropped", "data/convert.py", "episode_stats, stats = None, _dataset_stats(root / fmt.STATS_PATH)", "episode_stats, stats = None, {}", CONV),
     # data/format.py
     Mutant("format-chunk-digits", "data/format.py", 'DATA_PATH = "data/chunk-{chunk_index:03d}/', 'DATA_PATH = "data/chunk-{chunk_index:02d}/', "tests/data"),
@@ -231,6 +229,19 @@ MUTANTS = [
     Mutant("tasks-no-v3-suffix", "data/metaworld_tasks.py", 'elif f"{item}-v3" in INSTRUCTIONS:', 'elif False:', "tests/data/test_metaworld_env.py"),
     Mutant("tasks-ml45-overlap", "data/metaworld_tasks.py", "ML45_TRAIN = [t for t in MT50 if t not in ML45_TEST]", "ML45_TRAIN = MT50[:45]", "tests/data/test_metaworld_env.py"),
     Mutant("tasks-blank-kept", "data/metaworld_tasks.py", "        if not item:\n            continue\n", "", "tests/data/test_metaworld_env.py"),
+    # data/info.py
+    Mutant("info-v20-sent-to-lerobot", "data/info.py", 'if version in ("v2.0", "v2.1"):', 'if version == "v2.1":', (CONV, "tests/data/test_info.py")),
+    Mutant("info-v1-sent-to-convert", "data/info.py", 'if version in ("v2.0", "v2.1"):', 'if version.startswith("v"):', (CONV, "tests/data/test_info.py")),
+    Mutant("info-v4-sent-to-lerobot", "data/info.py", 'if version.startswith(("v1.", "v0.")):', "if True:", "tests/data/test_info.py"),
+    Mutant("info-fps-unchecked", "data/info.py", "_is_number(fps) and fps > 0 and math.isfinite(fps),", "True,", ("tests/data/test_reader.py", CONV)),
+    Mutant("info-fps-zero-taken", "data/info.py", "_is_number(fps) and fps > 0 and", "_is_number(fps) and fps >= 0 and", "tests/data/test_info.py"),
+    Mutant("info-fps-infinite-taken", "data/info.py", "fps > 0 and math.isfinite(fps),", "fps > 0,", "tests/data/test_info.py"),
+    Mutant("info-totals-unchecked", "data/info.py", "require(_is_whole(value, 0),", "require(True,", "tests/data/test_info.py"),
+    Mutant("info-features-kind-unchecked", "data/info.py", 'isinstance(feature, dict) and isinstance(feature.get("dtype"), str),', "True,", "tests/data/test_info.py"),
+    Mutant("info-shape-unchecked", "data/info.py", "isinstance(shape, list) and shape and all(_is_whole(n, 1) for n in shape),", "isinstance(shape, list),", "tests/data/test_info.py"),
+    Mutant("info-templates-unchecked", "data/info.py", '        if template is None and key != "data_path":', "        if True:", (CONV, "tests/data/test_info.py")),
+    Mutant("info-null-data-path-taken", "data/info.py", '        if template is None and key != "data_path":', "        if template is None:", "tests/data/test_info.py"),
+    Mutant("info-bool-a-whole-number", "data/info.py", "return isinstance(value, int) and not isinstance(value, bool) and value >= least", "return isinstance(value, int) and value >= least", "tests/data/test_info.py"),
     # data/normalize.py
     Mutant("normalize-stats-kind-unchecked", "data/normalize.py", 'values.dtype.kind in "iuf", ', "True, ", "tests/data/test_normalize.py"),
     Mutant("normalize-stats-size-unchecked", "data/normalize.py", "values.size == size, ", "True, ", "tests/data/test_normalize.py"),

@@ -362,7 +362,9 @@ def test_an_older_dataset_is_sent_to_lerobots_converter_first(v21):
     edit_info(v21, codebase_version="v1.6")
     with pytest.raises(UserError, match="convert it to v2.0 with lerobot's convert_dataset_v1_to_v2"):
         LeRobotDataset(v21)
-    with pytest.raises(UserError, match=r"converts v2.0 and v2.1 \(convert older datasets with lerobot's"):
+    with pytest.raises(
+        UserError, match=r"converts v2.0 and v2.1: convert it to v2.0 with lerobot's convert_"
+    ):
         convert(ConvertConfig(v21, out=v21.parent / "out"))
 
 
@@ -389,6 +391,10 @@ BAD_SOURCES = {
         "is already LeRobotDataset v3.0: leanvla reads it as it is",
     ),
     "no fps": (lambda r: edit_info(r, "fps"), "has no 'fps' entry"),
+    "fps of text": (
+        lambda r: edit_info(r, fps="30"),
+        'info.json: fps must be a positive number of frames per second, got "30"$',
+    ),
     "no tasks file": (
         lambda r: (r / "meta/tasks.jsonl").unlink(),
         "tasks.jsonl is missing; a v2.1 dataset has",
@@ -437,7 +443,8 @@ BAD_SOURCES = {
     ),
     "bad template": (
         lambda r: edit_info(r, data_path="data/{chunk}/episode_{episode_index:06d}.parquet"),
-        r"info.json: data_path 'data/\{chunk\}/episode_\{episode_index:06d\}.parquet' is not a v2.1 path template",
+        r'info.json: data_path "data/\{chunk\}/episode_\{episode_index:06d\}.parquet" is not a path template '
+        r"\(KeyError: 'chunk'\); it may name \{episode_chunk\}, \{episode_index\}$",
     ),
     "missing data file": (
         lambda r: (r / "data/chunk-000/episode_000003.parquet").unlink(),

@@ -122,6 +122,15 @@ def _rewrite_tasks(ds, **columns):
         (lambda ds: (ds / "meta/info.json").write_text("{codebase"), r"info.json is not valid JSON \("),
         (lambda ds: _edit_info(ds, codebase_version="v2.1"), "says codebase_version v2.1; leanvla reads"),
         (
+            lambda ds: _edit_info(ds, codebase_version="v4.0"),
+            "v3.x: write it as v3.0, or see whether a newer",
+        ),
+        (
+            lambda ds: _edit_info(ds, fps="80"),
+            'info.json: fps must be a positive number of frames per second, got "80"$',
+        ),
+        (lambda ds: (ds / "meta/info.json").write_text("[]"), "info.json must hold a JSON object, not list$"),
+        (
             lambda ds: _edit_info(ds, fps=None),
             "info.json has no 'fps' entry; the dataset metadata is incomplete",
         ),

@@ -36,6 +36,7 @@ import tyro
 
 from leanvla.atomic import atomic_dir, write_json_atomic
 from leanvla.data import format as fmt
+from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.stats import aggregate_features, stats_from_json
 from leanvla.data.writer import stats_columns, write_meta_tables
 from leanvla.errors import UserError, require
@@ -96,14 +97,8 @@ class V2Dataset:
         return self._filled("video_path", episode_chunk=chunk, video_key=key, episode_index=episode)
 
     def _filled(self, template: str, **names) -> Path:
-        """info.json's path `template` filled in with `names`, or one line saying it cannot be."""
-        try:
-            return self.root / self.info[template].format(**names)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise UserError(
-                f"{self.root / fmt.INFO_PATH}: {template} '{self.info[template]}' is not a v2.1 path template "
-                f"({type(exc).__name__}: {exc}); it may name {', '.join('{' + n + '}' for n in names)}"
-            ) from None
+        """info.json's path `template` (checked on reading: info.check_info) filled in with `names`."""
+        return self.root / self.info[template].format(**names)
 
 
 def convert(cfg: ConvertConfig) -> dict:
@@ -195,10 +190,7 @@ def read_v2(root: Path) -> V2Dataset:
     require(root.is_dir(), f"dataset directory {root} does not exist")
     info_path = root / fmt.INFO_PATH
     require(info_path.is_file(), f"{info_path} is missing: {root} is not a LeRobotDataset directory")
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{info_path} is not valid JSON ({exc}); the dataset is corrupt") from exc
+    info = read_info(info_path)
     version = str(info.get("codebase_version", "?"))
     require(
         not version.startswith("v3"),
@@ -206,11 +198,10 @@ def read_v2(root: Path) -> V2Dataset:
     )
     require(
         version in VERSIONS,
-        f"{info_path} says codebase_version {version}; `leanvla data convert` converts v2.0 and v2.1 "
-        "(convert older datasets with lerobot's convert_dataset_v1_to_v2 first)",
+        f"{info_path} says codebase_version {version}; `leanvla data convert` converts v2.0 and v2.1: "
+        f"{version_remedy(version, root)}",
     )
-    for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
-        require(key in info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")
+    check_info(info, info_path, V2_TEMPLATES)
     tasks = _jsonl(root / V21_TASKS, "task_index", "task")
     require(
         [t["task_index"] for t in tasks] == list(range(len(tasks))),

@@ -7,7 +7,6 @@ naming the file and the problem instead of a traceback deep in training.
 from __future__ import annotations
 
 import io
-import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from PIL import Image
 from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_data_file
+from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.errors import UserError, require
 
 
@@ -59,22 +59,14 @@ class LeRobotDataset:
             f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected "
             "meta/info.json, meta/tasks.parquet, meta/episodes/, data/)",
         )
-        try:
-            self.info: dict = json.loads(info_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{info_path} is not valid JSON ({exc}); the dataset is corrupt") from exc
+        self.info: dict = read_info(info_path)
         version = str(self.info.get("codebase_version", "?"))
-        convert = (
-            f"convert it with `leanvla data convert {self.root} --out DIR`"
-            if version in ("v2.0", "v2.1")
-            else "convert it to v2.0 with lerobot's convert_dataset_v1_to_v2, then with `leanvla data convert`"
-        )
         require(
             version.startswith("v3"),
-            f"{info_path} says codebase_version {version}; leanvla reads LeRobotDataset v3.x: {convert}",
+            f"{info_path} says codebase_version {version}; leanvla reads LeRobotDataset v3.x: "
+            f"{version_remedy(version, self.root)}",
         )
-        for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
-            require(key in self.info, f"{info_path} has no '{key}' entry; the dataset metadata is incomplete")
+        check_info(self.info, info_path, V3_TEMPLATES)
         self.features: dict[str, dict] = self.info["features"]
         self.fps: float = self.info["fps"]
         self.tasks: list[str] = self._read_tasks()
