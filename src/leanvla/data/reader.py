@@ -21,6 +21,7 @@ from PIL import Image
 from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_data_file
+from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.errors import UserError, require
 
@@ -70,7 +71,7 @@ class LeRobotDataset:
         self.features: dict[str, dict] = self.info["features"]
         self.fps: float = self.info["fps"]
         self.tasks: list[str] = self._read_tasks()
-        self.episodes: pa.Table = self._read_episodes()
+        self.episodes: pa.Table = read_episodes_table(self.root, self.info["total_episodes"], self.tasks)
         self._check_data_files()
 
     # ---- metadata -----------------------------------------------------------------------------
@@ -95,40 +96,6 @@ class LeRobotDataset:
             f"{path}: task_index values {indices} are not 0..{len(tasks) - 1}",
         )
         return tasks
-
-    def _read_episodes(self) -> pa.Table:
-        files = sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-        require(
-            files,
-            f"{self.root / 'meta/episodes'} holds no chunk-*/file-*.parquet; the dataset has no episode metadata",
-        )
-        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
-        table = table.sort_by("episode_index")
-        n = table.num_rows
-        require(
-            n == self.info["total_episodes"],
-            f"{self.root / 'meta/episodes'} lists {n} episodes but meta/info.json says "
-            f"total_episodes={self.info['total_episodes']}",
-        )
-        if "length" in table.column_names:
-            self._check_lengths(table)
-        return table
-
-    def _check_lengths(self, table: pa.Table) -> None:
-        """Each episode's length is the span of its frame indices: frames are found by the lengths
-        (an edited metadata file may disagree). Their sum is checked against total_frames where
-        frames are read."""
-        where, lengths = self.root / "meta/episodes", table.column("length").to_numpy()
-        if {"dataset_from_index", "dataset_to_index"} <= set(table.column_names):
-            start, end = (table.column(c).to_numpy() for c in ("dataset_from_index", "dataset_to_index"))
-            bad = np.flatnonzero(end - start != lengths)
-            if bad.size:
-                i = int(bad[0])
-                raise UserError(
-                    f"{where}: episode {table.column('episode_index')[i]} has length {lengths[i]} but its "
-                    f"dataset_from_index and dataset_to_index ({start[i]}, {end[i]}) span {end[i] - start[i]} "
-                    "frames; the episodes metadata disagrees with itself (was it edited?)"
-                )
 
     def _check_data_files(self) -> None:
         for path in self.data_files:
@@ -169,7 +136,7 @@ class LeRobotDataset:
         return self.episodes.column(name).to_pylist()
 
     def episode_tasks(self) -> list[str]:
-        """The (first) task string of each episode."""
+        """The (first) task string of each episode, one of `tasks`."""
         return [t[0] if isinstance(t, list) else t for t in self.episode_column("tasks")]
 
     def summary(self) -> dict:
