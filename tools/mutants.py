@@ -283,6 +283,12 @@ MUTANTS = [
     Mutant("writer-image-type-unchecked", "data/writer.py", 'if values.dtype != np.uint8 or list(values.shape[1:]) != list(feature["shape"]):', 'if list(values.shape[1:]) != list(feature["shape"]):', "tests/data/test_writer.py"),
     Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),
     # data/reader.py
+    Mutant("reader-nulls-taken", "data/reader.py", "if not (column.null_count or (nested and column.flatten().null_count)):", "if True:", "tests/data/test_reader.py"),
+    Mutant("reader-null-inside-unfound", "data/reader.py", "if nested and not missing.any():", "if False:", "tests/data/test_reader.py"),
+    Mutant("reader-episode-frame-left", "data/reader.py", 'episode = int(np.searchsorted(starts, row, side="right")) - 1', 'episode = int(np.searchsorted(starts, row, side="left")) - 1', "tests/data/test_reader.py"),
+    Mutant("reader-frame-episodes-unchecked", "data/reader.py", "wrong = np.flatnonzero(held != np.repeat(np.arange(len(lengths)), lengths))", "wrong = np.flatnonzero(held < 0)", "tests/data/test_reader.py"),
+    Mutant("reader-lengths-sum-unchecked", "data/reader.py", "int(lengths.sum()) == len(held),", "True,", "tests/data/test_reader.py"),
+    Mutant("reader-frame-tasks-unchecked", "data/reader.py", "outside = np.flatnonzero((held < 0) | (held >= len(self.tasks)))", "outside = np.flatnonzero(held < 0)", "tests/data/test_reader.py"),
     Mutant("reader-spans-unchecked", "data/episodes_table.py", "bad = np.flatnonzero(end - start != lengths)", "bad = np.flatnonzero(end - start < 0)", "tests/data/test_reader.py"),
     Mutant("reader-no-frames-plural", "data/reader.py", "return f\"episode{'s' if many else ''} {listed}", "return f\"episodes {listed}", "tests/data/test_reader.py"),
     Mutant("reader-episode-frames-one-by-one", "data/reader.py", "            yield from video_episode_frames(self, key)\n", "            for episode in range(self.num_episodes):\n                yield episode, self._decode_images(key, False, None, None, \"pad\", episodes=np.array([episode]))\n", "tests/data/test_video.py"),
@@ -358,6 +364,8 @@ MUTANTS = [
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
     # data/samples.py
+    Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(dataset.frame_tasks()[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),
+    Mutant("samples-frame-episodes-unchecked", "data/samples.py", "episode_index = dataset.frame_episodes()", 'episode_index = dataset.read_array("episode_index").astype(np.int64)', "tests/data/test_samples.py"),
     Mutant("samples-no-frames-unchecked", "data/samples.py", "        if not keep.any():", "        if False:", "tests/data/test_samples.py"),
     Mutant("samples-stats-chunk-skipped", "data/samples.py", "for start in range(0, len(sample), 64)", "for start in range(0, len(sample), 128)", "tests/data/test_samples.py"),
     Mutant("samples-size-dropped", "data/samples.py", "dataset.camera_frames(key, progress, keep, image_size, image_fit)", "dataset.camera_frames(key, progress, keep)", "tests/train/test_build.py"),

@@ -401,3 +401,72 @@ def test_an_episode_length_that_disagrees_with_its_span_is_one_line(tmp_path):
         r"\(6, 10\) span 4 frames; the episodes metadata disagrees with itself \(was it edited\?\)$",
     ):
         LeRobotDataset(root).episode_tasks()
+
+
+DATA_FILE = "data/chunk-000/file-000.parquet"
+
+
+def _edit_frames(ds, name, edit) -> None:
+    """Rewrite column `name` of the fixture's one data file as `edit` (of its Python values) makes it."""
+    table = pq.read_table(ds / DATA_FILE)
+    column = table.column(name)
+    values = edit(column.to_pylist())
+    pq.write_table(
+        table.set_column(table.column_names.index(name), name, pa.array(values, column.type)), ds / DATA_FILE
+    )
+
+
+def test_a_frame_without_a_value_is_one_line_naming_it(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    row = LeRobotDataset(ds).episode_column("length")[0] + 1  # episode 1's frame 1
+    _edit_frames(ds, "action", lambda rows: [*rows[:row], None, *rows[row + 1 :]])
+    message = r"'action' has no value \(null\) in episode 1, frame 1 \(1 such frame\): repair the recording"
+    with pytest.raises(UserError, match=message):
+        LeRobotDataset(ds).read_array("action")
+    ds = _copy(lerobot_fixture, tmp_path / "inside")  # a null inside a frame's vector
+    _edit_frames(
+        ds, "observation.state", lambda rows: [*rows[:3], [0.0, None, 0.0, 0.0], [None] * 4, *rows[5:]]
+    )
+    with pytest.raises(
+        UserError, match=r"'observation.state' has no value \(null\) in episode 0, frame 3 \(2 such frames\)"
+    ):
+        LeRobotDataset(ds).read_array("observation.state")
+
+
+def test_frames_whose_episode_or_task_disagrees_with_the_metadata_are_one_line(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    dataset = LeRobotDataset(ds)
+    lengths = dataset.episode_column("length")
+    assert np.array_equal(dataset.frame_episodes(), np.repeat(np.arange(9), lengths))
+    assert np.array_equal(dataset.frame_tasks(), dataset.read_array("task_index"))
+    _edit_frames(ds, "episode_index", lambda rows: [0] * (lengths[0] + 2) + rows[lengths[0] + 2 :])  # joined
+    with pytest.raises(
+        UserError,
+        match=r"frame 0 of episode 1 has episode_index 0 in its data file \(2 such frames\); the data disagrees with "
+        r"meta/episodes",
+    ):
+        LeRobotDataset(ds).frame_episodes()
+    _edit_frames(ds, "task_index", lambda rows: [*rows[:5], len(dataset.tasks), *rows[6:]])
+    with pytest.raises(
+        UserError,
+        match=rf"frame 5 of episode 0 has task_index {len(dataset.tasks)}, but meta/tasks.parquet lists "
+        rf"{len(dataset.tasks)} tasks \(0..{len(dataset.tasks) - 1}\)",
+    ):
+        LeRobotDataset(ds).frame_tasks()
+
+
+def test_episode_lengths_that_do_not_add_up_to_the_frames_are_one_line(lerobot_fixture, tmp_path):
+    ds = _copy(lerobot_fixture, tmp_path)
+    path = ds / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    for name in ("length", "dataset_to_index"):  # the last episode one frame shorter, consistently
+        values = table.column(name).to_pylist()
+        table = table.set_column(
+            table.column_names.index(name), name, pa.array([*values[:-1], values[-1] - 1], pa.int64())
+        )
+    pq.write_table(table, path)
+    with pytest.raises(
+        UserError,
+        match=r"meta/episodes' lengths add up to 678 frames but the data files hold 679; the dataset is inconsistent",
+    ):
+        LeRobotDataset(ds).frame_episodes()

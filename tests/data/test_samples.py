@@ -203,3 +203,26 @@ def test_episodes_of_no_frames_add_nothing_and_alone_are_refused_in_one_line(tmp
     assert str(refused.value) == (
         f"{empty.root}: episodes 0, 1, 2, 3 have no frames (length 0 in the metadata): nothing to read"
     )
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        ("task_index", "frame 2 of episode 1 has task_index 3, but meta/tasks.parquet lists 3 tasks (0..2)"),
+        ("episode_index", "frame 2 of episode 1 has episode_index 3 in its data file (1 such frame)"),
+    ],
+)
+def test_frames_of_an_episode_or_task_the_metadata_does_not_know_are_refused(tmp_path, column, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = synthetic_dataset(tmp_path / "ds")  # episodes of 6, 4, 9 and 5 frames, of 3 tasks
+    (path,) = (root / "data").rglob("*.parquet")
+    table = pq.read_table(path)
+    values = table.column(column).to_pylist()
+    values[6 + 2] = 3  # episode 1's frame 2: a task, or an episode, out of place
+    pq.write_table(
+        table.set_column(table.column_names.index(column), column, pa.array(values, pa.int64())), path
+    )
+    with pytest.raises(UserError, match=re.escape(message)):
+        ChunkDataset(LeRobotDataset(root), ["observation.images.cam"], chunk_size=4)

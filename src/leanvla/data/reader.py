@@ -177,6 +177,7 @@ class LeRobotDataset:
         require(feature is not None, f"{self.root}: no feature '{key}' (it has {sorted(self.features)})")
         require(not fmt.is_visual(feature), f"'{key}' is an image feature; use read_images")
         column = self.read_table([key]).column(key).combine_chunks()
+        self._refuse_nulls(key, column)
         shape = list(feature["shape"])
         if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
             lengths = (
@@ -196,6 +197,60 @@ class LeRobotDataset:
             f"feature '{key}' is a scalar column in the data but meta/info.json declares shape {shape}",
         )
         return column.to_numpy(zero_copy_only=False)
+
+    def _refuse_nulls(self, key: str, column: pa.Array) -> None:
+        """A frame without a value (null) is refused, naming it: it became a shape error, or a
+        NaN that was reported as one."""
+        nested = pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type)
+        if not (column.null_count or (nested and column.flatten().null_count)):
+            return
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        if nested and not missing.any():  # a null inside a frame's vector: find its frame
+            missing = np.asarray([None in row for row in column.to_pylist()])
+        rows = np.flatnonzero(missing)
+        episode, frame = self.episode_frame(int(rows[0]))
+        raise UserError(
+            f"{self.root}: '{key}' has no value (null) in episode {episode}, frame {frame} "
+            f"({_such_frames(rows.size)}): repair the recording, or leave the episode out with --episodes"
+        )
+
+    def episode_frame(self, row: int) -> tuple[int, int]:
+        """(episode, frame within it) of the dataset's `row`-th frame."""
+        starts = np.asarray(self.episode_column("dataset_from_index"), dtype=np.int64)
+        episode = int(np.searchsorted(starts, row, side="right")) - 1
+        return episode, row - int(starts[episode])
+
+    def frame_episodes(self) -> np.ndarray:
+        """Each frame's episode_index, as the data files hold it, checked against meta/episodes:
+        frames are cut into episodes by it, so a column that disagrees joined episodes silently."""
+        held = self.read_array("episode_index").astype(np.int64)
+        lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
+        require(
+            int(lengths.sum()) == len(held),
+            f"{self.root}: meta/episodes' lengths add up to {int(lengths.sum())} frames but the data files hold "
+            f"{len(held)}; the dataset is inconsistent",
+        )
+        wrong = np.flatnonzero(held != np.repeat(np.arange(len(lengths)), lengths))
+        if wrong.size:
+            episode, frame = self.episode_frame(int(wrong[0]))
+            raise UserError(
+                f"{self.root}: frame {frame} of episode {episode} has episode_index {held[wrong[0]]} in its data "
+                f"file ({_such_frames(wrong.size)}); the data disagrees with meta/episodes (was it edited?)"
+            )
+        return held
+
+    def frame_tasks(self) -> np.ndarray:
+        """Each frame's task_index, checked to be one of meta/tasks.parquet's."""
+        held = self.read_array("task_index").astype(np.int64)
+        outside = np.flatnonzero((held < 0) | (held >= len(self.tasks)))
+        if outside.size:
+            episode, frame = self.episode_frame(int(outside[0]))
+            raise UserError(
+                f"{self.root}: frame {frame} of episode {episode} has task_index {held[outside[0]]}, but "
+                f"meta/tasks.parquet lists {len(self.tasks)} tasks (0..{len(self.tasks) - 1}); the data "
+                "disagrees with its metadata (was it edited?)"
+            )
+        return held
 
     def read_images(
         self,
@@ -437,3 +492,7 @@ def _hwc(feature: dict) -> tuple[int, int, int]:
     if names and names[0] in ("channels", "channel", "c"):
         return shape[1], shape[2], shape[0]
     return shape[0], shape[1], shape[2]
+
+
+def _such_frames(count: int) -> str:
+    return f"{count} such frame{'s' if count != 1 else ''}"

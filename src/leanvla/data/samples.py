@@ -122,7 +122,7 @@ class ChunkDataset:
         self.image_fit = image_fit
         self.state_key, self.action_key = state_key, action_key
         self.instructions = dataset.tasks
-        episode_index = dataset.read_array("episode_index").astype(np.int64)
+        episode_index = dataset.frame_episodes()
         keep = (
             np.ones(len(episode_index), dtype=bool) if episodes is None else np.isin(episode_index, episodes)
         )
@@ -135,7 +135,7 @@ class ChunkDataset:
             )
         self.episodes = sorted(set(episode_index[keep].tolist()))
         self.episode_index = torch.from_numpy(episode_index[keep])
-        self.task_index = torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])
+        self.task_index = torch.from_numpy(dataset.frame_tasks()[keep])
         self.state = torch.from_numpy(dataset.read_array(state_key).astype(np.float32)[keep])
         self.actions = torch.from_numpy(dataset.read_array(action_key).astype(np.float32)[keep])
         self.env_state = (  # an auxiliary target only (--aux.env-state); never a policy input
