@@ -238,6 +238,10 @@ MUTANTS = [
     Mutant("episodes-tasks-required", "data/episodes_table.py", '    if "tasks" in table.column_names:\n', "    if True:\n", ("tests/data/test_episodes_table.py", LR)),
     Mutant("episodes-empty-tasks-taken", "data/episodes_table.py", "if not (named and all(", "if not (True and all(", "tests/data/test_episodes_table.py"),
     Mutant("episodes-unsorted", "data/episodes_table.py", '    table = table.sort_by("episode_index")\n', "", "tests/data/test_episodes_table.py"),
+    # data/frame_labels.py
+    Mutant("labels-frame-episodes-unchecked", "data/frame_labels.py", "wrong = np.flatnonzero(held != np.repeat(np.arange(len(lengths)), lengths))", "wrong = np.flatnonzero(held < 0)", "tests/data/test_frame_labels.py"),
+    Mutant("labels-lengths-sum-unchecked", "data/frame_labels.py", "int(lengths.sum()) == len(held),", "True,", "tests/data/test_frame_labels.py"),
+    Mutant("labels-frame-tasks-unchecked", "data/frame_labels.py", "outside = np.flatnonzero((held < 0) | (held >= len(dataset.tasks)))", "outside = np.flatnonzero(held < 0)", "tests/data/test_frame_labels.py"),
     # data/info.py
     Mutant("info-v20-sent-to-lerobot", "data/info.py", 'if version in ("v2.0", "v2.1"):', 'if version == "v2.1":', (CONV, "tests/data/test_info.py")),
     Mutant("info-v1-sent-to-convert", "data/info.py", 'if version in ("v2.0", "v2.1"):', 'if version.startswith("v"):', (CONV, "tests/data/test_info.py")),
@@ -285,10 +289,7 @@ MUTANTS = [
     # data/reader.py
     Mutant("reader-nulls-taken", "data/reader.py", "if not (column.null_count or (nested and column.flatten().null_count)):", "if True:", "tests/data/test_reader.py"),
     Mutant("reader-null-inside-unfound", "data/reader.py", "if nested and not missing.any():", "if False:", "tests/data/test_reader.py"),
-    Mutant("reader-episode-frame-left", "data/reader.py", 'episode = int(np.searchsorted(starts, row, side="right")) - 1', 'episode = int(np.searchsorted(starts, row, side="left")) - 1', "tests/data/test_reader.py"),
-    Mutant("reader-frame-episodes-unchecked", "data/reader.py", "wrong = np.flatnonzero(held != np.repeat(np.arange(len(lengths)), lengths))", "wrong = np.flatnonzero(held < 0)", "tests/data/test_reader.py"),
-    Mutant("reader-lengths-sum-unchecked", "data/reader.py", "int(lengths.sum()) == len(held),", "True,", "tests/data/test_reader.py"),
-    Mutant("reader-frame-tasks-unchecked", "data/reader.py", "outside = np.flatnonzero((held < 0) | (held >= len(self.tasks)))", "outside = np.flatnonzero(held < 0)", "tests/data/test_reader.py"),
+    Mutant("reader-episode-frame-left", "data/reader.py", 'episode = int(np.searchsorted(starts, row, side="right")) - 1', 'episode = int(np.searchsorted(starts, row, side="left")) - 1', ("tests/data/test_reader.py", "tests/data/test_frame_labels.py")),
     Mutant("reader-spans-unchecked", "data/episodes_table.py", "bad = np.flatnonzero(end - start != lengths)", "bad = np.flatnonzero(end - start < 0)", "tests/data/test_reader.py"),
     Mutant("reader-no-frames-plural", "data/reader.py", "return f\"episode{'s' if many else ''} {listed}", "return f\"episodes {listed}", "tests/data/test_reader.py"),
     Mutant("reader-episode-frames-one-by-one", "data/reader.py", "            yield from video_episode_frames(self, key)\n", "            for episode in range(self.num_episodes):\n                yield episode, self._decode_images(key, False, None, None, \"pad\", episodes=np.array([episode]))\n", "tests/data/test_video.py"),
@@ -364,8 +365,8 @@ MUTANTS = [
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
     # data/samples.py
-    Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(dataset.frame_tasks()[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),
-    Mutant("samples-frame-episodes-unchecked", "data/samples.py", "episode_index = dataset.frame_episodes()", 'episode_index = dataset.read_array("episode_index").astype(np.int64)', "tests/data/test_samples.py"),
+    Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(frame_tasks(dataset)[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),
+    Mutant("samples-frame-episodes-unchecked", "data/samples.py", "episode_index = frame_episodes(dataset)", 'episode_index = dataset.read_array("episode_index").astype(np.int64)', "tests/data/test_samples.py"),
     Mutant("samples-no-frames-unchecked", "data/samples.py", "        if not keep.any():", "        if False:", "tests/data/test_samples.py"),
     Mutant("samples-stats-chunk-skipped", "data/samples.py", "for start in range(0, len(sample), 64)", "for start in range(0, len(sample), 128)", "tests/data/test_samples.py"),
     Mutant("samples-size-dropped", "data/samples.py", "dataset.camera_frames(key, progress, keep, image_size, image_fit)", "dataset.camera_frames(key, progress, keep)", "tests/train/test_build.py"),

@@ -211,7 +211,7 @@ class LeRobotDataset:
         episode, frame = self.episode_frame(int(rows[0]))
         raise UserError(
             f"{self.root}: '{key}' has no value (null) in episode {episode}, frame {frame} "
-            f"({_such_frames(rows.size)}): repair the recording, or leave the episode out with --episodes"
+            f"({such_frames(rows.size)}): repair the recording, or leave the episode out with --episodes"
         )
 
     def episode_frame(self, row: int) -> tuple[int, int]:
@@ -219,38 +219,6 @@ class LeRobotDataset:
         starts = np.asarray(self.episode_column("dataset_from_index"), dtype=np.int64)
         episode = int(np.searchsorted(starts, row, side="right")) - 1
         return episode, row - int(starts[episode])
-
-    def frame_episodes(self) -> np.ndarray:
-        """Each frame's episode_index, as the data files hold it, checked against meta/episodes:
-        frames are cut into episodes by it, so a column that disagrees joined episodes silently."""
-        held = self.read_array("episode_index").astype(np.int64)
-        lengths = np.asarray(self.episode_column("length"), dtype=np.int64)
-        require(
-            int(lengths.sum()) == len(held),
-            f"{self.root}: meta/episodes' lengths add up to {int(lengths.sum())} frames but the data files hold "
-            f"{len(held)}; the dataset is inconsistent",
-        )
-        wrong = np.flatnonzero(held != np.repeat(np.arange(len(lengths)), lengths))
-        if wrong.size:
-            episode, frame = self.episode_frame(int(wrong[0]))
-            raise UserError(
-                f"{self.root}: frame {frame} of episode {episode} has episode_index {held[wrong[0]]} in its data "
-                f"file ({_such_frames(wrong.size)}); the data disagrees with meta/episodes (was it edited?)"
-            )
-        return held
-
-    def frame_tasks(self) -> np.ndarray:
-        """Each frame's task_index, checked to be one of meta/tasks.parquet's."""
-        held = self.read_array("task_index").astype(np.int64)
-        outside = np.flatnonzero((held < 0) | (held >= len(self.tasks)))
-        if outside.size:
-            episode, frame = self.episode_frame(int(outside[0]))
-            raise UserError(
-                f"{self.root}: frame {frame} of episode {episode} has task_index {held[outside[0]]}, but "
-                f"meta/tasks.parquet lists {len(self.tasks)} tasks (0..{len(self.tasks) - 1}); the data "
-                "disagrees with its metadata (was it edited?)"
-            )
-        return held
 
     def read_images(
         self,
@@ -494,5 +462,5 @@ def _hwc(feature: dict) -> tuple[int, int, int]:
     return shape[0], shape[1], shape[2]
 
 
-def _such_frames(count: int) -> str:
+def such_frames(count: int) -> str:
     return f"{count} such frame{'s' if count != 1 else ''}"

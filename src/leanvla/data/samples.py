@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from leanvla.data.frame_labels import frame_episodes, frame_tasks
 from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
@@ -122,7 +123,7 @@ class ChunkDataset:
         self.image_fit = image_fit
         self.state_key, self.action_key = state_key, action_key
         self.instructions = dataset.tasks
-        episode_index = dataset.frame_episodes()
+        episode_index = frame_episodes(dataset)
         keep = (
             np.ones(len(episode_index), dtype=bool) if episodes is None else np.isin(episode_index, episodes)
         )
@@ -135,7 +136,7 @@ class ChunkDataset:
             )
         self.episodes = sorted(set(episode_index[keep].tolist()))
         self.episode_index = torch.from_numpy(episode_index[keep])
-        self.task_index = torch.from_numpy(dataset.frame_tasks()[keep])
+        self.task_index = torch.from_numpy(frame_tasks(dataset)[keep])
         self.state = torch.from_numpy(dataset.read_array(state_key).astype(np.float32)[keep])
         self.actions = torch.from_numpy(dataset.read_array(action_key).astype(np.float32)[keep])
         self.env_state = (  # an auxiliary target only (--aux.env-state); never a policy input
