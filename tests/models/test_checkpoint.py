@@ -250,6 +250,26 @@ def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, corrupt, message):
     [
         ('{"positions": ', r"cannot read .*provenance.json: "),
         ("[]", r"provenance.json must hold a JSON object"),
+        (
+            '{"positions": "abc"}',
+            r"provenance.json: 'positions' must be a list of each episode's positions \(a list",
+        ),
+        ('{"positions": [[0.1, 0.2], [0.3]]}', r"'positions' must be .*, got \[\[0.1, 0.2\], \[0.3\]\]$"),
+        (
+            '{"episodes": "0,1"}',
+            r"provenance.json: 'episodes' must be a list of episode indices, got \"0,1\"$",
+        ),
+        ('{"episodes": [0, 1.5]}', r"'episodes' must be a list of episode indices, got \[0, 1.5\]$"),
+        ('{"dataset": 3}', r"provenance.json: 'dataset' must be the dataset's path, got 3$"),
+        ('{"instructions": "reach"}', r"'instructions' must be a list of instructions, got \"reach\"$"),
+        (
+            '{"camera_shapes": {"cam": [16]}}',
+            r"'camera_shapes' must be an object of each camera's \[height, width\]",
+        ),
+        (
+            '{"camera_shapes": [16, 16]}',
+            r"'camera_shapes' must be an object of each camera's \[height, width\]",
+        ),
     ],
 )
 def test_a_damaged_provenance_is_one_clear_error(tmp_path, content, message):
@@ -257,6 +277,9 @@ def test_a_damaged_provenance_is_one_clear_error(tmp_path, content, message):
 
     _, path = _save(tmp_path)
     assert read_provenance(path) == {"positions": [[0.1, 0.2]]}
+    unknown = {"positions": [[0.1, 0.2], None], "episodes": [0, 3], "camera_shapes": {CAM: [480, 640]}}
+    (path / "provenance.json").write_text(json.dumps(unknown))
+    assert read_provenance(path) == unknown  # null: an episode another recorder added
     (path / "provenance.json").unlink()
     assert read_provenance(path) == {}  # optional: a checkpoint from elsewhere may have none
     (path / "provenance.json").write_text(content)

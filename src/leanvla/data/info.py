@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from leanvla.errors import UserError, require
+from leanvla.json_values import is_number, is_whole
 
 # The entries every reader of a dataset (v2.x or v3.x) takes.
 REQUIRED = ("fps", "features", "data_path", "total_episodes", "total_frames")
@@ -51,12 +52,12 @@ def check_info(info: dict, path: Path, templates: dict[str, tuple[str, ...]]) ->
         require(key in info, f"{path} has no '{key}' entry; the dataset metadata is incomplete")
     fps = info["fps"]
     require(
-        _is_number(fps) and fps > 0 and math.isfinite(fps),
+        is_number(fps) and fps > 0 and math.isfinite(fps),
         f"{path}: fps must be a positive number of frames per second, got {json.dumps(fps)}",
     )
     for key in ("total_episodes", "total_frames"):
         value = info[key]
-        require(_is_whole(value, 0), f"{path}: {key} must be a whole number, got {json.dumps(value)}")
+        require(is_whole(value, 0), f"{path}: {key} must be a whole number, got {json.dumps(value)}")
     features = info["features"]
     require(
         isinstance(features, dict),
@@ -69,7 +70,7 @@ def check_info(info: dict, path: Path, templates: dict[str, tuple[str, ...]]) ->
         )
         shape = feature.get("shape")
         require(
-            isinstance(shape, list) and shape and all(_is_whole(n, 1) for n in shape),
+            isinstance(shape, list) and shape and all(is_whole(n, 1) for n in shape),
             f"{path}: feature '{name}' must have a 'shape' of whole numbers >= 1, got {json.dumps(shape)}",
         )
     for key, names in templates.items():
@@ -87,11 +88,3 @@ def check_info(info: dict, path: Path, templates: dict[str, tuple[str, ...]]) ->
             f"{path}: {key} {json.dumps(template)} is not a path template ({problem}); it may name "
             f"{', '.join('{' + n + '}' for n in names)}"
         )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_whole(value, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -29,6 +29,7 @@ from leanvla.data.normalize import Normalizer, check_stats
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import InputWarning, UserError, require
+from leanvla.json_values import is_number, is_whole
 from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
@@ -349,6 +350,47 @@ def load_policy(path: str | Path) -> Policy:
     return Policy(model, normalizer, meta)
 
 
+def _positions(value) -> bool:
+    """Each training episode's object/goal positions, all of one length; null where unknown."""
+    known = [p for p in value if p is not None] if isinstance(value, list) else None
+    return (
+        known is not None
+        and all(isinstance(p, list) and all(is_number(x) for x in p) for p in known)
+        and len({len(p) for p in known}) <= 1
+    )
+
+
+# provenance.json's entries, each with a test of its kind and the kind in words.
+PROVENANCE_KINDS = {
+    "dataset": (lambda v: isinstance(v, str), "the dataset's path"),
+    "episodes": (
+        lambda v: isinstance(v, list) and all(is_whole(e, 0) for e in v),
+        "a list of episode indices",
+    ),
+    "instructions": (
+        lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "a list of instructions",
+    ),
+    "camera_shapes": (
+        lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(s, list) and len(s) == 2 and all(is_whole(n, 1) for n in s) for s in v.values()
+            )
+        ),
+        "an object of each camera's [height, width]",
+    ),
+    "positions": (_positions, "a list of each episode's positions (a list of numbers, or null)"),
+}
+
+
 def read_provenance(path: str | Path) -> dict:
-    directory = resolve_checkpoint(path)
-    return read_checkpoint_json(directory / PROVENANCE) or {}
+    """What trained the checkpoint (train.build.provenance), each entry checked: probe and eval
+    read them (a positions entry of the wrong kind was a traceback, episodes given as text a
+    silently wrong set); {} where there is no provenance.json."""
+    where = resolve_checkpoint(path) / PROVENANCE
+    provenance = read_checkpoint_json(where) or {}
+    for key, (fits, kind) in PROVENANCE_KINDS.items():
+        if key in provenance and not fits(provenance[key]):
+            raise UserError(f"{where}: '{key}' must be {kind}, got {json.dumps(provenance[key])[:80]}")
+    return provenance

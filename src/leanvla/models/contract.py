@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from leanvla.errors import UserError
+from leanvla.json_values import is_number, is_whole
 
 
 @dataclass
@@ -58,5 +59,7 @@ def _fits(value, hint) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, hint) and not isinstance(value, bool)
+        return is_number(value)
+    if hint is int:
+        return is_whole(value)
+    return isinstance(value, hint)
