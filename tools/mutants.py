@@ -556,9 +556,9 @@ MUTANTS = [
     # models/checkpoint.py
     Mutant("ckpt-instructions-unchecked", "models/checkpoint.py", "        isinstance(instructions, list) and instructions and all(", "        True or all(", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-positions-values-unchecked", "models/checkpoint.py", "isinstance(p, list) and all(is_number(x) for x in p)", "isinstance(p, list)", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-provenance-unchecked", "models/checkpoint.py", "        if key in provenance and not fits(provenance[key]):", "        if False:", "tests/models/test_checkpoint.py"),
-    Mutant("ckpt-positions-ragged-taken", "models/checkpoint.py", "        and len({len(p) for p in known}) <= 1\n", "", "tests/models/test_checkpoint.py"),
-    Mutant("ckpt-positions-null-refused", "models/checkpoint.py", "known = [p for p in value if p is not None]", "known = list(value)", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-positions-null-refused", "models/checkpoint.py", "p is None or (isinstance(p, list)", "(isinstance(p, list)", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-last-unsaid", "models/checkpoint.py", 'if candidate.name == "last" and candidate != path:', "if False:", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-json-any-type", "models/checkpoint.py", "    require(isinstance(obj, dict), ", "    require(True, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-meta-keys-unchecked", "models/checkpoint.py", "absent = [key for key in META_KEYS if key not in meta]", "absent = []", "tests/models/test_checkpoint.py"),

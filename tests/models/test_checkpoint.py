@@ -254,7 +254,10 @@ def test_a_damaged_checkpoint_is_one_clear_error(tmp_path, corrupt, message):
             '{"positions": "abc"}',
             r"provenance.json: 'positions' must be a list of each episode's positions \(a list",
         ),
-        ('{"positions": [[0.1, 0.2], [0.3]]}', r"'positions' must be .*, got \[\[0.1, 0.2\], \[0.3\]\]$"),
+        (
+            '{"positions": [[0.1, 0.2], [0.3, "x"]]}',
+            r"'positions' must be .*, got \[\[0.1, 0.2\], \[0.3, \"x\"\]\]$",
+        ),
         (
             '{"episodes": "0,1"}',
             r"provenance.json: 'episodes' must be a list of episode indices, got \"0,1\"$",
@@ -277,7 +280,11 @@ def test_a_damaged_provenance_is_one_clear_error(tmp_path, content, message):
 
     _, path = _save(tmp_path)
     assert read_provenance(path) == {"positions": [[0.1, 0.2]]}
-    unknown = {"positions": [[0.1, 0.2], None], "episodes": [0, 3], "camera_shapes": {CAM: [480, 640]}}
+    unknown = {
+        "positions": [[0.1, 0.2], None, [0.3]],
+        "episodes": [0, 3, 4],
+        "camera_shapes": {CAM: [480, 640]},
+    }
     (path / "provenance.json").write_text(json.dumps(unknown))
     assert read_provenance(path) == unknown  # null: an episode another recorder added
     (path / "provenance.json").unlink()

@@ -351,12 +351,10 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def _positions(value) -> bool:
-    """Each training episode's object/goal positions, all of one length; null where unknown."""
-    known = [p for p in value if p is not None] if isinstance(value, list) else None
-    return (
-        known is not None
-        and all(isinstance(p, list) and all(is_number(x) for x in p) for p in known)
-        and len({len(p) for p in known}) <= 1
+    """Each training episode's object/goal positions (their number differs between tasks); null
+    where unknown."""
+    return isinstance(value, list) and all(
+        p is None or (isinstance(p, list) and all(is_number(x) for x in p)) for p in value
     )
 
 
