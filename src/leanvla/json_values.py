@@ -4,6 +4,13 @@ what it takes."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import types
+import typing
+
+from leanvla.errors import UserError
+
 
 def is_number(value) -> bool:
     """An int or a float, not a bool."""
@@ -13,3 +20,32 @@ def is_number(value) -> bool:
 def is_whole(value, least: int | None = None) -> bool:
     """An int (not a bool, nor a float such as 4.0), of at least `least` where one is given."""
     return isinstance(value, int) and not isinstance(value, bool) and (least is None or value >= least)
+
+
+def check_fields(cls: type, values: dict, where: str) -> None:
+    """Each of `values` that names a field of the dataclass `cls` is of the field's annotated kind:
+    one line naming it ("8" for 8, "yes" for true), before anything is built from it."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in values and not fits(values[f.name], hints[f.name]):
+            raise UserError(f"{where}: '{f.name}' must be {f.type}, got {json.dumps(values[f.name])}")
+
+
+def fits(value, hint) -> bool:
+    """`value`, read from JSON, is of the annotated type (an int passes for a float, a bool for neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is list:
+        return isinstance(value, list) and all(fits(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return is_number(value)
+    if hint is int:
+        return is_whole(value)
+    return isinstance(value, hint)

@@ -4,6 +4,7 @@ base is refused."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -214,6 +215,25 @@ def test_changed_base_is_refused(adapter_run, tiny_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "changed since" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("base", 3, "'base' must be str, got 3"),
+        ("eta_decay_steps", "1", "'eta_decay_steps' must be int, got \"1\""),
+        ("base_sha256", None, "'base_sha256' must be str, got null"),
+    ],
+)
+def test_an_adapter_record_of_the_wrong_kind_is_one_line_on_load(adapter_run, tmp_path, key, value, message):
+    run_copy = tmp_path / "run"
+    shutil.copytree(adapter_run / "policy", run_copy)
+    meta = json.loads((run_copy / "config.json").read_text())
+    meta["adapter"][key] = value
+    (run_copy / "config.json").write_text(json.dumps(meta))
+    where = f"{run_copy / 'config.json'}, 'adapter'"
+    with pytest.raises(UserError, match=f"^{re.escape(f'{where}: {message}')}$"):
+        load_model(run_copy)
 
 
 def test_an_adapter_option_this_version_lacks_is_refused_on_load(adapter_run, tmp_path, capsys):

@@ -3,6 +3,8 @@ only adapters trainable, save/load round trips, and bad options as one clear lin
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -133,6 +135,26 @@ def test_an_option_this_version_lacks_is_refused_not_dropped():
         UserError, match=r"^run/config.json: unknown adapter option 'future' \(written by a newer"
     ):
         LoRAOptions.from_dict({**LoRAOptions().to_dict(), "future": 1}, "run/config.json")
+
+
+@pytest.mark.parametrize(
+    "name, value, kind",
+    [
+        ("rank", "4", 'int, got "4"'),
+        ("rank", 4.0, "int, got 4.0"),
+        ("alpha", "8", 'float | None, got "8"'),
+        ("targets", ["backbone"], 'str, got ["backbone"]'),
+        ("train_io", "yes", 'bool, got "yes"'),
+        ("path", "fast", "Literal['auto', 'dense', 'gather'], got \"fast\""),
+    ],
+)
+def test_an_option_of_the_wrong_kind_is_one_line_naming_it(name, value, kind):
+    # a hand-edited record: each was a TypeError or an AttributeError where the option was first used
+    with pytest.raises(UserError, match=f"^{re.escape(f'run/config.json: {name!r} must be {kind}')}$"):
+        LoRAOptions.from_dict({**LoRAOptions().to_dict(), name: value}, "run/config.json")
+    assert (
+        LoRAOptions.from_dict({**LoRAOptions().to_dict(), "alpha": 16}, "x").alpha == 16
+    )  # an int is a float
 
 
 def test_targets_by_stack_regex_and_group_rank(base):

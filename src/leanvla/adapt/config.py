@@ -10,6 +10,7 @@ from typing import Literal
 from leanvla.adapt.lora_sp import PATHS
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.json_values import check_fields
 
 ADAPTERS = ("full", "lora", "lora-sp")
 PREFIX = "--lora."  # of every LoRAOptions flag on the command line
@@ -124,6 +125,7 @@ class LoRAOptions:
             raise UserError(
                 f"{where}: unknown adapter option '{unknown[0]}' (written by a newer leanvla?); upgrade leanvla"
             )
+        check_fields(cls, d, where)
         # Adapters saved before train_io existed kept those modules frozen.
         return cls(**{"train_io": False, **d})
 

@@ -29,7 +29,7 @@ from leanvla.data.normalize import Normalizer, check_stats
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import InputWarning, UserError, require
-from leanvla.json_values import is_number, is_whole
+from leanvla.json_values import fits, is_number, is_whole
 from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
@@ -54,7 +54,8 @@ def build_model(meta: dict) -> nn.Module:
 
 # What an adapter record holds beside the --lora.* options: the adapter's kind, the eta schedule's
 # length in steps, and the frozen base (found and verified on load).
-RECORD_KEYS = ("kind", "eta_decay_steps", "base", "base_sha256")
+RECORD_KINDS = {"kind": str, "eta_decay_steps": int, "base": str, "base_sha256": str}
+RECORD_KEYS = tuple(RECORD_KINDS)
 
 
 def adapter_record(kind: str, options: LoRAOptions, eta_decay_steps: int, base: str | Path) -> dict:
@@ -306,7 +307,13 @@ def _load_adapted(meta: dict, directory: Path) -> nn.Module:
     """The frozen base from its own checkpoint, with this checkpoint's adapters on it."""
     from leanvla.adapt.inject import adapter_state_dict, inject_adapters
 
-    adapter = meta["adapter"]
+    adapter, where = meta["adapter"], f"{directory / CONFIG}, 'adapter'"
+    require(isinstance(adapter, dict), f"{where} must be an object of the adapters' options")
+    for key, kind in RECORD_KINDS.items():
+        require(
+            key in adapter and fits(adapter[key], kind),
+            f"{where}: '{key}' must be {kind.__name__}, got {json.dumps(adapter.get(key))}",
+        )
     base = Path(adapter["base"])
     require(
         (base / WEIGHTS).is_file(),
@@ -388,7 +395,7 @@ def read_provenance(path: str | Path) -> dict:
     silently wrong set); {} where there is no provenance.json."""
     where = resolve_checkpoint(path) / PROVENANCE
     provenance = read_checkpoint_json(where) or {}
-    for key, (fits, kind) in PROVENANCE_KINDS.items():
-        if key in provenance and not fits(provenance[key]):
+    for key, (holds, kind) in PROVENANCE_KINDS.items():
+        if key in provenance and not holds(provenance[key]):
             raise UserError(f"{where}: '{key}' must be {kind}, got {json.dumps(provenance[key])[:80]}")
     return provenance

@@ -6,13 +6,10 @@ checkpoint says exactly what it consumes; `leanvla train` fills them from the da
 
 from __future__ import annotations
 
-import json
-import types
-import typing
 from dataclasses import dataclass, field, fields
 
 from leanvla.errors import UserError
-from leanvla.json_values import is_number, is_whole
+from leanvla.json_values import check_fields
 
 
 @dataclass
@@ -41,25 +38,4 @@ class DataContract:
         absent = [f.name for f in fields(DataContract) if f.name not in values]
         if absent:
             raise UserError(f"{where} has no '{absent[0]}'; every policy's config records what it observes")
-        hints = typing.get_type_hints(cls)
-        for f in fields(cls):
-            if f.name in values and not _fits(values[f.name], hints[f.name]):
-                raise UserError(f"{where}: '{f.name}' must be {f.type}, got {json.dumps(values[f.name])}")
-
-
-def _fits(value, hint) -> bool:
-    """`value`, read from JSON, is of the annotated type (an int passes for a float, a bool for neither)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is float:
-        return is_number(value)
-    if hint is int:
-        return is_whole(value)
-    return isinstance(value, hint)
+        check_fields(cls, values, where)
