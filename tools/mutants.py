@@ -727,6 +727,9 @@ MUTANTS = [
     Mutant("sched-warmup", "train/schedule.py", "return peak * (step + 1) / warmup", "return peak * step / warmup", "tests/train/test_schedule.py"),
     Mutant("sched-ema", "train/schedule.py", "self.shadow[k].lerp_(v, 1.0 - self.decay)", "self.shadow[k].lerp_(v, self.decay)", "tests/train"),
     # train/state.py
+    Mutant("state-values-unchecked", "train/state.py", "                    fits(value, kind),\n", "                    True,\n", "tests/train/test_state.py"),
+    Mutant("state-paths-unchecked", "train/state.py", "isinstance(value, str) or (value is None and kind is not Path),", "True,", "tests/train/test_state.py"),
+    Mutant("state-required-path-null", "train/state.py", "(value is None and kind is not Path)", "value is None", "tests/train/test_state.py"),
     Mutant("metrics-cut-line-fatal", "train/state.py", "            if number == lines[-1][0]:\n                break", "            if False:\n                break", "tests/train/test_resume.py"),
     Mutant("train-config-read-raw", "train/state.py", "config_from_json(_read_json(path), str(path))", "config_from_json(json.loads(path.read_text()), str(path))", "tests/train/test_resume.py"),
     Mutant("state-ema-not-saved", "train/state.py", '"ema": ema.shadow if ema is not None else None,', '"ema": None,', "tests/train/test_resume.py"),

@@ -71,3 +71,29 @@ def test_an_adapter_option_the_version_lacks_names_the_file():
     saved["lora"]["future_option"] = 1
     with pytest.raises(UserError, match=r"^run/train_config.json: unknown adapter option 'future_option'"):
         config_from_json(saved, where="run/train_config.json")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda saved: saved.update(steps="40"), 'steps must be int, got "40"$'),  # resumed as text, silently
+        (lambda saved: saved.update(seed=True), "seed must be int, got true$"),
+        (lambda saved: saved.update(lr="3e-4"), 'lr must be float, got "3e-4"$'),
+        (lambda saved: saved.update(data=3), "data must be a path, got 3$"),  # a TypeError
+        (lambda saved: saved.update(out=None), "out must be a path, got null$"),
+        (
+            lambda saved: saved.update(head="diffusion"),
+            r"head must be Literal\['flow', 'discrete', 'regression'\], got \"diffusion\"$",
+        ),
+        (lambda saved: saved["aux"].update(env_state="no"), 'aux.env_state must be bool, got "no"$'),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_one_line_naming_it(edit, message):
+    saved = _through_file(TrainConfig(data=Path("/d"), out=Path("o")))
+    edit(saved)
+    with pytest.raises(UserError, match=f"^run/train_config.json: {message}"):
+        config_from_json(saved, where="run/train_config.json")
+    assert (
+        config_from_json({**_through_file(TrainConfig(data=Path("/d"), out=Path("o"))), "init": None}).init
+        is None
+    )

@@ -22,7 +22,8 @@ import torch
 
 from leanvla.atomic import atomic_dir, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
-from leanvla.errors import UserError
+from leanvla.errors import UserError, require
+from leanvla.json_values import fits
 from leanvla.models.checkpoint import write_checkpoint_files
 from leanvla.train.config import TrainConfig
 
@@ -67,16 +68,24 @@ def config_from_json(saved: dict, where: str = "train_config.json") -> TrainConf
                 f"{where}: unknown option {prefix}{unknown[0]} (written by a newer leanvla?); "
                 "remove it or upgrade leanvla"
             )
-        values = {}
+        values, declared = {}, {f.name: f.type for f in fields(cls)}
         for name, value in d.items():
             kind = hints[name]
             if kind is LoRAOptions:
                 values[name] = LoRAOptions.from_dict(value, where)
             elif is_dataclass(kind):
                 values[name] = build(kind, value, f"{prefix}{name}.")
-            elif value is not None and Path in (kind, *typing.get_args(kind)):
-                values[name] = Path(value)
+            elif Path in (kind, *typing.get_args(kind)):
+                require(
+                    isinstance(value, str) or (value is None and kind is not Path),
+                    f"{where}: {prefix}{name} must be a path, got {json.dumps(value)}",
+                )
+                values[name] = None if value is None else Path(value)
             else:
+                require(
+                    fits(value, kind),
+                    f"{where}: {prefix}{name} must be {declared[name]}, got {json.dumps(value)}",
+                )
                 values[name] = value
         return cls(**values)
 
