@@ -727,6 +727,7 @@ MUTANTS = [
     Mutant("sched-warmup", "train/schedule.py", "return peak * (step + 1) / warmup", "return peak * step / warmup", "tests/train/test_schedule.py"),
     Mutant("sched-ema", "train/schedule.py", "self.shadow[k].lerp_(v, 1.0 - self.decay)", "self.shadow[k].lerp_(v, self.decay)", "tests/train"),
     # train/state.py
+    Mutant("state-environment-unchecked", "train/state.py", '        and all(isinstance(s, dict) and is_whole(s.get("from_step"), 0) for s in starts),\n', '        and True,\n', "tests/train/test_resume.py"),
     Mutant("state-values-unchecked", "train/state.py", "                    fits(value, kind),\n", "                    True,\n", "tests/train/test_state.py"),
     Mutant("state-paths-unchecked", "train/state.py", "isinstance(value, str) or (value is None and kind is not Path),", "True,", "tests/train/test_state.py"),
     Mutant("state-required-path-null", "train/state.py", "(value is None and kind is not Path)", "value is None", "tests/train/test_state.py"),

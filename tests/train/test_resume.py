@@ -102,6 +102,17 @@ def test_a_start_redone_replaces_its_environment_record(data, tmp_path):
     assert [s["from_step"] for s in json.loads((run / "environment.json").read_text())] == [0]
 
 
+@pytest.mark.parametrize("starts", [{"from_step": 0}, [{"step": 0}], [{"from_step": "0"}]])
+def test_a_damaged_environment_record_is_one_line(data, tmp_path, starts):
+    run = tmp_path / "edited"
+    train(_cfg(data, run), progress=False, stop_after=6)
+    (run / "environment.json").write_text(json.dumps(starts))  # each was a KeyError or a TypeError
+    with pytest.raises(
+        UserError, match=r"environment.json must hold a list of the run's starts, each with its from_"
+    ):
+        train(_cfg(data, run), progress=False)
+
+
 def test_sigkill_mid_run_then_resume(data, tmp_path):
     """The real thing: `leanvla train` killed with SIGKILL after its first checkpoint, then rerun."""
     options = dict(steps=150, save_every=5)

@@ -23,7 +23,7 @@ import torch
 from leanvla.atomic import atomic_dir, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
-from leanvla.json_values import fits
+from leanvla.json_values import fits, is_whole
 from leanvla.models.checkpoint import write_checkpoint_files
 from leanvla.train.config import TrainConfig
 
@@ -231,5 +231,11 @@ def record_environment(run: Path, step: int) -> None:
     """
     path = run / ENVIRONMENT
     starts = _read_json(path) if path.is_file() else []
+    require(
+        isinstance(starts, list)
+        and all(isinstance(s, dict) and is_whole(s.get("from_step"), 0) for s in starts),
+        f"{path} must hold a list of the run's starts, each with its from_step; mend it, or pass --overwrite "
+        "to start the run again",
+    )
     starts = [s for s in starts if s["from_step"] < step]
     write_json_atomic(path, [*starts, {"from_step": step, **software_environment()}])
