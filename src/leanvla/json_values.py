@@ -1,6 +1,8 @@
-"""The kinds of value that JSON written by hand, or by another tool, may hold where a number is
-wanted: Python reads `true` as a bool, which is an int, and `4.0` as a float, so each check says
-what it takes."""
+"""Values read from JSON that may have been written by hand or by another tool (a checkpoint's
+config, a run's train_config.json, a dataset's info.json), checked for the kind that is wanted:
+Python reads `true` as a bool, which is an int, and `4.0` as a float, so each check says what it
+takes. `check_fields` checks a dict against a dataclass's annotations, so a value of the wrong
+kind is one line naming it, not a TypeError where it is first used."""
 
 from __future__ import annotations
 
