@@ -259,6 +259,65 @@ def test_a_directory_holding_files_is_refused_and_left_as_it_was(tmp_path):
     assert [p.name for p in (tmp_path / "ds").iterdir()] == ["notes.txt"]
 
 
+STATE = {"dtype": "float32", "shape": [4], "names": None}
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"fps": 0}, "fps must be a positive number of frames per second, got 0"),
+        ({"fps": "30"}, "fps must be a positive number of frames per second, got '30'"),
+        ({"robot_type": 3}, "robot_type must be a string or None, got 3"),
+        (
+            {"features": {"s": {**STATE, "dtype": "complex64"}}},
+            "feature 's' has dtype 'complex64'; the writer writes image",
+        ),
+        ({"features": {"s": {"shape": [4]}}}, "feature 's' has dtype None; the writer writes image"),
+        (
+            {"features": {"s": {**STATE, "shape": "4"}}},
+            "feature 's' must have a shape of whole numbers >= 1, got '4'",
+        ),
+        (
+            {"features": {"s": {**STATE, "shape": [4, 0]}}},
+            "feature 's' must have a shape of whole numbers >= 1, got [4, 0]",
+        ),
+        (
+            {"features": {"s": {**STATE, "shape": [True]}}},
+            "feature 's' must have a shape of whole numbers >= 1, got [True]",
+        ),
+        (
+            {"features": {"timestamp": {**STATE, "shape": [1]}}},
+            "feature 'timestamp' is one the writer fills itself (timestamp,",
+        ),
+    ],
+)
+def test_a_setting_the_writer_cannot_write_is_refused_before_anything_is_written(tmp_path, options, message):
+    # each was a KeyError or a TypeError mid-write, or (fps 0) a dataset no reader opens
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        LeRobotWriter(tmp_path / "ds", **{"fps": 80, "features": FEATURES, **options})
+    assert not (tmp_path / "ds").exists()
+    # a camera's rate; a shape as numpy gives it, written as LeRobot's list of ints
+    writer = LeRobotWriter(
+        tmp_path / "ds", fps=29.97, features={"action": {**STATE, "shape": (np.int64(4),)}}
+    )
+    writer.add_episode("t", {"action": np.zeros((3, 4), np.float32)})
+    writer.finalize()
+    assert json.loads((tmp_path / "ds/meta/info.json").read_text())["features"]["action"]["shape"] == [4]
+
+
+@pytest.mark.parametrize("task", [None, 3, ["pick"]])
+def test_a_task_that_is_not_a_string_is_refused(tmp_path, task):
+    writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)
+    task_given, frames = _episodes(np.random.default_rng(0))[0]
+    with pytest.raises(
+        ValueError, match=f"^task must be a string, the episode's instruction; got {re.escape(repr(task))}$"
+    ):
+        writer.add_episode(task, frames)
+    writer.add_episode(task_given, frames)
+    writer.finalize()
+    assert LeRobotDataset(tmp_path / "ds").tasks == [task_given]
+
+
 def test_an_episode_of_no_frames_is_refused_and_the_writer_goes_on(tmp_path):
     eps = _episodes(np.random.default_rng(0))
     writer = LeRobotWriter(tmp_path / "ds", fps=80, features=FEATURES)

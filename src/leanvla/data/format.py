@@ -52,6 +52,17 @@ def is_visual(feature: dict) -> bool:
     return feature["dtype"] in ("image", "video")
 
 
+# The Arrow type of each numeric dtype LeRobot stores, and every dtype leanvla writes.
+SCALAR_TYPES = {
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "bool": pa.bool_(),
+}
+WRITTEN_DTYPES = ("image", "string", *SCALAR_TYPES)
+
+
 def arrow_type(feature: dict) -> pa.DataType:
     """The Arrow type LeRobot (through HF datasets) uses for a feature's column."""
     dtype = feature["dtype"]
@@ -59,13 +70,7 @@ def arrow_type(feature: dict) -> pa.DataType:
         return IMAGE_STRUCT
     if dtype == "string":
         return pa.string()
-    scalar = {
-        "float32": pa.float32(),
-        "float64": pa.float64(),
-        "int64": pa.int64(),
-        "int32": pa.int32(),
-        "bool": pa.bool_(),
-    }[dtype]
+    scalar = SCALAR_TYPES[dtype]
     shape = list(feature["shape"])
     if shape == [1]:
         return scalar

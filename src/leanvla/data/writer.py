@@ -8,6 +8,7 @@ crash leaves nothing half-written.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from leanvla.data.stats import (
     stats_to_json,
     vector_stats,
 )
+from leanvla.json_values import is_number
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -119,6 +121,32 @@ EPISODE_COLUMNS = (
 )
 
 
+def _check_feature(key: str, feature: dict) -> None:
+    """A feature the writer can write: a dtype it writes and a shape of whole numbers (a KeyError or
+    a TypeError mid-write before), and not one of the columns it fills itself."""
+    if key in fmt.DEFAULT_FEATURES:
+        raise ValueError(
+            f"feature '{key}' is one the writer fills itself ({', '.join(fmt.DEFAULT_FEATURES)}); leave it out"
+        )
+    dtype = feature.get("dtype") if isinstance(feature, dict) else None
+    if dtype == "video":
+        raise ValueError(
+            f"feature '{key}': leanvla writes images into parquet (dtype 'image'); video writing is not supported"
+        )
+    if dtype not in fmt.WRITTEN_DTYPES:
+        raise ValueError(
+            f"feature '{key}' has dtype {dtype!r}; the writer writes {', '.join(fmt.WRITTEN_DTYPES)}"
+        )
+    shape = feature.get("shape")
+    if not (isinstance(shape, list | tuple) and shape and all(_positive_int(n) for n in shape)):
+        raise ValueError(f"feature '{key}' must have a shape of whole numbers >= 1, got {shape!r}")
+
+
+def _positive_int(n) -> bool:
+    """A whole number >= 1, of Python's or numpy's (an image's .shape gives either), not a bool."""
+    return isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 1
+
+
 class LeRobotWriter:
     """Append episodes to a new LeRobotDataset v3.0 at `root` (which must be empty or absent)."""
 
@@ -136,16 +164,18 @@ class LeRobotWriter:
             raise ValueError(
                 f"{self.root} is not empty; LeRobotWriter writes a new dataset: give it a new directory"
             )
+        if not (is_number(fps) and fps > 0 and math.isfinite(fps)):  # else a dataset no reader opens
+            raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+        if robot_type is not None and not isinstance(robot_type, str):
+            raise ValueError(f"robot_type must be a string or None, got {robot_type!r}")
         self.fps = fps
         self.robot_type = robot_type
         self.chunks_size = chunks_size
         self.data_files_size_in_mb = data_files_size_in_mb
         for key, feature in features.items():
-            if feature["dtype"] == "video":
-                raise ValueError(
-                    f"feature '{key}': leanvla writes images into parquet (dtype 'image'); video writing is "
-                    "not supported"
-                )
+            _check_feature(key, feature)
+        # as lists of Python ints: a tuple of numpy's (an image's .shape) is not JSON info.json can hold
+        features = {key: {**f, "shape": [int(n) for n in f["shape"]]} for key, f in features.items()}
         self.features = {**features, **fmt.DEFAULT_FEATURES}
         self.schema = pa.schema(
             [(k, fmt.arrow_type(f)) for k, f in self.features.items()],
@@ -172,6 +202,8 @@ class LeRobotWriter:
         (decoded again for their statistics).
         `extra` adds per-episode columns to the episodes metadata (e.g. the sampled positions).
         """
+        if not isinstance(task, str):  # the episode's instruction, as meta/tasks.parquet lists it
+            raise ValueError(f"task must be a string, the episode's instruction; got {task!r}")
         missing = [k for k in self.features if k not in frames and k not in fmt.DEFAULT_FEATURES]
         if missing:
             raise ValueError(f"episode is missing features {missing}")
