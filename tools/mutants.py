@@ -531,6 +531,7 @@ MUTANTS = [
     Mutant("flags-factory-default", "flags.py", "return f.default if f.default is not MISSING else f.default_factory()", "return f.default", "tests/test_flags.py"),
     Mutant("flags-typed-ignored", "flags.py", "            given[name] = flag\n", "            pass\n", "tests/test_flags.py"),
     # merge/orthogonal.py
+    Mutant("orth-vector-nan-taken", "merge/orthogonal.py", "        bool(torch.isfinite(tau).all()),\n", "        True,\n", "tests/merge/test_orthogonal.py"),
     Mutant("orth-lora-abs", "merge/orthogonal.py", "        return inner.square() / (norm2 * self.tau_norm2 + EPS)", "        return inner.abs() / (norm2 * self.tau_norm2 + EPS)", ORTH),
     Mutant("orth-no-start", "merge/orthogonal.py", "update = torch.stack(self.params).flatten(1) - self.start", "update = torch.stack(self.params).flatten(1)", ORTH),
     Mutant("orth-ref-scale", "merge/orthogonal.py", "norm2 = scale**2 * ((b.T @ b)", "norm2 = scale * ((b.T @ b)", ORTH),

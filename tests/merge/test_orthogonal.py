@@ -145,6 +145,23 @@ def test_a_vector_of_another_shape_is_refused_naming_the_parameter():
         OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
 
 
+def test_a_vector_holding_a_nan_is_refused_naming_the_parameter():
+    import pytest
+
+    from leanvla.errors import UserError
+    from leanvla.merge.orthogonal import check_vector_fits
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    vector = {"0.weight": torch.zeros(3, 4), "1.weight": torch.full((2, 3), float("nan"))}
+    message = (
+        r"^--orth.vector's '1.weight' holds a NaN or an infinity; merge it again from finite checkpoints$"
+    )
+    with pytest.raises(UserError, match=message):  # it was reported as a training that diverged
+        check_vector_fits(model, vector)
+    with pytest.raises(UserError, match=message):
+        OrthogonalPenalty(model, vector, {k: v.clone() for k, v in model.state_dict().items()})
+
+
 def test_a_vector_that_shares_no_matrix_or_an_update_without_a_start_is_refused():
     import pytest
 

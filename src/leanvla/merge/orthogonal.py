@@ -137,3 +137,7 @@ def _check_fits(name: str, tau: torch.Tensor, weight: torch.Tensor) -> None:
         f"--orth.vector holds '{name}' of shape {list(tau.shape)}, but the model's is {list(weight.shape)}; "
         "use the vector `leanvla merge` wrote for this architecture",
     )
+    require(  # else the penalty made every weight NaN, reported as a training that diverged
+        bool(torch.isfinite(tau).all()),
+        f"--orth.vector's '{name}' holds a NaN or an infinity; merge it again from finite checkpoints",
+    )
