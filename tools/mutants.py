@@ -538,6 +538,8 @@ MUTANTS = [
     Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
     Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
     # merge/run.py
+    Mutant("merge-inputs-nan-taken", "merge/run.py", "if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):", "if False:", "tests/merge/test_run.py"),
+    Mutant("merge-vector-file-unchecked", "merge/run.py", "vector = _finite(read_weights(path), path)", "vector = read_weights(path)", "tests/merge/test_run.py"),
     Mutant("mergerun-scale", "merge/run.py", "merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)", "merged = add_scaled(base, vector, 1.0, group_scale, prefixes)", "tests/merge"),
     Mutant("mergerun-undone-sign", "merge/run.py", 'round(-100 * along_merged["coefficient"], 1)', 'round(100 * along_merged["coefficient"], 1)', "tests/merge"),
     Mutant("mergerun-along-scale", "merge/run.py", 'add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))', 'add_scaled(zeros, tau, 1.0, scales["group_scale"], _group_prefixes(meta_info))', "tests/merge"),

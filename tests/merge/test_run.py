@@ -245,6 +245,30 @@ def test_a_checkpoint_without_its_statistics_is_one_line(pair, tiny_run, tmp_pat
     assert not (tmp_path / "x").exists()
 
 
+def test_inputs_holding_a_nan_are_refused_naming_the_tensor(pair, tiny_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    sft = tmp_path / "sft"
+    shutil.copytree(pair / "sft" / "policy", sft)
+    weights = load_file(str(sft / "model.safetensors"))
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name].view(-1)[0] = float("inf")
+    save_file(weights, str(sft / "model.safetensors"))
+    vector = tmp_path / "nan_vector.safetensors"
+    save_file({name: torch.full_like(weights[name], float("nan"))}, str(vector))
+    for source, given in (
+        (sft / "model.safetensors", ["--sft", str(sft), "--aux", str(pair / "aux")]),
+        (vector, ["--vectors", f"{vector},{pair / 'aux'}"]),
+    ):
+        assert main(["merge", "--base", str(tiny_run), *given, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        # the meta model was written with NaN weights, without a word
+        assert err == [
+            f"leanvla merge: error: {source}: '{name}' holds a NaN or an infinity; a merge of it would be NaN"
+        ]
+        assert not (tmp_path / "x").exists()
+
+
 def test_environment_state_target_trains_a_wider_head_and_merges(pair, tiny_run, tiny_dataset, tmp_path):
     finetune(tiny_dataset, tiny_run, tmp_path / "env", "--aux.horizon", "4", "--aux.env-state")
     weights = load_file(str(tmp_path / "env" / "policy" / "model.safetensors"))

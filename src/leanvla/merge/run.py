@@ -116,7 +116,21 @@ def _load(path: Path) -> tuple[dict, dict, dict, Path]:
         (directory / WEIGHTS).is_file(),
         f"{directory} holds adapters only; fold them with `leanvla export` before merging",
     )
-    return read_weights(directory / WEIGHTS), meta, read_stats(directory), directory
+    return (
+        _finite(read_weights(directory / WEIGHTS), directory / WEIGHTS),
+        meta,
+        read_stats(directory),
+        directory,
+    )
+
+
+def _finite(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """`tensors`, read from `path`, refused if one holds a NaN or an infinity: every merged weight it
+    reaches would be NaN, and the meta model was written so, without a word."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: '{name}' holds a NaN or an infinity; a merge of it would be NaN")
+    return tensors
 
 
 def _group_prefixes(meta: dict) -> dict[str, str]:
@@ -267,7 +281,7 @@ def _minus(a: dict, b: dict) -> dict:
 def _vector_from(path: Path, base: dict, base_meta: dict, base_dir: Path) -> dict:
     """A vector file as is, or a checkpoint minus the base."""
     if path.is_file():
-        vector = read_weights(path)
+        vector = _finite(read_weights(path), path)
         check_compatible(vector, base, f"vector {path}", f"base {base_dir}")
         return vector
     other, meta, _, directory = _load(path)
