@@ -538,7 +538,7 @@ MUTANTS = [
     Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
     Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
     # merge/run.py
-    Mutant("merge-inputs-nan-taken", "merge/run.py", "if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):", "if False:", "tests/merge/test_run.py"),
+    Mutant("merge-inputs-unchecked", "merge/run.py", '    require_finite(tensors, path, "a merge', '    (lambda *given: None)(tensors, path, "a merge', "tests/merge/test_run.py"),
     Mutant("merge-vector-file-unchecked", "merge/run.py", "vector = _finite(read_weights(path), path)", "vector = read_weights(path)", "tests/merge/test_run.py"),
     Mutant("mergerun-scale", "merge/run.py", "merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)", "merged = add_scaled(base, vector, 1.0, group_scale, prefixes)", "tests/merge"),
     Mutant("mergerun-undone-sign", "merge/run.py", 'round(-100 * along_merged["coefficient"], 1)', 'round(100 * along_merged["coefficient"], 1)', "tests/merge"),
@@ -570,6 +570,9 @@ MUTANTS = [
     Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-positions-values-unchecked", "models/checkpoint.py", "isinstance(p, list) and all(is_number(x) for x in p)", "isinstance(p, list)", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-record-unchecked", "models/checkpoint.py", "            key in adapter and fits(adapter[key], kind),", "            key in adapter,", "tests/adapt/test_export.py"),
+    Mutant("ckpt-nan-weights-taken", "models/checkpoint.py", "if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):", "if False:", ("tests/models/test_checkpoint.py", "tests/merge/test_run.py")),
+    Mutant("ckpt-finite-sum-float32", "models/checkpoint.py", "torch.isfinite(tensor.sum(dtype=torch.float64))", "torch.isfinite(tensor.sum())", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-load-nan-unchecked", "models/checkpoint.py", "    require_finite(state, source, ", "    (lambda *given: None)(state, source, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-provenance-unchecked", "models/checkpoint.py", "        if key in provenance and not holds(provenance[key]):", "        if False:", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-positions-null-refused", "models/checkpoint.py", "p is None or (isinstance(p, list)", "(isinstance(p, list)", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-last-unsaid", "models/checkpoint.py", 'if candidate.name == "last" and candidate != path:', "if False:", "tests/models/test_checkpoint.py"),

@@ -154,6 +154,12 @@ def _edit_meta(path, kind=None, model_extra=(), **top):
     (path / "config.json").write_text(json.dumps({**meta, **top}))
 
 
+def _nan_weights(path):
+    weights = load_file(str(path / "model.safetensors"))
+    weights["state_proj.weight"][0, 0] = float("nan")  # from elsewhere, or damaged: it loaded, NaN
+    save_file(weights, str(path / "model.safetensors"))
+
+
 def _edit_stats(path, feature, **statistics):
     stats = json.loads((path / "stats.json").read_text())
     stats[feature].update(statistics)
@@ -219,6 +225,10 @@ def _edit_stats(path, feature, **statistics):
         (
             lambda path: _edit_meta(path, action_key=None),
             r"config.json: 'action_key' must be a feature's name, got null$",
+        ),
+        (
+            lambda path: _nan_weights(path),
+            r"model.safetensors: 'state_proj.weight' holds a NaN or an infinity; the policy's actions would be NaN$",
         ),
         (
             lambda path: _edit_stats(path, "action", std=[1.0, 1.0]),
@@ -301,3 +311,18 @@ def test_missing_weights_and_an_unknown_size_are_one_clear_error(tmp_path):
         read_weights(tmp_path / "tau.safetensors")
     with pytest.raises(UserError, match="unknown model size 'huge'; choose one of tiny, "):
         vla_config("huge")
+
+
+def test_weights_are_refused_exactly_when_one_is_not_finite():
+    from leanvla.models.checkpoint import require_finite
+
+    largest = torch.full((1000,), torch.finfo(torch.float32).max)  # their float32 sum would overflow
+    require_finite({"big": largest, "half": largest.half().nan_to_num(), "steps": torch.arange(3)}, "w", "x")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        weights = torch.zeros(4, 4)
+        weights[2, 1] = bad
+        with pytest.raises(UserError, match=r"^w: 'b' holds a NaN or an infinity; x$"):
+            require_finite({"a": torch.ones(3), "b": weights}, "w", "x")
+    both = torch.tensor([float("inf"), -float("inf")])  # whose sum is NaN, not 0
+    with pytest.raises(UserError):
+        require_finite({"c": both}, "w", "x")

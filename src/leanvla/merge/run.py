@@ -42,6 +42,7 @@ from leanvla.models.checkpoint import (
     read_meta,
     read_stats,
     read_weights,
+    require_finite,
     resolve_checkpoint,
     write_checkpoint_files,
 )
@@ -125,11 +126,8 @@ def _load(path: Path) -> tuple[dict, dict, dict, Path]:
 
 
 def _finite(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """`tensors`, read from `path`, refused if one holds a NaN or an infinity: every merged weight it
-    reaches would be NaN, and the meta model was written so, without a word."""
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise UserError(f"{path}: '{name}' holds a NaN or an infinity; a merge of it would be NaN")
+    """`tensors`, read from `path`, all finite (the meta model was written NaN, without a word)."""
+    require_finite(tensors, path, "a merge of it would be NaN")
     return tensors
 
 

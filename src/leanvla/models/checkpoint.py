@@ -278,7 +278,18 @@ def load_state_dict_checked(
             f"{source} has parameter '{extra[0]}' that the model config does not have; the weights and "
             "config.json do not match"
         )
+    require_finite(state, source, "the policy's actions would be NaN")
     model.load_state_dict(state, strict=len(own) == len(model.state_dict()))
+
+
+def require_finite(tensors: dict[str, torch.Tensor], source: str | Path, consequence: str) -> None:
+    """Refuse weights holding a NaN or an infinity (from elsewhere, or damaged), naming the first
+    tensor: what they feed would be NaN, without a word. A sum in float64 is NaN or infinite exactly
+    when one of its terms is (a float32 tensor's cannot overflow it), and it makes no bool tensor
+    the size of the weights, as isfinite on each entry would."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+            raise UserError(f"{source}: '{name}' holds a NaN or an infinity; {consequence}")
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
