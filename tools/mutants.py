@@ -569,6 +569,7 @@ MUTANTS = [
     Mutant("ckpt-instructions-unchecked", "models/checkpoint.py", "        isinstance(instructions, list) and instructions and all(", "        True or all(", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-positions-values-unchecked", "models/checkpoint.py", "isinstance(p, list) and all(is_number(x) for x in p)", "isinstance(p, list)", "tests/models/test_checkpoint.py"),
+    Mutant("ckpt-record-not-an-object", "models/checkpoint.py", "require(isinstance(adapter, dict), ", "require(True, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-record-unchecked", "models/checkpoint.py", "            key in adapter and fits(adapter[key], kind),", "            key in adapter,", "tests/adapt/test_export.py"),
     Mutant("ckpt-nan-weights-taken", "models/checkpoint.py", "if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):", "if False:", ("tests/models/test_checkpoint.py", "tests/merge/test_run.py")),
     Mutant("ckpt-finite-sum-float32", "models/checkpoint.py", "torch.isfinite(tensor.sum(dtype=torch.float64))", "torch.isfinite(tensor.sum())", "tests/models/test_checkpoint.py"),

@@ -227,6 +227,10 @@ def _edit_stats(path, feature, **statistics):
             r"config.json: 'action_key' must be a feature's name, got null$",
         ),
         (
+            lambda path: _edit_meta(path, adapter=["lora"]),
+            r"config.json, 'adapter' must be an object of the adapters' options$",
+        ),
+        (
             lambda path: _nan_weights(path),
             r"model.safetensors: 'state_proj.weight' holds a NaN or an infinity; the policy's actions would be NaN$",
         ),
