@@ -310,3 +310,15 @@ def decoded_frames() -> Iterator[list[int]]:
         yield count
     finally:
         video._decoded_from = real
+
+
+def edit_frames(root: Path, name: str, edit) -> None:
+    """Rewrite column `name` of a one-file dataset's data (LeRobot's fixture) as `edit`, given its
+    Python values, makes it."""
+    path = root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    column = table.column(name)
+    values = edit(column.to_pylist())
+    pq.write_table(
+        table.set_column(table.column_names.index(name), name, pa.array(values, column.type)), path
+    )

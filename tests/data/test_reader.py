@@ -15,7 +15,7 @@ from PIL import Image
 
 from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.errors import UserError
-from tests.data.helpers import declared_shape, synthetic_dataset
+from tests.data.helpers import declared_shape, edit_frames, synthetic_dataset
 
 
 def test_fixture_counts_tasks_and_features(lerobot_fixture):
@@ -403,28 +403,15 @@ def test_an_episode_length_that_disagrees_with_its_span_is_one_line(tmp_path):
         LeRobotDataset(root).episode_tasks()
 
 
-DATA_FILE = "data/chunk-000/file-000.parquet"
-
-
-def _edit_frames(ds, name, edit) -> None:
-    """Rewrite column `name` of the fixture's one data file as `edit` (of its Python values) makes it."""
-    table = pq.read_table(ds / DATA_FILE)
-    column = table.column(name)
-    values = edit(column.to_pylist())
-    pq.write_table(
-        table.set_column(table.column_names.index(name), name, pa.array(values, column.type)), ds / DATA_FILE
-    )
-
-
 def test_a_frame_without_a_value_is_one_line_naming_it(lerobot_fixture, tmp_path):
     ds = _copy(lerobot_fixture, tmp_path)
     row = LeRobotDataset(ds).episode_column("length")[0] + 1  # episode 1's frame 1
-    _edit_frames(ds, "action", lambda rows: [*rows[:row], None, *rows[row + 1 :]])
+    edit_frames(ds, "action", lambda rows: [*rows[:row], None, *rows[row + 1 :]])
     message = r"'action' has no value \(null\) in episode 1, frame 1 \(1 such frame\): repair the recording"
     with pytest.raises(UserError, match=message):
         LeRobotDataset(ds).read_array("action")
     ds = _copy(lerobot_fixture, tmp_path / "inside")  # a null inside a frame's vector
-    _edit_frames(
+    edit_frames(
         ds, "observation.state", lambda rows: [*rows[:3], [0.0, None, 0.0, 0.0], [None] * 4, *rows[5:]]
     )
     with pytest.raises(

@@ -12,7 +12,7 @@ import torch
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import UserError
-from tests.data.helpers import dataset_with, synthetic_dataset, without_frames
+from tests.data.helpers import dataset_with, edit_frames, synthetic_dataset, without_frames
 
 
 @pytest.fixture
@@ -213,16 +213,8 @@ def test_episodes_of_no_frames_add_nothing_and_alone_are_refused_in_one_line(tmp
     ],
 )
 def test_frames_of_an_episode_or_task_the_metadata_does_not_know_are_refused(tmp_path, column, message):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    root = synthetic_dataset(tmp_path / "ds")  # episodes of 6, 4, 9 and 5 frames, of 3 tasks
-    (path,) = (root / "data").rglob("*.parquet")
-    table = pq.read_table(path)
-    values = table.column(column).to_pylist()
-    values[6 + 2] = 3  # episode 1's frame 2: a task, or an episode, out of place
-    pq.write_table(
-        table.set_column(table.column_names.index(column), column, pa.array(values, pa.int64())), path
-    )
+    root = synthetic_dataset(tmp_path / "ds")  # episodes of 6, 4, 9 and 5 frames, of 3 tasks, in one file
+    # episode 1's frame 2: a task, or an episode, out of place
+    edit_frames(root, column, lambda values: [*values[: 6 + 2], 3, *values[6 + 3 :]])
     with pytest.raises(UserError, match=re.escape(message)):
         ChunkDataset(LeRobotDataset(root), ["observation.images.cam"], chunk_size=4)
