@@ -3,7 +3,8 @@ import stat
 
 import pytest
 
-from leanvla.atomic import atomic_dir, atomic_file, atomic_path, write_bytes_atomic
+from leanvla.atomic import atomic_dir, atomic_file, atomic_path, require_creatable, write_bytes_atomic
+from leanvla.errors import UserError
 
 
 def _umask() -> int:
@@ -64,3 +65,27 @@ def test_an_atomic_path_is_an_empty_file_that_becomes_the_target_or_goes(tmp_pat
         tmp.write_bytes(b"all")
         assert not path.exists()
     assert path.read_bytes() == b"all" and [p.name for p in tmp_path.iterdir()] == ["frames.npy"]
+
+
+def test_an_output_that_can_be_created_passes_and_nothing_is_left(tmp_path):
+    require_creatable(tmp_path / "runs" / "a" / "policy", "--out")  # its parents made later, by the writer
+    (tmp_path / "kept").mkdir()
+    require_creatable(tmp_path / "kept", "--out")  # replaced (--overwrite): its sibling is made beside it
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+def test_an_output_under_a_file_names_the_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(UserError) as refused:
+        require_creatable(tmp_path / "notes.txt" / "a" / "b", "--labels-out")
+    assert str(refused.value) == (
+        f"--labels-out {tmp_path}/notes.txt/a/b: {tmp_path}/notes.txt is a file, not a directory; "
+        "choose another --labels-out"
+    )
+
+
+def test_an_output_where_nothing_can_be_created_says_why():
+    with pytest.raises(
+        UserError, match=r"^--out /proc/x/y: nothing can be created in /proc \(.+\); choose another --out$"
+    ):
+        require_creatable("/proc/x/y", "--out")

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from leanvla import cli
 from leanvla.cli import main, one_line_parse_error
 
 
@@ -449,8 +450,6 @@ def test_model_options_reach_the_saved_policy_config(capsys, lerobot_fixture, tm
 
 
 def test_an_interrupted_command_says_so_in_one_line_with_code_130(capsys, monkeypatch, lerobot_fixture):
-    from leanvla import cli
-
     def interrupted(cfg):
         raise KeyboardInterrupt
 
@@ -528,3 +527,95 @@ def test_commands_that_compute_run_torch_within_the_cores_they_may_use(capsys, m
     finally:
         torch.set_num_threads(before)
     assert threads == [1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", "{data}", "--out", "{out}"],
+        ["eval", "--policy", "{run}", "--out", "{out}.json"],
+        ["probe", "--policy", "{run}", "--data", "{data}", "--out", "{out}"],
+        ["curate", "--policy", "{run}", "--data", "{data}", "--out", "{out}"],
+        ["prune", "--policy", "{run}", "--data", "{data}", "--out", "{out}"],
+        ["merge", "--base", "{run}", "--sft", "{run}", "--aux", "{run}", "--out", "{out}"],
+        ["export", "--policy", "{run}", "--out", "{out}"],
+        ["data", "metaworld", "--out", "{out}"],
+        ["data", "metaworld", "--out", "{free}", "--bad-fraction", "0.5", "--labels-out", "{out}.json"],
+        ["demo", "--out", "{out}"],
+    ],
+)
+def test_an_out_under_a_file_is_one_line_before_any_work(capsys, tiny_run, tiny_dataset, tmp_path, argv):
+    """Found when the result was renamed into place (after the work), it was a traceback."""
+    blocking = tmp_path / "notes.txt"
+    blocking.write_text("a file where a directory would go")
+    places = {"data": tiny_dataset, "run": tiny_run, "out": blocking / "x", "free": tmp_path / "free"}
+    argv = [arg.format(**places) for arg in argv]
+    out_flag = next(argv[i - 1] for i, arg in enumerate(argv) if arg.startswith(str(blocking)))
+    out = next(arg for arg in argv if arg.startswith(str(blocking)))
+    code, _, err = run(capsys, *argv)
+    one_line_error(
+        code, err, f"{out_flag} {out}: {blocking} is a file, not a directory; choose another {out_flag}"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_an_out_where_nothing_can_be_created_is_one_line(capsys, tiny_run):
+    code, _, err = run(
+        capsys,
+        "merge",
+        "--base",
+        str(tiny_run),
+        "--sft",
+        str(tiny_run),
+        "--aux",
+        str(tiny_run),
+        "--out",
+        "/proc/merged",
+    )
+    one_line_error(
+        code, err, "--out /proc/merged: nothing can be created in /proc (", "); choose another --out"
+    )
+
+
+def test_running_out_of_memory_is_one_line_with_code_1_naming_what_asks_for_less(capsys, data, tmp_path):
+    """Code 1, not 2: the options were valid, the machine too small (a script can tell them apart)."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--model.size", "tiny", "--steps", "2"]
+    code, _, err = run(capsys, *argv, "--model.width", str(2**40))  # 2 TiB-wide matrices: nothing holds them
+    assert code == 1
+    lines = terminal_lines(err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("leanvla train: error: out of memory (tried to allocate "), lines[0]
+    assert lines[0].endswith("GiB was available); " + cli.LESS_MEMORY[("train",)]), lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "raised, says",
+    [
+        (
+            OSError(28, "No space left on device", "runs/a/last"),
+            "No space left on device: runs/a/last; free some space there, or write elsewhere",
+        ),
+        (
+            MemoryError("Unable to allocate 8.00 GiB for an array"),
+            "out of memory (Unable to allocate 8.00 GiB for an array); close what else holds memory, or run it on a machine with more",
+        ),
+    ],
+)
+def test_a_full_disk_or_memory_is_one_line_with_code_1(capsys, monkeypatch, raised, says):
+    def failing(cfg):
+        raise raised
+
+    monkeypatch.setattr(cli, "run_info", failing)
+    code, out, err = run(capsys, "info", "anywhere")
+    assert (code, out, terminal_lines(err)) == (1, "", [f"leanvla info: error: {says}"])
+
+
+def test_any_other_failure_is_a_bug_and_keeps_its_traceback(capsys, monkeypatch):
+    def failing(cfg):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+    monkeypatch.setattr(cli, "run_info", failing)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        run(capsys, "info", "anywhere")

@@ -97,6 +97,9 @@ MUTANTS = [
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
     Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
+    Mutant("atomic-creatable-under-a-file", "atomic.py", "    if not home.is_dir():\n", "    if False:\n", ("tests/test_atomic.py", "tests/test_cli.py")),
+    Mutant("atomic-creatable-untried", "atomic.py", "        os.rmdir(tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home))", "        pass", ("tests/test_atomic.py", "tests/test_cli.py")),
+    Mutant("atomic-creatable-leaves-its-check", "atomic.py", "        os.rmdir(tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home))", "        tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home)", "tests/test_atomic.py"),
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
@@ -104,6 +107,9 @@ MUTANTS = [
     Mutant("cli-help-source-breaks", "cli.py", "    _unwrap_tyro_help()\n", "", "tests/test_cli.py"),
     Mutant("cli-pipe-code", "cli.py", "return 128 + 13  # as if killed by SIGPIPE", "return 0  # as if killed by SIGPIPE", "tests/test_cli.py"),
     Mutant("cli-interrupt-unsaid", "cli.py", "interrupted{f' {exc}' if str(exc) else ''}", "interrupted", "tests/test_cli.py"),
+    Mutant("cli-machine-failure-code-2", "cli.py", "                print(f\"{prog}: error: {said}\", file=sys.stderr)\n                return 1\n", "                print(f\"{prog}: error: {said}\", file=sys.stderr)\n                return 2\n", "tests/test_cli.py"),
+    Mutant("cli-memory-remedy-generic", "cli.py", "machine_failure(exc, LESS_MEMORY.get(words, MEMORY_REMEDY))", "machine_failure(exc)", "tests/test_cli.py"),
+    Mutant("cli-every-failure-one-line", "cli.py", "                if said is None:  # a bug: its traceback\n                    raise\n", "                said = said or str(exc)\n", "tests/test_cli.py"),
     Mutant("cli-warning-as-source", "cli.py", "if issubclass(category, InputWarning):", "if False:", "tests/test_evaluate.py"),
     Mutant("cli-prune-torch-threads-as-they-were", "cli.py", "    fit_torch_threads()\n    out = prune(cfg)", "    out = prune(cfg)", "tests/test_cli.py"),
     Mutant("cli-group-listed-in-full", "cli.py", "{' '.join(words[len(group) :]):<16}", "{' '.join(words):<16}", "tests/test_cli.py"),
@@ -215,6 +221,12 @@ MUTANTS = [
     Mutant("mw-env-before-not-closed", "data/metaworld_env.py", "            self.close()\n            height, width = image_shape\n", "            height, width = image_shape\n", "tests/data/test_metaworld_env.py"),
     Mutant("mw-env-steps-kept", "data/metaworld_env.py", "        self._env.max_steps = min(max_steps, EPISODE_LIMIT)\n", "", "tests/data/test_metaworld_env.py"),
     Mutant("mw-env-steps-unbounded", "data/metaworld_env.py", "self._env.max_steps = min(max_steps, EPISODE_LIMIT)", "self._env.max_steps = max_steps", "tests/data/test_metaworld_env.py"),
+    # machine_errors.py
+    Mutant("machine-disk-full-a-traceback", "machine_errors.py", "    errno.ENOSPC: ", "    errno.ENOENT: ", ("tests/test_machine_errors.py", "tests/test_cli.py")),
+    Mutant("machine-file-unnamed", "machine_errors.py", "        where = f\": {exc.filename}\" if exc.filename else \"\"", "        where = \"\"", "tests/test_machine_errors.py"),
+    Mutant("machine-cpu-bytes-as-gib", "machine_errors.py", "{int(cpu.group(1)) / 2**30:.1f} GiB{room}", "{int(cpu.group(1)):.1f} GiB{room}", "tests/test_machine_errors.py"),
+    Mutant("machine-gpu-whole-message", "machine_errors.py", "        return \"; \".join(sentences[1:3]).rstrip(\".\") or sentences[0]", "        return text", "tests/test_machine_errors.py"),
+    Mutant("machine-any-runtime-error", "machine_errors.py", "    if type(exc).__name__ == \"OutOfMemoryError\" or \"out of memory\" in text.lower():", "    if True:", "tests/test_machine_errors.py"),
     # memory.py
     Mutant("memory-largest-room", "memory.py", "return min((room for room in rooms if room is not None), default=None)", "return max((room for room in rooms if room is not None), default=None)", "tests/test_memory.py"),
     Mutant("memory-meminfo-ignored", "memory.py", "    rooms = [_meminfo_available(meminfo)]\n", "    rooms = []\n", "tests/test_memory.py"),

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from leanvla.errors import UserError
+
 
 def _default_mode(base: int) -> int:
     """`base` masked by the process umask: what a plain open()/mkdir() would have given.
@@ -25,6 +27,28 @@ def _default_mode(base: int) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return base & ~umask
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` itself if it exists, else its closest existing ancestor: where it would be created."""
+    path = Path(path).absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def require_creatable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output that cannot be written: one under a file, or in a
+    directory where nothing can be created (read-only, not ours). Found when the result is renamed
+    into place, it would have thrown the work away with a traceback. A directory is made and
+    removed where `path`'s temporary sibling will be, the one test that no permission bits fool."""
+    home = nearest_existing(Path(path).absolute().parent)
+    if not home.is_dir():
+        raise UserError(f"{flag} {path}: {home} is a file, not a directory; choose another {flag}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".leanvla-check-", dir=home))
+    except OSError as exc:
+        raise UserError(
+            f"{flag} {path}: nothing can be created in {home} ({exc.strerror}); choose another {flag}"
+        ) from None
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 No logic lives here. Bad input raises `UserError` anywhere below; this layer prints it as one
 line on stderr and exits with code 2. tyro's own parse errors (an unknown choice, a missing or
-malformed option) come as a drawn box; they are flattened to the same one line.
+malformed option) come as a drawn box; they are flattened to the same one line. Memory or disk
+space running out is one line too, with exit code 1 (machine_errors.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tyro
 
 from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
+from leanvla.machine_errors import MEMORY_REMEDY, machine_failure
 from leanvla.readable_json import readable_json
 
 
@@ -228,6 +230,21 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
     }
 
 
+# The options that ask for less memory, named when a command runs out of it.
+LESS_MEMORY = {
+    ("data", "metaworld"): "fewer --workers need less",
+    ("train",): (
+        "a smaller --batch-size needs less (so do fewer --flow-samples, a smaller model, and --precision "
+        "bf16 on a GPU)"
+    ),
+    ("eval",): "fewer --workers need less",
+    ("probe",): "a smaller --batch-size needs less",
+    ("curate",): "a smaller --batch-size needs less",
+    ("prune",): "a smaller --batch-size needs less",
+    ("export",): "a smaller --batch-size needs less",
+}
+
+
 def unwrapped_help(text: str) -> str:
     """A docstring as help text: its lines joined into paragraphs (blank lines and "- " / "* " items
     kept), so that the terminal wraps it, not the source's line breaks."""
@@ -368,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
                 # Python's exit would flush stdout into the closed pipe again and print an error.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
+            except (MemoryError, RuntimeError, OSError) as exc:
+                said = machine_failure(exc, LESS_MEMORY.get(words, MEMORY_REMEDY))
+                if said is None:  # a bug: its traceback
+                    raise
+                print(f"{prog}: error: {said}", file=sys.stderr)
+                return 1
             return code or 0
     print(f"leanvla: error: {_unknown_command(commands, argv)}", file=sys.stderr)
     return 2

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leanvla.atomic import write_bytes_atomic
+from leanvla.atomic import require_creatable, write_bytes_atomic
 
 
 @dataclass
@@ -140,6 +140,7 @@ def demo(cfg: DemoConfig) -> Path:
     check_seed(cfg.seed)  # before the output directory is made
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
+    require_creatable(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tyro.conf import OmitArgPrefixes
 
-from leanvla.atomic import write_json_atomic
+from leanvla.atomic import require_creatable, write_json_atomic
 from leanvla.data.metaworld_env import OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
@@ -226,6 +226,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
     cfg.check_ranges()
     cfg.check_options_used()
+    if cfg.out is not None:
+        require_creatable(Path(cfg.out), "--out")
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = cfg.decoding.overrides(meta, checkpoint)

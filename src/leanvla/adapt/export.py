@@ -17,6 +17,7 @@ from torch import nn
 
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
+from leanvla.atomic import require_creatable
 from leanvla.errors import require
 from leanvla.flags import set_flags
 
@@ -101,12 +102,13 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.models.checkpoint import load_model, read_provenance, save_checkpoint
     from leanvla.train.build import check_contract
 
+    out = Path(cfg.out)
+    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    require_creatable(out, "--out")
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")
     cfg.check_options_used()
-    out = Path(cfg.out)
-    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
     if adapter["kind"] == "lora-sp":
         for flag, value in (("--samples", cfg.samples), ("--batch-size", cfg.batch_size)):
             require(value >= 1, f"{flag} must be >= 1, got {value}")

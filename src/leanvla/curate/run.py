@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import write_bytes_atomic, write_json_atomic
+from leanvla.atomic import require_creatable, write_bytes_atomic, write_json_atomic
 from leanvla.curate.store import Row
 from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
@@ -182,6 +182,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
 
     cfg.check_options_used()
     cfg.check_ranges()
+    require_creatable(Path(cfg.out), "--out")
     world = init_world()
     model, meta, stats, source = load_model(cfg.policy)
     model.to(world.device)

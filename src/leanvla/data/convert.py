@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tyro
 
-from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.atomic import atomic_dir, nearest_existing, require_creatable, write_json_atomic
 from leanvla.data import format as fmt
 from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.stats import aggregate_features, stats_from_json
@@ -125,6 +125,7 @@ def convert(cfg: ConvertConfig) -> dict:
     require(
         cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
     )
+    require_creatable(out, "--out")
     _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
@@ -170,7 +171,7 @@ def _require_space(dataset: V2Dataset, out: Path, videos: str) -> None:
     """Refuse, before anything is written, a conversion that --out's filesystem has no room for
     (found full after copying gigabytes, it would have been undone): the data files are rewritten,
     about their size; the videos copied where they are joined, or linked across filesystems."""
-    home = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    home = nearest_existing(out)
     one_filesystem = home.stat().st_dev == dataset.root.stat().st_dev
     files = [dataset.data_file(e) for e in range(len(dataset.episodes))]
     if not (videos == "link" and one_filesystem):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, write_json_atomic
 from leanvla.data.format import ENV_STATE, image_feature
 from leanvla.data.metaworld_env import MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
@@ -139,6 +139,9 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         cfg.overwrite or not Path(cfg.out).exists(),
         f"{cfg.out} already exists; choose another --out or pass --overwrite",
     )
+    require_creatable(Path(cfg.out), "--out")
+    if cfg.labels_out is not None:
+        require_creatable(Path(cfg.labels_out), "--labels-out")
     require(cfg.workers is None or cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
     return tasks, cameras, kinds
 

@@ -146,7 +146,7 @@ def _parse_scales(spec: str) -> dict[str, float]:
 def merge(cfg: MergeConfig) -> Path:
     """Write --out: --base plus --scale (per group, --group-scale) times the capability vector of
     --sft and --aux, or of several --vectors combined; with the vector itself, its report and plot."""
-    from leanvla.atomic import atomic_dir
+    from leanvla.atomic import atomic_dir, require_creatable
 
     out = Path(cfg.out)
     pair = cfg.sft is not None or cfg.aux is not None
@@ -159,6 +159,7 @@ def merge(cfg: MergeConfig) -> Path:
     )
     cfg.check_options_used()
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    require_creatable(out, "--out")
     # A nan or inf scale would write a checkpoint of nan weights that loads without complaint.
     require(math.isfinite(cfg.scale), f"--scale must be a finite number, got {cfg.scale}")
     group_scale = _parse_scales(cfg.group_scale)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tyro.conf import OmitArgPrefixes
 
-from leanvla.atomic import atomic_dir, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, write_json_atomic
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.errors import require
 
@@ -118,6 +118,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     require(
         cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
     )
+    require_creatable(out, "--out")
     for flag, value in (("--every", cfg.every), ("--batch-size", cfg.batch_size)):
         require(value >= 1, f"{flag} must be >= 1, got {value}")
     checkpoint = resolve_checkpoint(cfg.policy)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import atomic_dir
+from leanvla.atomic import atomic_dir, require_creatable
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.prune.select import (
@@ -155,6 +155,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         cfg.overwrite or not out.exists(),
         f"{out} already exists; choose another --out or pass --overwrite",
     )
+    require_creatable(out, "--out")
     require(cfg.samples >= 4 and cfg.batch_size >= 1, "--samples must be >= 4 and --batch-size >= 1")
     model, meta, stats, source = load_model(cfg.policy)
     require(

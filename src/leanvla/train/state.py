@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from leanvla.atomic import atomic_dir, write_bytes_atomic, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.json_values import fits, is_whole
@@ -126,6 +126,7 @@ def interrupted_run(run: Path, step: int, steps: int, saved: int | None) -> str:
 def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     """Check --out; returns True when the run resumes from RUN/last."""
     run = Path(cfg.out)
+    require_creatable(run, "--out")
     if cfg.overwrite and run.exists():
         if is_main:
             shutil.rmtree(run)
