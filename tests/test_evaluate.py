@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -333,6 +334,7 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     [
         (dict(n_action_steps=0), "--n-action-steps must be within 1..8, got 0"),
         (dict(threads=0), "--threads must be >= 1, got 0"),
+        (dict(threads=10**6), f"--threads {10**6} is more than this machine's {os.cpu_count()} cores"),
         (dict(workers=0), "--workers must be >= 1, got 0"),
         (dict(save_rollouts=-1), "--save-rollouts must be >= 0"),
         (dict(tasks=""), "no tasks given"),  # not "the policy's tasks", which leaving --tasks out means

@@ -119,6 +119,7 @@ MUTANTS = [
     Mutant("cli-no-nearest-command", "cli.py", "    close = difflib.get_close_matches(argv[0], firsts, n=1)\n", "    close = []\n", "tests/test_cli.py"),
     Mutant("cli-group-command-unnamed", "cli.py", "    if argv[0] in _groups(commands):\n", "    if False:\n", "tests/test_cli.py"),
     # cores.py
+    Mutant("cores-threads-unbounded", "cores.py", "        threads is None or threads <= cores,", "        True,", ("tests/train/test_config.py", "tests/test_evaluate.py")),
     Mutant("cores-machines-not-affinity", "cores.py", "return len(os.sched_getaffinity(0)) if hasattr(os, \"sched_getaffinity\") else os.cpu_count() or 1", "return os.cpu_count() or 1", "tests/test_cores.py"),
     Mutant("cores-quota-ignored", "cores.py", "return max(1, cores if quota is None else min(cores, math.ceil(quota)))", "return max(1, cores)", "tests/test_cores.py"),
     Mutant("cores-quota-rounded-down", "cores.py", "min(cores, math.ceil(quota))", "min(cores, int(quota))", "tests/test_cores.py"),
@@ -601,6 +602,7 @@ MUTANTS = [
     # models/cnn_policy.py
     Mutant("cnn-l1", "models/cnn_policy.py", "return (self(obs) - actions).pow(2).mean(-1)", "return (self(obs) - actions).abs().mean(-1)", ("tests/models", "tests/train")),
     # models/config.py
+    Mutant("flow-noise-infinite-taken", "models/config.py", "        if not 0 <= self.flow_noise < math.inf:", "        if not self.flow_noise >= 0:", "tests/decode/test_options.py"),
     Mutant("config-decoder-auto", "models/config.py", 'return "fast" if 0 < self.token_block < n_tokens else "bidirectional"', 'return "fast" if 0 < self.token_block <= n_tokens else "bidirectional"', ("tests/decode", "tests/models")),
     # models/layers.py
     Mutant("rms-sum", "models/layers.py", "x.pow(2).mean(-1, keepdim=True)", "x.pow(2).sum(-1, keepdim=True)", "tests/models"),
@@ -709,6 +711,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("train-shift-past-the-image", "train/build.py", "        cfg.augment_shift < size,", "        True,", "tests/train/test_build.py"),
     Mutant("build-init-camera-remedy-default", "train/build.py", '        remedy="record that camera, or train from scratch (leave out --init)",\n', "", "tests/train/test_build.py"),
     Mutant("provenance-unknown-positions-silent", "train/build.py", "        if unknown:  # episodes another recorder added", "        if False:  # episodes another recorder added", "tests/train/test_build.py"),
     Mutant("build-camera-shapes-unkept", "train/build.py", 'out["camera_shapes"] = {key: list(dataset.image_shape(key)) for key in dataset.camera_keys}', 'out["camera_shapes"] = {}', ("tests/train", "tests/test_evaluate.py")),
@@ -724,6 +727,7 @@ MUTANTS = [
     Mutant("build-fps-unwarned", "train/build.py", "if fps is not None and fps != dataset.fps:", "if False:", "tests/train/test_build.py"),
     Mutant("build-indistinct-unwarned", "train/build.py", 'for group in model.tokenizer.indistinct(instructions):', "for group in []:", "tests/train/test_build.py"),
     # train/config.py
+    Mutant("state-noise-infinite-taken", "train/config.py", "        math.isfinite(state_noise) and state_noise >= 0,", "        state_noise >= 0,", "tests/train/test_state_augment.py"),
     Mutant("trainconfig-orth-dir-unread", "train/config.py", "return path / VECTOR if path.is_dir() else path", "return path", ("tests/train/test_config.py", "tests/merge/test_run.py")),
     # train/distributed.py
     Mutant("world-shard-overlap", "train/distributed.py", "return self.rank * per, (self.rank + 1) * per", "return self.rank, self.rank + per", "tests/train/test_ddp.py"),

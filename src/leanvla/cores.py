@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from leanvla.cgroups import CGROUP_MOUNT, PROC_CGROUP, cgroup_directories
+from leanvla.errors import require
 
 
 def usable_cores() -> int:
@@ -24,6 +25,16 @@ def usable_cores() -> int:
     cores = affinity_cores()
     quota = cgroup_quota()
     return max(1, cores if quota is None else min(cores, math.ceil(quota)))
+
+
+def check_threads(threads: int | None) -> None:
+    """A --threads past the machine's cores is refused: the extra threads could only wait (and a
+    count past a C int overflowed deep in torch, a traceback)."""
+    cores = os.cpu_count() or 1
+    require(
+        threads is None or threads <= cores,
+        f"--threads {threads} is more than this machine's {cores} cores; threads beyond them only wait",
+    )
 
 
 def affinity_cores() -> int:

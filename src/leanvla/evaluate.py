@@ -20,6 +20,7 @@ import numpy as np
 from tyro.conf import OmitArgPrefixes
 
 from leanvla.atomic import require_creatable, write_json_atomic
+from leanvla.cores import check_threads
 from leanvla.data.metaworld_env import OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
@@ -67,6 +68,7 @@ class EvalConfig:
             ("--threads", self.threads),
         ):
             require(value is None or value >= 1, f"{flag} must be >= 1, got {value}")
+        check_threads(self.threads)
         require(self.save_rollouts >= 0, f"--save-rollouts must be >= 0 (0 = none), got {self.save_rollouts}")
         check_max_steps(self.max_steps)
 

@@ -99,7 +99,9 @@ def test_decoder_options_need_a_discrete_head_and_flow_noise_a_scale(
     code, _, err = run(capsys, *base, "--decoder", "fast")
     one_line_error(code, err, "--decoder and its thresholds need a discrete-head policy", "'flow' head")
     code, _, err = run(capsys, *base, "--flow-noise", "-1")
-    one_line_error(code, err, "--flow-noise must be >= 0", "got -1.0")
+    one_line_error(code, err, "--flow-noise must be finite and >= 0", "got -1.0")
+    code, _, err = run(capsys, *base, "--flow-noise", "inf")  # it ran, every action NaN
+    one_line_error(code, err, "--flow-noise must be finite and >= 0", "got inf")
     assert not (tmp_path / "out").exists()
 
 

@@ -206,7 +206,7 @@ def test_flow_noise_scales_the_starting_point_and_zero_is_deterministic():
     model.cfg.flow_noise = 0.0
     assert torch.equal(model.sample_actions(prefix, a), model.sample_actions(prefix, b))
     assert not torch.allclose(model.sample_actions(prefix, a), as_trained)
-    with pytest.raises(UserError, match="--flow-noise must be >= 0"):
+    with pytest.raises(UserError, match="--flow-noise must be finite and >= 0"):
         vla_config("tiny", flow_noise=-0.1)
 
 

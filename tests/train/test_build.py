@@ -183,6 +183,19 @@ def test_an_auxiliary_objective_on_a_cnn_checkpoint_is_refused(capsys, data, tmp
     assert f"--aux needs the reference VLA; {cnn} is a 'cnn' policy" in line
 
 
+def test_a_shift_as_large_as_the_images_the_policy_sees_is_refused(
+    capsys, data, tiny_run, tiny_dataset, tmp_path
+):
+    """At a shift of the image's size some samples show nothing of the scene (all border pixels);
+    it trained on them without a word. The size is the policy's: a fine-tune's, its checkpoint's."""
+    line = refused(capsys, data, tmp_path / "r", "--augment-shift", "16")
+    assert "--augment-shift 16 moves the 16 x 16 images by up to their whole size" in line
+    assert line.endswith("shift them by fewer than 16 pixels")
+    line = refused(capsys, tiny_dataset, tmp_path / "r", "--init", str(tiny_run), "--augment-shift", "40")
+    assert "--augment-shift 40 moves the 32 x 32 images by up to their whole size" in line
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_fine_tuned_policy_reads_images_of_another_size_at_its_own(capsys, tiny_run, tmp_path):
     # tiny_run takes 32 x 32 images; this robot's cameras are 48 x 64
     wide = dataset_with(tmp_path / "wide", {"corner2": (48, 64), "corner3": (48, 64)})

@@ -1,6 +1,7 @@
 """An option a run would ignore is refused, naming what it needs (TrainConfig.check_options_used);
 a number outside what it means is refused before anything is read (TrainConfig.check_ranges)."""
 
+import os
 import re
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def test_the_auxiliary_objective_is_refused_beside_adapters():
         (dict(grad_clip=-1.0), "--grad-clip must be finite and >= 0 (0 = no clipping)"),
         (dict(augment_shift=-2), "--augment-shift must be finite and >= 0"),
         (dict(threads=-1), "--threads must be finite and >= 0"),
+        # torch's set_num_threads overflowed on it (a traceback)
+        (dict(threads=10**12), f"--threads {10**12} is more than this machine's {os.cpu_count()} cores"),
         (dict(ema=1.0), "--ema is a decay in [0, 1)"),
         (dict(ema=-0.5), "--ema is a decay in [0, 1)"),
         (dict(n_action_steps=17), "--n-action-steps must be within 1..--chunk-size (16), got 17"),

@@ -24,9 +24,10 @@ def test_state_augmentation_changes_training_and_is_reproducible(data, tmp_path,
     assert not torch.equal(plain["state_proj.weight"], changed["state_proj.weight"])
 
 
-def test_negative_state_noise_is_refused(data, tmp_path):
-    with pytest.raises(UserError, match="--state-noise must be >= 0"):
-        train(tiny_train_config(data, tmp_path / "r", state_noise=-0.1), progress=False)
+@pytest.mark.parametrize("std", [-0.1, float("inf")])  # an infinite std made the loss nan at step 1
+def test_state_noise_that_is_not_a_std_is_refused(data, tmp_path, std):
+    with pytest.raises(UserError, match=f"--state-noise must be finite and >= 0 \\(a std\\), got {std}"):
+        train(tiny_train_config(data, tmp_path / "r", state_noise=std), progress=False)
     assert not (tmp_path / "r").exists()
 
 

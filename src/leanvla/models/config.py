@@ -7,6 +7,7 @@ exactly what it consumes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from leanvla.errors import UserError
@@ -120,9 +121,9 @@ class VLAConfig(DataContract):
         from leanvla.decode.fast import check_thresholds
 
         check_thresholds(self.commit_threshold, self.activation_threshold)
-        if not self.flow_noise >= 0:
+        if not 0 <= self.flow_noise < math.inf:  # inf ran, the actions NaN
             raise UserError(
-                f"--flow-noise must be >= 0 (1 = as trained, 0 = deterministic), got {self.flow_noise}"
+                f"--flow-noise must be finite and >= 0 (1 = as trained, 0 = deterministic), got {self.flow_noise}"
             )
         if self.head == "discrete":
             from leanvla.decode.masks import check_head_shape

@@ -258,6 +258,12 @@ def check_before_decoding(cfg: TrainConfig, dataset: LeRobotDataset, start: Poli
         else:
             student.update({k: start.model_cfg.get(k) for k in ("head", "action_vocab")})
         check_teacher(cfg.distill.teacher, student, dataset)
+    size = start.image_size
+    require(
+        cfg.augment_shift < size,
+        f"--augment-shift {cfg.augment_shift} moves the {size} x {size} images by up to their whole size, "
+        f"so that some show nothing of the scene; shift them by fewer than {size} pixels",
+    )
     if cfg.aux.horizon > 0:
         require(
             start.kind == "vla",

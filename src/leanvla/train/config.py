@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Literal
 
 from leanvla.adapt.config import LoRAOptions
+from leanvla.cores import check_threads
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 
 
 def check_state_augmentation(state_noise: float, state_dropout: float) -> None:
     """--state-noise is a std, --state-dropout a probability: say so before any data is read."""
-    require(state_noise >= 0, f"--state-noise must be >= 0 (a std), got {state_noise}")
+    require(
+        math.isfinite(state_noise) and state_noise >= 0,
+        f"--state-noise must be finite and >= 0 (a std), got {state_noise}",
+    )
     require(0 <= state_dropout < 1, f"--state-dropout is a probability in [0, 1), got {state_dropout}")
 
 
@@ -215,7 +219,8 @@ class TrainConfig:
     flow_samples: int = 1
     """Flow-matching noise draws per observation (VLA): they share one backbone pass."""
     augment_shift: int = 4
-    """Random-shift augmentation in pixels (0 = off)."""
+    """Random-shift augmentation in pixels (0 = off), each image moved by up to this many, border
+    pixels filling in: fewer than the policy's image size."""
     state_noise: float = 0.0
     """Std of Gaussian noise added to the normalised proprio state in training (0 = off)."""
     state_dropout: float = 0.0
@@ -258,6 +263,7 @@ class TrainConfig:
                 math.isfinite(value) and value >= 0,
                 f"{flag} must be finite and >= 0 (0 = {zero}), got {value}",
             )
+        check_threads(self.threads)
         self.model.check_ranges()
         require(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
         require(
