@@ -551,6 +551,8 @@ MUTANTS = [
     Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
     Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
     # merge/run.py
+    Mutant("merge-one-checkpoint-as-both", "merge/run.py", "        sft_dir.resolve() != aux_dir.resolve(),", "        True,", "tests/merge/test_run.py"),
+    Mutant("merge-zero-vector-silent", "merge/run.py", "    if not any(v.any() for v in vector.values()):", "    if False:", "tests/merge/test_run.py"),
     Mutant("merge-inputs-unchecked", "merge/run.py", '    require_finite(tensors, path, "a merge', '    (lambda *given: None)(tensors, path, "a merge', "tests/merge/test_run.py"),
     Mutant("merge-vector-file-unchecked", "merge/run.py", "vector = _finite(read_weights(path), path)", "vector = read_weights(path)", "tests/merge/test_run.py"),
     Mutant("mergerun-scale", "merge/run.py", "merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)", "merged = add_scaled(base, vector, 1.0, group_scale, prefixes)", "tests/merge"),

@@ -340,3 +340,46 @@ def test_an_existing_out_is_kept_unless_told(pair, tiny_run, tmp_path, capsys):
     assert err == [f"leanvla merge: error: {out} exists; choose another --out or pass --overwrite"]
     assert list(out.iterdir()) == []
     assert main([*args, "--out", str(out), "--overwrite"]) == 0
+
+
+def test_one_checkpoint_as_both_sft_and_aux_is_refused(pair, tiny_run, tmp_path, capsys):
+    """tau = aux - sft of one checkpoint is zero: the meta model was the base, written without a word."""
+    out = tmp_path / "meta"
+    args = [
+        "merge",
+        "--base",
+        str(tiny_run),
+        "--sft",
+        str(pair / "sft"),
+        "--aux",
+        str(pair / "sft" / "policy"),
+    ]
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"leanvla merge: error: --sft and --aux are both {pair / 'sft' / 'policy'}: tau = aux - sft would be "
+        "zero; pass the checkpoint trained with the auxiliary objectives (`leanvla train --aux.horizon ...`) "
+        "as --aux"
+    ]
+    assert not out.exists()
+
+
+def test_a_zero_vector_is_warned_of_and_the_base_written_unchanged(pair, tiny_run, tmp_path, capsys):
+    shutil.copytree(pair / "sft", tmp_path / "sft-copy")  # the same weights under another name
+    base = load_file(str(tiny_run / "policy" / "model.safetensors"))
+    runs = {
+        "capability": (
+            ["--sft", str(pair / "sft"), "--aux", str(tmp_path / "sft-copy")],
+            "--sft and --aux hold the same weights",
+        ),
+        "combined": (["--vectors", str(pair / "aux"), "--weights", "0"], "each vector is zero or weighted 0"),
+    }
+    for kind, (options, why) in runs.items():
+        out = tmp_path / kind
+        assert main(["merge", "--base", str(tiny_run), *options, "--out", str(out)]) == 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"leanvla merge: warning: the {kind} vector is zero ({why}): {out} will be --base unchanged"
+        ]
+        merged = load_file(str(out / "model.safetensors"))
+        assert merged.keys() == base.keys() and all(torch.equal(merged[k], base[k]) for k in base)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Literal
 import torch
 from safetensors.torch import save_file
 
-from leanvla.errors import UserError, require
+from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
 from leanvla.merge.vectors import (
     add_scaled,
@@ -174,6 +175,13 @@ def merge(cfg: MergeConfig) -> Path:
         vector, parts, sources = _vector_of_pair(cfg, base, base_meta, base_dir)
     else:
         vector, parts, sources = _vectors_combined(cfg, base, base_meta, base_dir)
+    if not any(v.any() for v in vector.values()):
+        why = "--sft and --aux hold the same weights" if pair else "each vector is zero or weighted 0"
+        warnings.warn(
+            f"the {'capability' if pair else 'combined'} vector is zero ({why}): {out} will be --base unchanged",
+            InputWarning,
+            stacklevel=2,
+        )
     merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)
 
     model = build_model(base_meta)
@@ -201,6 +209,11 @@ def _vector_of_pair(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Pat
     --sft and --aux, fine-tuned from --base alike but for the auxiliary objectives."""
     sft, sft_meta, _, sft_dir = _load(cfg.sft)
     aux, aux_meta, _, aux_dir = _load(cfg.aux)
+    require(
+        sft_dir.resolve() != aux_dir.resolve(),
+        f"--sft and --aux are both {sft_dir}: tau = aux - sft would be zero; pass the checkpoint trained "
+        "with the auxiliary objectives (`leanvla train --aux.horizon ...`) as --aux",
+    )
     check_compatible(base, sft, f"base {base_dir}", f"SFT {sft_dir}")
     check_compatible(sft, aux, f"SFT {sft_dir}", f"auxiliary {aux_dir}")
     check_same_config({f"base {base_dir}": base_meta["model"], f"SFT {sft_dir}": sft_meta["model"]})
