@@ -141,6 +141,7 @@ MUTANTS = [
     Mutant("collect-first-frames", "curate/collect.py", "rows = rows[torch.linspace(0, len(rows) - 1, self.frames).round().long()]", "rows = rows[: self.frames]", "tests/curate"),
     Mutant("collect-no-restore", "curate/collect.py", "            p.requires_grad_(flag)\n", "            pass\n", "tests/curate"),
     # curate/curvature.py
+    Mutant("curate-damping-infinite-taken", "curate/curvature.py", "    require(0 < damping < math.inf,", "    require(0 < damping,", (CURV, "tests/curate/test_run.py")),
     Mutant("curv-shrink", "curate/curvature.py", "shrink = self.values / (self.values + self.damping)", "shrink = self.values / (self.values + 2 * self.damping)", CURV),
     Mutant("curv-kernel-damp", "curate/curvature.py", "kernel.diagonal().add_(n * self.damping)", "kernel.diagonal().add_(self.damping)", CURV),
     Mutant("curv-woodbury-div", "curate/curvature.py", "return (rhs - self.phi.T @ inner) / self.damping", "return rhs - self.phi.T @ inner", CURV),

@@ -240,8 +240,8 @@ LESS_MEMORY = {
     ("eval",): "fewer --workers need less",
     ("probe",): "a smaller --batch-size needs less",
     ("curate",): "a smaller --batch-size needs less",
-    ("prune",): "a smaller --batch-size needs less",
-    ("export",): "a smaller --batch-size needs less",
+    ("prune",): "fewer --samples or a smaller --batch-size need less",
+    ("export",): "fewer --samples or a smaller --batch-size need less",
 }
 
 

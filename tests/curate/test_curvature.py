@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -84,7 +86,10 @@ def test_bad_rank_and_damping_are_user_errors():
     phi = low_rank_phi()
     with pytest.raises(UserError, match="--rank must be in"):
         RandomTruncated(phi, rank=25, damping=0.1)
-    with pytest.raises(UserError, match="--damping must be > 0"):
+    with pytest.raises(UserError, match="--damping must be finite and > 0"):
         ExactInverse(phi, damping=0.0)
-    with pytest.raises(UserError, match="--damping must be > 0, got -0.1"):
+    with pytest.raises(UserError, match="--damping must be finite and > 0, got -0.1"):
         RandomTruncated(phi, rank=2, damping=-0.1)
+    for damping in (math.inf, math.nan):  # infinite, every score was 0 and the selection arbitrary
+        with pytest.raises(UserError, match=f"--damping must be finite and > 0, got {damping}"):
+            ExactInverse(phi, damping=damping)

@@ -149,11 +149,15 @@ def test_what_cannot_be_projected_is_refused():
     with pytest.raises(UserError, match="no Linear modules to project"):
         projected_linears({})
     linears = {"fc": nn.Linear(4, 3)}
-    with pytest.raises(UserError, match="projection sizes must be >= 1, got k_in=0, k_out=2"):
+    with pytest.raises(UserError, match="--k-in and --k-out must be >= 1, got 0 and 2"):
         KroneckerProjector(linears, k_in=0, k_out=2, seed=0)
     other = {"bias": nn.Parameter(torch.zeros(5))}
-    with pytest.raises(UserError, match="dense projection of the other parameters needs k_dense >= 1"):
+    with pytest.raises(
+        UserError, match=r"--k-dense \(the other parameters' dense projection\) must be >= 1, got 0"
+    ):
         KroneckerProjector(linears, 2, 2, 0, dense=other, k_dense=0)
     huge = {"table": torch.zeros(1).expand(2**20)}  # its size, without the memory
-    with pytest.raises(UserError, match=r"a dense 512 x 1048576 projection .* needs 2.0 GiB; lower k_dense"):
+    with pytest.raises(
+        UserError, match=r"a dense 512 x 1048576 projection .* needs 2.0 GiB; lower --k-dense"
+    ):
         KroneckerProjector(linears, 2, 2, 0, dense=huge, k_dense=512)

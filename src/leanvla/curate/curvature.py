@@ -14,9 +14,17 @@ every model size and projection width.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from leanvla.errors import require
+
+
+def check_damping(damping: float) -> None:
+    """lambda, a multiple of F's mean eigenvalue, must be positive and finite: an infinite one made
+    every score 0 and the selection arbitrary, without a word."""
+    require(0 < damping < math.inf, f"--damping must be finite and > 0, got {damping}")
 
 
 def mean_eigenvalue(phi: torch.Tensor) -> float:
@@ -31,7 +39,7 @@ class ExactInverse:
         (Phi^T Phi / N + lambda I)^-1 = (1/lambda) (I - Phi^T (N lambda I + Phi Phi^T)^-1 Phi)."""
 
     def __init__(self, phi: torch.Tensor, damping: float):
-        require(damping > 0, f"--damping must be > 0, got {damping}")
+        check_damping(damping)
         phi = phi.double()
         n, p = phi.shape
         self.damping = damping * mean_eigenvalue(phi)
@@ -63,7 +71,7 @@ class RandomTruncated:
         oversample: int = 10,
         power_iterations: int = 2,
     ):
-        require(damping > 0, f"--damping must be > 0, got {damping}")
+        check_damping(damping)
         n, p = phi.shape
         require(1 <= rank <= min(n, p), f"--rank must be in [1, min(N, P)] = [1, {min(n, p)}], got {rank}")
         phi = phi.double()

@@ -73,7 +73,7 @@ class KroneckerProjector:
         dense: dict[str, nn.Parameter] | None = None,
         k_dense: int = 0,
     ):
-        require(k_in >= 1 and k_out >= 1, f"projection sizes must be >= 1, got k_in={k_in}, k_out={k_out}")
+        require(k_in >= 1 and k_out >= 1, f"--k-in and --k-out must be >= 1, got {k_in} and {k_out}")
         self.linears = linears
         self.p_in: dict[str, torch.Tensor] = {}
         self.p_out: dict[str, torch.Tensor] = {}
@@ -89,12 +89,15 @@ class KroneckerProjector:
         self.dense = dense or {}
         self.dense_matrix = None
         if self.dense:
-            require(k_dense >= 1, "dense projection of the other parameters needs k_dense >= 1")
+            require(
+                k_dense >= 1,
+                f"--k-dense (the other parameters' dense projection) must be >= 1, got {k_dense}",
+            )
             total = sum(p.numel() for p in self.dense.values())
             require(
                 k_dense * total <= 2**28,
                 f"a dense {k_dense} x {total} projection of the non-Linear parameters needs "
-                f"{4 * k_dense * total / 2**30:.1f} GiB; lower k_dense or skip them (--other skip)",
+                f"{4 * k_dense * total / 2**30:.1f} GiB; lower --k-dense or skip them (--other skip)",
             )
             self.dense_matrix = seeded_gaussian(k_dense, total, seed, "/dense")
         # Time spent in the hooks' own work, for the speed report (host time: on a GPU without a

@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 
 from leanvla.atomic import require_creatable, write_bytes_atomic, write_json_atomic
+from leanvla.curate.curvature import check_damping
 from leanvla.curate.store import Row
 from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
@@ -127,7 +128,7 @@ class CurateConfig:
             f"--task-floor must be in [0, --fraction], got {self.task_floor}",
         )
         require(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
-        require(self.damping > 0, f"--damping must be > 0, got {self.damping}")
+        check_damping(self.damping)
         require(self.val_per_task >= 0, f"--val-per-task must be >= 0, got {self.val_per_task}")
         require(
             self.val_per_task >= 1 or self.val_data is not None or self.select_by == "typicality",
