@@ -333,7 +333,11 @@ def test_console_entry_point_exit_code(tmp_path):
         (["--max-steps", "0"], "--max-steps must be within 1..500 (Meta-World's limit), got 0"),
         (
             ["--bad-fraction", "0.5", "--labels-out", "l.json", "--noise-std", "-1"],
-            "--noise-std must be >= 0 (a std), got -1.0",
+            "--noise-std must be finite and >= 0 (a std), got -1.0",
+        ),
+        (  # it recorded actions of +-1 alone, as noise
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--noise-std", "inf"],
+            "--noise-std must be finite and >= 0 (a std), got inf",
         ),
         # Options this recording would ignore (the first two typed at their default values).
         (["--noise-std", "0.6"], "--noise-std shapes bad demonstrations, which --bad-fraction 0"),

@@ -64,6 +64,7 @@ LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own dataset code: what le
 # fmt: off
 MUTANTS = [
     # adapt/config.py
+    Mutant("groups-last-wins", "adapt/config.py", "        require(name.strip() not in out, f\"{flag} names '{name.strip()}' twice; give each once\")\n", "", ("tests/adapt/test_inject.py", "tests/merge/test_run.py")),
     Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
     # adapt/export.py
     Mutant("export-calibration-contract-unchecked", "adapt/export.py", "        check_contract(model_cfg, dataset,", "        (lambda *given: None)(model_cfg, dataset,", "tests/adapt/test_export.py"),
@@ -367,6 +368,7 @@ MUTANTS = [
     Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
+    Mutant("record-noise-infinite-taken", "data/record.py", "        0 <= cfg.noise_std < math.inf, f", "        0 <= cfg.noise_std, f", "tests/test_cli.py"),
     Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
     Mutant("record-one-env-per-episode", "data/record.py", "    env = _WORKER_ENVS.get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "    env = OneEnvAtATime().get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "tests/data/test_record.py"),
     Mutant("record-workers-past-the-jobs", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, worker_count(cfg.workers))", "tests/data/test_record.py"),
@@ -552,6 +554,7 @@ MUTANTS = [
     Mutant("orth-sum", "merge/orthogonal.py", "for group in self.groups]).mean()", "for group in self.groups]).sum()", ORTH),
     Mutant("orth-inner-noscale", "merge/orthogonal.py", "inner = self.scale * (torch.bmm(bt, self.tau) * a).sum((1, 2))", "inner = (torch.bmm(bt, self.tau) * a).sum((1, 2))", ORTH),
     # merge/run.py
+    Mutant("merge-overflow-written", "merge/run.py", "    require_finite(\n        merged, \"the merge\",", "    (\n        merged, \"the merge\",", "tests/merge/test_run.py"),
     Mutant("merge-one-checkpoint-as-both", "merge/run.py", "        sft_dir.resolve() != aux_dir.resolve(),", "        True,", "tests/merge/test_run.py"),
     Mutant("merge-zero-vector-silent", "merge/run.py", "    if not any(v.any() for v in vector.values()):", "    if False:", "tests/merge/test_run.py"),
     Mutant("merge-inputs-unchecked", "merge/run.py", '    require_finite(tensors, path, "a merge', '    (lambda *given: None)(tensors, path, "a merge', "tests/merge/test_run.py"),

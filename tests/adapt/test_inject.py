@@ -280,6 +280,11 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         ),
         (LoRAOptions(alpha=float("nan")), "--lora.alpha must be finite and > 0, got nan"),
         (LoRAOptions(group_spectral_weight="expert"), "item 'expert' must look like stack=value"),
+        # the last one won, without a word
+        (
+            LoRAOptions(group_rank="expert=4, expert=8"),
+            "--lora.group-rank names 'expert' twice; give each once",
+        ),
         (LoRAOptions(router_rank=-1), "--lora.router-rank must be >= 0"),
         (LoRAOptions(rank=0), "--lora.rank must be >= 1, got 0"),
         (LoRAOptions(eta_decay=1.5), "--lora.eta-decay must be in [0, 1], got 1.5"),

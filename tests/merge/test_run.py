@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from leanvla.cli import main
 from leanvla.errors import UserError
@@ -383,3 +383,33 @@ def test_a_zero_vector_is_warned_of_and_the_base_written_unchanged(pair, tiny_ru
         ]
         merged = load_file(str(out / "model.safetensors"))
         assert merged.keys() == base.keys() and all(torch.equal(merged[k], base[k]) for k in base)
+
+
+def test_a_merge_that_overflows_float32_is_refused(pair, tiny_run, tmp_path, capsys):
+    """A meta model of infinities was written as is (its inputs were finite, their scaled sum not)."""
+    base = load_file(str(tiny_run / "policy" / "model.safetensors"))
+    save_file({k: torch.ones_like(v) for k, v in base.items()}, str(tmp_path / "ones.safetensors"))
+    out = tmp_path / "meta"
+    argv = [
+        "merge",
+        "--base",
+        str(tiny_run),
+        "--vectors",
+        str(tmp_path / "ones.safetensors"),
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, "--weights", "10", "--scale", "1e38"]) == 2  # 1e39 > float32's 3.4e38
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("leanvla merge: error: the merge: '"), err
+    assert err[0].endswith(
+        "' holds a NaN or an infinity; the scaled vector overflows float32: lower --scale, --group-scale or --weights"
+    )
+    assert not out.exists()
+
+
+def test_a_group_scaled_twice_is_refused(pair, tiny_run, tmp_path, capsys):
+    argv = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
+    assert main([*argv, "--group-scale", "expert=1,expert=2", "--out", str(tmp_path / "meta")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["leanvla merge: error: --group-scale names 'expert' twice; give each once"]  # the last won

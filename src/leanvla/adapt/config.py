@@ -158,6 +158,8 @@ def parse_groups(spec: str, flag: str, kind: type) -> dict:
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         name, sep, value = item.partition("=")
         require(sep == "=", f"{flag} item '{item}' must look like stack=value")
+        # the last one won, without a word
+        require(name.strip() not in out, f"{flag} names '{name.strip()}' twice; give each once")
         try:
             out[name.strip()] = kind(value)
         except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from collections.abc import Iterable
 from contextlib import closing
@@ -116,7 +117,9 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         f"--image-width must be within 8..1024 pixels, got {cfg.image_width}",
     )
     check_max_steps(cfg.max_steps)
-    require(cfg.noise_std >= 0, f"--noise-std must be >= 0 (a std), got {cfg.noise_std}")
+    require(
+        0 <= cfg.noise_std < math.inf, f"--noise-std must be finite and >= 0 (a std), got {cfg.noise_std}"
+    )
     require(0.0 <= cfg.bad_fraction < 1.0, f"--bad-fraction must be in [0, 1), got {cfg.bad_fraction}")
     require(
         cfg.bad_fraction == 0 or bad_per_task(cfg) >= 1,

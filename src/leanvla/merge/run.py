@@ -183,6 +183,10 @@ def merge(cfg: MergeConfig) -> Path:
             stacklevel=2,
         )
     merged = add_scaled(base, vector, cfg.scale, group_scale, prefixes)
+    # A large enough scale or weight overflows float32: a meta model of infinities, written as is.
+    require_finite(
+        merged, "the merge", "the scaled vector overflows float32: lower --scale, --group-scale or --weights"
+    )
 
     model = build_model(base_meta)
     load_state_dict_checked(model, merged, "the merged weights")
