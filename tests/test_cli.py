@@ -348,6 +348,11 @@ def test_console_entry_point_exit_code(tmp_path):
         ),
         (["--bad-fraction", "0.01", "--labels-out", "l.json"], "rounds to no bad episode"),
         (["--cameras", ","], "--cameras is empty; name at least one camera, e.g. --cameras corner2"),
+        (["--cameras", "corner2,corner2"], "--cameras names 'corner2' twice; give each once"),
+        (
+            ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "noisy,noisy"],
+            "--bad-kinds names 'noisy' twice; give each once",
+        ),
         (["--bad-fraction", "1", "--labels-out", "l.json"], "--bad-fraction must be in [0, 1), got 1.0"),
         (
             ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "noisy,sloppy"],
@@ -361,12 +366,13 @@ def test_console_entry_point_exit_code(tmp_path):
         (["--workers", "0"], "--workers must be >= 1, got 0"),
     ],
 )
-def test_recorder_option_checks(capsys, tmp_path, options, message):
+def test_recorder_option_checks(capsys, tmp_path, monkeypatch, options, message):
+    monkeypatch.chdir(tmp_path)  # where a recording that went ahead would have put l.json
     code, _, err = run(
         capsys, "data", "metaworld", "--tasks", "reach-v3", *options, "--out", str(tmp_path / "d")
     )
     one_line_error(code, err, message)
-    assert not (tmp_path / "d").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_recorder_does_not_overwrite_without_being_told(capsys, tmp_path):

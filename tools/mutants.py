@@ -64,7 +64,6 @@ LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own dataset code: what le
 # fmt: off
 MUTANTS = [
     # adapt/config.py
-    Mutant("groups-last-wins", "adapt/config.py", "        require(name.strip() not in out, f\"{flag} names '{name.strip()}' twice; give each once\")\n", "", ("tests/adapt/test_inject.py", "tests/merge/test_run.py")),
     Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
     # adapt/export.py
     Mutant("export-calibration-contract-unchecked", "adapt/export.py", "        check_contract(model_cfg, dataset,", "        (lambda *given: None)(model_cfg, dataset,", "tests/adapt/test_export.py"),
@@ -368,6 +367,7 @@ MUTANTS = [
     Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
+    Mutant("record-expert-remedy-always-max-steps", "data/record.py", "        if job.max_steps < EPISODE_LIMIT\n", "        if True\n", "tests/data/test_record.py"),
     Mutant("record-noise-infinite-taken", "data/record.py", "        0 <= cfg.noise_std < math.inf, f", "        0 <= cfg.noise_std, f", "tests/test_cli.py"),
     Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
     Mutant("record-one-env-per-episode", "data/record.py", "    env = _WORKER_ENVS.get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "    env = OneEnvAtATime().get(job.task, job.cameras, job.image_shape, job.max_steps)\n", "tests/data/test_record.py"),
@@ -658,6 +658,10 @@ MUTANTS = [
     Mutant("vla-samples-sum", "models/vla.py", "return err.view(b, k, -1).mean(1)", "return err.view(b, k, -1).sum(1)", ("tests/models", "tests/train")),
     Mutant("vla-action-velocity", "models/vla.py", "return (x_t - out) / t[:, None, None]", "return (out - x_t) / t[:, None, None]", "tests/models"),
     Mutant("vla-expert-positions", "models/vla.py", "positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H", "positions = torch.arange(h, device=x.device).expand(b, h)  # B x H", ("tests/models", "tests/decode")),
+    # option_lists.py
+    Mutant("lists-twice-taken", "option_lists.py", "        require(name not in names, f\"{flag} names '{name}' twice; give each once\")\n", "", ("tests/test_option_lists.py", "tests/test_cli.py")),
+    Mutant("lists-blank-kept", "option_lists.py", "        if name:\n            names.append(name)", "        if True:\n            names.append(name)", "tests/test_option_lists.py"),
+    Mutant("groups-last-wins", "option_lists.py", "        require(name.strip() not in out, f\"{flag} names '{name.strip()}' twice; give each once\")\n", "", ("tests/test_option_lists.py", "tests/adapt/test_inject.py", "tests/merge/test_run.py")),
     # probe/measure.py
     Mutant("probe-stride-global", "probe/measure.py", "offsets = np.arange(len(data)) - np.repeat(starts, lengths)", "offsets = np.arange(len(data))", "tests/probe/test_measure.py"),
     Mutant("probe-counterpart-previous", "probe/measure.py", "following[members] = np.roll(members, -1)", "following[members] = np.roll(members, 1)", "tests/probe/test_measure.py"),
@@ -685,7 +689,8 @@ MUTANTS = [
     Mutant("prune-size-dropped", "prune/run.py", 'ChunkDataset.for_policy(dataset, meta["model"], episodes, progress=progress)', 'ChunkDataset(dataset, meta["model"]["cameras"], meta["model"]["chunk_size"], episodes, progress=progress)', "tests/prune/test_run.py"),
     Mutant("prune-adjacent-diag", "prune/run.py", "return [float(matrix[i - 1, i]) for i in range(1, matrix.shape[0])]", "return [float(matrix[i, i]) for i in range(1, matrix.shape[0])]", "tests/prune"),
     Mutant("prune-bi-complement", "prune/run.py", '"block_influence": [1 - v for v in adjacent(matrices["block-influence"])],', '"block_influence": adjacent(matrices["block-influence"]),', "tests/prune"),
-    Mutant("prune-keep-unnamed", "prune/run.py", "out = {s: 1.0 for s in stacks}", "out = {s: 0.5 for s in stacks}", "tests/prune"),
+    Mutant("prune-keep-unnamed", "prune/run.py", "return {s: given.get(s, 1.0) for s in stacks}", "return {s: given.get(s, 0.5) for s in stacks}", "tests/prune"),
+    Mutant("prune-empty-stacks-taken", "prune/run.py", "    require(stacks, \"--stacks is empty; name the stacks to prune", "    require(True, \"--stacks is empty; name the stacks to prune", "tests/prune/test_run.py"),
     Mutant("prune-chosen-cka", "prune/run.py", 'chosen = "cka" if cfg.criterion == "drop-last" else cfg.criterion', 'chosen = "cka"', "tests/prune"),
     Mutant("prune-layers-after", "prune/run.py", '"layers_after": depth - len(removed),', '"layers_after": depth,', "tests/prune"),
     Mutant("prune-provenance", "prune/run.py", "            shutil.copy(provenance, tmp / PROVENANCE)\n", "            pass\n", "tests/prune"),
@@ -717,6 +722,7 @@ MUTANTS = [
     Mutant("rollout-frame-twice", "rollout.py", "if keep_frames and (ended or k < n_action_steps - 1):", "if keep_frames and k > 0:", "tests/test_evaluate.py"),
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
+    Mutant("train-camera-twice-by-key", "train/build.py", "            require(key not in cams, f\"--cameras names '{key}' twice; give each once\")", "            pass", "tests/train/test_build.py"),
     Mutant("train-shift-past-the-image", "train/build.py", "        cfg.augment_shift < size,", "        True,", "tests/train/test_build.py"),
     Mutant("build-init-camera-remedy-default", "train/build.py", '        remedy="record that camera, or train from scratch (leave out --init)",\n', "", "tests/train/test_build.py"),
     Mutant("provenance-unknown-positions-silent", "train/build.py", "        if unknown:  # episodes another recorder added", "        if False:  # episodes another recorder added", "tests/train/test_build.py"),

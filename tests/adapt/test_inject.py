@@ -296,6 +296,7 @@ def test_one_spectral_weight_keeps_the_arithmetic_of_a_single_weight(base):
         (LoRAOptions(group_rank="expert=0"), "--lora.group-rank for 'expert' must be >= 1, got 0"),
         # the tiny policy has no vision transformer: its 'vision' stack is empty
         (LoRAOptions(targets="expert,vision"), "--lora.targets names stack 'vision', which has no layers"),
+        (LoRAOptions(targets="expert, expert"), "--lora.targets names 'expert' twice; give each once"),
     ],
 )
 def test_bad_options(base, opts, message):

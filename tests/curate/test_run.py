@@ -156,6 +156,8 @@ def test_selection_trains(curated, tiny_dataset, tmp_path):
         (["--val-per-task", "3"], "would leave none to score"),
         (["--val-per-task", "0"], "--val-per-task must be >= 1 without --val-data"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
+        (["--stacks", ","], "--stacks is empty; name the stacks to project"),
+        (["--stacks", "backbone,backbone"], "--stacks names 'backbone' twice; give each once"),
         (["--select-by", "loss"], "--select-by"),
         (["--alpha", "1.5"], "--alpha must be in [0, 1], got 1.5"),
         (["--damping", "0"], "--damping must be finite and > 0, got 0.0"),

@@ -159,6 +159,24 @@ def test_an_expert_failure_is_not_recorded_but_retried_on_the_next_seed(monkeypa
     assert episode["success"] and episode["seed"] == seeds[1] == episode_seed(0, "reach-v3", 0, attempt=1)
 
 
+@pytest.mark.parametrize(
+    "max_steps, remedy",
+    [(20, "raise --max-steps (the default is 300)"), (500, "leave the task out of --tasks")],
+)
+def test_an_expert_that_never_succeeds_is_one_line_saying_what_to_change(
+    tmp_path, monkeypatch, max_steps, remedy
+):
+    """Episodes cut too short for the expert (--max-steps 20) failed every seed: a RuntimeError."""
+    monkeypatch.setattr(recording, "_rollout", lambda *args: {"success": False})
+    with pytest.raises(UserError) as refused:
+        record_in_process(tmp_path / "d", tasks="reach-v3", episodes=1, image_size=16, max_steps=max_steps)
+    assert str(refused.value) == (
+        f"the scripted expert for reach-v3 did not succeed within --max-steps {max_steps} from 20 seeds in a "
+        f"row (episode 0); {remedy}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unreadable_labels_file_is_one_clear_error(tmp_path):
     (tmp_path / "labels.json").write_text("{not json")
     for path in (tmp_path / "labels.json", tmp_path / "missing.json"):

@@ -345,16 +345,8 @@ def test_an_existing_out_is_kept_unless_told(pair, tiny_run, tmp_path, capsys):
 def test_one_checkpoint_as_both_sft_and_aux_is_refused(pair, tiny_run, tmp_path, capsys):
     """tau = aux - sft of one checkpoint is zero: the meta model was the base, written without a word."""
     out = tmp_path / "meta"
-    args = [
-        "merge",
-        "--base",
-        str(tiny_run),
-        "--sft",
-        str(pair / "sft"),
-        "--aux",
-        str(pair / "sft" / "policy"),
-    ]
-    assert main([*args, "--out", str(out)]) == 2
+    sft = ["--sft", str(pair / "sft"), "--aux", str(pair / "sft" / "policy")]
+    assert main(["merge", "--base", str(tiny_run), *sft, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"leanvla merge: error: --sft and --aux are both {pair / 'sft' / 'policy'}: tau = aux - sft would be "
@@ -408,8 +400,14 @@ def test_a_merge_that_overflows_float32_is_refused(pair, tiny_run, tmp_path, cap
     assert not out.exists()
 
 
-def test_a_group_scaled_twice_is_refused(pair, tiny_run, tmp_path, capsys):
+def test_a_group_scaled_twice_or_a_vector_given_twice_is_refused(pair, tiny_run, tmp_path, capsys):
     argv = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
     assert main([*argv, "--group-scale", "expert=1,expert=2", "--out", str(tmp_path / "meta")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["leanvla merge: error: --group-scale names 'expert' twice; give each once"]  # the last won
+    vectors = f"{pair / 'aux'},{pair / 'aux'}"  # counted twice: --weights says that
+    assert (
+        main(["merge", "--base", str(tiny_run), "--vectors", vectors, "--out", str(tmp_path / "meta")]) == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"leanvla merge: error: --vectors names '{pair / 'aux'}' twice; give each once"]

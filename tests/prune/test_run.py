@@ -117,6 +117,9 @@ def test_the_criterion_asked_for_decides_what_goes(criterion, deep_run, tiny_dat
         (["--keep", "0"], "--keep must be in (0, 1]"),
         (["--keep", "half"], "is not a number"),
         (["--stacks", "decoder"], "the layout has no stack 'decoder'"),
+        (["--stacks", ","], "--stacks is empty; name the stacks to prune"),  # it wrote the policy unpruned
+        (["--stacks", "backbone,backbone"], "--stacks names 'backbone' twice; give each once"),
+        (["--keep", "backbone=0.5,backbone=1"], "--keep names 'backbone' twice; give each once"),  # 1 won
         (["--stacks", "vision"], "stack 'vision'"),
         (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
         (["--threshold", "0"], "--threshold must be in (0, 1]"),

@@ -77,6 +77,9 @@ def refused(capsys, data: Path, out: Path, *options: str) -> str:
 def test_cameras_that_the_data_lacks_are_refused(capsys, data, tmp_path):
     assert "camera 'wrist' is not in" in refused(capsys, data, tmp_path / "r", "--cameras", "wrist")
     assert "--cameras is empty" in refused(capsys, data, tmp_path / "r", "--cameras", ",")
+    # a new policy observed it twice: twice the vision cost, for nothing
+    twice = refused(capsys, data, tmp_path / "r", "--cameras", "cam,observation.images.cam")
+    assert twice.endswith("--cameras names 'observation.images.cam' twice; give each once")
     no_images = dataset_with(tmp_path / "no_images", {})
     assert "has no image features; the policy needs at least one camera" in refused(
         capsys, no_images, tmp_path / "r"

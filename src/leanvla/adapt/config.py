@@ -11,6 +11,7 @@ from leanvla.adapt.lora_sp import PATHS
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.json_values import check_fields
+from leanvla.option_lists import parse_groups
 
 ADAPTERS = ("full", "lora", "lora-sp")
 PREFIX = "--lora."  # of every LoRAOptions flag on the command line
@@ -149,19 +150,3 @@ class LoRAOptions:
 
 # The per-stack overrides, with the type of their values.
 GROUP_OPTIONS = {"group_rank": int, "group_eta": float, "group_spectral_weight": float}
-
-
-def parse_groups(spec: str, flag: str, kind: type) -> dict:
-    """'vision=64,expert=16' -> {'vision': 64, 'expert': 16}; `flag` (e.g. --lora.group-rank) names
-    the option in errors."""
-    out = {}
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
-        name, sep, value = item.partition("=")
-        require(sep == "=", f"{flag} item '{item}' must look like stack=value")
-        # the last one won, without a word
-        require(name.strip() not in out, f"{flag} names '{name.strip()}' twice; give each once")
-        try:
-            out[name.strip()] = kind(value)
-        except ValueError as exc:
-            raise UserError(f"{flag} value '{value}' for '{name}' is not a {kind.__name__}") from exc
-    return out

@@ -15,6 +15,7 @@ from torch import nn
 from leanvla.adapt.config import GROUP_OPTIONS, LoRAOptions
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_losses
 from leanvla.errors import UserError, require
+from leanvla.option_lists import listed
 
 ADAPTER_KINDS = ("lora", "lora-sp")
 
@@ -60,7 +61,7 @@ def adapter_targets(model: nn.Module, opts: LoRAOptions) -> dict[str, str | None
         require(
             layout is not None, f"no layout for {type(model).__name__}: name the targets with --lora.regex"
         )
-        wanted = [s.strip() for s in opts.targets.split(",") if s.strip()]
+        wanted = listed(opts.targets, "--lora.targets")
         known = [s.name for s in layout.stacks]
         for name in wanted:
             require(

@@ -30,6 +30,7 @@ from leanvla.curate.curvature import check_damping
 from leanvla.curate.store import Row
 from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
+from leanvla.option_lists import listed
 
 GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
     "gradients",
@@ -235,7 +236,8 @@ def gradient_projector(cfg: CurateConfig, model):
     from leanvla.models.layout import layout_for
 
     layout = layout_for(model)
-    stacks = [s.strip() for s in cfg.stacks.split(",") if s.strip()]
+    stacks = listed(cfg.stacks, "--stacks")
+    require(stacks, "--stacks is empty; name the stacks to project, e.g. backbone,expert")
     for name in stacks:
         layout.stack(name)  # an unknown stack is one clear line, not an empty projection
     linears = projected_linears(layout.linear_modules(model, stacks))

@@ -22,13 +22,14 @@ import numpy as np
 
 from leanvla.atomic import atomic_dir, require_creatable, write_json_atomic
 from leanvla.data.format import ENV_STATE, image_feature
-from leanvla.data.metaworld_env import MetaWorldTask, OneEnvAtATime, check_max_steps
+from leanvla.data.metaworld_env import EPISODE_LIMIT, MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
 from leanvla.data.stats import image_histogram
 from leanvla.data.writer import EncodedImages, LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.option_lists import listed
 from leanvla.workers import map_in_workers, worker_count
 
 BAD_KINDS = ("noisy", "failed", "truncated", "wrong_task")
@@ -107,7 +108,7 @@ class EpisodeJob:
 def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     cfg.check_options_used()
     tasks = resolve_tasks(cfg.tasks)
-    cameras = tuple(c.strip() for c in cfg.cameras.split(",") if c.strip())
+    cameras = tuple(listed(cfg.cameras, "--cameras"))
     require(cameras, "--cameras is empty; name at least one camera, e.g. --cameras corner2")
     require(cfg.episodes >= 1, f"--episodes must be >= 1, got {cfg.episodes}")
     check_seed(cfg.seed)
@@ -126,7 +127,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         f"--bad-fraction {cfg.bad_fraction} of {cfg.episodes} episodes per task rounds to no bad episode; "
         "raise it or --episodes",
     )
-    kinds = [k.strip() for k in cfg.bad_kinds.split(",") if k.strip()]
+    kinds = listed(cfg.bad_kinds, "--bad-kinds")
     for kind in kinds:
         require(kind in BAD_KINDS, f"unknown --bad-kinds entry '{kind}'; choose from {', '.join(BAD_KINDS)}")
     if "wrong_task" in kinds and len(tasks) < 2 and cfg.bad_fraction > 0:
@@ -259,7 +260,16 @@ def record_episode(job: EpisodeJob) -> dict:
         ep["seed"] = seed
         ep["job"] = job
         return ep
-    raise RuntimeError(f"the scripted expert for {job.task} failed 20 seeds in a row (episode {job.index})")
+    # Most often the episodes were cut too short for the expert (a traceback once).
+    remedy = (
+        f"raise --max-steps (the default is {RecordConfig.max_steps})"
+        if job.max_steps < EPISODE_LIMIT
+        else "leave the task out of --tasks"
+    )
+    raise UserError(
+        f"the scripted expert for {job.task} did not succeed within --max-steps {job.max_steps} from 20 "
+        f"seeds in a row (episode {job.index}); {remedy}"
+    )
 
 
 def features_for(cameras: tuple[str, ...], image_shape: tuple[int, int]) -> dict[str, dict]:

@@ -47,6 +47,7 @@ from leanvla.models.checkpoint import (
     resolve_checkpoint,
     write_checkpoint_files,
 )
+from leanvla.option_lists import listed
 
 VECTOR = "capability_vector.safetensors"
 REPORT = "merge_report.json"
@@ -139,7 +140,7 @@ def _group_prefixes(meta: dict) -> dict[str, str]:
 
 
 def _parse_scales(spec: str) -> dict[str, float]:
-    from leanvla.adapt.config import parse_groups
+    from leanvla.option_lists import parse_groups
 
     return parse_groups(spec, "--group-scale", float) if spec else {}
 
@@ -231,7 +232,7 @@ def _vector_of_pair(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Pat
 def _vectors_combined(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Path):
     """(the --vectors combined by --method with --weights, the vectors diagnosed, the report's
     sources)."""
-    entries = [e.strip() for e in cfg.vectors.split(",") if e.strip()]
+    entries = listed(cfg.vectors, "--vectors")
     require(entries, "--vectors is empty")
     try:
         weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)

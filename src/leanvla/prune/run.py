@@ -21,6 +21,7 @@ import torch
 from leanvla.atomic import atomic_dir, require_creatable
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.option_lists import listed, parse_groups
 from leanvla.prune.select import (
     check_removable,
     contiguous_removal,
@@ -83,18 +84,13 @@ class PruneConfig:
 
 def parse_keep(spec: str, stacks: list[str]) -> dict[str, float]:
     """'0.5' -> every stack 0.5; 'backbone=0.5,expert=0.75' -> per stack (unnamed stacks keep all)."""
+    if "=" in spec:
+        given = parse_groups(spec, "--keep", float)
+        for name in given:
+            require(name in stacks, f"--keep names stack '{name}', which is not in --stacks {stacks}")
+        return {s: given.get(s, 1.0) for s in stacks}
     try:
-        if "=" not in spec:
-            return {s: float(spec) for s in stacks}
-        out = {s: 1.0 for s in stacks}
-        for part in spec.split(","):
-            name, value = part.split("=")
-            require(
-                name.strip() in stacks,
-                f"--keep names stack '{name.strip()}', which is not in --stacks {stacks}",
-            )
-            out[name.strip()] = float(value)
-        return out
+        return {s: float(spec) for s in stacks}
     except ValueError as exc:
         raise UserError(f"--keep '{spec}' is not a number or a list like 'backbone=0.5,expert=0.75'") from exc
 
@@ -162,7 +158,9 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         meta["type"] == "vla", f"{source} is a '{meta['type']}' policy; prune acts on layer stacks of a VLA"
     )
     layout = layout_for(model)
-    stacks = [s.strip() for s in cfg.stacks.split(",") if s.strip()]
+    stacks = listed(cfg.stacks, "--stacks")
+    # (an empty one wrote the policy unpruned)
+    require(stacks, "--stacks is empty; name the stacks to prune, e.g. backbone,expert")
     layout.check(model)
     depths = {name: len(layout.layers(model, name)) for name in stacks}
     for name, depth in depths.items():

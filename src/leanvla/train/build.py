@@ -17,6 +17,7 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.samples import ChunkDataset, read_episode_selection
 from leanvla.errors import InputWarning, require
 from leanvla.models.checkpoint import build_model, load_model, make_meta, read_weights
+from leanvla.option_lists import listed
 from leanvla.train.config import DEFAULT_CHUNK_SIZE, DEFAULT_N_ACTION_STEPS, TrainConfig
 
 
@@ -38,12 +39,13 @@ def select_cameras(dataset: LeRobotDataset, spec: str | None) -> list[str]:
         require(cams, f"{dataset.root} has no image features; the policy needs at least one camera")
     else:
         cams = []
-        for name in (c.strip() for c in spec.split(",") if c.strip()):
+        for name in listed(spec, "--cameras"):
             key = name if name.startswith("observation.images.") else f"observation.images.{name}"
             require(
                 key in dataset.features,
                 f"camera '{name}' is not in {dataset.root} (it has {dataset.camera_keys})",
             )
+            require(key not in cams, f"--cameras names '{key}' twice; give each once")  # observed twice
             cams.append(key)
         require(cams, "--cameras is empty")
     for key in cams:  # one it cannot read refused before any camera decodes, not after the first
