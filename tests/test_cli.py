@@ -71,6 +71,11 @@ def test_a_closed_pipe_ends_quietly(lerobot_fixture):
 def test_missing_dataset_dir(capsys, tmp_path):
     code, _, err = run(capsys, "info", str(tmp_path / "nope"))
     one_line_error(code, err, "does not exist", "leanvla data metaworld")
+    (tmp_path / "info.json").write_text("{}")  # a dataset's file, not its directory: "does not exist" misled
+    code, _, err = run(capsys, "info", str(tmp_path / "info.json"))
+    one_line_error(
+        code, err, f"{tmp_path / 'info.json'} is a file, not a dataset directory; pass the directory holding"
+    )
 
 
 def test_missing_parquet_file(capsys, lerobot_fixture, tmp_path):

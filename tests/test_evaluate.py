@@ -12,7 +12,7 @@ import pytest
 from leanvla.data.metaworld_env import MetaWorldTask
 from leanvla.data.reader import LeRobotDataset
 from leanvla.decode.options import DecodingOptions
-from leanvla.errors import InputWarning
+from leanvla.errors import InputWarning, UserError
 from leanvla.evaluate import EvalConfig, evaluate, wilson
 from leanvla.rollout import TrainingPositions, held_out_reset, run_episode
 
@@ -341,8 +341,6 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tmp_path):
     ],
 )
 def test_a_value_outside_its_meaning_is_refused(tiny_run, options, message):
-    from leanvla.errors import UserError
-
     with pytest.raises(UserError, match=re.escape(message)):
         evaluate(EvalConfig(policy=tiny_run, episodes=1, **options), progress=False)
 
@@ -403,3 +401,14 @@ def test_a_policy_of_a_wider_camera_is_evaluated_on_that_camera_fitted(tmp_path)
         "observing observation.images.corner2, observation.state (cameras rendered 16 x 24, fitted to the "
         "policy's 16 x 16). Success" in protocol_line(res)
     )
+
+
+def test_an_out_that_is_a_directory_is_refused_before_any_episode(tiny_run, tmp_path, monkeypatch):
+    """Found when the results were written, after every episode had run, it was a traceback."""
+    monkeypatch.setattr("leanvla.models.checkpoint.read_meta", lambda *a: pytest.fail("the policy was read"))
+    with pytest.raises(UserError) as refused:
+        evaluate(EvalConfig(policy=tiny_run, episodes=1, out=tmp_path), progress=False)
+    assert str(refused.value) == (
+        f"--out {tmp_path} is a directory; eval writes a JSON file: name one, e.g. {tmp_path / 'eval.json'}"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -300,6 +300,7 @@ MUTANTS = [
     Mutant("writer-image-type-unchecked", "data/writer.py", 'if values.dtype != np.uint8 or list(values.shape[1:]) != list(feature["shape"]):', 'if list(values.shape[1:]) != list(feature["shape"]):', "tests/data/test_writer.py"),
     Mutant("writer-empty-episode-taken", "data/writer.py", "        if length == 0:  # nothing to take", "        if False:  # nothing to take", "tests/data/test_writer.py"),
     # data/reader.py
+    Mutant("reader-file-as-missing", "data/reader.py", "            not self.root.is_file(),", "            True,", "tests/test_cli.py"),
     Mutant("reader-nulls-taken", "data/reader.py", "if not (column.null_count or (nested and column.flatten().null_count)):", "if True:", "tests/data/test_reader.py"),
     Mutant("reader-null-inside-unfound", "data/reader.py", "if nested and not missing.any():", "if False:", "tests/data/test_reader.py"),
     Mutant("reader-episode-frame-left", "data/reader.py", 'episode = int(np.searchsorted(starts, row, side="right")) - 1', 'episode = int(np.searchsorted(starts, row, side="left")) - 1', ("tests/data/test_reader.py", "tests/data/test_frame_labels.py")),
@@ -380,6 +381,7 @@ MUTANTS = [
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
     # data/samples.py
+    Mutant("selection-bool-taken", "data/samples.py", "all(is_whole(e) for e in episodes)", "all(isinstance(e, int) for e in episodes)", "tests/data/test_samples.py"),
     Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(frame_tasks(dataset)[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),
     Mutant("samples-frame-episodes-unchecked", "data/samples.py", "episode_index = frame_episodes(dataset)", 'episode_index = dataset.read_array("episode_index").astype(np.int64)', "tests/data/test_samples.py"),
     Mutant("samples-no-frames-unchecked", "data/samples.py", "        if not keep.any():", "        if False:", "tests/data/test_samples.py"),
@@ -521,6 +523,7 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
+    Mutant("eval-out-directory-taken", "evaluate.py", "            not Path(cfg.out).is_dir(),", "            True,", "tests/test_evaluate.py"),
     Mutant("eval-partial-positions-checked", "evaluate.py", "held_out_known = positions is not None and not unknown", "held_out_known = positions is not None", "tests/test_evaluate.py"),
     Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(cfg.workers or 2, jobs)", "tests/test_evaluate.py"),
     Mutant("eval-workers-past-the-jobs", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = worker_count(cfg.workers, cfg.threads)", "tests/test_evaluate.py"),

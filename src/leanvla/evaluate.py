@@ -230,6 +230,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cfg.check_options_used()
     if cfg.out is not None:
         require_creatable(Path(cfg.out), "--out")
+        # found after every episode had run, it was a traceback
+        require(
+            not Path(cfg.out).is_dir(),
+            f"--out {cfg.out} is a directory; eval writes a JSON file: name one, e.g. {Path(cfg.out) / 'eval.json'}",
+        )
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = cfg.decoding.overrides(meta, checkpoint)

@@ -98,6 +98,8 @@ def test_image_stats_taken_a_few_frames_at_a_time_are_those_of_every_selected_fr
         ('{"episodes": []}', "selects no episodes"),
         ("not json", "cannot read --episodes"),
         ('{"x": 1}', "must hold a JSON list"),
+        ("[0, true]", "must hold a JSON list of episode indices"),  # true was taken as episode 1
+        ("[0, 1.0]", "must hold a JSON list of episode indices"),
     ],
 )
 def test_bad_selection_files(ds, tmp_path, content, message):

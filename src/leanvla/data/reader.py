@@ -50,6 +50,10 @@ class LeRobotDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         require(
+            not self.root.is_file(),
+            f"{self.root} is a file, not a dataset directory; pass the directory holding its meta/ and data/",
+        )
+        require(
             self.root.is_dir(),
             f"dataset directory {self.root} does not exist; record one with `leanvla data metaworld --out "
             f"{self.root}` or pass the path of a LeRobotDataset",

@@ -21,6 +21,7 @@ from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
 from leanvla.errors import UserError, require
+from leanvla.json_values import is_whole
 
 
 @dataclass
@@ -49,7 +50,7 @@ def read_episode_selection(path: Path, num_episodes: int) -> list[int]:
         raise UserError(f"cannot read --episodes file {path}: {exc}") from exc
     episodes = obj.get("episodes") if isinstance(obj, dict) else obj
     require(
-        isinstance(episodes, list) and all(isinstance(e, int) for e in episodes),
+        isinstance(episodes, list) and all(is_whole(e) for e in episodes),  # `true` was episode 1
         f'{path} must hold a JSON list of episode indices or {{"episodes": [...]}}',
     )
     bad = [e for e in episodes if not 0 <= e < num_episodes]
