@@ -89,3 +89,20 @@ def test_an_output_where_nothing_can_be_created_says_why():
         UserError, match=r"^--out /proc/x/y: nothing can be created in /proc \(.+\); choose another --out$"
     ):
         require_creatable("/proc/x/y", "--out")
+
+
+def test_an_existing_output_that_is_or_holds_an_input_is_refused(tmp_path):
+    (tmp_path / "run" / "policy").mkdir(parents=True)
+    inputs = [("--data", None), ("--init", tmp_path / "run" / "policy")]
+    for out in (tmp_path / "run" / "policy", tmp_path / "run", tmp_path):
+        with pytest.raises(UserError) as refused:
+            require_creatable(out, "--out", inputs)
+        assert str(refused.value) == (
+            f"--out {out} holds --init {tmp_path}/run/policy, which replacing it would delete; choose another --out"
+        )
+    require_creatable(
+        tmp_path / "run" / "policy" / "pruned", "--out", inputs
+    )  # inside an input: nothing replaced
+    require_creatable(
+        tmp_path / "new", "--out", [("--init", tmp_path / "new" / "policy")]
+    )  # nothing to replace

@@ -354,6 +354,10 @@ def test_console_entry_point_exit_code(tmp_path):
         (["--bad-fraction", "0.01", "--labels-out", "l.json"], "rounds to no bad episode"),
         (["--cameras", ","], "--cameras is empty; name at least one camera, e.g. --cameras corner2"),
         (["--cameras", "corner2,corner2"], "--cameras names 'corner2' twice; give each once"),
+        (  # they went into the dataset, which a reader would take for its own files
+            ["--bad-fraction", "0.5", "--labels-out", "d/labels.json"],
+            "--labels-out d/labels.json is inside --out",
+        ),
         (
             ["--bad-fraction", "0.5", "--labels-out", "l.json", "--bad-kinds", "noisy,noisy"],
             "--bad-kinds names 'noisy' twice; give each once",
@@ -385,6 +389,32 @@ def test_the_recorder_does_not_overwrite_without_being_told(capsys, tmp_path):
     code, _, err = run(capsys, "data", "metaworld", "--tasks", "reach-v3", "--out", str(tmp_path / "d"))
     one_line_error(code, err, f"{tmp_path / 'd'} already exists; choose another --out or pass --overwrite")
     assert list((tmp_path / "d").iterdir()) == []
+    # Another recording's labels were replaced without a word; a directory failed once all was recorded.
+    (tmp_path / "labels.json").write_text("{}")
+    argv = [
+        "data",
+        "metaworld",
+        "--tasks",
+        "reach-v3",
+        "--out",
+        str(tmp_path / "new"),
+        "--bad-fraction",
+        "0.5",
+    ]
+    code, _, err = run(capsys, *argv, "--labels-out", str(tmp_path / "labels.json"))
+    one_line_error(
+        code,
+        err,
+        f"{tmp_path / 'labels.json'} already exists; choose another --labels-out or pass --overwrite",
+    )
+    code, _, err = run(capsys, *argv, "--labels-out", str(tmp_path / "d"))
+    one_line_error(
+        code,
+        err,
+        f"--labels-out {tmp_path / 'd'} is a directory; name a file, e.g. {tmp_path / 'd' / 'labels.json'}",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "labels.json"]
+    assert (tmp_path / "labels.json").read_text() == "{}"
 
 
 def test_adapter_regex_that_matches_nothing(capsys, tiny_run, tiny_dataset, tmp_path):
@@ -634,3 +664,32 @@ def test_any_other_failure_is_a_bug_and_keeps_its_traceback(capsys, monkeypatch)
     monkeypatch.setattr(cli, "run_info", failing)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run(capsys, "info", "anywhere")
+
+
+@pytest.mark.parametrize(
+    "argv, holds",
+    [
+        (["train", "--data", "{data}", "--init", "{run}", "--out", "{run}/policy"], "--init {run}/policy"),
+        (["train", "--data", "{data}", "--init", "{run}/policy", "--out", "{run}"], "--init {run}/policy"),
+        (["prune", "--policy", "{run}", "--data", "{data}", "--out", "{run}"], "--policy {run}"),
+        (["probe", "--policy", "{run}", "--data", "{data}", "--out", "{run}/last"], "--policy {run}/last"),
+        (["curate", "--policy", "{run}", "--data", "{data}", "--out", "{run}/.."], "--policy {run}"),
+        (["export", "--policy", "{run}", "--out", "{run}/policy"], "--policy {run}/policy"),
+        (["merge", "--base", "{run}", "--vectors", "{run}", "--out", "{run}"], "--base {run}"),
+    ],
+)
+def test_an_out_replacing_an_input_is_refused_and_the_input_kept(
+    capsys, tiny_run, tiny_dataset, tmp_path, argv, holds
+):
+    """`train --init RUN/policy --out RUN --overwrite` deleted its own starting point, then failed."""
+    run_copy = shutil.copytree(tiny_run, tmp_path / "run")
+    argv = [arg.format(run=run_copy, data=tiny_dataset) for arg in argv]
+    out = argv[argv.index("--out") + 1]
+    code, _, err = run(capsys, *argv, "--overwrite")
+    one_line_error(
+        code, err, f"--out {out} holds {holds.format(run=run_copy)}, which replacing it would delete"
+    )
+    assert sorted(p.name for p in run_copy.iterdir()) == sorted(p.name for p in tiny_run.iterdir())
+    assert (run_copy / "policy" / "model.safetensors").read_bytes() == (
+        tiny_run / "policy" / "model.safetensors"
+    ).read_bytes()

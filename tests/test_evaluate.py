@@ -409,6 +409,6 @@ def test_an_out_that_is_a_directory_is_refused_before_any_episode(tiny_run, tmp_
     with pytest.raises(UserError) as refused:
         evaluate(EvalConfig(policy=tiny_run, episodes=1, out=tmp_path), progress=False)
     assert str(refused.value) == (
-        f"--out {tmp_path} is a directory; eval writes a JSON file: name one, e.g. {tmp_path / 'eval.json'}"
+        f"--out {tmp_path} is a directory; name a file, e.g. {tmp_path / 'eval.json'}"
     )
     assert list(tmp_path.iterdir()) == []

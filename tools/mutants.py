@@ -99,6 +99,9 @@ MUTANTS = [
     Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-creatable-under-a-file", "atomic.py", "    if not home.is_dir():\n", "    if False:\n", ("tests/test_atomic.py", "tests/test_cli.py")),
     Mutant("atomic-creatable-untried", "atomic.py", "        os.rmdir(tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home))", "        pass", ("tests/test_atomic.py", "tests/test_cli.py")),
+    Mutant("atomic-file-out-a-directory", "atomic.py", "    if Path(path).is_dir():\n", "    if False:\n", ("tests/test_evaluate.py", "tests/test_cli.py")),
+    Mutant("atomic-input-replaced", "atomic.py", "            if given is not None and (here == Path(given).resolve() or here in Path(given).resolve().parents):", "            if False:", ("tests/test_atomic.py", "tests/data/test_convert.py")),
+    Mutant("atomic-input-only-itself", "atomic.py", " or here in Path(given).resolve().parents):", "):", ("tests/test_atomic.py", "tests/data/test_convert.py")),
     Mutant("atomic-creatable-leaves-its-check", "atomic.py", "        os.rmdir(tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home))", "        tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home)", "tests/test_atomic.py"),
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
@@ -196,7 +199,7 @@ MUTANTS = [
     Mutant("convert-videos-copied-always", "data/convert.py", "os.link(source, target)  #", "shutil.copyfile(source, target)  #", CONV),
     Mutant("convert-episode-column-unchecked", "data/convert.py", 'table.column("episode_index").to_numpy() == episode)', 'table.column("episode_index").to_numpy() >= 0)', CONV),
     Mutant("convert-columns-not-reordered", "data/convert.py", "return table.select(schema.names).cast(schema)", "return table", CONV),
-    Mutant("convert-out-above-source", "data/convert.py", "out.resolve() not in (source.resolve(), *source.resolve().parents)", "out.resolve() != source.resolve()", CONV),
+    Mutant("convert-out-replaces-source", "data/convert.py", '[("the dataset being converted", source)]', "[]", CONV),
     Mutant("convert-space-unchecked", "data/convert.py", "        need <= free,\n", "        True,\n", CONV),
     Mutant("convert-space-videos-ignored", "data/convert.py", 'if not (videos == "link" and one_filesystem):', "if False:", CONV),
     Mutant("convert-space-link-counts-videos", "data/convert.py", 'if not (videos == "link" and one_filesystem):', "if True:", CONV),
@@ -368,6 +371,9 @@ MUTANTS = [
     Mutant("resize-crop-corner", "data/resize.py", "top, left = (height - side) // 2, (width - side) // 2", "top, left = 0, 0", "tests/data/test_resize.py"),
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
+    Mutant("record-labels-inside-out", "data/record.py", "            Path(cfg.out).resolve() not in Path(cfg.labels_out).resolve().parents,", "            True,", "tests/test_cli.py"),
+    Mutant("record-labels-replaced-silently", "data/record.py", "            cfg.overwrite or not Path(cfg.labels_out).exists(),", "            True,", "tests/test_cli.py"),
+    Mutant("record-cached-labels-refused", "data/record.py", "overwrite=True, **options))", "overwrite=path.exists(), **options))", "tests/data/test_record.py"),
     Mutant("record-expert-remedy-always-max-steps", "data/record.py", "        if job.max_steps < EPISODE_LIMIT\n", "        if True\n", "tests/data/test_record.py"),
     Mutant("record-noise-infinite-taken", "data/record.py", "        0 <= cfg.noise_std < math.inf, f", "        0 <= cfg.noise_std, f", "tests/test_cli.py"),
     Mutant("record-two-workers-on-one-core", "data/record.py", "_run_jobs(jobs, min(worker_count(cfg.workers), len(jobs)))", "_run_jobs(jobs, cfg.workers or 2)", "tests/data/test_record.py"),
@@ -523,7 +529,6 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
-    Mutant("eval-out-directory-taken", "evaluate.py", "            not Path(cfg.out).is_dir(),", "            True,", "tests/test_evaluate.py"),
     Mutant("eval-partial-positions-checked", "evaluate.py", "held_out_known = positions is not None and not unknown", "held_out_known = positions is not None", "tests/test_evaluate.py"),
     Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(cfg.workers or 2, jobs)", "tests/test_evaluate.py"),
     Mutant("eval-workers-past-the-jobs", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = worker_count(cfg.workers, cfg.threads)", "tests/test_evaluate.py"),
@@ -588,6 +593,7 @@ MUTANTS = [
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("checkpoint-inputs-run-only", "models/checkpoint.py", 'for part in ("", "policy", "last")]', 'for part in ("",)]', "tests/test_cli.py"),
     Mutant("ckpt-instructions-unchecked", "models/checkpoint.py", "        isinstance(instructions, list) and instructions and all(", "        True or all(", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-positions-values-unchecked", "models/checkpoint.py", "isinstance(p, list) and all(is_number(x) for x in p)", "isinstance(p, list)", "tests/models/test_checkpoint.py"),
@@ -773,6 +779,7 @@ MUTANTS = [
     Mutant("sched-warmup", "train/schedule.py", "return peak * (step + 1) / warmup", "return peak * step / warmup", "tests/train/test_schedule.py"),
     Mutant("sched-ema", "train/schedule.py", "self.shadow[k].lerp_(v, 1.0 - self.decay)", "self.shadow[k].lerp_(v, self.decay)", "tests/train"),
     # train/state.py
+    Mutant("train-inputs-unchecked", "train/state.py", '    require_creatable(run, "--out", _inputs(cfg) if cfg.overwrite else ())', '    require_creatable(run, "--out")', "tests/test_cli.py"),
     Mutant("state-environment-unchecked", "train/state.py", '        and all(isinstance(s, dict) and is_whole(s.get("from_step"), 0) for s in starts),\n', '        and True,\n', "tests/train/test_resume.py"),
     Mutant("state-values-unchecked", "train/state.py", "                    fits(value, kind),\n", "                    True,\n", "tests/train/test_state.py"),
     Mutant("state-paths-unchecked", "train/state.py", "isinstance(value, str) or (value is None and kind is not Path),", "True,", "tests/train/test_state.py"),

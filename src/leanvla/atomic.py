@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,11 +35,22 @@ def nearest_existing(path: Path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
-def require_creatable(path: Path, flag: str) -> None:
+def require_creatable(path: Path, flag: str, inputs: Iterable[tuple[str, Path | str | None]] = ()) -> None:
     """Refuse, before any work, an output that cannot be written: one under a file, or in a
     directory where nothing can be created (read-only, not ours). Found when the result is renamed
     into place, it would have thrown the work away with a traceback. A directory is made and
-    removed where `path`'s temporary sibling will be, the one test that no permission bits fool."""
+    removed where `path`'s temporary sibling will be, the one test that no permission bits fool.
+
+    An existing output that is, or holds, one of the command's `inputs` ((flag, path) pairs) is refused
+    too: replacing it (--overwrite) deletes that input, before it is read where a run starts over
+    (`train --init RUN/policy --out RUN --overwrite` deleted its own starting point)."""
+    if Path(path).exists():
+        here = Path(path).resolve()
+        for name, given in inputs:
+            if given is not None and (here == Path(given).resolve() or here in Path(given).resolve().parents):
+                raise UserError(
+                    f"{flag} {path} holds {name} {given}, which replacing it would delete; choose another {flag}"
+                )
     home = nearest_existing(Path(path).absolute().parent)
     if not home.is_dir():
         raise UserError(f"{flag} {path}: {home} is a file, not a directory; choose another {flag}")
@@ -49,6 +60,14 @@ def require_creatable(path: Path, flag: str) -> None:
         raise UserError(
             f"{flag} {path}: nothing can be created in {home} ({exc.strerror}); choose another {flag}"
         ) from None
+
+
+def require_creatable_file(path: Path, flag: str, example: str) -> None:
+    """`require_creatable` for an output that is one file: a directory of that name is refused too
+    (replacing it failed once the work was done), suggesting `example` inside it."""
+    require_creatable(path, flag)
+    if Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a directory; name a file, e.g. {Path(path) / example}")
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tyro.conf import OmitArgPrefixes
 
-from leanvla.atomic import require_creatable, write_json_atomic
+from leanvla.atomic import require_creatable_file, write_json_atomic
 from leanvla.cores import check_threads
 from leanvla.data.metaworld_env import OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import resolve_tasks, task_for_instruction
@@ -229,12 +229,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cfg.check_ranges()
     cfg.check_options_used()
     if cfg.out is not None:
-        require_creatable(Path(cfg.out), "--out")
-        # found after every episode had run, it was a traceback
-        require(
-            not Path(cfg.out).is_dir(),
-            f"--out {cfg.out} is a directory; eval writes a JSON file: name one, e.g. {Path(cfg.out) / 'eval.json'}",
-        )
+        require_creatable_file(Path(cfg.out), "--out", "eval.json")
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = cfg.decoding.overrides(meta, checkpoint)

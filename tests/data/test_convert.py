@@ -533,8 +533,12 @@ def test_out_is_kept_unless_overwrite_and_never_the_source(v21, tmp_path):
     convert(ConvertConfig(v21, out=tmp_path / "out", overwrite=True))
     assert LeRobotDataset(tmp_path / "out").num_episodes == 9
     for out in (v21, tmp_path):  # the dataset itself, or a directory holding it
-        with pytest.raises(UserError, match="would replace the dataset being converted"):
+        with pytest.raises(UserError) as refused:
             convert(ConvertConfig(v21, out=out, overwrite=True))
+        assert str(refused.value) == (
+            f"--out {out} holds the dataset being converted {v21}, which replacing it would delete; "
+            "choose another --out"
+        )
     assert LeRobotDataset(tmp_path / "out").num_episodes == 9 and (v21 / "meta/info.json").is_file()
 
 

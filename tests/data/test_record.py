@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -182,3 +183,15 @@ def test_an_unreadable_labels_file_is_one_clear_error(tmp_path):
     for path in (tmp_path / "labels.json", tmp_path / "missing.json"):
         with pytest.raises(UserError, match=f"cannot read labels file {path}: "):
             recording.read_labels(path)
+
+
+def test_a_cached_recording_is_recorded_again_over_its_labels_when_its_dataset_is_gone(tmp_path):
+    """The labels file outlives a deleted dataset: recording again replaces it, as the cache's own."""
+    options = dict(tasks="reach-v3", episodes=2, image_size=16, bad_fraction=0.5, bad_kinds="noisy")
+    options["labels_out"] = str(tmp_path / "labels.json")
+    first = recording.record_cached(tmp_path / "cache", workers=1, **options)
+    labels = (tmp_path / "labels.json").read_text()
+    assert recording.record_cached(tmp_path / "cache", workers=1, **options) == first
+    shutil.rmtree(first)
+    assert recording.record_cached(tmp_path / "cache", workers=1, **options) == first
+    assert LeRobotDataset(first).num_episodes == 2 and (tmp_path / "labels.json").read_text() == labels

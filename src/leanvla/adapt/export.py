@@ -99,12 +99,12 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset
-    from leanvla.models.checkpoint import load_model, read_provenance, save_checkpoint
+    from leanvla.models.checkpoint import checkpoint_inputs, load_model, read_provenance, save_checkpoint
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
-    require_creatable(out, "--out")
+    require_creatable(out, "--out", [("--data", cfg.data), *checkpoint_inputs("--policy", cfg.policy)])
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")

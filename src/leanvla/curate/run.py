@@ -178,13 +178,15 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
-    from leanvla.models.checkpoint import load_model
+    from leanvla.models.checkpoint import checkpoint_inputs, load_model
     from leanvla.train.build import check_contract
     from leanvla.train.distributed import init_world, shutdown
 
     cfg.check_options_used()
     cfg.check_ranges()
-    require_creatable(Path(cfg.out), "--out")
+    inputs = [("--data", cfg.data), ("--val-data", cfg.val_data), ("--episodes", cfg.episodes)]
+    inputs += checkpoint_inputs("--policy", cfg.policy)
+    require_creatable(Path(cfg.out), "--out", inputs if cfg.overwrite else ())  # else it resumes there
     world = init_world()
     model, meta, stats, source = load_model(cfg.policy)
     model.to(world.device)

@@ -118,14 +118,10 @@ def convert(cfg: ConvertConfig) -> dict:
             [int(e["length"]) for e in dataset.episodes],
             "convert with --stats kept, or remove {them} from the dataset first",
         )
-    require(
-        out.resolve() not in (source.resolve(), *source.resolve().parents),
-        f"--out {out} would replace the dataset being converted; choose another directory",
-    )
+    require_creatable(out, "--out", [("the dataset being converted", source)])
     require(
         cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
     )
-    require_creatable(out, "--out")
     _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:

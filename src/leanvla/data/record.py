@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leanvla.atomic import atomic_dir, require_creatable, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, require_creatable_file, write_json_atomic
 from leanvla.data.format import ENV_STATE, image_feature
 from leanvla.data.metaworld_env import EPISODE_LIMIT, MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
@@ -68,7 +68,7 @@ class RecordConfig:
     """Recording processes (one rendering context each; 1 = in this process; default: one a core
     this process may use, fewer where the memory left would not hold them)."""
     overwrite: bool = False
-    """Replace --out if it exists."""
+    """Replace --out (and --labels-out) if they exist."""
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -145,7 +145,16 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     )
     require_creatable(Path(cfg.out), "--out")
     if cfg.labels_out is not None:
-        require_creatable(Path(cfg.labels_out), "--labels-out")
+        require_creatable_file(Path(cfg.labels_out), "--labels-out", "labels.json")
+        require(
+            Path(cfg.out).resolve() not in Path(cfg.labels_out).resolve().parents,
+            f"--labels-out {cfg.labels_out} is inside --out {cfg.out}: the labels go beside the dataset, "
+            "never into it (a reader would take them for its own); choose a place outside --out",
+        )
+        require(
+            cfg.overwrite or not Path(cfg.labels_out).exists(),  # another recording's labels, replaced
+            f"{cfg.labels_out} already exists; choose another --labels-out or pass --overwrite",
+        )
     require(cfg.workers is None or cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
     return tasks, cameras, kinds
 
@@ -351,7 +360,8 @@ def record_cached(cache: Path, *, workers: int | None = None, **options) -> Path
         LeRobotDataset(path)
         return path
     except UserError:
-        record(RecordConfig(out=path, workers=workers, overwrite=path.exists(), **options))
+        # the cache's own entry, and its labels file (--labels-out), replaced
+        record(RecordConfig(out=path, workers=workers, overwrite=True, **options))
         return path
 
 

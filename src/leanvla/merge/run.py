@@ -39,6 +39,7 @@ from leanvla.merge.vectors import (
 from leanvla.models.checkpoint import (
     WEIGHTS,
     build_model,
+    checkpoint_inputs,
     load_state_dict_checked,
     read_meta,
     read_stats,
@@ -161,7 +162,9 @@ def merge(cfg: MergeConfig) -> Path:
     )
     cfg.check_options_used()
     require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
-    require_creatable(out, "--out")
+    inputs = [("--base", cfg.base), ("--sft", cfg.sft), ("--aux", cfg.aux)]
+    inputs += [("--vectors", entry) for entry in listed(cfg.vectors or "", "--vectors")]
+    require_creatable(out, "--out", [item for flag, path in inputs for item in checkpoint_inputs(flag, path)])
     # A nan or inf scale would write a checkpoint of nan weights that loads without complaint.
     require(math.isfinite(cfg.scale), f"--scale must be a finite number, got {cfg.scale}")
     group_scale = _parse_scales(cfg.group_scale)

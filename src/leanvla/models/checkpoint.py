@@ -181,6 +181,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
+def checkpoint_inputs(flag: str, path: str | Path | None) -> list[tuple[str, Path]]:
+    """(flag, path) and the places in it `resolve_checkpoint` reads from (policy/, last/), for
+    `require_creatable`: an output replacing any of them deletes what the command reads."""
+    return [] if path is None else [(flag, Path(path) / part) for part in ("", "policy", "last")]
+
+
 def read_checkpoint_json(path: Path, missing: str | None = None) -> dict | None:
     """A checkpoint's JSON object, refused in one line if it is not one (edited by hand, or
     truncated) or, where `missing` says why it is needed, absent; None if absent and optional."""

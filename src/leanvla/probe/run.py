@@ -108,7 +108,13 @@ def action_names(dataset, key: str, dim: int) -> list[str]:
 def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
-    from leanvla.models.checkpoint import load_policy, read_meta, read_provenance, resolve_checkpoint
+    from leanvla.models.checkpoint import (
+        checkpoint_inputs,
+        load_policy,
+        read_meta,
+        read_provenance,
+        resolve_checkpoint,
+    )
     from leanvla.probe.measure import counterpart_rows, probe_errors, probed_rows
     from leanvla.probe.report import write_report
     from leanvla.probe.summary import per_task
@@ -118,7 +124,8 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     require(
         cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
     )
-    require_creatable(out, "--out")
+    inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
+    require_creatable(out, "--out", inputs)
     for flag, value in (("--every", cfg.every), ("--batch-size", cfg.batch_size)):
         require(value >= 1, f"{flag} must be >= 1, got {value}")
     checkpoint = resolve_checkpoint(cfg.policy)

@@ -140,7 +140,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
-    from leanvla.models.checkpoint import PROVENANCE, load_model, write_checkpoint_files
+    from leanvla.models.checkpoint import PROVENANCE, checkpoint_inputs, load_model, write_checkpoint_files
     from leanvla.models.layout import layout_for
     from leanvla.prune.calibrate import record_similarity, vla_calibration
     from leanvla.prune.remove import remove_layers
@@ -151,7 +151,8 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         cfg.overwrite or not out.exists(),
         f"{out} already exists; choose another --out or pass --overwrite",
     )
-    require_creatable(out, "--out")
+    inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
+    require_creatable(out, "--out", inputs)
     require(cfg.samples >= 4 and cfg.batch_size >= 1, "--samples must be >= 4 and --batch-size >= 1")
     model, meta, stats, source = load_model(cfg.policy)
     require(

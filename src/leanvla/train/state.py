@@ -24,7 +24,7 @@ from leanvla.atomic import atomic_dir, require_creatable, write_bytes_atomic, wr
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.json_values import fits, is_whole
-from leanvla.models.checkpoint import write_checkpoint_files
+from leanvla.models.checkpoint import checkpoint_inputs, write_checkpoint_files
 from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
@@ -123,10 +123,22 @@ def interrupted_run(run: Path, step: int, steps: int, saved: int | None) -> str:
     return f"at step {step} of {steps}; the same command resumes from {run / 'last'} (step {saved})"
 
 
+def _inputs(cfg: TrainConfig) -> list[tuple[str, Path | None]]:
+    """What a run reads, which an --out replaced (--overwrite) must not hold."""
+    return [
+        ("--data", cfg.data),
+        *checkpoint_inputs("--init", cfg.init),
+        ("--episodes", cfg.episodes),
+        ("--val-episodes", cfg.val_episodes),
+        ("--orth.vector", cfg.orth.vector),
+        *checkpoint_inputs("--distill.teacher", cfg.distill.teacher),
+    ]
+
+
 def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     """Check --out; returns True when the run resumes from RUN/last."""
     run = Path(cfg.out)
-    require_creatable(run, "--out")
+    require_creatable(run, "--out", _inputs(cfg) if cfg.overwrite else ())
     if cfg.overwrite and run.exists():
         if is_main:
             shutil.rmtree(run)
