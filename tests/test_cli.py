@@ -587,6 +587,7 @@ def test_commands_that_compute_run_torch_within_the_cores_they_may_use(capsys, m
         ["data", "metaworld", "--out", "{out}"],
         ["data", "metaworld", "--out", "{free}", "--bad-fraction", "0.5", "--labels-out", "{out}.json"],
         ["demo", "--out", "{out}"],
+        ["demo", "--out", "{free}", "--cache", "{out}"],  # it named the recorder's --out inside --cache
     ],
 )
 def test_an_out_under_a_file_is_one_line_before_any_work(capsys, tiny_run, tiny_dataset, tmp_path, argv):
@@ -602,6 +603,13 @@ def test_an_out_under_a_file_is_one_line_before_any_work(capsys, tiny_run, tiny_
         code, err, f"{out_flag} {out}: {blocking} is a file, not a directory; choose another {out_flag}"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_demo_cache_that_is_a_file_is_one_line_before_any_work(capsys, tmp_path):
+    (tmp_path / "cache").write_text("")
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"))
+    one_line_error(code, err, f"--cache {tmp_path / 'cache'} is a file; name a directory for the recordings")
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
 
 
 def test_an_out_where_nothing_can_be_created_is_one_line(capsys, tiny_run):

@@ -520,6 +520,8 @@ MUTANTS = [
     # decode/tokenizer.py
     Mutant("tok-right", "decode/tokenizer.py", "torch.searchsorted(inner, flat.to(inner.dtype), right=True)", "torch.searchsorted(inner, flat.to(inner.dtype), right=False)", "tests/decode/test_tokenizer.py"),
     # demo.py
+    Mutant("demo-cache-unchecked", "demo.py", '    require_creatable(Path(cfg.cache), "--cache")\n', "", "tests/test_cli.py"),
+    Mutant("demo-cache-a-file", "demo.py", "        not Path(cfg.cache).is_file(), f", "        True, f", "tests/test_cli.py"),
     Mutant("demo-fast-threshold-dropped", "demo.py", "        commit_threshold=plan.decode_commit_threshold,\n", "", "tests/test_demo.py"),
     # environment.py
     Mutant("env-threads-plural", "environment.py", "({threads} thread{'s' * (threads != 1)})", "({threads} threads)", "tests/test_environment.py"),

@@ -234,8 +234,8 @@ def _commands() -> dict[tuple[str, ...], tuple[type, Callable, str]]:
 LESS_MEMORY = {
     ("data", "metaworld"): "fewer --workers need less",
     ("train",): (
-        "a smaller --batch-size needs less (so do fewer --flow-samples, a smaller model, and --precision "
-        "bf16 on a GPU)"
+        "a smaller --batch-size needs less (so do fewer --flow-samples or --val-samples, a smaller model, "
+        "and --precision bf16 on a GPU)"
     ),
     ("eval",): "fewer --workers need less",
     ("probe",): "a smaller --batch-size needs less",

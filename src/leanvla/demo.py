@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanvla.atomic import require_creatable, write_bytes_atomic
+from leanvla.errors import require
 
 
 @dataclass
@@ -141,6 +142,11 @@ def demo(cfg: DemoConfig) -> Path:
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
     require_creatable(out, "--out")
+    # the recordings go into --cache: a refusal naming the recorder's --out inside it misled
+    require_creatable(Path(cfg.cache), "--cache")
+    require(
+        not Path(cfg.cache).is_file(), f"--cache {cfg.cache} is a file; name a directory for the recordings"
+    )
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
