@@ -670,8 +670,8 @@ MUTANTS = [
     Mutant("vla-action-velocity", "models/vla.py", "return (x_t - out) / t[:, None, None]", "return (out - x_t) / t[:, None, None]", "tests/models"),
     Mutant("vla-expert-positions", "models/vla.py", "positions = prefix.next_position() + torch.arange(h, device=x.device)  # B x H", "positions = torch.arange(h, device=x.device).expand(b, h)  # B x H", ("tests/models", "tests/decode")),
     # option_lists.py
-    Mutant("lists-twice-taken", "option_lists.py", "        require(name not in names, f\"{flag} names '{name}' twice; give each once\")\n", "", ("tests/test_option_lists.py", "tests/test_cli.py")),
-    Mutant("lists-blank-kept", "option_lists.py", "        if name:\n            names.append(name)", "        if True:\n            names.append(name)", "tests/test_option_lists.py"),
+    Mutant("lists-twice-taken", "option_lists.py", "            require(name not in names, f\"{flag} names '{name}' twice; give each once\")\n", "", ("tests/test_option_lists.py", "tests/test_cli.py")),
+    Mutant("lists-blank-kept", "option_lists.py", "        if name:\n", "        if True:\n", "tests/test_option_lists.py"),
     Mutant("groups-last-wins", "option_lists.py", "        require(name.strip() not in out, f\"{flag} names '{name.strip()}' twice; give each once\")\n", "", ("tests/test_option_lists.py", "tests/adapt/test_inject.py", "tests/merge/test_run.py")),
     # probe/measure.py
     Mutant("probe-stride-global", "probe/measure.py", "offsets = np.arange(len(data)) - np.repeat(starts, lengths)", "offsets = np.arange(len(data))", "tests/probe/test_measure.py"),

@@ -12,8 +12,8 @@ def listed(spec: str, flag: str) -> list[str]:
     """'backbone, expert' -> ['backbone', 'expert']; `flag` names the option in errors."""
     names = []
     for name in (s.strip() for s in spec.split(",")):
-        require(name not in names, f"{flag} names '{name}' twice; give each once")
         if name:
+            require(name not in names, f"{flag} names '{name}' twice; give each once")
             names.append(name)
     return names
 
