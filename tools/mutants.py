@@ -734,6 +734,8 @@ MUTANTS = [
     Mutant("rollout-step-after-done", "rollout.py", "ended = success or env.done", "ended = success", "tests/test_evaluate.py"),
     # train/build.py
     Mutant("train-camera-twice-by-key", "train/build.py", "            require(key not in cams, f\"--cameras names '{key}' twice; give each once\")", "            pass", "tests/train/test_build.py"),
+    Mutant("aux-horizon-past-episodes", "train/build.py", "        horizon < longest,", "        True,", "tests/train/test_build.py"),
+    Mutant("aux-horizon-every-episode", "train/build.py", "for e in (range(len(lengths)) if episodes is None else episodes)", "for e in range(len(lengths))", "tests/train/test_build.py"),
     Mutant("train-shift-past-the-image", "train/build.py", "        cfg.augment_shift < size,", "        True,", "tests/train/test_build.py"),
     Mutant("build-init-camera-remedy-default", "train/build.py", '        remedy="record that camera, or train from scratch (leave out --init)",\n', "", "tests/train/test_build.py"),
     Mutant("provenance-unknown-positions-silent", "train/build.py", "        if unknown:  # episodes another recorder added", "        if False:  # episodes another recorder added", "tests/train/test_build.py"),

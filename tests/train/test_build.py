@@ -186,6 +186,43 @@ def test_an_auxiliary_objective_on_a_cnn_checkpoint_is_refused(capsys, data, tmp
     assert f"--aux needs the reference VLA; {cnn} is a 'cnn' policy" in line
 
 
+def test_an_auxiliary_horizon_past_every_training_episode_is_refused(capsys, data, tmp_path):
+    """Each target is clamped to its episode's last frame: at such a horizon every one of them is.
+    Only the training episodes count (--episodes)."""
+    lengths = LeRobotDataset(data).episode_column("length")
+    longest = max(lengths)
+    line = refused(capsys, data, tmp_path / "r", "--aux.horizon", str(longest))
+    assert f"--aux.horizon {longest} reaches past the end of every training episode" in line
+    assert line.endswith(
+        f"(the longest has {longest} frames), so each target would be its episode's last frame; give a horizon under {longest}"
+    )
+    shortest = min(range(len(lengths)), key=lengths.__getitem__)
+    selection = tmp_path / "one.json"
+    selection.write_text(f"[{shortest}]")
+    line = refused(
+        capsys, data, tmp_path / "r", "--episodes", str(selection), "--aux.horizon", str(lengths[shortest])
+    )
+    assert f"(the longest has {lengths[shortest]} frames)" in line
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "ok"),
+            "--steps",
+            "1",
+            "--model.size",
+            "tiny",
+            "--batch-size",
+            "2",
+            "--aux.horizon",
+            str(longest - 1),
+        ]
+    )
+    assert code == 0
+
+
 def test_a_shift_as_large_as_the_images_the_policy_sees_is_refused(
     capsys, data, tiny_run, tiny_dataset, tmp_path
 ):

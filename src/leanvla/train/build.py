@@ -90,7 +90,7 @@ def build_run(cfg: TrainConfig, progress: bool = False) -> RunParts:
     dataset = LeRobotDataset(cfg.data)
     episodes = read_episode_selection(cfg.episodes, dataset.num_episodes) if cfg.episodes else None
     start = start_from_checkpoint(cfg, dataset) if cfg.init is not None else start_from_options(cfg, dataset)
-    check_before_decoding(cfg, dataset, start)
+    check_before_decoding(cfg, dataset, start, episodes)
     data = ChunkDataset(
         dataset,
         start.cameras,
@@ -238,9 +238,12 @@ def start_from_options(cfg: TrainConfig, dataset: LeRobotDataset) -> PolicyStart
     return PolicyStart(kind, cameras, chunk, size, fit)
 
 
-def check_before_decoding(cfg: TrainConfig, dataset: LeRobotDataset, start: PolicyStart) -> None:
+def check_before_decoding(
+    cfg: TrainConfig, dataset: LeRobotDataset, start: PolicyStart, episodes: list[int] | None = None
+) -> None:
     """The options that depend on the data or the policy, checked before any image decodes: the
-    discrete head's shape, a distillation teacher, --aux and its environment state."""
+    discrete head's shape, a distillation teacher, --aux, its horizon against the training episodes
+    (`episodes`, None = all) and its environment state."""
     if start.model is None and cfg.head == "discrete" and "action" in dataset.features:
         from leanvla.decode.masks import check_head_shape
 
@@ -271,12 +274,26 @@ def check_before_decoding(cfg: TrainConfig, dataset: LeRobotDataset, start: Poli
             start.kind == "vla",
             f"--aux needs the reference VLA; {cfg.init or 'this run'} is a '{start.kind}' policy",
         )
+        check_aux_horizon(cfg.aux.horizon, dataset, episodes)
     if cfg.aux.env_state:
         require(
             ENV_STATE in dataset.features,
             f"--aux.env-state: {cfg.data} has no '{ENV_STATE}' (simulation datasets recorded by "
             "`leanvla data metaworld` have it); drop --aux.env-state",
         )
+
+
+def check_aux_horizon(horizon: int, dataset: LeRobotDataset, episodes: list[int] | None) -> None:
+    """A horizon that reaches past the end of every training episode makes each target its episode's
+    last frame (future_rows clamps there): the head would learn where episodes end, not what comes
+    next."""
+    lengths = dataset.episode_column("length")
+    longest = max((lengths[e] for e in (range(len(lengths)) if episodes is None else episodes)), default=0)
+    require(
+        horizon < longest,
+        f"--aux.horizon {horizon} reaches past the end of every training episode (the longest has "
+        f"{longest} frames), so each target would be its episode's last frame; give a horizon under {longest}",
+    )
 
 
 def new_policy(
