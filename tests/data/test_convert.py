@@ -411,6 +411,26 @@ BAD_SOURCES = {
         lambda r: edit_jsonl(r / "meta/episodes.jsonl", lambda ls: ls[:3] + [{"episode_index": 3}] + ls[4:]),
         r"episodes.jsonl, line 4, has no 'length'; the dataset is corrupt",
     ),
+    "length of text": (
+        lambda r: edit_jsonl(
+            r / "meta/episodes.jsonl", lambda ls: [{**e, "length": str(e["length"])} for e in ls]
+        ),
+        r"episodes.jsonl: episode 0's length must be a whole number of frames, got \"\d+\"; the dataset is corrupt",
+    ),
+    "null length": (
+        lambda r: edit_jsonl(
+            r / "meta/episodes.jsonl", lambda ls: ls[:2] + [{**ls[2], "length": None}] + ls[3:]
+        ),
+        r"episodes.jsonl: episode 2's length must be a whole number of frames, got null",
+    ),
+    "chunks of none": (
+        lambda r: edit_info(r, chunks_size=0),
+        r"info.json: chunks_size must be a whole number >= 1 \(episodes a chunk directory\), got 0$",
+    ),
+    "chunks of null": (
+        lambda r: edit_info(r, chunks_size=None),
+        r"chunks_size must be a whole number >= 1 .*, got null$",
+    ),
     "task gap": (
         lambda r: edit_jsonl(
             r / "meta/tasks.jsonl", lambda ls: [{**t, "task_index": 2 * t["task_index"]} for t in ls]

@@ -40,6 +40,7 @@ from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remed
 from leanvla.data.stats import aggregate_features, stats_from_json
 from leanvla.data.writer import stats_columns, write_meta_tables
 from leanvla.errors import UserError, require
+from leanvla.json_values import is_whole
 
 V21_EPISODES = "meta/episodes.jsonl"
 V21_EPISODES_STATS = "meta/episodes_stats.jsonl"
@@ -82,7 +83,7 @@ class V2Dataset:
 
     @property
     def chunks_size(self) -> int:
-        return int(self.info.get("chunks_size", fmt.DEFAULT_CHUNKS_SIZE))
+        return self.info.get("chunks_size", fmt.DEFAULT_CHUNKS_SIZE)  # checked by read_v2
 
     @property
     def cameras(self) -> list[str]:
@@ -199,12 +200,24 @@ def read_v2(root: Path) -> V2Dataset:
         f"{version_remedy(version, root)}",
     )
     check_info(info, info_path, V2_TEMPLATES)
+    chunks_size = info.get("chunks_size", fmt.DEFAULT_CHUNKS_SIZE)
+    require(
+        is_whole(chunks_size, 1),
+        f"{info_path}: chunks_size must be a whole number >= 1 (episodes a chunk directory), got "
+        f"{json.dumps(chunks_size)}",
+    )
     tasks = _jsonl(root / V21_TASKS, "task_index", "task")
     require(
         [t["task_index"] for t in tasks] == list(range(len(tasks))),
         f"{root / V21_TASKS}: task_index values are not 0..{len(tasks) - 1}",
     )
     episodes = _jsonl(root / V21_EPISODES, "episode_index", "length")
+    for line in episodes:
+        require(
+            is_whole(line["length"], 0),
+            f"{root / V21_EPISODES}: episode {line['episode_index']}'s length must be a whole number of "
+            f"frames, got {json.dumps(line['length'])}; the dataset is corrupt",
+        )
     per_episode = {V21_EPISODES: episodes}
     if version == "v2.1":
         per_episode[V21_EPISODES_STATS] = _jsonl(root / V21_EPISODES_STATS, "episode_index", "stats")
@@ -221,7 +234,7 @@ def read_v2(root: Path) -> V2Dataset:
             len(lines) == info["total_episodes"],
             f"{path} lists {len(lines)} episodes but {info_path} says total_episodes={info['total_episodes']}",
         )
-    total = sum(int(e["length"]) for e in episodes)
+    total = sum(e["length"] for e in episodes)
     require(
         total == info["total_frames"],
         f"{root / V21_EPISODES}: the episodes' lengths add up to {total} frames but {info_path} says "
