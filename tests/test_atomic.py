@@ -3,7 +3,14 @@ import stat
 
 import pytest
 
-from leanvla.atomic import atomic_dir, atomic_file, atomic_path, require_creatable, write_bytes_atomic
+from leanvla.atomic import (
+    atomic_dir,
+    atomic_file,
+    atomic_path,
+    require_creatable,
+    require_new,
+    write_bytes_atomic,
+)
 from leanvla.errors import UserError
 
 
@@ -106,3 +113,14 @@ def test_an_existing_output_that_is_or_holds_an_input_is_refused(tmp_path):
     require_creatable(
         tmp_path / "new", "--out", [("--init", tmp_path / "new" / "policy")]
     )  # nothing to replace
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "labels.json").write_text("{}")
+    for out, flag in ((tmp_path / "run", "--out"), (tmp_path / "labels.json", "--labels-out")):
+        with pytest.raises(UserError) as refused:
+            require_new(out, flag, overwrite=False)
+        assert str(refused.value) == f"{out} already exists; choose another {flag} or pass --overwrite"
+        require_new(out, flag, overwrite=True)
+    require_new(tmp_path / "new", "--out", overwrite=False)

@@ -94,6 +94,7 @@ MUTANTS = [
     Mutant("arank-shut-strict", "adapt/report.py", "shut = [name for name in held if settled[name] <= SHUT]", "shut = [name for name in held if settled[name] < SHUT]", "tests/adapt/test_report.py"),
     Mutant("arank-shut-no-loss", "adapt/report.py", "if first.spectral_weight == 0 or 2 * len(shut)", "if 2 * len(shut)", "tests/adapt/test_report.py"),
     # atomic.py
+    Mutant("atomic-new-output-replaced", "atomic.py", "    if not overwrite and Path(path).exists():", "    if False:", ("tests/test_atomic.py", "tests/merge/test_run.py")),
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
     Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
@@ -374,7 +375,7 @@ MUTANTS = [
     Mutant("resize-aliased", "data/resize.py", 'mode="bilinear", antialias=True', 'mode="bilinear", antialias=False', "tests/data/test_resize.py"),
     # data/record.py
     Mutant("record-labels-inside-out", "data/record.py", "            Path(cfg.out).resolve() not in Path(cfg.labels_out).resolve().parents,", "            True,", "tests/test_cli.py"),
-    Mutant("record-labels-replaced-silently", "data/record.py", "            cfg.overwrite or not Path(cfg.labels_out).exists(),", "            True,", "tests/test_cli.py"),
+    Mutant("record-labels-replaced-silently", "data/record.py", '        require_new(cfg.labels_out, "--labels-out", cfg.overwrite)', "        pass", "tests/test_cli.py"),
     Mutant("record-cached-labels-refused", "data/record.py", "overwrite=True, **options))", "overwrite=path.exists(), **options))", "tests/data/test_record.py"),
     Mutant("record-expert-remedy-always-max-steps", "data/record.py", "        if job.max_steps < EPISODE_LIMIT\n", "        if True\n", "tests/data/test_record.py"),
     Mutant("record-noise-infinite-taken", "data/record.py", "        0 <= cfg.noise_std < math.inf, f", "        0 <= cfg.noise_std, f", "tests/test_cli.py"),

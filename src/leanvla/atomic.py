@@ -62,6 +62,12 @@ def require_creatable(path: Path, flag: str, inputs: Iterable[tuple[str, Path | 
         ) from None
 
 
+def require_new(path: Path | str, flag: str, overwrite: bool) -> None:
+    """An output that exists is replaced only with --overwrite: one line naming it, and `flag`."""
+    if not overwrite and Path(path).exists():
+        raise UserError(f"{path} already exists; choose another {flag} or pass --overwrite")
+
+
 def require_creatable_file(path: Path, flag: str, example: str) -> None:
     """`require_creatable` for an output that is one file: a directory of that name is refused too
     (replacing it failed once the work was done), suggesting `example` inside it."""

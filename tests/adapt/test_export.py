@@ -132,7 +132,7 @@ def test_a_plain_checkpoint_an_existing_out_and_missing_calibration_data_are_ref
     assert plain.endswith("has no adapters to fold; it is already a plain checkpoint")
     out.mkdir()
     taken = refused("--policy", str(adapter_run), "--out", str(out))
-    assert taken.endswith(f"{out} exists; choose another --out or pass --overwrite")
+    assert taken.endswith(f"{out} already exists; choose another --out or pass --overwrite")
     missing = refused(
         "--policy", str(adapter_run), "--out", str(tmp_path / "f2"), "--data", str(tmp_path / "gone")
     )

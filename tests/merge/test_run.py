@@ -337,7 +337,7 @@ def test_an_existing_out_is_kept_unless_told(pair, tiny_run, tmp_path, capsys):
     args = ["merge", "--base", str(tiny_run), "--sft", str(pair / "sft"), "--aux", str(pair / "aux")]
     assert main([*args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"leanvla merge: error: {out} exists; choose another --out or pass --overwrite"]
+    assert err == [f"leanvla merge: error: {out} already exists; choose another --out or pass --overwrite"]
     assert list(out.iterdir()) == []
     assert main([*args, "--out", str(out), "--overwrite"]) == 0
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
-from leanvla.atomic import require_creatable
+from leanvla.atomic import require_creatable, require_new
 from leanvla.errors import require
 from leanvla.flags import set_flags
 
@@ -103,7 +103,7 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    require_new(out, "--out", cfg.overwrite)
     require_creatable(out, "--out", [("--data", cfg.data), *checkpoint_inputs("--policy", cfg.policy)])
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tyro
 
-from leanvla.atomic import atomic_dir, nearest_existing, require_creatable, write_json_atomic
+from leanvla.atomic import atomic_dir, nearest_existing, require_creatable, require_new, write_json_atomic
 from leanvla.data import format as fmt
 from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.stats import aggregate_features, stats_from_json
@@ -120,9 +120,7 @@ def convert(cfg: ConvertConfig) -> dict:
             "convert with --stats kept, or remove {them} from the dataset first",
         )
     require_creatable(out, "--out", [("the dataset being converted", source)])
-    require(
-        cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
-    )
+    require_new(out, "--out", cfg.overwrite)
     _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:

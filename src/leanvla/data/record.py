@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from leanvla.atomic import atomic_dir, require_creatable, require_creatable_file, write_json_atomic
+from leanvla.atomic import (
+    atomic_dir,
+    require_creatable,
+    require_creatable_file,
+    require_new,
+    write_json_atomic,
+)
 from leanvla.data.format import ENV_STATE, image_feature
 from leanvla.data.metaworld_env import EPISODE_LIMIT, MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
@@ -139,10 +145,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         cfg.bad_fraction == 0 or cfg.labels_out is not None,
         "--bad-fraction needs --labels-out FILE.json: the labels go to a separate file, never into the dataset",
     )
-    require(
-        cfg.overwrite or not Path(cfg.out).exists(),
-        f"{cfg.out} already exists; choose another --out or pass --overwrite",
-    )
+    require_new(cfg.out, "--out", cfg.overwrite)
     require_creatable(Path(cfg.out), "--out")
     if cfg.labels_out is not None:
         require_creatable_file(Path(cfg.labels_out), "--labels-out", "labels.json")
@@ -151,10 +154,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
             f"--labels-out {cfg.labels_out} is inside --out {cfg.out}: the labels go beside the dataset, "
             "never into it (a reader would take them for its own); choose a place outside --out",
         )
-        require(
-            cfg.overwrite or not Path(cfg.labels_out).exists(),  # another recording's labels, replaced
-            f"{cfg.labels_out} already exists; choose another --labels-out or pass --overwrite",
-        )
+        require_new(cfg.labels_out, "--labels-out", cfg.overwrite)  # another recording's labels, replaced
     require(cfg.workers is None or cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}")
     return tasks, cameras, kinds
 

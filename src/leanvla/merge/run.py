@@ -149,7 +149,7 @@ def _parse_scales(spec: str) -> dict[str, float]:
 def merge(cfg: MergeConfig) -> Path:
     """Write --out: --base plus --scale (per group, --group-scale) times the capability vector of
     --sft and --aux, or of several --vectors combined; with the vector itself, its report and plot."""
-    from leanvla.atomic import atomic_dir, require_creatable
+    from leanvla.atomic import atomic_dir, require_creatable, require_new
 
     out = Path(cfg.out)
     pair = cfg.sft is not None or cfg.aux is not None
@@ -161,7 +161,7 @@ def merge(cfg: MergeConfig) -> Path:
         not pair or (cfg.sft is not None and cfg.aux is not None), "--sft and --aux go together; give both"
     )
     cfg.check_options_used()
-    require(cfg.overwrite or not out.exists(), f"{out} exists; choose another --out or pass --overwrite")
+    require_new(out, "--out", cfg.overwrite)
     inputs = [("--base", cfg.base), ("--sft", cfg.sft), ("--aux", cfg.aux)]
     inputs += [("--vectors", entry) for entry in listed(cfg.vectors or "", "--vectors")]
     require_creatable(out, "--out", [item for flag, path in inputs for item in checkpoint_inputs(flag, path)])

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tyro.conf import OmitArgPrefixes
 
-from leanvla.atomic import atomic_dir, require_creatable, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, require_new, write_json_atomic
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.errors import require
 
@@ -121,9 +121,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require(
-        cfg.overwrite or not out.exists(), f"{out} already exists; choose another --out or pass --overwrite"
-    )
+    require_new(out, "--out", cfg.overwrite)
     inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
     require_creatable(out, "--out", inputs)
     for flag, value in (("--every", cfg.every), ("--batch-size", cfg.batch_size)):

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import atomic_dir, require_creatable
+from leanvla.atomic import atomic_dir, require_creatable, require_new
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed, parse_groups
@@ -147,10 +147,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require(
-        cfg.overwrite or not out.exists(),
-        f"{out} already exists; choose another --out or pass --overwrite",
-    )
+    require_new(out, "--out", cfg.overwrite)
     inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
     require_creatable(out, "--out", inputs)
     require(cfg.samples >= 4 and cfg.batch_size >= 1, "--samples must be >= 4 and --batch-size >= 1")
