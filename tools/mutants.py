@@ -755,6 +755,7 @@ MUTANTS = [
     Mutant("build-fps-unwarned", "train/build.py", "if fps is not None and fps != dataset.fps:", "if False:", "tests/train/test_build.py"),
     Mutant("build-indistinct-unwarned", "train/build.py", 'for group in model.tokenizer.indistinct(instructions):', "for group in []:", "tests/train/test_build.py"),
     # train/config.py
+    Mutant("warmup-past-steps-silent", "train/config.py", "and self.warmup_steps >= self.steps:", "and self.warmup_steps > 10**9:", "tests/train/test_config.py"),
     Mutant("state-noise-infinite-taken", "train/config.py", "        math.isfinite(state_noise) and state_noise >= 0,", "        state_noise >= 0,", "tests/train/test_state_augment.py"),
     Mutant("trainconfig-orth-dir-unread", "train/config.py", "return path / VECTOR if path.is_dir() else path", "return path", ("tests/train/test_config.py", "tests/merge/test_run.py")),
     # train/distributed.py

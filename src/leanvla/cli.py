@@ -367,11 +367,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
             try:
-                # An option typed at its default value looks untouched in cfg: pass what was typed.
-                if hasattr(cfg, "check_options_used"):
-                    cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                 with warnings.catch_warnings():  # restores the usual display afterwards
                     warnings.showwarning = _input_warnings_in_one_line(prog, warnings.showwarning)
+                    # An option typed at its default value looks untouched in cfg: pass what was typed.
+                    if hasattr(cfg, "check_options_used"):
+                        cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                     code = runner(cfg)  # None, or an exit code of its own (`data stats --check`)
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)

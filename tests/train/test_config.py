@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from leanvla.cli import main
-from leanvla.errors import UserError
+from leanvla.errors import InputWarning, UserError
 from leanvla.train.config import (
     AuxOptions,
     DiscreteOptions,
@@ -91,6 +91,45 @@ def test_the_command_line_refuses_it_in_one_line_and_writes_nothing(tiny_dataset
         f"leanvla train: error: --model.size shapes a new policy, but --init {tiny_run} brings its own; drop it"
     ]
     assert not out.exists()
+
+
+def test_a_warm_up_as_long_as_the_run_is_a_warning_when_asked_for(recwarn):
+    """The learning rate never reaches --lr before the run ends, nor decays. The default warm-up
+    outlasts every short trial run, so only one set or typed is named."""
+    with pytest.warns(InputWarning) as caught:
+        TrainConfig(data=DATA, out=OUT, steps=40, warmup_steps=50).check_options_used()
+    assert [str(w.message) for w in caught] == [
+        "--warmup-steps 50 is not fewer than --steps 40: the learning rate rises the whole run, to 80% of "
+        "--lr at its last step, and never decays; give fewer warm-up steps"
+    ]
+    with pytest.warns(InputWarning, match="--warmup-steps 100 is not fewer than --steps 100: .* to 100% of"):
+        TrainConfig(data=DATA, out=OUT, steps=100).check_options_used(["--warmup-steps"])
+    recwarn.clear()
+    TrainConfig(data=DATA, out=OUT, steps=40).check_options_used()  # the default, not asked for
+    TrainConfig(data=DATA, out=OUT, steps=40, warmup_steps=39).check_options_used()
+    assert not [w for w in recwarn if issubclass(w.category, InputWarning)]
+
+
+def test_the_command_line_says_it_once(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "--steps",
+        "2",
+        "--warmup-steps",
+        "4",
+        "--model.size",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--augment-shift",
+        "0",
+    ]
+    assert main(["train", "--data", str(data), "--out", str(out), *args]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [
+        "leanvla train: warning: --warmup-steps 4 is not fewer than --steps 2: the learning rate rises the "
+        "whole run, to 50% of --lr at its last step, and never decays; give fewer warm-up steps"
+    ]
 
 
 def test_the_orthogonal_penalty_is_refused_beside_lora_sp():

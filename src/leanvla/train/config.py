@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Literal
 
 from leanvla.adapt.config import LoRAOptions
 from leanvla.cores import check_threads
-from leanvla.errors import UserError, require
+from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
 
 
@@ -339,6 +340,17 @@ class TrainConfig:
         ):
             if off:
                 _refuse(flags, f"{what}, which is off: {switch}, or drop it")
+        # Half ignored rather than ignored: the cosine decay never starts. Only a warm-up someone asked
+        # for: the default one outlasts every short trial run. Attributed to this line (stacklevel 1),
+        # so that the run's own check after the command line's shows it once.
+        if "warmup_steps" in set_flags(self, typed) and self.warmup_steps >= self.steps:
+            warnings.warn(
+                f"--warmup-steps {self.warmup_steps} is not fewer than --steps {self.steps}: the learning "
+                f"rate rises the whole run, to {self.steps / self.warmup_steps:.0%} of --lr at its last step, "
+                "and never decays; give fewer warm-up steps",
+                InputWarning,
+                stacklevel=1,
+            )
 
     def check_adapter(self) -> None:
         """Adapter options are wrong, or there is no frozen base: say so before any data is read."""
