@@ -585,6 +585,8 @@ MUTANTS = [
     Mutant("vec-training-keys", "merge/vectors.py", 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim", "aux_pixels"}', 'TRAINING_ONLY_KEYS = {"aux_horizon", "aux_env_dim"}', VEC),
     Mutant("vec-group-cos", "merge/vectors.py", "v[0] / max(1e-30, (v[1] * v[2]) ** 0.5)", "v[0] / max(1e-30, (v[1] * v[2]))", VEC),
     # json_values.py
+    Mutant("read-json-remedy-dropped", "json_values.py", "{'; ' + remedy if remedy else ''}", "", ("tests/test_json_values.py", "tests/train/test_resume.py")),
+    Mutant("read-json-what-dropped", "json_values.py", "{what + ' ' if what else ''}", "", ("tests/test_json_values.py", "tests/data/test_samples.py")),
     Mutant("json-fields-unchecked", "json_values.py", "if f.name in values and not fits(values[f.name], hints[f.name]):", "if False:", ("tests/models/test_contract.py", "tests/adapt/test_inject.py")),
     Mutant("json-list-items-unchecked", "json_values.py", "isinstance(value, list) and all(fits(v, args[0]) for v in value)", "isinstance(value, list)", "tests/models/test_contract.py"),
     Mutant("json-int-not-a-float", "json_values.py", "        return is_number(value)\n", "        return isinstance(value, float)\n", ("tests/models/test_contract.py", "tests/adapt/test_inject.py")),

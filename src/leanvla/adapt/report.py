@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from leanvla.report import read_metrics
 
 ACTIVE_RANK = "active_rank.jsonl"  # in a run directory: {"step", "layers": {name: mean active rank}}
 ACTIVE_RANK_FIGURE = "active_rank.png"  # beside it, drawn at the end of training
@@ -16,7 +17,7 @@ left). On one seed the spectral loss at 1e-2 shut 11 of the vision stack's 14 la
 
 def read_active_rank(path: Path) -> tuple[list[int], list[str], list[list[float]]]:
     """(logged steps, layer names, rows of per-layer mean active rank, one row per step)."""
-    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    lines = read_metrics(path)
     names = list(lines[0]["layers"]) if lines else []
     return [r["step"] for r in lines], names, [[r["layers"][n] for n in names] for r in lines]
 

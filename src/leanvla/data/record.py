@@ -35,6 +35,7 @@ from leanvla.data.stats import image_histogram
 from leanvla.data.writer import EncodedImages, LeRobotWriter, encode_png
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
+from leanvla.json_values import read_json
 from leanvla.option_lists import listed
 from leanvla.workers import map_in_workers, worker_count
 
@@ -391,7 +392,4 @@ def _quiet_worker() -> None:
 
 def read_labels(path: Path) -> dict:
     """The labels file written by `record` (benchmarks read it; curation never does)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read labels file {path}: {exc}") from exc
+    return read_json(path, "labels file")

@@ -8,7 +8,6 @@ end of their episode repeat the last action and are masked out of the loss.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
 from leanvla.errors import UserError, require
-from leanvla.json_values import is_whole
+from leanvla.json_values import is_whole, read_json
 
 
 @dataclass
@@ -44,10 +43,7 @@ class Batch:
 
 def read_episode_selection(path: Path, num_episodes: int) -> list[int]:
     """Episode indices from a selection file: a JSON list, or {"episodes": [...]} (as curate writes)."""
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read --episodes file {path}: {exc}") from exc
+    obj = read_json(path, "--episodes file")
     episodes = obj.get("episodes") if isinstance(obj, dict) else obj
     require(
         isinstance(episodes, list) and all(is_whole(e) for e in episodes),  # `true` was episode 1

@@ -29,7 +29,7 @@ from leanvla.data.normalize import Normalizer, check_stats
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import InputWarning, UserError, require
-from leanvla.json_values import fits, is_number, is_whole
+from leanvla.json_values import fits, is_number, is_whole, read_json
 from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
@@ -193,10 +193,7 @@ def read_checkpoint_json(path: Path, missing: str | None = None) -> dict | None:
     if not path.is_file():
         require(missing is None, f"{path} is missing; {missing}")
         return None
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+    obj = read_json(path)
     require(isinstance(obj, dict), f"{path} must hold a JSON object, not {type(obj).__name__}")
     return obj
 

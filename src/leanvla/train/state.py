@@ -23,7 +23,7 @@ import torch
 from leanvla.atomic import atomic_dir, require_creatable, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
-from leanvla.json_values import fits, is_whole
+from leanvla.json_values import fits, is_whole, read_json
 from leanvla.models.checkpoint import checkpoint_inputs, write_checkpoint_files
 from leanvla.train.config import TrainConfig
 
@@ -228,12 +228,7 @@ def truncate_metrics(run: Path, step: int, name: str = "metrics.jsonl") -> None:
 
 def _read_json(path: Path):
     """A run's JSON file, in one line if it does not parse (edited by hand)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(
-            f"cannot read {path}: {exc}; mend it, or pass --overwrite to start the run again"
-        ) from exc
+    return read_json(path, remedy="mend it, or pass --overwrite to start the run again")
 
 
 def record_environment(run: Path, step: int) -> None:
