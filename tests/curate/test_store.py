@@ -31,3 +31,18 @@ def test_other_settings_do_not_reuse_a_store(tmp_path):
     GradientStore(tmp_path / "g", ROWS, 3, {"k": 1})
     with pytest.raises(UserError, match="other settings"):
         GradientStore(tmp_path / "g", ROWS, 3, {"k": 2})
+
+
+def test_a_damaged_index_is_one_line_saying_how_to_start_again(tmp_path):
+    GradientStore(tmp_path / "g", ROWS, 3, {"k": 1})
+    (tmp_path / "g" / "index.json").write_text('{"dim": 3, ')
+    for reopen in (
+        lambda: GradientStore(tmp_path / "g", ROWS, 3, {"k": 1}),
+        lambda: GradientStore.open(tmp_path / "g"),
+    ):
+        with pytest.raises(UserError) as damaged:
+            reopen()
+        assert str(damaged.value).startswith(f"cannot read {tmp_path / 'g' / 'index.json'}: ")
+        assert str(damaged.value).endswith(
+            "; delete the store, or pass --overwrite, to collect the gradients again"
+        )

@@ -11,7 +11,6 @@ Stored gradients are reusable: scoring with another damping, rank or fraction re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,10 @@ import torch
 
 from leanvla.atomic import write_json_atomic
 from leanvla.errors import require
+from leanvla.json_values import read_json
 
 INDEX, PHI, DONE = "index.json", "phi.npy", "done.npy"
+DAMAGED = "delete the store, or pass --overwrite, to collect the gradients again"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class GradientStore:
         self.rows = rows
         index = {"dim": dim, "settings": settings, "rows": [[r.episode, r.task, r.role] for r in rows]}
         if (self.root / INDEX).is_file():
-            existing = json.loads((self.root / INDEX).read_text())
+            existing = read_json(self.root / INDEX, remedy=DAMAGED)
             require(
                 existing == index,
                 f"{self.root} holds gradients collected with other settings or demonstrations; "
@@ -57,7 +58,7 @@ class GradientStore:
     @classmethod
     def open(cls, root: Path) -> GradientStore:
         """An existing store, as written."""
-        index = json.loads((Path(root) / INDEX).read_text())
+        index = read_json(Path(root) / INDEX, remedy=DAMAGED)
         rows = [Row(int(e), int(t), str(role)) for e, t, role in index["rows"]]
         return cls(root, rows, index["dim"], index["settings"])
 
