@@ -504,6 +504,17 @@ def test_an_interrupted_command_says_so_in_one_line_with_code_130(capsys, monkey
     assert err.strip().splitlines() == ["leanvla info: interrupted"]  # the shell's code for Ctrl-C
 
 
+def test_ctrl_c_before_a_command_begins_is_one_line_too(capsys, monkeypatch):
+    """While its modules import (the first second or two): it was a traceback of importlib's frames."""
+
+    def importing():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_commands", importing)
+    code, out, err = run(capsys, "info", "data")
+    assert code == 130 and out == "" and err == "leanvla: interrupted\n"
+
+
 @pytest.mark.parametrize(
     "at, says",
     [

@@ -4,8 +4,14 @@ outright when the caller stops reading (Ctrl-C)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from multiprocessing.context import SpawnProcess
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +37,16 @@ def sleep_for(seconds: float) -> float:
 
 def cannot_start() -> None:
     raise OSError("no rendering context")
+
+
+def ctrl_c_ignored(_) -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def mark_then_sleep(directory: str) -> None:
+    """A worker's start that takes long (an eval worker's loads its policy): one is interrupted there."""
+    (Path(directory) / str(os.getpid())).touch()  # starting: the test may interrupt now
+    time.sleep(60)
 
 
 def test_results_come_in_job_order():
@@ -61,6 +77,40 @@ def test_a_caller_that_stops_reading_stops_the_jobs_running():
     start = time.perf_counter()
     results.close()  # what a Ctrl-C in the caller's loop does, through contextlib.closing
     assert time.perf_counter() - start < 10  # not the 60 s that letting them finish takes
+
+
+def test_workers_leave_ctrl_c_to_this_process_which_keeps_its_own():
+    before = signal.getsignal(signal.SIGINT)
+    assert list(map_in_workers(ctrl_c_ignored, range(2), workers=2)) == [True, True]
+    assert signal.getsignal(signal.SIGINT) is before and before is not signal.SIG_IGN
+
+
+def test_ctrl_c_to_the_whole_group_is_this_process_alone_interrupted(tmp_path):
+    """As a terminal sends it, to every process of the group: a worker interrupted while it
+    started printed its own KeyboardInterrupt traceback beside the command's one line."""
+    script = (
+        "from leanvla.workers import map_in_workers\n"
+        "from tests.test_workers import mark_then_sleep, slow_square\n"
+        "try:\n"
+        f"    list(map_in_workers(slow_square, range(4), 2, mark_then_sleep, ({str(tmp_path)!r},)))\n"
+        "except KeyboardInterrupt:\n"
+        "    raise SystemExit('interrupted')\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for worker in (int(mark.name) for mark in tmp_path.iterdir()):
+        os.kill(worker, signal.SIGINT)  # first the workers alone: one interrupted would be dead in 1 s
+    time.sleep(1)
+    start = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):  # (gone already, when a worker died)
+        os.killpg(run.pid, signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert time.monotonic() - start < 10  # not the 60 s the jobs would take
+    assert run.returncode == 1 and err == "interrupted\n"
 
 
 GIB = 1 << 30

@@ -106,6 +106,8 @@ MUTANTS = [
     Mutant("atomic-creatable-leaves-its-check", "atomic.py", "        os.rmdir(tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home))", "        tempfile.mkdtemp(prefix=\".leanvla-check-\", dir=home)", "tests/test_atomic.py"),
     # cli.py
     Mutant("cli-user-error-code", "cli.py", "                return exc.exit_code\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-early-interrupt-traceback", "cli.py", "    except KeyboardInterrupt:  # Ctrl-C before a command began", "    except ZeroDivisionError:  # Ctrl-C before a command began", "tests/test_cli.py"),
+    Mutant("workers-ctrl-c-inherited", "workers.py", "    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)", "    previous = signal.getsignal(signal.SIGINT)", "tests/test_workers.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return 130\n", "                return 1\n", "tests/test_cli.py"),
     Mutant("cli-choices-set-order", "cli.py", "key=lambda n: (n != \"None\", n)", "key=lambda n: 0", "tests/test_cli.py"),
     Mutant("cli-help-source-breaks", "cli.py", "    _unwrap_tyro_help()\n", "", "tests/test_cli.py"),
@@ -810,7 +812,7 @@ MUTANTS = [
     Mutant("workers-threads-ignored", "workers.py", "fit = cores_per_process() // threads", "fit = cores_per_process()", "tests/test_workers.py"),
     Mutant("workers-memory-ignored", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return max(1, fit)", "tests/test_workers.py"),
     Mutant("workers-none-where-no-room", "workers.py", "return max(1, fit if room is None else min(fit, room // each))", "return fit if room is None else min(fit, room // each)", "tests/test_workers.py"),
-    Mutant("workers-in-process", "workers.py", "yield from pool.map(fn, jobs)", "yield from map(fn, jobs)", "tests/test_workers.py"),
+    Mutant("workers-in-process", "workers.py", "results = pool.map(fn, jobs)", "results = map(fn, jobs)", "tests/test_workers.py"),
     Mutant("workers-killed-on-a-jobs-error", "workers.py", "    except (KeyboardInterrupt, GeneratorExit, SystemExit):", "    except BaseException:", "tests/test_workers.py"),
     Mutant("workers-left-running", "workers.py", "            process.terminate()\n", "            pass\n", "tests/test_workers.py"),
 ]

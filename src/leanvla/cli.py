@@ -344,6 +344,14 @@ def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
+        print("leanvla: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = _commands()
     _unwrap_tyro_help()

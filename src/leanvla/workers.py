@@ -7,9 +7,12 @@ simulator) breaks the executor with an error, where a Pool would respawn it or w
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from leanvla.cores import cores_per_process
 from leanvla.memory import available_memory
@@ -41,7 +44,9 @@ def map_in_workers(
         workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
     )
     try:
-        yield from pool.map(fn, jobs)
+        with _ctrl_c_ignored():  # map submits every job at once, so every worker starts here
+            results = pool.map(fn, jobs)
+        yield from results
     except BrokenProcessPool as exc:
         raise RuntimeError(
             "a worker process died (its own error is printed above); `--workers 1` runs the jobs in "
@@ -57,3 +62,19 @@ def map_in_workers(
         raise
     finally:  # on an error, jobs not yet started are dropped rather than run to the end
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """SIGINT ignored while workers start, so that they inherit it ignored (an exec keeps an ignored
+    signal ignored, and Python then raises no KeyboardInterrupt). A terminal's Ctrl-C reaches every
+    process of the group: a worker interrupted while it started or ran printed its traceback beside
+    this process's one line. This process stops them instead (terminate, above)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
