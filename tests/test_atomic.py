@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,7 @@ from leanvla.atomic import (
     atomic_path,
     require_creatable,
     require_new,
+    require_own,
     write_bytes_atomic,
 )
 from leanvla.errors import UserError
@@ -124,3 +126,46 @@ def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path):
         assert str(refused.value) == f"{out} already exists; choose another {flag} or pass --overwrite"
         require_new(out, flag, overwrite=True)
     require_new(tmp_path / "new", "--out", overwrite=False)
+
+
+def test_only_an_empty_directory_or_the_commands_own_output_is_replaced(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    for overwrite in (False, True):
+        require_own(tmp_path / "new", "--out", "a training run", "train_config.json", overwrite)
+        require_own(run, "--out", "a training run", "train_config.json", overwrite)  # empty
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(UserError) as refused:
+        require_own(run, "--out", "a training run", "train_config.json", overwrite=True)
+    assert str(refused.value) == (
+        f"--out {run} holds files but not a training run (no train_config.json), and --overwrite would "
+        "delete them; choose another --out"
+    )
+    with pytest.raises(UserError, match="and leanvla writes only into a new or empty directory; choose"):
+        require_own(run, "--out", "a training run", "train_config.json", overwrite=False)
+    (run / "train_config.json").write_text("{}")
+    require_own(run, "--out", "a training run", "train_config.json", overwrite=True)
+    with pytest.raises(
+        UserError, match=r"^--out .*notes.txt is a file, not a training run; choose another --out$"
+    ):
+        require_own(run / "notes.txt", "--out", "a training run", "train_config.json", overwrite=True)
+
+
+def test_the_working_directory_is_never_replaced(tmp_path, monkeypatch):
+    """`--out ""` (an unset shell variable) and `--out .` name it; with a run in it, it resumes."""
+    (tmp_path / "run" / "deeper").mkdir(parents=True)
+    (tmp_path / "run" / "train_config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path / "run")
+    for out, where in (
+        ("", "the working directory"),
+        (".", "the working directory"),
+        ("..", "a directory holding the working directory"),
+    ):
+        with pytest.raises(UserError) as refused:
+            require_own(Path(out), "--out", "a training run", "train_config.json", overwrite=True)
+        assert (
+            str(refused.value)
+            == f"--out {Path(out)} is {where}, which --overwrite would delete; choose another --out"
+        )
+    require_own(Path("."), "--out", "a training run", "train_config.json", overwrite=False)
+    require_own(Path("deeper"), "--out", "a training run", "train_config.json", overwrite=True)  # empty

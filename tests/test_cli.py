@@ -616,6 +616,71 @@ def test_an_out_under_a_file_is_one_line_before_any_work(capsys, tiny_run, tiny_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize(
+    "argv, what, mark",
+    [
+        (["train", "--data", "{data}", "--out", "{out}"], "a training run", "train_config.json"),
+        (
+            ["probe", "--policy", "{run}", "--data", "{data}", "--out", "{out}"],
+            "a probe's output",
+            "probe.json",
+        ),
+        (["curate", "--policy", "{run}", "--data", "{data}", "--out", "{out}"], "a curation", "gradients"),
+        (["prune", "--policy", "{run}", "--data", "{data}", "--out", "{out}"], "a checkpoint", "config.json"),
+        (
+            ["merge", "--base", "{run}", "--sft", "{run}", "--aux", "{run}", "--out", "{out}"],
+            "a checkpoint",
+            "config.json",
+        ),
+        (["export", "--policy", "{run}", "--out", "{out}"], "a checkpoint", "config.json"),
+        (["data", "metaworld", "--out", "{out}"], "a LeRobotDataset", "meta/info.json"),
+    ],
+)
+def test_overwrite_replaces_only_what_the_command_writes(
+    capsys, tiny_run, tiny_dataset, tmp_path, argv, what, mark
+):
+    """`train --out ~/project --overwrite` deleted the project; `--out ""` (an unset variable) named
+    the working directory."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("mine")
+    places = {"data": tiny_dataset, "run": tiny_run, "out": project}
+    code, _, err = run(capsys, *[arg.format(**places) for arg in argv], "--overwrite")
+    one_line_error(
+        code,
+        err,
+        f": error: --out {project} holds files but not {what} (no {mark}), and --overwrite would delete "
+        "them; choose another --out",
+    )
+    assert [p.name for p in project.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "argv, what, mark",
+    [
+        (["train", "--data", "{data}", "--out", "{out}"], "a training run", "train_config.json"),
+        (["curate", "--policy", "{run}", "--data", "{data}", "--out", "{out}"], "a curation", "gradients"),
+        (["demo", "--out", "{out}"], "a demo's output", "base"),
+    ],
+)
+def test_commands_that_go_on_in_their_out_write_only_into_their_own(
+    capsys, tiny_run, tiny_dataset, tmp_path, argv, what, mark, monkeypatch
+):
+    """They go on in an --out that holds their own output (train and curate resume, demo keeps its
+    stages), so an existing one was not refused: a run was written among the user's files."""
+    places = {"data": tiny_dataset, "run": tiny_run, "out": "."}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, *[arg.format(**places) for arg in argv])
+    one_line_error(
+        code,
+        err,
+        f": error: --out . holds files but not {what} (no {mark}), and leanvla writes only into a new or "
+        "empty directory; choose another --out",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_a_demo_cache_that_is_a_file_is_one_line_before_any_work(capsys, tmp_path):
     (tmp_path / "cache").write_text("")
     code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"))

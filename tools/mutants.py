@@ -95,6 +95,12 @@ MUTANTS = [
     Mutant("arank-shut-no-loss", "adapt/report.py", "if first.spectral_weight == 0 or 2 * len(shut)", "if 2 * len(shut)", "tests/adapt/test_report.py"),
     # atomic.py
     Mutant("atomic-new-output-replaced", "atomic.py", "    if not overwrite and Path(path).exists():", "    if False:", ("tests/test_atomic.py", "tests/merge/test_run.py")),
+    Mutant("own-any-files-replaced", "atomic.py", "    if (path / mark).exists() or not any(path.iterdir()):", "    if True:", ("tests/test_atomic.py", "tests/test_cli.py")),
+    Mutant("own-working-directory-replaced", "atomic.py", "    if overwrite and (target == here or target in here.parents):", "    if overwrite and target == here:", "tests/test_atomic.py"),
+    Mutant("own-file-replaced", "atomic.py", "    if not path.is_dir():\n        raise UserError(f\"{flag} {path} is a file, not {what}", "    if False:\n        raise UserError(f\"{flag} {path} is a file, not {what}", "tests/test_atomic.py"),
+    Mutant("train-writes-among-others", "train/state.py", '    require_own(run, "--out", "a training run", CONFIG_FILE, cfg.overwrite)\n', "", "tests/test_cli.py"),
+    Mutant("curate-writes-among-others", "curate/run.py", '    require_own(Path(cfg.out), "--out", "a curation", GRADIENTS, cfg.overwrite)\n', "", "tests/test_cli.py"),
+    Mutant("demo-writes-among-others", "demo.py", '    require_own(out, "--out", "a demo\'s output", "base", overwrite=False)', "    pass", "tests/test_cli.py"),
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
     Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
@@ -185,6 +191,7 @@ MUTANTS = [
     Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
     Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
     # data/convert.py
+    Mutant("convert-replaces-any-directory", "data/convert.py", '    require_own(out, "--out", "a LeRobotDataset", fmt.INFO_PATH, cfg.overwrite)\n', "", CONV),
     Mutant("convert-chunks-size-any", "data/convert.py", "        is_whole(chunks_size, 1),", "        True,", CONV),
     Mutant("convert-length-any", "data/convert.py", '            is_whole(line["length"], 0),', "            True,", CONV),
     Mutant("convert-file-size-ignored", "data/convert.py", "if writer is None or held_mb + size_mb > limit_mb:", "if writer is None:", CONV),

@@ -68,6 +68,30 @@ def require_new(path: Path | str, flag: str, overwrite: bool) -> None:
         raise UserError(f"{path} already exists; choose another {flag} or pass --overwrite")
 
 
+def require_own(path: Path | str, flag: str, what: str, mark: str, overwrite: bool) -> None:
+    """An existing output directory that a command replaces (--overwrite deletes it) or goes on in
+    (a run resumed) must be empty or `what` the command writes, told by `mark`, a name in it. Other
+    files are the user's own: `train --out ~/project --overwrite` deleted them, and a run was written
+    among them. The working directory, or one holding it (`--out ""` or `--out .`), is never deleted."""
+    path = Path(path)
+    if not path.exists():
+        return
+    here, target = Path.cwd().resolve(), path.resolve()
+    if overwrite and (target == here or target in here.parents):
+        where = "the working directory" if target == here else "a directory holding the working directory"
+        raise UserError(f"{flag} {path} is {where}, which --overwrite would delete; choose another {flag}")
+    if not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not {what}; choose another {flag}")
+    if (path / mark).exists() or not any(path.iterdir()):
+        return
+    fate = (
+        "--overwrite would delete them" if overwrite else "leanvla writes only into a new or empty directory"
+    )
+    raise UserError(
+        f"{flag} {path} holds files but not {what} (no {mark}), and {fate}; choose another {flag}"
+    )
+
+
 def require_creatable_file(path: Path, flag: str, example: str) -> None:
     """`require_creatable` for an output that is one file: a directory of that name is refused too
     (replacing it failed once the work was done), suggesting `example` inside it."""

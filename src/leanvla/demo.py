@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leanvla.atomic import require_creatable, write_bytes_atomic
+from leanvla.atomic import require_creatable, require_own, write_bytes_atomic
 from leanvla.errors import require
 
 
@@ -142,6 +142,7 @@ def demo(cfg: DemoConfig) -> Path:
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
     require_creatable(out, "--out")
+    require_own(out, "--out", "a demo's output", "base", overwrite=False)  # each stage found there is kept
     # the recordings go into --cache: a refusal naming the recorder's --out inside it misled
     require_creatable(Path(cfg.cache), "--cache")
     require(

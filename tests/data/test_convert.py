@@ -560,6 +560,13 @@ def test_out_is_kept_unless_overwrite_and_never_the_source(v21, tmp_path):
             "choose another --out"
         )
     assert LeRobotDataset(tmp_path / "out").num_episodes == 9 and (v21 / "meta/info.json").is_file()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("mine")
+    with pytest.raises(
+        UserError, match=r"holds files but not a LeRobotDataset \(no meta/info.json\), and --overwrite"
+    ):
+        convert(ConvertConfig(v21, out=tmp_path / "notes", overwrite=True))
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
 
 
 def free_space(monkeypatch, free: int) -> None:

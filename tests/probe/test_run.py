@@ -268,4 +268,9 @@ def test_an_existing_out_is_kept_unless_overwrite(capsys, tiny_run, tiny_dataset
         and "already exists; choose another --out or pass --overwrite" in capsys.readouterr().err
     )
     assert (out / "mine.txt").read_text() == "keep"
+    assert main([*args, "--overwrite"]) == 2  # not a probe's output: --overwrite would delete it
+    assert "holds files but not a probe's output (no probe.json)" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep"
+    (out / "mine.txt").unlink()
+    assert main(args) == 2 and main([*args, "--overwrite"]) == 0  # empty: replaced
     assert main([*args, "--overwrite"]) == 0 and sorted(p.name for p in out.iterdir())[0] == "probe.json"

@@ -17,7 +17,7 @@ from torch import nn
 
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
-from leanvla.atomic import require_creatable, require_new
+from leanvla.atomic import require_creatable, require_new, require_own
 from leanvla.errors import require
 from leanvla.flags import set_flags
 
@@ -99,12 +99,19 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset
-    from leanvla.models.checkpoint import checkpoint_inputs, load_model, read_provenance, save_checkpoint
+    from leanvla.models.checkpoint import (
+        CONFIG,
+        checkpoint_inputs,
+        load_model,
+        read_provenance,
+        save_checkpoint,
+    )
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
     require_new(out, "--out", cfg.overwrite)
     require_creatable(out, "--out", [("--data", cfg.data), *checkpoint_inputs("--policy", cfg.policy)])
+    require_own(out, "--out", "a checkpoint", CONFIG, cfg.overwrite)
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")

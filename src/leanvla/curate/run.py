@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import require_creatable, write_bytes_atomic, write_json_atomic
+from leanvla.atomic import require_creatable, require_own, write_bytes_atomic, write_json_atomic
 from leanvla.curate.curvature import check_damping
 from leanvla.curate.store import Row
 from leanvla.errors import InputWarning, require
@@ -187,6 +187,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     inputs = [("--data", cfg.data), ("--val-data", cfg.val_data), ("--episodes", cfg.episodes)]
     inputs += checkpoint_inputs("--policy", cfg.policy)
     require_creatable(Path(cfg.out), "--out", inputs if cfg.overwrite else ())  # else it resumes there
+    require_own(Path(cfg.out), "--out", "a curation", GRADIENTS, cfg.overwrite)
     world = init_world()
     model, meta, stats, source = load_model(cfg.policy)
     model.to(world.device)

@@ -34,7 +34,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tyro
 
-from leanvla.atomic import atomic_dir, nearest_existing, require_creatable, require_new, write_json_atomic
+from leanvla.atomic import (
+    atomic_dir,
+    nearest_existing,
+    require_creatable,
+    require_new,
+    require_own,
+    write_json_atomic,
+)
 from leanvla.data import format as fmt
 from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.stats import aggregate_features, stats_from_json
@@ -121,6 +128,7 @@ def convert(cfg: ConvertConfig) -> dict:
         )
     require_creatable(out, "--out", [("the dataset being converted", source)])
     require_new(out, "--out", cfg.overwrite)
+    require_own(out, "--out", "a LeRobotDataset", fmt.INFO_PATH, cfg.overwrite)
     _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:

@@ -25,9 +25,10 @@ from leanvla.atomic import (
     require_creatable,
     require_creatable_file,
     require_new,
+    require_own,
     write_json_atomic,
 )
-from leanvla.data.format import ENV_STATE, image_feature
+from leanvla.data.format import ENV_STATE, INFO_PATH, image_feature
 from leanvla.data.metaworld_env import EPISODE_LIMIT, MetaWorldTask, OneEnvAtATime, check_max_steps
 from leanvla.data.metaworld_tasks import INSTRUCTIONS, resolve_tasks
 from leanvla.data.seeds import episode_seed
@@ -148,6 +149,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
     )
     require_new(cfg.out, "--out", cfg.overwrite)
     require_creatable(Path(cfg.out), "--out")
+    require_own(cfg.out, "--out", "a LeRobotDataset", INFO_PATH, cfg.overwrite)
     if cfg.labels_out is not None:
         require_creatable_file(Path(cfg.labels_out), "--labels-out", "labels.json")
         require(

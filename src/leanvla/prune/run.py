@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import atomic_dir, require_creatable, require_new
+from leanvla.atomic import atomic_dir, require_creatable, require_new, require_own
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed, parse_groups
@@ -140,7 +140,13 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset, read_episode_selection
-    from leanvla.models.checkpoint import PROVENANCE, checkpoint_inputs, load_model, write_checkpoint_files
+    from leanvla.models.checkpoint import (
+        CONFIG,
+        PROVENANCE,
+        checkpoint_inputs,
+        load_model,
+        write_checkpoint_files,
+    )
     from leanvla.models.layout import layout_for
     from leanvla.prune.calibrate import record_similarity, vla_calibration
     from leanvla.prune.remove import remove_layers
@@ -150,6 +156,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     require_new(out, "--out", cfg.overwrite)
     inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
     require_creatable(out, "--out", inputs)
+    require_own(out, "--out", "a checkpoint", CONFIG, cfg.overwrite)
     require(cfg.samples >= 4 and cfg.batch_size >= 1, "--samples must be >= 4 and --batch-size >= 1")
     model, meta, stats, source = load_model(cfg.policy)
     require(

@@ -45,6 +45,7 @@ from leanvla.train.log_window import LogWindow
 from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
+    CONFIG_FILE,
     config_json,
     diverged_run,
     interrupted_run,
@@ -97,7 +98,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
     trainer = Trainer(cfg, world, resuming, progress=progress and world.is_main)
     if world.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run / "train_config.json", config_json(cfg))  # whole, even if stopped here
+        write_json_atomic(run / CONFIG_FILE, config_json(cfg))  # whole, even if stopped here
         truncate_metrics(run, trainer.step)
         truncate_metrics(run, trainer.step, ACTIVE_RANK)
         record_environment(run, trainer.step)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from leanvla.atomic import atomic_dir, require_creatable, write_bytes_atomic, write_json_atomic
+from leanvla.atomic import atomic_dir, require_creatable, require_own, write_bytes_atomic, write_json_atomic
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.json_values import fits, is_whole, read_json
@@ -29,6 +29,7 @@ from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
 ENVIRONMENT = "environment.json"
+CONFIG_FILE = "train_config.json"
 # Options that may change between a run and its resumption without changing what it computes
 # (`out` included: a run directory moved, or spelt another way, resumes where it now is).
 _RESUMABLE_CHANGES = {
@@ -139,6 +140,7 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     """Check --out; returns True when the run resumes from RUN/last."""
     run = Path(cfg.out)
     require_creatable(run, "--out", _inputs(cfg) if cfg.overwrite else ())
+    require_own(run, "--out", "a training run", CONFIG_FILE, cfg.overwrite)
     if cfg.overwrite and run.exists():
         if is_main:
             shutil.rmtree(run)
@@ -147,7 +149,7 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
     if step is None:
         return False
     # Read back as a TrainConfig: options added since the run started take their defaults, as it ran.
-    path = run / "train_config.json"
+    path = run / CONFIG_FILE
     saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}
     saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))
     for key in now:
