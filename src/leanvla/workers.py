@@ -44,9 +44,10 @@ def map_in_workers(
         workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
     )
     try:
-        with _ctrl_c_ignored():  # map submits every job at once, so every worker starts here
-            results = pool.map(fn, jobs)
-        yield from results
+        with _ctrl_c_ignored():  # every job submitted at once, so every worker starts here
+            results = [pool.submit(fn, job) for job in jobs]
+        for result in results:  # not pool.map: stopped, it cancels the jobs left (see below)
+            yield result.result()
     except BrokenProcessPool as exc:
         raise RuntimeError(
             "a worker process died (its own error is printed above); `--workers 1` runs the jobs in "
@@ -59,6 +60,10 @@ def map_in_workers(
         # futures already cancelled, printing a traceback beside the error.
         for process in list((pool._processes or {}).values()):
             process.terminate()
+        # Their deaths break the pool, and its thread then fails each job left: Python 3.11's
+        # thread fails on a job already cancelled (pool.map's did, and so does shutdown's
+        # cancel_futures, below), printing a traceback beside the command's line. So none is.
+        pool.shutdown(wait=True)
         raise
     finally:  # on an error, jobs not yet started are dropped rather than run to the end
         pool.shutdown(wait=True, cancel_futures=True)
