@@ -38,6 +38,7 @@ from leanvla.models.auxiliary import future_rows, standardised_environment_state
 from leanvla.models.checkpoint import build_model, save_checkpoint
 from leanvla.models.policy import Observation
 from leanvla.report import AUX_FIGURE, plot_aux_terms, read_metrics
+from leanvla.run_lock import DirectoryLock
 from leanvla.train.build import build_run
 from leanvla.train.config import TrainConfig, check_state_augmentation
 from leanvla.train.distributed import World, barrier, init_world, shutdown
@@ -93,49 +94,54 @@ def train(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = N
             stacklevel=2,
         )
     run = Path(cfg.out)
-    resuming = prepare_run_dir(cfg, world.is_main)
-    barrier(world)
-    trainer = Trainer(cfg, world, resuming, progress=progress and world.is_main)
-    if world.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run / CONFIG_FILE, config_json(cfg))  # whole, even if stopped here
-        truncate_metrics(run, trainer.step)
-        truncate_metrics(run, trainer.step, ACTIVE_RANK)
-        record_environment(run, trainer.step)
-
-    from tqdm import tqdm
-
-    window, window_start = LogWindow(), time.perf_counter()
-    bar = tqdm(
-        total=cfg.steps,
-        initial=trainer.step,
-        desc="train",
-        unit="step",
-        disable=not (progress and world.is_main),
-        mininterval=2.0,
-    )
+    lock = DirectoryLock(run, "--out")  # held by the main process, from when the directory exists
     try:
-        with bar:  # ended before an interruption's message, which then has its own line
-            while trainer.step < cfg.steps:
-                taken = trainer.take_step(window)
-                bar.update(1)
-                step = trainer.step
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    record = trainer.log(taken, window, window_start)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}")
-                    window_start = time.perf_counter()  # validation and writing are not timed
-                if step % cfg.save_every == 0 or step == cfg.steps:
-                    trainer.checkpoint()
-                if stop_after is not None and step >= stop_after:
-                    shutdown(world)
-                    return run
-    except KeyboardInterrupt:  # Ctrl-C: say where the run stands and how it goes on
-        raise KeyboardInterrupt(interrupted_run(run, trainer.step, cfg.steps, trainer.saved)) from None
-    if world.is_main:
-        finish(run, trainer.model, trainer.ema, trainer.parts, cfg)
-    barrier(world)
-    shutdown(world)
-    return run
+        resuming = prepare_run_dir(cfg, world.is_main, lock)
+        barrier(world)
+        trainer = Trainer(cfg, world, resuming, progress=progress and world.is_main)
+        if world.is_main:
+            run.mkdir(parents=True, exist_ok=True)
+            lock.take()
+            write_json_atomic(run / CONFIG_FILE, config_json(cfg))  # whole, even if stopped here
+            truncate_metrics(run, trainer.step)
+            truncate_metrics(run, trainer.step, ACTIVE_RANK)
+            record_environment(run, trainer.step)
+
+        from tqdm import tqdm
+
+        window, window_start = LogWindow(), time.perf_counter()
+        bar = tqdm(
+            total=cfg.steps,
+            initial=trainer.step,
+            desc="train",
+            unit="step",
+            disable=not (progress and world.is_main),
+            mininterval=2.0,
+        )
+        try:
+            with bar:  # ended before an interruption's message, which then has its own line
+                while trainer.step < cfg.steps:
+                    taken = trainer.take_step(window)
+                    bar.update(1)
+                    step = trainer.step
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        record = trainer.log(taken, window, window_start)
+                        bar.set_postfix(loss=f"{record['loss']:.4f}")
+                        window_start = time.perf_counter()  # validation and writing are not timed
+                    if step % cfg.save_every == 0 or step == cfg.steps:
+                        trainer.checkpoint()
+                    if stop_after is not None and step >= stop_after:
+                        shutdown(world)
+                        return run
+        except KeyboardInterrupt:  # Ctrl-C: say where the run stands and how it goes on
+            raise KeyboardInterrupt(interrupted_run(run, trainer.step, cfg.steps, trainer.saved)) from None
+        if world.is_main:
+            finish(run, trainer.model, trainer.ema, trainer.parts, cfg)
+        barrier(world)
+        shutdown(world)
+        return run
+    finally:
+        lock.release()
 
 
 def check_config(cfg: TrainConfig) -> None:

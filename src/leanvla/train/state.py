@@ -25,6 +25,7 @@ from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.json_values import fits, is_whole, read_json
 from leanvla.models.checkpoint import checkpoint_inputs, write_checkpoint_files
+from leanvla.run_lock import DirectoryLock
 from leanvla.train.config import TrainConfig
 
 TRAINING_STATE = "training_state.pt"
@@ -136,14 +137,18 @@ def _inputs(cfg: TrainConfig) -> list[tuple[str, Path | None]]:
     ]
 
 
-def prepare_run_dir(cfg: TrainConfig, is_main: bool) -> bool:
-    """Check --out; returns True when the run resumes from RUN/last."""
+def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> bool:
+    """Check --out, taking its `lock` where it exists (the main process); returns True when the run
+    resumes from RUN/last."""
     run = Path(cfg.out)
     require_creatable(run, "--out", _inputs(cfg) if cfg.overwrite else ())
     require_own(run, "--out", "a training run", CONFIG_FILE, cfg.overwrite)
+    if is_main and run.is_dir():
+        lock.take()  # before anything is read or deleted: another process may be training there
     if cfg.overwrite and run.exists():
-        if is_main:
-            shutil.rmtree(run)
+        if is_main:  # its contents: the directory itself, and so its lock, stays
+            for path in run.iterdir():
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         return False
     step = saved_step(run)
     if step is None:

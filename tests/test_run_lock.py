@@ -1,0 +1,74 @@
+"""One process at a time in a run directory: a second lock on it is refused in one line, the first
+goes with its holder, and nothing is written into the directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from leanvla.cli import main
+from leanvla.errors import UserError
+from leanvla.run_lock import DirectoryLock
+
+
+def test_a_second_holder_is_refused_until_the_first_lets_go(tmp_path):
+    first, second = DirectoryLock(tmp_path, "--out"), DirectoryLock(tmp_path, "--out")
+    first.take()
+    first.take()  # again: nothing
+    with pytest.raises(UserError) as refused:
+        second.take()
+    assert str(refused.value) == (
+        f"--out {tmp_path} is in use by another leanvla process (a run started twice?); wait for it to "
+        "end, or choose another --out"
+    )
+    first.release()
+    second.take()
+    second.release()
+    assert list(tmp_path.iterdir()) == []  # no lock file left behind
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_training_into_a_run_another_process_holds_is_refused_and_leaves_it_alone(
+    capsys, data, tmp_path, overwrite
+):
+    """Both ran, each writing its metrics and checkpoints among the other's; --overwrite deleted them."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--model.size", "tiny", "--steps", "2"]
+    assert main([*argv, "--batch-size", "2"]) == 0
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    capsys.readouterr()
+    other = DirectoryLock(run, "--out")
+    other.take()
+    try:
+        assert main([*argv, "--batch-size", "2", "--steps", "4", *overwrite]) == 2
+    finally:
+        other.release()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"leanvla train: error: --out {run} is in use by another leanvla process (a run started twice?); "
+        "wait for it to end, or choose another --out"
+    ]
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == before
+
+
+def test_a_run_another_process_began_meanwhile_is_refused_once_the_directory_exists(
+    capsys, data, tmp_path, monkeypatch
+):
+    """Two runs started together find no directory yet: the second to make it is refused."""
+    from leanvla.train import loop
+
+    run, other = tmp_path / "run", DirectoryLock(tmp_path / "run", "--out")
+
+    def meanwhile(*args):
+        resuming = prepare_run_dir(*args)
+        run.mkdir()
+        other.take()
+        return resuming
+
+    prepare_run_dir = loop.prepare_run_dir
+    monkeypatch.setattr(loop, "prepare_run_dir", meanwhile)
+    argv = ["train", "--data", str(data), "--out", str(run), "--model.size", "tiny", "--steps", "2"]
+    try:
+        assert main([*argv, "--batch-size", "2"]) == 2
+    finally:
+        other.release()
+    assert "is in use by another leanvla process" in capsys.readouterr().err
+    assert list(run.iterdir()) == []
