@@ -3,6 +3,8 @@ goes with its holder, and nothing is written into the directory."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from leanvla.cli import main
@@ -72,3 +74,15 @@ def test_a_run_another_process_began_meanwhile_is_refused_once_the_directory_exi
         other.release()
     assert "is in use by another leanvla process" in capsys.readouterr().err
     assert list(run.iterdir()) == []
+
+
+def test_overwrite_empties_the_run_and_keeps_its_directory_and_so_its_lock(capsys, data, tmp_path):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--model.size", "tiny", "--batch-size", "2"]
+    assert main([*argv, "--steps", "4", "--log-every", "1"]) == 0
+    (run / "last" / "stray.txt").write_text("of the run replaced")
+    directory = run.stat().st_ino
+    assert main([*argv, "--steps", "2", "--log-every", "1", "--overwrite"]) == 0
+    assert run.stat().st_ino == directory
+    assert not (run / "last" / "stray.txt").exists()
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]

@@ -103,6 +103,7 @@ MUTANTS = [
     Mutant("demo-writes-among-others", "demo.py", '    require_own(out, "--out", "a demo\'s output", "base", overwrite=False)', "    pass", "tests/test_cli.py"),
     Mutant("run-lock-shared", "run_lock.py", "fcntl.LOCK_EX | fcntl.LOCK_NB", "fcntl.LOCK_SH | fcntl.LOCK_NB", "tests/test_run_lock.py"),
     Mutant("run-lock-never-released", "run_lock.py", "            os.close(self._fd)  # closing", "            os.dup(self._fd)  # closing", "tests/test_run_lock.py"),
+    Mutant("train-overwrite-new-directory", "train/state.py", "            for path in run.iterdir():\n                if path.is_dir() and not path.is_symlink():\n                    shutil.rmtree(path)\n                else:\n                    path.unlink()\n", "            shutil.rmtree(run)\n", "tests/test_run_lock.py"),
     Mutant("train-lock-late", "train/state.py", "        lock.take()  # before anything is read or deleted", "        pass  # before anything is read or deleted", "tests/test_run_lock.py"),
     Mutant("train-lock-new-directory", "train/loop.py", "            lock.take()\n", "", "tests/test_run_lock.py"),
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),

@@ -148,7 +148,10 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> boo
     if cfg.overwrite and run.exists():
         if is_main:  # its contents: the directory itself, and so its lock, stays
             for path in run.iterdir():
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         return False
     step = saved_step(run)
     if step is None:
