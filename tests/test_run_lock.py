@@ -86,3 +86,28 @@ def test_overwrite_empties_the_run_and_keeps_its_directory_and_so_its_lock(capsy
     assert run.stat().st_ino == directory
     assert not (run / "last" / "stray.txt").exists()
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_curating_into_an_out_another_process_holds_is_refused_and_leaves_it_alone(
+    capsys, tiny_run, tiny_dataset, tmp_path, overwrite
+):
+    """--overwrite emptied the store another curation was collecting into."""
+    out = tmp_path / "curated"
+    argv = ["curate", "--policy", str(tiny_run), "--data", str(tiny_dataset), "--out", str(out)]
+    argv += ["--k-in", "4", "--k-out", "4", "--frames", "6", "--val-per-task", "1"]
+    assert main(argv) == 0
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
+    capsys.readouterr()
+    other = DirectoryLock(out, "--out")
+    other.take()
+    try:
+        assert main([*argv, *overwrite]) == 2
+    finally:
+        other.release()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        f"leanvla curate: error: --out {out} is in use by another leanvla process (a run started twice?); "
+        "wait for it to end, or choose another --out"
+    )
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before

@@ -92,6 +92,15 @@ def require_own(path: Path | str, flag: str, what: str, mark: str, overwrite: bo
     )
 
 
+def empty_directory(path: Path) -> None:
+    """Delete what `path` holds, keeping the directory itself (and so a lock held on it)."""
+    for entry in Path(path).iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def require_creatable_file(path: Path, flag: str, example: str) -> None:
     """`require_creatable` for an output that is one file: a directory of that name is refused too
     (replacing it failed once the work was done), suggesting `example` inside it."""

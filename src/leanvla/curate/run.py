@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import time
 import warnings
 from collections.abc import Iterable
@@ -25,12 +24,19 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import require_creatable, require_own, write_bytes_atomic, write_json_atomic
+from leanvla.atomic import (
+    empty_directory,
+    require_creatable,
+    require_own,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from leanvla.curate.curvature import check_damping
 from leanvla.curate.store import Row
 from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed
+from leanvla.run_lock import DirectoryLock
 
 GRADIENTS, SCORES, SELECTION, REPORT, TIMING = (
     "gradients",
@@ -223,11 +229,15 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
             if k in ("stacks", "k_in", "k_out", "other", "k_dense", "frames", "seed")
         },
     }
-    store = open_store(cfg, world, rows, projector.dim, settings)
-    resumed = len(rows) - len(store.pending())
-    timing = collect_gradients(store, rows, projector, losses, world, progress)
-    if world.is_main:
-        score_and_select(cfg, store, data, timing, resumed, world.size)
+    lock = DirectoryLock(Path(cfg.out), "--out")  # held by the main process, from when --out exists
+    try:
+        store = open_store(cfg, world, rows, projector.dim, settings, lock)
+        resumed = len(rows) - len(store.pending())
+        timing = collect_gradients(store, rows, projector, losses, world, progress)
+        if world.is_main:
+            score_and_select(cfg, store, data, timing, resumed, world.size)
+    finally:
+        lock.release()
     shutdown(world)
     return Path(cfg.out)
 
@@ -276,17 +286,21 @@ def held_out_validation(cfg: CurateConfig, dataset, considered: list[int], val_d
     return split_validation(considered, [task_index[e] for e in considered], cfg.val_per_task, cfg.seed)
 
 
-def open_store(cfg: CurateConfig, world, rows: list[Row], dim: int, settings: dict):
-    """OUT/gradients, created (or checked against `settings`, to resume) by the main process first."""
+def open_store(cfg: CurateConfig, world, rows: list[Row], dim: int, settings: dict, lock: DirectoryLock):
+    """OUT/gradients, created (or checked against `settings`, to resume) by the main process first,
+    which takes --out's `lock` before anything there is deleted or resumed."""
     from leanvla.curate.store import GradientStore
     from leanvla.train.distributed import barrier
 
     out = Path(cfg.out)
-    if world.is_main and cfg.overwrite and out.exists():
-        shutil.rmtree(out)
+    if world.is_main and out.is_dir():
+        lock.take()  # another curation may be collecting there
+        if cfg.overwrite:
+            empty_directory(out)
     barrier(world)
     if world.is_main:
         store = GradientStore(out / GRADIENTS, rows, dim, settings)
+        lock.take()
     barrier(world)
     if not world.is_main:
         store = GradientStore(out / GRADIENTS, rows, dim, settings)

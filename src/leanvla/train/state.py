@@ -13,14 +13,20 @@ an uninterrupted run: every random draw comes from one generator whose state is 
 from __future__ import annotations
 
 import json
-import shutil
 import typing
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch
 
-from leanvla.atomic import atomic_dir, require_creatable, require_own, write_bytes_atomic, write_json_atomic
+from leanvla.atomic import (
+    atomic_dir,
+    empty_directory,
+    require_creatable,
+    require_own,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from leanvla.environment import software_environment
 from leanvla.errors import UserError, require
 from leanvla.json_values import fits, is_whole, read_json
@@ -146,12 +152,8 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> boo
     if is_main and run.is_dir():
         lock.take()  # before anything is read or deleted: another process may be training there
     if cfg.overwrite and run.exists():
-        if is_main:  # its contents: the directory itself, and so its lock, stays
-            for path in run.iterdir():
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+        if is_main:
+            empty_directory(run)
         return False
     step = saved_step(run)
     if step is None:
