@@ -197,7 +197,7 @@ MUTANTS = [
     Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
     Mutant("shift-range", "data/augment.py", "torch.randint(-pad, pad + 1, (b * n, 2), generator=generator)", "torch.randint(-pad, pad, (b * n, 2), generator=generator)", "tests/data/test_augment.py"),
     # data/convert.py
-    Mutant("convert-replaces-any-directory", "data/convert.py", '    require_own(out, "--out", "a LeRobotDataset", fmt.INFO_PATH, cfg.overwrite)\n', "", CONV),
+    Mutant("convert-replaces-any-directory", "data/convert.py", '"a LeRobotDataset", fmt.INFO_PATH, inputs)', '"a LeRobotDataset", ".", inputs)', CONV),
     Mutant("convert-chunks-size-any", "data/convert.py", "        is_whole(chunks_size, 1),", "        True,", CONV),
     Mutant("convert-length-any", "data/convert.py", '            is_whole(line["length"], 0),', "            True,", CONV),
     Mutant("convert-file-size-ignored", "data/convert.py", "if writer is None or held_mb + size_mb > limit_mb:", "if writer is None:", CONV),

@@ -92,6 +92,22 @@ def require_own(path: Path | str, flag: str, what: str, mark: str, overwrite: bo
     )
 
 
+def require_output(
+    path: Path | str,
+    flag: str,
+    overwrite: bool,
+    what: str,
+    mark: str,
+    inputs: Iterable[tuple[str, Path | str | None]] = (),
+) -> None:
+    """An output directory a command writes whole: new unless --overwrite (require_new), creatable
+    and none of its `inputs` (require_creatable), and, replaced, only `what` the command writes
+    (require_own)."""
+    require_new(path, flag, overwrite)
+    require_creatable(Path(path), flag, inputs)
+    require_own(path, flag, what, mark, overwrite)
+
+
 def empty_directory(path: Path) -> None:
     """Delete what `path` holds, keeping the directory itself (and so a lock held on it)."""
     for entry in Path(path).iterdir():

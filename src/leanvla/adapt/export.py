@@ -17,7 +17,7 @@ from torch import nn
 
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
-from leanvla.atomic import require_creatable, require_new, require_own
+from leanvla.atomic import require_output
 from leanvla.errors import require
 from leanvla.flags import set_flags
 
@@ -109,9 +109,8 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require_new(out, "--out", cfg.overwrite)
-    require_creatable(out, "--out", [("--data", cfg.data), *checkpoint_inputs("--policy", cfg.policy)])
-    require_own(out, "--out", "a checkpoint", CONFIG, cfg.overwrite)
+    inputs = [("--data", cfg.data), *checkpoint_inputs("--policy", cfg.policy)]
+    require_output(out, "--out", cfg.overwrite, "a checkpoint", CONFIG, inputs)
     model, meta, stats, directory = load_model(cfg.policy)
     adapter = meta.get("adapter")
     require(adapter is not None, f"{directory} has no adapters to fold; it is already a plain checkpoint")

@@ -37,9 +37,7 @@ import tyro
 from leanvla.atomic import (
     atomic_dir,
     nearest_existing,
-    require_creatable,
-    require_new,
-    require_own,
+    require_output,
     write_json_atomic,
 )
 from leanvla.data import format as fmt
@@ -126,9 +124,8 @@ def convert(cfg: ConvertConfig) -> dict:
             [int(e["length"]) for e in dataset.episodes],
             "convert with --stats kept, or remove {them} from the dataset first",
         )
-    require_creatable(out, "--out", [("the dataset being converted", source)])
-    require_new(out, "--out", cfg.overwrite)
-    require_own(out, "--out", "a LeRobotDataset", fmt.INFO_PATH, cfg.overwrite)
+    inputs = [("the dataset being converted", source)]
+    require_output(out, "--out", cfg.overwrite, "a LeRobotDataset", fmt.INFO_PATH, inputs)
     _require_space(dataset, out, cfg.videos)
     episodes = len(dataset.episodes)
     with atomic_dir(out, replace=cfg.overwrite) as tmp:

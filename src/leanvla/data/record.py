@@ -22,10 +22,9 @@ import numpy as np
 
 from leanvla.atomic import (
     atomic_dir,
-    require_creatable,
     require_creatable_file,
     require_new,
-    require_own,
+    require_output,
     write_json_atomic,
 )
 from leanvla.data.format import ENV_STATE, INFO_PATH, image_feature
@@ -147,9 +146,7 @@ def validate(cfg: RecordConfig) -> tuple[list[str], tuple[str, ...], list[str]]:
         cfg.bad_fraction == 0 or cfg.labels_out is not None,
         "--bad-fraction needs --labels-out FILE.json: the labels go to a separate file, never into the dataset",
     )
-    require_new(cfg.out, "--out", cfg.overwrite)
-    require_creatable(Path(cfg.out), "--out")
-    require_own(cfg.out, "--out", "a LeRobotDataset", INFO_PATH, cfg.overwrite)
+    require_output(cfg.out, "--out", cfg.overwrite, "a LeRobotDataset", INFO_PATH)
     if cfg.labels_out is not None:
         require_creatable_file(Path(cfg.labels_out), "--labels-out", "labels.json")
         require(

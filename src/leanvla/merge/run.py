@@ -150,7 +150,7 @@ def _parse_scales(spec: str) -> dict[str, float]:
 def merge(cfg: MergeConfig) -> Path:
     """Write --out: --base plus --scale (per group, --group-scale) times the capability vector of
     --sft and --aux, or of several --vectors combined; with the vector itself, its report and plot."""
-    from leanvla.atomic import atomic_dir, require_creatable, require_new, require_own
+    from leanvla.atomic import atomic_dir, require_output
 
     out = Path(cfg.out)
     pair = cfg.sft is not None or cfg.aux is not None
@@ -162,11 +162,10 @@ def merge(cfg: MergeConfig) -> Path:
         not pair or (cfg.sft is not None and cfg.aux is not None), "--sft and --aux go together; give both"
     )
     cfg.check_options_used()
-    require_new(out, "--out", cfg.overwrite)
-    inputs = [("--base", cfg.base), ("--sft", cfg.sft), ("--aux", cfg.aux)]
-    inputs += [("--vectors", entry) for entry in listed(cfg.vectors or "", "--vectors")]
-    require_creatable(out, "--out", [item for flag, path in inputs for item in checkpoint_inputs(flag, path)])
-    require_own(out, "--out", "a checkpoint", CONFIG, cfg.overwrite)
+    given = [("--base", cfg.base), ("--sft", cfg.sft), ("--aux", cfg.aux)]
+    given += [("--vectors", entry) for entry in listed(cfg.vectors or "", "--vectors")]
+    inputs = [item for flag, path in given for item in checkpoint_inputs(flag, path)]
+    require_output(out, "--out", cfg.overwrite, "a checkpoint", CONFIG, inputs)
     # A nan or inf scale would write a checkpoint of nan weights that loads without complaint.
     require(math.isfinite(cfg.scale), f"--scale must be a finite number, got {cfg.scale}")
     group_scale = _parse_scales(cfg.group_scale)

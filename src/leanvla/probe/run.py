@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tyro.conf import OmitArgPrefixes
 
-from leanvla.atomic import atomic_dir, require_creatable, require_new, require_own, write_json_atomic
+from leanvla.atomic import atomic_dir, require_output, write_json_atomic
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.errors import require
 
@@ -121,10 +121,8 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require_new(out, "--out", cfg.overwrite)
     inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
-    require_creatable(out, "--out", inputs)
-    require_own(out, "--out", "a probe's output", RESULT, cfg.overwrite)
+    require_output(out, "--out", cfg.overwrite, "a probe's output", RESULT, inputs)
     for flag, value in (("--every", cfg.every), ("--batch-size", cfg.batch_size)):
         require(value >= 1, f"{flag} must be >= 1, got {value}")
     checkpoint = resolve_checkpoint(cfg.policy)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from leanvla.atomic import atomic_dir, require_creatable, require_new, require_own
+from leanvla.atomic import atomic_dir, require_output
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed, parse_groups
@@ -153,10 +153,8 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     from leanvla.train.build import check_contract
 
     out = Path(cfg.out)
-    require_new(out, "--out", cfg.overwrite)
     inputs = [("--data", cfg.data), ("--episodes", cfg.episodes), *checkpoint_inputs("--policy", cfg.policy)]
-    require_creatable(out, "--out", inputs)
-    require_own(out, "--out", "a checkpoint", CONFIG, cfg.overwrite)
+    require_output(out, "--out", cfg.overwrite, "a checkpoint", CONFIG, inputs)
     require(cfg.samples >= 4 and cfg.batch_size >= 1, "--samples must be >= 4 and --batch-size >= 1")
     model, meta, stats, source = load_model(cfg.policy)
     require(
