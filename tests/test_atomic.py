@@ -10,6 +10,7 @@ from leanvla.atomic import (
     atomic_path,
     require_creatable,
     require_new,
+    require_output,
     require_own,
     write_bytes_atomic,
 )
@@ -169,3 +170,19 @@ def test_the_working_directory_is_never_replaced(tmp_path, monkeypatch):
         )
     require_own(Path("."), "--out", "a training run", "train_config.json", overwrite=False)
     require_own(Path("deeper"), "--out", "a training run", "train_config.json", overwrite=True)  # empty
+
+
+def test_an_output_holding_an_input_says_so_before_asking_for_overwrite(tmp_path):
+    """--overwrite would not help: it is refused then too."""
+    (tmp_path / "run" / "policy").mkdir(parents=True)
+    inputs = [("--init", tmp_path / "run" / "policy")]
+    for overwrite in (False, True):
+        with pytest.raises(
+            UserError, match=r"holds --init .*, which replacing it would delete; choose another"
+        ):
+            require_output(tmp_path / "run", "--out", overwrite, "a checkpoint", "config.json", inputs)
+    with pytest.raises(UserError, match="already exists; choose another --out or pass --overwrite"):
+        require_output(tmp_path / "run" / "policy", "--out", False, "a checkpoint", "config.json")
+    with pytest.raises(UserError, match=r"holds files but not a checkpoint \(no config.json\)"):
+        require_output(tmp_path, "--out", True, "a checkpoint", "config.json")
+    require_output(tmp_path / "new", "--out", False, "a checkpoint", "config.json", inputs)

@@ -107,6 +107,7 @@ MUTANTS = [
     Mutant("curate-lock-late", "curate/run.py", "        lock.take()  # another curation may be collecting there", "        pass  # another curation may be collecting there", "tests/test_run_lock.py"),
     Mutant("train-lock-late", "train/state.py", "        lock.take()  # before anything is read or deleted", "        pass  # before anything is read or deleted", "tests/test_run_lock.py"),
     Mutant("train-lock-new-directory", "train/loop.py", "            lock.take()\n", "", "tests/test_run_lock.py"),
+    Mutant("output-inputs-told-late", "atomic.py", "    require_creatable(Path(path), flag, inputs)\n    require_new(path, flag, overwrite)\n", "    require_new(path, flag, overwrite)\n    require_creatable(Path(path), flag, inputs)\n", "tests/test_atomic.py"),
     Mutant("atomic-keep-tmp", "atomic.py", "    except BaseException:\n        shutil.rmtree(tmp, ignore_errors=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),
     Mutant("atomic-old-kept", "atomic.py", "        shutil.rmtree(old, ignore_errors=True)\n", "", "tests/test_atomic.py"),
     Mutant("atomic-file-tmp-kept", "atomic.py", "    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise", "    except BaseException:\n        raise", "tests/test_atomic.py"),

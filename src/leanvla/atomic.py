@@ -100,11 +100,11 @@ def require_output(
     mark: str,
     inputs: Iterable[tuple[str, Path | str | None]] = (),
 ) -> None:
-    """An output directory a command writes whole: new unless --overwrite (require_new), creatable
-    and none of its `inputs` (require_creatable), and, replaced, only `what` the command writes
-    (require_own)."""
-    require_new(path, flag, overwrite)
+    """An output directory a command writes whole: creatable and none of its `inputs`
+    (require_creatable: told first, as --overwrite would not help), new unless --overwrite
+    (require_new), and, replaced, only `what` the command writes (require_own)."""
     require_creatable(Path(path), flag, inputs)
+    require_new(path, flag, overwrite)
     require_own(path, flag, what, mark, overwrite)
 
 
