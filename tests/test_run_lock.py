@@ -111,3 +111,27 @@ def test_curating_into_an_out_another_process_holds_is_refused_and_leaves_it_alo
         "wait for it to end, or choose another --out"
     )
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == before
+
+
+def test_a_curation_another_process_began_meanwhile_is_refused_before_it_writes(
+    capsys, tiny_run, tiny_dataset, tmp_path, monkeypatch
+):
+    """Two curations started together find no --out yet: the second wrote its gradient store among
+    the first's before it asked for the lock."""
+    from leanvla.curate import run as curate_run
+
+    out, other = tmp_path / "curated", DirectoryLock(tmp_path / "curated", "--out")
+
+    class FirstGotThere(DirectoryLock):
+        def take(self):
+            other.take()
+            super().take()
+
+    monkeypatch.setattr(curate_run, "DirectoryLock", FirstGotThere)
+    argv = ["curate", "--policy", str(tiny_run), "--data", str(tiny_dataset), "--out", str(out)]
+    try:
+        assert main([*argv, "--k-in", "4", "--k-out", "4", "--frames", "6", "--val-per-task", "1"]) == 2
+    finally:
+        other.release()
+    assert "is in use by another leanvla process" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

@@ -105,6 +105,7 @@ MUTANTS = [
     Mutant("run-lock-never-released", "run_lock.py", "            os.close(self._fd)  # closing", "            os.dup(self._fd)  # closing", "tests/test_run_lock.py"),
     Mutant("train-overwrite-new-directory", "train/state.py", "            empty_directory(run)\n", "            __import__('shutil').rmtree(run)\n", "tests/test_run_lock.py"),
     Mutant("curate-lock-late", "curate/run.py", "        lock.take()  # another curation may be collecting there", "        pass  # another curation may be collecting there", "tests/test_run_lock.py"),
+    Mutant("curate-lock-only-if-out-existed", "curate/run.py", "        out.mkdir(parents=True, exist_ok=True)  # the lock is on the directory itself\n        lock.take()", "        if out.is_dir():\n            lock.take()", "tests/test_run_lock.py"),
     Mutant("train-lock-late", "train/state.py", "        lock.take()  # before anything is read or deleted", "        pass  # before anything is read or deleted", "tests/test_run_lock.py"),
     Mutant("train-lock-new-directory", "train/loop.py", "            lock.take()\n", "", "tests/test_run_lock.py"),
     Mutant("output-inputs-told-late", "atomic.py", "    require_creatable(Path(path), flag, inputs)\n    require_new(path, flag, overwrite)\n", "    require_new(path, flag, overwrite)\n    require_creatable(Path(path), flag, inputs)\n", "tests/test_atomic.py"),

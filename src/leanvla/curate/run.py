@@ -288,19 +288,17 @@ def held_out_validation(cfg: CurateConfig, dataset, considered: list[int], val_d
 
 def open_store(cfg: CurateConfig, world, rows: list[Row], dim: int, settings: dict, lock: DirectoryLock):
     """OUT/gradients, created (or checked against `settings`, to resume) by the main process first,
-    which takes --out's `lock` before anything there is deleted or resumed."""
+    which takes --out's `lock` before anything there is deleted, resumed or written."""
     from leanvla.curate.store import GradientStore
     from leanvla.train.distributed import barrier
 
     out = Path(cfg.out)
-    if world.is_main and out.is_dir():
-        lock.take()  # another curation may be collecting there
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)  # the lock is on the directory itself
+        lock.take()  # another curation may be collecting there, or have begun to meanwhile
         if cfg.overwrite:
             empty_directory(out)
-    barrier(world)
-    if world.is_main:
         store = GradientStore(out / GRADIENTS, rows, dim, settings)
-        lock.take()
     barrier(world)
     if not world.is_main:
         store = GradientStore(out / GRADIENTS, rows, dim, settings)
