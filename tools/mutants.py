@@ -194,6 +194,7 @@ MUTANTS = [
     Mutant("sco-typ-sign", "curate/scores.py", "typicality[members] = -standardise(own[members])", "typicality[members] = standardise(own[members])", SCO),
     Mutant("sco-remaining", "curate/scores.py", "keep[order[~keep[order]][:remaining]] = True", "keep[order[:remaining]] = True", SCO),
     # curate/store.py
+    Mutant("store-difference-unnamed", "curate/store.py", "        if before.get(key) != now[key]:", "        if False:", "tests/curate/test_store.py"),
     Mutant("store-redo-done", "curate/store.py", "for i in range(rank, len(self.rows), world_size) if not self.done[i]]", "for i in range(rank, len(self.rows), world_size)]", "tests/curate"),
     # data/augment.py
     Mutant("dropout-per-dim", "data/augment.py", "keep = torch.rand(state.shape[0], 1, generator=generator) >= p", "keep = torch.rand(state.shape, generator=generator) >= p", ("tests/data/test_augment.py", "tests/train/test_state_augment.py")),
@@ -819,6 +820,7 @@ MUTANTS = [
     Mutant("state-out-fixed", "train/state.py", '_RESUMABLE_CHANGES = {\n    "out",\n', "_RESUMABLE_CHANGES = {\n", "tests/train/test_resume.py"),
     Mutant("state-paths-as-spelt", "train/state.py", "saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))", "now = config_json(cfg)", "tests/train/test_resume.py"),
     Mutant("state-predated-options-refused", "train/state.py", "saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}", "saved = _read_json(path) if path.is_file() else {}", "tests/train/test_resume.py"),
+    Mutant("state-change-whole-group", "train/state.py", "    if isinstance(before, dict) and isinstance(after, dict):", "    if False:", "tests/train/test_resume.py"),
     # train/validation.py
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),
     Mutant("val-count", "train/validation.py", "return total / max(count, 1.0)", "return total / max(len(self.rows), 1)", "tests/train/test_validation.py"),

@@ -62,6 +62,18 @@ def test_rescoring_reuses_stored_gradients(curated, tiny_run, tiny_dataset):
     assert read_scores(curated / "scores.csv") == first
 
 
+def test_collecting_again_with_another_projection_names_the_setting_that_changed(
+    curated, tiny_run, tiny_dataset, capsys
+):
+    args = [*curate_args(tiny_run, tiny_dataset, curated), *FAST]
+    capsys.readouterr()
+    assert main([*args, "--k-in", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"leanvla curate: error: {curated / 'gradients'} holds gradients collected with k_in=4, not 2; "
+        "pass --overwrite to collect them again, or choose another --out"
+    )
+
+
 def test_an_interrupted_collection_says_what_it_kept_and_goes_on_to_the_same_scores(
     curated, tiny_run, tiny_dataset, tmp_path, monkeypatch, capsys
 ):

@@ -27,10 +27,28 @@ def test_rows_round_trip_and_collection_resumes(tmp_path):
     assert torch.equal(val, torch.tensor([[4.0, 5, 6], [1, 1, 1]]))
 
 
-def test_other_settings_do_not_reuse_a_store(tmp_path):
-    GradientStore(tmp_path / "g", ROWS, 3, {"k": 1})
-    with pytest.raises(UserError, match="other settings"):
-        GradientStore(tmp_path / "g", ROWS, 3, {"k": 2})
+@pytest.mark.parametrize(
+    "rows, dim, settings, named",
+    [
+        (ROWS, 3, {"k": 1, "seed": 2}, "seed=0, not 2"),
+        (
+            ROWS[:3],
+            3,
+            {"k": 1, "seed": 0},
+            "other demonstrations (another --data, --episodes, --val-data or --val-per-task)",
+        ),
+        (ROWS, 4, {"k": 1, "seed": 0}, "P=3, not 4 (the policy at --policy has changed)"),
+    ],
+)
+def test_a_store_made_otherwise_is_not_reused_and_what_differs_is_named(tmp_path, rows, dim, settings, named):
+    """It said "other settings or demonstrations", leaving the user to guess which of eight."""
+    GradientStore(tmp_path / "g", ROWS, 3, {"k": 1, "seed": 0})
+    with pytest.raises(UserError) as refused:
+        GradientStore(tmp_path / "g", rows, dim, settings)
+    assert str(refused.value) == (
+        f"{tmp_path / 'g'} holds gradients collected with {named}; pass --overwrite to collect them again, "
+        "or choose another --out"
+    )
 
 
 def test_a_damaged_index_is_one_line_saying_how_to_start_again(tmp_path):

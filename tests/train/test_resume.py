@@ -168,6 +168,21 @@ def test_resuming_with_different_options_is_refused(data, tmp_path):
         train(_cfg(data, run, lr=1e-3), progress=False)
 
 
+def test_a_changed_option_in_a_group_is_named_alone(data, tmp_path):
+    """The message held both whole groups of options (model: 14 of them) for the user to compare."""
+    from dataclasses import replace
+
+    run = tmp_path / "r"
+    cfg = _cfg(data, run)
+    train(cfg, progress=False, stop_after=4)
+    with pytest.raises(UserError) as refused:
+        train(replace(cfg, model=replace(cfg.model, flow_steps=3)), progress=False)
+    assert str(refused.value) == (
+        f"{run} holds a run started with model.flow_steps=None, not 3; resume it with the same options, "
+        "choose another --out, or pass --overwrite"
+    )
+
+
 def test_a_moved_run_resumes_with_its_paths_spelt_another_way(data, uninterrupted, tmp_path, monkeypatch):
     from pathlib import Path
 
@@ -198,7 +213,7 @@ def test_runs_saved_before_train_io_existed_still_resume(data, uninterrupted, tm
 
     adapt = dict(init=uninterrupted, adapter="lora", ema=0.0)
     started_before_train_io(tmp_path / "lora", lora=LoRAOptions(rank=4, train_io=False), **adapt)
-    with pytest.raises(UserError, match="started with lora="):
+    with pytest.raises(UserError, match="started with lora.train_io=False, not True;"):
         train(_cfg(data, tmp_path / "lora", lora=LoRAOptions(rank=4), **adapt), progress=False)
     train(_cfg(data, tmp_path / "lora", lora=LoRAOptions(rank=4, train_io=False), **adapt), progress=False)
     assert (tmp_path / "lora" / "policy").is_dir()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from leanvla.atomic import write_json_atomic
-from leanvla.errors import require
+from leanvla.errors import UserError
 from leanvla.json_values import read_json
 
 INDEX, PHI, DONE = "index.json", "phi.npy", "done.npy"
@@ -40,11 +40,11 @@ class GradientStore:
         index = {"dim": dim, "settings": settings, "rows": [[r.episode, r.task, r.role] for r in rows]}
         if (self.root / INDEX).is_file():
             existing = read_json(self.root / INDEX, remedy=DAMAGED)
-            require(
-                existing == index,
-                f"{self.root} holds gradients collected with other settings or demonstrations; "
-                "delete it or choose another --out",
-            )
+            if existing != index:
+                raise UserError(
+                    f"{self.root} holds gradients collected with {_difference(existing, index)}; pass "
+                    "--overwrite to collect them again, or choose another --out"
+                )
             self.phi = np.load(self.root / PHI, mmap_mode="r+")
             self.done = np.load(self.root / DONE, mmap_mode="r+")
         else:
@@ -80,3 +80,16 @@ class GradientStore:
         """The rows of one role as an n x P tensor (read from the map) and their descriptions."""
         positions = [i for i, r in enumerate(self.rows) if r.role == role]
         return torch.from_numpy(np.asarray(self.phi[positions])), [self.rows[i] for i in positions]
+
+
+def _difference(existing: dict, index: dict) -> str:
+    """What first sets a store's index apart from the one asked for: a setting, the rows, or P."""
+    existing = existing if isinstance(existing, dict) else {}  # a damaged index differs in everything
+    before = existing.get("settings") if isinstance(existing.get("settings"), dict) else {}
+    now = index["settings"]
+    for key in now:
+        if before.get(key) != now[key]:
+            return f"{key}={before.get(key)!r}, not {now[key]!r}"
+    if existing.get("rows") != index["rows"]:
+        return "other demonstrations (another --data, --episodes, --val-data or --val-per-task)"
+    return f"P={existing.get('dim')!r}, not {index['dim']!r} (the policy at --policy has changed)"

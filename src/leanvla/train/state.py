@@ -163,9 +163,11 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> boo
     saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}
     saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))
     for key in now:
-        if key not in _RESUMABLE_CHANGES and saved.get(key) != now[key]:
+        changed = None if key in _RESUMABLE_CHANGES else _first_change(key, saved.get(key), now[key])
+        if changed is not None:
+            name, before, after = changed
             raise UserError(
-                f"{run} holds a run started with {key}={saved.get(key)!r}, not {now[key]!r}; "
+                f"{run} holds a run started with {name}={before!r}, not {after!r}; "
                 f"resume it with the same options, choose another --out, or pass --overwrite"
             )
     if step >= cfg.steps and (run / "policy").is_dir():
@@ -174,6 +176,18 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> boo
             "or raise --steps to continue it"
         )
     return True
+
+
+def _first_change(name: str, before, after) -> tuple[str, object, object] | None:
+    """(the dotted option, its value then, its value now) for the first option that differs, down
+    into option groups (`model.size`, not the whole of `model`); None when nothing does."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in [*after, *(k for k in before if k not in after)]:
+            changed = _first_change(f"{name}.{key}", before.get(key), after.get(key))
+            if changed is not None:
+                return changed
+        return None
+    return None if before == after else (name, before, after)
 
 
 def _paths_resolved(config: dict) -> dict:
