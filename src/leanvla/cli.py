@@ -47,8 +47,8 @@ def run_info(cfg: InfoConfig) -> None:
 @dataclass
 class CacheConfig:
     """List the decoded-frame cache as JSON: each entry's dataset and camera, its frames, the size
-    and fit they were fitted to, its MB and last use (LEANVLA_CACHE sets the directory, or turns it
-    off; LEANVLA_CACHE_GB bounds it)."""
+    and fit they were fitted to, its MB and last use, and the limit (LEANVLA_CACHE sets the
+    directory, or turns it off; LEANVLA_CACHE_GB bounds it)."""
 
     clear: bool = False
     """Remove every entry instead: the next command to read each camera decodes it again."""
@@ -64,8 +64,12 @@ def run_cache(cfg: CacheConfig) -> None:
         removed = frame_cache.clear()
         entries = "entry" if removed == 1 else "entries"
         print(f"removed {removed} {entries} ({listed['total_mb']:.0f} MB) from {listed['directory']}")
-    else:
+    elif frame_cache.cache_root() is None:
         print(readable_json(frame_cache.listing()))
+    else:  # with the bound LEANVLA_CACHE_GB sets, checked here too (--clear needs none)
+        limit = frame_cache.limit_bytes()
+        limit_mb = None if limit == sys.maxsize else round(limit / 2**20, 1)  # None: no limit
+        print(readable_json({**frame_cache.listing(), "limit_mb": limit_mb}))
 
 
 def run_record(cfg) -> None:

@@ -401,6 +401,24 @@ def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cac
     assert main(["cache"]) == 0 and json.loads(capsys.readouterr().out)["entries"] == []
 
 
+def test_leanvla_cache_shows_its_limit_and_refuses_a_bad_one(cache, monkeypatch, capsys):
+    """The listing gave the entries' total but not the bound they are evicted at, and a bad
+    LEANVLA_CACHE_GB went unnoticed until a training run met it."""
+    from leanvla.cli import main
+
+    for setting, limit_mb in (("", frame_cache.DEFAULT_LIMIT_GB * 1024), ("0.5", 512), ("inf", None)):
+        monkeypatch.setenv("LEANVLA_CACHE_GB", setting)
+        assert main(["cache"]) == 0
+        assert json.loads(capsys.readouterr().out)["limit_mb"] == limit_mb
+    monkeypatch.setenv("LEANVLA_CACHE_GB", "20GB")
+    assert main(["cache"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "leanvla cache: error: LEANVLA_CACHE_GB is '20GB': give the decoded-frame cache's size limit in "
+        f"gigabytes, a number >= 0 (unset: {frame_cache.DEFAULT_LIMIT_GB:g})"
+    )
+    assert main(["cache", "--clear"]) == 0  # clearing needs no limit
+
+
 def test_leanvla_cache_when_off(monkeypatch, capsys):
     from leanvla.cli import main
 
