@@ -135,3 +135,21 @@ def test_a_curation_another_process_began_meanwhile_is_refused_before_it_writes(
         other.release()
     assert "is in use by another leanvla process" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_a_demo_into_an_out_another_process_holds_is_refused_before_any_stage(capsys, tmp_path):
+    """A second demo in one --out ran each stage again beside the first: recording, then training
+    refused with a lock on a directory the user never named, or evaluating what the first trained."""
+    out, cache = tmp_path / "demo", tmp_path / "cache"
+    out.mkdir()
+    other = DirectoryLock(out, "--out")
+    other.take()
+    try:
+        assert main(["demo", "--quick", "--out", str(out), "--cache", str(cache)]) == 2
+    finally:
+        other.release()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"leanvla demo: error: --out {out} is in use by another leanvla process (a run started twice?); "
+        "wait for it to end, or choose another --out"
+    ]
+    assert list(out.iterdir()) == [] and not cache.exists()

@@ -543,6 +543,7 @@ MUTANTS = [
     # demo.py
     Mutant("demo-cache-unchecked", "demo.py", '    require_creatable(Path(cfg.cache), "--cache")\n', "", "tests/test_cli.py"),
     Mutant("demo-cache-a-file", "demo.py", "        not Path(cfg.cache).is_file(), f", "        True, f", "tests/test_cli.py"),
+    Mutant("demo-lock-dropped", "demo.py", "    lock.take()  # one demo at a time in --out", "    pass  # one demo at a time in --out", "tests/test_run_lock.py"),
     Mutant("demo-fast-threshold-dropped", "demo.py", "        commit_threshold=plan.decode_commit_threshold,\n", "", "tests/test_demo.py"),
     # environment.py
     Mutant("env-threads-plural", "environment.py", "({threads} thread{'s' * (threads != 1)})", "({threads} threads)", "tests/test_environment.py"),

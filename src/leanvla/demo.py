@@ -123,6 +123,29 @@ def _dataset(plan: DemoPlan, cfg: DemoConfig, tasks: str, episodes: int) -> Path
 
 def demo(cfg: DemoConfig) -> Path:
     from leanvla.data.record import check_seed
+    from leanvla.run_lock import DirectoryLock
+
+    check_seed(cfg.seed)  # before the output directory is made
+    plan = DemoPlan.for_config(cfg)
+    out = Path(cfg.out)
+    require_creatable(out, "--out")
+    require_own(out, "--out", "a demo's output", "base", overwrite=False)  # each stage found there is kept
+    # the recordings go into --cache: a refusal naming the recorder's --out inside it misled
+    require_creatable(Path(cfg.cache), "--cache")
+    require(
+        not Path(cfg.cache).is_file(), f"--cache {cfg.cache} is a file; name a directory for the recordings"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    lock = DirectoryLock(out, "--out")
+    lock.take()  # one demo at a time in --out: a second ran each stage again beside the first
+    try:
+        return _stages(cfg, plan, out)
+    finally:
+        lock.release()
+
+
+def _stages(cfg: DemoConfig, plan: DemoPlan, out: Path) -> Path:
+    """Every stage in turn, then the report; its path."""
     from leanvla.decode.options import DecodingOptions
     from leanvla.demo_report import (
         adapt_section,
@@ -138,17 +161,6 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.train.config import ModelOptions, TrainConfig
     from leanvla.train.loop import train_once
 
-    check_seed(cfg.seed)  # before the output directory is made
-    plan = DemoPlan.for_config(cfg)
-    out = Path(cfg.out)
-    require_creatable(out, "--out")
-    require_own(out, "--out", "a demo's output", "base", overwrite=False)  # each stage found there is kept
-    # the recordings go into --cache: a refusal naming the recorder's --out inside it misled
-    require_creatable(Path(cfg.cache), "--cache")
-    require(
-        not Path(cfg.cache).is_file(), f"--cache {cfg.cache} is a file; name a directory for the recordings"
-    )
-    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     def timed(stage: str, run, *args, **kwargs):

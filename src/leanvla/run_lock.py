@@ -1,7 +1,7 @@
 """One process at a time in an output directory that a command goes on in (a training run, a
-curation): a second one started by mistake (a job submitted twice, a requeued job whose first copy
-still runs) wrote its metrics and checkpoints among the first's, and both reported success; with
---overwrite it emptied the directory under the first.
+curation, a demo): a second one started by mistake (a job submitted twice, a requeued job whose
+first copy still runs) wrote its metrics and checkpoints among the first's, and both reported
+success; with --overwrite it emptied the directory under the first.
 
 The lock is the kernel's (flock) on the directory itself: no file is left behind, and it goes with
 the process that held it, however that ended. Where the filesystem has no such locks (some network
