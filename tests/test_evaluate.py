@@ -262,6 +262,19 @@ def test_rollouts_to_save_without_out_are_refused_on_the_command_line(tiny_run, 
     EvalConfig(policy=tiny_run, save_rollouts=0).check_options_used(["--save-rollouts", "0"])
 
 
+def test_rollouts_that_could_not_be_saved_are_refused_before_any_episode(tiny_run, tmp_path, capsys):
+    from leanvla.cli import main
+
+    (tmp_path / "eval_rollouts").write_text("")
+    argv = ["eval", "--policy", str(tiny_run), "--episodes", "1", "--out", str(tmp_path / "eval.json")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"leanvla eval: error: --out {tmp_path / 'eval.json'} saves its rollouts in {tmp_path / 'eval_rollouts'}, "
+        "which is a file; move it, or choose another --out"
+    ]
+    assert main([*argv, "--save-rollouts", "0", "--max-steps", "2"]) == 0  # none saved: nothing in the way
+
+
 def test_worker_processes_give_the_episodes_one_process_gives(result, tiny_run):
     one, _ = result
     two = evaluate(EvalConfig(policy=tiny_run, episodes=2, max_steps=20, workers=2), progress=False)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from leanvla.report import protocol_line, rollout_grid, save_rollout_media, success_table
+from leanvla.errors import UserError
+from leanvla.report import (
+    check_rollouts_directory,
+    protocol_line,
+    rollout_grid,
+    rollouts_directory,
+    save_rollout_media,
+    success_table,
+)
 
 
 def test_the_success_table_has_a_column_per_policy_and_intervals_low_to_high():
@@ -59,7 +68,7 @@ def test_the_protocol_line_says_when_the_cameras_were_rendered_at_another_shape_
 def test_a_rollout_strip_spans_the_episode_and_the_animation_every_second_frame(tmp_path):
     frames = [np.full((4, 3, 3), 10 * i, dtype=np.uint8) for i in range(25)]  # frame i is grey 10 i
     episode = {"task": "reach-v3", "episode": 2, "success": True, "frames": frames}
-    paths = save_rollout_media([episode], tmp_path / "eval", strip_frames=5)
+    paths = save_rollout_media([episode], rollouts_directory(tmp_path / "eval.json"), strip_frames=5)
     strip_path = tmp_path / "eval_rollouts" / "reach-v3_ep2_success.png"
     assert paths == [str(strip_path), str(strip_path.with_suffix(".gif"))]
     strip = np.asarray(Image.open(strip_path))
@@ -73,3 +82,42 @@ def test_a_rollout_strip_spans_the_episode_and_the_animation_every_second_frame(
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     assert grid.shape == (2 * (4 + 2), 30, 3)  # one row per strip, 2 white pixels under each
     assert (grid[:4, 15:] == 255).all() and (grid[4:6] == 255).all() and (grid[6:10] == 0).all()
+
+
+def test_an_evaluations_media_replace_an_earlier_ones_whole(tmp_path):
+    """They were added among the earlier evaluation's: its strips showed successes this one lacked."""
+    frames = [np.zeros((4, 3, 3), dtype=np.uint8)] * 3
+    directory = rollouts_directory(tmp_path / "eval.json")
+    save_rollout_media([{"task": "push-v3", "episode": 0, "success": True, "frames": frames}], directory)
+    paths = save_rollout_media(
+        [{"task": "reach-v3", "episode": 0, "success": False, "frames": frames}], directory
+    )
+    assert sorted(p.name for p in directory.iterdir()) == ["reach-v3_ep0_fail.gif", "reach-v3_ep0_fail.png"]
+    assert sorted(paths) == [
+        str(directory / "reach-v3_ep0_fail.gif"),
+        str(directory / "reach-v3_ep0_fail.png"),
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["eval_rollouts"]  # nothing temporary left
+    check_rollouts_directory(tmp_path / "eval.json", "--out")  # media alone: replaced, as above
+
+
+def test_a_rollouts_directory_that_cannot_be_replaced_whole_is_refused(tmp_path):
+    """Saving into a file of that name was a FileExistsError traceback once every episode had run."""
+    results = tmp_path / "eval.json"
+    check_rollouts_directory(results, "--out")  # none yet
+    (tmp_path / "eval_rollouts").write_text("")
+    with pytest.raises(UserError) as refused:
+        check_rollouts_directory(results, "--out")
+    assert str(refused.value) == (
+        f"--out {results} saves its rollouts in {tmp_path / 'eval_rollouts'}, which is a file; move it, or "
+        "choose another --out"
+    )
+    (tmp_path / "eval_rollouts").unlink()
+    (tmp_path / "eval_rollouts" / "notes").mkdir(parents=True)
+    (tmp_path / "eval_rollouts" / "a.png").write_bytes(b"")
+    with pytest.raises(UserError) as refused:
+        check_rollouts_directory(results, "--out")
+    assert str(refused.value) == (
+        f"--out {results} saves its rollouts in {tmp_path / 'eval_rollouts'}, which holds 'notes', not an "
+        "evaluation's strip or GIF; move it, or choose another --out"
+    )

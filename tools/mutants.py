@@ -553,6 +553,9 @@ MUTANTS = [
     Mutant("env-cpu-line-whole", "environment.py", 'return line.split(":", 1)[1].strip()', "return line.strip()", "tests/test_environment.py"),
     Mutant("env-usable-cores-unsaid", "environment.py", 'where += f" ({usable} usable)"', 'where += ""', "tests/test_environment.py"),
     # evaluate.py
+    Mutant("eval-rollouts-unchecked", "evaluate.py", '            check_rollouts_directory(Path(cfg.out), "--out")\n', "            pass\n", "tests/test_evaluate.py"),
+    Mutant("rollouts-among-earlier", "report.py", "    with atomic_dir(directory, replace=True) as tmp:", "    directory.mkdir(parents=True, exist_ok=True)\n    with __import__('contextlib').nullcontext(directory) as tmp:", "tests/test_report.py"),
+    Mutant("rollouts-foreign-replaced", "report.py", "    if foreign:\n", "    if False:\n", "tests/test_report.py"),
     Mutant("eval-partial-positions-checked", "evaluate.py", "held_out_known = positions is not None and not unknown", "held_out_known = positions is not None", "tests/test_evaluate.py"),
     Mutant("eval-two-workers-on-one-core", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = min(cfg.workers or 2, jobs)", "tests/test_evaluate.py"),
     Mutant("eval-workers-past-the-jobs", "evaluate.py", "workers = min(worker_count(cfg.workers, cfg.threads), jobs)", "workers = worker_count(cfg.workers, cfg.threads)", "tests/test_evaluate.py"),

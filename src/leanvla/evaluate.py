@@ -47,7 +47,8 @@ class EvalConfig:
     n_action_steps: int | None = None
     """Actions executed per predicted chunk (default: the policy's)."""
     out: Path | None = None
-    """Write the results JSON here (and rollout strips/GIFs beside it)."""
+    """Write the results JSON here (replaced), and rollout strips/GIFs beside it (results.json:
+    results_rollouts/, replaced whole)."""
     save_rollouts: int = 1
     """Rollouts per task saved as an image strip and a GIF (0 = none)."""
     workers: int | None = None
@@ -225,11 +226,14 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     the checkpoint records them); returns (and with --out writes) the protocol, per-task success
     with 95% intervals, timing and every episode's record."""
     from leanvla.models.checkpoint import read_meta, read_provenance, resolve_checkpoint
+    from leanvla.report import check_rollouts_directory, rollouts_directory, save_rollout_media
 
     cfg.check_ranges()
     cfg.check_options_used()
     if cfg.out is not None:
         require_creatable_file(Path(cfg.out), "--out", "eval.json")
+        if cfg.save_rollouts:
+            check_rollouts_directory(Path(cfg.out), "--out")
     checkpoint = resolve_checkpoint(cfg.policy)
     meta = read_meta(checkpoint)
     decode = cfg.decoding.overrides(meta, checkpoint)
@@ -297,10 +301,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "environment": {**software_environment(), "torch_threads": cfg.threads, "workers": workers},
     }
     if cfg.out is not None:
-        from leanvla.report import save_rollout_media
-
-        out = Path(cfg.out)
-        media = save_rollout_media([e for e in episodes if e["frames"]], out.with_suffix(""))
+        media = save_rollout_media([e for e in episodes if e["frames"]], rollouts_directory(cfg.out))
         result["rollout_media"] = media
-        write_json_atomic(out, result)
+        write_json_atomic(Path(cfg.out), result)
     return result

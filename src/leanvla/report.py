@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from leanvla.atomic import atomic_dir
+from leanvla.errors import UserError, require
+
 
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display needed), imported on first use."""
@@ -26,22 +29,47 @@ def save_figure(fig, out: Path, dpi: int = 120) -> None:
     pyplot().close(fig)
 
 
+ROLLOUT_MEDIA = (".png", ".gif")
+
+
+def rollouts_directory(results: Path) -> Path:
+    """Where an evaluation writing `results` (a JSON file) saves its rollout strips and GIFs."""
+    return Path(f"{Path(results).with_suffix('')}_rollouts")
+
+
+def check_rollouts_directory(results: Path, flag: str) -> None:
+    """Refuse, before any episode runs, a rollouts directory beside `results` (given as `flag`) that
+    `save_rollout_media` could not replace whole: a file, or a directory holding what no evaluation
+    writes."""
+    directory = rollouts_directory(results)
+    saves = f"{flag} {results} saves its rollouts in {directory}, which"
+    if not directory.is_dir():
+        require(not directory.exists(), f"{saves} is a file; move it, or choose another {flag}")
+        return
+    foreign = sorted(p.name for p in directory.iterdir() if not (p.is_file() and p.suffix in ROLLOUT_MEDIA))
+    if foreign:
+        raise UserError(
+            f"{saves} holds {foreign[0]!r}, not an evaluation's strip or GIF; move it, or choose another {flag}"
+        )
+
+
 def save_rollout_media(episodes: list[dict], directory: Path, strip_frames: int = 10) -> list[str]:
-    """For each episode with frames: an image strip (PNG) and an animation (GIF). Returns the paths."""
+    """For each episode with frames: an image strip (PNG) and an animation (GIF), in `directory`,
+    which they replace whole (an earlier evaluation's, among them, showed what this one did not).
+    Returns the paths."""
     if not episodes:
         return []
-    directory = Path(str(directory) + "_rollouts")
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for e in episodes:
-        frames = [np.asarray(f, dtype=np.uint8) for f in e["frames"]]
-        tag = f"{e['task']}_ep{e['episode']}_{'success' if e['success'] else 'fail'}"
-        picks = np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int)
-        strip = np.concatenate([frames[i] for i in picks], axis=1)
-        Image.fromarray(strip).save(directory / f"{tag}.png")
-        gif = [Image.fromarray(f) for f in frames[::2]]
-        gif[0].save(directory / f"{tag}.gif", save_all=True, append_images=gif[1:], duration=50, loop=0)
-        paths += [str(directory / f"{tag}.png"), str(directory / f"{tag}.gif")]
+    directory, paths = Path(directory), []
+    with atomic_dir(directory, replace=True) as tmp:
+        for e in episodes:
+            frames = [np.asarray(f, dtype=np.uint8) for f in e["frames"]]
+            tag = f"{e['task']}_ep{e['episode']}_{'success' if e['success'] else 'fail'}"
+            picks = np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int)
+            strip = np.concatenate([frames[i] for i in picks], axis=1)
+            Image.fromarray(strip).save(tmp / f"{tag}.png")
+            gif = [Image.fromarray(f) for f in frames[::2]]
+            gif[0].save(tmp / f"{tag}.gif", save_all=True, append_images=gif[1:], duration=50, loop=0)
+            paths += [str(directory / f"{tag}.png"), str(directory / f"{tag}.gif")]
     return paths
 
 
