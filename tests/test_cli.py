@@ -515,6 +515,45 @@ def test_ctrl_c_before_a_command_begins_is_one_line_too(capsys, monkeypatch):
     assert code == 130 and out == "" and err == "leanvla: interrupted\n"
 
 
+def test_sigterm_stops_a_command_as_ctrl_c_does_its_temporary_output_removed(tmp_path):
+    """`kill`, `timeout` or a scheduler's time limit: Python died on the spot, saying nothing and
+    leaving a recording's (or a conversion's) temporary directory behind, hidden."""
+    script = (
+        "import os, signal, time\n"
+        "from leanvla import cli\n"
+        "from leanvla.atomic import atomic_dir\n"
+        "def writing(cfg):\n"
+        f"    with atomic_dir({str(tmp_path / 'out')!r}) as tmp:\n"
+        "        (tmp / 'half.parquet').write_bytes(b'')\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "cli.run_info = writing\n"
+        "raise SystemExit(cli.main(['info', 'data']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr) == (143, "leanvla info: terminated (SIGTERM)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_is_left_to_a_caller_that_handles_it_and_restored_after(monkeypatch, capsys, lerobot_fixture):
+    import signal
+
+    seen = []
+    monkeypatch.setattr(cli, "run_info", lambda cfg: seen.append(signal.getsignal(signal.SIGTERM)))
+    assert main(["info", str(lerobot_fixture)]) == 0
+    assert seen[0] is not signal.SIG_DFL and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+    def callers(signum, frame):
+        pass
+
+    signal.signal(signal.SIGTERM, callers)  # an application calling main, with its own
+    try:
+        assert main(["info", str(lerobot_fixture)]) == 0
+        assert seen[1] is callers and signal.getsignal(signal.SIGTERM) is callers
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     "at, says",
     [

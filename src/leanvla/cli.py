@@ -3,7 +3,8 @@
 No logic lives here. Bad input raises `UserError` anywhere below; this layer prints it as one
 line on stderr and exits with code 2. tyro's own parse errors (an unknown choice, a missing or
 malformed option) come as a drawn box; they are flattened to the same one line. Memory or disk
-space running out is one line too, with exit code 1 (machine_errors.py).
+space running out is one line too, with exit code 1 (machine_errors.py); so are Ctrl-C (130) and
+SIGTERM (143), which stop a command alike.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -348,11 +350,51 @@ def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _terminate_as_interrupt():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
+            print(f"leanvla: {_stopped()}", file=sys.stderr)
+            return _stopped_code()
+
+
+# Set while a SIGTERM stops the command, which then says "terminated" and exits 128 + 15.
+_TERMINATED: list[bool] = []
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill`, `timeout`, a scheduler's time limit) stops a command as Ctrl-C does: its
+    temporary outputs removed, a line saying where it stood. By default Python died on the spot:
+    no line, and a recording's or a conversion's temporary directory left behind, hidden.
+    Only where no one else handles SIGTERM (an application calling `main` may)."""
+    import signal
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        _TERMINATED.append(True)
+        raise KeyboardInterrupt
+
+    _TERMINATED.clear()
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        return _main(argv)
-    except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
-        print("leanvla: interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stopped() -> str:
+    return "terminated (SIGTERM)" if _TERMINATED else "interrupted"
+
+
+def _stopped_code() -> int:
+    return 128 + 15 if _TERMINATED else 130  # what a shell reports of a process the signal ended
 
 
 def _main(argv: list[str] | None) -> int:
@@ -389,10 +431,8 @@ def _main(argv: list[str] | None) -> int:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
             except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
-                print(
-                    f"leanvla {' '.join(words)}: interrupted{f' {exc}' if str(exc) else ''}", file=sys.stderr
-                )
-                return 130
+                print(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}", file=sys.stderr)
+                return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
                 # Python's exit would flush stdout into the closed pipe again and print an error.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
