@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import warnings
@@ -368,8 +369,7 @@ def _terminate_as_interrupt():
     temporary outputs removed, a line saying where it stood. By default Python died on the spot:
     no line, and a recording's or a conversion's temporary directory left behind, hidden.
     Only where no one else handles SIGTERM (an application calling `main` may)."""
-    import signal
-
+    _TERMINATED.clear()
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
@@ -381,7 +381,6 @@ def _terminate_as_interrupt():
         _TERMINATED.append(True)
         raise KeyboardInterrupt
 
-    _TERMINATED.clear()
     signal.signal(signal.SIGTERM, interrupt)
     try:
         yield

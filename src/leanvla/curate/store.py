@@ -82,7 +82,7 @@ class GradientStore:
         return torch.from_numpy(np.asarray(self.phi[positions])), [self.rows[i] for i in positions]
 
 
-def _difference(existing: dict, index: dict) -> str:
+def _difference(existing, index: dict) -> str:
     """What first sets a store's index apart from the one asked for: a setting, the rows, or P."""
     existing = existing if isinstance(existing, dict) else {}  # a damaged index differs in everything
     before = existing.get("settings") if isinstance(existing.get("settings"), dict) else {}
