@@ -504,6 +504,23 @@ def test_an_interrupted_command_says_so_in_one_line_with_code_130(capsys, monkey
     assert err.strip().splitlines() == ["leanvla info: interrupted"]  # the shell's code for Ctrl-C
 
 
+def test_under_torchrun_only_the_main_process_says_it_was_interrupted(capsys, monkeypatch, lerobot_fixture):
+    """torchrun passes a SIGTERM (or the terminal a Ctrl-C) to every process: each printed the line."""
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt("at step 7 of 12")
+
+    monkeypatch.setattr(cli, "run_info", interrupted)
+    monkeypatch.setenv("RANK", "1")
+    assert run(capsys, "info", str(lerobot_fixture)) == (130, "", "")
+    monkeypatch.setenv("RANK", "0")
+    assert run(capsys, "info", str(lerobot_fixture)) == (
+        130,
+        "",
+        "leanvla info: interrupted at step 7 of 12\n",
+    )
+
+
 def test_ctrl_c_before_a_command_begins_is_one_line_too(capsys, monkeypatch):
     """While its modules import (the first second or two): it was a traceback of importlib's frames."""
 

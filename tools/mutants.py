@@ -123,6 +123,7 @@ MUTANTS = [
     Mutant("cli-early-interrupt-traceback", "cli.py", "    except KeyboardInterrupt:  # Ctrl-C before a command began", "    except ZeroDivisionError:  # Ctrl-C before a command began", "tests/test_cli.py"),
     Mutant("workers-ctrl-c-inherited", "workers.py", "    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)", "    previous = signal.getsignal(signal.SIGINT)", "tests/test_workers.py"),
     Mutant("cli-interrupt-code", "cli.py", "                return _stopped_code()\n", "                return 1\n", "tests/test_cli.py"),
+    Mutant("cli-interrupt-every-rank", "cli.py", "                if _main_process():  # torchrun stops every process", "                if True:  # torchrun stops every process", "tests/test_cli.py"),
     Mutant("cli-sigterm-default", "cli.py", "    signal.signal(signal.SIGTERM, interrupt)\n", "", "tests/test_cli.py"),
     Mutant("cli-sigterm-kept", "cli.py", "        signal.signal(signal.SIGTERM, signal.SIG_DFL)\n", "        pass\n", "tests/test_cli.py"),
     Mutant("cli-sigterm-over-callers", "cli.py", "        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL\n", "        or False\n", "tests/test_cli.py"),

@@ -97,11 +97,16 @@ def run_stats(cfg) -> int:
     return 1 if cfg.check and stale else 0  # as a formatter's --check: scripts can tell
 
 
+def _main_process() -> bool:
+    """Not one of torchrun's other processes (RANK > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def run_train(cfg) -> None:
     from leanvla.train.loop import train
 
     run = train(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
+    if _main_process():  # under torchrun, one line, not one per process
         print(f"trained: {run / 'policy'}")
 
 
@@ -153,7 +158,7 @@ def run_curate(cfg) -> None:
 
     fit_torch_threads()
     out = curate(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, only the main process has results
+    if _main_process():  # under torchrun, only the main process has results
         timing = json.loads((out / TIMING).read_text())
         kept = json.loads((out / SELECTION).read_text())["episodes"]
         print(readable_json({"out": str(out), "selected": len(kept), **timing}))
@@ -430,7 +435,8 @@ def _main(argv: list[str] | None) -> int:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
             except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
-                print(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}", file=sys.stderr)
+                if _main_process():  # torchrun stops every process: one line, not one each
+                    print(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}", file=sys.stderr)
                 return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
                 # Python's exit would flush stdout into the closed pipe again and print an error.
