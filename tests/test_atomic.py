@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from leanvla.atomic import (
+    ABANDONED_AFTER_S,
     atomic_dir,
     atomic_file,
     atomic_path,
+    remove_abandoned,
     require_creatable,
     require_new,
     require_output,
@@ -48,6 +50,63 @@ def test_failed_block_leaves_nothing_behind(tmp_path):
         (tmp / "a").write_text("1")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def _aged(directory: Path, seconds: float) -> None:
+    """Set the modification time of `directory` and everything in it `seconds` into the past."""
+    import time
+
+    then = time.time() - seconds
+    for path in [directory, *directory.rglob("*")]:
+        os.utime(path, (then, then))
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_once_it_has_lain_an_hour(tmp_path):
+    """SIGKILL, the kernel out of memory or a power cut ran no cleanup: the hidden temporary
+    directory stayed forever (a converted dataset's size), one more for every killed attempt."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "dataset"
+    script = (
+        "import os, signal\n"
+        "from leanvla.atomic import atomic_dir\n"
+        f"with atomic_dir({str(target)!r}) as tmp:\n"
+        "    (tmp / 'videos').mkdir()\n"
+        "    (tmp / 'videos' / 'half.mp4').write_bytes(b'0' * 1000)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+    (leftover,) = tmp_path.iterdir()
+    assert leftover.name.startswith(".dataset.tmp-")
+    kept = [tmp_path / ".dataset2.tmp-x", tmp_path / ".dataset.tmp-file"]  # another target's; not a directory
+    kept[0].mkdir()
+    kept[1].write_text("")
+    with atomic_dir(target):  # written a moment ago: it may be another machine's (see ABANDONED_AFTER_S)
+        pass
+    _aged(leftover, ABANDONED_AFTER_S + 60)
+    os.utime(leftover / "videos" / "half.mp4")  # still growing, deep inside
+    with atomic_dir(target, replace=True):
+        pass
+    assert leftover.is_dir()
+    _aged(leftover, ABANDONED_AFTER_S + 60)
+    _aged(kept[0], ABANDONED_AFTER_S + 60)
+    with atomic_dir(target, replace=True):
+        pass
+    assert sorted(tmp_path.iterdir()) == sorted([target, *kept])
+
+
+def test_a_temporary_directory_being_written_is_never_removed_however_old(tmp_path):
+    target = tmp_path / "dataset"
+    with atomic_dir(target) as writing:
+        (writing / "old.parquet").write_bytes(b"")
+        _aged(writing, ABANDONED_AFTER_S + 60)  # a slow writer, between files
+        assert remove_abandoned(target) == []
+        with atomic_dir(target.with_name("other")):
+            pass
+        assert writing.is_dir()
+    assert (target / "old.parquet").is_file()
 
 
 def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):

@@ -28,6 +28,15 @@ def test_a_second_holder_is_refused_until_the_first_lets_go(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no lock file left behind
 
 
+def test_trying_for_the_lock_says_whether_it_is_now_held(tmp_path):
+    first, second = DirectoryLock(tmp_path, ""), DirectoryLock(tmp_path, "")
+    assert first.try_take() and first.try_take()  # again: still held
+    assert not second.try_take()
+    first.release()
+    assert second.try_take()
+    second.release()
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_training_into_a_run_another_process_holds_is_refused_and_leaves_it_alone(
     capsys, data, tmp_path, overwrite

@@ -7,12 +7,14 @@ result or the whole new one.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -131,26 +133,73 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
 
     With `replace=True` an existing `target` is swapped out (the old one is removed only after the
     new one is complete); otherwise an existing `target` is an error the caller must check first.
+
+    The temporary directory is locked while it is written (run_lock): one whose lock is free, and
+    in which nothing has changed for an hour, was left by a process killed outright (SIGKILL, the
+    kernel out of memory, a power cut) and is removed here, where it stayed forever, hidden (a
+    dataset's conversion: the dataset's size).
     """
+    from leanvla.run_lock import DirectoryLock
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(_default_mode(0o777))
+    writing = DirectoryLock(tmp, "")
+    writing.try_take()
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        if not replace:
+        remove_abandoned(target)
+        try:
+            yield tmp
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(target)
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+            raise
+        if target.exists():
+            if not replace:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise FileExistsError(target)
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        writing.release()
+
+
+# Untouched this long, a temporary directory whose lock is free is no one's. The wait covers
+# filesystems whose locks only this machine sees (some network mounts), where another machine's
+# writer, which changes its files as it goes, would look abandoned.
+ABANDONED_AFTER_S = 3600.0
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove the temporary directories of `target` (`atomic_dir`'s) that no process is writing:
+    those whose lock is free and in which nothing changed for ABANDONED_AFTER_S. Where the
+    filesystem has no locks, none (no one can tell). Returns those removed."""
+    from leanvla.run_lock import DirectoryLock
+
+    removed = []
+    for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
+        if not leftover.is_dir() or leftover.is_symlink():
+            continue
+        lock = DirectoryLock(leftover, "")
+        if lock.try_take() and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+        lock.release()
+    return removed
+
+
+def _last_change(directory: Path) -> float:
+    """The latest modification time of `directory` or anything in it."""
+    latest = directory.stat().st_mtime
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            with suppress(OSError):  # removed meanwhile
+                latest = max(latest, os.lstat(os.path.join(root, name)).st_mtime)
+    return latest
 
 
 @contextmanager

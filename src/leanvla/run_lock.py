@@ -26,21 +26,30 @@ class DirectoryLock:
 
     def take(self) -> None:
         """Hold the lock, or refuse in one line if another process does; again, nothing."""
-        if self._fd is not None:
-            return
+        if self._fd is None and self._flock() is False:
+            raise UserError(
+                f"{self.flag} {self.directory} is in use by another leanvla process (a run started twice?); "
+                f"wait for it to end, or choose another {self.flag}"
+            )
+
+    def try_take(self) -> bool:
+        """Hold the lock if no process does: True then (or already held); False where another
+        process holds it, or the filesystem has no locks (so no one can tell)."""
+        return self._fd is not None or bool(self._flock())
+
+    def _flock(self) -> bool | None:
+        """True: now held; False: another process holds it; None: no locks on this filesystem."""
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UserError(
-                f"{self.flag} {self.directory} is in use by another leanvla process (a run started twice?); "
-                f"wait for it to end, or choose another {self.flag}"
-            ) from None
+            return False
         except OSError:  # no locks on this filesystem: unguarded
             os.close(fd)
-            return
+            return None
         self._fd = fd
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
