@@ -834,6 +834,9 @@ MUTANTS = [
     Mutant("state-out-fixed", "train/state.py", '_RESUMABLE_CHANGES = {\n    "out",\n', "_RESUMABLE_CHANGES = {\n", "tests/train/test_resume.py"),
     Mutant("state-paths-as-spelt", "train/state.py", "saved, now = _paths_resolved(saved), _paths_resolved(config_json(cfg))", "now = config_json(cfg)", "tests/train/test_resume.py"),
     Mutant("state-predated-options-refused", "train/state.py", "saved = config_json(config_from_json(_read_json(path), str(path))) if path.is_file() else {}", "saved = _read_json(path) if path.is_file() else {}", "tests/train/test_resume.py"),
+    Mutant("resume-data-unchecked", "train/loop.py", "            check_same_data(cfg, parts.stats, parts.provenance)", "            pass", "tests/train/test_resume.py"),
+    Mutant("resume-stats-unchecked", "train/state.py", "        if feature is not None:\n", "        if False:\n", "tests/train/test_resume.py"),
+    Mutant("resume-episodes-unchecked", "train/state.py", '("episodes", "training episodes")', '("instructions", "training episodes")', "tests/train/test_resume.py"),
     Mutant("state-change-whole-group", "train/state.py", "    if isinstance(before, dict) and isinstance(after, dict):", "    if False:", "tests/train/test_resume.py"),
     # train/validation.py
     Mutant("val-mode", "train/validation.py", "model.train(was_training)", "model.train(True)", "tests/train/test_validation.py"),

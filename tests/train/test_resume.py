@@ -168,6 +168,41 @@ def test_resuming_with_different_options_is_refused(data, tmp_path):
         train(_cfg(data, run, lr=1e-3), progress=False)
 
 
+@pytest.mark.parametrize(
+    "changed, named",
+    [
+        (
+            dict(lengths=(6, 4, 9, 5, 7), tasks=("task a", "task b", "task a", "task c", "task a")),
+            "its training episodes differ: 4 then, 5 now",
+        ),
+        (dict(tasks=("task a", "task b", "task a", "task d")), "its instructions differ: 3 then, 3 now"),
+        (dict(seed=1), "its statistics of 'observation.images.cam' differ"),
+    ],
+)
+def test_resuming_on_data_changed_in_place_is_refused(tmp_path, changed, named):
+    """Episodes recorded into the dataset, or the dataset recorded again: the run went on with other
+    normalisation statistics than its weights had learnt with, without a word."""
+    import shutil
+
+    from tests.data.helpers import synthetic_dataset
+
+    data, run = tmp_path / "data", tmp_path / "r"
+    synthetic_dataset(data)
+    train(_cfg(data, run), progress=False, stop_after=4)
+    shutil.rmtree(data)
+    synthetic_dataset(data, **changed)
+    with pytest.raises(UserError) as refused:
+        train(_cfg(data, run), progress=False)
+    assert str(refused.value) == (
+        f"--data {data} is not the data {run} started on ({named}); restore it, pass --overwrite to start "
+        f"again, or fine-tune from the run into another --out (--init {run / 'last'})"
+    )
+    shutil.rmtree(data)
+    synthetic_dataset(data)  # as it was: the run goes on
+    train(_cfg(data, run), progress=False)
+    assert (run / "policy").is_dir()
+
+
 def test_a_changed_option_in_a_group_is_named_alone(data, tmp_path):
     """The message held both whole groups of options (model: 14 of them) for the user to compare."""
     from dataclasses import replace

@@ -47,6 +47,7 @@ from leanvla.train.optimizer import adamw
 from leanvla.train.schedule import EMA, lr_at
 from leanvla.train.state import (
     CONFIG_FILE,
+    check_same_data,
     config_json,
     diverged_run,
     interrupted_run,
@@ -175,6 +176,8 @@ class Trainer:
         self.cfg, self.world, self.run = cfg, world, Path(cfg.out)
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
         self.parts = parts = build_run(cfg, progress=progress)
+        if resuming:
+            check_same_data(cfg, parts.stats, parts.provenance)  # before its weights are loaded
         data, model = parts.data, parts.model.to(world.device)
         self.data, self.model = data, model
         self.normalizer = Normalizer(parts.stats, data.state_key, data.action_key, data.cameras)

@@ -17,6 +17,7 @@ import typing
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from leanvla.atomic import (
@@ -175,6 +176,45 @@ def prepare_run_dir(cfg: TrainConfig, is_main: bool, lock: DirectoryLock) -> boo
             f"{run} already holds a finished run of {step} steps; choose another --out, pass --overwrite, "
             "or raise --steps to continue it"
         )
+    return True
+
+
+def check_same_data(cfg: TrainConfig, stats: dict, provenance: dict) -> None:
+    """A run resumes on the data it started on: its weights learnt with that data's normalisation
+    (RUN/last keeps it), and its random stream indexes that data's frames. Resumed on a dataset
+    changed in place (episodes recorded into it, or recorded again), it went on without a word,
+    normalising with other statistics than its weights had learnt with; a dataset whose shapes
+    changed was a traceback. `stats` and `provenance` are what the data at --data gives now."""
+    from leanvla.models.checkpoint import read_provenance, read_stats
+
+    last = Path(cfg.out) / "last"
+    then = read_provenance(last)
+    changed = None
+    for key, what in (("instructions", "instructions"), ("episodes", "training episodes")):
+        if then.get(key) is not None and then[key] != provenance.get(key):
+            changed = f"its {what} differ: {len(then[key])} then, {len(provenance.get(key) or [])} now"
+            break
+    else:
+        saved = read_stats(last)
+        feature = next((k for k in sorted({*saved, *stats}) if not _close(saved.get(k), stats.get(k))), None)
+        if feature is not None:
+            changed = f"its statistics of '{feature}' differ"
+    if changed is not None:
+        raise UserError(
+            f"--data {cfg.data} is not the data {cfg.out} started on ({changed}); restore it, pass "
+            f"--overwrite to start again, or fine-tune from the run into another --out (--init {last})"
+        )
+
+
+def _close(saved: dict | None, now: dict | None) -> bool:
+    """Two features' statistics agree, up to the rounding of another machine's arithmetic (a run
+    may resume elsewhere)."""
+    if not isinstance(saved, dict) or not isinstance(now, dict) or set(saved) != set(now):
+        return False
+    for name in saved:
+        a, b = np.asarray(saved[name], dtype=np.float64), np.asarray(now[name], dtype=np.float64)
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-4, atol=1e-6):
+            return False
     return True
 
 
