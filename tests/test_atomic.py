@@ -109,6 +109,33 @@ def test_a_temporary_directory_being_written_is_never_removed_however_old(tmp_pa
     assert (target / "old.parquet").is_file()
 
 
+def test_a_temporary_file_a_killed_writer_left_goes_the_same_way(tmp_path):
+    """A camera's frames decoding into the frame cache when the process was killed: gigabytes in a
+    hidden file the cache's limit never counted, until `leanvla cache --clear`."""
+    import signal
+    import subprocess
+    import sys
+
+    entry = tmp_path / "frames" / "cam.npy"
+    script = (
+        "import os, signal\n"
+        "from leanvla.atomic import atomic_path\n"
+        f"with atomic_path({str(entry)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'0' * 1000)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+    (leftover,) = entry.parent.iterdir()
+    with atomic_path(entry) as writing:  # the same entry, decoded again
+        _aged(writing, ABANDONED_AFTER_S + 60)  # and slowly: still its writer's
+        assert remove_abandoned(entry) == []
+        writing.write_bytes(b"frames")
+    assert leftover.is_file()  # written a moment ago
+    _aged(leftover, ABANDONED_AFTER_S + 60)
+    write_bytes_atomic(entry, b"frames again")
+    assert [p.name for p in entry.parent.iterdir()] == ["cam.npy"]
+
+
 def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):
     path = tmp_path / "frames.npy"
     with pytest.raises(RuntimeError), atomic_file(path) as f:

@@ -94,6 +94,8 @@ MUTANTS = [
     Mutant("arank-shut-strict", "adapt/report.py", "shut = [name for name in held if settled[name] <= SHUT]", "shut = [name for name in held if settled[name] < SHUT]", "tests/adapt/test_report.py"),
     Mutant("arank-shut-no-loss", "adapt/report.py", "if first.spectral_weight == 0 or 2 * len(shut)", "if 2 * len(shut)", "tests/adapt/test_report.py"),
     # atomic.py
+    Mutant("atomic-path-unlocked", "atomic.py", "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n", "        pass\n", "tests/test_atomic.py"),
+    Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-kept", "atomic.py", "        remove_abandoned(target)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-in-use-removed", "atomic.py", "        if lock.try_take() and time.time()", "        if True and time.time()", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-fresh-removed", "atomic.py", " and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:", ":", "tests/test_atomic.py"),

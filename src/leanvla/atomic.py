@@ -7,6 +7,7 @@ result or the whole new one.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -175,27 +176,32 @@ ABANDONED_AFTER_S = 3600.0
 
 
 def remove_abandoned(target: Path) -> list[Path]:
-    """Remove the temporary directories of `target` (`atomic_dir`'s) that no process is writing:
-    those whose lock is free and in which nothing changed for ABANDONED_AFTER_S. Where the
-    filesystem has no locks, none (no one can tell). Returns those removed."""
+    """Remove the temporary directories or files of `target` (atomic_dir's, atomic_path's) that no
+    process is writing: those whose lock is free and in which nothing changed for
+    ABANDONED_AFTER_S. Where the filesystem has no locks, none (no one can tell). Returns those
+    removed."""
     from leanvla.run_lock import DirectoryLock
 
     removed = []
     for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
-        if not leftover.is_dir() or leftover.is_symlink():
+        if leftover.is_symlink():
             continue
         lock = DirectoryLock(leftover, "")
-        if lock.try_take() and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:
-            shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(leftover)
+        with suppress(OSError):  # gone meanwhile
+            if lock.try_take() and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink()
+                removed.append(leftover)
         lock.release()
     return removed
 
 
-def _last_change(directory: Path) -> float:
-    """The latest modification time of `directory` or anything in it."""
-    latest = directory.stat().st_mtime
-    for root, dirs, files in os.walk(directory):
+def _last_change(path: Path) -> float:
+    """The latest modification time of `path` or, a directory, of anything in it."""
+    latest = path.stat().st_mtime
+    for root, dirs, files in os.walk(path):
         for name in dirs + files:
             with suppress(OSError):  # removed meanwhile
                 latest = max(latest, os.lstat(os.path.join(root, name)).st_mtime)
@@ -205,18 +211,24 @@ def _last_change(directory: Path) -> float:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield the path of an empty temporary file in the same directory that becomes `path` when the
-    block exits without error (for writers that open a file by name: a memory-mapped array)."""
+    block exits without error (for writers that open a file by name: a memory-mapped array).
+    Locked while written, as atomic_dir's directories are, and abandoned ones are removed alike (a
+    camera's decoded frames in the frame cache: gigabytes the cache's limit never counted)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
+    with suppress(OSError):  # no locks on this filesystem: no leftover is ever removed
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
+        remove_abandoned(path)
         yield Path(tmp)
         os.chmod(tmp, _default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 @contextmanager

@@ -39,7 +39,7 @@ class DirectoryLock:
 
     def _flock(self) -> bool | None:
         """True: now held; False: another process holds it; None: no locks on this filesystem."""
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(self.directory, os.O_RDONLY)  # a file's lock too: atomic_path's temporary files
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
