@@ -80,9 +80,8 @@ def test_what_a_killed_writer_left_is_removed_by_the_next_once_it_has_lain_an_ho
     assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
     (leftover,) = tmp_path.iterdir()
     assert leftover.name.startswith(".dataset.tmp-")
-    kept = [tmp_path / ".dataset2.tmp-x", tmp_path / ".dataset.tmp-file"]  # another target's; not a directory
-    kept[0].mkdir()
-    kept[1].write_text("")
+    another_targets = tmp_path / ".dataset2.tmp-x"
+    another_targets.mkdir()
     with atomic_dir(target):  # written a moment ago: it may be another machine's (see ABANDONED_AFTER_S)
         pass
     _aged(leftover, ABANDONED_AFTER_S + 60)
@@ -91,10 +90,10 @@ def test_what_a_killed_writer_left_is_removed_by_the_next_once_it_has_lain_an_ho
         pass
     assert leftover.is_dir()
     _aged(leftover, ABANDONED_AFTER_S + 60)
-    _aged(kept[0], ABANDONED_AFTER_S + 60)
+    _aged(another_targets, ABANDONED_AFTER_S + 60)
     with atomic_dir(target, replace=True):
         pass
-    assert sorted(tmp_path.iterdir()) == sorted([target, *kept])
+    assert sorted(tmp_path.iterdir()) == sorted([target, another_targets])
 
 
 def test_a_temporary_directory_being_written_is_never_removed_however_old(tmp_path):
@@ -272,3 +271,14 @@ def test_an_output_holding_an_input_says_so_before_asking_for_overwrite(tmp_path
     with pytest.raises(UserError, match=r"holds files but not a checkpoint \(no config.json\)"):
         require_output(tmp_path, "--out", True, "a checkpoint", "config.json")
     require_output(tmp_path / "new", "--out", False, "a checkpoint", "config.json", inputs)
+
+
+def test_a_directory_is_looked_through_once_however_many_outputs_are_written_into_it(tmp_path, monkeypatch):
+    """Listed at every write, a directory of 10000 remembered digests cost 11.7 ms a write."""
+    import leanvla.atomic
+
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(leanvla.atomic.os, "scandir", lambda path: listed.append(path) or scandir(path))
+    for name in ("a.json", "b.json", "a.json"):
+        write_bytes_atomic(tmp_path / name, b"{}")
+    assert listed == [tmp_path]

@@ -96,6 +96,7 @@ MUTANTS = [
     # atomic.py
     Mutant("atomic-path-unlocked", "atomic.py", "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
+    Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-kept", "atomic.py", "        remove_abandoned(target)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-in-use-removed", "atomic.py", "        if lock.try_take() and time.time()", "        if True and time.time()", "tests/test_atomic.py"),
     Mutant("atomic-leftovers-fresh-removed", "atomic.py", " and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:", ":", "tests/test_atomic.py"),
