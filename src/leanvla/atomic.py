@@ -7,7 +7,6 @@ result or the whole new one.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -233,11 +232,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     block exits without error (for writers that open a file by name: a memory-mapped array).
     Locked while written, as atomic_dir's directories are, and abandoned ones are removed alike (a
     camera's decoded frames in the frame cache: gigabytes the cache's limit never counted)."""
+    from leanvla.run_lock import DirectoryLock
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    with suppress(OSError):  # no locks on this filesystem: no leftover is ever removed
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.close(fd)
+    writing = DirectoryLock(Path(tmp), "")
+    writing.try_take()
     try:
         remove_abandoned(path)
         yield Path(tmp)
@@ -247,7 +249,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
-        os.close(fd)  # and with it the lock
+        writing.release()
 
 
 @contextmanager
