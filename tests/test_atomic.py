@@ -98,11 +98,11 @@ def test_what_a_killed_writer_left_is_removed_by_the_next_once_it_has_lain_an_ho
 
 def test_a_temporary_directory_being_written_is_never_removed_however_old(tmp_path):
     target = tmp_path / "dataset"
-    with atomic_dir(target) as writing:
+    with atomic_dir(target, replace=True) as writing:
         (writing / "old.parquet").write_bytes(b"")
         _aged(writing, ABANDONED_AFTER_S + 60)  # a slow writer, between files
         assert remove_abandoned(target) == []
-        with atomic_dir(target.with_name("other")):
+        with atomic_dir(target, replace=True):  # another writer of the same output, meanwhile
             pass
         assert writing.is_dir()
     assert (target / "old.parquet").is_file()
