@@ -9,6 +9,7 @@ from leanvla.atomic import (
     atomic_dir,
     atomic_file,
     atomic_path,
+    being_written,
     remove_abandoned,
     require_creatable,
     require_new,
@@ -17,6 +18,7 @@ from leanvla.atomic import (
     write_bytes_atomic,
 )
 from leanvla.errors import UserError
+from leanvla.run_lock import DirectoryLock
 
 
 def _umask() -> int:
@@ -133,6 +135,22 @@ def test_a_temporary_file_a_killed_writer_left_goes_the_same_way(tmp_path):
     _aged(leftover, ABANDONED_AFTER_S + 60)
     write_bytes_atomic(entry, b"frames again")
     assert [p.name for p in entry.parent.iterdir()] == ["cam.npy"]
+
+
+def test_a_temporary_being_written_is_told_from_a_leftover_and_from_an_output(tmp_path):
+    """What `leanvla cache --clear` leaves: removed, the writer's rename failed once its work was done."""
+    with atomic_path(tmp_path / "cam.npy") as writing, atomic_dir(tmp_path / "dataset") as converting:
+        assert being_written(writing) and being_written(converting)
+    leftover = tmp_path / ".cam.npy.tmp-abc"  # a killed writer's: no lock held
+    leftover.write_bytes(b"")
+    assert not being_written(leftover)
+    output = tmp_path / "held.npy"  # locked, but not a temporary: an output is never skipped
+    output.write_bytes(b"")
+    lock = DirectoryLock(output, "")
+    lock.take()
+    assert not being_written(output)
+    lock.release()
+    assert not being_written(tmp_path / ".gone.npy.tmp-x")
 
 
 def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):

@@ -37,6 +37,15 @@ def test_trying_for_the_lock_says_whether_it_is_now_held(tmp_path):
     second.release()
 
 
+def test_asking_whether_another_holds_the_lock_takes_nothing(tmp_path):
+    first, second = DirectoryLock(tmp_path, ""), DirectoryLock(tmp_path, "")
+    assert not second.held_elsewhere()  # free
+    first.take()  # and still free: asking kept nothing
+    assert second.held_elsewhere() and not first.held_elsewhere()  # its holder's own is not another's
+    first.release()
+    assert not second.held_elsewhere()
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_training_into_a_run_another_process_holds_is_refused_and_leaves_it_alone(
     capsys, data, tmp_path, overwrite

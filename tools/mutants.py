@@ -94,6 +94,8 @@ MUTANTS = [
     Mutant("arank-shut-strict", "adapt/report.py", "shut = [name for name in held if settled[name] <= SHUT]", "shut = [name for name in held if settled[name] < SHUT]", "tests/adapt/test_report.py"),
     Mutant("arank-shut-no-loss", "adapt/report.py", "if first.spectral_weight == 0 or 2 * len(shut)", "if 2 * len(shut)", "tests/adapt/test_report.py"),
     # atomic.py
+    Mutant("atomic-being-written-any-name", "atomic.py", "    if not (path.name.startswith(\".\") and \".tmp-\" in path.name) or path.is_symlink():\n", "    if path.is_symlink():\n", "tests/test_atomic.py"),
+    Mutant("lock-held-elsewhere-kept", "run_lock.py", "        free = self._flock()\n        self.release()\n", "        free = self._flock()\n", "tests/test_run_lock.py"),
     Mutant("atomic-path-unlocked", "atomic.py", "    writing.try_take()\n    try:\n        remove_abandoned(path)\n", "    try:\n        remove_abandoned(path)\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),
@@ -364,6 +366,9 @@ MUTANTS = [
     Mutant("png-decoded-not-into", "data/reader.py", "                    decoded = into[start:stop]\n", "                    decoded = np.empty_like(into[start:stop])\n", "tests/data/test_reader.py"),
     Mutant("reader-png-total-unchecked", "data/reader.py", "        self._require_total_frames(sum(map(data_file_rows, self.data_files)))\n", "", "tests/data/test_reader.py"),
     # data/frame_cache.py
+    Mutant("cache-clear-removes-a-live-write", "data/frame_cache.py", "        if being_written(path):\n", "        if False:\n", FC),
+    Mutant("cache-clear-forgets-a-live-digest", "data/file_digests.py", "            if not being_written(path):\n", "            if True:\n", FC),
+    Mutant("cache-clear-leaves-unsaid", "cli.py", "        if left:  # the commands writing them go on\n", "        if False:\n", FC),
     Mutant("cache-not-mapped", "data/frame_cache.py", "    return frames, name\n", "    return np.array(frames), name\n", FC),
     Mutant("cache-map-writable", "data/frame_cache.py", "    out.flags.writeable = False", "    pass", FC),
     Mutant("cache-unreserved", "data/frame_cache.py", "            _reserve(tmp, out)\n", "", FC),

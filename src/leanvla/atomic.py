@@ -216,6 +216,21 @@ def remove_abandoned(target: Path) -> list[Path]:
     return removed
 
 
+def being_written(path: Path) -> bool:
+    """Whether `path` is a temporary directory or file of atomic_dir's or atomic_path's that a
+    process is writing now (its lock is held): one a clearing must leave, or that process's rename
+    into place fails, the work done thrown away with a traceback."""
+    from leanvla.run_lock import DirectoryLock
+
+    path = Path(path)
+    if not (path.name.startswith(".") and ".tmp-" in path.name) or path.is_symlink():
+        return False
+    try:
+        return DirectoryLock(path, "").held_elsewhere()
+    except OSError:  # gone meanwhile
+        return False
+
+
 def _last_change(path: Path) -> float:
     """The latest modification time of `path` or, a directory, of anything in it."""
     latest = path.stat().st_mtime

@@ -64,9 +64,11 @@ def run_cache(cfg: CacheConfig) -> None:
         print("LEANVLA_CACHE=off: nothing is kept, nothing to clear")
     elif cfg.clear:
         listed = frame_cache.listing()
-        removed = frame_cache.clear()
+        removed, left = frame_cache.clear()
         entries = "entry" if removed == 1 else "entries"
         print(f"removed {removed} {entries} ({listed['total_mb']:.0f} MB) from {listed['directory']}")
+        if left:  # the commands writing them go on
+            print(f"left {left} being written by another command; clear again once it ends")
     elif frame_cache.cache_root() is None:
         print(readable_json(frame_cache.listing()))
     else:  # with the bound LEANVLA_CACHE_GB sets, checked here too (--clear needs none)

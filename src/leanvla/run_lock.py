@@ -37,6 +37,15 @@ class DirectoryLock:
         process holds it, or the filesystem has no locks (so no one can tell)."""
         return self._fd is not None or bool(self._flock())
 
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock now (False where the filesystem has none); the
+        lock is not kept."""
+        if self._fd is not None:
+            return False
+        free = self._flock()
+        self.release()
+        return free is False
+
     def _flock(self) -> bool | None:
         """True: now held; False: another process holds it; None: no locks on this filesystem."""
         fd = os.open(self.directory, os.O_RDONLY)  # a file's lock too: atomic_path's temporary files

@@ -401,6 +401,28 @@ def test_leanvla_cache_lists_each_entry_and_clear_removes_them_all(tmp_path, cac
     assert main(["cache"]) == 0 and json.loads(capsys.readouterr().out)["entries"] == []
 
 
+def test_clearing_leaves_an_entry_another_command_is_writing(tmp_path, cache, capsys):
+    """Removed, the command decoding the camera failed with a traceback once it had decoded it all."""
+    from leanvla.atomic import atomic_path, write_json_atomic
+    from leanvla.cli import main
+
+    digests = cache.parent / "digests"
+    cache.mkdir(parents=True)
+    (cache / "old.npy").write_bytes(b"0" * 2**20)
+    with atomic_path(cache / "new.npy") as decoding, atomic_path(digests / "f.json") as hashing:
+        assert main(["cache", "--clear"]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"removed 1 entry (1 MB) from {cache}",
+            "left 1 being written by another command; clear again once it ends",
+        ]
+        assert list(cache.iterdir()) == [decoding] and list(digests.iterdir()) == [hashing]
+        decoding.write_bytes(b"frames")
+        write_json_atomic(cache / "new.json", {})  # its description: written after, as any command does
+    assert sorted(p.name for p in cache.iterdir()) == ["new.json", "new.npy"]
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"removed 1 entry (0 MB) from {cache}"]
+
+
 def test_leanvla_cache_shows_its_limit_and_refuses_a_bad_one(cache, monkeypatch, capsys):
     """The listing gave the entries' total but not the bound they are evicted at, and a bad
     LEANVLA_CACHE_GB went unnoticed until a training run met it."""

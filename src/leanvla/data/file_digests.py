@@ -23,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-from leanvla.atomic import write_json_atomic
+from leanvla.atomic import being_written, write_json_atomic
 
 SETTLED_S = 2.0
 Key = tuple[str, int, int, int, int, int]
@@ -73,8 +73,9 @@ def remembered_count(directory: Path) -> int:
 def forget_remembered(directory: Path) -> None:
     """Remove every digest `directory` remembers: the next command hashes every file afresh."""
     if directory.is_dir():
-        for path in directory.iterdir():  # and what an interrupted write left
-            path.unlink(missing_ok=True)
+        for path in directory.iterdir():  # and what an interrupted write left, not a live one's
+            if not being_written(path):
+                path.unlink(missing_ok=True)
 
 
 def forget_stale(directory: Path) -> None:

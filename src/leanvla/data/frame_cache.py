@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from leanvla.atomic import atomic_path, write_json_atomic
+from leanvla.atomic import atomic_path, being_written, write_json_atomic
 from leanvla.cores import cores_per_process
 from leanvla.data import file_digests
 from leanvla.errors import InputWarning, UserError, require
@@ -386,20 +386,24 @@ def listing() -> dict:
     }
 
 
-def clear() -> int:
+def clear() -> tuple[int, int]:
     """Remove every entry (and any temporary file an interrupted write left) and every remembered
-    digest; how many entries."""
+    digest; how many entries, and how many entries being written were left to the commands writing
+    them (removed, a command decoding a camera failed once it had decoded it)."""
     root = cache_root()
     if root is None:
-        return 0
+        return 0, 0
     file_digests.forget_remembered(root / DIGESTS)
     if not (root / "frames").is_dir():
-        return 0
+        return 0, 0
     directory = root / "frames"
-    count = 0
+    count = left = 0
     for path in directory.iterdir():
+        if being_written(path):
+            left += path.name.split(".tmp-")[0].endswith(".npy")  # an entry, not its description
+            continue
         if path.suffix == ".npy" and not path.name.startswith("."):
             count += 1
         if path.is_file():
             path.unlink(missing_ok=True)
-    return count
+    return count, left
