@@ -640,6 +640,8 @@ MUTANTS = [
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("checkpoint-weights-private", "models/checkpoint.py", "    os.chmod(path, default_mode(0o666))\n", "", "tests/models/test_checkpoint.py"),
+    Mutant("merge-vector-private", "merge/run.py", "        save_tensors({k: v.contiguous() for k, v in vector.items()}, tmp / VECTOR)", "        __import__(\"safetensors.torch\", fromlist=[\"x\"]).save_file({k: v.contiguous() for k, v in vector.items()}, str(tmp / VECTOR))", "tests/merge/test_run.py"),
     Mutant("checkpoint-inputs-run-only", "models/checkpoint.py", 'for part in ("", "policy", "last")]', 'for part in ("",)]', "tests/test_cli.py"),
     Mutant("ckpt-instructions-unchecked", "models/checkpoint.py", "        isinstance(instructions, list) and instructions and all(", "        True or all(", "tests/models/test_checkpoint.py"),
     Mutant("ckpt-stats-unchecked-on-load", "models/checkpoint.py", "    check_stats(stats, ", "    (lambda *given: None)(stats, ", "tests/models/test_checkpoint.py"),

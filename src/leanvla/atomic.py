@@ -20,10 +20,11 @@ from typing import Any, BinaryIO
 from leanvla.errors import UserError
 
 
-def _default_mode(base: int) -> int:
+def default_mode(base: int) -> int:
     """`base` masked by the process umask: what a plain open()/mkdir() would have given.
 
-    mkstemp/mkdtemp create private (0600/0700) entries; outputs must be readable like any other file.
+    mkstemp/mkdtemp create private (0600/0700) entries, and so does safetensors' save_file;
+    outputs must be readable like any other file (a checkpoint on a shared disk, by the team).
     """
     umask = os.umask(0)
     os.umask(umask)
@@ -143,7 +144,7 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    tmp.chmod(_default_mode(0o777))
+    tmp.chmod(default_mode(0o777))
     writing = DirectoryLock(tmp, "")
     writing.try_take()
     try:
@@ -258,7 +259,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         remove_abandoned(path)
         yield Path(tmp)
-        os.chmod(tmp, _default_mode(0o666))
+        os.chmod(tmp, default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

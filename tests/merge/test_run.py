@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import stat
 
 import pytest
 import torch
@@ -61,6 +62,8 @@ def test_meta_model_is_base_plus_scaled_vector(pair, tiny_run, tmp_path):
     report = json.loads((out / "merge_report.json").read_text())
     assert report["vector_norm"] > 0 and "sft - base vs tau = aux - sft" in report["cosines"]
     assert (out / "vector_norms.png").stat().st_size > 1000
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}  # safetensors' own are 0600
+    assert modes == {stat.S_IMODE((out / "merge_report.json").stat().st_mode)}
 
 
 def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path):

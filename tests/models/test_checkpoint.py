@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import warnings
 
 import pytest
@@ -52,6 +54,17 @@ def test_round_trip_gives_identical_actions(tmp_path):
     )
     assert torch.equal(a, b)
     assert a.shape == (2, 4, 4)
+
+
+def test_every_file_of_a_checkpoint_is_readable_as_any_other_output(tmp_path):
+    """safetensors creates its file 0600: a checkpoint on a shared disk was a permission error to
+    everyone but whoever wrote it."""
+    _, path = _save(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {
+        p.name: 0o666 & ~umask for p in path.iterdir()
+    }
 
 
 def test_the_same_model_saved_again_gives_the_same_bytes(tmp_path):

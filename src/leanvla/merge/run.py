@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import save_file
 
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
@@ -47,6 +46,7 @@ from leanvla.models.checkpoint import (
     read_weights,
     require_finite,
     resolve_checkpoint,
+    save_tensors,
     write_checkpoint_files,
 )
 from leanvla.option_lists import listed
@@ -207,7 +207,7 @@ def merge(cfg: MergeConfig) -> Path:
     meta = {**base_meta, "merge": {k: report[k] for k in ("base", "scale", "group_scale", *sources)}}
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
         write_checkpoint_files(tmp, model, meta, stats)
-        save_file({k: v.contiguous() for k, v in vector.items()}, str(tmp / VECTOR))
+        save_tensors({k: v.contiguous() for k, v in vector.items()}, tmp / VECTOR)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         plot_norms(report["norms"], tmp / "vector_norms.png")
     return out

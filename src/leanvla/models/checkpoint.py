@@ -14,6 +14,7 @@ A training run directory holds `last/` (a checkpoint plus optimizer/RNG state) a
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import leanvla
-from leanvla.atomic import atomic_dir
+from leanvla.atomic import atomic_dir, default_mode
 from leanvla.data.normalize import Normalizer, check_stats
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
@@ -140,10 +141,17 @@ def write_checkpoint_files(
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     # One metadata entry: safetensors writes its metadata in hash order, which changes from one save
     # to the next, so with two entries identical runs wrote different bytes. The version is in config.json.
-    save_file(tensors, str(directory / file), metadata={"format": "pt"})
+    save_tensors(tensors, directory / file, metadata={"format": "pt"})
     (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n")
     if provenance is not None:
         (directory / PROVENANCE).write_text(json.dumps(provenance) + "\n")
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    """safetensors' save_file, the file readable as any other output: save_file creates it 0600,
+    so a checkpoint on a shared disk was a permission error to everyone but its writer."""
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, default_mode(0o666))
 
 
 def save_checkpoint(
