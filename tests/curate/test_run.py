@@ -74,6 +74,67 @@ def test_collecting_again_with_another_projection_names_the_setting_that_changed
     )
 
 
+@pytest.mark.parametrize("changed", ["--policy", "--data"])
+def test_gradients_from_files_changed_since_are_not_resumed_and_the_input_is_named(
+    changed, tiny_run, tiny_dataset, tmp_path, capsys
+):
+    """A policy trained again into its run, or a dataset recorded again in place: a resumed
+    collection mixed gradients of the old files with the new, and its scores with them."""
+    import pyarrow.parquet as pq
+    from safetensors.torch import load_file, save_file
+
+    policy, data = tmp_path / "policy", tmp_path / "data"
+    shutil.copytree(tiny_run / "policy", policy)
+    shutil.copytree(tiny_dataset, data)
+    args = [*curate_args(policy, data, tmp_path / "out"), *FAST]
+    assert main(args) == 0
+    assert main(args) == 0  # the same files: resumed, and every gradient reused
+    assert json.loads((tmp_path / "out" / "timing.json").read_text())["resumed_rows"] == 6
+    if changed == "--policy":  # the same architecture, other weights
+        weights = load_file(str(policy / "model.safetensors"))
+        save_file({k: v + 1e-3 for k, v in weights.items()}, str(policy / "model.safetensors"))
+        why = "trained again?"
+    else:  # one action of one frame, edited in place
+        (first, *_) = sorted(data.rglob("data/**/*.parquet"))
+        table = pq.read_table(first)
+        actions = table.column("action").to_pylist()
+        actions[0][0] += 0.5
+        pq.write_table(table.set_column(table.column_names.index("action"), "action", [actions]), first)
+        why = "recorded or edited again?"
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"leanvla curate: error: {tmp_path / 'out' / 'gradients'} holds gradients collected with {changed} as "
+        f"it was then: its files have changed since ({why}); pass --overwrite to collect them again, or "
+        "choose another --out"
+    )
+
+
+def test_the_inputs_digests_follow_what_the_gradients_are_computed_from(tiny_run, tiny_dataset, tmp_path):
+    """A state-only policy reads no camera, yet its gradients come from the data files; the
+    dataset's statistics are not read (the policy's are), so refreshing them resumes."""
+    import pyarrow.parquet as pq
+
+    from leanvla.curate.run import input_digests
+    from leanvla.data.reader import LeRobotDataset
+
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+
+    def digests():
+        return input_digests(tiny_run / "policy", [(LeRobotDataset(tmp_path / "data"), None)], [], False)
+
+    first = digests()
+    assert set(first) == {"policy_files", "data_files"}
+    stats = tmp_path / "data" / "meta" / "stats.json"
+    stats.write_text(stats.read_text().replace("\n", "\n\n"))
+    assert digests() == first
+    (data_file, *_) = sorted((tmp_path / "data" / "data").rglob("*.parquet"))
+    table = pq.read_table(data_file)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"edited": b"1"}), data_file)
+    edited = digests()
+    assert edited["policy_files"] == first["policy_files"] and edited["data_files"] != first["data_files"]
+
+
 def test_an_interrupted_collection_says_what_it_kept_and_goes_on_to_the_same_scores(
     curated, tiny_run, tiny_dataset, tmp_path, monkeypatch, capsys
 ):

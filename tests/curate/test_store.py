@@ -38,17 +38,49 @@ def test_rows_round_trip_and_collection_resumes(tmp_path):
             "other demonstrations (another --data, --episodes, --val-data or --val-per-task)",
         ),
         (ROWS, 4, {"k": 1, "seed": 0}, "P=3, not 4 (the policy at --policy has changed)"),
+        (
+            ROWS,
+            3,
+            {"k": 1, "seed": 0, "policy_files": "b", "data_files": "d"},
+            "--policy as it was then: its files have changed since (trained again?)",
+        ),
+        (
+            ROWS,
+            3,
+            {"k": 1, "seed": 0, "policy_files": "a", "data_files": "e"},
+            "--data as it was then: its files have changed since (recorded or edited again?)",
+        ),
+        (
+            ROWS,
+            3,
+            {"k": 1, "seed": 0, "policy_files": "a", "data_files": "d", "val_data_files": "v"},
+            "--val-data as it was then: its files have changed since (recorded or edited again?)",
+        ),
+        (  # a setting, the rows and P are named first: the files then differ too
+            ROWS[:3],
+            3,
+            {"k": 1, "seed": 0, "policy_files": "b", "data_files": "e"},
+            "other demonstrations (another --data, --episodes, --val-data or --val-per-task)",
+        ),
     ],
 )
 def test_a_store_made_otherwise_is_not_reused_and_what_differs_is_named(tmp_path, rows, dim, settings, named):
     """It said "other settings or demonstrations", leaving the user to guess which of eight."""
-    GradientStore(tmp_path / "g", ROWS, 3, {"k": 1, "seed": 0})
+    files = {"policy_files": "a", "data_files": "d", "val_data_files": "w"}
+    made = {"k": 1, "seed": 0, **{key: value for key, value in files.items() if key in settings}}
+    GradientStore(tmp_path / "g", ROWS, 3, made)
     with pytest.raises(UserError) as refused:
         GradientStore(tmp_path / "g", rows, dim, settings)
     assert str(refused.value) == (
         f"{tmp_path / 'g'} holds gradients collected with {named}; pass --overwrite to collect them again, "
         "or choose another --out"
     )
+
+
+def test_a_store_with_no_record_of_its_files_says_so(tmp_path):
+    GradientStore(tmp_path / "g", ROWS, 3, {"k": 1})  # as an earlier leanvla wrote it
+    with pytest.raises(UserError, match=r"collected with no record of the files they came from \(an earlier"):
+        GradientStore(tmp_path / "g", ROWS, 3, {"k": 1, "policy_files": "a", "data_files": "d"})
 
 
 def test_a_damaged_index_is_one_line_saying_how_to_start_again(tmp_path):

@@ -262,7 +262,7 @@ def test_files_hash_side_by_side_and_name_the_entry_as_one_thread_would(video_da
         return alone(path, directory, bar)
 
     monkeypatch.setattr(file_digests, "file_digest", file_digest)
-    monkeypatch.setattr(frame_cache, "cores_per_process", lambda: 2)
+    monkeypatch.setattr(file_digests, "cores_per_process", lambda: 2)
     assert frame_cache.entry_name(dataset, CAM, 8, "pad") == one_thread.hexdigest()
     assert not together.broken
 

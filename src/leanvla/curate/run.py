@@ -14,6 +14,7 @@ with other settings (damping, rank, fraction) reuses it. Run under torchrun to c
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 import warnings
@@ -220,7 +221,8 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     task_of = {int(e): int(t) for e, t in zip(data.episode_index.tolist(), data.task_index.tolist())}
     rows, losses = _rows_and_losses(cfg, model, data, normalizer, task_of, held, val_dataset, progress)
 
-    # What the stored gradients depend on: a store made with other settings is not resumed.
+    # What the stored gradients depend on: a store made with other settings, or from files changed
+    # since (a policy trained again, a dataset recorded again), is not resumed.
     settings = {
         "policy": str(source.resolve()),
         **{
@@ -228,6 +230,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
             for k, v in asdict(cfg).items()
             if k in ("stacks", "k_in", "k_out", "other", "k_dense", "frames", "seed")
         },
+        **input_digests(source, [(dataset, episodes), (val_dataset, None)], data.cameras, progress),
     }
     lock = DirectoryLock(Path(cfg.out), "--out")  # held by the main process, from when --out exists
     try:
@@ -240,6 +243,36 @@ def curate(cfg: CurateConfig, progress: bool = True) -> Path:
         lock.release()
     shutdown(world)
     return Path(cfg.out)
+
+
+def input_digests(policy: Path, datasets: list, cameras: list[str], progress: bool) -> dict[str, str]:
+    """Digests of the files the gradients come from: the policy's (its weights, or its adapters and
+    the base's digest in its config; its statistics) and the demonstrations' (each dataset's
+    metadata but its statistics, its data files and its videos of the policy's cameras, of the
+    episodes given with it or of all where None), remembered as the frame cache's are (a camera's
+    videos are hashed already, naming its entry)."""
+    from leanvla.data import file_digests
+    from leanvla.data.format import INFO_PATH, TASKS_PATH
+    from leanvla.data.frame_cache import digests_dir, source_files
+    from leanvla.models.checkpoint import ADAPTER, CONFIG, STATS, WEIGHTS
+
+    inputs = {"policy_files": (policy, [policy / name for name in (CONFIG, WEIGHTS, ADAPTER, STATS)])}
+    for name, (dataset, episodes) in zip(("data_files", "val_data_files"), datasets):
+        if dataset is not None:
+            meta = [
+                dataset.root / INFO_PATH,
+                dataset.root / TASKS_PATH,
+                *(dataset.root / "meta" / "episodes").rglob("*"),
+            ]
+            videos = [path for camera in cameras for path in source_files(dataset, camera, episodes)]
+            inputs[name] = (dataset.root, {*meta, *dataset.data_files, *videos})
+    found = {}
+    for name, (root, files) in inputs.items():
+        digest = hashlib.blake2b(digest_size=20)
+        present = sorted(path for path in files if path.is_file())
+        file_digests.hash_files(digest, present, root, digests_dir(), f"hash {name}", progress)
+        found[name] = digest.hexdigest()
+    return found
 
 
 def gradient_projector(cfg: CurateConfig, model):

@@ -82,14 +82,28 @@ class GradientStore:
         return torch.from_numpy(np.asarray(self.phi[positions])), [self.rows[i] for i in positions]
 
 
+# The settings that are digests of the files the gradients came from (curate.run.input_digests),
+# and the flag naming each.
+INPUT_FILES = {"policy_files": "--policy", "data_files": "--data", "val_data_files": "--val-data"}
+
+
 def _difference(existing, index: dict) -> str:
-    """What first sets a store's index apart from the one asked for: a setting, the rows, or P."""
+    """What first sets a store's index apart from the one asked for: a setting, the rows, P, or
+    the files they came from."""
     existing = existing if isinstance(existing, dict) else {}  # a damaged index differs in everything
     before = existing.get("settings") if isinstance(existing.get("settings"), dict) else {}
     now = index["settings"]
     for key in now:
-        if before.get(key) != now[key]:
+        if key not in INPUT_FILES and before.get(key) != now[key]:
             return f"{key}={before.get(key)!r}, not {now[key]!r}"
     if existing.get("rows") != index["rows"]:
         return "other demonstrations (another --data, --episodes, --val-data or --val-per-task)"
-    return f"P={existing.get('dim')!r}, not {index['dim']!r} (the policy at --policy has changed)"
+    if existing.get("dim") != index["dim"]:
+        return f"P={existing.get('dim')!r}, not {index['dim']!r} (the policy at --policy has changed)"
+    for key, flag in INPUT_FILES.items():
+        if before.get(key) != now.get(key):
+            if before.get(key) is None:
+                return "no record of the files they came from (an earlier leanvla)"
+            changed = "trained again?" if key == "policy_files" else "recorded or edited again?"
+            return f"{flag} as it was then: its files have changed since ({changed})"
+    return "other settings"

@@ -20,10 +20,13 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from leanvla.atomic import being_written, write_json_atomic
+from leanvla.cores import cores_per_process
 
 SETTLED_S = 2.0
 Key = tuple[str, int, int, int, int, int]
@@ -57,6 +60,45 @@ def file_digest(path: Path, directory: Path | None, bar=None) -> bytes:
             bar.update(stat.st_size)
         _in_process[key] = digest
     return _in_process[key]
+
+
+def hash_files(
+    digest, files: list[Path], root: Path, directory: Path | None, desc: str, progress: bool
+) -> None:
+    """Update `digest` (a hashlib object) with each file's path under `root` and its contents'
+    digest (`file_digest`, remembered in `directory`), in order; a file a thread, on every core this
+    process may use, with a progress bar over the bytes when `progress`."""
+    from tqdm import tqdm
+
+    total = sum(path.stat().st_size for path in files)
+    with (
+        tqdm(
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            leave=False,
+            mininterval=1.0,
+            disable=not progress,
+        ) as bar,
+        ThreadPoolExecutor(cores_per_process()) as pool,  # hashlib lets go of the GIL as it hashes
+    ):
+        counted = _SharedBar(bar)
+        hashed = pool.map(lambda path: file_digest(path, directory, counted), files)
+        for path, contents in zip(files, hashed):  # in order: the digest is as one thread made it
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(contents)
+
+
+class _SharedBar:
+    """A progress bar the hashing threads count into: tqdm's `update` is not atomic."""
+
+    def __init__(self, bar):
+        self.bar, self.lock = bar, threading.Lock()
+
+    def update(self, count: int) -> None:
+        with self.lock:
+            self.bar.update(count)
 
 
 def known(path: Path, directory: Path | None) -> bool:

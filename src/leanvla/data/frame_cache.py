@@ -44,18 +44,15 @@ import json
 import math
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from leanvla.atomic import atomic_path, being_written, write_json_atomic
-from leanvla.cores import cores_per_process
 from leanvla.data import file_digests
 from leanvla.errors import InputWarning, UserError, require
 
@@ -166,43 +163,13 @@ def entry_name(
     """The digest that names a camera's cached frames at `size` and `fit`, of every episode or of
     `episodes` alone (see the module's docstring), with a progress bar over the bytes hashed when
     `progress`."""
-    from tqdm import tqdm
-
     digest = hashlib.blake2b(digest_size=20)
     which = "every episode" if episodes is None else "episodes " + ",".join(map(str, episodes))
     for part in [*_code_and_decoders(), key, str(size), fit, which]:
         digest.update(part.encode() + b"\0")
-    sources, remembered_in = source_files(dataset, key, episodes), digests_dir()
-    total = sum(path.stat().st_size for path in sources)
-    with (
-        tqdm(
-            total=total,
-            desc=f"hash {key}",
-            unit="B",
-            unit_scale=True,
-            leave=False,
-            mininterval=1.0,
-            disable=not progress,
-        ) as bar,
-        ThreadPoolExecutor(cores_per_process()) as pool,  # hashlib lets go of the GIL as it hashes
-    ):
-        counted = _SharedBar(bar)
-        hashed = pool.map(lambda path: file_digests.file_digest(path, remembered_in, counted), sources)
-        for path, file_digest in zip(sources, hashed):  # in order: the name is as one thread made it
-            digest.update(path.relative_to(dataset.root).as_posix().encode() + b"\0")
-            digest.update(file_digest)
+    sources = source_files(dataset, key, episodes)
+    file_digests.hash_files(digest, sources, dataset.root, digests_dir(), f"hash {key}", progress)
     return digest.hexdigest()
-
-
-class _SharedBar:
-    """A progress bar the hashing threads count into: tqdm's `update` is not atomic."""
-
-    def __init__(self, bar):
-        self.bar, self.lock = bar, threading.Lock()
-
-    def update(self, count: int) -> None:
-        with self.lock:
-            self.bar.update(count)
 
 
 def load_frames(
