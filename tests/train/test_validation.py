@@ -40,6 +40,7 @@ def test_val_loss_is_a_fixed_quantity(data, tmp_path):
     from leanvla.data.reader import LeRobotDataset
     from leanvla.data.samples import ChunkDataset
     from leanvla.models.checkpoint import load_model
+    from leanvla.models.policy import Observation
     from leanvla.train.validation import ValidationSet
 
     run = train(cfg(data, tmp_path / "r", tmp_path), progress=False)
@@ -56,11 +57,39 @@ def test_val_loss_is_a_fixed_quantity(data, tmp_path):
     assert not model.training  # eval mode too
     # In batches of 3 it is still the mean error over every real (unpadded) action step of the 8.
     batched = ValidationSet(held, normalizer, tokens, mask, 8, seed=0, batch_size=3)
+    whole = held.batch(batched.rows)  # every sample at once: what was held for the whole of training
+    obs = Observation(
+        normalizer.images(whole.images),
+        normalizer.state(whole.state),
+        tokens[whole.task_index],
+        mask[whole.task_index],
+        whole.task_index,
+    )
     with torch.no_grad():
-        err = model.action_error(batched.obs, batched.actions, batched.noise, batched.t)
-    expected = float((err * batched.mask).sum() / batched.mask.sum())
+        err = model.action_error(obs, normalizer.action(whole.actions), batched.noise, batched.t)
+    expected = float((err * whole.action_mask).sum() / whole.action_mask.sum())
     assert batched.loss(model) == pytest.approx(expected, rel=1e-5)
-    assert batched.mask.sum() < batched.mask.numel()  # some steps are padding: the count matters
+    assert whole.action_mask.sum() < whole.action_mask.numel()  # some steps are padding: the count matters
+
+
+def test_the_held_out_frames_are_read_as_each_batch_is_evaluated_not_held(data, monkeypatch):
+    """Held whole for the whole of training: 150 MB for 256 samples of one 224 px camera."""
+    from leanvla.data.normalize import Normalizer
+    from leanvla.data.reader import LeRobotDataset
+    from leanvla.data.samples import ChunkDataset
+    from leanvla.train.validation import ValidationSet
+
+    held = ChunkDataset(LeRobotDataset(data), ["observation.images.cam"], 4, [3])
+    read = []
+    monkeypatch.setattr(
+        held, "images", lambda rows: read.append(len(rows)) or ChunkDataset.images(held, rows)
+    )
+    normalizer = Normalizer(held.stats(), held.state_key, held.action_key, held.cameras)
+    tokens = torch.zeros(len(held.instructions), 2, dtype=torch.long)
+    validation = ValidationSet(held, normalizer, tokens, torch.ones_like(tokens), 8, seed=0, batch_size=3)
+    assert read == []
+    obs, actions, mask = validation.batch(slice(3, 6))
+    assert read == [3] and obs.images.shape[0] == actions.shape[0] == mask.shape[0] == 3
 
 
 def test_overlap_with_training_is_refused(data, tmp_path):

@@ -16,6 +16,10 @@ from leanvla.models.policy import Observation
 
 
 class ValidationSet:
+    """The held-out samples, as rows of `data` with their flow noise and times; each batch's
+    frames are read and normalised as it is evaluated. Held whole, 256 samples of one 224 px camera
+    took 150 MB for the whole of training, 1024 of two 1.2 GB (docs/results/validation_memory.md)."""
+
     def __init__(
         self,
         data: ChunkDataset,
@@ -29,20 +33,24 @@ class ValidationSet:
         from leanvla.train.loop import flow_time
 
         generator = torch.Generator().manual_seed(seed + 7919)  # apart from the training stream
+        self.data, self.normalizer, self.tokens, self.token_mask = data, normalizer, tokens, token_mask
         self.rows = data.sample_indices(samples, generator)
-        batch = data.batch(self.rows)
-        self.obs = Observation(
-            normalizer.images(batch.images),
-            normalizer.state(batch.state),
-            tokens[batch.task_index],
-            token_mask[batch.task_index],
-            batch.task_index,
-        )
-        self.actions = normalizer.action(batch.actions)
-        self.mask = batch.action_mask
-        self.noise = torch.randn(self.actions.shape, generator=generator)
+        shape = (samples, data.chunk_size, data.actions.shape[1])
+        self.noise = torch.randn(shape, generator=generator)
         self.t = flow_time(torch.rand(samples, generator=generator))
         self.batch_size = batch_size
+
+    def batch(self, s: slice) -> tuple[Observation, torch.Tensor, torch.Tensor]:
+        """The observations, normalised actions and action mask of the samples `s`."""
+        batch = self.data.batch(self.rows[s])
+        obs = Observation(
+            self.normalizer.images(batch.images),
+            self.normalizer.state(batch.state),
+            self.tokens[batch.task_index],
+            self.token_mask[batch.task_index],
+            batch.task_index,
+        )
+        return obs, self.normalizer.action(batch.actions), batch.action_mask
 
     @torch.no_grad()
     def loss(self, model: nn.Module) -> float:
@@ -53,11 +61,14 @@ class ValidationSet:
         total, count = 0.0, 0.0
         for lo in range(0, len(self.rows), self.batch_size):
             s = slice(lo, lo + self.batch_size)
-            obs = self.obs.map(lambda x, s=s: x[s].to(device))
+            obs, actions, mask = self.batch(s)
             err = model.action_error(
-                obs, self.actions[s].to(device), self.noise[s].to(device), self.t[s].to(device)
+                obs.map(lambda x: x.to(device)),
+                actions.to(device),
+                self.noise[s].to(device),
+                self.t[s].to(device),
             )
-            mask = self.mask[s].to(device)
+            mask = mask.to(device)
             total += float((err * mask).sum())
             count += float(mask.sum())
         model.train(was_training)
