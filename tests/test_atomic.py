@@ -137,6 +137,31 @@ def test_a_temporary_file_a_killed_writer_left_goes_the_same_way(tmp_path):
     assert [p.name for p in entry.parent.iterdir()] == ["cam.npy"]
 
 
+def test_an_old_output_whose_removal_was_cut_short_goes_once_the_new_one_is_in_place(tmp_path):
+    """A kill (or a Ctrl-C) while a replaced dataset was deleted left the rest of it, hidden, forever."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "dataset"
+    script = (
+        "import os, shutil, signal\n"
+        "from leanvla.atomic import atomic_dir\n"
+        f"with atomic_dir({str(target)!r}) as tmp:\n"
+        "    (tmp / 'first').write_text('1')\n"
+        "shutil.rmtree = lambda path, **_: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"with atomic_dir({str(target)!r}, replace=True) as tmp:\n"
+        "    (tmp / 'second').write_text('2')\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -signal.SIGKILL
+    (left,) = [p for p in tmp_path.iterdir() if p != target]
+    assert [p.name for p in target.iterdir()] == ["second"] and [p.name for p in left.iterdir()] == ["first"]
+    (tmp_path / ".other.old-1").mkdir()  # another output's, killed between its renames: its only copy
+    assert remove_abandoned(target) == [left]
+    assert remove_abandoned(tmp_path / "other") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.old-1", "dataset"]
+
+
 def test_a_temporary_being_written_is_told_from_a_leftover_and_from_an_output(tmp_path):
     """What `leanvla cache --clear` leaves: removed, the writer's rename failed once its work was done."""
     with atomic_path(tmp_path / "cam.npy") as writing, atomic_dir(tmp_path / "dataset") as converting:

@@ -137,7 +137,7 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     The temporary directory is locked while it is written (run_lock): one whose lock is free, and
     in which nothing has changed for an hour, was left by a process killed outright (SIGKILL, the
     kernel out of memory, a power cut) and is removed here, where it stayed forever, hidden (a
-    dataset's conversion: the dataset's size).
+    dataset's conversion: the dataset's size). So is an old `target` whose removal was cut short.
     """
     from leanvla.run_lock import DirectoryLock
 
@@ -183,8 +183,9 @@ _CANDIDATES: dict[str, list[str]] = {}
 def remove_abandoned(target: Path) -> list[Path]:
     """Remove the temporary directories or files of `target` (atomic_dir's, atomic_path's) that no
     process is writing: those whose lock is free and in which nothing changed for
-    ABANDONED_AFTER_S. Where the filesystem has no locks, none (no one can tell). Returns those
-    removed."""
+    ABANDONED_AFTER_S (where the filesystem has no locks, none: no one can tell), and the old
+    `target`s atomic_dir set aside whose removal was cut short (a Ctrl-C, a kill), once a `target`
+    is in place again (before, the old one is the only one). Returns those removed."""
     from leanvla.run_lock import DirectoryLock
 
     directory = Path(target).parent
@@ -192,22 +193,28 @@ def remove_abandoned(target: Path) -> list[Path]:
     if key not in _CANDIDATES:
         with suppress(OSError):
             _CANDIDATES[key] = [
-                e.name for e in os.scandir(directory) if e.name.startswith(".") and ".tmp-" in e.name
+                e.name
+                for e in os.scandir(directory)
+                if e.name.startswith(".") and (".tmp-" in e.name or ".old-" in e.name)
             ]
-    prefix, removed = f".{Path(target).name}.tmp-", []
-    for name in [n for n in _CANDIDATES.get(key, []) if n.startswith(prefix)]:
+    writing, replaced, removed = f".{Path(target).name}.tmp-", f".{Path(target).name}.old-", []
+    for name in [n for n in _CANDIDATES.get(key, []) if n.startswith((writing, replaced))]:
         leftover, lock, gone = directory / name, DirectoryLock(directory / name, ""), True
         try:
             if leftover.is_symlink():
                 continue
-            if lock.try_take() and time.time() - _last_change(leftover) > ABANDONED_AFTER_S:
+            if name.startswith(replaced):
+                abandoned = Path(target).exists()
+            else:
+                abandoned = lock.try_take() and time.time() - _last_change(leftover) > ABANDONED_AFTER_S
+            if abandoned:
                 if leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
                 else:
                     leftover.unlink()
                 removed.append(leftover)
             else:
-                gone = False  # being written, or not yet an hour old: looked at again next time
+                gone = False  # being written, not yet an hour old, or the only one: looked at again
         except OSError:  # gone meanwhile (this process's own, renamed into place)
             pass
         finally:
