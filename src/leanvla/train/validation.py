@@ -17,8 +17,8 @@ from leanvla.models.policy import Observation
 
 class ValidationSet:
     """The held-out samples, as rows of `data` with their flow noise and times; each batch's
-    frames are read and normalised as it is evaluated. Held whole, 256 samples of one 224 px camera
-    took 150 MB for the whole of training, 1024 of two 1.2 GB (docs/results/validation_memory.md)."""
+    frames are read and normalised as it is evaluated. Held whole, 1024 samples of one 224 px camera
+    raised training's peak memory from 816 MB to 1892 MB (docs/results/validation_memory.md)."""
 
     def __init__(
         self,
