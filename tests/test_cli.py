@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -795,6 +797,37 @@ def test_a_full_disk_or_memory_is_one_line_with_code_1(capsys, monkeypatch, rais
     monkeypatch.setattr(cli, "run_info", failing)
     code, out, err = run(capsys, "info", "anywhere")
     assert (code, out, terminal_lines(err)) == (1, "", [f"leanvla info: error: {says}"])
+
+
+def test_a_disk_filling_as_training_saves_its_checkpoint_is_one_line_naming_the_file(
+    capsys, monkeypatch, data, tmp_path
+):
+    """PyTorch's writer raised "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected
+    pos 129088 vs 128980" (measured on a full 2 MB tmpfs): a traceback, the disk never named."""
+    import torch
+
+    saving = torch.save
+
+    def disk_fills(obj, f):
+        saving(obj, f)
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")  # the file's last write
+        except OSError:  # PyTorch's writer raises its own while handling it
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904
+
+    monkeypatch.setattr(torch, "save", disk_fills)
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys, "train", "--data", str(data), "--out", str(out), "--model.size", "tiny", "--steps", "2"
+    )
+    line = terminal_lines(err)[-1]  # after the training's progress bars
+    assert code == 1 and "Traceback" not in err
+    named = rf"{re.escape(str(out))}/\.last\.tmp-\w+/training_state\.pt"
+    expected = (
+        rf"leanvla train: error: No space left on device: {named}; free some space there, or write elsewhere"
+    )
+    assert re.fullmatch(expected, line), line
+    assert sorted(p.name for p in out.iterdir()) == ["environment.json", "metrics.jsonl", "train_config.json"]
 
 
 def test_any_other_failure_is_a_bug_and_keeps_its_traceback(capsys, monkeypatch):

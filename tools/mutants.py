@@ -647,6 +647,9 @@ MUTANTS = [
     # models/auxiliary.py
     Mutant("aux-future", "models/auxiliary.py", "torch.minimum(rows + horizon, episode_end[rows] - 1)", "torch.minimum(rows + horizon, episode_end[rows])", "tests/models/test_auxiliary.py"),
     # models/checkpoint.py
+    Mutant("checkpoint-io-error-raw", "models/checkpoint.py", "        raise OSError(int(number.group(1)), os.strerror(int(number.group(1))), str(path)) from exc\n", "        raise\n", "tests/models/test_checkpoint.py"),
+    Mutant("state-saved-by-path", "train/state.py", "        save_torch(state, tmp / TRAINING_STATE)\n", "        torch.save(state, tmp / TRAINING_STATE)\n", "tests/test_cli.py"),
+    Mutant("state-save-error-unnamed", "train/state.py", "        raise OSError(failed.errno, failed.strerror, str(path)) from exc\n", "        raise failed\n", "tests/train/test_state.py"),
     Mutant("checkpoint-weights-private", "models/checkpoint.py", "    os.chmod(path, default_mode(0o666))\n", "", "tests/models/test_checkpoint.py"),
     Mutant("merge-vector-private", "merge/run.py", "        save_tensors({k: v.contiguous() for k, v in vector.items()}, tmp / VECTOR)", "        __import__(\"safetensors.torch\", fromlist=[\"x\"]).save_file({k: v.contiguous() for k, v in vector.items()}, str(tmp / VECTOR))", "tests/merge/test_run.py"),
     Mutant("checkpoint-inputs-run-only", "models/checkpoint.py", 'for part in ("", "policy", "last")]', 'for part in ("",)]', "tests/test_cli.py"),

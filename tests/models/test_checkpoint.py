@@ -67,6 +67,38 @@ def test_every_file_of_a_checkpoint_is_readable_as_any_other_output(tmp_path):
     }
 
 
+def test_safetensors_own_io_error_is_the_oserror_it_is(tmp_path, monkeypatch):
+    """ "SafetensorError: Error while serializing: I/O error: No space left on device (os error 28)"
+    was a traceback (measured on a full 1 MB tmpfs); now the one line a full disk gets."""
+    import errno
+
+    from safetensors import SafetensorError
+
+    from leanvla.machine_errors import machine_failure
+    from leanvla.models import checkpoint
+
+    def failing(message):
+        def save_file(*args, **kwargs):
+            raise SafetensorError(message)
+
+        return save_file
+
+    monkeypatch.setattr(
+        checkpoint,
+        "save_file",
+        failing("Error while serializing: I/O error: No space left on device (os error 28)"),
+    )
+    with pytest.raises(OSError) as full:
+        checkpoint.save_tensors({"a": torch.zeros(2)}, tmp_path / "w.safetensors")
+    assert (full.value.errno, full.value.filename) == (errno.ENOSPC, str(tmp_path / "w.safetensors"))
+    assert machine_failure(full.value).startswith(
+        f"No space left on device: {tmp_path / 'w.safetensors'}; free"
+    )
+    monkeypatch.setattr(checkpoint, "save_file", failing("Error while serializing: tensor is not contiguous"))
+    with pytest.raises(SafetensorError, match="not contiguous"):  # not the machine's: a bug, as it was
+        checkpoint.save_tensors({"a": torch.zeros(2)}, tmp_path / "w.safetensors")
+
+
 def test_the_same_model_saved_again_gives_the_same_bytes(tmp_path):
     # safetensors writes its metadata in hash order, which changes from one save to the next: with
     # two entries, 20 saves all alike would be a 1-in-500000 chance.

@@ -97,3 +97,23 @@ def test_a_value_of_the_wrong_kind_is_one_line_naming_it(edit, message):
         config_from_json({**_through_file(TrainConfig(data=Path("/d"), out=Path("o"))), "init": None}).init
         is None
     )
+
+
+def test_a_training_state_saved_reads_back_and_a_full_disk_is_an_oserror_naming_the_file(tmp_path):
+    """Given a path, PyTorch's writer said "unexpected pos 129088 vs 128980" of a full disk."""
+    import errno
+
+    import torch
+
+    from leanvla.train.state import save_torch
+
+    state = {"step": 3, "weights": torch.arange(6.0)}
+    save_torch(state, tmp_path / "state.pt")
+    again = torch.load(tmp_path / "state.pt")
+    assert again["step"] == 3 and torch.equal(again["weights"], state["weights"])
+    if not Path("/dev/full").exists():  # every write there fails: the disk is full
+        pytest.skip("no /dev/full here")
+    for size in (1, 10**7):  # failing as the file closes, and as torch writes
+        with pytest.raises(OSError) as full:
+            save_torch({"weights": torch.zeros(size)}, Path("/dev/full"))
+        assert (full.value.errno, full.value.filename) == (errno.ENOSPC, "/dev/full")

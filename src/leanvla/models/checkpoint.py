@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,7 +151,13 @@ def write_checkpoint_files(
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
     """safetensors' save_file, the file readable as any other output: save_file creates it 0600,
     so a checkpoint on a shared disk was a permission error to everyone but its writer."""
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:  # its I/O errors as the OSError they are: a full disk is one line
+        number = re.search(r"\(os error (\d+)\)", str(exc))
+        if number is None:
+            raise
+        raise OSError(int(number.group(1)), os.strerror(int(number.group(1))), str(path)) from exc
     os.chmod(path, default_mode(0o666))
 
 

@@ -262,7 +262,22 @@ def save_training_state(
             "generator": generator.get_state(),
             "ema": ema.shadow if ema is not None else None,
         }
-        torch.save(state, tmp / TRAINING_STATE)
+        save_torch(state, tmp / TRAINING_STATE)
+
+
+def save_torch(obj, path: Path) -> None:
+    """torch.save, its I/O errors the OSError they are, naming the file: given a path, PyTorch's
+    writer reported a full disk as "RuntimeError: ... unexpected pos 129088 vs 128980", a
+    traceback; through a file of ours, the file's OSError is what that RuntimeError was handling,
+    or what closing the file raises."""
+    try:
+        with open(path, "wb") as f:
+            torch.save(obj, f)
+    except (RuntimeError, OSError) as exc:
+        failed = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(failed, OSError) or failed.errno is None:
+            raise
+        raise OSError(failed.errno, failed.strerror, str(path)) from exc
 
 
 def load_training_state(run: Path) -> dict:
