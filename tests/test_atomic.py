@@ -178,6 +178,30 @@ def test_a_temporary_being_written_is_told_from_a_leftover_and_from_an_output(tm
     assert not being_written(tmp_path / ".gone.npy.tmp-x")
 
 
+@pytest.mark.parametrize("write", [atomic_dir, atomic_path])
+def test_a_full_disk_that_says_not_where_is_named_by_the_output_being_written(tmp_path, write):
+    """pyarrow's "Error writing bytes to file. Detail: [errno 28] No space left on device" named
+    no place: `leanvla data metaworld` said only that, where the recording was its --out."""
+    import errno
+
+    target = tmp_path / "recording"
+    with pytest.raises(OSError) as full, write(target):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert (full.value.errno, full.value.strerror, full.value.filename) == (
+        errno.ENOSPC,
+        "No space left on device",
+        str(target),
+    )
+    assert list(tmp_path.iterdir()) == []
+    for kept in (
+        OSError(errno.ENOSPC, "No space left on device", "/elsewhere"),
+        OSError(errno.EIO, "I/O error"),
+    ):
+        with pytest.raises(OSError) as raised, write(target):  # it says where, or it is not the disk filling
+            raise kept
+        assert raised.value is kept
+
+
 def test_an_atomic_file_appears_whole_or_not_at_all(tmp_path):
     path = tmp_path / "frames.npy"
     with pytest.raises(RuntimeError), atomic_file(path) as f:

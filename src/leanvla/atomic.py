@@ -7,6 +7,7 @@ result or the whole new one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -151,8 +152,10 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
         remove_abandoned(target)
         try:
             yield tmp
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if (named := _naming(exc, target)) is not None:
+                raise named from exc
             raise
         if target.exists():
             if not replace:
@@ -268,11 +271,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, default_mode(0o666))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if (named := _naming(exc, path)) is not None:
+            raise named from exc
         raise
     finally:
         writing.release()
+
+
+def _naming(exc: BaseException, output: Path) -> OSError | None:
+    """Where `exc` is the disk filling up and says not where (pyarrow's: "Error writing bytes to
+    file. Detail: [errno 28] No space left on device"), that error naming the output; else None."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OSError(exc.errno, os.strerror(exc.errno), str(output))
+    return None
 
 
 @contextmanager
