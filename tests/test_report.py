@@ -121,3 +121,28 @@ def test_a_rollouts_directory_that_cannot_be_replaced_whole_is_refused(tmp_path)
         f"--out {results} saves its rollouts in {tmp_path / 'eval_rollouts'}, which holds 'notes', not an "
         "evaluation's strip or GIF; move it, or choose another --out"
     )
+
+
+def test_a_figure_is_written_whole_or_not_at_all_and_closed_either_way(tmp_path, monkeypatch):
+    """Written in place, a full disk left a truncated PNG among a curation's outputs."""
+    from leanvla.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    fig, ax = plt.subplots()
+    saving = type(fig).savefig
+
+    def disk_fills(self, path, **kwargs):
+        saving(self, path, **kwargs)
+        with open(path, "r+b") as f:  # what reached the disk: its first half
+            f.truncate(f.seek(0, 2) // 2)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(fig), "savefig", disk_fills)
+    with pytest.raises(OSError):
+        save_figure(fig, tmp_path / "scores.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png"] and not plt.fignum_exists(fig.number)

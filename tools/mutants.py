@@ -101,6 +101,7 @@ MUTANTS = [
     Mutant("atomic-old-output-unlisted", "atomic.py", '(".tmp-" in e.name or ".old-" in e.name)', '".tmp-" in e.name', "tests/test_atomic.py"),
     Mutant("atomic-full-disk-unnamed", "atomic.py", "        return OSError(exc.errno, os.strerror(exc.errno), str(output))\n", "        return None\n", "tests/test_atomic.py"),
     Mutant("atomic-names-any-error", "atomic.py", " and exc.errno in (errno.ENOSPC, errno.EDQUOT):", " and exc.errno is not None:", "tests/test_atomic.py"),
+    Mutant("figure-written-in-place", "report.py", "            fig.savefig(tmp, dpi=dpi, format=Path(out).suffix.lstrip(\".\") or None)", "            fig.savefig(out, dpi=dpi)", "tests/test_report.py"),
     Mutant("atomic-path-unlocked", "atomic.py", "    writing.try_take()\n    try:\n        remove_abandoned(path)\n", "    try:\n        remove_abandoned(path)\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leanvla.atomic import atomic_dir
+from leanvla.atomic import atomic_dir, atomic_path
 from leanvla.errors import UserError, require
 
 
@@ -23,10 +23,14 @@ def pyplot():
 
 
 def save_figure(fig, out: Path, dpi: int = 120) -> None:
-    """Lay out, write and close a figure."""
-    fig.tight_layout()
-    fig.savefig(out, dpi=dpi)
-    pyplot().close(fig)
+    """Lay out, write and close a figure, whole or not at all: written in place, a full disk left a
+    truncated PNG among a curation's outputs."""
+    try:
+        fig.tight_layout()
+        with atomic_path(Path(out)) as tmp:  # its name ends .tmp-*: the format is the output's
+            fig.savefig(tmp, dpi=dpi, format=Path(out).suffix.lstrip(".") or None)
+    finally:
+        pyplot().close(fig)
 
 
 ROLLOUT_MEDIA = (".png", ".gif")
@@ -78,7 +82,8 @@ def rollout_grid(strip_paths: list[str], out: Path) -> None:
     rows = [np.asarray(Image.open(p).convert("RGB")) for p in strip_paths]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+    with atomic_path(Path(out)) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
 
 
 def read_metrics(path: Path) -> list[dict]:
