@@ -33,3 +33,22 @@ def require_module(name: str) -> ModuleType:
         raise UserError(
             f"this needs the optional package '{top}', which is not installed ({exc}); install it with: {hint}"
         ) from exc
+    except Exception as exc:  # MuJoCo loads MUJOCO_GL's backend as it is imported (osmesa's library, say)
+        if name not in ("metaworld", "mujoco"):
+            raise
+        raise cannot_render(exc) from exc
+
+
+def cannot_render(exc: Exception):
+    """The UserError of a machine where MuJoCo cannot render with MUJOCO_GL's backend (no EGL driver
+    on a compute node, no display for glfw, no OSMesa library), naming it and what `exc` said: each
+    backend fails its own way, in a traceback (ImportError: Cannot initialize a EGL device display;
+    mujoco.FatalError; AttributeError: 'NoneType' object has no attribute 'glGetError')."""
+    from leanvla.errors import UserError
+
+    said = (str(exc).strip().splitlines() or [""])[0]
+    return UserError(
+        f"MuJoCo cannot render on this machine with MUJOCO_GL={os.environ.get('MUJOCO_GL', '')} "
+        f"({type(exc).__name__}: {said}); without a display use MUJOCO_GL=egl (an EGL driver: a GPU's, "
+        "or Mesa's, e.g. apt install libegl1) or MUJOCO_GL=osmesa (apt install libosmesa6)"
+    )

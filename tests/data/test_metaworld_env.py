@@ -134,3 +134,33 @@ def test_an_unknown_task_or_image_size_is_refused_before_mujoco_loads():
         MetaWorldTask("reach-v3", image_size=4)
     with pytest.raises(UserError, match="image size 2000 is outside 8..1024 pixels"):
         MetaWorldTask("reach-v3", image_width=2000)
+
+
+def test_a_machine_that_cannot_make_a_rendering_context_is_one_line_and_no_cleanup_tracebacks(monkeypatch):
+    """With no EGL driver: "ImportError: Cannot initialize a EGL device display", a traceback,
+    then "Exception ignored in: <function OffScreenViewer.__del__ ...>" as the half-made
+    contexts were collected."""
+    import sys
+
+    from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+
+    class HalfMade:  # as gymnasium's viewer whose context failed: its cleanup fails too
+        def __del__(self):
+            raise AttributeError("'OffScreenViewer' object has no attribute 'opengl_context'")
+
+    def no_egl(self, render_mode):
+        viewer = HalfMade()  # noqa: F841 (held by the traceback's frame)
+        raise ImportError(
+            "Cannot initialize a EGL device display. This likely means that your EGL driver ..."
+        )
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(MujocoRenderer, "_get_viewer", no_egl)
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    with pytest.raises(UserError) as refused:
+        MetaWorldTask("reach-v3")
+    assert str(refused.value).startswith(
+        "MuJoCo cannot render on this machine with MUJOCO_GL=egl (ImportError: Cannot initialize a EGL device display."
+    )
+    assert unraisable == [] and sys.unraisablehook == unraisable.append  # said nothing more; the hook is back

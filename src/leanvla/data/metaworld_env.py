@@ -11,13 +11,15 @@ generator is seeded from the episode seed before every reset, and the positions 
 from __future__ import annotations
 
 import atexit
+import gc
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from leanvla.data.metaworld_tasks import INSTRUCTIONS
 from leanvla.errors import require
-from leanvla.optional import require_module
+from leanvla.optional import cannot_render, require_module
 
 # Rendering envs stay alive until closed (`MetaWorldTask.close`) or the process exits: a
 # garbage-collected env would free its EGL context at an unforeseen moment. They are closed
@@ -42,6 +44,21 @@ def _close_live_envs() -> None:
 
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 EPISODE_LIMIT = 500  # Meta-World's own step limit per episode
+
+
+def _offscreen_viewer(env):
+    """The env's offscreen viewer, its OpenGL context made, or `cannot_render`'s one line, where the
+    half-made contexts' cleanup added tracebacks of its own."""
+    quiet, sys.unraisablehook = sys.unraisablehook, lambda _: None  # those contexts' __del__
+    try:
+        try:
+            return env.mujoco_renderer._get_viewer("rgb_array")
+        except Exception as exc:  # whatever the backend raises
+            failed = cannot_render(exc)
+        gc.collect()
+    finally:
+        sys.unraisablehook = quiet
+    raise failed
 
 
 def check_max_steps(max_steps: int) -> None:
@@ -101,7 +118,7 @@ class MetaWorldTask:
         if cameras:
             # No multisampling, shadows or reflections: 6-10x faster at these sizes, same geometry.
             env.model.vis.quality.offsamples = 0
-            viewer = env.mujoco_renderer._get_viewer("rgb_array")
+            viewer = _offscreen_viewer(env)
             viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
             viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
             self._camera_ids = [env.model.camera(c).id for c in cameras]
