@@ -251,6 +251,7 @@ def input_digests(policy: Path, datasets: list, cameras: list[str], progress: bo
     metadata but its statistics, its data files and its videos of the policy's cameras, of the
     episodes given with it or of all where None), remembered as the frame cache's are (a camera's
     videos are hashed already, naming its entry)."""
+    from leanvla.curate.store import INPUT_FILES
     from leanvla.data import file_digests
     from leanvla.data.format import INFO_PATH, TASKS_PATH
     from leanvla.data.frame_cache import digests_dir, source_files
@@ -270,7 +271,7 @@ def input_digests(policy: Path, datasets: list, cameras: list[str], progress: bo
     for name, (root, files) in inputs.items():
         digest = hashlib.blake2b(digest_size=20)
         present = sorted(path for path in files if path.is_file())
-        file_digests.hash_files(digest, present, root, digests_dir(), f"hash {name}", progress)
+        file_digests.hash_files(digest, present, root, digests_dir(), f"hash {INPUT_FILES[name]}", progress)
         found[name] = digest.hexdigest()
     return found
 
