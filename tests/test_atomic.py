@@ -46,6 +46,23 @@ def test_atomic_dir_has_default_permissions_and_replaces(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["policy"]  # the old one is gone, not set aside
 
 
+def test_an_output_another_process_wrote_meanwhile_is_kept_and_this_ones_refused_in_one_line(tmp_path):
+    """Two recordings into one --out at once (a job submitted twice): the second to finish ended in
+    "FileExistsError: /tmp/out", a traceback, once its work was done."""
+    target = tmp_path / "dataset"
+    with pytest.raises(UserError) as refused, atomic_dir(target) as writing:
+        (writing / "mine").write_text("2")
+        target.mkdir()  # the other process's, renamed into place first
+        (target / "theirs").write_text("1")
+    assert str(refused.value) == (
+        f"{target} was written by another process while this command ran; that output is kept and this "
+        "one's discarded: write elsewhere, or pass --overwrite to replace it"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"] and [p.name for p in target.iterdir()] == [
+        "theirs"
+    ]
+
+
 def test_failed_block_leaves_nothing_behind(tmp_path):
     target = tmp_path / "policy"
     with pytest.raises(RuntimeError), atomic_dir(target) as tmp:

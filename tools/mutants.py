@@ -105,6 +105,7 @@ MUTANTS = [
     Mutant("render-cleanup-noisy", "data/metaworld_env.py", "    quiet, sys.unraisablehook = sys.unraisablehook, lambda _: None", "    quiet = sys.unraisablehook", "tests/data/test_metaworld_env.py"),
     Mutant("render-failure-raw", "data/metaworld_env.py", "            failed = cannot_render(exc)\n", "            raise\n", "tests/data/test_metaworld_env.py"),
     Mutant("render-import-failure-raw", "optional.py", "        if name not in (\"metaworld\", \"mujoco\"):\n            raise\n", "        raise\n", "tests/test_optional.py"),
+    Mutant("atomic-written-meanwhile-raw", "atomic.py", "                shutil.rmtree(tmp, ignore_errors=True)\n                raise UserError(", "                raise FileExistsError(target)\n                raise UserError(", "tests/test_atomic.py"),
     Mutant("atomic-path-unlocked", "atomic.py", "    writing.try_take()\n    try:\n        remove_abandoned(path)\n", "    try:\n        remove_abandoned(path)\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),

@@ -133,7 +133,8 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that becomes `target` when the block exits without error.
 
     With `replace=True` an existing `target` is swapped out (the old one is removed only after the
-    new one is complete); otherwise an existing `target` is an error the caller must check first.
+    new one is complete); otherwise an existing `target` is an error the caller must check first
+    (one found at the end was written meanwhile: a UserError).
 
     The temporary directory is locked while it is written (run_lock): one whose lock is free, and
     in which nothing has changed for an hour, was left by a process killed outright (SIGKILL, the
@@ -158,9 +159,12 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
                 raise named from exc
             raise
         if target.exists():
-            if not replace:
+            if not replace:  # another process wrote it meanwhile (a job submitted twice): a traceback
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise FileExistsError(target)
+                raise UserError(
+                    f"{target} was written by another process while this command ran; that output is kept "
+                    "and this one's discarded: write elsewhere, or pass --overwrite to replace it"
+                )
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
             os.replace(tmp, target)
