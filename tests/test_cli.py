@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -828,6 +829,31 @@ def test_a_disk_filling_as_training_saves_its_checkpoint_is_one_line_naming_the_
     )
     assert re.fullmatch(expected, line), line
     assert sorted(p.name for p in out.iterdir()) == ["environment.json", "metrics.jsonl", "train_config.json"]
+
+
+def test_a_disk_filling_as_training_logs_its_metrics_names_the_log(capsys, monkeypatch, data, tmp_path):
+    """A file's write says not where: "No space left on device; free some space there", where?"""
+    if not os.path.exists("/dev/full"):  # every write there fails as on a full disk
+        pytest.skip("no /dev/full here")
+    from leanvla.train import loop
+
+    def full_log(path, *args, **kwargs):
+        return (
+            open("/dev/full", *args, **kwargs)
+            if Path(path).name == "metrics.jsonl"
+            else open(path, *args, **kwargs)
+        )
+
+    monkeypatch.setattr(loop, "open", full_log, raising=False)
+    out = tmp_path / "run"
+    code, _, err = run(
+        capsys, "train", "--data", str(data), "--out", str(out), "--model.size", "tiny", "--steps", "2"
+    )
+    assert (code, terminal_lines(err)[-1]) == (
+        1,
+        f"leanvla train: error: No space left on device: {out / 'metrics.jsonl'}; free some space there, or "
+        "write elsewhere",
+    )
 
 
 def test_any_other_failure_is_a_bug_and_keeps_its_traceback(capsys, monkeypatch):

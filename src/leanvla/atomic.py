@@ -152,11 +152,10 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     try:
         remove_abandoned(target)
         try:
-            yield tmp
-        except BaseException as exc:
+            with naming_a_full_disk(target):
+                yield tmp
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            if (named := _naming(exc, target)) is not None:
-                raise named from exc
             raise
         if target.exists():
             if not replace:  # another process wrote it meanwhile (a job submitted twice): a traceback
@@ -272,24 +271,28 @@ def atomic_path(path: Path) -> Iterator[Path]:
     writing.try_take()
     try:
         remove_abandoned(path)
-        yield Path(tmp)
+        with naming_a_full_disk(path):
+            yield Path(tmp)
         os.chmod(tmp, default_mode(0o666))
         os.replace(tmp, path)
-    except BaseException as exc:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if (named := _naming(exc, path)) is not None:
-            raise named from exc
         raise
     finally:
         writing.release()
 
 
-def _naming(exc: BaseException, output: Path) -> OSError | None:
-    """Where `exc` is the disk filling up and says not where (pyarrow's: "Error writing bytes to
-    file. Detail: [errno 28] No space left on device"), that error naming the output; else None."""
-    if isinstance(exc, OSError) and exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return OSError(exc.errno, os.strerror(exc.errno), str(output))
-    return None
+@contextmanager
+def naming_a_full_disk(output: Path) -> Iterator[None]:
+    """Where the disk fills up in the block and its error says not where (pyarrow's "Error writing
+    bytes to file. Detail: [errno 28] No space left on device", a file's write), that error naming
+    `output`, the file or directory being written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(output)) from exc
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from leanvla.adapt.report import (
     plot_active_rank,
     shut_stacks,
 )
-from leanvla.atomic import write_json_atomic
+from leanvla.atomic import naming_a_full_disk, write_json_atomic
 from leanvla.cores import cores_per_process
 from leanvla.data.augment import random_shift, state_dropout, state_noise
 from leanvla.data.normalize import Normalizer
@@ -326,10 +326,11 @@ class Trainer:
             record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
             record["active_rank"] = sum(ranks.values()) / len(ranks)
         if self.world.is_main:
-            with open(self.run / "metrics.jsonl", "a") as f:
+            metrics = self.run / "metrics.jsonl"
+            with naming_a_full_disk(metrics), open(metrics, "a") as f:
                 f.write(json.dumps(record) + "\n")
             if ranks:
-                with open(self.run / ACTIVE_RANK, "a") as f:
+                with naming_a_full_disk(self.run / ACTIVE_RANK), open(self.run / ACTIVE_RANK, "a") as f:
                     f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
         return record
 
