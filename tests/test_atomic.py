@@ -12,6 +12,7 @@ from leanvla.atomic import (
     being_written,
     remove_abandoned,
     require_creatable,
+    require_creatable_file,
     require_new,
     require_output,
     require_own,
@@ -285,6 +286,29 @@ def test_an_existing_output_that_is_or_holds_an_input_is_refused(tmp_path):
     require_creatable(
         tmp_path / "new", "--out", [("--init", tmp_path / "new" / "policy")]
     )  # nothing to replace
+
+
+def test_an_output_whose_temporary_name_would_be_too_long_is_refused_before_any_work(tmp_path):
+    """A name the filesystem takes, but not once lengthened to its temporary sibling's: "OSError:
+    [Errno 36] File name too long", a traceback, once the work was done."""
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX")
+    fits = tmp_path / ("a" * (longest - len(".") - len(".tmp-abcdefgh")))
+    require_output(fits, "--out", False, "a dataset", "info.json")
+    with atomic_dir(fits) as writing:  # the longest that can be written whole
+        (writing / "x").write_text("1")
+    assert [p.name for p in fits.iterdir()] == ["x"]
+    too_long = tmp_path / ("b" * (len(fits.name) + 1))
+    for check in (
+        lambda: require_output(too_long, "--out", False, "a dataset", "info.json"),
+        lambda: require_creatable_file(too_long, "--out", "eval.json"),
+    ):
+        with pytest.raises(UserError) as refused:
+            check()
+        assert str(refused.value) == (
+            f"--out {too_long}: it is written first as .bbbbbbbbbbbb....tmp-XXXXXXXX, a name of {longest + 1} "
+            f"bytes, over the {longest} this filesystem allows; choose a shorter --out"
+        )
+    require_creatable(too_long, "--out")  # a directory written in place (a training run): no sibling
 
 
 def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path):

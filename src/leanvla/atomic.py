@@ -65,6 +65,20 @@ def require_creatable(path: Path, flag: str, inputs: Iterable[tuple[str, Path | 
         ) from None
 
 
+def require_short_enough(path: Path, flag: str) -> None:
+    """An output written whole under a temporary sibling name (atomic_dir's, atomic_path's) whose
+    name, so lengthened, the filesystem refuses: "OSError: [Errno 36] File name too long", a
+    traceback, for a name it would take as it is."""
+    written_as = len(f".{Path(path).name}.tmp-abcdefgh".encode())
+    with suppress(OSError, ValueError):  # where the filesystem will not say, mkdtemp tells
+        longest = os.pathconf(nearest_existing(Path(path).absolute().parent), "PC_NAME_MAX")
+        if written_as > longest:
+            raise UserError(
+                f"{flag} {path}: it is written first as .{Path(path).name[:12]}....tmp-XXXXXXXX, a name of "
+                f"{written_as} bytes, over the {longest} this filesystem allows; choose a shorter {flag}"
+            )
+
+
 def require_new(path: Path | str, flag: str, overwrite: bool) -> None:
     """An output that exists is replaced only with --overwrite: one line naming it, and `flag`."""
     if not overwrite and Path(path).exists():
@@ -104,9 +118,11 @@ def require_output(
     inputs: Iterable[tuple[str, Path | str | None]] = (),
 ) -> None:
     """An output directory a command writes whole: creatable and none of its `inputs`
-    (require_creatable: told first, as --overwrite would not help), new unless --overwrite
-    (require_new), and, replaced, only `what` the command writes (require_own)."""
+    (require_creatable: told first, as --overwrite would not help), of a name its temporary sibling
+    can have (require_short_enough), new unless --overwrite (require_new), and, replaced, only
+    `what` the command writes (require_own)."""
     require_creatable(Path(path), flag, inputs)
+    require_short_enough(Path(path), flag)
     require_new(path, flag, overwrite)
     require_own(path, flag, what, mark, overwrite)
 
@@ -124,6 +140,7 @@ def require_creatable_file(path: Path, flag: str, example: str) -> None:
     """`require_creatable` for an output that is one file: a directory of that name is refused too
     (replacing it failed once the work was done), suggesting `example` inside it."""
     require_creatable(path, flag)
+    require_short_enough(Path(path), flag)
     if Path(path).is_dir():
         raise UserError(f"{flag} {path} is a directory; name a file, e.g. {Path(path) / example}")
 
