@@ -175,9 +175,18 @@ def test_an_old_output_whose_removal_was_cut_short_goes_once_the_new_one_is_in_p
     (left,) = [p for p in tmp_path.iterdir() if p != target]
     assert [p.name for p in target.iterdir()] == ["second"] and [p.name for p in left.iterdir()] == ["first"]
     (tmp_path / ".other.old-1").mkdir()  # another output's, killed between its renames: its only copy
+    users = [tmp_path / ".dataset.old-backup", tmp_path / ".dataset.tmp-mine"]  # named alike, not ours
+    for path in users:
+        path.mkdir()
+        _aged(path, ABANDONED_AFTER_S + 60)
     assert remove_abandoned(target) == [left]
     assert remove_abandoned(tmp_path / "other") == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.old-1", "dataset"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".dataset.old-backup",
+        ".dataset.tmp-mine",
+        ".other.old-1",
+        "dataset",
+    ]
 
 
 def test_a_temporary_being_written_is_told_from_a_leftover_and_from_an_output(tmp_path):

@@ -110,6 +110,7 @@ MUTANTS = [
     Mutant("atomic-long-name-unchecked", "atomic.py", "        if written_as > longest:\n", "        if False:\n", "tests/test_atomic.py"),
     Mutant("atomic-long-name-off-by-one", "atomic.py", "        if written_as > longest:\n", "        if written_as >= longest:\n", "tests/test_atomic.py"),
     Mutant("atomic-output-name-unchecked", "atomic.py", "    require_short_enough(Path(path), flag)\n    require_new(", "    require_new(", "tests/test_atomic.py"),
+    Mutant("atomic-users-lookalikes-removed", "atomic.py", "(?:tmp-[a-z0-9_]{{8}}|old-[0-9]+)\")", "(?:tmp-|old-).*\")", "tests/test_atomic.py"),
     Mutant("atomic-path-unlocked", "atomic.py", "    writing.try_take()\n    try:\n        remove_abandoned(path)\n", "    try:\n        remove_abandoned(path)\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),

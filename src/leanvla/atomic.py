@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -220,8 +221,10 @@ def remove_abandoned(target: Path) -> list[Path]:
                 for e in os.scandir(directory)
                 if e.name.startswith(".") and (".tmp-" in e.name or ".old-" in e.name)
             ]
-    writing, replaced, removed = f".{Path(target).name}.tmp-", f".{Path(target).name}.old-", []
-    for name in [n for n in _CANDIDATES.get(key, []) if n.startswith((writing, replaced))]:
+    # Exactly the names mkdtemp/mkstemp and atomic_dir give: a user's `.dataset.old-backup` is not one.
+    ours = re.compile(rf"\.{re.escape(Path(target).name)}\.(?:tmp-[a-z0-9_]{{8}}|old-[0-9]+)")
+    replaced, removed = f".{Path(target).name}.old-", []
+    for name in [n for n in _CANDIDATES.get(key, []) if ours.fullmatch(n)]:
         leftover, lock, gone = directory / name, DirectoryLock(directory / name, ""), True
         try:
             if leftover.is_symlink():
