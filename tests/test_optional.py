@@ -42,16 +42,28 @@ def test_a_rendering_backend_that_cannot_load_is_one_line_naming_it(tmp_path):
     ]
 
 
-def test_only_the_simulators_failures_on_import_are_taken_for_rendering(monkeypatch):
+def test_only_a_failure_loading_the_renderer_is_taken_for_one(monkeypatch):
     import importlib
 
-    def failing(name):
-        raise AttributeError("'NoneType' object has no attribute 'glGetError'")
+    def raised_in(place):
+        code = compile(
+            "raise AttributeError(\"'NoneType' object has no attribute 'glGetError'\")", place, "exec"
+        )
 
-    monkeypatch.setattr(importlib, "import_module", failing)
+        def failing(name):
+            exec(code, {})
+
+        return failing
+
+    monkeypatch.setattr(importlib, "import_module", raised_in("/site-packages/OpenGL/raw/GL/_errors.py"))
     with pytest.raises(
         UserError, match=r"cannot render .* \(AttributeError: 'NoneType' object has no attribute"
     ):
         require_module("mujoco")
     with pytest.raises(AttributeError):  # another package's: a bug, its traceback
         require_module("peft")
+    monkeypatch.setattr(
+        importlib, "import_module", raised_in("/site-packages/metaworld/envs/mujoco/sawyer.py")
+    )
+    with pytest.raises(AttributeError):  # the simulator's own, not its renderer's: a bug too
+        require_module("metaworld")

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import traceback
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leanvla.errors import UserError
 
 _HINTS = {
     "metaworld": "pip install 'leanvla[sim]'  (Meta-World 3.x, MuJoCo, gymnasium)",
@@ -34,12 +40,23 @@ def require_module(name: str) -> ModuleType:
             f"this needs the optional package '{top}', which is not installed ({exc}); install it with: {hint}"
         ) from exc
     except Exception as exc:  # MuJoCo loads MUJOCO_GL's backend as it is imported (osmesa's library, say)
-        if name not in ("metaworld", "mujoco"):
+        if name not in ("metaworld", "mujoco") or not _loading_a_renderer(exc):
             raise
         raise cannot_render(exc) from exc
 
 
-def cannot_render(exc: Exception):
+def _loading_a_renderer(exc: Exception) -> bool:
+    """Whether `exc` was raised loading MuJoCo's OpenGL backend (mujoco/gl_context.py, its egl,
+    osmesa or glfw package, PyOpenGL), not by another failure of the import (a bug: its traceback)."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        parts = Path(frame.f_code.co_filename).parts
+        backend = parts[-1] == "gl_context.py" or any(name in parts for name in ("egl", "osmesa", "glfw"))
+        if "OpenGL" in parts or ("mujoco" in parts and backend):
+            return True
+    return False
+
+
+def cannot_render(exc: Exception) -> UserError:
     """The UserError of a machine where MuJoCo cannot render with MUJOCO_GL's backend (no EGL driver
     on a compute node, no display for glfw, no OSMesa library), naming it and what `exc` said: each
     backend fails its own way, in a traceback (ImportError: Cannot initialize a EGL device display;
