@@ -220,6 +220,14 @@ def test_a_full_disk_that_says_not_where_is_named_by_the_output_being_written(tm
         str(target),
     )
     assert list(tmp_path.iterdir()) == []
+    with (
+        pytest.raises(OSError) as full,
+        write(target) as writing,
+    ):  # named in its temporary: as the user knows it
+        raise OSError(
+            errno.ENOSPC, "No space left on device", str(writing / "w" if writing.is_dir() else writing)
+        )
+    assert full.value.filename == str(target / "w" if write is atomic_dir else target)
     for kept in (
         OSError(errno.ENOSPC, "No space left on device", "/elsewhere"),
         OSError(errno.EIO, "I/O error"),

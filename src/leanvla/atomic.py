@@ -170,7 +170,7 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
     try:
         remove_abandoned(target)
         try:
-            with naming_a_full_disk(target):
+            with naming_a_full_disk(target, tmp):
                 yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -291,7 +291,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     writing.try_take()
     try:
         remove_abandoned(path)
-        with naming_a_full_disk(path):
+        with naming_a_full_disk(path, Path(tmp)):
             yield Path(tmp)
         os.chmod(tmp, default_mode(0o666))
         os.replace(tmp, path)
@@ -303,16 +303,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def naming_a_full_disk(output: Path) -> Iterator[None]:
-    """Where the disk fills up in the block and its error says not where (pyarrow's "Error writing
-    bytes to file. Detail: [errno 28] No space left on device", a file's write), that error naming
-    `output`, the file or directory being written."""
+def naming_a_full_disk(output: Path, written_as: Path | None = None) -> Iterator[None]:
+    """Where the disk fills up in the block, that error naming `output`, the file or directory
+    being written: where it says not where (pyarrow's "Error writing bytes to file. Detail: [errno
+    28] No space left on device", a file's write), or names a place in `written_as`, its temporary
+    (`.last.tmp-x1y2z3w4/model.safetensors` is `last/model.safetensors` to the user)."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise OSError(exc.errno, os.strerror(exc.errno), str(output)) from exc
+        if exc.filename is None:
+            named = Path(output)
+        elif written_as is not None and Path(exc.filename).is_relative_to(written_as):
+            named = Path(output) / Path(exc.filename).relative_to(written_as)
+        else:
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(named)) from exc
 
 
 @contextmanager
