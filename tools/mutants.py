@@ -113,6 +113,7 @@ MUTANTS = [
     Mutant("atomic-users-lookalikes-removed", "atomic.py", "(?:tmp-[a-z0-9_]{{8}}|old-[0-9]+)\")", "(?:tmp-|old-).*\")", "tests/test_atomic.py"),
     Mutant("render-any-import-failure", "optional.py", " or not _loading_a_renderer(exc):", ":", "tests/test_optional.py"),
     Mutant("atomic-full-disk-temporary-named", "atomic.py", "        elif written_as is not None and Path(exc.filename).is_relative_to(written_as):\n", "        elif False:\n", "tests/test_atomic.py"),
+    Mutant("export-replaces-meanwhile", "adapt/export.py", ", replace=cfg.overwrite)", ")", "tests/adapt/test_export.py"),
     Mutant("atomic-path-unlocked", "atomic.py", "    writing.try_take()\n    try:\n        remove_abandoned(path)\n", "    try:\n        remove_abandoned(path)\n", "tests/test_atomic.py"),
     Mutant("atomic-path-leftovers-kept", "atomic.py", "        remove_abandoned(path)\n", "        pass\n", "tests/test_atomic.py"),
     Mutant("atomic-listed-every-write", "atomic.py", "    if key not in _CANDIDATES:\n", "    if True:\n", "tests/test_atomic.py"),

@@ -303,3 +303,31 @@ def test_calibration_data_of_another_image_size_is_read_at_the_policys_own(
     out = tmp_path / "folded"
     assert main(["export", "--policy", str(adapter_run), "--out", str(out), "--data", str(wide)]) == 0
     assert sizes == [(32, 32)]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_export_another_process_wrote_meanwhile_is_kept_unless_told_to_replace_it(
+    adapter_run, tmp_path, monkeypatch, capsys, overwrite
+):
+    """Two exports into one new --out at once: the last to finish replaced the first's silently."""
+    from leanvla.adapt import export
+
+    out, folding = tmp_path / "folded", export.fold_adapters
+
+    def another_export_finishes_first(model):
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        return folding(model)
+
+    monkeypatch.setattr(export, "fold_adapters", another_export_finishes_first)
+    code = main(["export", "--policy", str(adapter_run), "--out", str(out), *overwrite])
+    if overwrite:  # asked for: replaced
+        assert code == 0 and "adapter" in json.loads((out / "config.json").read_text())["exported_from"]
+    else:
+        assert code == 2 and capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"leanvla export: error: {out} was written by another process while this command ran; that "
+            "output is kept and this one's discarded: write elsewhere, or pass --overwrite to replace it"
+        )
+        assert [p.name for p in out.iterdir()] == ["config.json"] and (
+            out / "config.json"
+        ).read_text() == "{}"

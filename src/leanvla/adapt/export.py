@@ -129,5 +129,5 @@ def export_checkpoint(cfg: ExportConfig) -> Path:
     fold_adapters(model)
     plain = {k: v for k, v in meta.items() if k != "adapter"}
     plain["exported_from"] = {"checkpoint": str(directory.resolve()), "adapter": adapter}
-    save_checkpoint(out, model, plain, stats, read_provenance(directory) or None)
+    save_checkpoint(out, model, plain, stats, read_provenance(directory) or None, replace=cfg.overwrite)
     return out

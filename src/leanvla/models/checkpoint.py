@@ -162,10 +162,16 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | 
 
 
 def save_checkpoint(
-    directory: Path, model: nn.Module, meta: dict, stats: dict, provenance: dict | None = None
+    directory: Path,
+    model: nn.Module,
+    meta: dict,
+    stats: dict,
+    provenance: dict | None = None,
+    replace: bool = True,
 ) -> None:
-    """Write a complete checkpoint directory atomically (replacing an older one)."""
-    with atomic_dir(Path(directory), replace=True) as tmp:
+    """Write a complete checkpoint directory atomically, replacing an older one, or, without
+    `replace`, refusing one another process wrote meanwhile (atomic_dir)."""
+    with atomic_dir(Path(directory), replace=replace) as tmp:
         write_checkpoint_files(tmp, model, meta, stats, provenance)
 
 
