@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -534,9 +535,20 @@ def test_ctrl_c_before_a_command_begins_is_one_line_too(capsys, monkeypatch):
     assert code == 130 and out == "" and err == "leanvla: interrupted\n"
 
 
-def test_sigterm_stops_a_command_as_ctrl_c_does_its_temporary_output_removed(tmp_path):
-    """`kill`, `timeout` or a scheduler's time limit: Python died on the spot, saying nothing and
-    leaving a recording's (or a conversion's) temporary directory behind, hidden."""
+@pytest.mark.parametrize(
+    "signal_name, code, says",
+    [
+        # `kill`, `timeout` or a scheduler's time limit
+        ("SIGTERM", 143, "leanvla info: terminated (SIGTERM)\n"),
+        # a terminal closed, an ssh connection lost
+        ("SIGHUP", 129, "leanvla info: hung up (SIGHUP)\n"),
+    ],
+)
+def test_sigterm_and_sighup_stop_a_command_as_ctrl_c_does_its_temporary_output_removed(
+    tmp_path, signal_name, code, says
+):
+    """Python died on the spot, saying nothing and leaving a recording's (or a conversion's)
+    temporary directory behind, hidden."""
     script = (
         "import os, signal, time\n"
         "from leanvla import cli\n"
@@ -544,33 +556,57 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_its_temporary_output_removed(tmp
         "def writing(cfg):\n"
         f"    with atomic_dir({str(tmp_path / 'out')!r}) as tmp:\n"
         "        (tmp / 'half.parquet').write_bytes(b'')\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"        os.kill(os.getpid(), signal.{signal_name})\n"
         "        time.sleep(30)\n"
         "cli.run_info = writing\n"
         "raise SystemExit(cli.main(['info', 'data']))\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert (run.returncode, run.stderr) == (143, "leanvla info: terminated (SIGTERM)\n")
+    assert (run.returncode, run.stderr) == (code, says)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_is_left_to_a_caller_that_handles_it_and_restored_after(monkeypatch, capsys, lerobot_fixture):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_a_stopping_signal_is_left_to_a_caller_that_handles_it_and_restored_after(
+    monkeypatch, capsys, lerobot_fixture, signal_name
+):
     import signal
 
+    signum = getattr(signal, signal_name)
     seen = []
-    monkeypatch.setattr(cli, "run_info", lambda cfg: seen.append(signal.getsignal(signal.SIGTERM)))
+    monkeypatch.setattr(cli, "run_info", lambda cfg: seen.append(signal.getsignal(signum)))
     assert main(["info", str(lerobot_fixture)]) == 0
-    assert seen[0] is not signal.SIG_DFL and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert seen[0] is not signal.SIG_DFL and signal.getsignal(signum) is signal.SIG_DFL
 
     def callers(signum, frame):
         pass
 
-    signal.signal(signal.SIGTERM, callers)  # an application calling main, with its own
-    try:
-        assert main(["info", str(lerobot_fixture)]) == 0
-        assert seen[1] is callers and signal.getsignal(signal.SIGTERM) is callers
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # An application calling main, with its own; or `nohup`, which ignores SIGHUP.
+    for theirs in (callers, signal.SIG_IGN):
+        signal.signal(signum, theirs)
+        try:
+            assert main(["info", str(lerobot_fixture)]) == 0
+            assert seen[-1] is theirs and signal.getsignal(signum) is theirs
+        finally:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+def test_the_closing_line_to_a_terminal_that_has_gone_is_dropped_not_a_traceback(
+    monkeypatch, lerobot_fixture
+):
+    """After SIGHUP, writing to the closed terminal fails (EIO): the exit was then a traceback no one
+    saw, and exit code 1 rather than the signal's."""
+
+    class HungUpTerminal(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt("at step 7 of 12")
+
+    monkeypatch.setattr(cli, "run_info", interrupted)
+    monkeypatch.setattr(sys, "stderr", HungUpTerminal())
+    assert main(["info", str(lerobot_fixture)]) == 130
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,33 @@ def test_ctrl_c_to_the_whole_group_is_this_process_alone_interrupted(tmp_path):
     assert run.returncode == 1 and err == "interrupted\n"
 
 
+def test_a_hangup_to_the_whole_group_leaves_multiprocessings_resource_tracker_alive(tmp_path):
+    """A closed terminal sends SIGHUP to every process of its group, which the command takes as
+    Ctrl-C (cli.py): the resource tracker died of it, and was relaunched with a warning and a
+    KeyError traceback per queue, printed beside the command's one line."""
+    script = (
+        "import signal\n"
+        "from leanvla.workers import map_in_workers\n"
+        "from tests.test_workers import mark_then_sleep, slow_square\n"
+        "def interrupt(signum, frame):\n"
+        "    raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGHUP, interrupt)\n"
+        "try:\n"
+        f"    list(map_in_workers(slow_square, range(4), 2, mark_then_sleep, ({str(tmp_path)!r},)))\n"
+        "except KeyboardInterrupt:\n"
+        "    raise SystemExit('hung up')\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGHUP)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 1 and err == "hung up\n"
+
+
 GIB = 1 << 30
 
 

@@ -362,45 +362,57 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _main(argv)
         except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
-            print(f"leanvla: {_stopped()}", file=sys.stderr)
+            _say_stopped(f"leanvla: {_stopped()}")
             return _stopped_code()
 
 
-# Set while a SIGTERM stops the command, which then says "terminated" and exits 128 + 15.
-_TERMINATED: list[bool] = []
+# What each signal that stops a command as Ctrl-C does is said to have done.
+_STOPPING_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
+# The signal, while one of them stops the command: it then says so and exits 128 + its number.
+_TERMINATED: list[int] = []
 
 
 @contextlib.contextmanager
 def _terminate_as_interrupt():
-    """SIGTERM (`kill`, `timeout`, a scheduler's time limit) stops a command as Ctrl-C does: its
-    temporary outputs removed, a line saying where it stood. By default Python died on the spot:
-    no line, and a recording's or a conversion's temporary directory left behind, hidden.
-    Only where no one else handles SIGTERM (an application calling `main` may)."""
+    """SIGTERM (`kill`, `timeout`, a scheduler's time limit) and SIGHUP (a terminal closed, an ssh
+    connection lost) stop a command as Ctrl-C does: its temporary outputs removed, a line saying
+    where it stood. By default Python died on the spot: no line, and a recording's or a
+    conversion's temporary directory left behind, hidden. Each only where no one else handles it
+    (an application calling `main` may; `nohup` ignores SIGHUP)."""
     _TERMINATED.clear()
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    ours = [signum for signum in _STOPPING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL]
 
     def interrupt(signum, frame):
-        _TERMINATED.append(True)
+        _TERMINATED.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in ours:
+        signal.signal(signum, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in ours:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _stopped() -> str:
-    return "terminated (SIGTERM)" if _TERMINATED else "interrupted"
+    return _STOPPING_SIGNALS[_TERMINATED[0]] if _TERMINATED else "interrupted"
 
 
 def _stopped_code() -> int:
-    return 128 + 15 if _TERMINATED else 130  # what a shell reports of a process the signal ended
+    return 128 + _TERMINATED[0] if _TERMINATED else 130  # what a shell reports of a process the signal ended
+
+
+def _say_stopped(line: str) -> None:
+    """The closing line, where someone may read it: after SIGHUP the terminal is gone, and writing
+    to it fails (EIO), which would turn the exit into a traceback no one sees and exit code 1."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def _main(argv: list[str] | None) -> int:
@@ -438,7 +450,7 @@ def _main(argv: list[str] | None) -> int:
                 return exc.exit_code
             except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
                 if _main_process():  # torchrun stops every process: one line, not one each
-                    print(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}", file=sys.stderr)
+                    _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
                 return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
                 # Python's exit would flush stdout into the closed pipe again and print an error.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 
 from leanvla.cores import cores_per_process
 from leanvla.memory import available_memory
@@ -40,6 +41,7 @@ def map_in_workers(
 ) -> Iterator:
     """fn(job) for every job, in `workers` spawned processes (spawn: each gets a fresh process and
     its own EGL context, which fork would share), yielded in the jobs' order."""
+    _start_resource_tracker_deaf_to_hangups()
     pool = ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
     )
@@ -67,6 +69,21 @@ def map_in_workers(
         raise
     finally:  # on an error, jobs not yet started are dropped rather than run to the end
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_resource_tracker_deaf_to_hangups() -> None:
+    """multiprocessing's resource tracker (one per process, started with the first pool's queues)
+    ignores SIGINT and SIGTERM but not SIGHUP: a closed terminal's hangup, sent to the whole
+    process group, killed it, and the pool, stopping, relaunched it with a warning and a traceback
+    per queue. Started with SIGHUP ignored, it keeps it ignored (an exec does). The command itself
+    stops on SIGHUP (cli.py), and its exit ends the tracker."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        return  # the pool starts it, as it would
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @contextmanager
