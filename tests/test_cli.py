@@ -55,20 +55,63 @@ def test_info_shows_instructions_as_written(capsys, tmp_path):
     assert json.loads(out)["tasks"] == ["把方块放进盒子", "Greif den Würfel", "c"]
 
 
-def test_a_closed_pipe_ends_quietly(lerobot_fixture):
-    """`leanvla info DATA | head`: the reader has gone before the summary is written."""
+def leanvla_writing_to(stdout, args: list[str], buffered: bool) -> subprocess.CompletedProcess:
+    """`leanvla ARGS` with its standard output on `stdout`, block-buffered as on a user's machine
+    (this one sets PYTHONUNBUFFERED, under which the errors met at Python's exit never showed)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "leanvla", *args], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+@pytest.mark.parametrize("args", [["info", "FIXTURE"], ["train", "--help"], ["--help"]])
+def test_a_closed_pipe_ends_quietly(lerobot_fixture, args, buffered):
+    """`leanvla info DATA | head`, `leanvla train --help | head`: the reader has gone before the
+    output is written. A help was a BrokenPipeError traceback; block-buffered, any output was
+    "Exception ignored ... BrokenPipeError" and exit code 120."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "leanvla", "info", str(lerobot_fixture)],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        args = [str(lerobot_fixture) if arg == "FIXTURE" else arg for arg in args]
+        done = leanvla_writing_to(write_end, args, buffered)
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.parametrize(
+    "args, buffered, prog",
+    [
+        (["info", "FIXTURE"], True, "leanvla info"),
+        (["info", "FIXTURE"], False, "leanvla info"),
+        (["--help"], True, "leanvla"),
+    ],
+)
+def test_output_on_a_full_disk_is_one_line_naming_standard_output(lerobot_fixture, args, buffered, prog):
+    """`leanvla info DATA > FILE` on a full disk: the line named no place; block-buffered it was
+    "Exception ignored ... OSError" and exit code 120; a help was a traceback."""
+    args = [str(lerobot_fixture) if arg == "FIXTURE" else arg for arg in args]
+    with open("/dev/full", "w") as full:
+        done = leanvla_writing_to(full, args, buffered)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"{prog}: error: No space left on device: standard output; free some space there, or write elsewhere\n",
+    )
+
+
+def test_a_closed_standard_output_is_written_nowhere_as_before(lerobot_fixture):
+    """`leanvla info DATA >&-`: Python has no sys.stdout then; print writes nothing."""
+    closed = subprocess.run(
+        [sys.executable, "-m", "leanvla", "info", str(lerobot_fixture)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (closed.returncode, closed.stderr) == (0, "")
 
 
 def test_missing_dataset_dir(capsys, tmp_path):

@@ -358,12 +358,22 @@ def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), _standard_output_named():
         try:
-            return _main(argv)
+            code = _main(argv)
+            _flush_standard_output()  # the usage or the help (a command's own is flushed in _main)
+            return code
         except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
             _say_stopped(f"leanvla: {_stopped()}")
             return _stopped_code()
+        except BrokenPipeError:  # `leanvla train --help | head`: as a command's output, below
+            return 128 + 13
+        except OSError as exc:  # the help on a full disk
+            said = machine_failure(exc) if exc.filename == STANDARD_OUTPUT else None
+            if said is None:
+                raise
+            print(f"leanvla: error: {said}", file=sys.stderr)
+            return 1
 
 
 # What each signal that stops a command as Ctrl-C does is said to have done.
@@ -406,6 +416,56 @@ def _stopped_code() -> int:
     return 128 + _TERMINATED[0] if _TERMINATED else 130  # what a shell reports of a process the signal ended
 
 
+STANDARD_OUTPUT = "standard output"
+
+
+@contextlib.contextmanager
+def _standard_output_named():
+    """sys.stdout, for the command's while, naming itself in its write errors."""
+    if sys.stdout is None:  # closed (`leanvla info D >&-`): print writes nothing, as before
+        yield
+        return
+    with contextlib.redirect_stdout(_StandardOutput(sys.stdout)):
+        yield
+
+
+def _flush_standard_output() -> None:
+    if sys.stdout is not None:  # (closed: nothing to flush)
+        sys.stdout.flush()
+
+
+class _StandardOutput:
+    """A stream whose write errors name it: `leanvla info DATA > FILE` on a full disk said
+    "No space left on device; free some space there", naming no place."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._named(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._named(self._stream.flush)
+
+    def _named(self, call: Callable, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            exc.filename = exc.filename or STANDARD_OUTPUT
+            # Nothing more goes there; Python's exit would flush what is left into it again.
+            self._discard_the_rest()
+            raise
+
+    def _discard_the_rest(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # (no file descriptor: nothing to flush)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _say_stopped(line: str) -> None:
     """The closing line, where someone may read it: after SIGHUP the terminal is gone, and writing
     to it fails (EIO), which would turn the exit into a traceback no one sees and exit code 1."""
@@ -445,6 +505,9 @@ def _main(argv: list[str] | None) -> int:
                     if hasattr(cfg, "check_options_used"):
                         cfg.check_options_used([arg for arg in argv[len(words) :] if arg.startswith("--")])
                     code = runner(cfg)  # None, or an exit code of its own (`data stats --check`)
+                    # Written now, where its failure is answered below: at Python's exit, a closed
+                    # pipe or a full disk was "Exception ignored" and exit code 120.
+                    _flush_standard_output()
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
@@ -453,8 +516,6 @@ def _main(argv: list[str] | None) -> int:
                     _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
                 return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
-                # Python's exit would flush stdout into the closed pipe again and print an error.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
             except (MemoryError, RuntimeError, OSError) as exc:
                 said = machine_failure(exc, LESS_MEMORY.get(words, MEMORY_REMEDY))
