@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -11,6 +13,19 @@ from pathlib import Path
 
 import pytest
 import torch
+
+
+def refused_by_the_filesystem(monkeypatch, path: Path) -> None:
+    """Python's open of `path` refused, as a file another user wrote 0600 is: the tests may run as
+    root, whom no mode refuses. leanvla opens a file a library could not read to learn why."""
+    from leanvla import machine_errors
+
+    def opening(file, *args, **kwargs):
+        if Path(file) == Path(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(machine_errors, "open", opening, raising=False)
 
 
 def cgroup_files(tmp_path: Path, lines: list[str], files: dict[str, str]) -> tuple[Path, Path]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from leanvla import machine_errors
-from leanvla.machine_errors import machine_failure, out_of_memory
+from leanvla.machine_errors import machine_failure, out_of_memory, refusal_to_open
+from tests.helpers import refused_by_the_filesystem
 
 GPU_MESSAGE = (
     "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which "
@@ -58,6 +59,19 @@ def test_a_filesystems_refusal_names_the_file_and_what_to_do(number, says):
     assert machine_failure(OSError(number, os.strerror(number), "/runs/a/last")) == says
     # a write to an open file names none
     assert machine_failure(OSError(number, os.strerror(number))) == says.replace(": /runs/a/last", "")
+
+
+def test_a_file_the_filesystem_refuses_is_said_as_pythons_open_says_it(tmp_path, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"weights")
+    assert refusal_to_open(path) is None
+    assert refusal_to_open(tmp_path / "absent") is None  # missing: each reader says so its own way
+    refused_by_the_filesystem(monkeypatch, path)
+    refused = refusal_to_open(path)
+    assert isinstance(refused, PermissionError) and refused.filename == str(path)
+    assert (
+        machine_failure(refused) == f"Permission denied: {path}; change its permissions, or use another place"
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,18 @@ MEMORY_REMEDY = "close what else holds memory, or run it on a machine with more"
 _CPU_ALLOCATION = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
 
 
+def refusal_to_open(path) -> OSError | None:
+    """The error Python's open gives reading `path` where the filesystem refuses it (a file another
+    user wrote 0600, as safetensors writes its files), naming the file; else None. Libraries say it
+    their own way: pyarrow "Failed to open local file ... Detail: [errno 13]", naming the file in
+    its text alone, and safetensors "No such file or directory" of a file that is there."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return exc if exc.errno in FILESYSTEM_REMEDIES else None
+
+
 def machine_failure(exc: BaseException, memory_remedy: str = MEMORY_REMEDY) -> str | None:
     """The one line that says what `exc` ran out of and what to do, or None when `exc` is not a
     failure of the machine. `memory_remedy` names the command's options that ask for less memory."""

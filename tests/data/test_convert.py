@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from leanvla.data.convert import ConvertConfig, convert
 from leanvla.data.reader import LeRobotDataset
 from leanvla.errors import UserError
 from tests.data.helpers import decoded_frame_count, synthetic_dataset, to_v21, without_frames
+from tests.helpers import refused_by_the_filesystem
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lerobot_metaworld_v30"
 CAM = "observation.images.cam"
@@ -236,6 +238,27 @@ def test_an_mp4_with_a_frame_less_than_its_episode_is_refused_when_read_as_befor
     assert np.allclose(converted.episode_column(f"videos/{CAM}/from_timestamp"), [0.0, 0.6, 1.0, 1.9])
     with pytest.raises(UserError, match=r"episode 1 of .* needs a frame at 0\.900 s of .*file-000\.mp4"):
         converted.read_images(CAM)
+
+
+def test_an_mp4_the_filesystem_refuses_is_not_said_to_be_damaged(tmp_path, monkeypatch):
+    """PyAV's PermissionError is an FFmpegError: a colleague's 0600 episode file was "cannot read
+    ...; is it truncated or damaged?"."""
+    import av
+
+    source = video_dataset(tmp_path)
+    video = source / f"videos/chunk-000/{CAM}/episode_000002.mp4"
+    refused_by_the_filesystem(monkeypatch, video)
+    real_open = av.open
+
+    def as_pyav_refuses(path, *args, **kwargs):
+        if Path(path) == video:
+            raise av.error.PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", as_pyav_refuses)
+    with pytest.raises(PermissionError) as refused:
+        convert(ConvertConfig(source, out=tmp_path / "out"))
+    assert refused.value.filename == str(video) and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("damage", ["cut in half", "no frames", "no timestamps"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 
@@ -151,6 +152,15 @@ def _rewrite_tasks(ds, **columns):
             r"task_index values \[0, 2\] are not 0..1",
         ),
         (lambda ds: shutil.rmtree(ds / "meta/episodes"), "holds no chunk-\\*/file-\\*.parquet"),
+        # Cut short (a copy interrupted): these two were ArrowInvalid tracebacks.
+        (
+            lambda ds: os.truncate(ds / "meta/tasks.parquet", 100),
+            "^cannot read .*meta/tasks.parquet: .*Parquet magic bytes not found in footer",
+        ),
+        (
+            lambda ds: os.truncate(ds / "meta/episodes/chunk-000/file-000.parquet", 300),
+            "^cannot read .*meta/episodes/chunk-000/file-000.parquet: .*Parquet magic bytes not found",
+        ),
     ],
 )
 def test_corrupt_metadata_is_one_clear_error(lerobot_fixture, tmp_path, corrupt, message):

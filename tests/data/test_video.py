@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tracemalloc
@@ -22,6 +23,7 @@ from tests.data.helpers import (
     synthetic_dataset,
     to_video_dataset,
 )
+from tests.helpers import refused_by_the_filesystem
 
 av = pytest.importorskip("av", reason="PyAV is in the dev extra; `make test` installs it")
 
@@ -228,6 +230,24 @@ def test_a_damaged_video_file_is_one_clear_error(tmp_path, damage):
         message = "has no video stream"
     with pytest.raises(UserError, match=f"video file {video} {message}"):
         LeRobotDataset(root).read_images("observation.images.cam")
+
+
+def test_a_video_file_the_filesystem_refuses_is_not_said_to_be_damaged(tmp_path, monkeypatch):
+    """PyAV's PermissionError is an FFmpegError: it was "cannot be decoded (...); is it truncated or
+    damaged?" of a colleague's 0600 mp4, with the frame cache off (with it on, hashing opened it)."""
+    root = synthetic_dataset(tmp_path / "ds", image_size=16)
+    to_video_dataset(root)
+    video = root / "videos/observation.images.cam/chunk-000/file-000.mp4"
+    refused_by_the_filesystem(monkeypatch, video)
+
+    def as_pyav_refuses(path, *args, **kwargs):
+        raise av.error.PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(av, "open", as_pyav_refuses)
+    monkeypatch.setenv("LEANVLA_CACHE", "off")
+    with pytest.raises(PermissionError) as refused:
+        LeRobotDataset(root).read_images("observation.images.cam")
+    assert refused.value.filename == str(video) and not isinstance(refused.value, av.error.FFmpegError)
 
 
 def test_a_video_stream_that_decodes_no_frames_is_one_clear_error(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from leanvla.errors import InputWarning, UserError
 from leanvla.models.checkpoint import load_model, load_policy, make_meta, resolve_checkpoint, save_checkpoint
 from leanvla.models.config import vla_config
 from leanvla.models.vla import VLA
+from tests.helpers import refused_by_the_filesystem
 
 CAM = "observation.images.cam"
 
@@ -351,6 +352,24 @@ def test_a_damaged_provenance_is_one_clear_error(tmp_path, content, message):
     (path / "provenance.json").write_text(content)
     with pytest.raises(UserError, match=message):
         read_provenance(path)
+
+
+def test_weights_the_filesystem_refuses_are_not_said_to_be_missing(tmp_path, monkeypatch):
+    """safetensors says "No such file or directory" of a file it may not open (a colleague's,
+    written 0600 as safetensors writes): `eval` said the policy's weights did not exist."""
+    from leanvla.models import checkpoint
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"weights")
+    refused_by_the_filesystem(monkeypatch, path)
+
+    def as_safetensors_refuses(filename, *args, **kwargs):
+        raise FileNotFoundError(f"No such file or directory: {filename}")
+
+    monkeypatch.setattr(checkpoint, "load_file", as_safetensors_refuses)
+    with pytest.raises(PermissionError) as refused:
+        checkpoint.read_weights(path)
+    assert refused.value.filename == str(path)
 
 
 def test_missing_weights_and_an_unknown_size_are_one_clear_error(tmp_path):

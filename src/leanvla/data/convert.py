@@ -41,6 +41,7 @@ from leanvla.atomic import (
     write_json_atomic,
 )
 from leanvla.data import format as fmt
+from leanvla.data.data_files import read_parquet
 from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.stats import aggregate_features, stats_from_json
 from leanvla.data.writer import stats_columns, write_meta_tables
@@ -345,10 +346,7 @@ def write_data(dataset: V2Dataset, root: Path, bar) -> tuple[list[dict], int]:
 
 def _episode_table(path: Path, episode: int, length: int, schema: pa.Schema | None) -> pa.Table:
     """One v2.1 data file, checked: `length` frames of `episode`, the columns of the first one."""
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+    table = read_parquet(path)
     require(
         table.num_rows == length,
         f"{path} holds {table.num_rows} frames but meta/episodes.jsonl says episode {episode} has {length}",

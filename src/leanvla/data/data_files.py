@@ -1,5 +1,5 @@
-"""A LeRobotDataset's parquet data files, read by column or a batch of rows at a time; a file
-pyarrow cannot read is one line naming it."""
+"""A LeRobotDataset's parquet files: its data files, read by column or a batch of rows at a time,
+and its metadata tables. A file pyarrow cannot read is one line naming it."""
 
 from __future__ import annotations
 
@@ -11,18 +11,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leanvla.errors import UserError
+from leanvla.machine_errors import refusal_to_open
 
 
 @contextmanager
 def reading(path: Path) -> Iterator[None]:
-    """A data file pyarrow cannot read, in one line (pyarrow's reasons span lines)."""
+    """A file pyarrow cannot read, in one line (pyarrow's reasons span lines); one the filesystem
+    refuses, as the error Python's open gives (the CLI's one line for the machine's refusals)."""
     try:
         yield
     except (pa.ArrowInvalid, OSError) as exc:
+        refused = refusal_to_open(path)
+        if refused is not None:
+            raise refused from exc
         raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
 
 
-def read_data_file(path: Path, columns: list[str] | None) -> pa.Table:
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     with reading(path):
         return pq.read_table(path, columns=columns)
 

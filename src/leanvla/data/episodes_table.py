@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from leanvla.data.data_files import read_parquet
 from leanvla.errors import UserError, require
 
 # The columns the readers take, each a whole number an episode, as LeRobot writes them. (Its
@@ -32,7 +32,7 @@ def read_episodes_table(root: Path, total_episodes: int, tasks: list[str]) -> pa
     where = root / "meta" / "episodes"
     files = sorted(where.glob("chunk-*/file-*.parquet"))
     require(files, f"{where} holds no chunk-*/file-*.parquet; the dataset has no episode metadata")
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    table = pa.concat_tables([read_parquet(f) for f in files], promote_options="permissive")
     absent = [c for c in NUMBERED if c not in table.column_names]
     require(
         not absent,

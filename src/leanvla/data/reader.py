@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
-from leanvla.data.data_files import data_file_batches, data_file_rows, read_data_file
+from leanvla.data.data_files import data_file_batches, data_file_rows, read_parquet
 from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.errors import UserError, require
@@ -82,7 +81,7 @@ class LeRobotDataset:
     def _read_tasks(self) -> list[str]:
         path = self.root / fmt.TASKS_PATH
         require(path.is_file(), f"{path} is missing; the dataset has no task table")
-        table = pq.read_table(path)
+        table = read_parquet(path)
         names = table.column_names
         text_col = (
             "task" if "task" in names else next((n for n in names if n.startswith("__index_level_")), None)
@@ -165,7 +164,7 @@ class LeRobotDataset:
                     c in self.features,
                     f"{self.root}: feature '{c}' is not in meta/info.json (it has {sorted(self.features)})",
                 )
-        table = pa.concat_tables([read_data_file(path, columns) for path in self.data_files])
+        table = pa.concat_tables([read_parquet(path, columns) for path in self.data_files])
         self._require_total_frames(table.num_rows)
         return table
 

@@ -30,6 +30,7 @@ import tyro
 
 from leanvla.atomic import atomic_path, write_json_atomic
 from leanvla.data import format as fmt
+from leanvla.data.data_files import read_parquet
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.stats import aggregate_features, stats_to_json
 from leanvla.data.writer import stats_columns
@@ -85,7 +86,7 @@ def refresh_stats(cfg: StatsConfig) -> dict:
     report = stale_statistics(dataset.episodes, rows)
     if not cfg.check:
         for path in files:
-            table = pq.read_table(path)
+            table = read_parquet(path)
             ours = [rows[position[e]] for e in table.column("episode_index").to_pylist()]
             with atomic_path(path) as tmp:
                 pq.write_table(with_statistics(table, pa.Table.from_pylist(ours, schema=schema)), tmp)

@@ -19,6 +19,7 @@ import numpy as np
 from leanvla.cores import decoder_threads
 from leanvla.data import format as fmt
 from leanvla.errors import UserError, require
+from leanvla.machine_errors import refusal_to_open
 from leanvla.optional import require_module
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ def _batches(
                     if len(times) == (len(batch) if pixels else BATCH):
                         yield ready()
     except av.error.FFmpegError as exc:
+        refused = refusal_to_open(path)  # not damaged: the filesystem's refusal, as Python says it
+        if refused is not None:
+            raise refused from exc
         raise UserError(f"video file {path} cannot be decoded ({exc}); is it truncated or damaged?") from exc
     if times:
         yield ready()

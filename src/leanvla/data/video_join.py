@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from leanvla.errors import UserError, require
+from leanvla.machine_errors import refusal_to_open
 from leanvla.optional import require_module
 
 
@@ -58,8 +59,9 @@ class SourceVideo:
         except self._error as exc:
             raise self._unreadable(exc) from exc
 
-    def _unreadable(self, exc: Exception) -> UserError:
-        return UserError(
+    def _unreadable(self, exc: Exception) -> Exception:
+        # Not damaged where the filesystem refuses it: that refusal, as Python says it.
+        return refusal_to_open(self.path) or UserError(
             f"cannot read {self.path} (episode {self.episode}): {exc}; is it truncated or damaged? "
             "(--videos link places the files without reading them)"
         )

@@ -32,6 +32,7 @@ from leanvla.data.resize import FITTED
 from leanvla.data.stats import stats_from_json, stats_to_json
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.json_values import fits, is_number, is_whole, read_json
+from leanvla.machine_errors import refusal_to_open
 from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
@@ -317,10 +318,14 @@ def require_finite(tensors: dict[str, torch.Tensor], source: str | Path, consequ
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file; one that is missing or not safetensors is one clear line."""
+    """The tensors of a safetensors file; one that is missing or not safetensors is one clear line,
+    one the filesystem refuses the error Python's open gives."""
     try:
         return load_file(str(path))
-    except FileNotFoundError as exc:
+    except FileNotFoundError as exc:  # or there, and refused: safetensors says the same of both
+        refused = refusal_to_open(path)
+        if refused is not None:
+            raise refused from exc
         raise UserError(f"{path} does not exist") from exc
     except SafetensorError as exc:
         raise UserError(
