@@ -596,6 +596,8 @@ def test_sigterm_and_sighup_stop_a_command_as_ctrl_c_does_its_temporary_output_r
         "import os, signal, time\n"
         "from leanvla import cli\n"
         "from leanvla.atomic import atomic_dir\n"
+        # As a terminal's shell starts it: these tests may run under nohup, which ignores SIGHUP.
+        f"signal.signal(signal.{signal_name}, signal.SIG_DFL)\n"
         "def writing(cfg):\n"
         f"    with atomic_dir({str(tmp_path / 'out')!r}) as tmp:\n"
         "        (tmp / 'half.parquet').write_bytes(b'')\n"
@@ -618,20 +620,22 @@ def test_a_stopping_signal_is_left_to_a_caller_that_handles_it_and_restored_afte
     signum = getattr(signal, signal_name)
     seen = []
     monkeypatch.setattr(cli, "run_info", lambda cfg: seen.append(signal.getsignal(signum)))
-    assert main(["info", str(lerobot_fixture)]) == 0
-    assert seen[0] is not signal.SIG_DFL and signal.getsignal(signum) is signal.SIG_DFL
 
     def callers(signum, frame):
         pass
 
-    # An application calling main, with its own; or `nohup`, which ignores SIGHUP.
-    for theirs in (callers, signal.SIG_IGN):
-        signal.signal(signum, theirs)
-        try:
+    before = signal.getsignal(signum)  # (SIG_IGN where these tests run under nohup)
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        assert main(["info", str(lerobot_fixture)]) == 0
+        assert seen[0] is not signal.SIG_DFL and signal.getsignal(signum) is signal.SIG_DFL
+        # An application calling main, with its own; or `nohup`, which ignores SIGHUP.
+        for theirs in (callers, signal.SIG_IGN):
+            signal.signal(signum, theirs)
             assert main(["info", str(lerobot_fixture)]) == 0
             assert seen[-1] is theirs and signal.getsignal(signum) is theirs
-        finally:
-            signal.signal(signum, signal.SIG_DFL)
+    finally:
+        signal.signal(signum, before)
 
 
 def test_the_closing_line_to_a_terminal_that_has_gone_is_dropped_not_a_traceback(
