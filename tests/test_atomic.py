@@ -288,6 +288,67 @@ def test_an_output_where_nothing_can_be_created_says_why():
         require_creatable("/proc/x/y", "--out")
 
 
+def test_another_users_output_in_a_sticky_directory_is_refused_before_any_work(tmp_path, monkeypatch):
+    """In a directory with the sticky bit (as /tmp has), only an entry's owner may move it: setting
+    the old output aside failed once the work was done (`Operation not permitted`), and the new
+    one's temporary stayed. Run as root, the tests take another user's id."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "exp").mkdir()
+    (shared / "eval.json").write_text("{}")
+    require_creatable(shared / "exp", "--out")  # this user's own
+    require_creatable(shared / "new", "--out")  # nothing there yet
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(shared).st_uid + 4242)
+    for name in ("exp", "eval.json"):
+        with pytest.raises(UserError) as refused:
+            require_creatable(shared / name, "--out")
+        assert str(refused.value) == (
+            f"--out {shared / name} is another user's, in {shared}, where only its owner may replace it "
+            "(the sticky bit); choose another --out"
+        )
+    require_creatable(shared / "new", "--out")
+    shared.chmod(0o777)  # without the sticky bit, the directory's permissions decide
+    require_creatable(shared / "exp", "--out")
+
+
+def test_an_existing_output_holding_a_directory_this_user_may_not_change_is_refused(tmp_path, monkeypatch):
+    """Replaced, another user's old output was set aside and its deletion failed without a word:
+    a hidden copy no one but its owner could remove. Gone on in (a run resumed), a traceback."""
+    run = tmp_path / "run"
+    (run / "last").mkdir(parents=True)
+    require_creatable(run, "--out")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != run / "last" and real_access(p, mode))
+    with pytest.raises(UserError) as refused:
+        require_creatable(run, "--out")
+    assert str(refused.value) == (
+        f"--out {run}: this user may not change {run / 'last'} (another user's, or read-only), which "
+        "replacing it or going on in it does; choose another --out"
+    )
+
+
+@pytest.mark.parametrize("failing", ["setting the old one aside", "putting the new one in place"])
+def test_a_rename_that_fails_leaves_the_old_output_in_place_and_no_temporary(tmp_path, monkeypatch, failing):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def replace(source, destination):
+        moving = "old" if Path(source) == target else "new" if ".out.tmp-" in str(source) else "old back"
+        if moving == ("old" if failing == "setting the old one aside" else "new"):
+            raise PermissionError(1, "Operation not permitted", str(source))
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError):
+        with atomic_dir(target, replace=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "old.txt").read_text() == "old"
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+
+
 def test_an_existing_output_that_is_or_holds_an_input_is_refused(tmp_path):
     (tmp_path / "run" / "policy").mkdir(parents=True)
     inputs = [("--data", None), ("--init", tmp_path / "run" / "policy")]

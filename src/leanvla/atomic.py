@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -64,6 +65,32 @@ def require_creatable(path: Path, flag: str, inputs: Iterable[tuple[str, Path | 
         raise UserError(
             f"{flag} {path}: nothing can be created in {home} ({exc.strerror}); choose another {flag}"
         ) from None
+    require_changeable(Path(path), flag)
+
+
+def require_changeable(path: Path, flag: str) -> None:
+    """An existing output, which the command replaces (--overwrite) or goes on in (a run resumed),
+    that this user may not change: another user's, in a shared directory. Found when the old one
+    was set aside, it threw the work away (in a directory with the sticky bit, as /tmp has, only
+    an entry's owner may move it); found when it was deleted, the old one stayed, hidden, where
+    no one but its owner can remove it; found writing into it, a traceback."""
+    if not path.exists():
+        return
+    parent, uid = path.absolute().parent, os.geteuid()
+    owner, parent_status = path.stat().st_uid, parent.stat()
+    if parent_status.st_mode & stat.S_ISVTX and uid not in (0, owner, parent_status.st_uid):
+        raise UserError(
+            f"{flag} {path} is another user's, in {parent}, where only its owner may replace it (the "
+            f"sticky bit); choose another {flag}"
+        )
+    if not path.is_dir() or path.is_symlink():
+        return
+    for directory, _, _ in os.walk(path):
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise UserError(
+                f"{flag} {path}: this user may not change {directory} (another user's, or read-only), "
+                f"which replacing it or going on in it does; choose another {flag}"
+            )
 
 
 def require_short_enough(path: Path, flag: str) -> None:
@@ -183,13 +210,30 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
                     "and this one's discarded: write elsewhere, or pass --overwrite to replace it"
                 )
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
+            _into_place(tmp, target, aside=old)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
+            _into_place(tmp, target)
     finally:
         writing.release()
+
+
+def _into_place(tmp: Path, target: Path, aside: Path | None = None) -> None:
+    """Rename `tmp` to `target`, the old `target` first set `aside` where one is given. Where a
+    rename fails (a filesystem's refusal: require_changeable tells most first), the old `target`
+    is put back and `tmp` removed: it stayed, hidden, the size of the output."""
+    try:
+        if aside is not None:
+            os.replace(target, aside)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, target)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # Untouched this long, a temporary directory whose lock is free is no one's. The wait covers
