@@ -55,6 +55,24 @@ def test_info_shows_instructions_as_written(capsys, tmp_path):
     assert json.loads(out)["tasks"] == ["把方块放进盒子", "Greif den Würfel", "c"]
 
 
+def test_instructions_a_latin_1_output_cannot_hold_are_escaped_as_json_reads_them(tmp_path):
+    """Where the locale's encoding is Latin-1, printing a task named in Chinese was a
+    UnicodeEncodeError traceback; escaped, the summary is still JSON and reads back the same."""
+    from tests.data.helpers import synthetic_dataset
+
+    data = synthetic_dataset(
+        tmp_path / "ds", tasks=("把方块放进盒子", "Greif den Würfel", "把方块放进盒子", "c")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "leanvla", "info", str(data)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "latin-1"},
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert json.loads(done.stdout.decode("latin-1"))["tasks"] == ["把方块放进盒子", "Greif den Würfel", "c"]
+    assert "Würfel".encode("latin-1") in done.stdout  # what it can hold, as it is
+
+
 def leanvla_writing_to(stdout, args: list[str], buffered: bool) -> subprocess.CompletedProcess:
     """`leanvla ARGS` with its standard output on `stdout`, block-buffered as on a user's machine
     (this one sets PYTHONUNBUFFERED, under which the errors met at Python's exit never showed)."""

@@ -166,6 +166,7 @@ MUTANTS = [
     Mutant("cli-stdout-rest-flushed-again", "cli.py", "            self._discard_the_rest()\n", "", "tests/test_cli.py"),
     Mutant("cli-help-broken-pipe-traceback", "cli.py", "        except BrokenPipeError:  # `leanvla train --help | head`", "        except ZeroDivisionError:  # `leanvla train --help | head`", "tests/test_cli.py"),
     Mutant("cli-closed-stdout-wrapped", "cli.py", "    if sys.stdout is None:  # closed", "    if False:  # closed", "tests/test_cli.py"),
+    Mutant("cli-stdout-unencodable-a-traceback", "cli.py", "        except UnicodeEncodeError:\n            encoding = self._stream.encoding\n", "        except ZeroDivisionError:\n            encoding = self._stream.encoding\n", "tests/test_cli.py"),
     Mutant("cli-sighup-unhandled", "cli.py", ', signal.SIGHUP: "hung up (SIGHUP)"}', "}", "tests/test_cli.py"),
     Mutant("cli-stopped-line-to-a-closed-terminal", "cli.py", "        print(line, file=sys.stderr, flush=True)\n    except OSError:\n", "        print(line, file=sys.stderr, flush=True)\n    except ValueError:\n", "tests/test_cli.py"),
     Mutant("cli-sigterm-code", "cli.py", "    return 128 + _TERMINATED[0] if _TERMINATED else 130", "    return 130", "tests/test_cli.py"),

@@ -436,13 +436,19 @@ def _flush_standard_output() -> None:
 
 class _StandardOutput:
     """A stream whose write errors name it: `leanvla info DATA > FILE` on a full disk said
-    "No space left on device; free some space there", naming no place."""
+    "No space left on device; free some space there", naming no place. Text its encoding cannot
+    hold is escaped, as Python's standard error does: a task named in Chinese, printed where the
+    locale is Latin-1, was a UnicodeEncodeError traceback."""
 
     def __init__(self, stream):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._named(self._stream.write, text)
+        try:
+            return self._named(self._stream.write, text)
+        except UnicodeEncodeError:
+            encoding = self._stream.encoding
+            return self._named(self._stream.write, text.encode(encoding, "backslashreplace").decode(encoding))
 
     def flush(self) -> None:
         self._named(self._stream.flush)
