@@ -73,15 +73,31 @@ def test_instructions_a_latin_1_output_cannot_hold_are_escaped_as_json_reads_the
     assert "Würfel".encode("latin-1") in done.stdout  # what it can hold, as it is
 
 
-def leanvla_writing_to(stdout, args: list[str], buffered: bool) -> subprocess.CompletedProcess:
+def leanvla_writing_to(
+    stdout, args: list[str], buffered: bool, stderr=subprocess.PIPE
+) -> subprocess.CompletedProcess:
     """`leanvla ARGS` with its standard output on `stdout`, block-buffered as on a user's machine
     (this one sets PYTHONUNBUFFERED, under which the errors met at Python's exit never showed)."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
     if not buffered:
         env["PYTHONUNBUFFERED"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "leanvla", *args], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-m", "leanvla", *args], stdout=stdout, stderr=stderr, text=True, env=env
     )
+
+
+@pytest.mark.parametrize("buffered", [True, False])
+def test_a_closed_pipe_reading_the_progress_bars_ends_quietly_too(lerobot_fixture, buffered):
+    """`leanvla train ... 2>&1 | head`: a progress bar's write into the closed pipe ended the
+    command, and Python's exit, flushing standard error into it again, made the code 120."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        args = ["data", "stats", str(lerobot_fixture), "--check"]  # its progress bar is written first
+        done = leanvla_writing_to(subprocess.DEVNULL, args, buffered, stderr=write_end)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
 
 
 @pytest.mark.parametrize("buffered", [True, False])

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             _say_stopped(f"leanvla: {_stopped()}")
             return _stopped_code()
         except BrokenPipeError:  # `leanvla train --help | head`: as a command's output, below
-            return 128 + 13
+            return _after_a_broken_pipe()
         except OSError as exc:  # the help on a full disk
             said = machine_failure(exc) if exc.filename == STANDARD_OUTPUT else None
             if said is None:
@@ -459,17 +459,32 @@ class _StandardOutput:
         except OSError as exc:
             exc.filename = exc.filename or STANDARD_OUTPUT
             # Nothing more goes there; Python's exit would flush what is left into it again.
-            self._discard_the_rest()
+            _written_nowhere_from_now(self._stream)
             raise
-
-    def _discard_the_rest(self) -> None:
-        with contextlib.suppress(OSError, ValueError):  # (no file descriptor: nothing to flush)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+def _written_nowhere_from_now(stream) -> None:
+    """Point `stream`'s file descriptor at /dev/null: what it still holds, Python's exit flushes."""
+    with contextlib.suppress(OSError, ValueError):  # (no file descriptor: nothing to flush)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _after_a_broken_pipe() -> int:
+    """The reader of the output, or of the progress bars and messages, left (`| head`, `2>&1 |
+    head`): exit as a pipeline's writer killed by SIGPIPE does, quietly. Python's exit flushes both
+    streams again: one into the closed pipe was "Exception ignored", exit code 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            _written_nowhere_from_now(stream)
+    return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
 
 
 def _say_stopped(line: str) -> None:
@@ -522,7 +537,7 @@ def _main(argv: list[str] | None) -> int:
                     _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
                 return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
-                return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
+                return _after_a_broken_pipe()
             except (MemoryError, RuntimeError, OSError) as exc:
                 said = machine_failure(exc, LESS_MEMORY.get(words, MEMORY_REMEDY))
                 if said is None:  # a bug: its traceback
