@@ -106,7 +106,7 @@ MUTANTS = [
     Mutant("render-failure-raw", "data/metaworld_env.py", "            failed = cannot_render(exc)\n", "            raise\n", "tests/data/test_metaworld_env.py"),
     Mutant("render-import-failure-raw", "optional.py", "        if name not in (\"metaworld\", \"mujoco\") or not _loading_a_renderer(exc):\n            raise\n", "        raise\n", "tests/test_optional.py"),
     Mutant("atomic-written-meanwhile-raw", "atomic.py", "                shutil.rmtree(tmp, ignore_errors=True)\n                raise UserError(", "                raise FileExistsError(target)\n                raise UserError(", "tests/test_atomic.py"),
-    Mutant("metrics-full-disk-unnamed", "train/loop.py", "            with naming_a_full_disk(metrics), open(metrics, \"a\") as f:", "            with open(metrics, \"a\") as f:", "tests/test_cli.py"),
+    Mutant("metrics-full-disk-unnamed", "train/loop.py", "    with naming_a_full_disk(path), open(path, \"a\") as f:", "    with open(path, \"a\") as f:", "tests/test_cli.py"),
     Mutant("atomic-long-name-unchecked", "atomic.py", "        if written_as > longest:\n", "        if False:\n", "tests/test_atomic.py"),
     Mutant("atomic-long-name-off-by-one", "atomic.py", "        if written_as > longest:\n", "        if written_as >= longest:\n", "tests/test_atomic.py"),
     Mutant("atomic-output-name-unchecked", "atomic.py", "    require_short_enough(Path(path), flag)\n    require_new(", "    require_new(", "tests/test_atomic.py"),

@@ -326,12 +326,9 @@ class Trainer:
             record["eta"] = next(iter(lora_sp_layers(model).values())).current_eta()
             record["active_rank"] = sum(ranks.values()) / len(ranks)
         if self.world.is_main:
-            metrics = self.run / "metrics.jsonl"
-            with naming_a_full_disk(metrics), open(metrics, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            _append_json_line(self.run / "metrics.jsonl", record)
             if ranks:
-                with naming_a_full_disk(self.run / ACTIVE_RANK), open(self.run / ACTIVE_RANK, "a") as f:
-                    f.write(json.dumps({"step": step, "layers": ranks}) + "\n")
+                _append_json_line(self.run / ACTIVE_RANK, {"step": step, "layers": ranks})
         return record
 
     def checkpoint(self) -> None:
@@ -354,6 +351,12 @@ class Trainer:
             )
         barrier(self.world)
         self.saved = self.step
+
+
+def _append_json_line(path: Path, record: dict) -> None:
+    """One line of a run's log (metrics.jsonl, active_rank.jsonl); a full disk names the log."""
+    with naming_a_full_disk(path), open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 @dataclass
