@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -99,6 +101,22 @@ def test_an_evaluations_media_replace_an_earlier_ones_whole(tmp_path):
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["eval_rollouts"]  # nothing temporary left
     check_rollouts_directory(tmp_path / "eval.json", "--out")  # media alone: replaced, as above
+
+
+def test_a_rollouts_directory_whose_temporary_name_would_be_too_long_is_refused_before_any_episode(tmp_path):
+    """`eval --out NAME.json` within a few bytes of the filesystem's limit: NAME_rollouts, written
+    first as .NAME_rollouts.tmp-XXXXXXXX, was "File name too long", a traceback, once the episodes had
+    run; NAME.json's own temporary name fits."""
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX")
+    stem = "a" * (longest - len("._rollouts.tmp-abcdefgh"))
+    check_rollouts_directory(tmp_path / f"{stem}.json", "--out")  # the longest whose rollouts fit
+    results = tmp_path / f"{stem}a.json"
+    with pytest.raises(UserError) as refused:
+        check_rollouts_directory(results, "--out")
+    assert str(refused.value) == (
+        f"--out {results}: {stem}a_rollouts is written first as .aaaaaaaaaaaa....tmp-XXXXXXXX, a name of "
+        f"{longest + 1} bytes, over the {longest} this filesystem allows; choose a shorter --out"
+    )
 
 
 def test_a_rollouts_directory_that_cannot_be_replaced_whole_is_refused(tmp_path):

@@ -93,16 +93,19 @@ def require_changeable(path: Path, flag: str) -> None:
             )
 
 
-def require_short_enough(path: Path, flag: str) -> None:
+def require_short_enough(path: Path, flag: str, output: Path | None = None) -> None:
     """An output written whole under a temporary sibling name (atomic_dir's, atomic_path's) whose
     name, so lengthened, the filesystem refuses: "OSError: [Errno 36] File name too long", a
-    traceback, for a name it would take as it is."""
-    written_as = len(f".{Path(path).name}.tmp-abcdefgh".encode())
+    traceback, for a name it would take as it is. `output`, where it is not `path` itself: one
+    named after it (an evaluation's rollouts directory)."""
+    output = Path(path) if output is None else Path(output)
+    written_as = len(f".{output.name}.tmp-abcdefgh".encode())
+    what = "it" if output == Path(path) else output.name
     with suppress(OSError, ValueError):  # where the filesystem will not say, mkdtemp tells
-        longest = os.pathconf(nearest_existing(Path(path).absolute().parent), "PC_NAME_MAX")
+        longest = os.pathconf(nearest_existing(output.absolute().parent), "PC_NAME_MAX")
         if written_as > longest:
             raise UserError(
-                f"{flag} {path}: it is written first as .{Path(path).name[:12]}....tmp-XXXXXXXX, a name of "
+                f"{flag} {path}: {what} is written first as .{output.name[:12]}....tmp-XXXXXXXX, a name of "
                 f"{written_as} bytes, over the {longest} this filesystem allows; choose a shorter {flag}"
             )
 

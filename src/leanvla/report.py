@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from leanvla.atomic import atomic_dir, atomic_path
+from leanvla.atomic import atomic_dir, atomic_path, require_short_enough
 from leanvla.errors import UserError, require
 
 
@@ -46,6 +46,7 @@ def check_rollouts_directory(results: Path, flag: str) -> None:
     `save_rollout_media` could not replace whole: a file, or a directory holding what no evaluation
     writes."""
     directory = rollouts_directory(results)
+    require_short_enough(results, flag, output=directory)
     saves = f"{flag} {results} saves its rollouts in {directory}, which"
     if not directory.is_dir():
         require(not directory.exists(), f"{saves} is a file; move it, or choose another {flag}")
