@@ -601,6 +601,32 @@ def test_under_torchrun_only_the_main_process_says_it_was_interrupted(capsys, mo
     )
 
 
+def test_a_warning_made_an_error_is_one_line_too(capsys, monkeypatch, lerobot_fixture):
+    """Where warnings are errors (PYTHONWARNINGS=error, a test suite's -W error), leanvla's warning
+    was raised as an exception: a traceback."""
+    import warnings
+
+    from leanvla.errors import InputWarning
+
+    def warns(cfg):
+        warnings.warn("data/ has 9 episodes, the checkpoint was trained on 12", InputWarning, stacklevel=2)
+
+    monkeypatch.setattr(cli, "run_info", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out, err = run(capsys, "info", str(lerobot_fixture))
+    assert (code, out, err) == (
+        2,
+        "",
+        "leanvla info: error: data/ has 9 episodes, the checkpoint was trained on 12\n",
+    )
+    code, out, err = run(capsys, "info", str(lerobot_fixture))  # shown, as ever, and the command goes on
+    assert (code, err) == (
+        0,
+        "leanvla info: warning: data/ has 9 episodes, the checkpoint was trained on 12\n",
+    )
+
+
 def test_ctrl_c_before_a_command_begins_is_one_line_too(capsys, monkeypatch):
     """While its modules import (the first second or two): it was a traceback of importlib's frames."""
 

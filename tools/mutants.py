@@ -169,6 +169,7 @@ MUTANTS = [
     Mutant("cli-stdout-unencodable-a-traceback", "cli.py", "        except UnicodeEncodeError:\n            encoding = self._stream.encoding\n", "        except ZeroDivisionError:\n            encoding = self._stream.encoding\n", "tests/test_cli.py"),
     Mutant("cli-broken-stderr-flushed-at-exit", "cli.py", "            _written_nowhere_from_now(stream)\n    return 128 + 13", "            pass\n    return 128 + 13", "tests/test_cli.py"),
     Mutant("rollouts-name-length-unchecked", "report.py", "    require_short_enough(results, flag, output=directory)\n", "", "tests/test_report.py"),
+    Mutant("cli-warning-as-error-a-traceback", "cli.py", "            except InputWarning as exc:  # raised", "            except ZeroDivisionError as exc:  # raised", "tests/test_cli.py"),
     Mutant("cli-sighup-unhandled", "cli.py", ', signal.SIGHUP: "hung up (SIGHUP)"}', "}", "tests/test_cli.py"),
     Mutant("cli-stopped-line-to-a-closed-terminal", "cli.py", "        print(line, file=sys.stderr, flush=True)\n    except OSError:\n", "        print(line, file=sys.stderr, flush=True)\n    except ValueError:\n", "tests/test_cli.py"),
     Mutant("cli-sigterm-code", "cli.py", "    return 128 + _TERMINATED[0] if _TERMINATED else 130", "    return 130", "tests/test_cli.py"),

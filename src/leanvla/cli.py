@@ -532,6 +532,9 @@ def _main(argv: list[str] | None) -> int:
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
+            except InputWarning as exc:  # raised, where warnings are errors (PYTHONWARNINGS=error)
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                return 2
             except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
                 if _main_process():  # torchrun stops every process: one line, not one each
                     _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
