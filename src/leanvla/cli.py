@@ -30,6 +30,7 @@ from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
 from leanvla.machine_errors import MEMORY_REMEDY, machine_failure
 from leanvla.readable_json import readable_json
+from leanvla.streams import STANDARD_OUTPUT, after_a_broken_pipe, flush_output, output_naming_itself
 
 
 @dataclass
@@ -358,16 +359,16 @@ def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _terminate_as_interrupt(), _standard_output_named():
+    with _terminate_as_interrupt(), output_naming_itself():
         try:
             code = _main(argv)
-            _flush_standard_output()  # the usage or the help (a command's own is flushed in _main)
+            flush_output()  # the usage or the help (a command's own is flushed in _main)
             return code
         except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
             _say_stopped(f"leanvla: {_stopped()}")
             return _stopped_code()
         except BrokenPipeError:  # `leanvla train --help | head`: as a command's output, below
-            return _after_a_broken_pipe()
+            return after_a_broken_pipe()
         except OSError as exc:  # the help on a full disk
             said = machine_failure(exc) if exc.filename == STANDARD_OUTPUT else None
             if said is None:
@@ -416,77 +417,6 @@ def _stopped_code() -> int:
     return 128 + _TERMINATED[0] if _TERMINATED else 130  # what a shell reports of a process the signal ended
 
 
-STANDARD_OUTPUT = "standard output"
-
-
-@contextlib.contextmanager
-def _standard_output_named():
-    """sys.stdout, for the command's while, naming itself in its write errors."""
-    if sys.stdout is None:  # closed (`leanvla info D >&-`): print writes nothing, as before
-        yield
-        return
-    with contextlib.redirect_stdout(_StandardOutput(sys.stdout)):
-        yield
-
-
-def _flush_standard_output() -> None:
-    if sys.stdout is not None:  # (closed: nothing to flush)
-        sys.stdout.flush()
-
-
-class _StandardOutput:
-    """A stream whose write errors name it: `leanvla info DATA > FILE` on a full disk said
-    "No space left on device; free some space there", naming no place. Text its encoding cannot
-    hold is escaped, as Python's standard error does: a task named in Chinese, printed where the
-    locale is Latin-1, was a UnicodeEncodeError traceback."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self._named(self._stream.write, text)
-        except UnicodeEncodeError:
-            encoding = self._stream.encoding
-            return self._named(self._stream.write, text.encode(encoding, "backslashreplace").decode(encoding))
-
-    def flush(self) -> None:
-        self._named(self._stream.flush)
-
-    def _named(self, call: Callable, *args):
-        try:
-            return call(*args)
-        except OSError as exc:
-            exc.filename = exc.filename or STANDARD_OUTPUT
-            # Nothing more goes there; Python's exit would flush what is left into it again.
-            _written_nowhere_from_now(self._stream)
-            raise
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-def _written_nowhere_from_now(stream) -> None:
-    """Point `stream`'s file descriptor at /dev/null: what it still holds, Python's exit flushes."""
-    with contextlib.suppress(OSError, ValueError):  # (no file descriptor: nothing to flush)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-
-
-def _after_a_broken_pipe() -> int:
-    """The reader of the output, or of the progress bars and messages, left (`| head`, `2>&1 |
-    head`): exit as a pipeline's writer killed by SIGPIPE does, quietly. Python's exit flushes both
-    streams again: one into the closed pipe was "Exception ignored", exit code 120."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            _written_nowhere_from_now(stream)
-    return 128 + 13  # as if killed by SIGPIPE, what a shell expects of a pipeline's writer
-
-
 def _say_stopped(line: str) -> None:
     """The closing line, where someone may read it: after SIGHUP the terminal is gone, and writing
     to it fails (EIO), which would turn the exit into a traceback no one sees and exit code 1."""
@@ -528,7 +458,7 @@ def _main(argv: list[str] | None) -> int:
                     code = runner(cfg)  # None, or an exit code of its own (`data stats --check`)
                     # Written now, where its failure is answered below: at Python's exit, a closed
                     # pipe or a full disk was "Exception ignored" and exit code 120.
-                    _flush_standard_output()
+                    flush_output()
             except UserError as exc:
                 print(f"leanvla {' '.join(words)}: error: {exc}", file=sys.stderr)
                 return exc.exit_code
@@ -540,7 +470,7 @@ def _main(argv: list[str] | None) -> int:
                     _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
                 return _stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
-                return _after_a_broken_pipe()
+                return after_a_broken_pipe()
             except (MemoryError, RuntimeError, OSError) as exc:
                 said = machine_failure(exc, LESS_MEMORY.get(words, MEMORY_REMEDY))
                 if said is None:  # a bug: its traceback
