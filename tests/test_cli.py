@@ -55,6 +55,38 @@ def test_info_shows_instructions_as_written(capsys, tmp_path):
     assert json.loads(out)["tasks"] == ["把方块放进盒子", "Greif den Würfel", "c"]
 
 
+def test_a_path_given_after_an_equals_sign_from_the_home_directory_is_read_there(
+    capsys, monkeypatch, tmp_path, lerobot_fixture
+):
+    """The shell expands `~` at a word's start, not in `--out=~/runs`: leanvla wrote into a
+    directory named `~` in the working directory, and `--data=~/data` did not exist."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "fixture").symlink_to(lerobot_fixture)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run(capsys, "info", "~/fixture")
+    assert code == 0 and json.loads(out)["root"] == str(home / "fixture")
+    seen = []
+    monkeypatch.setattr(cli, "run_train", seen.append)
+    argv = [
+        "train",
+        "--data=~/fixture",
+        "--out=~/runs/a",
+        "--orth.vector=~/tau.safetensors",
+        "--episodes=e.json",
+    ]
+    assert run(capsys, *argv)[0] == 0
+    cfg = seen[0]
+    assert (cfg.data, cfg.out, cfg.orth.vector) == (
+        home / "fixture",
+        home / "runs/a",
+        home / "tau.safetensors",
+    )
+    assert cfg.episodes == Path("e.json") and list(elsewhere.iterdir()) == []
+
+
 def test_missing_dataset_dir(capsys, tmp_path):
     code, _, err = run(capsys, "info", str(tmp_path / "nope"))
     one_line_error(code, err, "does not exist", "leanvla data metaworld")

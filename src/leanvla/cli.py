@@ -21,7 +21,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 
 import tyro
@@ -417,6 +417,18 @@ def _stopped_code() -> int:
     return 128 + _TERMINATED[0] if _TERMINATED else 130  # what a shell reports of a process the signal ended
 
 
+def _home_expanded(cfg) -> None:
+    """Each path option given as `~/...` read as under the home directory: the shell expands a word
+    that starts with `~`, not `--out=~/runs`, and leanvla then wrote into a directory named `~` in
+    the working directory (and `--data=~/data` did not exist)."""
+    for field in fields(cfg):
+        value = getattr(cfg, field.name)
+        if is_dataclass(value):
+            _home_expanded(value)
+        elif isinstance(value, Path) and str(value).startswith("~"):
+            setattr(cfg, field.name, Path(os.path.expanduser(value)))
+
+
 def _say_stopped(line: str) -> None:
     """The closing line, where someone may read it: after SIGHUP the terminal is gone, and writing
     to it fails (EIO), which would turn the exit into a traceback no one sees and exit code 1."""
@@ -449,6 +461,7 @@ def _main(argv: list[str] | None) -> int:
                 detail = one_line_parse_error(captured.getvalue())
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
+            _home_expanded(cfg)
             try:
                 with warnings.catch_warnings():  # restores the usual display afterwards
                     warnings.showwarning = _input_warnings_in_one_line(prog, warnings.showwarning)

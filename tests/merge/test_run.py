@@ -100,9 +100,10 @@ def test_training_with_orthogonal_penalty(pair, tiny_run, tiny_dataset, tmp_path
         update_along_vector(meta, tmp_path / "orth-lora")
 
 
-def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path):
+def test_task_arithmetic_over_checkpoints(pair, tiny_run, tmp_path, monkeypatch):
     out = tmp_path / "ta"
-    vectors = f"{pair / 'sft'},{pair / 'aux'}"
+    monkeypatch.setenv("HOME", str(pair))
+    vectors = f"{pair / 'sft'},~/aux"  # the shell expands no `~` after the comma: leanvla does
     args = ["merge", "--base", str(tiny_run), "--vectors", vectors, "--weights", "0.5,0.5", "--out", str(out)]
     assert main(args) == 0
     base = load_file(str(tiny_run / "policy" / "model.safetensors"))

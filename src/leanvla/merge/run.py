@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ def merge(cfg: MergeConfig) -> Path:
     )
     cfg.check_options_used()
     given = [("--base", cfg.base), ("--sft", cfg.sft), ("--aux", cfg.aux)]
-    given += [("--vectors", entry) for entry in listed(cfg.vectors or "", "--vectors")]
+    given += [("--vectors", entry) for entry in _vector_paths(cfg)]
     inputs = [item for flag, path in given for item in checkpoint_inputs(flag, path)]
     require_output(out, "--out", cfg.overwrite, "a checkpoint", CONFIG, inputs)
     # A nan or inf scale would write a checkpoint of nan weights that loads without complaint.
@@ -233,20 +234,31 @@ def _vector_of_pair(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Pat
     return vector, parts, {"sft": str(sft_dir), "aux": str(aux_dir)}
 
 
+def _vector_paths(cfg: MergeConfig) -> list[Path]:
+    """--vectors' entries, each `~/...` under the home directory as the path options are (cli.py):
+    the shell expands none of them after the first comma."""
+    return [Path(os.path.expanduser(entry)) for entry in listed(cfg.vectors or "", "--vectors")]
+
+
 def _vectors_combined(cfg: MergeConfig, base: dict, base_meta: dict, base_dir: Path):
     """(the --vectors combined by --method with --weights, the vectors diagnosed, the report's
     sources)."""
-    entries = listed(cfg.vectors, "--vectors")
+    entries = _vector_paths(cfg)
     require(entries, "--vectors is empty")
     try:
         weights = [float(w) for w in cfg.weights.split(",")] if cfg.weights else [1.0] * len(entries)
     except ValueError as exc:
         raise UserError(f"--weights '{cfg.weights}' must be comma-separated numbers") from exc
     require(all(map(math.isfinite, weights)), f"--weights '{cfg.weights}' must be finite numbers")
-    loaded = [_vector_from(Path(e), base, base_meta, base_dir) for e in entries]
+    loaded = [_vector_from(e, base, base_meta, base_dir) for e in entries]
     vector = combine(loaded, weights, cfg.method, cfg.density, cfg.seed)
     parts = {**{f"vector {i + 1}": v for i, v in enumerate(loaded)}, "combined": vector}
-    sources = {"vectors": entries, "weights": weights, "method": cfg.method, "density": cfg.density}
+    sources = {
+        "vectors": [str(e) for e in entries],
+        "weights": weights,
+        "method": cfg.method,
+        "density": cfg.density,
+    }
     return vector, parts, sources
 
 
