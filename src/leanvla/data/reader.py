@@ -22,6 +22,7 @@ from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_parquet
 from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
+from leanvla.data.nearby_datasets import nearby_datasets
 from leanvla.errors import UserError, require
 
 
@@ -58,11 +59,11 @@ class LeRobotDataset:
             f"{self.root}` or pass the path of a LeRobotDataset",
         )
         info_path = self.root / fmt.INFO_PATH
-        require(
-            info_path.is_file(),
-            f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected "
-            "meta/info.json, meta/tasks.parquet, meta/episodes/, data/)",
-        )
+        if not info_path.is_file():
+            raise UserError(
+                f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected "
+                f"meta/info.json, meta/tasks.parquet, meta/episodes/, data/){nearby_datasets(self.root)}"
+            )
         self.info: dict = read_info(info_path)
         version = str(self.info.get("codebase_version", "?"))
         require(
