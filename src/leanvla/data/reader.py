@@ -22,8 +22,8 @@ from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_parquet
 from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
-from leanvla.data.nearby_datasets import nearby_datasets
 from leanvla.errors import UserError, require
+from leanvla.nearby import nearby
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -62,7 +62,7 @@ class LeRobotDataset:
         if not info_path.is_file():
             raise UserError(
                 f"{info_path} is missing: {self.root} is not a LeRobotDataset v3 directory (expected "
-                f"meta/info.json, meta/tasks.parquet, meta/episodes/, data/){nearby_datasets(self.root)}"
+                f"meta/info.json, meta/tasks.parquet, meta/episodes/, data/){nearby(self.root, fmt.INFO_PATH, 'dataset')}"
             )
         self.info: dict = read_info(info_path)
         version = str(self.info.get("codebase_version", "?"))

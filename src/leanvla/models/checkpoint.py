@@ -36,6 +36,7 @@ from leanvla.machine_errors import refusal_to_open
 from leanvla.models.contract import DataContract
 from leanvla.models.policy import Policy
 from leanvla.models.tokenizer import WORDS
+from leanvla.nearby import nearby
 
 if TYPE_CHECKING:
     from leanvla.adapt.config import LoRAOptions
@@ -199,7 +200,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return candidate
     raise UserError(
         f"{path} is not a checkpoint: expected {CONFIG} and {WEIGHTS} (or {ADAPTER}) in it (or in its "
-        "policy/ or last/ subdirectory)"
+        f"policy/ or last/ subdirectory){nearby(path, CONFIG, 'checkpoint')}"
     )
 
 
