@@ -87,6 +87,15 @@ def test_a_path_given_after_an_equals_sign_from_the_home_directory_is_read_there
     assert cfg.episodes == Path("e.json") and list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_the_version_is_the_installed_packages(capsys, flag):
+    """For a bug report; it was "unknown command '--version'"."""
+    import importlib.metadata
+
+    assert run(capsys, flag) == (0, f"leanvla {importlib.metadata.version('leanvla')}\n", "")
+    assert "leanvla --version prints the version." in run(capsys, "--help")[1]
+
+
 def test_missing_dataset_dir(capsys, tmp_path):
     code, _, err = run(capsys, "info", str(tmp_path / "nope"))
     one_line_error(code, err, "does not exist", "leanvla data metaworld")

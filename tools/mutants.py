@@ -173,6 +173,7 @@ MUTANTS = [
     Mutant("cli-home-unexpanded", "cli.py", "            _home_expanded(cfg)\n", "", "tests/test_cli.py"),
     Mutant("cli-home-nested-unexpanded", "cli.py", "        if is_dataclass(value):\n            _home_expanded(value)\n", "        if False:\n            pass\n", "tests/test_cli.py"),
     Mutant("merge-vectors-home-unexpanded", "merge/run.py", "    return [Path(os.path.expanduser(entry)) for entry", "    return [Path(entry) for entry", "tests/merge/test_run.py"),
+    Mutant("cli-version-unknown", "cli.py", '    if argv[:1] in (["--version"], ["-V"]):', '    if False:', "tests/test_cli.py"),
     Mutant("cli-sighup-unhandled", "cli.py", ', signal.SIGHUP: "hung up (SIGHUP)"}', "}", "tests/test_cli.py"),
     Mutant("cli-stopped-line-to-a-closed-terminal", "cli.py", "        print(line, file=sys.stderr, flush=True)\n    except OSError:\n", "        print(line, file=sys.stderr, flush=True)\n    except ValueError:\n", "tests/test_cli.py"),
     Mutant("cli-sigterm-code", "cli.py", "    return 128 + _TERMINATED[0] if _TERMINATED else 130", "    return 130", "tests/test_cli.py"),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import tyro
 
+import leanvla
 from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
 from leanvla.machine_errors import MEMORY_REMEDY, machine_failure
@@ -294,6 +295,8 @@ def _usage(commands, group: tuple[str, ...] = ()) -> str:
     for words, (_, _, help_text) in commands.items():
         if words[: len(group)] == group:
             lines.append(f"  {' '.join(words[len(group) :]):<16} {help_text}")
+    if not group:
+        lines += ["", "leanvla --version prints the version."]
     return "\n".join(lines)
 
 
@@ -440,6 +443,9 @@ def _say_stopped(line: str) -> None:
 
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):  # for a bug report: before the commands' slow imports
+        print(f"leanvla {leanvla.__version__}")
+        return 0
     commands = _commands()
     _unwrap_tyro_help()
     if not argv or argv[0] in ("-h", "--help"):
