@@ -296,20 +296,33 @@ def test_another_users_output_in_a_sticky_directory_is_refused_before_any_work(t
     shared.mkdir()
     shared.chmod(0o1777)
     (shared / "exp").mkdir()
+    (shared / "exp" / "config.json").write_text("{}")
     (shared / "eval.json").write_text("{}")
-    require_creatable(shared / "exp", "--out")  # this user's own
-    require_creatable(shared / "new", "--out")  # nothing there yet
+
+    def checks(name):  # an output replaced whole, a directory gone on in, a file
+        return {
+            "exp": lambda: require_output(shared / "exp", "--out", True, "a checkpoint", "config.json"),
+            "exp in place": lambda: require_own(
+                shared / "exp", "--out", "a checkpoint", "config.json", False
+            ),
+            "eval.json": lambda: require_creatable_file(shared / "eval.json", "--out", "eval.json"),
+        }[name]
+
+    for name in ("exp", "exp in place", "eval.json"):
+        checks(name)()  # this user's own
     monkeypatch.setattr(os, "geteuid", lambda: os.stat(shared).st_uid + 4242)
+    checks("exp in place")()  # written into, not moved: the directory's own permissions decide
     for name in ("exp", "eval.json"):
         with pytest.raises(UserError) as refused:
-            require_creatable(shared / name, "--out")
+            checks(name)()
+        path = shared / name
         assert str(refused.value) == (
-            f"--out {shared / name} is another user's, in {shared}, where only its owner may replace it "
+            f"--out {path} is another user's, in {shared}, where only its owner may replace it "
             "(the sticky bit); choose another --out"
         )
-    require_creatable(shared / "new", "--out")
+    require_output(shared / "new", "--out", False, "a checkpoint", "config.json")  # nothing there yet
     shared.chmod(0o777)  # without the sticky bit, the directory's permissions decide
-    require_creatable(shared / "exp", "--out")
+    checks("exp")()
 
 
 def test_an_existing_output_holding_a_directory_this_user_may_not_change_is_refused(tmp_path, monkeypatch):
@@ -317,15 +330,29 @@ def test_an_existing_output_holding_a_directory_this_user_may_not_change_is_refu
     a hidden copy no one but its owner could remove. Gone on in (a run resumed), a traceback."""
     run = tmp_path / "run"
     (run / "last").mkdir(parents=True)
-    require_creatable(run, "--out")
+    (run / "train_config.json").write_text("{}")
+    require_own(run, "--out", "a training run", "train_config.json", False)
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != run / "last" and real_access(p, mode))
     with pytest.raises(UserError) as refused:
-        require_creatable(run, "--out")
+        require_own(run, "--out", "a training run", "train_config.json", False)
     assert str(refused.value) == (
         f"--out {run}: this user may not change {run / 'last'} (another user's, or read-only), which "
         "replacing it or going on in it does; choose another --out"
     )
+
+
+def test_a_directory_not_the_commands_is_refused_without_being_looked_through(tmp_path, monkeypatch):
+    """`--out ~` by mistake: refused as the user's own files at once, not after a walk through
+    everything the home directory holds."""
+    (tmp_path / "notes.txt").write_text("")
+
+    def walking(*args, **kwargs):
+        raise AssertionError("looked through")
+
+    monkeypatch.setattr(os, "walk", walking)
+    with pytest.raises(UserError, match="holds files but not a training run"):
+        require_own(tmp_path, "--out", "a training run", "train_config.json", True)
 
 
 @pytest.mark.parametrize("failing", ["setting the old one aside", "putting the new one in place"])

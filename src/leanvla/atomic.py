@@ -65,24 +65,13 @@ def require_creatable(path: Path, flag: str, inputs: Iterable[tuple[str, Path | 
         raise UserError(
             f"{flag} {path}: nothing can be created in {home} ({exc.strerror}); choose another {flag}"
         ) from None
-    require_changeable(Path(path), flag)
 
 
 def require_changeable(path: Path, flag: str) -> None:
-    """An existing output, which the command replaces (--overwrite) or goes on in (a run resumed),
-    that this user may not change: another user's, in a shared directory. Found when the old one
-    was set aside, it threw the work away (in a directory with the sticky bit, as /tmp has, only
-    an entry's owner may move it); found when it was deleted, the old one stayed, hidden, where
-    no one but its owner can remove it; found writing into it, a traceback."""
-    if not path.exists():
-        return
-    parent, uid = path.absolute().parent, os.geteuid()
-    owner, parent_status = path.stat().st_uid, parent.stat()
-    if parent_status.st_mode & stat.S_ISVTX and uid not in (0, owner, parent_status.st_uid):
-        raise UserError(
-            f"{flag} {path} is another user's, in {parent}, where only its owner may replace it (the "
-            f"sticky bit); choose another {flag}"
-        )
+    """An existing output directory, which the command empties or replaces (--overwrite) or goes on
+    in (a run resumed), holding a directory this user may not change: another user's, in a shared
+    directory. Found when the old one was deleted, it stayed, hidden, where no one but its owner
+    can remove it; found writing into it, a traceback naming a temporary."""
     if not path.is_dir() or path.is_symlink():
         return
     for directory, _, _ in os.walk(path):
@@ -91,6 +80,21 @@ def require_changeable(path: Path, flag: str) -> None:
                 f"{flag} {path}: this user may not change {directory} (another user's, or read-only), "
                 f"which replacing it or going on in it does; choose another {flag}"
             )
+
+
+def require_replaceable(path: Path, flag: str) -> None:
+    """An existing output, replaced whole (set aside, the new one renamed into its place), that is
+    another user's in a directory with the sticky bit (as /tmp has), where only an entry's owner
+    may move it: found at the end, it threw the work away and left the new one's temporary."""
+    if not path.exists():
+        return
+    parent = path.absolute().parent
+    owner, parent_status = path.stat().st_uid, parent.stat()
+    if parent_status.st_mode & stat.S_ISVTX and os.geteuid() not in (0, owner, parent_status.st_uid):
+        raise UserError(
+            f"{flag} {path} is another user's, in {parent}, where only its owner may replace it (the "
+            f"sticky bit); choose another {flag}"
+        )
 
 
 def require_short_enough(path: Path, flag: str, output: Path | None = None) -> None:
@@ -120,7 +124,8 @@ def require_own(path: Path | str, flag: str, what: str, mark: str, overwrite: bo
     """An existing output directory that a command replaces (--overwrite deletes it) or goes on in
     (a run resumed) must be empty or `what` the command writes, told by `mark`, a name in it. Other
     files are the user's own: `train --out ~/project --overwrite` deleted them, and a run was written
-    among them. The working directory, or one holding it (`--out ""` or `--out .`), is never deleted."""
+    among them. The working directory, or one holding it (`--out ""` or `--out .`), is never deleted.
+    The command's own must be this user's to change (require_changeable)."""
     path = Path(path)
     if not path.exists():
         return
@@ -131,6 +136,7 @@ def require_own(path: Path | str, flag: str, what: str, mark: str, overwrite: bo
     if not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not {what}; choose another {flag}")
     if (path / mark).exists() or not any(path.iterdir()):
+        require_changeable(path, flag)  # only now: a directory not the command's is not looked through
         return
     fate = (
         "--overwrite would delete them" if overwrite else "leanvla writes only into a new or empty directory"
@@ -151,11 +157,13 @@ def require_output(
     """An output directory a command writes whole: creatable and none of its `inputs`
     (require_creatable: told first, as --overwrite would not help), of a name its temporary sibling
     can have (require_short_enough), new unless --overwrite (require_new), and, replaced, only
-    `what` the command writes (require_own)."""
+    `what` the command writes, which this user may change (require_own) and set aside
+    (require_replaceable)."""
     require_creatable(Path(path), flag, inputs)
     require_short_enough(Path(path), flag)
     require_new(path, flag, overwrite)
     require_own(path, flag, what, mark, overwrite)
+    require_replaceable(Path(path), flag)
 
 
 def empty_directory(path: Path) -> None:
@@ -174,6 +182,7 @@ def require_creatable_file(path: Path, flag: str, example: str) -> None:
     require_short_enough(Path(path), flag)
     if Path(path).is_dir():
         raise UserError(f"{flag} {path} is a directory; name a file, e.g. {Path(path) / example}")
+    require_replaceable(Path(path), flag)
 
 
 @contextmanager
