@@ -131,7 +131,7 @@ def run_probe(cfg) -> None:
 
     fit_torch_threads()
     out = probe(cfg)
-    result = json.loads((out / RESULT).read_text())
+    result = json.loads((out / RESULT).read_text(encoding="utf-8"))
     summary = {"out": str(out)}
     for group, found in result["groups"].items():
         overall = found["summary"]["all"]
@@ -148,7 +148,7 @@ def run_prune(cfg) -> None:
 
     fit_torch_threads()
     out = prune(cfg)
-    report = json.loads((out / REPORT).read_text())
+    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     summary = {
         "out": str(out),
         "parameters": report["parameters"],
@@ -163,8 +163,8 @@ def run_curate(cfg) -> None:
     fit_torch_threads()
     out = curate(cfg)
     if _main_process():  # under torchrun, only the main process has results
-        timing = json.loads((out / TIMING).read_text())
-        kept = json.loads((out / SELECTION).read_text())["episodes"]
+        timing = json.loads((out / TIMING).read_text(encoding="utf-8"))
+        kept = json.loads((out / SELECTION).read_text(encoding="utf-8"))["episodes"]
         print(readable_json({"out": str(out), "selected": len(kept), **timing}))
 
 
@@ -180,7 +180,7 @@ def run_merge(cfg) -> None:
 
     fit_torch_threads()
     out = merge(cfg)
-    report = json.loads((out / REPORT).read_text())
+    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     print(
         readable_json(
             {"out": str(out), "vector_norm": report["vector_norm"], "group_norms": report["group_norms"]}

@@ -71,7 +71,7 @@ def probe_section(probed: Path) -> str:
     from leanvla.probe.run import RESULT
     from leanvla.probe.summary import swap_ratios
 
-    result = json.loads((probed / RESULT).read_text())
+    result = json.loads((probed / RESULT).read_text(encoding="utf-8"))
     protocol = result["protocol"]
     group = result["groups"].get("training") or result["groups"]["held_out"]
     overall = group["summary"]["all"]
@@ -106,7 +106,7 @@ def curate_section(plan: DemoPlan, curated: Path) -> str:
     from leanvla.curate.report import seconds, task_table
     from leanvla.curate.run import SCORES, TIMING, read_scores
 
-    timing = json.loads((curated / TIMING).read_text())
+    timing = json.loads((curated / TIMING).read_text(encoding="utf-8"))
     scores = read_scores(curated / SCORES)
     lines = [
         "## Curate (ATHENA)",
@@ -134,7 +134,7 @@ def prune_section(plan: DemoPlan, out: Path, base: dict, pruned: dict) -> str:
     from leanvla.prune.run import REPORT
     from leanvla.report import success_table
 
-    report = json.loads((out / "pruned" / REPORT).read_text())
+    report = json.loads((out / "pruned" / REPORT).read_text(encoding="utf-8"))
     layers = lambda m: f"{m['layers']} + {m['expert_layers']}"  # noqa: E731
     base_model = read_meta(out / "base" / "policy")["model"]
     pruned_model = read_meta(out / "pruned")["model"]
@@ -192,7 +192,7 @@ def merge_section(plan: DemoPlan, out: Path, base: dict, merged: dict) -> str:
     from leanvla.merge.run import REPORT, undone_percent, update_along_vector
     from leanvla.report import read_metrics, success_table
 
-    report = json.loads((out / "meta" / REPORT).read_text())
+    report = json.loads((out / "meta" / REPORT).read_text(encoding="utf-8"))
     kept = update_along_vector(out / "meta", out / "merged_ft")
     rate = lambda run: read_metrics(out / run / "metrics.jsonl")[-1]["samples_per_s"]  # noqa: E731
     cosine = report["cosines"]["sft - base vs aux - base"]["per_group"]

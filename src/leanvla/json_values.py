@@ -19,7 +19,7 @@ def read_json(path: Path | str, what: str = "", remedy: str = ""):
     """The JSON value in `path`. One that cannot be read or does not parse (edited by hand,
     truncated) is one line: 'cannot read [WHAT ]PATH: why[; REMEDY]'."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(
             f"cannot read {what + ' ' if what else ''}{path}: {exc}{'; ' + remedy if remedy else ''}"

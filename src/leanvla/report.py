@@ -88,7 +88,7 @@ def rollout_grid(strip_paths: list[str], out: Path) -> None:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def plot_loss(metrics: dict[str, list[dict]], out: Path, title: str = "training loss") -> None:

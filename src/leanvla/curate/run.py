@@ -467,7 +467,7 @@ def _write_scores(path: Path, rows, instructions: list[str], scores, selected: t
 
 def read_scores(path: Path) -> list[dict]:
     """scores.csv back as dicts with typed values."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return [
             {
                 "episode_index": int(r["episode_index"]),

@@ -269,7 +269,7 @@ def _jsonl(path: Path, index: str, *needed: str) -> list[dict]:
         f"{path} is missing; a v2.1 dataset has meta/episodes.jsonl, episodes_stats.jsonl and tasks.jsonl",
     )
     lines = []
-    for number, text in enumerate(path.read_text().splitlines(), start=1):
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip():
             continue
         try:
@@ -299,7 +299,7 @@ def _dataset_stats(path: Path) -> dict[str, dict[str, np.ndarray]]:
     """v2.0's meta/stats.json: each feature's statistics over the dataset."""
     require(path.is_file(), f"{path} is missing; a v2.0 dataset keeps its statistics there")
     try:
-        return stats_from_json(json.loads(path.read_text()))
+        return stats_from_json(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, AttributeError) as exc:
         raise UserError(f"{path} is not a JSON object of statistics ({exc}); the dataset is corrupt") from exc
 

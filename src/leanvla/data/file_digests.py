@@ -125,7 +125,7 @@ def forget_stale(directory: Path) -> None:
     about one per file a command has read, not one per version of each."""
     for path in directory.glob("*.json"):
         try:
-            file = Path(json.loads(path.read_text())["file"])
+            file = Path(json.loads(path.read_text(encoding="utf-8"))["file"])
             current = _note_path(directory, _key(file.stat(), file))
         except (OSError, ValueError, KeyError, TypeError):  # gone, or the note damaged
             current = None
@@ -147,7 +147,7 @@ def _remembered(directory: Path | None, key: Key) -> bytes | None:
     if directory is None:
         return None
     try:
-        note = json.loads(_note_path(directory, key).read_text())
+        note = json.loads(_note_path(directory, key).read_text(encoding="utf-8"))
         digest = bytes.fromhex(note["digest"])
     except (OSError, ValueError, KeyError, TypeError):  # none, or damaged: hashed again
         return None

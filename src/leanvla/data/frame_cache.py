@@ -329,7 +329,7 @@ def listing() -> dict:
     rows = []
     for stat, path in _entries(directory):
         try:
-            note = json.loads(path.with_suffix(".json").read_text())
+            note = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         except (OSError, ValueError):  # its description lost: the entry is still usable
             note = {}
         shape = note.get("shape") or [None] * 3

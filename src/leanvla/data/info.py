@@ -28,7 +28,7 @@ V2_TEMPLATES = {
 def read_info(path: Path) -> dict:
     """The JSON object in `path`, which the caller has found to exist."""
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc}); the dataset is corrupt") from exc
     require(isinstance(info, dict), f"{path} must hold a JSON object, not {type(info).__name__}")

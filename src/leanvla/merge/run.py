@@ -209,7 +209,7 @@ def merge(cfg: MergeConfig) -> Path:
     with atomic_dir(out, replace=cfg.overwrite) as tmp:
         write_checkpoint_files(tmp, model, meta, stats)
         save_tensors({k: v.contiguous() for k, v in vector.items()}, tmp / VECTOR)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         plot_norms(report["norms"], tmp / "vector_norms.png")
     return out
 

@@ -134,7 +134,7 @@ def write_checkpoint_files(
 ) -> None:
     """Write the checkpoint files into an existing directory (callers make it atomic)."""
     directory = Path(directory)
-    (directory / CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    (directory / CONFIG).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     if meta.get("adapter"):
         from leanvla.adapt.inject import adapter_state_dict
 
@@ -145,9 +145,9 @@ def write_checkpoint_files(
     # One metadata entry: safetensors writes its metadata in hash order, which changes from one save
     # to the next, so with two entries identical runs wrote different bytes. The version is in config.json.
     save_tensors(tensors, directory / file, metadata={"format": "pt"})
-    (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n")
+    (directory / STATS).write_text(json.dumps(stats_to_json(stats), indent=2) + "\n", encoding="utf-8")
     if provenance is not None:
-        (directory / PROVENANCE).write_text(json.dumps(provenance) + "\n")
+        (directory / PROVENANCE).write_text(json.dumps(provenance) + "\n", encoding="utf-8")
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:

@@ -179,5 +179,5 @@ def plot(result: dict, out: Path) -> None:
 
 
 def write_report(directory: Path, result: dict) -> None:
-    (directory / "report.md").write_text(markdown(result))
+    (directory / "report.md").write_text(markdown(result), encoding="utf-8")
     plot(result, directory / FIGURE)

@@ -221,7 +221,7 @@ def prune(cfg: PruneConfig, progress: bool = True) -> Path:
         write_checkpoint_files(tmp, model, meta, stats)
         if provenance.is_file():  # the pruned model still carries what the original saw
             shutil.copy(provenance, tmp / PROVENANCE)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         for name in stacks:
             plot_similarity(matrices[name]["cka"], removed[name], name, tmp / f"cka_{name}.png")
     return out

@@ -355,7 +355,7 @@ class Trainer:
 
 def _append_json_line(path: Path, record: dict) -> None:
     """One line of a run's log (metrics.jsonl, active_rank.jsonl); a full disk names the log."""
-    with naming_a_full_disk(path), open(path, "a") as f:
+    with naming_a_full_disk(path), open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 
 

@@ -290,7 +290,11 @@ def truncate_metrics(run: Path, step: int, name: str = "metrics.jsonl") -> None:
     path = run / name
     if not path.is_file():
         return
-    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    lines = [
+        (number, line)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if line.strip()
+    ]
     kept = []
     for number, line in lines:
         try:
