@@ -16,9 +16,7 @@ import io
 import json
 import os
 import re
-import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
@@ -31,6 +29,7 @@ from leanvla.cores import fit_torch_threads
 from leanvla.errors import InputWarning, UserError
 from leanvla.machine_errors import MEMORY_REMEDY, machine_failure
 from leanvla.readable_json import readable_json
+from leanvla.stopping import say_stopped, signals_as_interrupt, stopped, stopped_code
 from leanvla.streams import STANDARD_OUTPUT, after_a_broken_pipe, flush_output, output_naming_itself
 
 
@@ -362,14 +361,14 @@ def _input_warnings_in_one_line(prog: str, show: Callable) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _terminate_as_interrupt(), output_naming_itself():
+    with signals_as_interrupt(), output_naming_itself():
         try:
             code = _main(argv)
             flush_output()  # the usage or the help (a command's own is flushed in _main)
             return code
         except KeyboardInterrupt:  # Ctrl-C before a command began (importing it, parsing): one line too
-            _say_stopped(f"leanvla: {_stopped()}")
-            return _stopped_code()
+            say_stopped(f"leanvla: {stopped()}")
+            return stopped_code()
         except BrokenPipeError:  # `leanvla train --help | head`: as a command's output, below
             return after_a_broken_pipe()
         except OSError as exc:  # the help on a full disk
@@ -378,46 +377,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"leanvla: error: {said}", file=sys.stderr)
             return 1
-
-
-# What each signal that stops a command as Ctrl-C does is said to have done.
-_STOPPING_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
-# The signal, while one of them stops the command: it then says so and exits 128 + its number.
-_TERMINATED: list[int] = []
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (`kill`, `timeout`, a scheduler's time limit) and SIGHUP (a terminal closed, an ssh
-    connection lost) stop a command as Ctrl-C does: its temporary outputs removed, a line saying
-    where it stood. By default Python died on the spot: no line, and a recording's or a
-    conversion's temporary directory left behind, hidden. Each only where no one else handles it
-    (an application calling `main` may; `nohup` ignores SIGHUP)."""
-    _TERMINATED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    ours = [signum for signum in _STOPPING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL]
-
-    def interrupt(signum, frame):
-        _TERMINATED.append(signum)
-        raise KeyboardInterrupt
-
-    for signum in ours:
-        signal.signal(signum, interrupt)
-    try:
-        yield
-    finally:
-        for signum in ours:
-            signal.signal(signum, signal.SIG_DFL)
-
-
-def _stopped() -> str:
-    return _STOPPING_SIGNALS[_TERMINATED[0]] if _TERMINATED else "interrupted"
-
-
-def _stopped_code() -> int:
-    return 128 + _TERMINATED[0] if _TERMINATED else 130  # what a shell reports of a process the signal ended
 
 
 def _home_expanded(cfg) -> None:
@@ -430,15 +389,6 @@ def _home_expanded(cfg) -> None:
             _home_expanded(value)
         elif isinstance(value, Path) and str(value).startswith("~"):
             setattr(cfg, field.name, Path(os.path.expanduser(value)))
-
-
-def _say_stopped(line: str) -> None:
-    """The closing line, where someone may read it: after SIGHUP the terminal is gone, and writing
-    to it fails (EIO), which would turn the exit into a traceback no one sees and exit code 1."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except OSError:
-        pass
 
 
 def _main(argv: list[str] | None) -> int:
@@ -486,8 +436,8 @@ def _main(argv: list[str] | None) -> int:
                 return 2
             except KeyboardInterrupt as exc:  # it may say where the command stood (training does)
                 if _main_process():  # torchrun stops every process: one line, not one each
-                    _say_stopped(f"{prog}: {_stopped()}{f' {exc}' if str(exc) else ''}")
-                return _stopped_code()
+                    say_stopped(f"{prog}: {stopped()}{f' {exc}' if str(exc) else ''}")
+                return stopped_code()
             except BrokenPipeError:  # `leanvla info DATA | head`: the reader left; so do we, quietly
                 return after_a_broken_pipe()
             except (MemoryError, RuntimeError, OSError) as exc:
