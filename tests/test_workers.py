@@ -85,23 +85,32 @@ def test_workers_leave_ctrl_c_to_this_process_which_keeps_its_own():
     assert signal.getsignal(signal.SIGINT) is before and before is not signal.SIG_IGN
 
 
-def test_ctrl_c_to_the_whole_group_is_this_process_alone_interrupted(tmp_path):
-    """As a terminal sends it, to every process of the group: a worker interrupted while it
-    started printed its own KeyboardInterrupt traceback beside the command's one line."""
+def two_workers_starting(marks: Path, before: str = "", stopped: str = "interrupted") -> subprocess.Popen:
+    """A process of its own group mapping jobs over two workers, each held in its start (it marks
+    `marks` first), once both have marked: `before` runs first; a KeyboardInterrupt exits
+    saying `stopped`."""
     script = (
+        f"{before}"
         "from leanvla.workers import map_in_workers\n"
         "from tests.test_workers import mark_then_sleep, slow_square\n"
         "try:\n"
-        f"    list(map_in_workers(slow_square, range(4), 2, mark_then_sleep, ({str(tmp_path)!r},)))\n"
+        f"    list(map_in_workers(slow_square, range(4), 2, mark_then_sleep, ({str(marks)!r},)))\n"
         "except KeyboardInterrupt:\n"
-        "    raise SystemExit('interrupted')\n"
+        f"    raise SystemExit({stopped!r})\n"
     )
     run = subprocess.Popen(
         [sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 60
-    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    return run
+
+
+def test_ctrl_c_to_the_whole_group_is_this_process_alone_interrupted(tmp_path):
+    """As a terminal sends it, to every process of the group: a worker interrupted while it
+    started printed its own KeyboardInterrupt traceback beside the command's one line."""
+    run = two_workers_starting(tmp_path)
     for worker in (int(mark.name) for mark in tmp_path.iterdir()):
         os.kill(worker, signal.SIGINT)  # first the workers alone: one interrupted would be dead in 1 s
     time.sleep(1)
@@ -117,24 +126,13 @@ def test_a_hangup_to_the_whole_group_leaves_multiprocessings_resource_tracker_al
     """A closed terminal sends SIGHUP to every process of its group, which the command takes as
     Ctrl-C (cli.py): the resource tracker died of it, and was relaunched with a warning and a
     KeyError traceback per queue, printed beside the command's one line."""
-    script = (
+    as_the_command_does = (
         "import signal\n"
-        "from leanvla.workers import map_in_workers\n"
-        "from tests.test_workers import mark_then_sleep, slow_square\n"
         "def interrupt(signum, frame):\n"
         "    raise KeyboardInterrupt\n"
         "signal.signal(signal.SIGHUP, interrupt)\n"
-        "try:\n"
-        f"    list(map_in_workers(slow_square, range(4), 2, mark_then_sleep, ({str(tmp_path)!r},)))\n"
-        "except KeyboardInterrupt:\n"
-        "    raise SystemExit('hung up')\n"
     )
-    run = subprocess.Popen(
-        [sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 60
-    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    run = two_workers_starting(tmp_path, before=as_the_command_does, stopped="hung up")
     os.killpg(run.pid, signal.SIGHUP)
     _, err = run.communicate(timeout=30)
     assert run.returncode == 1 and err == "hung up\n"

@@ -24,6 +24,15 @@ def test_a_file_is_read_whole_in_batches_or_by_its_footer_alike(tmp_path):
     assert data_file_rows(path) == 10
 
 
+def every_way_of_reading(path) -> list:
+    """A file read whole, a batch at a time, and by its footer alone."""
+    return [
+        lambda: read_parquet(path),
+        lambda: list(data_file_batches(path, "a", 2)),
+        lambda: data_file_rows(path),
+    ]
+
+
 def test_a_file_the_filesystem_refuses_is_not_said_to_be_damaged_but_refused_naming_it(tmp_path, monkeypatch):
     """pyarrow said "Failed to open local file '...'. Detail: [errno 13] Permission denied" of a
     colleague's 0600 file: the file named in its text alone (and, reading metadata, a traceback)."""
@@ -38,11 +47,7 @@ def test_a_file_the_filesystem_refuses_is_not_said_to_be_damaged_but_refused_nam
 
     monkeypatch.setattr(pq, "read_table", as_pyarrow_refuses)
     monkeypatch.setattr(pq, "ParquetFile", as_pyarrow_refuses)
-    for read in (
-        lambda: read_parquet(path),
-        lambda: list(data_file_batches(path, "a", 2)),
-        lambda: data_file_rows(path),
-    ):
+    for read in every_way_of_reading(path):
         with pytest.raises(PermissionError) as refused:
             read()
         assert (refused.value.filename, refused.value.strerror) == (str(path), "Permission denied")
@@ -51,11 +56,7 @@ def test_a_file_the_filesystem_refuses_is_not_said_to_be_damaged_but_refused_nam
 def test_a_file_pyarrow_cannot_read_is_one_line_naming_it(tmp_path):
     path = tmp_path / "file-000.parquet"
     path.write_bytes(b"not parquet, and long enough to hold a footer's magic bytes")
-    for read in (
-        lambda: read_parquet(path),
-        lambda: list(data_file_batches(path, "a", 2)),
-        lambda: data_file_rows(path),
-    ):
+    for read in every_way_of_reading(path):
         with pytest.raises(UserError) as refused:
             read()
         assert str(refused.value).startswith(f"cannot read {path}: ") and "\n" not in str(refused.value)
