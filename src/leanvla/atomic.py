@@ -232,8 +232,9 @@ def atomic_dir(target: Path, *, replace: bool = False) -> Iterator[Path]:
 
 def _into_place(tmp: Path, target: Path, aside: Path | None = None) -> None:
     """Rename `tmp` to `target`, the old `target` first set `aside` where one is given. Where a
-    rename fails (a filesystem's refusal: require_changeable tells most first), the old `target`
-    is put back and `tmp` removed: it stayed, hidden, the size of the output."""
+    rename fails (a filesystem's refusal: require_changeable and require_replaceable tell most
+    first), the old `target` is put back and `tmp` removed: it stayed, hidden, the size of the
+    output."""
     try:
         if aside is not None:
             os.replace(target, aside)
