@@ -26,6 +26,7 @@ import tyro
 
 import leanvla
 from leanvla.cores import fit_torch_threads
+from leanvla.data.lerobot_home import DatasetDir, find_datasets
 from leanvla.errors import InputWarning, UserError
 from leanvla.machine_errors import MEMORY_REMEDY, machine_failure
 from leanvla.readable_json import readable_json
@@ -37,8 +38,8 @@ from leanvla.streams import STANDARD_OUTPUT, after_a_broken_pipe, flush_output, 
 class InfoConfig:
     """Print a LeRobotDataset's summary as JSON: episodes, frames, fps, tasks, features."""
 
-    root: tyro.conf.Positional[Path]
-    """Dataset directory."""
+    root: tyro.conf.Positional[DatasetDir]
+    """Dataset directory, or the repo id of one in LeRobot's home (lerobot/pusht)."""
 
 
 def run_info(cfg: InfoConfig) -> None:
@@ -418,6 +419,9 @@ def _main(argv: list[str] | None) -> int:
                 print(f"{prog}: error: {detail} (run `{prog} --help`)", file=sys.stderr)
                 return 2
             _home_expanded(cfg)
+            for given, found in find_datasets(cfg):
+                if _main_process():
+                    print(f"{prog}: reading {given} from LeRobot's home: {found}", file=sys.stderr)
             try:
                 with warnings.catch_warnings():  # restores the usual display afterwards
                     warnings.showwarning = _input_warnings_in_one_line(prog, warnings.showwarning)

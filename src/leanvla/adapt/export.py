@@ -18,6 +18,7 @@ from torch import nn
 from leanvla.adapt.inject import is_adapter_layer, lora_sp_layers, replace_module
 from leanvla.adapt.lora_sp import LoRASPLinear
 from leanvla.atomic import require_output
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.errors import require
 from leanvla.flags import set_flags
 
@@ -32,7 +33,7 @@ class ExportConfig:
     """Adapter checkpoint or training run directory."""
     out: Path
     """Output checkpoint directory."""
-    data: Path | None = None
+    data: DatasetDir | None = None
     """LoRA-SP only: frames that measure the mean routing (default: the policy's training data)."""
     samples: int = 512
     """LoRA-SP only: calibration frames."""

@@ -34,6 +34,7 @@ from leanvla.atomic import (
 )
 from leanvla.curate.curvature import check_damping
 from leanvla.curate.store import Row
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.errors import InputWarning, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed
@@ -57,8 +58,8 @@ class CurateConfig:
 
     policy: Path
     """Checkpoint (or run directory) trained on --data: influence is measured around it."""
-    data: Path
-    """LeRobotDataset whose demonstrations are scored."""
+    data: DatasetDir
+    """LeRobotDataset whose demonstrations are scored (a directory, or a repo id in LeRobot's home)."""
     out: Path
     """Output directory: scores.csv, selection.json, report.md, gradients/ (reusable)."""
     fraction: float = 0.5
@@ -74,7 +75,7 @@ class CurateConfig:
     """Validation demonstrations held out per task (seeded draw) to build each task's query. With
     --select-by typicality, 0 scores and selects among every demonstration, label-free (the
     influence columns are then empty)."""
-    val_data: Path | None = None
+    val_data: DatasetDir | None = None
     """Instead of a held-out split: a LeRobotDataset of validation demonstrations (tasks matched by instruction)."""
     episodes: Path | None = None
     """Consider only these episodes of --data (a selection JSON, as for train)."""

@@ -43,6 +43,7 @@ from leanvla.atomic import (
 from leanvla.data import format as fmt
 from leanvla.data.data_files import read_parquet
 from leanvla.data.info import V2_TEMPLATES, check_info, read_info, version_remedy
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.data.stats import aggregate_features, stats_from_json
 from leanvla.data.writer import stats_columns, write_meta_tables
 from leanvla.errors import UserError, require
@@ -59,8 +60,8 @@ class ConvertConfig:
     """Convert a LeRobotDataset v2.1 or v2.0 (an episode a file) into v3.0, which leanvla and LeRobot
     >= 0.4 read; the old directory is left as it was."""
 
-    source: tyro.conf.Positional[Path]
-    """The v2.1 or v2.0 dataset directory."""
+    source: tyro.conf.Positional[DatasetDir]
+    """The v2.1 or v2.0 dataset directory, or the repo id of one in LeRobot's home."""
     out: Path
     """Directory of the v3.0 dataset (must not exist unless --overwrite)."""
     overwrite: bool = False

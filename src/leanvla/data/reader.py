@@ -22,6 +22,7 @@ from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_parquet
 from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
+from leanvla.data.lerobot_home import where_looked
 from leanvla.errors import UserError, require
 from leanvla.nearby import nearby
 
@@ -55,8 +56,8 @@ class LeRobotDataset:
         )
         require(
             self.root.is_dir(),
-            f"dataset directory {self.root} does not exist; record one with `leanvla data metaworld --out "
-            f"{self.root}` or pass the path of a LeRobotDataset",
+            f"dataset directory {self.root} does not exist{where_looked(self.root)}; record one with "
+            f"`leanvla data metaworld --out {self.root}` or pass the path of a LeRobotDataset",
         )
         info_path = self.root / fmt.INFO_PATH
         if not info_path.is_file():

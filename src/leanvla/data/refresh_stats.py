@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +30,7 @@ import tyro
 from leanvla.atomic import atomic_path, write_json_atomic
 from leanvla.data import format as fmt
 from leanvla.data.data_files import read_parquet
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.data.reader import LeRobotDataset
 from leanvla.data.stats import aggregate_features, stats_to_json
 from leanvla.data.writer import stats_columns
@@ -47,8 +47,8 @@ class StatsConfig:
     every episode's (quantiles included) in meta/episodes, and meta/stats.json. Decodes every frame:
     minutes for a large dataset."""
 
-    root: tyro.conf.Positional[Path]
-    """Dataset directory (LeRobotDataset v3)."""
+    root: tyro.conf.Positional[DatasetDir]
+    """Dataset directory (LeRobotDataset v3), or the repo id of one in LeRobot's home."""
     check: bool = False
     """Write nothing: only report which statistics are missing or differ from the frames' (exit
     code 1 when any do, 0 when none)."""

@@ -26,6 +26,7 @@ import torch
 from tyro.conf import OmitArgPrefixes
 
 from leanvla.atomic import atomic_dir, require_output, write_json_atomic
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.decode.options import DecodingOptions, apply_overrides, decoding_summary
 from leanvla.errors import require
 
@@ -38,8 +39,9 @@ class ProbeConfig:
 
     policy: Path
     """Checkpoint directory, or a training run directory (uses its policy/, else last/)."""
-    data: Path
-    """LeRobotDataset whose demonstrations the policy's chunks are compared with."""
+    data: DatasetDir
+    """LeRobotDataset whose demonstrations the policy's chunks are compared with (a directory, or a
+    repo id in LeRobot's home)."""
     out: Path
     """Output directory: probe.json, report.md, probe.png."""
     episodes: Path | None = None

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 
 from leanvla.atomic import atomic_dir, require_output
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.errors import UserError, require
 from leanvla.flags import set_flags
 from leanvla.option_lists import listed, parse_groups
@@ -40,7 +41,7 @@ class PruneConfig:
 
     policy: Path
     """Checkpoint (or training run directory) to prune."""
-    data: Path
+    data: DatasetDir
     """LeRobotDataset whose frames calibrate the similarities (usually the training data)."""
     out: Path
     """Directory of the pruned checkpoint (config.json, model.safetensors, stats.json, report, PNGs)."""

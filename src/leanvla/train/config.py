@@ -11,6 +11,7 @@ from typing import Literal
 
 from leanvla.adapt.config import LoRAOptions
 from leanvla.cores import check_threads
+from leanvla.data.lerobot_home import DatasetDir
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
 
@@ -163,8 +164,8 @@ class DistillOptions:
 class TrainConfig:
     """Train a policy on a LeRobotDataset (single process, or data-parallel under torchrun)."""
 
-    data: Path
-    """LeRobotDataset v3 directory."""
+    data: DatasetDir
+    """LeRobotDataset v3 directory, or the repo id of one in LeRobot's home (lerobot/pusht)."""
     out: Path
     """Run directory: metrics.jsonl, last/ (resumable checkpoint), policy/ (final checkpoint)."""
     episodes: Path | None = None
