@@ -464,8 +464,17 @@ MUTANTS = [
     Mutant("record-bad-with-replacement", "data/record.py", "rng.choice(cfg.episodes, size=n_bad, replace=False)", "rng.choice(cfg.episodes, size=n_bad, replace=True)", "tests/data/test_record.py"),
     Mutant("record-truncated-succeeds", "data/record.py", '                    "success": False,\n', '                    "success": True,\n', "tests/data/test_record.py"),
     Mutant("record-counts-first-frame", "data/record.py", "EncodedImages(pngs[c], np.stack(counts[c]), shapes[c])", "EncodedImages(pngs[c], np.stack(counts[c][:1] * len(counts[c])), shapes[c])", "tests/data/test_record.py"),
+    # data/episode_selection.py
+    Mutant("selection-bool-taken", "data/episode_selection.py", "all(is_whole(e) for e in episodes)", "all(isinstance(e, int) for e in episodes)", "tests/data/test_episode_selection.py"),
+    Mutant("selection-file-before-written-out-ignored", "data/episode_selection.py", "    return _INLINE.fullmatch(str(given)) is not None and not Path(given).is_file()", "    return _INLINE.fullmatch(str(given)) is not None", "tests/data/test_episode_selection.py"),
+    Mutant("selection-range-end-kept", "data/episode_selection.py", "        episodes.extend(range(first, stop))", "        episodes.extend(range(first, stop + 1))", "tests/data/test_episode_selection.py"),
+    Mutant("selection-range-past-the-end-unchecked", "data/episode_selection.py", "            stop <= num_episodes,", "            True,", "tests/data/test_episode_selection.py"),
+    Mutant("selection-empty-range-unchecked", "data/episode_selection.py", "            first < stop,", "            True,", "tests/data/test_episode_selection.py"),
+    Mutant("selection-brackets-kept", "data/episode_selection.py", "        body = body[1:-1]", "        pass", "tests/data/test_episode_selection.py"),
+    Mutant("selection-empty-item-skipped", "data/episode_selection.py", '        if not item and body.strip() == "":', "        if not item:", "tests/data/test_episode_selection.py"),
+    Mutant("selection-duplicates-kept", "data/episode_selection.py", "    return sorted(set(episodes))", "    return sorted(episodes)", "tests/data/test_episode_selection.py"),
+    Mutant("selection-val-flag-unnamed", "train/loop.py", 'read_episode_selection(cfg.val_episodes, dataset.num_episodes, "--val-episodes")', "read_episode_selection(cfg.val_episodes, dataset.num_episodes)", "tests/train"),
     # data/samples.py
-    Mutant("selection-bool-taken", "data/samples.py", "all(is_whole(e) for e in episodes)", "all(isinstance(e, int) for e in episodes)", "tests/data/test_samples.py"),
     Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(frame_tasks(dataset)[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),
     Mutant("samples-frame-episodes-unchecked", "data/samples.py", "episode_index = frame_episodes(dataset)", 'episode_index = dataset.read_array("episode_index").astype(np.int64)', "tests/data/test_samples.py"),
     Mutant("samples-no-frames-unchecked", "data/samples.py", "        if not keep.any():", "        if False:", "tests/data/test_samples.py"),
@@ -701,7 +710,7 @@ MUTANTS = [
     Mutant("vec-group-cos", "merge/vectors.py", "v[0] / max(1e-30, (v[1] * v[2]) ** 0.5)", "v[0] / max(1e-30, (v[1] * v[2]))", VEC),
     # json_values.py
     Mutant("read-json-remedy-dropped", "json_values.py", "{'; ' + remedy if remedy else ''}", "", ("tests/test_json_values.py", "tests/train/test_resume.py")),
-    Mutant("read-json-what-dropped", "json_values.py", "{what + ' ' if what else ''}", "", ("tests/test_json_values.py", "tests/data/test_samples.py")),
+    Mutant("read-json-what-dropped", "json_values.py", "{what + ' ' if what else ''}", "", ("tests/test_json_values.py", "tests/data/test_episode_selection.py")),
     Mutant("json-fields-unchecked", "json_values.py", "if f.name in values and not fits(values[f.name], hints[f.name]):", "if False:", ("tests/models/test_contract.py", "tests/adapt/test_inject.py")),
     Mutant("json-list-items-unchecked", "json_values.py", "isinstance(value, list) and all(fits(v, args[0]) for v in value)", "isinstance(value, list)", "tests/models/test_contract.py"),
     Mutant("json-int-not-a-float", "json_values.py", "        return is_number(value)\n", "        return isinstance(value, float)\n", ("tests/models/test_contract.py", "tests/adapt/test_inject.py")),

@@ -29,8 +29,8 @@ def curated(tiny_run, tiny_dataset, tmp_path_factory):
 
 
 def test_outputs(curated, tiny_dataset):
+    from leanvla.data.episode_selection import read_episode_selection
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import read_episode_selection
 
     rows = read_scores(curated / "scores.csv")
     selection = json.loads((curated / "selection.json").read_text())

@@ -229,6 +229,22 @@ def test_a_moved_run_resumes_with_its_paths_spelt_another_way(data, uninterrupte
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_episodes_written_out_train_as_their_file_does_and_resume_from_elsewhere(data, tmp_path, monkeypatch):
+    """`--episodes 0:2,3` trains on exactly the episodes a file of them selects, and the same
+    command resumes the run moved, from another working directory."""
+    from pathlib import Path
+
+    selection = tmp_path / "selection.json"
+    selection.write_text("[0, 1, 3]")
+    from_file = train(_cfg(data, tmp_path / "file", episodes=selection), progress=False)
+    train(_cfg(data, tmp_path / "r", episodes=Path("0:2,3")), progress=False, stop_after=6)
+    moved = (tmp_path / "r").rename(tmp_path / "moved")
+    monkeypatch.chdir(data.parent)
+    train(_cfg(data, moved, episodes=Path("0:2,3")), progress=False)
+    a, b = _weights(from_file), _weights(moved)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_runs_saved_before_train_io_existed_still_resume(data, uninterrupted, tmp_path):
     """Such a run trained without --lora.train-io: full fine-tuning ignores the adapter options, and
     an adapter run resumes with --lora.no-train-io (and only with it)."""

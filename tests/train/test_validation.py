@@ -4,6 +4,7 @@ and without any effect on what training computes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,6 +97,11 @@ def test_overlap_with_training_is_refused(data, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([2, 3]))
     with pytest.raises(UserError, match=r"shares episodes \[2\] with the training episodes"):
         train(cfg(data, tmp_path / "o", tmp_path, val_episodes=tmp_path / "bad.json"), progress=False)
+
+
+def test_a_held_out_selection_is_refused_under_its_own_flag(data, tmp_path):
+    with pytest.raises(UserError, match=r"^--val-episodes 3:9: the range 3:9 runs past the dataset's last"):
+        train(cfg(data, tmp_path / "o", tmp_path, val_episodes=Path("3:9")), progress=False)
 
 
 def test_a_held_out_episode_of_lerobots_own_dataset_validates(lerobot_fixture, tmp_path):

@@ -78,7 +78,7 @@ class CurateConfig:
     val_data: DatasetDir | None = None
     """Instead of a held-out split: a LeRobotDataset of validation demonstrations (tasks matched by instruction)."""
     episodes: Path | None = None
-    """Consider only these episodes of --data (a selection JSON, as for train)."""
+    """Consider only these episodes of --data (as for train: a selection JSON, or e.g. 0:40,45)."""
     stacks: str = "backbone,expert"
     """Layout stacks whose Linear layers are projected."""
     k_in: int = 16
@@ -183,9 +183,10 @@ def check_validation_tasks(scored_tasks: list[str], data_tasks: list[str], offer
 def curate(cfg: CurateConfig, progress: bool = True) -> Path:
     """Collect (or resume collecting) every demonstration's projected gradient, then score and
     select; returns --out. Under torchrun each process collects its share; the main one scores."""
+    from leanvla.data.episode_selection import read_episode_selection
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.data.samples import ChunkDataset
     from leanvla.models.checkpoint import checkpoint_inputs, load_model
     from leanvla.train.build import check_contract
     from leanvla.train.distributed import init_world, shutdown

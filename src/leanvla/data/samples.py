@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,6 @@ from leanvla.data.reader import LeRobotDataset, no_frames_phrase
 from leanvla.data.resize import FITTED
 from leanvla.data.stats import image_histogram, stats_from_histogram, vector_stats
 from leanvla.errors import UserError, require
-from leanvla.json_values import is_whole, read_json
 
 
 @dataclass
@@ -39,22 +37,6 @@ class Batch:
                 for f in ("images", "state", "actions", "action_mask", "task_index", "frame")
             )
         )
-
-
-def read_episode_selection(path: Path, num_episodes: int) -> list[int]:
-    """Episode indices from a selection file: a JSON list, or {"episodes": [...]} (as curate writes)."""
-    obj = read_json(path, "--episodes file")
-    episodes = obj.get("episodes") if isinstance(obj, dict) else obj
-    require(
-        isinstance(episodes, list) and all(is_whole(e) for e in episodes),  # `true` was episode 1
-        f'{path} must hold a JSON list of episode indices or {{"episodes": [...]}}',
-    )
-    bad = [e for e in episodes if not 0 <= e < num_episodes]
-    require(
-        not bad, f"{path} names episodes {bad[:5]} that the dataset (0..{num_episodes - 1}) does not have"
-    )
-    require(len(episodes) > 0, f"{path} selects no episodes")
-    return sorted(set(episodes))
 
 
 def check_finite(values: np.ndarray, key: str, episode_index: np.ndarray, root) -> None:

@@ -45,7 +45,7 @@ class ProbeConfig:
     out: Path
     """Output directory: probe.json, report.md, probe.png."""
     episodes: Path | None = None
-    """Probe these episodes only (a selection JSON, as for train)."""
+    """Probe these episodes only (as for train: a selection JSON, or e.g. 0:40,45)."""
     every: int = 1
     """Probe every N-th frame of each episode (1 = all)."""
     n_action_steps: int | None = None
@@ -108,8 +108,9 @@ def action_names(dataset, key: str, dim: int) -> list[str]:
 
 
 def probe(cfg: ProbeConfig, progress: bool = True) -> Path:
+    from leanvla.data.episode_selection import read_episode_selection
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.data.samples import ChunkDataset
     from leanvla.models.checkpoint import (
         checkpoint_inputs,
         load_policy,

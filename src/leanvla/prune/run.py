@@ -62,7 +62,7 @@ class PruneConfig:
     batch_size: int = 64
     """Calibration batch size (memory is bounded by it, not by --samples)."""
     episodes: Path | None = None
-    """Calibrate on these episodes only (a selection JSON, as for train)."""
+    """Calibrate on these episodes only (as for train: a selection JSON, or e.g. 0:40,45)."""
     seed: int = 0
     """Seed of the calibration frames, noise and flow times."""
     overwrite: bool = False
@@ -138,9 +138,10 @@ def adjacent(matrix: torch.Tensor) -> list[float]:
 def prune(cfg: PruneConfig, progress: bool = True) -> Path:
     """Calibrate on --data, choose the layers to remove, remove them; writes --out (a checkpoint,
     prune_report.json and one similarity heatmap per stack) at once or not at all."""
+    from leanvla.data.episode_selection import read_episode_selection
     from leanvla.data.normalize import Normalizer
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import ChunkDataset, read_episode_selection
+    from leanvla.data.samples import ChunkDataset
     from leanvla.models.checkpoint import (
         CONFIG,
         PROVENANCE,

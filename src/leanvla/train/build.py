@@ -12,9 +12,10 @@ from pathlib import Path
 
 from torch import nn
 
+from leanvla.data.episode_selection import read_episode_selection
 from leanvla.data.format import ENV_STATE
 from leanvla.data.reader import LeRobotDataset
-from leanvla.data.samples import ChunkDataset, read_episode_selection
+from leanvla.data.samples import ChunkDataset
 from leanvla.errors import InputWarning, require
 from leanvla.models.checkpoint import build_model, load_model, make_meta, read_weights
 from leanvla.option_lists import listed

@@ -169,11 +169,14 @@ class TrainConfig:
     out: Path
     """Run directory: metrics.jsonl, last/ (resumable checkpoint), policy/ (final checkpoint)."""
     episodes: Path | None = None
-    """JSON file selecting the training episodes (a list, or {"episodes": [...]} as curate writes)."""
+    """The training episodes: a JSON selection file (a list, or {"episodes": [...]} as curate
+    writes), or the episodes themselves: 0,1,2 or [0, 1, 2] or ranges 0:40,45 (START:END, END left
+    out, as meta/info.json's splits)."""
     init: Path | None = None
     """Start from this checkpoint's weights (fine-tuning); its config must match the data."""
     val_episodes: Path | None = None
-    """JSON selection of held-out episodes of --data; their flow loss is logged as val_loss."""
+    """Held-out episodes of --data (as --episodes: a JSON selection file, or e.g. 40:50); their
+    flow loss is logged as val_loss."""
     val_every: int = 100
     """Steps between validation losses (a multiple of --log-every)."""
     val_samples: int = 256

@@ -420,12 +420,12 @@ def finish(run: Path, model: nn.Module, ema: EMA | None, parts, cfg: TrainConfig
 
 def held_out(cfg: TrainConfig, data, normalizer, tokens, token_mask):
     """The validation set of --val-episodes, which must not overlap the training episodes."""
+    from leanvla.data.episode_selection import read_episode_selection
     from leanvla.data.reader import LeRobotDataset
-    from leanvla.data.samples import read_episode_selection
     from leanvla.train.validation import ValidationSet
 
     dataset = LeRobotDataset(cfg.data)
-    episodes = read_episode_selection(cfg.val_episodes, dataset.num_episodes)
+    episodes = read_episode_selection(cfg.val_episodes, dataset.num_episodes, "--val-episodes")
     shared = sorted(set(episodes) & set(data.episodes))
     require(
         not shared,
