@@ -413,6 +413,12 @@ def test_an_episode_length_that_disagrees_with_its_span_is_one_line(tmp_path):
         LeRobotDataset(root).episode_tasks()
 
 
+@pytest.mark.skipif(
+    int(pa.__version__.split(".")[0]) < 26,
+    reason="pyarrow before 26 cannot read a null frame of a fixed-size list (its refusal is then "
+    "`cannot read FILE: Expected all lists to be of size=4 ...`, one line too) and before 25 cannot "
+    "write one",
+)
 def test_a_frame_without_a_value_is_one_line_naming_it(lerobot_fixture, tmp_path):
     ds = _copy(lerobot_fixture, tmp_path)
     row = LeRobotDataset(ds).episode_column("length")[0] + 1  # episode 1's frame 1
