@@ -473,6 +473,10 @@ MUTANTS = [
     Mutant("selection-brackets-kept", "data/episode_selection.py", "        body = body[1:-1]", "        pass", "tests/data/test_episode_selection.py"),
     Mutant("selection-empty-item-skipped", "data/episode_selection.py", '        if not item and body.strip() == "":', "        if not item:", "tests/data/test_episode_selection.py"),
     Mutant("selection-duplicates-kept", "data/episode_selection.py", "    return sorted(set(episodes))", "    return sorted(episodes)", "tests/data/test_episode_selection.py"),
+    Mutant("written-out-runs-of-two-as-ranges", "data/episode_selection.py", "        if stop - start >= 2:", "        if stop - start >= 1:", "tests/data/test_episode_selection.py"),
+    Mutant("written-out-range-end-kept", "data/episode_selection.py", 'items.append(f"{ordered[start]}:{ordered[stop] + 1}")', 'items.append(f"{ordered[start]}:{ordered[stop]}")', "tests/data/test_episode_selection.py"),
+    Mutant("info-episode-of-many-tasks-first-only", "data/reader.py", "            for task in [tasks] if isinstance(tasks, str) else tasks:", "            for task in [tasks] if isinstance(tasks, str) else tasks[:1]:", "tests/data/test_episodes_table.py"),
+    Mutant("info-episodes-by-task-dropped", "data/reader.py", "            **self._episodes_by_task(),\n", "", "tests/data/test_episodes_table.py"),
     Mutant("selection-val-flag-unnamed", "train/loop.py", 'read_episode_selection(cfg.val_episodes, dataset.num_episodes, "--val-episodes")', "read_episode_selection(cfg.val_episodes, dataset.num_episodes)", "tests/train"),
     # data/samples.py
     Mutant("samples-frame-tasks-unchecked", "data/samples.py", "torch.from_numpy(frame_tasks(dataset)[keep])", 'torch.from_numpy(dataset.read_array("task_index").astype(np.int64)[keep])', "tests/data/test_samples.py"),

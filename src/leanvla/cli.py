@@ -36,7 +36,8 @@ from leanvla.streams import STANDARD_OUTPUT, after_a_broken_pipe, flush_output, 
 
 @dataclass
 class InfoConfig:
-    """Print a LeRobotDataset's summary as JSON: episodes, frames, fps, tasks, features."""
+    """Print a LeRobotDataset's summary as JSON: episodes, frames, fps, tasks, each task's episodes
+    (as --episodes takes them), features."""
 
     root: tyro.conf.Positional[DatasetDir]
     """Dataset directory, or the repo id of one in LeRobot's home (lerobot/pusht)."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from leanvla.data.episode_selection import is_inline, read_episode_selection
+from leanvla.data.episode_selection import is_inline, read_episode_selection, written_out
 from leanvla.errors import UserError
 
 EPISODES = 50
@@ -90,3 +91,18 @@ def test_bad_selection_files(tmp_path, content, message):
     sel.write_text(content)
     with pytest.raises(UserError, match=message):
         read_episode_selection(sel, EPISODES)
+
+
+@pytest.mark.parametrize(
+    ("episodes", "written"),
+    [([0, 1, 2, 5, 7, 8], "0:3,5,7,8"), ([3], "3"), ([9, 8, 7, 7], "7:10"), ([], "")],
+)
+def test_episodes_are_written_out_with_runs_of_three_or_more_as_ranges(episodes, written):
+    assert written_out(episodes) == written
+
+
+def test_episodes_written_out_read_back_as_they_were():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        episodes = sorted(set(rng.integers(0, EPISODES, rng.integers(1, 30)).tolist()))
+        assert read_episode_selection(Path(written_out(episodes)), EPISODES) == episodes

@@ -99,4 +99,22 @@ def test_an_episodes_tasks_must_be_the_datasets(root, given):
 def test_episodes_without_a_tasks_column_are_read(root):
     """LeRobot 0.4.4 writes none when it makes a dataset's cameras videos (tests/data/test_lerobot_interop.py)."""
     _edit(root, lambda table: table.drop_columns(["tasks"]))
-    assert LeRobotDataset(root).num_episodes == 9
+    dataset = LeRobotDataset(root)
+    assert dataset.num_episodes == 9 and "episodes_by_task" not in dataset.summary()  # info reads no frame
+
+
+def test_each_tasks_episodes_are_listed_as_episodes_are_selected(root):
+    tasks = pq.read_table(root / FILE).column("tasks").to_pylist()
+    tasks[4], tasks[7] = [*tasks[4], tasks[0][0]], tasks[0]  # 4 of two tasks, 7 of the first task's
+    _edit(root, _set("tasks", tasks))
+    assert LeRobotDataset(root).summary()["episodes_by_task"] == {
+        "reach the goal position": "0:3,4,7",
+        "close the drawer": "3:6",
+        "press the button from the top": "6,8",
+    }
+    _edit(root, _set("tasks", [t[0] for t in tasks]))  # each episode's task a string, not a list
+    assert LeRobotDataset(root).summary()["episodes_by_task"] == {
+        "reach the goal position": "0:3,7",
+        "close the drawer": "3:6",
+        "press the button from the top": "6,8",
+    }

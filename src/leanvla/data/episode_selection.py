@@ -86,3 +86,19 @@ def _written_out(text: str, flag: str, num_episodes: int) -> list[int]:
         )
         episodes.extend(range(first, stop))
     return episodes
+
+
+def written_out(episodes: list[int]) -> str:
+    """Episodes as --episodes takes them, runs of three or more as ranges: [0, 1, 2, 5, 7, 8] ->
+    '0:3,5,7,8' (what `leanvla info` shows of each task's, to copy)."""
+    items, ordered, start = [], sorted(set(episodes)), 0
+    while start < len(ordered):
+        stop = start
+        while stop + 1 < len(ordered) and ordered[stop + 1] == ordered[stop] + 1:
+            stop += 1
+        if stop - start >= 2:
+            items.append(f"{ordered[start]}:{ordered[stop] + 1}")
+        else:
+            items.extend(str(e) for e in ordered[start : stop + 1])
+        start = stop + 1
+    return ",".join(items)

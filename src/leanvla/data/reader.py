@@ -20,6 +20,7 @@ from PIL import Image
 from leanvla.cores import cores_per_process
 from leanvla.data import format as fmt
 from leanvla.data.data_files import data_file_batches, data_file_rows, read_parquet
+from leanvla.data.episode_selection import written_out
 from leanvla.data.episodes_table import read_episodes_table
 from leanvla.data.info import V3_TEMPLATES, check_info, read_info, version_remedy
 from leanvla.data.lerobot_home import where_looked
@@ -154,8 +155,21 @@ class LeRobotDataset:
             "frames": self.num_frames,
             "fps": self.fps,
             "tasks": self.tasks,
+            **self._episodes_by_task(),
             "features": {k: {"dtype": f["dtype"], "shape": f["shape"]} for k, f in self.features.items()},
         }
+
+    def _episodes_by_task(self) -> dict:
+        """{"episodes_by_task": {task: '0:50', ...}}, each as --episodes takes it; {} where the
+        episodes metadata names no tasks (LeRobot drops them when it makes cameras videos): info
+        reads no frame."""
+        if "tasks" not in self.episodes.column_names:
+            return {}
+        by_task = {task: [] for task in self.tasks}
+        for episode, tasks in enumerate(self.episode_column("tasks")):
+            for task in [tasks] if isinstance(tasks, str) else tasks:
+                by_task[task].append(episode)
+        return {"episodes_by_task": {task: written_out(episodes) for task, episodes in by_task.items()}}
 
     # ---- frames -------------------------------------------------------------------------------
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
