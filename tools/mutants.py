@@ -704,6 +704,8 @@ MUTANTS = [
     Mutant("mergerun-undone-sign", "merge/run.py", 'round(-100 * along_merged["coefficient"], 1)', 'round(100 * along_merged["coefficient"], 1)', "tests/merge"),
     Mutant("mergerun-along-scale", "merge/run.py", 'add_scaled(zeros, tau, scales["scale"], scales["group_scale"], _group_prefixes(meta_info))', 'add_scaled(zeros, tau, 1.0, scales["group_scale"], _group_prefixes(meta_info))', "tests/merge"),
     # merge/vectors.py
+    Mutant("vec-old-peft-dare-taken", "merge/vectors.py", "            installed >= DARE_RESCALED_SINCE,", "            True,", VEC),
+    Mutant("vec-old-peft-everything-refused", "merge/vectors.py", '    if method.startswith("dare"):', "    if True:", VEC),
     Mutant("vec-dare-seeds-every-device", "merge/vectors.py", "torch.default_generator.manual_seed(seed)", "torch.manual_seed(seed)", VEC),
     Mutant("vec-dare-stream-taken", "merge/vectors.py", "with torch.random.fork_rng(devices=[]):", "with torch.no_grad():", VEC),
     Mutant("vec-sign", "merge/vectors.py", "(aux[k].double() - v.double())", "(v.double() - aux[k].double())", VEC),

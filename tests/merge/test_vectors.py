@@ -172,3 +172,22 @@ def test_along_is_the_penalty_measure_and_needs_a_shared_matrix():
     assert along(update, tau)["mean_squared_cosine"] == pytest.approx(penalty, rel=1e-5)
     with pytest.raises(UserError, match="share no matrix"):
         along(update, {"other.weight": torch.ones(2, 2)})
+
+
+def test_dare_is_refused_where_peft_is_too_old_to_rescale_what_it_keeps(monkeypatch):
+    """peft before 0.19 dropped DARE's rescaling: the merge shrank by the density, silently (the
+    suite found it at pyproject's old floor, peft 0.17; LeRobot's wallx extra pins 0.17.1)."""
+    import peft
+
+    v = [{"w": torch.ones(100)}]
+    monkeypatch.setattr(peft, "__version__", "0.17.1")
+    with pytest.raises(UserError) as refused:
+        combine(v, [1.0], "dare-ties", 0.5, seed=7)
+    assert str(refused.value) == (
+        "--method dare-ties needs peft 0.19 or newer: peft 0.17.1, installed here, does not rescale what "
+        "DARE keeps (its merge would shrink by --density); pip install 'peft>=0.19', or use --method ties "
+        "or task-arithmetic"
+    )
+    assert combine(v, [1.0], "ties", 0.5, seed=7)["w"].shape == (100,)  # no DARE: no refusal
+    monkeypatch.setattr(peft, "__version__", "0.19.0.dev0")
+    assert set(combine(v, [1.0], "dare-linear", 0.5, seed=7)["w"].unique().tolist()) <= {0.0, 2.0}

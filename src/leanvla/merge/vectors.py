@@ -10,10 +10,13 @@ converse question after fine-tuning from a meta model: how much of the vector di
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from leanvla.errors import UserError, require
 from leanvla.models.checkpoint import first_mismatch
+from leanvla.optional import require_module
 
 StateDict = dict[str, torch.Tensor]
 OTHER = "other"
@@ -84,9 +87,8 @@ def combine(
     vectors: list[StateDict], weights: list[float], method: str, density: float, seed: int
 ) -> StateDict:
     """One vector from several, per parameter, with peft's merge utilities (TIES / DARE / sum)."""
-    from peft.utils import merge_utils
-
     require(method in METHODS, f"--method must be one of {METHODS}, got '{method}'")
+    merge_utils = _peft_merge_utils(method)
     require(
         len(weights) == len(vectors),
         f"{len(weights)} weights for {len(vectors)} vectors; give one per vector",
@@ -112,6 +114,26 @@ def combine(
                 merged = merge_utils.dare_ties(stack, w, density)
             out[name] = merged.to(first.dtype)
         return out
+
+
+# peft before 0.19 left DARE's rescaling out (`torch.div` without its result): what DARE keeps
+# shrank by the density, without a word. pyproject asks for 0.19, but LeRobot's `wallx` extra pins
+# peft 0.17.1, and pip installs it over ours.
+DARE_RESCALED_SINCE = (0, 19)
+
+
+def _peft_merge_utils(method: str):
+    """peft's merge utilities; for DARE, refused in one line where peft is too old to rescale."""
+    peft = require_module("peft")
+    if method.startswith("dare"):
+        installed = tuple(int(part) for part in re.findall(r"\d+", peft.__version__)[:2])
+        require(
+            installed >= DARE_RESCALED_SINCE,
+            f"--method {method} needs peft 0.19 or newer: peft {peft.__version__}, installed here, does not "
+            "rescale what DARE keeps (its merge would shrink by --density); pip install 'peft>=0.19', or "
+            "use --method ties or task-arithmetic",
+        )
+    return require_module("peft.utils.merge_utils")
 
 
 def diagnostics(vectors: dict[str, StateDict], prefixes: dict[str, str]) -> dict:
