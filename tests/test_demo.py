@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 import time
 
 from leanvla.cli import main
@@ -61,4 +62,18 @@ def test_a_negative_seed_is_one_line_and_no_output_directory(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["leanvla demo: error: --seed must be >= 0 (it seeds numpy's recording draws), got -1"]
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_without_the_simulator_it_is_one_line_and_no_output_directory(tmp_path, capsys, monkeypatch):
+    """`pip install leanvla` has no Meta-World (the sim extra): the demo said so, but only after
+    making --out and --cache."""
+    monkeypatch.setitem(sys.modules, "metaworld", None)
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "leanvla demo: error: this needs the optional package 'metaworld'"
+    )
+    assert "pip install 'leanvla[sim]'" in err[0]
     assert not out.exists() and not (tmp_path / "cache").exists()

@@ -64,6 +64,9 @@ LR = "tests/data/test_lerobot_interop.py"  # LeRobot's own dataset code: what le
 # fmt: off
 MUTANTS = [
     # adapt/config.py
+    Mutant("demo-simulator-found-late", "demo.py", '    require_module("metaworld")  # the demo', '    pass  # the demo', "tests/test_demo.py"),
+    Mutant("train-lora-peft-unchecked", "train/config.py", '        if self.adapter == "lora":  # peft', '        if False:  # peft', "tests/train/test_config.py"),
+    Mutant("inject-peft-imported-plainly", "adapt/inject.py", '        peft = require_module("peft")', '        peft = __import__("peft")', "tests/adapt/test_inject.py"),
     Mutant("config-alpha-per-rank", "adapt/config.py", "(self.alpha if self.alpha is not None else 2.0 * self.rank) * rank / self.rank", "(self.alpha if self.alpha is not None else 2.0 * self.rank)", "tests/adapt"),
     # adapt/export.py
     Mutant("export-calibration-contract-unchecked", "adapt/export.py", "        check_contract(model_cfg, dataset,", "        (lambda *given: None)(model_cfg, dataset,", "tests/adapt/test_export.py"),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from leanvla.atomic import require_creatable, require_own, write_bytes_atomic
 from leanvla.errors import require
+from leanvla.optional import require_module
 
 
 @dataclass
@@ -126,6 +127,7 @@ def demo(cfg: DemoConfig) -> Path:
     from leanvla.run_lock import DirectoryLock
 
     check_seed(cfg.seed)  # before the output directory is made
+    require_module("metaworld")  # the demo records and evaluates: without the sim extra, made nothing
     plan = DemoPlan.for_config(cfg)
     out = Path(cfg.out)
     require_creatable(out, "--out")

@@ -20,7 +20,7 @@ _HINTS = {
     "metaworld": "pip install 'leanvla[sim]'  (Meta-World 3.x, MuJoCo, gymnasium)",
     "mujoco": "pip install 'leanvla[sim]'  (Meta-World 3.x, MuJoCo, gymnasium)",
     "av": "pip install 'leanvla[video]'  (PyAV, for datasets that store images as mp4)",
-    "peft": "pip install peft",
+    "peft": "pip install 'leanvla[adapt]'  (peft: LoRA adapters, and merging --vectors)",
 }
 
 

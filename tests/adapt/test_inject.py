@@ -4,6 +4,7 @@ only adapters trainable, save/load round trips, and bad options as one clear lin
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import torch
@@ -338,3 +339,26 @@ def test_saved_adapters_reload_to_identical_outputs(base, tiny_run, tmp_path, ki
     assert torch.equal(fixed_error(reloaded), expected)
     # The base is found by path and checked by hash.
     assert read_meta(tmp_path / "adapted")["adapter"]["base"] == str(resolve_checkpoint(tiny_run).resolve())
+
+
+def test_without_peft_lora_is_one_line_saying_how_to_install_it(base, tiny_run, tmp_path, monkeypatch):
+    """`pip install leanvla` has no peft (the adapt extra): training LoRA was a ModuleNotFoundError
+    traceback once every frame had decoded, and so was loading a LoRA policy anywhere."""
+    from leanvla.models.checkpoint import adapter_record
+
+    model, meta, stats, _ = base
+    opts = LoRAOptions(rank=4)
+    inject_adapters(model, "lora", opts)
+    save_checkpoint(
+        tmp_path / "lora", model, {**meta, "adapter": adapter_record("lora", opts, 0, tiny_run)}, stats
+    )
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if not installed
+    for load in (
+        lambda: inject_adapters(load_model(tiny_run)[0], "lora", opts),
+        lambda: load_model(tmp_path / "lora"),
+    ):
+        with pytest.raises(
+            UserError, match=r"needs the optional package 'peft'.*pip install 'leanvla\[adapt\]'"
+        ):
+            load()
+    inject_adapters(load_model(tiny_run)[0], "lora-sp", opts)  # leanvla's own: no peft needed

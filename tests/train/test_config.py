@@ -3,6 +3,7 @@ a number outside what it means is refused before anything is read (TrainConfig.c
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,14 @@ def test_the_command_line_refuses_a_zero_batch_in_one_line_and_writes_nothing(ti
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["leanvla train: error: --batch-size must be >= 1, got 0"]
     assert not out.exists()
+
+
+def test_lora_without_peft_is_refused_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if not installed: `pip install leanvla` has none
+    missing = ["--data", str(tmp_path / "no data"), "--init", str(tmp_path / "no policy")]
+    assert main(["train", *missing, "--out", str(tmp_path / "o"), "--adapter", "lora"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the optional package 'peft'" in err[0], err
+    assert err[0].endswith(
+        "install it with: pip install 'leanvla[adapt]'  (peft: LoRA adapters, and merging --vectors)"
+    )

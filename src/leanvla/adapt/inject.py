@@ -16,6 +16,7 @@ from leanvla.adapt.config import GROUP_OPTIONS, LoRAOptions
 from leanvla.adapt.lora_sp import LoRASPLinear, concentration_losses
 from leanvla.errors import UserError, require
 from leanvla.option_lists import listed
+from leanvla.optional import require_module
 
 ADAPTER_KINDS = ("lora", "lora-sp")
 
@@ -145,10 +146,10 @@ def inject_adapters(
             )
             replace_module(model, name, layer)
     else:
-        from peft import LoraConfig, inject_adapter_in_model
+        peft = require_module("peft")
 
         ranks = {name: opts.rank_for(stack) for name, stack in targets.items()}
-        config = LoraConfig(
+        config = peft.LoraConfig(
             r=opts.rank,
             lora_alpha=opts.alpha_for(opts.rank),
             target_modules=sorted(targets),
@@ -157,7 +158,7 @@ def inject_adapters(
             lora_dropout=0.0,
             bias="none",
         )
-        inject_adapter_in_model(config, model)
+        peft.inject_adapter_in_model(config, model)
         for name, p in model.named_parameters():  # peft leaves other parameters as they were
             p.requires_grad_("lora_" in name)
     if opts.train_io:

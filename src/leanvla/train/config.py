@@ -14,6 +14,7 @@ from leanvla.cores import check_threads
 from leanvla.data.lerobot_home import DatasetDir
 from leanvla.errors import InputWarning, UserError, require
 from leanvla.flags import set_flags
+from leanvla.optional import require_module
 
 
 def check_state_augmentation(state_noise: float, state_dropout: float) -> None:
@@ -365,6 +366,8 @@ class TrainConfig:
             f"--adapter {self.adapter} adapts a trained policy: pass --init CKPT (it stays frozen), or use "
             "--adapter full",
         )
+        if self.adapter == "lora":  # peft's, an optional package: said before any data is read
+            require_module("peft")
         self.lora.validate()
 
     def check_aux(self) -> None:
