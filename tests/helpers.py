@@ -173,3 +173,16 @@ def loaded_tool(name: str):
         yield module
     finally:
         del sys.modules[spec.name]
+
+
+def lerobot_python() -> Path:
+    """LeRobot's Python (`make lerobot`'s venv): LEANVLA_LEROBOT_PYTHON, else the .venv-lerobot
+    beside the venv running the tests; the test skips where there is none, and fails where the
+    variable names one that does not exist."""
+    named = os.environ.get("LEANVLA_LEROBOT_PYTHON")
+    python = Path(named) if named else Path(sys.prefix).parent / ".venv-lerobot" / "bin" / "python"
+    if not python.exists():
+        if named:
+            pytest.fail(f"LEANVLA_LEROBOT_PYTHON names {python}, which does not exist")
+        pytest.skip(f"LeRobot is not installed at {python}: run `make lerobot` (`make test` does)")
+    return python

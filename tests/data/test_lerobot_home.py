@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from leanvla.data.lerobot_home import (
     lerobot_home,
     where_looked,
 )
+from tests.helpers import lerobot_python
 
 HOME_VARIABLES = ("HF_LEROBOT_HOME", "HF_HOME", "XDG_CACHE_HOME")
 
@@ -56,14 +56,6 @@ SETTINGS = {
     "HF_LEROBOT_HOME first": {"HF_LEROBOT_HOME": "{tmp}/lr", "HF_HOME": "{tmp}/hf"},
     "HF_LEROBOT_HOME under ~": {"HF_LEROBOT_HOME": "~/lr"},
 }
-
-
-def lerobot_python() -> Path:
-    named = os.environ.get("LEANVLA_LEROBOT_PYTHON")
-    python = Path(named) if named else Path(sys.prefix).parent / ".venv-lerobot" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"LeRobot is not installed at {python}: run `make lerobot` (`make test` does)")
-    return python
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from leanvla.data.reader import LeRobotDataset
 from leanvla.data.refresh_stats import StatsConfig, refresh_stats
 from leanvla.data.samples import ChunkDataset
 from tests.data.helpers import synthetic_dataset, to_v21
+from tests.helpers import lerobot_python
 
 REPO = Path(__file__).resolve().parents[2]
 CAM = "observation.images.cam"
@@ -103,14 +103,8 @@ NAMES = [*WRITTEN_BY_LEANVLA, *WRITTEN_BY_LEROBOT, *APPENDED_BY_LEROBOT, *EDITED
 
 @pytest.fixture(scope="module")
 def lerobot(tmp_path_factory):
-    """Runs one of tools/lerobot_*.py with LeRobot's Python: LEANVLA_LEROBOT_PYTHON, else the
-    .venv-lerobot beside the venv running the tests."""
-    named = os.environ.get("LEANVLA_LEROBOT_PYTHON")
-    python = Path(named) if named else Path(sys.prefix).parent / ".venv-lerobot" / "bin" / "python"
-    if not python.exists():
-        if named:
-            pytest.fail(f"LEANVLA_LEROBOT_PYTHON names {python}, which does not exist")
-        pytest.skip(f"LeRobot is not installed at {python}: run `make lerobot` (`make test` does)")
+    """Runs one of tools/lerobot_*.py with LeRobot's Python (tests.helpers.lerobot_python)."""
+    python = lerobot_python()
     # Offline, and the datasets library's caches kept out of the user's home.
     hf_home = tmp_path_factory.mktemp("hf")
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

@@ -26,7 +26,7 @@ def read_episode_selection(given: Path | str, num_episodes: int, flag: str = "--
     """The episode indices `given` selects, sorted and each once: episodes written out, or a
     selection file."""
     if is_inline(given):
-        episodes = _written_out(str(given), flag, num_episodes)
+        episodes = _read_written_out(str(given), flag, num_episodes)
     else:
         episodes = _from_file(Path(given), flag)
     bad = [e for e in episodes if not 0 <= e < num_episodes]
@@ -53,7 +53,7 @@ def _from_file(path: Path, flag: str) -> list[int]:
     return episodes
 
 
-def _written_out(text: str, flag: str, num_episodes: int) -> list[int]:
+def _read_written_out(text: str, flag: str, num_episodes: int) -> list[int]:
     """`[0, 1, 2]`, `0,1,2` or `0:40,45` as a list of indices; a range is checked here, before it is
     made a list (`0:10000000000` was one)."""
     body = text.strip()
